@@ -1,0 +1,930 @@
+//! The command line: parsing (the only module that knows clap), the seed's JSON envelope, and
+//! text tables. Commands append spans through the coordinator and answer from its fold.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::coordinator::{Coordinator, CycleReport};
+use crate::emit;
+use crate::git;
+use crate::names;
+use crate::reducer::{AgentState, Complexity, Priority};
+use crate::registry::Registry;
+use crate::status::{self, StatusOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "spanfold",
+    version,
+    about = "Coordinates AI coding agents on one git repository: exclusive worktrees per feature, \
+             capability matching, all state folded from an append-only log of OpenTelemetry spans.",
+    after_help = "Every command appends spans to the coordination log and answers from a fold of it.\n\
+                  The log lives in the repository's git directory (.git/spanfold) unless --coord-dir says otherwise."
+)]
+pub struct Cli {
+    /// Print exactly one JSON document on stdout (the seed's envelope), failures included.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The coordination directory. Default: `spanfold` inside the git directory of the
+    /// repository around the current directory (found from any of its worktrees too).
+    #[arg(long, global = true, env = "SPANFOLD_COORD_DIR", value_name = "DIR")]
+    pub coord_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Agent coordination: the seed's `agents` verbs.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// List the span types of the registry and their attributes.
+    Spans,
+    /// Discard everything derived from the log and fold it again from the start.
+    Rebuild,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentsCommand {
+    /// Set up coordination for a repository.
+    Init(InitArgs),
+    /// Register an agent with its capabilities (again to update them).
+    RegisterAgent(RegisterArgs),
+    /// Add a feature to the queue (again, while queued, to update it).
+    AddFeature(AddFeatureArgs),
+    /// Place queued features on capable agents and create their worktrees.
+    CoordinationCycle(CycleArgs),
+    /// Agents, features, worktrees and health.
+    AgentStatus(StatusArgs),
+    /// Worktrees and the features and agents they belong to.
+    WorktreeStatus,
+    /// Report an agent's state and progress (as the agent would, over OTLP).
+    Progress(ProgressArgs),
+    /// Report the result of validating an agent's work.
+    Validate(ValidateArgs),
+    /// Bring an agent back to idle; its features return to the queue and keep their worktrees.
+    Reset(ResetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The repository (any directory inside it). Default: the current directory.
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// The branch features start from and merge into. Default: the branch checked out now.
+    #[arg(long, value_name = "BRANCH")]
+    pub base: Option<String>,
+    /// Where agents' worktrees go. Default: REPO.worktrees beside the repository.
+    #[arg(long, value_name = "DIR")]
+    pub worktrees_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RegisterArgs {
+    /// The agent's id: a-z, 0-9, '.', '_', '-'.
+    pub id: String,
+    /// Languages, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub langs: Vec<String>,
+    /// Frameworks, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub frameworks: Vec<String>,
+    /// Expertise areas, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub expertise: Vec<String>,
+    /// Features the agent may hold at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_concurrent: u32,
+    /// Preferred feature size, compared with a feature's effort.
+    #[arg(long, value_enum)]
+    pub complexity: Option<ComplexityArg>,
+}
+
+#[derive(Args, Debug)]
+pub struct AddFeatureArgs {
+    /// The feature's name; becomes its branch spanfold/NAME and its worktree directory.
+    pub name: String,
+    /// What the feature is.
+    #[arg(long, default_value = "")]
+    pub desc: String,
+    #[arg(long, value_enum, default_value_t = PriorityArg::Medium)]
+    pub priority: PriorityArg,
+    /// Effort in story points (1-3 low, 4-6 medium, 7+ high complexity).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub effort: u32,
+    /// JSON file with {"requirements": [...], "acceptance_criteria": [...]}.
+    #[arg(long, value_name = "FILE")]
+    pub req_file: Option<PathBuf>,
+    /// Languages an agent must have, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub langs: Vec<String>,
+    /// Frameworks an agent must have, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub frameworks: Vec<String>,
+    /// Expertise an agent must have, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub expertise: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CycleArgs {
+    /// Keep cycling every --interval seconds.
+    #[arg(long)]
+    pub continuous: bool,
+    /// Seconds between cycles in continuous mode.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub interval: f64,
+    /// Stop after this many cycles in continuous mode.
+    #[arg(long, value_name = "N")]
+    pub max_cycles: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Only this agent in the agent list.
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
+    /// Include capabilities and feature requirements.
+    #[arg(long)]
+    pub details: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ProgressArgs {
+    pub id: String,
+    #[arg(long, value_enum)]
+    pub state: StateArg,
+    #[arg(long, value_name = "NAME")]
+    pub feature: Option<String>,
+    /// Percent done, 0 to 100.
+    #[arg(long, value_name = "PCT")]
+    pub progress: Option<f64>,
+    #[arg(long, value_name = "N")]
+    pub files: Option<i64>,
+    #[arg(long, value_name = "N")]
+    pub lines_added: Option<i64>,
+    #[arg(long, value_name = "MS")]
+    pub duration_ms: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    pub id: String,
+    #[arg(long, value_enum)]
+    pub result: ResultArg,
+    #[arg(long, value_name = "NAME")]
+    pub feature: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub issues: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ResetArgs {
+    pub id: String,
+    /// Why, for the record.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum PriorityArg {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl From<PriorityArg> for Priority {
+    fn from(p: PriorityArg) -> Priority {
+        match p {
+            PriorityArg::Low => Priority::Low,
+            PriorityArg::Medium => Priority::Medium,
+            PriorityArg::High => Priority::High,
+            PriorityArg::Critical => Priority::Critical,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ComplexityArg {
+    Low,
+    Medium,
+    High,
+}
+
+impl From<ComplexityArg> for Complexity {
+    fn from(c: ComplexityArg) -> Complexity {
+        match c {
+            ComplexityArg::Low => Complexity::Low,
+            ComplexityArg::Medium => Complexity::Medium,
+            ComplexityArg::High => Complexity::High,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum StateArg {
+    Idle,
+    Claiming,
+    Working,
+    Validating,
+    Submitting,
+    Finished,
+    Error,
+}
+
+impl From<StateArg> for AgentState {
+    fn from(s: StateArg) -> AgentState {
+        match s {
+            StateArg::Idle => AgentState::Idle,
+            StateArg::Claiming => AgentState::Claiming,
+            StateArg::Working => AgentState::Working,
+            StateArg::Validating => AgentState::Validating,
+            StateArg::Submitting => AgentState::Submitting,
+            StateArg::Finished => AgentState::Finished,
+            StateArg::Error => AgentState::Error,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResultArg {
+    Passed,
+    Failed,
+}
+
+/// What a command produced: the JSON `data`, the text for people, and warnings.
+pub struct Output {
+    pub data: Value,
+    pub text: String,
+    pub warnings: Vec<String>,
+}
+
+impl Output {
+    fn new(data: Value, text: String) -> Output {
+        Output {
+            data,
+            text,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The seed's envelope.
+#[derive(Serialize)]
+pub struct Envelope {
+    pub timestamp: String,
+    pub command: String,
+    pub success: bool,
+    pub data: Value,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub metadata: Value,
+}
+
+impl Envelope {
+    pub fn new(
+        command: &str,
+        result: &std::result::Result<Output, anyhow::Error>,
+        coord_dir: Option<&Path>,
+    ) -> Envelope {
+        let (success, data, errors, warnings) = match result {
+            Ok(out) => (true, out.data.clone(), vec![], out.warnings.clone()),
+            Err(e) => (false, Value::Null, vec![format!("{e:#}")], vec![]),
+        };
+        Envelope {
+            timestamp: status::rfc3339(emit::now()),
+            command: command.to_owned(),
+            success,
+            data,
+            errors,
+            warnings,
+            metadata: json!({
+                "spanfold_version": env!("CARGO_PKG_VERSION"),
+                "coord_dir": coord_dir.map(|p| p.display().to_string()),
+            }),
+        }
+    }
+}
+
+impl Command {
+    /// The command's name as users type it, for the envelope.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Spans => "spans",
+            Command::Rebuild => "rebuild",
+            Command::Agents(a) => match a {
+                AgentsCommand::Init(_) => "agents init",
+                AgentsCommand::RegisterAgent(_) => "agents register-agent",
+                AgentsCommand::AddFeature(_) => "agents add-feature",
+                AgentsCommand::CoordinationCycle(_) => "agents coordination-cycle",
+                AgentsCommand::AgentStatus(_) => "agents agent-status",
+                AgentsCommand::WorktreeStatus => "agents worktree-status",
+                AgentsCommand::Progress(_) => "agents progress",
+                AgentsCommand::Validate(_) => "agents validate",
+                AgentsCommand::Reset(_) => "agents reset",
+            },
+        }
+    }
+}
+
+/// Finds the coordination directory: the flag, or `spanfold` in the git directory of the
+/// repository around `start`.
+pub fn resolve_coord_dir(flag: Option<&Path>, start: &Path) -> Result<PathBuf> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_path_buf());
+    }
+    let info = git::discover(start)?;
+    Ok(info.common_dir.join("spanfold"))
+}
+
+/// Runs a parsed command. `on_cycle` receives each cycle's text as it finishes (continuous
+/// mode prints as it goes in text mode).
+pub fn run(cli: &Cli, coord_dir: &Path, mut on_cycle: impl FnMut(&str)) -> Result<Output> {
+    match &cli.command {
+        Command::Spans => Ok(spans_output()),
+        Command::Rebuild => {
+            let coord = Coordinator::open(coord_dir)?;
+            let before = status_json(&coord, &StatusOptions::default())?;
+            let (coord, dropped) = coord.rebuild()?;
+            let after = status_json(&coord, &StatusOptions::default())?;
+            let identical = before == after;
+            let events = coord.view().counters.events;
+            Ok(Output::new(
+                json!({"events": events, "dropped": dropped, "identical_to_before": identical}),
+                format!(
+                    "Rebuilt the view from {events} events{}; status is {}.",
+                    if dropped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (dropped derived data: {})", dropped.join(", "))
+                    },
+                    if identical {
+                        "unchanged"
+                    } else {
+                        "DIFFERENT from before"
+                    }
+                ),
+            ))
+        }
+        Command::Agents(cmd) => run_agents(cmd, coord_dir, &mut on_cycle),
+    }
+}
+
+fn run_agents(
+    cmd: &AgentsCommand,
+    coord_dir: &Path,
+    on_cycle: &mut dyn FnMut(&str),
+) -> Result<Output> {
+    match cmd {
+        AgentsCommand::Init(args) => init(args, coord_dir),
+        AgentsCommand::RegisterAgent(args) => {
+            names::agent_id(&args.id)?;
+            let reg = emit::Registration {
+                agent_id: args.id.clone(),
+                languages: clean_list(&args.langs, "--langs")?,
+                frameworks: clean_list(&args.frameworks, "--frameworks")?,
+                expertise_areas: clean_list(&args.expertise, "--expertise")?,
+                max_concurrent_features: args.max_concurrent,
+                preferred_complexity: args.complexity.map(Into::into),
+            };
+            let mut coord = Coordinator::open(coord_dir)?;
+            let existed = coord.view().agents.contains_key(&args.id);
+            let span = emit::registration(coord.ids(), emit::now(), &reg);
+            let sub = coord.submit_client(vec![span])?;
+            let verb = if existed { "updated" } else { "registered" };
+            Ok(Output::new(
+                json!({"agent_id": args.id, "action": verb, "seq": sub.first_seq}),
+                format!("Agent {} {verb}.", args.id),
+            ))
+        }
+        AgentsCommand::AddFeature(args) => add_feature(args, coord_dir),
+        AgentsCommand::CoordinationCycle(args) => cycles(args, coord_dir, on_cycle),
+        AgentsCommand::AgentStatus(args) => {
+            let coord = Coordinator::open(coord_dir)?;
+            if let Some(id) = &args.agent
+                && !coord.view().agents.contains_key(id)
+            {
+                bail!(
+                    "agent {id} is not registered; `spanfold agents agent-status` lists the agents"
+                );
+            }
+            let options = StatusOptions {
+                agent: args.agent.clone(),
+                details: args.details,
+            };
+            let st = status::build(coord.view(), &options);
+            let text = status_text(&st);
+            Ok(Output::new(serde_json::to_value(&st)?, text))
+        }
+        AgentsCommand::WorktreeStatus => {
+            let coord = Coordinator::open(coord_dir)?;
+            let st = status::build(coord.view(), &StatusOptions::default());
+            let text = worktree_text(&st);
+            Ok(Output::new(
+                json!({
+                    "as_of": st.as_of,
+                    "total_worktrees": st.coordination_status.total_worktrees,
+                    "worktrees_by_status": st.coordination_status.worktrees_by_status,
+                    "worktrees": st.worktrees,
+                    "config": st.config,
+                }),
+                text,
+            ))
+        }
+        AgentsCommand::Progress(args) => {
+            names::agent_id(&args.id)?;
+            if let Some(f) = &args.feature {
+                names::feature_name(f)?;
+            }
+            if let Some(p) = args.progress
+                && !(0.0..=100.0).contains(&p)
+            {
+                bail!("--progress must be between 0 and 100, got {p}");
+            }
+            let report = emit::ProgressReport {
+                agent_id: args.id.clone(),
+                state: Some(args.state.into()),
+                feature: args.feature.clone(),
+                percentage: args.progress,
+                files_modified: args.files,
+                lines_added: args.lines_added,
+                duration_ms: args.duration_ms,
+            };
+            let mut coord = Coordinator::open(coord_dir)?;
+            let span = emit::progress(coord.ids(), emit::now(), &report);
+            report_and_check(coord, span, &args.id)
+        }
+        AgentsCommand::Validate(args) => {
+            names::agent_id(&args.id)?;
+            if let Some(f) = &args.feature {
+                names::feature_name(f)?;
+            }
+            let mut coord = Coordinator::open(coord_dir)?;
+            let span = emit::validation(
+                coord.ids(),
+                emit::now(),
+                &args.id,
+                args.feature.as_deref(),
+                args.result == ResultArg::Passed,
+                args.issues,
+            );
+            report_and_check(coord, span, &args.id)
+        }
+        AgentsCommand::Reset(args) => {
+            names::agent_id(&args.id)?;
+            let mut coord = Coordinator::open(coord_dir)?;
+            if !coord.view().agents.contains_key(&args.id) {
+                bail!("agent {} is not registered; nothing to reset", args.id);
+            }
+            let span = emit::reset(coord.ids(), emit::now(), &args.id, args.reason.as_deref());
+            report_and_check(coord, span, &args.id)
+        }
+    }
+}
+
+/// Appends an agent's report. The span is in the log either way (it is what the agent said),
+/// but if the reducer refused it as an anomaly the command fails and says why.
+fn report_and_check(
+    mut coord: Coordinator,
+    span: crate::model::Span,
+    agent_id: &str,
+) -> Result<Output> {
+    let before = coord.view().counters.anomalies;
+    let sub = coord.submit_client(vec![span])?;
+    if coord.view().counters.anomalies > before
+        && let Some(anomaly) = coord.view().anomalies.last()
+    {
+        bail!(
+            "recorded as an anomaly (seq {}): {}",
+            anomaly.seq,
+            anomaly.reason
+        );
+    }
+    let agent = coord
+        .view()
+        .agents
+        .get(agent_id)
+        .ok_or_else(|| anyhow!("agent {agent_id} is not registered"))?;
+    Ok(Output::new(
+        json!({"agent_id": agent_id, "state": agent.state, "assignments": agent.assignments, "seq": sub.first_seq}),
+        format!("Agent {agent_id} is {}.", agent.state.as_str()),
+    ))
+}
+
+fn clean_list(items: &[String], flag: &str) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        let item = item.trim().to_lowercase();
+        if item.is_empty() {
+            continue;
+        }
+        if item.len() > 64 || item.chars().any(|c| c.is_control() || c == ',') {
+            bail!("{flag}: {item:?} is not a capability name (at most 64 printable characters)");
+        }
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReqFile {
+    #[serde(default)]
+    requirements: Vec<String>,
+    #[serde(default)]
+    acceptance_criteria: Vec<String>,
+}
+
+fn add_feature(args: &AddFeatureArgs, coord_dir: &Path) -> Result<Output> {
+    names::feature_name(&args.name)?;
+    let (requirements, acceptance_criteria) = match &args.req_file {
+        None => (vec![], vec![]),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --req-file {}", path.display()))?;
+            let req: ReqFile = serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "--req-file {} is not a JSON object of the form {{\"requirements\": [strings], \"acceptance_criteria\": [strings]}}",
+                    path.display()
+                )
+            })?;
+            (req.requirements, req.acceptance_criteria)
+        }
+    };
+    let request = emit::FeatureRequest {
+        name: args.name.clone(),
+        description: args.desc.clone(),
+        priority: Some(args.priority.into()),
+        estimated_effort: args.effort,
+        languages: clean_list(&args.langs, "--langs")?,
+        frameworks: clean_list(&args.frameworks, "--frameworks")?,
+        expertise_areas: clean_list(&args.expertise, "--expertise")?,
+        requirements,
+        acceptance_criteria,
+    };
+    let mut coord = Coordinator::open(coord_dir)?;
+    if let Some(existing) = coord.view().features.get(&args.name)
+        && existing.status != crate::reducer::FeatureStatus::Queued
+    {
+        bail!(
+            "feature {} is already {}; it can be changed only while queued",
+            args.name,
+            existing.status.as_str()
+        );
+    }
+    let existed = coord.view().features.contains_key(&args.name);
+    let span = emit::feature_request(coord.ids(), emit::now(), &request);
+    let sub = coord.submit_client(vec![span])?;
+    let verb = if existed { "updated" } else { "queued" };
+    Ok(Output::new(
+        json!({"feature_name": args.name, "action": verb, "priority": Priority::from(args.priority), "seq": sub.first_seq}),
+        format!(
+            "Feature {} {verb} ({} priority).",
+            args.name,
+            Priority::from(args.priority).as_str()
+        ),
+    ))
+}
+
+fn init(args: &InitArgs, coord_dir_flag: &Path) -> Result<Output> {
+    let start = match &args.repo {
+        Some(r) => r.clone(),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    let info = git::discover(&start)?;
+    let base = match &args.base {
+        Some(b) => {
+            git::check_branch_name(b)?;
+            b.clone()
+        }
+        None => info.current_branch.clone().ok_or_else(|| {
+            anyhow!(
+                "HEAD in {} is detached; pass --base BRANCH",
+                info.workdir.display()
+            )
+        })?,
+    };
+    let worktrees_dir = match &args.worktrees_dir {
+        Some(d) => std::path::absolute(d).context("resolving --worktrees-dir")?,
+        None => {
+            let name = info
+                .workdir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "repo".into());
+            info.workdir
+                .parent()
+                .unwrap_or(&info.workdir)
+                .join(format!("{name}.worktrees"))
+        }
+    };
+    if worktrees_dir.starts_with(&info.workdir) {
+        bail!(
+            "--worktrees-dir {} is inside the main checkout {}; worktrees there would show up in its `git status`. Choose a directory outside it",
+            worktrees_dir.display(),
+            info.workdir.display()
+        );
+    }
+    std::fs::create_dir_all(coord_dir_flag).with_context(|| {
+        format!(
+            "creating the coordination directory {}",
+            coord_dir_flag.display()
+        )
+    })?;
+    let mut coord = Coordinator::create(coord_dir_flag)?;
+    let repo = info.workdir.display().to_string();
+    let wt = worktrees_dir.display().to_string();
+    let created = coord.init(&repo, &base, &wt)?;
+    let config = coord.config()?.clone();
+    let mut out = Output::new(
+        json!({"repo": config.repo, "base_branch": config.base_branch, "worktrees_dir": config.worktrees_dir, "coord_dir": coord_dir_flag.display().to_string(), "created": created}),
+        format!(
+            "Coordination {} for {} (base branch {}, worktrees in {}, log in {}).",
+            if created {
+                "initialised"
+            } else {
+                "was already initialised"
+            },
+            config.repo,
+            config.base_branch,
+            config.worktrees_dir,
+            coord_dir_flag.display()
+        ),
+    );
+    if !created && (config.repo != repo || config.base_branch != base || config.worktrees_dir != wt)
+    {
+        out.warnings.push(format!(
+            "the log keeps its original settings (repo {}, base {}, worktrees {}); the ones given now were not applied",
+            config.repo, config.base_branch, config.worktrees_dir
+        ));
+    }
+    Ok(out)
+}
+
+fn cycles(args: &CycleArgs, coord_dir: &Path, on_cycle: &mut dyn FnMut(&str)) -> Result<Output> {
+    if !(args.interval.is_finite() && args.interval >= 0.0) {
+        bail!("--interval must be a number of seconds, 0 or more");
+    }
+    let max = if args.continuous {
+        args.max_cycles
+    } else {
+        Some(1)
+    };
+    let mut reports: Vec<CycleReport> = Vec::new();
+    let mut text = String::new();
+    loop {
+        // The log is opened per cycle so that other commands can reach it in between.
+        let mut coord = Coordinator::open(coord_dir)?;
+        let report = coord.cycle()?;
+        drop(coord);
+        let line = cycle_text(&report);
+        if args.continuous {
+            on_cycle(&line);
+        } else {
+            text = line;
+        }
+        reports.push(report);
+        if max.is_some_and(|m| reports.len() as u64 >= m) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs_f64(args.interval));
+    }
+    let data = if args.continuous {
+        json!({"cycles": reports})
+    } else {
+        serde_json::to_value(&reports[0])?
+    };
+    Ok(Output::new(data, text))
+}
+
+fn cycle_text(r: &CycleReport) -> String {
+    let mut out = format!(
+        "Cycle {}: {} assignment(s), {} feature(s) waiting.\n",
+        r.cycle_number,
+        r.assignments.len(),
+        r.features_waiting
+    );
+    if !r.assignments.is_empty() {
+        let rows = r
+            .assignments
+            .iter()
+            .map(|p| {
+                vec![
+                    p.feature_name.clone(),
+                    p.agent_id.clone(),
+                    format!("{:.3}", p.match_score),
+                    match &p.error {
+                        None => format!("{} {}", p.worktree_action, p.worktree_path),
+                        Some(e) => format!("FAILED: {e}"),
+                    },
+                ]
+            })
+            .collect::<Vec<_>>();
+        out.push_str(&table(&["FEATURE", "AGENT", "SCORE", "WORKTREE"], &rows));
+    }
+    out
+}
+
+fn status_json(coord: &Coordinator, options: &StatusOptions) -> Result<String> {
+    Ok(serde_json::to_string(&status::build(
+        coord.view(),
+        options,
+    ))?)
+}
+
+fn status_text(st: &status::Status) -> String {
+    let c = &st.coordination_status;
+    let mut out = format!(
+        "Agents: {} ({} active, {} idle)   Features: {} queued, {} in progress, {} completed   Worktrees: {}   Health: {:.3}\n",
+        c.total_agents,
+        c.active_agents,
+        c.idle_agents,
+        c.features_in_queue,
+        c.features_in_progress,
+        c.features_completed,
+        c.total_worktrees,
+        c.coordination_health
+    );
+    out.push_str(&format!(
+        "As of seq {}{}\n\n",
+        st.as_of.seq,
+        st.as_of
+            .time
+            .as_deref()
+            .map(|t| format!(" ({t})"))
+            .unwrap_or_default()
+    ));
+    let agents: Vec<Vec<String>> = st
+        .agents
+        .iter()
+        .map(|a| {
+            let mut row = vec![
+                a.agent_id.clone(),
+                a.state.as_str().to_owned(),
+                a.assignments
+                    .iter()
+                    .map(|x| x.feature_name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                a.worktree_path.clone().unwrap_or_default(),
+                a.last_activity.clone(),
+            ];
+            if let Some(c) = &a.capabilities {
+                row.push(
+                    c.items
+                        .items()
+                        .map(|(_, i)| i)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+                row.push(c.max_concurrent_features.to_string());
+            }
+            row
+        })
+        .collect();
+    let mut headers = vec!["AGENT", "STATE", "FEATURES", "WORKTREE", "LAST ACTIVITY"];
+    if st.agents.first().is_some_and(|a| a.capabilities.is_some()) {
+        headers.extend(["CAPABILITIES", "MAX"]);
+    }
+    if agents.is_empty() {
+        out.push_str("No agents registered.\n");
+    } else {
+        out.push_str(&table(&headers, &agents));
+    }
+    out.push('\n');
+    let features: Vec<Vec<String>> = st
+        .features
+        .iter()
+        .map(|f| {
+            vec![
+                f.name.clone(),
+                f.priority.to_owned(),
+                f.status.as_str().to_owned(),
+                f.assigned_agent.clone().unwrap_or_default(),
+                f.wait_reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    if features.is_empty() {
+        out.push_str("No features.\n");
+    } else {
+        out.push_str(&table(
+            &["FEATURE", "PRIORITY", "STATUS", "AGENT", "WAITING BECAUSE"],
+            &features,
+        ));
+    }
+    if !st.anomalies.is_empty() {
+        out.push_str(&format!(
+            "\nAnomalies ({} in all):\n",
+            st.counters.anomalies
+        ));
+        let rows: Vec<Vec<String>> = st
+            .anomalies
+            .iter()
+            .map(|a| {
+                vec![
+                    a.seq.to_string(),
+                    a.agent_id.clone().unwrap_or_default(),
+                    a.span.clone(),
+                    a.reason.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["SEQ", "AGENT", "SPAN", "REASON"], &rows));
+    }
+    out
+}
+
+fn worktree_text(st: &status::Status) -> String {
+    if st.worktrees.is_empty() {
+        return "No worktrees yet: a coordination cycle creates one per assigned feature.\n".into();
+    }
+    let rows: Vec<Vec<String>> = st
+        .worktrees
+        .iter()
+        .map(|w| {
+            vec![
+                w.path.clone(),
+                w.branch_name.clone(),
+                w.status.as_str().to_owned(),
+                w.agent_id.clone().unwrap_or_default(),
+                w.feature_name.clone(),
+            ]
+        })
+        .collect();
+    table(&["PATH", "BRANCH", "STATUS", "AGENT", "FEATURE"], &rows)
+}
+
+fn spans_output() -> Output {
+    let registry = Registry::builtin();
+    let specs: Vec<_> = registry.specs().collect();
+    let mut text = String::new();
+    for spec in &specs {
+        text.push_str(&format!(
+            "{} ({}, {})\n  {}\n",
+            spec.name,
+            match spec.origin {
+                crate::registry::Origin::Client => "sent by agents",
+                crate::registry::Origin::Coordinator => "written by spanfold only",
+            },
+            spec.source,
+            spec.brief
+        ));
+        let rows: Vec<Vec<String>> = spec
+            .attributes
+            .iter()
+            .map(|a| {
+                vec![
+                    format!("  {}", a.id),
+                    a.ty.describe(),
+                    a.requirement_level.describe(),
+                    a.brief.clone(),
+                ]
+            })
+            .collect();
+        text.push_str(&table(
+            &["  ATTRIBUTE", "TYPE", "REQUIREMENT", "BRIEF"],
+            &rows,
+        ));
+        text.push('\n');
+    }
+    Output::new(json!({"spans": specs}), text)
+}
+
+/// A plain text table: columns padded to their widest cell, the last column unpadded.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let cols = headers.len();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(cols) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(cell);
+            } else {
+                l.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}

@@ -1,0 +1,316 @@
+//! The coordinator: the shell around the pure core. It opens the log, keeps the view folded,
+//! validates and appends spans, runs the policy, records its decisions, then acts on them and
+//! records the outcomes — in that order, so a crash never leaves an effect without its decision.
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::emit::{self, IdGen};
+use crate::git;
+use crate::model::{ResourceSpans, Span, UnixNanos};
+use crate::policy::{self, PolicyConfig};
+use crate::reducer::{Config, View};
+use crate::registry::{Origin, Registry, Violation};
+use crate::status;
+use crate::store::{Log, StoreError};
+
+#[derive(Debug, Error)]
+pub enum CoordError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Git(#[from] git::GitError),
+    #[error("{0}")]
+    Rejected(Violation),
+    #[error("the log has no coordination.init; run `spanfold agents init` first")]
+    NotInitialised,
+}
+
+/// What a submission of client spans did.
+#[derive(Debug, Default)]
+pub struct Submitted {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<Violation>,
+    /// Sequence number of the first accepted span.
+    pub first_seq: Option<u64>,
+}
+
+/// One assignment as carried out.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Placed {
+    pub agent_id: String,
+    pub feature_name: String,
+    pub match_score: f64,
+    pub reasons: Vec<String>,
+    pub worktree_path: String,
+    pub branch_name: String,
+    /// created, reused or create_failed
+    pub worktree_action: &'static str,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CycleReport {
+    pub cycle_number: u64,
+    pub assignments: Vec<Placed>,
+    pub features_waiting: usize,
+}
+
+pub struct Coordinator {
+    dir: PathBuf,
+    log: Log,
+    view: View,
+    registry: &'static Registry,
+    policy: PolicyConfig,
+    ids: IdGen,
+}
+
+impl Coordinator {
+    /// Opens the log in `dir` and folds it.
+    pub fn open(dir: &Path) -> Result<Coordinator, CoordError> {
+        Self::open_with(dir, false)
+    }
+
+    /// Like `open`, creating an empty log when there is none.
+    pub fn create(dir: &Path) -> Result<Coordinator, CoordError> {
+        Self::open_with(dir, true)
+    }
+
+    fn open_with(dir: &Path, create: bool) -> Result<Coordinator, CoordError> {
+        let mut log = Log::open(dir, create)?;
+        let mut view = View::default();
+        log.scan(|batch| {
+            for ev in batch.events() {
+                view.apply(&ev);
+            }
+        })?;
+        Ok(Coordinator {
+            dir: dir.to_path_buf(),
+            log,
+            view,
+            registry: Registry::builtin(),
+            policy: PolicyConfig::default(),
+            ids: IdGen::default(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    pub fn ids(&mut self) -> &mut IdGen {
+        &mut self.ids
+    }
+
+    pub fn config(&self) -> Result<&Config, CoordError> {
+        self.view.config.as_ref().ok_or(CoordError::NotInitialised)
+    }
+
+    /// Validates spans from `origin`, appends the valid ones as one batch and folds them in.
+    /// Invalid spans are left out and reported; the rest of the request is kept.
+    pub fn submit(
+        &mut self,
+        mut resource_spans: Vec<ResourceSpans>,
+        origin: Origin,
+    ) -> Result<Submitted, CoordError> {
+        let mut rejected = Vec::new();
+        for rs in &mut resource_spans {
+            let resource = &rs.resource;
+            for ss in &mut rs.scope_spans {
+                ss.spans.retain(
+                    |span| match self.registry.validate(span, resource, origin) {
+                        Ok(()) => true,
+                        Err(v) => {
+                            rejected.push(v);
+                            false
+                        }
+                    },
+                );
+            }
+        }
+        let appended = self.log.append(resource_spans, emit::now())?;
+        let mut out = Submitted {
+            duplicates: appended.duplicates,
+            rejected,
+            ..Submitted::default()
+        };
+        if let Some(batch) = appended.batch {
+            out.accepted = batch.span_count();
+            out.first_seq = Some(batch.first_seq);
+            for ev in batch.events() {
+                self.view.apply(&ev);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Submits spans written by the CLI for an operator: all or nothing, so a refused command
+    /// appends no event.
+    pub fn submit_client(&mut self, spans: Vec<Span>) -> Result<Submitted, CoordError> {
+        let rs = emit::wrap(emit::CLI_SERVICE, spans);
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                self.registry
+                    .validate(span, &rs.resource, Origin::Client)
+                    .map_err(CoordError::Rejected)?;
+            }
+        }
+        self.submit(vec![rs], Origin::Client)
+    }
+
+    /// Records the coordinator's own spans. They are validated like everyone's: a violation here
+    /// is a defect, reported rather than written.
+    fn record(&mut self, spans: Vec<Span>) -> Result<(), CoordError> {
+        let rs = emit::wrap(emit::COORDINATOR_SERVICE, spans);
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                self.registry
+                    .validate(span, &rs.resource, Origin::Coordinator)
+                    .map_err(CoordError::Rejected)?;
+            }
+        }
+        self.submit(vec![rs], Origin::Coordinator)?;
+        Ok(())
+    }
+
+    /// Writes the repository settings; refuses to change them once set.
+    pub fn init(
+        &mut self,
+        repo: &str,
+        base: &str,
+        worktrees_dir: &str,
+    ) -> Result<bool, CoordError> {
+        if self.view.config.is_some() {
+            return Ok(false);
+        }
+        let span = emit::init(&mut self.ids, emit::now(), repo, base, worktrees_dir);
+        self.record(vec![span])?;
+        Ok(true)
+    }
+
+    /// One coordination cycle: decide, record the decisions, create the worktrees, record the
+    /// outcomes.
+    pub fn cycle(&mut self) -> Result<CycleReport, CoordError> {
+        let config = self.config()?.clone();
+        let decision = policy::decide(&self.view, &self.policy);
+        let cycle_number = self.view.counters.cycles + 1;
+        let now = emit::now();
+        let mut planned = Vec::with_capacity(decision.assignments.len());
+        let mut spans = vec![emit::cycle(
+            &mut self.ids,
+            now,
+            cycle_number,
+            decision.assignments.len(),
+            decision.features_waiting,
+        )];
+        for a in &decision.assignments {
+            // A feature placed before keeps its worktree, so the next agent continues the work.
+            let feature = &self.view.features[&a.feature_name];
+            let path = feature.worktree_path.clone().unwrap_or_else(|| {
+                Path::new(&config.worktrees_dir)
+                    .join(&a.feature_name)
+                    .to_string_lossy()
+                    .into_owned()
+            });
+            let branch = feature
+                .branch_name
+                .clone()
+                .unwrap_or_else(|| format!("spanfold/{}", a.feature_name));
+            spans.push(emit::assignment(
+                &mut self.ids,
+                now,
+                &emit::AssignmentSpan {
+                    agent_id: &a.agent_id,
+                    feature: &a.feature_name,
+                    priority: a.priority,
+                    score: a.score,
+                    reasons: &a.reasons,
+                    worktree_path: &path,
+                    branch: &branch,
+                },
+            ));
+            planned.push((a.clone(), path, branch));
+        }
+        self.record(spans)?;
+
+        let mut placed = Vec::with_capacity(planned.len());
+        let mut outcomes = Vec::with_capacity(planned.len() + 1);
+        for (a, path, branch) in planned {
+            let result = git::ensure_worktree(
+                Path::new(&config.repo),
+                &config.base_branch,
+                &branch,
+                Path::new(&path),
+                &a.agent_id,
+            );
+            let (action, error) = match &result {
+                Ok(o) if o.reused => ("reused", None),
+                Ok(_) => ("created", None),
+                Err(e) => ("create_failed", Some(e.to_string())),
+            };
+            outcomes.push(emit::worktree(
+                &mut self.ids,
+                emit::now(),
+                &emit::WorktreeSpan {
+                    action,
+                    agent_id: &a.agent_id,
+                    feature: &a.feature_name,
+                    path: &path,
+                    branch: &branch,
+                    error: error.as_deref(),
+                },
+            ));
+            placed.push(Placed {
+                agent_id: a.agent_id,
+                feature_name: a.feature_name,
+                match_score: a.score,
+                reasons: a.reasons,
+                worktree_path: path,
+                branch_name: branch,
+                worktree_action: action,
+                error,
+            });
+        }
+        outcomes.push(self.health_span(emit::now()));
+        self.record(outcomes)?;
+        Ok(CycleReport {
+            cycle_number,
+            assignments: placed,
+            features_waiting: decision.features_waiting,
+        })
+    }
+
+    fn health_span(&mut self, time: UnixNanos) -> Span {
+        let st = status::build(&self.view, &status::StatusOptions::default());
+        let c = st.coordination_status;
+        emit::health(
+            &mut self.ids,
+            time,
+            &emit::Health {
+                total_agents: c.total_agents,
+                active_agents: c.active_agents,
+                health_score: c.coordination_health,
+                features_completed: c.features_completed,
+                features_in_queue: c.features_in_queue,
+            },
+        )
+    }
+
+    /// Drops derived data and folds the log again from the start.
+    pub fn rebuild(self) -> Result<(Coordinator, Vec<String>), CoordError> {
+        let dropped = self.log.drop_derived()?;
+        let dir = self.dir.clone();
+        drop(self);
+        Ok((Coordinator::open(&dir)?, dropped))
+    }
+}

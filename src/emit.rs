@@ -1,0 +1,337 @@
+//! Spans that spanfold itself writes: the CLI's requests on behalf of an operator (client spans)
+//! and the coordinator's decisions and outcomes. Built here, in one place, so the registry test
+//! can check every one of them.
+
+use std::hash::{BuildHasher, Hasher};
+
+use crate::model::{
+    AnyValue, KeyValue, Resource, ResourceSpans, Scope, Span, UnixNanos, string_array,
+};
+use crate::reducer::{AgentState, Complexity, Priority};
+
+/// Random trace and span ids without a dependency: std's per-process random hasher keys seed a
+/// splitmix64 sequence. Ids only need to be unique, not secret.
+pub struct IdGen {
+    state: u64,
+}
+
+impl Default for IdGen {
+    fn default() -> Self {
+        let mut h = std::hash::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            h.write_u128(d.as_nanos());
+        }
+        IdGen { state: h.finish() }
+    }
+}
+
+impl IdGen {
+    fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn trace_id(&mut self) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&self.next().to_be_bytes());
+        id[8..].copy_from_slice(&self.next().to_be_bytes());
+        id
+    }
+
+    pub fn span_id(&mut self) -> [u8; 8] {
+        // OTLP treats an all-zero id as invalid.
+        loop {
+            let id = self.next();
+            if id != 0 {
+                return id.to_be_bytes();
+            }
+        }
+    }
+
+    /// A span in a fresh trace.
+    pub fn span(&mut self, name: &str, time: UnixNanos) -> Span {
+        let trace = self.trace_id();
+        let span = self.span_id();
+        Span::new(trace, span, name, time)
+    }
+}
+
+pub fn now() -> UnixNanos {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as UnixNanos)
+        .unwrap_or(0)
+}
+
+fn s(v: &str) -> AnyValue {
+    AnyValue::String(v.to_owned())
+}
+
+/// Wraps spans written by `service` (spanfold itself, or its CLI acting for an operator).
+pub fn wrap(service: &str, spans: Vec<Span>) -> ResourceSpans {
+    ResourceSpans::single(
+        Resource {
+            attributes: vec![
+                KeyValue::new("service.name", s(service)),
+                KeyValue::new("service.version", s(env!("CARGO_PKG_VERSION"))),
+            ],
+            dropped_attributes_count: 0,
+        },
+        Scope {
+            name: "spanfold".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            ..Scope::default()
+        },
+        spans,
+    )
+}
+
+pub const CLI_SERVICE: &str = "spanfold-cli";
+pub const COORDINATOR_SERVICE: &str = "spanfold";
+
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    pub agent_id: String,
+    pub languages: Vec<String>,
+    pub frameworks: Vec<String>,
+    pub expertise_areas: Vec<String>,
+    pub max_concurrent_features: u32,
+    pub preferred_complexity: Option<Complexity>,
+}
+
+pub fn registration(ids: &mut IdGen, time: UnixNanos, r: &Registration) -> Span {
+    let mut span = ids
+        .span("agent.registration", time)
+        .with("agent.id", s(&r.agent_id))
+        .with("agent.languages", string_array(r.languages.clone()))
+        .with("agent.frameworks", string_array(r.frameworks.clone()))
+        .with(
+            "agent.expertise_areas",
+            string_array(r.expertise_areas.clone()),
+        )
+        .with(
+            "agent.max_concurrent_features",
+            AnyValue::Int(r.max_concurrent_features.into()),
+        );
+    if let Some(c) = r.preferred_complexity {
+        span = span.with("agent.preferred_complexity", s(c.as_str()));
+    }
+    span
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FeatureRequest {
+    pub name: String,
+    pub description: String,
+    pub priority: Option<Priority>,
+    pub estimated_effort: u32,
+    pub languages: Vec<String>,
+    pub frameworks: Vec<String>,
+    pub expertise_areas: Vec<String>,
+    pub requirements: Vec<String>,
+    pub acceptance_criteria: Vec<String>,
+}
+
+pub fn feature_request(ids: &mut IdGen, time: UnixNanos, f: &FeatureRequest) -> Span {
+    let mut span = ids
+        .span("feature.request", time)
+        .with("feature.name", s(&f.name))
+        .with("feature.description", s(&f.description))
+        .with(
+            "feature.estimated_effort",
+            AnyValue::Int(f.estimated_effort.into()),
+        );
+    if let Some(p) = f.priority {
+        span = span.with("feature.priority", s(p.as_str()));
+    }
+    for (key, items) in [
+        ("feature.languages", &f.languages),
+        ("feature.frameworks", &f.frameworks),
+        ("feature.expertise_areas", &f.expertise_areas),
+        ("feature.requirements", &f.requirements),
+        ("feature.acceptance_criteria", &f.acceptance_criteria),
+    ] {
+        if !items.is_empty() {
+            span = span.with(key, string_array(items.clone()));
+        }
+    }
+    span
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProgressReport {
+    pub agent_id: String,
+    pub state: Option<AgentState>,
+    pub feature: Option<String>,
+    pub percentage: Option<f64>,
+    pub files_modified: Option<i64>,
+    pub lines_added: Option<i64>,
+    pub duration_ms: Option<i64>,
+}
+
+pub fn progress(ids: &mut IdGen, time: UnixNanos, p: &ProgressReport) -> Span {
+    let mut span = ids
+        .span("agent.work_progress", time)
+        .with("agent.id", s(&p.agent_id));
+    if let Some(state) = p.state {
+        span = span.with("agent.state", s(state.as_str()));
+    }
+    if let Some(f) = &p.feature {
+        span = span.with("feature.name", s(f));
+    }
+    if let Some(v) = p.percentage {
+        span = span.with("work.progress_percentage", AnyValue::Double(v));
+    }
+    for (key, value) in [
+        ("work.files_modified", p.files_modified),
+        ("work.lines_added", p.lines_added),
+        ("work.duration_ms", p.duration_ms),
+    ] {
+        if let Some(v) = value {
+            span = span.with(key, AnyValue::Int(v));
+        }
+    }
+    span
+}
+
+pub fn validation(
+    ids: &mut IdGen,
+    time: UnixNanos,
+    agent_id: &str,
+    feature: Option<&str>,
+    passed: bool,
+    issues: Option<i64>,
+) -> Span {
+    let mut span = ids
+        .span("agent.validation", time)
+        .with("agent.id", s(agent_id))
+        .with(
+            "validation.result",
+            s(if passed { "passed" } else { "failed" }),
+        );
+    if let Some(f) = feature {
+        span = span.with("feature.name", s(f));
+    }
+    if let Some(n) = issues {
+        span = span.with("validation.issues_found", AnyValue::Int(n));
+    }
+    span
+}
+
+pub fn reset(ids: &mut IdGen, time: UnixNanos, agent_id: &str, reason: Option<&str>) -> Span {
+    let mut span = ids.span("agent.reset", time).with("agent.id", s(agent_id));
+    if let Some(r) = reason {
+        span = span.with("reset.reason", s(r));
+    }
+    span
+}
+
+pub fn init(ids: &mut IdGen, time: UnixNanos, repo: &str, base: &str, worktrees_dir: &str) -> Span {
+    ids.span("coordination.init", time)
+        .with("coordination.repo", s(repo))
+        .with("coordination.base_branch", s(base))
+        .with("coordination.worktrees_dir", s(worktrees_dir))
+}
+
+pub fn cycle(
+    ids: &mut IdGen,
+    time: UnixNanos,
+    number: u64,
+    assignments: usize,
+    waiting: usize,
+) -> Span {
+    ids.span("coordination.cycle", time)
+        .with("coordination.cycle_number", AnyValue::Int(number as i64))
+        .with(
+            "coordination.assignments",
+            AnyValue::Int(assignments as i64),
+        )
+        .with(
+            "coordination.features_waiting",
+            AnyValue::Int(waiting as i64),
+        )
+}
+
+pub struct AssignmentSpan<'a> {
+    pub agent_id: &'a str,
+    pub feature: &'a str,
+    pub priority: Priority,
+    pub score: f64,
+    pub reasons: &'a [String],
+    pub worktree_path: &'a str,
+    pub branch: &'a str,
+}
+
+pub fn assignment(ids: &mut IdGen, time: UnixNanos, a: &AssignmentSpan<'_>) -> Span {
+    ids.span("agent.feature_assignment", time)
+        .with("agent.id", s(a.agent_id))
+        .with("feature.name", s(a.feature))
+        .with("feature.priority", s(a.priority.as_str()))
+        .with("assignment.match_score", AnyValue::Double(a.score))
+        .with(
+            "assignment.reasons",
+            string_array(a.reasons.iter().cloned()),
+        )
+        .with("assignment.timestamp", s(&crate::status::rfc3339(time)))
+        .with("worktree.path", s(a.worktree_path))
+        .with("worktree.branch", s(a.branch))
+}
+
+pub struct WorktreeSpan<'a> {
+    pub action: &'a str,
+    pub agent_id: &'a str,
+    pub feature: &'a str,
+    pub path: &'a str,
+    pub branch: &'a str,
+    pub error: Option<&'a str>,
+}
+
+pub fn worktree(ids: &mut IdGen, time: UnixNanos, w: &WorktreeSpan<'_>) -> Span {
+    let mut span = ids
+        .span("worktree.lifecycle", time)
+        .with("worktree.action", s(w.action))
+        .with("agent.id", s(w.agent_id))
+        .with("feature.name", s(w.feature))
+        .with("worktree.path", s(w.path))
+        .with("worktree.branch", s(w.branch));
+    if let Some(e) = w.error {
+        span = span.with("worktree.error", s(e));
+    }
+    span
+}
+
+pub struct Health {
+    pub total_agents: usize,
+    pub active_agents: usize,
+    pub health_score: f64,
+    pub features_completed: usize,
+    pub features_in_queue: usize,
+}
+
+pub fn health(ids: &mut IdGen, time: UnixNanos, h: &Health) -> Span {
+    ids.span("coordination.system_health", time)
+        .with(
+            "coordination.total_agents",
+            AnyValue::Int(h.total_agents as i64),
+        )
+        .with(
+            "coordination.active_agents",
+            AnyValue::Int(h.active_agents as i64),
+        )
+        .with(
+            "coordination.health_score",
+            AnyValue::Double(h.health_score),
+        )
+        .with(
+            "coordination.features_completed",
+            AnyValue::Int(h.features_completed as i64),
+        )
+        .with(
+            "coordination.features_in_queue",
+            AnyValue::Int(h.features_in_queue as i64),
+        )
+}

@@ -1,0 +1,130 @@
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use serde_json::json;
+
+use spanfold::cli::{self, Cli, Command, Envelope, Output};
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // Decided before parsing, so that even a usage error is answered in JSON.
+    let wants_json = args.iter().any(|a| a == "--json");
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => return usage(e, wants_json, &args),
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SPANFOLD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+
+    let command = cli.command.name();
+    let start = match &cli.command {
+        Command::Agents(cli::AgentsCommand::Init(init)) => init.repo.clone(),
+        _ => None,
+    };
+    let coord_dir = std::env::current_dir()
+        .map_err(anyhow::Error::from)
+        .and_then(|cwd| cli::resolve_coord_dir(cli.coord_dir.as_deref(), &start.unwrap_or(cwd)));
+    let result = coord_dir
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e:#}"))
+        .and_then(|dir| {
+            cli::run(&cli, dir, |line| {
+                if !cli.json {
+                    print!("{line}");
+                    let _ = std::io::stdout().flush();
+                }
+            })
+        });
+    let ok = result.is_ok();
+    if cli.json {
+        let envelope = Envelope::new(command, &result, coord_dir.as_deref().ok());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&envelope).unwrap_or_else(|e| format!(
+                "{{\"success\": false, \"errors\": [\"cannot print the result: {e}\"]}}"
+            ))
+        );
+    } else {
+        match result {
+            Ok(Output { text, warnings, .. }) => {
+                print!("{text}");
+                if !text.is_empty() && !text.ends_with('\n') {
+                    println!();
+                }
+                for w in warnings {
+                    eprintln!("warning: {w}");
+                }
+            }
+            Err(e) => eprintln!("error: {e:#}"),
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The command words of a command line that did not parse, for the envelope's `command`.
+fn command_words(args: &[OsString]) -> String {
+    let mut words = Vec::new();
+    let mut skip_value = false;
+    for arg in args.iter().skip(1).map(|a| a.to_string_lossy()) {
+        if skip_value {
+            skip_value = false;
+        } else if arg == "--coord-dir" {
+            skip_value = true;
+        } else if !arg.starts_with('-') {
+            words.push(arg.into_owned());
+            if words.len() == 2 || words[0] != "agents" {
+                break;
+            }
+        }
+    }
+    words.join(" ")
+}
+
+fn usage(e: clap::Error, wants_json: bool, args: &[OsString]) -> ExitCode {
+    let shown = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !wants_json {
+        let _ = e.print();
+        return if shown && e.kind() != ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        };
+    }
+    let text = e.render().to_string();
+    let success = shown && e.kind() != ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
+    let envelope = json!({
+        "timestamp": spanfold::status::rfc3339(spanfold::emit::now()),
+        "command": command_words(args),
+        "success": success,
+        "data": if success { json!({"help": text}) } else { serde_json::Value::Null },
+        "errors": if success { vec![] } else { vec![text.trim().to_owned()] },
+        "warnings": [],
+        "metadata": {"spanfold_version": env!("CARGO_PKG_VERSION")},
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&envelope).unwrap_or_default()
+    );
+    if success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}

@@ -1,0 +1,310 @@
+//! The project's own span types: a lossless image of an OTLP trace export, independent of any
+//! protobuf crate so the core and the store never learn about the wire format.
+//!
+//! A batch keeps OTLP's grouping (resource → scope → spans) so that exporting it again gives
+//! back what was received, resource attributes included.
+
+use serde::{Deserialize, Serialize};
+
+/// Nanoseconds since the Unix epoch, the unit OTLP uses for every timestamp.
+pub type UnixNanos = u64;
+
+/// An OTLP `AnyValue`. `Empty` is a value whose oneof was not set; OTLP allows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AnyValue {
+    String(String),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Array(Vec<AnyValue>),
+    KvList(Vec<KeyValue>),
+    Bytes(Vec<u8>),
+    Empty,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: AnyValue,
+}
+
+impl KeyValue {
+    pub fn new(key: impl Into<String>, value: AnyValue) -> Self {
+        KeyValue {
+            key: key.into(),
+            value,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    pub attributes: Vec<KeyValue>,
+    pub dropped_attributes_count: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Scope {
+    pub name: String,
+    pub version: String,
+    pub attributes: Vec<KeyValue>,
+    pub dropped_attributes_count: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub message: String,
+    /// 0 unset, 1 ok, 2 error, as in OTLP.
+    pub code: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanEvent {
+    pub time_unix_nano: UnixNanos,
+    pub name: String,
+    pub attributes: Vec<KeyValue>,
+    pub dropped_attributes_count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub trace_state: String,
+    pub attributes: Vec<KeyValue>,
+    pub dropped_attributes_count: u32,
+    pub flags: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub trace_state: String,
+    /// Empty for a root span; otherwise 8 bytes.
+    pub parent_span_id: Vec<u8>,
+    pub flags: u32,
+    pub name: String,
+    pub kind: i32,
+    pub start_time_unix_nano: UnixNanos,
+    pub end_time_unix_nano: UnixNanos,
+    pub attributes: Vec<KeyValue>,
+    pub dropped_attributes_count: u32,
+    pub events: Vec<SpanEvent>,
+    pub dropped_events_count: u32,
+    pub links: Vec<Link>,
+    pub dropped_links_count: u32,
+    pub status: Status,
+}
+
+impl Span {
+    /// A span with only the fields spanfold itself sets; the rest empty as OTLP defaults them.
+    pub fn new(
+        trace_id: [u8; 16],
+        span_id: [u8; 8],
+        name: impl Into<String>,
+        time: UnixNanos,
+    ) -> Self {
+        Span {
+            trace_id,
+            span_id,
+            trace_state: String::new(),
+            parent_span_id: Vec::new(),
+            flags: 0,
+            name: name.into(),
+            // SPAN_KIND_INTERNAL
+            kind: 1,
+            start_time_unix_nano: time,
+            end_time_unix_nano: time,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Vec::new(),
+            dropped_events_count: 0,
+            links: Vec::new(),
+            dropped_links_count: 0,
+            status: Status::default(),
+        }
+    }
+
+    pub fn attr(&self, key: &str) -> Option<&AnyValue> {
+        find_attr(&self.attributes, key)
+    }
+
+    pub fn with(mut self, key: &str, value: AnyValue) -> Self {
+        self.attributes.push(KeyValue::new(key, value));
+        self
+    }
+
+    /// The identity used for de-duplication: OTLP retries resend the same ids.
+    pub fn key(&self) -> SpanKey {
+        SpanKey {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+        }
+    }
+}
+
+/// Trace id and span id together: unique per span by OTLP's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpanKey {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+}
+
+pub fn find_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+    attrs.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScopeSpans {
+    pub scope: Scope,
+    pub schema_url: String,
+    pub spans: Vec<Span>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceSpans {
+    pub resource: Resource,
+    pub schema_url: String,
+    pub scope_spans: Vec<ScopeSpans>,
+}
+
+impl ResourceSpans {
+    /// One resource and one scope holding `spans`: the shape spanfold uses for its own spans.
+    pub fn single(resource: Resource, scope: Scope, spans: Vec<Span>) -> Self {
+        ResourceSpans {
+            resource,
+            schema_url: String::new(),
+            scope_spans: vec![ScopeSpans {
+                scope,
+                schema_url: String::new(),
+                spans,
+            }],
+        }
+    }
+
+    pub fn span_count(&self) -> usize {
+        self.scope_spans.iter().map(|s| s.spans.len()).sum()
+    }
+}
+
+/// One appended unit of the log: what one export (or one command) delivered, with the sequence
+/// number of its first span and the time the log received it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub first_seq: u64,
+    pub received_at: UnixNanos,
+    pub resource_spans: Vec<ResourceSpans>,
+}
+
+impl Batch {
+    pub fn span_count(&self) -> usize {
+        self.resource_spans.iter().map(|r| r.span_count()).sum()
+    }
+
+    /// The batch's spans in log order, each with its sequence number and resource.
+    pub fn events(&self) -> impl Iterator<Item = Event<'_>> {
+        let time = self.received_at;
+        self.resource_spans
+            .iter()
+            .flat_map(|rs| {
+                rs.scope_spans
+                    .iter()
+                    .flat_map(move |ss| ss.spans.iter().map(move |span| (&rs.resource, span)))
+            })
+            .enumerate()
+            .map(move |(i, (resource, span))| Event {
+                seq: self.first_seq + i as u64,
+                time,
+                span,
+                resource,
+            })
+    }
+}
+
+/// What the reducer folds: one span at its place in the log.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    pub seq: u64,
+    /// The log's receive time: the only clock the core ever sees, so replay is deterministic
+    /// whatever the senders' clocks said.
+    pub time: UnixNanos,
+    pub span: &'a Span,
+    pub resource: &'a Resource,
+}
+
+impl<'a> Event<'a> {
+    /// A span attribute, or else the resource attribute of the same key: an SDK configured with
+    /// `OTEL_RESOURCE_ATTRIBUTES=agent.id=…` names its agent on every span that way.
+    pub fn attr(&self, key: &str) -> Option<&'a AnyValue> {
+        self.span
+            .attr(key)
+            .or_else(|| find_attr(&self.resource.attributes, key))
+    }
+
+    pub fn str_attr(&self, key: &str) -> Option<&'a str> {
+        match self.attr(key)? {
+            AnyValue::String(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    pub fn int_attr(&self, key: &str) -> Option<i64> {
+        match self.attr(key)? {
+            AnyValue::Int(i) => Some(*i),
+            AnyValue::Double(d) if d.fract() == 0.0 => Some(*d as i64),
+            AnyValue::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn double_attr(&self, key: &str) -> Option<f64> {
+        match self.attr(key)? {
+            AnyValue::Double(d) => Some(*d),
+            AnyValue::Int(i) => Some(*i as f64),
+            AnyValue::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// A list attribute: a real OTLP array of strings, or a comma-separated string.
+    pub fn list_attr(&self, key: &str) -> Vec<String> {
+        match self.attr(key) {
+            Some(value) => list_items(value),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Items of a string-list attribute, trimmed, empties dropped.
+pub fn list_items(value: &AnyValue) -> Vec<String> {
+    match value {
+        AnyValue::String(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        AnyValue::Array(items) => items
+            .iter()
+            .filter_map(|v| match v {
+                AnyValue::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub fn string_array<I, S>(items: I) -> AnyValue
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    AnyValue::Array(
+        items
+            .into_iter()
+            .map(|s| AnyValue::String(s.into()))
+            .collect(),
+    )
+}

@@ -1,0 +1,523 @@
+//! The policy: which queued feature goes to which agent. Pure and deterministic — it reads only
+//! the view and its configuration, and every choice it makes carries its score and reasons.
+//!
+//! Order of placement: priority (critical first), then queue position (older first), then name.
+//! Among capable agents: higher score, then lower load, then agent id — never hash order.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::reducer::{Agent, AgentState, Complexity, Feature, FeatureStatus, Priority, View};
+
+/// Weights of the score's four parts; they are normalised by their sum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Weights {
+    pub capability: f64,
+    pub priority: f64,
+    pub complexity: f64,
+    pub load: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            capability: 0.4,
+            priority: 0.2,
+            complexity: 0.2,
+            load: 0.2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub weights: Weights,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Assignment {
+    pub agent_id: String,
+    pub feature_name: String,
+    pub priority: Priority,
+    /// 0..1, rounded to three decimals so that it prints and compares the same everywhere.
+    pub score: f64,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Decision {
+    pub assignments: Vec<Assignment>,
+    /// Queued features left unplaced by this cycle.
+    pub features_waiting: usize,
+}
+
+/// Whether an agent may be given another feature: it is not busy finishing one and has room.
+pub fn can_take_more(agent: &Agent) -> bool {
+    matches!(
+        agent.state,
+        AgentState::Idle | AgentState::Claiming | AgentState::Working
+    ) && (agent.assignments.len() as u32) < agent.max_concurrent_features
+}
+
+/// Queued features in placement order.
+pub fn queue(view: &View) -> Vec<&Feature> {
+    let mut queued: Vec<&Feature> = view
+        .features
+        .values()
+        .filter(|f| f.status == FeatureStatus::Queued)
+        .collect();
+    queued.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.queued_seq.cmp(&b.queued_seq))
+            .then(a.name.cmp(&b.name))
+    });
+    queued
+}
+
+pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
+    let matcher = Matcher::new(view);
+    let queue = queue(view);
+    // Slots left per agent index, updated as this cycle places features.
+    let mut load: Vec<u32> = matcher
+        .agents
+        .iter()
+        .map(|a| a.assignments.len() as u32)
+        .collect();
+    let mut open: Vec<usize> = (0..matcher.agents.len())
+        .filter(|&i| can_take_more(matcher.agents[i]))
+        .collect();
+    let mut decision = Decision::default();
+    for (placed_upto, feature) in queue.iter().enumerate() {
+        if open.is_empty() {
+            decision.features_waiting += queue.len() - placed_upto;
+            break;
+        }
+        let Some(req) = matcher.requirement(feature) else {
+            decision.features_waiting += 1;
+            continue;
+        };
+        let mut best: Option<(usize, f64)> = None;
+        for &i in &open {
+            if !matcher.has_all(i, &req) {
+                continue;
+            }
+            let score = score(config, matcher.agents[i], feature, load[i]).0;
+            let better = match best {
+                None => true,
+                Some((j, best_score)) => {
+                    score > best_score
+                        || (score == best_score && load[i] < load[j])
+                        || (score == best_score
+                            && load[i] == load[j]
+                            && matcher.agents[i].id < matcher.agents[j].id)
+                }
+            };
+            if better {
+                best = Some((i, score));
+            }
+        }
+        let Some((i, _)) = best else {
+            decision.features_waiting += 1;
+            continue;
+        };
+        let agent = matcher.agents[i];
+        let (score, reasons) = score(config, agent, feature, load[i]);
+        decision.assignments.push(Assignment {
+            agent_id: agent.id.clone(),
+            feature_name: feature.name.clone(),
+            priority: feature.priority,
+            score,
+            reasons,
+        });
+        load[i] += 1;
+        if load[i] >= agent.max_concurrent_features {
+            open.retain(|&j| j != i);
+        }
+    }
+    decision
+}
+
+/// The score of giving `feature` to `agent` when it already holds `load` features, with the
+/// reasons in words.
+pub fn score(
+    config: &PolicyConfig,
+    agent: &Agent,
+    feature: &Feature,
+    load: u32,
+) -> (f64, Vec<String>) {
+    let w = &config.weights;
+    let mut reasons = Vec::with_capacity(4);
+
+    let required = feature.requires.len();
+    let capability = if required == 0 {
+        reasons.push("no capability required".to_string());
+        0.5
+    } else {
+        let items: Vec<String> = feature
+            .requires
+            .items()
+            .map(|(kind, item)| format!("{kind} {item}"))
+            .collect();
+        reasons.push(format!(
+            "has {} ({} of its {} capabilities used)",
+            items.join(", "),
+            required,
+            agent.capabilities.len()
+        ));
+        required as f64 / agent.capabilities.len().max(required) as f64
+    };
+
+    let priority = match feature.priority {
+        Priority::Low => 0.25,
+        Priority::Medium => 0.5,
+        Priority::High => 0.75,
+        Priority::Critical => 1.0,
+    };
+    reasons.push(format!("priority {}", feature.priority.as_str()));
+
+    let level = Complexity::of_effort(feature.estimated_effort);
+    let complexity = match agent.preferred_complexity {
+        None => {
+            reasons.push(format!(
+                "effort {} ({}), no complexity preference",
+                feature.estimated_effort,
+                level.as_str()
+            ));
+            0.5
+        }
+        Some(pref) => {
+            reasons.push(format!(
+                "effort {} ({}) against preferred {}",
+                feature.estimated_effort,
+                level.as_str(),
+                pref.as_str()
+            ));
+            1.0 - (level.rank().abs_diff(pref.rank()) as f64) / 2.0
+        }
+    };
+
+    let max = agent.max_concurrent_features.max(1);
+    let free = 1.0 - (load.min(max) as f64) / max as f64;
+    reasons.push(format!("load {load}/{max}"));
+
+    let total = w.capability + w.priority + w.complexity + w.load;
+    let raw = if total > 0.0 {
+        (w.capability * capability
+            + w.priority * priority
+            + w.complexity * complexity
+            + w.load * free)
+            / total
+    } else {
+        0.0
+    };
+    ((raw.clamp(0.0, 1.0) * 1000.0).round() / 1000.0, reasons)
+}
+
+/// Why a queued feature is still waiting, in words a person can act on.
+pub fn wait_reason(view: &View, matcher: &Matcher<'_>, feature: &Feature) -> String {
+    if let Some(error) = &feature.last_error {
+        return error.clone();
+    }
+    if view.agents.is_empty() {
+        return "no agents registered; register one with `agents register-agent`".into();
+    }
+    let Some(req) = matcher.requirement(feature) else {
+        let missing = feature
+            .requires
+            .items()
+            .find(|(kind, item)| !matcher.known(kind, item))
+            .map(|(kind, item)| format!("{kind} {item}"))
+            .unwrap_or_default();
+        return format!("no registered agent has {missing}");
+    };
+    let capable: Vec<&Agent> = (0..matcher.agents.len())
+        .filter(|&i| matcher.has_all(i, &req))
+        .map(|i| matcher.agents[i])
+        .collect();
+    if capable.is_empty() {
+        let needs: Vec<String> = feature
+            .requires
+            .items()
+            .map(|(kind, item)| format!("{kind} {item}"))
+            .collect();
+        return format!(
+            "no single registered agent has all of: {}",
+            needs.join(", ")
+        );
+    }
+    if capable.iter().any(|a| can_take_more(a)) {
+        return "waiting for the next coordination cycle".into();
+    }
+    if capable.iter().all(|a| a.state == AgentState::Error) {
+        let ids: Vec<&str> = capable.iter().map(|a| a.id.as_str()).collect();
+        return format!(
+            "every capable agent is in error ({}); reset one with `agents reset`",
+            ids.join(", ")
+        );
+    }
+    let busy: Vec<String> = capable
+        .iter()
+        .map(|a| {
+            format!(
+                "{} ({}, {}/{})",
+                a.id,
+                a.state.as_str(),
+                a.assignments.len(),
+                a.max_concurrent_features
+            )
+        })
+        .collect();
+    format!(
+        "waiting for a capable agent to be free: {}",
+        busy.join(", ")
+    )
+}
+
+/// Capabilities interned to bits once per cycle, so matching 10,000 features against 100 agents
+/// is a few word comparisons each instead of string lookups.
+pub struct Matcher<'v> {
+    pub agents: Vec<&'v Agent>,
+    index: HashMap<(&'static str, &'v str), usize>,
+    bits: Vec<Vec<u64>>,
+}
+
+impl<'v> Matcher<'v> {
+    pub fn new(view: &'v View) -> Self {
+        let agents: Vec<&Agent> = view.agents.values().collect();
+        let mut index = HashMap::new();
+        // Lookups only: the map is never iterated, so its order cannot reach a decision.
+        for agent in &agents {
+            for key in agent.capabilities.items() {
+                let next = index.len();
+                index.entry(key).or_insert(next);
+            }
+        }
+        let words = index.len().div_ceil(64).max(1);
+        let bits = agents
+            .iter()
+            .map(|agent| {
+                let mut set = vec![0u64; words];
+                for key in agent.capabilities.items() {
+                    let bit = index[&key];
+                    set[bit / 64] |= 1 << (bit % 64);
+                }
+                set
+            })
+            .collect();
+        Matcher {
+            agents,
+            index,
+            bits,
+        }
+    }
+
+    fn known(&self, kind: &'static str, item: &str) -> bool {
+        self.index.contains_key(&(kind, item))
+    }
+
+    /// The feature's requirements as bits, or None when some requirement no agent has.
+    pub fn requirement(&self, feature: &Feature) -> Option<Vec<u64>> {
+        let words = self.bits.first().map_or(1, Vec::len);
+        let mut set = vec![0u64; words];
+        for key in feature.requires.items() {
+            let bit = *self.index.get(&key)?;
+            set[bit / 64] |= 1 << (bit % 64);
+        }
+        Some(set)
+    }
+
+    pub fn has_all(&self, agent: usize, req: &[u64]) -> bool {
+        self.bits[agent]
+            .iter()
+            .zip(req)
+            .all(|(have, need)| need & !have == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reducer::{Capabilities, Progress};
+    use std::collections::BTreeSet;
+
+    fn caps(langs: &[&str], fws: &[&str], exp: &[&str]) -> Capabilities {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        Capabilities {
+            languages: set(langs),
+            frameworks: set(fws),
+            expertise_areas: set(exp),
+        }
+    }
+
+    fn agent(id: &str, c: Capabilities, max: u32) -> Agent {
+        Agent {
+            id: id.into(),
+            capabilities: c,
+            max_concurrent_features: max,
+            preferred_complexity: None,
+            state: AgentState::Idle,
+            assignments: vec![],
+            registered_seq: 0,
+            last_activity: 0,
+            progress: Progress::default(),
+        }
+    }
+
+    fn feature(name: &str, p: Priority, seq: u64, req: Capabilities) -> Feature {
+        Feature {
+            name: name.into(),
+            description: String::new(),
+            priority: p,
+            estimated_effort: 3,
+            requires: req,
+            requirements: vec![],
+            acceptance_criteria: vec![],
+            status: FeatureStatus::Queued,
+            assigned_agent: None,
+            worktree_path: None,
+            branch_name: None,
+            last_error: None,
+            queued_seq: seq,
+        }
+    }
+
+    fn view(agents: Vec<Agent>, features: Vec<Feature>) -> View {
+        let mut v = View::default();
+        for a in agents {
+            v.agents.insert(a.id.clone(), a);
+        }
+        for f in features {
+            v.features.insert(f.name.clone(), f);
+        }
+        v
+    }
+
+    #[test]
+    fn only_capable_agents_get_features() {
+        let v = view(
+            vec![
+                agent("py", caps(&["python"], &["fastapi"], &["backend"]), 1),
+                agent("ts", caps(&["typescript"], &["react"], &["frontend"]), 1),
+            ],
+            vec![
+                feature("api", Priority::High, 1, caps(&["python"], &[], &[])),
+                feature(
+                    "ui",
+                    Priority::High,
+                    2,
+                    caps(&["typescript"], &["react"], &[]),
+                ),
+            ],
+        );
+        let d = decide(&v, &PolicyConfig::default());
+        let pairs: Vec<_> = d
+            .assignments
+            .iter()
+            .map(|a| (a.feature_name.as_str(), a.agent_id.as_str()))
+            .collect();
+        assert_eq!(pairs, [("api", "py"), ("ui", "ts")]);
+        assert!(d.assignments.iter().all(|a| (0.0..=1.0).contains(&a.score)));
+        assert!(d.assignments[0].reasons[0].contains("language python"));
+    }
+
+    #[test]
+    fn higher_priority_is_placed_first_and_ties_go_to_the_older() {
+        let v = view(
+            vec![agent("a", caps(&[], &[], &[]), 1)],
+            vec![
+                feature("old-low", Priority::Low, 1, caps(&[], &[], &[])),
+                feature("new-high", Priority::High, 3, caps(&[], &[], &[])),
+                feature("old-high", Priority::High, 2, caps(&[], &[], &[])),
+            ],
+        );
+        let d = decide(&v, &PolicyConfig::default());
+        assert_eq!(d.assignments.len(), 1);
+        assert_eq!(d.assignments[0].feature_name, "old-high");
+        assert_eq!(d.features_waiting, 2);
+    }
+
+    #[test]
+    fn max_concurrent_is_respected_and_load_spreads_work() {
+        let v = view(
+            vec![
+                agent("a", caps(&[], &[], &[]), 2),
+                agent("b", caps(&[], &[], &[]), 2),
+            ],
+            (0..5)
+                .map(|i| feature(&format!("f{i}"), Priority::Medium, i, caps(&[], &[], &[])))
+                .collect(),
+        );
+        let d = decide(&v, &PolicyConfig::default());
+        let to: Vec<_> = d.assignments.iter().map(|a| a.agent_id.as_str()).collect();
+        assert_eq!(to, ["a", "b", "a", "b"]);
+        assert_eq!(d.features_waiting, 1);
+    }
+
+    #[test]
+    fn the_specialist_wins_over_the_generalist() {
+        let v = view(
+            vec![
+                agent(
+                    "full",
+                    caps(
+                        &["python", "typescript"],
+                        &["fastapi", "react"],
+                        &["fullstack"],
+                    ),
+                    1,
+                ),
+                agent("py", caps(&["python"], &[], &[]), 1),
+            ],
+            vec![feature(
+                "api",
+                Priority::High,
+                1,
+                caps(&["python"], &[], &[]),
+            )],
+        );
+        let d = decide(&v, &PolicyConfig::default());
+        assert_eq!(d.assignments[0].agent_id, "py");
+    }
+
+    #[test]
+    fn wait_reason_names_the_missing_capability() {
+        let v = view(
+            vec![agent("py", caps(&["python"], &[], &[]), 1)],
+            vec![feature(
+                "fast",
+                Priority::High,
+                1,
+                caps(&["rust"], &[], &[]),
+            )],
+        );
+        let m = Matcher::new(&v);
+        assert_eq!(
+            wait_reason(&v, &m, &v.features["fast"]),
+            "no registered agent has language rust"
+        );
+        assert!(decide(&v, &PolicyConfig::default()).assignments.is_empty());
+    }
+
+    #[test]
+    fn agents_in_error_or_busy_get_nothing() {
+        let mut busy = agent("busy", caps(&[], &[], &[]), 1);
+        busy.state = AgentState::Working;
+        busy.assignments = vec!["x".into()];
+        let mut broken = agent("broken", caps(&[], &[], &[]), 1);
+        broken.state = AgentState::Error;
+        let v = view(
+            vec![busy, broken],
+            vec![feature("f", Priority::High, 1, caps(&[], &[], &[]))],
+        );
+        assert!(decide(&v, &PolicyConfig::default()).assignments.is_empty());
+        let reason = wait_reason(&v, &Matcher::new(&v), &v.features["f"]);
+        assert!(
+            reason.starts_with("waiting for a capable agent to be free: "),
+            "{reason}"
+        );
+    }
+}

@@ -1,0 +1,1068 @@
+//! The reducer: a pure fold of log events into the [`View`]. No I/O, no clock (time comes from
+//! the event), no hash-order iteration — the same log always gives the same view.
+//!
+//! It enforces the agent lifecycle: a span that asks for an illegal transition changes nothing
+//! and is recorded as an anomaly with its reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::model::{Event, UnixNanos};
+use crate::names;
+
+/// Bumped whenever a change to this module can change the view a log folds into; derived data
+/// tagged with another version is discarded and rebuilt.
+pub const REDUCER_VERSION: u32 = 1;
+
+/// Span names this reducer gives meaning to. A test checks this list against the registry.
+pub const HANDLED_SPANS: &[&str] = &[
+    "agent.communication",
+    "agent.feature_assignment",
+    "agent.registration",
+    "agent.reset",
+    "agent.validation",
+    "agent.work_progress",
+    "coordination.cycle",
+    "coordination.init",
+    "coordination.system_health",
+    "feature.request",
+    "worktree.lifecycle",
+];
+
+/// At most this many anomalies are kept in the view; older ones are counted, not listed.
+pub const MAX_ANOMALIES: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentState {
+    Idle,
+    Claiming,
+    Working,
+    Validating,
+    Submitting,
+    Finished,
+    Error,
+}
+
+impl AgentState {
+    pub const ALL: [AgentState; 7] = [
+        AgentState::Idle,
+        AgentState::Claiming,
+        AgentState::Working,
+        AgentState::Validating,
+        AgentState::Submitting,
+        AgentState::Finished,
+        AgentState::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Idle => "idle",
+            AgentState::Claiming => "claiming",
+            AgentState::Working => "working",
+            AgentState::Validating => "validating",
+            AgentState::Submitting => "submitting",
+            AgentState::Finished => "finished",
+            AgentState::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AgentState> {
+        AgentState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// The states an agent may report next. `idle → claiming` happens through an assignment and
+    /// `error → idle` through a reset; both are listed so the message can say how.
+    fn next_states(self) -> &'static [AgentState] {
+        use AgentState::*;
+        match self {
+            Idle => &[Claiming, Error],
+            Claiming => &[Working, Error],
+            Working => &[Validating, Error],
+            Validating => &[Submitting, Working, Error],
+            Submitting => &[Finished, Error],
+            // An agent holding more than one feature goes back to work on the next one.
+            Finished => &[Idle, Working, Error],
+            Error => &[],
+        }
+    }
+
+    pub fn can_become(self, next: AgentState) -> bool {
+        self.next_states().contains(&next)
+    }
+
+    /// Neither idle nor in error: the seed's "active".
+    pub fn is_active(self) -> bool {
+        !matches!(self, AgentState::Idle | AgentState::Error)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Medium,
+        Priority::High,
+        Priority::Critical,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Medium => "medium",
+            Priority::High => "high",
+            Priority::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Complexity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Complexity {
+    pub const ALL: [Complexity; 3] = [Complexity::Low, Complexity::Medium, Complexity::High];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Complexity::Low => "low",
+            Complexity::Medium => "medium",
+            Complexity::High => "high",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Complexity> {
+        Complexity::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Story points to complexity: 1-3 low, 4-6 medium, 7 and up high.
+    pub fn of_effort(effort: u32) -> Complexity {
+        match effort {
+            0..=3 => Complexity::Low,
+            4..=6 => Complexity::Medium,
+            _ => Complexity::High,
+        }
+    }
+
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureStatus {
+    Queued,
+    Assigned,
+    InProgress,
+    Validating,
+    Merging,
+    Completed,
+    Conflicted,
+    Cancelled,
+}
+
+impl FeatureStatus {
+    pub const ALL: [FeatureStatus; 8] = [
+        FeatureStatus::Queued,
+        FeatureStatus::Assigned,
+        FeatureStatus::InProgress,
+        FeatureStatus::Validating,
+        FeatureStatus::Merging,
+        FeatureStatus::Completed,
+        FeatureStatus::Conflicted,
+        FeatureStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeatureStatus::Queued => "queued",
+            FeatureStatus::Assigned => "assigned",
+            FeatureStatus::InProgress => "in_progress",
+            FeatureStatus::Validating => "validating",
+            FeatureStatus::Merging => "merging",
+            FeatureStatus::Completed => "completed",
+            FeatureStatus::Conflicted => "conflicted",
+            FeatureStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Held by an agent and not finished.
+    pub fn is_in_progress(self) -> bool {
+        matches!(
+            self,
+            FeatureStatus::Assigned
+                | FeatureStatus::InProgress
+                | FeatureStatus::Validating
+                | FeatureStatus::Merging
+                | FeatureStatus::Conflicted
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorktreeStatus {
+    /// Locked for an agent that holds its feature.
+    Active,
+    /// Its agent let go (reset); kept with its work until the feature is placed again.
+    Abandoned,
+    /// Its feature is done; the worktree waits for merge and cleanup.
+    Completed,
+}
+
+impl WorktreeStatus {
+    pub const ALL: [WorktreeStatus; 3] = [
+        WorktreeStatus::Active,
+        WorktreeStatus::Abandoned,
+        WorktreeStatus::Completed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorktreeStatus::Active => "active",
+            WorktreeStatus::Abandoned => "abandoned",
+            WorktreeStatus::Completed => "completed",
+        }
+    }
+}
+
+/// Capabilities of an agent, or what a feature requires of one. Sorted sets: order reaches users.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    pub languages: BTreeSet<String>,
+    pub frameworks: BTreeSet<String>,
+    pub expertise_areas: BTreeSet<String>,
+}
+
+impl Capabilities {
+    pub fn len(&self) -> usize {
+        self.languages.len() + self.frameworks.len() + self.expertise_areas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every item with its kind ("language", "framework", "expertise"), in a stable order.
+    pub fn items(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.languages
+            .iter()
+            .map(|s| ("language", s.as_str()))
+            .chain(self.frameworks.iter().map(|s| ("framework", s.as_str())))
+            .chain(
+                self.expertise_areas
+                    .iter()
+                    .map(|s| ("expertise", s.as_str())),
+            )
+    }
+
+    fn from_event(ev: &Event<'_>, prefix: &str) -> Capabilities {
+        let set = |suffix: &str| -> BTreeSet<String> {
+            ev.list_attr(&format!("{prefix}.{suffix}"))
+                .into_iter()
+                .map(|s| s.to_lowercase())
+                .collect()
+        };
+        Capabilities {
+            languages: set("languages"),
+            frameworks: set("frameworks"),
+            expertise_areas: set("expertise_areas"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Progress {
+    pub percentage: Option<f64>,
+    pub files_modified: Option<i64>,
+    pub lines_added: Option<i64>,
+    pub duration_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    pub id: String,
+    pub capabilities: Capabilities,
+    pub max_concurrent_features: u32,
+    pub preferred_complexity: Option<Complexity>,
+    pub state: AgentState,
+    /// Features held, in the order they were assigned.
+    pub assignments: Vec<String>,
+    pub registered_seq: u64,
+    pub last_activity: UnixNanos,
+    pub progress: Progress,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feature {
+    pub name: String,
+    pub description: String,
+    pub priority: Priority,
+    pub estimated_effort: u32,
+    pub requires: Capabilities,
+    pub requirements: Vec<String>,
+    pub acceptance_criteria: Vec<String>,
+    pub status: FeatureStatus,
+    pub assigned_agent: Option<String>,
+    /// The feature's worktree, once one was decided; kept when the feature is queued again so
+    /// the next agent continues the work.
+    pub worktree_path: Option<String>,
+    pub branch_name: Option<String>,
+    /// Why the feature is back in the queue, when something went wrong.
+    pub last_error: Option<String>,
+    /// Position in the queue: first request's seq. Ties among equal priorities go to the older.
+    pub queued_seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Worktree {
+    pub path: String,
+    pub branch_name: String,
+    pub status: WorktreeStatus,
+    pub agent_id: Option<String>,
+    pub feature_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    pub repo: String,
+    pub base_branch: String,
+    pub worktrees_dir: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub events: u64,
+    pub unregistered_spans: u64,
+    pub cycles: u64,
+    pub assignments: u64,
+    pub anomalies: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Anomaly {
+    pub seq: u64,
+    pub agent_id: Option<String>,
+    pub span: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AsOf {
+    pub seq: u64,
+    pub time: UnixNanos,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct View {
+    pub config: Option<Config>,
+    pub agents: BTreeMap<String, Agent>,
+    pub features: BTreeMap<String, Feature>,
+    /// Keyed by absolute path.
+    pub worktrees: BTreeMap<String, Worktree>,
+    pub counters: Counters,
+    /// The latest [`MAX_ANOMALIES`], oldest first.
+    pub anomalies: Vec<Anomaly>,
+    pub as_of: AsOf,
+}
+
+impl View {
+    pub fn fold<'a>(events: impl IntoIterator<Item = Event<'a>>) -> View {
+        let mut view = View::default();
+        for ev in events {
+            view.apply(&ev);
+        }
+        view
+    }
+
+    /// Folds one event in. Never fails: what cannot be applied is recorded as an anomaly.
+    pub fn apply(&mut self, ev: &Event<'_>) {
+        self.as_of = AsOf {
+            seq: ev.seq,
+            time: ev.time,
+        };
+        self.counters.events += 1;
+        let outcome = match ev.span.name.as_str() {
+            "agent.registration" => self.register(ev),
+            "feature.request" => self.request_feature(ev),
+            "agent.work_progress" => self.progress(ev),
+            "agent.validation" => self.validation(ev),
+            "agent.reset" => self.reset(ev),
+            "agent.communication" => self.touch(ev),
+            "coordination.init" => self.init(ev),
+            "coordination.cycle" => {
+                self.counters.cycles += 1;
+                Ok(())
+            }
+            "agent.feature_assignment" => self.assign(ev),
+            "worktree.lifecycle" => self.worktree(ev),
+            "coordination.system_health" => Ok(()),
+            _ => {
+                self.counters.unregistered_spans += 1;
+                // A span the registry does not name still shows its agent is alive.
+                if let Some(agent) = ev
+                    .str_attr("agent.id")
+                    .and_then(|id| self.agents.get_mut(id))
+                {
+                    agent.last_activity = ev.time;
+                }
+                Ok(())
+            }
+        };
+        if let Err(reason) = outcome {
+            self.anomaly(ev, reason);
+        }
+    }
+
+    fn anomaly(&mut self, ev: &Event<'_>, reason: String) {
+        self.counters.anomalies += 1;
+        if self.anomalies.len() == MAX_ANOMALIES {
+            self.anomalies.remove(0);
+        }
+        self.anomalies.push(Anomaly {
+            seq: ev.seq,
+            agent_id: ev.str_attr("agent.id").map(str::to_owned),
+            span: ev.span.name.clone(),
+            reason,
+        });
+    }
+
+    /// The registered agent a span names, with its activity refreshed.
+    fn agent_of(&mut self, ev: &Event<'_>) -> Result<&mut Agent, String> {
+        let id = ev
+            .str_attr("agent.id")
+            .ok_or_else(|| "the span has no agent.id".to_string())?;
+        let agent = self
+            .agents
+            .get_mut(id)
+            .ok_or_else(|| format!("agent {id} is not registered; register it first"))?;
+        agent.last_activity = ev.time;
+        Ok(agent)
+    }
+
+    fn touch(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        self.agent_of(ev).map(|_| ())
+    }
+
+    fn register(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let id = ev
+            .str_attr("agent.id")
+            .ok_or_else(|| "the span has no agent.id".to_string())?;
+        names::agent_id(id).map_err(|e| e.to_string())?;
+        let capabilities = Capabilities::from_event(ev, "agent");
+        let max = ev
+            .int_attr("agent.max_concurrent_features")
+            .unwrap_or(1)
+            .clamp(1, 1024) as u32;
+        let preferred = ev
+            .str_attr("agent.preferred_complexity")
+            .and_then(Complexity::parse);
+        let agent = self.agents.entry(id.to_owned()).or_insert_with(|| Agent {
+            id: id.to_owned(),
+            capabilities: Capabilities::default(),
+            max_concurrent_features: 1,
+            preferred_complexity: None,
+            state: AgentState::Idle,
+            assignments: Vec::new(),
+            registered_seq: ev.seq,
+            last_activity: ev.time,
+            progress: Progress::default(),
+        });
+        agent.capabilities = capabilities;
+        agent.max_concurrent_features = max;
+        agent.preferred_complexity = preferred;
+        agent.last_activity = ev.time;
+        Ok(())
+    }
+
+    fn request_feature(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let name = ev
+            .str_attr("feature.name")
+            .ok_or_else(|| "the span has no feature.name".to_string())?;
+        names::feature_name(name).map_err(|e| e.to_string())?;
+        let priority = match ev.str_attr("feature.priority") {
+            None => Priority::Medium,
+            Some(p) => Priority::parse(p).ok_or_else(|| format!("unknown priority {p:?}"))?,
+        };
+        let effort = ev
+            .int_attr("feature.estimated_effort")
+            .unwrap_or(3)
+            .clamp(1, 100) as u32;
+        if let Some(existing) = self.features.get(name)
+            && existing.status != FeatureStatus::Queued
+        {
+            return Err(format!(
+                "feature {name} is already {}; it can be changed only while queued",
+                existing.status.as_str()
+            ));
+        }
+        let queued_seq = self.features.get(name).map_or(ev.seq, |f| f.queued_seq);
+        let previous = self.features.remove(name);
+        self.features.insert(
+            name.to_owned(),
+            Feature {
+                name: name.to_owned(),
+                description: ev
+                    .str_attr("feature.description")
+                    .unwrap_or_default()
+                    .to_owned(),
+                priority,
+                estimated_effort: effort,
+                requires: Capabilities::from_event(ev, "feature"),
+                requirements: ev.list_attr("feature.requirements"),
+                acceptance_criteria: ev.list_attr("feature.acceptance_criteria"),
+                status: FeatureStatus::Queued,
+                assigned_agent: None,
+                worktree_path: previous.as_ref().and_then(|f| f.worktree_path.clone()),
+                branch_name: previous.as_ref().and_then(|f| f.branch_name.clone()),
+                last_error: previous.and_then(|f| f.last_error),
+                queued_seq,
+            },
+        );
+        Ok(())
+    }
+
+    /// The feature a report is about: the one it names (which the agent must hold), or the
+    /// agent's only one.
+    fn reported_feature(agent: &Agent, ev: &Event<'_>) -> Result<Option<String>, String> {
+        match ev.str_attr("feature.name") {
+            Some(name) if agent.assignments.iter().any(|a| a == name) => Ok(Some(name.to_owned())),
+            Some(name) => Err(format!(
+                "agent {} does not hold feature {name} (it holds: {})",
+                agent.id,
+                list_or_none(&agent.assignments)
+            )),
+            None if agent.assignments.len() == 1 => Ok(agent.assignments.first().cloned()),
+            None => Ok(None),
+        }
+    }
+
+    fn progress(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let next = ev
+            .str_attr("agent.state")
+            .and_then(AgentState::parse)
+            .ok_or_else(|| "agent.state is missing or not a lifecycle state".to_string())?;
+        let agent = self.agent_of(ev)?;
+        let feature = Self::reported_feature(agent, ev)?;
+        let current = agent.state;
+        if next != current && !current.can_become(next) {
+            return Err(illegal(current, next));
+        }
+        if next == AgentState::Idle && !agent.assignments.is_empty() {
+            return Err(format!(
+                "agent {} still holds {}; report finished for each, or reset the agent",
+                agent.id,
+                list_or_none(&agent.assignments)
+            ));
+        }
+        agent.state = next;
+        agent.progress = Progress {
+            percentage: ev.double_attr("work.progress_percentage"),
+            files_modified: ev.int_attr("work.files_modified"),
+            lines_added: ev.int_attr("work.lines_added"),
+            duration_ms: ev.int_attr("work.duration_ms"),
+        };
+        if next == AgentState::Finished
+            && let Some(name) = &feature
+        {
+            agent.assignments.retain(|a| a != name);
+        }
+        if let Some(name) = feature {
+            let status = match next {
+                AgentState::Working => Some(FeatureStatus::InProgress),
+                AgentState::Validating => Some(FeatureStatus::Validating),
+                AgentState::Submitting => Some(FeatureStatus::Merging),
+                AgentState::Finished => Some(FeatureStatus::Completed),
+                _ => None,
+            };
+            if let Some(status) = status {
+                self.set_feature_status(&name, status);
+            }
+        }
+        Ok(())
+    }
+
+    fn validation(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let passed = match ev.str_attr("validation.result") {
+            Some("passed") => true,
+            Some("failed") => false,
+            _ => return Err("validation.result must be passed or failed".into()),
+        };
+        let agent = self.agent_of(ev)?;
+        let feature = Self::reported_feature(agent, ev)?;
+        if !matches!(agent.state, AgentState::Working | AgentState::Validating) {
+            return Err(format!(
+                "agent {} is {}; validation is reported while working or validating",
+                agent.id,
+                agent.state.as_str()
+            ));
+        }
+        let (state, status) = if passed {
+            (AgentState::Submitting, FeatureStatus::Merging)
+        } else {
+            (AgentState::Working, FeatureStatus::InProgress)
+        };
+        agent.state = state;
+        if let Some(name) = feature {
+            self.set_feature_status(&name, status);
+        }
+        Ok(())
+    }
+
+    fn set_feature_status(&mut self, name: &str, status: FeatureStatus) {
+        if let Some(f) = self.features.get_mut(name) {
+            f.status = status;
+            if status == FeatureStatus::Completed {
+                f.assigned_agent = None;
+                if let Some(wt) = f
+                    .worktree_path
+                    .as_ref()
+                    .and_then(|p| self.worktrees.get_mut(p))
+                {
+                    wt.status = WorktreeStatus::Completed;
+                    wt.agent_id = None;
+                }
+            }
+        }
+    }
+
+    fn reset(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let agent = self.agent_of(ev)?;
+        agent.state = AgentState::Idle;
+        agent.progress = Progress::default();
+        let released = std::mem::take(&mut agent.assignments);
+        let id = agent.id.clone();
+        for name in released {
+            self.requeue(
+                &name,
+                format!("agent {id} was reset; waiting to be placed again"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Puts a held feature back in the queue at its old place; its worktree is kept, unassigned.
+    fn requeue(&mut self, name: &str, why: String) {
+        if let Some(f) = self.features.get_mut(name) {
+            f.status = FeatureStatus::Queued;
+            f.assigned_agent = None;
+            f.last_error = Some(why);
+            if let Some(wt) = f
+                .worktree_path
+                .as_ref()
+                .and_then(|p| self.worktrees.get_mut(p))
+            {
+                wt.status = WorktreeStatus::Abandoned;
+                wt.agent_id = None;
+            }
+        }
+    }
+
+    fn init(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let get = |key: &str| {
+            ev.str_attr(key)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{key} is missing"))
+        };
+        self.config = Some(Config {
+            repo: get("coordination.repo")?,
+            base_branch: get("coordination.base_branch")?,
+            worktrees_dir: get("coordination.worktrees_dir")?,
+        });
+        Ok(())
+    }
+
+    fn assign(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let (Some(agent_id), Some(name)) = (ev.str_attr("agent.id"), ev.str_attr("feature.name"))
+        else {
+            return Err("an assignment needs agent.id and feature.name".into());
+        };
+        let feature = self
+            .features
+            .get(name)
+            .ok_or_else(|| format!("feature {name} was never requested"))?;
+        if feature.status != FeatureStatus::Queued {
+            return Err(format!(
+                "feature {name} is {}, not queued; it cannot be assigned again",
+                feature.status.as_str()
+            ));
+        }
+        let agent = self
+            .agents
+            .get_mut(agent_id)
+            .ok_or_else(|| format!("agent {agent_id} is not registered"))?;
+        if !crate::policy::can_take_more(agent) {
+            return Err(format!(
+                "agent {agent_id} is {} with {}/{} features; it cannot take {name}",
+                agent.state.as_str(),
+                agent.assignments.len(),
+                agent.max_concurrent_features
+            ));
+        }
+        agent.assignments.push(name.to_owned());
+        if agent.state == AgentState::Idle {
+            agent.state = AgentState::Claiming;
+        }
+        self.counters.assignments += 1;
+        if let Some(f) = self.features.get_mut(name) {
+            f.status = FeatureStatus::Assigned;
+            f.assigned_agent = Some(agent_id.to_owned());
+            f.last_error = None;
+            f.worktree_path = ev.str_attr("worktree.path").map(str::to_owned);
+            f.branch_name = ev.str_attr("worktree.branch").map(str::to_owned);
+        }
+        Ok(())
+    }
+
+    fn worktree(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let get = |key: &str| {
+            ev.str_attr(key)
+                .ok_or_else(|| format!("worktree.lifecycle needs {key}"))
+        };
+        let (action, agent_id, name, path, branch) = (
+            get("worktree.action")?,
+            get("agent.id")?,
+            get("feature.name")?,
+            get("worktree.path")?,
+            get("worktree.branch")?,
+        );
+        let holds = self
+            .features
+            .get(name)
+            .is_some_and(|f| f.assigned_agent.as_deref() == Some(agent_id));
+        if !holds {
+            return Err(format!(
+                "worktree {action} for feature {name}, which agent {agent_id} does not hold"
+            ));
+        }
+        match action {
+            "created" | "reused" => {
+                self.worktrees.insert(
+                    path.to_owned(),
+                    Worktree {
+                        path: path.to_owned(),
+                        branch_name: branch.to_owned(),
+                        status: WorktreeStatus::Active,
+                        agent_id: Some(agent_id.to_owned()),
+                        feature_name: name.to_owned(),
+                    },
+                );
+                Ok(())
+            }
+            "create_failed" => {
+                let error = ev.str_attr("worktree.error").unwrap_or("unknown error");
+                // The coordinator takes back its own assignment: not an agent transition.
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.assignments.retain(|a| a != name);
+                    if agent.assignments.is_empty() && agent.state == AgentState::Claiming {
+                        agent.state = AgentState::Idle;
+                    }
+                }
+                self.requeue(
+                    name,
+                    format!("worktree creation failed: {error}; retried next cycle"),
+                );
+                Ok(())
+            }
+            other => Err(format!("unknown worktree.action {other:?}")),
+        }
+    }
+}
+
+fn illegal(from: AgentState, to: AgentState) -> String {
+    let allowed: Vec<&str> = from.next_states().iter().map(|s| s.as_str()).collect();
+    let hint = match from {
+        AgentState::Error => "an agent in error comes back only through `agents reset`".to_string(),
+        AgentState::Idle => {
+            "an idle agent becomes claiming when the coordinator assigns it a feature".to_string()
+        }
+        _ => format!("{} may become {}", from.as_str(), allowed.join(" or ")),
+    };
+    format!(
+        "illegal transition {} → {}: {hint}",
+        from.as_str(),
+        to.as_str()
+    )
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AnyValue, Resource, Span, string_array};
+
+    /// Builds events without files, network or clock: seq and time count up by one.
+    #[derive(Default)]
+    struct Script {
+        spans: Vec<Span>,
+    }
+
+    impl Script {
+        fn span(&mut self, name: &str, attrs: &[(&str, AnyValue)]) -> &mut Self {
+            let n = self.spans.len() as u8;
+            let mut s = Span::new([n; 16], [n; 8], name, 0);
+            for (k, v) in attrs {
+                s = s.with(k, v.clone());
+            }
+            self.spans.push(s);
+            self
+        }
+        fn fold(&self) -> View {
+            let resource = Resource::default();
+            View::fold(self.spans.iter().enumerate().map(|(i, span)| Event {
+                seq: i as u64 + 1,
+                time: i as u64 + 1,
+                span,
+                resource: &resource,
+            }))
+        }
+    }
+
+    fn s(v: &str) -> AnyValue {
+        AnyValue::String(v.into())
+    }
+
+    fn registered() -> Script {
+        let mut sc = Script::default();
+        sc.span(
+            "agent.registration",
+            &[
+                ("agent.id", s("a1")),
+                ("agent.languages", string_array(["python"])),
+                ("agent.max_concurrent_features", AnyValue::Int(2)),
+            ],
+        )
+        .span("feature.request", &[("feature.name", s("f1"))]);
+        sc
+    }
+
+    fn assign(sc: &mut Script, agent: &str, feature: &str) {
+        sc.span(
+            "agent.feature_assignment",
+            &[
+                ("agent.id", s(agent)),
+                ("feature.name", s(feature)),
+                ("worktree.path", s(&format!("/wt/{feature}"))),
+                ("worktree.branch", s(&format!("spanfold/{feature}"))),
+            ],
+        );
+    }
+
+    #[test]
+    fn registration_and_request_build_the_view() {
+        let v = registered().fold();
+        let a = &v.agents["a1"];
+        assert_eq!(a.state, AgentState::Idle);
+        assert_eq!(a.max_concurrent_features, 2);
+        assert!(a.capabilities.languages.contains("python"));
+        assert_eq!(v.features["f1"].status, FeatureStatus::Queued);
+        assert_eq!(v.features["f1"].priority, Priority::Medium);
+        assert_eq!(v.as_of, AsOf { seq: 2, time: 2 });
+    }
+
+    #[test]
+    fn comma_separated_lists_are_accepted() {
+        let mut sc = Script::default();
+        sc.span(
+            "agent.registration",
+            &[
+                ("agent.id", s("a1")),
+                ("agent.languages", s("Python, rust")),
+            ],
+        );
+        let v = sc.fold();
+        let langs: Vec<_> = v.agents["a1"].capabilities.languages.iter().collect();
+        assert_eq!(langs, ["python", "rust"]);
+    }
+
+    #[test]
+    fn illegal_transition_changes_nothing_and_is_an_anomaly() {
+        let mut sc = registered();
+        let before = sc.fold();
+        sc.span(
+            "agent.work_progress",
+            &[("agent.id", s("a1")), ("agent.state", s("submitting"))],
+        );
+        let mut after = sc.fold();
+        // Any span from an agent shows it is alive; nothing else may change.
+        assert_eq!(after.agents["a1"].last_activity, 3);
+        if let Some(a) = after.agents.get_mut("a1") {
+            a.last_activity = before.agents["a1"].last_activity;
+        }
+        assert_eq!(after.agents, before.agents);
+        assert_eq!(after.features, before.features);
+        assert_eq!(after.anomalies.len(), 1);
+        assert!(
+            after.anomalies[0]
+                .reason
+                .contains("illegal transition idle → submitting"),
+            "{}",
+            after.anomalies[0].reason
+        );
+        assert_eq!(after.anomalies[0].agent_id.as_deref(), Some("a1"));
+    }
+
+    #[test]
+    fn full_lifecycle_moves_agent_and_feature_together() {
+        let mut sc = registered();
+        assign(&mut sc, "a1", "f1");
+        let v = sc.fold();
+        assert_eq!(v.agents["a1"].state, AgentState::Claiming);
+        assert_eq!(v.features["f1"].status, FeatureStatus::Assigned);
+        for (state, status) in [
+            ("working", FeatureStatus::InProgress),
+            ("validating", FeatureStatus::Validating),
+        ] {
+            sc.span(
+                "agent.work_progress",
+                &[("agent.id", s("a1")), ("agent.state", s(state))],
+            );
+            assert_eq!(sc.fold().features["f1"].status, status);
+        }
+        sc.span(
+            "agent.validation",
+            &[("agent.id", s("a1")), ("validation.result", s("passed"))],
+        );
+        let v = sc.fold();
+        assert_eq!(v.agents["a1"].state, AgentState::Submitting);
+        assert_eq!(v.features["f1"].status, FeatureStatus::Merging);
+        sc.span(
+            "agent.work_progress",
+            &[("agent.id", s("a1")), ("agent.state", s("finished"))],
+        )
+        .span(
+            "agent.work_progress",
+            &[("agent.id", s("a1")), ("agent.state", s("idle"))],
+        );
+        let v = sc.fold();
+        assert_eq!(v.agents["a1"].state, AgentState::Idle);
+        assert!(v.agents["a1"].assignments.is_empty());
+        assert_eq!(v.features["f1"].status, FeatureStatus::Completed);
+        assert!(v.anomalies.is_empty(), "{:?}", v.anomalies);
+    }
+
+    #[test]
+    fn error_needs_a_reset_which_requeues_and_keeps_the_worktree() {
+        let mut sc = registered();
+        assign(&mut sc, "a1", "f1");
+        sc.span(
+            "worktree.lifecycle",
+            &[
+                ("worktree.action", s("created")),
+                ("agent.id", s("a1")),
+                ("feature.name", s("f1")),
+                ("worktree.path", s("/wt/f1")),
+                ("worktree.branch", s("spanfold/f1")),
+            ],
+        )
+        .span(
+            "agent.work_progress",
+            &[("agent.id", s("a1")), ("agent.state", s("error"))],
+        )
+        .span(
+            "agent.work_progress",
+            &[("agent.id", s("a1")), ("agent.state", s("idle"))],
+        );
+        let v = sc.fold();
+        assert_eq!(v.agents["a1"].state, AgentState::Error);
+        assert!(v.anomalies[0].reason.contains("agents reset"));
+        sc.span("agent.reset", &[("agent.id", s("a1"))]);
+        let v = sc.fold();
+        assert_eq!(v.agents["a1"].state, AgentState::Idle);
+        assert_eq!(v.features["f1"].status, FeatureStatus::Queued);
+        assert_eq!(v.worktrees["/wt/f1"].status, WorktreeStatus::Abandoned);
+        assert_eq!(v.features["f1"].worktree_path.as_deref(), Some("/wt/f1"));
+    }
+
+    #[test]
+    fn failed_worktree_creation_requeues_with_the_error() {
+        let mut sc = registered();
+        assign(&mut sc, "a1", "f1");
+        sc.span(
+            "worktree.lifecycle",
+            &[
+                ("worktree.action", s("create_failed")),
+                ("agent.id", s("a1")),
+                ("feature.name", s("f1")),
+                ("worktree.path", s("/wt/f1")),
+                ("worktree.branch", s("spanfold/f1")),
+                ("worktree.error", s("disk full")),
+            ],
+        );
+        let v = sc.fold();
+        assert_eq!(v.agents["a1"].state, AgentState::Idle);
+        assert_eq!(v.features["f1"].status, FeatureStatus::Queued);
+        assert!(
+            v.features["f1"]
+                .last_error
+                .as_deref()
+                .unwrap_or("")
+                .contains("disk full")
+        );
+        assert!(v.worktrees.is_empty());
+    }
+
+    #[test]
+    fn a_feature_is_never_assigned_twice() {
+        let mut sc = registered();
+        sc.span("agent.registration", &[("agent.id", s("a2"))]);
+        assign(&mut sc, "a1", "f1");
+        assign(&mut sc, "a2", "f1");
+        let v = sc.fold();
+        assert_eq!(v.features["f1"].assigned_agent.as_deref(), Some("a1"));
+        assert!(v.agents["a2"].assignments.is_empty());
+        assert_eq!(v.counters.anomalies, 1);
+    }
+
+    #[test]
+    fn unknown_agents_and_unregistered_spans() {
+        let mut sc = registered();
+        sc.span(
+            "agent.work_progress",
+            &[("agent.id", s("ghost")), ("agent.state", s("working"))],
+        )
+        .span("tool.call", &[("agent.id", s("a1"))]);
+        let v = sc.fold();
+        assert!(v.anomalies[0].reason.contains("ghost is not registered"));
+        assert_eq!(v.counters.unregistered_spans, 1);
+        assert_eq!(v.agents["a1"].last_activity, 4);
+    }
+
+    #[test]
+    fn requesting_a_held_feature_again_is_an_anomaly() {
+        let mut sc = registered();
+        assign(&mut sc, "a1", "f1");
+        sc.span(
+            "feature.request",
+            &[("feature.name", s("f1")), ("feature.priority", s("high"))],
+        );
+        let v = sc.fold();
+        assert_eq!(v.features["f1"].priority, Priority::Medium);
+        assert!(v.anomalies[0].reason.contains("already assigned"));
+    }
+}

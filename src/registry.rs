@@ -1,0 +1,495 @@
+//! The span registry: `spans/*.yaml`, compiled into the binary. It is the contract between
+//! agents and spanfold — every span is checked against it before it is appended, the `spans`
+//! command lists it, and a test checks that the code handles exactly the spans it names.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::model::{AnyValue, Resource, Span, find_attr, list_items};
+use crate::names;
+
+/// The registry files, embedded so that the binary and its contract cannot drift apart.
+pub const SOURCES: &[(&str, &str)] = &[
+    ("spans/agent.yaml", include_str!("../spans/agent.yaml")),
+    ("spans/feature.yaml", include_str!("../spans/feature.yaml")),
+    (
+        "spans/coordination.yaml",
+        include_str!("../spans/coordination.yaml"),
+    ),
+    (
+        "spans/worktree.yaml",
+        include_str!("../spans/worktree.yaml"),
+    ),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Agents and operators may send it.
+    Client,
+    /// A decision or outcome: only spanfold writes it.
+    Coordinator,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttrType {
+    String,
+    Int,
+    Double,
+    Boolean,
+    StringArray,
+    Enum(Vec<String>),
+}
+
+impl AttrType {
+    pub fn describe(&self) -> String {
+        match self {
+            AttrType::String => "string".into(),
+            AttrType::Int => "int".into(),
+            AttrType::Double => "double".into(),
+            AttrType::Boolean => "boolean".into(),
+            AttrType::StringArray => "string[]".into(),
+            AttrType::Enum(members) => format!("enum({})", members.join("|")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Requirement {
+    Required,
+    Recommended,
+    OptIn,
+    ConditionallyRequired(String),
+}
+
+impl Requirement {
+    pub fn describe(&self) -> String {
+        match self {
+            Requirement::Required => "required".into(),
+            Requirement::Recommended => "recommended".into(),
+            Requirement::OptIn => "opt_in".into(),
+            Requirement::ConditionallyRequired(when) => format!("conditionally_required: {when}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttrSpec {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub ty: AttrType,
+    pub requirement_level: Requirement,
+    pub brief: String,
+    pub examples: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SpanSpec {
+    pub name: String,
+    pub brief: String,
+    pub origin: Origin,
+    pub source: String,
+    pub attributes: Vec<AttrSpec>,
+}
+
+impl SpanSpec {
+    pub fn attribute(&self, id: &str) -> Option<&AttrSpec> {
+        self.attributes.iter().find(|a| a.id == id)
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error("{file}: {source}")]
+    Yaml {
+        file: String,
+        source: serde_yaml_ng::Error,
+    },
+    #[error("{file}: group {group}: {message}")]
+    Invalid {
+        file: String,
+        group: String,
+        message: String,
+    },
+}
+
+/// Why a span was refused: names the span and the rule, for the sender to fix.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("span {span} ({ids}): {rule}")]
+pub struct Violation {
+    pub span: String,
+    pub ids: String,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Registry {
+    spans: BTreeMap<String, SpanSpec>,
+}
+
+// The YAML as written, before it is checked and turned into `SpanSpec`.
+#[derive(Deserialize)]
+struct RawFile {
+    groups: Vec<RawGroup>,
+}
+
+#[derive(Deserialize)]
+struct RawGroup {
+    id: String,
+    #[serde(rename = "type")]
+    ty: String,
+    brief: String,
+    origin: Origin,
+    #[serde(default)]
+    attributes: Vec<RawAttr>,
+}
+
+#[derive(Deserialize)]
+struct RawAttr {
+    id: String,
+    #[serde(rename = "type")]
+    ty: serde_yaml_ng::Value,
+    requirement_level: serde_yaml_ng::Value,
+    brief: String,
+    #[serde(default)]
+    examples: Vec<serde_json::Value>,
+}
+
+impl Registry {
+    /// The registry compiled into this binary.
+    pub fn builtin() -> &'static Registry {
+        static BUILTIN: OnceLock<Registry> = OnceLock::new();
+        BUILTIN.get_or_init(|| {
+            // The sources are part of the binary and a unit test parses them, so a failure here
+            // is a build defect, not bad input.
+            Registry::parse(SOURCES).expect("the embedded span registry is valid")
+        })
+    }
+
+    pub fn parse(sources: &[(&str, &str)]) -> Result<Registry, RegistryError> {
+        let mut spans = BTreeMap::new();
+        for (file, text) in sources {
+            let raw: RawFile =
+                serde_yaml_ng::from_str(text).map_err(|source| RegistryError::Yaml {
+                    file: file.to_string(),
+                    source,
+                })?;
+            for group in raw.groups {
+                let invalid = |message: String| RegistryError::Invalid {
+                    file: file.to_string(),
+                    group: group.id.clone(),
+                    message,
+                };
+                if group.ty != "span" {
+                    return Err(invalid(format!("type is {:?}, expected span", group.ty)));
+                }
+                let mut attributes = Vec::new();
+                for attr in &group.attributes {
+                    let ty = parse_type(&attr.ty)
+                        .ok_or_else(|| invalid(format!("attribute {}: unknown type", attr.id)))?;
+                    let requirement_level =
+                        parse_requirement(&attr.requirement_level).ok_or_else(|| {
+                            invalid(format!("attribute {}: unknown requirement_level", attr.id))
+                        })?;
+                    attributes.push(AttrSpec {
+                        id: attr.id.clone(),
+                        ty,
+                        requirement_level,
+                        brief: attr.brief.clone(),
+                        examples: attr.examples.clone(),
+                    });
+                }
+                let spec = SpanSpec {
+                    name: group.id.clone(),
+                    brief: group.brief.clone(),
+                    origin: group.origin,
+                    source: file.to_string(),
+                    attributes,
+                };
+                if spans.insert(group.id.clone(), spec).is_some() {
+                    return Err(invalid("defined twice".into()));
+                }
+            }
+        }
+        Ok(Registry { spans })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&SpanSpec> {
+        self.spans.get(name)
+    }
+
+    /// All span types, sorted by name.
+    pub fn specs(&self) -> impl Iterator<Item = &SpanSpec> {
+        self.spans.values()
+    }
+
+    /// Checks one span as it arrives from `origin`. Spans the registry does not name pass: they
+    /// are kept as the record of what an agent did, and change nothing but its liveness.
+    pub fn validate(
+        &self,
+        span: &Span,
+        resource: &Resource,
+        origin: Origin,
+    ) -> Result<(), Violation> {
+        let violation = |rule: String| Violation {
+            span: span.name.clone(),
+            ids: format!("trace {} span {}", hex(&span.trace_id), hex(&span.span_id)),
+            rule,
+        };
+        // Every span may name its agent through the resource, so check that value whatever the span.
+        if let Some(AnyValue::String(id)) = find_attr(&resource.attributes, "agent.id") {
+            names::agent_id(id)
+                .map_err(|e| violation(format!("resource attribute agent.id: {e}")))?;
+        }
+        let Some(spec) = self.get(&span.name) else {
+            return Ok(());
+        };
+        if spec.origin == Origin::Coordinator && origin == Origin::Client {
+            return Err(violation(format!(
+                "{} is a coordinator decision and only spanfold writes it; agents report with agent.work_progress, agent.validation or agent.communication",
+                spec.name
+            )));
+        }
+        for attr in &spec.attributes {
+            let value = span.attr(&attr.id).or_else(|| {
+                // Only agent.id may come from the resource (DESIGN §4).
+                (attr.id == "agent.id")
+                    .then(|| find_attr(&resource.attributes, "agent.id"))
+                    .flatten()
+            });
+            let Some(value) = value else {
+                if attr.requirement_level == Requirement::Required {
+                    return Err(violation(format!(
+                        "required attribute {} ({}) is missing",
+                        attr.id,
+                        attr.ty.describe()
+                    )));
+                }
+                continue;
+            };
+            check_type(&attr.ty, value).map_err(|got| {
+                violation(format!(
+                    "attribute {} must be {}, got {}",
+                    attr.id,
+                    attr.ty.describe(),
+                    got
+                ))
+            })?;
+            if let AnyValue::String(s) = value {
+                let named = match attr.id.as_str() {
+                    "agent.id" => names::agent_id(s),
+                    "feature.name" => names::feature_name(s),
+                    _ => Ok(()),
+                };
+                named.map_err(|e| violation(format!("attribute {}: {e}", attr.id)))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_type(value: &serde_yaml_ng::Value) -> Option<AttrType> {
+    match value {
+        serde_yaml_ng::Value::String(s) => match s.as_str() {
+            "string" => Some(AttrType::String),
+            "int" => Some(AttrType::Int),
+            "double" => Some(AttrType::Double),
+            "boolean" => Some(AttrType::Boolean),
+            "string[]" => Some(AttrType::StringArray),
+            _ => None,
+        },
+        serde_yaml_ng::Value::Mapping(map) => {
+            let members = map.get("members")?.as_sequence()?;
+            let values = members
+                .iter()
+                .map(|m| m.get("value")?.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()?;
+            Some(AttrType::Enum(values))
+        }
+        _ => None,
+    }
+}
+
+fn parse_requirement(value: &serde_yaml_ng::Value) -> Option<Requirement> {
+    match value {
+        serde_yaml_ng::Value::String(s) => match s.as_str() {
+            "required" => Some(Requirement::Required),
+            "recommended" => Some(Requirement::Recommended),
+            "opt_in" => Some(Requirement::OptIn),
+            _ => None,
+        },
+        serde_yaml_ng::Value::Mapping(map) => map
+            .get("conditionally_required")?
+            .as_str()
+            .map(|when| Requirement::ConditionallyRequired(when.to_owned())),
+        _ => None,
+    }
+}
+
+/// Ok, or a short description of what the value was instead.
+fn check_type(ty: &AttrType, value: &AnyValue) -> Result<(), String> {
+    let ok = match (ty, value) {
+        (AttrType::String, AnyValue::String(_)) => true,
+        (AttrType::Int, AnyValue::Int(_)) => true,
+        // SDKs send 75 for 75.0 when the caller wrote an integer literal.
+        (AttrType::Double, AnyValue::Double(_) | AnyValue::Int(_)) => true,
+        (AttrType::Boolean, AnyValue::Bool(_)) => true,
+        (AttrType::StringArray, AnyValue::Array(items)) => {
+            items.iter().all(|i| matches!(i, AnyValue::String(_)))
+        }
+        // DESIGN §4: a comma-separated string is accepted for a list.
+        (AttrType::StringArray, AnyValue::String(_)) => true,
+        (AttrType::Enum(members), AnyValue::String(s)) => {
+            if members.iter().any(|m| m == s) {
+                true
+            } else {
+                return Err(format!("{s:?}"));
+            }
+        }
+        _ => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(match value {
+        AnyValue::String(_) => "a string".into(),
+        AnyValue::Bool(_) => "a boolean".into(),
+        AnyValue::Int(_) => "an int".into(),
+        AnyValue::Double(_) => "a double".into(),
+        AnyValue::Array(items) if list_items(value).len() == items.len() => "a string[]".into(),
+        AnyValue::Array(_) => "an array with non-string items".into(),
+        AnyValue::KvList(_) => "a key-value list".into(),
+        AnyValue::Bytes(_) => "bytes".into(),
+        AnyValue::Empty => "an empty value".into(),
+    })
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Resource, Span};
+
+    fn span(name: &str) -> Span {
+        Span::new([1; 16], [2; 8], name, 1)
+    }
+
+    #[test]
+    fn embedded_registry_parses() {
+        let reg = Registry::parse(SOURCES).expect("valid");
+        assert!(reg.get("agent.registration").is_some());
+        assert_eq!(
+            reg.get("agent.feature_assignment").map(|s| s.origin),
+            Some(Origin::Coordinator)
+        );
+    }
+
+    #[test]
+    fn missing_required_attribute_is_named() {
+        let err = Registry::builtin()
+            .validate(
+                &span("agent.registration"),
+                &Resource::default(),
+                Origin::Client,
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("required attribute agent.id"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().starts_with("span agent.registration"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn agent_id_may_come_from_the_resource() {
+        let resource = Resource {
+            attributes: vec![crate::model::KeyValue::new(
+                "agent.id",
+                AnyValue::String("agent-1".into()),
+            )],
+            dropped_attributes_count: 0,
+        };
+        let s = span("agent.work_progress").with("agent.state", AnyValue::String("working".into()));
+        assert_eq!(
+            Registry::builtin().validate(&s, &resource, Origin::Client),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn wrong_type_enum_and_names_are_refused() {
+        let reg = Registry::builtin();
+        let r = Resource::default();
+        let s = span("agent.registration")
+            .with("agent.id", AnyValue::String("a".into()))
+            .with(
+                "agent.max_concurrent_features",
+                AnyValue::String("two".into()),
+            );
+        assert!(
+            reg.validate(&s, &r, Origin::Client)
+                .unwrap_err()
+                .rule
+                .contains("must be int")
+        );
+        let s = span("agent.work_progress")
+            .with("agent.id", AnyValue::String("a".into()))
+            .with("agent.state", AnyValue::String("sleeping".into()));
+        assert!(
+            reg.validate(&s, &r, Origin::Client)
+                .unwrap_err()
+                .rule
+                .contains("\"sleeping\"")
+        );
+        let s = span("agent.reset").with("agent.id", AnyValue::String("../etc".into()));
+        assert!(
+            reg.validate(&s, &r, Origin::Client)
+                .unwrap_err()
+                .rule
+                .contains("invalid agent id")
+        );
+    }
+
+    #[test]
+    fn decisions_are_refused_from_clients_only() {
+        let reg = Registry::builtin();
+        let s = span("coordination.cycle")
+            .with("coordination.cycle_number", AnyValue::Int(1))
+            .with("coordination.assignments", AnyValue::Int(0))
+            .with("coordination.features_waiting", AnyValue::Int(0));
+        assert!(
+            reg.validate(&s, &Resource::default(), Origin::Client)
+                .is_err()
+        );
+        assert!(
+            reg.validate(&s, &Resource::default(), Origin::Coordinator)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn unknown_spans_pass() {
+        assert!(
+            Registry::builtin()
+                .validate(&span("http.request"), &Resource::default(), Origin::Client)
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! The status document (DESIGN §8): a pure function of the view. Everything in it is sorted
+//! and derived from the log alone, so the same log always prints the same bytes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::model::UnixNanos;
+use crate::policy::{self, Matcher};
+use crate::reducer::{
+    Agent, AgentState, Anomaly, Capabilities, Complexity, Config, Counters, FeatureStatus, View,
+    WorktreeStatus,
+};
+
+#[derive(Debug, Clone, Default)]
+pub struct StatusOptions {
+    /// Only this agent in `agents` (the summary still covers everyone).
+    pub agent: Option<String>,
+    /// Capabilities of agents and requirements of features.
+    pub details: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub coordination_status: CoordinationStatus,
+    pub as_of: AsOfJson,
+    pub config: Option<Config>,
+    pub agents: Vec<AgentJson>,
+    pub features: Vec<FeatureJson>,
+    pub worktrees: Vec<WorktreeJson>,
+    pub anomalies: Vec<Anomaly>,
+    pub counters: Counters,
+}
+
+/// The seed's summary, field for field, so existing `jq` scripts keep working.
+#[derive(Debug, Serialize)]
+pub struct CoordinationStatus {
+    pub total_agents: usize,
+    pub active_agents: usize,
+    pub idle_agents: usize,
+    pub features_in_queue: usize,
+    pub features_in_progress: usize,
+    pub features_completed: usize,
+    pub total_worktrees: usize,
+    pub agents_by_state: BTreeMap<&'static str, usize>,
+    pub worktrees_by_status: BTreeMap<&'static str, usize>,
+    pub features_by_status: BTreeMap<&'static str, usize>,
+    pub coordination_health: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AsOfJson {
+    pub seq: u64,
+    pub time: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AssignmentJson {
+    pub feature_name: String,
+    pub worktree_path: Option<String>,
+    pub branch_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AgentJson {
+    pub agent_id: String,
+    pub state: AgentState,
+    pub current_feature: Option<String>,
+    pub worktree_path: Option<String>,
+    pub assignments: Vec<AssignmentJson>,
+    pub last_activity: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress_percentage: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<CapabilitiesJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CapabilitiesJson {
+    #[serde(flatten)]
+    pub items: Capabilities,
+    pub max_concurrent_features: u32,
+    pub preferred_complexity: Option<Complexity>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FeatureJson {
+    pub name: String,
+    pub priority: &'static str,
+    pub estimated_effort: u32,
+    pub status: FeatureStatus,
+    pub assigned_agent: Option<String>,
+    pub wait_reason: Option<String>,
+    pub worktree_path: Option<String>,
+    pub branch_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<FeatureDetails>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FeatureDetails {
+    pub description: String,
+    pub requires: Capabilities,
+    pub requirements: Vec<String>,
+    pub acceptance_criteria: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorktreeJson {
+    pub path: String,
+    pub branch_name: String,
+    pub status: WorktreeStatus,
+    pub agent_id: Option<String>,
+    pub feature_name: String,
+}
+
+/// RFC 3339 with milliseconds, UTC. Formatting only: no clock is read.
+pub fn rfc3339(nanos: UnixNanos) -> String {
+    humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos))
+        .to_string()
+}
+
+/// Health, 0..1: the mean of the share of agents not in error and the share of open features
+/// that some registered agent is able to take. 1.0 when there is nothing to judge.
+pub fn health(view: &View, matcher: &Matcher<'_>) -> f64 {
+    let agents = view.agents.len();
+    let errors = view
+        .agents
+        .values()
+        .filter(|a| a.state == AgentState::Error)
+        .count();
+    let agent_part = if agents == 0 {
+        1.0
+    } else {
+        1.0 - errors as f64 / agents as f64
+    };
+    let open: Vec<_> = view
+        .features
+        .values()
+        .filter(|f| f.status == FeatureStatus::Queued || f.status.is_in_progress())
+        .collect();
+    let placeable = open
+        .iter()
+        .filter(|f| {
+            matcher
+                .requirement(f)
+                .is_some_and(|req| (0..matcher.agents.len()).any(|i| matcher.has_all(i, &req)))
+        })
+        .count();
+    let feature_part = if open.is_empty() {
+        1.0
+    } else {
+        placeable as f64 / open.len() as f64
+    };
+    (((agent_part + feature_part) / 2.0) * 1000.0).round() / 1000.0
+}
+
+pub fn build(view: &View, options: &StatusOptions) -> Status {
+    let matcher = Matcher::new(view);
+    let mut agents_by_state: BTreeMap<&'static str, usize> =
+        AgentState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    for a in view.agents.values() {
+        *agents_by_state.entry(a.state.as_str()).or_default() += 1;
+    }
+    let mut worktrees_by_status: BTreeMap<&'static str, usize> = WorktreeStatus::ALL
+        .iter()
+        .map(|s| (s.as_str(), 0))
+        .collect();
+    for w in view.worktrees.values() {
+        *worktrees_by_status.entry(w.status.as_str()).or_default() += 1;
+    }
+    let mut features_by_status: BTreeMap<&'static str, usize> =
+        FeatureStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    for f in view.features.values() {
+        *features_by_status.entry(f.status.as_str()).or_default() += 1;
+    }
+    let count =
+        |pred: fn(FeatureStatus) -> bool| view.features.values().filter(|f| pred(f.status)).count();
+    let summary = CoordinationStatus {
+        total_agents: view.agents.len(),
+        active_agents: view.agents.values().filter(|a| a.state.is_active()).count(),
+        idle_agents: agents_by_state["idle"],
+        features_in_queue: count(|s| s == FeatureStatus::Queued),
+        features_in_progress: count(FeatureStatus::is_in_progress),
+        features_completed: count(|s| s == FeatureStatus::Completed),
+        total_worktrees: view.worktrees.len(),
+        agents_by_state,
+        worktrees_by_status,
+        features_by_status,
+        coordination_health: health(view, &matcher),
+    };
+    let agents = view
+        .agents
+        .values()
+        .filter(|a| options.agent.as_deref().is_none_or(|id| id == a.id))
+        .map(|a| agent_json(view, a, options.details))
+        .collect();
+    let features = view
+        .features
+        .values()
+        .map(|f| FeatureJson {
+            name: f.name.clone(),
+            priority: f.priority.as_str(),
+            estimated_effort: f.estimated_effort,
+            status: f.status,
+            assigned_agent: f.assigned_agent.clone(),
+            wait_reason: (f.status == FeatureStatus::Queued)
+                .then(|| policy::wait_reason(view, &matcher, f)),
+            worktree_path: f.worktree_path.clone(),
+            branch_name: f.branch_name.clone(),
+            details: options.details.then(|| FeatureDetails {
+                description: f.description.clone(),
+                requires: f.requires.clone(),
+                requirements: f.requirements.clone(),
+                acceptance_criteria: f.acceptance_criteria.clone(),
+            }),
+        })
+        .collect();
+    let worktrees = view
+        .worktrees
+        .values()
+        .map(|w| WorktreeJson {
+            path: w.path.clone(),
+            branch_name: w.branch_name.clone(),
+            status: w.status,
+            agent_id: w.agent_id.clone(),
+            feature_name: w.feature_name.clone(),
+        })
+        .collect();
+    Status {
+        coordination_status: summary,
+        as_of: AsOfJson {
+            seq: view.as_of.seq,
+            time: (view.as_of.seq > 0).then(|| rfc3339(view.as_of.time)),
+        },
+        config: view.config.clone(),
+        agents,
+        features,
+        worktrees,
+        anomalies: view.anomalies.clone(),
+        counters: view.counters.clone(),
+    }
+}
+
+fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
+    let assignments: Vec<AssignmentJson> = a
+        .assignments
+        .iter()
+        .map(|name| {
+            let f = view.features.get(name);
+            AssignmentJson {
+                feature_name: name.clone(),
+                worktree_path: f.and_then(|f| f.worktree_path.clone()),
+                branch_name: f.and_then(|f| f.branch_name.clone()),
+            }
+        })
+        .collect();
+    AgentJson {
+        agent_id: a.id.clone(),
+        state: a.state,
+        current_feature: assignments.first().map(|x| x.feature_name.clone()),
+        worktree_path: assignments.first().and_then(|x| x.worktree_path.clone()),
+        assignments,
+        last_activity: rfc3339(a.last_activity),
+        progress_percentage: a.progress.percentage,
+        capabilities: details.then(|| CapabilitiesJson {
+            items: a.capabilities.clone(),
+            max_concurrent_features: a.max_concurrent_features,
+            preferred_complexity: a.preferred_complexity,
+        }),
+    }
+}

@@ -1,0 +1,281 @@
+//! The log: an append-only sled tree of batches. The only module that knows sled.
+//!
+//! Persistence contract (also in ARCHITECTURE.md):
+//! - The unit of storage is a batch (one export or one command), keyed by the sequence number
+//!   of its first span, big-endian so keys sort in log order. Per-span keys would cap ingest near
+//!   100k spans/s on this hardware (DESIGN §5).
+//! - A record is written once with compare-and-swap against "absent" and never rewritten.
+//! - `append` returns only after `flush`: on Linux sled syncs its pages with
+//!   `sync_file_range`, which survives a killed process but not necessarily a power cut.
+//! - A span whose (trace id, span id) is already in the log is dropped before the write, so
+//!   retries and replays are applied once.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::model::{Batch, ResourceSpans, SpanKey, UnixNanos};
+
+/// First byte of every record value; a new layout gets a new number and a reader for the old.
+const FORMAT_V1: u8 = 1;
+const LOG_TREE: &str = "log";
+/// How long `open` waits for another process (a CLI call, a server) to release the log.
+const LOCK_WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error(
+        "no coordination log at {0}; run `spanfold agents init` in the repository first, or pass --coord-dir"
+    )]
+    Missing(PathBuf),
+    #[error(
+        "the coordination log at {0} stayed locked by another process for {LOCK_WAIT:?}; if a `spanfold serve` holds it, the CLI talks to it (issue the command again once it is reachable), otherwise stop the other process"
+    )]
+    Locked(PathBuf),
+    #[error("cannot open the coordination log at {path}: {source}")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error(
+        "the coordination log at {path} is damaged at record {key}: {reason}. Nothing was changed; move the directory aside and restore a backup (or `spanfold export` what is readable)"
+    )]
+    Corrupt {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+    #[error("writing to the coordination log at {path} failed: {source}")]
+    Write { path: PathBuf, source: sled::Error },
+    #[error(
+        "record {seq} of the coordination log at {path} already exists; another writer is appending to the same log"
+    )]
+    Conflict { path: PathBuf, seq: u64 },
+}
+
+/// What an append did.
+#[derive(Debug)]
+pub struct Appended {
+    /// The batch as stored (duplicates removed), or None when every span was a duplicate.
+    pub batch: Option<Batch>,
+    pub duplicates: usize,
+}
+
+pub struct Log {
+    path: PathBuf,
+    db: sled::Db,
+    tree: sled::Tree,
+    next_seq: u64,
+    last_time: UnixNanos,
+    /// Span ids in the log; filled by the first full scan (`scan`) or the first append.
+    seen: Option<HashSet<SpanKey>>,
+}
+
+impl Log {
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("log").join("db").exists() || dir.join("log").join("conf").exists()
+    }
+
+    /// Opens the log in `dir`, creating it when `create` is set.
+    pub fn open(dir: &Path, create: bool) -> Result<Log, StoreError> {
+        let path = dir.join("log");
+        if !create && !Log::exists(dir) {
+            return Err(StoreError::Missing(dir.to_path_buf()));
+        }
+        let started = Instant::now();
+        let db = loop {
+            let config = sled::Config::new()
+                .path(&path)
+                .cache_capacity(64 * 1024 * 1024)
+                .mode(sled::Mode::HighThroughput);
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("lock") =>
+                {
+                    if started.elapsed() > LOCK_WAIT {
+                        return Err(StoreError::Locked(path));
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(source) => return Err(StoreError::Open { path, source }),
+            }
+        };
+        let tree = db.open_tree(LOG_TREE).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let mut log = Log {
+            path,
+            db,
+            tree,
+            next_seq: 1,
+            last_time: 0,
+            seen: None,
+        };
+        if let Some(last) = log.tree.last().map_err(|e| log.read_error(e))? {
+            let batch = log.decode(&last.0, &last.1)?;
+            log.next_seq = batch.first_seq + batch.span_count() as u64;
+            log.last_time = batch.received_at;
+        }
+        Ok(log)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The sequence number the next appended span will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Visits every batch in log order, checking that sequence numbers have no gaps.
+    pub fn scan(&mut self, mut visit: impl FnMut(&Batch)) -> Result<(), StoreError> {
+        let mut seen = HashSet::new();
+        let mut expected = 1;
+        for item in self.tree.iter() {
+            let (key, value) = item.map_err(|e| self.read_error(e))?;
+            let batch = self.decode(&key, &value)?;
+            if batch.first_seq != expected {
+                return Err(self.corrupt(
+                    &key,
+                    format!(
+                        "expected a batch starting at seq {expected}, found {}",
+                        batch.first_seq
+                    ),
+                ));
+            }
+            expected = batch.first_seq + batch.span_count() as u64;
+            for ev in batch.events() {
+                seen.insert(ev.span.key());
+            }
+            visit(&batch);
+        }
+        self.seen = Some(seen);
+        Ok(())
+    }
+
+    /// Appends what is new in `resource_spans` as one batch received at `now` (or later, so the
+    /// log's time never goes backwards), and flushes before returning.
+    pub fn append(
+        &mut self,
+        mut resource_spans: Vec<ResourceSpans>,
+        now: UnixNanos,
+    ) -> Result<Appended, StoreError> {
+        if self.seen.is_none() {
+            self.scan(|_| {})?;
+        }
+        let seen = self.seen.get_or_insert_with(HashSet::new);
+        let mut duplicates = 0;
+        for rs in &mut resource_spans {
+            for ss in &mut rs.scope_spans {
+                ss.spans.retain(|span| {
+                    let fresh = seen.insert(span.key());
+                    duplicates += usize::from(!fresh);
+                    fresh
+                });
+            }
+            rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+        }
+        resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+        if resource_spans.is_empty() {
+            return Ok(Appended {
+                batch: None,
+                duplicates,
+            });
+        }
+        let batch = Batch {
+            first_seq: self.next_seq,
+            received_at: now.max(self.last_time),
+            resource_spans,
+        };
+        let mut value = vec![FORMAT_V1];
+        value.extend(
+            postcard::to_stdvec(&(batch.received_at, &batch.resource_spans))
+                .expect("serialising in-memory spans cannot fail"),
+        );
+        let key = batch.first_seq.to_be_bytes();
+        let write = |source| StoreError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        self.tree
+            .compare_and_swap(key, None as Option<&[u8]>, Some(value))
+            .map_err(write)?
+            .map_err(|_| StoreError::Conflict {
+                path: self.path.clone(),
+                seq: batch.first_seq,
+            })?;
+        self.db.flush().map_err(write)?;
+        self.next_seq += batch.span_count() as u64;
+        self.last_time = batch.received_at;
+        Ok(Appended {
+            batch: Some(batch),
+            duplicates,
+        })
+    }
+
+    /// Drops every tree but the log itself: indexes and checkpoints are derived and disposable.
+    pub fn drop_derived(&self) -> Result<Vec<String>, StoreError> {
+        let mut dropped = Vec::new();
+        for name in self.db.tree_names() {
+            let name_str = String::from_utf8_lossy(&name).into_owned();
+            // sled keeps its own default tree; it is not ours to drop.
+            if name_str == LOG_TREE || name_str == "__sled__default" {
+                continue;
+            }
+            self.db
+                .drop_tree(&name)
+                .map_err(|source| StoreError::Write {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            dropped.push(name_str);
+        }
+        Ok(dropped)
+    }
+
+    fn decode(&self, key: &[u8], value: &[u8]) -> Result<Batch, StoreError> {
+        let first_seq = <[u8; 8]>::try_from(key)
+            .map(u64::from_be_bytes)
+            .map_err(|_| self.corrupt(key, "the key is not an 8-byte sequence number".into()))?;
+        match value.split_first() {
+            Some((&FORMAT_V1, body)) => {
+                let (received_at, resource_spans) = postcard::from_bytes(body)
+                    .map_err(|e| self.corrupt(key, format!("undecodable batch: {e}")))?;
+                Ok(Batch {
+                    first_seq,
+                    received_at,
+                    resource_spans,
+                })
+            }
+            Some((other, _)) => Err(self.corrupt(
+                key,
+                format!("record format {other} is newer than this spanfold understands; upgrade spanfold"),
+            )),
+            None => Err(self.corrupt(key, "the record is empty".into())),
+        }
+    }
+
+    fn corrupt(&self, key: &[u8], reason: String) -> StoreError {
+        let key = <[u8; 8]>::try_from(key)
+            .map(|k| format!("seq {}", u64::from_be_bytes(k)))
+            .unwrap_or_else(|_| format!("{key:?}"));
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            key,
+            reason,
+        }
+    }
+
+    fn read_error(&self, source: sled::Error) -> StoreError {
+        match source {
+            sled::Error::Corruption { .. } => self.corrupt(b"", format!("{source}")),
+            source => StoreError::Open {
+                path: self.path.clone(),
+                source,
+            },
+        }
+    }
+}
