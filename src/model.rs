@@ -234,37 +234,40 @@ pub struct Event<'a> {
 }
 
 impl<'a> Event<'a> {
-    /// A span attribute, or else the resource attribute of the same key: an SDK configured with
-    /// `OTEL_RESOURCE_ATTRIBUTES=agent.id=…` names its agent on every span that way.
+    /// A span attribute. `agent.id` alone falls back to the resource attribute (DESIGN §4): an SDK
+    /// configured with `OTEL_RESOURCE_ATTRIBUTES=agent.id=…` names its agent on every span.
     pub fn attr(&self, key: &str) -> Option<&'a AnyValue> {
-        self.span
-            .attr(key)
-            .or_else(|| find_attr(&self.resource.attributes, key))
+        self.span.attr(key).or_else(|| {
+            (key == "agent.id")
+                .then(|| find_attr(&self.resource.attributes, key))
+                .flatten()
+        })
+    }
+
+    /// Several span attributes in one pass over the span, for handlers that read many
+    /// (no resource fallback: use [`Event::attr`] for `agent.id`).
+    pub fn attrs<const N: usize>(&self, keys: [&str; N]) -> [Option<&'a AnyValue>; N] {
+        let mut out = [None; N];
+        for kv in &self.span.attributes {
+            if let Some(i) = keys.iter().position(|k| *k == kv.key)
+                && out[i].is_none()
+            {
+                out[i] = Some(&kv.value);
+            }
+        }
+        out
     }
 
     pub fn str_attr(&self, key: &str) -> Option<&'a str> {
-        match self.attr(key)? {
-            AnyValue::String(s) => Some(s.as_str()),
-            _ => None,
-        }
+        self.attr(key).and_then(as_str)
     }
 
     pub fn int_attr(&self, key: &str) -> Option<i64> {
-        match self.attr(key)? {
-            AnyValue::Int(i) => Some(*i),
-            AnyValue::Double(d) if d.fract() == 0.0 => Some(*d as i64),
-            AnyValue::String(s) => s.trim().parse().ok(),
-            _ => None,
-        }
+        self.attr(key).and_then(as_int)
     }
 
     pub fn double_attr(&self, key: &str) -> Option<f64> {
-        match self.attr(key)? {
-            AnyValue::Double(d) => Some(*d),
-            AnyValue::Int(i) => Some(*i as f64),
-            AnyValue::String(s) => s.trim().parse().ok(),
-            _ => None,
-        }
+        self.attr(key).and_then(as_double)
     }
 
     /// A list attribute: a real OTLP array of strings, or a comma-separated string.
@@ -273,6 +276,32 @@ impl<'a> Event<'a> {
             Some(value) => list_items(value),
             None => Vec::new(),
         }
+    }
+}
+
+pub fn as_str(value: &AnyValue) -> Option<&str> {
+    match value {
+        AnyValue::String(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// An integer, also from a whole double or a numeric string (OTLP/JSON senders vary).
+pub fn as_int(value: &AnyValue) -> Option<i64> {
+    match value {
+        AnyValue::Int(i) => Some(*i),
+        AnyValue::Double(d) if d.fract() == 0.0 && d.is_finite() => Some(*d as i64),
+        AnyValue::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+pub fn as_double(value: &AnyValue) -> Option<f64> {
+    match value {
+        AnyValue::Double(d) => Some(*d),
+        AnyValue::Int(i) => Some(*i as f64),
+        AnyValue::String(s) => s.trim().parse().ok(),
+        _ => None,
     }
 }
 

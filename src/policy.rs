@@ -4,7 +4,7 @@
 //! Order of placement: priority (critical first), then queue position (older first), then name.
 //! Among capable agents: higher score, then lower load, then agent id — never hash order.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -69,11 +69,12 @@ pub fn queue(view: &View) -> Vec<&Feature> {
         .values()
         .filter(|f| f.status == FeatureStatus::Queued)
         .collect();
-    queued.sort_by(|a, b| {
+    // Names are unique, so this is a total order and an unstable sort is still deterministic.
+    queued.sort_unstable_by(|a, b| {
         b.priority
             .cmp(&a.priority)
             .then(a.queued_seq.cmp(&b.queued_seq))
-            .then(a.name.cmp(&b.name))
+            .then_with(|| a.name.cmp(&b.name))
     });
     queued
 }
@@ -91,21 +92,22 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
         .filter(|&i| can_take_more(matcher.agents[i]))
         .collect();
     let mut decision = Decision::default();
+    let mut req = Vec::new();
     for (placed_upto, feature) in queue.iter().enumerate() {
         if open.is_empty() {
             decision.features_waiting += queue.len() - placed_upto;
             break;
         }
-        let Some(req) = matcher.requirement(feature) else {
+        if !matcher.requirement_into(feature, &mut req) {
             decision.features_waiting += 1;
             continue;
-        };
+        }
         let mut best: Option<(usize, f64)> = None;
         for &i in &open {
             if !matcher.has_all(i, &req) {
                 continue;
             }
-            let score = score(config, matcher.agents[i], feature, load[i]).0;
+            let score = score_value(config, matcher.agents[i], feature, load[i]);
             let better = match best {
                 None => true,
                 Some((j, best_score)) => {
@@ -141,69 +143,36 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
     decision
 }
 
-/// The score of giving `feature` to `agent` when it already holds `load` features, with the
-/// reasons in words.
-pub fn score(
-    config: &PolicyConfig,
-    agent: &Agent,
-    feature: &Feature,
-    load: u32,
-) -> (f64, Vec<String>) {
-    let w = &config.weights;
-    let mut reasons = Vec::with_capacity(4);
-
+/// The four parts of the score, each 0..1: capability overlap, priority, effort against
+/// preferred complexity, and free capacity.
+fn parts(agent: &Agent, feature: &Feature, load: u32) -> [f64; 4] {
     let required = feature.requires.len();
     let capability = if required == 0 {
-        reasons.push("no capability required".to_string());
         0.5
     } else {
-        let items: Vec<String> = feature
-            .requires
-            .items()
-            .map(|(kind, item)| format!("{kind} {item}"))
-            .collect();
-        reasons.push(format!(
-            "has {} ({} of its {} capabilities used)",
-            items.join(", "),
-            required,
-            agent.capabilities.len()
-        ));
+        // Specialists first: the more of an agent's capabilities a feature uses, the better.
         required as f64 / agent.capabilities.len().max(required) as f64
     };
-
     let priority = match feature.priority {
         Priority::Low => 0.25,
         Priority::Medium => 0.5,
         Priority::High => 0.75,
         Priority::Critical => 1.0,
     };
-    reasons.push(format!("priority {}", feature.priority.as_str()));
-
     let level = Complexity::of_effort(feature.estimated_effort);
-    let complexity = match agent.preferred_complexity {
-        None => {
-            reasons.push(format!(
-                "effort {} ({}), no complexity preference",
-                feature.estimated_effort,
-                level.as_str()
-            ));
-            0.5
-        }
-        Some(pref) => {
-            reasons.push(format!(
-                "effort {} ({}) against preferred {}",
-                feature.estimated_effort,
-                level.as_str(),
-                pref.as_str()
-            ));
-            1.0 - (level.rank().abs_diff(pref.rank()) as f64) / 2.0
-        }
-    };
-
+    let complexity = agent.preferred_complexity.map_or(0.5, |pref| {
+        1.0 - (level.rank().abs_diff(pref.rank()) as f64) / 2.0
+    });
     let max = agent.max_concurrent_features.max(1);
     let free = 1.0 - (load.min(max) as f64) / max as f64;
-    reasons.push(format!("load {load}/{max}"));
+    [capability, priority, complexity, free]
+}
 
+/// The score of giving `feature` to `agent` when it already holds `load` features, 0..1,
+/// rounded to three decimals.
+pub fn score_value(config: &PolicyConfig, agent: &Agent, feature: &Feature, load: u32) -> f64 {
+    let w = &config.weights;
+    let [capability, priority, complexity, free] = parts(agent, feature, load);
     let total = w.capability + w.priority + w.complexity + w.load;
     let raw = if total > 0.0 {
         (w.capability * capability
@@ -214,7 +183,52 @@ pub fn score(
     } else {
         0.0
     };
-    ((raw.clamp(0.0, 1.0) * 1000.0).round() / 1000.0, reasons)
+    (raw.clamp(0.0, 1.0) * 1000.0).round() / 1000.0
+}
+
+/// The score with its reasons in words, for the decision span.
+pub fn score(
+    config: &PolicyConfig,
+    agent: &Agent,
+    feature: &Feature,
+    load: u32,
+) -> (f64, Vec<String>) {
+    let mut reasons = Vec::with_capacity(4);
+    if feature.requires.is_empty() {
+        reasons.push("no capability required".to_string());
+    } else {
+        let items: Vec<String> = feature
+            .requires
+            .items()
+            .map(|(kind, item)| format!("{kind} {item}"))
+            .collect();
+        reasons.push(format!(
+            "has {} ({} of its {} capabilities used)",
+            items.join(", "),
+            feature.requires.len(),
+            agent.capabilities.len()
+        ));
+    }
+    reasons.push(format!("priority {}", feature.priority.as_str()));
+    let level = Complexity::of_effort(feature.estimated_effort);
+    reasons.push(match agent.preferred_complexity {
+        None => format!(
+            "effort {} ({}), no complexity preference",
+            feature.estimated_effort,
+            level.as_str()
+        ),
+        Some(pref) => format!(
+            "effort {} ({}) against preferred {}",
+            feature.estimated_effort,
+            level.as_str(),
+            pref.as_str()
+        ),
+    });
+    reasons.push(format!(
+        "load {load}/{}",
+        agent.max_concurrent_features.max(1)
+    ));
+    (score_value(config, agent, feature, load), reasons)
 }
 
 /// Why a queued feature is still waiting, in words a person can act on.
@@ -225,7 +239,8 @@ pub fn wait_reason(view: &View, matcher: &Matcher<'_>, feature: &Feature) -> Str
     if view.agents.is_empty() {
         return "no agents registered; register one with `agents register-agent`".into();
     }
-    let Some(req) = matcher.requirement(feature) else {
+    let mut req = Vec::new();
+    if !matcher.requirement_into(feature, &mut req) {
         let missing = feature
             .requires
             .items()
@@ -233,7 +248,7 @@ pub fn wait_reason(view: &View, matcher: &Matcher<'_>, feature: &Feature) -> Str
             .map(|(kind, item)| format!("{kind} {item}"))
             .unwrap_or_default();
         return format!("no registered agent has {missing}");
-    };
+    }
     let capable: Vec<&Agent> = (0..matcher.agents.len())
         .filter(|&i| matcher.has_all(i, &req))
         .map(|i| matcher.agents[i])
@@ -281,14 +296,14 @@ pub fn wait_reason(view: &View, matcher: &Matcher<'_>, feature: &Feature) -> Str
 /// is a few word comparisons each instead of string lookups.
 pub struct Matcher<'v> {
     pub agents: Vec<&'v Agent>,
-    index: HashMap<(&'static str, &'v str), usize>,
+    index: FxHashMap<(&'static str, &'v str), usize>,
     bits: Vec<Vec<u64>>,
 }
 
 impl<'v> Matcher<'v> {
     pub fn new(view: &'v View) -> Self {
         let agents: Vec<&Agent> = view.agents.values().collect();
-        let mut index = HashMap::new();
+        let mut index = FxHashMap::default();
         // Lookups only: the map is never iterated, so its order cannot reach a decision.
         for agent in &agents {
             for key in agent.capabilities.items() {
@@ -319,15 +334,18 @@ impl<'v> Matcher<'v> {
         self.index.contains_key(&(kind, item))
     }
 
-    /// The feature's requirements as bits, or None when some requirement no agent has.
-    pub fn requirement(&self, feature: &Feature) -> Option<Vec<u64>> {
-        let words = self.bits.first().map_or(1, Vec::len);
-        let mut set = vec![0u64; words];
+    /// Writes the feature's requirements as bits into `set`; false when some requirement is one
+    /// that no agent has.
+    pub fn requirement_into(&self, feature: &Feature, set: &mut Vec<u64>) -> bool {
+        set.clear();
+        set.resize(self.bits.first().map_or(1, Vec::len), 0);
         for key in feature.requires.items() {
-            let bit = *self.index.get(&key)?;
+            let Some(&bit) = self.index.get(&key) else {
+                return false;
+            };
             set[bit / 64] |= 1 << (bit % 64);
         }
-        Some(set)
+        true
     }
 
     pub fn has_all(&self, agent: usize, req: &[u64]) -> bool {

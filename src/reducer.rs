@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::model::{Event, UnixNanos};
+use crate::model::{Event, UnixNanos, as_double, as_int, as_str};
 use crate::names;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
@@ -274,17 +274,18 @@ impl Capabilities {
             )
     }
 
-    fn from_event(ev: &Event<'_>, prefix: &str) -> Capabilities {
-        let set = |suffix: &str| -> BTreeSet<String> {
-            ev.list_attr(&format!("{prefix}.{suffix}"))
+    /// From the three list attributes named by `keys` (languages, frameworks, expertise).
+    fn from_event(ev: &Event<'_>, keys: [&str; 3]) -> Capabilities {
+        let set = |key: &str| -> BTreeSet<String> {
+            ev.list_attr(key)
                 .into_iter()
                 .map(|s| s.to_lowercase())
                 .collect()
         };
         Capabilities {
-            languages: set("languages"),
-            frameworks: set("frameworks"),
-            expertise_areas: set("expertise_areas"),
+            languages: set(keys[0]),
+            frameworks: set(keys[1]),
+            expertise_areas: set(keys[2]),
         }
     }
 }
@@ -467,7 +468,14 @@ impl View {
             .str_attr("agent.id")
             .ok_or_else(|| "the span has no agent.id".to_string())?;
         names::agent_id(id).map_err(|e| e.to_string())?;
-        let capabilities = Capabilities::from_event(ev, "agent");
+        let capabilities = Capabilities::from_event(
+            ev,
+            [
+                "agent.languages",
+                "agent.frameworks",
+                "agent.expertise_areas",
+            ],
+        );
         let max = ev
             .int_attr("agent.max_concurrent_features")
             .unwrap_or(1)
@@ -514,36 +522,53 @@ impl View {
                 existing.status.as_str()
             ));
         }
-        let queued_seq = self.features.get(name).map_or(ev.seq, |f| f.queued_seq);
-        let previous = self.features.remove(name);
-        self.features.insert(
-            name.to_owned(),
-            Feature {
+        let requires = Capabilities::from_event(
+            ev,
+            [
+                "feature.languages",
+                "feature.frameworks",
+                "feature.expertise_areas",
+            ],
+        );
+        let description = ev
+            .str_attr("feature.description")
+            .unwrap_or_default()
+            .to_owned();
+        let requirements = ev.list_attr("feature.requirements");
+        let acceptance_criteria = ev.list_attr("feature.acceptance_criteria");
+        // A re-request updates the queued feature in place; it keeps its queue position, its
+        // worktree and its last error.
+        let feature = self
+            .features
+            .entry(name.to_owned())
+            .or_insert_with(|| Feature {
                 name: name.to_owned(),
-                description: ev
-                    .str_attr("feature.description")
-                    .unwrap_or_default()
-                    .to_owned(),
+                description: String::new(),
                 priority,
                 estimated_effort: effort,
-                requires: Capabilities::from_event(ev, "feature"),
-                requirements: ev.list_attr("feature.requirements"),
-                acceptance_criteria: ev.list_attr("feature.acceptance_criteria"),
+                requires: Capabilities::default(),
+                requirements: Vec::new(),
+                acceptance_criteria: Vec::new(),
                 status: FeatureStatus::Queued,
                 assigned_agent: None,
-                worktree_path: previous.as_ref().and_then(|f| f.worktree_path.clone()),
-                branch_name: previous.as_ref().and_then(|f| f.branch_name.clone()),
-                last_error: previous.and_then(|f| f.last_error),
-                queued_seq,
-            },
-        );
+                worktree_path: None,
+                branch_name: None,
+                last_error: None,
+                queued_seq: ev.seq,
+            });
+        feature.description = description;
+        feature.priority = priority;
+        feature.estimated_effort = effort;
+        feature.requires = requires;
+        feature.requirements = requirements;
+        feature.acceptance_criteria = acceptance_criteria;
         Ok(())
     }
 
     /// The feature a report is about: the one it names (which the agent must hold), or the
     /// agent's only one.
-    fn reported_feature(agent: &Agent, ev: &Event<'_>) -> Result<Option<String>, String> {
-        match ev.str_attr("feature.name") {
+    fn reported_feature(agent: &Agent, named: Option<&str>) -> Result<Option<String>, String> {
+        match named {
             Some(name) if agent.assignments.iter().any(|a| a == name) => Ok(Some(name.to_owned())),
             Some(name) => Err(format!(
                 "agent {} does not hold feature {name} (it holds: {})",
@@ -556,12 +581,21 @@ impl View {
     }
 
     fn progress(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let next = ev
-            .str_attr("agent.state")
+        // Progress reports are most of the traffic: read all their attributes in one pass.
+        let [state, named, percentage, files, lines, duration] = ev.attrs([
+            "agent.state",
+            "feature.name",
+            "work.progress_percentage",
+            "work.files_modified",
+            "work.lines_added",
+            "work.duration_ms",
+        ]);
+        let next = state
+            .and_then(as_str)
             .and_then(AgentState::parse)
             .ok_or_else(|| "agent.state is missing or not a lifecycle state".to_string())?;
         let agent = self.agent_of(ev)?;
-        let feature = Self::reported_feature(agent, ev)?;
+        let feature = Self::reported_feature(agent, named.and_then(as_str))?;
         let current = agent.state;
         if next != current && !current.can_become(next) {
             return Err(illegal(current, next));
@@ -575,10 +609,10 @@ impl View {
         }
         agent.state = next;
         agent.progress = Progress {
-            percentage: ev.double_attr("work.progress_percentage"),
-            files_modified: ev.int_attr("work.files_modified"),
-            lines_added: ev.int_attr("work.lines_added"),
-            duration_ms: ev.int_attr("work.duration_ms"),
+            percentage: percentage.and_then(as_double),
+            files_modified: files.and_then(as_int),
+            lines_added: lines.and_then(as_int),
+            duration_ms: duration.and_then(as_int),
         };
         if next == AgentState::Finished
             && let Some(name) = &feature
@@ -607,7 +641,7 @@ impl View {
             _ => return Err("validation.result must be passed or failed".into()),
         };
         let agent = self.agent_of(ev)?;
-        let feature = Self::reported_feature(agent, ev)?;
+        let feature = Self::reported_feature(agent, ev.str_attr("feature.name"))?;
         if !matches!(agent.state, AgentState::Working | AgentState::Validating) {
             return Err(format!(
                 "agent {} is {}; validation is reported while working or validating",

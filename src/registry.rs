@@ -34,8 +34,7 @@ pub enum Origin {
     Coordinator,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttrType {
     String,
     Int,
@@ -43,6 +42,21 @@ pub enum AttrType {
     Boolean,
     StringArray,
     Enum(Vec<String>),
+}
+
+/// Serialised as the registry writes it: `"string[]"`, or `{"members": [...]}` for an enum.
+impl Serialize for AttrType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AttrType::Enum(members) => {
+                use serde::ser::SerializeMap;
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("members", members)?;
+                map.end()
+            }
+            other => serializer.serialize_str(&other.describe()),
+        }
+    }
 }
 
 impl AttrType {

@@ -140,12 +140,12 @@ pub fn health(view: &View, matcher: &Matcher<'_>) -> f64 {
         .values()
         .filter(|f| f.status == FeatureStatus::Queued || f.status.is_in_progress())
         .collect();
+    let mut req = Vec::new();
     let placeable = open
         .iter()
         .filter(|f| {
-            matcher
-                .requirement(f)
-                .is_some_and(|req| (0..matcher.agents.len()).any(|i| matcher.has_all(i, &req)))
+            matcher.requirement_into(f, &mut req)
+                && (0..matcher.agents.len()).any(|i| matcher.has_all(i, &req))
         })
         .count();
     let feature_part = if open.is_empty() {

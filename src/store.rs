@@ -279,3 +279,155 @@ impl Log {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Resource, ResourceSpans, Scope, Span};
+
+    fn spans(ids: &[u8]) -> Vec<ResourceSpans> {
+        vec![ResourceSpans::single(
+            Resource::default(),
+            Scope::default(),
+            ids.iter()
+                .map(|&i| Span::new([i; 16], [i; 8], "x", 0))
+                .collect(),
+        )]
+    }
+
+    fn all(log: &mut Log) -> Vec<Batch> {
+        let mut out = Vec::new();
+        log.scan(|b| out.push(b.clone())).expect("scan");
+        out
+    }
+
+    #[test]
+    fn appends_number_spans_and_survive_reopening() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = Log::open(dir.path(), true).expect("open");
+        let a = log.append(spans(&[1, 2]), 100).expect("append");
+        assert_eq!(a.batch.as_ref().map(|b| b.first_seq), Some(1));
+        // The log's clock never goes backwards, whatever the caller's did.
+        let b = log.append(spans(&[3]), 50).expect("append");
+        assert_eq!(
+            b.batch.as_ref().map(|b| (b.first_seq, b.received_at)),
+            Some((3, 100))
+        );
+        drop(log);
+        let mut log = Log::open(dir.path(), false).expect("reopen");
+        assert_eq!(log.next_seq(), 4);
+        let batches = all(&mut log);
+        assert_eq!(batches.len(), 2);
+        let seqs: Vec<u64> = batches
+            .iter()
+            .flat_map(|b| b.events().map(|e| e.seq))
+            .collect();
+        assert_eq!(seqs, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_span_already_in_the_log_is_not_appended_again() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = Log::open(dir.path(), true).expect("open");
+        log.append(spans(&[1, 2]), 1).expect("append");
+        drop(log);
+        let mut log = Log::open(dir.path(), false).expect("reopen");
+        let again = log.append(spans(&[2, 3, 3]), 2).expect("append");
+        assert_eq!(again.duplicates, 2);
+        let batch = again.batch.expect("one new span");
+        assert_eq!(batch.span_count(), 1);
+        assert_eq!(batch.first_seq, 3);
+        let only_dups = log.append(spans(&[1]), 3).expect("append");
+        assert!(only_dups.batch.is_none());
+        assert_eq!(log.next_seq(), 4);
+    }
+
+    #[test]
+    fn lossless_round_trip_of_every_field() {
+        use crate::model::{AnyValue, KeyValue, Link, SpanEvent, Status};
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut span = Span::new([7; 16], [8; 8], "rich", 5);
+        span.parent_span_id = vec![9; 8];
+        span.trace_state = "k=v".into();
+        span.flags = 257;
+        span.kind = 3;
+        span.end_time_unix_nano = 6;
+        span.attributes = vec![
+            KeyValue::new("b", AnyValue::Bool(true)),
+            KeyValue::new("d", AnyValue::Double(1.5)),
+            KeyValue::new("bytes", AnyValue::Bytes(vec![0, 255])),
+            KeyValue::new(
+                "kv",
+                AnyValue::KvList(vec![KeyValue::new("i", AnyValue::Int(-1))]),
+            ),
+            KeyValue::new("arr", AnyValue::Array(vec![AnyValue::Empty])),
+        ];
+        span.events = vec![SpanEvent {
+            time_unix_nano: 5,
+            name: "e".into(),
+            attributes: vec![],
+            dropped_attributes_count: 1,
+        }];
+        span.links = vec![Link {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            trace_state: String::new(),
+            attributes: vec![],
+            dropped_attributes_count: 0,
+            flags: 1,
+        }];
+        span.status = Status {
+            message: "bad".into(),
+            code: 2,
+        };
+        let rs = vec![ResourceSpans {
+            resource: Resource {
+                attributes: vec![KeyValue::new("service.name", AnyValue::String("s".into()))],
+                dropped_attributes_count: 2,
+            },
+            schema_url: "https://opentelemetry.io/schemas/1.21.0".into(),
+            scope_spans: vec![crate::model::ScopeSpans {
+                scope: Scope {
+                    name: "lib".into(),
+                    version: "1".into(),
+                    attributes: vec![],
+                    dropped_attributes_count: 0,
+                },
+                schema_url: "x".into(),
+                spans: vec![span],
+            }],
+        }];
+        let mut log = Log::open(dir.path(), true).expect("open");
+        log.append(rs.clone(), 9).expect("append");
+        drop(log);
+        let mut log = Log::open(dir.path(), false).expect("reopen");
+        assert_eq!(all(&mut log)[0].resource_spans, rs);
+    }
+
+    #[test]
+    fn a_missing_log_says_how_to_create_one() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let err = Log::open(dir.path(), false).err().expect("missing");
+        assert!(err.to_string().contains("spanfold agents init"), "{err}");
+    }
+
+    #[test]
+    fn a_damaged_record_is_a_clear_error_not_a_reset() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = Log::open(dir.path(), true).expect("open");
+        log.append(spans(&[1]), 1).expect("append");
+        // Damage it through sled itself: a record whose body does not decode.
+        log.tree
+            .insert(2u64.to_be_bytes(), vec![FORMAT_V1, 0xff, 0xff])
+            .expect("insert");
+        log.db.flush().expect("flush");
+        drop(log);
+        // Opening reads the last record, so the damage is found before anything can be appended.
+        let err = Log::open(dir.path(), false)
+            .err()
+            .expect("a damaged log must not open")
+            .to_string();
+        assert!(err.contains("damaged at record seq 2"), "{err}");
+        assert!(err.contains("Nothing was changed"), "{err}");
+    }
+}

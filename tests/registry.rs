@@ -1,0 +1,183 @@
+//! The span registry (spans/*.yaml) and the code agree: the reducer handles exactly the spans the
+//! registry names, every span spanfold writes passes validation, and `spanfold spans` lists them.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use spanfold::emit::{self, IdGen};
+use spanfold::model::Resource;
+use spanfold::reducer::{AgentState, Complexity, HANDLED_SPANS, Priority};
+use spanfold::registry::{Origin, Registry};
+
+#[test]
+fn the_reducer_handles_exactly_the_registered_spans() {
+    let registered: BTreeSet<&str> = Registry::builtin()
+        .specs()
+        .map(|s| s.name.as_str())
+        .collect();
+    let handled: BTreeSet<&str> = HANDLED_SPANS.iter().copied().collect();
+    assert_eq!(registered, handled);
+}
+
+#[test]
+fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
+    let mut ids = IdGen::default();
+    let reasons = vec!["has language python".to_string()];
+    let client = vec![
+        emit::registration(
+            &mut ids,
+            1,
+            &emit::Registration {
+                agent_id: "a1".into(),
+                languages: vec!["python".into()],
+                frameworks: vec![],
+                expertise_areas: vec![],
+                max_concurrent_features: 2,
+                preferred_complexity: Some(Complexity::High),
+            },
+        ),
+        emit::feature_request(
+            &mut ids,
+            1,
+            &emit::FeatureRequest {
+                name: "f1".into(),
+                priority: Some(Priority::Critical),
+                estimated_effort: 5,
+                requirements: vec!["r".into()],
+                ..Default::default()
+            },
+        ),
+        emit::progress(
+            &mut ids,
+            1,
+            &emit::ProgressReport {
+                agent_id: "a1".into(),
+                state: Some(AgentState::Working),
+                feature: Some("f1".into()),
+                percentage: Some(50.0),
+                files_modified: Some(1),
+                lines_added: Some(2),
+                duration_ms: Some(3),
+            },
+        ),
+        emit::validation(&mut ids, 1, "a1", Some("f1"), true, Some(0)),
+        emit::reset(&mut ids, 1, "a1", Some("why")),
+    ];
+    let coordinator = vec![
+        emit::init(&mut ids, 1, "/r", "main", "/w"),
+        emit::cycle(&mut ids, 1, 1, 1, 0),
+        emit::assignment(
+            &mut ids,
+            1,
+            &emit::AssignmentSpan {
+                agent_id: "a1",
+                feature: "f1",
+                priority: Priority::High,
+                score: 0.5,
+                reasons: &reasons,
+                worktree_path: "/w/f1",
+                branch: "spanfold/f1",
+            },
+        ),
+        emit::worktree(
+            &mut ids,
+            1,
+            &emit::WorktreeSpan {
+                action: "create_failed",
+                agent_id: "a1",
+                feature: "f1",
+                path: "/w/f1",
+                branch: "spanfold/f1",
+                error: Some("disk full"),
+            },
+        ),
+        emit::health(
+            &mut ids,
+            1,
+            &emit::Health {
+                total_agents: 1,
+                active_agents: 1,
+                health_score: 1.0,
+                features_completed: 0,
+                features_in_queue: 0,
+            },
+        ),
+    ];
+    let registry = Registry::builtin();
+    let resource = Resource::default();
+    let mut written = BTreeSet::new();
+    for (spans, origin) in [(client, Origin::Client), (coordinator, Origin::Coordinator)] {
+        for span in spans {
+            let spec = registry
+                .get(&span.name)
+                .unwrap_or_else(|| panic!("{} is not in the registry", span.name));
+            assert_eq!(spec.origin, origin, "{}", span.name);
+            registry
+                .validate(&span, &resource, origin)
+                .unwrap_or_else(|v| panic!("{v}"));
+            // Every attribute written is declared.
+            for kv in &span.attributes {
+                assert!(
+                    spec.attribute(&kv.key).is_some(),
+                    "{} writes undeclared {}",
+                    span.name,
+                    kv.key
+                );
+            }
+            written.insert(span.name.clone());
+        }
+    }
+    // agent.communication is only ever received; everything else is written by spanfold too.
+    let all: BTreeSet<String> = registry.specs().map(|s| s.name.clone()).collect();
+    let only_received: Vec<&String> = all.difference(&written).collect();
+    assert_eq!(only_received, ["agent.communication"]);
+}
+
+#[test]
+fn the_spans_command_lists_every_type_with_its_attributes() {
+    let sb = common::Sandbox::new("main");
+    let data = sb.ok(&["spans"]);
+    let listed: BTreeSet<String> = data["spans"]
+        .as_array()
+        .expect("spans")
+        .iter()
+        .map(|s| s["name"].as_str().unwrap_or("").to_owned())
+        .collect();
+    let registered: BTreeSet<String> = Registry::builtin()
+        .specs()
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(listed, registered);
+    let text = sb.run(&["spans"]);
+    assert_eq!(text.code, 0);
+    for name in &registered {
+        assert!(
+            text.stdout.contains(name.as_str()),
+            "{name} missing from the text listing"
+        );
+    }
+    assert!(text.stdout.contains("agent.max_concurrent_features"));
+    assert!(text.stdout.contains("written by spanfold only"));
+}
+
+#[test]
+fn the_readme_catalogue_names_every_span_and_attribute() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    for spec in Registry::builtin().specs() {
+        assert!(
+            readme.contains(&format!("### `{}`", spec.name)),
+            "README lacks span {}",
+            spec.name
+        );
+        for attr in &spec.attributes {
+            assert!(
+                readme.contains(&format!("| `{}` |", attr.id)),
+                "README lacks attribute {} of {}",
+                attr.id,
+                spec.name
+            );
+        }
+    }
+}
