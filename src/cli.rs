@@ -9,8 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::backend::Backend;
 use crate::coordinator::{Coordinator, CycleReport};
-use crate::emit;
+use crate::emit::{self, IdGen};
 use crate::git;
 use crate::names;
 use crate::reducer::{AgentState, Complexity, Priority};
@@ -34,6 +35,19 @@ pub struct Cli {
     /// repository around the current directory (found from any of its worktrees too).
     #[arg(long, global = true, env = "SPANFOLD_COORD_DIR", value_name = "DIR")]
     pub coord_dir: Option<PathBuf>,
+    /// A running server's HTTP address (e.g. http://127.0.0.1:4318). Default: the one a server
+    /// advertises in the coordination directory, if it answers; otherwise the log is used directly.
+    #[arg(long, global = true, env = "SPANFOLD_ENDPOINT", value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Bearer token: the one `serve` requires, and the one other commands present to a server.
+    #[arg(
+        long,
+        global = true,
+        env = "SPANFOLD_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,6 +61,28 @@ pub enum Command {
     Spans,
     /// Discard everything derived from the log and fold it again from the start.
     Rebuild,
+    /// Run the coordinator: OTLP/gRPC and OTLP/HTTP receivers, the JSON API, automatic cycles.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// OTLP/gRPC listen address. Anything but loopback must be asked for explicitly.
+    #[arg(long, default_value = "127.0.0.1:4317", value_name = "ADDR")]
+    pub grpc: String,
+    /// OTLP/HTTP and API listen address.
+    #[arg(long, default_value = "127.0.0.1:4318", value_name = "ADDR")]
+    pub http: String,
+    /// Seconds between timed coordination cycles (0: none; cycles still follow relevant spans).
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub interval: f64,
+    /// No automatic cycles at all: only `agents coordination-cycle` (POST /api/cycle) runs one.
+    #[arg(long)]
+    pub manual: bool,
+    /// Also send decision spans to this OTLP/gRPC endpoint (Jaeger, Tempo, a Collector).
+    /// Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, if set.
+    #[arg(long, value_name = "URL")]
+    pub export_endpoint: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -69,6 +105,19 @@ pub enum AgentsCommand {
     Validate(ValidateArgs),
     /// Bring an agent back to idle; its features return to the queue and keep their worktrees.
     Reset(ResetArgs),
+    /// The agent's assignment: feature, worktree path, branch (--wait blocks until it has one).
+    Next(NextArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NextArgs {
+    pub id: String,
+    /// Wait until the agent is assigned a feature.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds (exit 1).
+    #[arg(long, default_value_t = 600.0, value_name = "SECS")]
+    pub timeout: f64,
 }
 
 #[derive(Args, Debug)]
@@ -318,6 +367,7 @@ impl Command {
         match self {
             Command::Spans => "spans",
             Command::Rebuild => "rebuild",
+            Command::Serve(_) => "serve",
             Command::Agents(a) => match a {
                 AgentsCommand::Init(_) => "agents init",
                 AgentsCommand::RegisterAgent(_) => "agents register-agent",
@@ -328,6 +378,7 @@ impl Command {
                 AgentsCommand::Progress(_) => "agents progress",
                 AgentsCommand::Validate(_) => "agents validate",
                 AgentsCommand::Reset(_) => "agents reset",
+                AgentsCommand::Next(_) => "agents next",
             },
         }
     }
@@ -346,15 +397,23 @@ pub fn resolve_coord_dir(flag: Option<&Path>, start: &Path) -> Result<PathBuf> {
 /// Runs a parsed command. `on_cycle` receives each cycle's text as it finishes (continuous
 /// mode prints as it goes in text mode).
 pub fn run(cli: &Cli, coord_dir: &Path, mut on_cycle: impl FnMut(&str)) -> Result<Output> {
+    let connect = || Backend::connect(coord_dir, cli.endpoint.as_deref(), cli.token.clone());
     match &cli.command {
         Command::Spans => Ok(spans_output()),
+        Command::Serve(args) => serve(args, cli, coord_dir),
         Command::Rebuild => {
-            let coord = Coordinator::open(coord_dir)?;
-            let before = status_json(&coord, &StatusOptions::default())?;
-            let (coord, dropped) = coord.rebuild()?;
-            let after = status_json(&coord, &StatusOptions::default())?;
+            let mut backend = connect();
+            let coord = backend.local()?;
+            let before =
+                serde_json::to_string(&status::build(&coord.view(), &StatusOptions::default()))?;
+            let Backend::Local { coord, .. } = &mut backend else {
+                bail!("rebuild needs the log itself");
+            };
+            let (rebuilt, dropped) = coord.take().context("the log is open")?.rebuild()?;
+            let after =
+                serde_json::to_string(&status::build(&rebuilt.view(), &StatusOptions::default()))?;
             let identical = before == after;
-            let events = coord.view().counters.events;
+            let events = rebuilt.view().counters.events;
             Ok(Output::new(
                 json!({"events": events, "dropped": dropped, "identical_to_before": identical}),
                 format!(
@@ -372,17 +431,18 @@ pub fn run(cli: &Cli, coord_dir: &Path, mut on_cycle: impl FnMut(&str)) -> Resul
                 ),
             ))
         }
-        Command::Agents(cmd) => run_agents(cmd, coord_dir, &mut on_cycle),
+        Command::Agents(AgentsCommand::Init(args)) => init(args, coord_dir, &mut connect()),
+        Command::Agents(cmd) => run_agents(cmd, &mut connect(), &mut on_cycle),
     }
 }
 
 fn run_agents(
     cmd: &AgentsCommand,
-    coord_dir: &Path,
+    backend: &mut Backend,
     on_cycle: &mut dyn FnMut(&str),
 ) -> Result<Output> {
     match cmd {
-        AgentsCommand::Init(args) => init(args, coord_dir),
+        AgentsCommand::Init(_) => unreachable!("init is dispatched before"),
         AgentsCommand::RegisterAgent(args) => {
             names::agent_id(&args.id)?;
             let reg = emit::Registration {
@@ -393,38 +453,35 @@ fn run_agents(
                 max_concurrent_features: args.max_concurrent,
                 preferred_complexity: args.complexity.map(Into::into),
             };
-            let mut coord = Coordinator::open(coord_dir)?;
-            let existed = coord.view().agents.contains_key(&args.id);
-            let span = emit::registration(coord.ids(), emit::now(), &reg);
-            let sub = coord.submit_client(vec![span])?;
+            let existed = backend.agent(&args.id)?.is_some();
+            let span = emit::registration(&mut IdGen::default(), emit::now(), &reg);
+            submit_checked(backend, span)?;
             let verb = if existed { "updated" } else { "registered" };
             Ok(Output::new(
-                json!({"agent_id": args.id, "action": verb, "seq": sub.first_seq}),
+                json!({"agent_id": args.id, "action": verb}),
                 format!("Agent {} {verb}.", args.id),
             ))
         }
-        AgentsCommand::AddFeature(args) => add_feature(args, coord_dir),
-        AgentsCommand::CoordinationCycle(args) => cycles(args, coord_dir, on_cycle),
+        AgentsCommand::AddFeature(args) => add_feature(args, backend),
+        AgentsCommand::CoordinationCycle(args) => cycles(args, backend, on_cycle),
         AgentsCommand::AgentStatus(args) => {
-            let coord = Coordinator::open(coord_dir)?;
+            let options = StatusOptions {
+                agent: args.agent.clone(),
+                details: args.details,
+            };
+            let st = backend.status(&options)?;
             if let Some(id) = &args.agent
-                && !coord.view().agents.contains_key(id)
+                && st.agents.is_empty()
             {
                 bail!(
                     "agent {id} is not registered; `spanfold agents agent-status` lists the agents"
                 );
             }
-            let options = StatusOptions {
-                agent: args.agent.clone(),
-                details: args.details,
-            };
-            let st = status::build(coord.view(), &options);
             let text = status_text(&st);
             Ok(Output::new(serde_json::to_value(&st)?, text))
         }
         AgentsCommand::WorktreeStatus => {
-            let coord = Coordinator::open(coord_dir)?;
-            let st = status::build(coord.view(), &StatusOptions::default());
+            let st = backend.status(&StatusOptions::default())?;
             let text = worktree_text(&st);
             Ok(Output::new(
                 json!({
@@ -456,64 +513,145 @@ fn run_agents(
                 lines_added: args.lines_added,
                 duration_ms: args.duration_ms,
             };
-            let mut coord = Coordinator::open(coord_dir)?;
-            let span = emit::progress(coord.ids(), emit::now(), &report);
-            report_and_check(coord, span, &args.id)
+            let span = emit::progress(&mut IdGen::default(), emit::now(), &report);
+            report_and_check(backend, span, &args.id)
         }
         AgentsCommand::Validate(args) => {
             names::agent_id(&args.id)?;
             if let Some(f) = &args.feature {
                 names::feature_name(f)?;
             }
-            let mut coord = Coordinator::open(coord_dir)?;
             let span = emit::validation(
-                coord.ids(),
+                &mut IdGen::default(),
                 emit::now(),
                 &args.id,
                 args.feature.as_deref(),
                 args.result == ResultArg::Passed,
                 args.issues,
             );
-            report_and_check(coord, span, &args.id)
+            report_and_check(backend, span, &args.id)
         }
         AgentsCommand::Reset(args) => {
             names::agent_id(&args.id)?;
-            let mut coord = Coordinator::open(coord_dir)?;
-            if !coord.view().agents.contains_key(&args.id) {
+            if backend.agent(&args.id)?.is_none() {
                 bail!("agent {} is not registered; nothing to reset", args.id);
             }
-            let span = emit::reset(coord.ids(), emit::now(), &args.id, args.reason.as_deref());
-            report_and_check(coord, span, &args.id)
+            let span = emit::reset(
+                &mut IdGen::default(),
+                emit::now(),
+                &args.id,
+                args.reason.as_deref(),
+            );
+            report_and_check(backend, span, &args.id)
         }
+        AgentsCommand::Next(args) => next(args, backend),
     }
 }
 
-/// Appends an agent's report. The span is in the log either way (it is what the agent said),
-/// but if the reducer refused it as an anomaly the command fails and says why.
-fn report_and_check(
-    mut coord: Coordinator,
-    span: crate::model::Span,
-    agent_id: &str,
-) -> Result<Output> {
-    let before = coord.view().counters.anomalies;
-    let sub = coord.submit_client(vec![span])?;
-    if coord.view().counters.anomalies > before
-        && let Some(anomaly) = coord.view().anomalies.last()
-    {
+/// Sends one operator span; a span the reducer could not apply fails the command with its reason
+/// (the span stays in the log: it is what was said).
+fn submit_checked(backend: &mut Backend, span: crate::model::Span) -> Result<()> {
+    if let Some(anomaly) = backend.submit(vec![span])? {
         bail!(
             "recorded as an anomaly (seq {}): {}",
             anomaly.seq,
             anomaly.reason
         );
     }
-    let agent = coord
-        .view()
-        .agents
-        .get(agent_id)
+    Ok(())
+}
+
+fn report_and_check(
+    backend: &mut Backend,
+    span: crate::model::Span,
+    agent_id: &str,
+) -> Result<Output> {
+    submit_checked(backend, span)?;
+    let agent = backend
+        .agent(agent_id)?
         .ok_or_else(|| anyhow!("agent {agent_id} is not registered"))?;
+    let held: Vec<&str> = agent
+        .assignments
+        .iter()
+        .map(|a| a.feature_name.as_str())
+        .collect();
     Ok(Output::new(
-        json!({"agent_id": agent_id, "state": agent.state, "assignments": agent.assignments, "seq": sub.first_seq}),
+        json!({"agent_id": agent_id, "state": agent.state, "assignments": held}),
         format!("Agent {agent_id} is {}.", agent.state.as_str()),
+    ))
+}
+
+fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
+    names::agent_id(&args.id)?;
+    if !(args.timeout.is_finite() && args.timeout >= 0.0) {
+        bail!("--timeout must be a number of seconds, 0 or more");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs_f64(args.timeout);
+    loop {
+        let agent = backend
+            .agent(&args.id)?
+            .ok_or_else(|| anyhow!("agent {} is not registered; register it first", args.id))?;
+        if let Some(a) = agent.assignments.first() {
+            return Ok(Output::new(
+                json!({
+                    "agent_id": args.id,
+                    "state": agent.state,
+                    "feature_name": a.feature_name,
+                    "worktree_path": a.worktree_path,
+                    "branch_name": a.branch_name,
+                }),
+                format!(
+                    "{}\t{}\t{}",
+                    a.feature_name,
+                    a.worktree_path.as_deref().unwrap_or(""),
+                    a.branch_name.as_deref().unwrap_or("")
+                ),
+            ));
+        }
+        if !args.wait {
+            bail!(
+                "agent {} has no assignment yet (state {}); --wait to block until it has one",
+                args.id,
+                agent.state.as_str()
+            );
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "agent {} got no assignment within {}s",
+                args.id,
+                args.timeout
+            );
+        }
+        // Between polls, let other processes at the log.
+        backend.release();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn serve(args: &ServeArgs, cli: &Cli, coord_dir: &Path) -> Result<Output> {
+    if !(args.interval.is_finite() && args.interval >= 0.0) {
+        bail!("--interval must be a number of seconds, 0 or more");
+    }
+    let export_endpoint = args.export_endpoint.clone().or_else(|| {
+        std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
+    let config = crate::server::ServerConfig {
+        coord_dir: coord_dir.to_path_buf(),
+        grpc: args.grpc.clone(),
+        http: args.http.clone(),
+        interval: (!args.manual && args.interval > 0.0)
+            .then(|| Duration::from_secs_f64(args.interval)),
+        react: !args.manual,
+        token: cli.token.clone().filter(|t| !t.is_empty()),
+        export_endpoint,
+    };
+    let summary = crate::server::run(config)?;
+    Ok(Output::new(
+        serde_json::to_value(&summary)?,
+        format!("spanfold stopped after {} exports.", summary.exports),
     ))
 }
 
@@ -544,7 +682,7 @@ struct ReqFile {
     acceptance_criteria: Vec<String>,
 }
 
-fn add_feature(args: &AddFeatureArgs, coord_dir: &Path) -> Result<Output> {
+fn add_feature(args: &AddFeatureArgs, backend: &mut Backend) -> Result<Output> {
     names::feature_name(&args.name)?;
     let (requirements, acceptance_criteria) = match &args.req_file {
         None => (vec![], vec![]),
@@ -571,31 +709,39 @@ fn add_feature(args: &AddFeatureArgs, coord_dir: &Path) -> Result<Output> {
         requirements,
         acceptance_criteria,
     };
-    let mut coord = Coordinator::open(coord_dir)?;
-    if let Some(existing) = coord.view().features.get(&args.name)
-        && existing.status != crate::reducer::FeatureStatus::Queued
+    let st = backend.status(&StatusOptions::default())?;
+    let existing = st.features.iter().find(|f| f.name == args.name);
+    if let Some(f) = existing
+        && f.status != crate::reducer::FeatureStatus::Queued
     {
         bail!(
             "feature {} is already {}; it can be changed only while queued",
             args.name,
-            existing.status.as_str()
+            f.status.as_str()
         );
     }
-    let existed = coord.view().features.contains_key(&args.name);
-    let span = emit::feature_request(coord.ids(), emit::now(), &request);
-    let sub = coord.submit_client(vec![span])?;
+    let existed = existing.is_some();
+    let span = emit::feature_request(&mut IdGen::default(), emit::now(), &request);
+    submit_checked(backend, span)?;
     let verb = if existed { "updated" } else { "queued" };
+    let priority = Priority::from(args.priority);
     Ok(Output::new(
-        json!({"feature_name": args.name, "action": verb, "priority": Priority::from(args.priority), "seq": sub.first_seq}),
+        json!({"feature_name": args.name, "action": verb, "priority": priority}),
         format!(
             "Feature {} {verb} ({} priority).",
             args.name,
-            Priority::from(args.priority).as_str()
+            priority.as_str()
         ),
     ))
 }
 
-fn init(args: &InitArgs, coord_dir_flag: &Path) -> Result<Output> {
+fn init(args: &InitArgs, coord_dir_flag: &Path, backend: &mut Backend) -> Result<Output> {
+    if backend.is_remote() {
+        bail!(
+            "a spanfold server already holds the log in {}; it is initialised",
+            coord_dir_flag.display()
+        );
+    }
     let start = match &args.repo {
         Some(r) => r.clone(),
         None => std::env::current_dir().context("reading the current directory")?,
@@ -644,7 +790,7 @@ fn init(args: &InitArgs, coord_dir_flag: &Path) -> Result<Output> {
     let repo = info.workdir.display().to_string();
     let wt = worktrees_dir.display().to_string();
     let created = coord.init(&repo, &base, &wt)?;
-    let config = coord.config()?.clone();
+    let config = coord.config()?;
     let mut out = Output::new(
         json!({"repo": config.repo, "base_branch": config.base_branch, "worktrees_dir": config.worktrees_dir, "coord_dir": coord_dir_flag.display().to_string(), "created": created}),
         format!(
@@ -670,7 +816,11 @@ fn init(args: &InitArgs, coord_dir_flag: &Path) -> Result<Output> {
     Ok(out)
 }
 
-fn cycles(args: &CycleArgs, coord_dir: &Path, on_cycle: &mut dyn FnMut(&str)) -> Result<Output> {
+fn cycles(
+    args: &CycleArgs,
+    backend: &mut Backend,
+    on_cycle: &mut dyn FnMut(&str),
+) -> Result<Output> {
     if !(args.interval.is_finite() && args.interval >= 0.0) {
         bail!("--interval must be a number of seconds, 0 or more");
     }
@@ -682,10 +832,9 @@ fn cycles(args: &CycleArgs, coord_dir: &Path, on_cycle: &mut dyn FnMut(&str)) ->
     let mut reports: Vec<CycleReport> = Vec::new();
     let mut text = String::new();
     loop {
-        // The log is opened per cycle so that other commands can reach it in between.
-        let mut coord = Coordinator::open(coord_dir)?;
-        let report = coord.cycle()?;
-        drop(coord);
+        let report = backend.cycle()?;
+        // The log is let go between cycles so that other commands can reach it.
+        backend.release();
         let line = cycle_text(&report);
         if args.continuous {
             on_cycle(&line);
@@ -732,13 +881,6 @@ fn cycle_text(r: &CycleReport) -> String {
         out.push_str(&table(&["FEATURE", "AGENT", "SCORE", "WORKTREE"], &rows));
     }
     out
-}
-
-fn status_json(coord: &Coordinator, options: &StatusOptions) -> Result<String> {
-    Ok(serde_json::to_string(&status::build(
-        coord.view(),
-        options,
-    ))?)
 }
 
 fn status_text(st: &status::Status) -> String {
@@ -807,7 +949,7 @@ fn status_text(st: &status::Status) -> String {
         .map(|f| {
             vec![
                 f.name.clone(),
-                f.priority.to_owned(),
+                f.priority.as_str().to_owned(),
                 f.status.as_str().to_owned(),
                 f.assigned_agent.clone().unwrap_or_default(),
                 f.wait_reason.clone().unwrap_or_default(),

@@ -3,6 +3,9 @@
 //! records the outcomes — in that order, so a crash never leaves an effect without its decision.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{RwLock, RwLockReadGuard};
 
 use thiserror::Error;
 
@@ -38,7 +41,7 @@ pub struct Submitted {
 }
 
 /// One assignment as carried out.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Placed {
     pub agent_id: String,
     pub feature_name: String,
@@ -47,11 +50,11 @@ pub struct Placed {
     pub worktree_path: String,
     pub branch_name: String,
     /// created, reused or create_failed
-    pub worktree_action: &'static str,
+    pub worktree_action: String,
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CycleReport {
     pub cycle_number: u64,
     pub assignments: Vec<Placed>,
@@ -61,10 +64,14 @@ pub struct CycleReport {
 pub struct Coordinator {
     dir: PathBuf,
     log: Log,
-    view: View,
+    /// Shared with readers (the HTTP API) in server mode; written only here.
+    view: Arc<RwLock<View>>,
     registry: &'static Registry,
     policy: PolicyConfig,
     ids: IdGen,
+    /// The coordinator's own spans since the last `take_recorded`, when kept (server mode
+    /// forwards them upstream).
+    recorded: Option<Vec<ResourceSpans>>,
 }
 
 impl Coordinator {
@@ -89,10 +96,11 @@ impl Coordinator {
         Ok(Coordinator {
             dir: dir.to_path_buf(),
             log,
-            view,
+            view: Arc::new(RwLock::new(view)),
             registry: Registry::builtin(),
             policy: PolicyConfig::default(),
             ids: IdGen::default(),
+            recorded: None,
         })
     }
 
@@ -100,58 +108,98 @@ impl Coordinator {
         &self.dir
     }
 
-    pub fn view(&self) -> &View {
-        &self.view
+    pub fn view(&self) -> RwLockReadGuard<'_, View> {
+        self.view.read()
+    }
+
+    /// The view, for readers on other threads.
+    pub fn shared_view(&self) -> Arc<RwLock<View>> {
+        Arc::clone(&self.view)
     }
 
     pub fn log(&self) -> &Log {
         &self.log
     }
 
+    /// Keeps copies of the spans the coordinator records, for `take_recorded`.
+    pub fn keep_recorded(&mut self) {
+        self.recorded.get_or_insert_with(Vec::new);
+    }
+
+    pub fn take_recorded(&mut self) -> Vec<ResourceSpans> {
+        self.recorded
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     pub fn ids(&mut self) -> &mut IdGen {
         &mut self.ids
     }
 
-    pub fn config(&self) -> Result<&Config, CoordError> {
-        self.view.config.as_ref().ok_or(CoordError::NotInitialised)
+    pub fn config(&self) -> Result<Config, CoordError> {
+        self.view
+            .read()
+            .config
+            .clone()
+            .ok_or(CoordError::NotInitialised)
     }
 
     /// Validates spans from `origin`, appends the valid ones as one batch and folds them in.
     /// Invalid spans are left out and reported; the rest of the request is kept.
     pub fn submit(
         &mut self,
-        mut resource_spans: Vec<ResourceSpans>,
+        resource_spans: Vec<ResourceSpans>,
         origin: Origin,
     ) -> Result<Submitted, CoordError> {
-        let mut rejected = Vec::new();
-        for rs in &mut resource_spans {
-            let resource = &rs.resource;
-            for ss in &mut rs.scope_spans {
-                ss.spans.retain(
-                    |span| match self.registry.validate(span, resource, origin) {
-                        Ok(()) => true,
-                        Err(v) => {
-                            rejected.push(v);
-                            false
-                        }
-                    },
-                );
+        let mut out = self.submit_group(vec![(resource_spans, origin)])?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Group commit: each request is validated on its own, then all that is valid is appended
+    /// as one batch with one flush, and folded in. One answer per request, in order.
+    pub fn submit_group(
+        &mut self,
+        requests: Vec<(Vec<ResourceSpans>, Origin)>,
+    ) -> Result<Vec<Submitted>, CoordError> {
+        let mut answers = Vec::with_capacity(requests.len());
+        let mut combined = Vec::new();
+        for (mut resource_spans, origin) in requests {
+            let mut answer = Submitted::default();
+            for rs in &mut resource_spans {
+                let resource = &rs.resource;
+                for ss in &mut rs.scope_spans {
+                    ss.spans.retain(
+                        |span| match self.registry.validate(span, resource, origin) {
+                            Ok(()) => true,
+                            Err(v) => {
+                                answer.rejected.push(v);
+                                false
+                            }
+                        },
+                    );
+                }
+                answer.accepted += rs.span_count();
             }
+            combined.extend(resource_spans);
+            answers.push(answer);
         }
-        let appended = self.log.append(resource_spans, emit::now())?;
-        let mut out = Submitted {
-            duplicates: appended.duplicates,
-            rejected,
-            ..Submitted::default()
-        };
+        let appended = self.log.append(combined, emit::now())?;
         if let Some(batch) = appended.batch {
-            out.accepted = batch.span_count();
-            out.first_seq = Some(batch.first_seq);
+            let mut view = self.view.write();
             for ev in batch.events() {
-                self.view.apply(&ev);
+                view.apply(&ev);
+            }
+            drop(view);
+            for a in &mut answers {
+                a.first_seq = Some(batch.first_seq);
             }
         }
-        Ok(out)
+        // Duplicates are accepted (OTLP retries are normal) but counted once, on the group.
+        if let Some(first) = answers.first_mut() {
+            first.duplicates = appended.duplicates;
+        }
+        Ok(answers)
     }
 
     /// Submits spans written by the CLI for an operator: all or nothing, so a refused command
@@ -179,6 +227,9 @@ impl Coordinator {
                     .map_err(CoordError::Rejected)?;
             }
         }
+        if let Some(kept) = self.recorded.as_mut() {
+            kept.push(rs.clone());
+        }
         self.submit(vec![rs], Origin::Coordinator)?;
         Ok(())
     }
@@ -190,7 +241,7 @@ impl Coordinator {
         base: &str,
         worktrees_dir: &str,
     ) -> Result<bool, CoordError> {
-        if self.view.config.is_some() {
+        if self.view.read().config.is_some() {
             return Ok(false);
         }
         let span = emit::init(&mut self.ids, emit::now(), repo, base, worktrees_dir);
@@ -198,12 +249,33 @@ impl Coordinator {
         Ok(true)
     }
 
+    /// A cycle only when the policy would assign something: automatic cycles leave no trace
+    /// when there is nothing to decide.
+    pub fn cycle_if_useful(&mut self) -> Result<Option<CycleReport>, CoordError> {
+        if self.view.read().config.is_none() {
+            return Ok(None);
+        }
+        let useful = !policy::decide(&self.view.read(), &self.policy)
+            .assignments
+            .is_empty();
+        if useful {
+            self.cycle().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// One coordination cycle: decide, record the decisions, create the worktrees, record the
     /// outcomes.
     pub fn cycle(&mut self) -> Result<CycleReport, CoordError> {
-        let config = self.config()?.clone();
-        let decision = policy::decide(&self.view, &self.policy);
-        let cycle_number = self.view.counters.cycles + 1;
+        let config = self.config()?;
+        let (decision, cycle_number) = {
+            let view = self.view.read();
+            (
+                policy::decide(&view, &self.policy),
+                view.counters.cycles + 1,
+            )
+        };
         let now = emit::now();
         let mut planned = Vec::with_capacity(decision.assignments.len());
         let mut spans = vec![emit::cycle(
@@ -215,17 +287,21 @@ impl Coordinator {
         )];
         for a in &decision.assignments {
             // A feature placed before keeps its worktree, so the next agent continues the work.
-            let feature = &self.view.features[&a.feature_name];
-            let path = feature.worktree_path.clone().unwrap_or_else(|| {
+            let (known_path, known_branch) = {
+                let view = self.view.read();
+                let f = view.features.get(&a.feature_name);
+                (
+                    f.and_then(|f| f.worktree_path.clone()),
+                    f.and_then(|f| f.branch_name.clone()),
+                )
+            };
+            let path = known_path.unwrap_or_else(|| {
                 Path::new(&config.worktrees_dir)
                     .join(&a.feature_name)
                     .to_string_lossy()
                     .into_owned()
             });
-            let branch = feature
-                .branch_name
-                .clone()
-                .unwrap_or_else(|| format!("spanfold/{}", a.feature_name));
+            let branch = known_branch.unwrap_or_else(|| format!("spanfold/{}", a.feature_name));
             spans.push(emit::assignment(
                 &mut self.ids,
                 now,
@@ -277,7 +353,7 @@ impl Coordinator {
                 reasons: a.reasons,
                 worktree_path: path,
                 branch_name: branch,
-                worktree_action: action,
+                worktree_action: action.to_owned(),
                 error,
             });
         }
@@ -291,7 +367,7 @@ impl Coordinator {
     }
 
     fn health_span(&mut self, time: UnixNanos) -> Span {
-        let st = status::build(&self.view, &status::StatusOptions::default());
+        let st = status::build(&self.view.read(), &status::StatusOptions::default());
         let c = st.coordination_status;
         emit::health(
             &mut self.ids,

@@ -80,6 +80,7 @@ pub fn wrap(service: &str, spans: Vec<Span>) -> ResourceSpans {
                 KeyValue::new("service.version", s(env!("CARGO_PKG_VERSION"))),
             ],
             dropped_attributes_count: 0,
+            entity_refs: Vec::new(),
         },
         Scope {
             name: "spanfold".into(),

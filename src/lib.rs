@@ -17,16 +17,27 @@
 //! - [`git`]: branches and worktrees through gix (only module that knows gix).
 //! - [`emit`]: builders for the spans spanfold writes, and span ids.
 //! - [`coordinator`]: decide, record, act, record — the loop around the core.
+//! - [`otlp`]: OTLP protobuf/JSON/gzip and the gRPC TraceService (only module that knows
+//!   opentelemetry-proto, prost and tonic).
+//! - [`server`]: `spanfold serve` — receivers, the single writer with group commit, cycles.
+//! - [`http`]: OTLP/HTTP, the JSON API and metrics (only module that knows axum).
+//! - [`client`]: the CLI's way to a running server (only module that knows ureq).
+//! - [`backend`]: where CLI commands go — the log directly, or a running server.
 //! - [`cli`]: the command line and its JSON envelope (only module that knows clap).
 
+pub mod backend;
 pub mod cli;
+pub mod client;
 pub mod coordinator;
 pub mod emit;
 pub mod git;
+pub mod http;
 pub mod model;
 pub mod names;
+pub mod otlp;
 pub mod policy;
 pub mod reducer;
 pub mod registry;
+pub mod server;
 pub mod status;
 pub mod store;

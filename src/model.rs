@@ -41,6 +41,17 @@ impl KeyValue {
 pub struct Resource {
     pub attributes: Vec<KeyValue>,
     pub dropped_attributes_count: u32,
+    pub entity_refs: Vec<EntityRef>,
+}
+
+/// OTLP's reference from a resource to the entity it describes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EntityRef {
+    pub schema_url: String,
+    /// OTLP's `type`.
+    pub kind: String,
+    pub id_keys: Vec<String>,
+    pub description_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

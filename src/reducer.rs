@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Event, UnixNanos, as_double, as_int, as_str};
 use crate::names;
@@ -33,7 +33,7 @@ pub const HANDLED_SPANS: &[&str] = &[
 /// At most this many anomalies are kept in the view; older ones are counted, not listed.
 pub const MAX_ANOMALIES: usize = 1000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentState {
     Idle,
@@ -98,7 +98,7 @@ impl AgentState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     Low,
@@ -129,7 +129,7 @@ impl Priority {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Complexity {
     Low,
@@ -166,7 +166,7 @@ impl Complexity {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FeatureStatus {
     Queued,
@@ -217,7 +217,7 @@ impl FeatureStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorktreeStatus {
     /// Locked for an agent that holds its feature.
@@ -245,7 +245,7 @@ impl WorktreeStatus {
 }
 
 /// Capabilities of an agent, or what a feature requires of one. Sorted sets: order reaches users.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capabilities {
     pub languages: BTreeSet<String>,
     pub frameworks: BTreeSet<String>,
@@ -342,14 +342,14 @@ pub struct Worktree {
     pub feature_name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     pub repo: String,
     pub base_branch: String,
     pub worktrees_dir: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     pub events: u64,
     pub unregistered_spans: u64,
@@ -358,11 +358,13 @@ pub struct Counters {
     pub anomalies: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anomaly {
     pub seq: u64,
     pub agent_id: Option<String>,
     pub span: String,
+    /// Hex span id of the span that caused it, to find it in a trace viewer.
+    pub span_id: String,
     pub reason: String,
 }
 
@@ -442,6 +444,7 @@ impl View {
             seq: ev.seq,
             agent_id: ev.str_attr("agent.id").map(str::to_owned),
             span: ev.span.name.clone(),
+            span_id: crate::registry::hex(&ev.span.span_id),
             reason,
         });
     }

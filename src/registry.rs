@@ -439,6 +439,7 @@ mod tests {
                 AnyValue::String("agent-1".into()),
             )],
             dropped_attributes_count: 0,
+            entity_refs: vec![],
         };
         let s = span("agent.work_progress").with("agent.state", AnyValue::String("working".into()));
         assert_eq!(

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::UnixNanos;
 use crate::policy::{self, Matcher};
 use crate::reducer::{
-    Agent, AgentState, Anomaly, Capabilities, Complexity, Config, Counters, FeatureStatus, View,
-    WorktreeStatus,
+    Agent, AgentState, Anomaly, Capabilities, Complexity, Config, Counters, FeatureStatus,
+    Priority, View, WorktreeStatus,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -21,7 +21,7 @@ pub struct StatusOptions {
     pub details: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub coordination_status: CoordinationStatus,
     pub as_of: AsOfJson,
@@ -34,7 +34,7 @@ pub struct Status {
 }
 
 /// The seed's summary, field for field, so existing `jq` scripts keep working.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CoordinationStatus {
     pub total_agents: usize,
     pub active_agents: usize,
@@ -43,26 +43,26 @@ pub struct CoordinationStatus {
     pub features_in_progress: usize,
     pub features_completed: usize,
     pub total_worktrees: usize,
-    pub agents_by_state: BTreeMap<&'static str, usize>,
-    pub worktrees_by_status: BTreeMap<&'static str, usize>,
-    pub features_by_status: BTreeMap<&'static str, usize>,
+    pub agents_by_state: BTreeMap<String, usize>,
+    pub worktrees_by_status: BTreeMap<String, usize>,
+    pub features_by_status: BTreeMap<String, usize>,
     pub coordination_health: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AsOfJson {
     pub seq: u64,
     pub time: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AssignmentJson {
     pub feature_name: String,
     pub worktree_path: Option<String>,
     pub branch_name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentJson {
     pub agent_id: String,
     pub state: AgentState,
@@ -76,7 +76,7 @@ pub struct AgentJson {
     pub capabilities: Option<CapabilitiesJson>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CapabilitiesJson {
     #[serde(flatten)]
     pub items: Capabilities,
@@ -84,10 +84,10 @@ pub struct CapabilitiesJson {
     pub preferred_complexity: Option<Complexity>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeatureJson {
     pub name: String,
-    pub priority: &'static str,
+    pub priority: Priority,
     pub estimated_effort: u32,
     pub status: FeatureStatus,
     pub assigned_agent: Option<String>,
@@ -98,7 +98,7 @@ pub struct FeatureJson {
     pub details: Option<FeatureDetails>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeatureDetails {
     pub description: String,
     pub requires: Capabilities,
@@ -106,7 +106,7 @@ pub struct FeatureDetails {
     pub acceptance_criteria: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorktreeJson {
     pub path: String,
     pub branch_name: String,
@@ -158,22 +158,32 @@ pub fn health(view: &View, matcher: &Matcher<'_>) -> f64 {
 
 pub fn build(view: &View, options: &StatusOptions) -> Status {
     let matcher = Matcher::new(view);
-    let mut agents_by_state: BTreeMap<&'static str, usize> =
-        AgentState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    for a in view.agents.values() {
-        *agents_by_state.entry(a.state.as_str()).or_default() += 1;
-    }
-    let mut worktrees_by_status: BTreeMap<&'static str, usize> = WorktreeStatus::ALL
+    let mut agents_by_state: BTreeMap<String, usize> = AgentState::ALL
         .iter()
-        .map(|s| (s.as_str(), 0))
+        .map(|s| (s.as_str().to_owned(), 0))
+        .collect();
+    for a in view.agents.values() {
+        *agents_by_state
+            .entry(a.state.as_str().to_owned())
+            .or_default() += 1;
+    }
+    let mut worktrees_by_status: BTreeMap<String, usize> = WorktreeStatus::ALL
+        .iter()
+        .map(|s| (s.as_str().to_owned(), 0))
         .collect();
     for w in view.worktrees.values() {
-        *worktrees_by_status.entry(w.status.as_str()).or_default() += 1;
+        *worktrees_by_status
+            .entry(w.status.as_str().to_owned())
+            .or_default() += 1;
     }
-    let mut features_by_status: BTreeMap<&'static str, usize> =
-        FeatureStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    let mut features_by_status: BTreeMap<String, usize> = FeatureStatus::ALL
+        .iter()
+        .map(|s| (s.as_str().to_owned(), 0))
+        .collect();
     for f in view.features.values() {
-        *features_by_status.entry(f.status.as_str()).or_default() += 1;
+        *features_by_status
+            .entry(f.status.as_str().to_owned())
+            .or_default() += 1;
     }
     let count =
         |pred: fn(FeatureStatus) -> bool| view.features.values().filter(|f| pred(f.status)).count();
@@ -201,7 +211,7 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
         .values()
         .map(|f| FeatureJson {
             name: f.name.clone(),
-            priority: f.priority.as_str(),
+            priority: f.priority,
             estimated_effort: f.estimated_effort,
             status: f.status,
             assigned_agent: f.assigned_agent.clone(),
@@ -269,5 +279,42 @@ fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
             max_concurrent_features: a.max_concurrent_features,
             preferred_complexity: a.preferred_complexity,
         }),
+    }
+}
+
+/// One event as a JSON object, for `/api/events`: its place, its span and the agent it names.
+pub fn event_json(ev: &crate::model::Event<'_>) -> serde_json::Value {
+    let attributes: serde_json::Map<String, serde_json::Value> = ev
+        .span
+        .attributes
+        .iter()
+        .map(|kv| (kv.key.clone(), value_json(&kv.value)))
+        .collect();
+    serde_json::json!({
+        "seq": ev.seq,
+        "time": rfc3339(ev.time),
+        "name": ev.span.name,
+        "trace_id": crate::registry::hex(&ev.span.trace_id),
+        "span_id": crate::registry::hex(&ev.span.span_id),
+        "agent_id": ev.str_attr("agent.id"),
+        "attributes": attributes,
+    })
+}
+
+fn value_json(v: &crate::model::AnyValue) -> serde_json::Value {
+    use crate::model::AnyValue;
+    match v {
+        AnyValue::String(s) => serde_json::Value::from(s.as_str()),
+        AnyValue::Bool(b) => serde_json::Value::from(*b),
+        AnyValue::Int(i) => serde_json::Value::from(*i),
+        AnyValue::Double(d) => serde_json::Value::from(*d),
+        AnyValue::Array(items) => items.iter().map(value_json).collect(),
+        AnyValue::KvList(kvs) => kvs
+            .iter()
+            .map(|kv| (kv.key.clone(), value_json(&kv.value)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        AnyValue::Bytes(b) => serde_json::Value::from(crate::registry::hex(b)),
+        AnyValue::Empty => serde_json::Value::Null,
     }
 }

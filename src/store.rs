@@ -237,46 +237,100 @@ impl Log {
     }
 
     fn decode(&self, key: &[u8], value: &[u8]) -> Result<Batch, StoreError> {
-        let first_seq = <[u8; 8]>::try_from(key)
-            .map(u64::from_be_bytes)
-            .map_err(|_| self.corrupt(key, "the key is not an 8-byte sequence number".into()))?;
-        match value.split_first() {
-            Some((&FORMAT_V1, body)) => {
-                let (received_at, resource_spans) = postcard::from_bytes(body)
-                    .map_err(|e| self.corrupt(key, format!("undecodable batch: {e}")))?;
-                Ok(Batch {
-                    first_seq,
-                    received_at,
-                    resource_spans,
-                })
-            }
-            Some((other, _)) => Err(self.corrupt(
-                key,
-                format!("record format {other} is newer than this spanfold understands; upgrade spanfold"),
-            )),
-            None => Err(self.corrupt(key, "the record is empty".into())),
-        }
+        decode(&self.path, key, value)
     }
 
     fn corrupt(&self, key: &[u8], reason: String) -> StoreError {
-        let key = <[u8; 8]>::try_from(key)
-            .map(|k| format!("seq {}", u64::from_be_bytes(k)))
-            .unwrap_or_else(|_| format!("{key:?}"));
-        StoreError::Corrupt {
+        corrupt(&self.path, key, reason)
+    }
+
+    /// A handle for reading the log from other threads while this one appends.
+    pub fn reader(&self) -> LogReader {
+        LogReader {
             path: self.path.clone(),
-            key,
-            reason,
+            db: self.db.clone(),
+            tree: self.tree.clone(),
         }
     }
 
     fn read_error(&self, source: sled::Error) -> StoreError {
-        match source {
-            sled::Error::Corruption { .. } => self.corrupt(b"", format!("{source}")),
-            source => StoreError::Open {
-                path: self.path.clone(),
-                source,
-            },
+        read_error(&self.path, source)
+    }
+}
+
+/// Reads the log concurrently with the writer: sled trees are safe to share.
+#[derive(Clone)]
+pub struct LogReader {
+    path: PathBuf,
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+impl LogReader {
+    /// Batches holding spans from `seq` on, in log order (the first may start before `seq`).
+    pub fn batches_from(&self, seq: u64) -> impl Iterator<Item = Result<Batch, StoreError>> + '_ {
+        // The batch containing `seq` starts at the greatest key at or below it.
+        let start = self
+            .tree
+            .range(..=seq.to_be_bytes())
+            .next_back()
+            .and_then(Result::ok)
+            .map(|(k, _)| k.to_vec())
+            .unwrap_or_else(|| seq.to_be_bytes().to_vec());
+        self.tree.range(start..).map(move |item| {
+            let (key, value) = item.map_err(|e| read_error(&self.path, e))?;
+            decode(&self.path, &key, &value)
+        })
+    }
+
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+fn decode(path: &Path, key: &[u8], value: &[u8]) -> Result<Batch, StoreError> {
+    let first_seq = <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| corrupt(path, key, "the key is not an 8-byte sequence number".into()))?;
+    match value.split_first() {
+        Some((&FORMAT_V1, body)) => {
+            let (received_at, resource_spans) = postcard::from_bytes(body)
+                .map_err(|e| corrupt(path, key, format!("undecodable batch: {e}")))?;
+            Ok(Batch {
+                first_seq,
+                received_at,
+                resource_spans,
+            })
         }
+        Some((other, _)) => Err(corrupt(
+            path,
+            key,
+            format!(
+                "record format {other} is newer than this spanfold understands; upgrade spanfold"
+            ),
+        )),
+        None => Err(corrupt(path, key, "the record is empty".into())),
+    }
+}
+
+fn corrupt(path: &Path, key: &[u8], reason: String) -> StoreError {
+    let key = <[u8; 8]>::try_from(key)
+        .map(|k| format!("seq {}", u64::from_be_bytes(k)))
+        .unwrap_or_else(|_| format!("{key:?}"));
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        key,
+        reason,
+    }
+}
+
+fn read_error(path: &Path, source: sled::Error) -> StoreError {
+    match source {
+        sled::Error::Corruption { .. } => corrupt(path, b"", format!("{source}")),
+        source => StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
     }
 }
 
@@ -384,6 +438,7 @@ mod tests {
             resource: Resource {
                 attributes: vec![KeyValue::new("service.name", AnyValue::String("s".into()))],
                 dropped_attributes_count: 2,
+                entity_refs: vec![],
             },
             schema_url: "https://opentelemetry.io/schemas/1.21.0".into(),
             scope_spans: vec![crate::model::ScopeSpans {

@@ -161,3 +161,167 @@ impl Sandbox {
         out
     }
 }
+
+/// A `spanfold serve` child process on loopback port 0, stopped (SIGTERM) when dropped.
+pub struct Served {
+    child: Option<std::process::Child>,
+    pub http: String,
+    pub grpc: String,
+    pub coord_dir: PathBuf,
+}
+
+impl Sandbox {
+    /// Starts the server for this repository and waits until it advertises its addresses.
+    pub fn serve(&self, extra: &[&str]) -> Served {
+        let coord_dir = self.repo.join(".git").join("spanfold");
+        let advert = coord_dir.join("server.json");
+        let _ = std::fs::remove_file(&advert);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spanfold"));
+        cmd.args(["serve", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(extra)
+            .current_dir(&self.repo)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        bare_env(&mut cmd, &self.home);
+        let mut child = cmd.spawn().expect("spanfold serve starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&advert)
+                && let Ok(v) = serde_json::from_str::<Value>(&text)
+            {
+                return Served {
+                    child: Some(child),
+                    http: v["http"].as_str().unwrap_or_default().to_owned(),
+                    grpc: v["grpc"].as_str().unwrap_or_default().to_owned(),
+                    coord_dir,
+                };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let out = child.wait_with_output().expect("output");
+                panic!(
+                    "spanfold serve exited with {status}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "spanfold serve did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Served {
+    /// SIGTERM, then the exit status and stderr.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let out = child.wait_with_output().expect("server exits");
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// GET an API path; returns (status code, body).
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        curl(&self.http, "GET", path, token, None, &[])
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A request with curl: a real client nobody here wrote. Returns (status, body).
+pub fn curl(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Path>,
+    headers: &[&str],
+) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-X", method, "-w", "\n%{http_code}"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    if let Some(file) = body {
+        cmd.arg("--data-binary").arg(format!("@{}", file.display()));
+    }
+    cmd.arg(format!("{base}{path}"));
+    let out = cmd.output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// The Python interpreter of the test venv with the OpenTelemetry SDK, created on first use.
+pub fn python() -> PathBuf {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/ensure-venv.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .output()
+        .expect("venv script runs");
+    assert!(
+        out.status.success(),
+        "could not install the OpenTelemetry Python SDK: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// A gRPC codec that sends bytes as they are, to put garbage on the wire.
+#[derive(Clone, Default)]
+pub struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        let n = src.remaining();
+        Ok(Some(src.copy_to_bytes(n).to_vec()))
+    }
+}

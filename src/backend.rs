@@ -1,0 +1,138 @@
+//! Where CLI commands go: straight to the log (local), or to a running server that holds it
+//! (remote: spans over OTLP/HTTP, answers from its API). Both give the same answers.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::client::{Advert, Client};
+use crate::coordinator::{Coordinator, CycleReport};
+use crate::emit;
+use crate::model::Span;
+use crate::reducer::Anomaly;
+use crate::registry::hex;
+use crate::status::{self, AgentJson, Status, StatusOptions};
+
+pub enum Backend {
+    Local {
+        dir: PathBuf,
+        coord: Option<Coordinator>,
+    },
+    Remote(Client),
+}
+
+impl Backend {
+    /// A server named by `endpoint`, or advertised in the coordination directory and answering;
+    /// otherwise the log itself.
+    pub fn connect(coord_dir: &Path, endpoint: Option<&str>, token: Option<String>) -> Backend {
+        if let Some(url) = endpoint {
+            return Backend::Remote(Client::new(url, token));
+        }
+        if let Some(advert) = Advert::read(coord_dir) {
+            let client = Client::new(&advert.http, token);
+            if client.healthy() {
+                return Backend::Remote(client);
+            }
+            tracing::warn!(
+                "{} names a server at {} that does not answer; using the log directly",
+                coord_dir.join(crate::client::ADVERT_FILE).display(),
+                advert.http
+            );
+        }
+        Backend::Local {
+            dir: coord_dir.to_path_buf(),
+            coord: None,
+        }
+    }
+
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Backend::Remote(_))
+    }
+
+    /// The local coordinator, opened on first use. Refuses when a server holds the log.
+    pub fn local(&mut self) -> Result<&mut Coordinator> {
+        match self {
+            Backend::Remote(client) => bail!(
+                "a spanfold server ({}) holds the log; stop it to run this command",
+                client.base()
+            ),
+            Backend::Local { dir, coord } => {
+                if coord.is_none() {
+                    *coord = Some(Coordinator::open(dir)?);
+                }
+                Ok(coord.as_mut().expect("just opened"))
+            }
+        }
+    }
+
+    /// Lets go of the log so that other processes can use it (continuous cycles do this
+    /// between cycles).
+    pub fn release(&mut self) {
+        if let Backend::Local { coord, .. } = self {
+            *coord = None;
+        }
+    }
+
+    pub fn status(&mut self, options: &StatusOptions) -> Result<Status> {
+        match self {
+            Backend::Remote(client) => {
+                let mut path = format!("/api/status?details={}", options.details);
+                if let Some(agent) = &options.agent {
+                    path.push_str(&format!("&agent={agent}"));
+                }
+                let data = client.api("GET", &path)?;
+                serde_json::from_value(data).context("reading the server's status")
+            }
+            Backend::Local { .. } => {
+                let coord = self.local()?;
+                Ok(status::build(&coord.view(), options))
+            }
+        }
+    }
+
+    pub fn agent(&mut self, id: &str) -> Result<Option<AgentJson>> {
+        let st = self.status(&StatusOptions {
+            agent: Some(id.to_owned()),
+            details: true,
+        })?;
+        Ok(st.agents.into_iter().find(|a| a.agent_id == id))
+    }
+
+    /// Sends an operator's spans (all accepted or none written). Returns the anomaly they caused,
+    /// if the reducer could not apply them.
+    pub fn submit(&mut self, spans: Vec<Span>) -> Result<Option<Anomaly>> {
+        let ids: Vec<String> = spans.iter().map(|s| hex(&s.span_id)).collect();
+        match self {
+            Backend::Remote(client) => {
+                let rs = vec![emit::wrap(emit::CLI_SERVICE, spans)];
+                let (rejected, message) = client.export(&rs)?;
+                if rejected > 0 {
+                    bail!("{message}");
+                }
+                let st = self.status(&StatusOptions::default())?;
+                Ok(st.anomalies.into_iter().find(|a| ids.contains(&a.span_id)))
+            }
+            Backend::Local { .. } => {
+                let coord = self.local()?;
+                coord.submit_client(spans)?;
+                let view = coord.view();
+                Ok(view
+                    .anomalies
+                    .iter()
+                    .rev()
+                    .find(|a| ids.contains(&a.span_id))
+                    .cloned())
+            }
+        }
+    }
+
+    pub fn cycle(&mut self) -> Result<CycleReport> {
+        match self {
+            Backend::Remote(client) => {
+                let data = client.api("POST", "/api/cycle")?;
+                serde_json::from_value(data).context("reading the server's cycle report")
+            }
+            Backend::Local { .. } => Ok(self.local()?.cycle()?),
+        }
+    }
+}

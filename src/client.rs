@@ -1,0 +1,175 @@
+//! A client of a running `spanfold serve`, used by the CLI when a server holds the log: spans go
+//! in over OTLP/HTTP, answers come back from the JSON API. The only module that knows ureq.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::model::ResourceSpans;
+use crate::otlp::{self, Encoding};
+
+/// What a server writes into the coordination directory so that the CLI can find it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Advert {
+    pub pid: u32,
+    /// Base URL of the HTTP port (OTLP/HTTP and the API), e.g. `http://127.0.0.1:4318`.
+    pub http: String,
+    /// Address of the OTLP/gRPC port, e.g. `127.0.0.1:4317`.
+    pub grpc: String,
+    pub version: String,
+}
+
+pub const ADVERT_FILE: &str = "server.json";
+
+impl Advert {
+    pub fn read(coord_dir: &Path) -> Option<Advert> {
+        let text = std::fs::read_to_string(coord_dir.join(ADVERT_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("cannot reach the spanfold server at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("the spanfold server at {url} refused the request: {message}")]
+    Unauthorized { url: String, message: String },
+    #[error("the spanfold server at {url} answered {status}: {message}")]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("the spanfold server at {url} sent an answer that could not be read: {message}")]
+    BadAnswer { url: String, message: String },
+}
+
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(60)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Client {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            agent,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn auth(&self) -> Option<String> {
+        self.token.as_ref().map(|t| format!("Bearer {t}"))
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let unreachable = |e: ureq::Error| ClientError::Unreachable {
+            url: url.clone(),
+            message: e.to_string(),
+        };
+        let mut response = match (method, body) {
+            ("GET", _) => {
+                let mut req = self.agent.get(&url);
+                if let Some(a) = self.auth() {
+                    req = req.header("Authorization", a);
+                }
+                req.call().map_err(unreachable)?
+            }
+            (_, body) => {
+                let mut req = self.agent.post(&url);
+                if let Some(a) = self.auth() {
+                    req = req.header("Authorization", a);
+                }
+                match body {
+                    Some((content_type, bytes)) => req
+                        .header("Content-Type", content_type)
+                        .send(&bytes[..])
+                        .map_err(unreachable)?,
+                    None => req.send_empty().map_err(unreachable)?,
+                }
+            }
+        };
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(256 * 1024 * 1024)
+            .read_to_vec()
+            .map_err(|e| ClientError::BadAnswer {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        match status {
+            200..=299 => Ok(bytes),
+            401 => Err(ClientError::Unauthorized {
+                url,
+                message: String::from_utf8_lossy(&bytes).into_owned(),
+            }),
+            _ => Err(ClientError::Status {
+                url,
+                status,
+                message: String::from_utf8_lossy(&bytes).into_owned(),
+            }),
+        }
+    }
+
+    /// True when a server answers `/healthz`.
+    pub fn healthy(&self) -> bool {
+        self.send("GET", "/healthz", None).is_ok()
+    }
+
+    /// Exports spans over OTLP/HTTP protobuf; returns the partial-success rejections.
+    pub fn export(&self, resource_spans: &[ResourceSpans]) -> Result<(i64, String), ClientError> {
+        let body = otlp::encode_request(resource_spans);
+        let answer = self.send(
+            "POST",
+            "/v1/traces",
+            Some((Encoding::Protobuf.content_type(), body)),
+        )?;
+        otlp::decode_response(Encoding::Protobuf, &answer).map_err(|e| ClientError::BadAnswer {
+            url: format!("{}/v1/traces", self.base),
+            message: e.to_string(),
+        })
+    }
+
+    /// GETs or POSTs an API path answering with the JSON envelope; returns its `data`.
+    pub fn api(&self, method: &str, path: &str) -> Result<serde_json::Value, ClientError> {
+        let bytes = self.send(method, path, None)?;
+        let bad = |message: String| ClientError::BadAnswer {
+            url: format!("{}{path}", self.base),
+            message,
+        };
+        let doc: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        if doc["success"] != true {
+            let message = doc["errors"][0]
+                .as_str()
+                .unwrap_or("unknown error")
+                .to_owned();
+            return Err(ClientError::Status {
+                url: format!("{}{path}", self.base),
+                status: 200,
+                message,
+            });
+        }
+        Ok(doc["data"].clone())
+    }
+}

@@ -1,0 +1,367 @@
+//! The HTTP port: OTLP/HTTP `POST /v1/traces`, the JSON API and Prometheus metrics. The only
+//! module that knows axum.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State as Extract};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::otlp::grpc::{SinkError, authorized};
+use crate::otlp::{self, Encoding};
+use crate::reducer::{AgentState, FeatureStatus};
+use crate::registry::Origin;
+use crate::server::{CYCLE_BUCKETS, State};
+use crate::status::{self, StatusOptions};
+
+type Shared = Arc<State>;
+
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Shared,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/v1/traces", post(traces))
+        .route("/api/status", get(api_status))
+        .route("/api/agents/{id}", get(api_agent))
+        .route("/api/events", get(api_events))
+        .route("/api/cycle", post(api_cycle))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        // The compressed body may not exceed what the decompressed one may be.
+        .layer(DefaultBodyLimit::max(otlp::MAX_HTTP_BODY))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The seed's envelope, as the CLI prints it with --json.
+fn envelope(command: &str, result: Result<Value, String>) -> Response {
+    let (status, success, data, errors) = match result {
+        Ok(data) => (StatusCode::OK, true, data, vec![]),
+        Err(e) => (StatusCode::NOT_FOUND, false, Value::Null, vec![e]),
+    };
+    let body = json!({
+        "timestamp": status::rfc3339(crate::emit::now()),
+        "command": command,
+        "success": success,
+        "data": data,
+        "errors": errors,
+        "warnings": [],
+        "metadata": {"spanfold_version": env!("CARGO_PKG_VERSION")},
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+fn unauthorized(why: String) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        axum::Json(json!({"success": false, "errors": [why]})),
+    )
+        .into_response()
+}
+
+/// The 401 answer when the request lacks the server's token.
+fn refused(state: &State, headers: &HeaderMap) -> Option<Response> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    authorized(state.token.as_deref(), presented)
+        .err()
+        .map(unauthorized)
+}
+
+async fn traces(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(r) = refused(&state, &headers) {
+        return r;
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let encoding = match Encoding::from_content_type(content_type) {
+        Ok(e) => e,
+        Err(e) => {
+            return (StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()).into_response();
+        }
+    };
+    let fail = |status: StatusCode, grpc_code: i32, message: String| {
+        (
+            status,
+            [(header::CONTENT_TYPE, encoding.content_type())],
+            otlp::encode_error(encoding, grpc_code, &message),
+        )
+            .into_response()
+    };
+    let content_encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let decoded = match otlp::decompress(content_encoding, &body)
+        .and_then(|plain| otlp::decode_http(encoding, &plain))
+    {
+        Ok(d) => d,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            // INVALID_ARGUMENT, or RESOURCE_EXHAUSTED for a body over the limit.
+            let code = if e.http_status() == 413 { 8 } else { 3 };
+            return fail(status, code, e.to_string());
+        }
+    };
+    match state.ingest.submit(decoded, Origin::Client).await {
+        Ok(reply) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, encoding.content_type())],
+            otlp::encode_response(encoding, reply.rejected, &reply.message),
+        )
+            .into_response(),
+        Err(SinkError::Busy) => {
+            let mut r = fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                14,
+                "spanfold is busy writing earlier exports; retry after the delay".into(),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        Err(SinkError::Unavailable(why)) => fail(StatusCode::SERVICE_UNAVAILABLE, 14, why),
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusQuery {
+    agent: Option<String>,
+    #[serde(default)]
+    details: bool,
+}
+
+async fn api_status(
+    Extract(state): Extract<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<StatusQuery>,
+) -> Response {
+    if let Some(r) = refused(&state, &headers) {
+        return r;
+    }
+    let options = StatusOptions {
+        agent: q.agent,
+        details: q.details,
+    };
+    let st = status::build(&state.view.read(), &options);
+    envelope(
+        "agents agent-status",
+        serde_json::to_value(&st).map_err(|e| e.to_string()),
+    )
+}
+
+async fn api_agent(
+    Extract(state): Extract<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = refused(&state, &headers) {
+        return r;
+    }
+    let options = StatusOptions {
+        agent: Some(id.clone()),
+        details: true,
+    };
+    let st = status::build(&state.view.read(), &options);
+    let result = match st.agents.into_iter().next() {
+        Some(agent) => serde_json::to_value(agent).map_err(|e| e.to_string()),
+        None => Err(format!("agent {id} is not registered")),
+    };
+    envelope("agents agent-status", result)
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    from: u64,
+    limit: Option<usize>,
+}
+
+/// Events from a sequence number, one JSON object per line.
+async fn api_events(
+    Extract(state): Extract<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Response {
+    if let Some(r) = refused(&state, &headers) {
+        return r;
+    }
+    let limit = q.limit.unwrap_or(10_000).min(100_000);
+    let from = q.from.max(1);
+    let reader = state.log.clone();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut out = String::new();
+        let mut n = 0;
+        for batch in reader.batches_from(from) {
+            let batch = batch.map_err(|e| e.to_string())?;
+            for ev in batch.events().filter(|e| e.seq >= from) {
+                if n == limit {
+                    return Ok(out);
+                }
+                out.push_str(&status::event_json(&ev).to_string());
+                out.push('\n');
+                n += 1;
+            }
+        }
+        Ok::<_, String>(out)
+    })
+    .await;
+    match lines {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn api_cycle(Extract(state): Extract<Shared>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&state, &headers) {
+        return r;
+    }
+    let result = state
+        .ingest
+        .cycle()
+        .await
+        .and_then(|report| serde_json::to_value(report).map_err(|e| e.to_string()));
+    envelope("agents coordination-cycle", result)
+}
+
+async fn metrics(Extract(state): Extract<Shared>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&state, &headers) {
+        return r;
+    }
+    let m = &state.metrics;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    metric(
+        "spanfold_exports_total",
+        "counter",
+        "OTLP export requests received.",
+        load(&m.exports).to_string(),
+    );
+    metric(
+        "spanfold_spans_accepted_total",
+        "counter",
+        "Spans accepted and durably appended (duplicates included).",
+        load(&m.spans_accepted).to_string(),
+    );
+    metric(
+        "spanfold_spans_rejected_total",
+        "counter",
+        "Spans refused by validation.",
+        load(&m.spans_rejected).to_string(),
+    );
+    metric(
+        "spanfold_spans_duplicate_total",
+        "counter",
+        "Spans already in the log, acknowledged and not appended again.",
+        load(&m.spans_duplicate).to_string(),
+    );
+    metric(
+        "spanfold_exports_busy_total",
+        "counter",
+        "Exports answered busy (retry later).",
+        load(&m.busy).to_string(),
+    );
+    metric(
+        "spanfold_group_commits_total",
+        "counter",
+        "Appends with one flush each, shared by concurrent exports.",
+        load(&m.group_commits).to_string(),
+    );
+    metric(
+        "spanfold_upstream_failures_total",
+        "counter",
+        "Decision span forwards that failed.",
+        load(&m.upstream_failures).to_string(),
+    );
+    metric(
+        "spanfold_log_bytes",
+        "gauge",
+        "Size of the log on disk.",
+        state.log.size_on_disk().to_string(),
+    );
+    let view = state.view.read();
+    metric(
+        "spanfold_log_events",
+        "gauge",
+        "Events in the log (the last sequence number).",
+        view.as_of.seq.to_string(),
+    );
+    let queue = view
+        .features
+        .values()
+        .filter(|f| f.status == FeatureStatus::Queued)
+        .count();
+    metric(
+        "spanfold_features_queued",
+        "gauge",
+        "Features waiting for an agent.",
+        queue.to_string(),
+    );
+    let st = status::build(&view, &StatusOptions::default());
+    drop(view);
+    metric(
+        "spanfold_coordination_health",
+        "gauge",
+        "Coordination health, 0 to 1.",
+        st.coordination_status.coordination_health.to_string(),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP spanfold_agents Agents by lifecycle state.\n# TYPE spanfold_agents gauge"
+    );
+    for s in AgentState::ALL {
+        let n = st
+            .coordination_status
+            .agents_by_state
+            .get(s.as_str())
+            .copied()
+            .unwrap_or(0);
+        let _ = writeln!(out, "spanfold_agents{{state=\"{}\"}} {n}", s.as_str());
+    }
+    let _ = writeln!(
+        out,
+        "# HELP spanfold_cycle_duration_seconds Coordination cycle duration.\n# TYPE spanfold_cycle_duration_seconds histogram"
+    );
+    let mut cumulative = 0;
+    for (i, le) in CYCLE_BUCKETS.iter().enumerate() {
+        cumulative += load(&m.cycle_buckets[i]);
+        let _ = writeln!(
+            out,
+            "spanfold_cycle_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    cumulative += load(&m.cycle_buckets[CYCLE_BUCKETS.len()]);
+    let _ = writeln!(
+        out,
+        "spanfold_cycle_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+    );
+    let _ = writeln!(
+        out,
+        "spanfold_cycle_duration_seconds_sum {}",
+        load(&m.cycle_seconds_micros) as f64 / 1e6
+    );
+    let _ = writeln!(out, "spanfold_cycle_duration_seconds_count {cumulative}");
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,174 @@
+//! The OTLP/gRPC TraceService (server) and an exporter to an upstream OTLP/gRPC endpoint.
+
+use std::future::Future;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tonic::codec::CompressionEncoding;
+use tonic::codegen::http;
+use tonic::{Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::{Decoded, MAX_GRPC_MESSAGE, from_proto, response, to_proto};
+use crate::model::ResourceSpans;
+
+/// What the receiver hands decoded exports to.
+pub trait ExportSink: Clone + Send + Sync + 'static {
+    fn export(
+        &self,
+        decoded: Decoded,
+    ) -> impl Future<Output = Result<ExportReply, SinkError>> + Send;
+}
+
+/// The answer to one export, after its spans are durable.
+#[derive(Debug, Clone, Default)]
+pub struct ExportReply {
+    pub rejected: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkError {
+    /// Too much in flight: the client should retry after a pause.
+    Busy,
+    /// The log could not take the spans (shutting down, disk trouble).
+    Unavailable(String),
+}
+
+/// Checks `Authorization: Bearer TOKEN` (gRPC metadata or HTTP header value).
+pub fn authorized(expected: Option<&str>, presented: Option<&str>) -> Result<(), String> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    match presented {
+        None => Err("missing authorization: send the header `authorization: Bearer <token>` (OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<token>)".into()),
+        Some(value) => {
+            let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "));
+            if token.is_some_and(|t| constant_time_eq(t.trim().as_bytes(), expected.as_bytes())) {
+                Ok(())
+            } else {
+                Err("wrong authorization token".into())
+            }
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Clone)]
+struct Receiver<S> {
+    sink: S,
+    token: Option<String>,
+}
+
+#[tonic::async_trait]
+impl<S: ExportSink> TraceService for Receiver<S> {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        authorized(self.token.as_deref(), presented).map_err(Status::unauthenticated)?;
+        let decoded = from_proto(request.into_inner());
+        match self.sink.export(decoded).await {
+            Ok(reply) => Ok(Response::new(response(reply.rejected, &reply.message))),
+            Err(SinkError::Busy) => Err(Status::with_error_details(
+                tonic::Code::Unavailable,
+                "spanfold is busy writing earlier exports; retry after the delay",
+                ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+            )),
+            Err(SinkError::Unavailable(why)) => Err(Status::unavailable(why)),
+        }
+    }
+}
+
+/// Serves the TraceService on `listener` until `shutdown` completes; in-flight exports are
+/// answered before it returns.
+pub async fn serve<S: ExportSink>(
+    listener: tokio::net::TcpListener,
+    sink: S,
+    token: Option<String>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let service = TraceServiceServer::new(Receiver { sink, token })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_GRPC_MESSAGE);
+    tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(otlp_status_codes))
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+}
+
+/// tonic answers an over-size message with OUT_OF_RANGE and an undecodable one with INTERNAL;
+/// OTLP (and the Collector) say RESOURCE_EXHAUSTED (without RetryInfo) and INVALID_ARGUMENT, so
+/// clients neither retry what cannot succeed nor report a server fault. The receiver itself
+/// never answers with either code, so only tonic's own answers are rewritten.
+fn otlp_status_codes(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers_mut();
+    let decode_failure = headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .is_some_and(|m| m.contains("decode"));
+    match headers.get("grpc-status").and_then(|v| v.to_str().ok()) {
+        Some("11") => {
+            headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        }
+        Some("13") if decode_failure => {
+            headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+        }
+        _ => {}
+    }
+    response
+}
+
+/// Sends spans to an upstream OTLP/gRPC endpoint, reconnecting when needed.
+pub struct Upstream {
+    endpoint: String,
+    client: Option<TraceServiceClient<tonic::transport::Channel>>,
+}
+
+impl Upstream {
+    pub fn new(endpoint: &str) -> Upstream {
+        Upstream {
+            endpoint: endpoint.to_owned(),
+            client: None,
+        }
+    }
+
+    pub async fn export(&mut self, resource_spans: &[ResourceSpans]) -> Result<(), String> {
+        if self.client.is_none() {
+            let client = TraceServiceClient::connect(self.endpoint.clone())
+                .await
+                .map_err(|e| format!("connecting to {}: {e}", self.endpoint))?;
+            self.client = Some(client);
+        }
+        let Some(client) = self.client.as_mut() else {
+            return Err("no connection".into());
+        };
+        match client.export(to_proto(resource_spans)).await {
+            Ok(_) => Ok(()),
+            Err(status) => {
+                self.client = None;
+                Err(format!("exporting to {}: {status}", self.endpoint))
+            }
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! OTLP/JSON decoding (the protobuf JSON mapping with OTLP's rules): trace and span ids are hex,
+//! enums are integers (names are accepted too), 64-bit integers may be strings or numbers, keys
+//! are lowerCamelCase (the proto field names are accepted too), unknown fields are ignored.
+
+use base64::Engine;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1 as pc;
+use opentelemetry_proto::tonic::resource::v1 as pr;
+use opentelemetry_proto::tonic::trace::v1 as pt;
+use serde_json::{Map, Value};
+
+use super::DecodeError;
+
+type R<T> = Result<T, DecodeError>;
+
+fn err(path: &str, what: &str) -> DecodeError {
+    DecodeError::Json(format!("{path}: {what}"))
+}
+
+/// A field by its lowerCamelCase name, or its proto name.
+fn field<'a>(obj: &'a Map<String, Value>, camel: &str, snake: &str) -> Option<&'a Value> {
+    obj.get(camel)
+        .or_else(|| obj.get(snake))
+        .filter(|v| !v.is_null())
+}
+
+fn object<'a>(v: &'a Value, path: &str) -> R<&'a Map<String, Value>> {
+    v.as_object().ok_or_else(|| err(path, "expected an object"))
+}
+
+fn array<'a>(obj: &'a Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<&'a [Value]> {
+    match field(obj, camel, snake) {
+        None => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(_) => Err(err(&format!("{path}.{camel}"), "expected an array")),
+    }
+}
+
+fn string(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<String> {
+    match field(obj, camel, snake) {
+        None => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(err(&format!("{path}.{camel}"), "expected a string")),
+    }
+}
+
+/// An unsigned 64-bit integer written as a number or a decimal string.
+fn u64_field(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<u64> {
+    match field(obj, camel, snake) {
+        None => Ok(0),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .ok_or_else(|| err(&format!("{path}.{camel}"), "expected an unsigned integer")),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map_err(|_| err(&format!("{path}.{camel}"), "expected an unsigned integer")),
+        Some(_) => Err(err(
+            &format!("{path}.{camel}"),
+            "expected an unsigned integer",
+        )),
+    }
+}
+
+fn u32_field(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<u32> {
+    let v = u64_field(obj, camel, snake, path)?;
+    u32::try_from(v).map_err(|_| err(&format!("{path}.{camel}"), "does not fit in 32 bits"))
+}
+
+/// An enum: its number, or its name from `names` (index = number).
+fn enum_field(obj: &Map<String, Value>, camel: &str, path: &str, names: &[&str]) -> R<i32> {
+    match field(obj, camel, camel) {
+        None => Ok(0),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .and_then(|i| i32::try_from(i).ok())
+            .ok_or_else(|| err(&format!("{path}.{camel}"), "expected an integer enum value")),
+        Some(Value::String(s)) => names
+            .iter()
+            .position(|n| n == s)
+            .map(|i| i as i32)
+            .ok_or_else(|| err(&format!("{path}.{camel}"), "unknown enum name")),
+        Some(_) => Err(err(
+            &format!("{path}.{camel}"),
+            "expected an integer enum value",
+        )),
+    }
+}
+
+/// Hex ids; OTLP/JSON does not use base64 for them.
+fn hex_field(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<Vec<u8>> {
+    let s = string(obj, camel, snake, path)?;
+    decode_hex(&s).ok_or_else(|| err(&format!("{path}.{camel}"), "expected a hex string"))
+}
+
+pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect()
+}
+
+pub fn decode_request(body: &[u8]) -> R<ExportTraceServiceRequest> {
+    let root: Value = serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let root = object(&root, "$")?;
+    let mut resource_spans = Vec::new();
+    for (i, rs) in array(root, "resourceSpans", "resource_spans", "$")?
+        .iter()
+        .enumerate()
+    {
+        let path = format!("resourceSpans[{i}]");
+        resource_spans.push(resource_spans_from(object(rs, &path)?, &path)?);
+    }
+    Ok(ExportTraceServiceRequest { resource_spans })
+}
+
+fn resource_spans_from(obj: &Map<String, Value>, path: &str) -> R<pt::ResourceSpans> {
+    let resource = match field(obj, "resource", "resource") {
+        None => None,
+        Some(v) => {
+            let p = format!("{path}.resource");
+            let r = object(v, &p)?;
+            let mut entity_refs = Vec::new();
+            for (i, e) in array(r, "entityRefs", "entity_refs", &p)?
+                .iter()
+                .enumerate()
+            {
+                let ep = format!("{p}.entityRefs[{i}]");
+                let e = object(e, &ep)?;
+                entity_refs.push(pc::EntityRef {
+                    schema_url: string(e, "schemaUrl", "schema_url", &ep)?,
+                    r#type: string(e, "type", "type", &ep)?,
+                    id_keys: strings(e, "idKeys", "id_keys", &ep)?,
+                    description_keys: strings(e, "descriptionKeys", "description_keys", &ep)?,
+                });
+            }
+            Some(pr::Resource {
+                attributes: key_values(r, "attributes", &p)?,
+                dropped_attributes_count: u32_field(
+                    r,
+                    "droppedAttributesCount",
+                    "dropped_attributes_count",
+                    &p,
+                )?,
+                entity_refs,
+            })
+        }
+    };
+    let mut scope_spans = Vec::new();
+    for (i, ss) in array(obj, "scopeSpans", "scope_spans", path)?
+        .iter()
+        .enumerate()
+    {
+        let p = format!("{path}.scopeSpans[{i}]");
+        let ss = object(ss, &p)?;
+        let scope = match field(ss, "scope", "scope") {
+            None => None,
+            Some(v) => {
+                let sp = format!("{p}.scope");
+                let s = object(v, &sp)?;
+                Some(pc::InstrumentationScope {
+                    name: string(s, "name", "name", &sp)?,
+                    version: string(s, "version", "version", &sp)?,
+                    attributes: key_values(s, "attributes", &sp)?,
+                    dropped_attributes_count: u32_field(
+                        s,
+                        "droppedAttributesCount",
+                        "dropped_attributes_count",
+                        &sp,
+                    )?,
+                })
+            }
+        };
+        let mut spans = Vec::new();
+        for (j, span) in array(ss, "spans", "spans", &p)?.iter().enumerate() {
+            let sp = format!("{p}.spans[{j}]");
+            spans.push(span_from(object(span, &sp)?, &sp)?);
+        }
+        scope_spans.push(pt::ScopeSpans {
+            scope,
+            spans,
+            schema_url: string(ss, "schemaUrl", "schema_url", &p)?,
+        });
+    }
+    Ok(pt::ResourceSpans {
+        resource,
+        scope_spans,
+        schema_url: string(obj, "schemaUrl", "schema_url", path)?,
+    })
+}
+
+const SPAN_KINDS: &[&str] = &[
+    "SPAN_KIND_UNSPECIFIED",
+    "SPAN_KIND_INTERNAL",
+    "SPAN_KIND_SERVER",
+    "SPAN_KIND_CLIENT",
+    "SPAN_KIND_PRODUCER",
+    "SPAN_KIND_CONSUMER",
+];
+const STATUS_CODES: &[&str] = &["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
+
+fn span_from(obj: &Map<String, Value>, path: &str) -> R<pt::Span> {
+    let mut events = Vec::new();
+    for (i, e) in array(obj, "events", "events", path)?.iter().enumerate() {
+        let p = format!("{path}.events[{i}]");
+        let e = object(e, &p)?;
+        events.push(pt::span::Event {
+            time_unix_nano: u64_field(e, "timeUnixNano", "time_unix_nano", &p)?,
+            name: string(e, "name", "name", &p)?,
+            attributes: key_values(e, "attributes", &p)?,
+            dropped_attributes_count: u32_field(
+                e,
+                "droppedAttributesCount",
+                "dropped_attributes_count",
+                &p,
+            )?,
+        });
+    }
+    let mut links = Vec::new();
+    for (i, l) in array(obj, "links", "links", path)?.iter().enumerate() {
+        let p = format!("{path}.links[{i}]");
+        let l = object(l, &p)?;
+        links.push(pt::span::Link {
+            trace_id: hex_field(l, "traceId", "trace_id", &p)?,
+            span_id: hex_field(l, "spanId", "span_id", &p)?,
+            trace_state: string(l, "traceState", "trace_state", &p)?,
+            attributes: key_values(l, "attributes", &p)?,
+            dropped_attributes_count: u32_field(
+                l,
+                "droppedAttributesCount",
+                "dropped_attributes_count",
+                &p,
+            )?,
+            flags: u32_field(l, "flags", "flags", &p)?,
+        });
+    }
+    let status = match field(obj, "status", "status") {
+        None => None,
+        Some(v) => {
+            let p = format!("{path}.status");
+            let s = object(v, &p)?;
+            Some(pt::Status {
+                message: string(s, "message", "message", &p)?,
+                code: enum_field(s, "code", &p, STATUS_CODES)?,
+            })
+        }
+    };
+    Ok(pt::Span {
+        trace_id: hex_field(obj, "traceId", "trace_id", path)?,
+        span_id: hex_field(obj, "spanId", "span_id", path)?,
+        trace_state: string(obj, "traceState", "trace_state", path)?,
+        parent_span_id: hex_field(obj, "parentSpanId", "parent_span_id", path)?,
+        flags: u32_field(obj, "flags", "flags", path)?,
+        name: string(obj, "name", "name", path)?,
+        kind: enum_field(obj, "kind", path, SPAN_KINDS)?,
+        start_time_unix_nano: u64_field(obj, "startTimeUnixNano", "start_time_unix_nano", path)?,
+        end_time_unix_nano: u64_field(obj, "endTimeUnixNano", "end_time_unix_nano", path)?,
+        attributes: key_values(obj, "attributes", path)?,
+        dropped_attributes_count: u32_field(
+            obj,
+            "droppedAttributesCount",
+            "dropped_attributes_count",
+            path,
+        )?,
+        events,
+        dropped_events_count: u32_field(obj, "droppedEventsCount", "dropped_events_count", path)?,
+        links,
+        dropped_links_count: u32_field(obj, "droppedLinksCount", "dropped_links_count", path)?,
+        status,
+    })
+}
+
+fn strings(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<Vec<String>> {
+    array(obj, camel, snake, path)?
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| err(&format!("{path}.{camel}"), "expected strings"))
+        })
+        .collect()
+}
+
+fn key_values(obj: &Map<String, Value>, name: &str, path: &str) -> R<Vec<pc::KeyValue>> {
+    let mut out = Vec::new();
+    for (i, kv) in array(obj, name, name, path)?.iter().enumerate() {
+        let p = format!("{path}.{name}[{i}]");
+        let kv = object(kv, &p)?;
+        out.push(pc::KeyValue {
+            key: string(kv, "key", "key", &p)?,
+            value: match field(kv, "value", "value") {
+                None => None,
+                Some(v) => Some(any_value(v, &format!("{p}.value"))?),
+            },
+            key_strindex: 0,
+        });
+    }
+    Ok(out)
+}
+
+fn any_value(v: &Value, path: &str) -> R<pc::AnyValue> {
+    use pc::any_value::Value as V;
+    let obj = object(v, path)?;
+    let get = |camel: &str, snake: &str| field(obj, camel, snake);
+    let value = if let Some(s) = get("stringValue", "string_value") {
+        Some(V::StringValue(
+            s.as_str()
+                .ok_or_else(|| err(path, "stringValue must be a string"))?
+                .to_owned(),
+        ))
+    } else if let Some(b) = get("boolValue", "bool_value") {
+        Some(V::BoolValue(b.as_bool().ok_or_else(|| {
+            err(path, "boolValue must be true or false")
+        })?))
+    } else if let Some(i) = get("intValue", "int_value") {
+        let n = match i {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        Some(V::IntValue(n.ok_or_else(|| {
+            err(
+                path,
+                "intValue must be a 64-bit integer, as a number or a string",
+            )
+        })?))
+    } else if let Some(d) = get("doubleValue", "double_value") {
+        let n = match d {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => match s.as_str() {
+                "NaN" => Some(f64::NAN),
+                "Infinity" => Some(f64::INFINITY),
+                "-Infinity" => Some(f64::NEG_INFINITY),
+                other => other.trim().parse().ok(),
+            },
+            _ => None,
+        };
+        Some(V::DoubleValue(
+            n.ok_or_else(|| err(path, "doubleValue must be a number"))?,
+        ))
+    } else if let Some(a) = get("arrayValue", "array_value") {
+        let p = format!("{path}.arrayValue");
+        let a = object(a, &p)?;
+        let values = array(a, "values", "values", &p)?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| any_value(v, &format!("{p}.values[{i}]")))
+            .collect::<R<Vec<_>>>()?;
+        Some(V::ArrayValue(pc::ArrayValue { values }))
+    } else if let Some(l) = get("kvlistValue", "kvlist_value") {
+        let p = format!("{path}.kvlistValue");
+        Some(V::KvlistValue(pc::KeyValueList {
+            values: key_values(object(l, &p)?, "values", &p)?,
+        }))
+    } else if let Some(b) = get("bytesValue", "bytes_value") {
+        let s = b
+            .as_str()
+            .ok_or_else(|| err(path, "bytesValue must be a base64 string"))?;
+        Some(V::BytesValue(
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|_| err(path, "bytesValue must be base64"))?,
+        ))
+    } else {
+        None
+    };
+    Ok(pc::AnyValue { value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_the_otlp_json_rules() {
+        let body = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"agent.id","value":{"stringValue":"a1"}}]},
+          "scopeSpans":[{"scope":{"name":"s"},"spans":[{"traceId":"5B8EFFF798038103D269B633813FC60C",
+          "spanId":"eee19b7ec3c1b174","name":"agent.work_progress","kind":1,"startTimeUnixNano":"1544712660000000000",
+          "endTimeUnixNano":1544712661000000000,"unknownField":{"x":1},
+          "attributes":[{"key":"work.files_modified","value":{"intValue":"8"}},
+                        {"key":"p","value":{"doubleValue":75}},
+                        {"key":"l","value":{"arrayValue":{"values":[{"stringValue":"x"}]}}},
+                        {"key":"b","value":{"bytesValue":"AQI="}}],
+          "status":{"code":"STATUS_CODE_ERROR"}}]}]}]}"#;
+        let req = decode_request(body).expect("decodes");
+        let span = &req.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.trace_id[0], 0x5b);
+        assert_eq!(span.span_id.len(), 8);
+        assert_eq!(span.start_time_unix_nano, 1_544_712_660_000_000_000);
+        assert_eq!(span.end_time_unix_nano, 1_544_712_661_000_000_000);
+        assert_eq!(span.status.as_ref().map(|s| s.code), Some(2));
+        use pc::any_value::Value as V;
+        assert_eq!(
+            span.attributes[0]
+                .value
+                .as_ref()
+                .and_then(|v| v.value.clone()),
+            Some(V::IntValue(8))
+        );
+        assert_eq!(
+            span.attributes[3]
+                .value
+                .as_ref()
+                .and_then(|v| v.value.clone()),
+            Some(V::BytesValue(vec![1, 2]))
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_path() {
+        let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}"#;
+        let e = decode_request(body).unwrap_err().to_string();
+        assert!(
+            e.contains("resourceSpans[0].scopeSpans[0].spans[0].traceId"),
+            "{e}"
+        );
+        let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"k","value":{"intValue":true}}]}]}]}]}"#;
+        let e = decode_request(body).unwrap_err().to_string();
+        assert!(e.contains("intValue"), "{e}");
+        assert!(decode_request(b"[1,2]").is_err());
+        assert!(decode_request(b"{\"resourceSpans\": 3}").is_err());
+    }
+}

@@ -1,0 +1,581 @@
+//! OTLP: the wire format. The only module that knows opentelemetry-proto, prost and tonic.
+//! It converts between OTLP messages and the project's own [`crate::model`] types, decodes
+//! OTLP/HTTP bodies (protobuf or JSON, optionally gzip), and serves and calls the gRPC
+//! TraceService.
+//!
+//! Profiles-only dictionary references (`string_value_strindex`, `key_strindex`) carry no meaning
+//! in traces; they are not kept.
+
+pub mod grpc;
+pub mod json;
+
+use std::io::Read;
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1 as pc;
+use opentelemetry_proto::tonic::resource::v1 as pr;
+use opentelemetry_proto::tonic::trace::v1 as pt;
+use prost::Message;
+use thiserror::Error;
+
+use crate::model::{
+    AnyValue, EntityRef, KeyValue, Link, Resource, ResourceSpans, Scope, ScopeSpans, Span,
+    SpanEvent, Status,
+};
+use crate::registry::hex;
+
+/// Largest decompressed OTLP/HTTP body accepted (the Collector's default).
+pub const MAX_HTTP_BODY: usize = 20 * 1024 * 1024;
+/// Largest gRPC message accepted (the Collector's and tonic's default).
+pub const MAX_GRPC_MESSAGE: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    #[error("the body is not a valid OTLP ExportTraceServiceRequest in protobuf: {0}")]
+    Protobuf(String),
+    #[error("the body is not valid OTLP/JSON: {0}")]
+    Json(String),
+    #[error("the gzip body could not be decompressed: {0}")]
+    Gzip(String),
+    #[error("the decompressed body is larger than {MAX_HTTP_BODY} bytes")]
+    TooLarge,
+    #[error("unsupported content type {0:?}; send application/x-protobuf or application/json")]
+    ContentType(String),
+    #[error("unsupported content encoding {0:?}; send the body plain or with gzip")]
+    ContentEncoding(String),
+}
+
+impl DecodeError {
+    /// The HTTP status the OTLP specification gives this error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            DecodeError::TooLarge => 413,
+            DecodeError::ContentType(_) => 415,
+            _ => 400,
+        }
+    }
+}
+
+/// The two encodings of OTLP/HTTP; replies go back in the request's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    pub fn from_content_type(value: &str) -> Result<Encoding, DecodeError> {
+        let media = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match media.as_str() {
+            "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
+            "application/json" => Ok(Encoding::Json),
+            _ => Err(DecodeError::ContentType(value.to_owned())),
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+}
+
+/// A decoded export: the spans that are well formed, and why the others were refused.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub resource_spans: Vec<ResourceSpans>,
+    pub rejected: Vec<String>,
+}
+
+/// Undoes `Content-Encoding: gzip` with a bound on the output, so a small bomb cannot take
+/// memory.
+pub fn decompress(encoding: Option<&str>, body: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    match encoding.map(|e| e.trim().to_ascii_lowercase()) {
+        None => Ok(body.to_vec()),
+        Some(e) if e.is_empty() || e == "identity" => Ok(body.to_vec()),
+        Some(e) if e == "gzip" => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(body)
+                .take(MAX_HTTP_BODY as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| DecodeError::Gzip(e.to_string()))?;
+            if out.len() > MAX_HTTP_BODY {
+                return Err(DecodeError::TooLarge);
+            }
+            Ok(out)
+        }
+        Some(other) => Err(DecodeError::ContentEncoding(other)),
+    }
+}
+
+/// Decodes an OTLP/HTTP body that is already decompressed.
+pub fn decode_http(encoding: Encoding, body: &[u8]) -> Result<Decoded, DecodeError> {
+    if body.len() > MAX_HTTP_BODY {
+        return Err(DecodeError::TooLarge);
+    }
+    let request = match encoding {
+        Encoding::Protobuf => ExportTraceServiceRequest::decode(body)
+            .map_err(|e| DecodeError::Protobuf(e.to_string()))?,
+        Encoding::Json => json::decode_request(body)?,
+    };
+    Ok(from_proto(request))
+}
+
+/// The reply to an export, in the request's encoding.
+pub fn encode_response(encoding: Encoding, rejected: usize, message: &str) -> Vec<u8> {
+    let response = response(rejected, message);
+    match encoding {
+        Encoding::Protobuf => response.encode_to_vec(),
+        Encoding::Json => {
+            let body = match response.partial_success {
+                None => serde_json::json!({}),
+                Some(p) => serde_json::json!({"partialSuccess": {
+                    "rejectedSpans": p.rejected_spans.to_string(),
+                    "errorMessage": p.error_message,
+                }}),
+            };
+            body.to_string().into_bytes()
+        }
+    }
+}
+
+/// OTLP's partial success: present only when something was refused.
+pub fn response(rejected: usize, message: &str) -> ExportTraceServiceResponse {
+    ExportTraceServiceResponse {
+        partial_success: (rejected > 0 || !message.is_empty()).then(|| ExportTracePartialSuccess {
+            rejected_spans: rejected as i64,
+            error_message: message.to_owned(),
+        }),
+    }
+}
+
+/// The error body OTLP/HTTP sends with a 4xx/5xx: a google.rpc.Status.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+pub fn encode_error(encoding: Encoding, grpc_code: i32, message: &str) -> Vec<u8> {
+    match encoding {
+        Encoding::Protobuf => RpcStatus {
+            code: grpc_code,
+            message: message.to_owned(),
+        }
+        .encode_to_vec(),
+        Encoding::Json => serde_json::json!({"code": grpc_code, "message": message})
+            .to_string()
+            .into_bytes(),
+    }
+}
+
+/// Reads an export reply (for clients of a spanfold server): rejected count and message.
+pub fn decode_response(encoding: Encoding, body: &[u8]) -> Result<(i64, String), DecodeError> {
+    match encoding {
+        Encoding::Protobuf => {
+            let r = ExportTraceServiceResponse::decode(body)
+                .map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+            Ok(r.partial_success
+                .map(|p| (p.rejected_spans, p.error_message))
+                .unwrap_or_default())
+        }
+        Encoding::Json => {
+            let v: serde_json::Value =
+                serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
+            let p = &v["partialSuccess"];
+            let rejected = match &p["rejectedSpans"] {
+                serde_json::Value::String(s) => s.parse().unwrap_or(0),
+                other => other.as_i64().unwrap_or(0),
+            };
+            Ok((
+                rejected,
+                p["errorMessage"].as_str().unwrap_or("").to_owned(),
+            ))
+        }
+    }
+}
+
+/// Encodes spans as an OTLP protobuf export request.
+pub fn encode_request(resource_spans: &[ResourceSpans]) -> Vec<u8> {
+    to_proto(resource_spans).encode_to_vec()
+}
+
+// ---- conversion -------------------------------------------------------------------------
+
+/// Converts an export into model spans. A span whose ids have the wrong length is refused (it
+/// could not be de-duplicated or referred to); everything else is kept as it came.
+pub fn from_proto(request: ExportTraceServiceRequest) -> Decoded {
+    let mut out = Decoded::default();
+    for rs in request.resource_spans {
+        let mut scope_spans = Vec::with_capacity(rs.scope_spans.len());
+        for ss in rs.scope_spans {
+            let mut spans = Vec::with_capacity(ss.spans.len());
+            for span in ss.spans {
+                match span_from_proto(span) {
+                    Ok(s) => spans.push(s),
+                    Err(why) => out.rejected.push(why),
+                }
+            }
+            if !spans.is_empty() {
+                scope_spans.push(ScopeSpans {
+                    scope: ss.scope.map(scope_from_proto).unwrap_or_default(),
+                    schema_url: ss.schema_url,
+                    spans,
+                });
+            }
+        }
+        if !scope_spans.is_empty() {
+            out.resource_spans.push(ResourceSpans {
+                resource: rs.resource.map(resource_from_proto).unwrap_or_default(),
+                schema_url: rs.schema_url,
+                scope_spans,
+            });
+        }
+    }
+    out
+}
+
+fn id<const N: usize>(bytes: &[u8], what: &str, span: &str) -> Result<[u8; N], String> {
+    <[u8; N]>::try_from(bytes).map_err(|_| {
+        format!(
+            "span {span:?}: {what} must be {N} bytes ({} hex digits), got {} bytes",
+            N * 2,
+            bytes.len()
+        )
+    })
+}
+
+fn span_from_proto(s: pt::Span) -> Result<Span, String> {
+    let trace_id: [u8; 16] = id(&s.trace_id, "trace_id", &s.name)?;
+    let span_id: [u8; 8] = id(&s.span_id, "span_id", &s.name)?;
+    if trace_id == [0; 16] || span_id == [0; 8] {
+        return Err(format!(
+            "span {:?}: trace_id and span_id must not be all zeros",
+            s.name
+        ));
+    }
+    if !s.parent_span_id.is_empty() && s.parent_span_id.len() != 8 {
+        return Err(format!(
+            "span {:?}: parent_span_id must be empty or 8 bytes, got {} bytes",
+            s.name,
+            s.parent_span_id.len()
+        ));
+    }
+    let mut links = Vec::with_capacity(s.links.len());
+    for l in s.links {
+        links.push(Link {
+            trace_id: id(&l.trace_id, "a link's trace_id", &s.name)?,
+            span_id: id(&l.span_id, "a link's span_id", &s.name)?,
+            trace_state: l.trace_state,
+            attributes: kvs_from_proto(l.attributes),
+            dropped_attributes_count: l.dropped_attributes_count,
+            flags: l.flags,
+        });
+    }
+    Ok(Span {
+        trace_id,
+        span_id,
+        trace_state: s.trace_state,
+        parent_span_id: s.parent_span_id,
+        flags: s.flags,
+        name: s.name,
+        kind: s.kind,
+        start_time_unix_nano: s.start_time_unix_nano,
+        end_time_unix_nano: s.end_time_unix_nano,
+        attributes: kvs_from_proto(s.attributes),
+        dropped_attributes_count: s.dropped_attributes_count,
+        events: s
+            .events
+            .into_iter()
+            .map(|e| SpanEvent {
+                time_unix_nano: e.time_unix_nano,
+                name: e.name,
+                attributes: kvs_from_proto(e.attributes),
+                dropped_attributes_count: e.dropped_attributes_count,
+            })
+            .collect(),
+        dropped_events_count: s.dropped_events_count,
+        links,
+        dropped_links_count: s.dropped_links_count,
+        status: s
+            .status
+            .map(|st| Status {
+                message: st.message,
+                code: st.code,
+            })
+            .unwrap_or_default(),
+    })
+}
+
+fn resource_from_proto(r: pr::Resource) -> Resource {
+    Resource {
+        attributes: kvs_from_proto(r.attributes),
+        dropped_attributes_count: r.dropped_attributes_count,
+        entity_refs: r
+            .entity_refs
+            .into_iter()
+            .map(|e| EntityRef {
+                schema_url: e.schema_url,
+                kind: e.r#type,
+                id_keys: e.id_keys,
+                description_keys: e.description_keys,
+            })
+            .collect(),
+    }
+}
+
+fn scope_from_proto(s: pc::InstrumentationScope) -> Scope {
+    Scope {
+        name: s.name,
+        version: s.version,
+        attributes: kvs_from_proto(s.attributes),
+        dropped_attributes_count: s.dropped_attributes_count,
+    }
+}
+
+fn kvs_from_proto(kvs: Vec<pc::KeyValue>) -> Vec<KeyValue> {
+    kvs.into_iter()
+        .map(|kv| KeyValue {
+            key: kv.key,
+            value: kv.value.map(value_from_proto).unwrap_or(AnyValue::Empty),
+        })
+        .collect()
+}
+
+fn value_from_proto(v: pc::AnyValue) -> AnyValue {
+    use pc::any_value::Value as V;
+    match v.value {
+        Some(V::StringValue(s)) => AnyValue::String(s),
+        Some(V::BoolValue(b)) => AnyValue::Bool(b),
+        Some(V::IntValue(i)) => AnyValue::Int(i),
+        Some(V::DoubleValue(d)) => AnyValue::Double(d),
+        Some(V::ArrayValue(a)) => {
+            AnyValue::Array(a.values.into_iter().map(value_from_proto).collect())
+        }
+        Some(V::KvlistValue(l)) => AnyValue::KvList(kvs_from_proto(l.values)),
+        Some(V::BytesValue(b)) => AnyValue::Bytes(b),
+        Some(V::StringValueStrindex(_)) | None => AnyValue::Empty,
+    }
+}
+
+pub fn to_proto(resource_spans: &[ResourceSpans]) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: resource_spans
+            .iter()
+            .map(|rs| pt::ResourceSpans {
+                resource: Some(pr::Resource {
+                    attributes: kvs_to_proto(&rs.resource.attributes),
+                    dropped_attributes_count: rs.resource.dropped_attributes_count,
+                    entity_refs: rs
+                        .resource
+                        .entity_refs
+                        .iter()
+                        .map(|e| pc::EntityRef {
+                            schema_url: e.schema_url.clone(),
+                            r#type: e.kind.clone(),
+                            id_keys: e.id_keys.clone(),
+                            description_keys: e.description_keys.clone(),
+                        })
+                        .collect(),
+                }),
+                schema_url: rs.schema_url.clone(),
+                scope_spans: rs
+                    .scope_spans
+                    .iter()
+                    .map(|ss| pt::ScopeSpans {
+                        scope: Some(pc::InstrumentationScope {
+                            name: ss.scope.name.clone(),
+                            version: ss.scope.version.clone(),
+                            attributes: kvs_to_proto(&ss.scope.attributes),
+                            dropped_attributes_count: ss.scope.dropped_attributes_count,
+                        }),
+                        schema_url: ss.schema_url.clone(),
+                        spans: ss.spans.iter().map(span_to_proto).collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn span_to_proto(s: &Span) -> pt::Span {
+    pt::Span {
+        trace_id: s.trace_id.to_vec(),
+        span_id: s.span_id.to_vec(),
+        trace_state: s.trace_state.clone(),
+        parent_span_id: s.parent_span_id.clone(),
+        flags: s.flags,
+        name: s.name.clone(),
+        kind: s.kind,
+        start_time_unix_nano: s.start_time_unix_nano,
+        end_time_unix_nano: s.end_time_unix_nano,
+        attributes: kvs_to_proto(&s.attributes),
+        dropped_attributes_count: s.dropped_attributes_count,
+        events: s
+            .events
+            .iter()
+            .map(|e| pt::span::Event {
+                time_unix_nano: e.time_unix_nano,
+                name: e.name.clone(),
+                attributes: kvs_to_proto(&e.attributes),
+                dropped_attributes_count: e.dropped_attributes_count,
+            })
+            .collect(),
+        dropped_events_count: s.dropped_events_count,
+        links: s
+            .links
+            .iter()
+            .map(|l| pt::span::Link {
+                trace_id: l.trace_id.to_vec(),
+                span_id: l.span_id.to_vec(),
+                trace_state: l.trace_state.clone(),
+                attributes: kvs_to_proto(&l.attributes),
+                dropped_attributes_count: l.dropped_attributes_count,
+                flags: l.flags,
+            })
+            .collect(),
+        dropped_links_count: s.dropped_links_count,
+        status: Some(pt::Status {
+            message: s.status.message.clone(),
+            code: s.status.code,
+        }),
+    }
+}
+
+fn kvs_to_proto(kvs: &[KeyValue]) -> Vec<pc::KeyValue> {
+    kvs.iter()
+        .map(|kv| pc::KeyValue {
+            key: kv.key.clone(),
+            value: Some(value_to_proto(&kv.value)),
+            key_strindex: 0,
+        })
+        .collect()
+}
+
+fn value_to_proto(v: &AnyValue) -> pc::AnyValue {
+    use pc::any_value::Value as V;
+    pc::AnyValue {
+        value: match v {
+            AnyValue::String(s) => Some(V::StringValue(s.clone())),
+            AnyValue::Bool(b) => Some(V::BoolValue(*b)),
+            AnyValue::Int(i) => Some(V::IntValue(*i)),
+            AnyValue::Double(d) => Some(V::DoubleValue(*d)),
+            AnyValue::Array(a) => Some(V::ArrayValue(pc::ArrayValue {
+                values: a.iter().map(value_to_proto).collect(),
+            })),
+            AnyValue::KvList(l) => Some(V::KvlistValue(pc::KeyValueList {
+                values: kvs_to_proto(l),
+            })),
+            AnyValue::Bytes(b) => Some(V::BytesValue(b.clone())),
+            AnyValue::Empty => None,
+        },
+    }
+}
+
+/// Short description of a span for messages: its name and ids.
+pub fn describe(span: &Span) -> String {
+    format!(
+        "{} (trace {} span {})",
+        span.name,
+        hex(&span.trace_id),
+        hex(&span.span_id)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::string_array;
+
+    fn sample() -> Vec<ResourceSpans> {
+        let span = Span::new([1; 16], [2; 8], "agent.registration", 7)
+            .with("agent.id", AnyValue::String("a1".into()))
+            .with("agent.languages", string_array(["python"]))
+            .with("n", AnyValue::Int(-3))
+            .with("b", AnyValue::Bytes(vec![1, 2]))
+            .with(
+                "kv",
+                AnyValue::KvList(vec![KeyValue::new("x", AnyValue::Bool(true))]),
+            )
+            .with("e", AnyValue::Empty);
+        vec![ResourceSpans::single(
+            Resource {
+                attributes: vec![KeyValue::new("service.name", AnyValue::String("s".into()))],
+                dropped_attributes_count: 1,
+                entity_refs: vec![EntityRef {
+                    schema_url: "u".into(),
+                    kind: "service".into(),
+                    id_keys: vec!["service.name".into()],
+                    description_keys: vec![],
+                }],
+            },
+            Scope {
+                name: "sc".into(),
+                ..Scope::default()
+            },
+            vec![span],
+        )]
+    }
+
+    #[test]
+    fn protobuf_round_trip_is_lossless() {
+        let rs = sample();
+        let bytes = encode_request(&rs);
+        let decoded = decode_http(Encoding::Protobuf, &bytes).expect("decodes");
+        assert!(decoded.rejected.is_empty());
+        assert_eq!(decoded.resource_spans, rs);
+    }
+
+    #[test]
+    fn wrong_id_lengths_are_refused_span_by_span() {
+        let mut req = to_proto(&sample());
+        let mut bad = req.resource_spans[0].scope_spans[0].spans[0].clone();
+        bad.span_id = vec![1, 2, 3];
+        bad.name = "short".into();
+        req.resource_spans[0].scope_spans[0].spans.push(bad);
+        let decoded = from_proto(req);
+        assert_eq!(decoded.resource_spans[0].span_count(), 1);
+        assert_eq!(decoded.rejected.len(), 1);
+        assert!(
+            decoded.rejected[0].contains("span_id must be 8 bytes"),
+            "{:?}",
+            decoded.rejected
+        );
+    }
+
+    #[test]
+    fn garbage_and_bombs_are_errors_not_panics() {
+        assert!(decode_http(Encoding::Protobuf, b"\xff\xff\xff\xff garbage").is_err());
+        let zeros = vec![0u8; MAX_HTTP_BODY + 10];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, &zeros).expect("compress");
+        let bomb = gz.finish().expect("finish");
+        assert!(bomb.len() < 100_000);
+        assert!(matches!(
+            decompress(Some("gzip"), &bomb),
+            Err(DecodeError::TooLarge)
+        ));
+        assert!(matches!(
+            decompress(Some("gzip"), b"not gzip"),
+            Err(DecodeError::Gzip(_))
+        ));
+        assert!(matches!(
+            decompress(Some("br"), b"x"),
+            Err(DecodeError::ContentEncoding(_))
+        ));
+        assert_eq!(
+            Encoding::from_content_type("text/plain").map_err(|e| e.http_status()),
+            Err(415)
+        );
+    }
+}

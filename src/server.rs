@@ -1,0 +1,520 @@
+//! `spanfold serve`: the receivers, the API and the single writer.
+//!
+//! One thread owns the [`Coordinator`] and is the only writer of the log. Receivers (gRPC and
+//! HTTP, on tokio) hand it decoded exports through a bounded queue; it takes everything waiting
+//! (group commit), appends it as one batch with one flush, folds it, and only then answers each
+//! export. A full queue answers "busy, retry" at once. The same thread runs coordination cycles:
+//! on a timer, and shortly after a span that can change an assignment.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::{oneshot, watch};
+
+use crate::client::{ADVERT_FILE, Advert};
+use crate::coordinator::{CoordError, Coordinator, CycleReport};
+use crate::model::ResourceSpans;
+use crate::otlp::Decoded;
+use crate::otlp::grpc::{ExportReply, ExportSink, SinkError, Upstream};
+use crate::reducer::View;
+use crate::registry::Origin;
+use crate::store::LogReader;
+
+/// Exports waiting for the writer before receivers answer "busy".
+const QUEUE_DEPTH: usize = 256;
+/// Most spans one group commit takes, so one flush stays short.
+const GROUP_MAX_SPANS: usize = 64 * 1024;
+/// How long after a relevant span a cycle runs: later spans of the same burst join it.
+const REACT_AFTER: Duration = Duration::from_millis(150);
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub coord_dir: PathBuf,
+    pub grpc: String,
+    pub http: String,
+    /// Timed cycles, if any.
+    pub interval: Option<Duration>,
+    /// Cycle soon after a span that can change an assignment.
+    pub react: bool,
+    pub token: Option<String>,
+    pub export_endpoint: Option<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Coordinator(#[from] CoordError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("starting the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("the OTLP/gRPC server failed: {0}")]
+    Grpc(String),
+    #[error("the HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// Counters for /metrics, shared by receivers and the writer.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub exports: AtomicU64,
+    pub spans_accepted: AtomicU64,
+    pub spans_rejected: AtomicU64,
+    pub spans_duplicate: AtomicU64,
+    pub busy: AtomicU64,
+    pub group_commits: AtomicU64,
+    pub cycles: AtomicU64,
+    pub upstream_failures: AtomicU64,
+    /// Cycle durations: counts per bucket of [`CYCLE_BUCKETS`] (le), then +Inf.
+    pub cycle_buckets: [AtomicU64; 9],
+    pub cycle_seconds_micros: AtomicU64,
+}
+
+pub const CYCLE_BUCKETS: [f64; 8] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+impl Metrics {
+    fn observe_cycle(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let bucket = CYCLE_BUCKETS
+            .iter()
+            .position(|le| secs <= *le)
+            .unwrap_or(CYCLE_BUCKETS.len());
+        self.cycle_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.cycle_seconds_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.cycles.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What the API handlers share.
+pub struct State {
+    pub view: Arc<RwLock<View>>,
+    pub metrics: Arc<Metrics>,
+    pub log: LogReader,
+    pub ingest: Ingest,
+    pub token: Option<String>,
+}
+
+enum Job {
+    Export {
+        decoded: Decoded,
+        origin: Origin,
+        reply: oneshot::Sender<Result<ExportReply, SinkError>>,
+    },
+    Cycle {
+        reply: oneshot::Sender<Result<CycleReport, String>>,
+    },
+}
+
+/// The receivers' way to the writer.
+#[derive(Clone)]
+pub struct Ingest {
+    jobs: SyncSender<Job>,
+    metrics: Arc<Metrics>,
+}
+
+impl ExportSink for Ingest {
+    async fn export(&self, decoded: Decoded) -> Result<ExportReply, SinkError> {
+        self.submit(decoded, Origin::Client).await
+    }
+}
+
+impl Ingest {
+    pub async fn submit(&self, decoded: Decoded, origin: Origin) -> Result<ExportReply, SinkError> {
+        self.metrics.exports.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        match self.jobs.try_send(Job::Export {
+            decoded,
+            origin,
+            reply,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.metrics.busy.fetch_add(1, Ordering::Relaxed);
+                return Err(SinkError::Busy);
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(SinkError::Unavailable("spanfold is shutting down".into()));
+            }
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(SinkError::Unavailable("the writer stopped".into())))
+    }
+
+    /// Runs a coordination cycle now (the CLI's `coordination-cycle` against a server).
+    pub async fn cycle(&self) -> Result<CycleReport, String> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .try_send(Job::Cycle { reply })
+            .map_err(|_| "spanfold is busy or shutting down; retry".to_string())?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the writer stopped".into()))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub exports: u64,
+    pub spans_accepted: u64,
+    pub spans_rejected: u64,
+    pub spans_duplicate: u64,
+    pub cycles: u64,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(config: ServerConfig) -> Result<Summary, ServerError> {
+    // Loopback by default (the CLI's defaults); any other address was typed by the operator.
+    let coord = Coordinator::open(&config.coord_dir)?;
+    coord.config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ServerError::Runtime)?;
+    runtime.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        serve(config, coord, stop_rx).await
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Serves until `stop` turns true, on listeners bound from `config`.
+pub async fn serve(
+    config: ServerConfig,
+    mut coord: Coordinator,
+    stop: watch::Receiver<bool>,
+) -> Result<Summary, ServerError> {
+    let bind = |addr: String| async move {
+        tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })
+    };
+    let grpc_listener = bind(config.grpc.clone()).await?;
+    let http_listener = bind(config.http.clone()).await?;
+    let grpc_addr = grpc_listener.local_addr().map_err(ServerError::Http)?;
+    let http_addr = http_listener.local_addr().map_err(ServerError::Http)?;
+
+    let metrics = Arc::new(Metrics::default());
+    let (jobs, queue) = sync_channel(QUEUE_DEPTH);
+    let ingest = Ingest {
+        jobs,
+        metrics: Arc::clone(&metrics),
+    };
+    let state = Arc::new(State {
+        view: coord.shared_view(),
+        metrics: Arc::clone(&metrics),
+        log: coord.log().reader(),
+        ingest: ingest.clone(),
+        token: config.token.clone(),
+    });
+
+    let (upstream_tx, upstream_rx) = tokio::sync::mpsc::channel::<Vec<ResourceSpans>>(64);
+    let upstream_task = config.export_endpoint.clone().map(|endpoint| {
+        coord.keep_recorded();
+        tokio::spawn(forward_upstream(
+            endpoint,
+            upstream_rx,
+            Arc::clone(&metrics),
+        ))
+    });
+    let writer = {
+        let metrics = Arc::clone(&metrics);
+        let config = config.clone();
+        let upstream = upstream_task.is_some().then_some(upstream_tx);
+        std::thread::Builder::new()
+            .name("spanfold-writer".into())
+            .spawn(move || write_loop(coord, queue, &config, &metrics, upstream))
+            .map_err(ServerError::Runtime)?
+    };
+
+    let advert = Advert {
+        pid: std::process::id(),
+        http: format!("http://{http_addr}"),
+        grpc: grpc_addr.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let advert_path = config.coord_dir.join(ADVERT_FILE);
+    if let Ok(text) = serde_json::to_string_pretty(&advert) {
+        // Written whole then renamed, so a reader never sees half a file.
+        let tmp = config.coord_dir.join(format!("{ADVERT_FILE}.tmp"));
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, &advert_path);
+        }
+    }
+    tracing::info!(%grpc_addr, %http_addr, "spanfold serving");
+    eprintln!(
+        "spanfold: OTLP/gRPC on {grpc_addr}, OTLP/HTTP and API on http://{http_addr} (log in {})",
+        config.coord_dir.display()
+    );
+
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let grpc = crate::otlp::grpc::serve(
+        grpc_listener,
+        ingest.clone(),
+        config.token.clone(),
+        stopped(stop.clone()),
+    );
+    let http = crate::http::serve(http_listener, Arc::clone(&state), stopped(stop.clone()));
+    let (grpc_result, http_result) = tokio::join!(grpc, http);
+    // Receivers have answered everything in flight; now the writer may finish.
+    drop(state);
+    drop(ingest);
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    if let Some(task) = upstream_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    let _ = std::fs::remove_file(&advert_path);
+    grpc_result.map_err(|e| ServerError::Grpc(e.to_string()))?;
+    http_result.map_err(ServerError::Http)?;
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    Ok(Summary {
+        exports: load(&metrics.exports),
+        spans_accepted: load(&metrics.spans_accepted),
+        spans_rejected: load(&metrics.spans_rejected),
+        spans_duplicate: load(&metrics.spans_duplicate),
+        cycles: load(&metrics.cycles),
+    })
+}
+
+async fn forward_upstream(
+    endpoint: String,
+    mut rx: tokio::sync::mpsc::Receiver<Vec<ResourceSpans>>,
+    metrics: Arc<Metrics>,
+) {
+    let mut upstream = Upstream::new(&endpoint);
+    while let Some(spans) = rx.recv().await {
+        if let Err(e) = upstream.export(&spans).await {
+            metrics.upstream_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("decision spans not forwarded: {e}");
+        }
+    }
+}
+
+/// Spans that can change what a cycle decides.
+fn wakes_the_policy(decoded: &Decoded) -> bool {
+    decoded.resource_spans.iter().any(|rs| {
+        rs.scope_spans.iter().any(|ss| {
+            ss.spans.iter().any(|s| {
+                matches!(
+                    s.name.as_str(),
+                    "agent.registration"
+                        | "feature.request"
+                        | "agent.reset"
+                        | "agent.work_progress"
+                        | "agent.validation"
+                )
+            })
+        })
+    })
+}
+
+fn write_loop(
+    mut coord: Coordinator,
+    queue: Receiver<Job>,
+    config: &ServerConfig,
+    metrics: &Metrics,
+    upstream: Option<tokio::sync::mpsc::Sender<Vec<ResourceSpans>>>,
+) {
+    let mut next_tick = config.interval.map(|i| Instant::now() + i);
+    let mut react_at: Option<Instant> = None;
+    let mut open = true;
+    while open {
+        let deadline = [next_tick, react_at].into_iter().flatten().min();
+        let first = match deadline {
+            Some(d) => match queue.recv_timeout(d.saturating_duration_since(Instant::now())) {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match queue.recv() {
+                Ok(job) => Some(job),
+                Err(_) => break,
+            },
+        };
+        let mut exports = Vec::new();
+        let mut cycle_requests = Vec::new();
+        let mut spans = 0;
+        let mut take = |job: Job, spans: &mut usize| match job {
+            Job::Export {
+                decoded,
+                origin,
+                reply,
+            } => {
+                *spans += decoded
+                    .resource_spans
+                    .iter()
+                    .map(|r| r.span_count())
+                    .sum::<usize>();
+                exports.push((decoded, origin, reply));
+            }
+            Job::Cycle { reply } => cycle_requests.push(reply),
+        };
+        if let Some(job) = first {
+            take(job, &mut spans);
+            while spans < GROUP_MAX_SPANS {
+                match queue.try_recv() {
+                    Ok(job) => take(job, &mut spans),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+        }
+        if !exports.is_empty() {
+            if config.react
+                && react_at.is_none()
+                && exports.iter().any(|(d, _, _)| wakes_the_policy(d))
+            {
+                react_at = Some(Instant::now() + REACT_AFTER);
+            }
+            commit(&mut coord, exports, metrics);
+        }
+        for reply in cycle_requests {
+            let started = Instant::now();
+            let result = coord.cycle().map_err(|e| e.to_string());
+            metrics.observe_cycle(started.elapsed());
+            forward(&mut coord, &upstream);
+            let _ = reply.send(result);
+        }
+        let now = Instant::now();
+        let tick_due = next_tick.is_some_and(|t| now >= t);
+        let react_due = react_at.is_some_and(|t| now >= t);
+        if tick_due || react_due {
+            if tick_due {
+                next_tick = config.interval.map(|i| now + i);
+            }
+            react_at = None;
+            let started = Instant::now();
+            match coord.cycle_if_useful() {
+                Ok(Some(_)) => metrics.observe_cycle(started.elapsed()),
+                Ok(None) => {}
+                Err(e) => tracing::error!("coordination cycle failed: {e}"),
+            }
+            forward(&mut coord, &upstream);
+        }
+    }
+}
+
+fn forward(
+    coord: &mut Coordinator,
+    upstream: &Option<tokio::sync::mpsc::Sender<Vec<ResourceSpans>>>,
+) {
+    if let Some(tx) = upstream {
+        let spans = coord.take_recorded();
+        if !spans.is_empty() && tx.try_send(spans).is_err() {
+            tracing::warn!(
+                "the upstream exporter is behind; decision spans dropped from forwarding (they are in the log)"
+            );
+        }
+    }
+}
+
+type Pending = (
+    Decoded,
+    Origin,
+    oneshot::Sender<Result<ExportReply, SinkError>>,
+);
+
+/// One group commit: validate each export, append all that is valid with one flush, answer each.
+fn commit(coord: &mut Coordinator, exports: Vec<Pending>, metrics: &Metrics) {
+    let mut requests = Vec::with_capacity(exports.len());
+    let mut replies = Vec::with_capacity(exports.len());
+    for (decoded, origin, reply) in exports {
+        requests.push((decoded.resource_spans, origin));
+        replies.push((decoded.rejected, reply));
+    }
+    metrics.group_commits.fetch_add(1, Ordering::Relaxed);
+    match coord.submit_group(requests) {
+        Ok(answers) => {
+            for (answer, (mut reasons, reply)) in answers.into_iter().zip(replies) {
+                reasons.extend(answer.rejected.iter().map(|v| v.to_string()));
+                metrics
+                    .spans_accepted
+                    .fetch_add(answer.accepted as u64, Ordering::Relaxed);
+                metrics
+                    .spans_rejected
+                    .fetch_add(reasons.len() as u64, Ordering::Relaxed);
+                metrics
+                    .spans_duplicate
+                    .fetch_add(answer.duplicates as u64, Ordering::Relaxed);
+                let _ = reply.send(Ok(ExportReply {
+                    rejected: reasons.len(),
+                    message: rejection_message(&reasons),
+                }));
+            }
+        }
+        Err(e) => {
+            tracing::error!("append failed: {e}");
+            for (_, reply) in replies {
+                let _ = reply.send(Err(SinkError::Unavailable(format!(
+                    "spanfold could not write the spans: {e}"
+                ))));
+            }
+        }
+    }
+}
+
+/// One message naming every refused span (the first 20, then a count).
+fn rejection_message(reasons: &[String]) -> String {
+    match reasons.len() {
+        0 => String::new(),
+        n => {
+            let mut msg = format!("{n} span(s) rejected: ");
+            msg.push_str(
+                &reasons
+                    .iter()
+                    .take(20)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+            if n > 20 {
+                msg.push_str(&format!("; and {} more", n - 20));
+            }
+            msg
+        }
+    }
+}
