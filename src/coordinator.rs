@@ -162,27 +162,31 @@ impl Coordinator {
         &mut self,
         requests: Vec<(Vec<ResourceSpans>, Origin)>,
     ) -> Result<Vec<Submitted>, CoordError> {
+        let validated = requests
+            .into_iter()
+            .map(|(mut rs, origin)| {
+                let rejected = self.registry.retain_valid(&mut rs, origin);
+                (rs, rejected)
+            })
+            .collect();
+        self.append_validated(validated)
+    }
+
+    /// Group commit of requests already validated (the server validates on its receiver
+    /// threads, so the single writer does only what must be serial).
+    pub fn append_validated(
+        &mut self,
+        requests: Vec<(Vec<ResourceSpans>, Vec<Violation>)>,
+    ) -> Result<Vec<Submitted>, CoordError> {
         let mut answers = Vec::with_capacity(requests.len());
         let mut combined = Vec::new();
-        for (mut resource_spans, origin) in requests {
-            let mut answer = Submitted::default();
-            for rs in &mut resource_spans {
-                let resource = &rs.resource;
-                for ss in &mut rs.scope_spans {
-                    ss.spans.retain(
-                        |span| match self.registry.validate(span, resource, origin) {
-                            Ok(()) => true,
-                            Err(v) => {
-                                answer.rejected.push(v);
-                                false
-                            }
-                        },
-                    );
-                }
-                answer.accepted += rs.span_count();
-            }
+        for (resource_spans, rejected) in requests {
+            answers.push(Submitted {
+                accepted: resource_spans.iter().map(ResourceSpans::span_count).sum(),
+                rejected,
+                ..Submitted::default()
+            });
             combined.extend(resource_spans);
-            answers.push(answer);
         }
         let appended = self.log.append(combined, emit::now())?;
         if let Some(batch) = appended.batch {

@@ -307,6 +307,33 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Removes the spans of a request that fail validation and returns why each failed.
+    pub fn retain_valid(
+        &self,
+        resource_spans: &mut Vec<crate::model::ResourceSpans>,
+        origin: Origin,
+    ) -> Vec<Violation> {
+        let mut rejected = Vec::new();
+        for rs in resource_spans.iter_mut() {
+            let resource = &rs.resource;
+            for ss in &mut rs.scope_spans {
+                ss.spans
+                    .retain(|span| match self.validate(span, resource, origin) {
+                        Ok(()) => true,
+                        Err(v) => {
+                            rejected.push(v);
+                            false
+                        }
+                    });
+            }
+            rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+        }
+        resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+        rejected
+    }
+}
+
 fn parse_type(value: &serde_yaml_ng::Value) -> Option<AttrType> {
     match value {
         serde_yaml_ng::Value::String(s) => match s.as_str() {

@@ -23,7 +23,7 @@ use crate::model::ResourceSpans;
 use crate::otlp::Decoded;
 use crate::otlp::grpc::{ExportReply, ExportSink, SinkError, Upstream};
 use crate::reducer::View;
-use crate::registry::Origin;
+use crate::registry::{Origin, Registry};
 use crate::store::LogReader;
 
 /// Exports waiting for the writer before receivers answer "busy".
@@ -107,7 +107,6 @@ pub struct State {
 enum Job {
     Export {
         decoded: Decoded,
-        origin: Origin,
         reply: oneshot::Sender<Result<ExportReply, SinkError>>,
     },
     Cycle {
@@ -129,14 +128,19 @@ impl ExportSink for Ingest {
 }
 
 impl Ingest {
-    pub async fn submit(&self, decoded: Decoded, origin: Origin) -> Result<ExportReply, SinkError> {
+    pub async fn submit(
+        &self,
+        mut decoded: Decoded,
+        origin: Origin,
+    ) -> Result<ExportReply, SinkError> {
         self.metrics.exports.fetch_add(1, Ordering::Relaxed);
+        // Validation needs no log state, so it runs here, on the receiver's thread, in parallel.
+        let violations = Registry::builtin().retain_valid(&mut decoded.resource_spans, origin);
+        decoded
+            .rejected
+            .extend(violations.iter().map(|v| v.to_string()));
         let (reply, answer) = oneshot::channel();
-        match self.jobs.try_send(Job::Export {
-            decoded,
-            origin,
-            reply,
-        }) {
+        match self.jobs.try_send(Job::Export { decoded, reply }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.metrics.busy.fetch_add(1, Ordering::Relaxed);
@@ -376,17 +380,13 @@ fn write_loop(
         let mut cycle_requests = Vec::new();
         let mut spans = 0;
         let mut take = |job: Job, spans: &mut usize| match job {
-            Job::Export {
-                decoded,
-                origin,
-                reply,
-            } => {
+            Job::Export { decoded, reply } => {
                 *spans += decoded
                     .resource_spans
                     .iter()
                     .map(|r| r.span_count())
                     .sum::<usize>();
-                exports.push((decoded, origin, reply));
+                exports.push((decoded, reply));
             }
             Job::Cycle { reply } => cycle_requests.push(reply),
         };
@@ -406,7 +406,7 @@ fn write_loop(
         if !exports.is_empty() {
             if config.react
                 && react_at.is_none()
-                && exports.iter().any(|(d, _, _)| wakes_the_policy(d))
+                && exports.iter().any(|(d, _)| wakes_the_policy(d))
             {
                 react_at = Some(Instant::now() + REACT_AFTER);
             }
@@ -452,25 +452,20 @@ fn forward(
     }
 }
 
-type Pending = (
-    Decoded,
-    Origin,
-    oneshot::Sender<Result<ExportReply, SinkError>>,
-);
+type Pending = (Decoded, oneshot::Sender<Result<ExportReply, SinkError>>);
 
-/// One group commit: validate each export, append all that is valid with one flush, answer each.
+/// One group commit: append all the (validated) exports with one flush, then answer each.
 fn commit(coord: &mut Coordinator, exports: Vec<Pending>, metrics: &Metrics) {
     let mut requests = Vec::with_capacity(exports.len());
     let mut replies = Vec::with_capacity(exports.len());
-    for (decoded, origin, reply) in exports {
-        requests.push((decoded.resource_spans, origin));
+    for (decoded, reply) in exports {
+        requests.push((decoded.resource_spans, Vec::new()));
         replies.push((decoded.rejected, reply));
     }
     metrics.group_commits.fetch_add(1, Ordering::Relaxed);
-    match coord.submit_group(requests) {
+    match coord.append_validated(requests) {
         Ok(answers) => {
-            for (answer, (mut reasons, reply)) in answers.into_iter().zip(replies) {
-                reasons.extend(answer.rejected.iter().map(|v| v.to_string()));
+            for (answer, (reasons, reply)) in answers.into_iter().zip(replies) {
                 metrics
                     .spans_accepted
                     .fetch_add(answer.accepted as u64, Ordering::Relaxed);

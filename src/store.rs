@@ -11,15 +11,21 @@
 //!   retries and replays are applied once.
 
 use std::collections::HashSet;
+
+use foldhash::fast::RandomState;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::model::{Batch, ResourceSpans, SpanKey, UnixNanos};
+use crate::model::{Batch, Resource, ResourceSpans, Scope, SpanKey, UnixNanos};
 
 /// First byte of every record value; a new layout gets a new number and a reader for the old.
+/// 1: postcard of (receive time, resource spans). 2: the same, lz4-compressed.
 const FORMAT_V1: u8 = 1;
+const FORMAT_V2: u8 = 2;
+/// Most spans in one record.
+const RECORD_SPANS: usize = 1024;
 const LOG_TREE: &str = "log";
 /// How long `open` waits for another process (a CLI call, a server) to release the log.
 const LOCK_WAIT: Duration = Duration::from_secs(20);
@@ -67,7 +73,8 @@ pub struct Log {
     next_seq: u64,
     last_time: UnixNanos,
     /// Span ids in the log; filled by the first full scan (`scan`) or the first append.
-    seen: Option<HashSet<SpanKey>>,
+    /// Randomly seeded: the ids come from clients, so the hash must not be predictable.
+    seen: Option<HashSet<SpanKey, RandomState>>,
 }
 
 impl Log {
@@ -132,7 +139,7 @@ impl Log {
 
     /// Visits every batch in log order, checking that sequence numbers have no gaps.
     pub fn scan(&mut self, mut visit: impl FnMut(&Batch)) -> Result<(), StoreError> {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::with_hasher(RandomState::default());
         let mut expected = 1;
         for item in self.tree.iter() {
             let (key, value) = item.map_err(|e| self.read_error(e))?;
@@ -166,7 +173,9 @@ impl Log {
         if self.seen.is_none() {
             self.scan(|_| {})?;
         }
-        let seen = self.seen.get_or_insert_with(HashSet::new);
+        let seen = self
+            .seen
+            .get_or_insert_with(|| HashSet::with_hasher(RandomState::default()));
         let mut duplicates = 0;
         for rs in &mut resource_spans {
             for ss in &mut rs.scope_spans {
@@ -190,23 +199,30 @@ impl Log {
             received_at: now.max(self.last_time),
             resource_spans,
         };
-        let mut value = vec![FORMAT_V1];
-        value.extend(
-            postcard::to_stdvec(&(batch.received_at, &batch.resource_spans))
-                .expect("serialising in-memory spans cannot fail"),
-        );
-        let key = batch.first_seq.to_be_bytes();
         let write = |source| StoreError::Write {
             path: self.path.clone(),
             source,
         };
-        self.tree
-            .compare_and_swap(key, None as Option<&[u8]>, Some(value))
-            .map_err(write)?
-            .map_err(|_| StoreError::Conflict {
+        // Records stay small (a bounded number of spans, compressed): sled writes any value over
+        // a quarter of its 512 KiB segment as a file of its own, and creating a file per append
+        // cost more than everything else together.
+        let first_key = batch.first_seq.to_be_bytes();
+        if self.tree.contains_key(first_key).map_err(write)? {
+            return Err(StoreError::Conflict {
                 path: self.path.clone(),
                 seq: batch.first_seq,
-            })?;
+            });
+        }
+        let mut records = sled::Batch::default();
+        for (first_seq, chunk) in chunks(&batch, RECORD_SPANS) {
+            let plain = postcard::to_stdvec(&(batch.received_at, chunk))
+                .expect("serialising in-memory spans cannot fail");
+            let mut value = Vec::with_capacity(plain.len() / 4 + 16);
+            value.push(FORMAT_V2);
+            value.extend(lz4_flex::compress_prepend_size(&plain));
+            records.insert(&first_seq.to_be_bytes(), value);
+        }
+        self.tree.apply_batch(records).map_err(write)?;
         self.db.flush().map_err(write)?;
         self.next_seq += batch.span_count() as u64;
         self.last_time = batch.received_at;
@@ -288,6 +304,49 @@ impl LogReader {
     }
 }
 
+/// Borrowed views that serialise exactly like `ResourceSpans` and `ScopeSpans` (postcard writes
+/// struct fields in order, with no names), so a record can hold part of a batch without copying.
+#[derive(serde::Serialize)]
+struct ResourceView<'a>(&'a Resource, &'a str, Vec<ScopeView<'a>>);
+
+#[derive(serde::Serialize)]
+struct ScopeView<'a>(&'a Scope, &'a str, &'a [crate::model::Span]);
+
+/// Splits a batch into record-sized parts of at most `max` spans, each with its first seq.
+fn chunks(batch: &Batch, max: usize) -> Vec<(u64, Vec<ResourceView<'_>>)> {
+    let mut out: Vec<(u64, Vec<ResourceView<'_>>)> = Vec::new();
+    let mut seq = batch.first_seq;
+    let mut room = 0;
+    for rs in &batch.resource_spans {
+        let mut open_resource = false;
+        for ss in &rs.scope_spans {
+            let mut spans: &[crate::model::Span] = &ss.spans;
+            while !spans.is_empty() {
+                if room == 0 {
+                    out.push((seq, Vec::new()));
+                    room = max;
+                    open_resource = false;
+                }
+                let take = spans.len().min(room);
+                let chunk = &mut out.last_mut().expect("pushed above").1;
+                if !open_resource {
+                    chunk.push(ResourceView(&rs.resource, &rs.schema_url, Vec::new()));
+                    open_resource = true;
+                }
+                chunk.last_mut().expect("pushed above").2.push(ScopeView(
+                    &ss.scope,
+                    &ss.schema_url,
+                    &spans[..take],
+                ));
+                spans = &spans[take..];
+                room -= take;
+                seq += take as u64;
+            }
+        }
+    }
+    out
+}
+
 fn decode(path: &Path, key: &[u8], value: &[u8]) -> Result<Batch, StoreError> {
     let first_seq = <[u8; 8]>::try_from(key)
         .map(u64::from_be_bytes)
@@ -295,6 +354,17 @@ fn decode(path: &Path, key: &[u8], value: &[u8]) -> Result<Batch, StoreError> {
     match value.split_first() {
         Some((&FORMAT_V1, body)) => {
             let (received_at, resource_spans) = postcard::from_bytes(body)
+                .map_err(|e| corrupt(path, key, format!("undecodable batch: {e}")))?;
+            Ok(Batch {
+                first_seq,
+                received_at,
+                resource_spans,
+            })
+        }
+        Some((&FORMAT_V2, body)) => {
+            let plain = lz4_flex::decompress_size_prepended(body)
+                .map_err(|e| corrupt(path, key, format!("undecompressable batch: {e}")))?;
+            let (received_at, resource_spans) = postcard::from_bytes(&plain)
                 .map_err(|e| corrupt(path, key, format!("undecodable batch: {e}")))?;
             Ok(Batch {
                 first_seq,
@@ -377,6 +447,78 @@ mod tests {
             .flat_map(|b| b.events().map(|e| e.seq))
             .collect();
         assert_eq!(seqs, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_large_batch_is_stored_as_several_records_and_read_back_whole() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = Log::open(dir.path(), true).expect("open");
+        // Two resources, the second with two scopes: splits must keep the grouping.
+        let span = |i: u32| {
+            let mut id = [0u8; 8];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            Span::new([3; 16], id, "x", 0)
+        };
+        let rs = vec![
+            ResourceSpans::single(
+                Resource::default(),
+                Scope::default(),
+                (1..=1500).map(span).collect(),
+            ),
+            ResourceSpans {
+                resource: Resource::default(),
+                schema_url: "b".into(),
+                scope_spans: vec![
+                    crate::model::ScopeSpans {
+                        scope: Scope {
+                            name: "s1".into(),
+                            ..Scope::default()
+                        },
+                        schema_url: String::new(),
+                        spans: (1501..=2000).map(span).collect(),
+                    },
+                    crate::model::ScopeSpans {
+                        scope: Scope {
+                            name: "s2".into(),
+                            ..Scope::default()
+                        },
+                        schema_url: String::new(),
+                        spans: (2001..=2100).map(span).collect(),
+                    },
+                ],
+            },
+        ];
+        log.append(rs, 1).expect("append");
+        assert_eq!(
+            log.tree.len(),
+            3,
+            "2100 spans in records of at most {RECORD_SPANS}"
+        );
+        drop(log);
+        let mut log = Log::open(dir.path(), false).expect("reopen");
+        assert_eq!(log.next_seq(), 2101);
+        let batches = all(&mut log);
+        let ids: Vec<u32> = batches
+            .iter()
+            .flat_map(|b| {
+                b.events().map(|e| {
+                    u32::from_be_bytes([
+                        e.span.span_id[0],
+                        e.span.span_id[1],
+                        e.span.span_id[2],
+                        e.span.span_id[3],
+                    ])
+                })
+            })
+            .collect();
+        assert_eq!(ids, (1..=2100).collect::<Vec<_>>());
+        let scopes: Vec<String> = batches
+            .iter()
+            .flat_map(|b| b.resource_spans.iter())
+            .flat_map(|r| r.scope_spans.iter().map(|s| s.scope.name.clone()))
+            .collect();
+        // Each record repeats the resource and scope of the spans it holds.
+        assert_eq!(scopes, ["", "", "s1", "s2", "s2"]);
     }
 
     #[test]

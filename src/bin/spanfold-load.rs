@@ -1,0 +1,434 @@
+//! Load generator: pre-encoded OTLP export batches over gRPC, on N concurrent connections, for a
+//! bounded time, to a loopback receiver. Reports acknowledged spans/s and latency percentiles.
+//!
+//! Every request gets fresh trace ids (written into the pre-encoded bytes), so a de-duplicating
+//! receiver really stores every span. Usage: `spanfold-load --help`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "spanfold-load",
+    about = "Drive an OTLP/gRPC receiver on loopback with pre-encoded batches"
+)]
+struct Args {
+    /// Receiver address (host:port). Only loopback addresses are accepted.
+    #[arg(long, default_value = "127.0.0.1:4317")]
+    endpoint: String,
+    /// Concurrent connections, each with one export in flight.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Spans per export.
+    #[arg(long, default_value_t = 512)]
+    batch: usize,
+    /// Seconds to send for (after a one-second warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Distinct agents the spans come from.
+    #[arg(long, default_value_t = 8)]
+    agents: usize,
+    /// Register the agents first (so progress reports are applied, not anomalies).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    register: bool,
+    /// Bearer token, if the receiver wants one.
+    #[arg(long, env = "SPANFOLD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Peer measurement instead of load: append the same batches straight into a fresh log in
+    /// this directory (no network, no decoding, no validation) — the store's ceiling.
+    #[arg(long, value_name = "DIR")]
+    offline: Option<std::path::PathBuf>,
+}
+
+fn kv(key: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        key_strindex: 0,
+    }
+}
+
+fn s(v: &str) -> any_value::Value {
+    any_value::Value::StringValue(v.into())
+}
+
+const TRACE_MARK: [u8; 16] = [0xA5; 16];
+
+/// One export of `batch` progress reports with about ten attributes each, from `agents` agents.
+fn template(batch: usize, agents: usize) -> ExportTraceServiceRequest {
+    let spans = (0..batch)
+        .map(|i| {
+            let agent = format!("load-agent-{:03}", i % agents);
+            let mut span_id = [0xF0, 0x0D, 0, 0, 0xBE, 0xEF, 0xCA, 0xFE];
+            span_id[2..4].copy_from_slice(&(i as u16).to_be_bytes());
+            Span {
+                trace_id: TRACE_MARK.to_vec(),
+                span_id: span_id.to_vec(),
+                name: "agent.work_progress".into(),
+                kind: 1,
+                start_time_unix_nano: 1_700_000_000_000_000_000,
+                end_time_unix_nano: 1_700_000_000_100_000_000,
+                attributes: vec![
+                    kv("agent.id", s(&agent)),
+                    kv("agent.state", s("idle")),
+                    kv(
+                        "work.progress_percentage",
+                        any_value::Value::DoubleValue((i % 100) as f64),
+                    ),
+                    kv("work.files_modified", any_value::Value::IntValue(3)),
+                    kv("work.lines_added", any_value::Value::IntValue(120)),
+                    kv("work.duration_ms", any_value::Value::IntValue(42_000)),
+                    kv("code.filepath", s("src/reducer.rs")),
+                    kv("vcs.ref.head.name", s("spanfold/feature")),
+                    kv("tool.name", s("cargo test")),
+                    kv(
+                        "gen_ai.usage.output_tokens",
+                        any_value::Value::IntValue(512),
+                    ),
+                ],
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", s("spanfold-load"))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+/// Where the trace-id marker sits in the encoded bytes: one per span.
+fn marker_offsets(bytes: &[u8]) -> Vec<usize> {
+    bytes
+        .windows(TRACE_MARK.len())
+        .enumerate()
+        .filter(|(_, w)| *w == TRACE_MARK)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[derive(Clone, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        let n = src.remaining();
+        Ok(Some(src.copy_to_bytes(n).to_vec()))
+    }
+}
+
+const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+async fn connect(endpoint: &str) -> Result<tonic::client::Grpc<tonic::transport::Channel>> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {endpoint}"))?;
+    Ok(tonic::client::Grpc::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+}
+
+async fn export(
+    grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
+    body: Vec<u8>,
+    token: Option<&str>,
+) -> Result<(), tonic::Status> {
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut request = tonic::Request::new(body);
+    if let Some(t) = token
+        && let Ok(v) = format!("Bearer {t}").parse()
+    {
+        request.metadata_mut().insert("authorization", v);
+    }
+    let answer = grpc
+        .unary(
+            request,
+            tonic::codegen::http::uri::PathAndQuery::from_static(PATH),
+            RawCodec,
+        )
+        .await?
+        .into_inner();
+    let response = ExportTraceServiceResponse::decode(&answer[..])
+        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+    match response.partial_success {
+        Some(p) if p.rejected_spans > 0 => Err(tonic::Status::invalid_argument(p.error_message)),
+        _ => Ok(()),
+    }
+}
+
+/// The store alone: one append and flush per batch, as the server's writer does per group.
+fn offline(args: &Args, dir: &std::path::Path) -> Result<()> {
+    let mut log = spanfold::store::Log::open(dir, true)?;
+    let template = spanfold::otlp::from_proto(template(args.batch, args.agents)).resource_spans;
+    let started = Instant::now();
+    let mut n: u64 = 0;
+    let mut latencies = Vec::new();
+    while started.elapsed().as_secs_f64() < args.duration {
+        let mut batch = template.clone();
+        for span in batch
+            .iter_mut()
+            .flat_map(|rs| rs.scope_spans.iter_mut())
+            .flat_map(|ss| ss.spans.iter_mut())
+        {
+            span.trace_id[..8].copy_from_slice(&n.to_be_bytes());
+        }
+        n += 1;
+        let t = Instant::now();
+        log.append(batch, 1)?;
+        latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let spans = n * args.batch as u64;
+    let report = Report {
+        endpoint: format!("offline:{}", dir.display()),
+        concurrency: 1,
+        batch: args.batch,
+        seconds,
+        exports: n,
+        spans_acknowledged: spans,
+        spans_per_second: spans as f64 / seconds,
+        latency_ms_p50: percentile(&latencies, 0.50),
+        latency_ms_p90: percentile(&latencies, 0.90),
+        latency_ms_p99: percentile(&latencies, 0.99),
+        latency_ms_max: percentile(&latencies, 1.0),
+        errors: 0,
+    };
+    print_report(&report, args.json)
+}
+
+fn print_report(report: &Report, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        println!(
+            "{} spans/s acknowledged ({} exports of {} spans in {:.1}s, {} connections); latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors",
+            report.spans_per_second.round(),
+            report.exports,
+            report.batch,
+            report.seconds,
+            report.concurrency,
+            report.latency_ms_p50,
+            report.latency_ms_p90,
+            report.latency_ms_p99,
+            report.latency_ms_max,
+            report.errors
+        );
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct Report {
+    endpoint: String,
+    concurrency: usize,
+    batch: usize,
+    seconds: f64,
+    exports: u64,
+    spans_acknowledged: u64,
+    spans_per_second: f64,
+    latency_ms_p50: f64,
+    latency_ms_p90: f64,
+    latency_ms_p99: f64,
+    latency_ms_max: f64,
+    errors: u64,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let addr: std::net::SocketAddr = args
+        .endpoint
+        .parse()
+        .with_context(|| format!("--endpoint {} is not host:port", args.endpoint))?;
+    if !addr.ip().is_loopback() {
+        bail!("--endpoint must be a loopback address: load is only ever sent to this machine");
+    }
+    if args.batch == 0 || args.batch > 65_535 || args.concurrency == 0 {
+        bail!("--batch must be 1..65535 and --concurrency at least 1");
+    }
+    if let Some(dir) = &args.offline {
+        return offline(&args, dir);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    let token = args.token.clone();
+    if args.register {
+        let mut grpc = connect(&args.endpoint).await?;
+        let spans = (0..args.agents)
+            .map(|a| Span {
+                trace_id: {
+                    let mut t = [0x5Au8; 16];
+                    t[..8].copy_from_slice(&std::process::id().to_be_bytes().repeat(2));
+                    t.to_vec()
+                },
+                span_id: ((a as u64) + 1).to_be_bytes().to_vec(),
+                name: "agent.registration".into(),
+                kind: 1,
+                attributes: vec![kv("agent.id", s(&format!("load-agent-{a:03}")))],
+                ..Default::default()
+            })
+            .collect();
+        let mut req = template(1, 1);
+        req.resource_spans[0].scope_spans[0].spans = spans;
+        export(&mut grpc, req.encode_to_vec(), token.as_deref())
+            .await
+            .map_err(|e| anyhow::anyhow!("registering the load agents: {e}"))?;
+    }
+    let encoded = template(args.batch, args.agents).encode_to_vec();
+    let offsets = Arc::new(marker_offsets(&encoded));
+    anyhow::ensure!(
+        offsets.len() == args.batch,
+        "trace id markers not found in the encoded batch"
+    );
+    let encoded = Arc::new(encoded);
+    // Request numbers are unique across connections and runs of this process.
+    let counter = Arc::new(AtomicU64::new(
+        (std::process::id() as u64) << 40
+            | (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+                & 0xff_ffff)
+                << 16,
+    ));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let mut grpc = connect(&args.endpoint).await?;
+        let (encoded, offsets, counter, measuring, stop, token) = (
+            Arc::clone(&encoded),
+            Arc::clone(&offsets),
+            Arc::clone(&counter),
+            Arc::clone(&measuring),
+            Arc::clone(&stop),
+            token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies: Vec<u32> = Vec::new();
+            let (mut exports, mut errors) = (0u64, 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let mut body = encoded.as_ref().clone();
+                for &o in offsets.iter() {
+                    body[o..o + 8].copy_from_slice(&n.to_be_bytes());
+                }
+                let started = Instant::now();
+                let result = export(&mut grpc, body, token.as_deref()).await;
+                if measuring.load(Ordering::Relaxed) {
+                    match result {
+                        Ok(()) => {
+                            exports += 1;
+                            latencies
+                                .push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                        }
+                        Err(_) => errors += 1,
+                    }
+                }
+            }
+            (latencies, exports, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    let (mut exports, mut errors) = (0, 0);
+    for t in tasks {
+        let (l, e, r) = t.await?;
+        latencies.extend(l);
+        exports += e;
+        errors += r;
+    }
+    latencies.sort_unstable();
+    let spans = exports * args.batch as u64;
+    let report = Report {
+        endpoint: args.endpoint.clone(),
+        concurrency: args.concurrency,
+        batch: args.batch,
+        seconds,
+        exports,
+        spans_acknowledged: spans,
+        spans_per_second: spans as f64 / seconds,
+        latency_ms_p50: percentile(&latencies, 0.50),
+        latency_ms_p90: percentile(&latencies, 0.90),
+        latency_ms_p99: percentile(&latencies, 0.99),
+        latency_ms_max: percentile(&latencies, 1.0),
+        errors,
+    };
+    print_report(&report, args.json)?;
+    Ok(())
+}
