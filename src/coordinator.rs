@@ -36,8 +36,6 @@ pub struct Submitted {
     pub accepted: usize,
     pub duplicates: usize,
     pub rejected: Vec<Violation>,
-    /// Sequence number of the first accepted span.
-    pub first_seq: Option<u64>,
 }
 
 /// One assignment as carried out.
@@ -102,6 +100,22 @@ impl Coordinator {
             ids: IdGen::default(),
             recorded: None,
         })
+    }
+
+    /// Folds the whole log again into the shared view.
+    fn refold(&mut self) {
+        let mut view = View::default();
+        if self
+            .log
+            .scan(|batch| {
+                for ev in batch.events() {
+                    view.apply(&ev);
+                }
+            })
+            .is_ok()
+        {
+            *self.view.write() = view;
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -188,15 +202,19 @@ impl Coordinator {
             });
             combined.extend(resource_spans);
         }
-        let appended = self.log.append(combined, emit::now())?;
+        let appended = match self.log.append(combined, emit::now()) {
+            Ok(a) => a,
+            Err(e) => {
+                // The failed append may have left records in the log: fold it again so the view
+                // stays a fold of exactly what is there.
+                self.refold();
+                return Err(e.into());
+            }
+        };
         if let Some(batch) = appended.batch {
             let mut view = self.view.write();
             for ev in batch.events() {
                 view.apply(&ev);
-            }
-            drop(view);
-            for a in &mut answers {
-                a.first_seq = Some(batch.first_seq);
             }
         }
         // Duplicates are accepted (OTLP retries are normal) but counted once, on the group.
@@ -231,10 +249,12 @@ impl Coordinator {
                     .map_err(CoordError::Rejected)?;
             }
         }
-        if let Some(kept) = self.recorded.as_mut() {
-            kept.push(rs.clone());
-        }
+        let copy = self.recorded.is_some().then(|| rs.clone());
         self.submit(vec![rs], Origin::Coordinator)?;
+        // Forwarded upstream only once they are in the log.
+        if let (Some(kept), Some(copy)) = (self.recorded.as_mut(), copy) {
+            kept.push(copy);
+        }
         Ok(())
     }
 

@@ -29,13 +29,20 @@ pub async fn serve(
     state: Shared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Router::new()
+    let protected = Router::new()
         .route("/v1/traces", post(traces))
         .route("/api/status", get(api_status))
         .route("/api/agents/{id}", get(api_agent))
         .route("/api/events", get(api_events))
         .route("/api/cycle", post(api_cycle))
         .route("/metrics", get(metrics))
+        // Checked on the headers, before any body is read.
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            require_token,
+        ));
+    let app = Router::new()
+        .merge(protected)
         .route("/healthz", get(|| async { "ok\n" }))
         // The compressed body may not exceed what the decompressed one may be.
         .layer(DefaultBodyLimit::max(otlp::MAX_HTTP_BODY))
@@ -72,20 +79,22 @@ fn unauthorized(why: String) -> Response {
         .into_response()
 }
 
-/// The 401 answer when the request lacks the server's token.
-fn refused(state: &State, headers: &HeaderMap) -> Option<Response> {
-    let presented = headers
+async fn require_token(
+    Extract(state): Extract<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let presented = request
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    authorized(state.token.as_deref(), presented)
-        .err()
-        .map(unauthorized)
+    match authorized(state.token.as_deref(), presented) {
+        Ok(()) => next.run(request).await,
+        Err(why) => unauthorized(why),
+    }
 }
 
 async fn traces(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -107,9 +116,15 @@ async fn traces(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes
     let content_encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
-    let decoded = match otlp::decompress(content_encoding, &body)
-        .and_then(|plain| otlp::decode_http(encoding, &plain))
-    {
+    let content_encoding = content_encoding.map(str::to_owned);
+    // Decompressing and decoding up to 20 MiB is CPU work: off the async workers.
+    let decoded = tokio::task::spawn_blocking(move || {
+        otlp::decompress(content_encoding.as_deref(), &body)
+            .and_then(|plain| otlp::decode_http(encoding, &plain))
+    })
+    .await
+    .unwrap_or_else(|e| Err(otlp::DecodeError::Protobuf(format!("decoding failed: {e}"))));
+    let decoded = match decoded {
         Ok(d) => d,
         Err(e) => {
             let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -146,14 +161,7 @@ struct StatusQuery {
     details: bool,
 }
 
-async fn api_status(
-    Extract(state): Extract<Shared>,
-    headers: HeaderMap,
-    Query(q): Query<StatusQuery>,
-) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
+async fn api_status(Extract(state): Extract<Shared>, Query(q): Query<StatusQuery>) -> Response {
     let options = StatusOptions {
         agent: q.agent,
         details: q.details,
@@ -165,14 +173,7 @@ async fn api_status(
     )
 }
 
-async fn api_agent(
-    Extract(state): Extract<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
+async fn api_agent(Extract(state): Extract<Shared>, Path(id): Path<String>) -> Response {
     let options = StatusOptions {
         agent: Some(id.clone()),
         details: true,
@@ -193,14 +194,7 @@ struct EventsQuery {
 }
 
 /// Events from a sequence number, one JSON object per line.
-async fn api_events(
-    Extract(state): Extract<Shared>,
-    headers: HeaderMap,
-    Query(q): Query<EventsQuery>,
-) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
+async fn api_events(Extract(state): Extract<Shared>, Query(q): Query<EventsQuery>) -> Response {
     let limit = q.limit.unwrap_or(10_000).min(100_000);
     let from = q.from.max(1);
     let reader = state.log.clone();
@@ -228,10 +222,7 @@ async fn api_events(
     }
 }
 
-async fn api_cycle(Extract(state): Extract<Shared>, headers: HeaderMap) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
+async fn api_cycle(Extract(state): Extract<Shared>) -> Response {
     let result = state
         .ingest
         .cycle()
@@ -240,10 +231,7 @@ async fn api_cycle(Extract(state): Extract<Shared>, headers: HeaderMap) -> Respo
     envelope("agents coordination-cycle", result)
 }
 
-async fn metrics(Extract(state): Extract<Shared>, headers: HeaderMap) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
+async fn metrics(Extract(state): Extract<Shared>) -> Response {
     let m = &state.metrics;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let mut out = String::new();

@@ -32,6 +32,8 @@ const QUEUE_DEPTH: usize = 256;
 const GROUP_MAX_SPANS: usize = 64 * 1024;
 /// How long after a relevant span a cycle runs: later spans of the same burst join it.
 const REACT_AFTER: Duration = Duration::from_millis(150);
+/// How long in-flight requests get to finish after SIGINT/SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -128,17 +130,20 @@ impl ExportSink for Ingest {
 }
 
 impl Ingest {
-    pub async fn submit(
-        &self,
-        mut decoded: Decoded,
-        origin: Origin,
-    ) -> Result<ExportReply, SinkError> {
+    pub async fn submit(&self, decoded: Decoded, origin: Origin) -> Result<ExportReply, SinkError> {
         self.metrics.exports.fetch_add(1, Ordering::Relaxed);
-        // Validation needs no log state, so it runs here, on the receiver's thread, in parallel.
-        let violations = Registry::builtin().retain_valid(&mut decoded.resource_spans, origin);
-        decoded
-            .rejected
-            .extend(violations.iter().map(|v| v.to_string()));
+        // Validation needs no log state, so it runs before the queue, in parallel with the
+        // writer, and off the async workers so that a big export cannot stall the API.
+        let decoded = tokio::task::spawn_blocking(move || {
+            let mut decoded = decoded;
+            let violations = Registry::builtin().retain_valid(&mut decoded.resource_spans, origin);
+            for v in violations {
+                decoded.rejected.push(v.to_string());
+            }
+            decoded
+        })
+        .await
+        .map_err(|e| SinkError::Unavailable(format!("validation failed: {e}")))?;
         let (reply, answer) = oneshot::channel();
         match self.jobs.try_send(Job::Export { decoded, reply }) {
             Ok(()) => {}
@@ -266,7 +271,17 @@ pub async fn serve(
         let upstream = upstream_task.is_some().then_some(upstream_tx);
         std::thread::Builder::new()
             .name("spanfold-writer".into())
-            .spawn(move || write_loop(coord, queue, &config, &metrics, upstream))
+            .spawn(move || {
+                // A writer that died would leave a server that refuses everything while still
+                // advertising itself; better to stop the process (what was flushed is safe).
+                let run = std::panic::AssertUnwindSafe(|| {
+                    write_loop(coord, queue, &config, &metrics, upstream)
+                });
+                if std::panic::catch_unwind(run).is_err() {
+                    eprintln!("spanfold: the log writer failed; stopping (everything acknowledged is in the log)");
+                    std::process::abort();
+                }
+            })
             .map_err(ServerError::Runtime)?
     };
 
@@ -300,7 +315,22 @@ pub async fn serve(
         stopped(stop.clone()),
     );
     let http = crate::http::serve(http_listener, Arc::clone(&state), stopped(stop.clone()));
-    let (grpc_result, http_result) = tokio::join!(grpc, http);
+    // A client that never finishes its request must not hold the shutdown forever.
+    let both = async { tokio::join!(grpc, http) };
+    tokio::pin!(both);
+    let mut stopping = stop.clone();
+    let (grpc_result, http_result) = tokio::select! {
+        done = &mut both => done,
+        _ = stopping.wait_for(|s| *s) => {
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut both).await {
+                Ok(done) => done,
+                Err(_) => {
+                    tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
+                    (Ok(()), Ok(()))
+                }
+            }
+        }
+    };
     // Receivers have answered everything in flight; now the writer may finish.
     drop(state);
     drop(ingest);
@@ -471,14 +501,11 @@ fn commit(coord: &mut Coordinator, exports: Vec<Pending>, metrics: &Metrics) {
                     .fetch_add(answer.accepted as u64, Ordering::Relaxed);
                 metrics
                     .spans_rejected
-                    .fetch_add(reasons.len() as u64, Ordering::Relaxed);
+                    .fetch_add(reasons.count as u64, Ordering::Relaxed);
                 metrics
                     .spans_duplicate
                     .fetch_add(answer.duplicates as u64, Ordering::Relaxed);
-                let _ = reply.send(Ok(ExportReply {
-                    rejected: reasons.len(),
-                    message: rejection_message(&reasons),
-                }));
+                let _ = reply.send(Ok(ExportReply::from(&reasons)));
             }
         }
         Err(e) => {
@@ -488,28 +515,6 @@ fn commit(coord: &mut Coordinator, exports: Vec<Pending>, metrics: &Metrics) {
                     "spanfold could not write the spans: {e}"
                 ))));
             }
-        }
-    }
-}
-
-/// One message naming every refused span (the first 20, then a count).
-fn rejection_message(reasons: &[String]) -> String {
-    match reasons.len() {
-        0 => String::new(),
-        n => {
-            let mut msg = format!("{n} span(s) rejected: ");
-            msg.push_str(
-                &reasons
-                    .iter()
-                    .take(20)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            );
-            if n > 20 {
-                msg.push_str(&format!("; and {} more", n - 20));
-            }
-            msg
         }
     }
 }

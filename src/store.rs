@@ -199,6 +199,34 @@ impl Log {
             received_at: now.max(self.last_time),
             resource_spans,
         };
+        if let Err(e) = self.write(&batch) {
+            // The spans may or may not be in the tree now (written, not flushed). Forget what this
+            // process believed and read it back from the log, so a retry is neither refused as a
+            // duplicate of something never stored nor numbered over something that was.
+            self.resync();
+            return Err(e);
+        }
+        self.next_seq += batch.span_count() as u64;
+        self.last_time = batch.received_at;
+        Ok(Appended {
+            batch: Some(batch),
+            duplicates,
+        })
+    }
+
+    /// Re-reads the end of the log after a failed write; the duplicate set is rebuilt on the
+    /// next append.
+    fn resync(&mut self) {
+        self.seen = None;
+        if let Ok(Some((key, value))) = self.tree.last()
+            && let Ok(batch) = self.decode(&key, &value)
+        {
+            self.next_seq = batch.first_seq + batch.span_count() as u64;
+            self.last_time = batch.received_at;
+        }
+    }
+
+    fn write(&mut self, batch: &Batch) -> Result<(), StoreError> {
         let write = |source| StoreError::Write {
             path: self.path.clone(),
             source,
@@ -214,7 +242,7 @@ impl Log {
             });
         }
         let mut records = sled::Batch::default();
-        for (first_seq, chunk) in chunks(&batch, RECORD_SPANS) {
+        for (first_seq, chunk) in chunks(batch, RECORD_SPANS) {
             let plain = postcard::to_stdvec(&(batch.received_at, chunk))
                 .expect("serialising in-memory spans cannot fail");
             let mut value = Vec::with_capacity(plain.len() / 4 + 16);
@@ -224,12 +252,7 @@ impl Log {
         }
         self.tree.apply_batch(records).map_err(write)?;
         self.db.flush().map_err(write)?;
-        self.next_seq += batch.span_count() as u64;
-        self.last_time = batch.received_at;
-        Ok(Appended {
-            batch: Some(batch),
-            duplicates,
-        })
+        Ok(())
     }
 
     /// Drops every tree but the log itself: indexes and checkpoints are derived and disposable.

@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
-# Runs every test: unit, integration (real sled logs, real git repositories, the built binary).
+# Runs every test: unit, integration (real sled logs, real git repositories, the built binary,
+# a real server on loopback talked to by curl, tonic and the OpenTelemetry Python SDK).
 # Installs whatever the tests need first, so it works on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git; }
+missing=()
+for tool in git curl python3 flock; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq git curl python3 python3-venv util-linux
+fi
+python3 -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -qq; apt-get install -y -qq python3-venv; }
+# The Python SDK and its OTLP exporters, from the package registry, into target/py-venv.
+bash tests/py/ensure-venv.sh >/dev/null
 cargo test --locked --all-targets

@@ -284,6 +284,28 @@ fn bad_requests_get_the_otlp_answers_and_the_server_keeps_serving() {
         .0,
         400
     );
+    // 100,001 empty spans: 200 KB on the wire, tens of MB once decoded: refused unread.
+    let mut scope = Vec::new();
+    for _ in 0..=100_000 {
+        scope.extend([0x12u8, 0x00]);
+    }
+    let mut rs = vec![0x12u8];
+    prost::encoding::encode_varint(scope.len() as u64, &mut rs);
+    rs.extend(scope);
+    let mut body = vec![0x0au8];
+    prost::encoding::encode_varint(rs.len() as u64, &mut body);
+    body.extend(rs);
+    let many = dir.join("many.bin");
+    std::fs::write(&many, body).expect("write");
+    let (code, answer) = curl(
+        http,
+        "POST",
+        "/v1/traces",
+        None,
+        Some(&many),
+        &["Content-Type: application/x-protobuf"],
+    );
+    assert_eq!(code, 413, "{answer}");
     let big = dir.join("big.bin");
     std::fs::write(&big, vec![b'x'; 21 * 1024 * 1024]).expect("write");
     assert_eq!(

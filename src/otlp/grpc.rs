@@ -33,6 +33,15 @@ pub struct ExportReply {
     pub message: String,
 }
 
+impl From<&super::Rejections> for ExportReply {
+    fn from(r: &super::Rejections) -> Self {
+        ExportReply {
+            rejected: r.count,
+            message: r.message(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum SinkError {
     /// Too much in flight: the client should retry after a pause.
@@ -59,14 +68,22 @@ pub fn authorized(expected: Option<&str>, presented: Option<&str>) -> Result<(),
     }
 }
 
+/// Compares without returning early, so the time taken says nothing about where (or whether
+/// in length) the values differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let n = a.len().max(b.len());
+    let mut diff = (a.len() ^ b.len()) as u64;
+    for i in 0..n {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= u64::from(x ^ y);
+    }
+    diff == 0
 }
 
 #[derive(Clone)]
 struct Receiver<S> {
     sink: S,
-    token: Option<String>,
 }
 
 #[tonic::async_trait]
@@ -75,12 +92,20 @@ impl<S: ExportSink> TraceService for Receiver<S> {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let presented = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        authorized(self.token.as_deref(), presented).map_err(Status::unauthenticated)?;
-        let decoded = from_proto(request.into_inner());
+        let request = request.into_inner();
+        let spans: usize = request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        if spans > super::MAX_SPANS_PER_EXPORT {
+            return Err(Status::resource_exhausted(format!(
+                "the export holds {spans} spans, more than {}; send smaller batches",
+                super::MAX_SPANS_PER_EXPORT
+            )));
+        }
+        let decoded = from_proto(request);
         match self.sink.export(decoded).await {
             Ok(reply) => Ok(Response::new(response(reply.rejected, &reply.message))),
             Err(SinkError::Busy) => Err(Status::with_error_details(
@@ -101,10 +126,22 @@ pub async fn serve<S: ExportSink>(
     token: Option<String>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let service = TraceServiceServer::new(Receiver { sink, token })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(MAX_GRPC_MESSAGE);
+    // The token is checked on the headers, before the message is read and decoded.
+    let check = move |request: Request<()>| -> Result<Request<()>, Status> {
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        authorized(token.as_deref(), presented).map_err(Status::unauthenticated)?;
+        Ok(request)
+    };
+    let service = tonic::service::interceptor::InterceptedService::new(
+        TraceServiceServer::new(Receiver { sink })
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(MAX_GRPC_MESSAGE),
+        check,
+    );
     tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(otlp_status_codes))
         .add_service(service)
@@ -126,7 +163,7 @@ fn otlp_status_codes(
     let decode_failure = headers
         .get("grpc-message")
         .and_then(|m| m.to_str().ok())
-        .is_some_and(|m| m.contains("decode"));
+        .is_some_and(|m| m.contains("decode") || m.contains("decompress"));
     match headers.get("grpc-status").and_then(|v| v.to_str().ok()) {
         Some("11") => {
             headers.insert("grpc-status", http::HeaderValue::from_static("8"));

@@ -45,13 +45,15 @@ pub enum DecodeError {
     ContentType(String),
     #[error("unsupported content encoding {0:?}; send the body plain or with gzip")]
     ContentEncoding(String),
+    #[error("the export holds more than {MAX_SPANS_PER_EXPORT} spans; send smaller batches")]
+    TooManySpans,
 }
 
 impl DecodeError {
     /// The HTTP status the OTLP specification gives this error.
     pub fn http_status(&self) -> u16 {
         match self {
-            DecodeError::TooLarge => 413,
+            DecodeError::TooLarge | DecodeError::TooManySpans => 413,
             DecodeError::ContentType(_) => 415,
             _ => 400,
         }
@@ -88,11 +90,49 @@ impl Encoding {
     }
 }
 
+/// Most spans one export may carry. Each span costs a few hundred bytes once decoded however
+/// few it took on the wire, so a small (compressed) body must not become gigabytes.
+pub const MAX_SPANS_PER_EXPORT: usize = 100_000;
+/// Reasons kept per export; the rest are counted.
+pub const MAX_REASONS: usize = 20;
+
+/// Spans refused from one export: how many, and the first reasons.
+#[derive(Debug, Default, Clone)]
+pub struct Rejections {
+    pub count: usize,
+    pub reasons: Vec<String>,
+}
+
+impl Rejections {
+    pub fn push(&mut self, reason: String) {
+        self.count += 1;
+        if self.reasons.len() < MAX_REASONS {
+            self.reasons.push(reason);
+        }
+    }
+
+    /// One message naming the refused spans (the first [`MAX_REASONS`], then a count).
+    pub fn message(&self) -> String {
+        if self.count == 0 {
+            return String::new();
+        }
+        let mut msg = format!(
+            "{} span(s) rejected: {}",
+            self.count,
+            self.reasons.join("; ")
+        );
+        if self.count > self.reasons.len() {
+            msg.push_str(&format!("; and {} more", self.count - self.reasons.len()));
+        }
+        msg
+    }
+}
+
 /// A decoded export: the spans that are well formed, and why the others were refused.
 #[derive(Debug, Default)]
 pub struct Decoded {
     pub resource_spans: Vec<ResourceSpans>,
-    pub rejected: Vec<String>,
+    pub rejected: Rejections,
 }
 
 /// Undoes `Content-Encoding: gzip` with a bound on the output, so a small bomb cannot take
@@ -122,11 +162,82 @@ pub fn decode_http(encoding: Encoding, body: &[u8]) -> Result<Decoded, DecodeErr
         return Err(DecodeError::TooLarge);
     }
     let request = match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body)
-            .map_err(|e| DecodeError::Protobuf(e.to_string()))?,
+        Encoding::Protobuf => {
+            // Counted on the wire first, so an absurd export is refused before it is allocated.
+            if count_spans(body)? > MAX_SPANS_PER_EXPORT {
+                return Err(DecodeError::TooManySpans);
+            }
+            ExportTraceServiceRequest::decode(body)
+                .map_err(|e| DecodeError::Protobuf(e.to_string()))?
+        }
         Encoding::Json => json::decode_request(body)?,
     };
+    if request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum::<usize>()
+        > MAX_SPANS_PER_EXPORT
+    {
+        return Err(DecodeError::TooManySpans);
+    }
     Ok(from_proto(request))
+}
+
+/// Counts the spans of an encoded ExportTraceServiceRequest without decoding them: walks the
+/// length-delimited fields resource_spans (1) → scope_spans (2) → spans (2).
+pub fn count_spans(body: &[u8]) -> Result<usize, DecodeError> {
+    fn fields(
+        mut buf: &[u8],
+        mut visit: impl FnMut(u32, &[u8]) -> Result<(), DecodeError>,
+    ) -> Result<(), DecodeError> {
+        use prost::encoding::{WireType, decode_key, decode_varint};
+        let bad = |e: prost::DecodeError| DecodeError::Protobuf(e.to_string());
+        while !buf.is_empty() {
+            let (tag, wire) = decode_key(&mut buf).map_err(bad)?;
+            match wire {
+                WireType::Varint => {
+                    decode_varint(&mut buf).map_err(bad)?;
+                }
+                WireType::SixtyFourBit | WireType::ThirtyTwoBit => {
+                    let n = if wire == WireType::SixtyFourBit { 8 } else { 4 };
+                    if buf.len() < n {
+                        return Err(DecodeError::Protobuf("truncated fixed-width field".into()));
+                    }
+                    buf = &buf[n..];
+                }
+                WireType::LengthDelimited => {
+                    let len = decode_varint(&mut buf).map_err(bad)? as usize;
+                    if buf.len() < len {
+                        return Err(DecodeError::Protobuf(
+                            "truncated length-delimited field".into(),
+                        ));
+                    }
+                    visit(tag, &buf[..len])?;
+                    buf = &buf[len..];
+                }
+                _ => return Err(DecodeError::Protobuf("groups are not used by OTLP".into())),
+            }
+        }
+        Ok(())
+    }
+    let mut count = 0;
+    fields(body, |tag, rs| {
+        if tag == 1 {
+            fields(rs, |tag, ss| {
+                if tag == 2 {
+                    fields(ss, |tag, _| {
+                        count += usize::from(tag == 2);
+                        Ok(())
+                    })?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    })?;
+    Ok(count)
 }
 
 /// The reply to an export, in the request's encoding.
@@ -532,7 +643,7 @@ mod tests {
         let rs = sample();
         let bytes = encode_request(&rs);
         let decoded = decode_http(Encoding::Protobuf, &bytes).expect("decodes");
-        assert!(decoded.rejected.is_empty());
+        assert_eq!(decoded.rejected.count, 0);
         assert_eq!(decoded.resource_spans, rs);
     }
 
@@ -545,12 +656,35 @@ mod tests {
         req.resource_spans[0].scope_spans[0].spans.push(bad);
         let decoded = from_proto(req);
         assert_eq!(decoded.resource_spans[0].span_count(), 1);
-        assert_eq!(decoded.rejected.len(), 1);
+        assert_eq!(decoded.rejected.count, 1);
         assert!(
-            decoded.rejected[0].contains("span_id must be 8 bytes"),
+            decoded.rejected.reasons[0].contains("span_id must be 8 bytes"),
             "{:?}",
             decoded.rejected
         );
+    }
+
+    #[test]
+    fn spans_are_counted_on_the_wire_and_too_many_are_refused_before_decoding() {
+        let rs = sample();
+        assert_eq!(count_spans(&encode_request(&rs)).ok(), Some(1));
+        // 2 bytes per empty span on the wire: 200,001 of them fit in 400 KB.
+        let mut body = Vec::new();
+        let mut scope = Vec::new();
+        for _ in 0..=MAX_SPANS_PER_EXPORT {
+            scope.extend([0x12, 0x00]);
+        }
+        let mut rs = vec![0x12];
+        prost::encoding::encode_varint(scope.len() as u64, &mut rs);
+        rs.extend(scope);
+        body.push(0x0a);
+        prost::encoding::encode_varint(rs.len() as u64, &mut body);
+        body.extend(rs);
+        assert_eq!(count_spans(&body).ok(), Some(MAX_SPANS_PER_EXPORT + 1));
+        assert!(matches!(
+            decode_http(Encoding::Protobuf, &body),
+            Err(DecodeError::TooManySpans)
+        ));
     }
 
     #[test]
