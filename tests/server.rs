@@ -800,3 +800,45 @@ fn hex(span_id: &[u8], trace_id: &[u8]) -> String {
     let h = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     format!("{}/{}", h(span_id), h(trace_id))
 }
+
+#[test]
+fn decision_spans_from_outside_are_refused() {
+    let sb = initialised();
+    let served = sb.serve(&["--manual"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    sb.ok(&["agents", "add-feature", "f1"]);
+    let rt = runtime();
+    let partial = rt.block_on(async {
+        let mut c = client(&served.grpc).await;
+        c.export(request(vec![span(
+            9,
+            "agent.feature_assignment",
+            vec![
+                kv("agent.id", s("a1")),
+                kv("feature.name", s("f1")),
+                kv("assignment.match_score", any_value::Value::DoubleValue(1.0)),
+                kv("assignment.reasons", s("because")),
+                kv("assignment.timestamp", s("2026-01-01T00:00:00Z")),
+                kv("worktree.path", s("/etc")),
+                kv("worktree.branch", s("main")),
+            ],
+        )]))
+        .await
+        .expect("answered")
+        .into_inner()
+        .partial_success
+        .expect("refused")
+    });
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial.error_message.contains("coordinator decision"),
+        "{}",
+        partial.error_message
+    );
+    let status = sb.status();
+    assert_eq!(
+        status["features"][0]["status"], "queued",
+        "the forged assignment changed nothing"
+    );
+    assert_eq!(status["counters"]["assignments"], 0);
+}
