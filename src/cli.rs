@@ -786,6 +786,17 @@ fn init(args: &InitArgs, coord_dir_flag: &Path, backend: &mut Backend) -> Result
             coord_dir_flag.display()
         )
     })?;
+    // A coordination directory inside the checkout (the seed's `--coord-dir ./coordination`)
+    // must not show up in `git status`: exclude it locally, as git's own files are.
+    let mut excluded: Option<String> = None;
+    let coord_abs = std::fs::canonicalize(coord_dir_flag).unwrap_or(coord_dir_flag.to_path_buf());
+    if let Ok(inside) = coord_abs.strip_prefix(&info.workdir)
+        && !coord_abs.starts_with(&info.common_dir)
+    {
+        let pattern = format!("/{}/", inside.display());
+        git::exclude_locally(&info.common_dir, &pattern)?;
+        excluded = Some(pattern);
+    }
     let mut coord = Coordinator::create(coord_dir_flag)?;
     let repo = info.workdir.display().to_string();
     let wt = worktrees_dir.display().to_string();
@@ -806,6 +817,11 @@ fn init(args: &InitArgs, coord_dir_flag: &Path, backend: &mut Backend) -> Result
             coord_dir_flag.display()
         ),
     );
+    if let Some(pattern) = excluded {
+        out.warnings.push(format!(
+            "the coordination directory is inside the checkout; {pattern} was added to .git/info/exclude so git status stays clean"
+        ));
+    }
     if !created && (config.repo != repo || config.base_branch != base || config.worktrees_dir != wt)
     {
         out.warnings.push(format!(

@@ -206,3 +206,26 @@ pub fn check_branch_name(name: &str) -> Result<(), GitError> {
             message: e.to_string(),
         })
 }
+
+/// Adds `pattern` to the repository's local exclude file (`.git/info/exclude`), once.
+pub fn exclude_locally(common_dir: &Path, pattern: &str) -> Result<(), GitError> {
+    let file = common_dir.join("info").join("exclude");
+    let io = |e: std::io::Error| GitError::Gix {
+        action: format!("adding {pattern} to {}", file.display()),
+        message: e.to_string(),
+    };
+    let existing = std::fs::read_to_string(&file).unwrap_or_default();
+    if existing.lines().any(|l| l.trim() == pattern) {
+        return Ok(());
+    }
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut text = existing;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(pattern);
+    text.push('\n');
+    std::fs::write(&file, text).map_err(io)
+}

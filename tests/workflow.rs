@@ -557,3 +557,47 @@ fn an_agent_reset_keeps_the_worktree_for_the_next_agent() {
         "relocked for the new agent"
     );
 }
+
+#[test]
+fn a_coordination_directory_inside_the_checkout_does_not_dirty_it() {
+    let sb = Sandbox::new("main");
+    // The seed's own example: `dsl agents init --repo . --coord-dir ./coordination`.
+    let init = sb.run(&[
+        "--json",
+        "--coord-dir",
+        "./coordination",
+        "agents",
+        "init",
+        "--repo",
+        ".",
+    ]);
+    assert_eq!(init.code, 0, "{}", init.stdout);
+    assert!(
+        init.json()["warnings"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("info/exclude")
+    );
+    sb.ok(&[
+        "--coord-dir",
+        "./coordination",
+        "agents",
+        "register-agent",
+        "a1",
+    ]);
+    sb.ok(&[
+        "--coord-dir",
+        "./coordination",
+        "agents",
+        "add-feature",
+        "f1",
+    ]);
+    sb.ok(&[
+        "--coord-dir",
+        "./coordination",
+        "agents",
+        "coordination-cycle",
+    ]);
+    assert!(sb.repo.join("coordination").is_dir());
+    assert_eq!(sb.git(&["status", "--porcelain"]), "");
+}
