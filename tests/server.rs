@@ -347,7 +347,7 @@ fn bad_requests_get_the_otlp_answers_and_the_server_keeps_serving() {
             .unary::<Vec<u8>, Vec<u8>, _>(
                 tonic::Request::new(b"\xff\xff\xff\xff\x0f".to_vec()),
                 path,
-                common::RawCodec,
+                spanfold::otlp::grpc::RawCodec,
             )
             .await
             .expect_err("garbage refused");
@@ -477,80 +477,9 @@ fn normalised(mut status: Value, root: &std::path::Path) -> String {
     serde_json::to_string_pretty(&status).unwrap_or_default()
 }
 
+/// The core issue's scenario, then an agent report and a refused one.
 fn scenario(sb: &Sandbox) {
-    sb.ok(&[
-        "agents",
-        "register-agent",
-        "backend-1",
-        "--langs",
-        "python",
-        "--frameworks",
-        "fastapi",
-        "--expertise",
-        "backend",
-    ]);
-    sb.ok(&[
-        "agents",
-        "register-agent",
-        "frontend-1",
-        "--langs",
-        "typescript",
-        "--frameworks",
-        "react",
-        "--expertise",
-        "frontend",
-    ]);
-    sb.ok(&[
-        "agents",
-        "register-agent",
-        "fullstack-1",
-        "--langs",
-        "python,typescript",
-        "--frameworks",
-        "fastapi,react",
-        "--expertise",
-        "fullstack",
-        "--max-concurrent",
-        "2",
-    ]);
-    sb.ok(&[
-        "agents",
-        "add-feature",
-        "user-auth",
-        "--priority",
-        "high",
-        "--langs",
-        "python",
-        "--frameworks",
-        "fastapi",
-    ]);
-    sb.ok(&[
-        "agents",
-        "add-feature",
-        "dashboard-ui",
-        "--langs",
-        "typescript",
-        "--frameworks",
-        "react",
-    ]);
-    sb.ok(&[
-        "agents",
-        "add-feature",
-        "profile",
-        "--priority",
-        "low",
-        "--langs",
-        "python,typescript",
-    ]);
-    sb.ok(&[
-        "agents",
-        "add-feature",
-        "search",
-        "--priority",
-        "critical",
-        "--langs",
-        "python",
-    ]);
+    common::features(sb);
     sb.ok(&["agents", "coordination-cycle"]);
     sb.ok(&[
         "agents",
@@ -566,12 +495,16 @@ fn scenario(sb: &Sandbox) {
 
 #[test]
 fn the_core_scenario_through_a_server_gives_the_same_status_as_embedded() {
-    let embedded = initialised();
+    let embedded = Sandbox::new("main");
+    embedded.ok(&["agents", "init"]);
+    common::team(&embedded);
     scenario(&embedded);
     let status_embedded = normalised(embedded.status(), embedded.tmp.path());
 
-    let served_sb = initialised();
+    let served_sb = Sandbox::new("main");
+    served_sb.ok(&["agents", "init"]);
     let served = served_sb.serve(&["--manual"]);
+    common::team(&served_sb);
     scenario(&served_sb);
     let status_served = normalised(served_sb.status(), served_sb.tmp.path());
     // The same worktrees exist and are locked either way.

@@ -2,113 +2,8 @@
 
 mod common;
 
-use common::Sandbox;
+use common::{Sandbox, features, team};
 use serde_json::Value;
-
-fn team(sb: &Sandbox) {
-    sb.ok(&["agents", "init"]);
-    sb.ok(&[
-        "agents",
-        "register-agent",
-        "backend-1",
-        "--langs",
-        "python",
-        "--frameworks",
-        "fastapi",
-        "--expertise",
-        "backend",
-    ]);
-    sb.ok(&[
-        "agents",
-        "register-agent",
-        "frontend-1",
-        "--langs",
-        "typescript",
-        "--frameworks",
-        "react",
-        "--expertise",
-        "frontend",
-    ]);
-    sb.ok(&[
-        "agents",
-        "register-agent",
-        "fullstack-1",
-        "--langs",
-        "python,typescript",
-        "--frameworks",
-        "fastapi,react",
-        "--expertise",
-        "fullstack",
-        "--max-concurrent",
-        "2",
-        "--complexity",
-        "high",
-    ]);
-}
-
-fn features(sb: &Sandbox) {
-    let req = sb.tmp.path().join("auth-req.json");
-    std::fs::write(
-        &req,
-        r#"{"requirements": ["JWT token generation", "Password hashing"],
-            "acceptance_criteria": ["Users can login and receive JWT token"]}"#,
-    )
-    .expect("write req file");
-    sb.ok(&[
-        "agents",
-        "add-feature",
-        "user-auth",
-        "--desc",
-        "JWT auth",
-        "--priority",
-        "high",
-        "--effort",
-        "5",
-        "--langs",
-        "python",
-        "--frameworks",
-        "fastapi",
-        "--req-file",
-        req.to_str().expect("utf-8 path"),
-    ]);
-    sb.ok(&[
-        "agents",
-        "add-feature",
-        "dashboard-ui",
-        "--priority",
-        "medium",
-        "--effort",
-        "8",
-        "--langs",
-        "typescript",
-        "--frameworks",
-        "react",
-    ]);
-    sb.ok(&[
-        "agents",
-        "add-feature",
-        "profile-page",
-        "--priority",
-        "low",
-        "--effort",
-        "8",
-        "--langs",
-        "python,typescript",
-        "--expertise",
-        "fullstack",
-    ]);
-    sb.ok(&[
-        "agents",
-        "add-feature",
-        "search-api",
-        "--priority",
-        "critical",
-        "--effort",
-        "3",
-        "--langs",
-        "python",
-    ]);
-}
 
 fn by_key<'a>(items: &'a Value, key: &str, value: &str) -> &'a Value {
     items
@@ -130,6 +25,7 @@ fn strings(v: &Value) -> Vec<String> {
 #[test]
 fn three_agents_four_features_one_cycle_from_separate_processes() {
     let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
     team(&sb);
     features(&sb);
     let cycle = sb.ok(&["agents", "coordination-cycle"]);
@@ -234,6 +130,7 @@ fn three_agents_four_features_one_cycle_from_separate_processes() {
 #[test]
 fn a_feature_nobody_can_take_waits_with_a_reason_until_someone_can() {
     let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
     team(&sb);
     sb.ok(&[
         "agents",
@@ -450,6 +347,7 @@ fn an_illegal_transition_changes_nothing_and_is_an_anomaly() {
 #[test]
 fn status_after_rebuild_is_byte_identical() {
     let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
     team(&sb);
     features(&sb);
     sb.ok(&["agents", "coordination-cycle"]);

@@ -283,45 +283,109 @@ pub fn python() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-/// A gRPC codec that sends bytes as they are, to put garbage on the wire.
-#[derive(Clone, Default)]
-pub struct RawCodec;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
+/// Three agents: backend (python/fastapi), frontend (typescript/react), fullstack (both, two at
+/// a time, prefers high complexity).
+pub fn team(sb: &Sandbox) {
+    sb.ok(&[
+        "agents",
+        "register-agent",
+        "backend-1",
+        "--langs",
+        "python",
+        "--frameworks",
+        "fastapi",
+        "--expertise",
+        "backend",
+    ]);
+    sb.ok(&[
+        "agents",
+        "register-agent",
+        "frontend-1",
+        "--langs",
+        "typescript",
+        "--frameworks",
+        "react",
+        "--expertise",
+        "frontend",
+    ]);
+    sb.ok(&[
+        "agents",
+        "register-agent",
+        "fullstack-1",
+        "--langs",
+        "python,typescript",
+        "--frameworks",
+        "fastapi,react",
+        "--expertise",
+        "fullstack",
+        "--max-concurrent",
+        "2",
+        "--complexity",
+        "high",
+    ]);
 }
 
-impl tonic::codec::Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        bytes::BufMut::put_slice(dst, &item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<Vec<u8>>, tonic::Status> {
-        use bytes::Buf;
-        let n = src.remaining();
-        Ok(Some(src.copy_to_bytes(n).to_vec()))
-    }
+/// Four features with requirements, one with a --req-file.
+pub fn features(sb: &Sandbox) {
+    let req = sb.tmp.path().join("auth-req.json");
+    std::fs::write(
+        &req,
+        r#"{"requirements": ["JWT token generation", "Password hashing"],
+            "acceptance_criteria": ["Users can login and receive JWT token"]}"#,
+    )
+    .expect("write req file");
+    sb.ok(&[
+        "agents",
+        "add-feature",
+        "user-auth",
+        "--desc",
+        "JWT auth",
+        "--priority",
+        "high",
+        "--effort",
+        "5",
+        "--langs",
+        "python",
+        "--frameworks",
+        "fastapi",
+        "--req-file",
+        req.to_str().expect("utf-8 path"),
+    ]);
+    sb.ok(&[
+        "agents",
+        "add-feature",
+        "dashboard-ui",
+        "--priority",
+        "medium",
+        "--effort",
+        "8",
+        "--langs",
+        "typescript",
+        "--frameworks",
+        "react",
+    ]);
+    sb.ok(&[
+        "agents",
+        "add-feature",
+        "profile-page",
+        "--priority",
+        "low",
+        "--effort",
+        "8",
+        "--langs",
+        "python,typescript",
+        "--expertise",
+        "fullstack",
+    ]);
+    sb.ok(&[
+        "agents",
+        "add-feature",
+        "search-api",
+        "--priority",
+        "critical",
+        "--effort",
+        "3",
+        "--langs",
+        "python",
+    ]);
 }
