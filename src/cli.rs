@@ -591,7 +591,12 @@ fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
         let agent = backend
             .agent(&args.id)?
             .ok_or_else(|| anyhow!("agent {} is not registered; register it first", args.id))?;
-        if let Some(a) = agent.assignments.first() {
+        // Work to do: a feature that is not waiting for its merge.
+        if let Some(a) = agent
+            .assignments
+            .iter()
+            .find(|a| a.status != crate::reducer::FeatureStatus::Merging)
+        {
             return Ok(Output::new(
                 json!({
                     "agent_id": args.id,
@@ -610,7 +615,7 @@ fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
         }
         if !args.wait {
             bail!(
-                "agent {} has no assignment yet (state {}); --wait to block until it has one",
+                "agent {} has no work to do yet (state {}); --wait to block until it has",
                 args.id,
                 agent.state.as_str()
             );
@@ -895,6 +900,32 @@ fn cycle_text(r: &CycleReport) -> String {
             })
             .collect::<Vec<_>>();
         out.push_str(&table(&["FEATURE", "AGENT", "SCORE", "WORKTREE"], &rows));
+    }
+    for m in &r.merges {
+        let detail = match m.result.as_str() {
+            "merged" => format!(
+                "{} at {}{}",
+                m.kind.as_deref().unwrap_or(""),
+                m.commit
+                    .as_deref()
+                    .map(|c| &c[..c.len().min(12)])
+                    .unwrap_or(""),
+                m.worktree
+                    .as_deref()
+                    .map(|w| format!(", worktree {w}"))
+                    .unwrap_or_default()
+            ),
+            "conflicted" => format!(
+                "conflicts in {}; back to {}",
+                m.conflicts.join(", "),
+                m.agent_id
+            ),
+            _ => m.reason.clone().unwrap_or_default(),
+        };
+        out.push_str(&format!(
+            "Merge {}: {} ({detail})\n",
+            m.feature_name, m.result
+        ));
     }
     out
 }

@@ -13,7 +13,7 @@ use crate::emit::{self, IdGen};
 use crate::git;
 use crate::model::{ResourceSpans, Span, UnixNanos};
 use crate::policy::{self, PolicyConfig};
-use crate::reducer::{Config, View};
+use crate::reducer::{AgentState, Config, FeatureStatus, View};
 use crate::registry::{Origin, Registry, Violation};
 use crate::status;
 use crate::store::{Log, StoreError};
@@ -57,6 +57,56 @@ pub struct CycleReport {
     pub cycle_number: u64,
     pub assignments: Vec<Placed>,
     pub features_waiting: usize,
+    pub merges: Vec<MergeReport>,
+}
+
+/// A submitted feature waiting for its merge.
+struct MergeCandidate {
+    feature: String,
+    agent: String,
+    branch: String,
+    worktree: Option<String>,
+    /// The reason recorded when it last had to wait.
+    note: Option<String>,
+}
+
+/// One merge attempt as carried out.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MergeReport {
+    pub feature_name: String,
+    pub agent_id: String,
+    /// merged, conflicted, deferred or failed
+    pub result: String,
+    pub commit: Option<String>,
+    pub kind: Option<String>,
+    pub conflicts: Vec<String>,
+    pub reason: Option<String>,
+    /// removed or kept, after a merge
+    pub worktree: Option<String>,
+}
+
+impl MergeReport {
+    fn new(feature: &str, agent: &str, result: &str, outcome: &git::MergeOutcome) -> MergeReport {
+        let mut r = MergeReport {
+            feature_name: feature.to_owned(),
+            agent_id: agent.to_owned(),
+            result: result.to_owned(),
+            commit: None,
+            kind: None,
+            conflicts: Vec::new(),
+            reason: None,
+            worktree: None,
+        };
+        match outcome {
+            git::MergeOutcome::Merged { kind, commit } => {
+                r.kind = Some(kind.as_str().to_owned());
+                r.commit = Some(commit.clone());
+            }
+            git::MergeOutcome::Conflicted { paths } => r.conflicts = paths.clone(),
+            git::MergeOutcome::Deferred { reason } => r.reason = Some(reason.clone()),
+        }
+        r
+    }
 }
 
 pub struct Coordinator {
@@ -276,13 +326,7 @@ impl Coordinator {
     /// A cycle only when the policy would assign something: automatic cycles leave no trace
     /// when there is nothing to decide.
     pub fn cycle_if_useful(&mut self) -> Result<Option<CycleReport>, CoordError> {
-        if self.view.read().config.is_none() {
-            return Ok(None);
-        }
-        let useful = !policy::decide(&self.view.read(), &self.policy)
-            .assignments
-            .is_empty();
-        if useful {
+        if self.cycle_is_useful()? {
             self.cycle().map(Some)
         } else {
             Ok(None)
@@ -381,13 +425,171 @@ impl Coordinator {
                 error,
             });
         }
-        outcomes.push(self.health_span(emit::now()));
         self.record(outcomes)?;
+        let merges = self.merge_submitted(&config)?;
+        let health = self.health_span(emit::now());
+        self.record(vec![health])?;
         Ok(CycleReport {
             cycle_number,
             assignments: placed,
             features_waiting: decision.features_waiting,
+            merges,
         })
+    }
+
+    /// Submitted features whose merge is worth trying now, oldest request first.
+    fn submitted(&self) -> Vec<MergeCandidate> {
+        let view = self.view.read();
+        let mut out: Vec<_> = view
+            .features
+            .values()
+            .filter(|f| f.status == FeatureStatus::Merging)
+            .filter_map(|f| {
+                let agent = view.agents.get(f.assigned_agent.as_deref()?)?;
+                matches!(agent.state, AgentState::Submitting | AgentState::Finished).then(|| {
+                    (
+                        f.queued_seq,
+                        MergeCandidate {
+                            feature: f.name.clone(),
+                            agent: agent.id.clone(),
+                            branch: f
+                                .branch_name
+                                .clone()
+                                .unwrap_or_else(|| format!("spanfold/{}", f.name)),
+                            worktree: f.worktree_path.clone(),
+                            note: f.merge_note.clone(),
+                        },
+                    )
+                })
+            })
+            .collect();
+        // Oldest request first: a deterministic order of merges.
+        out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.feature.cmp(&b.1.feature)));
+        out.into_iter().map(|(_, x)| x).collect()
+    }
+
+    /// Merges each submitted feature: record the decision, merge, record the outcome, clean up.
+    /// A merge that must wait is recorded only when its reason changes, so retries every cycle
+    /// leave no trail of identical spans.
+    fn merge_submitted(&mut self, config: &Config) -> Result<Vec<MergeReport>, CoordError> {
+        let repo = Path::new(&config.repo).to_path_buf();
+        let mut reports = Vec::new();
+        for MergeCandidate {
+            feature,
+            agent,
+            branch,
+            worktree,
+            note: last_note,
+        } in self.submitted()
+        {
+            let span = |ids: &mut IdGen, result: &str, outcome: &git::MergeOutcome| {
+                let (kind, commit, conflicts, reason) = match outcome {
+                    git::MergeOutcome::Merged { kind, commit } => {
+                        (Some(kind.as_str()), Some(commit.clone()), Vec::new(), None)
+                    }
+                    git::MergeOutcome::Conflicted { paths } => (None, None, paths.clone(), None),
+                    git::MergeOutcome::Deferred { reason } => {
+                        (None, None, Vec::new(), Some(reason.clone()))
+                    }
+                };
+                emit::merge(
+                    ids,
+                    emit::now(),
+                    &emit::MergeSpan {
+                        result,
+                        agent_id: &agent,
+                        feature: &feature,
+                        branch: &branch,
+                        base: &config.base_branch,
+                        kind,
+                        commit: commit.as_deref(),
+                        conflicts: &conflicts,
+                        reason: reason.as_deref(),
+                    },
+                )
+            };
+            if let Some(reason) = git::merge_blocker(&repo, &config.base_branch)? {
+                if last_note.as_deref() != Some(reason.as_str()) {
+                    let outcome = git::MergeOutcome::Deferred { reason };
+                    let s = span(&mut self.ids, "deferred", &outcome);
+                    self.record(vec![s])?;
+                    reports.push(MergeReport::new(&feature, &agent, "deferred", &outcome));
+                }
+                continue;
+            }
+            let started = span(
+                &mut self.ids,
+                "started",
+                &git::MergeOutcome::Conflicted { paths: Vec::new() },
+            );
+            self.record(vec![started])?;
+            let message = format!("Merge {branch} ({feature}, by agent {agent})");
+            let outcome = match git::merge_feature(&repo, &config.base_branch, &branch, &message) {
+                Ok(o) => o,
+                Err(e) => git::MergeOutcome::Deferred {
+                    reason: format!("the merge could not be attempted: {e}"),
+                },
+            };
+            let result = match &outcome {
+                git::MergeOutcome::Merged { .. } => "merged",
+                git::MergeOutcome::Conflicted { .. } => "conflicted",
+                git::MergeOutcome::Deferred { reason }
+                    if reason.starts_with("the merge could not") =>
+                {
+                    "failed"
+                }
+                git::MergeOutcome::Deferred { .. } => "deferred",
+            };
+            let s = span(&mut self.ids, result, &outcome);
+            self.record(vec![s])?;
+            let mut report = MergeReport::new(&feature, &agent, result, &outcome);
+            if let (git::MergeOutcome::Merged { .. }, Some(path)) = (&outcome, &worktree) {
+                let (action, note) =
+                    match git::remove_worktree(&repo, Path::new(path), &branch, true) {
+                        Ok(git::Removal::Removed) => ("removed", None),
+                        Ok(git::Removal::Kept { reason }) => ("kept", Some(reason)),
+                        Err(e) => ("kept", Some(format!("removing it failed: {e}"))),
+                    };
+                let s = emit::worktree(
+                    &mut self.ids,
+                    emit::now(),
+                    &emit::WorktreeSpan {
+                        action,
+                        agent_id: &agent,
+                        feature: &feature,
+                        path,
+                        branch: &branch,
+                        error: note.as_deref(),
+                    },
+                );
+                self.record(vec![s])?;
+                report.worktree = Some(action.to_owned());
+            }
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    /// Whether a cycle now would change anything: an assignment to make, or a submitted
+    /// feature whose merge can proceed (or waits for a new reason).
+    fn cycle_is_useful(&self) -> Result<bool, CoordError> {
+        let Ok(config) = self.config() else {
+            return Ok(false);
+        };
+        if !policy::decide(&self.view.read(), &self.policy)
+            .assignments
+            .is_empty()
+        {
+            return Ok(true);
+        }
+        let submitted = self.submitted();
+        if submitted.is_empty() {
+            return Ok(false);
+        }
+        let blocker = git::merge_blocker(Path::new(&config.repo), &config.base_branch)?;
+        Ok(submitted
+            .iter()
+            .any(|c| blocker.is_none() || c.note.as_deref() != blocker.as_deref()))
     }
 
     fn health_span(&mut self, time: UnixNanos) -> Span {

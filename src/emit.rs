@@ -336,3 +336,38 @@ pub fn health(ids: &mut IdGen, time: UnixNanos, h: &Health) -> Span {
             AnyValue::Int(h.features_in_queue as i64),
         )
 }
+
+pub struct MergeSpan<'a> {
+    pub result: &'a str,
+    pub agent_id: &'a str,
+    pub feature: &'a str,
+    pub branch: &'a str,
+    pub base: &'a str,
+    pub kind: Option<&'a str>,
+    pub commit: Option<&'a str>,
+    pub conflicts: &'a [String],
+    pub reason: Option<&'a str>,
+}
+
+pub fn merge(ids: &mut IdGen, time: UnixNanos, m: &MergeSpan<'_>) -> Span {
+    let mut span = ids
+        .span("coordination.feature_merge", time)
+        .with("merge.result", s(m.result))
+        .with("agent.id", s(m.agent_id))
+        .with("feature.name", s(m.feature))
+        .with("worktree.branch", s(m.branch))
+        .with("merge.base_branch", s(m.base));
+    if let Some(k) = m.kind {
+        span = span.with("merge.kind", s(k));
+    }
+    if let Some(c) = m.commit {
+        span = span.with("merge.commit", s(c));
+    }
+    if !m.conflicts.is_empty() {
+        span = span.with("merge.conflicts", string_array(m.conflicts.iter().cloned()));
+    }
+    if let Some(r) = m.reason {
+        span = span.with("merge.reason", s(r));
+    }
+    span
+}

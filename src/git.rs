@@ -229,3 +229,267 @@ pub fn exclude_locally(common_dir: &Path, pattern: &str) -> Result<(), GitError>
     text.push('\n');
     std::fs::write(&file, text).map_err(io)
 }
+
+/// How a feature branch reached the base branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeKind {
+    FastForward,
+    MergeCommit,
+    /// The base branch already contained every commit of the feature.
+    AlreadyMerged,
+}
+
+impl MergeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeKind::FastForward => "fast_forward",
+            MergeKind::MergeCommit => "merge_commit",
+            MergeKind::AlreadyMerged => "already_merged",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeOutcome {
+    Merged {
+        kind: MergeKind,
+        commit: String,
+    },
+    /// Nothing changed: these paths conflict.
+    Conflicted {
+        paths: Vec<String>,
+    },
+    /// Nothing changed: merging now would be unsafe, for the stated reason.
+    Deferred {
+        reason: String,
+    },
+}
+
+/// Runs `git` with fixed arguments (ids and paths spanfold made, never span data) in `dir`.
+fn git_cli(dir: &Path, args: &[&str]) -> Result<String, GitError> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .map_err(|e| GitError::Gix {
+            action: format!("running git {}", args.join(" ")),
+            message: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(GitError::Gix {
+            action: format!("git {}", args.join(" ")),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Merges `branch` into `base` in the object database (fast-forward when possible, otherwise a
+/// merge commit), moves `base`, and brings the main checkout along when `base` is checked out
+/// there. Nothing is half-done: on a conflict, or when the main checkout has uncommitted changes
+/// to tracked files, no ref and no file changes.
+pub fn merge_feature(
+    repo_dir: &Path,
+    base: &str,
+    branch: &str,
+    message: &str,
+) -> Result<MergeOutcome, GitError> {
+    let repo = open(repo_dir)?;
+    let base_full = format!("refs/heads/{base}");
+    let tip = |name: &str| -> Result<gix::ObjectId, GitError> {
+        let mut r = repo
+            .find_reference(name)
+            .map_err(gix_err(format!("looking up {name}")))?;
+        Ok(r.peel_to_id()
+            .map_err(gix_err(format!("resolving {name}")))?
+            .detach())
+    };
+    let ours = tip(&base_full)?;
+    let theirs = tip(&format!("refs/heads/{branch}"))?;
+
+    let main_on_base = repo
+        .head_name()
+        .map_err(gix_err("reading HEAD"))?
+        .is_some_and(|n| n.as_bstr() == base_full.as_str());
+    let workdir = repo.workdir().map(Path::to_path_buf);
+    if main_on_base && let Some(dir) = &workdir {
+        let dirty = git_cli(dir, &["status", "--porcelain", "--untracked-files=no"])?;
+        if !dirty.trim().is_empty() {
+            return Ok(MergeOutcome::Deferred {
+                reason: format!(
+                    "the main checkout {} has uncommitted changes to tracked files; commit or stash them and the merge proceeds",
+                    dir.display()
+                ),
+            });
+        }
+    }
+
+    let merge_base = repo
+        .merge_base(ours, theirs)
+        .map_err(gix_err("finding the merge base"))?
+        .map(|id| id.detach());
+    let (kind, new) = if merge_base == Some(theirs) {
+        return Ok(MergeOutcome::Merged {
+            kind: MergeKind::AlreadyMerged,
+            commit: ours.to_string(),
+        });
+    } else if merge_base == Some(ours) {
+        (MergeKind::FastForward, theirs)
+    } else {
+        let options = repo
+            .tree_merge_options()
+            .map_err(gix_err("reading merge options"))?;
+        let labels = gix::merge::blob::builtin_driver::text::Labels {
+            ancestor: None,
+            current: Some(base.into()),
+            other: Some(branch.into()),
+        };
+        let mut outcome = repo
+            .merge_commits(ours, theirs, labels, options.into())
+            .map_err(gix_err(format!("merging {branch} into {base}")))?;
+        let how = gix::merge::tree::TreatAsUnresolved::git();
+        if outcome.tree_merge.has_unresolved_conflicts(how) {
+            let mut paths: Vec<String> = outcome
+                .tree_merge
+                .conflicts
+                .iter()
+                .filter(|c| c.is_unresolved(how))
+                .map(|c| c.ours.location().to_string())
+                .collect();
+            paths.sort();
+            paths.dedup();
+            return Ok(MergeOutcome::Conflicted { paths });
+        }
+        let tree = outcome
+            .tree_merge
+            .tree
+            .write()
+            .map_err(gix_err("writing the merged tree"))?
+            .detach();
+        let commit = repo
+            .new_commit(message, tree, [ours, theirs])
+            .map_err(gix_err("writing the merge commit"))?
+            .id;
+        (MergeKind::MergeCommit, commit)
+    };
+
+    let set = |from: gix::ObjectId, to: gix::ObjectId, why: &str| {
+        repo.reference(
+            base_full.as_str(),
+            to,
+            PreviousValue::MustExistAndMatch(gix::refs::Target::Object(from)),
+            why,
+        )
+        .map(|_| ())
+        .map_err(gix_err(format!("moving {base}")))
+    };
+    set(ours, new, &format!("merge {branch}: {}", kind.as_str()))?;
+    if main_on_base && let Some(dir) = &workdir {
+        // gix cannot update an existing checkout; git's two-tree read-tree is the fast-forward
+        // of index and files from the old tip to the new one, refusing to overwrite local work.
+        let (old, newer) = (ours.to_string(), new.to_string());
+        if let Err(e) = git_cli(dir, &["read-tree", "-m", "-u", &old, &newer]) {
+            set(
+                new,
+                ours,
+                "spanfold: undo merge, the checkout could not follow",
+            )?;
+            return Ok(MergeOutcome::Deferred {
+                reason: format!(
+                    "the main checkout could not be updated ({e}); the merge was undone and will be retried"
+                ),
+            });
+        }
+    }
+    Ok(MergeOutcome::Merged {
+        kind,
+        commit: new.to_string(),
+    })
+}
+
+/// What happened to a merged feature's worktree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// Kept, because removing it would lose the stated work.
+    Kept {
+        reason: String,
+    },
+}
+
+/// Unlocks and removes a linked worktree if it holds no uncommitted work, prunes stale admin
+/// entries, and deletes `branch` once nothing needs it.
+pub fn remove_worktree(
+    repo_dir: &Path,
+    path: &Path,
+    branch: &str,
+    delete_branch: bool,
+) -> Result<Removal, GitError> {
+    let repo = open(repo_dir)?;
+    if path.exists() {
+        let changes = git_cli(path, &["status", "--porcelain"])?;
+        if !changes.trim().is_empty() {
+            let files: Vec<&str> = changes
+                .lines()
+                .take(5)
+                .map(|l| l.get(3..).unwrap_or(l))
+                .collect();
+            return Ok(Removal::Kept {
+                reason: format!(
+                    "it has uncommitted changes ({}); commit or discard them, then `spanfold gc`",
+                    files.join(", ")
+                ),
+            });
+        }
+        for proxy in repo.worktrees().map_err(gix_err("listing worktrees"))? {
+            let base_dir = proxy.base().map_err(gix_err("reading a worktree's path"))?;
+            if absolute(&base_dir) == absolute(path) {
+                proxy
+                    .set_lock(None)
+                    .map_err(gix_err(format!("unlocking {}", path.display())))?;
+            }
+        }
+        repo.remove_worktree(
+            path,
+            gix::worktree::remove::Force::Never,
+            gix::progress::Discard,
+        )
+        .map_err(gix_err(format!("removing worktree {}", path.display())))?;
+    }
+    if let Some(dir) = repo.workdir() {
+        git_cli(dir, &["worktree", "prune"])?;
+    }
+    if delete_branch
+        && let Some(r) = repo
+            .try_find_reference(format!("refs/heads/{branch}").as_str())
+            .map_err(gix_err(format!("looking up {branch}")))?
+    {
+        r.delete()
+            .map_err(gix_err(format!("deleting branch {branch}")))?;
+    }
+    Ok(Removal::Removed)
+}
+
+/// Why merging into `base` would be unsafe right now, if it would: `base` is checked out in the
+/// main checkout and that has uncommitted changes to tracked files.
+pub fn merge_blocker(repo_dir: &Path, base: &str) -> Result<Option<String>, GitError> {
+    let repo = open(repo_dir)?;
+    let on_base = repo
+        .head_name()
+        .map_err(gix_err("reading HEAD"))?
+        .is_some_and(|n| n.as_bstr() == format!("refs/heads/{base}").as_str());
+    let Some(dir) = repo.workdir().filter(|_| on_base) else {
+        return Ok(None);
+    };
+    let dirty = git_cli(dir, &["status", "--porcelain", "--untracked-files=no"])?;
+    Ok((!dirty.trim().is_empty()).then(|| {
+        format!(
+            "the main checkout {} has uncommitted changes to tracked files; commit or stash them and the merge proceeds",
+            dir.display()
+        )
+    }))
+}

@@ -400,6 +400,9 @@ mod tests {
             branch_name: None,
             last_error: None,
             queued_seq: seq,
+            conflicts: vec![],
+            merge_note: None,
+            merged_commit: None,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::names;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
-pub const REDUCER_VERSION: u32 = 1;
+pub const REDUCER_VERSION: u32 = 2;
 
 /// Span names this reducer gives meaning to. A test checks this list against the registry.
 pub const HANDLED_SPANS: &[&str] = &[
@@ -24,6 +24,7 @@ pub const HANDLED_SPANS: &[&str] = &[
     "agent.validation",
     "agent.work_progress",
     "coordination.cycle",
+    "coordination.feature_merge",
     "coordination.init",
     "coordination.system_health",
     "feature.request",
@@ -331,6 +332,12 @@ pub struct Feature {
     pub last_error: Option<String>,
     /// Position in the queue: first request's seq. Ties among equal priorities go to the older.
     pub queued_seq: u64,
+    /// Paths of the last merge conflict, while the agent resolves them.
+    pub conflicts: Vec<String>,
+    /// Why the last merge attempt did not happen (deferred or failed), while it still waits.
+    pub merge_note: Option<String>,
+    /// The base branch's tip once the feature is merged.
+    pub merged_commit: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -340,6 +347,8 @@ pub struct Worktree {
     pub status: WorktreeStatus,
     pub agent_id: Option<String>,
     pub feature_name: String,
+    /// Why a completed feature's worktree was kept instead of removed.
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -418,6 +427,7 @@ impl View {
             "agent.feature_assignment" => self.assign(ev),
             "worktree.lifecycle" => self.worktree(ev),
             "coordination.system_health" => Ok(()),
+            "coordination.feature_merge" => self.merge(ev),
             _ => {
                 self.counters.unregistered_spans += 1;
                 // A span the registry does not name still shows its agent is alive.
@@ -558,6 +568,9 @@ impl View {
                 branch_name: None,
                 last_error: None,
                 queued_seq: ev.seq,
+                conflicts: Vec::new(),
+                merge_note: None,
+                merged_commit: None,
             });
         feature.description = description;
         feature.priority = priority;
@@ -617,17 +630,13 @@ impl View {
             lines_added: lines.and_then(as_int),
             duration_ms: duration.and_then(as_int),
         };
-        if next == AgentState::Finished
-            && let Some(name) = &feature
-        {
-            agent.assignments.retain(|a| a != name);
-        }
         if let Some(name) = feature {
+            // A feature is completed by its merge, not by its agent's word: `finished` from an
+            // agent changes only the agent.
             let status = match next {
                 AgentState::Working => Some(FeatureStatus::InProgress),
                 AgentState::Validating => Some(FeatureStatus::Validating),
                 AgentState::Submitting => Some(FeatureStatus::Merging),
-                AgentState::Finished => Some(FeatureStatus::Completed),
                 _ => None,
             };
             if let Some(status) = status {
@@ -667,6 +676,9 @@ impl View {
     fn set_feature_status(&mut self, name: &str, status: FeatureStatus) {
         if let Some(f) = self.features.get_mut(name) {
             f.status = status;
+            if status == FeatureStatus::Merging {
+                f.merge_note = None;
+            }
             if status == FeatureStatus::Completed {
                 f.assigned_agent = None;
                 if let Some(wt) = f
@@ -781,6 +793,9 @@ impl View {
             get("worktree.path")?,
             get("worktree.branch")?,
         );
+        if matches!(action, "removed" | "kept") {
+            return self.cleaned(ev, name, path);
+        }
         let holds = self
             .features
             .get(name)
@@ -800,6 +815,7 @@ impl View {
                         status: WorktreeStatus::Active,
                         agent_id: Some(agent_id.to_owned()),
                         feature_name: name.to_owned(),
+                        note: None,
                     },
                 );
                 Ok(())
@@ -821,6 +837,95 @@ impl View {
             }
             other => Err(format!("unknown worktree.action {other:?}")),
         }
+    }
+}
+
+impl View {
+    /// A merged feature's worktree was removed, or kept with a reason.
+    fn cleaned(&mut self, ev: &Event<'_>, name: &str, path: &str) -> Result<(), String> {
+        let merged = self
+            .features
+            .get(name)
+            .is_some_and(|f| f.status == FeatureStatus::Completed);
+        if !merged {
+            return Err(format!(
+                "worktree cleanup for feature {name}, which is not merged"
+            ));
+        }
+        if ev.str_attr("worktree.action") == Some("removed") {
+            self.worktrees.remove(path);
+        } else if let Some(wt) = self.worktrees.get_mut(path) {
+            wt.status = WorktreeStatus::Completed;
+            wt.agent_id = None;
+            wt.note = ev.str_attr("worktree.error").map(str::to_owned);
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let get = |key: &str| {
+            ev.str_attr(key)
+                .ok_or_else(|| format!("coordination.feature_merge needs {key}"))
+        };
+        let (result, agent_id, name) =
+            (get("merge.result")?, get("agent.id")?, get("feature.name")?);
+        let feature = self
+            .features
+            .get_mut(name)
+            .ok_or_else(|| format!("feature {name} was never requested"))?;
+        if feature.assigned_agent.as_deref() != Some(agent_id) {
+            return Err(format!(
+                "merge of feature {name}, which agent {agent_id} does not hold"
+            ));
+        }
+        if feature.status != FeatureStatus::Merging {
+            return Err(format!(
+                "merge of feature {name}, which is {} rather than submitted",
+                feature.status.as_str()
+            ));
+        }
+        match result {
+            "started" => {}
+            "deferred" | "failed" => {
+                feature.merge_note = ev.str_attr("merge.reason").map(str::to_owned);
+            }
+            "conflicted" => {
+                feature.status = FeatureStatus::Conflicted;
+                feature.conflicts = ev.list_attr("merge.conflicts");
+                feature.merge_note = None;
+                // Back to its agent: the coordinator's move, not an agent report.
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.state = AgentState::Working;
+                }
+            }
+            "merged" => {
+                feature.status = FeatureStatus::Completed;
+                feature.assigned_agent = None;
+                feature.conflicts.clear();
+                feature.merge_note = None;
+                feature.merged_commit = ev.str_attr("merge.commit").map(str::to_owned);
+                if let Some(wt) = feature
+                    .worktree_path
+                    .as_ref()
+                    .and_then(|p| self.worktrees.get_mut(p))
+                {
+                    wt.status = WorktreeStatus::Completed;
+                    wt.agent_id = None;
+                }
+                // The agent passes finished → idle (or back to work on what it still holds).
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.assignments.retain(|a| a != name);
+                    agent.progress = Progress::default();
+                    agent.state = if agent.assignments.is_empty() {
+                        AgentState::Idle
+                    } else {
+                        AgentState::Working
+                    };
+                }
+            }
+            other => return Err(format!("unknown merge.result {other:?}")),
+        }
+        Ok(())
     }
 }
 
@@ -988,14 +1093,27 @@ mod tests {
         let v = sc.fold();
         assert_eq!(v.agents["a1"].state, AgentState::Submitting);
         assert_eq!(v.features["f1"].status, FeatureStatus::Merging);
+        // Only the merge completes the feature and frees the agent.
+        let merge = |result: &str| {
+            vec![
+                ("merge.result", s(result)),
+                ("agent.id", s("a1")),
+                ("feature.name", s("f1")),
+                ("worktree.branch", s("spanfold/f1")),
+                ("merge.base_branch", s("main")),
+                ("merge.conflicts", s("src/lib.rs")),
+            ]
+        };
+        sc.span("coordination.feature_merge", &merge("conflicted"));
+        let v = sc.fold();
+        assert_eq!(v.features["f1"].status, FeatureStatus::Conflicted);
+        assert_eq!(v.features["f1"].conflicts, ["src/lib.rs"]);
+        assert_eq!(v.agents["a1"].state, AgentState::Working);
         sc.span(
-            "agent.work_progress",
-            &[("agent.id", s("a1")), ("agent.state", s("finished"))],
+            "agent.validation",
+            &[("agent.id", s("a1")), ("validation.result", s("passed"))],
         )
-        .span(
-            "agent.work_progress",
-            &[("agent.id", s("a1")), ("agent.state", s("idle"))],
-        );
+        .span("coordination.feature_merge", &merge("merged"));
         let v = sc.fold();
         assert_eq!(v.agents["a1"].state, AgentState::Idle);
         assert!(v.agents["a1"].assignments.is_empty());

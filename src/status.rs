@@ -58,6 +58,8 @@ pub struct AsOfJson {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AssignmentJson {
     pub feature_name: String,
+    /// The feature's status: an agent has work to do unless it is merging.
+    pub status: FeatureStatus,
     pub worktree_path: Option<String>,
     pub branch_name: Option<String>,
 }
@@ -94,6 +96,10 @@ pub struct FeatureJson {
     pub wait_reason: Option<String>,
     pub worktree_path: Option<String>,
     pub branch_name: Option<String>,
+    /// Paths of the last merge conflict (empty unless the feature conflicted).
+    pub conflicts: Vec<String>,
+    /// The base branch's tip once merged.
+    pub merge_commit: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<FeatureDetails>,
 }
@@ -113,6 +119,8 @@ pub struct WorktreeJson {
     pub status: WorktreeStatus,
     pub agent_id: Option<String>,
     pub feature_name: String,
+    /// Why a merged feature's worktree was kept.
+    pub note: Option<String>,
 }
 
 /// RFC 3339 with milliseconds, UTC. Formatting only: no clock is read.
@@ -215,8 +223,13 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
             estimated_effort: f.estimated_effort,
             status: f.status,
             assigned_agent: f.assigned_agent.clone(),
-            wait_reason: (f.status == FeatureStatus::Queued)
-                .then(|| policy::wait_reason(view, &matcher, f)),
+            wait_reason: match f.status {
+                FeatureStatus::Queued => Some(policy::wait_reason(view, &matcher, f)),
+                FeatureStatus::Merging => f.merge_note.clone(),
+                _ => None,
+            },
+            conflicts: f.conflicts.clone(),
+            merge_commit: f.merged_commit.clone(),
             worktree_path: f.worktree_path.clone(),
             branch_name: f.branch_name.clone(),
             details: options.details.then(|| FeatureDetails {
@@ -236,6 +249,7 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
             status: w.status,
             agent_id: w.agent_id.clone(),
             feature_name: w.feature_name.clone(),
+            note: w.note.clone(),
         })
         .collect();
     Status {
@@ -261,6 +275,7 @@ fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
             let f = view.features.get(name);
             AssignmentJson {
                 feature_name: name.clone(),
+                status: f.map_or(FeatureStatus::Assigned, |f| f.status),
                 worktree_path: f.and_then(|f| f.worktree_path.clone()),
                 branch_name: f.and_then(|f| f.branch_name.clone()),
             }

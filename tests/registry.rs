@@ -92,6 +92,21 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
                 error: Some("disk full"),
             },
         ),
+        emit::merge(
+            &mut ids,
+            1,
+            &emit::MergeSpan {
+                result: "conflicted",
+                agent_id: "a1",
+                feature: "f1",
+                branch: "spanfold/f1",
+                base: "main",
+                kind: Some("merge_commit"),
+                commit: Some("abc"),
+                conflicts: &reasons,
+                reason: Some("why"),
+            },
+        ),
         emit::health(
             &mut ids,
             1,

@@ -35,6 +35,15 @@ step agents add-feature search-api --priority critical --effort 3 --langs python
 step agents add-feature fast-path --priority low --langs rust
 step agents coordination-cycle
 step agents progress backend-1 --state working --feature search-api --progress 40 --files 3
+wt=$("$bin" agents next backend-1 | cut -f2)
+printf '\n$ (agent backend-1 writes and commits in %s)\n' "$wt"
+echo 'def search(q): return []' > "$wt/search.py"
+git -C "$wt" add search.py
+git -C "$wt" -c user.name=backend-1 -c user.email=backend-1@localhost commit -q -m "search API"
+step agents progress backend-1 --state validating --feature search-api
+step agents validate backend-1 --result passed --feature search-api
+step agents coordination-cycle
+printf '\n$ git log --oneline -2 main\n'; git log --oneline -2 main
 step agents agent-status
 step agents worktree-status
 printf '\n$ git worktree list\n'; git worktree list

@@ -1,0 +1,283 @@
+//! A feature from queue to merged: the agent commits in its worktree, validates, submits; the
+//! coordinator merges (fast-forward or merge commit), removes the worktree and the branch, and
+//! keeps the user's main checkout consistent. Conflicts go back to the agent.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::Sandbox;
+use serde_json::Value;
+
+/// A commit in an agent's worktree, by the agent (the test names an author for it).
+fn commit(sb: &Sandbox, worktree: &Path, file: &str, text: &str, message: &str) {
+    std::fs::write(worktree.join(file), text).expect("write");
+    sb.git_in(worktree, &["add", file]);
+    sb.git_in(
+        worktree,
+        &[
+            "-c",
+            "user.name=Agent",
+            "-c",
+            "user.email=agent@example.com",
+            "commit",
+            "-q",
+            "-m",
+            message,
+        ],
+    );
+}
+
+fn assign(sb: &Sandbox, agent: &str, feature: &str) -> PathBuf {
+    sb.ok(&["agents", "add-feature", feature]);
+    sb.ok(&["agents", "register-agent", agent]);
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    let placed = cycle["assignments"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["feature_name"] == feature))
+        .unwrap_or_else(|| panic!("{feature} not placed: {cycle}"));
+    assert_eq!(placed["agent_id"], agent);
+    PathBuf::from(placed["worktree_path"].as_str().unwrap_or_default())
+}
+
+fn submit(sb: &Sandbox, agent: &str) {
+    sb.ok(&["agents", "progress", agent, "--state", "working"]);
+    sb.ok(&["agents", "progress", agent, "--state", "validating"]);
+    sb.ok(&["agents", "validate", agent, "--result", "passed"]);
+}
+
+fn feature<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["features"]
+        .as_array()
+        .and_then(|f| f.iter().find(|x| x["name"] == name))
+        .unwrap_or_else(|| panic!("no feature {name}"))
+}
+
+#[test]
+fn a_submitted_feature_is_merged_and_everything_is_cleaned_up() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let wt = assign(&sb, "a1", "hello");
+    commit(&sb, &wt, "hello.txt", "hello\n", "add hello");
+    submit(&sb, "a1");
+    let status = sb.status();
+    assert_eq!(feature(&status, "hello")["status"], "merging");
+
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    let merge = &cycle["merges"][0];
+    assert_eq!(merge["result"], "merged", "{cycle}");
+    assert_eq!(merge["kind"], "fast_forward");
+    assert_eq!(merge["worktree"], "removed");
+
+    // The base branch has the work, the main checkout shows it and is clean.
+    assert_eq!(
+        sb.git(&["log", "-1", "--format=%s", "main"]).trim(),
+        "add hello"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.repo.join("hello.txt"))
+            .ok()
+            .as_deref(),
+        Some("hello\n")
+    );
+    assert_eq!(sb.git(&["status", "--porcelain"]), "");
+    // No worktree, no branch left behind.
+    assert!(sb.git_worktrees().is_empty(), "{:?}", sb.git_worktrees());
+    assert!(!wt.exists());
+    assert_eq!(sb.git(&["branch", "--list", "spanfold/*"]).trim(), "");
+    sb.git(&["fsck", "--no-progress"]);
+
+    let status = sb.status();
+    let f = feature(&status, "hello");
+    assert_eq!(f["status"], "completed");
+    assert_eq!(f["merge_commit"], sb.git(&["rev-parse", "main"]).trim());
+    assert_eq!(status["agents"][0]["state"], "idle");
+    assert!(status["worktrees"].as_array().is_some_and(Vec::is_empty));
+    assert_eq!(status["coordination_status"]["features_completed"], 1);
+    assert!(
+        status["anomalies"].as_array().is_some_and(Vec::is_empty),
+        "{}",
+        status["anomalies"]
+    );
+}
+
+#[test]
+fn a_conflict_goes_back_to_its_agent_and_merges_once_resolved() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let wt1 = assign(&sb, "a1", "greeting-en");
+    let wt2 = assign(&sb, "a2", "greeting-fr");
+    commit(
+        &sb,
+        &wt1,
+        "README.md",
+        "# project\nhello\n",
+        "english greeting",
+    );
+    commit(
+        &sb,
+        &wt2,
+        "README.md",
+        "# project\nbonjour\n",
+        "french greeting",
+    );
+    submit(&sb, "a1");
+    submit(&sb, "a2");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    let results: Vec<(&str, &str)> = cycle["merges"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|x| {
+                    (
+                        x["feature_name"].as_str().unwrap_or(""),
+                        x["result"].as_str().unwrap_or(""),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        results,
+        [("greeting-en", "merged"), ("greeting-fr", "conflicted")]
+    );
+    let status = sb.status();
+    let fr = feature(&status, "greeting-fr");
+    assert_eq!(fr["status"], "conflicted");
+    assert_eq!(fr["conflicts"][0], "README.md");
+    // Nothing half-merged: main has only the English line, and is clean.
+    assert_eq!(
+        std::fs::read_to_string(sb.repo.join("README.md"))
+            .ok()
+            .as_deref(),
+        Some("# project\nhello\n")
+    );
+    assert_eq!(sb.git(&["status", "--porcelain"]), "");
+    let a2 = status["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["agent_id"] == "a2"))
+        .expect("a2");
+    assert_eq!(a2["state"], "working");
+    // `next` tells a2 it has work again.
+    let next = sb.ok(&["agents", "next", "a2"]);
+    assert_eq!(next["feature_name"], "greeting-fr");
+
+    // The agent resolves: merges main into its branch, keeps both lines, commits.
+    let merged = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=Agent",
+            "-c",
+            "user.email=agent@example.com",
+            "merge",
+            "-q",
+            "main",
+        ])
+        .current_dir(&wt2)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .status()
+        .expect("git merge runs");
+    assert!(!merged.success(), "the agent sees the conflict too");
+    commit(
+        &sb,
+        &wt2,
+        "README.md",
+        "# project\nhello\nbonjour\n",
+        "both greetings",
+    );
+    sb.ok(&["agents", "progress", "a2", "--state", "validating"]);
+    sb.ok(&["agents", "validate", "a2", "--result", "passed"]);
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "merged", "{cycle}");
+    assert_eq!(
+        std::fs::read_to_string(sb.repo.join("README.md"))
+            .ok()
+            .as_deref(),
+        Some("# project\nhello\nbonjour\n")
+    );
+    assert_eq!(sb.git(&["status", "--porcelain"]), "");
+    assert!(sb.git_worktrees().is_empty());
+    sb.git(&["fsck", "--no-progress"]);
+    let status = sb.status();
+    assert_eq!(status["coordination_status"]["features_completed"], 2);
+}
+
+#[test]
+fn independent_work_is_joined_with_a_merge_commit() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let wt1 = assign(&sb, "a1", "one");
+    let wt2 = assign(&sb, "a2", "two");
+    commit(&sb, &wt1, "one.txt", "1\n", "one");
+    commit(&sb, &wt2, "two.txt", "2\n", "two");
+    submit(&sb, "a1");
+    submit(&sb, "a2");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    let kinds: Vec<&str> = cycle["merges"]
+        .as_array()
+        .map(|m| m.iter().map(|x| x["kind"].as_str().unwrap_or("")).collect())
+        .unwrap_or_default();
+    assert_eq!(kinds, ["fast_forward", "merge_commit"]);
+    // No git identity on this machine, yet the merge commit has an author.
+    let author = sb.git(&["log", "-1", "--format=%an <%ae>|%P", "main"]);
+    assert!(
+        author.starts_with("spanfold <spanfold@localhost>|"),
+        "{author}"
+    );
+    assert_eq!(
+        author
+            .trim()
+            .split('|')
+            .nth(1)
+            .map(|p| p.split(' ').count()),
+        Some(2)
+    );
+    assert!(sb.repo.join("one.txt").exists() && sb.repo.join("two.txt").exists());
+    assert_eq!(sb.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_dirty_main_checkout_defers_the_merge_with_a_reason() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let wt = assign(&sb, "a1", "f1");
+    commit(&sb, &wt, "f1.txt", "f1\n", "f1");
+    submit(&sb, "a1");
+    std::fs::write(sb.repo.join("README.md"), "# local edit, not committed\n").expect("write");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "deferred", "{cycle}");
+    let status = sb.status();
+    let f = feature(&status, "f1");
+    assert_eq!(f["status"], "merging");
+    assert!(
+        f["wait_reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("uncommitted changes"),
+        "{f}"
+    );
+    // The user's edit is untouched, main did not move.
+    assert_eq!(
+        sb.git(&["log", "-1", "--format=%s", "main"]).trim(),
+        "initial"
+    );
+    assert!(
+        std::fs::read_to_string(sb.repo.join("README.md"))
+            .unwrap_or_default()
+            .contains("local edit")
+    );
+    // Retrying with the same reason adds nothing to the log.
+    let seq = status["as_of"]["seq"].clone();
+    let again = sb.ok(&["agents", "coordination-cycle"]);
+    assert!(again["merges"].as_array().is_some_and(Vec::is_empty));
+    assert_eq!(
+        sb.status()["counters"]["events"].as_u64(),
+        seq.as_u64().map(|s| s + 2),
+        "only the cycle and health spans"
+    );
+    // Once the edit is gone the merge goes through.
+    sb.git(&["checkout", "--", "README.md"]);
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "merged");
+    assert_eq!(sb.git(&["status", "--porcelain"]), "");
+}
