@@ -58,7 +58,11 @@ pub enum Command {
     #[command(subcommand)]
     Agents(AgentsCommand),
     /// List the span types of the registry and their attributes.
-    Spans,
+    Spans {
+        /// Print the catalogue as Markdown tables (the README's span catalogue).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Discard everything derived from the log and fold it again from the start.
     Rebuild,
     /// Run the coordinator: OTLP/gRPC and OTLP/HTTP receivers, the JSON API, automatic cycles.
@@ -131,6 +135,10 @@ pub struct InitArgs {
     /// Where agents' worktrees go. Default: REPO.worktrees beside the repository.
     #[arg(long, value_name = "DIR")]
     pub worktrees_dir: Option<PathBuf>,
+    /// Seconds an agent holding features may stay silent before it loses them.
+    #[arg(long, default_value_t = crate::reducer::DEFAULT_LEASE_SECONDS, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease: u64,
 }
 
 #[derive(Args, Debug)]
@@ -365,7 +373,7 @@ impl Command {
     /// The command's name as users type it, for the envelope.
     pub fn name(&self) -> &'static str {
         match self {
-            Command::Spans => "spans",
+            Command::Spans { .. } => "spans",
             Command::Rebuild => "rebuild",
             Command::Serve(_) => "serve",
             Command::Agents(a) => match a {
@@ -399,7 +407,13 @@ pub fn resolve_coord_dir(flag: Option<&Path>, start: &Path) -> Result<PathBuf> {
 pub fn run(cli: &Cli, coord_dir: &Path, mut on_cycle: impl FnMut(&str)) -> Result<Output> {
     let connect = || Backend::connect(coord_dir, cli.endpoint.as_deref(), cli.token.clone());
     match &cli.command {
-        Command::Spans => Ok(spans_output()),
+        Command::Spans { markdown } => {
+            let mut out = spans_output();
+            if *markdown {
+                out.text = spans_markdown();
+            }
+            Ok(out)
+        }
         Command::Serve(args) => serve(args, cli, coord_dir),
         Command::Rebuild => {
             let mut backend = connect();
@@ -805,7 +819,7 @@ fn init(args: &InitArgs, coord_dir_flag: &Path, backend: &mut Backend) -> Result
     let mut coord = Coordinator::create(coord_dir_flag)?;
     let repo = info.workdir.display().to_string();
     let wt = worktrees_dir.display().to_string();
-    let created = coord.init(&repo, &base, &wt)?;
+    let created = coord.init(&repo, &base, &wt, args.lease)?;
     let config = coord.config()?;
     let mut out = Output::new(
         json!({"repo": config.repo, "base_branch": config.base_branch, "worktrees_dir": config.worktrees_dir, "coord_dir": coord_dir_flag.display().to_string(), "created": created}),
@@ -900,6 +914,11 @@ fn cycle_text(r: &CycleReport) -> String {
             })
             .collect::<Vec<_>>();
         out.push_str(&table(&["FEATURE", "AGENT", "SCORE", "WORKTREE"], &rows));
+    }
+    for id in &r.leases_expired {
+        out.push_str(&format!(
+            "Lease expired: {id} was silent too long; its features are queued again, their worktrees kept.\n"
+        ));
     }
     for m in &r.merges {
         let detail = match m.result.as_str() {
@@ -1051,6 +1070,37 @@ fn worktree_text(st: &status::Status) -> String {
         })
         .collect();
     table(&["PATH", "BRANCH", "STATUS", "AGENT", "FEATURE"], &rows)
+}
+
+/// The registry as Markdown, one section per span type.
+pub fn spans_markdown() -> String {
+    let mut out = String::new();
+    for spec in Registry::builtin().specs() {
+        out.push_str(&format!(
+            "### `{}` — {}\n\n{}\n\n| attribute | type | requirement | meaning |\n|---|---|---|---|\n",
+            spec.name,
+            match spec.origin {
+                crate::registry::Origin::Client => "sent by agents and operators",
+                crate::registry::Origin::Coordinator => "written by spanfold only",
+            },
+            spec.brief
+        ));
+        for a in &spec.attributes {
+            let ty = match &a.ty {
+                crate::registry::AttrType::Enum(members) => format!("enum: {}", members.join(", ")),
+                other => other.describe(),
+            };
+            let req = match &a.requirement_level {
+                crate::registry::Requirement::ConditionallyRequired(when) => {
+                    format!("conditionally required: {when}")
+                }
+                other => other.describe(),
+            };
+            out.push_str(&format!("| `{}` | {ty} | {req} | {} |\n", a.id, a.brief));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn spans_output() -> Output {

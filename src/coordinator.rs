@@ -58,6 +58,8 @@ pub struct CycleReport {
     pub assignments: Vec<Placed>,
     pub features_waiting: usize,
     pub merges: Vec<MergeReport>,
+    /// Agents that lost their features to an expired lease in this cycle.
+    pub leases_expired: Vec<String>,
 }
 
 /// A submitted feature waiting for its merge.
@@ -314,11 +316,19 @@ impl Coordinator {
         repo: &str,
         base: &str,
         worktrees_dir: &str,
+        lease_seconds: u64,
     ) -> Result<bool, CoordError> {
         if self.view.read().config.is_some() {
             return Ok(false);
         }
-        let span = emit::init(&mut self.ids, emit::now(), repo, base, worktrees_dir);
+        let span = emit::init(
+            &mut self.ids,
+            emit::now(),
+            repo,
+            base,
+            worktrees_dir,
+            lease_seconds,
+        );
         self.record(vec![span])?;
         Ok(true)
     }
@@ -337,6 +347,7 @@ impl Coordinator {
     /// outcomes.
     pub fn cycle(&mut self) -> Result<CycleReport, CoordError> {
         let config = self.config()?;
+        let expired = self.expire_leases(&config)?;
         let (decision, cycle_number) = {
             let view = self.view.read();
             (
@@ -434,7 +445,71 @@ impl Coordinator {
             assignments: placed,
             features_waiting: decision.features_waiting,
             merges,
+            leases_expired: expired,
         })
+    }
+
+    /// Silent agents lose their features: the decision is recorded, then their worktrees are
+    /// unlocked (kept, with the work) and that is recorded too.
+    fn expire_leases(&mut self, config: &Config) -> Result<Vec<String>, CoordError> {
+        let now = emit::now();
+        let expired = policy::expired_leases(&self.view.read(), now);
+        if expired.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The worktrees each agent held, before the decision releases them.
+        // (agent, [(feature, worktree path, branch)])
+        type Held = Vec<(String, String, String)>;
+        let held: Vec<(String, Held)> = {
+            let view = self.view.read();
+            expired
+                .iter()
+                .map(|(id, _)| {
+                    let wts = view.agents[id]
+                        .assignments
+                        .iter()
+                        .filter_map(|f| {
+                            let f = view.features.get(f)?;
+                            Some((
+                                f.name.clone(),
+                                f.worktree_path.clone()?,
+                                f.branch_name.clone()?,
+                            ))
+                        })
+                        .collect();
+                    (id.clone(), wts)
+                })
+                .collect()
+        };
+        let spans = expired
+            .iter()
+            .map(|(id, silent)| emit::lease_expired(&mut self.ids, now, id, *silent))
+            .collect();
+        self.record(spans)?;
+        let mut outcomes = Vec::new();
+        for (agent, worktrees) in &held {
+            for (feature, path, branch) in worktrees {
+                let error = git::unlock_worktree(Path::new(&config.repo), Path::new(path))
+                    .err()
+                    .map(|e| e.to_string());
+                outcomes.push(emit::worktree(
+                    &mut self.ids,
+                    emit::now(),
+                    &emit::WorktreeSpan {
+                        action: "unlocked",
+                        agent_id: agent,
+                        feature,
+                        path,
+                        branch,
+                        error: error.as_deref(),
+                    },
+                ));
+            }
+        }
+        if !outcomes.is_empty() {
+            self.record(outcomes)?;
+        }
+        Ok(expired.into_iter().map(|(id, _)| id).collect())
     }
 
     /// Submitted features whose merge is worth trying now, oldest request first.
@@ -576,6 +651,9 @@ impl Coordinator {
         let Ok(config) = self.config() else {
             return Ok(false);
         };
+        if !policy::expired_leases(&self.view.read(), emit::now()).is_empty() {
+            return Ok(true);
+        }
         if !policy::decide(&self.view.read(), &self.policy)
             .assignments
             .is_empty()

@@ -231,11 +231,22 @@ pub fn reset(ids: &mut IdGen, time: UnixNanos, agent_id: &str, reason: Option<&s
     span
 }
 
-pub fn init(ids: &mut IdGen, time: UnixNanos, repo: &str, base: &str, worktrees_dir: &str) -> Span {
+pub fn init(
+    ids: &mut IdGen,
+    time: UnixNanos,
+    repo: &str,
+    base: &str,
+    worktrees_dir: &str,
+    lease_seconds: u64,
+) -> Span {
     ids.span("coordination.init", time)
         .with("coordination.repo", s(repo))
         .with("coordination.base_branch", s(base))
         .with("coordination.worktrees_dir", s(worktrees_dir))
+        .with(
+            "coordination.lease_seconds",
+            AnyValue::Int(lease_seconds.min(i64::MAX as u64) as i64),
+        )
 }
 
 pub fn cycle(
@@ -370,4 +381,18 @@ pub fn merge(ids: &mut IdGen, time: UnixNanos, m: &MergeSpan<'_>) -> Span {
         span = span.with("merge.reason", s(r));
     }
     span
+}
+
+pub fn lease_expired(
+    ids: &mut IdGen,
+    time: UnixNanos,
+    agent_id: &str,
+    silent_seconds: u64,
+) -> Span {
+    ids.span("agent.lease_expired", time)
+        .with("agent.id", s(agent_id))
+        .with(
+            "lease.silent_seconds",
+            AnyValue::Int(silent_seconds.min(i64::MAX as u64) as i64),
+        )
 }

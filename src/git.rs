@@ -493,3 +493,17 @@ pub fn merge_blocker(repo_dir: &Path, base: &str) -> Result<Option<String>, GitE
         )
     }))
 }
+
+/// Unlocks a linked worktree (its agent lost the feature); its files stay as they are.
+pub fn unlock_worktree(repo_dir: &Path, path: &Path) -> Result<(), GitError> {
+    let repo = open(repo_dir)?;
+    for proxy in repo.worktrees().map_err(gix_err("listing worktrees"))? {
+        let base_dir = proxy.base().map_err(gix_err("reading a worktree's path"))?;
+        if absolute(&base_dir) == absolute(path) {
+            proxy
+                .set_lock(None)
+                .map_err(gix_err(format!("unlocking {}", path.display())))?;
+        }
+    }
+    Ok(())
+}

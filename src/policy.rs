@@ -231,6 +231,24 @@ pub fn score(
     (score_value(config, agent, feature, load), reasons)
 }
 
+/// Agents holding features that have been silent longer than the lease at `now`, with how long,
+/// in agent id order. `now` is an input: the time the coordinator decides, recorded in the log
+/// with the decision, so replay reaches the same verdict.
+pub fn expired_leases(view: &View, now: crate::model::UnixNanos) -> Vec<(String, u64)> {
+    let lease = view
+        .config
+        .as_ref()
+        .map_or(crate::reducer::DEFAULT_LEASE_SECONDS, |c| c.lease_seconds);
+    view.agents
+        .values()
+        .filter(|a| !a.assignments.is_empty() && a.state != AgentState::Error)
+        .filter_map(|a| {
+            let silent = now.saturating_sub(a.lease_since) / 1_000_000_000;
+            (silent > lease).then(|| (a.id.clone(), silent))
+        })
+        .collect()
+}
+
 /// Why a queued feature is still waiting, in words a person can act on.
 pub fn wait_reason(view: &View, matcher: &Matcher<'_>, feature: &Feature) -> String {
     if let Some(error) = &feature.last_error {
@@ -381,6 +399,7 @@ mod tests {
             assignments: vec![],
             registered_seq: 0,
             last_activity: 0,
+            lease_since: 0,
             progress: Progress::default(),
         }
     }
@@ -502,6 +521,22 @@ mod tests {
         );
         let d = decide(&v, &PolicyConfig::default());
         assert_eq!(d.assignments[0].agent_id, "py");
+    }
+
+    #[test]
+    fn leases_expire_only_for_silent_agents_holding_work() {
+        let mut busy = agent("busy", caps(&[], &[], &[]), 1);
+        busy.assignments = vec!["f".into()];
+        busy.lease_since = 1_000_000_000;
+        let mut idle = agent("idle", caps(&[], &[], &[]), 1);
+        idle.lease_since = 0;
+        let v = view(vec![busy, idle], vec![]);
+        let sec = 1_000_000_000u64;
+        assert!(
+            expired_leases(&v, 601 * sec).is_empty(),
+            "600 s of silence is within the lease"
+        );
+        assert_eq!(expired_leases(&v, 602 * sec), [("busy".to_string(), 601)]);
     }
 
     #[test]

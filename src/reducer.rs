@@ -19,6 +19,7 @@ pub const REDUCER_VERSION: u32 = 2;
 pub const HANDLED_SPANS: &[&str] = &[
     "agent.communication",
     "agent.feature_assignment",
+    "agent.lease_expired",
     "agent.registration",
     "agent.reset",
     "agent.validation",
@@ -310,6 +311,8 @@ pub struct Agent {
     pub assignments: Vec<String>,
     pub registered_seq: u64,
     pub last_activity: UnixNanos,
+    /// Start of the current lease: the agent's last span, or its last assignment if later.
+    pub lease_since: UnixNanos,
     pub progress: Progress,
 }
 
@@ -356,7 +359,11 @@ pub struct Config {
     pub repo: String,
     pub base_branch: String,
     pub worktrees_dir: String,
+    pub lease_seconds: u64,
 }
+
+/// The lease when `agents init` set none: ten minutes.
+pub const DEFAULT_LEASE_SECONDS: u64 = 600;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
@@ -428,6 +435,7 @@ impl View {
             "worktree.lifecycle" => self.worktree(ev),
             "coordination.system_health" => Ok(()),
             "coordination.feature_merge" => self.merge(ev),
+            "agent.lease_expired" => self.lease_expired(ev),
             _ => {
                 self.counters.unregistered_spans += 1;
                 // A span the registry does not name still shows its agent is alive.
@@ -436,6 +444,7 @@ impl View {
                     .and_then(|id| self.agents.get_mut(id))
                 {
                     agent.last_activity = ev.time;
+                    agent.lease_since = ev.time;
                 }
                 Ok(())
             }
@@ -469,6 +478,7 @@ impl View {
             .get_mut(id)
             .ok_or_else(|| format!("agent {id} is not registered; register it first"))?;
         agent.last_activity = ev.time;
+        agent.lease_since = ev.time;
         Ok(agent)
     }
 
@@ -505,12 +515,14 @@ impl View {
             assignments: Vec::new(),
             registered_seq: ev.seq,
             last_activity: ev.time,
+            lease_since: ev.time,
             progress: Progress::default(),
         });
         agent.capabilities = capabilities;
         agent.max_concurrent_features = max;
         agent.preferred_complexity = preferred;
         agent.last_activity = ev.time;
+        agent.lease_since = ev.time;
         Ok(())
     }
 
@@ -735,6 +747,11 @@ impl View {
             repo: get("coordination.repo")?,
             base_branch: get("coordination.base_branch")?,
             worktrees_dir: get("coordination.worktrees_dir")?,
+            lease_seconds: ev
+                .int_attr("coordination.lease_seconds")
+                .and_then(|s| u64::try_from(s).ok())
+                .filter(|s| *s > 0)
+                .unwrap_or(DEFAULT_LEASE_SECONDS),
         });
         Ok(())
     }
@@ -767,6 +784,8 @@ impl View {
             ));
         }
         agent.assignments.push(name.to_owned());
+        // The lease runs from the assignment: an agent idle for hours gets its full lease.
+        agent.lease_since = agent.lease_since.max(ev.time);
         if agent.state == AgentState::Idle {
             agent.state = AgentState::Claiming;
         }
@@ -795,6 +814,10 @@ impl View {
         );
         if matches!(action, "removed" | "kept") {
             return self.cleaned(ev, name, path);
+        }
+        if action == "unlocked" {
+            // The lease decision already marked it abandoned; this records the git side.
+            return Ok(());
         }
         let holds = self
             .features
@@ -841,6 +864,30 @@ impl View {
 }
 
 impl View {
+    /// The coordinator's decision that a silent agent loses its features.
+    fn lease_expired(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let id = ev
+            .str_attr("agent.id")
+            .ok_or_else(|| "agent.lease_expired needs agent.id".to_string())?;
+        let silent = ev.int_attr("lease.silent_seconds").unwrap_or(0);
+        let agent = self
+            .agents
+            .get_mut(id)
+            .ok_or_else(|| format!("agent {id} is not registered"))?;
+        agent.state = AgentState::Error;
+        agent.progress = Progress::default();
+        let released = std::mem::take(&mut agent.assignments);
+        for name in released {
+            self.requeue(
+                &name,
+                format!(
+                    "agent {id} went silent for {silent}s, past its lease; queued again, its worktree kept with the work"
+                ),
+            );
+        }
+        Ok(())
+    }
+
     /// A merged feature's worktree was removed, or kept with a reason.
     fn cleaned(&mut self, ev: &Event<'_>, name: &str, path: &str) -> Result<(), String> {
         let merged = self
@@ -1051,10 +1098,12 @@ mod tests {
             &[("agent.id", s("a1")), ("agent.state", s("submitting"))],
         );
         let mut after = sc.fold();
-        // Any span from an agent shows it is alive; nothing else may change.
+        // Any span from an agent shows it is alive (and renews its lease); nothing else changes.
         assert_eq!(after.agents["a1"].last_activity, 3);
+        assert_eq!(after.agents["a1"].lease_since, 3);
         if let Some(a) = after.agents.get_mut("a1") {
             a.last_activity = before.agents["a1"].last_activity;
+            a.lease_since = before.agents["a1"].lease_since;
         }
         assert_eq!(after.agents, before.agents);
         assert_eq!(after.features, before.features);

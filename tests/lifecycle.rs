@@ -281,3 +281,72 @@ fn a_dirty_main_checkout_defers_the_merge_with_a_reason() {
     assert_eq!(cycle["merges"][0]["result"], "merged");
     assert_eq!(sb.git(&["status", "--porcelain"]), "");
 }
+
+#[test]
+fn a_silent_agent_loses_its_feature_to_another_and_the_work_is_kept() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init", "--lease", "1"]);
+    let wt = assign(&sb, "sleepy", "f1");
+    commit(&sb, &wt, "draft.txt", "half done\n", "draft");
+    std::fs::write(wt.join("notes.txt"), "uncommitted thoughts\n").expect("write");
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    sb.ok(&["agents", "register-agent", "eager"]);
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["leases_expired"][0], "sleepy", "{cycle}");
+    // Freed in the same cycle, the feature goes to the other agent, in the same worktree.
+    assert_eq!(cycle["assignments"][0]["agent_id"], "eager");
+    assert_eq!(cycle["assignments"][0]["worktree_action"], "reused");
+    assert!(wt.join("notes.txt").exists(), "work is never destroyed");
+    assert!(wt.join("draft.txt").exists());
+    let git = sb.git_worktrees();
+    assert_eq!(
+        git[0].2.as_deref(),
+        Some("eager"),
+        "locked for the new agent"
+    );
+    let status = sb.status();
+    let sleepy = status["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["agent_id"] == "sleepy"))
+        .expect("sleepy");
+    assert_eq!(sleepy["state"], "error");
+    // A late report from the silent agent changes nothing; a reset brings it back.
+    sb.fails(&["agents", "progress", "sleepy", "--state", "working"]);
+    sb.ok(&["agents", "reset", "sleepy"]);
+    let status = sb.status();
+    let sleepy = status["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["agent_id"] == "sleepy"))
+        .expect("sleepy");
+    assert_eq!(sleepy["state"], "idle");
+}
+
+#[test]
+fn the_same_silence_folds_to_the_same_requeue_every_time() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init", "--lease", "1"]);
+    assign(&sb, "sleepy", "f1");
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    sb.ok(&["agents", "coordination-cycle"]);
+    let first = serde_json::to_string(&sb.status()).expect("json");
+    let events = sb.status()["counters"]["events"].clone();
+    // Rebuilding folds the recorded decision again: same requeue, at the same point.
+    for _ in 0..3 {
+        let rebuilt = sb.ok(&["rebuild"]);
+        assert_eq!(rebuilt["identical_to_before"], true);
+        assert_eq!(serde_json::to_string(&sb.status()).expect("json"), first);
+    }
+    let status = sb.status();
+    assert_eq!(status["counters"]["events"], events);
+    let f = feature(&status, "f1");
+    assert_eq!(f["status"], "queued");
+    assert!(
+        f["wait_reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("went silent"),
+        "{f}"
+    );
+    let lease_at = status["anomalies"].as_array().map(Vec::len);
+    assert_eq!(lease_at, Some(0));
+}
