@@ -111,6 +111,16 @@ pub enum AgentsCommand {
     Reset(ResetArgs),
     /// The agent's assignment: feature, worktree path, branch (--wait blocks until it has one).
     Next(NextArgs),
+    /// Withdraw a feature: its agent lets go; its worktree and branch are kept with their work.
+    CancelFeature(CancelArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CancelArgs {
+    pub name: String,
+    /// Why, for the record (shown in status).
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -387,6 +397,7 @@ impl Command {
                 AgentsCommand::Validate(_) => "agents validate",
                 AgentsCommand::Reset(_) => "agents reset",
                 AgentsCommand::Next(_) => "agents next",
+                AgentsCommand::CancelFeature(_) => "agents cancel-feature",
             },
         }
     }
@@ -559,6 +570,46 @@ fn run_agents(
             report_and_check(backend, span, &args.id)
         }
         AgentsCommand::Next(args) => next(args, backend),
+        AgentsCommand::CancelFeature(args) => {
+            names::feature_name(&args.name)?;
+            let st = backend.status(&StatusOptions::default())?;
+            let Some(f) = st.features.iter().find(|f| f.name == args.name) else {
+                bail!(
+                    "feature {} does not exist; `spanfold agents agent-status` lists the features",
+                    args.name
+                );
+            };
+            if matches!(
+                f.status,
+                crate::reducer::FeatureStatus::Completed | crate::reducer::FeatureStatus::Cancelled
+            ) {
+                bail!(
+                    "feature {} is already {}; nothing to cancel",
+                    args.name,
+                    f.status.as_str()
+                );
+            }
+            let holder = f.assigned_agent.clone();
+            let worktree = f.worktree_path.clone();
+            let span = emit::cancel(
+                &mut IdGen::default(),
+                emit::now(),
+                &args.name,
+                args.reason.as_deref(),
+            );
+            submit_checked(backend, span)?;
+            Ok(Output::new(
+                json!({"feature_name": args.name, "status": "cancelled", "released_from": holder, "worktree_kept": worktree}),
+                format!(
+                    "Feature {} cancelled{}{}.",
+                    args.name,
+                    holder.map(|a| format!("; agent {a} let go of it")).unwrap_or_default(),
+                    worktree
+                        .map(|w| format!("; its worktree {w} is kept (unlocked at the next cycle, removed by `spanfold gc`)"))
+                        .unwrap_or_default()
+                ),
+            ))
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use crate::emit::{self, IdGen};
 use crate::git;
 use crate::model::{ResourceSpans, Span, UnixNanos};
 use crate::policy::{self, PolicyConfig};
-use crate::reducer::{AgentState, Config, FeatureStatus, View};
+use crate::reducer::{AgentState, Config, FeatureStatus, View, WorktreeStatus};
 use crate::registry::{Origin, Registry, Violation};
 use crate::status;
 use crate::store::{Log, StoreError};
@@ -348,6 +348,7 @@ impl Coordinator {
     pub fn cycle(&mut self) -> Result<CycleReport, CoordError> {
         let config = self.config()?;
         let expired = self.expire_leases(&config)?;
+        self.release_abandoned(&config)?;
         let (decision, cycle_number) = {
             let view = self.view.read();
             (
@@ -450,66 +451,61 @@ impl Coordinator {
     }
 
     /// Silent agents lose their features: the decision is recorded, then their worktrees are
-    /// unlocked (kept, with the work) and that is recorded too.
+    /// unlocked (kept, with the work).
     fn expire_leases(&mut self, config: &Config) -> Result<Vec<String>, CoordError> {
         let now = emit::now();
         let expired = policy::expired_leases(&self.view.read(), now);
         if expired.is_empty() {
             return Ok(Vec::new());
         }
-        // The worktrees each agent held, before the decision releases them.
-        // (agent, [(feature, worktree path, branch)])
-        type Held = Vec<(String, String, String)>;
-        let held: Vec<(String, Held)> = {
-            let view = self.view.read();
-            expired
-                .iter()
-                .map(|(id, _)| {
-                    let wts = view.agents[id]
-                        .assignments
-                        .iter()
-                        .filter_map(|f| {
-                            let f = view.features.get(f)?;
-                            Some((
-                                f.name.clone(),
-                                f.worktree_path.clone()?,
-                                f.branch_name.clone()?,
-                            ))
-                        })
-                        .collect();
-                    (id.clone(), wts)
-                })
-                .collect()
-        };
         let spans = expired
             .iter()
             .map(|(id, silent)| emit::lease_expired(&mut self.ids, now, id, *silent))
             .collect();
         self.record(spans)?;
-        let mut outcomes = Vec::new();
-        for (agent, worktrees) in &held {
-            for (feature, path, branch) in worktrees {
-                let error = git::unlock_worktree(Path::new(&config.repo), Path::new(path))
-                    .err()
-                    .map(|e| e.to_string());
-                outcomes.push(emit::worktree(
-                    &mut self.ids,
-                    emit::now(),
-                    &emit::WorktreeSpan {
-                        action: "unlocked",
-                        agent_id: agent,
-                        feature,
-                        path,
-                        branch,
-                        error: error.as_deref(),
-                    },
-                ));
-            }
+        self.release_abandoned(config)?;
+        Ok(expired.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// Unlocks worktrees whose feature was let go of (reset, lease, cancel) and records it. They
+    /// keep their work; the next agent to get the feature locks it again.
+    fn release_abandoned(&mut self, config: &Config) -> Result<(), CoordError> {
+        let abandoned: Vec<(String, String, String)> = self
+            .view
+            .read()
+            .worktrees
+            .values()
+            .filter(|w| w.status == WorktreeStatus::Abandoned && w.locked)
+            .map(|w| {
+                (
+                    w.path.clone(),
+                    w.branch_name.clone(),
+                    w.feature_name.clone(),
+                )
+            })
+            .collect();
+        let mut outcomes = Vec::with_capacity(abandoned.len());
+        for (path, branch, feature) in abandoned {
+            let error = git::unlock_worktree(Path::new(&config.repo), Path::new(&path))
+                .err()
+                .map(|e| e.to_string());
+            outcomes.push(emit::worktree(
+                &mut self.ids,
+                emit::now(),
+                &emit::WorktreeSpan {
+                    action: "unlocked",
+                    agent_id: "",
+                    feature: &feature,
+                    path: &path,
+                    branch: &branch,
+                    error: error.as_deref(),
+                },
+            ));
         }
         if !outcomes.is_empty() {
             self.record(outcomes)?;
         }
-        Ok(expired.into_iter().map(|(id, _)| id).collect())
+        Ok(())
     }
 
     /// Submitted features whose merge is worth trying now, oldest request first.
@@ -651,7 +647,14 @@ impl Coordinator {
         let Ok(config) = self.config() else {
             return Ok(false);
         };
-        if !policy::expired_leases(&self.view.read(), emit::now()).is_empty() {
+        if !policy::expired_leases(&self.view.read(), emit::now()).is_empty()
+            || self
+                .view
+                .read()
+                .worktrees
+                .values()
+                .any(|w| w.status == WorktreeStatus::Abandoned && w.locked)
+        {
             return Ok(true);
         }
         if !policy::decide(&self.view.read(), &self.policy)

@@ -305,8 +305,11 @@ pub struct WorktreeSpan<'a> {
 pub fn worktree(ids: &mut IdGen, time: UnixNanos, w: &WorktreeSpan<'_>) -> Span {
     let mut span = ids
         .span("worktree.lifecycle", time)
-        .with("worktree.action", s(w.action))
-        .with("agent.id", s(w.agent_id))
+        .with("worktree.action", s(w.action));
+    if !w.agent_id.is_empty() {
+        span = span.with("agent.id", s(w.agent_id));
+    }
+    span = span
         .with("feature.name", s(w.feature))
         .with("worktree.path", s(w.path))
         .with("worktree.branch", s(w.branch));
@@ -395,4 +398,14 @@ pub fn lease_expired(
             "lease.silent_seconds",
             AnyValue::Int(silent_seconds.min(i64::MAX as u64) as i64),
         )
+}
+
+pub fn cancel(ids: &mut IdGen, time: UnixNanos, feature: &str, reason: Option<&str>) -> Span {
+    let mut span = ids
+        .span("feature.cancel", time)
+        .with("feature.name", s(feature));
+    if let Some(r) = reason {
+        span = span.with("cancel.reason", s(r));
+    }
+    span
 }

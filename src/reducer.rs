@@ -28,6 +28,7 @@ pub const HANDLED_SPANS: &[&str] = &[
     "coordination.feature_merge",
     "coordination.init",
     "coordination.system_health",
+    "feature.cancel",
     "feature.request",
     "worktree.lifecycle",
 ];
@@ -352,6 +353,9 @@ pub struct Worktree {
     pub feature_name: String,
     /// Why a completed feature's worktree was kept instead of removed.
     pub note: Option<String>,
+    /// Locked in git for its agent. An abandoned worktree still locked is unlocked by the next
+    /// cycle.
+    pub locked: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -436,6 +440,7 @@ impl View {
             "coordination.system_health" => Ok(()),
             "coordination.feature_merge" => self.merge(ev),
             "agent.lease_expired" => self.lease_expired(ev),
+            "feature.cancel" => self.cancel(ev),
             _ => {
                 self.counters.unregistered_spans += 1;
                 // A span the registry does not name still shows its agent is alive.
@@ -805,9 +810,8 @@ impl View {
             ev.str_attr(key)
                 .ok_or_else(|| format!("worktree.lifecycle needs {key}"))
         };
-        let (action, agent_id, name, path, branch) = (
+        let (action, name, path, branch) = (
             get("worktree.action")?,
-            get("agent.id")?,
             get("feature.name")?,
             get("worktree.path")?,
             get("worktree.branch")?,
@@ -816,9 +820,13 @@ impl View {
             return self.cleaned(ev, name, path);
         }
         if action == "unlocked" {
-            // The lease decision already marked it abandoned; this records the git side.
+            // Whoever let go of the feature already marked it abandoned; this is the git side.
+            if let Some(wt) = self.worktrees.get_mut(path) {
+                wt.locked = false;
+            }
             return Ok(());
         }
+        let agent_id = get("agent.id")?;
         let holds = self
             .features
             .get(name)
@@ -839,6 +847,7 @@ impl View {
                         agent_id: Some(agent_id.to_owned()),
                         feature_name: name.to_owned(),
                         note: None,
+                        locked: true,
                     },
                 );
                 Ok(())
@@ -864,6 +873,47 @@ impl View {
 }
 
 impl View {
+    /// An operator withdraws a feature. Its agent lets go of it; its worktree and branch are
+    /// kept (abandoned) with whatever work they hold.
+    fn cancel(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let name = ev
+            .str_attr("feature.name")
+            .ok_or_else(|| "feature.cancel needs feature.name".to_string())?;
+        let feature = self
+            .features
+            .get_mut(name)
+            .ok_or_else(|| format!("feature {name} was never requested"))?;
+        if matches!(
+            feature.status,
+            FeatureStatus::Completed | FeatureStatus::Cancelled
+        ) {
+            return Err(format!(
+                "feature {name} is already {}",
+                feature.status.as_str()
+            ));
+        }
+        feature.status = FeatureStatus::Cancelled;
+        feature.last_error = ev.str_attr("cancel.reason").map(str::to_owned);
+        let holder = feature.assigned_agent.take();
+        if let Some(wt) = feature
+            .worktree_path
+            .as_ref()
+            .and_then(|p| self.worktrees.get_mut(p))
+        {
+            wt.status = WorktreeStatus::Abandoned;
+            wt.agent_id = None;
+        }
+        if let Some(agent) = holder.and_then(|id| self.agents.get_mut(&id)) {
+            agent.assignments.retain(|a| a != name);
+            // Operator's move: an agent left with nothing to do is idle again.
+            if agent.assignments.is_empty() && agent.state != AgentState::Error {
+                agent.state = AgentState::Idle;
+                agent.progress = Progress::default();
+            }
+        }
+        Ok(())
+    }
+
     /// The coordinator's decision that a silent agent loses its features.
     fn lease_expired(&mut self, ev: &Event<'_>) -> Result<(), String> {
         let id = ev

@@ -350,3 +350,41 @@ fn the_same_silence_folds_to_the_same_requeue_every_time() {
     let lease_at = status["anomalies"].as_array().map(Vec::len);
     assert_eq!(lease_at, Some(0));
 }
+
+#[test]
+fn a_cancelled_feature_frees_its_agent_and_keeps_its_worktree() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let wt = assign(&sb, "a1", "doomed");
+    commit(&sb, &wt, "wip.txt", "wip\n", "wip");
+    let out = sb.ok(&[
+        "agents",
+        "cancel-feature",
+        "doomed",
+        "--reason",
+        "no longer needed",
+    ]);
+    assert_eq!(out["released_from"], "a1");
+    let status = sb.status();
+    let f = feature(&status, "doomed");
+    assert_eq!(f["status"], "cancelled");
+    assert_eq!(status["agents"][0]["state"], "idle");
+    assert_eq!(status["worktrees"][0]["status"], "abandoned");
+    // The next cycle unlocks it in git; the work stays.
+    sb.ok(&["agents", "coordination-cycle"]);
+    let git = sb.git_worktrees();
+    assert_eq!(git.len(), 1);
+    assert_eq!(git[0].2, None, "unlocked: {git:?}");
+    assert!(wt.join("wip.txt").exists());
+    // Refused with a reason, and nothing appended, for what cannot be cancelled.
+    let seq = sb.status()["as_of"]["seq"].clone();
+    assert!(
+        sb.fails(&["agents", "cancel-feature", "doomed"])
+            .contains("already cancelled")
+    );
+    assert!(
+        sb.fails(&["agents", "cancel-feature", "ghost"])
+            .contains("does not exist")
+    );
+    assert_eq!(sb.status()["as_of"]["seq"], seq);
+}

@@ -63,6 +63,7 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
         ),
         emit::validation(&mut ids, 1, "a1", Some("f1"), true, Some(0)),
         emit::reset(&mut ids, 1, "a1", Some("why")),
+        emit::cancel(&mut ids, 1, "f1", Some("why")),
     ];
     let coordinator = vec![
         emit::init(&mut ids, 1, "/r", "main", "/w", 600),
