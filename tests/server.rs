@@ -775,3 +775,49 @@ fn decision_spans_from_outside_are_refused() {
     );
     assert_eq!(status["counters"]["assignments"], 0);
 }
+
+#[test]
+fn the_server_merges_a_validated_feature_by_itself() {
+    let sb = initialised();
+    let _served = sb.serve(&["--interval", "0"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    sb.ok(&["agents", "add-feature", "served-feature"]);
+    let next = sb.ok(&["agents", "next", "a1", "--wait", "--timeout", "20"]);
+    let wt = std::path::PathBuf::from(next["worktree_path"].as_str().unwrap_or_default());
+    std::fs::write(wt.join("served.txt"), "from the agent\n").expect("write");
+    sb.git_in(&wt, &["add", "served.txt"]);
+    sb.git_in(
+        &wt,
+        &[
+            "-c",
+            "user.name=A",
+            "-c",
+            "user.email=a@example.com",
+            "commit",
+            "-q",
+            "-m",
+            "served work",
+        ],
+    );
+    sb.ok(&["agents", "progress", "a1", "--state", "working"]);
+    sb.ok(&["agents", "progress", "a1", "--state", "validating"]);
+    sb.ok(&["agents", "validate", "a1", "--result", "passed"]);
+    // No cycle asked for: the server reacts to the submission.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = sb.status();
+        if status["features"][0]["status"] == "completed" {
+            assert_eq!(status["agents"][0]["state"], "idle");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not merged: {}",
+            status["features"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sb.repo.join("served.txt").exists());
+    assert_eq!(sb.git(&["status", "--porcelain"]), "");
+    assert!(sb.git_worktrees().is_empty());
+}
