@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::client::{Advert, Client};
-use crate::coordinator::{Coordinator, CycleReport};
+use crate::coordinator::{Coordinator, CycleReport, GcReport};
 use crate::emit;
 use crate::model::Span;
 use crate::reducer::Anomaly;
@@ -123,6 +123,20 @@ impl Backend {
                     .find(|a| ids.contains(&a.span_id))
                     .cloned())
             }
+        }
+    }
+
+    pub fn gc(&mut self, older_than: std::time::Duration, force: bool) -> Result<GcReport> {
+        match self {
+            Backend::Remote(client) => {
+                let path = format!(
+                    "/api/gc?older_than_secs={}&force={force}",
+                    older_than.as_secs()
+                );
+                let data = client.api("POST", &path)?;
+                serde_json::from_value(data).context("reading the server's gc report")
+            }
+            Backend::Local { .. } => Ok(self.local()?.gc(older_than, force)?),
         }
     }
 

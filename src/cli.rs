@@ -67,6 +67,20 @@ pub enum Command {
     Rebuild,
     /// Run the coordinator: OTLP/gRPC and OTLP/HTTP receivers, the JSON API, automatic cycles.
     Serve(ServeArgs),
+    /// Remove worktrees nobody holds (merged, cancelled or requeued features) — only clean ones,
+    /// unless --force; lists the uncommitted work that would be lost instead.
+    Gc(GcArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Only worktrees let go of at least this long ago (e.g. 30m, 2h, 7d).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "0s")]
+    pub older_than: Duration,
+    /// Also remove worktrees with uncommitted changes (the changes are lost; commits never are:
+    /// a branch goes only when the base branch contains it).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -386,6 +400,7 @@ impl Command {
             Command::Spans { .. } => "spans",
             Command::Rebuild => "rebuild",
             Command::Serve(_) => "serve",
+            Command::Gc(_) => "gc",
             Command::Agents(a) => match a {
                 AgentsCommand::Init(_) => "agents init",
                 AgentsCommand::RegisterAgent(_) => "agents register-agent",
@@ -426,6 +441,25 @@ pub fn run(cli: &Cli, coord_dir: &Path, mut on_cycle: impl FnMut(&str)) -> Resul
             Ok(out)
         }
         Command::Serve(args) => serve(args, cli, coord_dir),
+        Command::Gc(args) => {
+            let report = connect().gc(args.older_than, args.force)?;
+            let mut text = String::new();
+            for e in &report.removed {
+                text.push_str(&format!("removed {} ({})\n", e.path, e.feature));
+            }
+            for e in &report.kept {
+                text.push_str(&format!(
+                    "kept    {} ({}): {}\n",
+                    e.path,
+                    e.feature,
+                    e.reason.as_deref().unwrap_or("")
+                ));
+            }
+            if text.is_empty() {
+                text = "Nothing to collect: every worktree belongs to an agent at work.\n".into();
+            }
+            Ok(Output::new(serde_json::to_value(&report)?, text))
+        }
         Command::Rebuild => {
             let mut backend = connect();
             let coord = backend.local()?;

@@ -62,6 +62,21 @@ pub struct CycleReport {
     pub leases_expired: Vec<String>,
 }
 
+/// What `gc` did.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct GcReport {
+    pub removed: Vec<GcEntry>,
+    /// Not removed, with why: the uncommitted work that would be lost.
+    pub kept: Vec<GcEntry>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct GcEntry {
+    pub path: String,
+    pub feature: String,
+    pub reason: Option<String>,
+}
+
 /// A submitted feature waiting for its merge.
 struct MergeCandidate {
     feature: String,
@@ -615,12 +630,18 @@ impl Coordinator {
             self.record(vec![s])?;
             let mut report = MergeReport::new(&feature, &agent, result, &outcome);
             if let (git::MergeOutcome::Merged { .. }, Some(path)) = (&outcome, &worktree) {
-                let (action, note) =
-                    match git::remove_worktree(&repo, Path::new(path), &branch, true) {
-                        Ok(git::Removal::Removed) => ("removed", None),
-                        Ok(git::Removal::Kept { reason }) => ("kept", Some(reason)),
-                        Err(e) => ("kept", Some(format!("removing it failed: {e}"))),
-                    };
+                let removal = git::remove_worktree(
+                    &repo,
+                    Path::new(path),
+                    &branch,
+                    &config.base_branch,
+                    false,
+                );
+                let (action, note) = match removal {
+                    Ok(git::Removal::Removed) => ("removed", None),
+                    Ok(git::Removal::Kept { reason }) => ("kept", Some(reason)),
+                    Err(e) => ("kept", Some(format!("removing it failed: {e}"))),
+                };
                 let s = emit::worktree(
                     &mut self.ids,
                     emit::now(),
@@ -639,6 +660,76 @@ impl Coordinator {
             reports.push(report);
         }
         Ok(reports)
+    }
+
+    /// Removes worktrees nobody holds (feature merged, cancelled, or back in the queue) that have
+    /// been so for at least `older_than`: only when they hold no uncommitted work, unless `force`.
+    /// Branches go only when the base branch contains them.
+    pub fn gc(
+        &mut self,
+        older_than: std::time::Duration,
+        force: bool,
+    ) -> Result<GcReport, CoordError> {
+        let config = self.config()?;
+        let now = emit::now();
+        let candidates: Vec<(String, String, String)> = self
+            .view
+            .read()
+            .worktrees
+            .values()
+            .filter(|w| w.status != WorktreeStatus::Active)
+            .filter(|w| now.saturating_sub(w.since) >= older_than.as_nanos() as u64)
+            .map(|w| {
+                (
+                    w.path.clone(),
+                    w.branch_name.clone(),
+                    w.feature_name.clone(),
+                )
+            })
+            .collect();
+        let mut report = GcReport::default();
+        for (path, branch, feature) in candidates {
+            let removal = git::remove_worktree(
+                Path::new(&config.repo),
+                Path::new(&path),
+                &branch,
+                &config.base_branch,
+                force,
+            );
+            match removal {
+                Ok(git::Removal::Removed) => {
+                    let s = emit::worktree(
+                        &mut self.ids,
+                        emit::now(),
+                        &emit::WorktreeSpan {
+                            action: "removed",
+                            agent_id: "",
+                            feature: &feature,
+                            path: &path,
+                            branch: &branch,
+                            error: None,
+                        },
+                    );
+                    self.record(vec![s])?;
+                    report.removed.push(GcEntry {
+                        path,
+                        feature,
+                        reason: None,
+                    });
+                }
+                Ok(git::Removal::Kept { reason }) => report.kept.push(GcEntry {
+                    path,
+                    feature,
+                    reason: Some(reason),
+                }),
+                Err(e) => report.kept.push(GcEntry {
+                    path,
+                    feature,
+                    reason: Some(e.to_string()),
+                }),
+            }
+        }
+        Ok(report)
     }
 
     /// Whether a cycle now would change anything: an assignment to make, or a submitted

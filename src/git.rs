@@ -421,57 +421,77 @@ pub enum Removal {
     },
 }
 
-/// Unlocks and removes a linked worktree if it holds no uncommitted work, prunes stale admin
-/// entries, and deletes `branch` once nothing needs it.
+/// Unlocks and removes a linked worktree — only if it holds no uncommitted work, unless `force`
+/// — prunes stale admin entries, and deletes `branch` if (and only if) `base` contains it, so
+/// unmerged commits are never lost.
 pub fn remove_worktree(
     repo_dir: &Path,
     path: &Path,
     branch: &str,
-    delete_branch: bool,
+    base: &str,
+    force: bool,
 ) -> Result<Removal, GitError> {
     let repo = open(repo_dir)?;
     if path.exists() {
-        let changes = git_cli(path, &["status", "--porcelain"])?;
-        if !changes.trim().is_empty() {
-            let files: Vec<&str> = changes
-                .lines()
-                .take(5)
-                .map(|l| l.get(3..).unwrap_or(l))
-                .collect();
+        let changes = uncommitted(path)?;
+        if !changes.is_empty() && !force {
             return Ok(Removal::Kept {
                 reason: format!(
-                    "it has uncommitted changes ({}); commit or discard them, then `spanfold gc`",
-                    files.join(", ")
+                    "it has uncommitted changes ({}); commit or discard them, or `spanfold gc --force`",
+                    changes
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
         }
-        for proxy in repo.worktrees().map_err(gix_err("listing worktrees"))? {
-            let base_dir = proxy.base().map_err(gix_err("reading a worktree's path"))?;
-            if absolute(&base_dir) == absolute(path) {
-                proxy
-                    .set_lock(None)
-                    .map_err(gix_err(format!("unlocking {}", path.display())))?;
-            }
-        }
-        repo.remove_worktree(
-            path,
-            gix::worktree::remove::Force::Never,
-            gix::progress::Discard,
-        )
-        .map_err(gix_err(format!("removing worktree {}", path.display())))?;
+        unlock_worktree(repo_dir, path)?;
+        let how = if force {
+            gix::worktree::remove::Force::OverrideLock
+        } else {
+            gix::worktree::remove::Force::Never
+        };
+        repo.remove_worktree(path, how, gix::progress::Discard)
+            .map_err(gix_err(format!("removing worktree {}", path.display())))?;
     }
     if let Some(dir) = repo.workdir() {
         git_cli(dir, &["worktree", "prune"])?;
     }
-    if delete_branch
-        && let Some(r) = repo
-            .try_find_reference(format!("refs/heads/{branch}").as_str())
-            .map_err(gix_err(format!("looking up {branch}")))?
+    let full = format!("refs/heads/{branch}");
+    if let Some(mut r) = repo
+        .try_find_reference(full.as_str())
+        .map_err(gix_err(format!("looking up {branch}")))?
     {
-        r.delete()
-            .map_err(gix_err(format!("deleting branch {branch}")))?;
+        let tip = r
+            .peel_to_id()
+            .map_err(gix_err(format!("resolving {branch}")))?
+            .detach();
+        let base_tip = repo
+            .find_reference(format!("refs/heads/{base}").as_str())
+            .map_err(gix_err(format!("looking up {base}")))?
+            .peel_to_id()
+            .map_err(gix_err(format!("resolving {base}")))?
+            .detach();
+        let merged = repo
+            .merge_base(base_tip, tip)
+            .map_err(gix_err("finding the merge base"))?
+            .is_some_and(|mb| mb.detach() == tip);
+        if merged {
+            r.delete()
+                .map_err(gix_err(format!("deleting branch {branch}")))?;
+        }
     }
     Ok(Removal::Removed)
+}
+
+/// Uncommitted changes in a checkout (tracked and untracked), as paths.
+pub fn uncommitted(dir: &Path) -> Result<Vec<String>, GitError> {
+    Ok(git_cli(dir, &["status", "--porcelain"])?
+        .lines()
+        .map(|l| l.get(3..).unwrap_or(l).to_owned())
+        .collect())
 }
 
 /// Why merging into `base` would be unsafe right now, if it would: `base` is checked out in the

@@ -35,6 +35,7 @@ pub async fn serve(
         .route("/api/agents/{id}", get(api_agent))
         .route("/api/events", get(api_events))
         .route("/api/cycle", post(api_cycle))
+        .route("/api/gc", post(api_gc))
         .route("/metrics", get(metrics))
         // Checked on the headers, before any body is read.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -229,6 +230,24 @@ async fn api_cycle(Extract(state): Extract<Shared>) -> Response {
         .await
         .and_then(|report| serde_json::to_value(report).map_err(|e| e.to_string()));
     envelope("agents coordination-cycle", result)
+}
+
+#[derive(Deserialize)]
+struct GcQuery {
+    #[serde(default)]
+    older_than_secs: u64,
+    #[serde(default)]
+    force: bool,
+}
+
+async fn api_gc(Extract(state): Extract<Shared>, Query(q): Query<GcQuery>) -> Response {
+    let older = std::time::Duration::from_secs(q.older_than_secs);
+    let result = state
+        .ingest
+        .run(move |coord| coord.gc(older, q.force))
+        .await
+        .and_then(|report| serde_json::to_value(report).map_err(|e| e.to_string()));
+    envelope("gc", result)
 }
 
 async fn metrics(Extract(state): Extract<Shared>) -> Response {

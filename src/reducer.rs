@@ -356,6 +356,8 @@ pub struct Worktree {
     /// Locked in git for its agent. An abandoned worktree still locked is unlocked by the next
     /// cycle.
     pub locked: bool,
+    /// When its status last changed (event time): `gc --older-than` measures from here.
+    pub since: UnixNanos,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -720,13 +722,14 @@ impl View {
             self.requeue(
                 &name,
                 format!("agent {id} was reset; waiting to be placed again"),
+                ev.time,
             );
         }
         Ok(())
     }
 
     /// Puts a held feature back in the queue at its old place; its worktree is kept, unassigned.
-    fn requeue(&mut self, name: &str, why: String) {
+    fn requeue(&mut self, name: &str, why: String, time: UnixNanos) {
         if let Some(f) = self.features.get_mut(name) {
             f.status = FeatureStatus::Queued;
             f.assigned_agent = None;
@@ -738,6 +741,7 @@ impl View {
             {
                 wt.status = WorktreeStatus::Abandoned;
                 wt.agent_id = None;
+                wt.since = time;
             }
         }
     }
@@ -848,6 +852,7 @@ impl View {
                         feature_name: name.to_owned(),
                         note: None,
                         locked: true,
+                        since: ev.time,
                     },
                 );
                 Ok(())
@@ -864,6 +869,7 @@ impl View {
                 self.requeue(
                     name,
                     format!("worktree creation failed: {error}; retried next cycle"),
+                    ev.time,
                 );
                 Ok(())
             }
@@ -902,6 +908,7 @@ impl View {
         {
             wt.status = WorktreeStatus::Abandoned;
             wt.agent_id = None;
+            wt.since = ev.time;
         }
         if let Some(agent) = holder.and_then(|id| self.agents.get_mut(&id)) {
             agent.assignments.retain(|a| a != name);
@@ -932,29 +939,37 @@ impl View {
                 &name,
                 format!(
                     "agent {id} went silent for {silent}s, past its lease; queued again, its worktree kept with the work"
-                ),
-            );
+                ), ev.time);
         }
         Ok(())
     }
 
     /// A merged feature's worktree was removed, or kept with a reason.
+    /// A worktree nobody holds (its feature merged, cancelled or waiting in the queue) was
+    /// removed, or kept with a reason.
     fn cleaned(&mut self, ev: &Event<'_>, name: &str, path: &str) -> Result<(), String> {
-        let merged = self
-            .features
-            .get(name)
-            .is_some_and(|f| f.status == FeatureStatus::Completed);
-        if !merged {
+        let active = self
+            .worktrees
+            .get(path)
+            .is_some_and(|w| w.status == WorktreeStatus::Active);
+        if active {
             return Err(format!(
-                "worktree cleanup for feature {name}, which is not merged"
+                "cleanup of worktree {path}, which its agent still holds"
             ));
         }
         if ev.str_attr("worktree.action") == Some("removed") {
             self.worktrees.remove(path);
+            // A feature still to be done starts its next worktree afresh from its branch.
+            if let Some(f) = self.features.get_mut(name)
+                && f.worktree_path.as_deref() == Some(path)
+                && f.status != FeatureStatus::Completed
+            {
+                f.worktree_path = None;
+            }
         } else if let Some(wt) = self.worktrees.get_mut(path) {
-            wt.status = WorktreeStatus::Completed;
             wt.agent_id = None;
             wt.note = ev.str_attr("worktree.error").map(str::to_owned);
+            wt.since = ev.time;
         }
         Ok(())
     }
@@ -1008,6 +1023,7 @@ impl View {
                 {
                     wt.status = WorktreeStatus::Completed;
                     wt.agent_id = None;
+                    wt.since = ev.time;
                 }
                 // The agent passes finished → idle (or back to work on what it still holds).
                 if let Some(agent) = self.agents.get_mut(agent_id) {

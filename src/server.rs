@@ -111,9 +111,8 @@ enum Job {
         decoded: Decoded,
         reply: oneshot::Sender<Result<ExportReply, SinkError>>,
     },
-    Cycle {
-        reply: oneshot::Sender<Result<CycleReport, String>>,
-    },
+    /// Work on the coordinator itself (a cycle, gc) asked for through the API.
+    Run(Box<dyn FnOnce(&mut Coordinator) + Send>),
 }
 
 /// The receivers' way to the writer.
@@ -160,15 +159,26 @@ impl Ingest {
             .unwrap_or_else(|_| Err(SinkError::Unavailable("the writer stopped".into())))
     }
 
-    /// Runs a coordination cycle now (the CLI's `coordination-cycle` against a server).
-    pub async fn cycle(&self) -> Result<CycleReport, String> {
+    /// Runs `work` on the writer thread, in turn with the exports, and returns its answer.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Coordinator) -> Result<T, CoordError> + Send + 'static,
+    ) -> Result<T, String> {
         let (reply, answer) = oneshot::channel();
+        let job = Job::Run(Box::new(move |coord: &mut Coordinator| {
+            let _ = reply.send(work(coord).map_err(|e| e.to_string()));
+        }));
         self.jobs
-            .try_send(Job::Cycle { reply })
+            .try_send(job)
             .map_err(|_| "spanfold is busy or shutting down; retry".to_string())?;
         answer
             .await
             .unwrap_or_else(|_| Err("the writer stopped".into()))
+    }
+
+    /// Runs a coordination cycle now (the CLI's `coordination-cycle` against a server).
+    pub async fn cycle(&self) -> Result<CycleReport, String> {
+        self.run(Coordinator::cycle).await
     }
 }
 
@@ -418,7 +428,7 @@ fn write_loop(
                     .sum::<usize>();
                 exports.push((decoded, reply));
             }
-            Job::Cycle { reply } => cycle_requests.push(reply),
+            Job::Run(work) => cycle_requests.push(work),
         };
         if let Some(job) = first {
             take(job, &mut spans);
@@ -442,12 +452,11 @@ fn write_loop(
             }
             commit(&mut coord, exports, metrics);
         }
-        for reply in cycle_requests {
+        for work in cycle_requests {
             let started = Instant::now();
-            let result = coord.cycle().map_err(|e| e.to_string());
+            work(&mut coord);
             metrics.observe_cycle(started.elapsed());
             forward(&mut coord, &upstream);
-            let _ = reply.send(result);
         }
         let now = Instant::now();
         let tick_due = next_tick.is_some_and(|t| now >= t);

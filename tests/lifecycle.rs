@@ -388,3 +388,74 @@ fn a_cancelled_feature_frees_its_agent_and_keeps_its_worktree() {
     );
     assert_eq!(sb.status()["as_of"]["seq"], seq);
 }
+
+#[test]
+fn gc_never_loses_uncommitted_or_unmerged_work_without_force() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let dirty = assign(&sb, "a1", "dirty");
+    let committed = assign(&sb, "a2", "committed");
+    std::fs::write(dirty.join("unsaved.txt"), "not committed\n").expect("write");
+    commit(
+        &sb,
+        &committed,
+        "saved.txt",
+        "committed, never merged\n",
+        "saved",
+    );
+    sb.ok(&["agents", "cancel-feature", "dirty"]);
+    sb.ok(&["agents", "cancel-feature", "committed"]);
+
+    // Too recent for --older-than: nothing happens.
+    let report = sb.ok(&["gc", "--older-than", "1h"]);
+    assert!(
+        report["removed"].as_array().is_some_and(Vec::is_empty),
+        "{report}"
+    );
+    assert_eq!(sb.git_worktrees().len(), 2);
+
+    let report = sb.ok(&["gc"]);
+    let removed: Vec<&str> = report["removed"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|e| e["feature"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(removed, ["committed"]);
+    let kept = &report["kept"][0];
+    assert_eq!(kept["feature"], "dirty");
+    assert!(
+        kept["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unsaved.txt"),
+        "{kept}"
+    );
+    assert!(
+        dirty.join("unsaved.txt").exists(),
+        "uncommitted work is still there"
+    );
+    assert!(!committed.exists());
+    // The unmerged commits live on in their branch.
+    assert_eq!(
+        sb.git(&["log", "-1", "--format=%s", "spanfold/committed"])
+            .trim(),
+        "saved"
+    );
+
+    let report = sb.ok(&["gc", "--force"]);
+    assert_eq!(report["removed"][0]["feature"], "dirty");
+    assert!(sb.git_worktrees().is_empty());
+    // A branch goes only when main contains it: `dirty` had no commits of its own, `committed`
+    // has one that main lacks.
+    assert_eq!(sb.git(&["branch", "--list", "spanfold/dirty"]).trim(), "");
+    assert!(
+        sb.git(&["branch", "--list", "spanfold/committed"])
+            .contains("spanfold/committed")
+    );
+    let status = sb.status();
+    assert!(status["worktrees"].as_array().is_some_and(Vec::is_empty));
+    assert!(
+        status["anomalies"].as_array().is_some_and(Vec::is_empty),
+        "{}",
+        status["anomalies"]
+    );
+}
