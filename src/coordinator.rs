@@ -362,6 +362,7 @@ impl Coordinator {
     /// outcomes.
     pub fn cycle(&mut self) -> Result<CycleReport, CoordError> {
         let config = self.config()?;
+        self.recover()?;
         let expired = self.expire_leases(&config)?;
         self.release_abandoned(&config)?;
         let (decision, cycle_number) = {
@@ -413,6 +414,10 @@ impl Coordinator {
             planned.push((a.clone(), path, branch));
         }
         self.record(spans)?;
+        if std::env::var("SPANFOLD_FAULT").as_deref() == Ok("after-assignment-decision") {
+            // Test-only fault injection: die like a SIGKILL between decision and effect.
+            std::process::abort();
+        }
 
         let mut placed = Vec::with_capacity(planned.len());
         let mut outcomes = Vec::with_capacity(planned.len() + 1);
@@ -463,6 +468,118 @@ impl Coordinator {
             merges,
             leases_expired: expired,
         })
+    }
+
+    /// Makes git and the view agree again, recording what it finds. A held feature whose
+    /// worktree is gone (removed by hand) is drift: recorded as `missing`. A held feature without
+    /// a worktree — drifted, or assigned just before a crash that cut off the worktree's
+    /// creation — gets it (re)created from its branch, recorded with the reason.
+    pub fn recover(&mut self) -> Result<Vec<String>, CoordError> {
+        let Ok(config) = self.config() else {
+            return Ok(Vec::new());
+        };
+        let repo = Path::new(&config.repo).to_path_buf();
+        let registered = git::worktree_paths(&repo)?;
+        let drifted: Vec<(String, String, String, String)> = self
+            .view
+            .read()
+            .worktrees
+            .values()
+            .filter(|w| w.status == WorktreeStatus::Active)
+            .filter(|w| {
+                // Compared canonically: the configured directory may sit behind a symlink.
+                match std::fs::canonicalize(&w.path) {
+                    Ok(real) => !registered.contains(&real.to_string_lossy().into_owned()),
+                    Err(_) => true,
+                }
+            })
+            .map(|w| {
+                (
+                    w.path.clone(),
+                    w.branch_name.clone(),
+                    w.feature_name.clone(),
+                    w.agent_id.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let mut notes = Vec::new();
+        if !drifted.is_empty() {
+            let spans = drifted
+                .iter()
+                .map(|(path, branch, feature, agent)| {
+                    notes.push(format!("worktree {path} of {feature} was removed by hand"));
+                    emit::worktree(
+                        &mut self.ids,
+                        emit::now(),
+                        &emit::WorktreeSpan {
+                            action: "missing",
+                            agent_id: agent,
+                            feature,
+                            path,
+                            branch,
+                            error: Some("removed by hand (found on recovery)"),
+                        },
+                    )
+                })
+                .collect();
+            self.record(spans)?;
+        }
+        // After the drift is recorded: every held feature that now lacks a worktree.
+        let unbuilt: Vec<(String, String, String, String)> = {
+            let view = self.view.read();
+            view.features
+                .values()
+                .filter(|f| f.status.is_in_progress())
+                .filter_map(|f| {
+                    let path = f.worktree_path.clone()?;
+                    let agent = f.assigned_agent.clone()?;
+                    let built = view
+                        .worktrees
+                        .get(&path)
+                        .is_some_and(|w| w.status == WorktreeStatus::Active);
+                    (!built).then(|| {
+                        let branch = f
+                            .branch_name
+                            .clone()
+                            .unwrap_or_else(|| format!("spanfold/{}", f.name));
+                        (path, branch, f.name.clone(), agent)
+                    })
+                })
+                .collect()
+        };
+        let drifted_paths: Vec<&String> = drifted.iter().map(|d| &d.0).collect();
+        let mut outcomes = Vec::new();
+        for (path, branch, feature, agent) in &unbuilt {
+            let why = if drifted_paths.contains(&path) {
+                "recreated from its branch after it was removed by hand"
+            } else {
+                "created on recovery: the assignment was recorded but not its worktree (a crash in between)"
+            };
+            notes.push(format!("{feature}: {why}"));
+            let result =
+                git::ensure_worktree(&repo, &config.base_branch, branch, Path::new(path), agent);
+            let (action, note) = match &result {
+                Ok(o) if o.reused => ("reused", why.to_owned()),
+                Ok(_) => ("created", why.to_owned()),
+                Err(e) => ("create_failed", e.to_string()),
+            };
+            outcomes.push(emit::worktree(
+                &mut self.ids,
+                emit::now(),
+                &emit::WorktreeSpan {
+                    action,
+                    agent_id: agent,
+                    feature,
+                    path,
+                    branch,
+                    error: Some(&note),
+                },
+            ));
+        }
+        if !outcomes.is_empty() {
+            self.record(outcomes)?;
+        }
+        Ok(notes)
     }
 
     /// Silent agents lose their features: the decision is recorded, then their worktrees are

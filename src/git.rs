@@ -142,6 +142,16 @@ pub fn ensure_worktree(
     for proxy in repo.worktrees().map_err(gix_err("listing worktrees"))? {
         let base_dir = proxy.base().map_err(gix_err("reading a worktree's path"))?;
         if absolute(&base_dir) == absolute(path) {
+            if !path.exists() {
+                // Registered but deleted by hand: drop the stale registration, then make it anew.
+                proxy
+                    .set_lock(None)
+                    .map_err(gix_err(format!("unlocking {}", path.display())))?;
+                if let Some(dir) = repo.workdir() {
+                    git_cli(dir, &["worktree", "prune"])?;
+                }
+                break;
+            }
             proxy
                 .set_lock(Some(lock_reason.into()))
                 .map_err(gix_err(format!("locking worktree {}", path.display())))?;
@@ -526,4 +536,15 @@ pub fn unlock_worktree(repo_dir: &Path, path: &Path) -> Result<(), GitError> {
         }
     }
     Ok(())
+}
+
+/// Absolute paths of the repository's linked worktrees, as git has them registered.
+pub fn worktree_paths(repo_dir: &Path) -> Result<Vec<String>, GitError> {
+    let repo = open(repo_dir)?;
+    let mut out = Vec::new();
+    for proxy in repo.worktrees().map_err(gix_err("listing worktrees"))? {
+        let base = proxy.base().map_err(gix_err("reading a worktree's path"))?;
+        out.push(absolute(&base).to_string_lossy().into_owned());
+    }
+    Ok(out)
 }

@@ -823,6 +823,12 @@ impl View {
         if matches!(action, "removed" | "kept") {
             return self.cleaned(ev, name, path);
         }
+        if action == "missing" {
+            // Drift: the worktree is gone. The feature keeps its place and its agent; recovery
+            // recreates the worktree from the branch and records that next.
+            self.worktrees.remove(path);
+            return Ok(());
+        }
         if action == "unlocked" {
             // Whoever let go of the feature already marked it abandoned; this is the git side.
             if let Some(wt) = self.worktrees.get_mut(path) {
@@ -850,7 +856,7 @@ impl View {
                         status: WorktreeStatus::Active,
                         agent_id: Some(agent_id.to_owned()),
                         feature_name: name.to_owned(),
-                        note: None,
+                        note: ev.str_attr("worktree.error").map(str::to_owned),
                         locked: true,
                         since: ev.time,
                     },

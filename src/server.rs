@@ -194,8 +194,12 @@ pub struct Summary {
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(config: ServerConfig) -> Result<Summary, ServerError> {
     // Loopback by default (the CLI's defaults); any other address was typed by the operator.
-    let coord = Coordinator::open(&config.coord_dir)?;
+    let mut coord = Coordinator::open(&config.coord_dir)?;
     coord.config()?;
+    // Before serving: finish what a crash interrupted and record any drift.
+    for note in coord.recover()? {
+        eprintln!("spanfold: recovery: {note}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

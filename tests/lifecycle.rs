@@ -459,3 +459,85 @@ fn gc_never_loses_uncommitted_or_unmerged_work_without_force() {
         status["anomalies"]
     );
 }
+
+#[test]
+fn a_crash_between_assignment_and_worktree_is_completed_on_restart() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    let crashing = sb.serve_with_env(
+        &["--interval", "0"],
+        &[("SPANFOLD_FAULT", "after-assignment-decision")],
+    );
+    // The feature wakes the policy; the server records the assignment and dies before acting.
+    sb.ok(&["agents", "add-feature", "f1"]);
+    let status = crashing.wait_exit(20);
+    assert!(!status.success(), "the fault killed it: {status}");
+    assert!(
+        sb.git_worktrees().is_empty(),
+        "no worktree was made before the crash"
+    );
+
+    let served = sb.serve(&["--manual"]);
+    let git = sb.git_worktrees();
+    assert_eq!(git.len(), 1, "exactly one worktree after recovery: {git:?}");
+    assert_eq!(git[0].1, "spanfold/f1");
+    assert_eq!(git[0].2.as_deref(), Some("a1"));
+    let status = sb.status();
+    assert_eq!(status["worktrees"][0]["status"], "active");
+    assert!(
+        status["worktrees"][0]["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("crash"),
+        "the log explains: {}",
+        status["worktrees"][0]
+    );
+    // The log tells the story in order: decision, then (after the restart) its outcome.
+    let (_, events) = served.get("/api/events?from=1", None);
+    let names: Vec<String> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["name"].as_str().map(str::to_owned))
+        .collect();
+    let decided = names
+        .iter()
+        .position(|n| n == "agent.feature_assignment")
+        .expect("decision");
+    let built = names
+        .iter()
+        .position(|n| n == "worktree.lifecycle")
+        .expect("outcome");
+    assert!(decided < built, "{names:?}");
+    // A second restart finds nothing more to do.
+    let (code, _) = served.stop();
+    assert!(code.success());
+    let again = sb.serve(&["--manual"]);
+    assert_eq!(sb.git_worktrees().len(), 1);
+    drop(again);
+}
+
+#[test]
+fn a_worktree_removed_by_hand_is_recorded_and_recreated_from_its_branch() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let wt = assign(&sb, "a1", "f1");
+    commit(&sb, &wt, "kept.txt", "on the branch\n", "committed work");
+    std::fs::remove_dir_all(&wt).expect("rm -rf by hand");
+    let _served = sb.serve(&["--manual"]);
+    let status = sb.status();
+    let w = &status["worktrees"][0];
+    assert_eq!(w["status"], "active");
+    assert!(
+        w["note"].as_str().unwrap_or("").contains("removed by hand"),
+        "{w}"
+    );
+    assert_eq!(
+        feature(&status, "f1")["assigned_agent"],
+        "a1",
+        "recovered for the same agent"
+    );
+    // Recreated from the branch: the committed work is back.
+    assert!(wt.join("kept.txt").exists());
+    assert_eq!(sb.git_worktrees().len(), 1);
+}

@@ -173,6 +173,10 @@ pub struct Served {
 impl Sandbox {
     /// Starts the server for this repository and waits until it advertises its addresses.
     pub fn serve(&self, extra: &[&str]) -> Served {
+        self.serve_with_env(extra, &[])
+    }
+
+    pub fn serve_with_env(&self, extra: &[&str], envs: &[(&str, &str)]) -> Served {
         let coord_dir = self.repo.join(".git").join("spanfold");
         let advert = coord_dir.join("server.json");
         let _ = std::fs::remove_file(&advert);
@@ -183,6 +187,7 @@ impl Sandbox {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         bare_env(&mut cmd, &self.home);
+        cmd.envs(envs.iter().copied());
         let mut child = cmd.spawn().expect("spanfold serve starts");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
@@ -224,6 +229,22 @@ impl Served {
             out.status,
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// Waits for the server to exit on its own (a crash), up to `secs`.
+    pub fn wait_exit(mut self, secs: u64) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not exit"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// GET an API path; returns (status code, body).
