@@ -159,6 +159,11 @@ pub struct InitArgs {
     /// Where agents' worktrees go. Default: REPO.worktrees beside the repository.
     #[arg(long, value_name = "DIR")]
     pub worktrees_dir: Option<PathBuf>,
+    /// The merge gate: a shell command run in a feature's worktree before it is merged (e.g.
+    /// "cargo test"); a failure sends the feature back to its agent. Stored in the repository's
+    /// git config as spanfold.validateCmd (spanfold.validateTimeout: seconds, default 1800).
+    #[arg(long, value_name = "CMD")]
+    pub validate_cmd: Option<String>,
     /// Seconds an agent holding features may stay silent before it loses them.
     #[arg(long, default_value_t = crate::reducer::DEFAULT_LEASE_SECONDS, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -905,6 +910,9 @@ fn init(args: &InitArgs, coord_dir_flag: &Path, backend: &mut Backend) -> Result
     let repo = info.workdir.display().to_string();
     let wt = worktrees_dir.display().to_string();
     let created = coord.init(&repo, &base, &wt, args.lease)?;
+    if let Some(cmd) = &args.validate_cmd {
+        git::set_config(&info.workdir, "spanfold.validateCmd", cmd)?;
+    }
     let config = coord.config()?;
     let mut out = Output::new(
         json!({"repo": config.repo, "base_branch": config.base_branch, "worktrees_dir": config.worktrees_dir, "coord_dir": coord_dir_flag.display().to_string(), "created": created}),

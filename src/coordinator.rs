@@ -137,6 +137,11 @@ pub struct Coordinator {
     /// The coordinator's own spans since the last `take_recorded`, when kept (server mode
     /// forwards them upstream).
     recorded: Option<Vec<ResourceSpans>>,
+    /// Merge gates running, by feature.
+    gates: std::collections::BTreeMap<String, std::thread::JoinHandle<git::GateResult>>,
+    /// Wait for a merge gate within the cycle (the CLI, whose process ends with the command) or
+    /// let it run in the background and pick up its result in a later cycle (the server).
+    background_gates: bool,
 }
 
 impl Coordinator {
@@ -166,6 +171,8 @@ impl Coordinator {
             policy: PolicyConfig::default(),
             ids: IdGen::default(),
             recorded: None,
+            gates: std::collections::BTreeMap::new(),
+            background_gates: false,
         })
     }
 
@@ -200,6 +207,16 @@ impl Coordinator {
 
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// Runs merge gates in the background; later cycles pick up their results.
+    pub fn background_gates(&mut self) {
+        self.background_gates = true;
+    }
+
+    /// Whether a merge gate is still running (the server then checks back soon).
+    pub fn gates_running(&self) -> bool {
+        self.gates.values().any(|g| !g.is_finished())
     }
 
     /// Keeps copies of the spans the coordinator records, for `take_recorded`.
@@ -676,6 +693,13 @@ impl Coordinator {
     /// leave no trail of identical spans.
     fn merge_submitted(&mut self, config: &Config) -> Result<Vec<MergeReport>, CoordError> {
         let repo = Path::new(&config.repo).to_path_buf();
+        let gate = git::config_value(&repo, "spanfold.validateCmd")?;
+        let timeout = git::config_value(&repo, "spanfold.validateTimeout")?
+            .and_then(|t| t.trim().parse().ok())
+            .map_or(
+                std::time::Duration::from_secs(1800),
+                std::time::Duration::from_secs,
+            );
         let mut reports = Vec::new();
         for MergeCandidate {
             feature,
@@ -719,6 +743,43 @@ impl Coordinator {
                     reports.push(MergeReport::new(&feature, &agent, "deferred", &outcome));
                 }
                 continue;
+            }
+            // The merge gate: the operator's command, from the repository's configuration (never
+            // from a span), run in the worktree; only a pass lets the merge go ahead.
+            if let (Some(cmd), Some(path)) = (&gate, &worktree) {
+                if !self.gates.contains_key(&feature) {
+                    let s = span(
+                        &mut self.ids,
+                        "gate_started",
+                        &git::MergeOutcome::Deferred {
+                            reason: format!("running the merge gate `{cmd}`"),
+                        },
+                    );
+                    self.record(vec![s])?;
+                    let (cmd, dir) = (cmd.clone(), std::path::PathBuf::from(path));
+                    let handle = std::thread::spawn(move || git::run_gate(&cmd, &dir, timeout));
+                    self.gates.insert(feature.clone(), handle);
+                }
+                let finished = self.gates.get(&feature).is_some_and(|g| g.is_finished());
+                if !finished && self.background_gates {
+                    continue;
+                }
+                let result = match self.gates.remove(&feature).map(|g| g.join()) {
+                    Some(Ok(r)) => r,
+                    _ => git::GateResult {
+                        passed: false,
+                        summary: "the merge gate stopped unexpectedly".into(),
+                    },
+                };
+                if !result.passed {
+                    let outcome = git::MergeOutcome::Deferred {
+                        reason: result.summary,
+                    };
+                    let s = span(&mut self.ids, "gate_failed", &outcome);
+                    self.record(vec![s])?;
+                    reports.push(MergeReport::new(&feature, &agent, "gate_failed", &outcome));
+                    continue;
+                }
             }
             let started = span(
                 &mut self.ids,
@@ -876,9 +937,11 @@ impl Coordinator {
             return Ok(false);
         }
         let blocker = git::merge_blocker(Path::new(&config.repo), &config.base_branch)?;
-        Ok(submitted
-            .iter()
-            .any(|c| blocker.is_none() || c.note.as_deref() != blocker.as_deref()))
+        // A candidate whose gate is still running has nothing to decide yet.
+        Ok(submitted.iter().any(|c| {
+            let gate_busy = self.gates.get(&c.feature).is_some_and(|g| !g.is_finished());
+            !gate_busy && (blocker.is_none() || c.note.as_deref() != blocker.as_deref())
+        }))
     }
 
     fn health_span(&mut self, time: UnixNanos) -> Span {

@@ -1004,8 +1004,16 @@ impl View {
         }
         match result {
             "started" => {}
-            "deferred" | "failed" => {
+            "gate_started" | "deferred" | "failed" => {
                 feature.merge_note = ev.str_attr("merge.reason").map(str::to_owned);
+            }
+            "gate_failed" => {
+                // Back to its agent with the gate's output to read.
+                feature.status = FeatureStatus::InProgress;
+                feature.merge_note = ev.str_attr("merge.reason").map(str::to_owned);
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.state = AgentState::Working;
+                }
             }
             "conflicted" => {
                 feature.status = FeatureStatus::Conflicted;

@@ -196,6 +196,7 @@ pub fn run(config: ServerConfig) -> Result<Summary, ServerError> {
     // Loopback by default (the CLI's defaults); any other address was typed by the operator.
     let mut coord = Coordinator::open(&config.coord_dir)?;
     coord.config()?;
+    coord.background_gates();
     // Before serving: finish what a crash interrupted and record any drift.
     for note in coord.recover()? {
         eprintln!("spanfold: recovery: {note}");
@@ -408,6 +409,13 @@ fn write_loop(
     let mut react_at: Option<Instant> = None;
     let mut open = true;
     while open {
+        // A running merge gate is checked on every few hundred milliseconds.
+        let gate_check = coord
+            .gates_running()
+            .then(|| Instant::now() + Duration::from_millis(250));
+        if gate_check.is_some() && react_at.is_none() && config.react {
+            react_at = gate_check;
+        }
         let deadline = [next_tick, react_at].into_iter().flatten().min();
         let first = match deadline {
             Some(d) => match queue.recv_timeout(d.saturating_duration_since(Instant::now())) {

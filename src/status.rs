@@ -100,6 +100,9 @@ pub struct FeatureJson {
     pub conflicts: Vec<String>,
     /// The base branch's tip once merged.
     pub merge_commit: Option<String>,
+    /// The last merge attempt's word, while it matters: why it waits, or the failed merge
+    /// gate's output.
+    pub merge_note: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<FeatureDetails>,
 }
@@ -230,6 +233,7 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
             },
             conflicts: f.conflicts.clone(),
             merge_commit: f.merged_commit.clone(),
+            merge_note: f.merge_note.clone(),
             worktree_path: f.worktree_path.clone(),
             branch_name: f.branch_name.clone(),
             details: options.details.then(|| FeatureDetails {

@@ -541,3 +541,44 @@ fn a_worktree_removed_by_hand_is_recorded_and_recreated_from_its_branch() {
     assert!(wt.join("kept.txt").exists());
     assert_eq!(sb.git_worktrees().len(), 1);
 }
+
+#[test]
+fn the_merge_gate_sends_failing_work_back_with_its_output() {
+    let sb = Sandbox::new("main");
+    sb.ok(&[
+        "agents",
+        "init",
+        "--validate-cmd",
+        "echo checking for ok.txt; test -f ok.txt",
+    ]);
+    assert_eq!(
+        sb.git(&["config", "spanfold.validateCmd"]).trim(),
+        "echo checking for ok.txt; test -f ok.txt"
+    );
+    let wt = assign(&sb, "a1", "gated");
+    commit(&sb, &wt, "work.txt", "work\n", "work without ok.txt");
+    submit(&sb, "a1");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "gate_failed", "{cycle}");
+    let status = sb.status();
+    let f = feature(&status, "gated");
+    assert_eq!(f["status"], "in_progress");
+    let note = f["merge_note"].as_str().unwrap_or("");
+    assert!(
+        note.contains("checking for ok.txt"),
+        "the tail of the output: {note}"
+    );
+    assert_eq!(status["agents"][0]["state"], "working");
+    assert_eq!(
+        sb.git(&["log", "-1", "--format=%s", "main"]).trim(),
+        "initial",
+        "nothing merged"
+    );
+
+    commit(&sb, &wt, "ok.txt", "ok\n", "add ok.txt");
+    sb.ok(&["agents", "progress", "a1", "--state", "validating"]);
+    sb.ok(&["agents", "validate", "a1", "--result", "passed"]);
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "merged", "{cycle}");
+    assert!(sb.repo.join("ok.txt").exists());
+}

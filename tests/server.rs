@@ -821,3 +821,55 @@ fn the_server_merges_a_validated_feature_by_itself() {
     assert_eq!(sb.git(&["status", "--porcelain"]), "");
     assert!(sb.git_worktrees().is_empty());
 }
+
+#[test]
+fn a_slow_merge_gate_runs_in_the_background_without_blocking_ingest() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init", "--validate-cmd", "sleep 2"]);
+    let _served = sb.serve(&["--interval", "0"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    sb.ok(&["agents", "add-feature", "slow"]);
+    let next = sb.ok(&["agents", "next", "a1", "--wait", "--timeout", "20"]);
+    let wt = std::path::PathBuf::from(next["worktree_path"].as_str().unwrap_or_default());
+    std::fs::write(wt.join("slow.txt"), "x\n").expect("write");
+    sb.git_in(&wt, &["add", "slow.txt"]);
+    sb.git_in(
+        &wt,
+        &[
+            "-c",
+            "user.name=A",
+            "-c",
+            "user.email=a@example.com",
+            "commit",
+            "-q",
+            "-m",
+            "slow",
+        ],
+    );
+    sb.ok(&["agents", "progress", "a1", "--state", "working"]);
+    sb.ok(&["agents", "progress", "a1", "--state", "validating"]);
+    sb.ok(&["agents", "validate", "a1", "--result", "passed"]);
+    std::thread::sleep(Duration::from_millis(400));
+    // The gate is sleeping; the server still answers at once.
+    let started = std::time::Instant::now();
+    sb.ok(&["agents", "register-agent", "a2"]);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "ingest waited for the gate"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = sb.status();
+        let f = status["features"]
+            .as_array()
+            .and_then(|f| f.iter().find(|x| x["name"] == "slow"))
+            .cloned()
+            .unwrap_or_default();
+        if f["status"] == "completed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not merged: {f}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sb.repo.join("slow.txt").exists());
+}
