@@ -164,6 +164,9 @@ pub struct InitArgs {
     /// git config as spanfold.validateCmd (spanfold.validateTimeout: seconds, default 1800).
     #[arg(long, value_name = "CMD")]
     pub validate_cmd: Option<String>,
+    /// Keep feature branches after their merge (git config spanfold.keepBranches).
+    #[arg(long)]
+    pub keep_branches: bool,
     /// Seconds an agent holding features may stay silent before it loses them.
     #[arg(long, default_value_t = crate::reducer::DEFAULT_LEASE_SECONDS, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -546,13 +549,41 @@ fn run_agents(
         }
         AgentsCommand::WorktreeStatus => {
             let st = backend.status(&StatusOptions::default())?;
-            let text = worktree_text(&st);
+            // Orphans: worktrees git has that the log knows nothing of (made by hand, or by
+            // another tool). Listed, never touched.
+            let orphaned: Vec<String> = match &st.config {
+                Some(c) => git::worktree_paths(Path::new(&c.repo))?
+                    .into_iter()
+                    .filter(|p| {
+                        !st.worktrees.iter().any(|w| {
+                            std::fs::canonicalize(&w.path)
+                                .map(|r| r.to_string_lossy() == p.as_str())
+                                .unwrap_or(false)
+                        })
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            let mut text = worktree_text(&st);
+            for o in &orphaned {
+                text.push_str(&format!(
+                    "orphaned: {o} (a git worktree the log does not know)\n"
+                ));
+            }
+            let abandoned: Vec<&str> = st
+                .worktrees
+                .iter()
+                .filter(|w| w.status == crate::reducer::WorktreeStatus::Abandoned)
+                .map(|w| w.path.as_str())
+                .collect();
             Ok(Output::new(
                 json!({
                     "as_of": st.as_of,
                     "total_worktrees": st.coordination_status.total_worktrees,
                     "worktrees_by_status": st.coordination_status.worktrees_by_status,
                     "worktrees": st.worktrees,
+                    "abandoned": abandoned,
+                    "orphaned": orphaned,
                     "config": st.config,
                 }),
                 text,
@@ -912,6 +943,9 @@ fn init(args: &InitArgs, coord_dir_flag: &Path, backend: &mut Backend) -> Result
     let created = coord.init(&repo, &base, &wt, args.lease)?;
     if let Some(cmd) = &args.validate_cmd {
         git::set_config(&info.workdir, "spanfold.validateCmd", cmd)?;
+    }
+    if args.keep_branches {
+        git::set_config(&info.workdir, "spanfold.keepBranches", "true")?;
     }
     let config = coord.config()?;
     let mut out = Output::new(

@@ -441,6 +441,8 @@ pub fn remove_worktree(
     base: &str,
     force: bool,
 ) -> Result<Removal, GitError> {
+    let keep_branches = config_value(repo_dir, "spanfold.keepBranches")?
+        .is_some_and(|v| matches!(v.trim(), "true" | "yes" | "on" | "1"));
     let repo = open(repo_dir)?;
     if path.exists() {
         let changes = uncommitted(path)?;
@@ -488,7 +490,7 @@ pub fn remove_worktree(
             .merge_base(base_tip, tip)
             .map_err(gix_err("finding the merge base"))?
             .is_some_and(|mb| mb.detach() == tip);
-        if merged {
+        if merged && !keep_branches {
             r.delete()
                 .map_err(gix_err(format!("deleting branch {branch}")))?;
         }

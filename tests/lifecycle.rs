@@ -582,3 +582,46 @@ fn the_merge_gate_sends_failing_work_back_with_its_output() {
     assert_eq!(cycle["merges"][0]["result"], "merged", "{cycle}");
     assert!(sb.repo.join("ok.txt").exists());
 }
+
+#[test]
+fn worktree_status_lists_abandoned_and_orphaned_worktrees_and_keep_branches_keeps_them() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init", "--keep-branches"]);
+    let wt = assign(&sb, "a1", "kept");
+    commit(&sb, &wt, "k.txt", "k\n", "k");
+    submit(&sb, "a1");
+    sb.ok(&["agents", "coordination-cycle"]);
+    assert!(
+        sb.git(&["branch", "--list", "spanfold/kept"])
+            .contains("spanfold/kept"),
+        "kept after merge"
+    );
+
+    let other = assign(&sb, "a1", "dropped");
+    sb.ok(&["agents", "cancel-feature", "dropped"]);
+    let by_hand = sb.tmp.path().join("by-hand");
+    sb.git(&[
+        "worktree",
+        "add",
+        "-q",
+        by_hand.to_str().unwrap_or(""),
+        "-b",
+        "mine",
+    ]);
+    let ws = sb.ok(&["agents", "worktree-status"]);
+    assert_eq!(ws["abandoned"][0], other.to_str().unwrap_or(""));
+    let orphaned: Vec<&str> = ws["orphaned"]
+        .as_array()
+        .map(|o| o.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        orphaned,
+        [std::fs::canonicalize(&by_hand)
+            .expect("exists")
+            .to_str()
+            .unwrap_or("")]
+    );
+    // gc leaves what it does not own alone.
+    sb.ok(&["gc"]);
+    assert!(by_hand.exists());
+}
