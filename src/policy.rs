@@ -241,7 +241,16 @@ pub fn expired_leases(view: &View, now: crate::model::UnixNanos) -> Vec<(String,
         .map_or(crate::reducer::DEFAULT_LEASE_SECONDS, |c| c.lease_seconds);
     view.agents
         .values()
-        .filter(|a| !a.assignments.is_empty() && a.state != AgentState::Error)
+        .filter(|a| a.state != AgentState::Error)
+        // Only work the agent itself must move on counts: a submitted feature waits for the
+        // coordinator's merge, not for its agent.
+        .filter(|a| {
+            a.assignments.iter().any(|f| {
+                view.features
+                    .get(f)
+                    .is_none_or(|f| f.status != FeatureStatus::Merging)
+            })
+        })
         .filter_map(|a| {
             let silent = now.saturating_sub(a.lease_since) / 1_000_000_000;
             (silent > lease).then(|| (a.id.clone(), silent))
