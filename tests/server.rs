@@ -776,32 +776,30 @@ fn decision_spans_from_outside_are_refused() {
     assert_eq!(status["counters"]["assignments"], 0);
 }
 
+/// Through a running server: register `agent`, queue `feature`, wait for the assignment, commit
+/// `file` in the worktree as the agent, and submit it (working → validating → passed).
+fn work_and_submit(sb: &Sandbox, agent: &str, feature: &str, file: &str) {
+    sb.ok(&["agents", "register-agent", agent]);
+    sb.ok(&["agents", "add-feature", feature]);
+    let next = sb.ok(&["agents", "next", agent, "--wait", "--timeout", "20"]);
+    let wt = std::path::PathBuf::from(next["worktree_path"].as_str().unwrap_or_default());
+    std::fs::write(wt.join(file), "from the agent\n").expect("write");
+    sb.git_in(&wt, &["add", file]);
+    let author = ["-c", "user.name=A", "-c", "user.email=a@example.com"];
+    sb.git_in(
+        &wt,
+        &[&author[..], &["commit", "-q", "-m", "agent work"]].concat(),
+    );
+    sb.ok(&["agents", "progress", agent, "--state", "working"]);
+    sb.ok(&["agents", "progress", agent, "--state", "validating"]);
+    sb.ok(&["agents", "validate", agent, "--result", "passed"]);
+}
+
 #[test]
 fn the_server_merges_a_validated_feature_by_itself() {
     let sb = initialised();
     let _served = sb.serve(&["--interval", "0"]);
-    sb.ok(&["agents", "register-agent", "a1"]);
-    sb.ok(&["agents", "add-feature", "served-feature"]);
-    let next = sb.ok(&["agents", "next", "a1", "--wait", "--timeout", "20"]);
-    let wt = std::path::PathBuf::from(next["worktree_path"].as_str().unwrap_or_default());
-    std::fs::write(wt.join("served.txt"), "from the agent\n").expect("write");
-    sb.git_in(&wt, &["add", "served.txt"]);
-    sb.git_in(
-        &wt,
-        &[
-            "-c",
-            "user.name=A",
-            "-c",
-            "user.email=a@example.com",
-            "commit",
-            "-q",
-            "-m",
-            "served work",
-        ],
-    );
-    sb.ok(&["agents", "progress", "a1", "--state", "working"]);
-    sb.ok(&["agents", "progress", "a1", "--state", "validating"]);
-    sb.ok(&["agents", "validate", "a1", "--result", "passed"]);
+    work_and_submit(&sb, "a1", "served-feature", "served.txt");
     // No cycle asked for: the server reacts to the submission.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -827,28 +825,7 @@ fn a_slow_merge_gate_runs_in_the_background_without_blocking_ingest() {
     let sb = Sandbox::new("main");
     sb.ok(&["agents", "init", "--validate-cmd", "sleep 2"]);
     let _served = sb.serve(&["--interval", "0"]);
-    sb.ok(&["agents", "register-agent", "a1"]);
-    sb.ok(&["agents", "add-feature", "slow"]);
-    let next = sb.ok(&["agents", "next", "a1", "--wait", "--timeout", "20"]);
-    let wt = std::path::PathBuf::from(next["worktree_path"].as_str().unwrap_or_default());
-    std::fs::write(wt.join("slow.txt"), "x\n").expect("write");
-    sb.git_in(&wt, &["add", "slow.txt"]);
-    sb.git_in(
-        &wt,
-        &[
-            "-c",
-            "user.name=A",
-            "-c",
-            "user.email=a@example.com",
-            "commit",
-            "-q",
-            "-m",
-            "slow",
-        ],
-    );
-    sb.ok(&["agents", "progress", "a1", "--state", "working"]);
-    sb.ok(&["agents", "progress", "a1", "--state", "validating"]);
-    sb.ok(&["agents", "validate", "a1", "--result", "passed"]);
+    work_and_submit(&sb, "a1", "slow", "slow.txt");
     std::thread::sleep(Duration::from_millis(400));
     // The gate is sleeping; the server still answers at once.
     let started = std::time::Instant::now();
