@@ -67,9 +67,28 @@ pub enum Command {
     Rebuild,
     /// Run the coordinator: OTLP/gRPC and OTLP/HTTP receivers, the JSON API, automatic cycles.
     Serve(ServeArgs),
+    /// The whole story on a scratch repository: the server in-process, simulated agents over
+    /// OTLP committing real code, merges, one conflict resolved. Leaves the repository and log.
+    Demo(DemoArgs),
     /// Remove worktrees nobody holds (merged, cancelled or requeued features) — only clean ones,
     /// unless --force; lists the uncommitted work that would be lost instead.
     Gc(GcArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Simulated agents.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=50))]
+    pub agents: u64,
+    /// Features (at least 2: the first two conflict).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(2..=200))]
+    pub features: u64,
+    /// Where to make the demo repository (a new directory). Default: a new one in the temp dir.
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+    pub timeout: f64,
 }
 
 #[derive(Args, Debug)]
@@ -409,6 +428,7 @@ impl Command {
             Command::Rebuild => "rebuild",
             Command::Serve(_) => "serve",
             Command::Gc(_) => "gc",
+            Command::Demo(_) => "demo",
             Command::Agents(a) => match a {
                 AgentsCommand::Init(_) => "agents init",
                 AgentsCommand::RegisterAgent(_) => "agents register-agent",
@@ -449,6 +469,33 @@ pub fn run(cli: &Cli, coord_dir: &Path, mut on_cycle: impl FnMut(&str)) -> Resul
             Ok(out)
         }
         Command::Serve(args) => serve(args, cli, coord_dir),
+        Command::Demo(args) => {
+            if !(args.timeout.is_finite() && args.timeout > 0.0) {
+                bail!("--timeout must be a positive number of seconds");
+            }
+            let config = crate::demo::DemoConfig {
+                agents: args.agents as usize,
+                features: args.features as usize,
+                repo: args.repo.clone(),
+                timeout: Duration::from_secs_f64(args.timeout),
+            };
+            let summary = crate::demo::run(config, |line| on_cycle(line))?;
+            let text = format!(
+                "\nDemo finished in {:.1}s: {} features merged ({} conflict resolved by its agent), {} commits on main, {} events in the log.\n\
+                 Repository: {}\n\
+                 Look around:\n  cd {} && git log --oneline --graph | head -20\n  spanfold --coord-dir {} agents agent-status\n  spanfold --coord-dir {} agents worktree-status\n",
+                summary.seconds,
+                summary.features_merged,
+                summary.conflicts_resolved,
+                summary.commits_on_base,
+                summary.events_in_log,
+                summary.repo,
+                summary.repo,
+                summary.coord_dir,
+                summary.coord_dir
+            );
+            Ok(Output::new(serde_json::to_value(&summary)?, text))
+        }
         Command::Gc(args) => {
             let report = connect().gc(args.older_than, args.force)?;
             let mut text = String::new();

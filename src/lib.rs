@@ -23,12 +23,14 @@
 //! - [`http`]: OTLP/HTTP, the JSON API and metrics (only module that knows axum).
 //! - [`client`]: the CLI's way to a running server (only module that knows ureq).
 //! - [`backend`]: where CLI commands go — the log directly, or a running server.
+//! - [`demo`]: `spanfold demo` — a scratch repository, the server in-process, simulated agents.
 //! - [`cli`]: the command line and its JSON envelope (only module that knows clap).
 
 pub mod backend;
 pub mod cli;
 pub mod client;
 pub mod coordinator;
+pub mod demo;
 pub mod emit;
 pub mod git;
 pub mod http;

@@ -29,9 +29,17 @@ fn main() -> ExitCode {
         Command::Agents(cli::AgentsCommand::Init(init)) => init.repo.clone(),
         _ => None,
     };
+    // `demo` makes its own repository and `spans` needs none: no coordination directory to find.
+    let needs_log = !matches!(cli.command, Command::Demo(_) | Command::Spans { .. });
     let coord_dir = std::env::current_dir()
         .map_err(anyhow::Error::from)
-        .and_then(|cwd| cli::resolve_coord_dir(cli.coord_dir.as_deref(), &start.unwrap_or(cwd)));
+        .and_then(|cwd| {
+            if needs_log {
+                cli::resolve_coord_dir(cli.coord_dir.as_deref(), &start.unwrap_or(cwd))
+            } else {
+                Ok(cli.coord_dir.clone().unwrap_or(cwd))
+            }
+        });
     let result = coord_dir
         .as_ref()
         .map_err(|e| anyhow::anyhow!("{e:#}"))

@@ -177,13 +177,33 @@ impl Sandbox {
     }
 
     pub fn serve_with_env(&self, extra: &[&str], envs: &[(&str, &str)]) -> Served {
-        let coord_dir = self.repo.join(".git").join("spanfold");
+        self.serve_in(
+            &self.repo.join(".git").join("spanfold"),
+            &self.repo.clone(),
+            extra,
+            envs,
+        )
+    }
+
+    /// A server for another repository's log (the demo's).
+    pub fn serve_for(&self, coord_dir: &Path, repo: &Path) -> Served {
+        self.serve_in(coord_dir, repo, &["--manual"], &[])
+    }
+
+    fn serve_in(
+        &self,
+        coord_dir: &Path,
+        repo: &Path,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Served {
+        let coord_dir = coord_dir.to_path_buf();
         let advert = coord_dir.join("server.json");
         let _ = std::fs::remove_file(&advert);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_spanfold"));
         cmd.args(["serve", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(extra)
-            .current_dir(&self.repo)
+            .current_dir(repo)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         bare_env(&mut cmd, &self.home);
