@@ -496,6 +496,26 @@ impl Coordinator {
             return Ok(Vec::new());
         };
         let repo = Path::new(&config.repo).to_path_buf();
+        let mut notes = Vec::new();
+        // A merge that started and has no outcome: if the base branch moved but the main
+        // checkout stayed behind, finish the checkout; the next merge attempt then finds the
+        // feature already merged and records it.
+        let interrupted: Vec<(String, String)> = self
+            .view
+            .read()
+            .features
+            .values()
+            .filter(|f| f.status == FeatureStatus::Merging)
+            .filter_map(|f| Some((f.name.clone(), f.merge_from.clone()?)))
+            .collect();
+        for (feature, from) in interrupted {
+            if git::complete_checkout(&repo, &config.base_branch, &from)? {
+                notes.push(format!(
+                    "{feature}: the merge was cut off after moving {}; the main checkout was brought up to date",
+                    config.base_branch
+                ));
+            }
+        }
         let registered = git::worktree_paths(&repo)?;
         let drifted: Vec<(String, String, String, String)> = self
             .view
@@ -519,7 +539,6 @@ impl Coordinator {
                 )
             })
             .collect();
-        let mut notes = Vec::new();
         if !drifted.is_empty() {
             let spans = drifted
                 .iter()
@@ -732,6 +751,7 @@ impl Coordinator {
                         commit: commit.as_deref(),
                         conflicts: &conflicts,
                         reason: reason.as_deref(),
+                        from: None,
                     },
                 )
             };
@@ -781,10 +801,22 @@ impl Coordinator {
                     continue;
                 }
             }
-            let started = span(
+            let from = git::branch_tip(&repo, &config.base_branch)?;
+            let started = emit::merge(
                 &mut self.ids,
-                "started",
-                &git::MergeOutcome::Conflicted { paths: Vec::new() },
+                emit::now(),
+                &emit::MergeSpan {
+                    result: "started",
+                    agent_id: &agent,
+                    feature: &feature,
+                    branch: &branch,
+                    base: &config.base_branch,
+                    kind: None,
+                    commit: None,
+                    conflicts: &[],
+                    reason: None,
+                    from: Some(&from),
+                },
             );
             self.record(vec![started])?;
             let message = format!("Merge {branch} ({feature}, by agent {agent})");

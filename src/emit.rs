@@ -361,6 +361,8 @@ pub struct MergeSpan<'a> {
     pub commit: Option<&'a str>,
     pub conflicts: &'a [String],
     pub reason: Option<&'a str>,
+    /// The base branch's tip before the merge (on `started`).
+    pub from: Option<&'a str>,
 }
 
 pub fn merge(ids: &mut IdGen, time: UnixNanos, m: &MergeSpan<'_>) -> Span {
@@ -382,6 +384,9 @@ pub fn merge(ids: &mut IdGen, time: UnixNanos, m: &MergeSpan<'_>) -> Span {
     }
     if let Some(r) = m.reason {
         span = span.with("merge.reason", s(r));
+    }
+    if let Some(f) = m.from {
+        span = span.with("merge.from", s(f));
     }
     span
 }

@@ -398,6 +398,10 @@ pub fn merge_feature(
         .map_err(gix_err(format!("moving {base}")))
     };
     set(ours, new, &format!("merge {branch}: {}", kind.as_str()))?;
+    if std::env::var("SPANFOLD_FAULT").as_deref() == Ok("after-merge-ref") {
+        // Test-only fault injection: die after the branch moved, before the checkout followed.
+        std::process::abort();
+    }
     if main_on_base && let Some(dir) = &workdir {
         // gix cannot update an existing checkout; git's two-tree read-tree is the fast-forward
         // of index and files from the old tip to the new one, refusing to overwrite local work.
@@ -648,4 +652,43 @@ pub fn run_gate(cmd: &str, dir: &Path, timeout: std::time::Duration) -> GateResu
             ),
         },
     }
+}
+
+/// The commit a branch points at, as hex.
+pub fn branch_tip(repo_dir: &Path, branch: &str) -> Result<String, GitError> {
+    let repo = open(repo_dir)?;
+    let id = repo
+        .find_reference(format!("refs/heads/{branch}").as_str())
+        .map_err(gix_err(format!("looking up {branch}")))?
+        .peel_to_id()
+        .map_err(gix_err(format!("resolving {branch}")))?
+        .detach();
+    Ok(id.to_string())
+}
+
+/// After a crash between moving `base` (from `from`) and updating the main checkout: if the
+/// checkout is on `base` and still exactly at `from` (index and files), bring it to the new tip.
+/// Returns whether it did.
+pub fn complete_checkout(repo_dir: &Path, base: &str, from: &str) -> Result<bool, GitError> {
+    let repo = open(repo_dir)?;
+    let on_base = repo
+        .head_name()
+        .map_err(gix_err("reading HEAD"))?
+        .is_some_and(|n| n.as_bstr() == format!("refs/heads/{base}").as_str());
+    let Some(dir) = repo.workdir().filter(|_| on_base).map(Path::to_path_buf) else {
+        return Ok(false);
+    };
+    let tip = branch_tip(repo_dir, base)?;
+    if tip == from {
+        return Ok(false);
+    }
+    // Index equal to the old tip's tree, and files equal to the index: the checkout is exactly
+    // where the interrupted merge left it, so no one's work is in the way.
+    let at_from = git_cli(&dir, &["diff-index", "--cached", "--quiet", from]).is_ok()
+        && git_cli(&dir, &["diff-files", "--quiet"]).is_ok();
+    if !at_from {
+        return Ok(false);
+    }
+    git_cli(&dir, &["read-tree", "-m", "-u", from, &tip])?;
+    Ok(true)
 }

@@ -431,6 +431,7 @@ mod tests {
             conflicts: vec![],
             merge_note: None,
             merged_commit: None,
+            merge_from: None,
         }
     }
 

@@ -342,6 +342,9 @@ pub struct Feature {
     pub merge_note: Option<String>,
     /// The base branch's tip once the feature is merged.
     pub merged_commit: Option<String>,
+    /// The base branch's tip when a merge started and no outcome was recorded yet: what
+    /// recovery needs if the process died in between.
+    pub merge_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -590,6 +593,7 @@ impl View {
                 conflicts: Vec::new(),
                 merge_note: None,
                 merged_commit: None,
+                merge_from: None,
             });
         feature.description = description;
         feature.priority = priority;
@@ -1002,8 +1006,11 @@ impl View {
                 feature.status.as_str()
             ));
         }
+        feature.merge_from = None;
         match result {
-            "started" => {}
+            "started" => {
+                feature.merge_from = ev.str_attr("merge.from").map(str::to_owned);
+            }
             "gate_started" | "deferred" | "failed" => {
                 feature.merge_note = ev.str_attr("merge.reason").map(str::to_owned);
             }

@@ -625,3 +625,43 @@ fn worktree_status_lists_abandoned_and_orphaned_worktrees_and_keep_branches_keep
     sb.ok(&["gc"]);
     assert!(by_hand.exists());
 }
+
+#[test]
+fn a_merge_cut_off_by_a_crash_is_completed_on_the_next_cycle() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let wt = assign(&sb, "a1", "f1");
+    commit(&sb, &wt, "f1.txt", "f1\n", "f1 work");
+    submit(&sb, "a1");
+    // Dies after moving main, before updating the main checkout.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spanfold"));
+    cmd.args(["agents", "coordination-cycle"])
+        .current_dir(&sb.repo)
+        .env("SPANFOLD_FAULT", "after-merge-ref");
+    common::bare_env(&mut cmd, sb.tmp.path());
+    let crashed = cmd.output().expect("runs");
+    assert!(!crashed.status.success());
+    assert_eq!(
+        sb.git(&["log", "-1", "--format=%s", "main"]).trim(),
+        "f1 work",
+        "main moved"
+    );
+    assert_ne!(
+        sb.git(&["status", "--porcelain"]),
+        "",
+        "the checkout was left behind"
+    );
+
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "merged", "{cycle}");
+    assert_eq!(cycle["merges"][0]["kind"], "already_merged");
+    assert_eq!(
+        sb.git(&["status", "--porcelain"]),
+        "",
+        "the checkout caught up"
+    );
+    assert!(sb.repo.join("f1.txt").exists());
+    assert!(sb.git_worktrees().is_empty());
+    let status = sb.status();
+    assert_eq!(feature(&status, "f1")["status"], "completed");
+}

@@ -107,6 +107,7 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
                 commit: Some("abc"),
                 conflicts: &reasons,
                 reason: Some("why"),
+                from: Some("abc"),
             },
         ),
         emit::health(

@@ -804,7 +804,10 @@ fn the_server_merges_a_validated_feature_by_itself() {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let status = sb.status();
-        if status["features"][0]["status"] == "completed" {
+        // Completed, and cleaned up (the worktree's removal is recorded right after the merge).
+        if status["features"][0]["status"] == "completed"
+            && status["worktrees"].as_array().is_some_and(Vec::is_empty)
+        {
             assert_eq!(status["agents"][0]["state"], "idle");
             break;
         }
