@@ -276,7 +276,7 @@ pub enum MergeOutcome {
 }
 
 /// Runs `git` with fixed arguments (ids and paths spanfold made, never span data) in `dir`.
-fn git_cli(dir: &Path, args: &[&str]) -> Result<String, GitError> {
+pub fn git_cli(dir: &Path, args: &[&str]) -> Result<String, GitError> {
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(dir)

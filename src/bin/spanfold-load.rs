@@ -192,22 +192,15 @@ fn offline(args: &Args, dir: &std::path::Path) -> Result<()> {
         latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
     }
     let seconds = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let spans = n * args.batch as u64;
-    let report = Report {
-        endpoint: format!("offline:{}", dir.display()),
-        concurrency: 1,
-        batch: args.batch,
+    let report = Report::new(
+        format!("offline:{}", dir.display()),
+        1,
+        args.batch,
         seconds,
-        exports: n,
-        spans_acknowledged: spans,
-        spans_per_second: spans as f64 / seconds,
-        latency_ms_p50: percentile(&latencies, 0.50),
-        latency_ms_p90: percentile(&latencies, 0.90),
-        latency_ms_p99: percentile(&latencies, 0.99),
-        latency_ms_max: percentile(&latencies, 1.0),
-        errors: 0,
-    };
+        n,
+        latencies,
+        0,
+    );
     print_report(&report, args.json)
 }
 
@@ -246,6 +239,36 @@ struct Report {
     latency_ms_p99: f64,
     latency_ms_max: f64,
     errors: u64,
+}
+
+impl Report {
+    /// Throughput and latency percentiles from per-export latencies in microseconds.
+    fn new(
+        endpoint: String,
+        concurrency: usize,
+        batch: usize,
+        seconds: f64,
+        exports: u64,
+        mut latencies: Vec<u32>,
+        errors: u64,
+    ) -> Report {
+        latencies.sort_unstable();
+        let spans = exports * batch as u64;
+        Report {
+            endpoint,
+            concurrency,
+            batch,
+            seconds,
+            exports,
+            spans_acknowledged: spans,
+            spans_per_second: spans as f64 / seconds,
+            latency_ms_p50: percentile(&latencies, 0.50),
+            latency_ms_p90: percentile(&latencies, 0.90),
+            latency_ms_p99: percentile(&latencies, 0.99),
+            latency_ms_max: percentile(&latencies, 1.0),
+            errors,
+        }
+    }
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -372,22 +395,14 @@ async fn run(args: Args) -> Result<()> {
         exports += e;
         errors += r;
     }
-    latencies.sort_unstable();
-    let spans = exports * args.batch as u64;
-    let report = Report {
-        endpoint: args.endpoint.clone(),
-        concurrency: args.concurrency,
-        batch: args.batch,
+    let report = Report::new(
+        args.endpoint.clone(),
+        args.concurrency,
+        args.batch,
         seconds,
         exports,
-        spans_acknowledged: spans,
-        spans_per_second: spans as f64 / seconds,
-        latency_ms_p50: percentile(&latencies, 0.50),
-        latency_ms_p90: percentile(&latencies, 0.90),
-        latency_ms_p99: percentile(&latencies, 0.99),
-        latency_ms_max: percentile(&latencies, 1.0),
+        latencies,
         errors,
-    };
-    print_report(&report, args.json)?;
-    Ok(())
+    );
+    print_report(&report, args.json)
 }
