@@ -12,7 +12,7 @@ const LANGS: [&str; 6] = ["python", "rust", "typescript", "go", "java", "kotlin"
 const FRAMEWORKS: [&str; 6] = ["fastapi", "axum", "react", "gin", "spring", "ktor"];
 
 fn s(v: &str) -> AnyValue {
-    AnyValue::String(v.to_owned())
+    AnyValue::String(v.into())
 }
 
 fn span(i: u64, name: &str) -> Span {

@@ -5,18 +5,35 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::changes::{HistoryEntry, Subject};
 use crate::client::{Advert, Client};
 use crate::coordinator::{Coordinator, CycleReport, GcReport};
 use crate::emit;
 use crate::model::Span;
+use crate::otlp::file::Format;
 use crate::reducer::Anomaly;
 use crate::registry::hex;
 use crate::status::{self, AgentJson, Status, StatusOptions};
+use crate::timetravel::{self, DiffReport, Point};
+
+/// Percent-encodes a query value (times carry ':' and '+').
+fn query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
 
 pub enum Backend {
     Local {
         dir: PathBuf,
-        coord: Option<Coordinator>,
+        /// Boxed: a coordinator is large, and a remote backend never holds one.
+        coord: Option<Box<Coordinator>>,
     },
     Remote(Client),
 }
@@ -58,7 +75,7 @@ impl Backend {
             ),
             Backend::Local { dir, coord } => {
                 if coord.is_none() {
-                    *coord = Some(Coordinator::open(dir)?);
+                    *coord = Some(Box::new(Coordinator::open(dir)?));
                 }
                 Ok(coord.as_mut().expect("just opened"))
             }
@@ -74,18 +91,120 @@ impl Backend {
     }
 
     pub fn status(&mut self, options: &StatusOptions) -> Result<Status> {
+        self.status_at(options, None)
+    }
+
+    /// The status now, or as of `at` (a POINT: seq, RFC 3339 time, or -5m).
+    pub fn status_at(&mut self, options: &StatusOptions, at: Option<&str>) -> Result<Status> {
+        let point = at.map(str::parse::<Point>).transpose()?;
         match self {
             Backend::Remote(client) => {
                 let mut path = format!("/api/status?details={}", options.details);
                 if let Some(agent) = &options.agent {
-                    path.push_str(&format!("&agent={agent}"));
+                    path.push_str(&format!("&agent={}", query_value(agent)));
+                }
+                if let Some(at) = at {
+                    path.push_str(&format!("&at={}", query_value(at)));
                 }
                 let data = client.api("GET", &path)?;
                 serde_json::from_value(data).context("reading the server's status")
             }
             Backend::Local { .. } => {
                 let coord = self.local()?;
-                Ok(status::build(&coord.view(), options))
+                match point {
+                    None => Ok(status::build(&coord.view(), options)),
+                    Some(point) => {
+                        let reader = coord.log().reader();
+                        let seq = point.resolve(&reader, emit::now())?;
+                        let view = timetravel::view_at(&reader, seq)?;
+                        Ok(status::build(&view, options))
+                    }
+                }
+            }
+        }
+    }
+
+    /// One agent's or feature's timeline.
+    pub fn history(&mut self, subject: Subject) -> Result<Vec<HistoryEntry>> {
+        match self {
+            Backend::Remote(client) => {
+                let path = match &subject {
+                    Subject::Agent(id) => format!("/api/history?agent={}", query_value(id)),
+                    Subject::Feature(f) => format!("/api/history?feature={}", query_value(f)),
+                };
+                let data = client.api("GET", &path)?;
+                serde_json::from_value(data).context("reading the server's history")
+            }
+            Backend::Local { .. } => {
+                let reader = self.local()?.log().reader();
+                Ok(timetravel::history(&reader, subject)?)
+            }
+        }
+    }
+
+    /// What changed between two POINTs.
+    pub fn diff(&mut self, from: &str, to: &str) -> Result<DiffReport> {
+        let (a, b) = (from.parse::<Point>()?, to.parse::<Point>()?);
+        match self {
+            Backend::Remote(client) => {
+                let path = format!(
+                    "/api/diff?from={}&to={}",
+                    query_value(from),
+                    query_value(to)
+                );
+                let data = client.api("GET", &path)?;
+                serde_json::from_value(data).context("reading the server's diff")
+            }
+            Backend::Local { .. } => {
+                let reader = self.local()?.log().reader();
+                let now = emit::now();
+                let (a, b) = (a.resolve(&reader, now)?, b.resolve(&reader, now)?);
+                Ok(timetravel::diff(&reader, a, b)?)
+            }
+        }
+    }
+
+    /// Writes the log (from..=to, POINTs) as OTLP/JSON lines to `out`. Returns (lines, spans)
+    /// when it reads the log itself; a server's export is streamed and not counted.
+    pub fn export(
+        &mut self,
+        from: Option<&str>,
+        to: Option<&str>,
+        format: Format,
+        out: &mut dyn std::io::Write,
+    ) -> Result<Option<(u64, u64)>> {
+        let from_point = from.map(str::parse::<Point>).transpose()?;
+        let to_point = to.map(str::parse::<Point>).transpose()?;
+        match self {
+            Backend::Remote(client) => {
+                let mut query = vec![format!(
+                    "format={}",
+                    match format {
+                        Format::Json => "json",
+                        Format::Protobuf => "protobuf",
+                    }
+                )];
+                if let Some(f) = from {
+                    query.push(format!("from={}", query_value(f)));
+                }
+                if let Some(t) = to {
+                    query.push(format!("to={}", query_value(t)));
+                }
+                client.download(&format!("/api/export?{}", query.join("&")), out)?;
+                Ok(None)
+            }
+            Backend::Local { .. } => {
+                let reader = self.local()?.log().reader();
+                let now = emit::now();
+                let from = from_point.map(|p| p.resolve(&reader, now)).transpose()?;
+                let to = to_point.map(|p| p.resolve(&reader, now)).transpose()?;
+                Ok(Some(timetravel::export(
+                    &reader,
+                    from.unwrap_or(1),
+                    to.unwrap_or(u64::MAX),
+                    format,
+                    out,
+                )?))
             }
         }
     }

@@ -73,6 +73,107 @@ pub enum Command {
     /// Remove worktrees nobody holds (merged, cancelled or requeued features) — only clean ones,
     /// unless --force; lists the uncommitted work that would be lost instead.
     Gc(GcArgs),
+    /// Write the log as OTLP/JSON lines (one ExportTraceServiceRequest per line, the
+    /// Collector's file format); `replay` reads it back to the same events.
+    Export(ExportArgs),
+    /// Fold recorded traces again, away from the live log: the final status, each event's
+    /// changes (--step), a check that the policy still makes the recorded decisions (--verify),
+    /// or the same inputs under another policy (--policy-config). Never runs git.
+    Replay(ReplayArgs),
+    /// The timeline of one agent or feature: each change with its time and causing span.
+    History(HistoryArgs),
+    /// What changed between two points of the log.
+    Diff(DiffArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "POINT is a sequence number (1234), an RFC 3339 time (2026-11-26T14:02:00Z) or a time relative to now (-5m).\n\
+    Lines are whole records of the log: the first and last may start before --from or end after --to."
+)]
+pub struct ExportArgs {
+    /// First event to export (POINT).
+    #[arg(long, value_name = "POINT")]
+    pub from: Option<String>,
+    /// Last event to export (POINT).
+    #[arg(long, value_name = "POINT")]
+    pub to: Option<String>,
+    /// Write to FILE instead of stdout (needed with --json, whose stdout is the envelope).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// json: OTLP/JSON lines. protobuf: length-prefixed OTLP protobuf messages (the Collector
+    /// file exporter's `format: proto`; smaller, and several times faster to replay).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+    pub format: ExportFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum ExportFormat {
+    Json,
+    Protobuf,
+}
+
+impl From<ExportFormat> for crate::otlp::file::Format {
+    fn from(f: ExportFormat) -> Self {
+        match f {
+            ExportFormat::Json => crate::otlp::file::Format::Json,
+            ExportFormat::Protobuf => crate::otlp::file::Format::Protobuf,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Input: OTLP/JSON lines (from `spanfold export` or a Collector's file exporter) or OTLP protobuf\n\
+    (one ExportTraceServiceRequest, or several each prefixed by a 4-byte big-endian length).\n\
+    --policy-config FILE (YAML or JSON) may set: weights: {capability, priority, complexity, load},\n\
+    lease_seconds, max_concurrent_features."
+)]
+pub struct ReplayArgs {
+    /// Recorded trace files, replayed in the order given.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// One line per event: seq, time, span, agent, and what it changed.
+    #[arg(long)]
+    pub step: bool,
+    /// Stop after this POINT (a seq, or a time: the last event received by then).
+    #[arg(long, value_name = "POINT")]
+    pub until: Option<String>,
+    /// Re-run the policy at every recorded decision and compare; the first difference is shown
+    /// side by side and the exit code is 1.
+    #[arg(long)]
+    pub verify: bool,
+    /// What-if: the recorded inputs under other policy weights, lease or concurrency limits.
+    #[arg(long, value_name = "FILE")]
+    pub policy_config: Option<PathBuf>,
+    /// Also write the replayed events as a new log in DIR (which must not exist), to query it
+    /// with --coord-dir DIR.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct HistoryArgs {
+    /// The agent to follow.
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
+    /// The feature to follow.
+    #[arg(long, value_name = "NAME")]
+    pub feature: Option<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "POINT is a sequence number (1234), an RFC 3339 time (2026-11-26T14:02:00Z) or a time relative to now (-5m)."
+)]
+pub struct DiffArgs {
+    /// The earlier POINT.
+    #[arg(long, value_name = "POINT")]
+    pub from: String,
+    /// The later POINT. Default: now.
+    #[arg(long, value_name = "POINT")]
+    pub to: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -135,7 +236,7 @@ pub enum AgentsCommand {
     /// Agents, features, worktrees and health.
     AgentStatus(StatusArgs),
     /// Worktrees and the features and agents they belong to.
-    WorktreeStatus,
+    WorktreeStatus(WorktreeStatusArgs),
     /// Report an agent's state and progress (as the agent would, over OTLP).
     Progress(ProgressArgs),
     /// Report the result of validating an agent's work.
@@ -260,6 +361,17 @@ pub struct StatusArgs {
     /// Include capabilities and feature requirements.
     #[arg(long)]
     pub details: bool,
+    /// The status as of POINT: a sequence number (1234), an RFC 3339 time
+    /// (2026-11-26T14:02:00Z) or a time relative to now (-5m).
+    #[arg(long, value_name = "POINT")]
+    pub at: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct WorktreeStatusArgs {
+    /// The worktrees as of POINT (seq, RFC 3339 time, or -5m); orphans are only looked for now.
+    #[arg(long, value_name = "POINT")]
+    pub at: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -371,6 +483,8 @@ pub struct Output {
     pub data: Value,
     pub text: String,
     pub warnings: Vec<String>,
+    /// Merged into the envelope's metadata (what a command says about how it got its data).
+    pub metadata: Option<Value>,
 }
 
 impl Output {
@@ -379,9 +493,26 @@ impl Output {
             data,
             text,
             warnings: Vec::new(),
+            metadata: None,
         }
     }
 }
+
+/// A failure that still has data to show (with --json, in `data`), such as the divergence
+/// `replay --verify` found.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub data: Value,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
 
 /// The seed's envelope.
 #[derive(Serialize)]
@@ -403,8 +534,28 @@ impl Envelope {
     ) -> Envelope {
         let (success, data, errors, warnings) = match result {
             Ok(out) => (true, out.data.clone(), vec![], out.warnings.clone()),
-            Err(e) => (false, Value::Null, vec![format!("{e:#}")], vec![]),
+            Err(e) => (
+                false,
+                e.downcast_ref::<Failure>()
+                    .map_or(Value::Null, |f| f.data.clone()),
+                vec![format!("{e:#}")],
+                vec![],
+            ),
         };
+        let mut metadata = json!({
+            "spanfold_version": env!("CARGO_PKG_VERSION"),
+            "coord_dir": coord_dir.map(|p| p.display().to_string()),
+        });
+        if let (
+            Ok(Output {
+                metadata: Some(Value::Object(extra)),
+                ..
+            }),
+            Some(m),
+        ) = (result, metadata.as_object_mut())
+        {
+            m.extend(extra.clone());
+        }
         Envelope {
             timestamp: status::rfc3339(emit::now()),
             command: command.to_owned(),
@@ -412,10 +563,7 @@ impl Envelope {
             data,
             errors,
             warnings,
-            metadata: json!({
-                "spanfold_version": env!("CARGO_PKG_VERSION"),
-                "coord_dir": coord_dir.map(|p| p.display().to_string()),
-            }),
+            metadata,
         }
     }
 }
@@ -429,13 +577,17 @@ impl Command {
             Command::Serve(_) => "serve",
             Command::Gc(_) => "gc",
             Command::Demo(_) => "demo",
+            Command::Export(_) => "export",
+            Command::Replay(_) => "replay",
+            Command::History(_) => "history",
+            Command::Diff(_) => "diff",
             Command::Agents(a) => match a {
                 AgentsCommand::Init(_) => "agents init",
                 AgentsCommand::RegisterAgent(_) => "agents register-agent",
                 AgentsCommand::AddFeature(_) => "agents add-feature",
                 AgentsCommand::CoordinationCycle(_) => "agents coordination-cycle",
                 AgentsCommand::AgentStatus(_) => "agents agent-status",
-                AgentsCommand::WorktreeStatus => "agents worktree-status",
+                AgentsCommand::WorktreeStatus(_) => "agents worktree-status",
                 AgentsCommand::Progress(_) => "agents progress",
                 AgentsCommand::Validate(_) => "agents validate",
                 AgentsCommand::Reset(_) => "agents reset",
@@ -545,6 +697,10 @@ pub fn run(cli: &Cli, coord_dir: &Path, mut on_cycle: impl FnMut(&str)) -> Resul
                 ),
             ))
         }
+        Command::Export(args) => export(args, cli, &mut connect()),
+        Command::Replay(args) => replay(args, cli, &mut on_cycle),
+        Command::History(args) => history(args, &mut connect()),
+        Command::Diff(args) => diff(args, &mut connect()),
         Command::Agents(AgentsCommand::Init(args)) => init(args, coord_dir, &mut connect()),
         Command::Agents(cmd) => run_agents(cmd, &mut connect(), &mut on_cycle),
     }
@@ -583,7 +739,7 @@ fn run_agents(
                 agent: args.agent.clone(),
                 details: args.details,
             };
-            let st = backend.status(&options)?;
+            let st = backend.status_at(&options, args.at.as_deref())?;
             if let Some(id) = &args.agent
                 && st.agents.is_empty()
             {
@@ -594,12 +750,12 @@ fn run_agents(
             let text = status_text(&st);
             Ok(Output::new(serde_json::to_value(&st)?, text))
         }
-        AgentsCommand::WorktreeStatus => {
-            let st = backend.status(&StatusOptions::default())?;
+        AgentsCommand::WorktreeStatus(args) => {
+            let st = backend.status_at(&StatusOptions::default(), args.at.as_deref())?;
             // Orphans: worktrees git has that the log knows nothing of (made by hand, or by
-            // another tool). Listed, never touched.
+            // another tool). Listed, never touched; git only knows the present.
             let orphaned: Vec<String> = match &st.config {
-                Some(c) => git::worktree_paths(Path::new(&c.repo))?
+                Some(c) if args.at.is_none() => git::worktree_paths(Path::new(&c.repo))?
                     .into_iter()
                     .filter(|p| {
                         !st.worktrees.iter().any(|w| {
@@ -609,7 +765,7 @@ fn run_agents(
                         })
                     })
                     .collect(),
-                None => Vec::new(),
+                _ => Vec::new(),
             };
             let mut text = worktree_text(&st);
             for o in &orphaned {
@@ -732,6 +888,311 @@ fn run_agents(
 
 /// Sends one operator span; a span the reducer could not apply fails the command with its reason
 /// (the span stays in the log: it is what was said).
+fn export(args: &ExportArgs, cli: &Cli, backend: &mut Backend) -> Result<Output> {
+    let (from, to) = (args.from.as_deref(), args.to.as_deref());
+    let counted = match &args.output {
+        None => {
+            if cli.json {
+                bail!(
+                    "with --json, stdout carries the envelope: give --output FILE for the export"
+                );
+            }
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let counted = backend.export(from, to, args.format.into(), &mut out)?;
+            std::io::Write::flush(&mut out).context("writing the export to stdout")?;
+            // The lines are the output; the summary goes to stderr so a pipe stays clean.
+            if let Some((lines, spans)) = counted {
+                eprintln!("exported {spans} spans in {lines} lines");
+            }
+            return Ok(Output::new(Value::Null, String::new()));
+        }
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            let counted = backend.export(from, to, args.format.into(), &mut out)?;
+            std::io::Write::flush(&mut out)
+                .with_context(|| format!("writing {}", path.display()))?;
+            counted
+        }
+    };
+    let path = args.output.as_ref().map(|p| p.display().to_string());
+    let (lines, spans) = counted.unzip();
+    Ok(Output::new(
+        json!({"path": path, "lines": lines, "spans": spans}),
+        match counted {
+            Some((lines, spans)) => format!(
+                "Exported {spans} spans in {lines} lines to {}.",
+                path.unwrap_or_default()
+            ),
+            None => format!("Exported the server's log to {}.", path.unwrap_or_default()),
+        },
+    ))
+}
+
+fn replay(args: &ReplayArgs, cli: &Cli, on_line: &mut dyn FnMut(&str)) -> Result<Output> {
+    use std::io::IsTerminal;
+    let what_if = args
+        .policy_config
+        .as_deref()
+        .map(crate::replay::read_what_if)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
+    let until = args
+        .until
+        .as_deref()
+        .map(str::parse::<crate::timetravel::Point>)
+        .transpose()?;
+    // A progress bar only for people: on a terminal, for inputs big enough to wait for.
+    let size: u64 = args
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let show_progress =
+        !cli.json && !args.step && std::io::stderr().is_terminal() && size > 32 * 1024 * 1024;
+    let options = crate::replay::ReplayOptions {
+        files: args.files.clone(),
+        step: args.step,
+        until,
+        verify: args.verify,
+        what_if,
+        keep: args.keep.clone(),
+        now: emit::now(),
+        progress: show_progress.then_some(progress_bar as fn(u64, u64)),
+    };
+    let mut steps = Vec::new();
+    let report = crate::replay::replay(&options, |step| {
+        if cli.json {
+            steps.push(step.clone());
+        } else {
+            on_line(&step_line(step));
+        }
+    })?;
+    let st = status::build(&report.view, &StatusOptions::default());
+    let summary = format!(
+        "Replayed {} events from {} lines of {} file(s){}{}{}.\n",
+        report.events,
+        report.lines,
+        args.files.len(),
+        if report.duplicates > 0 {
+            format!("; {} duplicate spans dropped", report.duplicates)
+        } else {
+            String::new()
+        },
+        if report.rejected_count > 0 {
+            format!(
+                "; {} malformed spans skipped ({})",
+                report.rejected_count,
+                report.rejected.join("; ")
+            )
+        } else {
+            String::new()
+        },
+        if report.stopped {
+            format!(" (stopped at seq {} by --until)", report.view.as_of.seq)
+        } else {
+            String::new()
+        }
+    );
+    let mut meta = json!({
+        "events": report.events,
+        "lines": report.lines,
+        "duplicates": report.duplicates,
+        "rejected_spans": report.rejected_count,
+        "stopped_by_until": report.stopped,
+    });
+    let mut text = summary;
+    if !args.step || cli.json {
+        text.push_str(&status_text(&st));
+    }
+    if args.step && cli.json {
+        meta["steps"] = serde_json::to_value(&steps)?;
+    }
+    if let Some(w) = &report.what_if {
+        meta["what_if"] = serde_json::to_value(w)?;
+        text.push_str(&what_if_text(w));
+    }
+    if let Some(v) = &report.verify {
+        meta["verify"] = serde_json::to_value(v)?;
+        if let Some(d) = &v.divergence {
+            let message = format!(
+                "replay --verify: the policy no longer makes a recorded decision.\n{}({} decision points agreed before it)",
+                d.render(),
+                v.decision_points.saturating_sub(1)
+            );
+            let mut data = serde_json::to_value(&st)?;
+            data["verify"] = serde_json::to_value(v)?;
+            return Err(Failure { message, data }.into());
+        }
+        text.push_str(&format!(
+            "verify: {} decision points, {} decisions re-computed, all as recorded.\n",
+            v.decision_points, v.decisions
+        ));
+    }
+    let mut out = Output::new(serde_json::to_value(&st)?, text);
+    out.metadata = Some(json!({ "replay": meta }));
+    Ok(out)
+}
+
+fn progress_bar(read: u64, total: u64) {
+    use std::sync::OnceLock;
+    static BAR: OnceLock<indicatif::ProgressBar> = OnceLock::new();
+    let bar = BAR.get_or_init(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "replaying {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    });
+    bar.set_position(read);
+    if read >= total {
+        bar.finish_and_clear();
+    }
+}
+
+fn step_line(step: &crate::replay::Step) -> String {
+    let changes: Vec<String> = step.changes.iter().map(|c| c.describe()).collect();
+    format!(
+        "{:>8} {} {:<28} {:<16} {}\n",
+        step.seq,
+        status::rfc3339(step.time),
+        step.span,
+        step.agent_id.as_deref().unwrap_or("-"),
+        if changes.is_empty() {
+            "-".to_owned()
+        } else {
+            changes.join("; ")
+        }
+    )
+}
+
+fn what_if_text(w: &crate::whatif::Report) -> String {
+    let mut out = format!(
+        "\nWhat-if over {} recorded cycles (work takes as long as it did in the record):\n",
+        w.cycles
+    );
+    out.push_str(&format!(
+        "  {:<26} {:>10} {:>10} {:>12}\n",
+        "", "recorded", "current", "alternative"
+    ));
+    type Figure = fn(&crate::whatif::Outcome) -> String;
+    let rows: [(&str, Figure); 5] = [
+        ("features completed", |o| o.features_completed.to_string()),
+        ("features assigned", |o| o.features_assigned.to_string()),
+        ("mean wait in queue (s)", |o| {
+            format!("{:.1}", o.mean_wait_seconds)
+        }),
+        ("max wait in queue (s)", |o| {
+            format!("{:.1}", o.max_wait_seconds)
+        }),
+        ("lease verdicts", |o| o.lease_verdicts.to_string()),
+    ];
+    for (label, f) in &rows {
+        out.push_str(&format!(
+            "  {:<26} {:>10} {:>10} {:>12}\n",
+            label,
+            f(&w.recorded),
+            f(&w.current),
+            f(&w.alternative)
+        ));
+    }
+    let agents: std::collections::BTreeSet<&String> = w
+        .recorded
+        .load
+        .keys()
+        .chain(w.current.load.keys())
+        .chain(w.alternative.load.keys())
+        .collect();
+    for a in agents {
+        let n = |o: &crate::whatif::Outcome| o.load.get(a).copied().unwrap_or(0).to_string();
+        out.push_str(&format!(
+            "  {:<26} {:>10} {:>10} {:>12}\n",
+            format!("assignments to {a}"),
+            n(&w.recorded),
+            n(&w.current),
+            n(&w.alternative)
+        ));
+    }
+    if w.differences.is_empty() {
+        out.push_str("The alternative makes the same assignments as the current policy.\n");
+    } else {
+        out.push_str("Assignments the alternative makes differently:\n");
+        for d in &w.differences {
+            out.push_str(&format!(
+                "  cycle {:>4} {} {} → {} (score {:.3})\n",
+                d.cycle,
+                status::rfc3339(d.time),
+                d.feature_name,
+                d.agent_id,
+                d.score
+            ));
+        }
+    }
+    out
+}
+
+fn history(args: &HistoryArgs, backend: &mut Backend) -> Result<Output> {
+    use crate::changes::Subject;
+    let subject = match (&args.agent, &args.feature) {
+        (Some(a), _) => Subject::Agent(a.clone()),
+        (_, Some(f)) => Subject::Feature(f.clone()),
+        _ => bail!("give --agent ID or --feature NAME"),
+    };
+    let what = match &subject {
+        Subject::Agent(a) => format!("agent {a}"),
+        Subject::Feature(f) => format!("feature {f}"),
+    };
+    let entries = backend.history(subject)?;
+    if entries.is_empty() {
+        bail!(
+            "the log holds nothing about {what}; `spanfold agents agent-status` lists what it knows"
+        );
+    }
+    let mut text = format!("History of {what}:\n");
+    for e in &entries {
+        let changes: Vec<String> = e.changes.iter().map(|c| c.describe()).collect();
+        text.push_str(&format!(
+            "{:>8} {} {:<28} {}\n",
+            e.seq,
+            status::rfc3339(e.time),
+            e.span,
+            changes.join("; ")
+        ));
+        if let Some(score) = e.score {
+            text.push_str(&format!("{:>40}score {score:.3}\n", ""));
+        }
+        for r in &e.reasons {
+            text.push_str(&format!("{:>40}- {r}\n", ""));
+        }
+    }
+    Ok(Output::new(json!({"entries": entries}), text))
+}
+
+fn diff(args: &DiffArgs, backend: &mut Backend) -> Result<Output> {
+    let to = args.to.clone().unwrap_or_else(|| u64::MAX.to_string());
+    let report = backend.diff(&args.from, &to)?;
+    let mut text = format!(
+        "From seq {} ({}) to seq {} ({}): {} events.\n",
+        report.from.seq,
+        status::rfc3339(report.from.time),
+        report.to.seq,
+        status::rfc3339(report.to.time),
+        report.events
+    );
+    if report.changes.is_empty() {
+        text.push_str("Nothing changed.\n");
+    }
+    for c in &report.changes {
+        text.push_str(&format!("  {:<9} {}\n", c.entity, c.describe()));
+    }
+    Ok(Output::new(serde_json::to_value(&report)?, text))
+}
+
 fn submit_checked(backend: &mut Backend, span: crate::model::Span) -> Result<()> {
     if let Some(anomaly) = backend.submit(vec![span])? {
         bail!(

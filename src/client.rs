@@ -80,6 +80,21 @@ impl Client {
         path: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Vec<u8>, ClientError> {
+        self.send_to(method, path, body, None)
+    }
+
+    /// GETs `path` and copies a successful body to `out` as it arrives.
+    pub fn download(&self, path: &str, out: &mut dyn std::io::Write) -> Result<(), ClientError> {
+        self.send_to("GET", path, None, Some(out)).map(|_| ())
+    }
+
+    fn send_to(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        stream: Option<&mut dyn std::io::Write>,
+    ) -> Result<Vec<u8>, ClientError> {
         let url = format!("{}{path}", self.base);
         let unreachable = |e: ureq::Error| ClientError::Unreachable {
             url: url.clone(),
@@ -108,6 +123,14 @@ impl Client {
             }
         };
         let status = response.status().as_u16();
+        if let (200, Some(out)) = (status, stream) {
+            let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+            std::io::copy(&mut reader, out).map_err(|e| ClientError::BadAnswer {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+            return Ok(Vec::new());
+        }
         let bytes = response
             .body_mut()
             .with_config()
@@ -126,7 +149,11 @@ impl Client {
             _ => Err(ClientError::Status {
                 url,
                 status,
-                message: String::from_utf8_lossy(&bytes).into_owned(),
+                // The API answers failures in the envelope: show its message, not the JSON.
+                message: serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|doc| doc["errors"][0].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
             }),
         }
     }

@@ -13,10 +13,11 @@ use crate::emit::{self, IdGen};
 use crate::git;
 use crate::model::{ResourceSpans, Span, UnixNanos};
 use crate::policy::{self, PolicyConfig};
-use crate::reducer::{AgentState, Config, FeatureStatus, View, WorktreeStatus};
+use crate::reducer::{AgentState, Config, FeatureStatus, REDUCER_VERSION, View, WorktreeStatus};
 use crate::registry::{Origin, Registry, Violation};
 use crate::status;
 use crate::store::{Log, StoreError};
+use crate::timetravel;
 
 #[derive(Debug, Error)]
 pub enum CoordError {
@@ -142,6 +143,10 @@ pub struct Coordinator {
     /// Wait for a merge gate within the cycle (the CLI, whose process ends with the command) or
     /// let it run in the background and pick up its result in a later cycle (the server).
     background_gates: bool,
+    /// Seq of the latest checkpoint written (or found), for spacing the next one.
+    last_checkpoint: u64,
+    /// Fewest events between checkpoints ([`timetravel::CHECKPOINT_EVERY`]; tests lower it).
+    checkpoint_every: u64,
 }
 
 impl Coordinator {
@@ -156,15 +161,27 @@ impl Coordinator {
     }
 
     fn open_with(dir: &Path, create: bool) -> Result<Coordinator, CoordError> {
-        let mut log = Log::open(dir, create)?;
-        let mut view = View::default();
-        log.scan(|batch| {
-            for ev in batch.events() {
-                view.apply(&ev);
+        let log = Log::open(dir, create)?;
+        // Checkpoints of another reducer version would fold into a different view: discard them;
+        // the fold below writes new ones as it goes.
+        let discarded = log.discard_checkpoints(REDUCER_VERSION)?;
+        if discarded > 0 {
+            tracing::info!("discarded {discarded} checkpoints of another reducer version");
+        }
+        let reader = log.reader();
+        let (from, view) = match reader.checkpoint_at_or_before::<View>(u64::MAX, REDUCER_VERSION) {
+            Ok(Some((entry, view))) => (entry.seq + 1, view),
+            Ok(None) => (1, View::default()),
+            Err(e) => {
+                // Derived data only: an unreadable checkpoint costs a full fold, never an answer.
+                tracing::warn!("{e}; folding the whole log instead");
+                (1, View::default())
             }
-        })?;
-        Ok(Coordinator {
+        };
+        let mut coord = Coordinator {
             dir: dir.to_path_buf(),
+            last_checkpoint: from - 1,
+            checkpoint_every: timetravel::CHECKPOINT_EVERY,
             log,
             view: Arc::new(RwLock::new(view)),
             registry: Registry::builtin(),
@@ -173,7 +190,40 @@ impl Coordinator {
             recorded: None,
             gates: std::collections::BTreeMap::new(),
             background_gates: false,
-        })
+        };
+        for batch in reader.batches_from(from) {
+            let batch = batch?;
+            {
+                let mut view = coord.view.write();
+                for ev in batch.events().filter(|ev| ev.seq >= from) {
+                    view.apply(&ev);
+                }
+            }
+            coord.maybe_checkpoint();
+        }
+        Ok(coord)
+    }
+
+    /// Spaces checkpoints at least `events` apart (from the next one on).
+    pub fn set_checkpoint_every(&mut self, events: u64) {
+        self.checkpoint_every = events.max(1);
+    }
+
+    /// Writes a checkpoint of the view when one is due. Checkpoints are derived: failing to
+    /// write one is logged and costs only speed.
+    fn maybe_checkpoint(&mut self) {
+        let view = self.view.read();
+        if !timetravel::checkpoint_due(&view, self.last_checkpoint, self.checkpoint_every) {
+            return;
+        }
+        let seq = view.as_of.seq;
+        match self
+            .log
+            .put_checkpoint(seq, view.as_of.time, REDUCER_VERSION, &*view)
+        {
+            Ok(()) => self.last_checkpoint = seq,
+            Err(e) => tracing::warn!("checkpoint at seq {seq} not written: {e}"),
+        }
     }
 
     /// Folds the whole log again into the shared view.
@@ -296,10 +346,13 @@ impl Coordinator {
             }
         };
         if let Some(batch) = appended.batch {
-            let mut view = self.view.write();
-            for ev in batch.events() {
-                view.apply(&ev);
+            {
+                let mut view = self.view.write();
+                for ev in batch.events() {
+                    view.apply(&ev);
+                }
             }
+            self.maybe_checkpoint();
         }
         // Duplicates are accepted (OTLP retries are normal) but counted once, on the group.
         if let Some(first) = answers.first_mut() {

@@ -68,7 +68,7 @@ pub fn now() -> UnixNanos {
 }
 
 fn s(v: &str) -> AnyValue {
-    AnyValue::String(v.to_owned())
+    AnyValue::String(v.into())
 }
 
 /// Wraps spans written by `service` (spanfold itself, or its CLI acting for an operator).

@@ -15,12 +15,15 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::changes::Subject;
+use crate::otlp::file::Format;
 use crate::otlp::grpc::{SinkError, authorized};
 use crate::otlp::{self, Encoding};
 use crate::reducer::{AgentState, FeatureStatus};
 use crate::registry::Origin;
 use crate::server::{CYCLE_BUCKETS, State};
 use crate::status::{self, StatusOptions};
+use crate::timetravel::{self, Point};
 
 type Shared = Arc<State>;
 
@@ -34,6 +37,9 @@ pub async fn serve(
         .route("/api/status", get(api_status))
         .route("/api/agents/{id}", get(api_agent))
         .route("/api/events", get(api_events))
+        .route("/api/history", get(api_history))
+        .route("/api/diff", get(api_diff))
+        .route("/api/export", get(api_export))
         .route("/api/cycle", post(api_cycle))
         .route("/api/gc", post(api_gc))
         .route("/metrics", get(metrics))
@@ -55,9 +61,14 @@ pub async fn serve(
 
 /// The seed's envelope, as the CLI prints it with --json.
 fn envelope(command: &str, result: Result<Value, String>) -> Response {
+    envelope_or(command, result, StatusCode::NOT_FOUND)
+}
+
+/// The envelope, answering `failure` when `result` is an error.
+fn envelope_or(command: &str, result: Result<Value, String>, failure: StatusCode) -> Response {
     let (status, success, data, errors) = match result {
         Ok(data) => (StatusCode::OK, true, data, vec![]),
-        Err(e) => (StatusCode::NOT_FOUND, false, Value::Null, vec![e]),
+        Err(e) => (failure, false, Value::Null, vec![e]),
     };
     let body = json!({
         "timestamp": status::rfc3339(crate::emit::now()),
@@ -160,6 +171,8 @@ struct StatusQuery {
     agent: Option<String>,
     #[serde(default)]
     details: bool,
+    /// A POINT (seq, RFC 3339 time, or -5m): the status as of then.
+    at: Option<String>,
 }
 
 async fn api_status(Extract(state): Extract<Shared>, Query(q): Query<StatusQuery>) -> Response {
@@ -167,11 +180,155 @@ async fn api_status(Extract(state): Extract<Shared>, Query(q): Query<StatusQuery
         agent: q.agent,
         details: q.details,
     };
-    let st = status::build(&state.view.read(), &options);
-    envelope(
-        "agents agent-status",
-        serde_json::to_value(&st).map_err(|e| e.to_string()),
+    let Some(at) = q.at else {
+        let st = status::build(&state.view.read(), &options);
+        return envelope(
+            "agents agent-status",
+            serde_json::to_value(&st).map_err(|e| e.to_string()),
+        );
+    };
+    let reader = state.log.clone();
+    let result = blocking(move || {
+        let seq = parse_point(&at)?
+            .resolve(&reader, crate::emit::now())
+            .map_err(|e| e.to_string())?;
+        let view = timetravel::view_at(&reader, seq).map_err(|e| e.to_string())?;
+        serde_json::to_value(status::build(&view, &options)).map_err(|e| e.to_string())
+    })
+    .await;
+    envelope_or("agents agent-status", result, StatusCode::BAD_REQUEST)
+}
+
+fn parse_point(s: &str) -> Result<Point, String> {
+    s.parse::<Point>().map_err(|e| e.to_string())
+}
+
+/// Runs log reads off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    agent: Option<String>,
+    feature: Option<String>,
+}
+
+async fn api_history(Extract(state): Extract<Shared>, Query(q): Query<HistoryQuery>) -> Response {
+    let subject = match (q.agent, q.feature) {
+        (Some(a), None) => Subject::Agent(a),
+        (None, Some(f)) => Subject::Feature(f),
+        _ => {
+            return envelope_or(
+                "history",
+                Err("give exactly one of agent=ID or feature=NAME".into()),
+                StatusCode::BAD_REQUEST,
+            );
+        }
+    };
+    let reader = state.log.clone();
+    let result = blocking(move || {
+        let entries = timetravel::history(&reader, subject).map_err(|e| e.to_string())?;
+        serde_json::to_value(entries).map_err(|e| e.to_string())
+    })
+    .await;
+    envelope_or("history", result, StatusCode::BAD_REQUEST)
+}
+
+#[derive(Deserialize)]
+struct DiffQuery {
+    from: String,
+    to: String,
+}
+
+async fn api_diff(Extract(state): Extract<Shared>, Query(q): Query<DiffQuery>) -> Response {
+    let reader = state.log.clone();
+    let result = blocking(move || {
+        let now = crate::emit::now();
+        let from = parse_point(&q.from)?
+            .resolve(&reader, now)
+            .map_err(|e| e.to_string())?;
+        let to = parse_point(&q.to)?
+            .resolve(&reader, now)
+            .map_err(|e| e.to_string())?;
+        let report = timetravel::diff(&reader, from, to).map_err(|e| e.to_string())?;
+        serde_json::to_value(report).map_err(|e| e.to_string())
+    })
+    .await;
+    envelope_or("diff", result, StatusCode::BAD_REQUEST)
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    from: Option<String>,
+    to: Option<String>,
+    /// json (default) or protobuf.
+    format: Option<String>,
+}
+
+/// The log as OTLP/JSON lines, streamed as it is read.
+async fn api_export(Extract(state): Extract<Shared>, Query(q): Query<ExportQuery>) -> Response {
+    let reader = state.log.clone();
+    let range = (|| {
+        let now = crate::emit::now();
+        let resolve = |p: &Option<String>, default: u64| -> Result<u64, String> {
+            match p {
+                None => Ok(default),
+                Some(p) => parse_point(p)?
+                    .resolve(&reader, now)
+                    .map_err(|e| e.to_string()),
+            }
+        };
+        Ok::<_, String>((resolve(&q.from, 1)?, resolve(&q.to, u64::MAX)?))
+    })();
+    let (from, to) = match range {
+        Ok(r) => r,
+        Err(e) => return envelope_or("export", Err(e), StatusCode::BAD_REQUEST),
+    };
+    let (format, content_type) = match q.format.as_deref() {
+        None | Some("json") => (Format::Json, "application/x-ndjson"),
+        Some("protobuf") => (Format::Protobuf, "application/octet-stream"),
+        Some(other) => {
+            return envelope_or(
+                "export",
+                Err(format!("unknown format {other:?}; use json or protobuf")),
+                StatusCode::BAD_REQUEST,
+            );
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::task::spawn_blocking(move || {
+        let sink = ChannelWriter(tx.clone());
+        if let Err(e) = timetravel::export(&reader, from, to, format, sink) {
+            // The client sees a cut-off body and an error instead of a clean end.
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
     )
+        .into_response()
+}
+
+/// A blocking writer feeding a streamed response body.
+struct ChannelWriter(tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 async fn api_agent(Extract(state): Extract<Shared>, Path(id): Path<String>) -> Response {

@@ -27,6 +27,7 @@
 //! - [`cli`]: the command line and its JSON envelope (only module that knows clap).
 
 pub mod backend;
+pub mod changes;
 pub mod cli;
 pub mod client;
 pub mod coordinator;
@@ -40,6 +41,10 @@ pub mod otlp;
 pub mod policy;
 pub mod reducer;
 pub mod registry;
+pub mod replay;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod timetravel;
+pub mod verify;
+pub mod whatif;

@@ -293,7 +293,7 @@ impl Capabilities {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     pub percentage: Option<f64>,
     pub files_modified: Option<i64>,
@@ -301,7 +301,7 @@ pub struct Progress {
     pub duration_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Agent {
     pub id: String,
     pub capabilities: Capabilities,
@@ -317,7 +317,7 @@ pub struct Agent {
     pub progress: Progress,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Feature {
     pub name: String,
     pub description: String,
@@ -347,7 +347,7 @@ pub struct Feature {
     pub merge_from: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Worktree {
     pub path: String,
     pub branch_name: String,
@@ -393,13 +393,14 @@ pub struct Anomaly {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AsOf {
     pub seq: u64,
     pub time: UnixNanos,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Serialisable so that checkpoints can hold it: a checkpoint is this struct at one seq.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct View {
     pub config: Option<Config>,
     pub agents: BTreeMap<String, Agent>,
@@ -407,8 +408,9 @@ pub struct View {
     /// Keyed by absolute path.
     pub worktrees: BTreeMap<String, Worktree>,
     pub counters: Counters,
-    /// The latest [`MAX_ANOMALIES`], oldest first.
-    pub anomalies: Vec<Anomaly>,
+    /// The latest [`MAX_ANOMALIES`], oldest first (a ring: a flood of bad spans costs O(1)
+    /// each).
+    pub anomalies: std::collections::VecDeque<Anomaly>,
     pub as_of: AsOf,
 }
 
@@ -467,12 +469,12 @@ impl View {
     fn anomaly(&mut self, ev: &Event<'_>, reason: String) {
         self.counters.anomalies += 1;
         if self.anomalies.len() == MAX_ANOMALIES {
-            self.anomalies.remove(0);
+            self.anomalies.pop_front();
         }
-        self.anomalies.push(Anomaly {
+        self.anomalies.push_back(Anomaly {
             seq: ev.seq,
             agent_id: ev.str_attr("agent.id").map(str::to_owned),
-            span: ev.span.name.clone(),
+            span: ev.span.name.to_string(),
             span_id: crate::registry::hex(&ev.span.span_id),
             reason,
         });

@@ -251,7 +251,7 @@ impl Registry {
         origin: Origin,
     ) -> Result<(), Violation> {
         let violation = |rule: String| Violation {
-            span: span.name.clone(),
+            span: span.name.to_string(),
             ids: format!("trace {} span {}", hex(&span.trace_id), hex(&span.span_id)),
             rule,
         };

@@ -266,7 +266,7 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
         agents,
         features,
         worktrees,
-        anomalies: view.anomalies.clone(),
+        anomalies: view.anomalies.iter().cloned().collect(),
         counters: view.counters.clone(),
     }
 }
@@ -307,7 +307,7 @@ pub fn event_json(ev: &crate::model::Event<'_>) -> serde_json::Value {
         .span
         .attributes
         .iter()
-        .map(|kv| (kv.key.clone(), value_json(&kv.value)))
+        .map(|kv| (kv.key.to_string(), value_json(&kv.value)))
         .collect();
     serde_json::json!({
         "seq": ev.seq,
@@ -330,7 +330,7 @@ fn value_json(v: &crate::model::AnyValue) -> serde_json::Value {
         AnyValue::Array(items) => items.iter().map(value_json).collect(),
         AnyValue::KvList(kvs) => kvs
             .iter()
-            .map(|kv| (kv.key.clone(), value_json(&kv.value)))
+            .map(|kv| (kv.key.to_string(), value_json(&kv.value)))
             .collect::<serde_json::Map<_, _>>()
             .into(),
         AnyValue::Bytes(b) => serde_json::Value::from(crate::registry::hex(b)),

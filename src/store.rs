@@ -27,6 +27,12 @@ const FORMAT_V2: u8 = 2;
 /// Most spans in one record.
 const RECORD_SPANS: usize = 1024;
 const LOG_TREE: &str = "log";
+/// Derived: views at chosen seqs (key: seq, value: format, reducer version, lz4 of postcard).
+const CHECKPOINT_TREE: &str = "checkpoints";
+/// Derived: seq → (receive time, reducer version) of each checkpoint, small enough to walk when
+/// a time must become a seq.
+const CHECKPOINT_INDEX_TREE: &str = "checkpoint_index";
+const CHECKPOINT_FORMAT: u8 = 1;
 /// How long `open` waits for another process (a CLI call, a server) to release the log.
 const LOCK_WAIT: Duration = Duration::from_secs(20);
 
@@ -50,6 +56,8 @@ pub enum StoreError {
         key: String,
         reason: String,
     },
+    #[error("a checkpoint could not be encoded: {0}")]
+    Encode(String),
     #[error("writing to the coordination log at {path} failed: {source}")]
     Write { path: PathBuf, source: sled::Error },
     #[error(
@@ -70,6 +78,7 @@ pub struct Log {
     path: PathBuf,
     db: sled::Db,
     tree: sled::Tree,
+    checkpoints: Checkpoints,
     next_seq: u64,
     last_time: UnixNanos,
     /// Span ids in the log; filled by the first full scan (`scan`) or the first append.
@@ -112,10 +121,12 @@ impl Log {
             path: path.clone(),
             source,
         })?;
+        let checkpoints = Checkpoints::open(&db, &path)?;
         let mut log = Log {
             path,
             db,
             tree,
+            checkpoints,
             next_seq: 1,
             last_time: 0,
             seen: None,
@@ -214,6 +225,45 @@ impl Log {
         })
     }
 
+    /// Writes a batch that already has its place (a replayed export) without flushing: its
+    /// first seq must be the next one, and its receive time not earlier than the last.
+    /// [`Log::flush`] makes the imported batches durable.
+    pub fn import(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.first_seq != self.next_seq {
+            return Err(StoreError::Conflict {
+                path: self.path.clone(),
+                seq: batch.first_seq,
+            });
+        }
+        let write = |source| StoreError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let mut records = sled::Batch::default();
+        for (first_seq, chunk) in chunks(batch, RECORD_SPANS) {
+            records.insert(
+                &first_seq.to_be_bytes(),
+                encode_record(batch.received_at, &chunk),
+            );
+        }
+        self.tree.apply_batch(records).map_err(write)?;
+        // The de-duplication set is rebuilt from the log by the next append.
+        self.seen = None;
+        self.next_seq += batch.span_count() as u64;
+        self.last_time = self.last_time.max(batch.received_at);
+        Ok(())
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|source| StoreError::Write {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// Re-reads the end of the log after a failed write; the duplicate set is rebuilt on the
     /// next append.
     fn resync(&mut self) {
@@ -243,12 +293,10 @@ impl Log {
         }
         let mut records = sled::Batch::default();
         for (first_seq, chunk) in chunks(batch, RECORD_SPANS) {
-            let plain = postcard::to_stdvec(&(batch.received_at, chunk))
-                .expect("serialising in-memory spans cannot fail");
-            let mut value = Vec::with_capacity(plain.len() / 4 + 16);
-            value.push(FORMAT_V2);
-            value.extend(lz4_flex::compress_prepend_size(&plain));
-            records.insert(&first_seq.to_be_bytes(), value);
+            records.insert(
+                &first_seq.to_be_bytes(),
+                encode_record(batch.received_at, &chunk),
+            );
         }
         self.tree.apply_batch(records).map_err(write)?;
         self.db.flush().map_err(write)?;
@@ -289,7 +337,66 @@ impl Log {
             path: self.path.clone(),
             db: self.db.clone(),
             tree: self.tree.clone(),
+            checkpoints: self.checkpoints.clone(),
         }
+    }
+
+    /// Stores `value` as the checkpoint after the event `seq` (received at `time`), tagged with
+    /// `version`. Not flushed on its own: the next append's flush carries it, and sled recovers a
+    /// prefix of its writes, so a checkpoint never survives without the events it covers.
+    pub fn put_checkpoint<T: serde::Serialize>(
+        &self,
+        seq: u64,
+        time: UnixNanos,
+        version: u32,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let plain = postcard::to_stdvec(value).map_err(|e| StoreError::Encode(e.to_string()))?;
+        let mut record = Vec::with_capacity(plain.len() / 4 + 16);
+        record.push(CHECKPOINT_FORMAT);
+        record.extend(version.to_be_bytes());
+        record.extend(lz4_flex::compress_prepend_size(&plain));
+        let write = |source| StoreError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        self.checkpoints
+            .views
+            .insert(seq.to_be_bytes(), record)
+            .map_err(write)?;
+        let mut entry = [0u8; 12];
+        entry[..8].copy_from_slice(&time.to_be_bytes());
+        entry[8..].copy_from_slice(&version.to_be_bytes());
+        self.checkpoints
+            .index
+            .insert(seq.to_be_bytes(), &entry)
+            .map_err(write)?;
+        Ok(())
+    }
+
+    /// Deletes every checkpoint not tagged with `version` (a reducer change makes them wrong),
+    /// and any that claims events past the end of the log. Returns how many were dropped.
+    pub fn discard_checkpoints(&self, version: u32) -> Result<usize, StoreError> {
+        let write = |source| StoreError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let mut dropped = 0;
+        for entry in self.checkpoints.entries() {
+            let entry = entry?;
+            if entry.version != version || entry.seq >= self.next_seq {
+                self.checkpoints
+                    .views
+                    .remove(entry.seq.to_be_bytes())
+                    .map_err(write)?;
+                self.checkpoints
+                    .index
+                    .remove(entry.seq.to_be_bytes())
+                    .map_err(write)?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
     }
 
     fn read_error(&self, source: sled::Error) -> StoreError {
@@ -303,9 +410,130 @@ pub struct LogReader {
     path: PathBuf,
     db: sled::Db,
     tree: sled::Tree,
+    checkpoints: Checkpoints,
+}
+
+/// One checkpoint's index entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointEntry {
+    /// The last event the checkpointed view holds.
+    pub seq: u64,
+    pub time: UnixNanos,
+    pub version: u32,
+}
+
+#[derive(Clone)]
+struct Checkpoints {
+    path: PathBuf,
+    views: sled::Tree,
+    index: sled::Tree,
+}
+
+impl Checkpoints {
+    fn open(db: &sled::Db, path: &Path) -> Result<Checkpoints, StoreError> {
+        let open = |name| {
+            db.open_tree(name).map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        Ok(Checkpoints {
+            path: path.to_path_buf(),
+            views: open(CHECKPOINT_TREE)?,
+            index: open(CHECKPOINT_INDEX_TREE)?,
+        })
+    }
+
+    fn entry(&self, key: &[u8], value: &[u8]) -> Result<CheckpointEntry, StoreError> {
+        let bad = || {
+            corrupt(
+                &self.path,
+                key,
+                "a checkpoint index entry is malformed; run `spanfold rebuild` (checkpoints are derived and are made again)".into(),
+            )
+        };
+        let seq = <[u8; 8]>::try_from(key).map_err(|_| bad())?;
+        let time = value.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok());
+        let version = value.get(8..12).and_then(|b| <[u8; 4]>::try_from(b).ok());
+        match (time, version) {
+            (Some(t), Some(v)) => Ok(CheckpointEntry {
+                seq: u64::from_be_bytes(seq),
+                time: u64::from_be_bytes(t),
+                version: u32::from_be_bytes(v),
+            }),
+            _ => Err(bad()),
+        }
+    }
+
+    fn entries(&self) -> impl DoubleEndedIterator<Item = Result<CheckpointEntry, StoreError>> + '_ {
+        self.index.iter().map(|item| {
+            let (k, v) = item.map_err(|e| read_error(&self.path, e))?;
+            self.entry(&k, &v)
+        })
+    }
 }
 
 impl LogReader {
+    /// Index entries of the checkpoints, in seq order.
+    pub fn checkpoint_entries(&self) -> Result<Vec<CheckpointEntry>, StoreError> {
+        self.checkpoints.entries().collect()
+    }
+
+    /// The latest checkpoint at or before `seq` tagged with `version`, decoded.
+    pub fn checkpoint_at_or_before<T: serde::de::DeserializeOwned>(
+        &self,
+        seq: u64,
+        version: u32,
+    ) -> Result<Option<(CheckpointEntry, T)>, StoreError> {
+        let cps = &self.checkpoints;
+        for item in cps.index.range(..=seq.to_be_bytes()).rev() {
+            let (key, value) = item.map_err(|e| read_error(&self.path, e))?;
+            let entry = cps.entry(&key, &value)?;
+            if entry.version != version {
+                continue;
+            }
+            let Some(record) = cps.views.get(&key).map_err(|e| read_error(&self.path, e))? else {
+                continue;
+            };
+            return Ok(Some((entry, decode_checkpoint(&self.path, &key, &record)?)));
+        }
+        Ok(None)
+    }
+
+    /// The seq of the last event received at or before `time` (0 when none was): the latest
+    /// checkpoint no later than `time`, then the batches after it. Receive times never go
+    /// backwards in the log, so the first later batch ends the walk.
+    pub fn seq_at_time(&self, time: UnixNanos) -> Result<u64, StoreError> {
+        let mut from = 0;
+        for entry in self.checkpoints.entries() {
+            let entry = entry?;
+            if entry.time > time {
+                break;
+            }
+            from = entry.seq;
+        }
+        let mut seq = from;
+        for batch in self.batches_from(from + 1) {
+            let batch = batch?;
+            if batch.received_at > time {
+                break;
+            }
+            seq = seq.max(batch.first_seq + batch.span_count() as u64 - 1);
+        }
+        Ok(seq)
+    }
+
+    /// The seq of the last event in the log (0 when it is empty).
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        match self.tree.last().map_err(|e| read_error(&self.path, e))? {
+            None => Ok(0),
+            Some((key, value)) => {
+                let batch = decode(&self.path, &key, &value)?;
+                Ok(batch.first_seq + batch.span_count() as u64 - 1)
+            }
+        }
+    }
+
     /// Batches holding spans from `seq` on, in log order (the first may start before `seq`).
     pub fn batches_from(&self, seq: u64) -> impl Iterator<Item = Result<Batch, StoreError>> + '_ {
         // The batch containing `seq` starts at the greatest key at or below it.
@@ -370,6 +598,15 @@ fn chunks(batch: &Batch, max: usize) -> Vec<(u64, Vec<ResourceView<'_>>)> {
     out
 }
 
+fn encode_record(received_at: UnixNanos, chunk: &[ResourceView<'_>]) -> Vec<u8> {
+    let plain = postcard::to_stdvec(&(received_at, chunk))
+        .expect("serialising in-memory spans cannot fail");
+    let mut value = Vec::with_capacity(plain.len() / 4 + 16);
+    value.push(FORMAT_V2);
+    value.extend(lz4_flex::compress_prepend_size(&plain));
+    value
+}
+
 fn decode(path: &Path, key: &[u8], value: &[u8]) -> Result<Batch, StoreError> {
     let first_seq = <[u8; 8]>::try_from(key)
         .map(u64::from_be_bytes)
@@ -403,6 +640,30 @@ fn decode(path: &Path, key: &[u8], value: &[u8]) -> Result<Batch, StoreError> {
             ),
         )),
         None => Err(corrupt(path, key, "the record is empty".into())),
+    }
+}
+
+fn decode_checkpoint<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    key: &[u8],
+    record: &[u8],
+) -> Result<T, StoreError> {
+    let bad = |why: String| {
+        corrupt(
+            path,
+            key,
+            format!(
+                "checkpoint unreadable ({why}); run `spanfold rebuild` to make checkpoints again"
+            ),
+        )
+    };
+    match record.split_first() {
+        Some((&CHECKPOINT_FORMAT, rest)) if rest.len() >= 4 => {
+            let plain =
+                lz4_flex::decompress_size_prepended(&rest[4..]).map_err(|e| bad(e.to_string()))?;
+            postcard::from_bytes(&plain).map_err(|e| bad(e.to_string()))
+        }
+        _ => Err(bad("unknown format".into())),
     }
 }
 

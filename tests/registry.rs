@@ -143,7 +143,7 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
                     kv.key
                 );
             }
-            written.insert(span.name.clone());
+            written.insert(span.name.to_string());
         }
     }
     // agent.communication is only ever received; everything else is written by spanfold too.

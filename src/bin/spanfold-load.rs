@@ -170,9 +170,36 @@ async fn export(
     }
 }
 
+/// One export registering the load's agents, so that their progress reports are applied.
+fn registrations(agents: usize) -> ExportTraceServiceRequest {
+    let spans = (0..agents)
+        .map(|a| Span {
+            trace_id: {
+                let mut t = [0x5Au8; 16];
+                t[..8].copy_from_slice(&std::process::id().to_be_bytes().repeat(2));
+                t.to_vec()
+            },
+            span_id: ((a as u64) + 1).to_be_bytes().to_vec(),
+            name: "agent.registration".into(),
+            kind: 1,
+            attributes: vec![kv("agent.id", s(&format!("load-agent-{a:03}")))],
+            ..Default::default()
+        })
+        .collect();
+    let mut req = template(1, 1);
+    req.resource_spans[0].scope_spans[0].spans = spans;
+    req
+}
+
 /// The store alone: one append and flush per batch, as the server's writer does per group.
 fn offline(args: &Args, dir: &std::path::Path) -> Result<()> {
     let mut log = spanfold::store::Log::open(dir, true)?;
+    if args.register {
+        log.append(
+            spanfold::otlp::from_proto(registrations(args.agents)).resource_spans,
+            spanfold::emit::now(),
+        )?;
+    }
     let template = spanfold::otlp::from_proto(template(args.batch, args.agents)).resource_spans;
     let started = Instant::now();
     let mut n: u64 = 0;
@@ -188,7 +215,7 @@ fn offline(args: &Args, dir: &std::path::Path) -> Result<()> {
         }
         n += 1;
         let t = Instant::now();
-        log.append(batch, 1)?;
+        log.append(batch, spanfold::emit::now())?;
         latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -305,25 +332,13 @@ async fn run(args: Args) -> Result<()> {
     let token = args.token.clone();
     if args.register {
         let mut grpc = connect(&args.endpoint).await?;
-        let spans = (0..args.agents)
-            .map(|a| Span {
-                trace_id: {
-                    let mut t = [0x5Au8; 16];
-                    t[..8].copy_from_slice(&std::process::id().to_be_bytes().repeat(2));
-                    t.to_vec()
-                },
-                span_id: ((a as u64) + 1).to_be_bytes().to_vec(),
-                name: "agent.registration".into(),
-                kind: 1,
-                attributes: vec![kv("agent.id", s(&format!("load-agent-{a:03}")))],
-                ..Default::default()
-            })
-            .collect();
-        let mut req = template(1, 1);
-        req.resource_spans[0].scope_spans[0].spans = spans;
-        export(&mut grpc, req.encode_to_vec(), token.as_deref())
-            .await
-            .map_err(|e| anyhow::anyhow!("registering the load agents: {e}"))?;
+        export(
+            &mut grpc,
+            registrations(args.agents).encode_to_vec(),
+            token.as_deref(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("registering the load agents: {e}"))?;
     }
     let encoded = template(args.batch, args.agents).encode_to_vec();
     let offsets = Arc::new(marker_offsets(&encoded));

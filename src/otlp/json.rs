@@ -111,7 +111,39 @@ pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
 
 pub fn decode_request(body: &[u8]) -> R<ExportTraceServiceRequest> {
     let root: Value = serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
-    let root = object(&root, "$")?;
+    decode_value(&root)
+}
+
+/// Where a line of `spanfold export` came from in the log: the seq of its first span and its
+/// receive time. OTLP/JSON readers ignore the unknown top-level field that carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineMeta {
+    pub first_seq: u64,
+    pub received_at: u64,
+}
+
+/// The key of [`LineMeta`] in an exported line.
+pub const META_KEY: &str = "spanfold";
+
+/// Decodes one line of OTLP/JSON lines (an ExportTraceServiceRequest), with spanfold's
+/// placement in the log when the line has it.
+pub fn decode_line(body: &[u8]) -> R<(ExportTraceServiceRequest, Option<LineMeta>)> {
+    let root: Value = serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let meta = match root.get(META_KEY) {
+        None | Some(Value::Null) => None,
+        Some(m) => {
+            let m = object(m, META_KEY)?;
+            Some(LineMeta {
+                first_seq: u64_field(m, "firstSeq", "first_seq", META_KEY)?,
+                received_at: u64_field(m, "receivedAt", "received_at", META_KEY)?,
+            })
+        }
+    };
+    Ok((decode_value(&root)?, meta))
+}
+
+fn decode_value(root: &Value) -> R<ExportTraceServiceRequest> {
+    let root = object(root, "$")?;
     let mut resource_spans = Vec::new();
     for (i, rs) in array(root, "resourceSpans", "resource_spans", "$")?
         .iter()

@@ -6,8 +6,10 @@
 //! Profiles-only dictionary references (`string_value_strindex`, `key_strindex`) carry no meaning
 //! in traces; they are not kept.
 
+pub mod file;
 pub mod grpc;
 pub mod json;
+pub mod native;
 
 use std::io::Read;
 
@@ -185,43 +187,46 @@ pub fn decode_http(encoding: Encoding, body: &[u8]) -> Result<Decoded, DecodeErr
     Ok(from_proto(request))
 }
 
+/// Calls `visit` with each length-delimited field of a protobuf message (tag, bytes), checking
+/// the framing of the others.
+pub(crate) fn fields(
+    mut buf: &[u8],
+    mut visit: impl FnMut(u32, &[u8]) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    use prost::encoding::{WireType, decode_key, decode_varint};
+    let bad = |e: prost::DecodeError| DecodeError::Protobuf(e.to_string());
+    while !buf.is_empty() {
+        let (tag, wire) = decode_key(&mut buf).map_err(bad)?;
+        match wire {
+            WireType::Varint => {
+                decode_varint(&mut buf).map_err(bad)?;
+            }
+            WireType::SixtyFourBit | WireType::ThirtyTwoBit => {
+                let n = if wire == WireType::SixtyFourBit { 8 } else { 4 };
+                if buf.len() < n {
+                    return Err(DecodeError::Protobuf("truncated fixed-width field".into()));
+                }
+                buf = &buf[n..];
+            }
+            WireType::LengthDelimited => {
+                let len = decode_varint(&mut buf).map_err(bad)? as usize;
+                if buf.len() < len {
+                    return Err(DecodeError::Protobuf(
+                        "truncated length-delimited field".into(),
+                    ));
+                }
+                visit(tag, &buf[..len])?;
+                buf = &buf[len..];
+            }
+            _ => return Err(DecodeError::Protobuf("groups are not used by OTLP".into())),
+        }
+    }
+    Ok(())
+}
+
 /// Counts the spans of an encoded ExportTraceServiceRequest without decoding them: walks the
 /// length-delimited fields resource_spans (1) → scope_spans (2) → spans (2).
 pub fn count_spans(body: &[u8]) -> Result<usize, DecodeError> {
-    fn fields(
-        mut buf: &[u8],
-        mut visit: impl FnMut(u32, &[u8]) -> Result<(), DecodeError>,
-    ) -> Result<(), DecodeError> {
-        use prost::encoding::{WireType, decode_key, decode_varint};
-        let bad = |e: prost::DecodeError| DecodeError::Protobuf(e.to_string());
-        while !buf.is_empty() {
-            let (tag, wire) = decode_key(&mut buf).map_err(bad)?;
-            match wire {
-                WireType::Varint => {
-                    decode_varint(&mut buf).map_err(bad)?;
-                }
-                WireType::SixtyFourBit | WireType::ThirtyTwoBit => {
-                    let n = if wire == WireType::SixtyFourBit { 8 } else { 4 };
-                    if buf.len() < n {
-                        return Err(DecodeError::Protobuf("truncated fixed-width field".into()));
-                    }
-                    buf = &buf[n..];
-                }
-                WireType::LengthDelimited => {
-                    let len = decode_varint(&mut buf).map_err(bad)? as usize;
-                    if buf.len() < len {
-                        return Err(DecodeError::Protobuf(
-                            "truncated length-delimited field".into(),
-                        ));
-                    }
-                    visit(tag, &buf[..len])?;
-                    buf = &buf[len..];
-                }
-                _ => return Err(DecodeError::Protobuf("groups are not used by OTLP".into())),
-            }
-        }
-        Ok(())
-    }
     let mut count = 0;
     fields(body, |tag, rs| {
         if tag == 1 {
@@ -399,7 +404,7 @@ fn span_from_proto(s: pt::Span) -> Result<Span, String> {
         trace_state: s.trace_state,
         parent_span_id: s.parent_span_id,
         flags: s.flags,
-        name: s.name,
+        name: s.name.into(),
         kind: s.kind,
         start_time_unix_nano: s.start_time_unix_nano,
         end_time_unix_nano: s.end_time_unix_nano,
@@ -457,7 +462,7 @@ fn scope_from_proto(s: pc::InstrumentationScope) -> Scope {
 fn kvs_from_proto(kvs: Vec<pc::KeyValue>) -> Vec<KeyValue> {
     kvs.into_iter()
         .map(|kv| KeyValue {
-            key: kv.key,
+            key: kv.key.into(),
             value: kv.value.map(value_from_proto).unwrap_or(AnyValue::Empty),
         })
         .collect()
@@ -466,7 +471,7 @@ fn kvs_from_proto(kvs: Vec<pc::KeyValue>) -> Vec<KeyValue> {
 fn value_from_proto(v: pc::AnyValue) -> AnyValue {
     use pc::any_value::Value as V;
     match v.value {
-        Some(V::StringValue(s)) => AnyValue::String(s),
+        Some(V::StringValue(s)) => AnyValue::String(s.into()),
         Some(V::BoolValue(b)) => AnyValue::Bool(b),
         Some(V::IntValue(i)) => AnyValue::Int(i),
         Some(V::DoubleValue(d)) => AnyValue::Double(d),
@@ -526,7 +531,7 @@ fn span_to_proto(s: &Span) -> pt::Span {
         trace_state: s.trace_state.clone(),
         parent_span_id: s.parent_span_id.clone(),
         flags: s.flags,
-        name: s.name.clone(),
+        name: s.name.to_string(),
         kind: s.kind,
         start_time_unix_nano: s.start_time_unix_nano,
         end_time_unix_nano: s.end_time_unix_nano,
@@ -566,7 +571,7 @@ fn span_to_proto(s: &Span) -> pt::Span {
 fn kvs_to_proto(kvs: &[KeyValue]) -> Vec<pc::KeyValue> {
     kvs.iter()
         .map(|kv| pc::KeyValue {
-            key: kv.key.clone(),
+            key: kv.key.to_string(),
             value: Some(value_to_proto(&kv.value)),
             key_strindex: 0,
         })
@@ -577,7 +582,7 @@ fn value_to_proto(v: &AnyValue) -> pc::AnyValue {
     use pc::any_value::Value as V;
     pc::AnyValue {
         value: match v {
-            AnyValue::String(s) => Some(V::StringValue(s.clone())),
+            AnyValue::String(s) => Some(V::StringValue(s.to_string())),
             AnyValue::Bool(b) => Some(V::BoolValue(*b)),
             AnyValue::Int(i) => Some(V::IntValue(*i)),
             AnyValue::Double(d) => Some(V::DoubleValue(*d)),

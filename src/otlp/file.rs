@@ -1,0 +1,810 @@
+//! Recorded traces on disk: `spanfold export` writes OTLP/JSON lines (one
+//! ExportTraceServiceRequest per line, the OpenTelemetry Collector file exporter's format), and
+//! `spanfold replay` reads them back, or a Collector's file, or OTLP protobuf.
+//!
+//! Each exported line is one record of the log and carries its place in the log in an extra
+//! top-level field, `"spanfold":{"firstSeq":"…","receivedAt":"…"}`, which OTLP/JSON readers
+//! ignore by the specification's rule for unknown fields. Lines without it (a Collector's file)
+//! are numbered in order and take as receive time the latest end time of their spans, never
+//! earlier than the line before.
+
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use base64::Engine;
+use foldhash::fast::RandomState;
+use prost::Message;
+use thiserror::Error;
+
+use super::json::{self, LineMeta, META_KEY};
+use crate::model::{AnyValue, Batch, KeyValue, Resource, ResourceSpans, Scope, Span, SpanKey};
+use crate::registry::hex;
+
+#[derive(Debug, Error)]
+pub enum FileError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}, line {line}: {reason}")]
+    Line {
+        path: String,
+        line: usize,
+        reason: String,
+    },
+    #[error(
+        "{path}: not OTLP/JSON lines and not an OTLP protobuf ExportTraceServiceRequest ({reason}); give a file written by `spanfold export` or an OpenTelemetry Collector file exporter"
+    )]
+    Format { path: String, reason: String },
+}
+
+// ---- writing ----------------------------------------------------------------------------
+
+/// Appends one batch as a line of OTLP/JSON (with its newline) to `out`.
+pub fn encode_line(batch: &Batch, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"resourceSpans\":[");
+    for (i, rs) in batch.resource_spans.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        resource_spans(rs, out);
+    }
+    out.extend_from_slice(b"],\"");
+    out.extend_from_slice(META_KEY.as_bytes());
+    out.extend_from_slice(b"\":{\"firstSeq\":\"");
+    out.extend_from_slice(batch.first_seq.to_string().as_bytes());
+    out.extend_from_slice(b"\",\"receivedAt\":\"");
+    out.extend_from_slice(batch.received_at.to_string().as_bytes());
+    out.extend_from_slice(b"\"}}\n");
+}
+
+fn string(s: &str, out: &mut Vec<u8>) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn key(k: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+fn uint(k: &str, v: u64, out: &mut Vec<u8>) {
+    key(k, out);
+    out.extend_from_slice(v.to_string().as_bytes());
+}
+
+/// A 64-bit integer as a decimal string, as the protobuf JSON mapping writes them.
+fn uint_string(k: &str, v: u64, out: &mut Vec<u8>) {
+    key(k, out);
+    out.push(b'"');
+    out.extend_from_slice(v.to_string().as_bytes());
+    out.push(b'"');
+}
+
+fn str_field(k: &str, v: &str, out: &mut Vec<u8>) {
+    key(k, out);
+    string(v, out);
+}
+
+fn list<T>(items: &[T], out: &mut Vec<u8>, mut each: impl FnMut(&T, &mut Vec<u8>)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(item, out);
+    }
+    out.push(b']');
+}
+
+fn attributes(attrs: &[KeyValue], dropped: u32, out: &mut Vec<u8>) {
+    key("attributes", out);
+    list(attrs, out, key_value);
+    out.push(b',');
+    uint("droppedAttributesCount", dropped.into(), out);
+}
+
+fn key_value(kv: &KeyValue, out: &mut Vec<u8>) {
+    out.push(b'{');
+    str_field("key", &kv.key, out);
+    out.push(b',');
+    key("value", out);
+    any_value(&kv.value, out);
+    out.push(b'}');
+}
+
+fn any_value(v: &AnyValue, out: &mut Vec<u8>) {
+    out.push(b'{');
+    match v {
+        AnyValue::String(s) => str_field("stringValue", s, out),
+        AnyValue::Bool(b) => {
+            key("boolValue", out);
+            out.extend_from_slice(if *b { b"true" } else { b"false" });
+        }
+        AnyValue::Int(i) => {
+            key("intValue", out);
+            out.push(b'"');
+            out.extend_from_slice(i.to_string().as_bytes());
+            out.push(b'"');
+        }
+        AnyValue::Double(d) => {
+            key("doubleValue", out);
+            if d.is_nan() {
+                out.extend_from_slice(b"\"NaN\"");
+            } else if d.is_infinite() {
+                out.extend_from_slice(if *d > 0.0 {
+                    b"\"Infinity\"".as_slice()
+                } else {
+                    b"\"-Infinity\"".as_slice()
+                });
+            } else {
+                // serde_json prints the shortest form that reads back to the same f64.
+                let _ = serde_json::to_writer(&mut *out, d);
+            }
+        }
+        AnyValue::Array(items) => {
+            key("arrayValue", out);
+            out.push(b'{');
+            key("values", out);
+            list(items, out, any_value);
+            out.push(b'}');
+        }
+        AnyValue::KvList(kvs) => {
+            key("kvlistValue", out);
+            out.push(b'{');
+            key("values", out);
+            list(kvs, out, key_value);
+            out.push(b'}');
+        }
+        AnyValue::Bytes(b) => {
+            str_field(
+                "bytesValue",
+                &base64::engine::general_purpose::STANDARD.encode(b),
+                out,
+            );
+        }
+        AnyValue::Empty => {}
+    }
+    out.push(b'}');
+}
+
+fn resource(r: &Resource, out: &mut Vec<u8>) {
+    out.push(b'{');
+    attributes(&r.attributes, r.dropped_attributes_count, out);
+    if !r.entity_refs.is_empty() {
+        out.push(b',');
+        key("entityRefs", out);
+        list(&r.entity_refs, out, |e, out| {
+            out.push(b'{');
+            str_field("schemaUrl", &e.schema_url, out);
+            out.push(b',');
+            str_field("type", &e.kind, out);
+            out.push(b',');
+            key("idKeys", out);
+            list(&e.id_keys, out, |k, out| string(k, out));
+            out.push(b',');
+            key("descriptionKeys", out);
+            list(&e.description_keys, out, |k, out| string(k, out));
+            out.push(b'}');
+        });
+    }
+    out.push(b'}');
+}
+
+fn scope(s: &Scope, out: &mut Vec<u8>) {
+    out.push(b'{');
+    str_field("name", &s.name, out);
+    out.push(b',');
+    str_field("version", &s.version, out);
+    out.push(b',');
+    attributes(&s.attributes, s.dropped_attributes_count, out);
+    out.push(b'}');
+}
+
+fn resource_spans(rs: &ResourceSpans, out: &mut Vec<u8>) {
+    out.push(b'{');
+    key("resource", out);
+    resource(&rs.resource, out);
+    out.push(b',');
+    key("scopeSpans", out);
+    list(&rs.scope_spans, out, |ss, out| {
+        out.push(b'{');
+        key("scope", out);
+        scope(&ss.scope, out);
+        out.push(b',');
+        key("spans", out);
+        list(&ss.spans, out, span);
+        out.push(b',');
+        str_field("schemaUrl", &ss.schema_url, out);
+        out.push(b'}');
+    });
+    out.push(b',');
+    str_field("schemaUrl", &rs.schema_url, out);
+    out.push(b'}');
+}
+
+fn span(s: &Span, out: &mut Vec<u8>) {
+    out.push(b'{');
+    str_field("traceId", &hex(&s.trace_id), out);
+    out.push(b',');
+    str_field("spanId", &hex(&s.span_id), out);
+    out.push(b',');
+    str_field("traceState", &s.trace_state, out);
+    out.push(b',');
+    str_field("parentSpanId", &hex(&s.parent_span_id), out);
+    out.push(b',');
+    uint("flags", s.flags.into(), out);
+    out.push(b',');
+    str_field("name", &s.name, out);
+    out.push(b',');
+    key("kind", out);
+    out.extend_from_slice(s.kind.to_string().as_bytes());
+    out.push(b',');
+    uint_string("startTimeUnixNano", s.start_time_unix_nano, out);
+    out.push(b',');
+    uint_string("endTimeUnixNano", s.end_time_unix_nano, out);
+    out.push(b',');
+    attributes(&s.attributes, s.dropped_attributes_count, out);
+    out.push(b',');
+    key("events", out);
+    list(&s.events, out, |e, out| {
+        out.push(b'{');
+        uint_string("timeUnixNano", e.time_unix_nano, out);
+        out.push(b',');
+        str_field("name", &e.name, out);
+        out.push(b',');
+        attributes(&e.attributes, e.dropped_attributes_count, out);
+        out.push(b'}');
+    });
+    out.push(b',');
+    uint("droppedEventsCount", s.dropped_events_count.into(), out);
+    out.push(b',');
+    key("links", out);
+    list(&s.links, out, |l, out| {
+        out.push(b'{');
+        str_field("traceId", &hex(&l.trace_id), out);
+        out.push(b',');
+        str_field("spanId", &hex(&l.span_id), out);
+        out.push(b',');
+        str_field("traceState", &l.trace_state, out);
+        out.push(b',');
+        attributes(&l.attributes, l.dropped_attributes_count, out);
+        out.push(b',');
+        uint("flags", l.flags.into(), out);
+        out.push(b'}');
+    });
+    out.push(b',');
+    uint("droppedLinksCount", s.dropped_links_count.into(), out);
+    out.push(b',');
+    key("status", out);
+    out.push(b'{');
+    str_field("message", &s.status.message, out);
+    out.push(b',');
+    key("code", out);
+    out.extend_from_slice(s.status.code.to_string().as_bytes());
+    out.push(b'}');
+    out.push(b'}');
+}
+
+/// The export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OTLP/JSON lines.
+    Json,
+    /// OTLP protobuf, each ExportTraceServiceRequest prefixed by its length (4-byte big-endian),
+    /// as the Collector's file exporter writes `format: proto`.
+    Protobuf,
+}
+
+/// Field number of spanfold's placement in an exported protobuf message. Protobuf readers skip
+/// fields they do not know, so the message stays a plain ExportTraceServiceRequest to them.
+const META_FIELD: u32 = 1000;
+
+/// Appends one batch as a length-prefixed ExportTraceServiceRequest carrying its placement.
+pub fn encode_message(batch: &Batch, out: &mut Vec<u8>) {
+    use prost::encoding::{WireType, encode_key, encode_varint};
+    let mut msg = super::to_proto(&batch.resource_spans).encode_to_vec();
+    let mut meta = Vec::with_capacity(20);
+    encode_key(1, WireType::Varint, &mut meta);
+    encode_varint(batch.first_seq, &mut meta);
+    encode_key(2, WireType::Varint, &mut meta);
+    encode_varint(batch.received_at, &mut meta);
+    encode_key(META_FIELD, WireType::LengthDelimited, &mut msg);
+    encode_varint(meta.len() as u64, &mut msg);
+    msg.extend_from_slice(&meta);
+    out.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    out.extend_from_slice(&msg);
+}
+
+/// The placement a protobuf message carries, if it has one.
+fn message_meta(bytes: &[u8]) -> Result<Option<LineMeta>, String> {
+    let mut found = None;
+    super::fields(bytes, |tag, value| {
+        if tag == META_FIELD {
+            let mut buf = value;
+            let (mut first_seq, mut received_at) = (None, None);
+            while !buf.is_empty() {
+                let (tag, _) = prost::encoding::decode_key(&mut buf)
+                    .map_err(|e| super::DecodeError::Protobuf(e.to_string()))?;
+                let v = prost::encoding::decode_varint(&mut buf)
+                    .map_err(|e| super::DecodeError::Protobuf(e.to_string()))?;
+                match tag {
+                    1 => first_seq = Some(v),
+                    2 => received_at = Some(v),
+                    _ => {}
+                }
+            }
+            if let (Some(first_seq), Some(received_at)) = (first_seq, received_at) {
+                found = Some(LineMeta {
+                    first_seq,
+                    received_at,
+                });
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(found)
+}
+
+/// Writes batches in an export format to `w`, buffering.
+pub struct LineWriter<W: Write> {
+    w: W,
+    format: Format,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> LineWriter<W> {
+    pub fn new(w: W, format: Format) -> Self {
+        LineWriter {
+            w,
+            format,
+            buf: Vec::with_capacity(1 << 20),
+        }
+    }
+
+    pub fn write(&mut self, batch: &Batch) -> std::io::Result<()> {
+        match self.format {
+            Format::Json => encode_line(batch, &mut self.buf),
+            Format::Protobuf => encode_message(batch, &mut self.buf),
+        }
+        if self.buf.len() >= 1 << 20 {
+            self.w.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.w.write_all(&self.buf)?;
+        self.w.flush()?;
+        Ok(self.w)
+    }
+}
+
+// ---- reading ----------------------------------------------------------------------------
+
+/// One decoded unit of input (a line, or a protobuf message), before it has a place in the log.
+pub struct Unit {
+    pub resource_spans: Vec<ResourceSpans>,
+    pub meta: Option<LineMeta>,
+    /// Spans refused while decoding (ids of the wrong length), with why.
+    pub rejected: Vec<String>,
+}
+
+type Reader = std::io::BufReader<std::fs::File>;
+
+/// Recorded traces in any supported format, read one unit at a time.
+pub enum Input {
+    Lines {
+        path: String,
+        lines: std::io::Lines<Reader>,
+        line: usize,
+    },
+    /// Length-prefixed protobuf messages, read as they come.
+    Messages {
+        path: String,
+        reader: Reader,
+        /// Bytes left in the file.
+        left: u64,
+    },
+    /// One protobuf message: the whole file.
+    Message {
+        path: String,
+        bytes: Option<Vec<u8>>,
+    },
+}
+
+impl Input {
+    /// Opens `path`, telling the format from its first byte: `{` is OTLP/JSON lines, anything
+    /// else OTLP protobuf: several messages each prefixed by its length as a 4-byte big-endian
+    /// integer (the Collector's file exporter, `spanfold export --format protobuf`) when the
+    /// first length fits the file, else one ExportTraceServiceRequest.
+    pub fn open(path: &Path) -> Result<Input, FileError> {
+        let name = path.display().to_string();
+        let io = |source| FileError::Io {
+            path: name.clone(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let head = reader.fill_buf().map_err(io)?;
+        let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        if first == Some(b'{') || first.is_none() {
+            return Ok(Input::Lines {
+                path: name,
+                lines: reader.lines(),
+                line: 0,
+            });
+        }
+        let framed = head.len() >= 4 && {
+            let len = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
+            len > 0 && len + 4 <= size
+        };
+        if framed {
+            return Ok(Input::Messages {
+                path: name,
+                reader,
+                left: size,
+            });
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut bytes).map_err(io)?;
+        Ok(Input::Message {
+            path: name,
+            bytes: Some(bytes),
+        })
+    }
+
+    /// The next unit, read but not decoded.
+    pub fn next_raw(&mut self) -> Option<RawUnit> {
+        match self {
+            Input::Lines { path, lines, line } => loop {
+                *line += 1;
+                let text = match lines.next()? {
+                    Ok(t) => t,
+                    Err(source) => {
+                        return Some(RawUnit::Failed(FileError::Io {
+                            path: path.clone(),
+                            source,
+                        }));
+                    }
+                };
+                if text.trim().is_empty() {
+                    continue;
+                }
+                return Some(RawUnit::Json {
+                    path: path.clone(),
+                    line: *line,
+                    text,
+                });
+            },
+            Input::Messages { path, reader, left } => {
+                if *left == 0 {
+                    return None;
+                }
+                let failed = |reason: String| {
+                    Some(RawUnit::Failed(FileError::Format {
+                        path: path.clone(),
+                        reason,
+                    }))
+                };
+                let mut len = [0u8; 4];
+                if let Err(e) = std::io::Read::read_exact(reader, &mut len) {
+                    *left = 0;
+                    return failed(format!("truncated length prefix: {e}"));
+                }
+                let len = u64::from(u32::from_be_bytes(len));
+                if len + 4 > *left {
+                    *left = 0;
+                    return failed(format!(
+                        "a message of {len} bytes is announced but only {} remain: the file is truncated",
+                        *left - 4
+                    ));
+                }
+                *left -= len + 4;
+                let mut bytes = vec![0; len as usize];
+                if let Err(e) = std::io::Read::read_exact(reader, &mut bytes) {
+                    *left = 0;
+                    return failed(e.to_string());
+                }
+                Some(RawUnit::Protobuf {
+                    path: path.clone(),
+                    bytes,
+                })
+            }
+            Input::Message { path, bytes } => bytes.take().map(|bytes| RawUnit::Protobuf {
+                path: path.clone(),
+                bytes,
+            }),
+        }
+    }
+}
+
+/// A unit as read, not yet decoded.
+pub enum RawUnit {
+    Json {
+        path: String,
+        line: usize,
+        text: String,
+    },
+    Protobuf {
+        path: String,
+        bytes: Vec<u8>,
+    },
+    Failed(FileError),
+}
+
+impl RawUnit {
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            RawUnit::Json { text, .. } => text.len(),
+            RawUnit::Protobuf { bytes, .. } => bytes.len(),
+            RawUnit::Failed(_) => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn decode(self) -> Result<(Unit, u64), FileError> {
+        match self {
+            RawUnit::Json { path, line, text } => {
+                let size = text.len() as u64 + 1;
+                decode_json_line(text.as_bytes())
+                    .map(|u| (u, size))
+                    .map_err(|reason| FileError::Line { path, line, reason })
+            }
+            RawUnit::Protobuf { path, bytes } => {
+                let size = bytes.len() as u64 + 4;
+                decode_protobuf(&bytes)
+                    .map(|u| (u, size))
+                    .map_err(|reason| FileError::Format { path, reason })
+            }
+            RawUnit::Failed(e) => Err(e),
+        }
+    }
+}
+
+/// Decodes one OTLP protobuf ExportTraceServiceRequest (with spanfold's placement, if any).
+pub fn decode_protobuf(bytes: &[u8]) -> Result<Unit, String> {
+    let d = super::native::decode_request(bytes).map_err(|e| e.to_string())?;
+    let meta = message_meta(bytes)?;
+    Ok(Unit {
+        resource_spans: d.resource_spans,
+        meta,
+        rejected: d.rejected.reasons,
+    })
+}
+
+/// Decodes one OTLP/JSON line.
+pub fn decode_json_line(line: &[u8]) -> Result<Unit, String> {
+    let (req, meta) = json::decode_line(line).map_err(|e| e.to_string())?;
+    let d = super::from_proto(req);
+    Ok(Unit {
+        resource_spans: d.resource_spans,
+        meta,
+        rejected: d.rejected.reasons,
+    })
+}
+
+/// Gives units their place in a log: seq and receive time, as the store would. Keeps exported
+/// placements, numbers the rest in order, and drops spans already seen (as the store does).
+pub struct Placer {
+    next_seq: u64,
+    last_time: u64,
+    started: bool,
+    seen: HashSet<SpanKey, RandomState>,
+    pub duplicates: usize,
+}
+
+impl Default for Placer {
+    fn default() -> Self {
+        Placer {
+            next_seq: 1,
+            last_time: 0,
+            started: false,
+            seen: HashSet::with_hasher(RandomState::default()),
+            duplicates: 0,
+        }
+    }
+}
+
+impl Placer {
+    /// The unit as a batch, or None when nothing in it is new. An exported unit must follow on
+    /// from the one before: a gap means lines are missing.
+    pub fn place(&mut self, mut unit: Unit) -> Result<Option<Batch>, String> {
+        let mut duplicates = 0;
+        for rs in &mut unit.resource_spans {
+            for ss in &mut rs.scope_spans {
+                ss.spans.retain(|s| {
+                    let fresh = self.seen.insert(s.key());
+                    duplicates += usize::from(!fresh);
+                    fresh
+                });
+            }
+            rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+        }
+        unit.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+        self.duplicates += duplicates;
+        if unit.resource_spans.is_empty() {
+            return Ok(None);
+        }
+        let (first_seq, time) = match unit.meta {
+            Some(meta) => {
+                if duplicates > 0 {
+                    return Err(format!(
+                        "the line placed at seq {} repeats {duplicates} span(s) seen before; an export never does, so the file was edited or two exports were joined",
+                        meta.first_seq
+                    ));
+                }
+                if self.started && meta.first_seq != self.next_seq {
+                    return Err(format!(
+                        "expected the line for seq {}, found seq {}: lines are missing or out of order",
+                        self.next_seq, meta.first_seq
+                    ));
+                }
+                (meta.first_seq, meta.received_at.max(self.last_time))
+            }
+            None => {
+                let latest = unit
+                    .resource_spans
+                    .iter()
+                    .flat_map(|rs| &rs.scope_spans)
+                    .flat_map(|ss| &ss.spans)
+                    .map(|s| s.end_time_unix_nano.max(s.start_time_unix_nano))
+                    .max()
+                    .unwrap_or(0);
+                (self.next_seq, latest.max(self.last_time))
+            }
+        };
+        let batch = Batch {
+            first_seq,
+            received_at: time,
+            resource_spans: unit.resource_spans,
+        };
+        self.started = true;
+        self.next_seq = first_seq + batch.span_count() as u64;
+        self.last_time = time;
+        Ok(Some(batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EntityRef, Link, SpanEvent, Status};
+
+    fn rich_batch() -> Batch {
+        let mut span = Span::new(
+            [7; 16],
+            [9; 8],
+            "agent.work_progress",
+            1_700_000_000_123_456_789,
+        );
+        span.parent_span_id = vec![1; 8];
+        span.trace_state = "k=v".into();
+        span.flags = 257;
+        span.kind = 3;
+        span.end_time_unix_nano = u64::MAX;
+        span.dropped_attributes_count = 2;
+        span.attributes = vec![
+            KeyValue::new("s", AnyValue::String("é \"quoted\"\n".into())),
+            KeyValue::new("b", AnyValue::Bool(true)),
+            KeyValue::new("i", AnyValue::Int(i64::MIN)),
+            KeyValue::new("d", AnyValue::Double(0.1 + 0.2)),
+            KeyValue::new("nan", AnyValue::Double(f64::NEG_INFINITY)),
+            KeyValue::new(
+                "a",
+                AnyValue::Array(vec![AnyValue::Int(1), AnyValue::Empty]),
+            ),
+            KeyValue::new(
+                "kv",
+                AnyValue::KvList(vec![KeyValue::new("x", AnyValue::Bytes(vec![0, 255]))]),
+            ),
+            KeyValue::new("e", AnyValue::Empty),
+        ];
+        span.events = vec![SpanEvent {
+            time_unix_nano: 5,
+            name: "ev".into(),
+            attributes: vec![KeyValue::new("k", AnyValue::Int(1))],
+            dropped_attributes_count: 1,
+        }];
+        span.dropped_events_count = 3;
+        span.links = vec![Link {
+            trace_id: [2; 16],
+            span_id: [3; 8],
+            trace_state: "t".into(),
+            attributes: vec![],
+            dropped_attributes_count: 4,
+            flags: 1,
+        }];
+        span.dropped_links_count = 5;
+        span.status = Status {
+            message: "bad".into(),
+            code: 2,
+        };
+        Batch {
+            first_seq: 42,
+            received_at: 1_700_000_001_000_000_000,
+            resource_spans: vec![ResourceSpans {
+                resource: Resource {
+                    attributes: vec![KeyValue::new("agent.id", AnyValue::String("a1".into()))],
+                    dropped_attributes_count: 6,
+                    entity_refs: vec![EntityRef {
+                        schema_url: "u".into(),
+                        kind: "service".into(),
+                        id_keys: vec!["service.name".into()],
+                        description_keys: vec![],
+                    }],
+                },
+                schema_url: "https://opentelemetry.io/schemas/1.0".into(),
+                scope_spans: vec![crate::model::ScopeSpans {
+                    scope: Scope {
+                        name: "sc".into(),
+                        version: "1".into(),
+                        attributes: vec![],
+                        dropped_attributes_count: 7,
+                    },
+                    schema_url: "s".into(),
+                    spans: vec![span],
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn an_exported_line_reads_back_as_the_same_batch() {
+        let batch = rich_batch();
+        let mut line = Vec::new();
+        encode_line(&batch, &mut line);
+        assert_eq!(line.last(), Some(&b'\n'));
+        let unit = decode_json_line(&line).expect("decodes");
+        assert!(unit.rejected.is_empty());
+        let placed = Placer::default()
+            .place(unit)
+            .expect("placed")
+            .expect("new spans");
+        assert_eq!(placed, batch);
+    }
+
+    #[test]
+    fn an_exported_message_reads_back_as_the_same_batch() {
+        let batch = rich_batch();
+        let mut out = Vec::new();
+        encode_message(&batch, &mut out);
+        let len = u32::from_be_bytes([out[0], out[1], out[2], out[3]]) as usize;
+        assert_eq!(len + 4, out.len());
+        let unit = decode_protobuf(&out[4..]).expect("decodes");
+        let placed = Placer::default()
+            .place(unit)
+            .expect("placed")
+            .expect("new spans");
+        assert_eq!(placed, batch);
+    }
+
+    #[test]
+    fn a_gap_between_exported_lines_is_an_error() {
+        let mut placer = Placer::default();
+        let mut first = rich_batch();
+        let mut line = Vec::new();
+        encode_line(&first, &mut line);
+        placer
+            .place(decode_json_line(&line).expect("decodes"))
+            .expect("first");
+        first.first_seq = 50;
+        first.resource_spans[0].scope_spans[0].spans[0].span_id = [4; 8];
+        line.clear();
+        encode_line(&first, &mut line);
+        let err = placer
+            .place(decode_json_line(&line).expect("decodes"))
+            .expect_err("gap");
+        assert!(err.contains("expected the line for seq 43"), "{err}");
+    }
+}

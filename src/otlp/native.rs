@@ -1,0 +1,615 @@
+//! OTLP protobuf decoded straight into the project's span types, without prost's intermediate
+//! messages: one allocation per string and per list instead of two, and no conversion pass.
+//! Gives exactly what `from_proto(ExportTraceServiceRequest::decode(..))` gives (a test checks
+//! it), at about twice the speed; replay reads its files with it.
+//!
+//! Field numbers are those of opentelemetry-proto's trace, common and resource messages.
+
+use prost::encoding::{WireType, decode_varint};
+
+use super::{DecodeError, Decoded};
+use crate::model::{
+    AnyValue, EntityRef, KeyValue, Link, Resource, ResourceSpans, Scope, ScopeSpans, Span,
+    SpanEvent, Status, Str,
+};
+
+type R<T> = Result<T, DecodeError>;
+
+/// Deepest nesting of arrays and key-value lists in one attribute value (prost allows 100).
+const MAX_DEPTH: u32 = 64;
+
+fn bad(what: impl Into<String>) -> DecodeError {
+    DecodeError::Protobuf(what.into())
+}
+
+/// A cursor over one message's bytes.
+struct Fields<'a> {
+    buf: &'a [u8],
+}
+
+/// One field's value.
+enum Value<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Fixed32(u32),
+    Bytes(&'a [u8]),
+}
+
+impl<'a> Fields<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Fields { buf }
+    }
+
+    /// A varint; the one-byte case (tags, small lengths) first, as it is most of them.
+    #[inline(always)]
+    fn varint(&mut self) -> R<u64> {
+        if let Some((&b, rest)) = self.buf.split_first()
+            && b < 0x80
+        {
+            self.buf = rest;
+            return Ok(u64::from(b));
+        }
+        decode_varint(&mut self.buf).map_err(|e| bad(e.to_string()))
+    }
+
+    #[inline]
+    fn next_field(&mut self) -> R<Option<(u32, Value<'a>)>> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        if key > u64::from(u32::MAX) {
+            return Err(bad(format!("invalid key value: {key}")));
+        }
+        let tag = (key >> 3) as u32;
+        if tag == 0 {
+            return Err(bad("invalid tag value: 0"));
+        }
+        let wire = WireType::try_from(key & 7).map_err(|e| bad(e.to_string()))?;
+        let value = match wire {
+            WireType::Varint => Value::Varint(self.varint()?),
+            WireType::SixtyFourBit => {
+                let (head, rest) = self
+                    .buf
+                    .split_first_chunk::<8>()
+                    .ok_or_else(|| bad("truncated 64-bit field"))?;
+                self.buf = rest;
+                Value::Fixed64(u64::from_le_bytes(*head))
+            }
+            WireType::ThirtyTwoBit => {
+                let (head, rest) = self
+                    .buf
+                    .split_first_chunk::<4>()
+                    .ok_or_else(|| bad("truncated 32-bit field"))?;
+                self.buf = rest;
+                Value::Fixed32(u32::from_le_bytes(*head))
+            }
+            WireType::LengthDelimited => {
+                let len = self.varint()?;
+                let len = usize::try_from(len).map_err(|_| bad("length overflows"))?;
+                if self.buf.len() < len {
+                    return Err(bad("truncated length-delimited field"));
+                }
+                let (head, rest) = self.buf.split_at(len);
+                self.buf = rest;
+                Value::Bytes(head)
+            }
+            WireType::StartGroup | WireType::EndGroup => {
+                return Err(bad("groups are not used by OTLP"));
+            }
+        };
+        Ok(Some((tag, value)))
+    }
+}
+
+impl<'a> Value<'a> {
+    fn bytes(self, field: &str) -> R<&'a [u8]> {
+        match self {
+            Value::Bytes(b) => Ok(b),
+            _ => Err(bad(format!("{field}: wrong wire type"))),
+        }
+    }
+
+    fn string(self, field: &str) -> R<String> {
+        let b = self.bytes(field)?;
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| bad(format!("{field}: invalid UTF-8")))
+    }
+
+    /// A short string without a heap allocation.
+    fn str(self, field: &str) -> R<Str> {
+        let b = self.bytes(field)?;
+        std::str::from_utf8(b)
+            .map(Str::from)
+            .map_err(|_| bad(format!("{field}: invalid UTF-8")))
+    }
+
+    fn varint(self, field: &str) -> R<u64> {
+        match self {
+            Value::Varint(v) => Ok(v),
+            _ => Err(bad(format!("{field}: wrong wire type"))),
+        }
+    }
+
+    fn u32(self, field: &str) -> R<u32> {
+        // proto3 uint32 is a varint truncated to 32 bits, as prost reads it.
+        self.varint(field).map(|v| v as u32)
+    }
+
+    fn fixed64(self, field: &str) -> R<u64> {
+        match self {
+            Value::Fixed64(v) => Ok(v),
+            _ => Err(bad(format!("{field}: wrong wire type"))),
+        }
+    }
+
+    fn fixed32(self, field: &str) -> R<u32> {
+        match self {
+            Value::Fixed32(v) => Ok(v),
+            _ => Err(bad(format!("{field}: wrong wire type"))),
+        }
+    }
+}
+
+/// Decodes an ExportTraceServiceRequest into model spans, refusing spans with malformed ids
+/// one by one, as [`super::from_proto`] does.
+pub fn decode_request(body: &[u8]) -> R<Decoded> {
+    let mut out = Decoded::default();
+    let mut f = Fields::new(body);
+    while let Some((tag, v)) = f.next_field()? {
+        if tag == 1 {
+            let rs = resource_spans(v.bytes("resource_spans")?, &mut out)?;
+            if !rs.scope_spans.is_empty() {
+                out.resource_spans.push(rs);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn resource_spans(buf: &[u8], out: &mut Decoded) -> R<ResourceSpans> {
+    let mut rs = ResourceSpans::default();
+    let mut f = Fields::new(buf);
+    while let Some((tag, v)) = f.next_field()? {
+        match tag {
+            1 => resource(v.bytes("resource")?, &mut rs.resource)?,
+            2 => {
+                let ss = scope_spans(v.bytes("scope_spans")?, out)?;
+                if !ss.spans.is_empty() {
+                    rs.scope_spans.push(ss);
+                }
+            }
+            3 => rs.schema_url = v.string("schema_url")?,
+            _ => {}
+        }
+    }
+    Ok(rs)
+}
+
+fn resource(buf: &[u8], r: &mut Resource) -> R<()> {
+    let mut f = Fields::new(buf);
+    while let Some((tag, v)) = f.next_field()? {
+        match tag {
+            1 => r.attributes.push(key_value(v.bytes("attributes")?, 0)?),
+            2 => r.dropped_attributes_count = v.u32("dropped_attributes_count")?,
+            3 => r.entity_refs.push(entity_ref(v.bytes("entity_refs")?)?),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn entity_ref(buf: &[u8]) -> R<EntityRef> {
+    let mut e = EntityRef::default();
+    let mut f = Fields::new(buf);
+    while let Some((tag, v)) = f.next_field()? {
+        match tag {
+            1 => e.schema_url = v.string("schema_url")?,
+            2 => e.kind = v.string("type")?,
+            3 => e.id_keys.push(v.string("id_keys")?),
+            4 => e.description_keys.push(v.string("description_keys")?),
+            _ => {}
+        }
+    }
+    Ok(e)
+}
+
+fn scope_spans(buf: &[u8], out: &mut Decoded) -> R<ScopeSpans> {
+    let mut ss = ScopeSpans::default();
+    // Sized once: a batch holds hundreds of spans, and each is large to move when a list grows.
+    let mut count = Fields::new(buf);
+    let mut n = 0;
+    while let Some((tag, _)) = count.next_field()? {
+        n += usize::from(tag == 2);
+    }
+    ss.spans.reserve_exact(n);
+    let mut f = Fields::new(buf);
+    while let Some((tag, v)) = f.next_field()? {
+        match tag {
+            1 => scope(v.bytes("scope")?, &mut ss.scope)?,
+            2 => match span(v.bytes("spans")?)? {
+                Ok(s) => ss.spans.push(s),
+                Err(why) => out.rejected.push(why),
+            },
+            3 => ss.schema_url = v.string("schema_url")?,
+            _ => {}
+        }
+    }
+    Ok(ss)
+}
+
+fn scope(buf: &[u8], s: &mut Scope) -> R<()> {
+    let mut f = Fields::new(buf);
+    while let Some((tag, v)) = f.next_field()? {
+        match tag {
+            1 => s.name = v.string("name")?,
+            2 => s.version = v.string("version")?,
+            3 => s.attributes.push(key_value(v.bytes("attributes")?, 0)?),
+            4 => s.dropped_attributes_count = v.u32("dropped_attributes_count")?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Fixed-size ids, checked after the whole span is read (the message names the span).
+fn id<const N: usize>(bytes: &[u8], what: &str, span: &str) -> Result<[u8; N], String> {
+    <[u8; N]>::try_from(bytes).map_err(|_| {
+        format!(
+            "span {span:?}: {what} must be {N} bytes ({} hex digits), got {} bytes",
+            N * 2,
+            bytes.len()
+        )
+    })
+}
+
+/// A span, or why it is refused (the outer error is a malformed message).
+fn span(buf: &[u8]) -> R<Result<Span, String>> {
+    let mut trace_id: &[u8] = &[];
+    let mut span_id: &[u8] = &[];
+    let mut parent: &[u8] = &[];
+    let mut raw_links: Vec<(&[u8], &[u8], Link)> = Vec::new();
+    let mut s = Span::new([0; 16], [0; 8], String::new(), 0);
+    s.kind = 0;
+    // Sized from the message: an attribute takes 40 bytes or so on the wire, and growing the
+    // list one push at a time cost more than guessing.
+    s.attributes = Vec::with_capacity((buf.len() / 40).min(64));
+    let mut f = Fields::new(buf);
+    while let Some((tag, v)) = f.next_field()? {
+        match tag {
+            1 => trace_id = v.bytes("trace_id")?,
+            2 => span_id = v.bytes("span_id")?,
+            3 => s.trace_state = v.string("trace_state")?,
+            4 => parent = v.bytes("parent_span_id")?,
+            5 => s.name = v.str("name")?,
+            6 => s.kind = v.varint("kind")? as i32,
+            7 => s.start_time_unix_nano = v.fixed64("start_time_unix_nano")?,
+            8 => s.end_time_unix_nano = v.fixed64("end_time_unix_nano")?,
+            9 => s.attributes.push(key_value(v.bytes("attributes")?, 0)?),
+            10 => s.dropped_attributes_count = v.u32("dropped_attributes_count")?,
+            11 => s.events.push(event(v.bytes("events")?)?),
+            12 => s.dropped_events_count = v.u32("dropped_events_count")?,
+            13 => raw_links.push(link(v.bytes("links")?)?),
+            14 => s.dropped_links_count = v.u32("dropped_links_count")?,
+            15 => status(v.bytes("status")?, &mut s.status)?,
+            16 => s.flags = v.fixed32("flags")?,
+            _ => {}
+        }
+    }
+    let checked = (|| {
+        s.trace_id = id(trace_id, "trace_id", &s.name)?;
+        s.span_id = id(span_id, "span_id", &s.name)?;
+        if s.trace_id == [0; 16] || s.span_id == [0; 8] {
+            return Err(format!(
+                "span {:?}: trace_id and span_id must not be all zeros",
+                s.name
+            ));
+        }
+        if !parent.is_empty() && parent.len() != 8 {
+            return Err(format!(
+                "span {:?}: parent_span_id must be empty or 8 bytes, got {} bytes",
+                s.name,
+                parent.len()
+            ));
+        }
+        s.parent_span_id = parent.to_vec();
+        for (trace_id, span_id, mut l) in raw_links.drain(..) {
+            l.trace_id = id(trace_id, "a link's trace_id", &s.name)?;
+            l.span_id = id(span_id, "a link's span_id", &s.name)?;
+            s.links.push(l);
+        }
+        Ok(())
+    })();
+    Ok(checked.map(|()| s))
+}
+
+fn event(buf: &[u8]) -> R<SpanEvent> {
+    let mut e = SpanEvent {
+        time_unix_nano: 0,
+        name: String::new(),
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+    };
+    let mut f = Fields::new(buf);
+    while let Some((tag, v)) = f.next_field()? {
+        match tag {
+            1 => e.time_unix_nano = v.fixed64("time_unix_nano")?,
+            2 => e.name = v.string("name")?,
+            3 => e.attributes.push(key_value(v.bytes("attributes")?, 0)?),
+            4 => e.dropped_attributes_count = v.u32("dropped_attributes_count")?,
+            _ => {}
+        }
+    }
+    Ok(e)
+}
+
+fn link(buf: &[u8]) -> R<(&[u8], &[u8], Link)> {
+    let mut l = Link {
+        trace_id: [0; 16],
+        span_id: [0; 8],
+        trace_state: String::new(),
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+        flags: 0,
+    };
+    let (mut trace_id, mut span_id): (&[u8], &[u8]) = (&[], &[]);
+    let mut f = Fields::new(buf);
+    while let Some((tag, v)) = f.next_field()? {
+        match tag {
+            1 => trace_id = v.bytes("trace_id")?,
+            2 => span_id = v.bytes("span_id")?,
+            3 => l.trace_state = v.string("trace_state")?,
+            4 => l.attributes.push(key_value(v.bytes("attributes")?, 0)?),
+            5 => l.dropped_attributes_count = v.u32("dropped_attributes_count")?,
+            6 => l.flags = v.fixed32("flags")?,
+            _ => {}
+        }
+    }
+    Ok((trace_id, span_id, l))
+}
+
+fn status(buf: &[u8], s: &mut Status) -> R<()> {
+    let mut f = Fields::new(buf);
+    while let Some((tag, v)) = f.next_field()? {
+        match tag {
+            2 => s.message = v.string("message")?,
+            3 => s.code = v.varint("code")? as i32,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn key_value(buf: &[u8], depth: u32) -> R<KeyValue> {
+    let mut kv = KeyValue {
+        key: Str::default(),
+        value: AnyValue::Empty,
+    };
+    let mut f = Fields::new(buf);
+    while let Some((tag, v)) = f.next_field()? {
+        match tag {
+            1 => kv.key = v.str("key")?,
+            2 => kv.value = any_value(v.bytes("value")?, depth)?,
+            _ => {}
+        }
+    }
+    Ok(kv)
+}
+
+fn any_value(buf: &[u8], depth: u32) -> R<AnyValue> {
+    if depth > MAX_DEPTH {
+        return Err(bad("attribute values are nested too deeply"));
+    }
+    let mut value = AnyValue::Empty;
+    let mut f = Fields::new(buf);
+    while let Some((tag, v)) = f.next_field()? {
+        value = match tag {
+            1 => AnyValue::String(v.str("string_value")?),
+            2 => AnyValue::Bool(v.varint("bool_value")? != 0),
+            3 => AnyValue::Int(v.varint("int_value")? as i64),
+            4 => AnyValue::Double(f64::from_bits(v.fixed64("double_value")?)),
+            5 => AnyValue::Array(list(v.bytes("array_value")?, depth, |b, d| {
+                any_value(b, d + 1)
+            })?),
+            6 => AnyValue::KvList(list(v.bytes("kvlist_value")?, depth, |b, d| {
+                key_value(b, d + 1)
+            })?),
+            7 => AnyValue::Bytes(v.bytes("bytes_value")?.to_vec()),
+            // string_value_strindex (profiles only) carries no meaning in traces.
+            8 => AnyValue::Empty,
+            _ => continue,
+        };
+    }
+    Ok(value)
+}
+
+/// The repeated field 1 of an ArrayValue or KeyValueList.
+fn list<T>(buf: &[u8], depth: u32, item: impl Fn(&[u8], u32) -> R<T>) -> R<Vec<T>> {
+    let mut out = Vec::new();
+    let mut f = Fields::new(buf);
+    while let Some((tag, v)) = f.next_field()? {
+        if tag == 1 {
+            out.push(item(v.bytes("values")?, depth)?);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    /// Gives what prost plus `from_proto` gives, for everything the model holds.
+    fn same_as_prost(body: &[u8]) {
+        let native = decode_request(body).expect("native decodes");
+        let reference = super::super::from_proto(
+            super::super::ExportTraceServiceRequest::decode(body).expect("prost decodes"),
+        );
+        assert_eq!(native.resource_spans, reference.resource_spans);
+        assert_eq!(native.rejected.count, reference.rejected.count);
+        assert_eq!(native.rejected.reasons, reference.rejected.reasons);
+    }
+
+    #[test]
+    fn decodes_like_prost_and_from_proto() {
+        use opentelemetry_proto::tonic::common::v1 as pc;
+        use opentelemetry_proto::tonic::trace::v1 as pt;
+        let s = |v: &str| pc::AnyValue {
+            value: Some(pc::any_value::Value::StringValue(v.into())),
+        };
+        let kv = |k: &str, v: pc::AnyValue| pc::KeyValue {
+            key: k.into(),
+            value: Some(v),
+            key_strindex: 0,
+        };
+        let nested = pc::AnyValue {
+            value: Some(pc::any_value::Value::ArrayValue(pc::ArrayValue {
+                values: vec![
+                    s("x"),
+                    pc::AnyValue { value: None },
+                    pc::AnyValue {
+                        value: Some(pc::any_value::Value::KvlistValue(pc::KeyValueList {
+                            values: vec![kv(
+                                "d",
+                                pc::AnyValue {
+                                    value: Some(pc::any_value::Value::DoubleValue(-0.5)),
+                                },
+                            )],
+                        })),
+                    },
+                ],
+            })),
+        };
+        let good = pt::Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            parent_span_id: vec![3; 8],
+            trace_state: "a=b".into(),
+            name: "agent.work_progress".into(),
+            kind: 2,
+            start_time_unix_nano: 5,
+            end_time_unix_nano: 6,
+            attributes: vec![
+                kv("a", s("é")),
+                kv(
+                    "i",
+                    pc::AnyValue {
+                        value: Some(pc::any_value::Value::IntValue(-7)),
+                    },
+                ),
+                kv("n", nested),
+                pc::KeyValue {
+                    key: "none".into(),
+                    value: None,
+                    key_strindex: 0,
+                },
+            ],
+            dropped_attributes_count: 1,
+            events: vec![pt::span::Event {
+                time_unix_nano: 9,
+                name: "e".into(),
+                attributes: vec![kv("k", s("v"))],
+                dropped_attributes_count: 2,
+            }],
+            dropped_events_count: 3,
+            links: vec![pt::span::Link {
+                trace_id: vec![4; 16],
+                span_id: vec![5; 8],
+                trace_state: "t".into(),
+                attributes: vec![],
+                dropped_attributes_count: 4,
+                flags: 7,
+            }],
+            dropped_links_count: 8,
+            status: Some(pt::Status {
+                message: "m".into(),
+                code: 2,
+            }),
+            flags: 257,
+        };
+        let short_id = pt::Span {
+            span_id: vec![1; 4],
+            ..good.clone()
+        };
+        let bad_link = pt::Span {
+            links: vec![pt::span::Link {
+                trace_id: vec![1; 3],
+                ..good.links[0].clone()
+            }],
+            ..good.clone()
+        };
+        let request = super::super::ExportTraceServiceRequest {
+            resource_spans: vec![pt::ResourceSpans {
+                resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                    attributes: vec![kv("service.name", s("svc"))],
+                    dropped_attributes_count: 3,
+                    entity_refs: vec![pc::EntityRef {
+                        schema_url: "u".into(),
+                        r#type: "service".into(),
+                        id_keys: vec!["service.name".into()],
+                        description_keys: vec!["d".into()],
+                    }],
+                }),
+                scope_spans: vec![
+                    pt::ScopeSpans {
+                        scope: Some(pc::InstrumentationScope {
+                            name: "sc".into(),
+                            version: "1".into(),
+                            attributes: vec![kv("x", s("y"))],
+                            dropped_attributes_count: 1,
+                        }),
+                        spans: vec![good, short_id, bad_link],
+                        schema_url: "s".into(),
+                    },
+                    pt::ScopeSpans::default(),
+                ],
+                schema_url: "r".into(),
+            }],
+        };
+        same_as_prost(&request.encode_to_vec());
+        same_as_prost(&[]);
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        for body in [
+            &[0x0a, 0x05, 0x01][..],
+            &[
+                0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+            ],
+            &[0x0b],
+        ] {
+            assert!(decode_request(body).is_err());
+        }
+        // Arrays nested past the limit.
+        let mut value = vec![];
+        for _ in 0..200 {
+            let mut outer = vec![0x2a];
+            let mut list = vec![0x0a];
+            prost::encoding::encode_varint(value.len() as u64, &mut list);
+            list.extend_from_slice(&value);
+            prost::encoding::encode_varint(list.len() as u64, &mut outer);
+            outer.extend_from_slice(&list);
+            value = outer;
+        }
+        let mut kv = vec![0x0a, 0x01, b'k', 0x12];
+        prost::encoding::encode_varint(value.len() as u64, &mut kv);
+        kv.extend_from_slice(&value);
+        let mut span = vec![0x4a];
+        prost::encoding::encode_varint(kv.len() as u64, &mut span);
+        span.extend_from_slice(&kv);
+        let mut ss = vec![0x12];
+        prost::encoding::encode_varint(span.len() as u64, &mut ss);
+        ss.extend_from_slice(&span);
+        let mut rs = vec![0x12];
+        prost::encoding::encode_varint(ss.len() as u64, &mut rs);
+        rs.extend_from_slice(&ss);
+        let mut req = vec![0x0a];
+        prost::encoding::encode_varint(rs.len() as u64, &mut req);
+        req.extend_from_slice(&rs);
+        let err = decode_request(&req).expect_err("too deep");
+        assert!(err.to_string().contains("nested too deeply"), "{err}");
+    }
+}

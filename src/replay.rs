@@ -1,0 +1,337 @@
+//! `spanfold replay`: recorded traces folded again, away from the live log.
+//!
+//! Files are decoded on worker threads (lines are independent) and folded in order on the
+//! calling thread. The fold is in memory: replay never opens, locks or writes the live log, and
+//! never runs an effect (git, merge gates). `--keep DIR` also writes the replayed events, with
+//! their recorded seqs and times, as a new log in DIR, so that `history`, `diff` and `--at` can
+//! be asked of it with `--coord-dir DIR`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::changes::{self, Change};
+use crate::model::{Batch, UnixNanos};
+use crate::otlp::file::{FileError, Input, Placer, RawUnit, Unit};
+use crate::policy::PolicyConfig;
+use crate::reducer::View;
+use crate::store::{Log, StoreError};
+use crate::timetravel::Point;
+use crate::verify::{Divergence, Verifier};
+use crate::whatif::{self, WhatIfConfig};
+
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("{path}: {reason}")]
+    Placement { path: String, reason: String },
+    #[error("--keep {0} exists; give a new directory (replay never writes into an existing log)")]
+    KeepExists(PathBuf),
+    #[error(
+        "the input starts at seq {0}, so --keep cannot store it as a log (a log starts at seq 1); export without --from"
+    )]
+    KeepPartial(u64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Default)]
+pub struct ReplayOptions {
+    pub files: Vec<PathBuf>,
+    /// Call the step callback for every event.
+    pub step: bool,
+    pub until: Option<Point>,
+    pub verify: bool,
+    pub what_if: Option<WhatIfConfig>,
+    pub keep: Option<PathBuf>,
+    /// The wall clock, for relative `--until` points.
+    pub now: UnixNanos,
+    /// Called with (bytes read, total bytes) as input is consumed.
+    pub progress: Option<fn(u64, u64)>,
+}
+
+/// One event of `--step`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub seq: u64,
+    pub time: UnixNanos,
+    pub span: String,
+    pub agent_id: Option<String>,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub decision_points: usize,
+    pub decisions: usize,
+    pub divergence: Option<Divergence>,
+}
+
+pub struct ReplayReport {
+    pub view: View,
+    pub events: u64,
+    pub lines: u64,
+    pub duplicates: usize,
+    /// Spans refused while decoding (malformed ids), with the first reasons.
+    pub rejected: Vec<String>,
+    pub rejected_count: usize,
+    /// True when `--until` stopped the replay before the end of the input.
+    pub stopped: bool,
+    pub verify: Option<VerifyReport>,
+    pub what_if: Option<whatif::Report>,
+}
+
+/// Replays `options.files` in order, calling `on_step` per event with `--step`.
+pub fn replay(
+    options: &ReplayOptions,
+    mut on_step: impl FnMut(&Step),
+) -> Result<ReplayReport, ReplayError> {
+    let mut view = View::default();
+    let mut placer = Placer::default();
+    let mut verifier = options
+        .verify
+        .then(|| Verifier::new(PolicyConfig::default()));
+    // What-if needs every event at once (it makes two passes); keep the batches.
+    let mut kept_batches: Vec<Batch> = Vec::new();
+    let mut keep = match &options.keep {
+        None => None,
+        Some(dir) => {
+            if dir.exists() {
+                return Err(ReplayError::KeepExists(dir.clone()));
+            }
+            Some(Log::open(dir, true)?)
+        }
+    };
+    let until = |ev_seq: u64, ev_time: UnixNanos| match options.until {
+        None => false,
+        Some(Point::Seq(s)) => ev_seq > s,
+        Some(Point::Time(t)) => ev_time > t,
+        Some(Point::Ago(d)) => {
+            ev_time
+                > options
+                    .now
+                    .saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        }
+    };
+    let total_bytes: u64 = options
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let (mut events, mut lines, mut read_bytes) = (0u64, 0u64, 0u64);
+    let mut rejected = Vec::new();
+    let mut rejected_count = 0;
+    let mut stopped = false;
+    'files: for path in &options.files {
+        let name = path.display().to_string();
+        let input = Input::open(path)?;
+        let mut failure = None;
+        decode_in_parallel(input, |unit| {
+            let (unit, size) = match unit {
+                Ok(u) => u,
+                Err(e) => {
+                    failure = Some(ReplayError::File(e));
+                    return false;
+                }
+            };
+            lines += 1;
+            read_bytes += size;
+            if let Some(report) = options.progress {
+                report(read_bytes, total_bytes);
+            }
+            rejected_count += unit.rejected.len();
+            for r in unit
+                .rejected
+                .iter()
+                .take(20usize.saturating_sub(rejected.len()))
+            {
+                rejected.push(r.clone());
+            }
+            let batch = match placer.place(unit) {
+                Ok(Some(b)) => b,
+                Ok(None) => return true,
+                Err(reason) => {
+                    failure = Some(ReplayError::Placement {
+                        path: name.clone(),
+                        reason,
+                    });
+                    return false;
+                }
+            };
+            if let Some(log) = keep.as_mut() {
+                if log.next_seq() == 1 && batch.first_seq != 1 {
+                    failure = Some(ReplayError::KeepPartial(batch.first_seq));
+                    return false;
+                }
+                if let Err(e) = log.import(&batch) {
+                    failure = Some(e.into());
+                    return false;
+                }
+            }
+            for ev in batch.events() {
+                if until(ev.seq, ev.time) {
+                    stopped = true;
+                    return false;
+                }
+                if let Some(v) = verifier.as_mut() {
+                    v.before(&view, &ev);
+                }
+                if options.step {
+                    let step_changes = changes::apply(&mut view, &ev);
+                    on_step(&Step {
+                        seq: ev.seq,
+                        time: ev.time,
+                        span: ev.span.name.to_string(),
+                        agent_id: ev.str_attr("agent.id").map(str::to_owned),
+                        changes: step_changes,
+                    });
+                } else {
+                    view.apply(&ev);
+                }
+                events += 1;
+            }
+            if options.what_if.is_some() {
+                kept_batches.push(batch);
+            }
+            true
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if stopped {
+            break 'files;
+        }
+    }
+    if let Some(log) = &keep {
+        log.flush()?;
+    }
+    let verify = verifier.map(|mut v| {
+        v.finish();
+        VerifyReport {
+            decision_points: v.points,
+            decisions: v.decisions,
+            divergence: v.divergence,
+        }
+    });
+    let what_if = options.what_if.clone().map(|config| {
+        let limit = view.as_of.seq;
+        whatif::run(
+            kept_batches
+                .iter()
+                .flat_map(|b| b.events())
+                .filter(|ev| ev.seq <= limit),
+            config,
+        )
+    });
+    Ok(ReplayReport {
+        view,
+        events,
+        lines,
+        duplicates: placer.duplicates,
+        rejected,
+        rejected_count,
+        stopped,
+        verify,
+        what_if,
+    })
+}
+
+/// Input bytes per job: enough to amortise the hand-offs, small enough that the memory in
+/// flight stays in cache and flat however large the input.
+const JOB_BYTES: usize = 256 * 1024;
+
+/// Decodes `input` on worker threads and hands each unit (with its size in bytes) to `sink` in
+/// input order, until `sink` returns false or the input ends.
+fn decode_in_parallel(
+    mut input: Input,
+    mut sink: impl FnMut(Result<(Unit, u64), FileError>) -> bool,
+) {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 8);
+    std::thread::scope(|scope| {
+        // Raw units go out to the workers (bounded: reading never runs far ahead of folding).
+        let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<RawUnit>)>(workers * 2);
+        let job_rx = std::sync::Arc::new(parking_lot::Mutex::new(job_rx));
+        let (done_tx, done_rx) =
+            mpsc::sync_channel::<(u64, Vec<Result<(Unit, u64), FileError>>)>(workers * 2);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for _ in 0..workers {
+            let job_rx = std::sync::Arc::clone(&job_rx);
+            let done_tx = done_tx.clone();
+            scope.spawn(move || {
+                loop {
+                    let job = job_rx.lock().recv();
+                    let Ok((n, raws)) = job else { break };
+                    let decoded = raws.into_iter().map(RawUnit::decode).collect();
+                    if done_tx.send((n, decoded)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let reader_stop = std::sync::Arc::clone(&stop);
+        scope.spawn(move || {
+            let mut n = 0;
+            let mut job = Vec::new();
+            let mut bytes = 0;
+            while !reader_stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match input.next_raw() {
+                    Some(raw) => {
+                        bytes += raw.len();
+                        job.push(raw);
+                        if bytes >= JOB_BYTES {
+                            bytes = 0;
+                            if job_tx.send((n, std::mem::take(&mut job))).is_err() {
+                                return;
+                            }
+                            n += 1;
+                        }
+                    }
+                    None => break,
+                }
+            }
+            if !job.is_empty() {
+                let _ = job_tx.send((n, job));
+            }
+        });
+        // Put jobs back in input order.
+        let mut waiting = BTreeMap::new();
+        let mut next = 0;
+        let mut open = true;
+        for (n, units) in done_rx.iter() {
+            if !open {
+                continue;
+            }
+            waiting.insert(n, units);
+            while let Some(units) = waiting.remove(&next) {
+                next += 1;
+                for unit in units {
+                    if open && !sink(unit) {
+                        open = false;
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Reads a `--policy-config` file (YAML or JSON).
+pub fn read_what_if(path: &Path) -> Result<WhatIfConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_yaml_ng::from_str(&text).map_err(|e| {
+        format!(
+            "{} is not a policy config ({e}); it may set weights: {{capability, priority, complexity, load}}, lease_seconds and max_concurrent_features",
+            path.display()
+        )
+    })
+}

@@ -1,0 +1,220 @@
+//! Time travel: the view as of any past point of the log, answered from the latest checkpoint
+//! at or before it plus the fold of the events after the checkpoint.
+//!
+//! A POINT is a sequence number (`1234`), an RFC 3339 time (`2026-11-26T14:02:00Z`), or a time
+//! relative to now (`-5m`, `-1h30m`). Times are the log's receive times, which never go
+//! backwards, so a time names the last event received at or before it.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::model::UnixNanos;
+use crate::reducer::{REDUCER_VERSION, View};
+use crate::store::{LogReader, StoreError};
+
+/// Fewest events between two checkpoints. With it the worst `--at` folds this many events after
+/// decoding one checkpoint.
+pub const CHECKPOINT_EVERY: u64 = 8192;
+/// Checkpoints are also spaced by the view's size (this many events per entity in it), so that
+/// writing them costs a bounded share of the fold however large the view grows.
+pub const EVENTS_PER_ENTITY: u64 = 8;
+
+#[derive(Debug, Error)]
+pub enum TimeTravelError {
+    #[error(
+        "{0:?} is not a point in the log; give a sequence number (1234), an RFC 3339 time (2026-11-26T14:02:00Z) or a time relative to now (-5m)"
+    )]
+    Point(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A place in the log, as a user names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Point {
+    Seq(u64),
+    Time(UnixNanos),
+    /// So long before now.
+    Ago(Duration),
+}
+
+impl FromStr for Point {
+    type Err = TimeTravelError;
+
+    fn from_str(s: &str) -> Result<Point, TimeTravelError> {
+        let s = s.trim();
+        let bad = || TimeTravelError::Point(s.to_owned());
+        if let Ok(seq) = s.parse::<u64>() {
+            return Ok(Point::Seq(seq));
+        }
+        if let Some(ago) = s.strip_prefix('-') {
+            return humantime::parse_duration(ago)
+                .map(Point::Ago)
+                .map_err(|_| bad());
+        }
+        let time = humantime::parse_rfc3339_weak(s).map_err(|_| bad())?;
+        let nanos = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| bad())?
+            .as_nanos();
+        u64::try_from(nanos).map(Point::Time).map_err(|_| bad())
+    }
+}
+
+impl Point {
+    /// The seq this point names in the log read by `reader`, `now` being the wall clock for
+    /// relative points. A seq past the end names the end; 0 is before the first event.
+    pub fn resolve(self, reader: &LogReader, now: UnixNanos) -> Result<u64, TimeTravelError> {
+        let last = reader.last_seq()?;
+        Ok(match self {
+            Point::Seq(seq) => seq.min(last),
+            Point::Time(t) => reader.seq_at_time(t)?,
+            Point::Ago(d) => {
+                let back = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+                reader.seq_at_time(now.saturating_sub(back))?
+            }
+        })
+    }
+}
+
+/// The view after the event `seq` (the empty view for 0): the latest checkpoint at or before it,
+/// plus the fold of the events between.
+pub fn view_at(reader: &LogReader, seq: u64) -> Result<View, StoreError> {
+    let (from, mut view) = match reader.checkpoint_at_or_before::<View>(seq, REDUCER_VERSION)? {
+        Some((entry, view)) => (entry.seq + 1, view),
+        None => (1, View::default()),
+    };
+    fold_range(reader, &mut view, from, seq)?;
+    Ok(view)
+}
+
+/// Folds the events `from..=to` into `view`.
+pub fn fold_range(
+    reader: &LogReader,
+    view: &mut View,
+    from: u64,
+    to: u64,
+) -> Result<(), StoreError> {
+    if from > to {
+        return Ok(());
+    }
+    for batch in reader.batches_from(from) {
+        let batch = batch?;
+        for ev in batch.events() {
+            if ev.seq > to {
+                return Ok(());
+            }
+            if ev.seq >= from {
+                view.apply(&ev);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a checkpoint is due after folding up to `view.as_of.seq`, the last one being at
+/// `last`, checkpoints being at least `every` events apart.
+pub fn checkpoint_due(view: &View, last: u64, every: u64) -> bool {
+    let entities =
+        (view.agents.len() + view.features.len() + view.worktrees.len() + view.anomalies.len())
+            as u64;
+    let spacing = if every < CHECKPOINT_EVERY {
+        // Lowered (tests): exactly that, to put many checkpoints in a small log.
+        every
+    } else {
+        every.max(EVENTS_PER_ENTITY * entities)
+    };
+    view.as_of.seq >= last.saturating_add(spacing)
+}
+
+/// What changed between two points of the log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DiffReport {
+    pub from: crate::reducer::AsOf,
+    pub to: crate::reducer::AsOf,
+    pub events: u64,
+    pub changes: Vec<crate::changes::Change>,
+}
+
+/// The changes between the views at `from` and `to` (seqs).
+pub fn diff(reader: &LogReader, from: u64, to: u64) -> Result<DiffReport, StoreError> {
+    let a = view_at(reader, from)?;
+    let b = view_at(reader, to)?;
+    Ok(DiffReport {
+        from: a.as_of,
+        to: b.as_of,
+        events: b.counters.events.saturating_sub(a.counters.events),
+        changes: crate::changes::diff(&a, &b),
+    })
+}
+
+/// The timeline of one agent or feature over the whole log.
+pub fn history(
+    reader: &LogReader,
+    subject: crate::changes::Subject,
+) -> Result<Vec<crate::changes::HistoryEntry>, StoreError> {
+    let mut history = crate::changes::History::new(subject);
+    let mut view = View::default();
+    for batch in reader.batches_from(1) {
+        let batch = batch?;
+        for ev in batch.events() {
+            history.apply(&mut view, &ev);
+        }
+    }
+    Ok(history.entries)
+}
+
+/// Writes the records holding the events `from..=to` in `format`. Whole records: a line (or
+/// message) is a record of the log, so the first and last may reach beyond the range. Returns
+/// (lines, spans).
+pub fn export<W: std::io::Write>(
+    reader: &LogReader,
+    from: u64,
+    to: u64,
+    format: crate::otlp::file::Format,
+    out: W,
+) -> Result<(u64, u64), ExportError> {
+    let mut writer = crate::otlp::file::LineWriter::new(out, format);
+    let (mut lines, mut spans) = (0, 0);
+    for batch in reader.batches_from(from.max(1)) {
+        let batch = batch?;
+        if batch.first_seq > to {
+            break;
+        }
+        writer.write(&batch).map_err(ExportError::Write)?;
+        lines += 1;
+        spans += batch.span_count() as u64;
+    }
+    writer.finish().map_err(ExportError::Write)?;
+    Ok((lines, spans))
+}
+
+#[derive(Debug, Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("writing the export failed: {0}")]
+    Write(std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_parse_as_seq_time_or_relative() {
+        assert_eq!("42".parse::<Point>().ok(), Some(Point::Seq(42)));
+        assert_eq!(
+            "-5m".parse::<Point>().ok(),
+            Some(Point::Ago(Duration::from_secs(300)))
+        );
+        assert_eq!(
+            "1970-01-01T00:00:01Z".parse::<Point>().ok(),
+            Some(Point::Time(1_000_000_000))
+        );
+        let err = "yesterday".parse::<Point>().expect_err("not a point");
+        assert!(err.to_string().contains("RFC 3339"), "{err}");
+    }
+}

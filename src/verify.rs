@@ -1,0 +1,287 @@
+//! The non-determinism check of `replay --verify`. Pure.
+//!
+//! A recorded decision point is a `coordination.cycle` span: the coordinator decided on the view
+//! folded up to just before it, and recorded its assignments right after it, in the same batch.
+//! A lease verdict (`agent.lease_expired`) was decided on the view just before it, at the time
+//! the span carries. The verifier re-runs the policy at each of these points over the recorded
+//! inputs and compares, like Temporal's replay check: the first difference is reported side by
+//! side, with both sides' reasons.
+
+use serde::Serialize;
+
+use crate::model::{Event, UnixNanos};
+use crate::policy::{self, PolicyConfig};
+use crate::reducer::View;
+use crate::registry::hex;
+
+/// One assignment, as recorded in the log or as re-computed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Choice {
+    pub agent_id: String,
+    pub feature_name: String,
+    pub score: Option<f64>,
+    pub reasons: Vec<String>,
+}
+
+impl Choice {
+    fn same_decision(&self, other: &Choice) -> bool {
+        self.agent_id == other.agent_id
+            && self.feature_name == other.feature_name
+            && self.score == other.score
+            && self.reasons == other.reasons
+    }
+}
+
+/// The first decision that re-computes differently.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Divergence {
+    /// `assignment` or `lease_expired`.
+    pub kind: String,
+    /// The decision point: the cycle span's seq (or the first lease verdict's).
+    pub seq: u64,
+    pub time: UnixNanos,
+    pub cycle_number: Option<i64>,
+    /// Position of the differing decision within its point.
+    pub index: usize,
+    /// The recorded span (its seq and id) when there is one at that position.
+    pub recorded_seq: Option<u64>,
+    pub recorded_span_id: Option<String>,
+    pub recorded: Option<Choice>,
+    pub recomputed: Option<Choice>,
+}
+
+impl Divergence {
+    /// Side by side, for people.
+    pub fn render(&self) -> String {
+        let side = |c: &Option<Choice>| match c {
+            None => vec!["(nothing)".to_owned()],
+            Some(c) => {
+                let mut lines = vec![format!("{} → {}", c.feature_name, c.agent_id)];
+                if let Some(s) = c.score {
+                    lines.push(format!("score {s:.3}"));
+                }
+                lines.extend(c.reasons.iter().map(|r| format!("- {r}")));
+                lines
+            }
+        };
+        let left = side(&self.recorded);
+        let right = side(&self.recomputed);
+        let width = left
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(24);
+        let mut out = format!(
+            "decision {} of {} at seq {}{} differs{}:\n",
+            self.index + 1,
+            self.kind,
+            self.seq,
+            self.cycle_number
+                .map(|n| format!(" (cycle {n})"))
+                .unwrap_or_default(),
+            match (self.recorded_seq, &self.recorded_span_id) {
+                (Some(seq), Some(id)) => format!(", recorded span seq {seq} id {id}"),
+                _ => String::new(),
+            }
+        );
+        out.push_str(&format!("  {:<width$}   {}\n", "recorded", "re-computed"));
+        for i in 0..left.len().max(right.len()) {
+            let l = left.get(i).map(String::as_str).unwrap_or("");
+            let r = right.get(i).map(String::as_str).unwrap_or("");
+            out.push_str(&format!("  {l:<width$}   {r}\n"));
+        }
+        out
+    }
+}
+
+enum Pending {
+    None,
+    Cycle {
+        seq: u64,
+        time: UnixNanos,
+        number: Option<i64>,
+        expected: Vec<Choice>,
+        recorded: Vec<(u64, String, Choice)>,
+    },
+    Leases {
+        seq: u64,
+        time: UnixNanos,
+        expected: Vec<String>,
+        recorded: Vec<(u64, String, String)>,
+    },
+}
+
+/// Checks recorded decisions while the caller folds: call [`Verifier::before`] with each event
+/// before applying it, and [`Verifier::finish`] at the end.
+pub struct Verifier {
+    config: PolicyConfig,
+    pending: Pending,
+    /// Decision points checked.
+    pub points: usize,
+    /// Decisions compared.
+    pub decisions: usize,
+    pub divergence: Option<Divergence>,
+}
+
+impl Verifier {
+    pub fn new(config: PolicyConfig) -> Verifier {
+        Verifier {
+            config,
+            pending: Pending::None,
+            points: 0,
+            decisions: 0,
+            divergence: None,
+        }
+    }
+
+    /// Looks at `ev` with `view` as it is before `ev`.
+    pub fn before(&mut self, view: &View, ev: &Event<'_>) {
+        if self.divergence.is_some() {
+            return;
+        }
+        let name = ev.span.name.as_str();
+        match (&mut self.pending, name) {
+            (Pending::Cycle { recorded, .. }, "agent.feature_assignment") => {
+                recorded.push((ev.seq, hex(&ev.span.span_id), recorded_choice(ev)));
+                return;
+            }
+            (Pending::Leases { recorded, .. }, "agent.lease_expired") => {
+                recorded.push((
+                    ev.seq,
+                    hex(&ev.span.span_id),
+                    ev.str_attr("agent.id").unwrap_or_default().to_owned(),
+                ));
+                return;
+            }
+            _ => self.close(),
+        }
+        if self.divergence.is_some() {
+            return;
+        }
+        match name {
+            "coordination.cycle" => {
+                let expected = policy::decide(view, &self.config)
+                    .assignments
+                    .into_iter()
+                    .map(|a| Choice {
+                        agent_id: a.agent_id,
+                        feature_name: a.feature_name,
+                        score: Some(a.score),
+                        reasons: a.reasons,
+                    })
+                    .collect();
+                self.pending = Pending::Cycle {
+                    seq: ev.seq,
+                    time: ev.time,
+                    number: ev.int_attr("coordination.cycle_number"),
+                    expected,
+                    recorded: Vec::new(),
+                };
+            }
+            "agent.lease_expired" => {
+                // The verdict's own time is the `now` it was decided at.
+                let now = ev.span.start_time_unix_nano;
+                let expected = policy::expired_leases(view, now)
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
+                self.pending = Pending::Leases {
+                    seq: ev.seq,
+                    time: ev.time,
+                    expected,
+                    recorded: vec![(
+                        ev.seq,
+                        hex(&ev.span.span_id),
+                        ev.str_attr("agent.id").unwrap_or_default().to_owned(),
+                    )],
+                };
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends the input: compares the last open decision point.
+    pub fn finish(&mut self) {
+        if self.divergence.is_none() {
+            self.close();
+        }
+    }
+
+    fn close(&mut self) {
+        match std::mem::replace(&mut self.pending, Pending::None) {
+            Pending::None => {}
+            Pending::Cycle {
+                seq,
+                time,
+                number,
+                expected,
+                recorded,
+            } => {
+                self.points += 1;
+                for i in 0..expected.len().max(recorded.len()) {
+                    let rec = recorded.get(i);
+                    let exp = expected.get(i);
+                    let same = matches!((rec, exp), (Some(r), Some(e)) if r.2.same_decision(e));
+                    if !same {
+                        self.divergence = Some(Divergence {
+                            kind: "assignment".into(),
+                            seq,
+                            time,
+                            cycle_number: number,
+                            index: i,
+                            recorded_seq: rec.map(|r| r.0),
+                            recorded_span_id: rec.map(|r| r.1.clone()),
+                            recorded: rec.map(|r| r.2.clone()),
+                            recomputed: exp.cloned(),
+                        });
+                        return;
+                    }
+                    self.decisions += 1;
+                }
+            }
+            Pending::Leases {
+                seq,
+                time,
+                expected,
+                recorded,
+            } => {
+                self.points += 1;
+                let lease = |id: &String| Choice {
+                    agent_id: id.clone(),
+                    feature_name: "(lease expired)".into(),
+                    score: None,
+                    reasons: Vec::new(),
+                };
+                for i in 0..expected.len().max(recorded.len()) {
+                    let rec = recorded.get(i);
+                    let exp = expected.get(i);
+                    if !matches!((rec, exp), (Some(r), Some(e)) if r.2 == *e) {
+                        self.divergence = Some(Divergence {
+                            kind: "lease_expired".into(),
+                            seq,
+                            time,
+                            cycle_number: None,
+                            index: i,
+                            recorded_seq: rec.map(|r| r.0),
+                            recorded_span_id: rec.map(|r| r.1.clone()),
+                            recorded: rec.map(|r| lease(&r.2)),
+                            recomputed: exp.map(lease),
+                        });
+                        return;
+                    }
+                    self.decisions += 1;
+                }
+            }
+        }
+    }
+}
+
+fn recorded_choice(ev: &Event<'_>) -> Choice {
+    Choice {
+        agent_id: ev.str_attr("agent.id").unwrap_or_default().to_owned(),
+        feature_name: ev.str_attr("feature.name").unwrap_or_default().to_owned(),
+        score: ev.double_attr("assignment.match_score"),
+        reasons: ev.list_attr("assignment.reasons"),
+    }
+}

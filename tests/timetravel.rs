@@ -1,0 +1,260 @@
+//! Time travel against the fold: for random logs of a few thousand events, written through the
+//! coordinator into a real sled log with checkpoints, the view `--at` every seq (checkpoint plus
+//! the rest) equals the full fold up to that seq. Also: checkpoints of another reducer version
+//! are discarded, and a log reopened from its checkpoint folds to the same view.
+
+use proptest::prelude::*;
+use spanfold::coordinator::Coordinator;
+use spanfold::emit::{self, IdGen};
+use spanfold::reducer::{AgentState, Priority, REDUCER_VERSION, View};
+use spanfold::registry::Origin;
+use spanfold::status::{self, StatusOptions};
+use spanfold::timetravel;
+
+const AGENTS: usize = 5;
+const FEATURES: usize = 12;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Register(usize, u32),
+    Request(usize, usize),
+    Assign(usize, usize),
+    Progress(usize, usize),
+    Validate(usize, bool),
+    Reset(usize),
+    Cancel(usize),
+    Merge(usize, usize, usize),
+    Lease(usize),
+    Cycle,
+    Unknown(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (0..AGENTS, 1u32..3).prop_map(|(a, m)| Op::Register(a, m)),
+        1 => (0..FEATURES, 0usize..4).prop_map(|(f, p)| Op::Request(f, p)),
+        4 => (0..AGENTS, 0..FEATURES).prop_map(|(a, f)| Op::Assign(a, f)),
+        4 => (0..AGENTS, 0usize..7).prop_map(|(a, s)| Op::Progress(a, s)),
+        1 => (0..AGENTS, any::<bool>()).prop_map(|(a, p)| Op::Validate(a, p)),
+        1 => (0..AGENTS).prop_map(Op::Reset),
+        1 => (0..FEATURES).prop_map(Op::Cancel),
+        2 => (0..AGENTS, 0..FEATURES, 0usize..4).prop_map(|(a, f, r)| Op::Merge(a, f, r)),
+        1 => (0..AGENTS).prop_map(Op::Lease),
+        1 => Just(Op::Cycle),
+        1 => (0..AGENTS).prop_map(Op::Unknown),
+    ]
+}
+
+fn span(ids: &mut IdGen, op: &Op, time: u64) -> spanfold::model::Span {
+    let agent = |a: usize| format!("agent-{a}");
+    let feature = |f: usize| format!("feature-{f:02}");
+    match op {
+        Op::Register(a, max) => emit::registration(
+            ids,
+            time,
+            &emit::Registration {
+                agent_id: agent(*a),
+                languages: vec!["rust".into()],
+                max_concurrent_features: *max,
+                ..Default::default()
+            },
+        ),
+        Op::Request(f, p) => emit::feature_request(
+            ids,
+            time,
+            &emit::FeatureRequest {
+                name: feature(*f),
+                priority: Some(Priority::ALL[*p]),
+                estimated_effort: (*f as u32) % 10 + 1,
+                ..Default::default()
+            },
+        ),
+        Op::Assign(a, f) => emit::assignment(
+            ids,
+            time,
+            &emit::AssignmentSpan {
+                agent_id: &agent(*a),
+                feature: &feature(*f),
+                priority: Priority::Medium,
+                score: 0.5,
+                reasons: &["test".to_owned()],
+                worktree_path: &format!("/wt/{}", feature(*f)),
+                branch: &format!("spanfold/{}", feature(*f)),
+            },
+        ),
+        Op::Progress(a, s) => emit::progress(
+            ids,
+            time,
+            &emit::ProgressReport {
+                agent_id: agent(*a),
+                state: Some(AgentState::ALL[*s]),
+                percentage: Some(50.0),
+                ..Default::default()
+            },
+        ),
+        Op::Validate(a, passed) => emit::validation(ids, time, &agent(*a), None, *passed, None),
+        Op::Reset(a) => emit::reset(ids, time, &agent(*a), None),
+        Op::Cancel(f) => emit::cancel(ids, time, &feature(*f), None),
+        Op::Merge(a, f, r) => emit::merge(
+            ids,
+            time,
+            &emit::MergeSpan {
+                result: ["merged", "conflicted", "started", "deferred"][*r],
+                agent_id: &agent(*a),
+                feature: &feature(*f),
+                branch: &format!("spanfold/{}", feature(*f)),
+                base: "main",
+                kind: Some("fast_forward"),
+                commit: Some("abc"),
+                conflicts: &["README.md".to_owned()],
+                reason: Some("test"),
+                from: None,
+            },
+        ),
+        Op::Lease(a) => emit::lease_expired(ids, time, &agent(*a), 700),
+        Op::Cycle => emit::cycle(ids, time, 1, 0, 0),
+        Op::Unknown(a) => ids.span("tool.call", time).with(
+            "agent.id",
+            spanfold::model::AnyValue::String(agent(*a).into()),
+        ),
+    }
+}
+
+/// Writes `ops` as batches of the given sizes.
+fn write(coord: &mut Coordinator, ops: &[Op], sizes: &[usize]) {
+    let mut ids = IdGen::default();
+    let mut i = 0;
+    let mut k = 0;
+    while i < ops.len() {
+        let n = sizes[k % sizes.len()].min(ops.len() - i);
+        k += 1;
+        let spans = ops[i..i + n]
+            .iter()
+            .map(|op| span(&mut ids, op, 1_000 + i as u64))
+            .collect();
+        coord
+            .submit(
+                vec![emit::wrap(emit::COORDINATOR_SERVICE, spans)],
+                Origin::Coordinator,
+            )
+            .expect("append");
+        i += n;
+    }
+}
+
+/// Calls `check(seq, view)` with the plain fold of the log after every event (seq 0: empty).
+fn each_fold(coord: &Coordinator, mut check: impl FnMut(u64, &View)) {
+    let mut view = View::default();
+    check(0, &view);
+    for batch in coord.log().reader().batches_from(1) {
+        for ev in batch.expect("readable").events() {
+            view.apply(&ev);
+            check(ev.seq, &view);
+        }
+    }
+}
+
+fn json(view: &View) -> String {
+    serde_json::to_string(&status::build(
+        view,
+        &StatusOptions {
+            agent: None,
+            details: true,
+        },
+    ))
+    .expect("serialises")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_view_at_every_seq_equals_the_fold_up_to_it(
+        ops in prop::collection::vec(op(), 2000..3000),
+        sizes in prop::collection::vec(1usize..200, 1..20),
+        every in 16u64..300,
+    ) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut coord = Coordinator::create(dir.path()).expect("create");
+        coord.set_checkpoint_every(every);
+        write(&mut coord, &ops, &sizes);
+        let reader = coord.log().reader();
+        let checkpoints = reader.checkpoint_entries().expect("index");
+        // Checkpoints exist, and are spaced as asked (they fall on batch boundaries).
+        prop_assert!(!checkpoints.is_empty());
+        for pair in checkpoints.windows(2) {
+            prop_assert!(pair[1].seq - pair[0].seq >= every, "{:?}", pair);
+        }
+        let mut mismatch = None;
+        let mut last = View::default();
+        each_fold(&coord, |seq, expected| {
+            let at = timetravel::view_at(&reader, seq).expect("view_at");
+            // The status document too, now and then: it is what users compare.
+            let same = at == *expected && (seq % 97 != 0 || json(&at) == json(expected));
+            if !same && mismatch.is_none() {
+                mismatch = Some(seq);
+            }
+            last = expected.clone();
+        });
+        prop_assert_eq!(mismatch, None, "view_at differs from the fold");
+        let last = &last;
+        let seq = timetravel::Point::Time(last.as_of.time)
+            .resolve(&reader, 0)
+            .expect("resolve");
+        prop_assert_eq!(seq, last.as_of.seq);
+        // Reopened, the coordinator starts from its latest checkpoint and folds the rest.
+        drop(reader);
+        drop(coord);
+        let reopened = Coordinator::open(dir.path()).expect("reopen");
+        prop_assert_eq!(&*reopened.view(), last);
+    }
+}
+
+fn fold_until(coord: &Coordinator, seq: u64) -> View {
+    let mut out = View::default();
+    each_fold(coord, |s, v| {
+        if s == seq {
+            out = v.clone();
+        }
+    });
+    out
+}
+
+#[test]
+fn checkpoints_of_another_reducer_version_are_discarded_and_made_again() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut coord = Coordinator::create(dir.path()).expect("create");
+    coord.set_checkpoint_every(50);
+    let ops: Vec<Op> = (0..400)
+        .map(|i| match i % 4 {
+            0 => Op::Register(i % AGENTS, 1),
+            1 => Op::Request(i % FEATURES, 1),
+            2 => Op::Assign(i % AGENTS, i % FEATURES),
+            _ => Op::Progress(i % AGENTS, 2),
+        })
+        .collect();
+    write(&mut coord, &ops, &[7]);
+    // A checkpoint claiming another reducer version, holding a wrong view: it must never be used.
+    let mut wrong = View::default();
+    wrong.counters.events = 999_999;
+    coord
+        .log()
+        .put_checkpoint(390, 0, REDUCER_VERSION + 1, &wrong)
+        .expect("put");
+    let reader = coord.log().reader();
+    assert_eq!(
+        timetravel::view_at(&reader, 395).expect("view_at"),
+        fold_until(&coord, 395)
+    );
+    let last = fold_until(&coord, 400);
+    drop(reader);
+    drop(coord);
+    let reopened = Coordinator::open(dir.path()).expect("reopen");
+    let entries = reopened.log().reader().checkpoint_entries().expect("index");
+    assert!(!entries.is_empty());
+    assert!(
+        entries.iter().all(|e| e.version == REDUCER_VERSION),
+        "{entries:?}"
+    );
+    assert_eq!(*reopened.view(), last);
+}
