@@ -50,6 +50,29 @@ finish() { # AGENT: reports the work done and validated
 record_demo() {
   "$bin" demo --repo "$work/demo/project" >/dev/null
   (cd "$work/demo/project" && save demo)
+  # The same trace with one decision edited by hand: the first assignment of the third cycle
+  # names another agent. `replay --verify` must refuse it and name that span.
+  mkdir -p "$out/broken"
+  python3 - "$out/demo.jsonl" "$out/broken/demo-edited-decision.jsonl" <<'PY'
+import json, sys
+cycles, done, lines = 0, False, []
+for line in open(sys.argv[1]):
+    doc = json.loads(line)
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                cycles += span["name"] == "coordination.cycle"
+                if span["name"] == "agent.feature_assignment" and cycles == 3 and not done:
+                    for kv in span["attributes"]:
+                        if kv["key"] == "agent.id":
+                            was = kv["value"]["stringValue"]
+                            kv["value"]["stringValue"] = "demo-agent-2" if was != "demo-agent-2" else "demo-agent-3"
+                            done = True
+    lines.append(json.dumps(doc, separators=(",", ":")))
+assert done, "no assignment in the third cycle"
+open(sys.argv[2], "w").write("\n".join(lines) + "\n")
+PY
+  echo "recorded broken/demo-edited-decision"
 }
 
 record_conflict() {

@@ -93,10 +93,10 @@ pub enum Command {
 )]
 pub struct ExportArgs {
     /// First event to export (POINT).
-    #[arg(long, value_name = "POINT")]
+    #[arg(long, value_name = "POINT", allow_hyphen_values = true)]
     pub from: Option<String>,
     /// Last event to export (POINT).
-    #[arg(long, value_name = "POINT")]
+    #[arg(long, value_name = "POINT", allow_hyphen_values = true)]
     pub to: Option<String>,
     /// Write to FILE instead of stdout (needed with --json, whose stdout is the envelope).
     #[arg(long, short, value_name = "FILE")]
@@ -137,7 +137,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub step: bool,
     /// Stop after this POINT (a seq, or a time: the last event received by then).
-    #[arg(long, value_name = "POINT")]
+    #[arg(long, value_name = "POINT", allow_hyphen_values = true)]
     pub until: Option<String>,
     /// Re-run the policy at every recorded decision and compare; the first difference is shown
     /// side by side and the exit code is 1.
@@ -169,10 +169,10 @@ pub struct HistoryArgs {
 )]
 pub struct DiffArgs {
     /// The earlier POINT.
-    #[arg(long, value_name = "POINT")]
+    #[arg(long, value_name = "POINT", allow_hyphen_values = true)]
     pub from: String,
     /// The later POINT. Default: now.
-    #[arg(long, value_name = "POINT")]
+    #[arg(long, value_name = "POINT", allow_hyphen_values = true)]
     pub to: Option<String>,
 }
 
@@ -363,14 +363,14 @@ pub struct StatusArgs {
     pub details: bool,
     /// The status as of POINT: a sequence number (1234), an RFC 3339 time
     /// (2026-11-26T14:02:00Z) or a time relative to now (-5m).
-    #[arg(long, value_name = "POINT")]
+    #[arg(long, value_name = "POINT", allow_hyphen_values = true)]
     pub at: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct WorktreeStatusArgs {
     /// The worktrees as of POINT (seq, RFC 3339 time, or -5m); orphans are only looked for now.
-    #[arg(long, value_name = "POINT")]
+    #[arg(long, value_name = "POINT", allow_hyphen_values = true)]
     pub at: Option<String>,
 }
 
