@@ -11,12 +11,17 @@
 //! - [`reducer`]: `View = fold(events)`, enforcing the agent lifecycle.
 //! - [`policy`]: which queued feature goes to which agent, with scores and reasons.
 //! - [`status`]: the status document, a pure function of the view.
+//! - [`changes`]: what an event changed, and what differs between two views.
+//! - [`verify`]: `replay --verify`, the policy re-run at every recorded decision.
+//! - [`whatif`]: the recorded inputs under another policy.
 //!
 //! The shells, one per outside dependency:
 //! - [`store`]: the append-only log in sled (only module that knows sled).
 //! - [`git`]: branches and worktrees through gix (only module that knows gix).
 //! - [`emit`]: builders for the spans spanfold writes, and span ids.
 //! - [`coordinator`]: decide, record, act, record — the loop around the core.
+//! - [`timetravel`]: the past — points, checkpoints, `view_at`, history, diff, export.
+//! - [`replay`]: recorded traces folded again on worker threads, away from the live log.
 //! - [`otlp`]: OTLP protobuf/JSON/gzip and the gRPC TraceService (only module that knows
 //!   opentelemetry-proto, prost and tonic).
 //! - [`server`]: `spanfold serve` — receivers, the single writer with group commit, cycles.

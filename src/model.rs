@@ -168,7 +168,11 @@ pub struct SpanKey {
 }
 
 pub fn find_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
-    attrs.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
+    // Compared as `&str` (inlined): compact_str's own `==` was a tenth of a replay.
+    attrs
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -265,7 +269,8 @@ impl<'a> Event<'a> {
     pub fn attrs<const N: usize>(&self, keys: [&str; N]) -> [Option<&'a AnyValue>; N] {
         let mut out = [None; N];
         for kv in &self.span.attributes {
-            if let Some(i) = keys.iter().position(|k| *k == kv.key)
+            let key = kv.key.as_str();
+            if let Some(i) = keys.iter().position(|k| *k == key)
                 && out[i].is_none()
             {
                 out[i] = Some(&kv.value);

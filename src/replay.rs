@@ -91,7 +91,15 @@ pub fn replay(
     mut on_step: impl FnMut(&Step),
 ) -> Result<ReplayReport, ReplayError> {
     let mut view = View::default();
-    let mut placer = Placer::default();
+    let total_bytes: u64 = options
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    // Rehashing a set of millions of span ids as it grows cost more than sizing it once: a span
+    // takes 300 bytes or more in either format.
+    let mut placer = Placer::with_capacity((total_bytes / 300).min(1 << 26) as usize);
     let mut verifier = options
         .verify
         .then(|| Verifier::new(PolicyConfig::default()));
@@ -117,12 +125,6 @@ pub fn replay(
                     .saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         }
     };
-    let total_bytes: u64 = options
-        .files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
     let (mut events, mut lines, mut read_bytes) = (0u64, 0u64, 0u64);
     let mut rejected = Vec::new();
     let mut rejected_count = 0;
@@ -262,20 +264,28 @@ fn decode_in_parallel(
         let (done_tx, done_rx) =
             mpsc::sync_channel::<(u64, Vec<Result<(Unit, u64), FileError>>)>(workers * 2);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Read buffers go back to the reader once decoded.
+        let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
         for _ in 0..workers {
             let job_rx = std::sync::Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
+            let spare_tx = spare_tx.clone();
             scope.spawn(move || {
                 loop {
                     let job = job_rx.lock().recv();
                     let Ok((n, raws)) = job else { break };
-                    let decoded = raws.into_iter().map(RawUnit::decode).collect();
+                    let mut decoded = Vec::with_capacity(raws.len());
+                    for mut raw in raws {
+                        decoded.push(raw.decode());
+                        let _ = spare_tx.send(raw.into_buffer());
+                    }
                     if done_tx.send((n, decoded)).is_err() {
                         break;
                     }
                 }
             });
         }
+        drop(spare_tx);
         drop(done_tx);
         let reader_stop = std::sync::Arc::clone(&stop);
         scope.spawn(move || {
@@ -283,7 +293,8 @@ fn decode_in_parallel(
             let mut job = Vec::new();
             let mut bytes = 0;
             while !reader_stop.load(std::sync::atomic::Ordering::Relaxed) {
-                match input.next_raw() {
+                let spare = spare_rx.try_recv().unwrap_or_default();
+                match input.next_raw(spare) {
                     Some(raw) => {
                         bytes += raw.len();
                         job.push(raw);

@@ -501,8 +501,9 @@ impl LogReader {
     }
 
     /// The seq of the last event received at or before `time` (0 when none was): the latest
-    /// checkpoint no later than `time`, then the batches after it. Receive times never go
-    /// backwards in the log, so the first later batch ends the walk.
+    /// checkpoint no later than `time`, then the records after it, reading only their receive
+    /// times. Receive times never go backwards in the log, so the first later record ends the
+    /// walk: the answer is the seq just before it.
     pub fn seq_at_time(&self, time: UnixNanos) -> Result<u64, StoreError> {
         let mut from = 0;
         for entry in self.checkpoints.entries() {
@@ -512,15 +513,21 @@ impl LogReader {
             }
             from = entry.seq;
         }
-        let mut seq = from;
-        for batch in self.batches_from(from + 1) {
-            let batch = batch?;
-            if batch.received_at > time {
-                break;
+        let start = self
+            .tree
+            .range(..=(from + 1).to_be_bytes())
+            .next_back()
+            .and_then(Result::ok)
+            .map(|(k, _)| k.to_vec())
+            .unwrap_or_else(|| (from + 1).to_be_bytes().to_vec());
+        for item in self.tree.range(start..) {
+            let (key, value) = item.map_err(|e| read_error(&self.path, e))?;
+            let (first_seq, received_at) = decode_time(&self.path, &key, &value)?;
+            if received_at > time {
+                return Ok(first_seq.saturating_sub(1).max(from));
             }
-            seq = seq.max(batch.first_seq + batch.span_count() as u64 - 1);
         }
-        Ok(seq)
+        self.last_seq()
     }
 
     /// The seq of the last event in the log (0 when it is empty).
@@ -596,6 +603,27 @@ fn chunks(batch: &Batch, max: usize) -> Vec<(u64, Vec<ResourceView<'_>>)> {
         }
     }
     out
+}
+
+/// A record's first seq and receive time, without decoding its spans.
+fn decode_time(path: &Path, key: &[u8], value: &[u8]) -> Result<(u64, UnixNanos), StoreError> {
+    let first_seq = <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| corrupt(path, key, "the key is not an 8-byte sequence number".into()))?;
+    let time = |plain: &[u8]| {
+        postcard::take_from_bytes::<UnixNanos>(plain)
+            .map(|(t, _)| t)
+            .map_err(|e| corrupt(path, key, format!("undecodable batch: {e}")))
+    };
+    match value.split_first() {
+        Some((&FORMAT_V1, body)) => Ok((first_seq, time(body)?)),
+        Some((&FORMAT_V2, body)) => {
+            let plain = lz4_flex::decompress_size_prepended(body)
+                .map_err(|e| corrupt(path, key, format!("undecompressable batch: {e}")))?;
+            Ok((first_seq, time(&plain)?))
+        }
+        _ => decode(path, key, value).map(|b| (b.first_seq, b.received_at)),
+    }
 }
 
 fn encode_record(received_at: UnixNanos, chunk: &[ResourceView<'_>]) -> Vec<u8> {

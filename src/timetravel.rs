@@ -16,10 +16,10 @@ use crate::store::{LogReader, StoreError};
 
 /// Fewest events between two checkpoints. With it the worst `--at` folds this many events after
 /// decoding one checkpoint.
-pub const CHECKPOINT_EVERY: u64 = 8192;
+pub const CHECKPOINT_EVERY: u64 = 4096;
 /// Checkpoints are also spaced by the view's size (this many events per entity in it), so that
 /// writing them costs a bounded share of the fold however large the view grows.
-pub const EVENTS_PER_ENTITY: u64 = 8;
+pub const EVENTS_PER_ENTITY: u64 = 4;
 
 #[derive(Debug, Error)]
 pub enum TimeTravelError {

@@ -197,7 +197,27 @@ proptest! {
             last = expected.clone();
         });
         prop_assert_eq!(mismatch, None, "view_at differs from the fold");
+        // A time names the last event received at or before it.
         let last = &last;
+        let records: Vec<(u64, u64)> = reader
+            .batches_from(1)
+            .map(|b| {
+                let b = b.expect("readable");
+                (b.first_seq + b.span_count() as u64 - 1, b.received_at)
+            })
+            .collect();
+        for &(_, time) in &records {
+            for t in [time - 1, time, time + 1] {
+                let expected = records
+                    .iter()
+                    .filter(|r| r.1 <= t)
+                    .map(|r| r.0)
+                    .max()
+                    .unwrap_or(0);
+                let seq = timetravel::Point::Time(t).resolve(&reader, 0).expect("resolve");
+                prop_assert_eq!(seq, expected, "time {}", t);
+            }
+        }
         let seq = timetravel::Point::Time(last.as_of.time)
             .resolve(&reader, 0)
             .expect("resolve");

@@ -401,7 +401,7 @@ type Reader = std::io::BufReader<std::fs::File>;
 pub enum Input {
     Lines {
         path: String,
-        lines: std::io::Lines<Reader>,
+        reader: Reader,
         line: usize,
     },
     /// Length-prefixed protobuf messages, read as they come.
@@ -437,7 +437,7 @@ impl Input {
         if first == Some(b'{') || first.is_none() {
             return Ok(Input::Lines {
                 path: name,
-                lines: reader.lines(),
+                reader,
                 line: 0,
             });
         }
@@ -460,29 +460,37 @@ impl Input {
         })
     }
 
-    /// The next unit, read but not decoded.
-    pub fn next_raw(&mut self) -> Option<RawUnit> {
+    /// The next unit, read but not decoded, into `spare` (a buffer handed back by
+    /// [`RawUnit::into_buffer`], so that reading reuses memory instead of asking for more).
+    pub fn next_raw(&mut self, spare: Vec<u8>) -> Option<RawUnit> {
+        let mut spare = spare;
+        spare.clear();
         match self {
-            Input::Lines { path, lines, line } => loop {
-                *line += 1;
-                let text = match lines.next()? {
-                    Ok(t) => t,
-                    Err(source) => {
-                        return Some(RawUnit::Failed(FileError::Io {
-                            path: path.clone(),
-                            source,
-                        }));
+            Input::Lines { path, reader, line } => {
+                let mut text = String::from_utf8(spare).unwrap_or_default();
+                loop {
+                    *line += 1;
+                    text.clear();
+                    match reader.read_line(&mut text) {
+                        Ok(0) => return None,
+                        Ok(_) => {}
+                        Err(source) => {
+                            return Some(RawUnit::Failed(FileError::Io {
+                                path: path.clone(),
+                                source,
+                            }));
+                        }
                     }
-                };
-                if text.trim().is_empty() {
-                    continue;
+                    if text.trim().is_empty() {
+                        continue;
+                    }
+                    return Some(RawUnit::Json {
+                        path: path.clone(),
+                        line: *line,
+                        text,
+                    });
                 }
-                return Some(RawUnit::Json {
-                    path: path.clone(),
-                    line: *line,
-                    text,
-                });
-            },
+            }
             Input::Messages { path, reader, left } => {
                 if *left == 0 {
                     return None;
@@ -507,7 +515,8 @@ impl Input {
                     ));
                 }
                 *left -= len + 4;
-                let mut bytes = vec![0; len as usize];
+                let mut bytes = spare;
+                bytes.resize(len as usize, 0);
                 if let Err(e) = std::io::Read::read_exact(reader, &mut bytes) {
                     *left = 0;
                     return failed(e.to_string());
@@ -553,21 +562,44 @@ impl RawUnit {
         self.len() == 0
     }
 
-    pub fn decode(self) -> Result<(Unit, u64), FileError> {
+    /// The unit decoded, with its size in the input.
+    pub fn decode(&mut self) -> Result<(Unit, u64), FileError> {
         match self {
             RawUnit::Json { path, line, text } => {
-                let size = text.len() as u64 + 1;
+                let size = text.len() as u64;
                 decode_json_line(text.as_bytes())
                     .map(|u| (u, size))
-                    .map_err(|reason| FileError::Line { path, line, reason })
+                    .map_err(|reason| FileError::Line {
+                        path: path.clone(),
+                        line: *line,
+                        reason,
+                    })
             }
             RawUnit::Protobuf { path, bytes } => {
                 let size = bytes.len() as u64 + 4;
-                decode_protobuf(&bytes)
+                decode_protobuf(bytes)
                     .map(|u| (u, size))
-                    .map_err(|reason| FileError::Format { path, reason })
+                    .map_err(|reason| FileError::Format {
+                        path: path.clone(),
+                        reason,
+                    })
             }
-            RawUnit::Failed(e) => Err(e),
+            RawUnit::Failed(e) => Err(std::mem::replace(
+                e,
+                FileError::Format {
+                    path: String::new(),
+                    reason: "reported already".into(),
+                },
+            )),
+        }
+    }
+
+    /// Its buffer, for the next read.
+    pub fn into_buffer(self) -> Vec<u8> {
+        match self {
+            RawUnit::Json { text, .. } => text.into_bytes(),
+            RawUnit::Protobuf { bytes, .. } => bytes,
+            RawUnit::Failed(_) => Vec::new(),
         }
     }
 }
@@ -606,17 +638,22 @@ pub struct Placer {
 
 impl Default for Placer {
     fn default() -> Self {
-        Placer {
-            next_seq: 1,
-            last_time: 0,
-            started: false,
-            seen: HashSet::with_hasher(RandomState::default()),
-            duplicates: 0,
-        }
+        Placer::with_capacity(0)
     }
 }
 
 impl Placer {
+    /// Ready for about `spans` spans without growing its de-duplication set.
+    pub fn with_capacity(spans: usize) -> Self {
+        Placer {
+            next_seq: 1,
+            last_time: 0,
+            started: false,
+            seen: HashSet::with_capacity_and_hasher(spans, RandomState::default()),
+            duplicates: 0,
+        }
+    }
+
     /// The unit as a batch, or None when nothing in it is new. An exported unit must follow on
     /// from the one before: a gap means lines are missing.
     pub fn place(&mut self, mut unit: Unit) -> Result<Option<Batch>, String> {

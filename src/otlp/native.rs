@@ -5,21 +5,29 @@
 //!
 //! Field numbers are those of opentelemetry-proto's trace, common and resource messages.
 
-use prost::encoding::{WireType, decode_varint};
-
 use super::{DecodeError, Decoded};
 use crate::model::{
     AnyValue, EntityRef, KeyValue, Link, Resource, ResourceSpans, Scope, ScopeSpans, Span,
     SpanEvent, Status, Str,
 };
 
-type R<T> = Result<T, DecodeError>;
+/// What went wrong, and in which field: small and allocation-free, so that the hot path
+/// returns in registers; turned into a [`DecodeError`] once, at the top.
+#[derive(Debug, Clone, Copy)]
+struct Bad {
+    what: &'static str,
+    field: &'static str,
+}
+
+type R<T> = Result<T, Bad>;
 
 /// Deepest nesting of arrays and key-value lists in one attribute value (prost allows 100).
 const MAX_DEPTH: u32 = 64;
 
-fn bad(what: impl Into<String>) -> DecodeError {
-    DecodeError::Protobuf(what.into())
+#[cold]
+#[inline(never)]
+fn bad(what: &'static str, field: &'static str) -> Bad {
+    Bad { what, field }
 }
 
 /// A cursor over one message's bytes.
@@ -36,6 +44,7 @@ enum Value<'a> {
 }
 
 impl<'a> Fields<'a> {
+    #[inline(always)]
     fn new(buf: &'a [u8]) -> Self {
         Fields { buf }
     }
@@ -49,123 +58,147 @@ impl<'a> Fields<'a> {
             self.buf = rest;
             return Ok(u64::from(b));
         }
-        decode_varint(&mut self.buf).map_err(|e| bad(e.to_string()))
+        self.varint_slow()
     }
 
-    #[inline]
+    #[inline(never)]
+    fn varint_slow(&mut self) -> R<u64> {
+        let mut value = 0u64;
+        for (i, &b) in self.buf.iter().enumerate().take(10) {
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                if i == 9 && b > 1 {
+                    break;
+                }
+                self.buf = &self.buf[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err(bad("invalid varint", ""))
+    }
+
+    #[inline(always)]
     fn next_field(&mut self) -> R<Option<(u32, Value<'a>)>> {
         if self.buf.is_empty() {
             return Ok(None);
         }
         let key = self.varint()?;
-        if key > u64::from(u32::MAX) {
-            return Err(bad(format!("invalid key value: {key}")));
-        }
         let tag = (key >> 3) as u32;
-        if tag == 0 {
-            return Err(bad("invalid tag value: 0"));
+        if key > u64::from(u32::MAX) || tag == 0 {
+            return Err(bad("invalid field key", ""));
         }
-        let wire = WireType::try_from(key & 7).map_err(|e| bad(e.to_string()))?;
-        let value = match wire {
-            WireType::Varint => Value::Varint(self.varint()?),
-            WireType::SixtyFourBit => {
-                let (head, rest) = self
-                    .buf
-                    .split_first_chunk::<8>()
-                    .ok_or_else(|| bad("truncated 64-bit field"))?;
+        let value = match key & 7 {
+            0 => Value::Varint(self.varint()?),
+            1 => {
+                let Some((head, rest)) = self.buf.split_first_chunk::<8>() else {
+                    return Err(bad("truncated 64-bit field", ""));
+                };
                 self.buf = rest;
                 Value::Fixed64(u64::from_le_bytes(*head))
             }
-            WireType::ThirtyTwoBit => {
-                let (head, rest) = self
-                    .buf
-                    .split_first_chunk::<4>()
-                    .ok_or_else(|| bad("truncated 32-bit field"))?;
+            5 => {
+                let Some((head, rest)) = self.buf.split_first_chunk::<4>() else {
+                    return Err(bad("truncated 32-bit field", ""));
+                };
                 self.buf = rest;
                 Value::Fixed32(u32::from_le_bytes(*head))
             }
-            WireType::LengthDelimited => {
+            2 => {
                 let len = self.varint()?;
-                let len = usize::try_from(len).map_err(|_| bad("length overflows"))?;
-                if self.buf.len() < len {
-                    return Err(bad("truncated length-delimited field"));
+                if (self.buf.len() as u64) < len {
+                    return Err(bad("truncated length-delimited field", ""));
                 }
-                let (head, rest) = self.buf.split_at(len);
+                let (head, rest) = self.buf.split_at(len as usize);
                 self.buf = rest;
                 Value::Bytes(head)
             }
-            WireType::StartGroup | WireType::EndGroup => {
-                return Err(bad("groups are not used by OTLP"));
-            }
+            3 | 4 => return Err(bad("groups are not used by OTLP", "")),
+            _ => return Err(bad("invalid wire type", "")),
         };
         Ok(Some((tag, value)))
     }
 }
 
 impl<'a> Value<'a> {
-    fn bytes(self, field: &str) -> R<&'a [u8]> {
+    #[inline(always)]
+    fn bytes(self, field: &'static str) -> R<&'a [u8]> {
         match self {
             Value::Bytes(b) => Ok(b),
-            _ => Err(bad(format!("{field}: wrong wire type"))),
+            _ => Err(bad("wrong wire type", field)),
         }
     }
 
-    fn string(self, field: &str) -> R<String> {
+    fn string(self, field: &'static str) -> R<String> {
         let b = self.bytes(field)?;
         std::str::from_utf8(b)
             .map(str::to_owned)
-            .map_err(|_| bad(format!("{field}: invalid UTF-8")))
+            .map_err(|_| bad("invalid UTF-8", field))
     }
 
     /// A short string without a heap allocation.
-    fn str(self, field: &str) -> R<Str> {
+    #[inline(always)]
+    fn str(self, field: &'static str) -> R<Str> {
         let b = self.bytes(field)?;
-        std::str::from_utf8(b)
-            .map(Str::from)
-            .map_err(|_| bad(format!("{field}: invalid UTF-8")))
-    }
-
-    fn varint(self, field: &str) -> R<u64> {
-        match self {
-            Value::Varint(v) => Ok(v),
-            _ => Err(bad(format!("{field}: wrong wire type"))),
+        match std::str::from_utf8(b) {
+            Ok(s) => Ok(Str::from(s)),
+            Err(_) => Err(bad("invalid UTF-8", field)),
         }
     }
 
-    fn u32(self, field: &str) -> R<u32> {
+    #[inline(always)]
+    fn varint(self, field: &'static str) -> R<u64> {
+        match self {
+            Value::Varint(v) => Ok(v),
+            _ => Err(bad("wrong wire type", field)),
+        }
+    }
+
+    fn u32(self, field: &'static str) -> R<u32> {
         // proto3 uint32 is a varint truncated to 32 bits, as prost reads it.
         self.varint(field).map(|v| v as u32)
     }
 
-    fn fixed64(self, field: &str) -> R<u64> {
+    #[inline(always)]
+    fn fixed64(self, field: &'static str) -> R<u64> {
         match self {
             Value::Fixed64(v) => Ok(v),
-            _ => Err(bad(format!("{field}: wrong wire type"))),
+            _ => Err(bad("wrong wire type", field)),
         }
     }
 
-    fn fixed32(self, field: &str) -> R<u32> {
+    fn fixed32(self, field: &'static str) -> R<u32> {
         match self {
             Value::Fixed32(v) => Ok(v),
-            _ => Err(bad(format!("{field}: wrong wire type"))),
+            _ => Err(bad("wrong wire type", field)),
         }
     }
 }
 
 /// Decodes an ExportTraceServiceRequest into model spans, refusing spans with malformed ids
 /// one by one, as [`super::from_proto`] does.
-pub fn decode_request(body: &[u8]) -> R<Decoded> {
+pub fn decode_request(body: &[u8]) -> Result<Decoded, DecodeError> {
     let mut out = Decoded::default();
+    request(body, &mut out).map_err(|b| {
+        DecodeError::Protobuf(if b.field.is_empty() {
+            b.what.to_owned()
+        } else {
+            format!("{}: {}", b.field, b.what)
+        })
+    })?;
+    Ok(out)
+}
+
+fn request(body: &[u8], out: &mut Decoded) -> R<()> {
     let mut f = Fields::new(body);
     while let Some((tag, v)) = f.next_field()? {
         if tag == 1 {
-            let rs = resource_spans(v.bytes("resource_spans")?, &mut out)?;
+            let rs = resource_spans(v.bytes("resource_spans")?, out)?;
             if !rs.scope_spans.is_empty() {
                 out.resource_spans.push(rs);
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn resource_spans(buf: &[u8], out: &mut Decoded) -> R<ResourceSpans> {
@@ -399,7 +432,7 @@ fn key_value(buf: &[u8], depth: u32) -> R<KeyValue> {
 
 fn any_value(buf: &[u8], depth: u32) -> R<AnyValue> {
     if depth > MAX_DEPTH {
-        return Err(bad("attribute values are nested too deeply"));
+        return Err(bad("attribute values are nested too deeply", "value"));
     }
     let mut value = AnyValue::Empty;
     let mut f = Fields::new(buf);
