@@ -196,7 +196,9 @@ impl Backend {
             Backend::Local { .. } => {
                 let reader = self.local()?.log().reader();
                 let now = emit::now();
-                let from = from_point.map(|p| p.resolve(&reader, now)).transpose()?;
+                let from = from_point
+                    .map(|p| p.resolve_start(&reader, now))
+                    .transpose()?;
                 let to = to_point.map(|p| p.resolve(&reader, now)).transpose()?;
                 Ok(Some(timetravel::export(
                     &reader,

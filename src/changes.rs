@@ -200,7 +200,7 @@ fn compare_worktree(
 pub struct Touched {
     agents: Vec<(String, Option<AgentSnap>)>,
     features: Vec<(String, Option<FeatureSnap>)>,
-    worktree: Option<(String, Option<WorktreeSnap>)>,
+    worktrees: Vec<(String, Option<WorktreeSnap>)>,
     anomalies: u64,
 }
 
@@ -227,9 +227,25 @@ impl Touched {
                 features.extend(a.assignments.iter().cloned());
             }
         }
-        let worktree = ev
+        // The worktree the span names, and those of the features it touches (a cancel, reset,
+        // lease verdict or merge changes them without naming them).
+        let mut paths: BTreeSet<String> = ev
             .str_attr("worktree.path")
-            .map(|p| (p.to_owned(), worktree_snap(view, p)));
+            .map(str::to_owned)
+            .into_iter()
+            .collect();
+        paths.extend(
+            features
+                .iter()
+                .filter_map(|f| view.features.get(f).and_then(|f| f.worktree_path.clone())),
+        );
+        let worktrees = paths
+            .into_iter()
+            .map(|p| {
+                let snap = worktree_snap(view, &p);
+                (p, snap)
+            })
+            .collect();
         Touched {
             agents: agents
                 .into_iter()
@@ -245,7 +261,7 @@ impl Touched {
                     (name, snap)
                 })
                 .collect(),
-            worktree,
+            worktrees,
             anomalies: view.counters.anomalies,
         }
     }
@@ -264,7 +280,7 @@ impl Touched {
                 &mut out,
             );
         }
-        if let Some((path, before)) = &self.worktree {
+        for (path, before) in &self.worktrees {
             compare_worktree(
                 path,
                 before.as_ref(),

@@ -945,12 +945,7 @@ fn replay(args: &ReplayArgs, cli: &Cli, on_line: &mut dyn FnMut(&str)) -> Result
         .map(str::parse::<crate::timetravel::Point>)
         .transpose()?;
     // A progress bar only for people: on a terminal, for inputs big enough to wait for.
-    let size: u64 = args
-        .files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
+    let size = crate::replay::input_size(&args.files);
     let show_progress =
         !cli.json && !args.step && std::io::stderr().is_terminal() && size > 32 * 1024 * 1024;
     let options = crate::replay::ReplayOptions {

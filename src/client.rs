@@ -103,6 +103,15 @@ impl Client {
         let mut response = match (method, body) {
             ("GET", _) => {
                 let mut req = self.agent.get(&url);
+                if stream.is_some() {
+                    // A download (an export) takes as long as the log is large: no time limit.
+                    req = req
+                        .config()
+                        .timeout_global(None)
+                        .timeout_recv_body(None)
+                        .timeout_per_call(None)
+                        .build();
+                }
                 if let Some(a) = self.auth() {
                     req = req.header("Authorization", a);
                 }

@@ -169,7 +169,11 @@ impl Coordinator {
             tracing::info!("discarded {discarded} checkpoints of another reducer version");
         }
         let reader = log.reader();
-        let (from, view) = match reader.checkpoint_at_or_before::<View>(u64::MAX, REDUCER_VERSION) {
+        let (from, view) = match reader.checkpoint_at_or_before::<View>(
+            u64::MAX,
+            REDUCER_VERSION,
+            timetravel::fits,
+        ) {
             Ok(Some((entry, view))) => (entry.seq + 1, view),
             Ok(None) => (1, View::default()),
             Err(e) => {

@@ -275,15 +275,19 @@ async fn api_export(Extract(state): Extract<Shared>, Query(q): Query<ExportQuery
     let reader = state.log.clone();
     let range = (|| {
         let now = crate::emit::now();
-        let resolve = |p: &Option<String>, default: u64| -> Result<u64, String> {
-            match p {
-                None => Ok(default),
-                Some(p) => parse_point(p)?
-                    .resolve(&reader, now)
-                    .map_err(|e| e.to_string()),
-            }
+        let from = match &q.from {
+            None => 1,
+            Some(p) => parse_point(p)?
+                .resolve_start(&reader, now)
+                .map_err(|e| e.to_string())?,
         };
-        Ok::<_, String>((resolve(&q.from, 1)?, resolve(&q.to, u64::MAX)?))
+        let to = match &q.to {
+            None => u64::MAX,
+            Some(p) => parse_point(p)?
+                .resolve(&reader, now)
+                .map_err(|e| e.to_string())?,
+        };
+        Ok::<_, String>((from, to))
     })();
     let (from, to) = match range {
         Ok(r) => r,

@@ -222,6 +222,38 @@ impl Batch {
         self.resource_spans.iter().map(|r| r.span_count()).sum()
     }
 
+    /// The batch without its spans after `last` (a copy).
+    pub fn up_to(&self, last: u64) -> Batch {
+        let mut left = last.saturating_add(1).saturating_sub(self.first_seq);
+        let mut resource_spans = Vec::new();
+        for rs in &self.resource_spans {
+            let mut scope_spans = Vec::new();
+            for ss in &rs.scope_spans {
+                let take = (ss.spans.len() as u64).min(left) as usize;
+                left -= take as u64;
+                if take > 0 {
+                    scope_spans.push(ScopeSpans {
+                        scope: ss.scope.clone(),
+                        schema_url: ss.schema_url.clone(),
+                        spans: ss.spans[..take].to_vec(),
+                    });
+                }
+            }
+            if !scope_spans.is_empty() {
+                resource_spans.push(ResourceSpans {
+                    resource: rs.resource.clone(),
+                    schema_url: rs.schema_url.clone(),
+                    scope_spans,
+                });
+            }
+        }
+        Batch {
+            first_seq: self.first_seq,
+            received_at: self.received_at,
+            resource_spans,
+        }
+    }
+
     /// The batch's spans in log order, each with its sequence number and resource.
     pub fn events(&self) -> impl Iterator<Item = Event<'_>> {
         let time = self.received_at;

@@ -141,6 +141,19 @@ pub struct Violation {
     pub rule: String,
 }
 
+/// Deepest nesting of arrays and key-value lists accepted in an attribute value. An exported
+/// OTLP/JSON line spends three JSON levels per nesting, and JSON readers commonly stop at 128.
+pub const MAX_VALUE_DEPTH: usize = 32;
+
+/// How deeply a value nests arrays and key-value lists (a scalar is 0).
+fn depth(value: &AnyValue) -> usize {
+    match value {
+        AnyValue::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        AnyValue::KvList(kvs) => 1 + kvs.iter().map(|kv| depth(&kv.value)).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Registry {
     spans: BTreeMap<String, SpanSpec>,
@@ -255,6 +268,21 @@ impl Registry {
             ids: format!("trace {} span {}", hex(&span.trace_id), hex(&span.span_id)),
             rule,
         };
+        // Any span, named or not: attribute values nested past MAX_VALUE_DEPTH would make an
+        // export that OTLP/JSON readers refuse (they limit nesting), so they never enter the log.
+        let too_deep = span
+            .attributes
+            .iter()
+            .chain(span.events.iter().flat_map(|e| &e.attributes))
+            .chain(span.links.iter().flat_map(|l| &l.attributes))
+            .chain(&resource.attributes)
+            .find(|kv| depth(&kv.value) > MAX_VALUE_DEPTH);
+        if let Some(kv) = too_deep {
+            return Err(violation(format!(
+                "attribute {} nests arrays or key-value lists more than {MAX_VALUE_DEPTH} deep; flatten it",
+                kv.key
+            )));
+        }
         // Every span may name its agent through the resource, so check that value whatever the span.
         if let Some(AnyValue::String(id)) = find_attr(&resource.attributes, "agent.id") {
             names::agent_id(id)
@@ -524,6 +552,29 @@ mod tests {
             reg.validate(&s, &Resource::default(), Origin::Coordinator)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn values_nested_too_deeply_are_refused_in_any_span() {
+        let nested = |levels: usize| {
+            let mut v = AnyValue::Int(1);
+            for _ in 0..levels {
+                v = AnyValue::Array(vec![v]);
+            }
+            v
+        };
+        let reg = Registry::builtin();
+        let ok = span("tool.call").with("deep", nested(MAX_VALUE_DEPTH));
+        assert!(
+            reg.validate(&ok, &Resource::default(), Origin::Client)
+                .is_ok()
+        );
+        let deep = span("tool.call").with("deep", nested(MAX_VALUE_DEPTH + 1));
+        let why = reg
+            .validate(&deep, &Resource::default(), Origin::Client)
+            .unwrap_err()
+            .rule;
+        assert!(why.contains("deep") && why.contains("32"), "{why}");
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub enum ReplayError {
         "the input starts at seq {0}, so --keep cannot store it as a log (a log starts at seq 1); export without --from"
     )]
     KeepPartial(u64),
+    #[error(
+        "the input starts at seq {0}: --verify re-runs decisions on the state before them, which needs the log from seq 1; export without --from"
+    )]
+    VerifyPartial(u64),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -91,12 +95,7 @@ pub fn replay(
     mut on_step: impl FnMut(&Step),
 ) -> Result<ReplayReport, ReplayError> {
     let mut view = View::default();
-    let total_bytes: u64 = options
-        .files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
+    let total_bytes = input_size(&options.files);
     // Rehashing a set of millions of span ids as it grows cost more than sizing it once: a span
     // takes 300 bytes or more in either format.
     let mut placer = Placer::with_capacity((total_bytes / 300).min(1 << 26) as usize);
@@ -165,21 +164,38 @@ pub fn replay(
                     return false;
                 }
             };
-            if let Some(log) = keep.as_mut() {
-                if log.next_seq() == 1 && batch.first_seq != 1 {
+            if events == 0 && batch.first_seq != 1 {
+                // An export made with --from: the fold starts from nothing, not from the state
+                // at that seq, so a recorded decision cannot be checked and a log cannot start.
+                if keep.is_some() {
                     failure = Some(ReplayError::KeepPartial(batch.first_seq));
                     return false;
                 }
-                if let Err(e) = log.import(&batch) {
-                    failure = Some(e.into());
+                if verifier.is_some() {
+                    failure = Some(ReplayError::VerifyPartial(batch.first_seq));
                     return false;
                 }
             }
-            for ev in batch.events() {
-                if until(ev.seq, ev.time) {
+            // --until cuts the batch: what comes after the point is neither folded nor kept.
+            let cut = batch
+                .events()
+                .find(|ev| until(ev.seq, ev.time))
+                .map(|ev| (ev.seq, ev.span.name.to_string()));
+            let batch = match &cut {
+                None => batch,
+                Some((seq, _)) => {
                     stopped = true;
-                    return false;
+                    batch.up_to(seq - 1)
                 }
+            };
+            if let Some(log) = keep.as_mut()
+                && batch.span_count() > 0
+                && let Err(e) = log.import(&batch)
+            {
+                failure = Some(e.into());
+                return false;
+            }
+            for ev in batch.events() {
                 if let Some(v) = verifier.as_mut() {
                     v.before(&view, &ev);
                 }
@@ -197,10 +213,13 @@ pub fn replay(
                 }
                 events += 1;
             }
+            if let (Some((_, next_span)), Some(v)) = (&cut, verifier.as_mut()) {
+                v.cut_before(next_span);
+            }
             if options.what_if.is_some() {
                 kept_batches.push(batch);
             }
-            true
+            !stopped
         });
         if let Some(e) = failure {
             return Err(e);
@@ -220,16 +239,10 @@ pub fn replay(
             divergence: v.divergence,
         }
     });
-    let what_if = options.what_if.clone().map(|config| {
-        let limit = view.as_of.seq;
-        whatif::run(
-            kept_batches
-                .iter()
-                .flat_map(|b| b.events())
-                .filter(|ev| ev.seq <= limit),
-            config,
-        )
-    });
+    let what_if = options
+        .what_if
+        .clone()
+        .map(|config| whatif::run(kept_batches.iter().flat_map(|b| b.events()), config));
     Ok(ReplayReport {
         view,
         events,
@@ -241,6 +254,15 @@ pub fn replay(
         verify,
         what_if,
     })
+}
+
+/// The input's size in bytes (files that cannot be read count 0: opening them reports why).
+pub fn input_size(files: &[PathBuf]) -> u64 {
+    files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// Input bytes per job: enough to amortise the hand-offs, small enough that the memory in
@@ -296,8 +318,13 @@ fn decode_in_parallel(
                 let spare = spare_rx.try_recv().unwrap_or_default();
                 match input.next_raw(spare) {
                     Some(raw) => {
+                        // A read error ends the input: it is reported once, in its place.
+                        let failed = matches!(raw, RawUnit::Failed(_));
                         bytes += raw.len();
                         job.push(raw);
+                        if failed {
+                            break;
+                        }
                         if bytes >= JOB_BYTES {
                             bytes = 0;
                             if job_tx.send((n, std::mem::take(&mut job))).is_err() {

@@ -239,14 +239,7 @@ impl Log {
             path: self.path.clone(),
             source,
         };
-        let mut records = sled::Batch::default();
-        for (first_seq, chunk) in chunks(batch, RECORD_SPANS) {
-            records.insert(
-                &first_seq.to_be_bytes(),
-                encode_record(batch.received_at, &chunk),
-            );
-        }
-        self.tree.apply_batch(records).map_err(write)?;
+        self.tree.apply_batch(records(batch)).map_err(write)?;
         // The de-duplication set is rebuilt from the log by the next append.
         self.seen = None;
         self.next_seq += batch.span_count() as u64;
@@ -291,14 +284,7 @@ impl Log {
                 seq: batch.first_seq,
             });
         }
-        let mut records = sled::Batch::default();
-        for (first_seq, chunk) in chunks(batch, RECORD_SPANS) {
-            records.insert(
-                &first_seq.to_be_bytes(),
-                encode_record(batch.received_at, &chunk),
-            );
-        }
-        self.tree.apply_batch(records).map_err(write)?;
+        self.tree.apply_batch(records(batch)).map_err(write)?;
         self.db.flush().map_err(write)?;
         Ok(())
     }
@@ -382,17 +368,16 @@ impl Log {
             source,
         };
         let mut dropped = 0;
-        for entry in self.checkpoints.entries() {
-            let entry = entry?;
-            if entry.version != version || entry.seq >= self.next_seq {
-                self.checkpoints
-                    .views
-                    .remove(entry.seq.to_be_bytes())
-                    .map_err(write)?;
-                self.checkpoints
-                    .index
-                    .remove(entry.seq.to_be_bytes())
-                    .map_err(write)?;
+        for item in self.checkpoints.index.iter() {
+            let (key, value) = item.map_err(|e| read_error(&self.path, e))?;
+            // A malformed entry is derived data gone bad: dropped like a stale one.
+            let keep = self
+                .checkpoints
+                .entry(&key, &value)
+                .is_ok_and(|e| e.version == version && e.seq < self.next_seq);
+            if !keep {
+                self.checkpoints.views.remove(&key).map_err(write)?;
+                self.checkpoints.index.remove(&key).map_err(write)?;
                 dropped += 1;
             }
         }
@@ -479,23 +464,36 @@ impl LogReader {
         self.checkpoints.entries().collect()
     }
 
-    /// The latest checkpoint at or before `seq` tagged with `version`, decoded.
+    /// The latest checkpoint at or before `seq` tagged with `version` that decodes and that
+    /// `accept` takes (given its seq and value). Checkpoints are derived: one that is damaged is
+    /// passed over for an earlier one (costing a longer fold, never a wrong answer).
     pub fn checkpoint_at_or_before<T: serde::de::DeserializeOwned>(
         &self,
         seq: u64,
         version: u32,
+        accept: impl Fn(u64, &T) -> bool,
     ) -> Result<Option<(CheckpointEntry, T)>, StoreError> {
         let cps = &self.checkpoints;
         for item in cps.index.range(..=seq.to_be_bytes()).rev() {
             let (key, value) = item.map_err(|e| read_error(&self.path, e))?;
-            let entry = cps.entry(&key, &value)?;
+            let Ok(entry) = cps.entry(&key, &value) else {
+                tracing::warn!("skipping a malformed checkpoint index entry");
+                continue;
+            };
             if entry.version != version {
                 continue;
             }
             let Some(record) = cps.views.get(&key).map_err(|e| read_error(&self.path, e))? else {
                 continue;
             };
-            return Ok(Some((entry, decode_checkpoint(&self.path, &key, &record)?)));
+            match decode_checkpoint::<T>(&self.path, &key, &record) {
+                Ok(view) if accept(entry.seq, &view) => return Ok(Some((entry, view))),
+                Ok(_) => tracing::warn!(
+                    "skipping checkpoint at seq {}: it does not match",
+                    entry.seq
+                ),
+                Err(e) => tracing::warn!("skipping checkpoint at seq {}: {e}", entry.seq),
+            }
         }
         Ok(None)
     }
@@ -506,20 +504,14 @@ impl LogReader {
     /// walk: the answer is the seq just before it.
     pub fn seq_at_time(&self, time: UnixNanos) -> Result<u64, StoreError> {
         let mut from = 0;
-        for entry in self.checkpoints.entries() {
-            let entry = entry?;
+        // Malformed entries are passed over: they only shorten the walk.
+        for entry in self.checkpoints.entries().flatten() {
             if entry.time > time {
                 break;
             }
             from = entry.seq;
         }
-        let start = self
-            .tree
-            .range(..=(from + 1).to_be_bytes())
-            .next_back()
-            .and_then(Result::ok)
-            .map(|(k, _)| k.to_vec())
-            .unwrap_or_else(|| (from + 1).to_be_bytes().to_vec());
+        let start = self.record_holding(from + 1)?;
         for item in self.tree.range(start..) {
             let (key, value) = item.map_err(|e| read_error(&self.path, e))?;
             let (first_seq, received_at) = decode_time(&self.path, &key, &value)?;
@@ -542,19 +534,29 @@ impl LogReader {
     }
 
     /// Batches holding spans from `seq` on, in log order (the first may start before `seq`).
-    pub fn batches_from(&self, seq: u64) -> impl Iterator<Item = Result<Batch, StoreError>> + '_ {
-        // The batch containing `seq` starts at the greatest key at or below it.
-        let start = self
-            .tree
-            .range(..=seq.to_be_bytes())
-            .next_back()
-            .and_then(Result::ok)
-            .map(|(k, _)| k.to_vec())
-            .unwrap_or_else(|| seq.to_be_bytes().to_vec());
-        self.tree.range(start..).map(move |item| {
+    pub fn batches_from(
+        &self,
+        seq: u64,
+    ) -> Box<dyn Iterator<Item = Result<Batch, StoreError>> + '_> {
+        let start = match self.record_holding(seq) {
+            Ok(start) => start,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
+        Box::new(self.tree.range(start..).map(move |item| {
             let (key, value) = item.map_err(|e| read_error(&self.path, e))?;
             decode(&self.path, &key, &value)
-        })
+        }))
+    }
+
+    /// The key of the record holding `seq`: the greatest key at or below it.
+    fn record_holding(&self, seq: u64) -> Result<Vec<u8>, StoreError> {
+        match self.tree.range(..=seq.to_be_bytes()).next_back() {
+            None => Ok(seq.to_be_bytes().to_vec()),
+            Some(item) => {
+                let (key, _) = item.map_err(|e| read_error(&self.path, e))?;
+                Ok(key.to_vec())
+            }
+        }
     }
 
     pub fn size_on_disk(&self) -> u64 {
@@ -624,6 +626,18 @@ fn decode_time(path: &Path, key: &[u8], value: &[u8]) -> Result<(u64, UnixNanos)
         }
         _ => decode(path, key, value).map(|b| (b.first_seq, b.received_at)),
     }
+}
+
+/// A batch as the records that store it.
+fn records(batch: &Batch) -> sled::Batch {
+    let mut records = sled::Batch::default();
+    for (first_seq, chunk) in chunks(batch, RECORD_SPANS) {
+        records.insert(
+            &first_seq.to_be_bytes(),
+            encode_record(batch.received_at, &chunk),
+        );
+    }
+    records
 }
 
 fn encode_record(received_at: UnixNanos, chunk: &[ResourceView<'_>]) -> Vec<u8> {

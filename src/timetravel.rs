@@ -54,13 +54,30 @@ impl FromStr for Point {
                 .map(Point::Ago)
                 .map_err(|_| bad());
         }
-        let time = humantime::parse_rfc3339_weak(s).map_err(|_| bad())?;
-        let nanos = time
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|_| bad())?
-            .as_nanos();
-        u64::try_from(nanos).map(Point::Time).map_err(|_| bad())
+        parse_time(s).map(Point::Time).ok_or_else(bad)
     }
+}
+
+/// An RFC 3339 time in nanoseconds since the epoch. humantime reads UTC (`Z`, or no zone);
+/// a numeric offset (`+01:00`) is applied here.
+fn parse_time(s: &str) -> Option<UnixNanos> {
+    let (base, offset_secs) = match s.len().checked_sub(6).map(|i| (i, &s[i..])) {
+        Some((i, tail))
+            if (tail.starts_with('+') || tail.starts_with('-'))
+                && tail.as_bytes().get(3) == Some(&b':')
+                && s[..i].contains('T') =>
+        {
+            let hours: i64 = tail.get(1..3)?.parse().ok()?;
+            let minutes: i64 = tail.get(4..6)?.parse().ok()?;
+            let sign = if tail.starts_with('-') { -1 } else { 1 };
+            (&s[..i], sign * (hours * 3600 + minutes * 60))
+        }
+        _ => (s, 0),
+    };
+    let time = humantime::parse_rfc3339_weak(base).ok()?;
+    let nanos = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as i128
+        - i128::from(offset_secs) * 1_000_000_000;
+    u64::try_from(nanos).ok()
 }
 
 impl Point {
@@ -79,15 +96,34 @@ impl Point {
     }
 }
 
+impl Point {
+    /// The first seq of a range starting at this point: a seq is itself; a time is the first
+    /// event received at or after it (not the last one before it, as for an end point).
+    pub fn resolve_start(self, reader: &LogReader, now: UnixNanos) -> Result<u64, TimeTravelError> {
+        let time = match self {
+            Point::Seq(seq) => return Ok(seq),
+            Point::Time(t) => t,
+            Point::Ago(d) => now.saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        };
+        Ok(Point::Time(time.saturating_sub(1)).resolve(reader, now)? + 1)
+    }
+}
+
 /// The view after the event `seq` (the empty view for 0): the latest checkpoint at or before it,
 /// plus the fold of the events between.
 pub fn view_at(reader: &LogReader, seq: u64) -> Result<View, StoreError> {
-    let (from, mut view) = match reader.checkpoint_at_or_before::<View>(seq, REDUCER_VERSION)? {
+    let (from, mut view) = match reader.checkpoint_at_or_before(seq, REDUCER_VERSION, fits)? {
         Some((entry, view)) => (entry.seq + 1, view),
         None => (1, View::default()),
     };
     fold_range(reader, &mut view, from, seq)?;
     Ok(view)
+}
+
+/// Whether a decoded checkpoint is what it claims: a view as of its own seq. A change to the
+/// view's layout without a new reducer version would decode into something else, or fail.
+pub fn fits(seq: u64, view: &View) -> bool {
+    view.as_of.seq == seq && view.counters.events == seq
 }
 
 /// Folds the events `from..=to` into `view`.
@@ -213,6 +249,14 @@ mod tests {
         assert_eq!(
             "1970-01-01T00:00:01Z".parse::<Point>().ok(),
             Some(Point::Time(1_000_000_000))
+        );
+        assert_eq!(
+            "2026-11-26T15:02:00+01:00".parse::<Point>().ok(),
+            "2026-11-26T14:02:00Z".parse::<Point>().ok()
+        );
+        assert_eq!(
+            "2026-11-26T13:32:00.5-00:30".parse::<Point>().ok(),
+            "2026-11-26T14:02:00.5Z".parse::<Point>().ok()
         );
         let err = "yesterday".parse::<Point>().expect_err("not a point");
         assert!(err.to_string().contains("RFC 3339"), "{err}");

@@ -95,28 +95,22 @@ impl Divergence {
     }
 }
 
-enum Pending {
-    None,
-    Cycle {
-        seq: u64,
-        time: UnixNanos,
-        number: Option<i64>,
-        expected: Vec<Choice>,
-        recorded: Vec<(u64, String, Choice)>,
-    },
-    Leases {
-        seq: u64,
-        time: UnixNanos,
-        expected: Vec<String>,
-        recorded: Vec<(u64, String, String)>,
-    },
+/// A decision point whose recorded decisions are still being read.
+struct Point {
+    kind: &'static str,
+    seq: u64,
+    time: UnixNanos,
+    cycle_number: Option<i64>,
+    expected: Vec<Choice>,
+    /// (seq, span id, decision) of each recorded decision.
+    recorded: Vec<(u64, String, Choice)>,
 }
 
 /// Checks recorded decisions while the caller folds: call [`Verifier::before`] with each event
 /// before applying it, and [`Verifier::finish`] at the end.
 pub struct Verifier {
     config: PolicyConfig,
-    pending: Pending,
+    pending: Option<Point>,
     /// Decision points checked.
     pub points: usize,
     /// Decisions compared.
@@ -124,11 +118,29 @@ pub struct Verifier {
     pub divergence: Option<Divergence>,
 }
 
+/// The span name of the decisions a point of `kind` records.
+fn decision_span(kind: &str) -> &'static str {
+    if kind == "assignment" {
+        "agent.feature_assignment"
+    } else {
+        "agent.lease_expired"
+    }
+}
+
+fn lease(agent_id: &str) -> Choice {
+    Choice {
+        agent_id: agent_id.to_owned(),
+        feature_name: "(lease expired)".into(),
+        score: None,
+        reasons: Vec::new(),
+    }
+}
+
 impl Verifier {
     pub fn new(config: PolicyConfig) -> Verifier {
         Verifier {
             config,
-            pending: Pending::None,
+            pending: None,
             points: 0,
             decisions: 0,
             divergence: None,
@@ -141,27 +153,22 @@ impl Verifier {
             return;
         }
         let name = ev.span.name.as_str();
-        match (&mut self.pending, name) {
-            (Pending::Cycle { recorded, .. }, "agent.feature_assignment") => {
-                recorded.push((ev.seq, hex(&ev.span.span_id), recorded_choice(ev)));
+        if let Some(point) = self.pending.as_mut() {
+            if name == decision_span(point.kind) {
+                point
+                    .recorded
+                    .push((ev.seq, hex(&ev.span.span_id), recorded_choice(ev)));
                 return;
             }
-            (Pending::Leases { recorded, .. }, "agent.lease_expired") => {
-                recorded.push((
-                    ev.seq,
-                    hex(&ev.span.span_id),
-                    ev.str_attr("agent.id").unwrap_or_default().to_owned(),
-                ));
+            self.close();
+            if self.divergence.is_some() {
                 return;
             }
-            _ => self.close(),
         }
-        if self.divergence.is_some() {
-            return;
-        }
-        match name {
-            "coordination.cycle" => {
-                let expected = policy::decide(view, &self.config)
+        let (kind, expected) = match name {
+            "coordination.cycle" => (
+                "assignment",
+                policy::decide(view, &self.config)
                     .assignments
                     .into_iter()
                     .map(|a| Choice {
@@ -170,35 +177,45 @@ impl Verifier {
                         score: Some(a.score),
                         reasons: a.reasons,
                     })
-                    .collect();
-                self.pending = Pending::Cycle {
-                    seq: ev.seq,
-                    time: ev.time,
-                    number: ev.int_attr("coordination.cycle_number"),
-                    expected,
-                    recorded: Vec::new(),
-                };
-            }
-            "agent.lease_expired" => {
-                // The verdict's own time is the `now` it was decided at.
-                let now = ev.span.start_time_unix_nano;
-                let expected = policy::expired_leases(view, now)
+                    .collect(),
+            ),
+            // The verdict's own time is the `now` it was decided at.
+            "agent.lease_expired" => (
+                "lease_expired",
+                policy::expired_leases(view, ev.span.start_time_unix_nano)
                     .into_iter()
-                    .map(|(id, _)| id)
-                    .collect();
-                self.pending = Pending::Leases {
-                    seq: ev.seq,
-                    time: ev.time,
-                    expected,
-                    recorded: vec![(
-                        ev.seq,
-                        hex(&ev.span.span_id),
-                        ev.str_attr("agent.id").unwrap_or_default().to_owned(),
-                    )],
-                };
-            }
-            _ => {}
+                    .map(|(id, _)| lease(&id))
+                    .collect(),
+            ),
+            _ => return,
+        };
+        let mut point = Point {
+            kind,
+            seq: ev.seq,
+            time: ev.time,
+            cycle_number: ev.int_attr("coordination.cycle_number"),
+            expected,
+            recorded: Vec::new(),
+        };
+        // A lease verdict is itself the first decision of its point.
+        if kind == "lease_expired" {
+            point
+                .recorded
+                .push((ev.seq, hex(&ev.span.span_id), recorded_choice(ev)));
         }
+        self.pending = Some(point);
+    }
+
+    /// The input stops (`--until`) before a span named `next`: the open decision point is
+    /// complete unless `next` is one more of its decisions, in which case it is left unchecked.
+    pub fn cut_before(&mut self, next: &str) {
+        if let Some(p) = &self.pending
+            && decision_span(p.kind) == next
+        {
+            self.pending = None;
+            return;
+        }
+        self.finish();
     }
 
     /// Ends the input: compares the last open decision point.
@@ -209,75 +226,36 @@ impl Verifier {
     }
 
     fn close(&mut self) {
-        match std::mem::replace(&mut self.pending, Pending::None) {
-            Pending::None => {}
-            Pending::Cycle {
-                seq,
-                time,
-                number,
-                expected,
-                recorded,
-            } => {
-                self.points += 1;
-                for i in 0..expected.len().max(recorded.len()) {
-                    let rec = recorded.get(i);
-                    let exp = expected.get(i);
-                    let same = matches!((rec, exp), (Some(r), Some(e)) if r.2.same_decision(e));
-                    if !same {
-                        self.divergence = Some(Divergence {
-                            kind: "assignment".into(),
-                            seq,
-                            time,
-                            cycle_number: number,
-                            index: i,
-                            recorded_seq: rec.map(|r| r.0),
-                            recorded_span_id: rec.map(|r| r.1.clone()),
-                            recorded: rec.map(|r| r.2.clone()),
-                            recomputed: exp.cloned(),
-                        });
-                        return;
-                    }
-                    self.decisions += 1;
-                }
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        self.points += 1;
+        for i in 0..p.expected.len().max(p.recorded.len()) {
+            let rec = p.recorded.get(i);
+            let exp = p.expected.get(i);
+            if !matches!((rec, exp), (Some(r), Some(e)) if r.2.same_decision(e)) {
+                self.divergence = Some(Divergence {
+                    kind: p.kind.into(),
+                    seq: p.seq,
+                    time: p.time,
+                    cycle_number: p.cycle_number,
+                    index: i,
+                    recorded_seq: rec.map(|r| r.0),
+                    recorded_span_id: rec.map(|r| r.1.clone()),
+                    recorded: rec.map(|r| r.2.clone()),
+                    recomputed: exp.cloned(),
+                });
+                return;
             }
-            Pending::Leases {
-                seq,
-                time,
-                expected,
-                recorded,
-            } => {
-                self.points += 1;
-                let lease = |id: &String| Choice {
-                    agent_id: id.clone(),
-                    feature_name: "(lease expired)".into(),
-                    score: None,
-                    reasons: Vec::new(),
-                };
-                for i in 0..expected.len().max(recorded.len()) {
-                    let rec = recorded.get(i);
-                    let exp = expected.get(i);
-                    if !matches!((rec, exp), (Some(r), Some(e)) if r.2 == *e) {
-                        self.divergence = Some(Divergence {
-                            kind: "lease_expired".into(),
-                            seq,
-                            time,
-                            cycle_number: None,
-                            index: i,
-                            recorded_seq: rec.map(|r| r.0),
-                            recorded_span_id: rec.map(|r| r.1.clone()),
-                            recorded: rec.map(|r| lease(&r.2)),
-                            recomputed: exp.map(lease),
-                        });
-                        return;
-                    }
-                    self.decisions += 1;
-                }
-            }
+            self.decisions += 1;
         }
     }
 }
 
 fn recorded_choice(ev: &Event<'_>) -> Choice {
+    if ev.span.name == "agent.lease_expired" {
+        return lease(ev.str_attr("agent.id").unwrap_or_default());
+    }
     Choice {
         agent_id: ev.str_attr("agent.id").unwrap_or_default().to_owned(),
         feature_name: ev.str_attr("feature.name").unwrap_or_default().to_owned(),

@@ -325,6 +325,20 @@ fn time_travel_history_and_diff_agree_with_replaying_up_to_a_point() {
     let nothing = sb.ok(&["--coord-dir", c, "diff", "--from", "30", "--to", "30"]);
     assert_eq!(nothing["changes"], Value::Array(vec![]));
 
+    // --verify with --until: a cut inside a cycle's decisions leaves that cycle unchecked, never
+    // reported as a difference.
+    for seq in 1..=40 {
+        let run = sb.run(&[
+            "--json",
+            "replay",
+            f,
+            "--verify",
+            "--until",
+            &seq.to_string(),
+        ]);
+        assert_eq!(run.code, 0, "--until {seq}: {}", run.json()["errors"]);
+    }
+
     // --step prints one line per event, with what changed.
     let step = sb.run(&["replay", f, "--step", "--until", "15"]);
     assert_eq!(step.code, 0, "{}", step.stderr);

@@ -434,12 +434,27 @@ impl Input {
         let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
         let head = reader.fill_buf().map_err(io)?;
         let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        let lines = |reader| Input::Lines {
+            path: name.clone(),
+            reader,
+            line: 0,
+        };
+        // A protobuf message starts with 0x0A (field 1), which is also a blank line: such a file
+        // is protobuf only if it frames as one message from end to end.
+        if head.first() == Some(&b'\n') && first == Some(b'{') {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut reader, &mut bytes).map_err(io)?;
+            if super::fields(&bytes, |_, _| Ok(())).is_ok() {
+                return Ok(Input::Message {
+                    path: name,
+                    bytes: Some(bytes),
+                });
+            }
+            let file = std::fs::File::open(path).map_err(io)?;
+            return Ok(lines(std::io::BufReader::with_capacity(1 << 20, file)));
+        }
         if first == Some(b'{') || first.is_none() {
-            return Ok(Input::Lines {
-                path: name,
-                reader,
-                line: 0,
-            });
+            return Ok(lines(reader));
         }
         let framed = head.len() >= 4 && {
             let len = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
@@ -626,6 +641,10 @@ pub fn decode_json_line(line: &[u8]) -> Result<Unit, String> {
     })
 }
 
+fn unit_spans(resource_spans: &[ResourceSpans]) -> u64 {
+    resource_spans.iter().map(|rs| rs.span_count() as u64).sum()
+}
+
 /// Gives units their place in a log: seq and receive time, as the store would. Keeps exported
 /// placements, numbers the rest in order, and drops spans already seen (as the store does).
 pub struct Placer {
@@ -685,6 +704,16 @@ impl Placer {
                     return Err(format!(
                         "expected the line for seq {}, found seq {}: lines are missing or out of order",
                         self.next_seq, meta.first_seq
+                    ));
+                }
+                if meta
+                    .first_seq
+                    .checked_add(unit_spans(&unit.resource_spans))
+                    .is_none()
+                {
+                    return Err(format!(
+                        "the line placed at seq {} runs past the largest sequence number",
+                        meta.first_seq
                     ));
                 }
                 (meta.first_seq, meta.received_at.max(self.last_time))

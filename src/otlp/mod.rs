@@ -361,7 +361,8 @@ pub fn from_proto(request: ExportTraceServiceRequest) -> Decoded {
     out
 }
 
-fn id<const N: usize>(bytes: &[u8], what: &str, span: &str) -> Result<[u8; N], String> {
+/// A fixed-size id, or why the span is refused (the message names the span).
+pub(crate) fn id<const N: usize>(bytes: &[u8], what: &str, span: &str) -> Result<[u8; N], String> {
     <[u8; N]>::try_from(bytes).map_err(|_| {
         format!(
             "span {span:?}: {what} must be {N} bytes ({} hex digits), got {} bytes",

@@ -5,7 +5,7 @@
 //!
 //! Field numbers are those of opentelemetry-proto's trace, common and resource messages.
 
-use super::{DecodeError, Decoded};
+use super::{DecodeError, Decoded, id};
 use crate::model::{
     AnyValue, EntityRef, KeyValue, Link, Resource, ResourceSpans, Scope, ScopeSpans, Span,
     SpanEvent, Status, Str,
@@ -21,8 +21,10 @@ struct Bad {
 
 type R<T> = Result<T, Bad>;
 
-/// Deepest nesting of arrays and key-value lists in one attribute value (prost allows 100).
-const MAX_DEPTH: u32 = 64;
+/// Deepest nesting of arrays and key-value lists in one attribute value. prost stops at 100
+/// nested messages, about 47 levels of values inside a span; anything this decoder accepts,
+/// prost accepts too. (Validation accepts only 32: `registry::MAX_VALUE_DEPTH`.)
+const MAX_DEPTH: u32 = 40;
 
 #[cold]
 #[inline(never)]
@@ -284,17 +286,6 @@ fn scope(buf: &[u8], s: &mut Scope) -> R<()> {
         }
     }
     Ok(())
-}
-
-/// Fixed-size ids, checked after the whole span is read (the message names the span).
-fn id<const N: usize>(bytes: &[u8], what: &str, span: &str) -> Result<[u8; N], String> {
-    <[u8; N]>::try_from(bytes).map_err(|_| {
-        format!(
-            "span {span:?}: {what} must be {N} bytes ({} hex digits), got {} bytes",
-            N * 2,
-            bytes.len()
-        )
-    })
 }
 
 /// A span, or why it is refused (the outer error is a malformed message).
