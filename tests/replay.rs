@@ -478,3 +478,51 @@ fn what_if_shows_the_assignments_another_policy_would_make() {
         "{err}"
     );
 }
+
+#[test]
+fn a_collector_file_without_placements_replays_in_order() {
+    // What an OpenTelemetry Collector's file exporter writes: the same requests, no seqs or
+    // receive times. Spans are numbered in order and take their end time as receive time.
+    let text = std::fs::read_to_string(fixtures().join("demo.jsonl")).expect("demo fixture");
+    let mut stripped = String::new();
+    for line in text.lines() {
+        let mut doc: Value = serde_json::from_str(line).expect("line");
+        doc.as_object_mut().map(|o| o.remove("spanfold"));
+        // The same request twice, as an exporter's retry would send it: applied once.
+        stripped.push_str(&doc.to_string());
+        stripped.push('\n');
+        if line.contains("coordination.init") {
+            stripped.push_str(&doc.to_string());
+            stripped.push('\n');
+        }
+    }
+    let sb = Sandbox::new("main");
+    let file = sb.tmp.path().join("collector.jsonl");
+    std::fs::write(&file, stripped).expect("write");
+    let run = sb.run(&["--json", "replay", file.to_str().unwrap_or(""), "--verify"]);
+    let doc = run.json();
+    assert_eq!(run.code, 0, "{}", doc["errors"]);
+    assert_eq!(doc["metadata"]["replay"]["duplicates"], 1);
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("demo.expected.json")).expect("expected"),
+    )
+    .expect("json");
+    let statuses = |st: &Value| -> Vec<(Value, Value, Value)> {
+        st["features"]
+            .as_array()
+            .map(|fs| {
+                fs.iter()
+                    .map(|f| {
+                        (
+                            f["name"].clone(),
+                            f["status"].clone(),
+                            f["assigned_agent"].clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(statuses(&doc["data"]), statuses(&expected));
+    assert_eq!(doc["data"]["counters"], expected["counters"]);
+}
