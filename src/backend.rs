@@ -195,18 +195,8 @@ impl Backend {
             }
             Backend::Local { .. } => {
                 let reader = self.local()?.log().reader();
-                let now = emit::now();
-                let from = from_point
-                    .map(|p| p.resolve_start(&reader, now))
-                    .transpose()?;
-                let to = to_point.map(|p| p.resolve(&reader, now)).transpose()?;
-                Ok(Some(timetravel::export(
-                    &reader,
-                    from.unwrap_or(1),
-                    to.unwrap_or(u64::MAX),
-                    format,
-                    out,
-                )?))
+                let (from, to) = timetravel::range(&reader, from_point, to_point, emit::now())?;
+                Ok(Some(timetravel::export(&reader, from, to, format, out)?))
             }
         }
     }

@@ -274,20 +274,9 @@ struct ExportQuery {
 async fn api_export(Extract(state): Extract<Shared>, Query(q): Query<ExportQuery>) -> Response {
     let reader = state.log.clone();
     let range = (|| {
-        let now = crate::emit::now();
-        let from = match &q.from {
-            None => 1,
-            Some(p) => parse_point(p)?
-                .resolve_start(&reader, now)
-                .map_err(|e| e.to_string())?,
-        };
-        let to = match &q.to {
-            None => u64::MAX,
-            Some(p) => parse_point(p)?
-                .resolve(&reader, now)
-                .map_err(|e| e.to_string())?,
-        };
-        Ok::<_, String>((from, to))
+        let from = q.from.as_deref().map(parse_point).transpose()?;
+        let to = q.to.as_deref().map(parse_point).transpose()?;
+        timetravel::range(&reader, from, to, crate::emit::now()).map_err(|e| e.to_string())
     })();
     let (from, to) = match range {
         Ok(r) => r,

@@ -177,9 +177,9 @@ pub fn replay(
                 }
             }
             // --until cuts the batch: what comes after the point is neither folded nor kept.
-            let cut = batch
-                .events()
-                .find(|ev| until(ev.seq, ev.time))
+            let cut = options
+                .until
+                .and_then(|_| batch.events().find(|ev| until(ev.seq, ev.time)))
                 .map(|ev| (ev.seq, ev.span.name.to_string()));
             let batch = match &cut {
                 None => batch,

@@ -109,6 +109,19 @@ impl Point {
     }
 }
 
+/// The seqs `from..=to` that a range of POINTs names: from the first event at or after `from`
+/// (the start of the log when absent) to the last at or before `to` (its end when absent).
+pub fn range(
+    reader: &LogReader,
+    from: Option<Point>,
+    to: Option<Point>,
+    now: UnixNanos,
+) -> Result<(u64, u64), TimeTravelError> {
+    let from = from.map(|p| p.resolve_start(reader, now)).transpose()?;
+    let to = to.map(|p| p.resolve(reader, now)).transpose()?;
+    Ok((from.unwrap_or(1), to.unwrap_or(u64::MAX)))
+}
+
 /// The view after the event `seq` (the empty view for 0): the latest checkpoint at or before it,
 /// plus the fold of the events between.
 pub fn view_at(reader: &LogReader, seq: u64) -> Result<View, StoreError> {
