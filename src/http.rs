@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::changes::Subject;
 use crate::otlp::file::Format;
-use crate::otlp::grpc::{SinkError, authorized};
+use crate::otlp::grpc::{ExportError, SinkError, authorized};
 use crate::otlp::{self, Encoding};
 use crate::reducer::{AgentState, FeatureStatus};
 use crate::registry::Origin;
@@ -54,6 +54,11 @@ pub async fn serve(
         // The compressed body may not exceed what the decompressed one may be.
         .layer(DefaultBodyLimit::max(otlp::MAX_HTTP_BODY))
         .with_state(state);
+    // Small answers go out at once: with Nagle's algorithm a reply written in pieces waits for
+    // the client's delayed ACK (40 ms on Linux).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -129,30 +134,26 @@ async fn traces(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
     let content_encoding = content_encoding.map(str::to_owned);
-    // Decompressing and decoding up to 20 MiB is CPU work: off the async workers.
-    let decoded = tokio::task::spawn_blocking(move || {
+    // Decompressing and decoding up to 20 MiB is CPU work: the ingest runs it off the async
+    // workers.
+    let decode = move || {
         otlp::decompress(content_encoding.as_deref(), &body)
             .and_then(|plain| otlp::decode_http(encoding, &plain))
-    })
-    .await
-    .unwrap_or_else(|e| Err(otlp::DecodeError::Protobuf(format!("decoding failed: {e}"))));
-    let decoded = match decoded {
-        Ok(d) => d,
-        Err(e) => {
-            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-            // INVALID_ARGUMENT, or RESOURCE_EXHAUSTED for a body over the limit.
-            let code = if e.http_status() == 413 { 8 } else { 3 };
-            return fail(status, code, e.to_string());
-        }
     };
-    match state.ingest.submit(decoded, Origin::Client).await {
+    match state.ingest.submit(Origin::Client, decode).await {
         Ok(reply) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, encoding.content_type())],
             otlp::encode_response(encoding, reply.rejected, &reply.message),
         )
             .into_response(),
-        Err(SinkError::Busy) => {
+        Err(ExportError::Decode(e)) => {
+            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            // INVALID_ARGUMENT, or RESOURCE_EXHAUSTED for a body over the limit.
+            let code = if e.http_status() == 413 { 8 } else { 3 };
+            fail(status, code, e.to_string())
+        }
+        Err(ExportError::Sink(SinkError::Busy)) => {
             let mut r = fail(
                 StatusCode::SERVICE_UNAVAILABLE,
                 14,
@@ -162,7 +163,9 @@ async fn traces(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
-        Err(SinkError::Unavailable(why)) => fail(StatusCode::SERVICE_UNAVAILABLE, 14, why),
+        Err(ExportError::Sink(SinkError::Unavailable(why))) => {
+            fail(StatusCode::SERVICE_UNAVAILABLE, 14, why)
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! - [`policy`]: which queued feature goes to which agent, with scores and reasons.
 //! - [`status`]: the status document, a pure function of the view.
 //! - [`changes`]: what an event changed, and what differs between two views.
+//! - [`dedup`]: the window of recent span ids that catches retried exports, in fixed memory.
 //! - [`verify`]: `replay --verify`, the policy re-run at every recorded decision.
 //! - [`whatif`]: the recorded inputs under another policy.
 //!
@@ -36,6 +37,7 @@ pub mod changes;
 pub mod cli;
 pub mod client;
 pub mod coordinator;
+pub mod dedup;
 pub mod demo;
 pub mod emit;
 pub mod git;

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use parking_lot::RwLock;
 use serde::Serialize;
 use thiserror::Error;
@@ -20,8 +22,8 @@ use tokio::sync::{oneshot, watch};
 use crate::client::{ADVERT_FILE, Advert};
 use crate::coordinator::{CoordError, Coordinator, CycleReport};
 use crate::model::ResourceSpans;
-use crate::otlp::Decoded;
-use crate::otlp::grpc::{ExportReply, ExportSink, SinkError, Upstream};
+use crate::otlp::grpc::{ExportError, ExportReply, ExportSink, SinkError, Upstream, decode_export};
+use crate::otlp::{DecodeError, Decoded};
 use crate::reducer::View;
 use crate::registry::{Origin, Registry};
 use crate::store::LogReader;
@@ -123,40 +125,51 @@ pub struct Ingest {
 }
 
 impl ExportSink for Ingest {
-    async fn export(&self, decoded: Decoded) -> Result<ExportReply, SinkError> {
-        self.submit(decoded, Origin::Client).await
+    async fn export(&self, body: Bytes) -> Result<ExportReply, ExportError> {
+        self.submit(Origin::Client, move || decode_export(&body))
+            .await
     }
 }
 
 impl Ingest {
-    pub async fn submit(&self, decoded: Decoded, origin: Origin) -> Result<ExportReply, SinkError> {
+    /// Decodes an export with `decode`, validates it and hands it to the writer; answers once
+    /// its spans are durable. Decoding and validation need no log state, so they run before the
+    /// queue, in parallel with the writer, and off the async workers so that a big export
+    /// cannot stall the API.
+    pub async fn submit(
+        &self,
+        origin: Origin,
+        decode: impl FnOnce() -> Result<Decoded, DecodeError> + Send + 'static,
+    ) -> Result<ExportReply, ExportError> {
         self.metrics.exports.fetch_add(1, Ordering::Relaxed);
-        // Validation needs no log state, so it runs before the queue, in parallel with the
-        // writer, and off the async workers so that a big export cannot stall the API.
         let decoded = tokio::task::spawn_blocking(move || {
-            let mut decoded = decoded;
+            let mut decoded = decode()?;
             let violations = Registry::builtin().retain_valid(&mut decoded.resource_spans, origin);
             for v in violations {
                 decoded.rejected.push(v.to_string());
             }
-            decoded
+            Ok(decoded)
         })
         .await
-        .map_err(|e| SinkError::Unavailable(format!("validation failed: {e}")))?;
+        .map_err(|e| ExportError::Sink(SinkError::Unavailable(format!("decoding failed: {e}"))))?
+        .map_err(ExportError::Decode)?;
         let (reply, answer) = oneshot::channel();
         match self.jobs.try_send(Job::Export { decoded, reply }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.metrics.busy.fetch_add(1, Ordering::Relaxed);
-                return Err(SinkError::Busy);
+                return Err(ExportError::Sink(SinkError::Busy));
             }
             Err(TrySendError::Disconnected(_)) => {
-                return Err(SinkError::Unavailable("spanfold is shutting down".into()));
+                return Err(ExportError::Sink(SinkError::Unavailable(
+                    "spanfold is shutting down".into(),
+                )));
             }
         }
         answer
             .await
             .unwrap_or_else(|_| Err(SinkError::Unavailable("the writer stopped".into())))
+            .map_err(ExportError::Sink)
     }
 
     /// Runs `work` on the writer thread, in turn with the exports, and returns its answer.

@@ -10,15 +10,13 @@
 //! - A span whose (trace id, span id) is already in the log is dropped before the write, so
 //!   retries and replays are applied once.
 
-use std::collections::HashSet;
-
-use foldhash::fast::RandomState;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::model::{Batch, Resource, ResourceSpans, Scope, SpanKey, UnixNanos};
+use crate::dedup::Window;
+use crate::model::{Batch, Resource, ResourceSpans, Scope, UnixNanos};
 
 /// First byte of every record value; a new layout gets a new number and a reader for the old.
 /// 1: postcard of (receive time, resource spans). 2: the same, lz4-compressed.
@@ -81,9 +79,9 @@ pub struct Log {
     checkpoints: Checkpoints,
     next_seq: u64,
     last_time: UnixNanos,
-    /// Span ids in the log; filled by the first full scan (`scan`) or the first append.
-    /// Randomly seeded: the ids come from clients, so the hash must not be predictable.
-    seen: Option<HashSet<SpanKey, RandomState>>,
+    /// The ids of the last spans in the log, read from its end by the first append.
+    window: Window,
+    window_loaded: bool,
 }
 
 impl Log {
@@ -101,7 +99,7 @@ impl Log {
         let db = loop {
             let config = sled::Config::new()
                 .path(&path)
-                .cache_capacity(64 * 1024 * 1024)
+                .cache_capacity(16 * 1024 * 1024)
                 .mode(sled::Mode::HighThroughput);
             match config.open() {
                 Ok(db) => break db,
@@ -129,7 +127,8 @@ impl Log {
             checkpoints,
             next_seq: 1,
             last_time: 0,
-            seen: None,
+            window: Window::new(crate::dedup::DEFAULT_WINDOW),
+            window_loaded: false,
         };
         if let Some(last) = log.tree.last().map_err(|e| log.read_error(e))? {
             let batch = log.decode(&last.0, &last.1)?;
@@ -148,9 +147,14 @@ impl Log {
         self.next_seq
     }
 
+    /// How many of the most recent spans a new span is checked against (see [`Window`]).
+    pub fn set_dedup_window(&mut self, spans: usize) {
+        self.window = Window::new(spans);
+        self.window_loaded = false;
+    }
+
     /// Visits every batch in log order, checking that sequence numbers have no gaps.
     pub fn scan(&mut self, mut visit: impl FnMut(&Batch)) -> Result<(), StoreError> {
-        let mut seen = HashSet::with_hasher(RandomState::default());
         let mut expected = 1;
         for item in self.tree.iter() {
             let (key, value) = item.map_err(|e| self.read_error(e))?;
@@ -165,12 +169,23 @@ impl Log {
                 ));
             }
             expected = batch.first_seq + batch.span_count() as u64;
-            for ev in batch.events() {
-                seen.insert(ev.span.key());
-            }
             visit(&batch);
         }
-        self.seen = Some(seen);
+        Ok(())
+    }
+
+    /// Fills the de-duplication window with the ids of the last spans in the log: reads only
+    /// the log's end, so the cost does not grow with its length.
+    fn load_window(&mut self) -> Result<(), StoreError> {
+        self.window.clear();
+        let capacity = self.window.capacity() as u64;
+        let from = self.next_seq.saturating_sub(capacity).max(1);
+        for batch in self.reader().batches_from(from) {
+            for ev in batch?.events().filter(|ev| ev.seq >= from) {
+                self.window.insert(ev.span.key());
+            }
+        }
+        self.window_loaded = true;
         Ok(())
     }
 
@@ -181,17 +196,15 @@ impl Log {
         mut resource_spans: Vec<ResourceSpans>,
         now: UnixNanos,
     ) -> Result<Appended, StoreError> {
-        if self.seen.is_none() {
-            self.scan(|_| {})?;
+        if !self.window_loaded {
+            self.load_window()?;
         }
-        let seen = self
-            .seen
-            .get_or_insert_with(|| HashSet::with_hasher(RandomState::default()));
+        let window = &mut self.window;
         let mut duplicates = 0;
         for rs in &mut resource_spans {
             for ss in &mut rs.scope_spans {
                 ss.spans.retain(|span| {
-                    let fresh = seen.insert(span.key());
+                    let fresh = window.insert(span.key());
                     duplicates += usize::from(!fresh);
                     fresh
                 });
@@ -240,8 +253,8 @@ impl Log {
             source,
         };
         self.tree.apply_batch(records(batch)).map_err(write)?;
-        // The de-duplication set is rebuilt from the log by the next append.
-        self.seen = None;
+        // The de-duplication window is read back from the log by the next append.
+        self.window_loaded = false;
         self.next_seq += batch.span_count() as u64;
         self.last_time = self.last_time.max(batch.received_at);
         Ok(())
@@ -257,10 +270,10 @@ impl Log {
             })
     }
 
-    /// Re-reads the end of the log after a failed write; the duplicate set is rebuilt on the
-    /// next append.
+    /// Re-reads the end of the log after a failed write; the de-duplication window is read
+    /// back on the next append.
     fn resync(&mut self) {
-        self.seen = None;
+        self.window_loaded = false;
         if let Ok(Some((key, value))) = self.tree.last()
             && let Ok(batch) = self.decode(&key, &value)
         {

@@ -46,6 +46,19 @@ struct Args {
     /// Bearer token, if the receiver wants one.
     #[arg(long, env = "SPANFOLD_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Offered load in spans per second over all connections (exports sent on a fixed
+    /// schedule); without it every connection sends its next export as soon as the last is
+    /// answered. With a rate, latency counts from when an export was due, so a receiver that
+    /// falls behind its schedule is not flattered (no coordinated omission).
+    #[arg(long, value_name = "SPANS_PER_SECOND")]
+    rate: Option<f64>,
+    /// With --offline: stop after this many spans instead of after --duration.
+    #[arg(long, value_name = "N", requires = "offline")]
+    spans: Option<u64>,
+    /// Linux: the receiver's process id, to report the CPU time it used during the measured
+    /// window and its peak resident memory.
+    #[arg(long, value_name = "PID")]
+    watch_pid: Option<u32>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -204,7 +217,11 @@ fn offline(args: &Args, dir: &std::path::Path) -> Result<()> {
     let started = Instant::now();
     let mut n: u64 = 0;
     let mut latencies = Vec::new();
-    while started.elapsed().as_secs_f64() < args.duration {
+    let done = |n: u64| match args.spans {
+        Some(limit) => n * args.batch as u64 >= limit,
+        None => started.elapsed().as_secs_f64() >= args.duration,
+    };
+    while !done(n) {
         let mut batch = template.clone();
         for span in batch
             .iter_mut()
@@ -266,9 +283,46 @@ struct Report {
     latency_ms_p99: f64,
     latency_ms_max: f64,
     errors: u64,
+    /// CPU seconds the receiver (--watch-pid) used during the measured window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receiver_cpu_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receiver_cpu_seconds_per_million_spans: Option<f64>,
+    /// The receiver's peak resident memory (VmHWM) when the window closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receiver_peak_rss_mb: Option<f64>,
+}
+
+/// User plus system CPU time of a process, all its threads (Linux, 100 ticks per second).
+fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: the fields that follow start after its last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Peak resident memory of a process in MiB (VmHWM).
+fn process_peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 impl Report {
+    /// Adds what the receiver used (CPU seconds in the window, peak memory).
+    fn with_receiver(mut self, cpu_seconds: Option<f64>, peak_rss_mb: Option<f64>) -> Report {
+        self.receiver_cpu_seconds = cpu_seconds;
+        self.receiver_cpu_seconds_per_million_spans = cpu_seconds
+            .filter(|_| self.spans_acknowledged > 0)
+            .map(|c| c / (self.spans_acknowledged as f64 / 1e6));
+        self.receiver_peak_rss_mb = peak_rss_mb;
+        self
+    }
+
     /// Throughput and latency percentiles from per-export latencies in microseconds.
     fn new(
         endpoint: String,
@@ -294,6 +348,9 @@ impl Report {
             latency_ms_p99: percentile(&latencies, 0.99),
             latency_ms_max: percentile(&latencies, 1.0),
             errors,
+            receiver_cpu_seconds: None,
+            receiver_cpu_seconds_per_million_spans: None,
+            receiver_peak_rss_mb: None,
         }
     }
 }
@@ -359,8 +416,13 @@ async fn run(args: Args) -> Result<()> {
     ));
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
+    // With a rate, connection i sends at start + (i / concurrency + k) * period.
+    let period = args
+        .rate
+        .map(|rate| Duration::from_secs_f64(args.concurrency as f64 * args.batch as f64 / rate));
+    let schedule_start = tokio::time::Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.concurrency {
+    for connection in 0..args.concurrency {
         let mut grpc = connect(&args.endpoint).await?;
         let (encoded, offsets, counter, measuring, stop, token) = (
             Arc::clone(&encoded),
@@ -373,13 +435,22 @@ async fn run(args: Args) -> Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut latencies: Vec<u32> = Vec::new();
             let (mut exports, mut errors) = (0u64, 0u64);
+            let mut due = period
+                .map(|p| schedule_start + p.mul_f64(connection as f64 / args.concurrency as f64));
             while !stop.load(Ordering::Relaxed) {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 let mut body = encoded.as_ref().clone();
                 for &o in offsets.iter() {
                     body[o..o + 8].copy_from_slice(&n.to_be_bytes());
                 }
-                let started = Instant::now();
+                let started = match (due, period) {
+                    (Some(at), Some(p)) => {
+                        tokio::time::sleep_until(at).await;
+                        due = Some(at + p);
+                        at.into_std()
+                    }
+                    _ => Instant::now(),
+                };
                 let result = export(&mut grpc, body, token.as_deref()).await;
                 if measuring.load(Ordering::Relaxed) {
                     match result {
@@ -396,10 +467,13 @@ async fn run(args: Args) -> Result<()> {
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu_before = args.watch_pid.and_then(process_cpu_seconds);
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
     measuring.store(false, Ordering::Relaxed);
+    let cpu_after = args.watch_pid.and_then(process_cpu_seconds);
+    let peak_rss = args.watch_pid.and_then(process_peak_rss_mb);
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
@@ -418,6 +492,7 @@ async fn run(args: Args) -> Result<()> {
         exports,
         latencies,
         errors,
-    );
+    )
+    .with_receiver(cpu_after.zip(cpu_before).map(|(a, b)| a - b), peak_rss);
     print_report(&report, args.json)
 }

@@ -3,27 +3,28 @@
 use std::future::Future;
 use std::time::Duration;
 
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::codegen::http;
 use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{Decoded, MAX_GRPC_MESSAGE, from_proto, response, to_proto};
+use super::{DecodeError, Decoded, MAX_GRPC_MESSAGE, response, to_proto};
 use crate::model::ResourceSpans;
 
-/// What the receiver hands decoded exports to.
+/// What the receiver hands exports to, as the bytes of an ExportTraceServiceRequest: the sink
+/// decodes them (with [`decode_export`]) where it does its other CPU work.
 pub trait ExportSink: Clone + Send + Sync + 'static {
-    fn export(
-        &self,
-        decoded: Decoded,
-    ) -> impl Future<Output = Result<ExportReply, SinkError>> + Send;
+    fn export(&self, body: Bytes) -> impl Future<Output = Result<ExportReply, ExportError>> + Send;
+}
+
+/// Why an export was not taken.
+#[derive(Debug)]
+pub enum ExportError {
+    Decode(DecodeError),
+    Sink(SinkError),
 }
 
 /// The answer to one export, after its spans are durable.
@@ -81,40 +82,137 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
+/// The TraceService, written out by hand rather than generated: the message arrives as bytes
+/// (already decompressed by tonic, and within the size limit) and is decoded straight into the
+/// model off the async workers, without prost's intermediate structs.
 #[derive(Clone)]
-struct Receiver<S> {
+struct TraceServer<S> {
     sink: S,
 }
 
-#[tonic::async_trait]
-impl<S: ExportSink> TraceService for Receiver<S> {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let request = request.into_inner();
-        let spans: usize = request
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
-        if spans > super::MAX_SPANS_PER_EXPORT {
-            return Err(Status::resource_exhausted(format!(
-                "the export holds {spans} spans, more than {}; send smaller batches",
-                super::MAX_SPANS_PER_EXPORT
-            )));
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+impl<S> tonic::server::NamedService for TraceServer<S> {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+impl<S, B> tower::Service<http::Request<B>> for TraceServer<S>
+where
+    S: ExportSink,
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != EXPORT_PATH {
+            return Box::pin(async {
+                let mut response = http::Response::new(tonic::body::Body::default());
+                let headers = response.headers_mut();
+                headers.insert(
+                    tonic::Status::GRPC_STATUS,
+                    (tonic::Code::Unimplemented as i32).into(),
+                );
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    tonic::metadata::GRPC_CONTENT_TYPE,
+                );
+                Ok(response)
+            });
         }
-        let decoded = from_proto(request);
-        match self.sink.export(decoded).await {
-            Ok(reply) => Ok(Response::new(response(reply.rejected, &reply.message))),
-            Err(SinkError::Busy) => Err(Status::with_error_details(
-                tonic::Code::Unavailable,
-                "spanfold is busy writing earlier exports; retry after the delay",
-                ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
-            )),
-            Err(SinkError::Unavailable(why)) => Err(Status::unavailable(why)),
-        }
+        let method = ExportMethod {
+            sink: self.sink.clone(),
+        };
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(WireCodec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(MAX_GRPC_MESSAGE);
+            Ok(grpc.unary(method, request).await)
+        })
+    }
+}
+
+struct ExportMethod<S> {
+    sink: S,
+}
+
+impl<S: ExportSink> tonic::server::UnaryService<Bytes> for ExportMethod<S> {
+    type Response = Vec<u8>;
+    type Future = tonic::codegen::BoxFuture<Response<Vec<u8>>, Status>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let sink = self.sink.clone();
+        Box::pin(async move {
+            let body = request.into_inner();
+            match sink.export(body).await {
+                Ok(reply) => Ok(Response::new(
+                    response(reply.rejected, &reply.message).encode_to_vec(),
+                )),
+                Err(ExportError::Decode(DecodeError::TooManySpans)) => {
+                    Err(Status::resource_exhausted(format!(
+                        "the export holds more than {} spans; send smaller batches",
+                        super::MAX_SPANS_PER_EXPORT
+                    )))
+                }
+                Err(ExportError::Decode(e)) => Err(Status::invalid_argument(format!(
+                    "the export is not a valid OTLP ExportTraceServiceRequest: {e}"
+                ))),
+                Err(ExportError::Sink(SinkError::Busy)) => Err(Status::with_error_details(
+                    tonic::Code::Unavailable,
+                    "spanfold is busy writing earlier exports; retry after the delay",
+                    ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+                )),
+                Err(ExportError::Sink(SinkError::Unavailable(why))) => {
+                    Err(Status::unavailable(why))
+                }
+            }
+        })
+    }
+}
+
+/// Decodes an export as it came off the wire: spans counted before anything is allocated for
+/// them, then decoded straight into the model.
+pub fn decode_export(body: &[u8]) -> Result<Decoded, DecodeError> {
+    if super::count_spans(body)? > super::MAX_SPANS_PER_EXPORT {
+        return Err(DecodeError::TooManySpans);
+    }
+    super::native::decode_request(body)
+}
+
+/// The message as bytes in, pre-encoded bytes out: decoding is the sink's business.
+#[derive(Clone, Copy, Debug, Default)]
+struct WireCodec;
+
+impl tonic::codec::Codec for WireCodec {
+    type Encode = Vec<u8>;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = WireCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> WireCodec {
+        WireCodec
+    }
+}
+
+impl tonic::codec::Decoder for WireCodec {
+    type Item = Bytes;
+    type Error = Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        use bytes::Buf;
+        let n = src.remaining();
+        Ok(Some(src.copy_to_bytes(n)))
     }
 }
 
@@ -135,18 +233,21 @@ pub async fn serve<S: ExportSink>(
         authorized(token.as_deref(), presented).map_err(Status::unauthenticated)?;
         Ok(request)
     };
-    let service = tonic::service::interceptor::InterceptedService::new(
-        TraceServiceServer::new(Receiver { sink })
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(MAX_GRPC_MESSAGE),
-        check,
-    );
+    let service = tonic::service::interceptor::InterceptedService::new(TraceServer { sink }, check);
     tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(otlp_status_codes))
         .add_service(service)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            // Small answers go out at once: with Nagle's algorithm the trailers of a reply wait
+            // for the client's delayed ACK (40 ms on Linux).
+            tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                |accepted| {
+                    accepted.inspect(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    })
+                },
+            ),
             shutdown,
         )
         .await

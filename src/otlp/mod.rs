@@ -163,28 +163,23 @@ pub fn decode_http(encoding: Encoding, body: &[u8]) -> Result<Decoded, DecodeErr
     if body.len() > MAX_HTTP_BODY {
         return Err(DecodeError::TooLarge);
     }
-    let request = match encoding {
-        Encoding::Protobuf => {
-            // Counted on the wire first, so an absurd export is refused before it is allocated.
-            if count_spans(body)? > MAX_SPANS_PER_EXPORT {
+    match encoding {
+        Encoding::Protobuf => grpc::decode_export(body),
+        Encoding::Json => {
+            let request = json::decode_request(body)?;
+            if request
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum::<usize>()
+                > MAX_SPANS_PER_EXPORT
+            {
                 return Err(DecodeError::TooManySpans);
             }
-            ExportTraceServiceRequest::decode(body)
-                .map_err(|e| DecodeError::Protobuf(e.to_string()))?
+            Ok(from_proto(request))
         }
-        Encoding::Json => json::decode_request(body)?,
-    };
-    if request
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
-        .sum::<usize>()
-        > MAX_SPANS_PER_EXPORT
-    {
-        return Err(DecodeError::TooManySpans);
     }
-    Ok(from_proto(request))
 }
 
 /// Calls `visit` with each length-delimited field of a protobuf message (tag, bytes), checking

@@ -1,0 +1,159 @@
+//! The de-duplication window: which of the most recent spans of the log a new span repeats.
+//!
+//! OTLP clients retry an export they got no answer for, and a retry must be applied once. The
+//! window holds the (trace id, span id) of the last `capacity` spans appended, exactly (no
+//! false positives: a span is never refused because of a hash collision), in memory that is
+//! fixed by `capacity` and never grows with the log: a ring of keys in arrival order and a hash
+//! table of positions in the ring. The oldest key leaves when a new one comes in.
+
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+use crate::model::SpanKey;
+
+/// The default window: the last 1,048,576 spans, about 34 MB. At 1,000 spans/s a retry is
+/// recognised for 17 minutes; at 200,000 spans/s for 5 seconds.
+pub const DEFAULT_WINDOW: usize = 1 << 20;
+
+pub struct Window {
+    ring: Vec<SpanKey>,
+    /// Where the next key goes once the ring is full (the oldest key's slot).
+    next: usize,
+    capacity: usize,
+    /// Positions in `ring`, hashed by the key they hold.
+    index: HashTable<u32>,
+    /// Randomly seeded: the ids come from clients, so the hash must not be predictable.
+    hasher: RandomState,
+}
+
+impl Window {
+    /// A window of the last `capacity` spans (at least one, at most `u32::MAX`).
+    pub fn new(capacity: usize) -> Window {
+        let capacity = capacity.clamp(1, u32::MAX as usize);
+        Window {
+            ring: Vec::new(),
+            next: 0,
+            capacity,
+            index: HashTable::new(),
+            hasher: RandomState::default(),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ring.is_empty()
+    }
+
+    pub fn contains(&self, key: &SpanKey) -> bool {
+        let ring = &self.ring;
+        self.index
+            .find(self.hasher.hash_one(key), |&i| ring[i as usize] == *key)
+            .is_some()
+    }
+
+    /// Records `key` as the newest span; false when it is already in the window (a duplicate,
+    /// which is not recorded again).
+    pub fn insert(&mut self, key: SpanKey) -> bool {
+        let hash = self.hasher.hash_one(key);
+        let ring = &self.ring;
+        if self
+            .index
+            .find(hash, |&i| ring[i as usize] == key)
+            .is_some()
+        {
+            return false;
+        }
+        let hasher = &self.hasher;
+        let slot = if self.ring.len() < self.capacity {
+            self.ring.push(key);
+            self.ring.len() - 1
+        } else {
+            let slot = self.next;
+            let old = self.ring[slot];
+            if let Ok(entry) = self
+                .index
+                .find_entry(hasher.hash_one(old), |&i| i as usize == slot)
+            {
+                entry.remove();
+            }
+            self.ring[slot] = key;
+            self.next = (slot + 1) % self.capacity;
+            slot
+        };
+        let ring = &self.ring;
+        self.index
+            .insert_unique(hash, slot as u32, |&i| hasher.hash_one(ring[i as usize]));
+        true
+    }
+
+    /// Forgets every key (after a failed write, before the window is read back from the log).
+    pub fn clear(&mut self) {
+        self.ring.clear();
+        self.index.clear();
+        self.next = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u64) -> SpanKey {
+        let mut trace_id = [0u8; 16];
+        trace_id[..8].copy_from_slice(&n.to_le_bytes());
+        SpanKey {
+            trace_id,
+            span_id: n.to_be_bytes(),
+        }
+    }
+
+    #[test]
+    fn a_key_in_the_window_is_a_duplicate_and_one_that_left_it_is_not() {
+        let mut w = Window::new(4);
+        for n in 0..4 {
+            assert!(w.insert(key(n)), "{n} is new");
+        }
+        assert!(!w.insert(key(0)), "0 is still in the window");
+        assert!(w.insert(key(4)), "4 is new and pushes 0 out");
+        assert!(!w.contains(&key(0)));
+        assert!(w.contains(&key(1)) && w.contains(&key(4)));
+        assert!(
+            w.insert(key(0)),
+            "0 left the window, so it counts as new again"
+        );
+        assert_eq!(w.len(), 4);
+    }
+
+    #[test]
+    fn the_window_matches_a_plain_set_of_the_last_n_keys() {
+        // Keys drawn from a small range so that repeats inside and outside the window are common.
+        let capacity = 37;
+        let mut w = Window::new(capacity);
+        let mut recent: std::collections::VecDeque<SpanKey> = Default::default();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = key(x % 100);
+            let expected_fresh = !recent.contains(&k);
+            assert_eq!(w.insert(k), expected_fresh);
+            if expected_fresh {
+                recent.push_back(k);
+                if recent.len() > capacity {
+                    recent.pop_front();
+                }
+            }
+            assert_eq!(w.len(), recent.len());
+        }
+    }
+}
