@@ -79,35 +79,138 @@ pub fn queue(view: &View) -> Vec<&Feature> {
     queued
 }
 
+/// A queued feature ordered as the queue is: greater means placed earlier.
+struct Queued<'v>(&'v Feature);
+
+impl Ord for Queued<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let (a, b) = (self.0, other.0);
+        a.priority
+            .cmp(&b.priority)
+            .then(b.queued_seq.cmp(&a.queued_seq))
+            .then_with(|| b.name.cmp(&a.name))
+    }
+}
+
+impl PartialOrd for Queued<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Queued<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Queued<'_> {}
+
+/// Queued features with one requirement set, in queue order, and the open agents that meet it.
+struct Group<'v> {
+    queue: std::collections::BinaryHeap<Queued<'v>>,
+    /// Found when the group first comes up, then thinned as agents fill (agents only close
+    /// during a cycle, so a group with none left is done).
+    capable: Option<Vec<usize>>,
+}
+
+/// The head of a group, ordered as the queue is.
+struct Head<'v>(Queued<'v>, usize);
+
+impl Ord for Head<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+impl PartialOrd for Head<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Head<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Head<'_> {}
+
 pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
     let matcher = Matcher::new(view);
-    let queue = queue(view);
+    let fits: Vec<Fit> = matcher.agents.iter().map(|a| Fit::of(a)).collect();
     // Slots left per agent index, updated as this cycle places features.
     let mut load: Vec<u32> = matcher
         .agents
         .iter()
         .map(|a| a.assignments.len() as u32)
         .collect();
-    let mut open: Vec<usize> = (0..matcher.agents.len())
-        .filter(|&i| can_take_more(matcher.agents[i]))
-        .collect();
-    let mut decision = Decision::default();
+    let mut open: Vec<bool> = matcher.agents.iter().map(|a| can_take_more(a)).collect();
+    let mut open_count = open.iter().filter(|o| **o).count();
+    // Placing walks the queue in order; a feature goes to the best open agent that meets its
+    // requirements, or waits. Features share a few requirement sets, so the queue is split by
+    // set and merged back in order: a set that no open agent meets is passed over whole,
+    // instead of each of its features scanning every agent (100,000 features, 1,000 agents).
+    let mut queued = 0usize;
+    let mut group_of: FxHashMap<Vec<u64>, usize> = FxHashMap::default();
+    let mut members: Vec<Vec<Queued<'_>>> = Vec::new();
     let mut req = Vec::new();
-    for (placed_upto, feature) in queue.iter().enumerate() {
-        if open.is_empty() {
-            decision.features_waiting += queue.len() - placed_upto;
-            break;
-        }
+    for feature in view
+        .features
+        .values()
+        .filter(|f| f.status == FeatureStatus::Queued)
+    {
+        queued += 1;
+        // A requirement no agent has at all: it waits.
         if !matcher.requirement_into(feature, &mut req) {
-            decision.features_waiting += 1;
             continue;
         }
-        let mut best: Option<(usize, f64)> = None;
-        for &i in &open {
-            if !matcher.has_all(i, &req) {
-                continue;
+        let g = match group_of.get(&req) {
+            Some(&g) => g,
+            None => {
+                group_of.insert(req.clone(), members.len());
+                members.push(Vec::new());
+                members.len() - 1
             }
-            let score = score_value(config, matcher.agents[i], feature, load[i]);
+        };
+        members[g].push(Queued(feature));
+    }
+    let reqs: Vec<Vec<u64>> = {
+        let mut by_group = vec![Vec::new(); members.len()];
+        for (r, g) in group_of {
+            by_group[g] = r;
+        }
+        by_group
+    };
+    let mut groups: Vec<Group<'_>> = members
+        .into_iter()
+        .map(|m| Group {
+            queue: m.into(),
+            capable: None,
+        })
+        .collect();
+    let mut heads: std::collections::BinaryHeap<Head<'_>> = groups
+        .iter()
+        .enumerate()
+        .filter_map(|(g, group)| group.queue.peek().map(|q| Head(Queued(q.0), g)))
+        .collect();
+    let mut decision = Decision::default();
+    while open_count > 0 {
+        let Some(Head(Queued(feature), g)) = heads.pop() else {
+            break;
+        };
+        let group = &mut groups[g];
+        group.queue.pop();
+        let capable = group.capable.get_or_insert_with(|| {
+            (0..matcher.agents.len())
+                .filter(|&i| open[i] && matcher.has_all(i, &reqs[g]))
+                .collect()
+        });
+        capable.retain(|&i| open[i]);
+        let mut best: Option<(usize, f64)> = None;
+        for &i in capable.iter() {
+            let score = score_of(config, fits[i], feature, load[i]);
             let better = match best {
                 None => true,
                 Some((j, best_score)) => {
@@ -122,8 +225,8 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
                 best = Some((i, score));
             }
         }
+        // No open agent meets this set, now or later in the cycle: the group is done.
         let Some((i, _)) = best else {
-            decision.features_waiting += 1;
             continue;
         };
         let agent = matcher.agents[i];
@@ -137,21 +240,46 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
         });
         load[i] += 1;
         if load[i] >= agent.max_concurrent_features {
-            open.retain(|&j| j != i);
+            open[i] = false;
+            open_count -= 1;
+        }
+        if let Some(next) = group.queue.peek() {
+            heads.push(Head(Queued(next.0), g));
         }
     }
+    // Every queued feature not placed waits.
+    decision.features_waiting = queued - decision.assignments.len();
     decision
+}
+
+/// What scoring needs of an agent, packed small so that a cycle's scan over every agent for
+/// every placed feature stays in cache.
+#[derive(Debug, Clone, Copy)]
+struct Fit {
+    capabilities: usize,
+    preferred: Option<Complexity>,
+    max: u32,
+}
+
+impl Fit {
+    fn of(agent: &Agent) -> Fit {
+        Fit {
+            capabilities: agent.capabilities.len(),
+            preferred: agent.preferred_complexity,
+            max: agent.max_concurrent_features,
+        }
+    }
 }
 
 /// The four parts of the score, each 0..1: capability overlap, priority, effort against
 /// preferred complexity, and free capacity.
-fn parts(agent: &Agent, feature: &Feature, load: u32) -> [f64; 4] {
+fn parts(agent: Fit, feature: &Feature, load: u32) -> [f64; 4] {
     let required = feature.requires.len();
     let capability = if required == 0 {
         0.5
     } else {
         // Specialists first: the more of an agent's capabilities a feature uses, the better.
-        required as f64 / agent.capabilities.len().max(required) as f64
+        required as f64 / agent.capabilities.max(required) as f64
     };
     let priority = match feature.priority {
         Priority::Low => 0.25,
@@ -160,10 +288,10 @@ fn parts(agent: &Agent, feature: &Feature, load: u32) -> [f64; 4] {
         Priority::Critical => 1.0,
     };
     let level = Complexity::of_effort(feature.estimated_effort);
-    let complexity = agent.preferred_complexity.map_or(0.5, |pref| {
+    let complexity = agent.preferred.map_or(0.5, |pref| {
         1.0 - (level.rank().abs_diff(pref.rank()) as f64) / 2.0
     });
-    let max = agent.max_concurrent_features.max(1);
+    let max = agent.max.max(1);
     let free = 1.0 - (load.min(max) as f64) / max as f64;
     [capability, priority, complexity, free]
 }
@@ -171,6 +299,10 @@ fn parts(agent: &Agent, feature: &Feature, load: u32) -> [f64; 4] {
 /// The score of giving `feature` to `agent` when it already holds `load` features, 0..1,
 /// rounded to three decimals.
 pub fn score_value(config: &PolicyConfig, agent: &Agent, feature: &Feature, load: u32) -> f64 {
+    score_of(config, Fit::of(agent), feature, load)
+}
+
+fn score_of(config: &PolicyConfig, agent: Fit, feature: &Feature, load: u32) -> f64 {
     let w = &config.weights;
     let [capability, priority, complexity, free] = parts(agent, feature, load);
     let total = w.capability + w.priority + w.complexity + w.load;
@@ -324,7 +456,9 @@ pub fn wait_reason(view: &View, matcher: &Matcher<'_>, feature: &Feature) -> Str
 pub struct Matcher<'v> {
     pub agents: Vec<&'v Agent>,
     index: FxHashMap<(&'static str, &'v str), usize>,
-    bits: Vec<Vec<u64>>,
+    /// Each agent's capabilities as bits, `words` words per agent, side by side.
+    bits: Vec<u64>,
+    words: usize,
 }
 
 impl<'v> Matcher<'v> {
@@ -339,21 +473,19 @@ impl<'v> Matcher<'v> {
             }
         }
         let words = index.len().div_ceil(64).max(1);
-        let bits = agents
-            .iter()
-            .map(|agent| {
-                let mut set = vec![0u64; words];
-                for key in agent.capabilities.items() {
-                    let bit = index[&key];
-                    set[bit / 64] |= 1 << (bit % 64);
-                }
-                set
-            })
-            .collect();
+        let mut bits = vec![0u64; words * agents.len()];
+        for (a, agent) in agents.iter().enumerate() {
+            let set = &mut bits[a * words..(a + 1) * words];
+            for key in agent.capabilities.items() {
+                let bit = index[&key];
+                set[bit / 64] |= 1 << (bit % 64);
+            }
+        }
         Matcher {
             agents,
             index,
             bits,
+            words,
         }
     }
 
@@ -365,7 +497,7 @@ impl<'v> Matcher<'v> {
     /// that no agent has.
     pub fn requirement_into(&self, feature: &Feature, set: &mut Vec<u64>) -> bool {
         set.clear();
-        set.resize(self.bits.first().map_or(1, Vec::len), 0);
+        set.resize(self.words, 0);
         for key in feature.requires.items() {
             let Some(&bit) = self.index.get(&key) else {
                 return false;
@@ -376,7 +508,7 @@ impl<'v> Matcher<'v> {
     }
 
     pub fn has_all(&self, agent: usize, req: &[u64]) -> bool {
-        self.bits[agent]
+        self.bits[agent * self.words..(agent + 1) * self.words]
             .iter()
             .zip(req)
             .all(|(have, need)| need & !have == 0)
@@ -387,7 +519,7 @@ impl<'v> Matcher<'v> {
 mod tests {
     use super::*;
     use crate::reducer::{Capabilities, Progress};
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     fn caps(langs: &[&str], fws: &[&str], exp: &[&str]) -> Capabilities {
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
@@ -444,6 +576,102 @@ mod tests {
             v.features.insert(f.name.clone(), f);
         }
         v
+    }
+
+    /// The plain reading of the policy: the sorted queue, feature by feature, every open agent
+    /// scored. `decide` groups the queue by requirement set for speed; it must place the same.
+    fn decide_plainly(view: &View, config: &PolicyConfig) -> Vec<(String, String, f64)> {
+        let mut load: BTreeMap<&str, u32> = view
+            .agents
+            .values()
+            .map(|a| (a.id.as_str(), a.assignments.len() as u32))
+            .collect();
+        let mut out = Vec::new();
+        for f in queue(view) {
+            let best = view
+                .agents
+                .values()
+                .filter(|a| can_take_more(a) && load[a.id.as_str()] < a.max_concurrent_features)
+                .filter(|a| {
+                    f.requires.items().all(|(kind, item)| {
+                        a.capabilities.items().any(|(k, i)| k == kind && i == item)
+                    })
+                })
+                .map(|a| (score_value(config, a, f, load[a.id.as_str()]), a))
+                .max_by(|(s1, a1), (s2, a2)| {
+                    s1.total_cmp(s2)
+                        .then(load[a2.id.as_str()].cmp(&load[a1.id.as_str()]))
+                        .then(a2.id.cmp(&a1.id))
+                });
+            if let Some((score, a)) = best {
+                *load.get_mut(a.id.as_str()).expect("agent") += 1;
+                out.push((a.id.clone(), f.name.clone(), score));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn grouped_placement_equals_the_plain_reading_on_random_views() {
+        const LANGS: [&str; 4] = ["rust", "go", "python", "c"];
+        const FWS: [&str; 3] = ["tokio", "react", "django"];
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for round in 0..200 {
+            let agents: Vec<Agent> = (0..next(12) + 1)
+                .map(|a| {
+                    let langs: Vec<&str> = LANGS.iter().copied().filter(|_| next(2) == 0).collect();
+                    let fws: Vec<&str> = FWS.iter().copied().filter(|_| next(3) == 0).collect();
+                    let mut agent = agent(
+                        &format!("a{a:02}"),
+                        caps(&langs, &fws, &[]),
+                        next(3) as u32 + 1,
+                    );
+                    agent.preferred_complexity = match next(3) {
+                        0 => None,
+                        1 => Some(Complexity::Low),
+                        _ => Some(Complexity::High),
+                    };
+                    agent
+                })
+                .collect();
+            let features: Vec<Feature> = (0..next(60))
+                .map(|f| {
+                    let langs: Vec<&str> = LANGS.iter().copied().filter(|_| next(4) == 0).collect();
+                    let fws: Vec<&str> = FWS.iter().copied().filter(|_| next(5) == 0).collect();
+                    // One in eight asks for an expertise no agent has: it can only wait.
+                    let expertise: &[&str] = if next(8) == 0 { &["ops"] } else { &[] };
+                    let mut feature = feature(
+                        &format!("f{f:03}"),
+                        Priority::ALL[next(4) as usize],
+                        next(20),
+                        caps(&langs, &fws, expertise),
+                    );
+                    feature.estimated_effort = next(10) as u32 + 1;
+                    feature
+                })
+                .collect();
+            let v = view(agents, features);
+            let config = PolicyConfig::default();
+            let d = decide(&v, &config);
+            let got: Vec<_> = d
+                .assignments
+                .iter()
+                .map(|a| (a.agent_id.clone(), a.feature_name.clone(), a.score))
+                .collect();
+            assert_eq!(got, decide_plainly(&v, &config), "round {round}");
+            let queued = v
+                .features
+                .values()
+                .filter(|f| f.status == FeatureStatus::Queued)
+                .count();
+            assert_eq!(d.features_waiting, queued - got.len(), "round {round}");
+        }
     }
 
     #[test]

@@ -15,7 +15,8 @@ use crate::reducer::{
 
 #[derive(Debug, Clone, Default)]
 pub struct StatusOptions {
-    /// Only this agent in `agents` (the summary still covers everyone).
+    /// Only this agent in `agents`, and only its features in `features` (the summary still
+    /// covers everyone).
     pub agent: Option<String>,
     /// Capabilities of agents and requirements of features.
     pub details: bool,
@@ -152,11 +153,22 @@ pub fn health(view: &View, matcher: &Matcher<'_>) -> f64 {
         .filter(|f| f.status == FeatureStatus::Queued || f.status.is_in_progress())
         .collect();
     let mut req = Vec::new();
+    // Features share a handful of requirement sets; each set is checked against the agents once.
+    let mut known: Vec<(Vec<u64>, bool)> = Vec::new();
     let placeable = open
         .iter()
         .filter(|f| {
-            matcher.requirement_into(f, &mut req)
-                && (0..matcher.agents.len()).any(|i| matcher.has_all(i, &req))
+            if !matcher.requirement_into(f, &mut req) {
+                return false;
+            }
+            if let Some((_, fits)) = known.iter().find(|(r, _)| *r == req) {
+                return *fits;
+            }
+            let fits = (0..matcher.agents.len()).any(|i| matcher.has_all(i, &req));
+            if known.len() < 256 {
+                known.push((req.clone(), fits));
+            }
+            fits
         })
         .count();
     let feature_part = if open.is_empty() {
@@ -220,6 +232,12 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
     let features = view
         .features
         .values()
+        .filter(|f| {
+            options
+                .agent
+                .as_deref()
+                .is_none_or(|id| f.assigned_agent.as_deref() == Some(id))
+        })
         .map(|f| FeatureJson {
             name: f.name.clone(),
             priority: f.priority,

@@ -7,8 +7,10 @@
 //! - A record is written once with compare-and-swap against "absent" and never rewritten.
 //! - `append` returns only after `flush`: on Linux sled syncs its pages with
 //!   `sync_file_range`, which survives a killed process but not necessarily a power cut.
-//! - A span whose (trace id, span id) is already in the log is dropped before the write, so
-//!   retries and replays are applied once.
+//! - A span whose (trace id, span id) is among the last [`crate::dedup::DEFAULT_WINDOW`] spans
+//!   of the log is dropped before the write, so retried exports are applied once. The window
+//!   is fixed memory, read back from the log's end after a restart; a span repeated after more
+//!   newer spans than that is stored again and folded like any other span.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -875,6 +877,29 @@ mod tests {
         let only_dups = log.append(spans(&[1]), 3).expect("append");
         assert!(only_dups.batch.is_none());
         assert_eq!(log.next_seq(), 4);
+    }
+
+    #[test]
+    fn duplicates_are_caught_within_the_window_which_is_read_back_from_the_log_end() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = Log::open(dir.path(), true).expect("open");
+        log.set_dedup_window(4);
+        log.append(spans(&[1, 2, 3]), 1).expect("append");
+        log.append(spans(&[4, 5, 6]), 2).expect("append");
+        // The window holds 3..=6: a retry of 5 is caught, 1 and 2 have left it.
+        let again = log.append(spans(&[5, 1]), 3).expect("append");
+        assert_eq!(again.duplicates, 1);
+        assert_eq!(again.batch.map(|b| b.span_count()), Some(1));
+        drop(log);
+        // After a restart the window is the last four spans of the log: 4, 5, 6 and 1.
+        let mut log = Log::open(dir.path(), false).expect("reopen");
+        log.set_dedup_window(4);
+        let retried = log.append(spans(&[4, 6, 1, 3]), 4).expect("append");
+        assert_eq!(retried.duplicates, 3);
+        let batch = retried.batch.expect("3 left the window, so it is new");
+        assert_eq!(batch.first_seq, 8);
+        assert_eq!(batch.span_count(), 1);
+        assert_eq!(log.next_seq(), 9);
     }
 
     #[test]
