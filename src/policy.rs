@@ -8,7 +8,9 @@ use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::reducer::{Agent, AgentState, Complexity, Feature, FeatureStatus, Priority, View};
+use crate::reducer::{
+    Agent, AgentState, Capabilities, Complexity, Feature, FeatureStatus, Priority, View,
+};
 
 /// Weights of the score's four parts; they are normalised by their sum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,8 +155,12 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
     // set and merged back in order: a set that no open agent meets is passed over whole,
     // instead of each of its features scanning every agent (100,000 features, 1,000 agents).
     let mut queued = 0usize;
-    let mut group_of: FxHashMap<Vec<u64>, usize> = FxHashMap::default();
+    // Keyed by the requirements as written, then by their bits: sets that differ only in
+    // capabilities no agent has are told apart by the first and merged by the second.
+    let mut group_of_set: FxHashMap<&Capabilities, Option<usize>> = FxHashMap::default();
+    let mut group_of_bits: FxHashMap<Vec<u64>, usize> = FxHashMap::default();
     let mut members: Vec<Vec<Queued<'_>>> = Vec::new();
+    let mut reqs: Vec<Vec<u64>> = Vec::new();
     let mut req = Vec::new();
     for feature in view
         .features
@@ -162,27 +168,21 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
         .filter(|f| f.status == FeatureStatus::Queued)
     {
         queued += 1;
-        // A requirement no agent has at all: it waits.
-        if !matcher.requirement_into(feature, &mut req) {
-            continue;
-        }
-        let g = match group_of.get(&req) {
-            Some(&g) => g,
-            None => {
-                group_of.insert(req.clone(), members.len());
-                members.push(Vec::new());
-                members.len() - 1
+        let group = *group_of_set.entry(&feature.requires).or_insert_with(|| {
+            // A requirement no agent has at all: the feature waits.
+            if !matcher.requirement_into(feature, &mut req) {
+                return None;
             }
-        };
-        members[g].push(Queued(feature));
-    }
-    let reqs: Vec<Vec<u64>> = {
-        let mut by_group = vec![Vec::new(); members.len()];
-        for (r, g) in group_of {
-            by_group[g] = r;
+            Some(*group_of_bits.entry(req.clone()).or_insert_with(|| {
+                members.push(Vec::new());
+                reqs.push(req.clone());
+                members.len() - 1
+            }))
+        });
+        if let Some(g) = group {
+            members[g].push(Queued(feature));
         }
-        by_group
-    };
+    }
     let mut groups: Vec<Group<'_>> = members
         .into_iter()
         .map(|m| Group {
@@ -496,9 +496,14 @@ impl<'v> Matcher<'v> {
     /// Writes the feature's requirements as bits into `set`; false when some requirement is one
     /// that no agent has.
     pub fn requirement_into(&self, feature: &Feature, set: &mut Vec<u64>) -> bool {
+        self.requires_into(&feature.requires, set)
+    }
+
+    /// The same for a requirement set.
+    pub fn requires_into(&self, requires: &Capabilities, set: &mut Vec<u64>) -> bool {
         set.clear();
         set.resize(self.words, 0);
-        for key in feature.requires.items() {
+        for key in requires.items() {
             let Some(&bit) = self.index.get(&key) else {
                 return false;
             };
@@ -518,7 +523,7 @@ impl<'v> Matcher<'v> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reducer::{Capabilities, Progress};
+    use crate::reducer::Progress;
     use std::collections::{BTreeMap, BTreeSet};
 
     fn caps(langs: &[&str], fws: &[&str], exp: &[&str]) -> Capabilities {

@@ -13,7 +13,7 @@ use crate::names;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
-pub const REDUCER_VERSION: u32 = 2;
+pub const REDUCER_VERSION: u32 = 3;
 
 /// Span names this reducer gives meaning to. A test checks this list against the registry.
 pub const HANDLED_SPANS: &[&str] = &[
@@ -248,7 +248,7 @@ impl WorktreeStatus {
 }
 
 /// Capabilities of an agent, or what a feature requires of one. Sorted sets: order reaches users.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Capabilities {
     pub languages: BTreeSet<String>,
     pub frameworks: BTreeSet<String>,
@@ -412,6 +412,66 @@ pub struct View {
     /// each).
     pub anomalies: std::collections::VecDeque<Anomaly>,
     pub as_of: AsOf,
+    /// Counts kept by the fold, so that a status summary need not walk every feature.
+    pub tally: FeatureTally,
+}
+
+/// Features counted by status, and the open ones (queued or in progress) by what they require.
+/// Kept up to date at every change of a feature's status or requirements.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeatureTally {
+    /// Indexed as [`FeatureStatus::ALL`].
+    pub by_status: [usize; FeatureStatus::ALL.len()],
+    pub open_by_requires: BTreeMap<Capabilities, usize>,
+}
+
+impl FeatureTally {
+    fn is_open(status: FeatureStatus) -> bool {
+        status == FeatureStatus::Queued || status.is_in_progress()
+    }
+
+    /// Counts from scratch (tests compare it with the kept counts).
+    pub fn of<'a>(features: impl IntoIterator<Item = &'a Feature>) -> FeatureTally {
+        let mut tally = FeatureTally::default();
+        for f in features {
+            tally.add(f);
+        }
+        tally
+    }
+
+    fn add(&mut self, f: &Feature) {
+        self.by_status[f.status as usize] += 1;
+        if Self::is_open(f.status) {
+            *self.open_by_requires.entry(f.requires.clone()).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, f: &Feature) {
+        self.by_status[f.status as usize] -= 1;
+        if Self::is_open(f.status) {
+            self.leave(&f.requires);
+        }
+    }
+
+    fn leave(&mut self, requires: &Capabilities) {
+        if let Some(n) = self.open_by_requires.get_mut(requires) {
+            *n -= 1;
+            if *n == 0 {
+                self.open_by_requires.remove(requires);
+            }
+        }
+    }
+
+    /// A feature requiring `requires` went from `from` to `to`.
+    fn moved(&mut self, requires: &Capabilities, from: FeatureStatus, to: FeatureStatus) {
+        self.by_status[from as usize] -= 1;
+        self.by_status[to as usize] += 1;
+        match (Self::is_open(from), Self::is_open(to)) {
+            (true, false) => self.leave(requires),
+            (false, true) => *self.open_by_requires.entry(requires.clone()).or_default() += 1,
+            _ => {}
+        }
+    }
 }
 
 impl View {
@@ -463,6 +523,16 @@ impl View {
         };
         if let Err(reason) = outcome {
             self.anomaly(ev, reason);
+        }
+        // Every test that folds a small view checks the kept counts against a recount (a large
+        // view would make debug builds quadratic).
+        if cfg!(debug_assertions) && self.features.len() <= 300 {
+            assert_eq!(
+                self.tally,
+                FeatureTally::of(self.features.values()),
+                "feature counts drifted at seq {}",
+                ev.seq
+            );
         }
     }
 
@@ -575,6 +645,9 @@ impl View {
         let acceptance_criteria = ev.list_attr("feature.acceptance_criteria");
         // A re-request updates the queued feature in place; it keeps its queue position, its
         // worktree and its last error.
+        if let Some(old) = self.features.get(name) {
+            self.tally.remove(old);
+        }
         let feature = self
             .features
             .entry(name.to_owned())
@@ -603,6 +676,7 @@ impl View {
         feature.requires = requires;
         feature.requirements = requirements;
         feature.acceptance_criteria = acceptance_criteria;
+        self.tally.add(feature);
         Ok(())
     }
 
@@ -700,6 +774,7 @@ impl View {
 
     fn set_feature_status(&mut self, name: &str, status: FeatureStatus) {
         if let Some(f) = self.features.get_mut(name) {
+            self.tally.moved(&f.requires, f.status, status);
             f.status = status;
             if status == FeatureStatus::Merging {
                 f.merge_note = None;
@@ -737,6 +812,8 @@ impl View {
     /// Puts a held feature back in the queue at its old place; its worktree is kept, unassigned.
     fn requeue(&mut self, name: &str, why: String, time: UnixNanos) {
         if let Some(f) = self.features.get_mut(name) {
+            self.tally
+                .moved(&f.requires, f.status, FeatureStatus::Queued);
             f.status = FeatureStatus::Queued;
             f.assigned_agent = None;
             f.last_error = Some(why);
@@ -806,6 +883,8 @@ impl View {
         }
         self.counters.assignments += 1;
         if let Some(f) = self.features.get_mut(name) {
+            self.tally
+                .moved(&f.requires, f.status, FeatureStatus::Assigned);
             f.status = FeatureStatus::Assigned;
             f.assigned_agent = Some(agent_id.to_owned());
             f.last_error = None;
@@ -910,6 +989,8 @@ impl View {
                 feature.status.as_str()
             ));
         }
+        self.tally
+            .moved(&feature.requires, feature.status, FeatureStatus::Cancelled);
         feature.status = FeatureStatus::Cancelled;
         feature.last_error = ev.str_attr("cancel.reason").map(str::to_owned);
         let holder = feature.assigned_agent.take();
@@ -1008,6 +1089,7 @@ impl View {
                 feature.status.as_str()
             ));
         }
+        let was = feature.status;
         feature.merge_from = None;
         match result {
             "started" => {
@@ -1061,6 +1143,7 @@ impl View {
             }
             other => return Err(format!("unknown merge.result {other:?}")),
         }
+        self.tally.moved(&feature.requires, was, feature.status);
         Ok(())
     }
 }
