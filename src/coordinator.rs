@@ -263,6 +263,12 @@ impl Coordinator {
         &self.log
     }
 
+    /// Gets the log ready to take appends (its de-duplication window read back) before the
+    /// first one arrives.
+    pub fn prepare_appends(&mut self) -> Result<(), CoordError> {
+        Ok(self.log.prepare_appends()?)
+    }
+
     /// Runs merge gates in the background; later cycles pick up their results.
     pub fn background_gates(&mut self) {
         self.background_gates = true;

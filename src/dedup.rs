@@ -95,11 +95,17 @@ impl Window {
         true
     }
 
-    /// Forgets every key (after a failed write, before the window is read back from the log).
+    /// Forgets every key (after a failed write, before the window is read back from the log),
+    /// and takes the window's full memory now: growing the table later rehashes every key
+    /// held, which stalled ingest for up to 100 ms while the window filled.
     pub fn clear(&mut self) {
         self.ring.clear();
         self.index.clear();
         self.next = 0;
+        self.ring.reserve_exact(self.capacity);
+        let (ring, hasher) = (&self.ring, &self.hasher);
+        self.index
+            .reserve(self.capacity, |&i| hasher.hash_one(ring[i as usize]));
     }
 }
 

@@ -214,6 +214,7 @@ pub fn run(config: ServerConfig) -> Result<Summary, ServerError> {
     for note in coord.recover()? {
         eprintln!("spanfold: recovery: {note}");
     }
+    coord.prepare_appends()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

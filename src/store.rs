@@ -176,6 +176,15 @@ impl Log {
         Ok(())
     }
 
+    /// Reads the de-duplication window back from the log now rather than on the first append
+    /// (a server does it before serving, so that no export waits for it).
+    pub fn prepare_appends(&mut self) -> Result<(), StoreError> {
+        if !self.window_loaded {
+            self.load_window()?;
+        }
+        Ok(())
+    }
+
     /// Fills the de-duplication window with the ids of the last spans in the log: reads only
     /// the log's end, so the cost does not grow with its length.
     fn load_window(&mut self) -> Result<(), StoreError> {
