@@ -679,6 +679,73 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+        /// Whatever the view: a feature goes to one agent, only when queued; an agent gets one
+        /// only in a state that may take work, never beyond its limit, and only with every
+        /// capability the feature requires.
+        #[test]
+        fn the_policy_never_breaks_its_rules(
+            agents in proptest::collection::vec((0u8..16, 0u32..4, 0usize..7), 0..10),
+            features in proptest::collection::vec((0u8..16, 0usize..8, 0usize..4), 0..40),
+        ) {
+            const LANGS: [&str; 4] = ["rust", "go", "python", "c"];
+            let langs = |mask: u8| -> Vec<&str> {
+                LANGS.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, l)| *l).collect()
+            };
+            let mut agent_list: Vec<Agent> = agents
+                .iter()
+                .enumerate()
+                .map(|(i, &(mask, max, state))| {
+                    let mut a = agent(&format!("a{i}"), caps(&langs(mask), &[], &[]), max);
+                    a.state = AgentState::ALL[state];
+                    a
+                })
+                .collect();
+            let mut feature_list = Vec::new();
+            for (i, &(mask, status, priority)) in features.iter().enumerate() {
+                let mut f = feature(&format!("f{i:02}"), Priority::ALL[priority], i as u64, caps(&langs(mask), &[], &[]));
+                f.status = FeatureStatus::ALL[status];
+                // Features in progress are held by someone (possibly beyond the holder's limit).
+                if f.status.is_in_progress() && !agent_list.is_empty() {
+                    let holder = &mut agent_list[i % agents.len()];
+                    holder.assignments.push(f.name.clone());
+                    f.assigned_agent = Some(holder.id.clone());
+                }
+                feature_list.push(f);
+            }
+            let v = view(agent_list, feature_list);
+            let d = decide(&v, &PolicyConfig::default());
+            let mut given: BTreeMap<&str, u32> = BTreeMap::new();
+            let mut seen = BTreeSet::new();
+            for a in &d.assignments {
+                proptest::prop_assert!(seen.insert(a.feature_name.as_str()), "{} placed twice", a.feature_name);
+                let f = &v.features[&a.feature_name];
+                proptest::prop_assert_eq!(f.status, FeatureStatus::Queued);
+                let agent = &v.agents[&a.agent_id];
+                proptest::prop_assert!(matches!(agent.state, AgentState::Idle | AgentState::Claiming | AgentState::Working));
+                for (kind, item) in f.requires.items() {
+                    proptest::prop_assert!(
+                        agent.capabilities.items().any(|(k, i)| k == kind && i == item),
+                        "{} lacks {kind} {item} for {}", agent.id, f.name
+                    );
+                }
+                *given.entry(agent.id.as_str()).or_default() += 1;
+            }
+            for (id, n) in given {
+                let agent = &v.agents[id];
+                proptest::prop_assert!(
+                    agent.assignments.len() as u32 + n <= agent.max_concurrent_features,
+                    "{id} holds {} and got {n} more, over its limit {}",
+                    agent.assignments.len(), agent.max_concurrent_features
+                );
+            }
+            let queued = v.features.values().filter(|f| f.status == FeatureStatus::Queued).count();
+            proptest::prop_assert_eq!(d.features_waiting + d.assignments.len(), queued);
+        }
+    }
+
     #[test]
     fn only_capable_agents_get_features() {
         let v = view(

@@ -888,6 +888,42 @@ mod tests {
         assert_eq!(log.next_seq(), 4);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 40, ..Default::default() })]
+
+        /// Retries mixed in anywhere, in any batches, even across a restart: the log holds each
+        /// span once, in the order of its first arrival, with no gap in its sequence numbers.
+        #[test]
+        fn any_interleaving_of_duplicates_stores_each_span_once(
+            sends in proptest::collection::vec((0u8..60, 1usize..6, proptest::bool::ANY), 1..80),
+        ) {
+            let dir = tempfile::tempdir().expect("tmp");
+            let mut log = Log::open(dir.path(), true).expect("open");
+            let mut first_seen = Vec::new();
+            let mut pending = Vec::new();
+            for (i, &(id, batch, restart)) in sends.iter().enumerate() {
+                pending.push(id);
+                if !first_seen.contains(&id) {
+                    first_seen.push(id);
+                }
+                if pending.len() >= batch || i + 1 == sends.len() {
+                    log.append(spans(&pending), i as u64).expect("append");
+                    pending.clear();
+                    if restart {
+                        drop(log);
+                        log = Log::open(dir.path(), false).expect("reopen");
+                    }
+                }
+            }
+            let stored: Vec<u8> = all(&mut log)
+                .iter()
+                .flat_map(|b| b.events().map(|ev| ev.span.span_id[0]).collect::<Vec<_>>())
+                .collect();
+            proptest::prop_assert_eq!(stored, first_seen.clone());
+            proptest::prop_assert_eq!(log.next_seq(), first_seen.len() as u64 + 1);
+        }
+    }
+
     #[test]
     fn duplicates_are_caught_within_the_window_which_is_read_back_from_the_log_end() {
         let dir = tempfile::tempdir().expect("tmp");
