@@ -16,14 +16,16 @@
 
 use std::time::{Duration, Instant};
 
+mod support;
+use support::BATCH;
+
 use spanfold::coordinator::Coordinator;
 use spanfold::emit::{self, IdGen};
 use spanfold::policy::{self, PolicyConfig};
-use spanfold::reducer::{AgentState, Priority};
+use spanfold::reducer::Priority;
 use spanfold::status::{self, StatusOptions};
 use spanfold::store::Log;
 
-const BATCH: usize = 512;
 const LANGUAGES: [&str; 6] = ["rust", "python", "go", "typescript", "java", "c"];
 const FRAMEWORKS: [&str; 4] = ["tokio", "django", "react", "spring"];
 
@@ -115,45 +117,16 @@ fn build(dir: &std::path::Path, shape: &Shape) {
     for chunk in assignments.chunks(BATCH) {
         log.append(wrap(chunk.to_vec()), tick()).expect("append");
     }
-    let mut written = log.next_seq() - 1;
-    let mut i = 0u64;
-    while written < shape.events {
-        let n = BATCH.min((shape.events - written) as usize);
-        let spans = (0..n)
-            .map(|_| {
-                i += 1;
-                emit::progress(
-                    &mut ids,
-                    0,
-                    &emit::ProgressReport {
-                        agent_id: agent((i % shape.agents as u64) as usize),
-                        state: Some(AgentState::Working),
-                        percentage: Some((i % 100) as f64),
-                        files_modified: Some(3),
-                        lines_added: Some(120),
-                        duration_ms: Some(42_000),
-                        feature: None,
-                    },
-                )
-            })
-            .collect();
-        log.append(wrap(spans), tick()).expect("append");
-        written += n as u64;
-    }
-    drop(log);
-    println!(
-        "built a log of {written} events in {:.1}s",
-        started.elapsed().as_secs_f64()
+    support::fill_with_progress(
+        log,
+        &mut ids,
+        tick,
+        shape.agents as u64,
+        |a| agent(a as usize),
+        shape.events,
+        started,
     );
-    // The first open folds the log once and writes its checkpoints.
-    let started = Instant::now();
-    let coord = Coordinator::open(dir).expect("open");
-    let checkpoints = coord.log().reader().checkpoint_entries().expect("index");
-    println!(
-        "first open folded it and wrote {} checkpoints in {:.1}s",
-        checkpoints.len(),
-        started.elapsed().as_secs_f64()
-    );
+    support::first_open(dir);
 }
 
 fn report(what: &str, mut times: Vec<Duration>) {

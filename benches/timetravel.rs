@@ -12,16 +12,17 @@
 
 use std::time::{Duration, Instant};
 
+mod support;
+
 use spanfold::coordinator::Coordinator;
 use spanfold::emit::{self, IdGen};
-use spanfold::reducer::{AgentState, Priority};
+use spanfold::reducer::Priority;
 use spanfold::status::{self, StatusOptions};
 use spanfold::store::Log;
 use spanfold::timetravel::{self, Point};
 
 const AGENTS: usize = 100;
 const FEATURES: usize = 1000;
-const BATCH: usize = 512;
 
 fn build(dir: &std::path::Path, events: u64) {
     let started = Instant::now();
@@ -74,46 +75,17 @@ fn build(dir: &std::path::Path, events: u64) {
             },
         )
     }));
-    let mut written = setup.len() as u64;
     log.append(wrap(setup), tick()).expect("append");
-    let mut i = 0u64;
-    while written < events {
-        let n = BATCH.min((events - written) as usize);
-        let spans = (0..n)
-            .map(|_| {
-                i += 1;
-                emit::progress(
-                    &mut ids,
-                    0,
-                    &emit::ProgressReport {
-                        agent_id: format!("agent-{:03}", i % AGENTS as u64),
-                        state: Some(AgentState::Working),
-                        percentage: Some((i % 100) as f64),
-                        files_modified: Some(3),
-                        lines_added: Some(120),
-                        duration_ms: Some(42_000),
-                        feature: None,
-                    },
-                )
-            })
-            .collect();
-        log.append(wrap(spans), tick()).expect("append");
-        written += n as u64;
-    }
-    drop(log);
-    println!(
-        "built a log of {written} events in {:.1}s",
-        started.elapsed().as_secs_f64()
+    support::fill_with_progress(
+        log,
+        &mut ids,
+        &mut tick,
+        AGENTS as u64,
+        |a| format!("agent-{a:03}"),
+        events,
+        started,
     );
-    // Opening folds the log once and writes its checkpoints.
-    let started = Instant::now();
-    let coord = Coordinator::open(dir).expect("open");
-    let checkpoints = coord.log().reader().checkpoint_entries().expect("index");
-    println!(
-        "first open folded it and wrote {} checkpoints in {:.1}s",
-        checkpoints.len(),
-        started.elapsed().as_secs_f64()
-    );
+    support::first_open(dir);
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {

@@ -158,6 +158,42 @@ def machine():
     return f"{os.cpu_count()} CPUs ({model}), {platform.system()} {platform.release()}"
 
 
+def compare(bench, args, results):
+    """The side-by-side runs, their medians and ratio, then latency at 80% of the peak."""
+    for run in range(args.runs):
+        # Alternate who goes first, so a drift in the machine's load hits both alike.
+        order = ["rotel", "spanfold"] if run % 2 == 0 else ["spanfold", "rotel"]
+        for who in order:
+            results[who].append(bench.measure(who))
+        print(f"\nrun {run + 1}\n{HEADER}")
+        print(row("rotel", results["rotel"][-1]))
+        print(row("spanfold", results["spanfold"][-1]))
+    ratios = [
+        s["spans_per_second"] / r["spans_per_second"]
+        for s, r in zip(results["spanfold"], results["rotel"])
+    ]
+    print(f"\nmedians of {args.runs} runs\n{HEADER}")
+    for who in ("rotel", "spanfold"):
+        rs = results[who]
+        print(
+            f"{who:<9} {median([r['spans_per_second'] for r in rs]):>12,.0f} "
+            f"{median([r['latency_ms_p50'] for r in rs]):>8.1f} "
+            f"{median([r['latency_ms_p99'] for r in rs]):>8.1f} "
+            f"{median([r.get('receiver_cpu_seconds_per_million_spans', 0) for r in rs]):>10.2f} "
+            f"{median([r.get('receiver_peak_rss_mb', 0) for r in rs]):>9.1f} "
+            f"{sum(r['errors'] for r in rs):>6}"
+        )
+    print(
+        "ratio spanfold / rotel (spans/s, per run): "
+        + ", ".join(f"{x:.2f}" for x in ratios)
+        + f"; median {median(ratios):.2f}"
+    )
+    rate = round(0.8 * median([r["spans_per_second"] for r in results["spanfold"]]))
+    print(f"\nat 80% of spanfold's peak: {rate:,} spans/s offered on a fixed schedule\n{HEADER}")
+    for who in ("rotel", "spanfold"):
+        print(row(who, bench.measure(who, rate=rate)))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--bin", required=True)
@@ -177,43 +213,11 @@ def main():
     )
     results = {"rotel": [], "spanfold": []}
     try:
-        for run in range(0 if args.big_log_only else args.runs):
-            # Alternate who goes first, so a drift in the machine's load hits both alike.
-            order = ["rotel", "spanfold"] if run % 2 == 0 else ["spanfold", "rotel"]
-            for who in order:
-                results[who].append(bench.measure(who))
-            print(f"\nrun {run + 1}\n{HEADER}")
-            print(row("rotel", results["rotel"][-1]))
-            print(row("spanfold", results["spanfold"][-1]))
         if args.big_log_only:
+            # The empty-log figure that the large log is compared with.
             results["spanfold"].append(bench.measure("spanfold"))
-        ratios = [
-            s["spans_per_second"] / r["spans_per_second"]
-            for s, r in zip(results["spanfold"], results["rotel"])
-        ]
-        print(f"\nmedians of {args.runs} runs\n{HEADER}")
-        for who in ("rotel", "spanfold"):
-            rs = results[who]
-            print(
-                f"{who:<9} {median([r['spans_per_second'] for r in rs]):>12,.0f} "
-                f"{median([r['latency_ms_p50'] for r in rs]):>8.1f} "
-                f"{median([r['latency_ms_p99'] for r in rs]):>8.1f} "
-                f"{median([r.get('receiver_cpu_seconds_per_million_spans', 0) for r in rs]):>10.2f} "
-                f"{median([r.get('receiver_peak_rss_mb', 0) for r in rs]):>9.1f} "
-                f"{sum(r['errors'] for r in rs):>6}"
-            )
-        print(
-            "ratio spanfold / rotel (spans/s, per run): "
-            + ", ".join(f"{x:.2f}" for x in ratios)
-            + f"; median {median(ratios):.2f}"
-        )
-
-        peak = median([r["spans_per_second"] for r in results["spanfold"]])
-        rate = round(0.8 * peak)
-        if not args.big_log_only:
-            print(f"\nat 80% of spanfold's peak: {rate:,} spans/s offered on a fixed schedule\n{HEADER}")
-            for who in ("rotel", "spanfold"):
-                print(row(who, bench.measure(who, rate=rate)))
+        else:
+            compare(bench, args, results)
 
         if args.big_log > 0:
             repo = bench.repo()

@@ -72,12 +72,7 @@ pub fn queue(view: &View) -> Vec<&Feature> {
         .filter(|f| f.status == FeatureStatus::Queued)
         .collect();
     // Names are unique, so this is a total order and an unstable sort is still deterministic.
-    queued.sort_unstable_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.queued_seq.cmp(&b.queued_seq))
-            .then_with(|| a.name.cmp(&b.name))
-    });
+    queued.sort_unstable_by(|a, b| Queued(b).cmp(&Queued(a)));
     queued
 }
 
@@ -115,29 +110,6 @@ struct Group<'v> {
     /// during a cycle, so a group with none left is done).
     capable: Option<Vec<usize>>,
 }
-
-/// The head of a group, ordered as the queue is.
-struct Head<'v>(Queued<'v>, usize);
-
-impl Ord for Head<'_> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.cmp(&other.0)
-    }
-}
-
-impl PartialOrd for Head<'_> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Head<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == std::cmp::Ordering::Equal
-    }
-}
-
-impl Eq for Head<'_> {}
 
 pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
     let matcher = Matcher::new(view);
@@ -190,14 +162,15 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
             capable: None,
         })
         .collect();
-    let mut heads: std::collections::BinaryHeap<Head<'_>> = groups
+    // The head of each group with its index; names are unique, so the index never decides.
+    let mut heads: std::collections::BinaryHeap<(Queued<'_>, usize)> = groups
         .iter()
         .enumerate()
-        .filter_map(|(g, group)| group.queue.peek().map(|q| Head(Queued(q.0), g)))
+        .filter_map(|(g, group)| group.queue.peek().map(|q| (Queued(q.0), g)))
         .collect();
     let mut decision = Decision::default();
     while open_count > 0 {
-        let Some(Head(Queued(feature), g)) = heads.pop() else {
+        let Some((Queued(feature), g)) = heads.pop() else {
             break;
         };
         let group = &mut groups[g];
@@ -244,7 +217,7 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
             open_count -= 1;
         }
         if let Some(next) = group.queue.peek() {
-            heads.push(Head(Queued(next.0), g));
+            heads.push((Queued(next.0), g));
         }
     }
     // Every queued feature not placed waits.

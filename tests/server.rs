@@ -344,7 +344,7 @@ fn bad_requests_get_the_otlp_answers_and_the_server_keeps_serving() {
             "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
         );
         let err = raw
-            .unary::<Vec<u8>, Vec<u8>, _>(
+            .unary::<Vec<u8>, _, _>(
                 tonic::Request::new(b"\xff\xff\xff\xff\x0f".to_vec()),
                 path,
                 spanfold::otlp::grpc::RawCodec,

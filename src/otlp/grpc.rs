@@ -133,7 +133,7 @@ where
             sink: self.sink.clone(),
         };
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(WireCodec)
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(MAX_GRPC_MESSAGE);
@@ -187,33 +187,6 @@ pub fn decode_export(body: &[u8]) -> Result<Decoded, DecodeError> {
         return Err(DecodeError::TooManySpans);
     }
     super::native::decode_request(body)
-}
-
-/// The message as bytes in, pre-encoded bytes out: decoding is the sink's business.
-#[derive(Clone, Copy, Debug, Default)]
-struct WireCodec;
-
-impl tonic::codec::Codec for WireCodec {
-    type Encode = Vec<u8>;
-    type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = WireCodec;
-    fn encoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-    fn decoder(&mut self) -> WireCodec {
-        WireCodec
-    }
-}
-
-impl tonic::codec::Decoder for WireCodec {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        use bytes::Buf;
-        let n = src.remaining();
-        Ok(Some(src.copy_to_bytes(n)))
-    }
 }
 
 /// Serves the TraceService on `listener` until `shutdown` completes; in-flight exports are
@@ -311,14 +284,15 @@ impl Upstream {
     }
 }
 
-/// A gRPC codec that sends bytes exactly as given and returns the answer's bytes: for the load
-/// generator's pre-encoded exports and for tests that put malformed messages on the wire.
+/// A gRPC codec that sends bytes exactly as given and returns the received bytes: the receiver
+/// decodes exports itself, the load generator sends pre-encoded ones, and tests put malformed
+/// messages on the wire.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RawCodec;
 
 impl tonic::codec::Codec for RawCodec {
     type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
+    type Decode = Bytes;
     type Encoder = RawCodec;
     type Decoder = RawCodec;
     fn encoder(&mut self) -> RawCodec {
@@ -343,11 +317,12 @@ impl tonic::codec::Encoder for RawCodec {
 }
 
 impl tonic::codec::Decoder for RawCodec {
-    type Item = Vec<u8>;
+    type Item = Bytes;
     type Error = Status;
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
         use bytes::Buf;
         let n = src.remaining();
-        Ok(Some(src.copy_to_bytes(n).to_vec()))
+        // The receive buffer's bytes themselves, not a copy.
+        Ok(Some(src.copy_to_bytes(n)))
     }
 }
