@@ -494,10 +494,7 @@ impl Coordinator {
             planned.push((a.clone(), path, branch));
         }
         self.record(spans)?;
-        if std::env::var("SPANFOLD_FAULT").as_deref() == Ok("after-assignment-decision") {
-            // Test-only fault injection: die like a SIGKILL between decision and effect.
-            std::process::abort();
-        }
+        crate::fault::point(crate::fault::AFTER_ASSIGNMENT_DECISION);
 
         let mut placed = Vec::with_capacity(planned.len());
         let mut outcomes = Vec::with_capacity(planned.len() + 1);

@@ -137,6 +137,7 @@ pub fn ensure_worktree(
             format!("branch: created by spanfold from {base}"),
         )
         .map_err(gix_err(format!("creating branch {branch}")))?;
+        crate::fault::point(crate::fault::WORKTREE_BRANCH_CREATED);
     }
 
     for proxy in repo.worktrees().map_err(gix_err("listing worktrees"))? {
@@ -193,6 +194,7 @@ pub fn ensure_worktree(
             &interrupt,
         )
         .map_err(gix_err(format!("adding worktree {}", path.display())))?;
+    crate::fault::point(crate::fault::WORKTREE_ADDED);
     let worktree = added.worktree().ok_or_else(|| GitError::Gix {
         action: format!("opening worktree {}", path.display()),
         message: "it has no working tree".into(),
@@ -384,6 +386,7 @@ pub fn merge_feature(
             .new_commit(message, tree, [ours, theirs])
             .map_err(gix_err("writing the merge commit"))?
             .id;
+        crate::fault::point(crate::fault::MERGE_COMMIT_WRITTEN);
         (MergeKind::MergeCommit, commit)
     };
 
@@ -398,10 +401,7 @@ pub fn merge_feature(
         .map_err(gix_err(format!("moving {base}")))
     };
     set(ours, new, &format!("merge {branch}: {}", kind.as_str()))?;
-    if std::env::var("SPANFOLD_FAULT").as_deref() == Ok("after-merge-ref") {
-        // Test-only fault injection: die after the branch moved, before the checkout followed.
-        std::process::abort();
-    }
+    crate::fault::point(crate::fault::AFTER_MERGE_REF);
     if main_on_base && let Some(dir) = &workdir {
         // gix cannot update an existing checkout; git's two-tree read-tree is the fast-forward
         // of index and files from the old tip to the new one, refusing to overwrite local work.

@@ -21,6 +21,7 @@
 //! - [`git`]: branches and worktrees through gix (only module that knows gix).
 //! - [`emit`]: builders for the spans spanfold writes, and span ids.
 //! - [`coordinator`]: decide, record, act, record — the loop around the core.
+//! - [`fault`]: test-only crash points between a decision and its effect.
 //! - [`timetravel`]: the past — points, checkpoints, `view_at`, history, diff, export.
 //! - [`replay`]: recorded traces folded again on worker threads, away from the live log.
 //! - [`otlp`]: OTLP protobuf/JSON/gzip and the gRPC TraceService (only module that knows
@@ -40,6 +41,7 @@ pub mod coordinator;
 pub mod dedup;
 pub mod demo;
 pub mod emit;
+pub mod fault;
 pub mod git;
 pub mod http;
 pub mod model;

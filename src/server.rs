@@ -420,7 +420,9 @@ fn write_loop(
     upstream: Option<tokio::sync::mpsc::Sender<Vec<ResourceSpans>>>,
 ) {
     let mut next_tick = config.interval.map(|i| Instant::now() + i);
-    let mut react_at: Option<Instant> = None;
+    // A cycle right away: work that waited while no server ran (a merge a crash cut off, a
+    // feature queued from the CLI) should not wait for the next span or tick.
+    let mut react_at: Option<Instant> = config.react.then(Instant::now);
     let mut open = true;
     while open {
         // A running merge gate is checked on every few hundred milliseconds.

@@ -66,6 +66,13 @@ struct Args {
     /// this directory (no network, no decoding, no validation) — the store's ceiling.
     #[arg(long, value_name = "DIR")]
     offline: Option<std::path::PathBuf>,
+    /// Crash-test mode: journal every export to FILE before sending it (`s N`) and after it is
+    /// acknowledged (`a N`), N being the request number in the first 8 bytes of its trace ids.
+    /// Exports journalled as sent but never acknowledged are sent again first, as a retrying
+    /// exporter would. A connection stops at its first failure; the run ends when all have
+    /// stopped or --duration has passed, and prints a JSON summary.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["offline", "watch_pid"])]
+    journal: Option<std::path::PathBuf>,
 }
 
 fn kv(key: &str, v: any_value::Value) -> KeyValue {
@@ -382,7 +389,147 @@ fn main() -> Result<()> {
         .worker_threads(1)
         .enable_all()
         .build()?;
-    runtime.block_on(run(args))
+    match args.journal.clone() {
+        Some(file) => runtime.block_on(journalled(args, file)),
+        None => runtime.block_on(run(args)),
+    }
+}
+
+/// Exports sent (`s N`) and acknowledged (`a N`) so far, by request number.
+fn read_journal(file: &std::path::Path) -> Result<(Vec<u64>, u64)> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    let (mut sent, mut acked) = (std::collections::BTreeSet::new(), 0u64);
+    for line in text.lines() {
+        match line.split_once(' ') {
+            Some(("s", n)) => {
+                sent.insert(n.parse::<u64>()?);
+            }
+            Some(("a", n)) => {
+                sent.remove(&n.parse::<u64>()?);
+                acked += 1;
+            }
+            // A line cut off by a kill of this process: that export was never sent.
+            _ => {}
+        }
+    }
+    Ok((sent.into_iter().collect(), acked))
+}
+
+/// The crash-test load: every export journalled before it is sent and after it is acknowledged,
+/// unacknowledged ones from earlier runs sent again first.
+async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
+    use std::io::Write;
+    let (pending, _) = read_journal(&file)?;
+    let resent = pending.len();
+    let journal = Arc::new(std::sync::Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .with_context(|| format!("opening {}", file.display()))?,
+    ));
+    // One write per line, unbuffered: a line in the file is a fact this process already knew.
+    let note = move |journal: &std::sync::Mutex<std::fs::File>, tag: &str, n: u64| {
+        let mut f = journal
+            .lock()
+            .map_err(|_| anyhow::anyhow!("journal lock"))?;
+        f.write_all(format!("{tag} {n}\n").as_bytes())
+            .context("writing the journal")
+    };
+    let token = args.token.clone();
+    if args.register {
+        let mut grpc = connect(&args.endpoint).await?;
+        export(
+            &mut grpc,
+            registrations(args.agents).encode_to_vec(),
+            token.as_deref(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("registering the load agents: {e}"))?;
+    }
+    let encoded = template(args.batch, args.agents).encode_to_vec();
+    let offsets = marker_offsets(&encoded);
+    anyhow::ensure!(
+        offsets.len() == args.batch,
+        "trace id markers not found in the encoded batch"
+    );
+    let body_for = move |n: u64| {
+        let mut body = encoded.clone();
+        for &o in &offsets {
+            body[o..o + 8].copy_from_slice(&n.to_be_bytes());
+        }
+        body
+    };
+    let queue = Arc::new(std::sync::Mutex::new(pending));
+    let counter = Arc::new(AtomicU64::new(request_base()));
+    let period = args
+        .rate
+        .map(|rate| Duration::from_secs_f64(args.concurrency as f64 * args.batch as f64 / rate));
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let mut grpc = connect(&args.endpoint).await?;
+        let (queue, counter, journal, token, body_for) = (
+            Arc::clone(&queue),
+            Arc::clone(&counter),
+            Arc::clone(&journal),
+            token.clone(),
+            body_for.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut acked = 0u64;
+            loop {
+                let retry = queue.lock().ok().and_then(|mut q| q.pop());
+                let n = match retry {
+                    Some(n) => n,
+                    None => {
+                        let n = counter.fetch_add(1, Ordering::Relaxed);
+                        note(&journal, "s", n)?;
+                        n
+                    }
+                };
+                if export(&mut grpc, body_for(n), token.as_deref())
+                    .await
+                    .is_err()
+                {
+                    return Ok::<u64, anyhow::Error>(acked);
+                }
+                note(&journal, "a", n)?;
+                acked += 1;
+                if let Some(p) = period {
+                    tokio::time::sleep(p).await;
+                }
+            }
+        }));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.duration);
+    let mut acked = 0;
+    for t in tasks {
+        // A connection still sending at the deadline is simply dropped with the runtime.
+        match tokio::time::timeout_at(deadline, t).await {
+            Ok(joined) => acked += joined??,
+            Err(_) => break,
+        }
+    }
+    println!(
+        "{}",
+        serde_json::json!({ "exports_acknowledged": acked, "resent": resent, "batch": args.batch })
+    );
+    Ok(())
+}
+
+/// Request numbers unique across connections and runs of this process.
+fn request_base() -> u64 {
+    (std::process::id() as u64) << 40
+        | (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+            & 0xff_ffff)
+            << 16
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -404,16 +551,7 @@ async fn run(args: Args) -> Result<()> {
         "trace id markers not found in the encoded batch"
     );
     let encoded = Arc::new(encoded);
-    // Request numbers are unique across connections and runs of this process.
-    let counter = Arc::new(AtomicU64::new(
-        (std::process::id() as u64) << 40
-            | (std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-                & 0xff_ffff)
-                << 16,
-    ));
+    let counter = Arc::new(AtomicU64::new(request_base()));
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     // With a rate, connection i sends at start + (i / concurrency + k) * period.

@@ -251,6 +251,14 @@ impl Served {
         )
     }
 
+    /// SIGKILL: no grace period, no flush, no goodbye.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Waits for the server to exit on its own (a crash), up to `secs`.
     pub fn wait_exit(mut self, secs: u64) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");

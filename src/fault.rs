@@ -1,0 +1,34 @@
+//! Test-only fault injection: named points between a decision and its effect, where the crash
+//! tests make the process die (`SPANFOLD_FAULT=<point>`: abort, as a SIGKILL would) or hold still
+//! until they kill it themselves (`SPANFOLD_FAULT=pause:<point>`: the point's name is written to
+//! the file `SPANFOLD_FAULT_MARK`, then the thread sleeps). Unset, a point costs one lookup.
+
+use std::time::Duration;
+
+/// After the assignment spans are in the log, before any worktree is made.
+pub const AFTER_ASSIGNMENT_DECISION: &str = "after-assignment-decision";
+/// Inside worktree creation: the branch exists, the worktree does not.
+pub const WORKTREE_BRANCH_CREATED: &str = "worktree-branch-created";
+/// Inside worktree creation: checked out, not yet locked.
+pub const WORKTREE_ADDED: &str = "worktree-added";
+/// Inside a merge: the merge commit is written, the base branch has not moved.
+pub const MERGE_COMMIT_WRITTEN: &str = "merge-commit-written";
+/// Inside a merge: the base branch moved, the main checkout has not followed.
+pub const AFTER_MERGE_REF: &str = "after-merge-ref";
+
+pub fn point(name: &str) {
+    let Ok(spec) = std::env::var("SPANFOLD_FAULT") else {
+        return;
+    };
+    if spec == name {
+        std::process::abort();
+    }
+    if spec.strip_prefix("pause:") == Some(name) {
+        if let Ok(mark) = std::env::var("SPANFOLD_FAULT_MARK") {
+            let _ = std::fs::write(mark, name);
+        }
+        // Bounded, so a test that forgets to kill leaves no process behind for long.
+        std::thread::sleep(Duration::from_secs(120));
+        std::process::abort();
+    }
+}
