@@ -50,7 +50,7 @@ pub async fn serve(
         ));
     let app = Router::new()
         .merge(protected)
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         // The compressed body may not exceed what the decompressed one may be.
         .layer(DefaultBodyLimit::max(otlp::MAX_HTTP_BODY))
         .with_state(state);
@@ -108,6 +108,14 @@ async fn require_token(
     match authorized(state.token.as_deref(), presented) {
         Ok(()) => next.run(request).await,
         Err(why) => unauthorized(why),
+    }
+}
+
+/// 200 while spans can be stored; 503 with the reason once the log refuses writes.
+async fn healthz(Extract(state): Extract<Shared>) -> Response {
+    match state.metrics.log_failure.lock().clone() {
+        None => "ok\n".into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::model::{AnyValue, Resource, Span, find_attr, list_items};
+use crate::model::{AnyValue, KeyValue, Resource, Span, find_attr, list_items};
 use crate::names;
 
 /// The registry files, embedded so that the binary and its contract cannot drift apart.
@@ -132,6 +132,14 @@ pub enum RegistryError {
     },
 }
 
+/// A key as it can be quoted in a message: a refused key may itself be megabytes long.
+fn truncated(key: &str) -> String {
+    match key.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &key[..at]),
+        None => key.to_owned(),
+    }
+}
+
 /// Why a span was refused: names the span and the rule, for the sender to fix.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("span {span} ({ids}): {rule}")]
@@ -145,12 +153,60 @@ pub struct Violation {
 /// OTLP/JSON line spends three JSON levels per nesting, and JSON readers commonly stop at 128.
 pub const MAX_VALUE_DEPTH: usize = 32;
 
-/// How deeply a value nests arrays and key-value lists (a scalar is 0).
-fn depth(value: &AnyValue) -> usize {
-    match value {
-        AnyValue::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
-        AnyValue::KvList(kvs) => 1 + kvs.iter().map(|kv| depth(&kv.value)).max().unwrap_or(0),
-        _ => 0,
+/// Largest single key or value, in bytes, in any span. Bigger content belongs in a file whose
+/// path the span names: every byte of a span is kept in the log, and some in the view.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+/// Largest string a registered attribute may hold: those values are kept in the view, its
+/// checkpoints and every status answer.
+pub const MAX_KEPT_VALUE_BYTES: usize = 64 << 10;
+/// Most attributes, events, links and nested values in one span. An empty attribute is two bytes
+/// on the wire and tens in memory, so a count, not the body size, bounds what a span costs.
+pub const MAX_ITEMS_PER_SPAN: usize = 10_000;
+
+/// What one attribute adds up to: values counted (itself included), the longest key or value in
+/// bytes, and how deeply it nests arrays and key-value lists (a scalar is 0).
+#[derive(Debug, Default, Clone, Copy)]
+struct Shape {
+    items: usize,
+    largest: usize,
+    depth: usize,
+}
+
+impl Shape {
+    fn of(kv: &KeyValue) -> Shape {
+        let mut shape = Shape::of_value(&kv.value);
+        shape.largest = shape.largest.max(kv.key.len());
+        shape
+    }
+
+    fn of_value(value: &AnyValue) -> Shape {
+        let nested = |shapes: &mut dyn Iterator<Item = Shape>| {
+            shapes.fold(Shape::default(), |a, b| Shape {
+                items: a.items + b.items,
+                largest: a.largest.max(b.largest),
+                depth: a.depth.max(b.depth),
+            })
+        };
+        let (inner, largest) = match value {
+            AnyValue::Array(items) => (nested(&mut items.iter().map(Shape::of_value)), 0),
+            AnyValue::KvList(kvs) => (nested(&mut kvs.iter().map(Shape::of)), 0),
+            AnyValue::String(s) => return Shape::scalar(s.len()),
+            AnyValue::Bytes(b) => return Shape::scalar(b.len()),
+            _ => return Shape::scalar(0),
+        };
+        Shape {
+            items: inner.items + 1,
+            largest: inner.largest.max(largest),
+            depth: inner.depth + 1,
+        }
+    }
+
+    fn scalar(len: usize) -> Shape {
+        Shape {
+            items: 1,
+            largest: len,
+            depth: 0,
+        }
     }
 }
 
@@ -264,23 +320,46 @@ impl Registry {
         origin: Origin,
     ) -> Result<(), Violation> {
         let violation = |rule: String| Violation {
-            span: span.name.to_string(),
+            span: truncated(&span.name),
             ids: format!("trace {} span {}", hex(&span.trace_id), hex(&span.span_id)),
             rule,
         };
-        // Any span, named or not: attribute values nested past MAX_VALUE_DEPTH would make an
-        // export that OTLP/JSON readers refuse (they limit nesting), so they never enter the log.
-        let too_deep = span
+        // Any span, named or not: values nested past MAX_VALUE_DEPTH would make an export that
+        // OTLP/JSON readers refuse (they limit nesting), and the size limits keep one span from
+        // filling the log, so neither ever enters it.
+        if span.name.len() > MAX_VALUE_BYTES {
+            return Err(violation(format!(
+                "the span's name is {} bytes; the limit is {MAX_VALUE_BYTES}",
+                span.name.len()
+            )));
+        }
+        let mut items = span.events.len() + span.links.len();
+        for kv in span
             .attributes
             .iter()
             .chain(span.events.iter().flat_map(|e| &e.attributes))
             .chain(span.links.iter().flat_map(|l| &l.attributes))
             .chain(&resource.attributes)
-            .find(|kv| depth(&kv.value) > MAX_VALUE_DEPTH);
-        if let Some(kv) = too_deep {
+        {
+            let shape = Shape::of(kv);
+            if shape.depth > MAX_VALUE_DEPTH {
+                return Err(violation(format!(
+                    "attribute {} nests arrays or key-value lists more than {MAX_VALUE_DEPTH} deep; flatten it",
+                    truncated(&kv.key)
+                )));
+            }
+            if shape.largest > MAX_VALUE_BYTES {
+                return Err(violation(format!(
+                    "attribute {} holds {} bytes in one key or value; the limit is {MAX_VALUE_BYTES}: write large content to a file and send its path",
+                    truncated(&kv.key),
+                    shape.largest
+                )));
+            }
+            items += shape.items;
+        }
+        if items > MAX_ITEMS_PER_SPAN {
             return Err(violation(format!(
-                "attribute {} nests arrays or key-value lists more than {MAX_VALUE_DEPTH} deep; flatten it",
-                kv.key
+                "the span carries {items} attributes, events, links and nested values; the limit is {MAX_ITEMS_PER_SPAN}"
             )));
         }
         // Every span may name its agent through the resource, so check that value whatever the span.
@@ -323,6 +402,13 @@ impl Registry {
                 ))
             })?;
             if let AnyValue::String(s) = value {
+                if s.len() > MAX_KEPT_VALUE_BYTES {
+                    return Err(violation(format!(
+                        "attribute {} is {} bytes; spanfold keeps at most {MAX_KEPT_VALUE_BYTES} of an attribute it tracks: shorten it or send the path of a file",
+                        attr.id,
+                        s.len()
+                    )));
+                }
                 let named = match attr.id.as_str() {
                     "agent.id" => names::agent_id(s),
                     "feature.name" => names::feature_name(s),
@@ -535,6 +621,58 @@ mod tests {
                 .rule
                 .contains("invalid agent id")
         );
+    }
+
+    #[test]
+    fn oversized_spans_are_refused_with_the_limit_they_broke() {
+        let reg = Registry::builtin();
+        let r = Resource::default();
+        let rule = |s: &Span| reg.validate(s, &r, Origin::Client).map_err(|v| v.rule);
+        let big = "x".repeat(MAX_VALUE_BYTES + 1);
+        // Any span, registered or not: one value over the limit.
+        let s = span("tool.call").with("tool.output", AnyValue::String(big.as_str().into()));
+        let e = rule(&s).unwrap_err();
+        assert!(
+            e.contains("tool.output") && e.contains(&(MAX_VALUE_BYTES + 1).to_string()),
+            "{e}"
+        );
+        // Hidden inside an array, or in a key: the same.
+        let s = span("tool.call").with(
+            "nested",
+            AnyValue::Array(vec![AnyValue::Bytes(vec![0; MAX_VALUE_BYTES + 1])]),
+        );
+        assert!(rule(&s).unwrap_err().contains("nested"));
+        let s = span("tool.call").with(&big, AnyValue::Empty);
+        let e = rule(&s).unwrap_err();
+        assert!(e.len() < 400, "the message quotes a long key cut short");
+        // At the limit is fine.
+        let s = span("tool.call").with("ok", AnyValue::String("x".repeat(MAX_VALUE_BYTES).into()));
+        assert_eq!(rule(&s), Ok(()));
+        // Many attributes: 100,000 empty ones.
+        let mut s = span("tool.call");
+        for i in 0..100_000 {
+            s = s.with(&format!("k{i}"), AnyValue::Empty);
+        }
+        let e = rule(&s).unwrap_err();
+        assert!(
+            e.contains("100000") && e.contains(&MAX_ITEMS_PER_SPAN.to_string()),
+            "{e}"
+        );
+        // Or few attributes holding many values.
+        let s = span("tool.call").with(
+            "list",
+            AnyValue::Array(vec![AnyValue::Int(1); MAX_ITEMS_PER_SPAN]),
+        );
+        assert!(rule(&s).is_err());
+        // A tracked attribute is kept in the view: 64 KiB at most.
+        let s = span("feature.request")
+            .with("feature.name", AnyValue::String("f".into()))
+            .with(
+                "feature.description",
+                AnyValue::String("d".repeat(MAX_KEPT_VALUE_BYTES + 1).into()),
+            );
+        let e = rule(&s).unwrap_err();
+        assert!(e.contains("feature.description"), "{e}");
     }
 
     #[test]

@@ -36,6 +36,12 @@ const GROUP_MAX_SPANS: usize = 64 * 1024;
 const REACT_AFTER: Duration = Duration::from_millis(150);
 /// How long in-flight requests get to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Exports decoded at once. A decoded export can take many times its body's size (an empty
+/// attribute is 2 bytes on the wire), and the blocking pool would otherwise decode hundreds at
+/// once; more slots than cores gain nothing.
+fn decode_slots() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get().max(4))
+}
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -78,6 +84,8 @@ pub struct Metrics {
     pub group_commits: AtomicU64,
     pub cycles: AtomicU64,
     pub upstream_failures: AtomicU64,
+    /// Set once an append failed: the log refuses writes until a restart, and /healthz says so.
+    pub log_failure: parking_lot::Mutex<Option<String>>,
     /// Cycle durations: counts per bucket of [`CYCLE_BUCKETS`] (le), then +Inf.
     pub cycle_buckets: [AtomicU64; 9],
     pub cycle_seconds_micros: AtomicU64,
@@ -122,6 +130,7 @@ enum Job {
 pub struct Ingest {
     jobs: SyncSender<Job>,
     metrics: Arc<Metrics>,
+    decoding: Arc<tokio::sync::Semaphore>,
 }
 
 impl ExportSink for Ingest {
@@ -142,7 +151,14 @@ impl Ingest {
         decode: impl FnOnce() -> Result<Decoded, DecodeError> + Send + 'static,
     ) -> Result<ExportReply, ExportError> {
         self.metrics.exports.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::clone(&self.decoding)
+            .acquire_owned()
+            .await
+            .map_err(|_| {
+                ExportError::Sink(SinkError::Unavailable("spanfold is shutting down".into()))
+            })?;
         let decoded = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let mut decoded = decode()?;
             let violations = Registry::builtin().retain_valid(&mut decoded.resource_spans, origin);
             for v in violations {
@@ -276,6 +292,7 @@ pub async fn serve(
     let ingest = Ingest {
         jobs,
         metrics: Arc::clone(&metrics),
+        decoding: Arc::new(tokio::sync::Semaphore::new(decode_slots())),
     };
     let state = Arc::new(State {
         view: coord.shared_view(),
@@ -547,6 +564,9 @@ fn commit(coord: &mut Coordinator, exports: Vec<Pending>, metrics: &Metrics) {
         }
         Err(e) => {
             tracing::error!("append failed: {e}");
+            if let Some(why) = coord.log().failure() {
+                *metrics.log_failure.lock() = Some(why.to_owned());
+            }
             for (_, reply) in replies {
                 let _ = reply.send(Err(SinkError::Unavailable(format!(
                     "spanfold could not write the spans: {e}"

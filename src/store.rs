@@ -46,8 +46,14 @@ pub enum StoreError {
         "the coordination log at {0} stayed locked by another process for {LOCK_WAIT:?}; if a `spanfold serve` holds it, the CLI talks to it (issue the command again once it is reachable), otherwise stop the other process"
     )]
     Locked(PathBuf),
-    #[error("cannot open the coordination log at {path}: {source}")]
+    #[error(
+        "cannot open the coordination log at {path}: {source}; check that the directory exists and that you may write to it"
+    )]
     Open { path: PathBuf, source: sled::Error },
+    #[error(
+        "the coordination log at {0} is damaged: its storage failed a checksum. Nothing was changed; move the directory aside and restore a backup"
+    )]
+    Damaged(PathBuf),
     #[error(
         "the coordination log at {path} is damaged at record {key}: {reason}. Nothing was changed; move the directory aside and restore a backup (or `spanfold export` what is readable)"
     )]
@@ -64,6 +70,10 @@ pub enum StoreError {
         "record {seq} of the coordination log at {path} already exists; another writer is appending to the same log"
     )]
     Conflict { path: PathBuf, seq: u64 },
+    #[error(
+        "the coordination log at {path} could not be written ({first}); nothing more is accepted until spanfold restarts, so that no span is acknowledged without being stored. Free disk space, then restart"
+    )]
+    Failed { path: PathBuf, first: String },
 }
 
 /// What an append did.
@@ -84,6 +94,8 @@ pub struct Log {
     /// The ids of the last spans in the log, read from its end by the first append.
     window: Window,
     window_loaded: bool,
+    /// The first write error: once set, every append is refused (see `append`).
+    failed: Option<String>,
 }
 
 impl Log {
@@ -114,6 +126,7 @@ impl Log {
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
+                Err(sled::Error::Corruption { .. }) => return Err(StoreError::Damaged(path)),
                 Err(source) => return Err(StoreError::Open { path, source }),
             }
         };
@@ -131,6 +144,7 @@ impl Log {
             last_time: 0,
             window: Window::new(crate::dedup::DEFAULT_WINDOW),
             window_loaded: false,
+            failed: None,
         };
         if let Some(last) = log.tree.last().map_err(|e| log.read_error(e))? {
             let batch = log.decode(&last.0, &last.1)?;
@@ -207,6 +221,12 @@ impl Log {
         mut resource_spans: Vec<ResourceSpans>,
         now: UnixNanos,
     ) -> Result<Appended, StoreError> {
+        if let Some(first) = &self.failed {
+            return Err(StoreError::Failed {
+                path: self.path.clone(),
+                first: first.clone(),
+            });
+        }
         if !self.window_loaded {
             self.load_window()?;
         }
@@ -235,10 +255,11 @@ impl Log {
             resource_spans,
         };
         if let Err(e) = self.write(&batch) {
-            // The spans may or may not be in the tree now (written, not flushed). Forget what this
-            // process believed and read it back from the log, so a retry is neither refused as a
-            // duplicate of something never stored nor numbered over something that was.
-            self.resync();
+            // The spans may or may not be in the tree now (written, not flushed), and sled keeps
+            // an I/O error once it has had one. Appending on would answer a retry as a duplicate
+            // of something never made durable: refuse everything until a restart reads back
+            // what really is on disk.
+            self.failed = Some(e.to_string());
             return Err(e);
         }
         self.next_seq += batch.span_count() as u64;
@@ -281,16 +302,9 @@ impl Log {
             })
     }
 
-    /// Re-reads the end of the log after a failed write; the de-duplication window is read
-    /// back on the next append.
-    fn resync(&mut self) {
-        self.window_loaded = false;
-        if let Ok(Some((key, value))) = self.tree.last()
-            && let Ok(batch) = self.decode(&key, &value)
-        {
-            self.next_seq = batch.first_seq + batch.span_count() as u64;
-            self.last_time = batch.received_at;
-        }
+    /// Why appends are refused, after a write failed.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
     }
 
     fn write(&mut self, batch: &Batch) -> Result<(), StoreError> {

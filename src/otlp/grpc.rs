@@ -237,7 +237,9 @@ fn otlp_status_codes(
     let decode_failure = headers
         .get("grpc-message")
         .and_then(|m| m.to_str().ok())
-        .is_some_and(|m| m.contains("decode") || m.contains("decompress"));
+        .map(str::to_ascii_lowercase)
+        // "decode", "decoding" (a frame cut short), "decompress", "decompressing".
+        .is_some_and(|m| m.contains("decod") || m.contains("decompress"));
     match headers.get("grpc-status").and_then(|v| v.to_str().ok()) {
         Some("11") => {
             headers.insert("grpc-status", http::HeaderValue::from_static("8"));
