@@ -565,7 +565,7 @@ fn commit(coord: &mut Coordinator, exports: Vec<Pending>, metrics: &Metrics) {
         Err(e) => {
             tracing::error!("append failed: {e}");
             if let Some(why) = coord.log().failure() {
-                *metrics.log_failure.lock() = Some(why.to_owned());
+                *metrics.log_failure.lock() = Some(why);
             }
             for (_, reply) in replies {
                 let _ = reply.send(Err(SinkError::Unavailable(format!(

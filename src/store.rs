@@ -303,8 +303,14 @@ impl Log {
     }
 
     /// Why appends are refused, after a write failed.
-    pub fn failure(&self) -> Option<&str> {
-        self.failed.as_deref()
+    pub fn failure(&self) -> Option<String> {
+        self.failed.as_ref().map(|first| {
+            StoreError::Failed {
+                path: self.path.clone(),
+                first: first.clone(),
+            }
+            .to_string()
+        })
     }
 
     fn write(&mut self, batch: &Batch) -> Result<(), StoreError> {

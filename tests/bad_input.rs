@@ -80,6 +80,30 @@ fn post(sb: &Sandbox, served: &Served, body: &[u8], headers: &[&str]) -> (u16, S
     )
 }
 
+/// POST a protobuf export; returns (status, rejected spans, message) from the protobuf answer.
+fn post_proto(sb: &Sandbox, served: &Served, body: &[u8]) -> (u16, i64, String) {
+    let file = sb.tmp.path().join("body.bin");
+    let answer = sb.tmp.path().join("answer.bin");
+    std::fs::write(&file, body).expect("write body");
+    let out = Command::new("curl")
+        .args(["-s", "-o"])
+        .arg(&answer)
+        .args(["-w", "%{http_code}", "-H", PROTOBUF, "--data-binary"])
+        .arg(format!("@{}", file.display()))
+        .arg(format!("{}/v1/traces", served.http))
+        .output()
+        .expect("curl runs");
+    let code = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let bytes = std::fs::read(&answer).unwrap_or_default();
+    let (rejected, message) =
+        spanfold::otlp::decode_response(spanfold::otlp::Encoding::Protobuf, &bytes)
+            .unwrap_or((-1, String::from_utf8_lossy(&bytes).into_owned()));
+    (code, rejected, message)
+}
+
 const JSON: &str = "Content-Type: application/json";
 const PROTOBUF: &str = "Content-Type: application/x-protobuf";
 
@@ -119,6 +143,29 @@ fn grpc_raw(served: &Served, dir: &Path, frame: &[u8], headers: &[&str]) -> (Str
             .unwrap_or_default()
     };
     (field("grpc-status"), field("grpc-message"))
+}
+
+/// One Export through tonic with an optional bearer token.
+fn grpc_export(served: &Served, body: &[u8], token: Option<&str>) -> Result<(), tonic::Status> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let request = ExportTraceServiceRequest::decode(body).expect("a valid request");
+    runtime.block_on(async {
+        let mut client =
+            opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(
+                format!("http://{}", served.grpc),
+            )
+            .await
+            .expect("connects");
+        let mut request = tonic::Request::new(request);
+        if let Some(t) = token {
+            let value = format!("Bearer {t}").parse().expect("header value");
+            request.metadata_mut().insert("authorization", value);
+        }
+        client.export(request).await.map(|_| ())
+    })
 }
 
 fn frame(compressed: bool, declared: usize, payload: &[u8]) -> Vec<u8> {
@@ -270,8 +317,9 @@ fn a_ten_megabyte_attribute_is_refused_with_the_limit() {
     ]);
     // OTLP/HTTP takes up to 20 MiB: the span is refused, its neighbour kept. (The answer is
     // protobuf; its message is readable as text inside it.)
-    let (code, answer) = post(&sb, &served, &body, &[PROTOBUF]);
+    let (code, rejected, answer) = post_proto(&sb, &served, &body);
     assert_eq!(code, 200);
+    assert_eq!(rejected, 1);
     assert!(answer.len() < 10_000, "the answer does not echo the value");
     assert!(
         answer.contains("tool.output") && answer.contains("the limit is 1048576"),
@@ -309,5 +357,407 @@ fn a_hundred_thousand_attributes_are_refused_with_the_limit() {
         "the reason names the count and the limit: {answer:?}"
     );
     assert_eq!(events(&sb), 1, "only the registration");
+    still_serving(&sb, &served);
+}
+
+#[test]
+fn invalid_utf8_is_refused_over_protobuf_grpc_and_json() {
+    let sb = initialised();
+    let served = sb.serve(&["--manual"]);
+    // A span name of "XXXX" turned into bytes that are not UTF-8.
+    let mut body = request(vec![span(1, "XXXX", vec![])]);
+    let at = body
+        .windows(4)
+        .position(|w| w == b"XXXX")
+        .expect("name in the encoding");
+    body[at..at + 4].copy_from_slice(&[0xff, 0xfe, 0xc0, 0x80]);
+    let (code, answer) = post(&sb, &served, &body, &[PROTOBUF]);
+    assert_eq!(code, 400);
+    assert!(answer.contains("invalid UTF-8"), "{answer}");
+    let (status, message) = grpc_raw(
+        &served,
+        sb.tmp.path(),
+        &frame(false, body.len(), &body),
+        &[],
+    );
+    assert_eq!(status, "3", "INVALID_ARGUMENT: {message}");
+    let json = b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"name\":\"\xff\xfe\"}]}]}]}";
+    let (code, _) = post(&sb, &served, json, &[JSON]);
+    assert_eq!(code, 400);
+    assert_eq!(events(&sb), 0);
+    still_serving(&sb, &served);
+}
+
+#[test]
+fn ids_of_the_wrong_length_refuse_their_span_only() {
+    let sb = initialised();
+    let served = sb.serve(&["--manual"]);
+    let good = span(1, "agent.registration", vec![kv("agent.id", s("a1"))]);
+    let short_trace = Span {
+        trace_id: vec![2; 8],
+        ..span(2, "tool.call", vec![])
+    };
+    let long_span = Span {
+        span_id: vec![3; 9],
+        ..span(3, "tool.call", vec![])
+    };
+    let zero_trace = Span {
+        trace_id: vec![0; 16],
+        ..span(4, "tool.call", vec![])
+    };
+    let odd_parent = Span {
+        parent_span_id: vec![5; 3],
+        ..span(5, "tool.call", vec![])
+    };
+    let body = request(vec![good, short_trace, long_span, zero_trace, odd_parent]);
+    let (code, rejected, answer) = post_proto(&sb, &served, &body);
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(rejected, 4, "{answer}");
+    for reason in [
+        "trace_id must be 16 bytes",
+        "span_id must be 8 bytes",
+        "parent_span_id",
+    ] {
+        assert!(answer.contains(reason), "{reason}: {answer}");
+    }
+    assert_eq!(events(&sb), 1, "the good span is kept");
+    still_serving(&sb, &served);
+}
+
+#[test]
+fn names_that_could_escape_a_directory_or_break_a_ref_are_refused_over_otlp() {
+    let sb = initialised();
+    let served = sb.serve(&["--interval", "0"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    let bad = [
+        "../../etc",
+        "/abs",
+        "a/../../b",
+        "a..b",
+        "x.lock",
+        "a@{b",
+        "with space",
+        "semi;colon",
+        "$(touch pwned)",
+        "back`tick`",
+        ".hidden",
+        "-option",
+        "",
+    ];
+    let spans = bad
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            span(
+                10 + i as u8,
+                "feature.request",
+                vec![kv("feature.name", s(name))],
+            )
+        })
+        .collect();
+    let (code, rejected, answer) = post_proto(&sb, &served, &request(spans));
+    assert_eq!(code, 200);
+    assert_eq!(rejected, bad.len() as i64, "every one refused: {answer}");
+    assert_eq!(
+        answer.matches("attribute feature.name").count(),
+        bad.len(),
+        "each by name: {answer}"
+    );
+    // A bad agent id in the resource, for any span, is refused too.
+    let body = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("agent.id", s("../a1"))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span(40, "tool.call", vec![])],
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }],
+    }
+    .encode_to_vec();
+    let (_, answer) = post(&sb, &served, &body, &[PROTOBUF]);
+    assert!(answer.contains("resource attribute agent.id"), "{answer}");
+    let status = sb.status();
+    assert_eq!(status["features"].as_array().map(Vec::len), Some(0));
+    // Nothing was made anywhere: no worktree, no branch, no file outside the repository.
+    assert!(sb.git_worktrees().is_empty());
+    assert_eq!(sb.git(&["branch", "--list", "spanfold/*"]), "");
+    assert!(!sb.repo.join("pwned").exists() && !sb.tmp.path().join("pwned").exists());
+    still_serving(&sb, &served);
+}
+
+#[test]
+fn span_times_from_a_skewed_clock_never_reach_the_view() {
+    let sb = initialised();
+    let served = sb.serve(&["--manual"]);
+    let year_2200 = 7_258_118_400_000_000_000u64;
+    let skewed = Span {
+        start_time_unix_nano: year_2200,
+        end_time_unix_nano: 1, // ends before it starts
+        ..span(1, "agent.registration", vec![kv("agent.id", s("a1"))])
+    };
+    let (code, answer) = post(&sb, &served, &request(vec![skewed]), &[PROTOBUF]);
+    assert_eq!(code, 200, "{answer}");
+    let status = sb.status();
+    // Every time the view holds is the log's receive time, not the sender's.
+    let as_of = status["as_of"]["time"].as_str().unwrap_or("").to_owned();
+    assert!(as_of.starts_with("20"), "{as_of}");
+    let year: u64 = as_of[..4].parse().unwrap_or(0);
+    assert!(year < 2100, "as_of is the receive time: {as_of}");
+    let agent = &status["agents"][0];
+    assert_eq!(agent["agent_id"], "a1");
+    let last = agent["last_activity"].as_str().unwrap_or("");
+    assert!(
+        last.starts_with(&as_of[..4]),
+        "last activity {last} is receive time"
+    );
+    // A lease counts from receive times: the agent is not seen as active far into the future,
+    // nor expired at once; a cycle with a feature places it normally.
+    sb.ok(&["agents", "add-feature", "f1"]);
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["assignments"][0]["agent_id"], "a1", "{cycle}");
+    still_serving(&sb, &served);
+}
+
+#[test]
+fn spans_from_unknown_agents_are_kept_and_reported_as_anomalies() {
+    let sb = initialised();
+    let served = sb.serve(&["--manual"]);
+    let ghost = span(
+        1,
+        "agent.work_progress",
+        vec![kv("agent.id", s("ghost")), kv("agent.state", s("working"))],
+    );
+    let (code, answer) = post(&sb, &served, &request(vec![ghost]), &[PROTOBUF]);
+    assert_eq!(code, 200);
+    assert!(!answer.contains("ghost"), "acknowledged whole: {answer}");
+    let status = sb.status();
+    assert_eq!(
+        events(&sb),
+        1,
+        "kept in the log as the record of what was sent"
+    );
+    assert_eq!(
+        status["agents"].as_array().map(Vec::len),
+        Some(0),
+        "no agent made up"
+    );
+    let anomalies = status["anomalies"].to_string();
+    assert!(anomalies.contains("ghost"), "{anomalies}");
+    still_serving(&sb, &served);
+}
+
+#[test]
+fn decision_spans_sent_over_otlp_http_are_refused() {
+    let sb = initialised();
+    let served = sb.serve(&["--manual"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    sb.ok(&["agents", "add-feature", "f1"]);
+    let before = events(&sb);
+    let forged = span(
+        1,
+        "agent.feature_assignment",
+        vec![
+            kv("agent.id", s("a1")),
+            kv("feature.name", s("f1")),
+            kv("worktree.path", s("/etc")),
+        ],
+    );
+    let (code, answer) = post(&sb, &served, &request(vec![forged]), &[PROTOBUF]);
+    assert_eq!(code, 200);
+    assert!(answer.contains("coordinator decision"), "{answer}");
+    assert_eq!(events(&sb), before);
+    let status = sb.status();
+    assert_eq!(status["features"][0]["status"], "queued");
+    still_serving(&sb, &served);
+}
+
+#[test]
+fn a_missing_or_wrong_token_refuses_spans_on_every_receiver() {
+    let sb = initialised();
+    let served = sb.serve(&["--manual", "--token", "s3cret"]);
+    let body = request(vec![span(
+        1,
+        "agent.registration",
+        vec![kv("agent.id", s("a1"))],
+    )]);
+    let file = sb.tmp.path().join("reg.bin");
+    std::fs::write(&file, &body).expect("write");
+    for token in [None, Some("wrong")] {
+        let (code, answer) = curl(
+            &served.http,
+            "POST",
+            "/v1/traces",
+            token,
+            Some(&file),
+            &[PROTOBUF],
+        );
+        assert_eq!(code, 401, "{answer}");
+        // tonic, a real gRPC client: curl may lose an answer sent before the body was read.
+        let status = grpc_export(&served, &body, token).expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status}");
+    }
+    for path in ["/metrics", "/api/status", "/api/events"] {
+        assert_eq!(served.get(path, None).0, 401, "{path}");
+    }
+    let (code, _) = curl(
+        &served.http,
+        "POST",
+        "/v1/traces",
+        Some("s3cret"),
+        Some(&file),
+        &[PROTOBUF],
+    );
+    assert_eq!(code, 200);
+    let status = sb
+        .run(&["--json", "--token", "s3cret", "agents", "agent-status"])
+        .json();
+    assert_eq!(
+        status["data"]["counters"]["events"], 2,
+        "init and the one accepted registration"
+    );
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[test]
+fn an_unwritable_coordination_directory_is_a_clear_error() {
+    let sb = Sandbox::new("main");
+    // A file where a directory should be stops even root.
+    let blocker = sb.tmp.path().join("not-a-dir");
+    std::fs::write(&blocker, "").expect("write");
+    let coord = blocker.join("coord");
+    let c = coord.to_string_lossy().into_owned();
+    let error = sb.fails(&["--coord-dir", &c, "agents", "init"]);
+    assert!(
+        error.contains(&c) && error.contains("Not a directory"),
+        "{error}"
+    );
+    let run = sb.run(&[
+        "--coord-dir",
+        &c,
+        "serve",
+        "--grpc",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains(&c) || run.stdout.contains(&c),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    if !is_root() {
+        // Permissions, where they bind.
+        let ro = sb.tmp.path().join("read-only");
+        std::fs::create_dir(&ro).expect("mkdir");
+        let mut perms = std::fs::metadata(&ro).expect("meta").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+        std::fs::set_permissions(&ro, perms).expect("chmod");
+        let inner = ro.join("coord").to_string_lossy().into_owned();
+        let error = sb.fails(&["--coord-dir", &inner, "agents", "init"]);
+        assert!(error.contains("Permission denied"), "{error}");
+    }
+}
+
+#[test]
+fn a_corrupted_log_is_a_clear_error_at_start_and_is_left_as_it_was() {
+    let sb = initialised();
+    for i in 0..20 {
+        sb.ok(&["agents", "add-feature", &format!("f{i}")]);
+    }
+    let log = sb.repo.join(".git").join("spanfold").join("log");
+    let db = log.join("db");
+    let mut bytes = std::fs::read(&db).expect("read db");
+    let used: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] != 0).collect();
+    let at = used[used.len() / 2];
+    for b in &mut bytes[at..at + 8] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&db, &bytes).expect("damage");
+
+    // Every way in says so, every time: the log is never silently replaced by an empty one,
+    // not even by `init`.
+    for _ in 0..2 {
+        let error = sb.fails(&["agents", "agent-status"]);
+        assert!(
+            error.contains("is damaged") && error.contains("restore a backup"),
+            "{error}"
+        );
+        let run = sb.run(&["serve", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+        assert_ne!(run.code, 0, "the server does not start on a damaged log");
+        assert!(run.stderr.contains("is damaged"), "{}", run.stderr);
+        let error = sb.fails(&["agents", "add-feature", "more"]);
+        assert!(error.contains("is damaged"), "{error}");
+        let error = sb.fails(&["agents", "init"]);
+        assert!(error.contains("is damaged"), "{error}");
+    }
+    assert!(
+        log.join("db").exists(),
+        "the damaged log is left where it was"
+    );
+}
+
+#[test]
+fn a_full_disk_refuses_spans_until_restart_and_loses_none_acknowledged() {
+    use common::journal::{acknowledged, check_log, load, wait_bounded};
+    let sb = initialised();
+    let coord = sb.repo.join(".git").join("spanfold");
+    let db = std::fs::metadata(coord.join("log").join("db"))
+        .expect("db")
+        .len();
+    // The file may grow by about 200 KiB; past that every write fails with EFBIG, as on a full
+    // disk (SIGXFSZ ignored, so the write fails instead of killing the process).
+    // sled makes its file 512 KiB at open.
+    let limit_kib = db.max(512 << 10) / 1024 + 200;
+    let served = sb.serve_after(
+        &format!("trap '' XFSZ; ulimit -f {limit_kib}"),
+        &["--manual"],
+    );
+    let journal = sb.tmp.path().join("journal");
+    let mut sender = load(&served.grpc, &journal);
+    wait_bounded(&mut sender, 60);
+    let acked = acknowledged(&journal);
+    assert!(
+        !acked.is_empty(),
+        "some exports went in before the disk filled"
+    );
+
+    // The server is up, says why it takes nothing, and answers exports with a retryable error.
+    let (code, why) = served.get("/healthz", None);
+    assert_eq!(code, 503, "{why}");
+    assert!(
+        why.contains("could not be written") && why.contains("restart"),
+        "{why}"
+    );
+    let body = request(vec![span(
+        1,
+        "agent.registration",
+        vec![kv("agent.id", s("late"))],
+    )]);
+    let (code, answer) = post(
+        &sb,
+        &served,
+        &body,
+        &[JSON.replace("json", "x-protobuf").as_str()],
+    );
+    assert_eq!(code, 503, "{answer}");
+    let retry = grpc_export(&served, &body, None).expect_err("refused");
+    assert_eq!(retry.code(), tonic::Code::Unavailable, "{retry}");
+    served.kill();
+
+    // With room again: everything acknowledged is there, once, and the server takes spans.
+    check_log(&coord, &acked);
+    let served = sb.serve(&["--manual"]);
     still_serving(&sb, &served);
 }

@@ -233,7 +233,11 @@ fn a_kill_inside_worktree_creation_is_recovered_on_restart() {
 
         let served = sb.serve(&["--interval", "0"]);
         wait_for(&format!("f1's worktree after a kill at {point}"), || {
-            feature_status(&sb, "f1") == "assigned" && !sb.git_worktrees().is_empty()
+            feature_status(&sb, "f1") == "assigned"
+                && sb
+                    .git_worktrees()
+                    .first()
+                    .is_some_and(|w| w.2.as_deref() == Some("a1"))
         });
         let wt = the_worktree(&sb);
         // The agent works there as if nothing had happened, and its work is merged.
@@ -252,7 +256,11 @@ fn a_kill_inside_a_merge_is_recovered_on_restart_and_merges_once() {
         sb.ok(&["agents", "register-agent", "a1"]);
         let served = sb.serve(&["--interval", "0"]);
         sb.ok(&["agents", "add-feature", "f1"]);
-        wait_for("f1's worktree", || !sb.git_worktrees().is_empty());
+        wait_for("f1's worktree, locked", || {
+            sb.git_worktrees()
+                .first()
+                .is_some_and(|w| w.2.as_deref() == Some("a1"))
+        });
         let wt = the_worktree(&sb);
         commit_in(&sb, &wt, "f1.txt", "f1 work");
         // main moves on meanwhile, so the merge writes a merge commit.

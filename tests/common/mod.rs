@@ -190,8 +190,34 @@ impl Sandbox {
         self.serve_in(coord_dir, repo, &["--manual"], &[])
     }
 
+    /// The server started by bash after `prelude` (resource limits, signal dispositions).
+    pub fn serve_after(&self, prelude: &str, extra: &[&str]) -> Served {
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", &format!("{prelude}; exec \"$0\" \"$@\"")])
+            .arg(env!("CARGO_BIN_EXE_spanfold"));
+        self.start(
+            cmd,
+            &self.repo.join(".git").join("spanfold"),
+            &self.repo.clone(),
+            extra,
+            &[],
+        )
+    }
+
     fn serve_in(
         &self,
+        coord_dir: &Path,
+        repo: &Path,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Served {
+        let cmd = Command::new(env!("CARGO_BIN_EXE_spanfold"));
+        self.start(cmd, coord_dir, repo, extra, envs)
+    }
+
+    fn start(
+        &self,
+        mut cmd: Command,
         coord_dir: &Path,
         repo: &Path,
         extra: &[&str],
@@ -200,7 +226,6 @@ impl Sandbox {
         let coord_dir = coord_dir.to_path_buf();
         let advert = coord_dir.join("server.json");
         let _ = std::fs::remove_file(&advert);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spanfold"));
         cmd.args(["serve", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(extra)
             .current_dir(repo)
