@@ -709,6 +709,18 @@ impl View {
             .and_then(as_str)
             .and_then(AgentState::parse)
             .ok_or_else(|| "agent.state is missing or not a lifecycle state".to_string())?;
+        if next == AgentState::Idle
+            && let Some(agent) = ev
+                .str_attr("agent.id")
+                .and_then(|id| self.agents.get_mut(id))
+            && agent.state == AgentState::Claiming
+        {
+            // An idle report sent before the agent could see its assignment crossed the
+            // decision on the wire: it shows the agent is alive, and is not a refusal. The
+            // lease keeps running, as it does until the agent starts work.
+            agent.last_activity = ev.time;
+            return Ok(());
+        }
         let agent = self.agent_of(ev)?;
         let feature = Self::reported_feature(agent, named.and_then(as_str))?;
         let current = agent.state;
@@ -1413,6 +1425,36 @@ mod tests {
         assert_eq!(v.features["f1"].assigned_agent.as_deref(), Some("a1"));
         assert!(v.agents["a2"].assignments.is_empty());
         assert_eq!(v.counters.anomalies, 1);
+    }
+
+    #[test]
+    fn an_idle_report_that_crossed_its_assignment_is_a_heartbeat() {
+        let mut sc = registered();
+        assign(&mut sc, "a1", "f1");
+        let assigned = sc.fold();
+        assert_eq!(assigned.agents["a1"].state, AgentState::Claiming);
+        sc.span(
+            "agent.work_progress",
+            &[("agent.id", s("a1")), ("agent.state", s("idle"))],
+        );
+        let v = sc.fold();
+        assert_eq!(v.counters.anomalies, 0, "{:?}", v.anomalies);
+        let a1 = &v.agents["a1"];
+        assert_eq!(a1.state, AgentState::Claiming);
+        assert!(
+            a1.last_activity > assigned.agents["a1"].last_activity,
+            "alive"
+        );
+        assert_eq!(
+            a1.lease_since, assigned.agents["a1"].lease_since,
+            "the lease runs on"
+        );
+        // Anything else illegal from claiming still is.
+        sc.span(
+            "agent.work_progress",
+            &[("agent.id", s("a1")), ("agent.state", s("submitting"))],
+        );
+        assert_eq!(sc.fold().counters.anomalies, 1);
     }
 
     #[test]
