@@ -1797,3 +1797,21 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_listens_on_loopback_unless_told_otherwise() {
+        let cli = Cli::try_parse_from(["spanfold", "serve"]).expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve: {:?}", cli.command);
+        };
+        for addr in [&args.grpc, &args.http] {
+            let addr: std::net::SocketAddr = addr.parse().expect("an address");
+            assert!(addr.ip().is_loopback(), "{addr}");
+        }
+        assert!(cli.token.is_none(), "no token unless given");
+    }
+}

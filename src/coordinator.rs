@@ -12,6 +12,7 @@ use thiserror::Error;
 use crate::emit::{self, IdGen};
 use crate::git;
 use crate::model::{ResourceSpans, Span, UnixNanos};
+use crate::names;
 use crate::policy::{self, PolicyConfig};
 use crate::reducer::{AgentState, Config, FeatureStatus, REDUCER_VERSION, View, WorktreeStatus};
 use crate::registry::{Origin, Registry, Violation};
@@ -471,12 +472,20 @@ impl Coordinator {
                     f.and_then(|f| f.branch_name.clone()),
                 )
             };
-            let path = known_path.unwrap_or_else(|| {
-                Path::new(&config.worktrees_dir)
-                    .join(&a.feature_name)
-                    .to_string_lossy()
-                    .into_owned()
-            });
+            // Paths come from the log; one that is not where this coordinator puts worktrees
+            // (a log from elsewhere, edited by hand) is never acted on.
+            let dir = Path::new(&config.worktrees_dir);
+            let path = match known_path.filter(|p| names::is_worktree_path(dir, Path::new(p))) {
+                Some(p) => p,
+                None => match names::worktree_path(dir, &a.feature_name) {
+                    Ok(p) => p.to_string_lossy().into_owned(),
+                    // The reducer admits only valid names; a queue entry that is not is skipped.
+                    Err(e) => {
+                        tracing::error!("not placing {}: {e}", a.feature_name);
+                        continue;
+                    }
+                },
+            };
             let branch = known_branch.unwrap_or_else(|| format!("spanfold/{}", a.feature_name));
             spans.push(emit::assignment(
                 &mut self.ids,

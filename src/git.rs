@@ -678,6 +678,14 @@ pub fn complete_checkout(repo_dir: &Path, base: &str, from: &str) -> Result<bool
     let Some(dir) = repo.workdir().filter(|_| on_base).map(Path::to_path_buf) else {
         return Ok(false);
     };
+    // `from` was read back from the log: only an object id may reach git's command line.
+    let from = gix::ObjectId::from_hex(from.as_bytes())
+        .map_err(|e| GitError::Gix {
+            action: format!("reading the pre-merge commit {from:?} from the log"),
+            message: e.to_string(),
+        })?
+        .to_string();
+    let from = from.as_str();
     let tip = branch_tip(repo_dir, base)?;
     if tip == from {
         return Ok(false);
@@ -691,4 +699,57 @@ pub fn complete_checkout(repo_dir: &Path, base: &str, from: &str) -> Result<bool
     }
     git_cli(&dir, &["read-tree", "-m", "-u", from, &tip])?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_with_a_commit() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(args)
+                .current_dir(dir.path())
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .output()
+                .expect("git runs");
+            assert!(out.status.success(), "{args:?}");
+        };
+        git(&["init", "-q", "-b", "main"]);
+        git(&[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "initial",
+        ]);
+        dir
+    }
+
+    #[test]
+    fn a_commit_read_back_from_the_log_must_be_an_object_id() {
+        let dir = repo_with_a_commit();
+        let out = dir.path().join("written-by-git");
+        for from in [
+            format!("--output={}", out.display()),
+            "HEAD".to_owned(),
+            "main~1".to_owned(),
+            String::new(),
+        ] {
+            let err = complete_checkout(dir.path(), "main", &from).expect_err(&from);
+            assert!(err.to_string().contains("pre-merge commit"), "{err}");
+        }
+        assert!(!out.exists(), "nothing reached git as an option");
+        let tip = branch_tip(dir.path(), "main").expect("tip");
+        assert_eq!(
+            complete_checkout(dir.path(), "main", &tip).ok(),
+            Some(false)
+        );
+    }
 }

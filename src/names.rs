@@ -60,9 +60,68 @@ pub fn feature_name(name: &str) -> Result<(), NameError> {
     check("feature name", name)
 }
 
+/// Where a feature's worktree goes: a directory directly inside `worktrees_dir`, named after the
+/// feature, whatever name arrived.
+pub fn worktree_path(
+    worktrees_dir: &std::path::Path,
+    feature: &str,
+) -> Result<std::path::PathBuf, NameError> {
+    feature_name(feature)?;
+    Ok(worktrees_dir.join(feature))
+}
+
+/// Whether `path` is one [`worktree_path`] could have made: directly inside `worktrees_dir`,
+/// under a valid feature name. A path read back from the log is used only if it is.
+pub fn is_worktree_path(worktrees_dir: &std::path::Path, path: &std::path::Path) -> bool {
+    path.parent() == Some(worktrees_dir)
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| feature_name(n).is_ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::path::{Component, Path};
+
+    proptest::proptest! {
+        // Any string at all, including separators, dots and NULs: either refused, or a path one
+        // level inside the worktrees directory.
+        #[test]
+        fn no_name_makes_a_path_outside_the_worktrees_directory(
+            name in prop_oneof![
+                any::<String>(),
+                "[a-z0-9./_~^:@{}\\ -]{0,12}",
+                "(\\.\\./|/|[a-z]{1,3}/){1,4}[a-z.]{0,4}",
+            ]
+        ) {
+            let dir = Path::new("/srv/worktrees");
+            if let Ok(path) = worktree_path(dir, &name) {
+                prop_assert_eq!(path.parent(), Some(dir));
+                prop_assert!(path.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_))));
+                prop_assert!(is_worktree_path(dir, &path));
+            }
+        }
+    }
+
+    #[test]
+    fn paths_from_elsewhere_are_not_worktree_paths() {
+        let dir = Path::new("/srv/worktrees");
+        for bad in [
+            "/etc",
+            "/srv/worktrees",
+            "/srv/worktrees/../x",
+            "/srv/worktrees/a/b",
+            "/srv/other/a",
+            "/srv/worktrees/..",
+            "/srv/worktrees/UPPER",
+        ] {
+            assert!(!is_worktree_path(dir, Path::new(bad)), "{bad}");
+        }
+        assert!(is_worktree_path(dir, Path::new("/srv/worktrees/f1")));
+    }
 
     #[test]
     fn accepts_ordinary_names() {

@@ -286,6 +286,16 @@ pub async fn serve(
     let http_listener = bind(config.http.clone()).await?;
     let grpc_addr = grpc_listener.local_addr().map_err(ServerError::Http)?;
     let http_addr = http_listener.local_addr().map_err(ServerError::Http)?;
+    if config.token.is_none() {
+        for addr in [grpc_addr, http_addr]
+            .iter()
+            .filter(|a| !a.ip().is_loopback())
+        {
+            tracing::warn!(
+                "listening on {addr} without a token: anyone who can reach it can submit spans and read the status; set --token (or SPANFOLD_TOKEN)"
+            );
+        }
+    }
 
     let metrics = Arc::new(Metrics::default());
     let (jobs, queue) = sync_channel(QUEUE_DEPTH);

@@ -665,3 +665,68 @@ fn a_merge_cut_off_by_a_crash_is_completed_on_the_next_cycle() {
     let status = sb.status();
     assert_eq!(feature(&status, "f1")["status"], "completed");
 }
+
+#[test]
+fn span_data_never_reaches_a_shell() {
+    let sb = Sandbox::new("main");
+    let trap = sb.tmp.path().join("trap");
+    std::fs::create_dir(&trap).expect("mkdir");
+    let gate_log = sb.tmp.path().join("gate.log");
+    // The only command spanfold runs through a shell is this one, from git config.
+    sb.ok(&[
+        "agents",
+        "init",
+        "--validate-cmd",
+        &format!("echo gate-ran >> {}", gate_log.display()),
+    ]);
+    // Everything an agent or a planner can say, full of shell syntax.
+    let t = trap.display();
+    let hostile = [
+        format!("$(touch {t}/dollar)"),
+        format!("`touch {t}/backtick`"),
+        format!("; touch {t}/semicolon"),
+        format!("| touch {t}/pipe"),
+        format!("&& touch {t}/and"),
+    ];
+    let req = sb.tmp.path().join("req.json");
+    std::fs::write(
+        &req,
+        serde_json::json!({"requirements": hostile, "acceptance_criteria": hostile}).to_string(),
+    )
+    .expect("write");
+    sb.ok(&[
+        "agents",
+        "add-feature",
+        "f1",
+        "--desc",
+        &hostile.join(" "),
+        "--req-file",
+        &req.to_string_lossy(),
+        "--expertise",
+        &hostile[0],
+    ]);
+    sb.ok(&["agents", "register-agent", "a1", "--expertise", &hostile[0]]);
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    let wt = PathBuf::from(
+        cycle["assignments"][0]["worktree_path"]
+            .as_str()
+            .unwrap_or(""),
+    );
+    commit(&sb, &wt, "f1.txt", "f1\n", &hostile.join("\n"));
+    submit(&sb, "a1");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "merged", "{cycle}");
+    assert_eq!(
+        std::fs::read_to_string(&gate_log).unwrap_or_default(),
+        "gate-ran\n",
+        "the configured gate ran, once"
+    );
+    let touched: Vec<_> = std::fs::read_dir(&trap)
+        .expect("readable")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert!(
+        touched.is_empty(),
+        "span data ran as a command: {touched:?}"
+    );
+}
