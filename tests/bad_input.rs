@@ -671,7 +671,7 @@ fn an_unwritable_coordination_directory_is_a_clear_error() {
 }
 
 #[test]
-fn a_corrupted_log_is_a_clear_error_at_start_and_is_left_as_it_was() {
+fn a_corrupted_log_is_a_clear_error_every_time_and_is_never_replaced() {
     let sb = initialised();
     for i in 0..20 {
         sb.ok(&["agents", "add-feature", &format!("f{i}")]);
