@@ -1101,6 +1101,20 @@ impl View {
                 feature.status.as_str()
             ));
         }
+        const RESULTS: [&str; 7] = [
+            "started",
+            "gate_started",
+            "deferred",
+            "failed",
+            "gate_failed",
+            "conflicted",
+            "merged",
+        ];
+        // Checked before anything changes: an unknown result must not even clear merge_from,
+        // which recovery needs after a merge a crash cut off.
+        if !RESULTS.contains(&result) {
+            return Err(format!("unknown merge.result {result:?}"));
+        }
         let was = feature.status;
         feature.merge_from = None;
         match result {
@@ -1425,6 +1439,43 @@ mod tests {
         assert_eq!(v.features["f1"].assigned_agent.as_deref(), Some("a1"));
         assert!(v.agents["a2"].assignments.is_empty());
         assert_eq!(v.counters.anomalies, 1);
+    }
+
+    #[test]
+    fn an_unknown_merge_result_changes_nothing() {
+        let mut sc = registered();
+        assign(&mut sc, "a1", "f1");
+        for state in ["working", "validating", "submitting"] {
+            sc.span(
+                "agent.work_progress",
+                &[
+                    ("agent.id", s("a1")),
+                    ("agent.state", s(state)),
+                    ("feature.name", s("f1")),
+                ],
+            );
+        }
+        let merge = |sc: &mut Script, result: &str| {
+            sc.span(
+                "coordination.feature_merge",
+                &[
+                    ("merge.result", s(result)),
+                    ("agent.id", s("a1")),
+                    ("feature.name", s("f1")),
+                    ("merge.from", s("0123456789abcdef0123456789abcdef01234567")),
+                ],
+            );
+        };
+        merge(&mut sc, "started");
+        let before = sc.fold();
+        assert!(before.features["f1"].merge_from.is_some());
+        merge(&mut sc, "bogus");
+        let after = sc.fold();
+        assert_eq!(after.counters.anomalies, before.counters.anomalies + 1);
+        assert_eq!(
+            after.features["f1"], before.features["f1"],
+            "merge_from kept"
+        );
     }
 
     #[test]

@@ -132,6 +132,29 @@ pub enum RegistryError {
     },
 }
 
+/// Checks attributes against the depth and size limits; returns how many values they hold.
+fn measure<'a>(attributes: impl Iterator<Item = &'a KeyValue>) -> Result<usize, String> {
+    let mut items = 0;
+    for kv in attributes {
+        let shape = Shape::of(kv);
+        if shape.depth > MAX_VALUE_DEPTH {
+            return Err(format!(
+                "attribute {} nests arrays or key-value lists more than {MAX_VALUE_DEPTH} deep; flatten it",
+                truncated(&kv.key)
+            ));
+        }
+        if shape.largest > MAX_VALUE_BYTES {
+            return Err(format!(
+                "attribute {} holds {} bytes in one key or value; the limit is {MAX_VALUE_BYTES}: write large content to a file and send its path",
+                truncated(&kv.key),
+                shape.largest
+            ));
+        }
+        items += shape.items;
+    }
+    Ok(items)
+}
+
 /// A key as it can be quoted in a message: a refused key may itself be megabytes long.
 fn truncated(key: &str) -> String {
     match key.char_indices().nth(64) {
@@ -150,8 +173,10 @@ pub struct Violation {
 }
 
 /// Deepest nesting of arrays and key-value lists accepted in an attribute value. An exported
-/// OTLP/JSON line spends three JSON levels per nesting, and JSON readers commonly stop at 128.
-pub const MAX_VALUE_DEPTH: usize = 32;
+/// OTLP/JSON line spends up to four JSON levels per nesting (a key-value list: the value, the
+/// list, its values, the pair) plus about ten around the attribute, and JSON readers commonly
+/// stop at 128.
+pub const MAX_VALUE_DEPTH: usize = 24;
 
 /// Largest single key or value, in bytes, in any span. Bigger content belongs in a file whose
 /// path the span names: every byte of a span is kept in the log, and some in the view.
@@ -333,30 +358,16 @@ impl Registry {
                 span.name.len()
             )));
         }
-        let mut items = span.events.len() + span.links.len();
-        for kv in span
-            .attributes
-            .iter()
-            .chain(span.events.iter().flat_map(|e| &e.attributes))
-            .chain(span.links.iter().flat_map(|l| &l.attributes))
-            .chain(&resource.attributes)
-        {
-            let shape = Shape::of(kv);
-            if shape.depth > MAX_VALUE_DEPTH {
-                return Err(violation(format!(
-                    "attribute {} nests arrays or key-value lists more than {MAX_VALUE_DEPTH} deep; flatten it",
-                    truncated(&kv.key)
-                )));
-            }
-            if shape.largest > MAX_VALUE_BYTES {
-                return Err(violation(format!(
-                    "attribute {} holds {} bytes in one key or value; the limit is {MAX_VALUE_BYTES}: write large content to a file and send its path",
-                    truncated(&kv.key),
-                    shape.largest
-                )));
-            }
-            items += shape.items;
-        }
+        let items = measure(
+            span.attributes
+                .iter()
+                .chain(span.events.iter().flat_map(|e| &e.attributes))
+                .chain(span.links.iter().flat_map(|l| &l.attributes))
+                .chain(&resource.attributes),
+        )
+        .map_err(violation)?
+            + span.events.len()
+            + span.links.len();
         if items > MAX_ITEMS_PER_SPAN {
             return Err(violation(format!(
                 "the span carries {items} attributes, events, links and nested values; the limit is {MAX_ITEMS_PER_SPAN}"
@@ -432,6 +443,20 @@ impl Registry {
         for rs in resource_spans.iter_mut() {
             let resource = &rs.resource;
             for ss in &mut rs.scope_spans {
+                // The scope's attributes travel with each of its spans.
+                let scope = measure(ss.scope.attributes.iter()).and_then(|items| {
+                    (items <= MAX_ITEMS_PER_SPAN).then_some(()).ok_or_else(|| {
+                        format!("the scope carries {items} attributes and nested values; the limit is {MAX_ITEMS_PER_SPAN}")
+                    })
+                });
+                if let Err(rule) = scope {
+                    rejected.extend(ss.spans.drain(..).map(|span| Violation {
+                        span: truncated(&span.name),
+                        ids: format!("trace {} span {}", hex(&span.trace_id), hex(&span.span_id)),
+                        rule: format!("its scope: {rule}"),
+                    }));
+                    continue;
+                }
                 ss.spans
                     .retain(|span| match self.validate(span, resource, origin) {
                         Ok(()) => true,
@@ -712,7 +737,68 @@ mod tests {
             .validate(&deep, &Resource::default(), Origin::Client)
             .unwrap_err()
             .rule;
-        assert!(why.contains("deep") && why.contains("32"), "{why}");
+        assert!(
+            why.contains("deep") && why.contains(&MAX_VALUE_DEPTH.to_string()),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn the_deepest_accepted_values_survive_a_json_export() {
+        use crate::model::{Batch, ResourceSpans, ScopeSpans};
+        // Key-value lists are the costliest nesting in OTLP/JSON: four levels each.
+        let deepest = |levels: usize| {
+            let mut v = AnyValue::Int(1);
+            for _ in 0..levels {
+                v = AnyValue::KvList(vec![KeyValue::new("k", v)]);
+            }
+            v
+        };
+        let reg = Registry::builtin();
+        let s = span("tool.call").with("deep", deepest(MAX_VALUE_DEPTH));
+        let resource = Resource {
+            attributes: vec![KeyValue::new("r", deepest(MAX_VALUE_DEPTH))],
+            ..Default::default()
+        };
+        assert_eq!(reg.validate(&s, &resource, Origin::Client), Ok(()));
+        let mut request = vec![ResourceSpans {
+            resource,
+            scope_spans: vec![ScopeSpans {
+                spans: vec![s],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        request[0].scope_spans[0].scope.attributes =
+            vec![KeyValue::new("s", deepest(MAX_VALUE_DEPTH))];
+        assert!(reg.retain_valid(&mut request, Origin::Client).is_empty());
+        let batch = Batch {
+            first_seq: 1,
+            received_at: 1,
+            resource_spans: request,
+        };
+        let mut line = Vec::new();
+        crate::otlp::file::encode_line(&batch, &mut line);
+        let back = crate::otlp::file::decode_json_line(&line).expect("the export reads back");
+        assert_eq!(back.resource_spans, batch.resource_spans);
+        // One level deeper in the scope: its spans are refused, with the reason.
+        batch_scope_too_deep(&reg, deepest(MAX_VALUE_DEPTH + 1));
+    }
+
+    fn batch_scope_too_deep(reg: &Registry, value: AnyValue) {
+        use crate::model::{ResourceSpans, ScopeSpans};
+        let mut request = vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span("tool.call"), span("agent.registration")],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        request[0].scope_spans[0].scope.attributes = vec![KeyValue::new("s", value)];
+        let refused = reg.retain_valid(&mut request, Origin::Client);
+        assert_eq!(refused.len(), 2);
+        assert!(refused[0].rule.contains("its scope"), "{}", refused[0].rule);
+        assert!(request.is_empty());
     }
 
     #[test]

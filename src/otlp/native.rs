@@ -22,9 +22,10 @@ struct Bad {
 type R<T> = Result<T, Bad>;
 
 /// Deepest nesting of arrays and key-value lists in one attribute value. prost stops at 100
-/// nested messages, about 47 levels of values inside a span; anything this decoder accepts,
-/// prost accepts too. (Validation accepts only 32: `registry::MAX_VALUE_DEPTH`.)
-const MAX_DEPTH: u32 = 40;
+/// nested messages; a key-value list costs three (value, list, pair) and a span's attribute
+/// starts five deep, so 30 levels stay within it: anything this decoder accepts, prost accepts
+/// too. (Validation accepts only 24: `registry::MAX_VALUE_DEPTH`.)
+const MAX_DEPTH: u32 = 29;
 
 #[cold]
 #[inline(never)]
@@ -414,7 +415,8 @@ fn key_value(buf: &[u8], depth: u32) -> R<KeyValue> {
     while let Some((tag, v)) = f.next_field()? {
         match tag {
             1 => kv.key = v.str("key")?,
-            2 => kv.value = any_value(v.bytes("value")?, depth)?,
+            // A message field sent twice is merged, as protobuf says (and prost does).
+            2 => any_value_into(v.bytes("value")?, depth, &mut kv.value)?,
             _ => {}
         }
     }
@@ -422,30 +424,51 @@ fn key_value(buf: &[u8], depth: u32) -> R<KeyValue> {
 }
 
 fn any_value(buf: &[u8], depth: u32) -> R<AnyValue> {
+    let mut value = AnyValue::Empty;
+    any_value_into(buf, depth, &mut value)?;
+    Ok(value)
+}
+
+/// Decodes an AnyValue onto `value`: a later member of the oneof replaces an earlier one, and
+/// the same list member twice is merged (its values appended), as protobuf merges messages.
+fn any_value_into(buf: &[u8], depth: u32, value: &mut AnyValue) -> R<()> {
     if depth > MAX_DEPTH {
         return Err(bad("attribute values are nested too deeply", "value"));
     }
-    let mut value = AnyValue::Empty;
     let mut f = Fields::new(buf);
     while let Some((tag, v)) = f.next_field()? {
-        value = match tag {
+        *value = match tag {
             1 => AnyValue::String(v.str("string_value")?),
             2 => AnyValue::Bool(v.varint("bool_value")? != 0),
             3 => AnyValue::Int(v.varint("int_value")? as i64),
             4 => AnyValue::Double(f64::from_bits(v.fixed64("double_value")?)),
-            5 => AnyValue::Array(list(v.bytes("array_value")?, depth, |b, d| {
-                any_value(b, d + 1)
-            })?),
-            6 => AnyValue::KvList(list(v.bytes("kvlist_value")?, depth, |b, d| {
-                key_value(b, d + 1)
-            })?),
+            5 => {
+                let items = list(v.bytes("array_value")?, depth, |b, d| any_value(b, d + 1))?;
+                match value {
+                    AnyValue::Array(earlier) => {
+                        earlier.extend(items);
+                        continue;
+                    }
+                    _ => AnyValue::Array(items),
+                }
+            }
+            6 => {
+                let pairs = list(v.bytes("kvlist_value")?, depth, |b, d| key_value(b, d + 1))?;
+                match value {
+                    AnyValue::KvList(earlier) => {
+                        earlier.extend(pairs);
+                        continue;
+                    }
+                    _ => AnyValue::KvList(pairs),
+                }
+            }
             7 => AnyValue::Bytes(v.bytes("bytes_value")?.to_vec()),
             // string_value_strindex (profiles only) carries no meaning in traces.
             8 => AnyValue::Empty,
             _ => continue,
         };
     }
-    Ok(value)
+    Ok(())
 }
 
 /// The repeated field 1 of an ArrayValue or KeyValueList.
@@ -594,6 +617,26 @@ mod tests {
         };
         same_as_prost(&request.encode_to_vec());
         same_as_prost(&[]);
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    #[test]
+    fn a_value_sent_twice_is_merged_as_prost_merges_it() {
+        // Found by fuzzing: an AnyValue with array_value twice (prost appends the second
+        // array's values), and a KeyValue whose value comes twice, the second empty (prost
+        // keeps the first).
+        for body in [
+            "0a38123612340a1001010101010101010101010101010101120802020202020202022a01784a130a016b120e2a050a030a01612a050a030a0162",
+            "0a2f122d122b0a1001010101010101010101010101010101120802020202020202022a01784a0a0a016b12030a01761200",
+        ] {
+            same_as_prost(&unhex(body));
+        }
     }
 
     #[test]

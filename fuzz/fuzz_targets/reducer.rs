@@ -1,0 +1,771 @@
+//! The reducer, the policy and the status document on sequences of events built from the input.
+//!
+//! Events are the registry's spans (`spans/*.yaml`) with attributes drawn from small pools of
+//! agent ids, feature names, paths, states and capabilities, so that they meet each other and
+//! reach deep into the lifecycle; now and then a name is invalid or a value has the wrong type.
+//! Between them come the coordinator's moves as it makes them (a cycle's decisions and worktree
+//! outcomes, merges, lease verdicts, cleanup) and agents' legal reports.
+//!
+//! Checked (each is documented in the code or ARCHITECTURE.md):
+//! - after every event: the kept tally equals a recount (`FeatureTally::of`); a feature is held
+//!   by at most one agent, and holder and feature agree; a feature is held exactly when its
+//!   status is "in progress"; the view's names passed `names::check`;
+//! - "an illegal input changes nothing but the record of it": an event that becomes an anomaly
+//!   changes nothing else (but the named agent's liveness, as the reducer's own test allows);
+//! - `changes::apply` reports exactly what changed (`changes::diff` of the views around it);
+//! - decisions of `policy::decide` follow its rules (a feature once, only when queued, to an
+//!   agent in a state that may take work, within its limit, with every capability required;
+//!   scores 0..1 rounded to 1e-3) and, recorded as the coordinator records them, apply without
+//!   an anomaly, as do its worktree outcomes, merges, lease verdicts and cleanups, and an
+//!   agent's legal lifecycle reports;
+//! - the status document's counts agree with the view, health is 0..1, and it serialises;
+//! - `View::fold` of the whole log equals the view built event by event, and so does a fold
+//!   restarted from a checkpoint (the view through postcard, as the store keeps it).
+
+#![no_main]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use spanfold::model::{AnyValue, Event, KeyValue, Resource, Span, UnixNanos, string_array};
+use spanfold::policy::{self, Decision, PolicyConfig, Weights};
+use spanfold::reducer::{
+    AgentState, FeatureStatus, FeatureTally, MAX_ANOMALIES, View, WorktreeStatus,
+};
+use spanfold::registry::{AttrType, Registry, Requirement, SpanSpec};
+use spanfold::status::{self, StatusOptions};
+use spanfold::{changes, names};
+use spanfold_fuzz::{Choices, assert_same};
+
+const AGENTS: &[&str] = &["a0", "a1", "a2", "agent-3"];
+const FEATURES: &[&str] = &["f0", "f1", "f2", "feature-3"];
+/// Names `names::check` refuses, used now and then in place of an agent id or feature name.
+const BAD_NAMES: &[&str] = &["", "A0", "../etc", "a b", "x.lock", "a..b", "-x", "f/0"];
+const PATHS: &[&str] = &["/wt/f0", "/wt/f1", "/wt/f2", "/wt/shared"];
+const BRANCHES: &[&str] = &["spanfold/f0", "spanfold/f1", "main"];
+const CAPS: &[&str] = &["rust", "go", "python", "Rust", " react ", ""];
+const STRINGS: &[&str] = &[
+    "",
+    "x",
+    "main",
+    "/repo",
+    "/wt",
+    "abc123",
+    "disk full",
+    "a, b",
+];
+const INTS: &[i64] = &[
+    0,
+    1,
+    2,
+    3,
+    5,
+    -1,
+    8,
+    11,
+    600,
+    1024,
+    1025,
+    i64::MIN,
+    i64::MAX,
+];
+const DOUBLES: &[f64] = &[
+    0.0,
+    0.5,
+    50.0,
+    100.0,
+    -1.0,
+    -0.0,
+    1e308,
+    f64::NAN,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+];
+const MERGE_RESULTS: &[&str] = &[
+    "started",
+    "gate_started",
+    "gate_failed",
+    "merged",
+    "conflicted",
+    "deferred",
+    "failed",
+];
+/// Time steps between events: none, a nanosecond, a second, past a default lease, and more.
+const STEPS: &[u64] = &[
+    0,
+    1,
+    1_000_000_000,
+    700_000_000_000,
+    86_400_000_000_000,
+    u64::MAX / 4,
+];
+const MAX_OPS: usize = 200;
+
+fn show() -> bool {
+    static SHOW: OnceLock<bool> = OnceLock::new();
+    *SHOW.get_or_init(|| std::env::var_os("SPANFOLD_FUZZ_SHOW").is_some())
+}
+
+fn specs() -> &'static [&'static SpanSpec] {
+    static SPECS: OnceLock<Vec<&'static SpanSpec>> = OnceLock::new();
+    SPECS.get_or_init(|| Registry::builtin().specs().collect())
+}
+
+fn s(v: &str) -> AnyValue {
+    AnyValue::String(v.into())
+}
+
+struct Run {
+    view: View,
+    /// Every event applied: seq, time, span, resource.
+    log: Vec<(u64, UnixNanos, Span, Resource)>,
+    time: UnixNanos,
+    ids: u64,
+}
+
+impl Run {
+    fn span(&mut self, name: &str) -> Span {
+        self.ids += 1;
+        let mut trace = [0u8; 16];
+        trace[..8].copy_from_slice(&self.ids.to_be_bytes());
+        trace[15] = 1;
+        Span::new(trace, self.ids.to_be_bytes(), name, self.time)
+    }
+
+    /// Applies one event, checks it, and says whether it became an anomaly.
+    fn apply(&mut self, span: Span, resource: Resource) -> bool {
+        let seq = self.log.len() as u64 + 1;
+        let before = self.view.clone();
+        let ev = Event {
+            seq,
+            time: self.time,
+            span: &span,
+            resource: &resource,
+        };
+        let changed = changes::apply(&mut self.view, &ev);
+        let anomaly = check_event(&before, &self.view, &ev, &changed);
+        self.log.push((seq, self.time, span, resource));
+        anomaly
+    }
+
+    /// Applies an event that must not be an anomaly.
+    #[track_caller]
+    fn apply_ok(&mut self, span: Span, what: &str) {
+        let name = span.name.clone();
+        if self.apply(span, Resource::default()) {
+            let reason = self.view.anomalies.back().map(|a| a.reason.as_str());
+            panic!("{what}: {name} became an anomaly: {reason:?}");
+        }
+    }
+}
+
+/// The checks after every event; true when it became an anomaly.
+fn check_event(before: &View, after: &View, ev: &Event<'_>, changed: &[changes::Change]) -> bool {
+    assert_eq!((after.as_of.seq, after.as_of.time), (ev.seq, ev.time));
+    assert_eq!(after.counters.events, before.counters.events + 1);
+    let anomaly = after.counters.anomalies > before.counters.anomalies;
+    assert!(after.counters.anomalies <= before.counters.anomalies + 1);
+    if anomaly {
+        let last = after.anomalies.back().expect("the anomaly is listed");
+        assert_eq!(last.seq, ev.seq);
+        assert_eq!(last.span, ev.span.name.as_str());
+        assert!(!last.reason.is_empty());
+        // Nothing else changed, but the named agent's liveness.
+        let mut rest = after.clone();
+        rest.as_of = before.as_of;
+        rest.counters.events = before.counters.events;
+        rest.counters.anomalies = before.counters.anomalies;
+        rest.anomalies = before.anomalies.clone();
+        if let Some(id) = ev.str_attr("agent.id")
+            && let (Some(a), Some(b)) = (rest.agents.get_mut(id), before.agents.get(id))
+        {
+            a.last_activity = b.last_activity;
+            a.lease_since = b.lease_since;
+        }
+        assert_same(
+            &rest,
+            before,
+            &format!(
+                "an illegal input ({}: {}) changed more than the record of it",
+                ev.span.name, last.reason
+            ),
+        );
+    }
+    // What `changes::apply` reports is what changed.
+    let reported: Vec<&changes::Change> =
+        changed.iter().filter(|c| c.entity != "anomaly").collect();
+    let diff = changes::diff(before, after);
+    let diff: Vec<&changes::Change> = diff.iter().collect();
+    assert_eq!(
+        reported, diff,
+        "changes::apply missed or invented a change for {} ({:?})",
+        ev.span.name, ev.span.attributes
+    );
+    assert_eq!(
+        changed.iter().any(|c| c.entity == "anomaly"),
+        anomaly,
+        "anomaly reported iff recorded"
+    );
+    invariants(after);
+    anomaly
+}
+
+fn invariants(view: &View) {
+    assert_eq!(
+        view.tally,
+        FeatureTally::of(view.features.values()),
+        "feature counts drifted at seq {}",
+        view.as_of.seq
+    );
+    assert!(view.anomalies.len() <= MAX_ANOMALIES);
+    assert!(view.counters.anomalies >= view.anomalies.len() as u64);
+    let mut holder: BTreeMap<&str, &str> = BTreeMap::new();
+    for (id, agent) in &view.agents {
+        assert_eq!(id, &agent.id);
+        assert!(names::agent_id(id).is_ok(), "agent {id:?} in the view");
+        assert!((1..=1024).contains(&agent.max_concurrent_features));
+        for name in &agent.assignments {
+            if let Some(other) = holder.insert(name, id) {
+                panic!("feature {name} is held by {other} and by {id}");
+            }
+            let Some(f) = view.features.get(name) else {
+                panic!("agent {id} holds {name}, which was never requested");
+            };
+            assert_eq!(
+                f.assigned_agent.as_deref(),
+                Some(id.as_str()),
+                "agent {id} holds {name}, which names another holder"
+            );
+        }
+    }
+    for (name, f) in &view.features {
+        assert_eq!(name, &f.name);
+        assert!(
+            names::feature_name(name).is_ok(),
+            "feature {name:?} in the view"
+        );
+        if let Some(agent) = &f.assigned_agent {
+            assert_eq!(
+                holder.get(name.as_str()).copied(),
+                Some(agent.as_str()),
+                "feature {name} names {agent} as its holder, who does not hold it"
+            );
+        }
+        // "Held by an agent and not finished" (FeatureStatus::is_in_progress).
+        assert_eq!(
+            f.status.is_in_progress(),
+            f.assigned_agent.is_some(),
+            "feature {name} is {} with holder {:?}",
+            f.status.as_str(),
+            f.assigned_agent
+        );
+    }
+    for (path, wt) in &view.worktrees {
+        assert_eq!(path, &wt.path);
+    }
+}
+
+/// An agent id or feature name from `pool`, or now and then one that is refused.
+fn name(c: &mut Choices, pool: &[&str]) -> AnyValue {
+    let b = c.byte();
+    if b >= 0xf8 {
+        s(BAD_NAMES[usize::from(b) % BAD_NAMES.len()])
+    } else {
+        s(pool[usize::from(b) % pool.len()])
+    }
+}
+
+fn list(c: &mut Choices) -> AnyValue {
+    let b = c.byte();
+    let items: Vec<&str> = (0..b % 4).map(|_| c.word(CAPS)).collect();
+    match b >> 6 {
+        0 | 1 => string_array(items),
+        2 => s(&items.join(",")),
+        // A list with an item that is not a string.
+        _ => {
+            let mut v: Vec<AnyValue> = items.into_iter().map(s).collect();
+            v.push(AnyValue::Int(1));
+            AnyValue::Array(v)
+        }
+    }
+}
+
+/// A value of another type than the registry says.
+fn wrong_type(c: &mut Choices) -> AnyValue {
+    match c.byte() % 8 {
+        0 => AnyValue::Int(3),
+        1 => AnyValue::Bool(true),
+        2 => AnyValue::Double(1.5),
+        3 => AnyValue::Array(vec![AnyValue::Int(1)]),
+        4 => AnyValue::KvList(vec![KeyValue::new("k", s("v"))]),
+        5 => AnyValue::Bytes(vec![0xff]),
+        6 => AnyValue::Empty,
+        _ => s("3"),
+    }
+}
+
+fn value_for(c: &mut Choices, id: &str, ty: &AttrType) -> AnyValue {
+    match id {
+        "agent.id" => return name(c, AGENTS),
+        "feature.name" => return name(c, FEATURES),
+        "worktree.path" => return s(c.word(PATHS)),
+        "worktree.branch" | "merge.base_branch" => return s(c.word(BRANCHES)),
+        _ => {}
+    }
+    match ty {
+        AttrType::String => s(c.word(STRINGS)),
+        AttrType::Int => AnyValue::Int(*c.pick(INTS)),
+        AttrType::Double => AnyValue::Double(*c.pick(DOUBLES)),
+        AttrType::Boolean => AnyValue::Bool(c.byte() & 1 == 1),
+        AttrType::StringArray => list(c),
+        AttrType::Enum(members) => {
+            let b = c.byte();
+            if b >= 0xf0 || members.is_empty() {
+                s("bogus")
+            } else {
+                s(&members[usize::from(b) % members.len()])
+            }
+        }
+    }
+}
+
+/// A span the registry names (or one it does not), attributes drawn from the pools.
+fn random_span(run: &mut Run, c: &mut Choices) {
+    let specs = specs();
+    let i = usize::from(c.byte()) % (specs.len() + 1);
+    let Some(spec) = specs.get(i) else {
+        // Unregistered: it only shows its agent is alive.
+        let mut span = run.span("tool.call");
+        if c.byte() & 1 == 0 {
+            span = span.with("agent.id", name(c, AGENTS));
+        }
+        run.apply(span, Resource::default());
+        return;
+    };
+    let mut span = run.span(&spec.name);
+    let mut resource = Resource::default();
+    for attr in &spec.attributes {
+        let flags = c.byte();
+        let include = match attr.requirement_level {
+            Requirement::Required => flags & 0x0f != 0,
+            _ => flags & 0x01 == 0,
+        };
+        if !include {
+            continue;
+        }
+        let value = if flags >= 0xf8 {
+            wrong_type(c)
+        } else {
+            value_for(c, &attr.id, &attr.ty)
+        };
+        // agent.id may come from the resource (OTEL_RESOURCE_ATTRIBUTES).
+        if attr.id == "agent.id" && flags & 0x70 == 0x70 {
+            resource.attributes.push(KeyValue::new("agent.id", value));
+        } else {
+            span.attributes.push(KeyValue::new(attr.id.as_str(), value));
+        }
+    }
+    run.apply(span, resource);
+}
+
+/// An agent's report of a state it may move to.
+fn legal_progress(run: &mut Run, c: &mut Choices) {
+    let id = c.word(AGENTS);
+    let Some(agent) = run.view.agents.get(id) else {
+        return;
+    };
+    let next: Vec<AgentState> = AgentState::ALL
+        .into_iter()
+        .filter(|&s| s == agent.state || agent.state.can_become(s))
+        .filter(|&s| s != AgentState::Idle || agent.assignments.is_empty())
+        .collect();
+    if next.is_empty() {
+        return;
+    }
+    let state = *c.pick(&next);
+    let feature = (!agent.assignments.is_empty() && c.byte() & 1 == 1)
+        .then(|| c.pick(&agent.assignments).clone());
+    let mut span = run
+        .span("agent.work_progress")
+        .with("agent.id", s(id))
+        .with("agent.state", s(state.as_str()))
+        .with(
+            "work.progress_percentage",
+            AnyValue::Double(*c.pick(DOUBLES)),
+        );
+    if let Some(f) = feature {
+        span = span.with("feature.name", s(&f));
+    }
+    run.apply_ok(span, "a legal lifecycle report");
+}
+
+/// An agent's validation result while working or validating.
+fn legal_validation(run: &mut Run, c: &mut Choices) {
+    let id = c.word(AGENTS);
+    let Some(agent) = run.view.agents.get(id) else {
+        return;
+    };
+    if !matches!(agent.state, AgentState::Working | AgentState::Validating) {
+        return;
+    }
+    let feature = (!agent.assignments.is_empty() && c.byte() & 1 == 1)
+        .then(|| c.pick(&agent.assignments).clone());
+    let result = if c.byte() & 1 == 0 {
+        "passed"
+    } else {
+        "failed"
+    };
+    let mut span = run
+        .span("agent.validation")
+        .with("agent.id", s(id))
+        .with("validation.result", s(result));
+    if let Some(f) = feature {
+        span = span.with("feature.name", s(&f));
+    }
+    run.apply_ok(span, "a validation while working");
+}
+
+const WEIGHTS: &[[f64; 4]] = &[
+    [0.4, 0.2, 0.2, 0.2],
+    [1.0, 0.0, 0.0, 0.0],
+    [0.0, 0.0, 0.0, 0.0],
+    [0.1, 5.0, 0.0, 2.0],
+];
+
+fn check_decision(view: &View, d: &Decision) {
+    let mut placed = BTreeSet::new();
+    let mut given: BTreeMap<&str, u32> = BTreeMap::new();
+    for a in &d.assignments {
+        assert!(
+            placed.insert(a.feature_name.as_str()),
+            "{} placed twice",
+            a.feature_name
+        );
+        let f = &view.features[&a.feature_name];
+        assert_eq!(f.status, FeatureStatus::Queued);
+        assert_eq!(f.priority, a.priority);
+        let agent = &view.agents[&a.agent_id];
+        assert!(
+            policy::can_take_more(agent),
+            "{} cannot take more",
+            agent.id
+        );
+        for (kind, item) in f.requires.items() {
+            assert!(
+                agent
+                    .capabilities
+                    .items()
+                    .any(|(k, i)| k == kind && i == item),
+                "{} lacks {kind} {item} for {}",
+                agent.id,
+                f.name
+            );
+        }
+        assert!(
+            (0.0..=1.0).contains(&a.score) && (a.score * 1000.0).round() / 1000.0 == a.score,
+            "score {}",
+            a.score
+        );
+        *given.entry(a.agent_id.as_str()).or_default() += 1;
+    }
+    for (id, n) in given {
+        let agent = &view.agents[id];
+        assert!(
+            agent.assignments.len() as u32 + n <= agent.max_concurrent_features,
+            "{id} holds {} and got {n} more, over its limit {}",
+            agent.assignments.len(),
+            agent.max_concurrent_features
+        );
+    }
+    let queued = view
+        .features
+        .values()
+        .filter(|f| f.status == FeatureStatus::Queued)
+        .count();
+    assert_eq!(d.features_waiting + d.assignments.len(), queued);
+}
+
+/// A coordination cycle as the coordinator runs it: decide, record the decisions, record each
+/// worktree's outcome.
+fn cycle(run: &mut Run, c: &mut Choices) {
+    let [capability, priority, complexity, load] = *c.pick(WEIGHTS);
+    let config = PolicyConfig {
+        weights: Weights {
+            capability,
+            priority,
+            complexity,
+            load,
+        },
+    };
+    let d = policy::decide(&run.view, &config);
+    check_decision(&run.view, &d);
+    let cycle = run
+        .span("coordination.cycle")
+        .with(
+            "coordination.cycle_number",
+            AnyValue::Int(run.view.counters.cycles as i64 + 1),
+        )
+        .with(
+            "coordination.assignments",
+            AnyValue::Int(d.assignments.len() as i64),
+        )
+        .with(
+            "coordination.features_waiting",
+            AnyValue::Int(d.features_waiting as i64),
+        );
+    run.apply_ok(cycle, "a cycle");
+    let mut planned = Vec::new();
+    for a in &d.assignments {
+        let f = &run.view.features[&a.feature_name];
+        let path = f
+            .worktree_path
+            .clone()
+            .unwrap_or_else(|| format!("/wt/{}", a.feature_name));
+        let branch = f
+            .branch_name
+            .clone()
+            .unwrap_or_else(|| format!("spanfold/{}", a.feature_name));
+        let span = run
+            .span("agent.feature_assignment")
+            .with("agent.id", s(&a.agent_id))
+            .with("feature.name", s(&a.feature_name))
+            .with("feature.priority", s(a.priority.as_str()))
+            .with("assignment.match_score", AnyValue::Double(a.score))
+            .with(
+                "assignment.reasons",
+                string_array(a.reasons.iter().cloned()),
+            )
+            .with("worktree.path", s(&path))
+            .with("worktree.branch", s(&branch));
+        run.apply_ok(span, "a recorded decision");
+        planned.push((a.agent_id.clone(), a.feature_name.clone(), path, branch));
+    }
+    for (agent, feature, path, branch) in planned {
+        let action = c.word(&["created", "reused", "create_failed"]);
+        let mut span = run
+            .span("worktree.lifecycle")
+            .with("worktree.action", s(action))
+            .with("agent.id", s(&agent))
+            .with("feature.name", s(&feature))
+            .with("worktree.path", s(&path))
+            .with("worktree.branch", s(&branch));
+        if action == "create_failed" {
+            span = span.with("worktree.error", s("disk full"));
+        }
+        run.apply_ok(span, "a worktree outcome");
+    }
+}
+
+/// The coordinator's merge of a submitted feature, with one of its outcomes.
+fn merge(run: &mut Run, c: &mut Choices) {
+    let submitted: Vec<(String, String, Option<String>)> = run
+        .view
+        .features
+        .values()
+        .filter(|f| f.status == FeatureStatus::Merging)
+        .filter_map(|f| {
+            let agent = f.assigned_agent.clone()?;
+            Some((agent, f.name.clone(), f.branch_name.clone()))
+        })
+        .collect();
+    if submitted.is_empty() {
+        return;
+    }
+    let (agent, feature, branch) = c.pick(&submitted).clone();
+    let result = c.word(MERGE_RESULTS);
+    let mut span = run
+        .span("coordination.feature_merge")
+        .with("merge.result", s(result))
+        .with("agent.id", s(&agent))
+        .with("feature.name", s(&feature))
+        .with(
+            "worktree.branch",
+            s(&branch.unwrap_or_else(|| format!("spanfold/{feature}"))),
+        )
+        .with("merge.base_branch", s("main"));
+    span = match result {
+        "started" => span.with("merge.from", s("abc123")),
+        "merged" => span
+            .with("merge.kind", s("fast_forward"))
+            .with("merge.commit", s("def456")),
+        "conflicted" => span.with("merge.conflicts", list(c)),
+        _ => span.with("merge.reason", s(c.word(STRINGS))),
+    };
+    run.apply_ok(span, "a merge outcome");
+}
+
+/// The lease verdicts `policy::expired_leases` gives now, recorded.
+fn leases(run: &mut Run) {
+    let expired = policy::expired_leases(&run.view, run.time);
+    let ids: Vec<&String> = expired.iter().map(|(id, _)| id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "not in id order");
+    for (id, silent) in expired {
+        assert_ne!(run.view.agents[&id].state, AgentState::Error);
+        let span = run
+            .span("agent.lease_expired")
+            .with("agent.id", s(&id))
+            .with("lease.silent_seconds", AnyValue::Int(silent as i64));
+        run.apply_ok(span, "a lease verdict");
+    }
+}
+
+/// A worktree nobody holds, removed or kept.
+fn cleanup(run: &mut Run, c: &mut Choices) {
+    let idle: Vec<(String, String, String)> = run
+        .view
+        .worktrees
+        .values()
+        .filter(|w| w.status != WorktreeStatus::Active)
+        .map(|w| {
+            (
+                w.path.clone(),
+                w.branch_name.clone(),
+                w.feature_name.clone(),
+            )
+        })
+        .collect();
+    if idle.is_empty() {
+        return;
+    }
+    let (path, branch, feature) = c.pick(&idle).clone();
+    let action = if c.byte() & 1 == 0 { "removed" } else { "kept" };
+    let span = run
+        .span("worktree.lifecycle")
+        .with("worktree.action", s(action))
+        .with("feature.name", s(&feature))
+        .with("worktree.path", s(&path))
+        .with("worktree.branch", s(&branch));
+    run.apply_ok(span, "a cleanup");
+}
+
+fn status_doc(view: &View, c: &mut Choices) {
+    let agent = (c.byte() & 1 == 1).then(|| c.word(AGENTS).to_owned());
+    let options = StatusOptions {
+        agent: agent.clone(),
+        details: c.byte() & 1 == 1,
+    };
+    let doc = status::build(view, &options);
+    let summary = &doc.coordination_status;
+    assert_eq!(summary.total_agents, view.agents.len());
+    assert_eq!(
+        summary.agents_by_state.values().sum::<usize>(),
+        view.agents.len()
+    );
+    assert_eq!(summary.total_worktrees, view.worktrees.len());
+    assert_eq!(
+        summary.worktrees_by_status.values().sum::<usize>(),
+        view.worktrees.len()
+    );
+    assert_eq!(
+        summary.features_by_status.values().sum::<usize>(),
+        view.features.len()
+    );
+    let count = |pred: &dyn Fn(FeatureStatus) -> bool| {
+        view.features.values().filter(|f| pred(f.status)).count()
+    };
+    assert_eq!(
+        summary.features_in_queue,
+        count(&|s| s == FeatureStatus::Queued)
+    );
+    assert_eq!(summary.features_in_progress, count(&|s| s.is_in_progress()));
+    assert_eq!(
+        summary.features_completed,
+        count(&|s| s == FeatureStatus::Completed)
+    );
+    assert_eq!(
+        summary.active_agents + summary.idle_agents + summary.agents_by_state["error"],
+        summary.total_agents
+    );
+    let health = summary.coordination_health;
+    assert!((0.0..=1.0).contains(&health), "health {health}");
+    assert_eq!(doc.as_of.seq, view.as_of.seq);
+    match &agent {
+        None => {
+            assert_eq!(doc.agents.len(), view.agents.len());
+            assert_eq!(doc.features.len(), view.features.len());
+        }
+        Some(id) => {
+            let held = view.agents.get(id).map_or(0, |a| a.assignments.len());
+            assert_eq!(doc.agents.len(), usize::from(view.agents.contains_key(id)));
+            assert_eq!(doc.features.len(), held);
+        }
+    }
+    for f in &doc.features {
+        if f.status == FeatureStatus::Queued {
+            assert!(f.wait_reason.as_deref().is_some_and(|r| !r.is_empty()));
+        }
+    }
+    serde_json::to_string(&doc).expect("the status document serialises");
+}
+
+/// The log folded again from scratch, and from a checkpoint at `at`, gives the same view.
+fn refold(run: &Run, at: usize) {
+    let events = run.log.iter().map(|(seq, time, span, resource)| Event {
+        seq: *seq,
+        time: *time,
+        span,
+        resource,
+    });
+    assert_same(&View::fold(events.clone()), &run.view, "View::fold differs");
+    let mut view = View::default();
+    for (i, ev) in events.enumerate() {
+        if i == at {
+            let bytes = postcard::to_stdvec(&view).expect("a view serialises");
+            view = postcard::from_bytes(&bytes).expect("a checkpoint reads back");
+        }
+        view.apply(&ev);
+    }
+    assert_same(&view, &run.view, "the fold from a checkpoint differs");
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut c = Choices::new(data);
+    let checkpoint_at = usize::from(c.byte());
+    let mut run = Run {
+        view: View::default(),
+        log: Vec::new(),
+        time: 1_700_000_000_000_000_000,
+        ids: 0,
+    };
+    for _ in 0..MAX_OPS {
+        if c.is_empty() {
+            break;
+        }
+        let op = c.byte();
+        if op & 0x80 != 0 {
+            run.time = run.time.saturating_add(*c.pick(STEPS));
+        }
+        match op % 16 {
+            0..=6 => random_span(&mut run, &mut c),
+            7 | 8 => legal_progress(&mut run, &mut c),
+            9 => legal_validation(&mut run, &mut c),
+            10 | 11 => cycle(&mut run, &mut c),
+            12 => merge(&mut run, &mut c),
+            13 => leases(&mut run),
+            14 => cleanup(&mut run, &mut c),
+            _ => status_doc(&run.view, &mut c),
+        }
+    }
+    status_doc(&run.view, &mut c);
+    if show() {
+        // SPANFOLD_FUZZ_SHOW=1 with an input file: what the program did.
+        for (seq, _, span, resource) in &run.log {
+            eprintln!(
+                "{seq:4} {} {:?} {:?}",
+                span.name, span.attributes, resource.attributes
+            );
+        }
+        let doc = status::build(
+            &run.view,
+            &StatusOptions {
+                agent: None,
+                details: false,
+            },
+        );
+        eprintln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    let d = policy::decide(&run.view, &PolicyConfig::default());
+    check_decision(&run.view, &d);
+    refold(&run, checkpoint_at);
+});
