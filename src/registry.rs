@@ -782,7 +782,7 @@ mod tests {
         let back = crate::otlp::file::decode_json_line(&line).expect("the export reads back");
         assert_eq!(back.resource_spans, batch.resource_spans);
         // One level deeper in the scope: its spans are refused, with the reason.
-        batch_scope_too_deep(&reg, deepest(MAX_VALUE_DEPTH + 1));
+        batch_scope_too_deep(reg, deepest(MAX_VALUE_DEPTH + 1));
     }
 
     fn batch_scope_too_deep(reg: &Registry, value: AnyValue) {
