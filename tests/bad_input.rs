@@ -7,9 +7,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::otlp::{kv, s, span};
 use common::{Sandbox, Served, curl};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
@@ -21,43 +22,9 @@ fn initialised() -> Sandbox {
     sb
 }
 
-fn kv(key: &str, v: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(v) }),
-        key_strindex: 0,
-    }
-}
-
-fn s(v: &str) -> any_value::Value {
-    any_value::Value::StringValue(v.into())
-}
-
-fn span(n: u8, name: &str, attrs: Vec<KeyValue>) -> Span {
-    Span {
-        trace_id: vec![n; 16],
-        span_id: vec![n; 8],
-        name: name.into(),
-        kind: 1,
-        start_time_unix_nano: 1,
-        end_time_unix_nano: 2,
-        attributes: attrs,
-        ..Default::default()
-    }
-}
-
+/// An export request with these spans, encoded.
 fn request(spans: Vec<Span>) -> Vec<u8> {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource::default()),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
-    .encode_to_vec()
+    common::otlp::request(spans).encode_to_vec()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
