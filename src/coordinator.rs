@@ -150,6 +150,12 @@ pub struct Coordinator {
     checkpoint_every: u64,
 }
 
+/// A worktree path read back from the log, if it is one this coordinator could have made: only
+/// such a path is ever created, locked or removed, whatever a log from elsewhere says.
+fn ours(config: &Config, path: &str) -> bool {
+    names::is_worktree_path(Path::new(&config.worktrees_dir), Path::new(path))
+}
+
 impl Coordinator {
     /// Opens the log in `dir` and folds it.
     pub fn open(dir: &Path) -> Result<Coordinator, CoordError> {
@@ -472,19 +478,18 @@ impl Coordinator {
                     f.and_then(|f| f.branch_name.clone()),
                 )
             };
-            // Paths come from the log; one that is not where this coordinator puts worktrees
-            // (a log from elsewhere, edited by hand) is never acted on.
-            let dir = Path::new(&config.worktrees_dir);
-            let path = match known_path.filter(|p| names::is_worktree_path(dir, Path::new(p))) {
+            let path = match known_path.filter(|p| ours(&config, p)) {
                 Some(p) => p,
-                None => match names::worktree_path(dir, &a.feature_name) {
-                    Ok(p) => p.to_string_lossy().into_owned(),
-                    // The reducer admits only valid names; a queue entry that is not is skipped.
-                    Err(e) => {
-                        tracing::error!("not placing {}: {e}", a.feature_name);
-                        continue;
+                None => {
+                    match names::worktree_path(Path::new(&config.worktrees_dir), &a.feature_name) {
+                        Ok(p) => p.to_string_lossy().into_owned(),
+                        // The reducer admits only valid names; a queue entry that is not is skipped.
+                        Err(e) => {
+                            tracing::error!("not placing {}: {e}", a.feature_name);
+                            continue;
+                        }
                     }
-                },
+                }
             };
             let branch = known_branch.unwrap_or_else(|| format!("spanfold/{}", a.feature_name));
             spans.push(emit::assignment(
@@ -636,7 +641,7 @@ impl Coordinator {
                 .values()
                 .filter(|f| f.status.is_in_progress())
                 .filter_map(|f| {
-                    let path = f.worktree_path.clone()?;
+                    let path = f.worktree_path.clone().filter(|p| ours(&config, p))?;
                     let agent = f.assigned_agent.clone()?;
                     let built = view
                         .worktrees
@@ -764,7 +769,10 @@ impl Coordinator {
                                 .branch_name
                                 .clone()
                                 .unwrap_or_else(|| format!("spanfold/{}", f.name)),
-                            worktree: f.worktree_path.clone(),
+                            worktree: f
+                                .worktree_path
+                                .clone()
+                                .filter(|p| view.config.as_ref().is_some_and(|c| ours(c, p))),
                             note: f.merge_note.clone(),
                         },
                     )
@@ -956,7 +964,7 @@ impl Coordinator {
             .read()
             .worktrees
             .values()
-            .filter(|w| w.status != WorktreeStatus::Active)
+            .filter(|w| w.status != WorktreeStatus::Active && ours(&config, &w.path))
             .filter(|w| now.saturating_sub(w.since) >= older_than.as_nanos() as u64)
             .map(|w| {
                 (

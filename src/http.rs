@@ -39,6 +39,7 @@ pub async fn serve(
         .route("/api/events", get(api_events))
         .route("/api/history", get(api_history))
         .route("/api/diff", get(api_diff))
+        .route("/api/timeline", get(api_timeline))
         .route("/api/export", get(api_export))
         .route("/api/cycle", post(api_cycle))
         .route("/api/gc", post(api_gc))
@@ -115,7 +116,14 @@ async fn require_token(
 async fn healthz(Extract(state): Extract<Shared>) -> Response {
     match state.metrics.log_failure.lock().clone() {
         None => "ok\n".into_response(),
-        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+        // Without the log's path: this answer needs no token.
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the coordination log could not be written ({why}); nothing more is accepted until spanfold restarts. Free disk space, then restart\n"
+            ),
+        )
+            .into_response(),
     }
 }
 
@@ -271,6 +279,39 @@ async fn api_diff(Extract(state): Extract<Shared>, Query(q): Query<DiffQuery>) -
     })
     .await;
     envelope_or("diff", result, StatusCode::BAD_REQUEST)
+}
+
+#[derive(Deserialize)]
+struct TimelineQuery {
+    /// A POINT; default: the beginning of the log.
+    from: Option<String>,
+    /// A POINT; default: now.
+    to: Option<String>,
+    /// Time steps the range is drawn in (bounds the payload).
+    resolution: Option<usize>,
+}
+
+async fn api_timeline(Extract(state): Extract<Shared>, Query(q): Query<TimelineQuery>) -> Response {
+    let reader = state.log.clone();
+    let result = blocking(move || {
+        let now = crate::emit::now();
+        let point = |p: Option<&str>, default: u64| -> Result<u64, String> {
+            match p {
+                None => Ok(default),
+                Some(p) => parse_point(p)?
+                    .resolve(&reader, now)
+                    .map_err(|e| e.to_string()),
+            }
+        };
+        let from = point(q.from.as_deref(), 0)?;
+        let to = point(q.to.as_deref(), u64::MAX)?;
+        let resolution = q.resolution.unwrap_or(crate::timeline::DEFAULT_RESOLUTION);
+        let timeline =
+            timetravel::timeline(&reader, from, to, resolution).map_err(|e| e.to_string())?;
+        serde_json::to_value(timeline).map_err(|e| e.to_string())
+    })
+    .await;
+    envelope_or("timeline", result, StatusCode::BAD_REQUEST)
 }
 
 #[derive(Deserialize)]

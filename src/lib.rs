@@ -15,6 +15,7 @@
 //! - [`dedup`]: the window of recent span ids that catches retried exports, in fixed memory.
 //! - [`verify`]: `replay --verify`, the policy re-run at every recorded decision.
 //! - [`whatif`]: the recorded inputs under another policy.
+//! - [`timeline`]: agents' states over a range as intervals, with markers and samples.
 //!
 //! The shells, one per outside dependency:
 //! - [`store`]: the append-only log in sled (only module that knows sled).
@@ -54,6 +55,7 @@ pub mod replay;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod timeline;
 pub mod timetravel;
 pub mod verify;
 pub mod whatif;

@@ -13,7 +13,7 @@ use crate::names;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
-pub const REDUCER_VERSION: u32 = 3;
+pub const REDUCER_VERSION: u32 = 4;
 
 /// Span names this reducer gives meaning to. A test checks this list against the registry.
 pub const HANDLED_SPANS: &[&str] = &[
@@ -716,8 +716,8 @@ impl View {
             && agent.state == AgentState::Claiming
         {
             // An idle report sent before the agent could see its assignment crossed the
-            // decision on the wire: it shows the agent is alive, and is not a refusal. The
-            // lease keeps running, as it does until the agent starts work.
+            // decision on the wire: it shows the agent is alive, and is not a refusal. It does
+            // not renew the lease: an agent that only ever reports idle never saw its work.
             agent.last_activity = ev.time;
             return Ok(());
         }
@@ -1101,22 +1101,9 @@ impl View {
                 feature.status.as_str()
             ));
         }
-        const RESULTS: [&str; 7] = [
-            "started",
-            "gate_started",
-            "deferred",
-            "failed",
-            "gate_failed",
-            "conflicted",
-            "merged",
-        ];
-        // Checked before anything changes: an unknown result must not even clear merge_from,
-        // which recovery needs after a merge a crash cut off.
-        if !RESULTS.contains(&result) {
-            return Err(format!("unknown merge.result {result:?}"));
-        }
         let was = feature.status;
-        feature.merge_from = None;
+        // Each arm changes only what its result means; an unknown result changes nothing (not
+        // even merge_from, which recovery needs after a merge a crash cut off).
         match result {
             "started" => {
                 feature.merge_from = ev.str_attr("merge.from").map(str::to_owned);
@@ -1168,6 +1155,9 @@ impl View {
                 }
             }
             other => return Err(format!("unknown merge.result {other:?}")),
+        }
+        if result != "started" {
+            feature.merge_from = None;
         }
         self.tally.moved(&feature.requires, was, feature.status);
         Ok(())

@@ -155,6 +155,29 @@ fn measure<'a>(attributes: impl Iterator<Item = &'a KeyValue>) -> Result<usize, 
     Ok(items)
 }
 
+/// Refuses the first text longer than [`MAX_VALUE_BYTES`], naming which.
+fn longest_text<'a>(texts: impl Iterator<Item = (&'a str, &'a str)>) -> Result<(), String> {
+    match texts.into_iter().find(|(_, t)| t.len() > MAX_VALUE_BYTES) {
+        Some((what, t)) => Err(format!(
+            "its {what} is {} bytes; the limit is {MAX_VALUE_BYTES}",
+            t.len()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks what every span of a group shares (a resource, a scope) once for the group.
+fn shared(attributes: &[KeyValue], texts: &[(&str, &str)]) -> Result<(), String> {
+    longest_text(texts.iter().copied())?;
+    let items = measure(attributes.iter())?;
+    if items > MAX_ITEMS_PER_SPAN {
+        return Err(format!(
+            "it carries {items} attributes and nested values; the limit is {MAX_ITEMS_PER_SPAN}"
+        ));
+    }
+    Ok(())
+}
+
 /// A key as it can be quoted in a message: a refused key may itself be megabytes long.
 fn truncated(key: &str) -> String {
     match key.char_indices().nth(64) {
@@ -352,18 +375,24 @@ impl Registry {
         // Any span, named or not: values nested past MAX_VALUE_DEPTH would make an export that
         // OTLP/JSON readers refuse (they limit nesting), and the size limits keep one span from
         // filling the log, so neither ever enters it.
-        if span.name.len() > MAX_VALUE_BYTES {
-            return Err(violation(format!(
-                "the span's name is {} bytes; the limit is {MAX_VALUE_BYTES}",
-                span.name.len()
-            )));
-        }
+        let texts = [
+            ("name", span.name.as_str()),
+            ("trace_state", &span.trace_state),
+            ("status message", &span.status.message),
+        ]
+        .into_iter()
+        .chain(span.events.iter().map(|e| ("event name", e.name.as_str())))
+        .chain(
+            span.links
+                .iter()
+                .map(|l| ("link trace_state", l.trace_state.as_str())),
+        );
+        longest_text(texts).map_err(violation)?;
         let items = measure(
             span.attributes
                 .iter()
                 .chain(span.events.iter().flat_map(|e| &e.attributes))
-                .chain(span.links.iter().flat_map(|l| &l.attributes))
-                .chain(&resource.attributes),
+                .chain(span.links.iter().flat_map(|l| &l.attributes)),
         )
         .map_err(violation)?
             + span.events.len()
@@ -440,23 +469,32 @@ impl Registry {
         origin: Origin,
     ) -> Vec<Violation> {
         let mut rejected = Vec::new();
+        // Refuses every span of a group whose shared part breaks a limit, with the reason.
+        let refuse_all =
+            |spans: &mut Vec<Span>, whose: &str, rule: &str, out: &mut Vec<Violation>| {
+                out.extend(spans.drain(..).map(|span| Violation {
+                    span: truncated(&span.name),
+                    ids: format!("trace {} span {}", hex(&span.trace_id), hex(&span.span_id)),
+                    rule: format!("its {whose}: {rule}"),
+                }));
+            };
         for rs in resource_spans.iter_mut() {
-            let resource = &rs.resource;
+            let resource = shared(&rs.resource.attributes, &[("schema_url", &rs.schema_url)])
+                .map_err(|rule| ("resource", rule));
             for ss in &mut rs.scope_spans {
-                // The scope's attributes travel with each of its spans.
-                let scope = measure(ss.scope.attributes.iter()).and_then(|items| {
-                    (items <= MAX_ITEMS_PER_SPAN).then_some(()).ok_or_else(|| {
-                        format!("the scope carries {items} attributes and nested values; the limit is {MAX_ITEMS_PER_SPAN}")
-                    })
+                let texts = [
+                    ("name", ss.scope.name.as_str()),
+                    ("version", &ss.scope.version),
+                    ("schema_url", &ss.schema_url),
+                ];
+                let problem = resource.clone().and_then(|()| {
+                    shared(&ss.scope.attributes, &texts).map_err(|rule| ("scope", rule))
                 });
-                if let Err(rule) = scope {
-                    rejected.extend(ss.spans.drain(..).map(|span| Violation {
-                        span: truncated(&span.name),
-                        ids: format!("trace {} span {}", hex(&span.trace_id), hex(&span.span_id)),
-                        rule: format!("its scope: {rule}"),
-                    }));
+                if let Err((whose, rule)) = problem {
+                    refuse_all(&mut ss.spans, whose, &rule, &mut rejected);
                     continue;
                 }
+                let resource = &rs.resource;
                 ss.spans
                     .retain(|span| match self.validate(span, resource, origin) {
                         Ok(()) => true,
@@ -689,6 +727,48 @@ mod tests {
             AnyValue::Array(vec![AnyValue::Int(1); MAX_ITEMS_PER_SPAN]),
         );
         assert!(rule(&s).is_err());
+        // Every text a span carries, not only its attributes.
+        let mut s = span("tool.call");
+        s.status.message = big.clone();
+        assert!(rule(&s).unwrap_err().contains("status message"));
+        let mut s = span("tool.call");
+        s.trace_state = big.clone();
+        assert!(rule(&s).unwrap_err().contains("trace_state"));
+        // What spans share (resource, scope) is checked once, for all of them.
+        let mut request = vec![crate::model::ResourceSpans {
+            resource: Resource {
+                attributes: vec![KeyValue::new("r", AnyValue::String(big.as_str().into()))],
+                ..Default::default()
+            },
+            scope_spans: vec![crate::model::ScopeSpans {
+                spans: vec![span("tool.call"), span("tool.call")],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        let refused = reg.retain_valid(&mut request, Origin::Client);
+        assert_eq!(refused.len(), 2);
+        assert!(
+            refused[0]
+                .rule
+                .starts_with("its resource: attribute r holds"),
+            "{}",
+            refused[0].rule
+        );
+        let mut request = vec![crate::model::ResourceSpans {
+            scope_spans: vec![crate::model::ScopeSpans {
+                spans: vec![span("tool.call")],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        request[0].scope_spans[0].scope.version = big.clone();
+        let refused = reg.retain_valid(&mut request, Origin::Client);
+        assert!(
+            refused[0].rule.contains("its scope: its version"),
+            "{}",
+            refused[0].rule
+        );
         // A tracked attribute is kept in the view: 64 KiB at most.
         let s = span("feature.request")
             .with("feature.name", AnyValue::String("f".into()))

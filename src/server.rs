@@ -38,7 +38,8 @@ const REACT_AFTER: Duration = Duration::from_millis(150);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Exports decoded at once. A decoded export can take many times its body's size (an empty
 /// attribute is 2 bytes on the wire), and the blocking pool would otherwise decode hundreds at
-/// once; more slots than cores gain nothing.
+/// once. One per core, but at least four, so that one large export being decoded does not make
+/// every small one wait behind it.
 fn decode_slots() -> usize {
     std::thread::available_parallelism().map_or(4, |n| n.get().max(4))
 }
@@ -513,6 +514,12 @@ fn write_loop(
             metrics.observe_cycle(started.elapsed());
             forward(&mut coord, &upstream);
         }
+        // A write can fail in an export, a cycle or API work alike.
+        if let Some(why) = coord.log().failure()
+            && metrics.log_failure.lock().is_none()
+        {
+            *metrics.log_failure.lock() = Some(why.to_owned());
+        }
         let now = Instant::now();
         let tick_due = next_tick.is_some_and(|t| now >= t);
         let react_due = react_at.is_some_and(|t| now >= t);
@@ -574,9 +581,6 @@ fn commit(coord: &mut Coordinator, exports: Vec<Pending>, metrics: &Metrics) {
         }
         Err(e) => {
             tracing::error!("append failed: {e}");
-            if let Some(why) = coord.log().failure() {
-                *metrics.log_failure.lock() = Some(why);
-            }
             for (_, reply) in replies {
                 let _ = reply.send(Err(SinkError::Unavailable(format!(
                     "spanfold could not write the spans: {e}"

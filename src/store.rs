@@ -255,11 +255,14 @@ impl Log {
             resource_spans,
         };
         if let Err(e) = self.write(&batch) {
-            // The spans may or may not be in the tree now (written, not flushed), and sled keeps
+            // A failed write or flush: the spans may or may not be in the tree now (written, not
+            // flushed), and sled keeps
             // an I/O error once it has had one. Appending on would answer a retry as a duplicate
             // of something never made durable: refuse everything until a restart reads back
             // what really is on disk.
-            self.failed = Some(e.to_string());
+            if let StoreError::Write { source, .. } = &e {
+                self.failed = Some(source.to_string());
+            }
             return Err(e);
         }
         self.next_seq += batch.span_count() as u64;
@@ -303,14 +306,8 @@ impl Log {
     }
 
     /// Why appends are refused, after a write failed.
-    pub fn failure(&self) -> Option<String> {
-        self.failed.as_ref().map(|first| {
-            StoreError::Failed {
-                path: self.path.clone(),
-                first: first.clone(),
-            }
-            .to_string()
-        })
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
     }
 
     fn write(&mut self, batch: &Batch) -> Result<(), StoreError> {
@@ -322,7 +319,11 @@ impl Log {
         // a quarter of its 512 KiB segment as a file of its own, and creating a file per append
         // cost more than everything else together.
         let first_key = batch.first_seq.to_be_bytes();
-        if self.tree.contains_key(first_key).map_err(write)? {
+        if self
+            .tree
+            .contains_key(first_key)
+            .map_err(|e| self.read_error(e))?
+        {
             return Err(StoreError::Conflict {
                 path: self.path.clone(),
                 seq: batch.first_seq,

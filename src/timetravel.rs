@@ -199,6 +199,40 @@ pub fn diff(reader: &LogReader, from: u64, to: u64) -> Result<DiffReport, StoreE
     })
 }
 
+/// Agents' states as intervals over the events `from+1..=to` (the view as of `from` is where it
+/// starts), with markers and samples: the dashboard's timeline. `to` past the end is the end.
+pub fn timeline(
+    reader: &LogReader,
+    from: u64,
+    to: u64,
+    resolution: usize,
+) -> Result<crate::timeline::Timeline, StoreError> {
+    let to = to.min(reader.last_seq()?);
+    let from = from.min(to);
+    let mut view = view_at(reader, from)?;
+    let to_time = match reader.batches_from(to).next() {
+        Some(batch) => batch?.received_at,
+        None => view.as_of.time,
+    };
+    let end = crate::reducer::AsOf {
+        seq: to,
+        time: to_time,
+    };
+    let mut builder = crate::timeline::Builder::new(&view, end, resolution);
+    'read: for batch in reader.batches_from(from + 1) {
+        let batch = batch?;
+        for ev in batch.events() {
+            if ev.seq > to {
+                break 'read;
+            }
+            if ev.seq > from {
+                builder.apply(&mut view, &ev);
+            }
+        }
+    }
+    Ok(builder.finish(&view))
+}
+
 /// The timeline of one agent or feature over the whole log.
 pub fn history(
     reader: &LogReader,

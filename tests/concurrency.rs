@@ -67,6 +67,25 @@ fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
     }
 }
 
+/// One export, sent again while the server answers UNAVAILABLE (back-pressure), as an OTLP
+/// exporter retries.
+async fn export_retrying(
+    client: &mut TraceServiceClient<tonic::transport::Channel>,
+    spans: Vec<Span>,
+) -> Result<(), tonic::Status> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.export(request(spans.clone())).await {
+            Err(status)
+                if status.code() == tonic::Code::Unavailable && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other.map(|_| ()),
+        }
+    }
+}
+
 /// The agent's current feature, from the API.
 fn current_feature(http: &str, agent: &str) -> Option<String> {
     let mut answer = ureq::get(format!("{http}/api/agents/{agent}"))
@@ -86,8 +105,7 @@ async fn agent(index: u16, grpc: String, http: String, deadline: Instant) -> u32
     let mut n = 0;
     let mut acked = 0;
     let registration = span(index, n, "agent.registration", vec![kv("agent.id", &id)]);
-    client
-        .export(request(vec![registration]))
+    export_retrying(&mut client, vec![registration])
         .await
         .expect("registered");
     acked += 1;
@@ -172,7 +190,7 @@ fn two_hundred_agents_at_once_lose_nothing_and_each_feature_goes_to_one_agent() 
                     "feature.request",
                     vec![kv("feature.name", &name)],
                 );
-                client.export(request(vec![s])).await.expect("queued");
+                export_retrying(&mut client, vec![s]).await.expect("queued");
                 planned.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -211,7 +229,8 @@ fn two_hundred_agents_at_once_lose_nothing_and_each_feature_goes_to_one_agent() 
         .map(|f| f.iter().filter(|f| f["status"] == "queued").collect())
         .unwrap_or_default();
     assert!(waiting.is_empty(), "features left waiting: {waiting:?}");
-    let (_, _) = (served.stop(), ());
+    let (code, stderr) = served.stop();
+    assert!(code.success(), "{stderr}");
 
     // The log against what each sender had acknowledged; assignments counted per feature.
     let mut log = Log::open(&sb.repo.join(".git").join("spanfold"), false).expect("log");
@@ -277,7 +296,13 @@ fn two_hundred_agents_at_once_lose_nothing_and_each_feature_goes_to_one_agent() 
         usize::from(FEATURES),
         "one worktree per feature"
     );
-    let mut branches: Vec<_> = worktrees.iter().map(|w| w.1.clone()).collect();
-    branches.dedup();
-    assert_eq!(branches.len(), usize::from(FEATURES));
+    let branches: std::collections::BTreeSet<String> =
+        worktrees.iter().map(|w| w.1.clone()).collect();
+    let expected: std::collections::BTreeSet<String> = (0..FEATURES)
+        .map(|f| format!("spanfold/feature-{f:02}"))
+        .collect();
+    assert_eq!(
+        branches, expected,
+        "one worktree per feature, on its branch"
+    );
 }

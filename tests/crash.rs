@@ -64,7 +64,12 @@ fn acknowledged_spans_survive_sigkill_under_load_exactly_once() {
         let served = sb.serve(&[]);
         let before = acknowledged(&journal).len();
         let mut sender = load(&served.grpc, &journal);
-        std::thread::sleep(Duration::from_millis(150 + rng.below(900)));
+        // Under load: the kill comes a random while after this round's first acknowledgement.
+        let first_ack = Instant::now() + Duration::from_secs(30);
+        while acknowledged(&journal).len() == before && Instant::now() < first_ack {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(900)));
         served.kill();
         wait_bounded(&mut sender, 30);
         retries += resent(sender);
@@ -92,8 +97,8 @@ fn acknowledged_spans_survive_sigkill_under_load_exactly_once() {
     assert!(retries > 0, "no export was ever retried across a kill");
     let worktrees = sb.git_worktrees();
     assert!(
-        worktrees.len() <= 4,
-        "one worktree per feature at most: {worktrees:?}"
+        !worktrees.is_empty() && worktrees.len() <= 4,
+        "the load's agents got work, one worktree per feature at most: {worktrees:?}"
     );
     // A last restart serves the same log with everything in it.
     let served = sb.serve(&["--manual"]);

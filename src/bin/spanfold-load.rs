@@ -395,35 +395,34 @@ fn main() -> Result<()> {
     }
 }
 
-/// Exports sent (`s N`) and acknowledged (`a N`) so far, by request number.
-fn read_journal(file: &std::path::Path) -> Result<(Vec<u64>, u64)> {
+/// Exports journalled as sent (`s N`) and never acknowledged (`a N`), by request number.
+fn unacknowledged(file: &std::path::Path) -> Result<Vec<u64>> {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
     };
-    let (mut sent, mut acked) = (std::collections::BTreeSet::new(), 0u64);
+    let mut sent = std::collections::BTreeSet::new();
     for line in text.lines() {
-        match line.split_once(' ') {
-            Some(("s", n)) => {
-                sent.insert(n.parse::<u64>()?);
+        // Every line is written whole by one write; one that does not parse is skipped.
+        match line.split_once(' ').map(|(tag, n)| (tag, n.parse::<u64>())) {
+            Some(("s", Ok(n))) => {
+                sent.insert(n);
             }
-            Some(("a", n)) => {
-                sent.remove(&n.parse::<u64>()?);
-                acked += 1;
+            Some(("a", Ok(n))) => {
+                sent.remove(&n);
             }
-            // A line cut off by a kill of this process: that export was never sent.
             _ => {}
         }
     }
-    Ok((sent.into_iter().collect(), acked))
+    Ok(sent.into_iter().collect())
 }
 
 /// The crash-test load: every export journalled before it is sent and after it is acknowledged,
 /// unacknowledged ones from earlier runs sent again first.
 async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
     use std::io::Write;
-    let (pending, _) = read_journal(&file)?;
+    let pending = unacknowledged(&file)?;
     let resent = pending.len();
     let journal = Arc::new(std::sync::Mutex::new(
         std::fs::OpenOptions::new()

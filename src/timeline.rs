@@ -1,0 +1,305 @@
+//! The past as lanes, for the dashboard's timeline: each agent's state over a range of the log as
+//! intervals, the events worth a marker (assignments, conflicts, merges, lease verdicts,
+//! anomalies), and samples of queue length, health and ingest rate. Pure: fed the view at the
+//! start of the range and the events after it, in order; the server does this, never the browser.
+//!
+//! Payloads stay bounded whatever the range: `resolution` is the number of time steps the range
+//! is drawn in. An interval shorter than one step is folded into the interval before it (the
+//! lane shows what the agent mostly did), samples are taken once per step, and at most
+//! [`MAX_MARKERS`] markers are listed (the rest are counted).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::changes;
+use crate::model::{Event, UnixNanos};
+use crate::policy::Matcher;
+use crate::reducer::{AsOf, FeatureStatus, View};
+use crate::status;
+
+pub const DEFAULT_RESOLUTION: usize = 1_000;
+pub const MAX_RESOLUTION: usize = 10_000;
+pub const MAX_MARKERS: usize = 5_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub from: AsOf,
+    pub to: AsOf,
+    /// Events folded between `from` and `to`.
+    pub events: u64,
+    pub resolution: usize,
+    /// One lane per agent known at any moment of the range, by agent id.
+    pub lanes: Vec<Lane>,
+    pub markers: Vec<Marker>,
+    /// Markers beyond [`MAX_MARKERS`], not listed.
+    pub markers_omitted: usize,
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lane {
+    pub agent_id: String,
+    pub intervals: Vec<Interval>,
+}
+
+/// An agent in one state (and holding the same features) from one event to the next change.
+/// `to` is where the next interval begins, or the end of the range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub state: String,
+    /// The features it held, comma-separated ("" for none).
+    pub features: String,
+    pub from_seq: u64,
+    pub from_time: UnixNanos,
+    pub to_seq: u64,
+    pub to_time: UnixNanos,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkerKind {
+    Assignment,
+    Conflict,
+    Merge,
+    LeaseExpired,
+    Anomaly,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Marker {
+    pub seq: u64,
+    pub time: UnixNanos,
+    pub kind: MarkerKind,
+    pub agent_id: Option<String>,
+    pub feature: Option<String>,
+    pub detail: String,
+}
+
+/// The state of the whole system at one moment: after the event `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub seq: u64,
+    pub time: UnixNanos,
+    pub queued: usize,
+    pub health: f64,
+    /// Events per second received since the sample before (0 for the first).
+    pub ingest_rate: f64,
+}
+
+/// Builds a timeline while the caller folds the range's events in order.
+pub struct Builder {
+    from: AsOf,
+    to: AsOf,
+    resolution: usize,
+    step: UnixNanos,
+    open: BTreeMap<String, Interval>,
+    lanes: BTreeMap<String, Vec<Interval>>,
+    markers: Vec<Marker>,
+    markers_omitted: usize,
+    samples: Vec<Sample>,
+    events: u64,
+    /// False until the first event when the range starts at the empty log (time 0): the step is
+    /// measured from that event instead.
+    step_known: bool,
+}
+
+impl Builder {
+    /// Starts at `view` (the view as of the range's start) for a range ending at `to`.
+    pub fn new(view: &View, to: AsOf, resolution: usize) -> Builder {
+        let resolution = resolution.clamp(1, MAX_RESOLUTION);
+        let from = view.as_of;
+        let span = to.time.saturating_sub(from.time);
+        let mut b = Builder {
+            from,
+            to,
+            resolution,
+            step: (span / resolution as u64).max(1),
+            open: BTreeMap::new(),
+            lanes: BTreeMap::new(),
+            markers: Vec::new(),
+            markers_omitted: 0,
+            samples: Vec::new(),
+            events: 0,
+            step_known: from.seq > 0,
+        };
+        for (id, agent) in &view.agents {
+            b.open.insert(
+                id.clone(),
+                Interval {
+                    state: agent.state.as_str().to_owned(),
+                    features: agent.assignments.join(","),
+                    from_seq: from.seq,
+                    from_time: from.time,
+                    to_seq: from.seq,
+                    to_time: from.time,
+                },
+            );
+        }
+        if b.step_known {
+            b.sample(view, from);
+        }
+        b
+    }
+
+    /// Applies `ev` to `view` and records what it meant for the timeline.
+    pub fn apply(&mut self, view: &mut View, ev: &Event<'_>) {
+        if !self.step_known {
+            self.step = (self.to.time.saturating_sub(ev.time) / self.resolution as u64).max(1);
+            self.step_known = true;
+        }
+        self.events += 1;
+        let changes = changes::apply(view, ev);
+        let mut moved: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.entity == "agent" && (c.field == "state" || c.field == "features"))
+            .map(|c| c.id.as_str())
+            .collect();
+        moved.dedup();
+        for id in moved {
+            let now = view.agents.get(id).map(|a| Interval {
+                state: a.state.as_str().to_owned(),
+                features: a.assignments.join(","),
+                from_seq: ev.seq,
+                from_time: ev.time,
+                to_seq: ev.seq,
+                to_time: ev.time,
+            });
+            if let Some(done) = self.open.remove(id) {
+                self.close(id, done, ev.seq, ev.time, false);
+            }
+            if let Some(now) = now {
+                self.open.insert(id.to_owned(), now);
+            }
+        }
+        for c in changes.iter().filter(|c| c.entity == "anomaly") {
+            self.mark(
+                ev,
+                MarkerKind::Anomaly,
+                Some(c.id.clone()),
+                None,
+                c.to.clone(),
+            );
+        }
+        let agent = ev.str_attr("agent.id").map(str::to_owned);
+        let feature = ev.str_attr("feature.name").map(str::to_owned);
+        match ev.span.name.as_str() {
+            "agent.feature_assignment" => {
+                let score = ev.double_attr("assignment.match_score").unwrap_or(0.0);
+                let reasons = ev.list_attr("assignment.reasons").join("; ");
+                let detail = format!("score {score:.3}: {reasons}");
+                self.mark(ev, MarkerKind::Assignment, agent, feature, Some(detail));
+            }
+            "coordination.feature_merge" => {
+                let kind = match ev.str_attr("merge.result") {
+                    Some("merged") => Some(MarkerKind::Merge),
+                    Some("conflicted") => Some(MarkerKind::Conflict),
+                    _ => None,
+                };
+                if let Some(kind) = kind {
+                    let detail = match kind {
+                        MarkerKind::Conflict => ev.list_attr("merge.conflicts").join(", "),
+                        _ => ev.str_attr("merge.kind").unwrap_or_default().to_owned(),
+                    };
+                    self.mark(ev, kind, agent, feature, Some(detail));
+                }
+            }
+            "agent.lease_expired" => {
+                self.mark(ev, MarkerKind::LeaseExpired, agent, feature, None);
+            }
+            _ => {}
+        }
+        match self.samples.last() {
+            Some(s) if ev.time < s.time.saturating_add(self.step) => {}
+            _ => self.sample(view, view.as_of),
+        }
+    }
+
+    /// The timeline up to the end of the range.
+    pub fn finish(mut self, view: &View) -> Timeline {
+        let end = self.to;
+        let open = std::mem::take(&mut self.open);
+        for (id, interval) in open {
+            self.close(&id, interval, end.seq, end.time, true);
+        }
+        if self.samples.last().map(|s| s.seq) != Some(end.seq) {
+            self.sample(view, end);
+        }
+        Timeline {
+            from: self.from,
+            to: end,
+            events: self.events,
+            resolution: self.resolution,
+            lanes: self
+                .lanes
+                .into_iter()
+                .map(|(agent_id, intervals)| Lane {
+                    agent_id,
+                    intervals,
+                })
+                .collect(),
+            markers: self.markers,
+            markers_omitted: self.markers_omitted,
+            samples: self.samples,
+        }
+    }
+
+    /// Ends `interval` at (`seq`, `time`). One shorter than a step is folded into the interval
+    /// before it, except at the end of the range (the state then is the answer to "and now?");
+    /// one like the interval before it continues it.
+    fn close(&mut self, id: &str, mut interval: Interval, seq: u64, time: UnixNanos, at_end: bool) {
+        interval.to_seq = seq;
+        interval.to_time = time;
+        let lane = self.lanes.entry(id.to_owned()).or_default();
+        if let Some(before) = lane.last_mut()
+            && before.to_seq == interval.from_seq
+        {
+            let same = before.state == interval.state && before.features == interval.features;
+            let short = !at_end && interval.to_time - interval.from_time < self.step;
+            if same || short {
+                before.to_seq = seq;
+                before.to_time = time;
+                return;
+            }
+        }
+        lane.push(interval);
+    }
+
+    fn mark(
+        &mut self,
+        ev: &Event<'_>,
+        kind: MarkerKind,
+        agent_id: Option<String>,
+        feature: Option<String>,
+        detail: Option<String>,
+    ) {
+        if self.markers.len() >= MAX_MARKERS {
+            self.markers_omitted += 1;
+            return;
+        }
+        self.markers.push(Marker {
+            seq: ev.seq,
+            time: ev.time,
+            kind,
+            agent_id,
+            feature,
+            detail: detail.unwrap_or_default(),
+        });
+    }
+
+    fn sample(&mut self, view: &View, at: AsOf) {
+        let ingest_rate = match self.samples.last() {
+            Some(s) if at.time > s.time => {
+                (at.seq - s.seq) as f64 / ((at.time - s.time) as f64 / 1e9)
+            }
+            _ => 0.0,
+        };
+        self.samples.push(Sample {
+            seq: at.seq,
+            time: at.time,
+            queued: view.tally.by_status[FeatureStatus::Queued as usize],
+            health: status::health(view, &Matcher::new(view)),
+            ingest_rate: (ingest_rate * 10.0).round() / 10.0,
+        });
+    }
+}

@@ -1,0 +1,178 @@
+//! `/api/timeline` on a known log: one agent through a whole feature, made with the CLI. Its
+//! intervals, markers and samples are exactly what that story means, for the whole log, for a
+//! range of it, and drawn coarsely.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::Sandbox;
+use serde_json::{Value, json};
+use spanfold::store::Log;
+
+/// The story: a1 registers, f1 is queued and assigned, a1 works, validates, submits, f1 is
+/// merged. Returns the time of every event by seq and the last seq.
+fn story(sb: &Sandbox) -> (BTreeMap<u64, u64>, u64) {
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    sb.ok(&["agents", "add-feature", "f1"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    sb.ok(&["agents", "progress", "a1", "--state", "working"]);
+    sb.ok(&["agents", "progress", "a1", "--state", "validating"]);
+    sb.ok(&["agents", "validate", "a1", "--result", "passed"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    let mut log = Log::open(&sb.repo.join(".git").join("spanfold"), false).expect("log");
+    let mut times = BTreeMap::new();
+    log.scan(|batch| {
+        for ev in batch.events() {
+            times.insert(ev.seq, ev.time);
+        }
+    })
+    .expect("readable");
+    let last = *times.keys().last().expect("events");
+    (times, last)
+}
+
+/// The seq of the first event with this span name (and agent state, for progress reports).
+fn seq_of(served: &common::Served, name: &str, state: Option<&str>) -> u64 {
+    let (_, events) = served.get("/api/events?from=1", None);
+    events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["name"] == name && state.is_none_or(|s| e["attributes"]["agent.state"] == s))
+        .and_then(|e| e["seq"].as_u64())
+        .unwrap_or_else(|| panic!("no {name} {state:?}"))
+}
+
+fn timeline(served: &common::Served, query: &str) -> Value {
+    let (code, body) = served.get(&format!("/api/timeline?{query}"), None);
+    assert_eq!(code, 200, "{body}");
+    let doc: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(doc["success"], true, "{body}");
+    doc["data"].clone()
+}
+
+fn interval(times: &BTreeMap<u64, u64>, state: &str, features: &str, from: u64, to: u64) -> Value {
+    json!({
+        "state": state,
+        "features": features,
+        "from_seq": from,
+        "from_time": times[&from],
+        "to_seq": to,
+        "to_time": times[&to],
+    })
+}
+
+#[test]
+fn the_timeline_of_a_known_log_is_exactly_its_story() {
+    let sb = Sandbox::new("main");
+    let (times, last) = story(&sb);
+    let served = sb.serve(&["--manual"]);
+    let registered = seq_of(&served, "agent.registration", None);
+    let assigned = seq_of(&served, "agent.feature_assignment", None);
+    let working = seq_of(&served, "agent.work_progress", Some("working"));
+    let validating = seq_of(&served, "agent.work_progress", Some("validating"));
+    let submitted = seq_of(&served, "agent.validation", None);
+    let merged = {
+        let (_, events) = served.get("/api/events?from=1", None);
+        events
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| {
+                e["name"] == "coordination.feature_merge"
+                    && e["attributes"]["merge.result"] == "merged"
+            })
+            .and_then(|e| e["seq"].as_u64())
+            .expect("the merge")
+    };
+
+    // The whole log, finely drawn: every change is its own interval.
+    let t = timeline(&served, "resolution=10000");
+    assert_eq!(t["from"]["seq"], 0);
+    assert_eq!(t["to"]["seq"], last);
+    assert_eq!(t["events"], last);
+    assert_eq!(t["lanes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(t["lanes"][0]["agent_id"], "a1");
+    assert_eq!(
+        t["lanes"][0]["intervals"],
+        json!([
+            interval(&times, "idle", "", registered, assigned),
+            interval(&times, "claiming", "f1", assigned, working),
+            interval(&times, "working", "f1", working, validating),
+            interval(&times, "validating", "f1", validating, submitted),
+            interval(&times, "submitting", "f1", submitted, merged),
+            interval(&times, "idle", "", merged, last),
+        ])
+    );
+    let markers: Vec<(String, u64, String)> = t["markers"]
+        .as_array()
+        .expect("markers")
+        .iter()
+        .map(|m| {
+            (
+                m["kind"].as_str().unwrap_or("").to_owned(),
+                m["seq"].as_u64().unwrap_or(0),
+                m["feature"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        markers,
+        vec![
+            ("assignment".into(), assigned, "f1".into()),
+            ("merge".into(), merged, "f1".into()),
+        ]
+    );
+    assert!(
+        t["markers"][0]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("score 0.600"),
+        "the assignment's score and reasons: {}",
+        t["markers"][0]
+    );
+    assert_eq!(t["markers_omitted"], 0);
+    // Samples: in order, the queue holds f1 from its request to its assignment, health in
+    // [0, 1], the last sample at the end of the range.
+    let samples = t["samples"].as_array().expect("samples");
+    let seqs: Vec<u64> = samples.iter().filter_map(|s| s["seq"].as_u64()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert_eq!(seqs.last(), Some(&last));
+    for s in samples {
+        let seq = s["seq"].as_u64().unwrap_or(0);
+        let expected_queue = u64::from(seq > registered && seq < assigned);
+        assert_eq!(s["queued"], expected_queue, "at seq {seq}");
+        let health = s["health"].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&health), "{s}");
+    }
+
+    // A range: it starts from the view at `from` (a1 claiming), ends at `to`, and the state at
+    // `to` stands even though it has only just begun.
+    let t = timeline(
+        &served,
+        &format!("from={assigned}&to={submitted}&resolution=10000"),
+    );
+    assert_eq!(t["events"], submitted - assigned);
+    assert_eq!(
+        t["lanes"][0]["intervals"],
+        json!([
+            interval(&times, "claiming", "f1", assigned, working),
+            interval(&times, "working", "f1", working, validating),
+            interval(&times, "validating", "f1", validating, submitted),
+            interval(&times, "submitting", "f1", submitted, submitted),
+        ])
+    );
+
+    // Drawn in one step: everything shorter folds into what came first, and the last state
+    // (idle, like the first) continues it. The payload stays small however long the log.
+    let t = timeline(&served, "resolution=1");
+    assert_eq!(
+        t["lanes"][0]["intervals"],
+        json!([interval(&times, "idle", "", registered, last)])
+    );
+    assert!(t["samples"].as_array().map_or(0, Vec::len) <= 3);
+
+    // Bad points are a clear error.
+    let (code, body) = served.get("/api/timeline?from=yesterday-ish", None);
+    assert_eq!(code, 400, "{body}");
+}
