@@ -51,6 +51,7 @@ pub async fn serve(
         ));
     let app = Router::new()
         .merge(protected)
+        .route("/", get(dashboard))
         .route("/healthz", get(healthz))
         // The compressed body may not exceed what the decompressed one may be.
         .layer(DefaultBodyLimit::max(otlp::MAX_HTTP_BODY))
@@ -110,6 +111,42 @@ async fn require_token(
         Ok(()) => next.run(request).await,
         Err(why) => unauthorized(why),
     }
+}
+
+/// The dashboard page, embedded: no other server, no CDN.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+#[derive(Deserialize)]
+struct PageQuery {
+    token: Option<String>,
+}
+
+/// The dashboard. A browser cannot send a header when it opens a page, so the token may come as
+/// `?token=`; the page then sends it as a header to the API.
+async fn dashboard(
+    Extract(state): Extract<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let presented = match (&q.token, headers.get(header::AUTHORIZATION)) {
+        (Some(t), _) => Some(format!("Bearer {t}")),
+        (None, h) => h.and_then(|v| v.to_str().ok()).map(str::to_owned),
+    };
+    if let Err(why) = authorized(state.token.as_deref(), presented.as_deref()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            format!("{why}; open this page as /?token=TOKEN\n"),
+        )
+            .into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        DASHBOARD,
+    )
+        .into_response()
 }
 
 /// 200 while spans can be stored; 503 with the reason once the log refuses writes.

@@ -176,3 +176,38 @@ fn the_timeline_of_a_known_log_is_exactly_its_story() {
     let (code, body) = served.get("/api/timeline?from=yesterday-ish", None);
     assert_eq!(code, 400, "{body}");
 }
+
+#[test]
+fn the_dashboard_is_one_embedded_page_behind_the_token() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let served = sb.serve(&["--manual", "--token", "s3cret"]);
+    let (code, body) = served.get("/", None);
+    assert_eq!(code, 401);
+    assert!(body.contains("?token="), "says how to open it: {body}");
+    assert_eq!(served.get("/?token=wrong", None).0, 401);
+    let (code, page) = served.get("/?token=s3cret", None);
+    assert_eq!(code, 200);
+    assert!(page.starts_with("<!doctype html>"));
+    for part in [
+        "id=\"seq\"",
+        "id=\"timeline\"",
+        "id=\"agents\"",
+        "id=\"history\"",
+    ] {
+        assert!(page.contains(part), "the page has {part}");
+    }
+    // Nothing from elsewhere: no external script, style, font or image.
+    for external in [
+        "<script src",
+        "<link",
+        "src=\"http",
+        "href=\"http",
+        "@import",
+        "url(",
+    ] {
+        assert!(!page.contains(external), "the page loads {external}");
+    }
+    // The header works too, as for the API.
+    assert_eq!(served.get("/", Some("s3cret")).0, 200);
+}
