@@ -52,6 +52,8 @@ pub async fn serve(
     let app = Router::new()
         .merge(protected)
         .route("/", get(dashboard))
+        // Browsers ask for it on every page; there is none.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/healthz", get(healthz))
         // The compressed body may not exceed what the decompressed one may be.
         .layer(DefaultBodyLimit::max(otlp::MAX_HTTP_BODY))

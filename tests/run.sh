@@ -15,4 +15,6 @@ fi
 python3 -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -qq; apt-get install -y -qq python3-venv; }
 # The Python SDK and its OTLP exporters, from the package registry, into target/py-venv.
 bash tests/py/ensure-venv.sh >/dev/null
+# Debian's Chromium and playwright-core from npm, for the dashboard's browser test.
+bash tests/browser/ensure.sh >/dev/null
 cargo test --locked --all-targets

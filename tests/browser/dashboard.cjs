@@ -1,0 +1,77 @@
+// Drives the dashboard in headless Chromium and checks what a person would see. Run by
+// tests/dashboard.rs: node dashboard.cjs NODE_DIR URL EXPECT_JSON SCREENSHOT_DIR
+// EXPECT_JSON: {"agents": [...], "feature": NAME, "early_seq": N, "last_seq": N}
+"use strict";
+const path = require("path");
+const [nodeDir, url, expectJson, shots] = process.argv.slice(2);
+const { chromium } = require(path.join(nodeDir, "node_modules", "playwright-core"));
+const expect = JSON.parse(expectJson);
+
+function check(ok, what) {
+  if (!ok) throw new Error("FAILED: " + what);
+  console.log("ok: " + what);
+}
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const errors = [];
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+    page.on("pageerror", (e) => errors.push(String(e)));
+    const started = Date.now();
+    await page.goto(url);
+    // The board lists the demo's agents.
+    await page.waitForFunction((n) => document.querySelectorAll("#agents tr").length === n,
+      expect.agents.length, { timeout: 15000 });
+    const firstRender = Date.now() - started;
+    const agents = await page.$$eval("#agents tr td:first-child", (tds) => tds.map((td) => td.textContent));
+    check(JSON.stringify(agents) === JSON.stringify(expect.agents), "the board lists " + agents.join(", "));
+    check(await page.$eval("#seq", (e) => Number(e.max)) === expect.last_seq, "the scrubber ends at the last event");
+    const lanes = await page.$$eval("#timeline svg rect", (r) => r.length);
+    check(lanes > expect.agents.length, "the timeline draws intervals (" + lanes + " shapes)");
+    await page.screenshot({ path: path.join(shots, "dashboard-now.png"), fullPage: true });
+    const done = `[data-status="completed"] [data-feature="${expect.feature}"]`;
+    check(await page.$(done) !== null, expect.feature + " is completed now");
+
+    // Back to an early point: the same feature is still in progress there.
+    await page.$eval("#seq", (e, v) => { e.value = v; e.dispatchEvent(new Event("input")); }, expect.early_seq);
+    await page.waitForSelector(`[data-status="in_progress"] [data-feature="${expect.feature}"]`, { timeout: 10000 });
+    check(true, expect.feature + " is in progress as of event " + expect.early_seq);
+    check(await page.$eval("#live", (e) => e.checked) === false, "scrubbing leaves live mode");
+    await page.screenshot({ path: path.join(shots, "dashboard-past.png"), fullPage: true });
+
+    // One key press, one event.
+    await page.focus("#seq");
+    const stepStart = Date.now();
+    await page.keyboard.press("ArrowRight");
+    await page.waitForFunction((v) => document.getElementById("asof").textContent.startsWith("as of event " + v),
+      expect.early_seq + 1, { timeout: 10000 });
+    const step = Date.now() - stepStart;
+    check(await page.$eval("#seq", (e) => Number(e.value)) === expect.early_seq + 1, "ArrowRight moves one event");
+    await page.keyboard.press("ArrowLeft");
+    await page.waitForFunction((v) => document.getElementById("asof").textContent.startsWith("as of event " + v),
+      expect.early_seq, { timeout: 10000 });
+    check(true, "ArrowLeft moves back one event");
+    check(await page.$("#timeline #cursor") !== null, "the timeline marks where the board stands");
+
+    // An agent's history: every transition with its event.
+    await page.click("#agents tr:first-child");
+    await page.waitForSelector("#history li", { timeout: 10000 });
+    const title = await page.$eval("#historytitle", (e) => e.textContent);
+    check(title === "History of agent " + expect.agents[0], title);
+    const entries = await page.$$eval("#history li", (lis) => lis.map((li) => li.textContent));
+    check(entries.some((t) => t.includes("agent.feature_assignment") && t.includes("score")),
+      "the history shows an assignment with its score");
+    check(entries.every((t) => /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/.test(t)), "each transition with its time");
+    await page.screenshot({ path: path.join(shots, "dashboard-history.png"), fullPage: true });
+    check(errors.length === 0, "no console errors" + (errors.length ? ": " + errors.join(" | ") : ""));
+    console.log(JSON.stringify({ first_render_ms: firstRender, step_ms: step }));
+  } finally {
+    await browser.close();
+  }
+})().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });

@@ -1,0 +1,95 @@
+//! The dashboard in a real browser: headless Chromium (Debian's package) driven by
+//! playwright-core (npm), both installed by tests/browser/ensure.sh, against a server holding the
+//! demo's log. Screenshots go to target/browser-screenshots.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::Sandbox;
+use serde_json::{Value, json};
+
+fn api(served: &common::Served, path: &str) -> Value {
+    let (code, body) = served.get(path, None);
+    assert_eq!(code, 200, "{path}: {body}");
+    serde_json::from_str::<Value>(&body).expect("json")["data"].clone()
+}
+
+#[test]
+fn the_dashboard_shows_the_past_in_a_real_browser() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let ensure = Command::new("bash")
+        .arg(format!("{root}/tests/browser/ensure.sh"))
+        .output()
+        .expect("the install script runs");
+    assert!(
+        ensure.status.success(),
+        "could not install Chromium and playwright-core: {}",
+        String::from_utf8_lossy(&ensure.stderr)
+    );
+    let node_dir = String::from_utf8_lossy(&ensure.stdout).trim().to_owned();
+
+    let sb = Sandbox::new("main");
+    let demo = sb.tmp.path().join("demo");
+    let run = sb.run(&["demo", "--repo", &demo.to_string_lossy()]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let served = sb.serve_for(&demo.join(".git").join("spanfold"), &demo);
+
+    // What the page must show, from the API: the agents, a feature completed now, and an early
+    // point at which it was in progress.
+    let status = api(&served, "/api/status");
+    let agents: Vec<String> = status["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|a| a["agent_id"].as_str().map(str::to_owned))
+        .collect();
+    let feature = status["features"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["status"] == "completed"))
+        .and_then(|f| f["name"].as_str())
+        .expect("a completed feature")
+        .to_owned();
+    let history = api(&served, &format!("/api/history?feature={feature}"));
+    let early_seq = history
+        .as_array()
+        .and_then(|h| {
+            h.iter().find(|e| {
+                e["changes"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["field"] == "status" && c["to"] == "in_progress")
+                })
+            })
+        })
+        .and_then(|e| e["seq"].as_u64())
+        .expect("the feature was in progress once");
+    let last_seq = status["as_of"]["seq"].as_u64().expect("as_of");
+    let expect = json!({
+        "agents": agents,
+        "feature": feature,
+        "early_seq": early_seq,
+        "last_seq": last_seq,
+    });
+
+    let shots = PathBuf::from(root)
+        .join("target")
+        .join("browser-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let out = Command::new("node")
+        .arg(format!("{root}/tests/browser/dashboard.cjs"))
+        .arg(&node_dir)
+        .arg(format!("{}/", served.http))
+        .arg(expect.to_string())
+        .arg(&shots)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{stdout}");
+    assert!(shots.join("dashboard-past.png").exists());
+}
