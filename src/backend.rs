@@ -205,6 +205,7 @@ impl Backend {
         let st = self.status(&StatusOptions {
             agent: Some(id.to_owned()),
             details: true,
+            per_status: None,
         })?;
         Ok(st.agents.into_iter().find(|a| a.agent_id == id))
     }

@@ -738,6 +738,7 @@ fn run_agents(
             let options = StatusOptions {
                 agent: args.agent.clone(),
                 details: args.details,
+                per_status: None,
             };
             let st = backend.status_at(&options, args.at.as_deref())?;
             if let Some(id) = &args.agent

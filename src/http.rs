@@ -231,12 +231,15 @@ struct StatusQuery {
     details: bool,
     /// A POINT (seq, RFC 3339 time, or -5m): the status as of then.
     at: Option<String>,
+    /// At most this many features of each status (the dashboard's board).
+    per_status: Option<usize>,
 }
 
 async fn api_status(Extract(state): Extract<Shared>, Query(q): Query<StatusQuery>) -> Response {
     let options = StatusOptions {
         agent: q.agent,
         details: q.details,
+        per_status: q.per_status,
     };
     let Some(at) = q.at else {
         let st = status::build(&state.view.read(), &options);
@@ -419,6 +422,7 @@ async fn api_agent(Extract(state): Extract<Shared>, Path(id): Path<String>) -> R
     let options = StatusOptions {
         agent: Some(id.clone()),
         details: true,
+        per_status: None,
     };
     let st = status::build(&state.view.read(), &options);
     let result = match st.agents.into_iter().next() {

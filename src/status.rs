@@ -20,6 +20,9 @@ pub struct StatusOptions {
     pub agent: Option<String>,
     /// Capabilities of agents and requirements of features.
     pub details: bool,
+    /// At most this many features of each status in `features` (the summary still counts them
+    /// all): a board's answer stays small however many features a log has completed.
+    pub per_status: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,8 +239,13 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
             .unwrap_or_default(),
         None => view.features.values().collect(),
     };
+    let mut shown = [0usize; FeatureStatus::ALL.len()];
+    let listed = listed.into_iter().filter(|f| {
+        let n = &mut shown[f.status as usize];
+        *n += 1;
+        options.per_status.is_none_or(|limit| *n <= limit)
+    });
     let features = listed
-        .into_iter()
         .map(|f| FeatureJson {
             name: f.name.clone(),
             priority: f.priority,

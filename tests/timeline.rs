@@ -172,6 +172,15 @@ fn the_timeline_of_a_known_log_is_exactly_its_story() {
     );
     assert!(t["samples"].as_array().map_or(0, Vec::len) <= 3);
 
+    // The board's bounded question: no feature listed, every one still counted.
+    let (_, body) = served.get("/api/status?per_status=0", None);
+    let doc: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(doc["data"]["features"], json!([]));
+    assert_eq!(
+        doc["data"]["coordination_status"]["features_by_status"]["completed"],
+        1
+    );
+
     // Bad points are a clear error.
     let (code, body) = served.get("/api/timeline?from=yesterday-ish", None);
     assert_eq!(code, 400, "{body}");
