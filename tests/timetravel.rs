@@ -159,8 +159,8 @@ fn json(view: &View) -> String {
     serde_json::to_string(&status::build(
         view,
         &StatusOptions {
-            agent: None,
             details: true,
+            ..Default::default()
         },
     ))
     .expect("serialises")
