@@ -641,9 +641,12 @@ fn cleanup(run: &mut Run, c: &mut Choices) {
 
 fn status_doc(view: &View, c: &mut Choices) {
     let agent = (c.byte() & 1 == 1).then(|| c.word(AGENTS).to_owned());
+    let per_status = c.byte();
     let options = StatusOptions {
         agent: agent.clone(),
         details: c.byte() & 1 == 1,
+        // Bounded lists must still count everything in the summary (checked below).
+        per_status: (per_status & 1 == 1).then_some(usize::from(per_status >> 1)),
     };
     let doc = status::build(view, &options);
     let summary = &doc.coordination_status;
@@ -680,15 +683,29 @@ fn status_doc(view: &View, c: &mut Choices) {
     let health = summary.coordination_health;
     assert!((0.0..=1.0).contains(&health), "health {health}");
     assert_eq!(doc.as_of.seq, view.as_of.seq);
+    // What is listed: everything asked for, but at most `per_status` of each status.
+    let listed = |features: Vec<FeatureStatus>| match options.per_status {
+        None => features.len(),
+        Some(limit) => FeatureStatus::ALL
+            .iter()
+            .map(|st| features.iter().filter(|s| *s == st).count().min(limit))
+            .sum(),
+    };
     match &agent {
         None => {
             assert_eq!(doc.agents.len(), view.agents.len());
-            assert_eq!(doc.features.len(), view.features.len());
+            let all = view.features.values().map(|f| f.status).collect();
+            assert_eq!(doc.features.len(), listed(all));
         }
         Some(id) => {
-            let held = view.agents.get(id).map_or(0, |a| a.assignments.len());
+            let held = view.agents.get(id).map_or(Vec::new(), |a| {
+                a.assignments
+                    .iter()
+                    .filter_map(|n| view.features.get(n).map(|f| f.status))
+                    .collect()
+            });
             assert_eq!(doc.agents.len(), usize::from(view.agents.contains_key(id)));
-            assert_eq!(doc.features.len(), held);
+            assert_eq!(doc.features.len(), listed(held));
         }
     }
     for f in &doc.features {
@@ -756,13 +773,7 @@ fuzz_target!(|data: &[u8]| {
                 span.name, span.attributes, resource.attributes
             );
         }
-        let doc = status::build(
-            &run.view,
-            &StatusOptions {
-                agent: None,
-                details: false,
-            },
-        );
+        let doc = status::build(&run.view, &StatusOptions::default());
         eprintln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
     let d = policy::decide(&run.view, &PolicyConfig::default());
