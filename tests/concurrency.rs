@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Sandbox;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use common::otlp::request;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::Value;
 use spanfold::store::Log;
 
@@ -51,19 +50,6 @@ fn span(sender: u16, n: u32, name: &str, attrs: Vec<KeyValue>) -> Span {
         end_time_unix_nano: 2,
         attributes: attrs,
         ..Default::default()
-    }
-}
-
-fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource::default()),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
     }
 }
 

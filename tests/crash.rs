@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::Sandbox;
@@ -145,25 +145,6 @@ fn kill_at(sb: &Sandbox, point: &str, trigger: impl FnOnce()) {
     served.kill();
 }
 
-/// An agent's commit in its worktree (the test names an author for it).
-fn commit_in(sb: &Sandbox, dir: &Path, file: &str, message: &str) {
-    std::fs::write(dir.join(file), format!("{message}\n")).expect("write");
-    sb.git_in(dir, &["add", file]);
-    sb.git_in(
-        dir,
-        &[
-            "-c",
-            "user.name=Agent",
-            "-c",
-            "user.email=agent@example.com",
-            "commit",
-            "-q",
-            "-m",
-            message,
-        ],
-    );
-}
-
 fn submit(sb: &Sandbox, agent: &str) {
     sb.ok(&["agents", "progress", agent, "--state", "working"]);
     sb.ok(&["agents", "progress", agent, "--state", "validating"]);
@@ -246,7 +227,7 @@ fn a_kill_inside_worktree_creation_is_recovered_on_restart() {
         });
         let wt = the_worktree(&sb);
         // The agent works there as if nothing had happened, and its work is merged.
-        commit_in(&sb, &wt, "f1.txt", "f1 work");
+        sb.commit_as_agent(&wt, "f1.txt", "f1 work\n", "f1 work");
         submit(&sb, "a1");
         merged_cleanly(&sb, served, 0);
     }
@@ -267,9 +248,9 @@ fn a_kill_inside_a_merge_is_recovered_on_restart_and_merges_once() {
                 .is_some_and(|w| w.2.as_deref() == Some("a1"))
         });
         let wt = the_worktree(&sb);
-        commit_in(&sb, &wt, "f1.txt", "f1 work");
+        sb.commit_as_agent(&wt, "f1.txt", "f1 work\n", "f1 work");
         // main moves on meanwhile, so the merge writes a merge commit.
-        commit_in(&sb, &sb.repo, "other.txt", "other work");
+        sb.commit_as_agent(&sb.repo, "other.txt", "other work\n", "other work");
         let (code, _) = served.stop();
         assert!(code.success());
 

@@ -4,29 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::Sandbox;
 use serde_json::Value;
-
-/// A commit in an agent's worktree, by the agent (the test names an author for it).
-fn commit(sb: &Sandbox, worktree: &Path, file: &str, text: &str, message: &str) {
-    std::fs::write(worktree.join(file), text).expect("write");
-    sb.git_in(worktree, &["add", file]);
-    sb.git_in(
-        worktree,
-        &[
-            "-c",
-            "user.name=Agent",
-            "-c",
-            "user.email=agent@example.com",
-            "commit",
-            "-q",
-            "-m",
-            message,
-        ],
-    );
-}
 
 fn assign(sb: &Sandbox, agent: &str, feature: &str) -> PathBuf {
     sb.ok(&["agents", "add-feature", feature]);
@@ -58,7 +39,7 @@ fn a_submitted_feature_is_merged_and_everything_is_cleaned_up() {
     let sb = Sandbox::new("main");
     sb.ok(&["agents", "init"]);
     let wt = assign(&sb, "a1", "hello");
-    commit(&sb, &wt, "hello.txt", "hello\n", "add hello");
+    sb.commit_as_agent(&wt, "hello.txt", "hello\n", "add hello");
     submit(&sb, "a1");
     let status = sb.status();
     assert_eq!(feature(&status, "hello")["status"], "merging");
@@ -107,20 +88,8 @@ fn a_conflict_goes_back_to_its_agent_and_merges_once_resolved() {
     sb.ok(&["agents", "init"]);
     let wt1 = assign(&sb, "a1", "greeting-en");
     let wt2 = assign(&sb, "a2", "greeting-fr");
-    commit(
-        &sb,
-        &wt1,
-        "README.md",
-        "# project\nhello\n",
-        "english greeting",
-    );
-    commit(
-        &sb,
-        &wt2,
-        "README.md",
-        "# project\nbonjour\n",
-        "french greeting",
-    );
+    sb.commit_as_agent(&wt1, "README.md", "# project\nhello\n", "english greeting");
+    sb.commit_as_agent(&wt2, "README.md", "# project\nbonjour\n", "french greeting");
     submit(&sb, "a1");
     submit(&sb, "a2");
     let cycle = sb.ok(&["agents", "coordination-cycle"]);
@@ -178,8 +147,7 @@ fn a_conflict_goes_back_to_its_agent_and_merges_once_resolved() {
         .status()
         .expect("git merge runs");
     assert!(!merged.success(), "the agent sees the conflict too");
-    commit(
-        &sb,
+    sb.commit_as_agent(
         &wt2,
         "README.md",
         "# project\nhello\nbonjour\n",
@@ -208,8 +176,8 @@ fn independent_work_is_joined_with_a_merge_commit() {
     sb.ok(&["agents", "init"]);
     let wt1 = assign(&sb, "a1", "one");
     let wt2 = assign(&sb, "a2", "two");
-    commit(&sb, &wt1, "one.txt", "1\n", "one");
-    commit(&sb, &wt2, "two.txt", "2\n", "two");
+    sb.commit_as_agent(&wt1, "one.txt", "1\n", "one");
+    sb.commit_as_agent(&wt2, "two.txt", "2\n", "two");
     submit(&sb, "a1");
     submit(&sb, "a2");
     let cycle = sb.ok(&["agents", "coordination-cycle"]);
@@ -241,7 +209,7 @@ fn a_dirty_main_checkout_defers_the_merge_with_a_reason() {
     let sb = Sandbox::new("main");
     sb.ok(&["agents", "init"]);
     let wt = assign(&sb, "a1", "f1");
-    commit(&sb, &wt, "f1.txt", "f1\n", "f1");
+    sb.commit_as_agent(&wt, "f1.txt", "f1\n", "f1");
     submit(&sb, "a1");
     std::fs::write(sb.repo.join("README.md"), "# local edit, not committed\n").expect("write");
     let cycle = sb.ok(&["agents", "coordination-cycle"]);
@@ -287,7 +255,7 @@ fn a_silent_agent_loses_its_feature_to_another_and_the_work_is_kept() {
     let sb = Sandbox::new("main");
     sb.ok(&["agents", "init", "--lease", "1"]);
     let wt = assign(&sb, "sleepy", "f1");
-    commit(&sb, &wt, "draft.txt", "half done\n", "draft");
+    sb.commit_as_agent(&wt, "draft.txt", "half done\n", "draft");
     std::fs::write(wt.join("notes.txt"), "uncommitted thoughts\n").expect("write");
     std::thread::sleep(std::time::Duration::from_millis(2200));
     sb.ok(&["agents", "register-agent", "eager"]);
@@ -356,7 +324,7 @@ fn a_cancelled_feature_frees_its_agent_and_keeps_its_worktree() {
     let sb = Sandbox::new("main");
     sb.ok(&["agents", "init"]);
     let wt = assign(&sb, "a1", "doomed");
-    commit(&sb, &wt, "wip.txt", "wip\n", "wip");
+    sb.commit_as_agent(&wt, "wip.txt", "wip\n", "wip");
     let out = sb.ok(&[
         "agents",
         "cancel-feature",
@@ -396,8 +364,7 @@ fn gc_never_loses_uncommitted_or_unmerged_work_without_force() {
     let dirty = assign(&sb, "a1", "dirty");
     let committed = assign(&sb, "a2", "committed");
     std::fs::write(dirty.join("unsaved.txt"), "not committed\n").expect("write");
-    commit(
-        &sb,
+    sb.commit_as_agent(
         &committed,
         "saved.txt",
         "committed, never merged\n",
@@ -522,7 +489,7 @@ fn a_worktree_removed_by_hand_is_recorded_and_recreated_from_its_branch() {
     let sb = Sandbox::new("main");
     sb.ok(&["agents", "init"]);
     let wt = assign(&sb, "a1", "f1");
-    commit(&sb, &wt, "kept.txt", "on the branch\n", "committed work");
+    sb.commit_as_agent(&wt, "kept.txt", "on the branch\n", "committed work");
     std::fs::remove_dir_all(&wt).expect("rm -rf by hand");
     let _served = sb.serve(&["--manual"]);
     let status = sb.status();
@@ -556,7 +523,7 @@ fn the_merge_gate_sends_failing_work_back_with_its_output() {
         "echo checking for ok.txt; test -f ok.txt"
     );
     let wt = assign(&sb, "a1", "gated");
-    commit(&sb, &wt, "work.txt", "work\n", "work without ok.txt");
+    sb.commit_as_agent(&wt, "work.txt", "work\n", "work without ok.txt");
     submit(&sb, "a1");
     let cycle = sb.ok(&["agents", "coordination-cycle"]);
     assert_eq!(cycle["merges"][0]["result"], "gate_failed", "{cycle}");
@@ -575,7 +542,7 @@ fn the_merge_gate_sends_failing_work_back_with_its_output() {
         "nothing merged"
     );
 
-    commit(&sb, &wt, "ok.txt", "ok\n", "add ok.txt");
+    sb.commit_as_agent(&wt, "ok.txt", "ok\n", "add ok.txt");
     sb.ok(&["agents", "progress", "a1", "--state", "validating"]);
     sb.ok(&["agents", "validate", "a1", "--result", "passed"]);
     let cycle = sb.ok(&["agents", "coordination-cycle"]);
@@ -588,7 +555,7 @@ fn worktree_status_lists_abandoned_and_orphaned_worktrees_and_keep_branches_keep
     let sb = Sandbox::new("main");
     sb.ok(&["agents", "init", "--keep-branches"]);
     let wt = assign(&sb, "a1", "kept");
-    commit(&sb, &wt, "k.txt", "k\n", "k");
+    sb.commit_as_agent(&wt, "k.txt", "k\n", "k");
     submit(&sb, "a1");
     sb.ok(&["agents", "coordination-cycle"]);
     assert!(
@@ -631,7 +598,7 @@ fn a_merge_cut_off_by_a_crash_is_completed_on_the_next_cycle() {
     let sb = Sandbox::new("main");
     sb.ok(&["agents", "init"]);
     let wt = assign(&sb, "a1", "f1");
-    commit(&sb, &wt, "f1.txt", "f1\n", "f1 work");
+    sb.commit_as_agent(&wt, "f1.txt", "f1\n", "f1 work");
     submit(&sb, "a1");
     // Dies after moving main, before updating the main checkout.
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spanfold"));
@@ -712,7 +679,7 @@ fn span_data_never_reaches_a_shell() {
             .as_str()
             .unwrap_or(""),
     );
-    commit(&sb, &wt, "f1.txt", "f1\n", &hostile.join("\n"));
+    sb.commit_as_agent(&wt, "f1.txt", "f1\n", &hostile.join("\n"));
     submit(&sb, "a1");
     let cycle = sb.ok(&["agents", "coordination-cycle"]);
     assert_eq!(cycle["merges"][0]["result"], "merged", "{cycle}");

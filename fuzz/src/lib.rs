@@ -86,19 +86,7 @@ pub fn export_round_trip(batch: &Batch) {
     file::encode_line(batch, &mut line);
     assert_eq!(line.last(), Some(&b'\n'));
     match file::decode_json_line(&line) {
-        Ok(unit) => {
-            assert!(unit.rejected.is_empty(), "{:?}", unit.rejected);
-            let meta = unit.meta.expect("an exported line carries its placement");
-            assert_eq!(
-                (meta.first_seq, meta.received_at),
-                (batch.first_seq, batch.received_at)
-            );
-            assert_same(
-                &unit.resource_spans,
-                &batch.resource_spans,
-                "JSON export did not read back the same",
-            );
-        }
+        Ok(unit) => reads_back(unit, batch, "JSON export"),
         Err(e) => panic!(
             "JSON export of accepted spans does not decode: {e}\nline: {}",
             String::from_utf8_lossy(&line)
@@ -110,21 +98,7 @@ pub fn export_round_trip(batch: &Batch) {
     let len = u32::from_be_bytes([message[0], message[1], message[2], message[3]]) as usize;
     assert_eq!(len + 4, message.len(), "length prefix");
     match file::decode_protobuf(&message[4..]) {
-        Ok(unit) => {
-            assert!(unit.rejected.is_empty(), "{:?}", unit.rejected);
-            let meta = unit
-                .meta
-                .expect("an exported message carries its placement");
-            assert_eq!(
-                (meta.first_seq, meta.received_at),
-                (batch.first_seq, batch.received_at)
-            );
-            assert_same(
-                &unit.resource_spans,
-                &batch.resource_spans,
-                "protobuf message export did not read back the same",
-            );
-        }
+        Ok(unit) => reads_back(unit, batch, "protobuf message export"),
         Err(e) => panic!("protobuf message export does not decode: {e}"),
     }
 }
@@ -193,4 +167,21 @@ impl<'a> Choices<'a> {
         self.data = rest;
         head
     }
+}
+
+/// An exported record read back: nothing refused, its placement kept, the same spans.
+fn reads_back(unit: file::Unit, batch: &Batch, what: &str) {
+    assert!(unit.rejected.is_empty(), "{what}: {:?}", unit.rejected);
+    let meta = unit
+        .meta
+        .unwrap_or_else(|| panic!("{what}: an exported record carries its placement"));
+    assert_eq!(
+        (meta.first_seq, meta.received_at),
+        (batch.first_seq, batch.received_at)
+    );
+    assert_same(
+        &unit.resource_spans,
+        &batch.resource_spans,
+        &format!("{what} did not read back the same"),
+    );
 }

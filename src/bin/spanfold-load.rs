@@ -440,16 +440,7 @@ async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
             .context("writing the journal")
     };
     let token = args.token.clone();
-    if args.register {
-        let mut grpc = connect(&args.endpoint).await?;
-        export(
-            &mut grpc,
-            registrations(args.agents).encode_to_vec(),
-            token.as_deref(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("registering the load agents: {e}"))?;
-    }
+    register(&args).await?;
     let encoded = template(args.batch, args.agents).encode_to_vec();
     let offsets = marker_offsets(&encoded);
     anyhow::ensure!(
@@ -531,18 +522,24 @@ fn request_base() -> u64 {
             << 16
 }
 
-async fn run(args: Args) -> Result<()> {
-    let token = args.token.clone();
+/// Registers the load's agents first (unless told not to), so that their reports are applied.
+async fn register(args: &Args) -> Result<()> {
     if args.register {
         let mut grpc = connect(&args.endpoint).await?;
         export(
             &mut grpc,
             registrations(args.agents).encode_to_vec(),
-            token.as_deref(),
+            args.token.as_deref(),
         )
         .await
         .map_err(|e| anyhow::anyhow!("registering the load agents: {e}"))?;
     }
+    Ok(())
+}
+
+async fn run(args: Args) -> Result<()> {
+    let token = args.token.clone();
+    register(&args).await?;
     let encoded = template(args.batch, args.agents).encode_to_vec();
     let offsets = Arc::new(marker_offsets(&encoded));
     anyhow::ensure!(

@@ -94,6 +94,25 @@ impl Sandbox {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// A commit in an agent's worktree, by the agent (the test names an author for it).
+    pub fn commit_as_agent(&self, worktree: &Path, file: &str, text: &str, message: &str) {
+        std::fs::write(worktree.join(file), text).expect("write");
+        self.git_in(worktree, &["add", file]);
+        self.git_in(
+            worktree,
+            &[
+                "-c",
+                "user.name=Agent",
+                "-c",
+                "user.email=agent@example.com",
+                "commit",
+                "-q",
+                "-m",
+                message,
+            ],
+        );
+    }
+
     /// Runs spanfold in the repository.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_in(&self.repo, args)
