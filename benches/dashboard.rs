@@ -1,8 +1,10 @@
 //! The dashboard with 100 agents and 100,000 events: a log where every agent goes through
 //! features one after another (assigned, working, validating, submitting, merged), served by
 //! `spanfold serve`, opened in headless Chromium (tests/browser/ensure.sh installs it). Prints
-//! the time to first render and the time per scrubber step (one arrow key, until the board shows
-//! that event), median of the runs. Usage: `cargo bench --bench dashboard [-- RUNS]`.
+//! the time to first render and the time per scrubber step (one arrow key until the board shows
+//! that event, timed in the page and by the driver; see dashboard.cjs), medians of the runs.
+//! Usage: `cargo bench --bench dashboard [-- RUNS]`; `SPANFOLD_BENCH_BIN=PATH` serves with
+//! another build of spanfold (an earlier revision, for a comparison on the same log).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -76,7 +78,8 @@ fn build(dir: &Path) {
         .expect("append");
     let mut f = 0usize;
     while coord.log().next_seq() <= EVENTS {
-        // One round: every agent takes a feature and carries it to the merge.
+        // One round: every agent takes a feature and carries it to the merge, one append per
+        // step so that the steps are apart in time as they would be in a day's work.
         let mut spans = Vec::new();
         let names: Vec<String> = (0..AGENTS)
             .map(|i| format!("feature-{:06}", f + i))
@@ -93,6 +96,7 @@ fn build(dir: &Path) {
                 },
             ));
         }
+        append(&mut coord, &mut spans);
         for (a, name) in names.iter().enumerate() {
             spans.push(emit::assignment(
                 &mut ids,
@@ -108,6 +112,7 @@ fn build(dir: &Path) {
                 },
             ));
         }
+        append(&mut coord, &mut spans);
         for state in [AgentState::Working, AgentState::Validating] {
             for (a, name) in names.iter().enumerate() {
                 spans.push(emit::progress(
@@ -121,6 +126,7 @@ fn build(dir: &Path) {
                     },
                 ));
             }
+            append(&mut coord, &mut spans);
         }
         for (a, name) in names.iter().enumerate() {
             spans.push(emit::validation(
@@ -132,6 +138,7 @@ fn build(dir: &Path) {
                 None,
             ));
         }
+        append(&mut coord, &mut spans);
         for (a, name) in names.iter().enumerate() {
             spans.push(emit::merge(
                 &mut ids,
@@ -150,16 +157,20 @@ fn build(dir: &Path) {
                 },
             ));
         }
+        append(&mut coord, &mut spans);
         f += AGENTS;
-        // A round per append, so receive times spread over the build like a day's work.
-        coord
-            .submit(
-                vec![emit::wrap(emit::COORDINATOR_SERVICE, spans)],
-                Origin::Coordinator,
-            )
-            .expect("append");
-        std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Appends `spans` as one export, then waits a little: receive times are the wall clock's.
+fn append(coord: &mut Coordinator, spans: &mut Vec<spanfold::model::Span>) {
+    coord
+        .submit(
+            vec![emit::wrap(emit::COORDINATOR_SERVICE, std::mem::take(spans))],
+            Origin::Coordinator,
+        )
+        .expect("append");
+    std::thread::sleep(Duration::from_millis(2));
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -209,7 +220,11 @@ fn main() {
     let node_dir = String::from_utf8_lossy(&ensure.stdout).trim().to_owned();
 
     let _ = std::fs::remove_file(dir.join("server.json"));
-    let mut server = Command::new(root.join("target/release/spanfold"))
+    // Another build's binary (its page is embedded in it) for an A/B in the same session.
+    let bin = std::env::var_os("SPANFOLD_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/release/spanfold"));
+    let mut server = Command::new(bin)
         .arg("--coord-dir")
         .arg(&dir)
         .args([
@@ -234,7 +249,7 @@ fn main() {
         assert!(Instant::now() < deadline, "the server did not start");
         std::thread::sleep(Duration::from_millis(50));
     };
-    let (mut first, mut step) = (Vec::new(), Vec::new());
+    let (mut first, mut step, mut driven) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
         let out = Command::new("node")
             .arg(root.join("benches/dashboard.cjs"))
@@ -252,12 +267,14 @@ fn main() {
         println!("run {}: {r}", run + 1);
         first.push(r["first_render_ms"].as_f64().unwrap_or(f64::NAN));
         step.push(r["step_ms_median"].as_f64().unwrap_or(f64::NAN));
+        driven.push(r["driven_ms_median"].as_f64().unwrap_or(f64::NAN));
     }
     let _ = server.kill();
     let _ = server.wait();
     println!(
-        "{AGENTS} agents, {EVENTS} events: first render {:.0} ms, scrubber step {:.1} ms (medians of {runs} runs)",
+        "{AGENTS} agents, {EVENTS} events: first render {:.0} ms, scrubber step {:.1} ms in the page, {:.1} ms driven (medians of {runs} runs)",
         median(first),
-        median(step)
+        median(step),
+        median(driven)
     );
 }

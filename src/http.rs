@@ -248,13 +248,24 @@ async fn api_status(Extract(state): Extract<Shared>, Query(q): Query<StatusQuery
             serde_json::to_value(&st).map_err(|e| e.to_string()),
         );
     };
-    let reader = state.log.clone();
     let result = blocking(move || {
+        let reader = &state.log;
         let seq = parse_point(&at)?
-            .resolve(&reader, crate::emit::now())
+            .resolve(reader, crate::emit::now())
             .map_err(|e| e.to_string())?;
-        let view = timetravel::view_at(&reader, seq).map_err(|e| e.to_string())?;
-        serde_json::to_value(status::build(&view, &options)).map_err(|e| e.to_string())
+        let st = match state.scrubber.try_lock() {
+            Some(mut scrubber) => status::build(
+                scrubber.view_at(reader, seq).map_err(|e| e.to_string())?,
+                &options,
+            ),
+            // Someone else is scrubbing: answer from a checkpoint rather than wait or take
+            // their place.
+            None => status::build(
+                &timetravel::view_at(reader, seq).map_err(|e| e.to_string())?,
+                &options,
+            ),
+        };
+        serde_json::to_value(st).map_err(|e| e.to_string())
     })
     .await;
     envelope_or("agents agent-status", result, StatusCode::BAD_REQUEST)

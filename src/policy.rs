@@ -340,27 +340,45 @@ pub fn score(
 /// in agent id order. `now` is an input: the time the coordinator decides, recorded in the log
 /// with the decision, so replay reaches the same verdict.
 pub fn expired_leases(view: &View, now: crate::model::UnixNanos) -> Vec<(String, u64)> {
-    let lease = view
-        .config
-        .as_ref()
-        .map_or(crate::reducer::DEFAULT_LEASE_SECONDS, |c| c.lease_seconds);
+    let lease = lease_seconds(view);
     view.agents
         .values()
-        .filter(|a| a.state != AgentState::Error)
-        // Only work the agent itself must move on counts: a submitted feature waits for the
-        // coordinator's merge, not for its agent.
-        .filter(|a| {
-            a.assignments.iter().any(|f| {
-                view.features
-                    .get(f)
-                    .is_none_or(|f| f.status != FeatureStatus::Merging)
-            })
-        })
+        .filter(|a| under_lease(view, a))
         .filter_map(|a| {
             let silent = now.saturating_sub(a.lease_since) / 1_000_000_000;
             (silent > lease).then(|| (a.id.clone(), silent))
         })
         .collect()
+}
+
+/// The lease in force: the configured one, or the default before `agents init`.
+pub fn lease_seconds(view: &View) -> u64 {
+    view.config
+        .as_ref()
+        .map_or(crate::reducer::DEFAULT_LEASE_SECONDS, |c| c.lease_seconds)
+}
+
+/// Whether the lease applies to `agent`: it holds work that it, not the coordinator, must move
+/// on (a submitted feature waits for the merge, not for its agent), and it is not in error.
+pub fn under_lease(view: &View, agent: &Agent) -> bool {
+    agent.state != AgentState::Error
+        && agent.assignments.iter().any(|f| {
+            view.features
+                .get(f)
+                .is_none_or(|f| f.status != FeatureStatus::Merging)
+        })
+}
+
+/// When `agent`'s lease runs out if it stays silent: from this moment on `expired_leases`
+/// names it. None when no lease applies.
+pub fn lease_deadline(view: &View, agent: &Agent) -> Option<crate::model::UnixNanos> {
+    under_lease(view, agent).then(|| {
+        agent.lease_since.saturating_add(
+            lease_seconds(view)
+                .saturating_add(1)
+                .saturating_mul(1_000_000_000),
+        )
+    })
 }
 
 /// Why a queued feature is still waiting, in words a person can act on.
@@ -820,6 +838,11 @@ mod tests {
             "600 s of silence is within the lease"
         );
         assert_eq!(expired_leases(&v, 602 * sec), [("busy".to_string(), 601)]);
+        // The deadline the board shows is the first moment of that verdict.
+        let deadline = lease_deadline(&v, &v.agents["busy"]).expect("busy holds work");
+        assert!(expired_leases(&v, deadline - 1).is_empty());
+        assert_eq!(expired_leases(&v, deadline).len(), 1);
+        assert_eq!(lease_deadline(&v, &v.agents["idle"]), None);
     }
 
     #[test]

@@ -115,6 +115,8 @@ pub struct State {
     pub log: LogReader,
     pub ingest: Ingest,
     pub token: Option<String>,
+    /// Views kept for `/api/status?at=`, so a dashboard's scrubber steps cheaply.
+    pub scrubber: parking_lot::Mutex<crate::timetravel::Scrubber>,
 }
 
 enum Job {
@@ -311,6 +313,7 @@ pub async fn serve(
         log: coord.log().reader(),
         ingest: ingest.clone(),
         token: config.token.clone(),
+        scrubber: Default::default(),
     });
 
     let (upstream_tx, upstream_rx) = tokio::sync::mpsc::channel::<Vec<ResourceSpans>>(64);

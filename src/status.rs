@@ -76,6 +76,9 @@ pub struct AgentJson {
     pub worktree_path: Option<String>,
     pub assignments: Vec<AssignmentJson>,
     pub last_activity: String,
+    /// When the lease runs out if the agent stays silent (RFC 3339); null when it holds no work
+    /// the lease covers. The lease left is this minus the moment looked at.
+    pub lease_expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress_percentage: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -318,6 +321,7 @@ fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
         worktree_path: assignments.first().and_then(|x| x.worktree_path.clone()),
         assignments,
         last_activity: rfc3339(a.last_activity),
+        lease_expires_at: policy::lease_deadline(view, a).map(rfc3339),
         progress_percentage: a.progress.percentage,
         capabilities: details.then(|| CapabilitiesJson {
             items: a.capabilities.clone(),

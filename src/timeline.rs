@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::changes;
 use crate::model::{Event, UnixNanos};
 use crate::policy::Matcher;
 use crate::reducer::{AsOf, FeatureStatus, View};
@@ -149,14 +148,31 @@ impl Builder {
             self.step_known = true;
         }
         self.events += 1;
-        let changes = changes::apply(view, ev);
-        let mut moved: Vec<&str> = changes
-            .iter()
-            .filter(|c| c.entity == "agent" && (c.field == "state" || c.field == "features"))
-            .map(|c| c.id.as_str())
+        // The agents whose lane may move: the one the span names and the holder of the
+        // feature it names (the rule `changes` follows), compared before and after. Only their
+        // state and features matter here, so the full change list is not built.
+        let named = ev.str_attr("agent.id");
+        let holder = ev
+            .str_attr("feature.name")
+            .and_then(|f| view.features.get(f))
+            .and_then(|f| f.assigned_agent.clone())
+            .filter(|h| Some(h.as_str()) != named);
+        let snap = |view: &View, id: &str| {
+            view.agents
+                .get(id)
+                .map(|a| (a.state, a.assignments.clone()))
+        };
+        let before: Vec<_> = named
+            .into_iter()
+            .chain(holder.as_deref())
+            .map(|id| (id, snap(view, id)))
             .collect();
-        moved.dedup();
-        for id in moved {
+        let anomalies = view.counters.anomalies;
+        view.apply(ev);
+        for (id, was) in before {
+            if snap(view, id) == was {
+                continue;
+            }
             let now = view.agents.get(id).map(|a| Interval {
                 state: a.state.as_str().to_owned(),
                 features: a.assignments.join(","),
@@ -172,23 +188,21 @@ impl Builder {
                 self.open.insert(id.to_owned(), now);
             }
         }
-        for c in changes.iter().filter(|c| c.entity == "anomaly") {
-            self.mark(
-                ev,
-                MarkerKind::Anomaly,
-                Some(c.id.clone()),
-                None,
-                c.to.clone(),
-            );
+        if view.counters.anomalies > anomalies
+            && let Some(a) = view.anomalies.back()
+        {
+            let (agent, reason) = (a.agent_id.clone(), a.reason.clone());
+            self.mark(ev, MarkerKind::Anomaly, agent, None, || Some(reason));
         }
-        let agent = ev.str_attr("agent.id").map(str::to_owned);
-        let feature = ev.str_attr("feature.name").map(str::to_owned);
+        let agent = || ev.str_attr("agent.id").map(str::to_owned);
+        let feature = || ev.str_attr("feature.name").map(str::to_owned);
         match ev.span.name.as_str() {
             "agent.feature_assignment" => {
-                let score = ev.double_attr("assignment.match_score").unwrap_or(0.0);
-                let reasons = ev.list_attr("assignment.reasons").join("; ");
-                let detail = format!("score {score:.3}: {reasons}");
-                self.mark(ev, MarkerKind::Assignment, agent, feature, Some(detail));
+                self.mark(ev, MarkerKind::Assignment, agent(), feature(), || {
+                    let score = ev.double_attr("assignment.match_score").unwrap_or(0.0);
+                    let reasons = ev.list_attr("assignment.reasons").join("; ");
+                    Some(format!("score {score:.3}: {reasons}"))
+                });
             }
             "coordination.feature_merge" => {
                 let kind = match ev.str_attr("merge.result") {
@@ -197,15 +211,16 @@ impl Builder {
                     _ => None,
                 };
                 if let Some(kind) = kind {
-                    let detail = match kind {
-                        MarkerKind::Conflict => ev.list_attr("merge.conflicts").join(", "),
-                        _ => ev.str_attr("merge.kind").unwrap_or_default().to_owned(),
-                    };
-                    self.mark(ev, kind, agent, feature, Some(detail));
+                    self.mark(ev, kind, agent(), feature(), || {
+                        Some(match kind {
+                            MarkerKind::Conflict => ev.list_attr("merge.conflicts").join(", "),
+                            _ => ev.str_attr("merge.kind").unwrap_or_default().to_owned(),
+                        })
+                    });
                 }
             }
             "agent.lease_expired" => {
-                self.mark(ev, MarkerKind::LeaseExpired, agent, feature, None);
+                self.mark(ev, MarkerKind::LeaseExpired, agent(), feature(), || None);
             }
             _ => {}
         }
@@ -265,13 +280,14 @@ impl Builder {
         lane.push(interval);
     }
 
+    /// Lists a marker, its detail written only if it is listed.
     fn mark(
         &mut self,
         ev: &Event<'_>,
         kind: MarkerKind,
         agent_id: Option<String>,
         feature: Option<String>,
-        detail: Option<String>,
+        detail: impl FnOnce() -> Option<String>,
     ) {
         if self.markers.len() >= MAX_MARKERS {
             self.markers_omitted += 1;
@@ -283,7 +299,7 @@ impl Builder {
             kind,
             agent_id,
             feature,
-            detail: detail.unwrap_or_default(),
+            detail: detail().unwrap_or_default(),
         });
     }
 

@@ -133,6 +133,50 @@ pub fn view_at(reader: &LogReader, seq: u64) -> Result<View, StoreError> {
     Ok(view)
 }
 
+/// Farthest a kept view is folded forward before a checkpoint is used instead: about as long
+/// as decoding a checkpoint of a large view takes.
+pub const SCRUB_REACH: u64 = 4096;
+/// How far before a backward jump the scrubber keeps its anchor view.
+pub const SCRUB_BACK: u64 = 512;
+
+/// Views kept between time-travel questions, for a dashboard's scrubber: a step forward folds
+/// only the events stepped over, a step back clones a view kept a little earlier and folds from
+/// it. Either costs far less than decoding a checkpoint and folding up to thousands of events,
+/// which is what `view_at` does every time. The log is append-only, so a kept view never goes
+/// stale. Answers are exactly `view_at`'s (tests/timetravel.rs checks it on random walks).
+#[derive(Debug, Default)]
+pub struct Scrubber {
+    /// The view last answered.
+    last: Option<View>,
+    /// A view `SCRUB_BACK` before the last jump back, the start of every step back after it.
+    anchor: Option<View>,
+}
+
+impl Scrubber {
+    /// The view after the event `seq`, as `view_at(reader, seq)` would give it.
+    pub fn view_at(&mut self, reader: &LogReader, seq: u64) -> Result<&View, StoreError> {
+        let within = |v: &Option<View>| {
+            v.as_ref()
+                .is_some_and(|v| v.as_of.seq <= seq && seq - v.as_of.seq <= SCRUB_REACH)
+        };
+        let mut view = if within(&self.last) {
+            self.last.take().unwrap_or_default()
+        } else if within(&self.anchor) {
+            self.anchor.clone().unwrap_or_default()
+        } else if self.last.as_ref().is_some_and(|v| seq < v.as_of.seq) {
+            // Going back: the steps that follow are likely to go back further.
+            let anchor = view_at(reader, seq.saturating_sub(SCRUB_BACK))?;
+            self.anchor = Some(anchor.clone());
+            anchor
+        } else {
+            view_at(reader, seq)?
+        };
+        let from = view.as_of.seq + 1;
+        fold_range(reader, &mut view, from, seq)?;
+        Ok(self.last.insert(view))
+    }
+}
+
 /// Whether a decoded checkpoint is what it claims: a view as of its own seq. A change to the
 /// view's layout without a new reducer version would decode into something else, or fail.
 pub fn fits(seq: u64, view: &View) -> bool {

@@ -65,11 +65,26 @@ fn the_dashboard_shows_the_past_in_a_real_browser() {
         .and_then(|e| e["seq"].as_u64())
         .expect("the feature was in progress once");
     let last_seq = status["as_of"]["seq"].as_u64().expect("as_of");
+    // Which agents hold work under a lease at the early point: the board must show them a
+    // lease left, and the others none.
+    let early = api(&served, &format!("/api/status?at={early_seq}"));
+    let leased: Vec<&str> = early["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter(|a| !a["lease_expires_at"].is_null())
+        .filter_map(|a| a["agent_id"].as_str())
+        .collect();
+    assert!(
+        !leased.is_empty(),
+        "someone works on {feature} at {early_seq}"
+    );
     let expect = json!({
         "agents": agents,
         "feature": feature,
         "early_seq": early_seq,
         "last_seq": last_seq,
+        "leased": leased,
     });
 
     let shots = PathBuf::from(root)

@@ -423,7 +423,11 @@ fn normalised(mut status: Value, root: &std::path::Path) -> String {
         match v {
             Value::Object(map) => {
                 for (k, val) in map.iter_mut() {
-                    if k == "time" || k == "last_activity" || k == "span_id" {
+                    if k == "time"
+                        || k == "last_activity"
+                        || k == "lease_expires_at"
+                        || k == "span_id"
+                    {
                         *val = Value::Null;
                     } else {
                         walk(val, root);

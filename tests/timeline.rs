@@ -181,6 +181,31 @@ fn the_timeline_of_a_known_log_is_exactly_its_story() {
         1
     );
 
+    // The lease on the board: it runs from a1's last span while a1 holds f1, and stops once
+    // f1 waits for its merge, as the coordinator's verdict does.
+    let lease_at = |seq: u64| -> (Value, u64) {
+        let (_, body) = served.get(&format!("/api/status?at={seq}"), None);
+        let doc: Value = serde_json::from_str(&body).expect("json");
+        let lease = doc["data"]["config"]["lease_seconds"]
+            .as_u64()
+            .expect("init set a lease");
+        (doc["data"]["agents"][0]["lease_expires_at"].clone(), lease)
+    };
+    assert_eq!(lease_at(registered).0, Value::Null, "no work, no lease");
+    for since in [assigned, working, validating] {
+        let (expires, lease) = lease_at(since);
+        assert_eq!(
+            expires,
+            spanfold::status::rfc3339(times[&since] + (lease + 1) * 1_000_000_000),
+            "at seq {since}"
+        );
+    }
+    assert_eq!(
+        lease_at(submitted).0,
+        Value::Null,
+        "a submitted feature waits for the merge"
+    );
+
     // Bad points are a clear error.
     let (code, body) = served.get("/api/timeline?from=yesterday-ish", None);
     assert_eq!(code, 400, "{body}");
@@ -219,4 +244,45 @@ fn the_dashboard_is_one_embedded_page_behind_the_token() {
     }
     // The header works too, as for the API.
     assert_eq!(served.get("/", Some("s3cret")).0, 200);
+}
+
+#[test]
+fn an_anomaly_is_a_marker_on_its_agents_lane_with_its_reason() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    sb.ok(&["agents", "add-feature", "f1"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    // claiming cannot become submitting: the reducer records it and changes nothing else.
+    let refused = sb.run(&["agents", "progress", "a1", "--state", "submitting"]);
+    assert_ne!(refused.code, 0);
+    let served = sb.serve(&["--manual"]);
+    let t = timeline(&served, "resolution=10000");
+    let anomalies: Vec<&Value> = t["markers"]
+        .as_array()
+        .expect("markers")
+        .iter()
+        .filter(|m| m["kind"] == "anomaly")
+        .collect();
+    assert_eq!(anomalies.len(), 1, "{}", t["markers"]);
+    assert_eq!(anomalies[0]["agent_id"], "a1");
+    assert_eq!(
+        anomalies[0]["seq"],
+        seq_of(&served, "agent.work_progress", Some("submitting"))
+    );
+    assert!(
+        anomalies[0]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("illegal transition claiming → submitting"),
+        "{}",
+        anomalies[0]
+    );
+    // The lane is unmoved by it: a1 is still claiming f1 at the end.
+    let lane = t["lanes"][0]["intervals"].as_array().expect("intervals");
+    let last = lane.last().expect("an interval");
+    assert_eq!(
+        (&last["state"], &last["features"]),
+        (&json!("claiming"), &json!("f1"))
+    );
 }

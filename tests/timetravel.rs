@@ -231,6 +231,63 @@ proptest! {
     }
 }
 
+/// One move of a dashboard's scrubber.
+#[derive(Debug, Clone)]
+enum Move {
+    Forward(u64),
+    Back(u64),
+    /// To this share (per mille) of the log.
+    Jump(u64),
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, ..ProptestConfig::default() })]
+
+    /// The scrubber keeps views between questions; whatever the walk, each answer is the plain
+    /// fold up to that point. Logs are long enough that jumps outrun its reach and make it go
+    /// back to checkpoints, and steps back follow jumps back, so every path is taken.
+    #[test]
+    fn the_scrubber_answers_what_the_fold_does(
+        ops in prop::collection::vec(op(), 10_000..12_000),
+        moves in prop::collection::vec(prop_oneof![
+            3 => (1u64..40).prop_map(Move::Forward),
+            3 => (1u64..40).prop_map(Move::Back),
+            1 => (0u64..=1000).prop_map(Move::Jump),
+        ], 40..80),
+    ) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut coord = Coordinator::create(dir.path()).expect("create");
+        coord.set_checkpoint_every(1024);
+        write(&mut coord, &ops, &[150]);
+        let last = coord.log().next_seq() - 1;
+        let mut at = 0u64;
+        let walk: Vec<u64> = moves
+            .iter()
+            .map(|m| {
+                at = match *m {
+                    Move::Forward(n) => (at + n).min(last),
+                    Move::Back(n) => at.saturating_sub(n),
+                    Move::Jump(share) => last * share / 1000,
+                };
+                at
+            })
+            .collect();
+        let wanted: std::collections::BTreeSet<u64> = walk.iter().copied().collect();
+        let mut expected = std::collections::BTreeMap::new();
+        each_fold(&coord, |seq, view| {
+            if wanted.contains(&seq) {
+                expected.insert(seq, view.clone());
+            }
+        });
+        let reader = coord.log().reader();
+        let mut scrubber = timetravel::Scrubber::default();
+        for (step, seq) in walk.iter().enumerate() {
+            let view = scrubber.view_at(&reader, *seq).expect("view");
+            prop_assert!(view == &expected[seq], "step {} to seq {}", step, seq);
+        }
+    }
+}
+
 fn fold_until(coord: &Coordinator, seq: u64) -> View {
     let mut out = View::default();
     each_fold(coord, |s, v| {

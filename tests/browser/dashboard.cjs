@@ -1,6 +1,7 @@
 // Drives the dashboard in headless Chromium and checks what a person would see. Run by
 // tests/dashboard.rs: node dashboard.cjs NODE_DIR URL EXPECT_JSON SCREENSHOT_DIR
-// EXPECT_JSON: {"agents": [...], "feature": NAME, "early_seq": N, "last_seq": N}
+// EXPECT_JSON: {"agents": [...], "feature": NAME, "early_seq": N, "last_seq": N,
+//               "leased": [agents holding work under a lease at early_seq]}
 "use strict";
 const path = require("path");
 const [nodeDir, url, expectJson, shots] = process.argv.slice(2);
@@ -32,8 +33,11 @@ function check(ok, what) {
     const agents = await page.$$eval("#agents tr td:first-child", (tds) => tds.map((td) => td.textContent));
     check(JSON.stringify(agents) === JSON.stringify(expect.agents), "the board lists " + agents.join(", "));
     check(await page.$eval("#seq", (e) => Number(e.max)) === expect.last_seq, "the scrubber ends at the last event");
-    const lanes = await page.$$eval("#timeline svg rect", (r) => r.length);
-    check(lanes > expect.agents.length, "the timeline draws intervals (" + lanes + " shapes)");
+    const lanes = await page.$$eval("#timeline svg path[data-agent]", (ps) => [...new Set(ps.map((p) => p.dataset.agent))]);
+    check(JSON.stringify(lanes.sort()) === JSON.stringify([...expect.agents].sort()), "the timeline draws a lane of intervals for each agent");
+    const charts = await page.$$eval("#timeline svg polyline[data-chart]", (ps) => ps.map((p) => p.dataset.chart + ":" + p.getAttribute("points").split(" ").length));
+    check(["queue", "health", "events/s"].every((c) => charts.some((x) => x.startsWith(c + ":") && Number(x.split(":")[1]) > 1)),
+      "the timeline charts queue length, health and ingest rate (" + charts.join(", ") + ")");
     await page.screenshot({ path: path.join(shots, "dashboard-now.png"), fullPage: true });
     const done = `[data-status="completed"] [data-feature="${expect.feature}"]`;
     check(await page.$(done) !== null, expect.feature + " is completed now");
@@ -43,6 +47,13 @@ function check(ok, what) {
     await page.waitForSelector(`[data-status="in_progress"] [data-feature="${expect.feature}"]`, { timeout: 10000 });
     check(true, expect.feature + " is in progress as of event " + expect.early_seq);
     check(await page.$eval("#live", (e) => e.checked) === false, "scrubbing leaves live mode");
+    // The lease left, as of that moment: a duration for agents holding work, none for the rest.
+    const leases = await page.$$eval("#agents tr", (trs) => trs.map((tr) => [tr.children[0].textContent, tr.children[5].textContent]));
+    for (const [agent, left] of leases) {
+      const held = expect.leased.includes(agent);
+      check(held ? /^(\d+h \d+m|\d+m \d+s|\d+s)$/.test(left) : left === "–",
+        agent + (held ? " has " + left + " of its lease left" : " holds no lease"));
+    }
     await page.screenshot({ path: path.join(shots, "dashboard-past.png"), fullPage: true });
 
     // One key press, one event.
@@ -58,6 +69,22 @@ function check(ok, what) {
       expect.early_seq, { timeout: 10000 });
     check(true, "ArrowLeft moves back one event");
     check(await page.$("#timeline #cursor") !== null, "the timeline marks where the board stands");
+
+    // A marker on the timeline: its detail, and the board as of its event.
+    const tick = await page.evaluate(() => {
+      const p = document.querySelector('#timeline svg path[data-kind="assignment"]');
+      const [x, y] = p.getAttribute("d").slice(1).split(/[ v]/).map(Number);
+      const svg = p.ownerSVGElement, box = svg.getBoundingClientRect();
+      const scale = box.width / svg.viewBox.baseVal.width;
+      return { x: box.left + x * scale, y: box.top + (y + 5) * scale };
+    });
+    await page.mouse.click(tick.x, tick.y);
+    await page.waitForFunction(() => document.querySelector("#detail h2")?.textContent.startsWith("assignment"), null, { timeout: 10000 });
+    const detail = await page.$eval("#detail", (e) => e.textContent);
+    check(/score \d/.test(detail), "clicking an assignment marker shows its score and reasons: " + detail);
+    const markerSeq = Number(/event (\d+)$/.exec(await page.$eval("#detail h2", (e) => e.textContent))[1]);
+    await page.waitForFunction((v) => document.getElementById("asof").textContent.startsWith("as of event " + v + " "), markerSeq, { timeout: 10000 });
+    check(await page.$eval("#seq", (e) => Number(e.value)) === markerSeq, "and moves the board and the scrubber to event " + markerSeq);
 
     // An agent's history: every transition with its event.
     await page.click("#agents tr:first-child");
