@@ -38,6 +38,8 @@ function check(ok, what) {
     const charts = await page.$$eval("#timeline svg polyline[data-chart]", (ps) => ps.map((p) => p.dataset.chart + ":" + p.getAttribute("points").split(" ").length));
     check(["queue", "health", "events/s"].every((c) => charts.some((x) => x.startsWith(c + ":") && Number(x.split(":")[1]) > 1)),
       "the timeline charts queue length, health and ingest rate (" + charts.join(", ") + ")");
+    const axis = await page.$$eval("#timeline svg text[data-axis]", (ts) => ts.map((t) => t.textContent));
+    check(axis.length >= 2 && axis.every((a) => /^\d\d:\d\d:\d\d(\.\d{3})?$/.test(a)), "a time axis: " + axis.join(" "));
     await page.screenshot({ path: path.join(shots, "dashboard-now.png"), fullPage: true });
     const done = `[data-status="completed"] [data-feature="${expect.feature}"]`;
     check(await page.$(done) !== null, expect.feature + " is completed now");
