@@ -98,6 +98,16 @@ function check(ok, what) {
       "the history shows an assignment with its score");
     check(entries.every((t) => /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/.test(t)), "each transition with its time");
     await page.screenshot({ path: path.join(shots, "dashboard-history.png"), fullPage: true });
+    // A recent range asks the server for less and draws the same agents (the demo just ran).
+    await page.$eval("#timeline svg", (e) => { e.dataset.before = "yes"; });
+    const asked = page.waitForRequest((r) => r.url().includes("/api/timeline") && r.url().includes("from=-1h"));
+    await page.selectOption("#range", "-1h");
+    await asked;
+    await page.waitForFunction((n) => {
+      const drawn = document.querySelector("#timeline svg");
+      return !drawn.dataset.before && new Set([...drawn.querySelectorAll("path[data-agent]")].map((p) => p.dataset.agent)).size === n;
+    }, expect.agents.length, { timeout: 10000 });
+    check(true, "the last hour's timeline draws every agent's lane");
     check(errors.length === 0, "no console errors" + (errors.length ? ": " + errors.join(" | ") : ""));
     console.log(JSON.stringify({ first_render_ms: firstRender, step_ms: step }));
   } finally {
