@@ -7,15 +7,11 @@
 // Usage: node dashboard.cjs NODE_DIR URL AGENTS
 "use strict";
 const path = require("path");
+const { launch } = require("../tests/browser/launch.cjs");
 const [nodeDir, url, agents] = process.argv.slice(2);
-const { chromium } = require(path.join(nodeDir, "node_modules", "playwright-core"));
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch(nodeDir);
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     const started = Date.now();

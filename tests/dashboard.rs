@@ -87,6 +87,20 @@ fn the_dashboard_shows_the_past_in_a_real_browser() {
         "leased": leased,
     });
 
+    // A second server whose log is one instant: `init` alone, one export. The timeline then
+    // spans no time at all, which the page must still draw.
+    let instant = Sandbox::new("main");
+    instant.ok(&["agents", "init"]);
+    let instant_served = instant.serve(&["--manual"]);
+    let t = api(&instant_served, "/api/timeline");
+    let to = t["to"]["time"].as_u64().expect("an end");
+    assert!(
+        t["samples"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty() && s.iter().all(|s| s["time"] == to)),
+        "the log is one instant: {t}"
+    );
+
     let shots = PathBuf::from(root)
         .join("target")
         .join("browser-screenshots");
@@ -97,6 +111,7 @@ fn the_dashboard_shows_the_past_in_a_real_browser() {
         .arg(format!("{}/", served.http))
         .arg(expect.to_string())
         .arg(&shots)
+        .arg(format!("{}/", instant_served.http))
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

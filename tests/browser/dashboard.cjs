@@ -1,11 +1,12 @@
 // Drives the dashboard in headless Chromium and checks what a person would see. Run by
-// tests/dashboard.rs: node dashboard.cjs NODE_DIR URL EXPECT_JSON SCREENSHOT_DIR
+// tests/dashboard.rs: node dashboard.cjs NODE_DIR URL EXPECT_JSON SCREENSHOT_DIR INSTANT_URL
+// (INSTANT_URL: a server whose log is one export, all at one receive time)
 // EXPECT_JSON: {"agents": [...], "feature": NAME, "early_seq": N, "last_seq": N,
 //               "leased": [agents holding work under a lease at early_seq]}
 "use strict";
 const path = require("path");
-const [nodeDir, url, expectJson, shots] = process.argv.slice(2);
-const { chromium } = require(path.join(nodeDir, "node_modules", "playwright-core"));
+const { launch, errorsOf } = require("./launch.cjs");
+const [nodeDir, url, expectJson, shots, instantUrl] = process.argv.slice(2);
 const expect = JSON.parse(expectJson);
 
 function check(ok, what) {
@@ -14,16 +15,10 @@ function check(ok, what) {
 }
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  const errors = [];
+  const browser = await launch(nodeDir);
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
-    page.on("pageerror", (e) => errors.push(String(e)));
+    const errors = errorsOf(page);
     const started = Date.now();
     await page.goto(url);
     // The board lists the demo's agents.
@@ -109,6 +104,16 @@ function check(ok, what) {
     }, expect.agents.length, { timeout: 10000 });
     check(true, "the last hour's timeline draws every agent's lane");
     check(errors.length === 0, "no console errors" + (errors.length ? ": " + errors.join(" | ") : ""));
+
+    // A log that is one instant (a single export so far) still draws: no NaN, no errors.
+    const fresh = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const freshErrors = errorsOf(fresh);
+    await fresh.goto(instantUrl);
+    await fresh.waitForSelector("#timeline svg", { timeout: 15000 });
+    const nan = await fresh.$$eval("#timeline *", (es) => es.flatMap((e) => [...e.attributes])
+      .filter((a) => a.value.includes("NaN")).map((a) => a.name + "=" + a.value.slice(0, 40)));
+    check(nan.length === 0, "a one-instant log draws with numbers" + (nan.length ? ": " + nan.join(" | ") : ""));
+    check(freshErrors.length === 0, "and no console errors" + (freshErrors.length ? ": " + freshErrors.join(" | ") : ""));
     console.log(JSON.stringify({ first_render_ms: firstRender, step_ms: step }));
   } finally {
     await browser.close();
