@@ -345,22 +345,30 @@ struct TimelineQuery {
 }
 
 async fn api_timeline(Extract(state): Extract<Shared>, Query(q): Query<TimelineQuery>) -> Response {
-    let reader = state.log.clone();
     let result = blocking(move || {
+        let reader = &state.log;
         let now = crate::emit::now();
         let point = |p: Option<&str>, default: u64| -> Result<u64, String> {
             match p {
                 None => Ok(default),
                 Some(p) => parse_point(p)?
-                    .resolve(&reader, now)
+                    .resolve(reader, now)
                     .map_err(|e| e.to_string()),
             }
         };
         let from = point(q.from.as_deref(), 0)?;
         let to = point(q.to.as_deref(), u64::MAX)?;
         let resolution = q.resolution.unwrap_or(crate::timeline::DEFAULT_RESOLUTION);
-        let timeline =
-            timetravel::timeline(&reader, from, to, resolution).map_err(|e| e.to_string())?;
+        // From the start of the log, the kept timeline is extended rather than folded again
+        // (unless another request is extending it right now).
+        let live = (from == 0)
+            .then(|| state.live_timeline.try_lock())
+            .flatten();
+        let timeline = match live {
+            Some(mut live) => live.timeline(reader, to, resolution),
+            None => timetravel::timeline(reader, from, to, resolution),
+        }
+        .map_err(|e| e.to_string())?;
         serde_json::to_value(timeline).map_err(|e| e.to_string())
     })
     .await;

@@ -117,6 +117,8 @@ pub struct State {
     pub token: Option<String>,
     /// Views kept for `/api/status?at=`, so a dashboard's scrubber steps cheaply.
     pub scrubber: parking_lot::Mutex<crate::timetravel::Scrubber>,
+    /// The whole log's timeline, extended as the log grows (a dashboard in live mode).
+    pub live_timeline: parking_lot::Mutex<crate::timetravel::LiveTimeline>,
 }
 
 enum Job {
@@ -314,6 +316,7 @@ pub async fn serve(
         ingest: ingest.clone(),
         token: config.token.clone(),
         scrubber: Default::default(),
+        live_timeline: Default::default(),
     });
 
     let (upstream_tx, upstream_rx) = tokio::sync::mpsc::channel::<Vec<ResourceSpans>>(64);

@@ -3,10 +3,11 @@
 //! anomalies), and samples of queue length, health and ingest rate. Pure: fed the view at the
 //! start of the range and the events after it, in order; the server does this, never the browser.
 //!
-//! Payloads stay bounded whatever the range: `resolution` is the number of time steps the range
-//! is drawn in. An interval shorter than one step is folded into the interval before it (the
-//! lane shows what the agent mostly did), samples are taken once per step, and at most
-//! [`MAX_MARKERS`] markers are listed (the rest are counted).
+//! Payloads stay bounded whatever the range: `resolution` is the most time steps the range is
+//! drawn in (each step a power of two nanoseconds, see [`step_for`]). An interval shorter than
+//! one step is folded into the interval before it (the lane shows what the agent mostly did),
+//! samples are taken once per step, and at most [`MAX_MARKERS`] markers are listed (the rest are
+//! counted).
 
 use std::collections::BTreeMap;
 
@@ -86,10 +87,22 @@ pub struct Sample {
     pub ingest_rate: f64,
 }
 
+/// The drawing step for a range `span` nanoseconds long drawn in at most `resolution` steps: the
+/// smallest power of two that fits. Powers of two let a range that grows keep its step until it
+/// doubles, so a timeline kept by the server can be extended and still be what a fresh fold of
+/// the same range gives.
+pub fn step_for(span: UnixNanos, resolution: usize) -> UnixNanos {
+    let steps = resolution.clamp(1, MAX_RESOLUTION) as u64;
+    span.div_ceil(steps)
+        .max(1)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << 63)
+}
+
 /// Builds a timeline while the caller folds the range's events in order.
+#[derive(Debug, Clone)]
 pub struct Builder {
     from: AsOf,
-    to: AsOf,
     resolution: usize,
     step: UnixNanos,
     open: BTreeMap<String, Interval>,
@@ -98,29 +111,23 @@ pub struct Builder {
     markers_omitted: usize,
     samples: Vec<Sample>,
     events: u64,
-    /// False until the first event when the range starts at the empty log (time 0): the step is
-    /// measured from that event instead.
-    step_known: bool,
 }
 
 impl Builder {
-    /// Starts at `view` (the view as of the range's start) for a range ending at `to`.
-    pub fn new(view: &View, to: AsOf, resolution: usize) -> Builder {
-        let resolution = resolution.clamp(1, MAX_RESOLUTION);
+    /// Starts at `view` (the view as of the range's start), drawing in steps of `step` (see
+    /// [`step_for`]); `resolution` is what the answer reports having been asked.
+    pub fn new(view: &View, step: UnixNanos, resolution: usize) -> Builder {
         let from = view.as_of;
-        let span = to.time.saturating_sub(from.time);
         let mut b = Builder {
             from,
-            to,
-            resolution,
-            step: (span / resolution as u64).max(1),
+            resolution: resolution.clamp(1, MAX_RESOLUTION),
+            step: step.max(1),
             open: BTreeMap::new(),
             lanes: BTreeMap::new(),
             markers: Vec::new(),
             markers_omitted: 0,
             samples: Vec::new(),
             events: 0,
-            step_known: from.seq > 0,
         };
         for (id, agent) in &view.agents {
             b.open.insert(
@@ -135,7 +142,8 @@ impl Builder {
                 },
             );
         }
-        if b.step_known {
+        // From the empty log there is no moment to sample before the first event.
+        if from.seq > 0 {
             b.sample(view, from);
         }
         b
@@ -143,10 +151,6 @@ impl Builder {
 
     /// Applies `ev` to `view` and records what it meant for the timeline.
     pub fn apply(&mut self, view: &mut View, ev: &Event<'_>) {
-        if !self.step_known {
-            self.step = (self.to.time.saturating_sub(ev.time) / self.resolution as u64).max(1);
-            self.step_known = true;
-        }
         self.events += 1;
         // The agents whose lane may move: the one the span names and the holder of the
         // feature it names (the rule `changes` follows), compared before and after. Only their
@@ -230,9 +234,14 @@ impl Builder {
         }
     }
 
-    /// The timeline up to the end of the range.
-    pub fn finish(mut self, view: &View) -> Timeline {
-        let end = self.to;
+    /// The timeline up to `end`, the last event applied (`view` being the view after it). The
+    /// builder is left as it was, to go on with later events.
+    pub fn finish(&self, view: &View, end: AsOf) -> Timeline {
+        let b = self.clone();
+        b.close_at(view, end)
+    }
+
+    fn close_at(mut self, view: &View, end: AsOf) -> Timeline {
         let open = std::mem::take(&mut self.open);
         for (id, interval) in open {
             self.close(&id, interval, end.seq, end.time, true);

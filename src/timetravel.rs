@@ -11,8 +11,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::model::UnixNanos;
-use crate::reducer::{REDUCER_VERSION, View};
+use crate::reducer::{AsOf, REDUCER_VERSION, View};
 use crate::store::{LogReader, StoreError};
+use crate::timeline::{Builder, Timeline};
 
 /// Fewest events between two checkpoints. With it the worst `--at` folds this many events after
 /// decoding one checkpoint.
@@ -190,6 +191,16 @@ pub fn fold_range(
     from: u64,
     to: u64,
 ) -> Result<(), StoreError> {
+    for_each_event(reader, from, to, |ev| view.apply(ev))
+}
+
+/// Calls `f` with each event `from..=to`, in order.
+fn for_each_event(
+    reader: &LogReader,
+    from: u64,
+    to: u64,
+    mut f: impl FnMut(&crate::model::Event<'_>),
+) -> Result<(), StoreError> {
     if from > to {
         return Ok(());
     }
@@ -200,7 +211,7 @@ pub fn fold_range(
                 return Ok(());
             }
             if ev.seq >= from {
-                view.apply(&ev);
+                f(&ev);
             }
         }
     }
@@ -250,31 +261,93 @@ pub fn timeline(
     from: u64,
     to: u64,
     resolution: usize,
-) -> Result<crate::timeline::Timeline, StoreError> {
+) -> Result<Timeline, StoreError> {
     let to = to.min(reader.last_seq()?);
     let from = from.min(to);
     let mut view = view_at(reader, from)?;
-    let to_time = match reader.batches_from(to).next() {
-        Some(batch) => batch?.received_at,
-        None => view.as_of.time,
-    };
-    let end = crate::reducer::AsOf {
-        seq: to,
-        time: to_time,
-    };
-    let mut builder = crate::timeline::Builder::new(&view, end, resolution);
-    'read: for batch in reader.batches_from(from + 1) {
-        let batch = batch?;
-        for ev in batch.events() {
-            if ev.seq > to {
-                break 'read;
-            }
-            if ev.seq > from {
-                builder.apply(&mut view, &ev);
-            }
+    let (start, end) = bounds(reader, &view, to)?;
+    let step = crate::timeline::step_for(end.time.saturating_sub(start), resolution);
+    let mut builder = Builder::new(&view, step, resolution);
+    for_each_event(reader, from + 1, to, |ev| builder.apply(&mut view, ev))?;
+    Ok(builder.finish(&view, end))
+}
+
+/// Where a timeline from `view` to the event `to` begins and ends in time. From the empty log
+/// it begins at the first event, not at 1970.
+fn bounds(reader: &LogReader, view: &View, to: u64) -> Result<(UnixNanos, AsOf), StoreError> {
+    let received = |seq: u64| -> Result<Option<UnixNanos>, StoreError> {
+        match reader.batches_from(seq).next() {
+            Some(batch) => Ok(Some(batch?.received_at)),
+            None => Ok(None),
         }
+    };
+    let end = AsOf {
+        seq: to,
+        time: received(to)?.unwrap_or(view.as_of.time),
+    };
+    let start = if view.as_of.seq > 0 {
+        view.as_of.time
+    } else {
+        received(1)?.unwrap_or(end.time)
+    };
+    Ok((start, end))
+}
+
+/// The whole log's timeline kept between questions, for a dashboard in live mode: while the log
+/// grows within the same drawing step (until its time range doubles), only the events since the
+/// last question are folded, not the whole log again. Answers are `timeline(reader, 0, to,
+/// resolution)`'s (tests/timetravel.rs checks it as the log grows).
+#[derive(Debug, Default)]
+pub struct LiveTimeline {
+    kept: Option<Kept>,
+    reused: u64,
+}
+
+#[derive(Debug)]
+struct Kept {
+    resolution: usize,
+    step: UnixNanos,
+    builder: Builder,
+    view: View,
+}
+
+impl LiveTimeline {
+    /// The timeline of the events `1..=to`.
+    pub fn timeline(
+        &mut self,
+        reader: &LogReader,
+        to: u64,
+        resolution: usize,
+    ) -> Result<Timeline, StoreError> {
+        let to = to.min(reader.last_seq()?);
+        let (start, end) = bounds(reader, &View::default(), to)?;
+        let step = crate::timeline::step_for(end.time.saturating_sub(start), resolution);
+        let kept = match self.kept.take() {
+            Some(k) if k.resolution == resolution && k.step == step && k.view.as_of.seq <= to => {
+                self.reused += 1;
+                k
+            }
+            _ => {
+                let view = View::default();
+                Kept {
+                    resolution,
+                    step,
+                    builder: Builder::new(&view, step, resolution),
+                    view,
+                }
+            }
+        };
+        let kept = self.kept.insert(kept);
+        let from = kept.view.as_of.seq + 1;
+        let Kept { builder, view, .. } = kept;
+        for_each_event(reader, from, to, |ev| builder.apply(view, ev))?;
+        Ok(builder.finish(view, end))
     }
-    Ok(builder.finish(&view))
+
+    /// How many answers extended a kept timeline rather than folding the log again.
+    pub fn reused(&self) -> u64 {
+        self.reused
+    }
 }
 
 /// The timeline of one agent or feature over the whole log.

@@ -288,6 +288,36 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    /// The server's kept whole-log timeline, asked again as the log grows (and now and then for
+    /// an earlier end), answers exactly what a fresh fold of the same range does.
+    #[test]
+    fn the_kept_timeline_answers_what_a_fresh_one_does(
+        ops in prop::collection::vec(op(), 300..900),
+        sizes in prop::collection::vec(1usize..40, 1..10),
+        ends in prop::collection::vec(prop_oneof![8 => 1u64..30, 1 => Just(0u64), 1 => 0u64..1000], 5..40),
+        resolution in prop_oneof![Just(1usize), Just(7), Just(800), Just(10_000)],
+    ) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut coord = Coordinator::create(dir.path()).expect("create");
+        write(&mut coord, &ops, &sizes);
+        let reader = coord.log().reader();
+        let last = reader.last_seq().expect("last");
+        let mut live = timetravel::LiveTimeline::default();
+        let mut to = 0u64;
+        for (i, &e) in ends.iter().enumerate() {
+            // Mostly a little further on (0: the same end again); now and then anywhere.
+            to = if e < 30 { (to + e).min(last) } else { e.min(last) };
+            let kept = live.timeline(&reader, to, resolution).expect("kept");
+            let fresh = timetravel::timeline(&reader, 0, to, resolution).expect("fresh");
+            prop_assert!(kept == fresh, "question {} (to {}, resolution {})", i, to, resolution);
+        }
+        prop_assert!(live.reused() > 0, "the kept timeline was never extended");
+    }
+}
+
 fn fold_until(coord: &Coordinator, seq: u64) -> View {
     let mut out = View::default();
     each_fold(coord, |s, v| {
