@@ -340,7 +340,7 @@ struct TimelineQuery {
     from: Option<String>,
     /// A POINT; default: now.
     to: Option<String>,
-    /// Time steps the range is drawn in (bounds the payload).
+    /// The most time steps the range is drawn in (bounds the payload).
     resolution: Option<usize>,
 }
 
