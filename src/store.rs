@@ -567,6 +567,19 @@ impl LogReader {
         self.last_seq()
     }
 
+    /// When the event `seq` (or the first after it) was received, reading only that; None past
+    /// the end of the log.
+    pub fn received_at(&self, seq: u64) -> Result<Option<UnixNanos>, StoreError> {
+        let start = self.record_holding(seq)?;
+        match self.tree.range(start..).next() {
+            None => Ok(None),
+            Some(item) => {
+                let (key, value) = item.map_err(|e| read_error(&self.path, e))?;
+                Ok(Some(decode_time(&self.path, &key, &value)?.1))
+            }
+        }
+    }
+
     /// The seq of the last event in the log (0 when it is empty).
     pub fn last_seq(&self) -> Result<u64, StoreError> {
         match self.tree.last().map_err(|e| read_error(&self.path, e))? {

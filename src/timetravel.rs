@@ -275,20 +275,14 @@ pub fn timeline(
 /// Where a timeline from `view` to the event `to` begins and ends in time. From the empty log
 /// it begins at the first event, not at 1970.
 fn bounds(reader: &LogReader, view: &View, to: u64) -> Result<(UnixNanos, AsOf), StoreError> {
-    let received = |seq: u64| -> Result<Option<UnixNanos>, StoreError> {
-        match reader.batches_from(seq).next() {
-            Some(batch) => Ok(Some(batch?.received_at)),
-            None => Ok(None),
-        }
-    };
     let end = AsOf {
         seq: to,
-        time: received(to)?.unwrap_or(view.as_of.time),
+        time: reader.received_at(to)?.unwrap_or(view.as_of.time),
     };
     let start = if view.as_of.seq > 0 {
         view.as_of.time
     } else {
-        received(1)?.unwrap_or(end.time)
+        reader.received_at(1)?.unwrap_or(end.time)
     };
     Ok((start, end))
 }
