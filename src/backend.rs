@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::changes::{HistoryEntry, Subject};
-use crate::client::{Advert, Client};
+use crate::client::{Advert, Client, ClientError};
 use crate::coordinator::{Coordinator, CycleReport, GcReport};
 use crate::emit;
 use crate::model::Span;
@@ -46,15 +46,21 @@ impl Backend {
             return Backend::Remote(Client::new(url, token));
         }
         if let Some(advert) = Advert::read(coord_dir) {
-            let client = Client::new(&advert.http, token);
-            if client.healthy() {
-                return Backend::Remote(client);
+            let client = Client::for_advert(&advert, token);
+            let file = coord_dir.join(crate::client::ADVERT_FILE);
+            match client.probe() {
+                Ok(()) => return Backend::Remote(client),
+                Err(ClientError::OtherServer { .. }) => tracing::warn!(
+                    "{} names a server at {} that is gone: another coordination directory's server answers there now; ignoring it and using the log directly",
+                    file.display(),
+                    advert.http
+                ),
+                Err(_) => tracing::warn!(
+                    "{} names a server at {} that does not answer; using the log directly",
+                    file.display(),
+                    advert.http
+                ),
             }
-            tracing::warn!(
-                "{} names a server at {} that does not answer; using the log directly",
-                coord_dir.join(crate::client::ADVERT_FILE).display(),
-                advert.http
-            );
         }
         Backend::Local {
             dir: coord_dir.to_path_buf(),

@@ -19,9 +19,16 @@ pub struct Advert {
     /// Address of the OTLP/gRPC port, e.g. `127.0.0.1:4317`.
     pub grpc: String,
     pub version: String,
+    /// The id the server answers with in its [`SERVER_HEADER`]; absent in adverts of servers
+    /// older than it.
+    #[serde(default)]
+    pub server_id: Option<String>,
 }
 
 pub const ADVERT_FILE: &str = "server.json";
+
+/// The header naming the server that answered (its `server_id`).
+pub const SERVER_HEADER: &str = "spanfold-server";
 
 impl Advert {
     pub fn read(coord_dir: &Path) -> Option<Advert> {
@@ -44,12 +51,18 @@ pub enum ClientError {
     },
     #[error("the spanfold server at {url} sent an answer that could not be read: {message}")]
     BadAnswer { url: String, message: String },
+    #[error(
+        "the server answering at {url} is not the one this coordination directory's advert names (it serves another log); run `spanfold serve` here again, or pass --endpoint"
+    )]
+    OtherServer { url: String },
 }
 
 pub struct Client {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
+    /// When set, every answer must come from the server with this id (an advert's).
+    expect_server: Option<String>,
 }
 
 impl Client {
@@ -63,7 +76,16 @@ impl Client {
             base: base.trim_end_matches('/').to_owned(),
             token,
             agent,
+            expect_server: None,
         }
+    }
+
+    /// A client of the server an advert names, which refuses answers from any other server
+    /// (a stale advert's address may since have been taken by another repository's server).
+    pub fn for_advert(advert: &Advert, token: Option<String>) -> Client {
+        let mut client = Client::new(&advert.http, token);
+        client.expect_server = advert.server_id.clone();
+        client
     }
 
     pub fn base(&self) -> &str {
@@ -131,6 +153,15 @@ impl Client {
                 }
             }
         };
+        if let Some(expected) = &self.expect_server {
+            let answered = response
+                .headers()
+                .get(SERVER_HEADER)
+                .and_then(|v| v.to_str().ok());
+            if answered != Some(expected.as_str()) {
+                return Err(ClientError::OtherServer { url: self.base.clone() });
+            }
+        }
         let status = response.status().as_u16();
         if let (200, Some(out)) = (status, stream) {
             let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
@@ -169,7 +200,12 @@ impl Client {
 
     /// True when a server answers `/healthz`.
     pub fn healthy(&self) -> bool {
-        self.send("GET", "/healthz", None).is_ok()
+        self.probe().is_ok()
+    }
+
+    /// Asks `/healthz`: Ok when the expected server answers healthy.
+    pub fn probe(&self) -> Result<(), ClientError> {
+        self.send("GET", "/healthz", None).map(|_| ())
     }
 
     /// Exports spans over OTLP/HTTP protobuf; returns the partial-success rejections.

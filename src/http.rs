@@ -57,6 +57,10 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         // The compressed body may not exceed what the decompressed one may be.
         .layer(DefaultBodyLimit::max(otlp::MAX_HTTP_BODY))
+        .layer(axum::middleware::map_response_with_state(
+            Arc::clone(&state),
+            name_server,
+        ))
         .with_state(state);
     // Small answers go out at once: with Nagle's algorithm a reply written in pieces waits for
     // the client's delayed ACK (40 ms on Linux).
@@ -113,6 +117,16 @@ async fn require_token(
         Ok(()) => next.run(request).await,
         Err(why) => unauthorized(why),
     }
+}
+
+/// Every answer names the server that gave it (see `client::SERVER_HEADER`).
+async fn name_server(Extract(state): Extract<Shared>, mut response: Response) -> Response {
+    if let Ok(id) = HeaderValue::from_str(&state.server_id) {
+        response
+            .headers_mut()
+            .insert(crate::client::SERVER_HEADER, id);
+    }
+    response
 }
 
 /// The dashboard page, embedded: no other server, no CDN.

@@ -119,6 +119,9 @@ pub struct State {
     pub scrubber: parking_lot::Mutex<crate::timetravel::Scrubber>,
     /// The whole log's timeline, extended as the log grows (a dashboard in live mode).
     pub live_timeline: parking_lot::Mutex<crate::timetravel::LiveTimeline>,
+    /// Random per start; in the advert and in the `spanfold-server` header of every answer, so
+    /// a CLI that finds a stale advert can tell that another server now answers at its address.
+    pub server_id: String,
 }
 
 enum Job {
@@ -317,6 +320,7 @@ pub async fn serve(
         token: config.token.clone(),
         scrubber: Default::default(),
         live_timeline: Default::default(),
+        server_id: crate::registry::hex(&crate::emit::IdGen::default().trace_id()),
     });
 
     let (upstream_tx, upstream_rx) = tokio::sync::mpsc::channel::<Vec<ResourceSpans>>(64);
@@ -353,6 +357,7 @@ pub async fn serve(
         http: format!("http://{http_addr}"),
         grpc: grpc_addr.to_string(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        server_id: Some(state.server_id.clone()),
     };
     let advert_path = config.coord_dir.join(ADVERT_FILE);
     if let Ok(text) = serde_json::to_string_pretty(&advert) {

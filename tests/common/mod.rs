@@ -245,8 +245,15 @@ impl Sandbox {
         let coord_dir = coord_dir.to_path_buf();
         let advert = coord_dir.join("server.json");
         let _ = std::fs::remove_file(&advert);
-        cmd.args(["serve", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .args(extra)
+        cmd.arg("serve");
+        // Port 0 unless the test names the addresses.
+        if !extra.contains(&"--grpc") {
+            cmd.args(["--grpc", "127.0.0.1:0"]);
+        }
+        if !extra.contains(&"--http") {
+            cmd.args(["--http", "127.0.0.1:0"]);
+        }
+        cmd.args(extra)
             .current_dir(repo)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
