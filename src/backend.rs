@@ -222,11 +222,7 @@ impl Backend {
         let ids: Vec<String> = spans.iter().map(|s| hex(&s.span_id)).collect();
         match self {
             Backend::Remote(client) => {
-                let rs = vec![emit::wrap(emit::CLI_SERVICE, spans)];
-                let (rejected, message) = client.export(&rs)?;
-                if rejected > 0 {
-                    bail!("{message}");
-                }
+                client.submit(&[emit::wrap(emit::CLI_SERVICE, spans)])?;
                 let st = self.status(&StatusOptions::default())?;
                 Ok(st.anomalies.into_iter().find(|a| ids.contains(&a.span_id)))
             }
@@ -264,7 +260,28 @@ impl Backend {
                 let data = client.api("POST", "/api/cycle")?;
                 serde_json::from_value(data).context("reading the server's cycle report")
             }
-            Backend::Local { .. } => Ok(self.local()?.cycle()?),
+            Backend::Local { .. } => {
+                // Merge gates run in the background, as in the server, and the log is let go
+                // while they run: other agents' reports must not wait out someone's test suite.
+                let coord = self.local()?;
+                coord.background_gates();
+                let mut report = coord.cycle()?;
+                let gates = coord.take_gates();
+                if gates.is_empty() {
+                    return Ok(report);
+                }
+                if gates.values().any(|g| !g.is_finished()) {
+                    self.release();
+                    while gates.values().any(|g| !g.is_finished()) {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                }
+                let coord = self.local()?;
+                coord.background_gates();
+                coord.restore_gates(gates);
+                report.merges.extend(coord.merge_ready()?);
+                Ok(report)
+            }
         }
     }
 }

@@ -37,6 +37,14 @@ impl Advert {
     }
 }
 
+/// The API answers failures in the envelope: its message, not the JSON.
+fn envelope_error(bytes: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|doc| doc["errors"][0].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
 #[derive(Debug, Error)]
 pub enum ClientError {
     #[error("cannot reach the spanfold server at {url}: {message}")]
@@ -51,6 +59,10 @@ pub enum ClientError {
     },
     #[error("the spanfold server at {url} sent an answer that could not be read: {message}")]
     BadAnswer { url: String, message: String },
+    /// The server understood the request and refused it (a person's command the fold could
+    /// not apply): its own words say what to do.
+    #[error("{message}")]
+    Refused { message: String },
     #[error(
         "the server answering at {url} is not the one this coordination directory's advert names (it serves another log); run `spanfold serve` here again, or pass --endpoint"
     )]
@@ -159,7 +171,9 @@ impl Client {
                 .get(SERVER_HEADER)
                 .and_then(|v| v.to_str().ok());
             if answered != Some(expected.as_str()) {
-                return Err(ClientError::OtherServer { url: self.base.clone() });
+                return Err(ClientError::OtherServer {
+                    url: self.base.clone(),
+                });
             }
         }
         let status = response.status().as_u16();
@@ -182,6 +196,9 @@ impl Client {
             })?;
         match status {
             200..=299 => Ok(bytes),
+            422 => Err(ClientError::Refused {
+                message: envelope_error(&bytes),
+            }),
             401 => Err(ClientError::Unauthorized {
                 url,
                 message: String::from_utf8_lossy(&bytes).into_owned(),
@@ -189,11 +206,7 @@ impl Client {
             _ => Err(ClientError::Status {
                 url,
                 status,
-                // The API answers failures in the envelope: show its message, not the JSON.
-                message: serde_json::from_slice::<serde_json::Value>(&bytes)
-                    .ok()
-                    .and_then(|doc| doc["errors"][0].as_str().map(str::to_owned))
-                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
+                message: envelope_error(&bytes),
             }),
         }
     }
@@ -222,9 +235,30 @@ impl Client {
         })
     }
 
+    /// Sends a person's spans to `/api/submit`: appended all together, or refused with the
+    /// reason and nothing written.
+    pub fn submit(&self, resource_spans: &[ResourceSpans]) -> Result<(), ClientError> {
+        let body = otlp::encode_request(resource_spans);
+        self.api_with(
+            "POST",
+            "/api/submit",
+            Some((Encoding::Protobuf.content_type(), body)),
+        )
+        .map(|_| ())
+    }
+
     /// GETs or POSTs an API path answering with the JSON envelope; returns its `data`.
     pub fn api(&self, method: &str, path: &str) -> Result<serde_json::Value, ClientError> {
-        let bytes = self.send(method, path, None)?;
+        self.api_with(method, path, None)
+    }
+
+    fn api_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let bytes = self.send(method, path, body)?;
         let bad = |message: String| ClientError::BadAnswer {
             url: format!("{}{path}", self.base),
             message,

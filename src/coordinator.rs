@@ -11,7 +11,7 @@ use thiserror::Error;
 
 use crate::emit::{self, IdGen};
 use crate::git;
-use crate::model::{ResourceSpans, Span, UnixNanos};
+use crate::model::{Event, ResourceSpans, Span, UnixNanos};
 use crate::names;
 use crate::policy::{self, PolicyConfig};
 use crate::reducer::{AgentState, Config, FeatureStatus, REDUCER_VERSION, View, WorktreeStatus};
@@ -30,6 +30,9 @@ pub enum CoordError {
     Rejected(Violation),
     #[error("the log has no coordination.init; run `spanfold agents init` first")]
     NotInitialised,
+    /// A person's command the fold could not apply; nothing was written.
+    #[error("{0}; nothing was recorded")]
+    Refused(String),
 }
 
 /// What a submission of client spans did.
@@ -87,6 +90,8 @@ struct MergeCandidate {
     worktree: Option<String>,
     /// The reason recorded when it last had to wait.
     note: Option<String>,
+    /// A merge was started and has no outcome (a crash): the base may already contain it.
+    interrupted: bool,
 }
 
 /// One merge attempt as carried out.
@@ -128,6 +133,22 @@ impl MergeReport {
     }
 }
 
+/// A merge gate running on its own thread.
+pub struct RunningGate {
+    handle: std::thread::JoinHandle<git::GateResult>,
+    /// The branch's tip the gate runs on: a result for another tip is stale.
+    tip: String,
+}
+
+impl RunningGate {
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+}
+
+/// Merge gates running, by feature.
+pub type Gates = std::collections::BTreeMap<String, RunningGate>;
+
 pub struct Coordinator {
     dir: PathBuf,
     log: Log,
@@ -140,7 +161,7 @@ pub struct Coordinator {
     /// forwards them upstream).
     recorded: Option<Vec<ResourceSpans>>,
     /// Merge gates running, by feature.
-    gates: std::collections::BTreeMap<String, std::thread::JoinHandle<git::GateResult>>,
+    gates: Gates,
     /// Wait for a merge gate within the cycle (the CLI, whose process ends with the command) or
     /// let it run in the background and pick up its result in a later cycle (the server).
     background_gates: bool,
@@ -199,7 +220,7 @@ impl Coordinator {
             policy: PolicyConfig::default(),
             ids: IdGen::default(),
             recorded: None,
-            gates: std::collections::BTreeMap::new(),
+            gates: Gates::new(),
             background_gates: false,
         };
         for batch in reader.batches_from(from) {
@@ -276,6 +297,29 @@ impl Coordinator {
         Ok(self.log.prepare_appends()?)
     }
 
+    /// The merge gates running, taken out so that the log can be let go while they run (the
+    /// CLI); [`Coordinator::restore_gates`] hands them to the coordinator opened afterwards.
+    pub fn take_gates(&mut self) -> Gates {
+        std::mem::take(&mut self.gates)
+    }
+
+    pub fn restore_gates(&mut self, gates: Gates) {
+        self.gates.extend(gates);
+    }
+
+    /// Merges what is ready (gates that finished included), and nothing else: the rest of a
+    /// cycle the CLI ran before it waited for its gates. What changed meanwhile is re-checked:
+    /// a feature no longer submitted is not merged, a branch that moved is gated again.
+    pub fn merge_ready(&mut self) -> Result<Vec<MergeReport>, CoordError> {
+        let config = self.config()?;
+        let reports = self.merge_submitted(&config)?;
+        // Gates of features that are no longer waiting for their merge have nothing to say.
+        let merging: Vec<String> = self.submitted().into_iter().map(|c| c.feature).collect();
+        self.gates
+            .retain(|feature, g| merging.contains(feature) || !g.handle.is_finished());
+        Ok(reports)
+    }
+
     /// Runs merge gates in the background; later cycles pick up their results.
     pub fn background_gates(&mut self) {
         self.background_gates = true;
@@ -283,7 +327,7 @@ impl Coordinator {
 
     /// Whether a merge gate is still running (the server then checks back soon).
     pub fn gates_running(&self) -> bool {
-        self.gates.values().any(|g| !g.is_finished())
+        self.gates.values().any(|g| !g.handle.is_finished())
     }
 
     /// Keeps copies of the spans the coordinator records, for `take_recorded`.
@@ -388,6 +432,20 @@ impl Coordinator {
                     .validate(span, &rs.resource, Origin::Client)
                     .map_err(CoordError::Rejected)?;
             }
+        }
+        // What the fold would refuse (an unknown agent, an illegal transition, an ambiguous
+        // report) is refused here, before it reaches the log: a typo is not an eternal alarm.
+        let seq = self.log.next_seq();
+        let time = emit::now();
+        let events = rs.scope_spans.iter().flat_map(|ss| &ss.spans).enumerate();
+        let refusal = self.view.read().refusal(events.map(|(i, span)| Event {
+            seq: seq + i as u64,
+            time,
+            span,
+            resource: &rs.resource,
+        }));
+        if let Some(why) = refusal {
+            return Err(CoordError::Refused(why));
         }
         self.submit(vec![rs], Origin::Client)
     }
@@ -774,6 +832,7 @@ impl Coordinator {
                                 .clone()
                                 .filter(|p| view.config.as_ref().is_some_and(|c| ours(c, p))),
                             note: f.merge_note.clone(),
+                            interrupted: f.merge_from.is_some(),
                         },
                     )
                 })
@@ -803,6 +862,7 @@ impl Coordinator {
             branch,
             worktree,
             note: last_note,
+            interrupted,
         } in self.submitted()
         {
             let span = |ids: &mut IdGen, result: &str, outcome: &git::MergeOutcome| {
@@ -832,6 +892,24 @@ impl Coordinator {
                     },
                 )
             };
+            // The agent's to fix: work left uncommitted, or nothing committed at all. (Not after
+            // a merge a crash cut off: the base may already hold the branch.)
+            let problem = match interrupted {
+                true => None,
+                false => git::submission_problem(
+                    &repo,
+                    worktree.as_deref().map(Path::new),
+                    &config.base_branch,
+                    &branch,
+                )?,
+            };
+            if let Some(reason) = problem {
+                let outcome = git::MergeOutcome::Deferred { reason };
+                let s = span(&mut self.ids, "returned", &outcome);
+                self.record(vec![s])?;
+                reports.push(MergeReport::new(&feature, &agent, "returned", &outcome));
+                continue;
+            }
             if let Some(reason) = git::merge_blocker(&repo, &config.base_branch)? {
                 if last_note.as_deref() != Some(reason.as_str()) {
                     let outcome = git::MergeOutcome::Deferred { reason };
@@ -844,6 +922,12 @@ impl Coordinator {
             // The merge gate: the operator's command, from the repository's configuration (never
             // from a span), run in the worktree; only a pass lets the merge go ahead.
             if let (Some(cmd), Some(path)) = (&gate, &worktree) {
+                // A gate that ran on an older tip (the agent committed again meanwhile) tested
+                // something else: it runs again on what would be merged.
+                let tip = git::branch_tip(&repo, &branch)?;
+                if self.gates.get(&feature).is_some_and(|g| g.tip != tip) {
+                    self.gates.remove(&feature);
+                }
                 if !self.gates.contains_key(&feature) {
                     let s = span(
                         &mut self.ids,
@@ -855,13 +939,17 @@ impl Coordinator {
                     self.record(vec![s])?;
                     let (cmd, dir) = (cmd.clone(), std::path::PathBuf::from(path));
                     let handle = std::thread::spawn(move || git::run_gate(&cmd, &dir, timeout));
-                    self.gates.insert(feature.clone(), handle);
+                    self.gates
+                        .insert(feature.clone(), RunningGate { handle, tip });
                 }
-                let finished = self.gates.get(&feature).is_some_and(|g| g.is_finished());
+                let finished = self
+                    .gates
+                    .get(&feature)
+                    .is_some_and(|g| g.handle.is_finished());
                 if !finished && self.background_gates {
                     continue;
                 }
-                let result = match self.gates.remove(&feature).map(|g| g.join()) {
+                let result = match self.gates.remove(&feature).map(|g| g.handle.join()) {
                     Some(Ok(r)) => r,
                     _ => git::GateResult {
                         passed: false,
@@ -1048,7 +1136,10 @@ impl Coordinator {
         let blocker = git::merge_blocker(Path::new(&config.repo), &config.base_branch)?;
         // A candidate whose gate is still running has nothing to decide yet.
         Ok(submitted.iter().any(|c| {
-            let gate_busy = self.gates.get(&c.feature).is_some_and(|g| !g.is_finished());
+            let gate_busy = self
+                .gates
+                .get(&c.feature)
+                .is_some_and(|g| !g.handle.is_finished());
             !gate_busy && (blocker.is_none() || c.note.as_deref() != blocker.as_deref())
         }))
     }

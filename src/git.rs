@@ -510,6 +510,56 @@ pub fn uncommitted(dir: &Path) -> Result<Vec<String>, GitError> {
         .collect())
 }
 
+/// Why a submitted feature cannot be merged as it stands, for its agent to fix: uncommitted
+/// changes in its worktree (tracked, or untracked and not ignored), or a branch with no commit
+/// that `base` does not already contain.
+pub fn submission_problem(
+    repo_dir: &Path,
+    worktree: Option<&Path>,
+    base: &str,
+    branch: &str,
+) -> Result<Option<String>, GitError> {
+    if let Some(dir) = worktree.filter(|d| d.exists()) {
+        let changes = uncommitted(dir)?;
+        if !changes.is_empty() {
+            return Ok(Some(format!(
+                "the worktree {} has uncommitted changes ({}); commit them (git add -A && git commit), then validate again",
+                dir.display(),
+                bounded_list(&changes, 10)
+            )));
+        }
+    }
+    let repo = open(repo_dir)?;
+    let tip = |name: &str| -> Result<gix::ObjectId, GitError> {
+        Ok(repo
+            .find_reference(name)
+            .map_err(gix_err(format!("looking up {name}")))?
+            .peel_to_id()
+            .map_err(gix_err(format!("resolving {name}")))?
+            .detach())
+    };
+    let ours = tip(&format!("refs/heads/{base}"))?;
+    let theirs = tip(&format!("refs/heads/{branch}"))?;
+    let contained = repo
+        .merge_base(ours, theirs)
+        .map_err(gix_err("finding the merge base"))?
+        .is_some_and(|mb| mb.detach() == theirs);
+    Ok(contained.then(|| {
+        format!(
+            "branch {branch} has no commit that {base} does not already contain: nothing to merge; commit the work in the worktree, then validate again (if {base} already has this work, cancel the feature)"
+        )
+    }))
+}
+
+/// The first `n` items joined, and how many more there are.
+pub fn bounded_list(items: &[String], n: usize) -> String {
+    let mut text = items.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > n {
+        text.push_str(&format!(" and {} more", items.len() - n));
+    }
+    text
+}
+
 /// Why merging into `base` would be unsafe right now, if it would: `base` is checked out in the
 /// main checkout and that has uncommitted changes to tracked files.
 pub fn merge_blocker(repo_dir: &Path, base: &str) -> Result<Option<String>, GitError> {

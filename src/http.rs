@@ -21,7 +21,7 @@ use crate::otlp::grpc::{ExportError, SinkError, authorized};
 use crate::otlp::{self, Encoding};
 use crate::reducer::{AgentState, FeatureStatus};
 use crate::registry::Origin;
-use crate::server::{CYCLE_BUCKETS, State};
+use crate::server::{CYCLE_BUCKETS, State, Work};
 use crate::status::{self, StatusOptions};
 use crate::timetravel::{self, Point};
 
@@ -42,6 +42,7 @@ pub async fn serve(
         .route("/api/timeline", get(api_timeline))
         .route("/api/export", get(api_export))
         .route("/api/cycle", post(api_cycle))
+        .route("/api/submit", post(api_submit))
         .route("/api/gc", post(api_gc))
         .route("/metrics", get(metrics))
         // Checked on the headers, before any body is read.
@@ -508,6 +509,32 @@ async fn api_cycle(Extract(state): Extract<Shared>) -> Response {
         .await
         .and_then(|report| serde_json::to_value(report).map_err(|e| e.to_string()));
     envelope("agents coordination-cycle", result)
+}
+
+/// A person's command from the CLI: its spans (an OTLP/protobuf export) validated, checked
+/// against the fold and appended all together, or refused with nothing written.
+async fn api_submit(Extract(state): Extract<Shared>, body: Bytes) -> Response {
+    let spans = match otlp::decode_http(Encoding::Protobuf, &body) {
+        Ok(decoded) => decoded
+            .resource_spans
+            .into_iter()
+            .flat_map(|rs| rs.scope_spans)
+            .flat_map(|ss| ss.spans)
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            return envelope_or(
+                "submit",
+                Err(format!("the body is not an OTLP/protobuf export: {e}")),
+                StatusCode::BAD_REQUEST,
+            );
+        }
+    };
+    let result = state
+        .ingest
+        .run_as(Work::Wakes, move |coord| coord.submit_client(spans))
+        .await
+        .map(|done| json!({"accepted": done.accepted, "duplicates": done.duplicates}));
+    envelope_or("submit", result, StatusCode::UNPROCESSABLE_ENTITY)
 }
 
 #[derive(Deserialize)]

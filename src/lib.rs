@@ -22,6 +22,7 @@
 //! - [`git`]: branches and worktrees through gix (only module that knows gix).
 //! - [`emit`]: builders for the spans spanfold writes, and span ids.
 //! - [`coordinator`]: decide, record, act, record — the loop around the core.
+//! - [`holder`]: who holds the log's lock (pid and command), from /proc/locks.
 //! - [`fault`]: test-only crash points between a decision and its effect.
 //! - [`timetravel`]: the past — points, checkpoints, `view_at`, history, diff, export.
 //! - [`replay`]: recorded traces folded again on worker threads, away from the live log.
@@ -32,6 +33,7 @@
 //! - [`client`]: the CLI's way to a running server (only module that knows ureq).
 //! - [`backend`]: where CLI commands go — the log directly, or a running server.
 //! - [`demo`]: `spanfold demo` — a scratch repository, the server in-process, simulated agents.
+//! - [`render`]: the text a person reads — tables and lines, every reason the JSON has.
 //! - [`cli`]: the command line and its JSON envelope (only module that knows clap).
 
 pub mod backend;
@@ -44,6 +46,7 @@ pub mod demo;
 pub mod emit;
 pub mod fault;
 pub mod git;
+pub mod holder;
 pub mod http;
 pub mod model;
 pub mod names;
@@ -51,6 +54,7 @@ pub mod otlp;
 pub mod policy;
 pub mod reducer;
 pub mod registry;
+pub mod render;
 pub mod replay;
 pub mod server;
 pub mod status;

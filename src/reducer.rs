@@ -13,7 +13,7 @@ use crate::names;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
-pub const REDUCER_VERSION: u32 = 4;
+pub const REDUCER_VERSION: u32 = 5;
 
 /// Span names this reducer gives meaning to. A test checks this list against the registry.
 pub const HANDLED_SPANS: &[&str] = &[
@@ -483,6 +483,21 @@ impl View {
         view
     }
 
+    /// Why these events would be anomalies, folded in after everything else, if any would: a
+    /// person's command is refused with that reason before anything is written (an agent's
+    /// span, which cannot be refused that way, is kept and recorded as an anomaly instead).
+    pub fn refusal<'a>(&self, events: impl IntoIterator<Item = Event<'a>>) -> Option<String> {
+        let mut trial = self.clone();
+        let before = trial.counters.anomalies;
+        for ev in events {
+            trial.apply(&ev);
+            if trial.counters.anomalies > before {
+                return trial.anomalies.back().map(|a| a.reason.clone());
+            }
+        }
+        None
+    }
+
     /// Folds one event in. Never fails: what cannot be applied is recorded as an anomaly.
     pub fn apply(&mut self, ev: &Event<'_>) {
         self.as_of = AsOf {
@@ -680,18 +695,57 @@ impl View {
         Ok(())
     }
 
-    /// The feature a report is about: the one it names (which the agent must hold), or the
-    /// agent's only one.
-    fn reported_feature(agent: &Agent, named: Option<&str>) -> Result<Option<String>, String> {
+    /// The feature a report is about: the one it names (which the agent must hold), the agent's
+    /// only one, or its only one with work to do (not waiting for its merge). A report that
+    /// moves a feature (`needs`) must be unambiguous: otherwise the agent would move while no
+    /// feature does, and wait for a merge that never comes.
+    fn reported_feature(
+        &self,
+        id: &str,
+        named: Option<&str>,
+        needs: bool,
+    ) -> Result<Option<String>, String> {
+        let Some(agent) = self.agents.get(id) else {
+            return Err(format!("agent {id} is not registered; register it first"));
+        };
         match named {
-            Some(name) if agent.assignments.iter().any(|a| a == name) => Ok(Some(name.to_owned())),
-            Some(name) => Err(format!(
-                "agent {} does not hold feature {name} (it holds: {})",
+            Some(name) if agent.assignments.iter().any(|a| a == name) => {
+                return Ok(Some(name.to_owned()));
+            }
+            Some(name) => {
+                return Err(format!(
+                    "agent {} does not hold feature {name} (it holds: {})",
+                    agent.id,
+                    list_or_none(&agent.assignments)
+                ));
+            }
+            None if agent.assignments.len() == 1 => return Ok(agent.assignments.first().cloned()),
+            None => {}
+        }
+        let open: Vec<String> = agent
+            .assignments
+            .iter()
+            .filter(|n| {
+                self.features
+                    .get(*n)
+                    .is_some_and(|f| f.status != FeatureStatus::Merging)
+            })
+            .cloned()
+            .collect();
+        match open.len() {
+            1 => Ok(open.into_iter().next()),
+            _ if !needs => Ok(None),
+            0 if agent.assignments.is_empty() => Ok(None),
+            0 => Err(format!(
+                "agent {} has no feature with work to do: {} wait for their merge",
                 agent.id,
                 list_or_none(&agent.assignments)
             )),
-            None if agent.assignments.len() == 1 => Ok(agent.assignments.first().cloned()),
-            None => Ok(None),
+            n => Err(format!(
+                "agent {} holds {n} features with work to do ({}): say which one this report is about (--feature NAME, or the span attribute feature.name)",
+                agent.id,
+                list_or_none(&open)
+            )),
         }
     }
 
@@ -721,8 +775,10 @@ impl View {
             agent.last_activity = ev.time;
             return Ok(());
         }
+        let id = self.agent_of(ev)?.id.clone();
+        let needs = matches!(next, AgentState::Validating | AgentState::Submitting);
+        let feature = self.reported_feature(&id, named.and_then(as_str), needs)?;
         let agent = self.agent_of(ev)?;
-        let feature = Self::reported_feature(agent, named.and_then(as_str))?;
         let current = agent.state;
         if next != current && !current.can_become(next) {
             return Err(illegal(current, next));
@@ -763,8 +819,9 @@ impl View {
             Some("failed") => false,
             _ => return Err("validation.result must be passed or failed".into()),
         };
+        let id = self.agent_of(ev)?.id.clone();
+        let feature = self.reported_feature(&id, ev.str_attr("feature.name"), true)?;
         let agent = self.agent_of(ev)?;
-        let feature = Self::reported_feature(agent, ev.str_attr("feature.name"))?;
         if !matches!(agent.state, AgentState::Working | AgentState::Validating) {
             return Err(format!(
                 "agent {} is {}; validation is reported while working or validating",
@@ -1111,8 +1168,8 @@ impl View {
             "gate_started" | "deferred" | "failed" => {
                 feature.merge_note = ev.str_attr("merge.reason").map(str::to_owned);
             }
-            "gate_failed" => {
-                // Back to its agent with the gate's output to read.
+            "gate_failed" | "returned" => {
+                // Back to its agent with the gate's output (or what to fix) to read.
                 feature.status = FeatureStatus::InProgress;
                 feature.merge_note = ev.str_attr("merge.reason").map(str::to_owned);
                 if let Some(agent) = self.agents.get_mut(agent_id) {

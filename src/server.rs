@@ -129,8 +129,20 @@ enum Job {
         decoded: Decoded,
         reply: oneshot::Sender<Result<ExportReply, SinkError>>,
     },
-    /// Work on the coordinator itself (a cycle, gc) asked for through the API.
-    Run(Box<dyn FnOnce(&mut Coordinator) + Send>),
+    /// Work on the coordinator itself (a cycle, gc, a person's command) asked for through the
+    /// API.
+    Run(Box<dyn FnOnce(&mut Coordinator) + Send>, Work),
+}
+
+/// What a job on the coordinator is, for what the writer does after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// A coordination cycle: timed for /metrics.
+    Cycle,
+    /// Spans from a person's command that can change what the policy decides: a cycle follows.
+    Wakes,
+    /// Anything else (gc).
+    Other,
 }
 
 /// The receivers' way to the writer.
@@ -201,10 +213,22 @@ impl Ingest {
         &self,
         work: impl FnOnce(&mut Coordinator) -> Result<T, CoordError> + Send + 'static,
     ) -> Result<T, String> {
+        self.run_as(Work::Other, work).await
+    }
+
+    /// [`Ingest::run`], saying what the work is.
+    pub async fn run_as<T: Send + 'static>(
+        &self,
+        kind: Work,
+        work: impl FnOnce(&mut Coordinator) -> Result<T, CoordError> + Send + 'static,
+    ) -> Result<T, String> {
         let (reply, answer) = oneshot::channel();
-        let job = Job::Run(Box::new(move |coord: &mut Coordinator| {
-            let _ = reply.send(work(coord).map_err(|e| e.to_string()));
-        }));
+        let job = Job::Run(
+            Box::new(move |coord: &mut Coordinator| {
+                let _ = reply.send(work(coord).map_err(|e| e.to_string()));
+            }),
+            kind,
+        );
         self.jobs
             .try_send(job)
             .map_err(|_| "spanfold is busy or shutting down; retry".to_string())?;
@@ -215,7 +239,7 @@ impl Ingest {
 
     /// Runs a coordination cycle now (the CLI's `coordination-cycle` against a server).
     pub async fn cycle(&self) -> Result<CycleReport, String> {
-        self.run(Coordinator::cycle).await
+        self.run_as(Work::Cycle, Coordinator::cycle).await
     }
 }
 
@@ -445,6 +469,7 @@ fn wakes_the_policy(decoded: &Decoded) -> bool {
                         | "agent.reset"
                         | "agent.work_progress"
                         | "agent.validation"
+                        | "feature.cancel"
                 )
             })
         })
@@ -495,7 +520,7 @@ fn write_loop(
                     .sum::<usize>();
                 exports.push((decoded, reply));
             }
-            Job::Run(work) => cycle_requests.push(work),
+            Job::Run(work, kind) => cycle_requests.push((work, kind)),
         };
         if let Some(job) = first {
             take(job, &mut spans);
@@ -519,10 +544,16 @@ fn write_loop(
             }
             commit(&mut coord, exports, metrics);
         }
-        for work in cycle_requests {
+        for (work, kind) in cycle_requests {
             let started = Instant::now();
             work(&mut coord);
-            metrics.observe_cycle(started.elapsed());
+            match kind {
+                Work::Cycle => metrics.observe_cycle(started.elapsed()),
+                Work::Wakes if config.react && react_at.is_none() => {
+                    react_at = Some(Instant::now() + REACT_AFTER);
+                }
+                Work::Wakes | Work::Other => {}
+            }
             forward(&mut coord, &upstream);
         }
         // A write can fail in an export, a cycle or API work alike.

@@ -35,6 +35,8 @@ const CHECKPOINT_INDEX_TREE: &str = "checkpoint_index";
 const CHECKPOINT_FORMAT: u8 = 1;
 /// How long `open` waits for another process (a CLI call, a server) to release the log.
 const LOCK_WAIT: Duration = Duration::from_secs(20);
+/// After this long waiting for the lock, say who holds it.
+const LOCK_NOTICE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -43,9 +45,9 @@ pub enum StoreError {
     )]
     Missing(PathBuf),
     #[error(
-        "the coordination log at {0} stayed locked by another process for {LOCK_WAIT:?}; if a `spanfold serve` holds it, the CLI talks to it (issue the command again once it is reachable), otherwise stop the other process"
+        "the coordination log at {path} stayed locked by {holder} for {LOCK_WAIT:?}; if a `spanfold serve` holds it, the CLI talks to it (issue the command again once it is reachable), otherwise wait for that process or stop it"
     )]
-    Locked(PathBuf),
+    Locked { path: PathBuf, holder: String },
     #[error(
         "cannot open the coordination log at {path}: {source}; check that the directory exists and that you may write to it"
     )]
@@ -110,6 +112,7 @@ impl Log {
             return Err(StoreError::Missing(dir.to_path_buf()));
         }
         let started = Instant::now();
+        let mut noticed = false;
         let db = loop {
             let config = sled::Config::new()
                 .path(&path)
@@ -121,8 +124,18 @@ impl Log {
                     if e.kind() == std::io::ErrorKind::WouldBlock
                         || e.to_string().contains("lock") =>
                 {
-                    if started.elapsed() > LOCK_WAIT {
-                        return Err(StoreError::Locked(path));
+                    let waited = started.elapsed();
+                    if waited > LOCK_WAIT || (waited > LOCK_NOTICE && !noticed) {
+                        let holder = crate::holder::describe(&path.join("db"))
+                            .unwrap_or_else(|| "another process".into());
+                        if waited > LOCK_WAIT {
+                            return Err(StoreError::Locked { path, holder });
+                        }
+                        tracing::warn!(
+                            "waiting for the coordination log at {}: {holder} holds it",
+                            path.display()
+                        );
+                        noticed = true;
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }

@@ -6,33 +6,8 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::Sandbox;
+use common::{Sandbox, assign, feature, submit};
 use serde_json::Value;
-
-fn assign(sb: &Sandbox, agent: &str, feature: &str) -> PathBuf {
-    sb.ok(&["agents", "add-feature", feature]);
-    sb.ok(&["agents", "register-agent", agent]);
-    let cycle = sb.ok(&["agents", "coordination-cycle"]);
-    let placed = cycle["assignments"]
-        .as_array()
-        .and_then(|a| a.iter().find(|p| p["feature_name"] == feature))
-        .unwrap_or_else(|| panic!("{feature} not placed: {cycle}"));
-    assert_eq!(placed["agent_id"], agent);
-    PathBuf::from(placed["worktree_path"].as_str().unwrap_or_default())
-}
-
-fn submit(sb: &Sandbox, agent: &str) {
-    sb.ok(&["agents", "progress", agent, "--state", "working"]);
-    sb.ok(&["agents", "progress", agent, "--state", "validating"]);
-    sb.ok(&["agents", "validate", agent, "--result", "passed"]);
-}
-
-fn feature<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["features"]
-        .as_array()
-        .and_then(|f| f.iter().find(|x| x["name"] == name))
-        .unwrap_or_else(|| panic!("no feature {name}"))
-}
 
 #[test]
 fn a_submitted_feature_is_merged_and_everything_is_cleaned_up() {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Sandbox;
+use common::{Sandbox, assign, feature, submit};
 
 fn feature_names(status: &serde_json::Value) -> Vec<String> {
     status["features"]
@@ -39,11 +39,16 @@ fn a_stale_advert_never_sends_commands_to_another_repositorys_server() {
     let run = a.run(&["agents", "add-feature", "only-in-a"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
-        run.stderr.contains("another coordination directory's server answers there"),
+        run.stderr
+            .contains("another coordination directory's server answers there"),
         "warns: {}",
         run.stderr
     );
-    assert!(!run.stderr.contains('\u{1b}'), "no colour codes into a pipe: {:?}", run.stderr);
+    assert!(
+        !run.stderr.contains('\u{1b}'),
+        "no colour codes into a pipe: {:?}",
+        run.stderr
+    );
 
     let (code, body) = served_b.get("/api/status", None);
     assert_eq!(code, 200);
@@ -53,4 +58,232 @@ fn a_stale_advert_never_sends_commands_to_another_repositorys_server() {
     assert_eq!(b_run.code, 0, "{}", b_run.stdout);
     let names = feature_names(&a.status());
     assert_eq!(names, vec!["only-in-a".to_owned()]);
+}
+
+/// Work left uncommitted in the worktree is not "merged": the feature goes back to its agent
+/// with the paths, and nothing is marked completed until the work is on the base branch.
+#[test]
+fn uncommitted_work_goes_back_to_its_agent_instead_of_being_marked_completed() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let wt = assign(&sb, "a1", "login");
+    std::fs::write(wt.join("login.py"), "def login(): pass\n").expect("write");
+    std::fs::write(wt.join("README.md"), "# project\nchanged\n").expect("write");
+    // Ignored files are not work: they do not block the merge.
+    std::fs::write(wt.join(".gitignore"), "*.log\n").expect("write");
+    submit(&sb, "a1");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "returned", "{cycle}");
+    let status = sb.status();
+    let f = feature(&status, "login");
+    assert_eq!(f["status"], "in_progress", "{f}");
+    let note = f["merge_note"].as_str().unwrap_or_default();
+    for part in [
+        "uncommitted changes",
+        "login.py",
+        "README.md",
+        "commit them",
+    ] {
+        assert!(note.contains(part), "{part} in {note}");
+    }
+    assert_eq!(status["agents"][0]["state"], "working");
+    assert!(wt.exists(), "the worktree stays with its agent");
+    assert!(!sb.repo.join("login.py").exists(), "nothing merged");
+
+    // Committed (and an ignored log file beside it): now it merges.
+    std::fs::write(wt.join("debug.log"), "noise\n").expect("write");
+    sb.git_in(&wt, &["add", "-A"]);
+    sb.git_in(
+        &wt,
+        &[
+            "-c",
+            "user.name=A",
+            "-c",
+            "user.email=a@example.com",
+            "commit",
+            "-qm",
+            "login",
+        ],
+    );
+    sb.ok(&["agents", "progress", "a1", "--state", "validating"]);
+    sb.ok(&["agents", "validate", "a1", "--result", "passed"]);
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "merged", "{cycle}");
+    assert!(sb.repo.join("login.py").exists());
+    assert_eq!(feature(&sb.status(), "login")["status"], "completed");
+}
+
+/// A branch with nothing committed beyond the base has nothing to merge.
+#[test]
+fn a_branch_without_commits_goes_back_to_its_agent() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let wt = assign(&sb, "a1", "empty");
+    submit(&sb, "a1");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "returned", "{cycle}");
+    let status = sb.status();
+    let f = feature(&status, "empty");
+    assert_eq!(f["status"], "in_progress");
+    assert!(
+        f["merge_note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no commit"),
+        "{f}"
+    );
+    assert!(wt.exists());
+    // The text a person reads says it too.
+    let text = sb.run(&["agents", "coordination-cycle"]);
+    assert_eq!(text.code, 0);
+    let again = sb.run(&["agents", "agent-status"]);
+    assert!(again.stdout.contains("no commit"), "{}", again.stdout);
+}
+
+/// An agent holding two features that reports without naming one is refused, with the
+/// features to choose from, and nothing is written; naming one moves exactly that one.
+#[test]
+fn an_ambiguous_report_by_an_agent_holding_two_features_is_refused_and_not_written() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1", "--max-concurrent", "2"]);
+    sb.ok(&["agents", "add-feature", "one"]);
+    sb.ok(&["agents", "add-feature", "two"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    sb.ok(&["agents", "progress", "a1", "--state", "working"]);
+    let before = sb.status()["as_of"]["seq"].clone();
+
+    for args in [
+        &["agents", "validate", "a1", "--result", "passed"][..],
+        &["agents", "progress", "a1", "--state", "validating"][..],
+    ] {
+        let error = sb.fails(args);
+        for part in ["2 features", "one, two", "--feature"] {
+            assert!(error.contains(part), "{part} in {error}");
+        }
+        let text = sb.run(args);
+        assert_ne!(text.code, 0);
+        assert!(text.stderr.contains("one, two"), "{}", text.stderr);
+    }
+    let status = sb.status();
+    assert_eq!(status["as_of"]["seq"], before, "nothing written");
+    assert_eq!(status["agents"][0]["state"], "working");
+    assert_eq!(status["anomalies"].as_array().map(Vec::len), Some(0));
+
+    sb.ok(&[
+        "agents",
+        "progress",
+        "a1",
+        "--state",
+        "validating",
+        "--feature",
+        "one",
+    ]);
+    sb.ok(&[
+        "agents",
+        "validate",
+        "a1",
+        "--result",
+        "passed",
+        "--feature",
+        "one",
+    ]);
+    let status = sb.status();
+    assert_eq!(feature(&status, "one")["status"], "merging");
+    assert_eq!(feature(&status, "two")["status"], "assigned", "untouched");
+}
+
+/// The same refusal through a running server: the CLI's spans are checked on the server's
+/// writer before they are appended.
+#[test]
+fn a_server_refuses_an_ambiguous_report_from_the_cli_too() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let served = sb.serve(&["--manual"]);
+    sb.ok(&["agents", "register-agent", "a1", "--max-concurrent", "2"]);
+    sb.ok(&["agents", "add-feature", "one"]);
+    sb.ok(&["agents", "add-feature", "two"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    let before = sb.status()["as_of"]["seq"].clone();
+    let error = sb.fails(&["agents", "validate", "a1", "--result", "passed"]);
+    assert!(error.contains("one, two"), "{error}");
+    let error = sb.fails(&["agents", "progress", "ghost", "--state", "working"]);
+    assert!(error.contains("ghost is not registered"), "{error}");
+    let status = sb.status();
+    assert_eq!(status["as_of"]["seq"], before, "nothing written");
+    assert_eq!(status["anomalies"].as_array().map(Vec::len), Some(0));
+    drop(served);
+}
+
+/// Without a server, a cycle running the merge gate lets go of the log: another agent's report
+/// is recorded while the gate runs, not after the merge.
+#[test]
+fn a_running_merge_gate_does_not_block_other_agents_reports() {
+    let sb = Sandbox::new("main");
+    let started = sb.tmp.path().join("gate-started");
+    let release = sb.tmp.path().join("gate-may-finish");
+    let gate = format!(
+        "touch '{}'; while [ ! -e '{}' ]; do sleep 0.1; done",
+        started.display(),
+        release.display()
+    );
+    sb.ok(&["agents", "init", "--validate-cmd", &gate]);
+    sb.ok(&["agents", "register-agent", "other"]);
+    let wt = assign(&sb, "a1", "gated");
+    sb.commit_as_agent(&wt, "work.txt", "work\n", "work");
+    submit(&sb, "a1");
+
+    let mut cycle = std::process::Command::new(env!("CARGO_BIN_EXE_spanfold"));
+    cycle
+        .args(["--json", "agents", "coordination-cycle"])
+        .current_dir(&sb.repo)
+        .stdout(std::process::Stdio::piped());
+    common::bare_env(&mut cycle, &sb.tmp.path().join("home"));
+    let running = cycle.spawn().expect("cycle starts");
+    while !started.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The gate is running, and waits for us: this report can only succeed if the cycle let go.
+    let report = sb.run(&["--json", "agents", "progress", "other", "--state", "idle"]);
+    std::fs::write(&release, "").expect("release the gate");
+    let out = running.wait_with_output().expect("cycle ends");
+    assert_eq!(report.code, 0, "{}{}", report.stdout, report.stderr);
+    let cycle: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(cycle["data"]["merges"][0]["result"], "merged", "{cycle}");
+    assert_eq!(feature(&sb.status(), "gated")["status"], "completed");
+}
+
+/// A log held by another process: the command says which process holds it.
+#[test]
+fn a_busy_log_names_the_process_that_holds_it() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    sb.ok(&["agents", "add-feature", "f1"]);
+    let mark = sb.tmp.path().join("paused");
+    let mut cycle = std::process::Command::new(env!("CARGO_BIN_EXE_spanfold"));
+    cycle
+        .args(["agents", "coordination-cycle"])
+        .current_dir(&sb.repo)
+        .env("SPANFOLD_FAULT", "pause:after-assignment-decision")
+        .env("SPANFOLD_FAULT_MARK", &mark)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    common::bare_env(&mut cycle, &sb.tmp.path().join("home"));
+    let mut holder = cycle.spawn().expect("cycle starts");
+    while !mark.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let run = sb.run(&["agents", "agent-status"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_ne!(run.code, 0);
+    let pid = holder.id().to_string();
+    assert!(
+        run.stderr.contains(&format!(
+            "process {pid} (spanfold agents coordination-cycle)"
+        )),
+        "{}",
+        run.stderr
+    );
 }

@@ -664,3 +664,31 @@ pub mod otlp {
         }
     }
 }
+
+/// Adds `feature`, registers `agent`, runs a cycle; the feature's worktree.
+pub fn assign(sb: &Sandbox, agent: &str, feature: &str) -> PathBuf {
+    sb.ok(&["agents", "add-feature", feature]);
+    sb.ok(&["agents", "register-agent", agent]);
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    let placed = cycle["assignments"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["feature_name"] == feature))
+        .unwrap_or_else(|| panic!("{feature} not placed: {cycle}"));
+    assert_eq!(placed["agent_id"], agent);
+    PathBuf::from(placed["worktree_path"].as_str().unwrap_or_default())
+}
+
+/// The agent's reports from working to submitted.
+pub fn submit(sb: &Sandbox, agent: &str) {
+    sb.ok(&["agents", "progress", agent, "--state", "working"]);
+    sb.ok(&["agents", "progress", agent, "--state", "validating"]);
+    sb.ok(&["agents", "validate", agent, "--result", "passed"]);
+}
+
+/// A feature of a status document, by name.
+pub fn feature<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["features"]
+        .as_array()
+        .and_then(|f| f.iter().find(|x| x["name"] == name))
+        .unwrap_or_else(|| panic!("no feature {name}"))
+}

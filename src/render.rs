@@ -1,0 +1,321 @@
+//! Text for a person: the tables and lines that commands print without `--json`. Every reason
+//! the JSON carries (conflict paths, a gate's output, a merge's commit) is shown here too.
+
+use crate::coordinator::CycleReport;
+use crate::status;
+
+pub fn cycle_text(r: &CycleReport) -> String {
+    let mut out = format!(
+        "Cycle {}: {} assignment(s), {} feature(s) waiting.\n",
+        r.cycle_number,
+        r.assignments.len(),
+        r.features_waiting
+    );
+    if !r.assignments.is_empty() {
+        let rows = r
+            .assignments
+            .iter()
+            .map(|p| {
+                vec![
+                    p.feature_name.clone(),
+                    p.agent_id.clone(),
+                    format!("{:.3}", p.match_score),
+                    match &p.error {
+                        None => format!("{} {}", p.worktree_action, p.worktree_path),
+                        Some(e) => format!("FAILED: {e}"),
+                    },
+                ]
+            })
+            .collect::<Vec<_>>();
+        out.push_str(&table(&["FEATURE", "AGENT", "SCORE", "WORKTREE"], &rows));
+    }
+    for id in &r.leases_expired {
+        out.push_str(&format!(
+            "Lease expired: {id} was silent too long; its features are queued again, their worktrees kept.\n"
+        ));
+    }
+    for m in &r.merges {
+        let detail = match m.result.as_str() {
+            "merged" => format!(
+                "{} at {}{}",
+                m.kind.as_deref().unwrap_or(""),
+                m.commit
+                    .as_deref()
+                    .map(|c| &c[..c.len().min(12)])
+                    .unwrap_or(""),
+                m.worktree
+                    .as_deref()
+                    .map(|w| format!(", worktree {w}"))
+                    .unwrap_or_default()
+            ),
+            "conflicted" => format!(
+                "conflicts in {}; back to {}",
+                m.conflicts.join(", "),
+                m.agent_id
+            ),
+            _ => m.reason.clone().unwrap_or_default(),
+        };
+        out.push_str(&format!(
+            "Merge {}: {} ({detail})\n",
+            m.feature_name, m.result
+        ));
+    }
+    out
+}
+
+pub fn status_text(st: &status::Status) -> String {
+    let c = &st.coordination_status;
+    let mut out = format!(
+        "Agents: {} ({} active, {} idle)   Features: {} queued, {} in progress, {} completed   Worktrees: {}   Health: {:.3}\n",
+        c.total_agents,
+        c.active_agents,
+        c.idle_agents,
+        c.features_in_queue,
+        c.features_in_progress,
+        c.features_completed,
+        c.total_worktrees,
+        c.coordination_health
+    );
+    out.push_str(&format!(
+        "As of seq {}{}\n\n",
+        st.as_of.seq,
+        st.as_of
+            .time
+            .as_deref()
+            .map(|t| format!(" ({t})"))
+            .unwrap_or_default()
+    ));
+    let agents: Vec<Vec<String>> = st
+        .agents
+        .iter()
+        .map(|a| {
+            let mut row = vec![
+                a.agent_id.clone(),
+                a.state.as_str().to_owned(),
+                a.assignments
+                    .iter()
+                    .map(|x| x.feature_name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                a.worktree_path.clone().unwrap_or_default(),
+                a.last_activity.clone(),
+            ];
+            if let Some(c) = &a.capabilities {
+                row.push(
+                    c.items
+                        .items()
+                        .map(|(_, i)| i)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+                row.push(c.max_concurrent_features.to_string());
+            }
+            row
+        })
+        .collect();
+    let mut headers = vec!["AGENT", "STATE", "FEATURES", "WORKTREE", "LAST ACTIVITY"];
+    if st.agents.first().is_some_and(|a| a.capabilities.is_some()) {
+        headers.extend(["CAPABILITIES", "MAX"]);
+    }
+    if agents.is_empty() {
+        out.push_str("No agents registered.\n");
+    } else {
+        out.push_str(&table(&headers, &agents));
+    }
+    out.push('\n');
+    let features: Vec<Vec<String>> = st
+        .features
+        .iter()
+        .map(|f| {
+            vec![
+                f.name.clone(),
+                f.priority.as_str().to_owned(),
+                f.status.as_str().to_owned(),
+                f.assigned_agent.clone().unwrap_or_default(),
+                feature_why(f),
+            ]
+        })
+        .collect();
+    if features.is_empty() {
+        out.push_str("No features.\n");
+    } else {
+        out.push_str(&table(
+            &["FEATURE", "PRIORITY", "STATUS", "AGENT", "WHY / NOTE"],
+            &features,
+        ));
+    }
+    if !st.anomalies.is_empty() {
+        out.push_str(&format!(
+            "\nAnomalies ({} in all):\n",
+            st.counters.anomalies
+        ));
+        let rows: Vec<Vec<String>> = st
+            .anomalies
+            .iter()
+            .map(|a| {
+                vec![
+                    a.seq.to_string(),
+                    a.agent_id.clone().unwrap_or_default(),
+                    a.span.clone(),
+                    a.reason.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["SEQ", "AGENT", "SPAN", "REASON"], &rows));
+    }
+    out
+}
+
+/// The one line that says why a feature is where it is: what it waits for, the conflict or
+/// the reason it came back to its agent, or where it was merged.
+pub fn feature_why(f: &status::FeatureJson) -> String {
+    use crate::reducer::FeatureStatus as S;
+    let short = |c: &str| c.chars().take(12).collect::<String>();
+    match f.status {
+        S::Conflicted => format!(
+            "conflicts in {}: merge the base branch into the feature branch, then validate again",
+            f.conflicts.join(", ")
+        ),
+        S::Completed => f
+            .merge_commit
+            .as_deref()
+            .map(|c| format!("merged at {}", short(c)))
+            .unwrap_or_default(),
+        S::InProgress | S::Assigned | S::Validating => f
+            .merge_note
+            .as_deref()
+            .map(|n| format!("came back: {n}"))
+            .unwrap_or_default(),
+        _ => f.wait_reason.clone().unwrap_or_default(),
+    }
+}
+
+pub fn worktree_text(st: &status::Status) -> String {
+    if st.worktrees.is_empty() {
+        return "No worktrees yet: a coordination cycle creates one per assigned feature.\n".into();
+    }
+    let rows: Vec<Vec<String>> = st
+        .worktrees
+        .iter()
+        .map(|w| {
+            vec![
+                w.path.clone(),
+                w.branch_name.clone(),
+                w.status.as_str().to_owned(),
+                w.agent_id.clone().unwrap_or_default(),
+                w.feature_name.clone(),
+            ]
+        })
+        .collect();
+    table(&["PATH", "BRANCH", "STATUS", "AGENT", "FEATURE"], &rows)
+}
+
+pub fn step_line(step: &crate::replay::Step) -> String {
+    let changes: Vec<String> = step.changes.iter().map(|c| c.describe()).collect();
+    format!(
+        "{:>8} {} {:<28} {:<16} {}\n",
+        step.seq,
+        status::rfc3339(step.time),
+        step.span,
+        step.agent_id.as_deref().unwrap_or("-"),
+        if changes.is_empty() {
+            "-".to_owned()
+        } else {
+            changes.join("; ")
+        }
+    )
+}
+
+pub fn what_if_text(w: &crate::whatif::Report) -> String {
+    let mut out = format!(
+        "\nWhat-if over {} recorded cycles (work takes as long as it did in the record):\n",
+        w.cycles
+    );
+    out.push_str(&format!(
+        "  {:<26} {:>10} {:>10} {:>12}\n",
+        "", "recorded", "current", "alternative"
+    ));
+    type Figure = fn(&crate::whatif::Outcome) -> String;
+    let rows: [(&str, Figure); 5] = [
+        ("features completed", |o| o.features_completed.to_string()),
+        ("features assigned", |o| o.features_assigned.to_string()),
+        ("mean wait in queue (s)", |o| {
+            format!("{:.1}", o.mean_wait_seconds)
+        }),
+        ("max wait in queue (s)", |o| {
+            format!("{:.1}", o.max_wait_seconds)
+        }),
+        ("lease verdicts", |o| o.lease_verdicts.to_string()),
+    ];
+    for (label, f) in &rows {
+        out.push_str(&format!(
+            "  {:<26} {:>10} {:>10} {:>12}\n",
+            label,
+            f(&w.recorded),
+            f(&w.current),
+            f(&w.alternative)
+        ));
+    }
+    let agents: std::collections::BTreeSet<&String> = w
+        .recorded
+        .load
+        .keys()
+        .chain(w.current.load.keys())
+        .chain(w.alternative.load.keys())
+        .collect();
+    for a in agents {
+        let n = |o: &crate::whatif::Outcome| o.load.get(a).copied().unwrap_or(0).to_string();
+        out.push_str(&format!(
+            "  {:<26} {:>10} {:>10} {:>12}\n",
+            format!("assignments to {a}"),
+            n(&w.recorded),
+            n(&w.current),
+            n(&w.alternative)
+        ));
+    }
+    if w.differences.is_empty() {
+        out.push_str("The alternative makes the same assignments as the current policy.\n");
+    } else {
+        out.push_str("Assignments the alternative makes differently:\n");
+        for d in &w.differences {
+            out.push_str(&format!(
+                "  cycle {:>4} {} {} → {} (score {:.3})\n",
+                d.cycle,
+                status::rfc3339(d.time),
+                d.feature_name,
+                d.agent_id,
+                d.score
+            ));
+        }
+    }
+    out
+}
+
+/// A plain text table: columns padded to their widest cell, the last column unpadded.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let cols = headers.len();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(cols) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(cell);
+            } else {
+                l.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
