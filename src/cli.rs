@@ -148,7 +148,7 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     pub policy_config: Option<PathBuf>,
     /// Also write the replayed events as a new log in DIR (which must not exist), to query it
-    /// with --coord-dir DIR.
+    /// with --coord-dir DIR. It is read-only: commands that would act on it are refused.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
 }
@@ -1150,6 +1150,10 @@ fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
         let agent = backend
             .agent(&args.id)?
             .ok_or_else(|| anyhow!("agent {} is not registered; register it first", args.id))?;
+        // No work comes to an agent in error before a reset: say so now rather than wait.
+        if let Some(why) = &agent.error {
+            bail!("agent {} is in error: {why}", args.id);
+        }
         // Work to do: a feature that is not waiting for its merge.
         if let Some(a) = agent
             .assignments

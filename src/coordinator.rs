@@ -30,6 +30,10 @@ pub enum CoordError {
     Rejected(Violation),
     #[error("the log has no coordination.init; run `spanfold agents init` first")]
     NotInitialised,
+    #[error(
+        "{dir} holds a replay kept by `spanfold replay --keep` (of {from}): it is read-only. Reading commands (agent-status, history, diff, export, --at) work on it; acting ones (cycles, reports, gc, serve) are refused, so that an old story never creates worktrees or branches in the repository it names. Run acting commands without --coord-dir, on the live log"
+    )]
+    KeptReplay { dir: String, from: String },
     /// A person's command the fold could not apply; nothing was written.
     #[error("{0}; nothing was recorded")]
     Refused(String),
@@ -236,6 +240,17 @@ impl Coordinator {
         Ok(coord)
     }
 
+    /// Refuses to act on a kept replay.
+    fn writable(&self) -> Result<(), CoordError> {
+        match self.log.kept_replay() {
+            None => Ok(()),
+            Some(from) => Err(CoordError::KeptReplay {
+                dir: self.dir.display().to_string(),
+                from,
+            }),
+        }
+    }
+
     /// Spaces checkpoints at least `events` apart (from the next one on).
     pub fn set_checkpoint_every(&mut self, events: u64) {
         self.checkpoint_every = events.max(1);
@@ -311,6 +326,7 @@ impl Coordinator {
     /// cycle the CLI ran before it waited for its gates. What changed meanwhile is re-checked:
     /// a feature no longer submitted is not merged, a branch that moved is gated again.
     pub fn merge_ready(&mut self) -> Result<Vec<MergeReport>, CoordError> {
+        self.writable()?;
         let config = self.config()?;
         let reports = self.merge_submitted(&config)?;
         // Gates of features that are no longer waiting for their merge have nothing to say.
@@ -387,6 +403,7 @@ impl Coordinator {
         &mut self,
         requests: Vec<(Vec<ResourceSpans>, Vec<Violation>)>,
     ) -> Result<Vec<Submitted>, CoordError> {
+        self.writable()?;
         let mut answers = Vec::with_capacity(requests.len());
         let mut combined = Vec::new();
         for (resource_spans, rejected) in requests {
@@ -453,6 +470,7 @@ impl Coordinator {
     /// Records the coordinator's own spans. They are validated like everyone's: a violation here
     /// is a defect, reported rather than written.
     fn record(&mut self, spans: Vec<Span>) -> Result<(), CoordError> {
+        self.writable()?;
         let rs = emit::wrap(emit::COORDINATOR_SERVICE, spans);
         for ss in &rs.scope_spans {
             for span in &ss.spans {
@@ -478,6 +496,7 @@ impl Coordinator {
         worktrees_dir: &str,
         lease_seconds: u64,
     ) -> Result<bool, CoordError> {
+        self.writable()?;
         if self.view.read().config.is_some() {
             return Ok(false);
         }
@@ -506,6 +525,7 @@ impl Coordinator {
     /// One coordination cycle: decide, record the decisions, create the worktrees, record the
     /// outcomes.
     pub fn cycle(&mut self) -> Result<CycleReport, CoordError> {
+        self.writable()?;
         let config = self.config()?;
         self.recover()?;
         let expired = self.expire_leases(&config)?;
@@ -624,6 +644,7 @@ impl Coordinator {
     /// a worktree — drifted, or assigned just before a crash that cut off the worktree's
     /// creation — gets it (re)created from its branch, recorded with the reason.
     pub fn recover(&mut self) -> Result<Vec<String>, CoordError> {
+        self.writable()?;
         let Ok(config) = self.config() else {
             return Ok(Vec::new());
         };
@@ -1045,6 +1066,7 @@ impl Coordinator {
         older_than: std::time::Duration,
         force: bool,
     ) -> Result<GcReport, CoordError> {
+        self.writable()?;
         let config = self.config()?;
         let now = emit::now();
         let candidates: Vec<(String, String, String)> = self

@@ -533,7 +533,13 @@ async fn api_submit(Extract(state): Extract<Shared>, body: Bytes) -> Response {
         .ingest
         .run_as(Work::Wakes, move |coord| coord.submit_client(spans))
         .await
-        .map(|done| json!({"accepted": done.accepted, "duplicates": done.duplicates}));
+        .map(|done| {
+            let metrics = &state.metrics;
+            metrics
+                .spans_accepted
+                .fetch_add(done.accepted as u64, Ordering::Relaxed);
+            json!({"accepted": done.accepted, "duplicates": done.duplicates})
+        });
     envelope_or("submit", result, StatusCode::UNPROCESSABLE_ENTITY)
 }
 

@@ -44,15 +44,13 @@ fn main() -> ExitCode {
         cli.command,
         Command::Demo(_) | Command::Spans { .. } | Command::Replay(_)
     );
-    let coord_dir = std::env::current_dir()
-        .map_err(anyhow::Error::from)
-        .and_then(|cwd| {
-            if needs_log {
-                cli::resolve_coord_dir(cli.coord_dir.as_deref(), &start.unwrap_or(cwd))
-            } else {
-                Ok(cli.coord_dir.clone().unwrap_or(cwd))
-            }
-        });
+    let coord_dir = current_dir().and_then(|cwd| {
+        if needs_log {
+            cli::resolve_coord_dir(cli.coord_dir.as_deref(), &start.unwrap_or(cwd))
+        } else {
+            Ok(cli.coord_dir.clone().unwrap_or(cwd))
+        }
+    });
     let result = coord_dir
         .as_ref()
         .map_err(|e| anyhow::anyhow!("{e:#}"))
@@ -103,6 +101,22 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// The current directory, or what to do when it is gone: an agent's shell is often left in a
+/// worktree that spanfold removed after its feature merged.
+fn current_dir() -> anyhow::Result<std::path::PathBuf> {
+    std::env::current_dir().map_err(|e| {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return anyhow::anyhow!("cannot read the current directory: {e}");
+        }
+        let was = std::env::var("PWD")
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "the current directory{was} no longer exists; if it was an agent's worktree, it was removed after its feature merged. Run spanfold from the repository (cd there), or pass --coord-dir"
+        )
+    })
 }
 
 /// The command words of a command line that did not parse, for the envelope's `command`.

@@ -538,6 +538,7 @@ mod tests {
             last_activity: 0,
             lease_since: 0,
             progress: Progress::default(),
+            error: None,
         }
     }
 

@@ -315,6 +315,18 @@ pub struct Agent {
     /// Start of the current lease: the agent's last span, or its last assignment if later.
     pub lease_since: UnixNanos,
     pub progress: Progress,
+    /// Why the agent is in error, while it is: for the agent that comes back and its operator.
+    pub error: Option<AgentError>,
+}
+
+/// How an agent came to be in error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentError {
+    /// The log's time of the verdict (or of the agent's own report).
+    pub since: UnixNanos,
+    /// Seconds the agent had been silent when its lease expired; None when it reported the
+    /// error itself.
+    pub silent_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -614,6 +626,7 @@ impl View {
             last_activity: ev.time,
             lease_since: ev.time,
             progress: Progress::default(),
+            error: None,
         });
         agent.capabilities = capabilities;
         agent.max_concurrent_features = max;
@@ -780,6 +793,9 @@ impl View {
         let feature = self.reported_feature(&id, named.and_then(as_str), needs)?;
         let agent = self.agent_of(ev)?;
         let current = agent.state;
+        if current == AgentState::Error && next != current {
+            return Err(in_error(agent));
+        }
         if next != current && !current.can_become(next) {
             return Err(illegal(current, next));
         }
@@ -789,6 +805,12 @@ impl View {
                 agent.id,
                 list_or_none(&agent.assignments)
             ));
+        }
+        if next == AgentState::Error && current != next {
+            agent.error = Some(AgentError {
+                since: ev.time,
+                silent_seconds: None,
+            });
         }
         agent.state = next;
         agent.progress = Progress {
@@ -866,6 +888,7 @@ impl View {
         let agent = self.agent_of(ev)?;
         agent.state = AgentState::Idle;
         agent.progress = Progress::default();
+        agent.error = None;
         let released = std::mem::take(&mut agent.assignments);
         let id = agent.id.clone();
         for name in released {
@@ -1095,6 +1118,10 @@ impl View {
             .ok_or_else(|| format!("agent {id} is not registered"))?;
         agent.state = AgentState::Error;
         agent.progress = Progress::default();
+        agent.error = Some(AgentError {
+            since: ev.time,
+            silent_seconds: Some(silent),
+        });
         let released = std::mem::take(&mut agent.assignments);
         for name in released {
             self.requeue(
@@ -1219,6 +1246,20 @@ impl View {
         self.tally.moved(&feature.requires, was, feature.status);
         Ok(())
     }
+}
+
+/// What an agent in error is told when it reports again: why, and how it comes back.
+fn in_error(agent: &Agent) -> String {
+    let why = match agent.error.as_ref().and_then(|e| e.silent_seconds) {
+        Some(silent) => format!(
+            "its lease expired after {silent}s of silence and its features went back to the queue"
+        ),
+        None => "it reported error".to_string(),
+    };
+    format!(
+        "agent {} is in error ({why}); it comes back only through `spanfold agents reset {}`",
+        agent.id, agent.id
+    )
 }
 
 fn illegal(from: AgentState, to: AgentState) -> String {

@@ -122,6 +122,11 @@ pub fn status_text(st: &status::Status) -> String {
     } else {
         out.push_str(&table(&headers, &agents));
     }
+    for a in &st.agents {
+        if let Some(why) = &a.error {
+            out.push_str(&format!("Agent {} is in error: {why}.\n", a.agent_id));
+        }
+    }
     out.push('\n');
     let features: Vec<Vec<String>> = st
         .features

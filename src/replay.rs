@@ -110,7 +110,14 @@ pub fn replay(
             if dir.exists() {
                 return Err(ReplayError::KeepExists(dir.clone()));
             }
-            Some(Log::open(dir, true)?)
+            let log = Log::open(dir, true)?;
+            let sources: Vec<String> = options
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
+            log.mark_kept_replay(&sources.join(", "))?;
+            Some(log)
         }
     };
     let until = |ev_seq: u64, ev_time: UnixNanos| match options.until {

@@ -81,6 +81,9 @@ pub struct AgentJson {
     pub lease_expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress_percentage: Option<f64>,
+    /// Why the agent is in error and how it comes back; only while it is in error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<CapabilitiesJson>,
 }
@@ -323,12 +326,28 @@ fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
         last_activity: rfc3339(a.last_activity),
         lease_expires_at: policy::lease_deadline(view, a).map(rfc3339),
         progress_percentage: a.progress.percentage,
+        error: (a.state == AgentState::Error).then(|| error_text(a)),
         capabilities: details.then(|| CapabilitiesJson {
             items: a.capabilities.clone(),
             max_concurrent_features: a.max_concurrent_features,
             preferred_complexity: a.preferred_complexity,
         }),
     }
+}
+
+/// Why an agent is in error, and what brings it back.
+fn error_text(a: &Agent) -> String {
+    let why = match &a.error {
+        Some(e) => match e.silent_seconds {
+            Some(silent) => format!(
+                "its lease expired at {} after {silent}s of silence; its features went back to the queue, their worktrees kept",
+                rfc3339(e.since)
+            ),
+            None => format!("it reported error at {}", rfc3339(e.since)),
+        },
+        None => "it is in error".to_string(),
+    };
+    format!("{why}. `spanfold agents reset {}` brings it back", a.id)
 }
 
 /// One event as a JSON object, for `/api/events`: its place, its span and the agent it names.

@@ -34,6 +34,8 @@ const CHECKPOINT_TREE: &str = "checkpoints";
 const CHECKPOINT_INDEX_TREE: &str = "checkpoint_index";
 const CHECKPOINT_FORMAT: u8 = 1;
 /// How long `open` waits for another process (a CLI call, a server) to release the log.
+/// The key in sled's default tree that marks a log written by `replay --keep`.
+const KEPT_REPLAY_KEY: &[u8] = b"kept_replay";
 const LOCK_WAIT: Duration = Duration::from_secs(20);
 /// After this long waiting for the lock, say who holds it.
 const LOCK_NOTICE: Duration = Duration::from_secs(1);
@@ -345,6 +347,29 @@ impl Log {
         self.tree.apply_batch(records(batch)).map_err(write)?;
         self.db.flush().map_err(write)?;
         Ok(())
+    }
+
+    /// Marks this log as a kept replay: it answers questions about the past, and nothing acts
+    /// on it. Kept in sled's default tree, which nothing derived lives in.
+    pub fn mark_kept_replay(&self, source: &str) -> Result<(), StoreError> {
+        let write = |source| StoreError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        self.db
+            .insert(KEPT_REPLAY_KEY, source.as_bytes())
+            .map_err(write)?;
+        self.db.flush().map_err(write)?;
+        Ok(())
+    }
+
+    /// Where a kept replay came from, when this log is one.
+    pub fn kept_replay(&self) -> Option<String> {
+        self.db
+            .get(KEPT_REPLAY_KEY)
+            .ok()
+            .flatten()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
     }
 
     /// Drops every tree but the log itself: indexes and checkpoints are derived and disposable.

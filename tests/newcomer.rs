@@ -287,3 +287,139 @@ fn a_busy_log_names_the_process_that_holds_it() {
         run.stderr
     );
 }
+
+/// A log kept by `replay --keep` answers questions about the past and never acts: no cycle,
+/// no report, no gc, no server on it, so no worktree or branch comes back for old work.
+#[test]
+fn a_kept_replay_is_read_only() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let wt = assign(&sb, "a1", "old-work");
+    let assigned_at = sb.status()["as_of"]["seq"].as_u64().expect("seq");
+    sb.commit_as_agent(&wt, "old.txt", "old\n", "old work");
+    submit(&sb, "a1");
+    sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(feature(&sb.status(), "old-work")["status"], "completed");
+    let branches = sb.git(&["branch", "--list"]);
+
+    // The story up to the assignment, replayed and kept.
+    let export = sb.tmp.path().join("story.jsonl");
+    let kept = sb.tmp.path().join("kept");
+    sb.ok(&[
+        "export",
+        "--to",
+        &assigned_at.to_string(),
+        "--output",
+        export.to_str().expect("utf-8"),
+    ]);
+    sb.ok(&[
+        "replay",
+        export.to_str().expect("utf-8"),
+        "--keep",
+        kept.to_str().expect("utf-8"),
+    ]);
+    let dir = kept.to_str().expect("utf-8");
+
+    for args in [
+        &["agents", "coordination-cycle"][..],
+        &["agents", "progress", "a1", "--state", "working"][..],
+        &["gc"][..],
+    ] {
+        let mut full = vec!["--coord-dir", dir];
+        full.extend_from_slice(args);
+        let error = sb.fails(&full);
+        assert!(error.contains("read-only"), "{args:?}: {error}");
+    }
+    let serve = sb.run(&[
+        "--coord-dir",
+        dir,
+        "serve",
+        "--grpc",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(serve.code, 0);
+    assert!(serve.stderr.contains("read-only"), "{}", serve.stderr);
+
+    // Reading works, and shows the past.
+    let past = sb.ok(&["--coord-dir", dir, "agents", "agent-status"]);
+    assert_eq!(feature(&past, "old-work")["status"], "assigned");
+    sb.ok(&["--coord-dir", dir, "history", "--feature", "old-work"]);
+    // Nothing came back in the repository.
+    assert_eq!(sb.git(&["branch", "--list"]), branches);
+    assert!(!wt.exists(), "the merged feature's worktree stays gone");
+}
+
+/// An agent's shell left in a worktree that its merge removed: the next command says what
+/// happened and what to do.
+#[test]
+fn a_removed_worktree_as_current_directory_is_explained() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let wt = assign(&sb, "a1", "done-soon");
+    sb.commit_as_agent(&wt, "x.txt", "x\n", "x");
+    submit(&sb, "a1");
+    // A shell in the worktree, waiting while the merge removes it.
+    let script =
+        "cd \"$1\" && while [ -e \"$1\" ]; do sleep 0.05; done; exec \"$2\" agents agent-status";
+    let mut shell = std::process::Command::new("bash");
+    shell
+        .args(["-c", script, "bash"])
+        .arg(&wt)
+        .arg(env!("CARGO_BIN_EXE_spanfold"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    common::bare_env(&mut shell, &sb.tmp.path().join("home"));
+    let waiting = shell.spawn().expect("shell starts");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["worktree"], "removed", "{cycle}");
+    let out = waiting.wait_with_output().expect("shell ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no longer exists") && stderr.contains("removed after its feature merged"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(wt.to_str().expect("utf-8")),
+        "names the directory: {stderr}"
+    );
+}
+
+/// `next --wait` for an agent in error answers at once: no work comes before a reset.
+#[test]
+fn next_for_an_agent_in_error_answers_at_once_with_the_reason() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init", "--lease", "1"]);
+    assign(&sb, "sleepy", "f1");
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["leases_expired"][0], "sleepy", "{cycle}");
+
+    // Before the fix this waited out the timeout and then said only that no work came.
+    let error = sb.fails(&["agents", "next", "sleepy", "--wait", "--timeout", "30"]);
+    for part in [
+        "in error",
+        "lease expired",
+        "silence",
+        "spanfold agents reset sleepy",
+    ] {
+        assert!(error.contains(part), "{part} in {error}");
+    }
+    // Status says it too, in JSON and in text; a report from the agent is told the same.
+    let status = sb.status();
+    let why = status["agents"][0]["error"].as_str().unwrap_or_default();
+    assert!(why.contains("lease expired"), "{status}");
+    let text = sb.run(&["agents", "agent-status"]);
+    assert!(
+        text.stdout.contains("sleepy is in error"),
+        "{}",
+        text.stdout
+    );
+    let report = sb.fails(&["agents", "progress", "sleepy", "--state", "working"]);
+    assert!(report.contains("lease expired"), "{report}");
+    assert!(report.contains("spanfold agents reset sleepy"), "{report}");
+    sb.ok(&["agents", "reset", "sleepy"]);
+    assert!(sb.status()["agents"][0].get("error").is_none());
+}

@@ -16,8 +16,12 @@ fn story(sb: &Sandbox) -> (BTreeMap<u64, u64>, u64) {
     sb.ok(&["agents", "init"]);
     sb.ok(&["agents", "register-agent", "a1"]);
     sb.ok(&["agents", "add-feature", "f1"]);
-    sb.ok(&["agents", "coordination-cycle"]);
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    let worktree = cycle["assignments"][0]["worktree_path"]
+        .as_str()
+        .expect("worktree");
     sb.ok(&["agents", "progress", "a1", "--state", "working"]);
+    sb.commit_as_agent(std::path::Path::new(worktree), "f1.txt", "f1\n", "f1");
     sb.ok(&["agents", "progress", "a1", "--state", "validating"]);
     sb.ok(&["agents", "validate", "a1", "--result", "passed"]);
     sb.ok(&["agents", "coordination-cycle"]);
@@ -254,9 +258,13 @@ fn an_anomaly_is_a_marker_on_its_agents_lane_with_its_reason() {
     sb.ok(&["agents", "add-feature", "f1"]);
     sb.ok(&["agents", "coordination-cycle"]);
     // claiming cannot become submitting: the reducer records it and changes nothing else.
-    let refused = sb.run(&["agents", "progress", "a1", "--state", "submitting"]);
-    assert_ne!(refused.code, 0);
     let served = sb.serve(&["--manual"]);
+    let (code, body) = served.agent_span(
+        "a1",
+        "agent.work_progress",
+        &[("agent.state", "submitting")],
+    );
+    assert_eq!(code, 200, "{body}");
     let t = timeline(&served, "resolution=10000");
     let anomalies: Vec<&Value> = t["markers"]
         .as_array()

@@ -326,11 +326,26 @@ fn an_illegal_transition_changes_nothing_and_is_an_anomaly() {
     let sb = Sandbox::new("main");
     sb.ok(&["agents", "init"]);
     sb.ok(&["agents", "register-agent", "a1"]);
+    // A person's command is refused before anything is written: a typo is no eternal alarm.
+    let before = sb.status()["as_of"]["seq"].clone();
     let error = sb.fails(&["agents", "progress", "a1", "--state", "submitting"]);
     assert!(
         error.contains("illegal transition idle → submitting"),
         "{error}"
     );
+    let status = sb.status();
+    assert_eq!(status["as_of"]["seq"], before, "nothing written");
+    assert_eq!(status["anomalies"].as_array().map(Vec::len), Some(0));
+
+    // The same report from an agent over OTLP is kept (it is what the agent said) and changes
+    // nothing but the record of it.
+    let served = sb.serve(&["--manual"]);
+    let (code, body) = served.agent_span(
+        "a1",
+        "agent.work_progress",
+        &[("agent.state", "submitting")],
+    );
+    assert_eq!(code, 200, "{body}");
     let status = sb.status();
     assert_eq!(status["agents"][0]["state"], "idle");
     let anomaly = &status["anomalies"][0];

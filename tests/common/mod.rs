@@ -330,6 +330,40 @@ impl Served {
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
         curl(&self.http, "GET", path, token, None, &[])
     }
+
+    /// One span as an agent's SDK sends it (OTLP/JSON over HTTP, the agent named on the
+    /// resource), with string attributes; returns (status code, body).
+    pub fn agent_span(&self, agent: &str, name: &str, attrs: &[(&str, &str)]) -> (u16, String) {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + u64::from(std::process::id()) * 1_000_000;
+        let attributes: Vec<Value> = attrs
+            .iter()
+            .map(|(k, v)| serde_json::json!({"key": k, "value": {"stringValue": v}}))
+            .collect();
+        let body = serde_json::json!({"resourceSpans": [{
+            "resource": {"attributes": [{"key": "agent.id", "value": {"stringValue": agent}}]},
+            "scopeSpans": [{"spans": [{
+                "traceId": format!("{n:032x}"),
+                "spanId": format!("{n:016x}"),
+                "name": name,
+                "kind": 1,
+                "startTimeUnixNano": "1700000000000000000",
+                "endTimeUnixNano": "1700000000000000001",
+                "attributes": attributes,
+            }]}],
+        }]});
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), body.to_string()).expect("write");
+        curl(
+            &self.http,
+            "POST",
+            "/v1/traces",
+            None,
+            Some(file.path()),
+            &["Content-Type: application/json"],
+        )
+    }
 }
 
 impl Drop for Served {
