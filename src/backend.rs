@@ -165,6 +165,9 @@ impl Backend {
                 let reader = self.local()?.log().reader();
                 let now = emit::now();
                 let (a, b) = (a.resolve(&reader, now)?, b.resolve(&reader, now)?);
+                if let Some(why) = timetravel::reversed(a, b) {
+                    bail!(why);
+                }
                 Ok(timetravel::diff(&reader, a, b)?)
             }
         }

@@ -288,10 +288,10 @@ pub struct InitArgs {
     /// Keep feature branches after their merge (git config spanfold.keepBranches).
     #[arg(long)]
     pub keep_branches: bool,
-    /// Seconds an agent holding features may stay silent before it loses them.
-    #[arg(long, default_value_t = crate::reducer::DEFAULT_LEASE_SECONDS, value_name = "SECS",
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub lease: u64,
+    /// Seconds an agent holding features may stay silent before it loses them (default 600).
+    /// Run init again with another value to change it; the change is recorded in the log.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -527,6 +527,23 @@ pub struct Envelope {
     pub metadata: Value,
 }
 
+/// An error and its causes on one line, each cause said once: a message that already quotes
+/// its cause does not get it repeated.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 impl Envelope {
     pub fn new(
         command: &str,
@@ -539,7 +556,7 @@ impl Envelope {
                 false,
                 e.downcast_ref::<Failure>()
                     .map_or(Value::Null, |f| f.data.clone()),
-                vec![format!("{e:#}")],
+                vec![error_text(e)],
                 vec![],
             ),
         };
@@ -605,7 +622,13 @@ pub fn resolve_coord_dir(flag: Option<&Path>, start: &Path) -> Result<PathBuf> {
     if let Some(dir) = flag {
         return Ok(dir.to_path_buf());
     }
-    let info = git::discover(start)?;
+    let info = git::discover(start).map_err(|e| match e {
+        git::GitError::NotARepository { path, .. } => anyhow!(
+            "{} is not inside a git repository; run this from a repository or one of its worktrees, or pass --coord-dir DIR (the coordination directory; `agents init --repo DIR` makes one for a repository elsewhere)",
+            path.display()
+        ),
+        other => other.into(),
+    })?;
     Ok(info.common_dir.join("spanfold"))
 }
 
@@ -873,6 +896,11 @@ fn run_agents(
                 args.reason.as_deref(),
             );
             submit_checked(backend, span)?;
+            // Its worktree is unlocked now: by this process when it holds the log, by the
+            // cycle the server runs right after such a span otherwise.
+            if !backend.is_remote() {
+                backend.local()?.release_now()?;
+            }
             Ok(Output::new(
                 json!({"feature_name": args.name, "status": "cancelled", "released_from": holder, "worktree_kept": worktree}),
                 format!(
@@ -880,7 +908,7 @@ fn run_agents(
                     args.name,
                     holder.map(|a| format!("; agent {a} let go of it")).unwrap_or_default(),
                     worktree
-                        .map(|w| format!("; its worktree {w} is kept (unlocked at the next cycle, removed by `spanfold gc`)"))
+                        .map(|w| format!("; its worktree {w} is kept, unlocked, with its work (`spanfold gc` removes it)"))
                         .unwrap_or_default()
                 ),
             ))
@@ -1197,6 +1225,20 @@ fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
 }
 
 fn serve(args: &ServeArgs, cli: &Cli, coord_dir: &Path) -> Result<Output> {
+    // One server per log: answer at once that one runs, rather than wait for its lock.
+    if let Some(advert) = crate::client::Advert::read(coord_dir)
+        && crate::client::Client::for_advert(&advert, cli.token.clone())
+            .probe()
+            .is_ok()
+    {
+        bail!(
+            "a spanfold server already runs for this coordination directory (pid {}, HTTP and API on {}, OTLP/gRPC on {}); the CLI talks to it as it is, or stop it (kill {}) to start another",
+            advert.pid,
+            advert.http,
+            advert.grpc,
+            advert.pid
+        );
+    }
     if !(args.interval.is_finite() && args.interval >= 0.0) {
         bail!("--interval must be a number of seconds, 0 or more");
     }
@@ -1219,7 +1261,11 @@ fn serve(args: &ServeArgs, cli: &Cli, coord_dir: &Path) -> Result<Output> {
     let summary = crate::server::run(config)?;
     Ok(Output::new(
         serde_json::to_value(&summary)?,
-        format!("spanfold stopped after {} exports.", summary.exports),
+        format!(
+            "spanfold stopped after {} export{}.",
+            summary.exports,
+            if summary.exports == 1 { "" } else { "s" }
+        ),
     ))
 }
 
@@ -1368,39 +1414,77 @@ fn init(args: &InitArgs, coord_dir_flag: &Path, backend: &mut Backend) -> Result
     let mut coord = Coordinator::create(coord_dir_flag)?;
     let repo = info.workdir.display().to_string();
     let wt = worktrees_dir.display().to_string();
-    let created = coord.init(&repo, &base, &wt, args.lease)?;
+    let lease = args.lease.unwrap_or(crate::reducer::DEFAULT_LEASE_SECONDS);
+    let created = coord.init(&repo, &base, &wt, lease)?;
+    let config = coord.config()?;
+    // Run again: what was given explicitly and cannot change is refused, what may change is
+    // applied and said.
+    if !created {
+        let fixed = [
+            ("--repo", args.repo.is_some(), &config.repo, &repo),
+            ("--base", args.base.is_some(), &config.base_branch, &base),
+            (
+                "--worktrees-dir",
+                args.worktrees_dir.is_some(),
+                &config.worktrees_dir,
+                &wt,
+            ),
+        ];
+        let refused: Vec<String> = fixed
+            .iter()
+            .filter(|(_, given, was, now)| *given && was != now)
+            .map(|(flag, _, was, now)| format!("{flag} is {was} (given: {now})"))
+            .collect();
+        if !refused.is_empty() {
+            bail!(
+                "the log is initialised and these settings cannot change: {}; features and worktrees already depend on them. Start a new coordination directory (--coord-dir) to use others",
+                refused.join("; ")
+            );
+        }
+    }
+    let mut changed = Vec::new();
+    if let Some(lease) = args
+        .lease
+        .filter(|l| !created && *l != config.lease_seconds)
+    {
+        coord.configure_lease(lease)?;
+        changed.push(format!("lease {}s → {lease}s", config.lease_seconds));
+    }
     if let Some(cmd) = &args.validate_cmd {
-        git::set_config(&info.workdir, "spanfold.validateCmd", cmd)?;
+        let before = git::config_value(&info.workdir, "spanfold.validateCmd")?;
+        if before.as_deref() != Some(cmd.as_str()) {
+            git::set_config(&info.workdir, "spanfold.validateCmd", cmd)?;
+            if !created {
+                changed.push(format!(
+                    "merge gate {} → `{cmd}`",
+                    before.map_or("none".to_string(), |b| format!("`{b}`"))
+                ));
+            }
+        }
     }
     if args.keep_branches {
         git::set_config(&info.workdir, "spanfold.keepBranches", "true")?;
     }
     let config = coord.config()?;
+    let state = match (created, changed.is_empty()) {
+        (true, _) => "initialised".to_string(),
+        (false, true) => "was already initialised; nothing changed".to_string(),
+        (false, false) => format!("was already initialised; changed: {}", changed.join(", ")),
+    };
     let mut out = Output::new(
-        json!({"repo": config.repo, "base_branch": config.base_branch, "worktrees_dir": config.worktrees_dir, "coord_dir": coord_dir_flag.display().to_string(), "created": created}),
+        json!({"repo": config.repo, "base_branch": config.base_branch, "worktrees_dir": config.worktrees_dir, "lease_seconds": config.lease_seconds, "coord_dir": coord_dir_flag.display().to_string(), "created": created, "changed": changed}),
         format!(
-            "Coordination {} for {} (base branch {}, worktrees in {}, log in {}).",
-            if created {
-                "initialised"
-            } else {
-                "was already initialised"
-            },
+            "Coordination {state} for {} (base branch {}, worktrees in {}, lease {}s, log in {}).",
             config.repo,
             config.base_branch,
             config.worktrees_dir,
+            config.lease_seconds,
             coord_dir_flag.display()
         ),
     );
     if let Some(pattern) = excluded {
         out.warnings.push(format!(
             "the coordination directory is inside the checkout; {pattern} was added to .git/info/exclude so git status stays clean"
-        ));
-    }
-    if !created && (config.repo != repo || config.base_branch != base || config.worktrees_dir != wt)
-    {
-        out.warnings.push(format!(
-            "the log keeps its original settings (repo {}, base {}, worktrees {}); the ones given now were not applied",
-            config.repo, config.base_branch, config.worktrees_dir
         ));
     }
     Ok(out)

@@ -512,6 +512,13 @@ impl Coordinator {
         Ok(true)
     }
 
+    /// Changes the lease of an initialised log (recorded; it applies from now on).
+    pub fn configure_lease(&mut self, lease_seconds: u64) -> Result<(), CoordError> {
+        self.writable()?;
+        let span = emit::configure(&mut self.ids, emit::now(), lease_seconds);
+        self.record(vec![span])
+    }
+
     /// A cycle only when the policy would assign something: automatic cycles leave no trace
     /// when there is nothing to decide.
     pub fn cycle_if_useful(&mut self) -> Result<Option<CycleReport>, CoordError> {
@@ -790,6 +797,13 @@ impl Coordinator {
 
     /// Unlocks worktrees whose feature was let go of (reset, lease, cancel) and records it. They
     /// keep their work; the next agent to get the feature locks it again.
+    /// Unlocks the worktrees of features let go of (cancelled, requeued) now, rather than at
+    /// the next cycle: what `cancel-feature` promises without a server.
+    pub fn release_now(&mut self) -> Result<(), CoordError> {
+        let config = self.config()?;
+        self.release_abandoned(&config)
+    }
+
     fn release_abandoned(&mut self, config: &Config) -> Result<(), CoordError> {
         let abandoned: Vec<(String, String, String)> = self
             .view

@@ -249,6 +249,14 @@ pub fn init(
         )
 }
 
+/// A changed setting (`agents init` run again): the lease.
+pub fn configure(ids: &mut IdGen, time: UnixNanos, lease_seconds: u64) -> Span {
+    ids.span("coordination.configure", time).with(
+        "coordination.lease_seconds",
+        AnyValue::Int(lease_seconds.min(i64::MAX as u64) as i64),
+    )
+}
+
 pub fn cycle(
     ids: &mut IdGen,
     time: UnixNanos,

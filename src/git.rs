@@ -12,9 +12,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum GitError {
-    #[error(
-        "{path} is not inside a git repository ({message}); run this in a repository or pass --repo"
-    )]
+    #[error("{path} is not inside a git repository{message}")]
     NotARepository { path: PathBuf, message: String },
     #[error("{path} is a bare repository; spanfold needs a working tree to start worktrees from")]
     Bare { path: PathBuf },
@@ -59,18 +57,26 @@ fn open_options() -> gix::open::Options {
 }
 
 fn open(repo: &Path) -> Result<gix::Repository, GitError> {
-    gix::open_opts(repo, open_options()).map_err(|e| GitError::NotARepository {
-        path: repo.to_path_buf(),
-        message: e.to_string(),
-    })
+    gix::open_opts(repo, open_options()).map_err(|e| not_a_repository(repo, &e))
+}
+
+/// The library's cause in brackets only when it adds to "not inside a git repository".
+fn not_a_repository(path: &Path, e: &dyn std::fmt::Display) -> GitError {
+    let text = e.to_string();
+    let message = if text.contains("Could not find a git repository") {
+        String::new()
+    } else {
+        format!(" ({text})")
+    };
+    GitError::NotARepository {
+        path: path.to_path_buf(),
+        message,
+    }
 }
 
 /// Finds the repository that contains `dir`, from its main checkout or any linked worktree.
 pub fn discover(dir: &Path) -> Result<RepoInfo, GitError> {
-    let repo = gix::discover(dir).map_err(|e| GitError::NotARepository {
-        path: dir.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let repo = gix::discover(dir).map_err(|e| not_a_repository(dir, &e))?;
     let main = repo
         .main_repo()
         .map_err(gix_err("opening the main repository"))?;

@@ -342,6 +342,9 @@ async fn api_diff(Extract(state): Extract<Shared>, Query(q): Query<DiffQuery>) -
         let to = parse_point(&q.to)?
             .resolve(&reader, now)
             .map_err(|e| e.to_string())?;
+        if let Some(why) = timetravel::reversed(from, to) {
+            return Err(why);
+        }
         let report = timetravel::diff(&reader, from, to).map_err(|e| e.to_string())?;
         serde_json::to_value(report).map_err(|e| e.to_string())
     })

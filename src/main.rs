@@ -93,7 +93,7 @@ fn main() -> ExitCode {
                     eprintln!("warning: {w}");
                 }
             }
-            Err(e) => eprintln!("error: {e:#}"),
+            Err(e) => eprintln!("error: {}", cli::error_text(&e)),
         }
     }
     if ok {

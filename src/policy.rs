@@ -345,8 +345,9 @@ pub fn expired_leases(view: &View, now: crate::model::UnixNanos) -> Vec<(String,
         .values()
         .filter(|a| under_lease(view, a))
         .filter_map(|a| {
-            let silent = now.saturating_sub(a.lease_since) / 1_000_000_000;
-            (silent > lease).then(|| (a.id.clone(), silent))
+            let elapsed = now.saturating_sub(a.last_activity);
+            (elapsed >= lease.saturating_mul(1_000_000_000))
+                .then(|| (a.id.clone(), elapsed / 1_000_000_000))
         })
         .collect()
 }
@@ -373,11 +374,9 @@ pub fn under_lease(view: &View, agent: &Agent) -> bool {
 /// names it. None when no lease applies.
 pub fn lease_deadline(view: &View, agent: &Agent) -> Option<crate::model::UnixNanos> {
     under_lease(view, agent).then(|| {
-        agent.lease_since.saturating_add(
-            lease_seconds(view)
-                .saturating_add(1)
-                .saturating_mul(1_000_000_000),
-        )
+        agent
+            .last_activity
+            .saturating_add(lease_seconds(view).saturating_mul(1_000_000_000))
     })
 }
 
@@ -536,7 +535,6 @@ mod tests {
             assignments: vec![],
             registered_seq: 0,
             last_activity: 0,
-            lease_since: 0,
             progress: Progress::default(),
             error: None,
         }
@@ -829,16 +827,22 @@ mod tests {
     fn leases_expire_only_for_silent_agents_holding_work() {
         let mut busy = agent("busy", caps(&[], &[], &[]), 1);
         busy.assignments = vec!["f".into()];
-        busy.lease_since = 1_000_000_000;
+        busy.last_activity = 1_000_000_000;
         let mut idle = agent("idle", caps(&[], &[], &[]), 1);
-        idle.lease_since = 0;
+        idle.last_activity = 0;
         let v = view(vec![busy, idle], vec![]);
         let sec = 1_000_000_000u64;
         assert!(
-            expired_leases(&v, 601 * sec).is_empty(),
-            "600 s of silence is within the lease"
+            expired_leases(&v, 601 * sec - 1).is_empty(),
+            "less than 600 s of silence is within the lease"
         );
-        assert_eq!(expired_leases(&v, 602 * sec), [("busy".to_string(), 601)]);
+        assert_eq!(expired_leases(&v, 601 * sec), [("busy".to_string(), 600)]);
+        // The deadline is the last activity plus the lease, to the nanosecond.
+        assert_eq!(
+            lease_deadline(&v, &v.agents["busy"]),
+            Some(601 * sec),
+            "lease_expires_at = last_activity + lease"
+        );
         // The deadline the board shows is the first moment of that verdict.
         let deadline = lease_deadline(&v, &v.agents["busy"]).expect("busy holds work");
         assert!(expired_leases(&v, deadline - 1).is_empty());

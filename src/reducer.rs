@@ -24,6 +24,7 @@ pub const HANDLED_SPANS: &[&str] = &[
     "agent.reset",
     "agent.validation",
     "agent.work_progress",
+    "coordination.configure",
     "coordination.cycle",
     "coordination.feature_merge",
     "coordination.init",
@@ -311,9 +312,9 @@ pub struct Agent {
     /// Features held, in the order they were assigned.
     pub assignments: Vec<String>,
     pub registered_seq: u64,
+    /// The agent's last span, or its last assignment if later: its lease runs from here, so
+    /// `lease_expires_at` is always this plus the lease.
     pub last_activity: UnixNanos,
-    /// Start of the current lease: the agent's last span, or its last assignment if later.
-    pub lease_since: UnixNanos,
     pub progress: Progress,
     /// Why the agent is in error, while it is: for the agent that comes back and its operator.
     pub error: Option<AgentError>,
@@ -525,6 +526,7 @@ impl View {
             "agent.reset" => self.reset(ev),
             "agent.communication" => self.touch(ev),
             "coordination.init" => self.init(ev),
+            "coordination.configure" => self.configure(ev),
             "coordination.cycle" => {
                 self.counters.cycles += 1;
                 Ok(())
@@ -543,7 +545,6 @@ impl View {
                     .and_then(|id| self.agents.get_mut(id))
                 {
                     agent.last_activity = ev.time;
-                    agent.lease_since = ev.time;
                 }
                 Ok(())
             }
@@ -587,7 +588,6 @@ impl View {
             .get_mut(id)
             .ok_or_else(|| format!("agent {id} is not registered; register it first"))?;
         agent.last_activity = ev.time;
-        agent.lease_since = ev.time;
         Ok(agent)
     }
 
@@ -624,7 +624,6 @@ impl View {
             assignments: Vec::new(),
             registered_seq: ev.seq,
             last_activity: ev.time,
-            lease_since: ev.time,
             progress: Progress::default(),
             error: None,
         });
@@ -632,7 +631,6 @@ impl View {
         agent.max_concurrent_features = max;
         agent.preferred_complexity = preferred;
         agent.last_activity = ev.time;
-        agent.lease_since = ev.time;
         Ok(())
     }
 
@@ -783,9 +781,10 @@ impl View {
             && agent.state == AgentState::Claiming
         {
             // An idle report sent before the agent could see its assignment crossed the
-            // decision on the wire: it shows the agent is alive, and is not a refusal. It does
-            // not renew the lease: an agent that only ever reports idle never saw its work.
-            agent.last_activity = ev.time;
+            // decision on the wire: it is not a refusal. It does not renew the lease (nor the
+            // activity the lease runs from): an agent that only ever reports idle never saw its
+            // work.
+            let _ = agent;
             return Ok(());
         }
         let id = self.agent_of(ev)?.id.clone();
@@ -940,6 +939,20 @@ impl View {
         Ok(())
     }
 
+    fn configure(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let lease = ev
+            .int_attr("coordination.lease_seconds")
+            .and_then(|s| u64::try_from(s).ok())
+            .filter(|s| *s > 0)
+            .ok_or_else(|| "coordination.lease_seconds must be a positive number".to_string())?;
+        let config = self
+            .config
+            .as_mut()
+            .ok_or_else(|| "a setting changed before coordination.init".to_string())?;
+        config.lease_seconds = lease;
+        Ok(())
+    }
+
     fn assign(&mut self, ev: &Event<'_>) -> Result<(), String> {
         let (Some(agent_id), Some(name)) = (ev.str_attr("agent.id"), ev.str_attr("feature.name"))
         else {
@@ -969,7 +982,7 @@ impl View {
         }
         agent.assignments.push(name.to_owned());
         // The lease runs from the assignment: an agent idle for hours gets its full lease.
-        agent.lease_since = agent.lease_since.max(ev.time);
+        agent.last_activity = agent.last_activity.max(ev.time);
         if agent.state == AgentState::Idle {
             agent.state = AgentState::Claiming;
         }
@@ -1386,10 +1399,8 @@ mod tests {
         let mut after = sc.fold();
         // Any span from an agent shows it is alive (and renews its lease); nothing else changes.
         assert_eq!(after.agents["a1"].last_activity, 3);
-        assert_eq!(after.agents["a1"].lease_since, 3);
         if let Some(a) = after.agents.get_mut("a1") {
             a.last_activity = before.agents["a1"].last_activity;
-            a.lease_since = before.agents["a1"].lease_since;
         }
         assert_eq!(after.agents, before.agents);
         assert_eq!(after.features, before.features);
@@ -1580,12 +1591,8 @@ mod tests {
         assert_eq!(v.counters.anomalies, 0, "{:?}", v.anomalies);
         let a1 = &v.agents["a1"];
         assert_eq!(a1.state, AgentState::Claiming);
-        assert!(
-            a1.last_activity > assigned.agents["a1"].last_activity,
-            "alive"
-        );
         assert_eq!(
-            a1.lease_since, assigned.agents["a1"].lease_since,
+            a1.last_activity, assigned.agents["a1"].last_activity,
             "the lease runs on"
         );
         // Anything else illegal from claiming still is.

@@ -61,7 +61,9 @@ pub struct ServerConfig {
 pub enum ServerError {
     #[error(transparent)]
     Coordinator(#[from] CoordError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error(
+        "cannot listen on {addr}: {source}; another process listens there: choose other addresses with --grpc and --http"
+    )]
     Bind {
         addr: String,
         source: std::io::Error,
@@ -254,7 +256,9 @@ pub struct Summary {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(config: ServerConfig) -> Result<Summary, ServerError> {
+    // The addresses first: a port in use is said at once, before waiting for the log's lock.
     // Loopback by default (the CLI's defaults); any other address was typed by the operator.
+    let listeners = Listeners::bind(&config)?;
     let mut coord = Coordinator::open(&config.coord_dir)?;
     coord.config()?;
     coord.background_gates();
@@ -274,8 +278,31 @@ pub fn run(config: ServerConfig) -> Result<Summary, ServerError> {
             wait_for_signal().await;
             let _ = stop_tx.send(true);
         });
-        serve(config, coord, stop_rx).await
+        serve_on(config, coord, listeners, stop_rx).await
     })
+}
+
+/// The two listening sockets, bound before anything else is done.
+pub struct Listeners {
+    grpc: std::net::TcpListener,
+    http: std::net::TcpListener,
+}
+
+impl Listeners {
+    pub fn bind(config: &ServerConfig) -> Result<Listeners, ServerError> {
+        let bind = |addr: &String| {
+            std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|source| ServerError::Bind {
+                    addr: addr.clone(),
+                    source,
+                })
+        };
+        Ok(Listeners {
+            grpc: bind(&config.grpc)?,
+            http: bind(&config.http)?,
+        })
+    }
 }
 
 async fn wait_for_signal() {
@@ -306,16 +333,24 @@ async fn wait_for_signal() {
 /// Serves until `stop` turns true, on listeners bound from `config`.
 pub async fn serve(
     config: ServerConfig,
-    mut coord: Coordinator,
+    coord: Coordinator,
     stop: watch::Receiver<bool>,
 ) -> Result<Summary, ServerError> {
-    let bind = |addr: String| async move {
-        tokio::net::TcpListener::bind(&addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })
-    };
-    let grpc_listener = bind(config.grpc.clone()).await?;
-    let http_listener = bind(config.http.clone()).await?;
+    let listeners = Listeners::bind(&config)?;
+    serve_on(config, coord, listeners, stop).await
+}
+
+/// Serves until `stop` turns true, on listeners already bound.
+pub async fn serve_on(
+    config: ServerConfig,
+    mut coord: Coordinator,
+    listeners: Listeners,
+    stop: watch::Receiver<bool>,
+) -> Result<Summary, ServerError> {
+    let grpc_listener =
+        tokio::net::TcpListener::from_std(listeners.grpc).map_err(ServerError::Http)?;
+    let http_listener =
+        tokio::net::TcpListener::from_std(listeners.http).map_err(ServerError::Http)?;
     let grpc_addr = grpc_listener.local_addr().map_err(ServerError::Http)?;
     let http_addr = http_listener.local_addr().map_err(ServerError::Http)?;
     if config.token.is_none() {

@@ -243,6 +243,16 @@ pub struct DiffReport {
 }
 
 /// The changes between the views at `from` and `to` (seqs).
+/// Why a diff from `from` to `to` (resolved seqs) is refused, when it goes back in time: the
+/// changes would read backwards and its count of events would be nonsense.
+pub fn reversed(from: u64, to: u64) -> Option<String> {
+    (from > to).then(|| {
+        format!(
+            "--from (seq {from}) is after --to (seq {to}): a diff goes forward in time; swap the two points"
+        )
+    })
+}
+
 pub fn diff(reader: &LogReader, from: u64, to: u64) -> Result<DiffReport, StoreError> {
     let a = view_at(reader, from)?;
     let b = view_at(reader, to)?;

@@ -423,3 +423,172 @@ fn next_for_an_agent_in_error_answers_at_once_with_the_reason() {
     sb.ok(&["agents", "reset", "sleepy"]);
     assert!(sb.status()["agents"][0].get("error").is_none());
 }
+
+/// Outside a repository: the error suggests what every command accepts, said once.
+#[test]
+fn outside_a_repository_the_error_suggests_coord_dir_once() {
+    let sb = Sandbox::new("main");
+    let outside = sb.tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).expect("dir");
+    let run = sb.run_in(&outside, &["agents", "agent-status"]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("--coord-dir"), "{}", run.stderr);
+    assert!(!run.stderr.contains("pass --repo"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("not inside a git repository").count(),
+        1,
+        "said once: {}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("Could not find a git repository"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `agents init` again changes what may change (recorded, and said) and refuses what cannot.
+#[test]
+fn init_again_changes_the_lease_and_merge_gate_and_refuses_fixed_settings() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init", "--lease", "60"]);
+    let again = sb.ok(&["agents", "init", "--lease", "900", "--validate-cmd", "true"]);
+    assert_eq!(again["created"], false);
+    assert_eq!(again["lease_seconds"], 900);
+    let changed = again["changed"].to_string();
+    assert!(changed.contains("lease 60s → 900s"), "{changed}");
+    assert!(changed.contains("merge gate none → `true`"), "{changed}");
+    let text = sb.run(&["agents", "init", "--lease", "120"]);
+    assert_eq!(text.code, 0);
+    assert!(
+        text.stdout.contains("changed: lease 900s → 120s"),
+        "{}",
+        text.stdout
+    );
+    let same = sb.ok(&["agents", "init"]);
+    assert_eq!(same["changed"], serde_json::json!([]));
+    assert_eq!(same["lease_seconds"], 120, "a bare init keeps the lease");
+
+    // The change is in the log: a lease verdict counts on it.
+    let status = sb.status();
+    assert_eq!(status["config"]["lease_seconds"], 120);
+    let (_, events) = {
+        let served = sb.serve(&["--manual"]);
+        served.get("/api/events?from=1", None)
+    };
+    assert_eq!(
+        events.matches("coordination.configure").count(),
+        2,
+        "{events}"
+    );
+
+    let error = sb.fails(&["agents", "init", "--base", "develop"]);
+    assert!(
+        error.contains("cannot change") && error.contains("--base is main"),
+        "{error}"
+    );
+    assert_eq!(sb.status()["config"]["base_branch"], "main");
+}
+
+/// A diff backwards in time is refused with what to do.
+#[test]
+fn a_reversed_diff_is_refused() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    sb.ok(&["agents", "add-feature", "f1"]);
+    let error = sb.fails(&["diff", "--from", "3", "--to", "1"]);
+    assert!(
+        error.contains("after --to") && error.contains("swap"),
+        "{error}"
+    );
+    let forward = sb.ok(&["diff", "--from", "1", "--to", "3"]);
+    assert_eq!(forward["events"], 2);
+}
+
+/// Errors say their cause once; counts agree with their nouns.
+#[test]
+fn a_missing_replay_file_says_its_cause_once() {
+    let sb = Sandbox::new("main");
+    let run = sb.run(&["replay", "missing.jsonl"]);
+    assert_ne!(run.code, 0);
+    assert_eq!(
+        run.stderr.matches("No such file or directory").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    let doc = sb.fails(&["replay", "missing.jsonl"]);
+    assert_eq!(doc.matches("No such file or directory").count(), 1, "{doc}");
+}
+
+/// A second server for the same repository answers at once that one runs.
+#[test]
+fn a_second_server_says_at_once_that_one_runs() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let served = sb.serve(&["--manual"]);
+    let second = sb.run(&["serve", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+    assert_ne!(second.code, 0);
+    let pid = std::fs::read_to_string(sb.repo.join(".git/spanfold/server.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["pid"].as_u64())
+        .expect("advert");
+    assert!(second.stderr.contains("already runs"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains(&format!("pid {pid}")),
+        "{}",
+        second.stderr
+    );
+    assert!(second.stderr.contains(&served.http), "{}", second.stderr);
+    // An address in use is said before anything else, without waiting for the log.
+    let other = Sandbox::new("main");
+    other.ok(&["agents", "init"]);
+    let grpc = served.grpc.clone();
+    let taken = other.run(&["serve", "--grpc", &grpc, "--http", "127.0.0.1:0"]);
+    assert_ne!(taken.code, 0);
+    assert!(
+        taken.stderr.contains(&format!("cannot listen on {grpc}")),
+        "{}",
+        taken.stderr
+    );
+}
+
+/// The lease on the board is the last activity plus the lease, and an assignment renews both.
+#[test]
+fn lease_expires_at_is_last_activity_plus_the_lease() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init", "--lease", "600"]);
+    assign(&sb, "a1", "f1");
+    let status = sb.status();
+    let agent = &status["agents"][0];
+    let parse = |v: &serde_json::Value| {
+        humantime::parse_rfc3339(v.as_str().expect("a time")).expect("rfc 3339")
+    };
+    let last = parse(&agent["last_activity"]);
+    let expires = parse(&agent["lease_expires_at"]);
+    assert_eq!(expires.duration_since(last).expect("later").as_secs(), 600);
+    // The assignment is the last event about a1: its time is the last activity.
+    let (_, events) = sb.serve(&["--manual"]).get("/api/events?from=1", None);
+    let assigned = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["name"] == "agent.feature_assignment")
+        .expect("the assignment");
+    assert_eq!(parse(&assigned["time"]), last);
+}
+
+/// `cancel-feature` unlocks the worktree it promises to, without waiting for a cycle.
+#[test]
+fn a_cancelled_features_worktree_is_unlocked_at_once() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let wt = assign(&sb, "a1", "doomed");
+    assert_eq!(sb.git_worktrees()[0].2.as_deref(), Some("a1"));
+    let text = sb.run(&["agents", "cancel-feature", "doomed"]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(!text.stdout.contains("next cycle"), "{}", text.stdout);
+    assert_eq!(sb.git_worktrees()[0].2, None, "unlocked");
+    assert!(wt.exists(), "kept with its work");
+}
