@@ -356,6 +356,64 @@ pub struct HistoryEntry {
     pub score: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub reasons: Vec<String>,
+    /// What the span says beyond its changes: see [`details`].
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub details: Vec<String>,
+}
+
+/// The "why" a span carries, as short lines for a person: a merge's outcome, commit, conflict
+/// paths and reason (a gate's output), a lease verdict's silence, reported progress, a message,
+/// a worktree's fate. Shown by `history` and `replay --step` beside what changed.
+pub fn details(ev: &Event<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut push = |label: &str, key: &str| {
+        if let Some(v) = ev.str_attr(key).filter(|v| !v.is_empty()) {
+            out.push(format!("{label}{v}"));
+        }
+    };
+    match ev.span.name.as_str() {
+        "coordination.feature_merge" => {
+            push("merge ", "merge.result");
+            push("how: ", "merge.kind");
+            push("commit: ", "merge.commit");
+            push("why: ", "merge.reason");
+            let conflicts = ev.list_attr("merge.conflicts");
+            if !conflicts.is_empty() {
+                out.push(format!("conflicts: {}", conflicts.join(", ")));
+            }
+        }
+        "worktree.lifecycle" => {
+            push("worktree ", "worktree.action");
+            push("note: ", "worktree.error");
+        }
+        "agent.communication" => {
+            push("to: ", "communication.target");
+            push("message: ", "communication.message");
+        }
+        "agent.lease_expired" => {
+            if let Some(silent) = ev.int_attr("lease.silent_seconds") {
+                out.push(format!("silent for {silent}s, past its lease"));
+            }
+        }
+        "agent.work_progress" => {
+            let mut parts = Vec::new();
+            if let Some(p) = ev.double_attr("work.progress_percentage") {
+                parts.push(format!("{p}%"));
+            }
+            if let Some(n) = ev.int_attr("work.files_modified") {
+                parts.push(format!("{n} files"));
+            }
+            if let Some(n) = ev.int_attr("work.lines_added") {
+                parts.push(format!("+{n} lines"));
+            }
+            if !parts.is_empty() {
+                out.push(format!("progress: {}", parts.join(", ")));
+            }
+        }
+        "agent.validation" => push("validation ", "validation.result"),
+        _ => {}
+    }
+    out
 }
 
 /// Which entity a history follows.
@@ -414,6 +472,7 @@ impl History {
             } else {
                 Vec::new()
             },
+            details: details(ev),
         });
     }
 }

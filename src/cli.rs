@@ -267,6 +267,10 @@ pub struct NextArgs {
     /// Give up waiting after this many seconds (exit 1).
     #[arg(long, default_value_t = 600.0, value_name = "SECS")]
     pub timeout: f64,
+    /// Print the task as plain text for a coding agent's prompt: the feature, its worktree,
+    /// description, requirements, acceptance criteria, why it came back, how to report.
+    #[arg(long)]
+    pub prompt: bool,
 }
 
 #[derive(Args, Debug)]
@@ -1113,6 +1117,7 @@ fn history(args: &HistoryArgs, backend: &mut Backend) -> Result<Output> {
         for r in &e.reasons {
             text.push_str(&format!("{:>40}- {r}\n", ""));
         }
+        text.push_str(&crate::render::detail_lines(&e.details));
     }
     Ok(Output::new(json!({"entries": entries}), text))
 }
@@ -1188,21 +1193,7 @@ fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
             .iter()
             .find(|a| a.status != crate::reducer::FeatureStatus::Merging)
         {
-            return Ok(Output::new(
-                json!({
-                    "agent_id": args.id,
-                    "state": agent.state,
-                    "feature_name": a.feature_name,
-                    "worktree_path": a.worktree_path,
-                    "branch_name": a.branch_name,
-                }),
-                format!(
-                    "{}\t{}\t{}",
-                    a.feature_name,
-                    a.worktree_path.as_deref().unwrap_or(""),
-                    a.branch_name.as_deref().unwrap_or("")
-                ),
-            ));
+            return task_output(args, backend, &agent, &a.feature_name);
         }
         if !args.wait {
             bail!(
@@ -1222,6 +1213,47 @@ fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
         backend.release();
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// The agent's task on `feature`: JSON with everything, text as a tab-separated line (feature,
+/// worktree, branch) and why it came back, or the whole task for a prompt.
+fn task_output(
+    args: &NextArgs,
+    backend: &mut Backend,
+    agent: &status::AgentJson,
+    feature: &str,
+) -> Result<Output> {
+    let st = backend.status(&StatusOptions {
+        agent: Some(args.id.clone()),
+        details: true,
+        per_status: None,
+    })?;
+    let f = st
+        .features
+        .iter()
+        .find(|f| f.name == feature)
+        .ok_or_else(|| anyhow!("feature {feature} is not in the status; try again"))?;
+    let base = st.config.as_ref().map(|c| c.base_branch.as_str());
+    let task = crate::task::task(agent, f, base);
+    let prompt = crate::task::prompt(&task);
+    let mut data = serde_json::to_value(&task)?;
+    data["state"] = serde_json::to_value(agent.state)?;
+    data["prompt"] = Value::String(prompt.clone());
+    let text = if args.prompt {
+        prompt
+    } else {
+        let mut line = format!(
+            "{}\t{}\t{}",
+            task.feature_name,
+            task.worktree_path.as_deref().unwrap_or(""),
+            task.branch_name.as_deref().unwrap_or("")
+        );
+        if let Some(why) = &task.came_back {
+            line.push_str(&format!("\ncame back: {why}"));
+        }
+        line
+    };
+    Ok(Output::new(data, text))
 }
 
 fn serve(args: &ServeArgs, cli: &Cli, coord_dir: &Path) -> Result<Output> {

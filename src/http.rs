@@ -462,8 +462,15 @@ async fn api_agent(Extract(state): Extract<Shared>, Path(id): Path<String>) -> R
         per_status: None,
     };
     let st = status::build(&state.view.read(), &options);
+    // The agent, and the features it holds with every reason they carry (conflict paths, a
+    // gate's output, why a merge waits).
     let result = match st.agents.into_iter().next() {
-        Some(agent) => serde_json::to_value(agent).map_err(|e| e.to_string()),
+        Some(agent) => serde_json::to_value(agent)
+            .and_then(|mut doc| {
+                doc["features"] = serde_json::to_value(&st.features)?;
+                Ok(doc)
+            })
+            .map_err(|e| e.to_string()),
         None => Err(format!("agent {id} is not registered")),
     };
     envelope("agents agent-status", result)

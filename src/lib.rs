@@ -11,6 +11,7 @@
 //! - [`reducer`]: `View = fold(events)`, enforcing the agent lifecycle.
 //! - [`policy`]: which queued feature goes to which agent, with scores and reasons.
 //! - [`status`]: the status document, a pure function of the view.
+//! - [`task`]: what `agents next` hands an agent — the feature, its requirements, why it came back.
 //! - [`changes`]: what an event changed, and what differs between two views.
 //! - [`dedup`]: the window of recent span ids that catches retried exports, in fixed memory.
 //! - [`verify`]: `replay --verify`, the policy re-run at every recorded decision.
@@ -59,6 +60,7 @@ pub mod replay;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod task;
 pub mod timeline;
 pub mod timetravel;
 pub mod verify;

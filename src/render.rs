@@ -217,7 +217,7 @@ pub fn worktree_text(st: &status::Status) -> String {
 
 pub fn step_line(step: &crate::replay::Step) -> String {
     let changes: Vec<String> = step.changes.iter().map(|c| c.describe()).collect();
-    format!(
+    let mut out = format!(
         "{:>8} {} {:<28} {:<16} {}\n",
         step.seq,
         status::rfc3339(step.time),
@@ -228,7 +228,22 @@ pub fn step_line(step: &crate::replay::Step) -> String {
         } else {
             changes.join("; ")
         }
-    )
+    );
+    out.push_str(&detail_lines(&step.details));
+    out
+}
+
+/// A span's details under its line, indented; a multi-line reason (a gate's output) keeps its
+/// lines.
+pub fn detail_lines(details: &[String]) -> String {
+    let mut out = String::new();
+    for d in details {
+        for (i, line) in d.lines().enumerate() {
+            let lead = if i == 0 { "- " } else { "  " };
+            out.push_str(&format!("{:>40}{lead}{line}\n", ""));
+        }
+    }
+    out
 }
 
 pub fn what_if_text(w: &crate::whatif::Report) -> String {

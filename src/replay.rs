@@ -66,6 +66,9 @@ pub struct Step {
     pub span: String,
     pub agent_id: Option<String>,
     pub changes: Vec<Change>,
+    /// What the span says beyond its changes (a merge's reason, reported progress).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -214,6 +217,7 @@ pub fn replay(
                         span: ev.span.name.to_string(),
                         agent_id: ev.str_attr("agent.id").map(str::to_owned),
                         changes: step_changes,
+                        details: crate::changes::details(&ev),
                     });
                 } else {
                     view.apply(&ev);

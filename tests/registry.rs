@@ -110,6 +110,7 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
                 from: Some("abc"),
             },
         ),
+        emit::configure(&mut ids, 1, 900),
         emit::health(
             &mut ids,
             1,

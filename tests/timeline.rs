@@ -200,7 +200,7 @@ fn the_timeline_of_a_known_log_is_exactly_its_story() {
         let (expires, lease) = lease_at(since);
         assert_eq!(
             expires,
-            spanfold::status::rfc3339(times[&since] + (lease + 1) * 1_000_000_000),
+            spanfold::status::rfc3339(times[&since] + lease * 1_000_000_000),
             "at seq {since}"
         );
     }

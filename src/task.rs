@@ -1,0 +1,117 @@
+//! What `agents next` hands an agent: the feature to work on, where, what it asks for, and —
+//! when the feature came back — why and what to do about it. A pure function of the status, so
+//! the CLI and a script that feeds a coding agent read the same thing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::reducer::FeatureStatus;
+use crate::status::{AgentJson, FeatureJson};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Task {
+    pub agent_id: String,
+    pub feature_name: String,
+    pub status: FeatureStatus,
+    pub worktree_path: Option<String>,
+    pub branch_name: Option<String>,
+    pub base_branch: Option<String>,
+    pub description: String,
+    pub requirements: Vec<String>,
+    pub acceptance_criteria: Vec<String>,
+    /// Capabilities the feature asks for, as "language python", "framework react".
+    pub requires: Vec<String>,
+    /// Why the feature came back to its agent, when it did: what to do is in the words.
+    pub came_back: Option<String>,
+    /// The paths of the merge conflict, when it conflicted.
+    pub conflicts: Vec<String>,
+    /// The commands that report progress on this feature.
+    pub report_commands: Vec<String>,
+}
+
+/// The task for `agent` on `feature` (a status built with details).
+pub fn task(agent: &AgentJson, feature: &FeatureJson, base_branch: Option<&str>) -> Task {
+    let details = feature.details.as_ref();
+    let base = base_branch.unwrap_or("the base branch");
+    let came_back = match feature.status {
+        FeatureStatus::Conflicted => Some(format!(
+            "its merge into {base} conflicted in {}: merge {base} into your branch (git merge {base}), resolve those paths, commit, then validate again",
+            feature.conflicts.join(", ")
+        )),
+        _ => feature.merge_note.clone(),
+    };
+    let (id, name) = (&agent.agent_id, &feature.name);
+    Task {
+        agent_id: id.clone(),
+        feature_name: name.clone(),
+        status: feature.status,
+        worktree_path: feature.worktree_path.clone(),
+        branch_name: feature.branch_name.clone(),
+        base_branch: base_branch.map(str::to_owned),
+        description: details.map(|d| d.description.clone()).unwrap_or_default(),
+        requirements: details.map(|d| d.requirements.clone()).unwrap_or_default(),
+        acceptance_criteria: details
+            .map(|d| d.acceptance_criteria.clone())
+            .unwrap_or_default(),
+        requires: details
+            .map(|d| {
+                d.requires
+                    .items()
+                    .map(|(kind, item)| format!("{kind} {item}"))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        came_back,
+        conflicts: feature.conflicts.clone(),
+        report_commands: vec![
+            format!(
+                "spanfold agents progress {id} --state working --feature {name} --progress PCT"
+            ),
+            format!("spanfold agents progress {id} --state validating --feature {name}"),
+            format!("spanfold agents validate {id} --result passed --feature {name}"),
+        ],
+    }
+}
+
+/// The task as plain text for a coding agent's prompt.
+pub fn prompt(t: &Task) -> String {
+    let mut out = format!(
+        "You are agent {}. Your task is the feature \"{}\".\n",
+        t.agent_id, t.feature_name
+    );
+    if let Some(path) = &t.worktree_path {
+        out.push_str(&format!(
+            "Work in the git worktree {path}, on branch {}{}.\n",
+            t.branch_name.as_deref().unwrap_or("(its branch)"),
+            t.base_branch
+                .as_deref()
+                .map(|b| format!(", which started from {b}"))
+                .unwrap_or_default()
+        ));
+    }
+    if !t.description.is_empty() {
+        out.push_str(&format!("\nDescription:\n{}\n", t.description));
+    }
+    for (title, items) in [
+        ("Requirements", &t.requirements),
+        ("Acceptance criteria", &t.acceptance_criteria),
+        ("Skills it asks for", &t.requires),
+    ] {
+        if !items.is_empty() {
+            out.push_str(&format!("\n{title}:\n"));
+            for item in items {
+                out.push_str(&format!("- {item}\n"));
+            }
+        }
+    }
+    if let Some(why) = &t.came_back {
+        out.push_str(&format!("\nThis feature came back to you: {why}\n"));
+    }
+    out.push_str(
+        "\nCommit your work in the worktree (uncommitted changes are not merged). Report as you go:\n",
+    );
+    for cmd in &t.report_commands {
+        out.push_str(&format!("  {cmd}\n"));
+    }
+    out.push_str("spanfold merges the branch once validation passed.\n");
+    out
+}
