@@ -112,6 +112,10 @@ impl Backend {
                 if let Some(at) = at {
                     path.push_str(&format!("&at={}", query_value(at)));
                 }
+                if !options.statuses.is_empty() {
+                    let list: Vec<&str> = options.statuses.iter().map(|s| s.as_str()).collect();
+                    path.push_str(&format!("&status={}", query_value(&list.join(","))));
+                }
                 let data = client.api("GET", &path)?;
                 serde_json::from_value(data).context("reading the server's status")
             }
@@ -214,7 +218,7 @@ impl Backend {
         let st = self.status(&StatusOptions {
             agent: Some(id.to_owned()),
             details: true,
-            per_status: None,
+            ..StatusOptions::default()
         })?;
         Ok(st.agents.into_iter().find(|a| a.agent_id == id))
     }

@@ -448,13 +448,19 @@ impl History {
         }
     }
 
-    /// Applies `ev` to `view`, keeping an entry when it changed the subject.
+    /// Applies `ev` to `view`, keeping an entry when it changed the subject, or is about it
+    /// and says something (reported progress, a message, a merge's reason).
     pub fn apply(&mut self, view: &mut View, ev: &Event<'_>) {
         let changes: Vec<Change> = apply(view, ev)
             .into_iter()
             .filter(|c| self.subject.concerns(c))
             .collect();
-        if changes.is_empty() {
+        let details = details(ev);
+        let about = match &self.subject {
+            Subject::Agent(id) => ev.str_attr("agent.id") == Some(id.as_str()),
+            Subject::Feature(f) => ev.str_attr("feature.name") == Some(f.as_str()),
+        };
+        if changes.is_empty() && !(about && !details.is_empty()) {
             return;
         }
         let assignment = ev.span.name == "agent.feature_assignment";
@@ -472,7 +478,7 @@ impl History {
             } else {
                 Vec::new()
             },
-            details: details(ev),
+            details,
         });
     }
 }

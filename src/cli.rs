@@ -242,6 +242,8 @@ pub enum AgentsCommand {
     Progress(ProgressArgs),
     /// Report the result of validating an agent's work.
     Validate(ValidateArgs),
+    /// The messages an agent sent (agent.communication spans), oldest first.
+    Messages(MessagesArgs),
     /// Bring an agent back to idle; its features return to the queue and keep their worktrees.
     Reset(ResetArgs),
     /// The agent's assignment: feature, worktree path, branch (--wait blocks until it has one).
@@ -271,6 +273,15 @@ pub struct NextArgs {
     /// description, requirements, acceptance criteria, why it came back, how to report.
     #[arg(long)]
     pub prompt: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MessagesArgs {
+    /// The agent whose messages to show.
+    pub id: String,
+    /// Only the last N messages.
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -370,6 +381,10 @@ pub struct StatusArgs {
     /// (2026-11-26T14:02:00Z) or a time relative to now (-5m).
     #[arg(long, value_name = "POINT", allow_hyphen_values = true)]
     pub at: Option<String>,
+    /// Only features in these statuses, comma-separated (queued, assigned, in_progress,
+    /// validating, merging, completed, conflicted, cancelled); the summary still counts all.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub status: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -614,6 +629,7 @@ impl Command {
                 AgentsCommand::Validate(_) => "agents validate",
                 AgentsCommand::Reset(_) => "agents reset",
                 AgentsCommand::Next(_) => "agents next",
+                AgentsCommand::Messages(_) => "agents messages",
                 AgentsCommand::CancelFeature(_) => "agents cancel-feature",
             },
         }
@@ -767,6 +783,7 @@ fn run_agents(
                 agent: args.agent.clone(),
                 details: args.details,
                 per_status: None,
+                statuses: status::parse_statuses(&args.status.join(",")).map_err(|e| anyhow!(e))?,
             };
             let st = backend.status_at(&options, args.at.as_deref())?;
             if let Some(id) = &args.agent
@@ -776,7 +793,12 @@ fn run_agents(
                     "agent {id} is not registered; `spanfold agents agent-status` lists the agents"
                 );
             }
-            let text = status_text(&st);
+            // The lease left counts from now, or from the moment asked about.
+            let seen = crate::render::Viewpoint {
+                now: args.at.is_none().then(emit::now),
+                cwd: std::env::current_dir().ok(),
+            };
+            let text = status_text(&st, &seen);
             Ok(Output::new(serde_json::to_value(&st)?, text))
         }
         AgentsCommand::WorktreeStatus(args) => {
@@ -872,6 +894,7 @@ fn run_agents(
             report_and_check(backend, span, &args.id)
         }
         AgentsCommand::Next(args) => next(args, backend),
+        AgentsCommand::Messages(args) => messages(args, backend),
         AgentsCommand::CancelFeature(args) => {
             names::feature_name(&args.name)?;
             let st = backend.status(&StatusOptions::default())?;
@@ -1035,7 +1058,7 @@ fn replay(args: &ReplayArgs, cli: &Cli, on_line: &mut dyn FnMut(&str)) -> Result
     });
     let mut text = summary;
     if !args.step || cli.json {
-        text.push_str(&status_text(&st));
+        text.push_str(&status_text(&st, &crate::render::Viewpoint::default()));
     }
     if args.step && cli.json {
         meta["steps"] = serde_json::to_value(&steps)?;
@@ -1173,6 +1196,41 @@ fn report_and_check(
     ))
 }
 
+fn messages(args: &MessagesArgs, backend: &mut Backend) -> Result<Output> {
+    names::agent_id(&args.id)?;
+    let entries = backend.history(crate::changes::Subject::Agent(args.id.clone()))?;
+    let mut sent: Vec<Value> = Vec::new();
+    let mut text = String::new();
+    let all: Vec<_> = entries
+        .iter()
+        .filter(|e| e.span == "agent.communication")
+        .collect();
+    let skip = args.last.map_or(0, |n| all.len().saturating_sub(n));
+    for e in all.into_iter().skip(skip) {
+        let field = |prefix: &str| {
+            e.details
+                .iter()
+                .find_map(|d| d.strip_prefix(prefix).map(str::to_owned))
+        };
+        let (to, message) = (field("to: "), field("message: ").unwrap_or_default());
+        let time = status::rfc3339(e.time);
+        text.push_str(&format!(
+            "{time} {}{message}\n",
+            to.as_deref()
+                .map(|t| format!("to {t}: "))
+                .unwrap_or_default()
+        ));
+        sent.push(json!({"seq": e.seq, "time": time, "to": to, "message": message}));
+    }
+    if sent.is_empty() {
+        text = format!("Agent {} sent no messages.\n", args.id);
+    }
+    Ok(Output::new(
+        json!({"agent_id": args.id, "messages": sent}),
+        text,
+    ))
+}
+
 fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
     names::agent_id(&args.id)?;
     if !(args.timeout.is_finite() && args.timeout >= 0.0) {
@@ -1226,7 +1284,7 @@ fn task_output(
     let st = backend.status(&StatusOptions {
         agent: Some(args.id.clone()),
         details: true,
-        per_status: None,
+        ..StatusOptions::default()
     })?;
     let f = st
         .features

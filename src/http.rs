@@ -248,13 +248,20 @@ struct StatusQuery {
     at: Option<String>,
     /// At most this many features of each status (the dashboard's board).
     per_status: Option<usize>,
+    /// Only features in these statuses, comma-separated.
+    status: Option<String>,
 }
 
 async fn api_status(Extract(state): Extract<Shared>, Query(q): Query<StatusQuery>) -> Response {
+    let statuses = match status::parse_statuses(q.status.as_deref().unwrap_or("")) {
+        Ok(s) => s,
+        Err(e) => return envelope_or("agents agent-status", Err(e), StatusCode::BAD_REQUEST),
+    };
     let options = StatusOptions {
         agent: q.agent,
         details: q.details,
         per_status: q.per_status,
+        statuses,
     };
     let Some(at) = q.at else {
         let st = status::build(&state.view.read(), &options);
@@ -459,7 +466,7 @@ async fn api_agent(Extract(state): Extract<Shared>, Path(id): Path<String>) -> R
     let options = StatusOptions {
         agent: Some(id.clone()),
         details: true,
-        per_status: None,
+        ..StatusOptions::default()
     };
     let st = status::build(&state.view.read(), &options);
     // The agent, and the features it holds with every reason they carry (conflict paths, a

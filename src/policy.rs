@@ -537,6 +537,8 @@ mod tests {
             last_activity: 0,
             progress: Progress::default(),
             error: None,
+            anomalies: 0,
+            last_message: None,
         }
     }
 

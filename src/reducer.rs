@@ -184,6 +184,10 @@ pub enum FeatureStatus {
 }
 
 impl FeatureStatus {
+    pub fn parse(s: &str) -> Option<FeatureStatus> {
+        FeatureStatus::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
     pub const ALL: [FeatureStatus; 8] = [
         FeatureStatus::Queued,
         FeatureStatus::Assigned,
@@ -318,6 +322,10 @@ pub struct Agent {
     pub progress: Progress,
     /// Why the agent is in error, while it is: for the agent that comes back and its operator.
     pub error: Option<AgentError>,
+    /// Spans of this agent's that the fold could not apply.
+    pub anomalies: u64,
+    /// The last `agent.communication` message it sent, with its time.
+    pub last_message: Option<(UnixNanos, String)>,
 }
 
 /// How an agent came to be in error.
@@ -524,7 +532,7 @@ impl View {
             "agent.work_progress" => self.progress(ev),
             "agent.validation" => self.validation(ev),
             "agent.reset" => self.reset(ev),
-            "agent.communication" => self.touch(ev),
+            "agent.communication" => self.message(ev),
             "coordination.init" => self.init(ev),
             "coordination.configure" => self.configure(ev),
             "coordination.cycle" => {
@@ -566,6 +574,12 @@ impl View {
 
     fn anomaly(&mut self, ev: &Event<'_>, reason: String) {
         self.counters.anomalies += 1;
+        if let Some(agent) = ev
+            .str_attr("agent.id")
+            .and_then(|id| self.agents.get_mut(id))
+        {
+            agent.anomalies += 1;
+        }
         if self.anomalies.len() == MAX_ANOMALIES {
             self.anomalies.pop_front();
         }
@@ -591,8 +605,13 @@ impl View {
         Ok(agent)
     }
 
-    fn touch(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        self.agent_of(ev).map(|_| ())
+    fn message(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let text = ev.str_attr("communication.message").map(str::to_owned);
+        let agent = self.agent_of(ev)?;
+        if let Some(text) = text {
+            agent.last_message = Some((ev.time, text));
+        }
+        Ok(())
     }
 
     fn register(&mut self, ev: &Event<'_>) -> Result<(), String> {
@@ -626,6 +645,8 @@ impl View {
             last_activity: ev.time,
             progress: Progress::default(),
             error: None,
+            anomalies: 0,
+            last_message: None,
         });
         agent.capabilities = capabilities;
         agent.max_concurrent_features = max;

@@ -63,7 +63,15 @@ pub fn cycle_text(r: &CycleReport) -> String {
     out
 }
 
-pub fn status_text(st: &status::Status) -> String {
+/// Where a status is looked at from: the moment (for the lease left) and the directory (for
+/// short paths). Both come from the shell; a replay or `--at` looks from the status's own time.
+#[derive(Debug, Clone, Default)]
+pub struct Viewpoint {
+    pub now: Option<crate::model::UnixNanos>,
+    pub cwd: Option<std::path::PathBuf>,
+}
+
+pub fn status_text(st: &status::Status, seen: &Viewpoint) -> String {
     let c = &st.coordination_status;
     let mut out = format!(
         "Agents: {} ({} active, {} idle)   Features: {} queued, {} in progress, {} completed   Worktrees: {}   Health: {:.3}\n",
@@ -76,6 +84,9 @@ pub fn status_text(st: &status::Status) -> String {
         c.total_worktrees,
         c.coordination_health
     );
+    for note in &st.health_notes {
+        out.push_str(&format!("  health: {note}\n"));
+    }
     out.push_str(&format!(
         "As of seq {}{}\n\n",
         st.as_of.seq,
@@ -85,70 +96,23 @@ pub fn status_text(st: &status::Status) -> String {
             .map(|t| format!(" ({t})"))
             .unwrap_or_default()
     ));
-    let agents: Vec<Vec<String>> = st
-        .agents
-        .iter()
-        .map(|a| {
-            let mut row = vec![
-                a.agent_id.clone(),
-                a.state.as_str().to_owned(),
-                a.assignments
-                    .iter()
-                    .map(|x| x.feature_name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                a.worktree_path.clone().unwrap_or_default(),
-                a.last_activity.clone(),
-            ];
-            if let Some(c) = &a.capabilities {
-                row.push(
-                    c.items
-                        .items()
-                        .map(|(_, i)| i)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-                row.push(c.max_concurrent_features.to_string());
-            }
-            row
-        })
-        .collect();
-    let mut headers = vec!["AGENT", "STATE", "FEATURES", "WORKTREE", "LAST ACTIVITY"];
-    if st.agents.first().is_some_and(|a| a.capabilities.is_some()) {
-        headers.extend(["CAPABILITIES", "MAX"]);
-    }
-    if agents.is_empty() {
-        out.push_str("No agents registered.\n");
-    } else {
-        out.push_str(&table(&headers, &agents));
-    }
+    let now = seen
+        .now
+        .or_else(|| st.as_of.time.as_deref().and_then(parse_time));
+    out.push_str(&agents_table(st, now, seen.cwd.as_deref()));
     for a in &st.agents {
         if let Some(why) = &a.error {
             out.push_str(&format!("Agent {} is in error: {why}.\n", a.agent_id));
         }
+        if let Some(m) = &a.last_message {
+            out.push_str(&format!(
+                "Agent {} said at {}: {}\n",
+                a.agent_id, m.time, m.text
+            ));
+        }
     }
     out.push('\n');
-    let features: Vec<Vec<String>> = st
-        .features
-        .iter()
-        .map(|f| {
-            vec![
-                f.name.clone(),
-                f.priority.as_str().to_owned(),
-                f.status.as_str().to_owned(),
-                f.assigned_agent.clone().unwrap_or_default(),
-                feature_why(f),
-            ]
-        })
-        .collect();
-    if features.is_empty() {
-        out.push_str("No features.\n");
-    } else {
-        out.push_str(&table(
-            &["FEATURE", "PRIORITY", "STATUS", "AGENT", "WHY / NOTE"],
-            &features,
-        ));
-    }
+    out.push_str(&features_table(st));
     if !st.anomalies.is_empty() {
         out.push_str(&format!(
             "\nAnomalies ({} in all):\n",
@@ -169,6 +133,176 @@ pub fn status_text(st: &status::Status) -> String {
         out.push_str(&table(&["SEQ", "AGENT", "SPAN", "REASON"], &rows));
     }
     out
+}
+
+fn parse_time(t: &str) -> Option<crate::model::UnixNanos> {
+    humantime::parse_rfc3339(t)
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_nanos() as crate::model::UnixNanos)
+}
+
+/// One line per feature an agent holds (one with "-" when it holds none), with its progress
+/// and the lease left.
+fn agents_table(
+    st: &status::Status,
+    now: Option<crate::model::UnixNanos>,
+    cwd: Option<&std::path::Path>,
+) -> String {
+    if st.agents.is_empty() {
+        return "No agents registered.\n".into();
+    }
+    let details = st.agents.first().is_some_and(|a| a.capabilities.is_some());
+    let mut rows = Vec::new();
+    for a in &st.agents {
+        let mut progress = Vec::new();
+        if let Some(p) = a.progress_percentage {
+            progress.push(format!("{p}%"));
+        }
+        if let Some(n) = a.files_modified {
+            progress.push(format!("{n} files"));
+        }
+        if let Some(n) = a.lines_added {
+            progress.push(format!("+{n}"));
+        }
+        let lease = match (a.lease_expires_at.as_deref().and_then(parse_time), now) {
+            (Some(end), Some(now)) if end > now => humantime::format_duration(
+                std::time::Duration::from_secs((end - now) / 1_000_000_000),
+            )
+            .to_string(),
+            (Some(_), Some(_)) => "overdue".into(),
+            _ => "-".into(),
+        };
+        let held: Vec<(String, String)> = if a.assignments.is_empty() {
+            vec![("-".into(), String::new())]
+        } else {
+            a.assignments
+                .iter()
+                .map(|x| {
+                    let path = x.worktree_path.as_deref().map(|p| shown_path(p, cwd));
+                    (
+                        format!("{} ({})", x.feature_name, x.status.as_str()),
+                        path.unwrap_or_default(),
+                    )
+                })
+                .collect()
+        };
+        for (i, (feature, path)) in held.into_iter().enumerate() {
+            let first = i == 0;
+            let mut row = vec![
+                if first {
+                    a.agent_id.clone()
+                } else {
+                    String::new()
+                },
+                if first {
+                    a.state.as_str().to_owned()
+                } else {
+                    String::new()
+                },
+                feature,
+                if first {
+                    progress.join(" ")
+                } else {
+                    String::new()
+                },
+                if first { lease.clone() } else { String::new() },
+                path,
+                if first {
+                    a.last_activity.clone()
+                } else {
+                    String::new()
+                },
+            ];
+            if let (true, Some(c)) = (first, &a.capabilities) {
+                row.push(
+                    c.items
+                        .items()
+                        .map(|(_, i)| i)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+                row.push(c.max_concurrent_features.to_string());
+            } else if details {
+                row.extend([String::new(), String::new()]);
+            }
+            rows.push(row);
+        }
+    }
+    let mut headers = vec![
+        "AGENT",
+        "STATE",
+        "FEATURE",
+        "PROGRESS",
+        "LEASE LEFT",
+        "WORKTREE",
+        "LAST ACTIVITY",
+    ];
+    if details {
+        headers.extend(["CAPABILITIES", "MAX"]);
+    }
+    table(&headers, &rows)
+}
+
+/// Features with work going on first, then the queue, then what is done.
+fn features_table(st: &status::Status) -> String {
+    use crate::reducer::FeatureStatus as S;
+    if st.features.is_empty() {
+        return "No features.\n".into();
+    }
+    let rank = |s: S| match s {
+        S::Conflicted | S::InProgress | S::Validating | S::Merging | S::Assigned => 0,
+        S::Queued => 1,
+        S::Completed | S::Cancelled => 2,
+    };
+    let mut features: Vec<&status::FeatureJson> = st.features.iter().collect();
+    features.sort_by_key(|f| rank(f.status));
+    let rows: Vec<Vec<String>> = features
+        .iter()
+        .map(|f| {
+            vec![
+                f.name.clone(),
+                f.priority.as_str().to_owned(),
+                f.status.as_str().to_owned(),
+                f.assigned_agent.clone().unwrap_or_default(),
+                feature_why(f),
+            ]
+        })
+        .collect();
+    table(
+        &["FEATURE", "PRIORITY", "STATUS", "AGENT", "WHY / NOTE"],
+        &rows,
+    )
+}
+
+/// A path as a person near it reads it: relative to `cwd` when that is short (at most two
+/// steps up), otherwise absolute.
+pub fn shown_path(path: &str, cwd: Option<&std::path::Path>) -> String {
+    use std::path::{Component, Path};
+    let Some(cwd) = cwd else {
+        return path.to_owned();
+    };
+    let target = Path::new(path);
+    let (a, b): (Vec<Component>, Vec<Component>) =
+        (cwd.components().collect(), target.components().collect());
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let ups = a.len() - common;
+    if common <= 1 || ups > 2 {
+        return path.to_owned();
+    }
+    let mut rel = std::path::PathBuf::new();
+    for _ in 0..ups {
+        rel.push("..");
+    }
+    for c in &b[common..] {
+        rel.push(c.as_os_str());
+    }
+    if rel.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        rel.display().to_string()
+    }
 }
 
 /// The one line that says why a feature is where it is: what it waits for, the conflict or

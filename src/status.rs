@@ -23,11 +23,30 @@ pub struct StatusOptions {
     /// At most this many features of each status in `features` (the summary still counts them
     /// all): a board's answer stays small however many features a log has completed.
     pub per_status: Option<usize>,
+    /// Only features in these statuses in `features` (empty: all).
+    pub statuses: Vec<FeatureStatus>,
+}
+
+/// Feature statuses from a comma-separated list (`queued,in_progress`); empty gives none.
+pub fn parse_statuses(list: &str) -> Result<Vec<FeatureStatus>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            FeatureStatus::parse(s).ok_or_else(|| {
+                let known: Vec<&str> = FeatureStatus::ALL.iter().map(|f| f.as_str()).collect();
+                format!("unknown feature status {s:?}; use {}", known.join(", "))
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub coordination_status: CoordinationStatus,
+    /// What pulls `coordination_health` below 1, in words; empty when it is 1.
+    #[serde(default)]
+    pub health_notes: Vec<String>,
     pub as_of: AsOfJson,
     pub config: Option<Config>,
     pub agents: Vec<AgentJson>,
@@ -81,11 +100,28 @@ pub struct AgentJson {
     pub lease_expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress_percentage: Option<f64>,
+    /// Files and lines the agent last reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_modified: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines_added: Option<i64>,
+    /// The last message it sent (`agent.communication`); `agents messages ID` lists them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<MessageJson>,
+    /// Its spans that the fold could not apply (the anomalies naming it).
+    #[serde(default)]
+    pub anomalies: u64,
     /// Why the agent is in error and how it comes back; only while it is in error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<CapabilitiesJson>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageJson {
+    pub time: String,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,8 +179,15 @@ pub fn rfc3339(nanos: UnixNanos) -> String {
 }
 
 /// Health, 0..1: the mean of the share of agents not in error and the share of open features
-/// that some registered agent is able to take. 1.0 when there is nothing to judge.
+/// that some registered agent is able to take. 1.0 when there is nothing to judge (no agents,
+/// or no open feature: all agents idle with nothing to do is healthy).
 pub fn health(view: &View, matcher: &Matcher<'_>) -> f64 {
+    health_with_notes(view, matcher).0
+}
+
+/// The health and, in words, what pulls it below 1.
+pub fn health_with_notes(view: &View, matcher: &Matcher<'_>) -> (f64, Vec<String>) {
+    let mut notes = Vec::new();
     let agents = view.agents.len();
     let errors = view
         .agents
@@ -156,6 +199,21 @@ pub fn health(view: &View, matcher: &Matcher<'_>) -> f64 {
     } else {
         1.0 - errors as f64 / agents as f64
     };
+    if errors > 0 {
+        let names: Vec<&str> = view
+            .agents
+            .values()
+            .filter(|a| a.state == AgentState::Error)
+            .take(5)
+            .map(|a| a.id.as_str())
+            .collect();
+        notes.push(format!(
+            "{errors} of {agents} agent{} in error ({}{}): `agents reset ID` brings one back",
+            if agents == 1 { " is" } else { "s are" },
+            names.join(", "),
+            if errors > names.len() { ", …" } else { "" }
+        ));
+    }
     // Open features counted by requirement set as the fold goes: each set is checked against
     // the agents once, and no feature is visited.
     let mut req = Vec::new();
@@ -173,7 +231,15 @@ pub fn health(view: &View, matcher: &Matcher<'_>) -> f64 {
     } else {
         placeable as f64 / open as f64
     };
-    (((agent_part + feature_part) / 2.0) * 1000.0).round() / 1000.0
+    if placeable < open {
+        let stuck = open - placeable;
+        notes.push(format!(
+            "{stuck} of {open} open feature{} no capable agent: register one with the capabilities they need (agent-status shows what each waits for)",
+            if open == 1 { " has" } else { "s have" }
+        ));
+    }
+    let score = (((agent_part + feature_part) / 2.0) * 1000.0).round() / 1000.0;
+    (score, notes)
 }
 
 pub fn build(view: &View, options: &StatusOptions) -> Status {
@@ -209,6 +275,7 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
         .iter()
         .map(|s| (s.as_str().to_owned(), by_status[*s as usize]))
         .collect();
+    let (health, health_notes) = health_with_notes(view, &matcher);
     let summary = CoordinationStatus {
         total_agents: view.agents.len(),
         active_agents: view.agents.values().filter(|a| a.state.is_active()).count(),
@@ -220,7 +287,7 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
         agents_by_state,
         worktrees_by_status,
         features_by_status,
-        coordination_health: health(view, &matcher),
+        coordination_health: health,
     };
     let agents = view
         .agents
@@ -247,6 +314,9 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
     };
     let mut shown = [0usize; FeatureStatus::ALL.len()];
     let listed = listed.into_iter().filter(|f| {
+        if !options.statuses.is_empty() && !options.statuses.contains(&f.status) {
+            return false;
+        }
         let n = &mut shown[f.status as usize];
         *n += 1;
         options.per_status.is_none_or(|limit| *n <= limit)
@@ -290,6 +360,7 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
         .collect();
     Status {
         coordination_status: summary,
+        health_notes,
         as_of: AsOfJson {
             seq: view.as_of.seq,
             time: (view.as_of.seq > 0).then(|| rfc3339(view.as_of.time)),
@@ -326,6 +397,13 @@ fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
         last_activity: rfc3339(a.last_activity),
         lease_expires_at: policy::lease_deadline(view, a).map(rfc3339),
         progress_percentage: a.progress.percentage,
+        files_modified: a.progress.files_modified,
+        lines_added: a.progress.lines_added,
+        last_message: a.last_message.as_ref().map(|(t, text)| MessageJson {
+            time: rfc3339(*t),
+            text: text.clone(),
+        }),
+        anomalies: a.anomalies,
         error: (a.state == AgentState::Error).then(|| error_text(a)),
         capabilities: details.then(|| CapabilitiesJson {
             items: a.capabilities.clone(),

@@ -167,3 +167,144 @@ fn a_gates_output_is_in_history_replay_steps_and_the_agents_api() {
         "{body}"
     );
 }
+
+/// Reported progress, messages and anomalies per agent are in status (JSON and text), history
+/// and `agents messages`; the table lists active features first, one line per held feature,
+/// with the lease left; --status filters the features.
+#[test]
+fn progress_messages_and_the_status_table() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1", "--max-concurrent", "2"]);
+    for f in ["one", "two", "queued-go"] {
+        let mut args = vec!["agents", "add-feature", f];
+        if f == "queued-go" {
+            args.extend(["--langs", "go"]);
+        }
+        sb.ok(&args);
+    }
+    sb.ok(&["agents", "coordination-cycle"]);
+    sb.ok(&[
+        "agents",
+        "progress",
+        "a1",
+        "--state",
+        "working",
+        "--feature",
+        "one",
+        "--progress",
+        "40",
+        "--files",
+        "3",
+        "--lines-added",
+        "120",
+    ]);
+    let served = sb.serve(&["--manual"]);
+    let (code, _) = served.agent_span(
+        "a1",
+        "agent.communication",
+        &[
+            ("communication.target", "coordinator"),
+            ("communication.message", "need a schema review"),
+        ],
+    );
+    assert_eq!(code, 200);
+    let (code, _) = served.agent_span(
+        "a1",
+        "agent.work_progress",
+        &[("agent.state", "submitting")],
+    );
+    assert_eq!(code, 200);
+
+    let status = sb.status();
+    let a1 = &status["agents"][0];
+    assert_eq!(a1["progress_percentage"], 40.0);
+    assert_eq!(a1["files_modified"], 3);
+    assert_eq!(a1["lines_added"], 120);
+    assert_eq!(a1["last_message"]["text"], "need a schema review");
+    assert_eq!(a1["anomalies"], 1);
+    assert!(
+        status["health_notes"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no capable agent")
+    );
+
+    let text = sb.run(&["agents", "agent-status"]).stdout;
+    for part in [
+        "40% 3 files +120",
+        "one (in_progress)",
+        "two (assigned)",
+        "LEASE LEFT",
+        "need a schema review",
+        "health: 1 of 3 open features",
+    ] {
+        assert!(text.contains(part), "{part} in:\n{text}");
+    }
+    // One line per held feature; active features listed before the queue.
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("(assigned)") || l.contains("(in_progress)"))
+            .count(),
+        2
+    );
+    let table = &text[text.find("FEATURE   ").expect("features table")..];
+    assert!(table.find("one").expect("one") < table.find("queued-go").expect("queued"));
+
+    let only = sb.ok(&["agents", "agent-status", "--status", "queued"]);
+    let names: Vec<&str> = only["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(names, ["queued-go"]);
+    assert_eq!(
+        only["coordination_status"]["features_in_progress"], 2,
+        "the summary counts all"
+    );
+    let bad = sb.fails(&["agents", "agent-status", "--status", "doing"]);
+    assert!(bad.contains("unknown feature status \"doing\""), "{bad}");
+
+    let history = sb.run(&["history", "--agent", "a1"]).stdout;
+    assert!(
+        history.contains("progress: 40%, 3 files, +120 lines"),
+        "{history}"
+    );
+    assert!(
+        history.contains("message: need a schema review"),
+        "{history}"
+    );
+    let messages = sb.ok(&["agents", "messages", "a1"]);
+    assert_eq!(messages["messages"][0]["message"], "need a schema review");
+    assert_eq!(messages["messages"][0]["to"], "coordinator");
+    let text = sb.run(&["agents", "messages", "a1"]).stdout;
+    assert!(
+        text.contains("to coordinator: need a schema review"),
+        "{text}"
+    );
+}
+
+/// Health is 1 with every agent idle and nothing to do, and says what pulls it down.
+#[test]
+fn health_says_what_pulls_it_down() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    let idle = sb.status();
+    assert_eq!(idle["coordination_status"]["coordination_health"], 1.0);
+    assert_eq!(idle["health_notes"], serde_json::json!([]));
+    sb.ok(&["agents", "add-feature", "rusty", "--langs", "rust"]);
+    let st = sb.status();
+    assert_eq!(st["coordination_status"]["coordination_health"], 0.5);
+    let note = st["health_notes"][0].as_str().unwrap_or_default();
+    assert!(
+        note.contains("1 of 1 open feature has no capable agent"),
+        "{note}"
+    );
+    let text = sb.run(&["agents", "agent-status"]).stdout;
+    assert!(
+        text.contains("health: 1 of 1 open feature has no capable agent"),
+        "{text}"
+    );
+}
