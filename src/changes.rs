@@ -460,7 +460,8 @@ impl History {
             Subject::Agent(id) => ev.str_attr("agent.id") == Some(id.as_str()),
             Subject::Feature(f) => ev.str_attr("feature.name") == Some(f.as_str()),
         };
-        if changes.is_empty() && !(about && !details.is_empty()) {
+        let says_something = about && !details.is_empty();
+        if changes.is_empty() && !says_something {
             return;
         }
         let assignment = ev.span.name == "agent.feature_assignment";
