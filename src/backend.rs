@@ -102,6 +102,15 @@ impl Backend {
 
     /// The status now, or as of `at` (a POINT: seq, RFC 3339 time, or -5m).
     pub fn status_at(&mut self, options: &StatusOptions, at: Option<&str>) -> Result<Status> {
+        self.status_noted(options, at).map(|(st, _)| st)
+    }
+
+    /// [`Backend::status_at`], with a note for the person when `at` is after the last event.
+    pub fn status_noted(
+        &mut self,
+        options: &StatusOptions,
+        at: Option<&str>,
+    ) -> Result<(Status, Option<String>)> {
         let point = at.map(str::parse::<Point>).transpose()?;
         match self {
             Backend::Remote(client) => {
@@ -110,24 +119,25 @@ impl Backend {
                     path.push_str(&format!("&agent={}", query_value(agent)));
                 }
                 if let Some(at) = at {
-                    path.push_str(&format!("&at={}", query_value(at)));
+                    path.push_str(&format!("&at={}&strict=true", query_value(at)));
                 }
                 if !options.statuses.is_empty() {
                     let list: Vec<&str> = options.statuses.iter().map(|s| s.as_str()).collect();
                     path.push_str(&format!("&status={}", query_value(&list.join(","))));
                 }
                 let data = client.api("GET", &path)?;
-                serde_json::from_value(data).context("reading the server's status")
+                let st = serde_json::from_value(data).context("reading the server's status")?;
+                Ok((st, None))
             }
             Backend::Local { .. } => {
                 let coord = self.local()?;
                 match point {
-                    None => Ok(status::build(&coord.view(), options)),
+                    None => Ok((status::build(&coord.view(), options), None)),
                     Some(point) => {
                         let reader = coord.log().reader();
-                        let seq = point.resolve(&reader, emit::now())?;
+                        let (seq, note) = point.resolve_at(&reader, emit::now())?;
                         let view = timetravel::view_at(&reader, seq)?;
-                        Ok(status::build(&view, options))
+                        Ok((status::build(&view, options), note))
                     }
                 }
             }

@@ -785,7 +785,7 @@ fn run_agents(
                 per_status: None,
                 statuses: status::parse_statuses(&args.status.join(",")).map_err(|e| anyhow!(e))?,
             };
-            let st = backend.status_at(&options, args.at.as_deref())?;
+            let (st, note) = backend.status_noted(&options, args.at.as_deref())?;
             if let Some(id) = &args.agent
                 && st.agents.is_empty()
             {
@@ -799,7 +799,9 @@ fn run_agents(
                 cwd: std::env::current_dir().ok(),
             };
             let text = status_text(&st, &seen);
-            Ok(Output::new(serde_json::to_value(&st)?, text))
+            let mut out = Output::new(serde_json::to_value(&st)?, text);
+            out.warnings.extend(note);
+            Ok(out)
         }
         AgentsCommand::WorktreeStatus(args) => {
             let st = backend.status_at(&StatusOptions::default(), args.at.as_deref())?;

@@ -250,6 +250,9 @@ struct StatusQuery {
     per_status: Option<usize>,
     /// Only features in these statuses, comma-separated.
     status: Option<String>,
+    /// Refuse an `at` outside the log instead of answering with its nearest end.
+    #[serde(default)]
+    strict: bool,
 }
 
 async fn api_status(Extract(state): Extract<Shared>, Query(q): Query<StatusQuery>) -> Response {
@@ -272,9 +275,15 @@ async fn api_status(Extract(state): Extract<Shared>, Query(q): Query<StatusQuery
     };
     let result = blocking(move || {
         let reader = &state.log;
-        let seq = parse_point(&at)?
-            .resolve(reader, crate::emit::now())
-            .map_err(|e| e.to_string())?;
+        // The CLI's --at refuses a point outside the log; the dashboard's scrubber, which may
+        // point left of the first event, is answered with the nearest end.
+        let point = parse_point(&at)?;
+        let now = crate::emit::now();
+        let seq = match q.strict {
+            true => point.resolve_at(reader, now).map(|(seq, _)| seq),
+            false => point.resolve(reader, now),
+        }
+        .map_err(|e| e.to_string())?;
         let st = match state.scrubber.try_lock() {
             Some(mut scrubber) => status::build(
                 scrubber.view_at(reader, seq).map_err(|e| e.to_string())?,

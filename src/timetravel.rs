@@ -28,6 +28,8 @@ pub enum TimeTravelError {
         "{0:?} is not a point in the log; give a sequence number (1234), an RFC 3339 time (2026-11-26T14:02:00Z) or a time relative to now (-5m)"
     )]
     Point(String),
+    #[error("{0}")]
+    Outside(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -98,6 +100,47 @@ impl Point {
 }
 
 impl Point {
+    /// `--at`: the seq this point names, refused when it lies outside the log (a seq past its
+    /// end, a time before its first event or in the future) rather than silently moved to an
+    /// end of it. A time after the last event is the last event's state: the note says so.
+    pub fn resolve_at(
+        self,
+        reader: &LogReader,
+        now: UnixNanos,
+    ) -> Result<(u64, Option<String>), TimeTravelError> {
+        let last = reader.last_seq()?;
+        let time = match self {
+            Point::Seq(seq) if seq > last => {
+                return Err(TimeTravelError::Outside(format!(
+                    "seq {seq} is after the last event of the log (seq {last}); give a seq from 0 to {last}"
+                )));
+            }
+            Point::Seq(seq) => return Ok((seq, None)),
+            Point::Time(t) => t,
+            Point::Ago(d) => now.saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        };
+        let when = crate::status::rfc3339(time);
+        if time > now {
+            return Err(TimeTravelError::Outside(format!(
+                "{when} is in the future; the log ends now"
+            )));
+        }
+        let first = reader.received_at(1)?;
+        if first.is_none_or(|first| time < first) {
+            let start = first.map_or("the log is empty".to_string(), |f| {
+                format!("the first event is at {}", crate::status::rfc3339(f))
+            });
+            return Err(TimeTravelError::Outside(format!(
+                "{when} is before the first event of the log ({start}); nothing was known then"
+            )));
+        }
+        let seq = reader.seq_at_time(time)?;
+        let note = (seq == last).then(|| {
+            format!("{when} is after the last event (seq {last}): this is the latest status")
+        });
+        Ok((seq, note))
+    }
+
     /// The first seq of a range starting at this point: a seq is itself; a time is the first
     /// event received at or after it (not the last one before it, as for an end point).
     pub fn resolve_start(self, reader: &LogReader, now: UnixNanos) -> Result<u64, TimeTravelError> {

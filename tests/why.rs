@@ -308,3 +308,37 @@ fn health_says_what_pulls_it_down() {
         "{text}"
     );
 }
+
+/// `--at` outside the log says so instead of answering with its nearest end.
+#[test]
+fn at_outside_the_log_says_so() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    let last = sb.status()["as_of"]["seq"].as_u64().expect("seq");
+    let after = sb.fails(&["agents", "agent-status", "--at", &(last + 5).to_string()]);
+    assert!(
+        after.contains(&format!("after the last event of the log (seq {last})")),
+        "{after}"
+    );
+    let before = sb.fails(&["agents", "agent-status", "--at", "2001-01-01T00:00:00Z"]);
+    assert!(before.contains("before the first event"), "{before}");
+    let future = sb.fails(&["agents", "agent-status", "--at", "2200-01-01T00:00:00Z"]);
+    assert!(future.contains("in the future"), "{future}");
+    // A time after the last event is the latest status, with a note.
+    let run = sb.run(&["--json", "agents", "agent-status", "--at", "-0s"]);
+    let doc = run.json();
+    assert_eq!(doc["success"], true, "{}", run.stdout);
+    assert_eq!(doc["data"]["as_of"]["seq"], last);
+    assert!(
+        doc["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("after the last event"),
+        "{doc}"
+    );
+    // Through a server too.
+    let _served = sb.serve(&["--manual"]);
+    let error = sb.fails(&["agents", "agent-status", "--at", &(last + 50).to_string()]);
+    assert!(error.contains("after the last event"), "{error}");
+}
