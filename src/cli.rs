@@ -1,5 +1,5 @@
-//! The command line: parsing (the only module that knows clap), the seed's JSON envelope, and
-//! text tables. Commands append spans through the coordinator and answer from its fold.
+//! The command line: parsing (the only module that knows clap), the JSON envelope (the one
+//! DSLModel's `dsl agents` printed, so its users' scripts keep working), and text tables. Commands append spans through the coordinator and answer from its fold.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,7 +29,8 @@ use crate::status::{self, StatusOptions};
                   The log lives in the repository's git directory (.git/spanfold) unless --coord-dir says otherwise."
 )]
 pub struct Cli {
-    /// Print exactly one JSON document on stdout (the seed's envelope), failures included.
+    /// Print exactly one JSON document on stdout ({timestamp, command, success, data, errors,
+    /// warnings, metadata}), failures included; the exit code still says whether it worked.
     #[arg(long, global = true)]
     pub json: bool,
     /// The coordination directory. Default: `spanfold` inside the git directory of the
@@ -55,7 +56,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Agent coordination: the seed's `agents` verbs.
+    /// Agent coordination: agents, features, cycles, status and reports.
     #[command(subcommand)]
     Agents(AgentsCommand),
     /// List the span types of the registry and their attributes.
@@ -246,7 +247,8 @@ pub enum AgentsCommand {
     Messages(MessagesArgs),
     /// Bring an agent back to idle; its features return to the queue and keep their worktrees.
     Reset(ResetArgs),
-    /// The agent's assignment: feature, worktree path, branch (--wait blocks until it has one).
+    /// The agent's task: feature, worktree, branch, what the feature asks for and why it came
+    /// back (--wait blocks until it has one, --prompt prints it for a coding agent).
     Next(NextArgs),
     /// Withdraw a feature: its agent lets go; its worktree and branch are kept with their work.
     CancelFeature(CancelArgs),
@@ -254,6 +256,7 @@ pub enum AgentsCommand {
 
 #[derive(Args, Debug)]
 pub struct CancelArgs {
+    /// The feature to withdraw.
     pub name: String,
     /// Why, for the record (shown in status).
     #[arg(long)]
@@ -262,6 +265,7 @@ pub struct CancelArgs {
 
 #[derive(Args, Debug)]
 pub struct NextArgs {
+    /// The agent asking for work.
     pub id: String,
     /// Wait until the agent is assigned a feature.
     #[arg(long)]
@@ -337,6 +341,7 @@ pub struct AddFeatureArgs {
     /// What the feature is.
     #[arg(long, default_value = "")]
     pub desc: String,
+    /// How urgent: higher priorities are placed on agents first.
     #[arg(long, value_enum, default_value_t = PriorityArg::Medium)]
     pub priority: PriorityArg,
     /// Effort in story points (1-3 low, 4-6 medium, 7+ high complexity).
@@ -395,36 +400,59 @@ pub struct WorktreeStatusArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = TRANSITIONS)]
 pub struct ProgressArgs {
+    /// The reporting agent's id.
     pub id: String,
+    /// The agent's state after this report (see the legal transitions below).
     #[arg(long, value_enum)]
     pub state: StateArg,
+    /// The feature the report is about; needed when the agent holds several.
     #[arg(long, value_name = "NAME")]
     pub feature: Option<String>,
     /// Percent done, 0 to 100.
     #[arg(long, value_name = "PCT")]
     pub progress: Option<f64>,
+    /// Files modified so far.
     #[arg(long, value_name = "N")]
     pub files: Option<i64>,
+    /// Lines added so far.
     #[arg(long, value_name = "N")]
     pub lines_added: Option<i64>,
+    /// Time spent so far, in milliseconds.
     #[arg(long, value_name = "MS")]
     pub duration_ms: Option<i64>,
 }
 
+/// The agent lifecycle, as `progress --help` shows it (a unit test checks it against the
+/// reducer's table).
+pub const TRANSITIONS: &str = "Legal transitions (a report may also repeat the current state):
+  idle        -> claiming (when the coordinator assigns a feature), error
+  claiming    -> working, error
+  working     -> validating, error
+  validating  -> submitting (agents validate --result passed), working, error
+  submitting  -> finished, error
+  finished    -> idle, working, error
+  error       -> none (only `spanfold agents reset ID`, which makes it idle)";
+
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
+    /// The reporting agent's id.
     pub id: String,
+    /// passed: the feature is submitted for its merge; failed: back to working on it.
     #[arg(long, value_enum)]
     pub result: ResultArg,
+    /// The feature validated; needed when the agent holds several with work to do.
     #[arg(long, value_name = "NAME")]
     pub feature: Option<String>,
+    /// How many problems validation found, for the record.
     #[arg(long, value_name = "N")]
     pub issues: Option<i64>,
 }
 
 #[derive(Args, Debug)]
 pub struct ResetArgs {
+    /// The agent to bring back to idle.
     pub id: String,
     /// Why, for the record.
     #[arg(long)]
@@ -1703,5 +1731,79 @@ mod tests {
             assert!(addr.ip().is_loopback(), "{addr}");
         }
         assert!(cli.token.is_none(), "no token unless given");
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command's help, walked recursively.
+    fn commands(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        out.push((path.clone(), cmd.clone()));
+        for sub in cmd.get_subcommands() {
+            commands(sub, format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_argument_is_described_and_help_speaks_to_users() {
+        let mut all = Vec::new();
+        commands(&Cli::command(), "spanfold".into(), &mut all);
+        let mut missing = Vec::new();
+        for (path, mut cmd) in all {
+            if cmd.get_about().is_none() && path != "spanfold" {
+                missing.push(path.clone());
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !matches!(id, "help" | "version") && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            let help = cmd.render_long_help().to_string().to_lowercase();
+            assert!(
+                !help.contains("seed"),
+                "{path}'s help speaks of the seed:\n{help}"
+            );
+        }
+        assert!(missing.is_empty(), "without a description: {missing:#?}");
+    }
+
+    #[test]
+    fn progress_help_lists_the_reducers_transitions() {
+        for state in AgentState::ALL {
+            let line = TRANSITIONS
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{} ", state.as_str())))
+                .unwrap_or_else(|| panic!("no line for {}", state.as_str()));
+            let listed = line.split("->").nth(1).unwrap_or_default();
+            for next in state.next_states() {
+                assert!(
+                    listed.contains(next.as_str()),
+                    "{line} lacks {}",
+                    next.as_str()
+                );
+            }
+            let others = AgentState::ALL
+                .iter()
+                .filter(|s| !state.next_states().contains(s) && **s != state);
+            for other in others {
+                let word = format!(" {},", other.as_str());
+                let last = format!(" {}", other.as_str());
+                assert!(
+                    !listed.contains(&word) && !listed.trim_end().ends_with(&last),
+                    "{line} lists {} which the reducer refuses",
+                    other.as_str()
+                );
+            }
+        }
+        let help = Cli::command()
+            .find_subcommand_mut("agents")
+            .and_then(|a| a.find_subcommand_mut("progress"))
+            .map(|p| p.render_long_help().to_string())
+            .unwrap_or_default();
+        assert!(help.contains("validating  -> submitting"), "{help}");
     }
 }

@@ -78,7 +78,7 @@ impl AgentState {
 
     /// The states an agent may report next. `idle → claiming` happens through an assignment and
     /// `error → idle` through a reset; both are listed so the message can say how.
-    fn next_states(self) -> &'static [AgentState] {
+    pub fn next_states(self) -> &'static [AgentState] {
         use AgentState::*;
         match self {
             Idle => &[Claiming, Error],
@@ -96,7 +96,7 @@ impl AgentState {
         self.next_states().contains(&next)
     }
 
-    /// Neither idle nor in error: the seed's "active".
+    /// Neither idle nor in error: "active" in the status summary.
     pub fn is_active(self) -> bool {
         !matches!(self, AgentState::Idle | AgentState::Error)
     }
@@ -1418,10 +1418,13 @@ mod tests {
             &[("agent.id", s("a1")), ("agent.state", s("submitting"))],
         );
         let mut after = sc.fold();
-        // Any span from an agent shows it is alive (and renews its lease); nothing else changes.
+        // Any span from an agent shows it is alive (and renews its lease), and the anomaly is
+        // counted on it; nothing else changes.
         assert_eq!(after.agents["a1"].last_activity, 3);
+        assert_eq!(after.agents["a1"].anomalies, 1);
         if let Some(a) = after.agents.get_mut("a1") {
             a.last_activity = before.agents["a1"].last_activity;
+            a.anomalies = before.agents["a1"].anomalies;
         }
         assert_eq!(after.agents, before.agents);
         assert_eq!(after.features, before.features);

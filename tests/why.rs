@@ -342,3 +342,34 @@ fn at_outside_the_log_says_so() {
     let error = sb.fails(&["agents", "agent-status", "--at", &(last + 50).to_string()]);
     assert!(error.contains("after the last event"), "{error}");
 }
+
+/// Help speaks to users: `progress --help` lists the transitions, and `spans` works from an
+/// installed copy of the binary, away from the source tree and outside any repository.
+#[test]
+fn help_and_spans_from_an_installed_binary() {
+    let sb = Sandbox::new("main");
+    let help = sb.run(&["agents", "progress", "--help"]).stdout;
+    assert!(help.contains("Legal transitions"), "{help}");
+    assert!(help.contains("working     -> validating, error"), "{help}");
+    let installed = sb.tmp.path().join("bin");
+    std::fs::create_dir_all(&installed).expect("dir");
+    let copy = installed.join("spanfold");
+    std::fs::copy(env!("CARGO_BIN_EXE_spanfold"), &copy).expect("copy");
+    let out = std::process::Command::new(&copy)
+        .args(["--json", "spans"])
+        .current_dir(sb.tmp.path())
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        doc["data"]["spans"]
+            .as_array()
+            .is_some_and(|s| s.len() > 10),
+        "{doc}"
+    );
+}

@@ -171,7 +171,7 @@ fn check_event(before: &View, after: &View, ev: &Event<'_>, changed: &[changes::
         assert_eq!(last.seq, ev.seq);
         assert_eq!(last.span, ev.span.name.as_str());
         assert!(!last.reason.is_empty());
-        // Nothing else changed, but the named agent's liveness.
+        // Nothing else changed, but the named agent's liveness and its count of anomalies.
         let mut rest = after.clone();
         rest.as_of = before.as_of;
         rest.counters.events = before.counters.events;
@@ -181,6 +181,7 @@ fn check_event(before: &View, after: &View, ev: &Event<'_>, changed: &[changes::
             && let (Some(a), Some(b)) = (rest.agents.get_mut(id), before.agents.get(id))
         {
             a.last_activity = b.last_activity;
+            a.anomalies = b.anomalies;
         }
         assert_same(
             &rest,
@@ -646,6 +647,7 @@ fn status_doc(view: &View, c: &mut Choices) {
         details: c.byte() & 1 == 1,
         // Bounded lists must still count everything in the summary (checked below).
         per_status: (per_status & 1 == 1).then_some(usize::from(per_status >> 1)),
+        ..StatusOptions::default()
     };
     let doc = status::build(view, &options);
     let summary = &doc.coordination_status;
