@@ -252,6 +252,30 @@ pub enum AgentsCommand {
     Next(NextArgs),
     /// Withdraw a feature: its agent lets go; its worktree and branch are kept with their work.
     CancelFeature(CancelArgs),
+    /// Put a cancelled or completed feature back at the end of the queue.
+    Reopen(ReopenArgs),
+    /// Acknowledge anomalies (spans the log holds but could not apply): status stops listing
+    /// them; they stay in the log and in the count.
+    AckAnomaly(AckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReopenArgs {
+    /// The feature to reopen.
+    pub name: String,
+    /// Why, for the record (shown as the feature's reason while it waits).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct AckArgs {
+    /// The seq of the anomaly to acknowledge (the SEQ column of agent-status).
+    pub seq: Option<u64>,
+    /// Acknowledge every anomaly listed.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Args, Debug)]
@@ -332,6 +356,10 @@ pub struct RegisterArgs {
     /// Preferred feature size, compared with a feature's effort.
     #[arg(long, value_enum)]
     pub complexity: Option<ComplexityArg>,
+    /// This agent's lease in seconds: how long it may stay silent while holding features
+    /// (default: the one `agents init` set for all).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -658,6 +686,8 @@ impl Command {
                 AgentsCommand::Reset(_) => "agents reset",
                 AgentsCommand::Next(_) => "agents next",
                 AgentsCommand::Messages(_) => "agents messages",
+                AgentsCommand::Reopen(_) => "agents reopen",
+                AgentsCommand::AckAnomaly(_) => "agents ack-anomaly",
                 AgentsCommand::CancelFeature(_) => "agents cancel-feature",
             },
         }
@@ -794,6 +824,7 @@ fn run_agents(
                 expertise_areas: clean_list(&args.expertise, "--expertise")?,
                 max_concurrent_features: args.max_concurrent,
                 preferred_complexity: args.complexity.map(Into::into),
+                lease_seconds: args.lease,
             };
             let existed = backend.agent(&args.id)?.is_some();
             let span = emit::registration(&mut IdGen::default(), emit::now(), &reg);
@@ -925,6 +956,37 @@ fn run_agents(
         }
         AgentsCommand::Next(args) => next(args, backend),
         AgentsCommand::Messages(args) => messages(args, backend),
+        AgentsCommand::Reopen(args) => {
+            names::feature_name(&args.name)?;
+            let span = emit::reopen(
+                &mut IdGen::default(),
+                emit::now(),
+                &args.name,
+                args.reason.as_deref(),
+            );
+            submit_checked(backend, span)?;
+            Ok(Output::new(
+                json!({"feature_name": args.name, "status": "queued"}),
+                format!(
+                    "Feature {} is queued again, at the end of the queue.",
+                    args.name
+                ),
+            ))
+        }
+        AgentsCommand::AckAnomaly(args) => {
+            let listed = backend.status(&StatusOptions::default())?.anomalies.len();
+            let span = emit::acknowledge(&mut IdGen::default(), emit::now(), args.seq);
+            submit_checked(backend, span)?;
+            let count = if args.all { listed } else { 1 };
+            Ok(Output::new(
+                json!({"acknowledged": count, "seq": args.seq}),
+                format!(
+                    "{count} anomal{} acknowledged; status no longer lists {}.",
+                    if count == 1 { "y" } else { "ies" },
+                    if count == 1 { "it" } else { "them" }
+                ),
+            ))
+        }
         AgentsCommand::CancelFeature(args) => {
             names::feature_name(&args.name)?;
             let st = backend.status(&StatusOptions::default())?;
@@ -1443,26 +1505,60 @@ fn add_feature(args: &AddFeatureArgs, backend: &mut Backend) -> Result<Output> {
         requirements,
         acceptance_criteria,
     };
-    let st = backend.status(&StatusOptions::default())?;
+    let st = backend.status(&StatusOptions {
+        details: true,
+        ..StatusOptions::default()
+    })?;
     let existing = st.features.iter().find(|f| f.name == args.name);
+    let mut request = request;
+    let mut verb = if existing.is_some() {
+        "updated"
+    } else {
+        "queued"
+    };
     if let Some(f) = existing
         && f.status != crate::reducer::FeatureStatus::Queued
     {
-        bail!(
-            "feature {} is already {}; it can be changed only while queued",
-            args.name,
-            f.status.as_str()
-        );
+        if !f.status.is_in_progress() {
+            bail!(
+                "feature {} is {}; `spanfold agents reopen {}` puts it back in the queue",
+                args.name,
+                f.status.as_str(),
+                args.name
+            );
+        }
+        // Held by an agent: only the priority may change; the rest is repeated as it is.
+        let d = f.details.clone().unwrap_or_else(|| status::FeatureDetails {
+            description: String::new(),
+            requires: Default::default(),
+            requirements: Vec::new(),
+            acceptance_criteria: Vec::new(),
+        });
+        request = emit::FeatureRequest {
+            name: args.name.clone(),
+            description: d.description,
+            priority: request.priority,
+            estimated_effort: f.estimated_effort,
+            languages: d.requires.languages.into_iter().collect(),
+            frameworks: d.requires.frameworks.into_iter().collect(),
+            expertise_areas: d.requires.expertise_areas.into_iter().collect(),
+            requirements: d.requirements,
+            acceptance_criteria: d.acceptance_criteria,
+        };
+        verb = "reprioritised";
     }
-    let existed = existing.is_some();
     let span = emit::feature_request(&mut IdGen::default(), emit::now(), &request);
     submit_checked(backend, span)?;
-    let verb = if existed { "updated" } else { "queued" };
     let priority = Priority::from(args.priority);
+    let note = if verb == "reprioritised" {
+        "; an assigned feature keeps everything else"
+    } else {
+        ""
+    };
     Ok(Output::new(
         json!({"feature_name": args.name, "action": verb, "priority": priority}),
         format!(
-            "Feature {} {verb} ({} priority).",
+            "Feature {} {verb} ({} priority{note}).",
             args.name,
             priority.as_str()
         ),

@@ -102,6 +102,8 @@ pub struct Registration {
     pub expertise_areas: Vec<String>,
     pub max_concurrent_features: u32,
     pub preferred_complexity: Option<Complexity>,
+    /// Its own lease, when it differs from the log's.
+    pub lease_seconds: Option<u64>,
 }
 
 pub fn registration(ids: &mut IdGen, time: UnixNanos, r: &Registration) -> Span {
@@ -120,6 +122,12 @@ pub fn registration(ids: &mut IdGen, time: UnixNanos, r: &Registration) -> Span 
         );
     if let Some(c) = r.preferred_complexity {
         span = span.with("agent.preferred_complexity", s(c.as_str()));
+    }
+    if let Some(lease) = r.lease_seconds {
+        span = span.with(
+            "agent.lease_seconds",
+            AnyValue::Int(lease.min(i64::MAX as u64) as i64),
+        );
     }
     span
 }
@@ -421,4 +429,26 @@ pub fn cancel(ids: &mut IdGen, time: UnixNanos, feature: &str, reason: Option<&s
         span = span.with("cancel.reason", s(r));
     }
     span
+}
+
+pub fn reopen(ids: &mut IdGen, time: UnixNanos, feature: &str, reason: Option<&str>) -> Span {
+    let mut span = ids
+        .span("feature.reopen", time)
+        .with("feature.name", s(feature));
+    if let Some(r) = reason {
+        span = span.with("reopen.reason", s(r));
+    }
+    span
+}
+
+/// Acknowledges the anomaly caused by the span at `seq`, or all of them.
+pub fn acknowledge(ids: &mut IdGen, time: UnixNanos, seq: Option<u64>) -> Span {
+    let span = ids.span("anomaly.acknowledge", time);
+    match seq {
+        Some(seq) => span.with(
+            "anomaly.seq",
+            AnyValue::Int(seq.min(i64::MAX as u64) as i64),
+        ),
+        None => span.with("anomaly.all", AnyValue::Bool(true)),
+    }
 }

@@ -349,6 +349,15 @@ pub fn as_int(value: &AnyValue) -> Option<i64> {
     }
 }
 
+/// A boolean, also from "true"/"false" (OTLP/JSON senders vary).
+pub fn as_bool(value: &AnyValue) -> Option<bool> {
+    match value {
+        AnyValue::Bool(b) => Some(*b),
+        AnyValue::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 pub fn as_double(value: &AnyValue) -> Option<f64> {
     match value {
         AnyValue::Double(d) => Some(*d),

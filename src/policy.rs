@@ -340,16 +340,20 @@ pub fn score(
 /// in agent id order. `now` is an input: the time the coordinator decides, recorded in the log
 /// with the decision, so replay reaches the same verdict.
 pub fn expired_leases(view: &View, now: crate::model::UnixNanos) -> Vec<(String, u64)> {
-    let lease = lease_seconds(view);
     view.agents
         .values()
         .filter(|a| under_lease(view, a))
         .filter_map(|a| {
             let elapsed = now.saturating_sub(a.last_activity);
-            (elapsed >= lease.saturating_mul(1_000_000_000))
+            (elapsed >= agent_lease(view, a).saturating_mul(1_000_000_000))
                 .then(|| (a.id.clone(), elapsed / 1_000_000_000))
         })
         .collect()
+}
+
+/// The agent's lease: its own, if it registered with one, else the log's.
+pub fn agent_lease(view: &View, agent: &Agent) -> u64 {
+    agent.lease_seconds.unwrap_or_else(|| lease_seconds(view))
 }
 
 /// The lease in force: the configured one, or the default before `agents init`.
@@ -376,7 +380,7 @@ pub fn lease_deadline(view: &View, agent: &Agent) -> Option<crate::model::UnixNa
     under_lease(view, agent).then(|| {
         agent
             .last_activity
-            .saturating_add(lease_seconds(view).saturating_mul(1_000_000_000))
+            .saturating_add(agent_lease(view, agent).saturating_mul(1_000_000_000))
     })
 }
 
@@ -537,6 +541,7 @@ mod tests {
             last_activity: 0,
             progress: Progress::default(),
             error: None,
+            lease_seconds: None,
             anomalies: 0,
             last_message: None,
         }

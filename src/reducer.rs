@@ -18,6 +18,7 @@ pub const REDUCER_VERSION: u32 = 5;
 /// Span names this reducer gives meaning to. A test checks this list against the registry.
 pub const HANDLED_SPANS: &[&str] = &[
     "agent.communication",
+    "anomaly.acknowledge",
     "agent.feature_assignment",
     "agent.lease_expired",
     "agent.registration",
@@ -30,6 +31,7 @@ pub const HANDLED_SPANS: &[&str] = &[
     "coordination.init",
     "coordination.system_health",
     "feature.cancel",
+    "feature.reopen",
     "feature.request",
     "worktree.lifecycle",
 ];
@@ -322,6 +324,8 @@ pub struct Agent {
     pub progress: Progress,
     /// Why the agent is in error, while it is: for the agent that comes back and its operator.
     pub error: Option<AgentError>,
+    /// Its own lease in seconds, if it registered with one (else the log's).
+    pub lease_seconds: Option<u64>,
     /// Spans of this agent's that the fold could not apply.
     pub anomalies: u64,
     /// The last `agent.communication` message it sent, with its time.
@@ -402,6 +406,9 @@ pub struct Counters {
     pub cycles: u64,
     pub assignments: u64,
     pub anomalies: u64,
+    /// Anomalies acknowledged by an operator (no longer listed; still in `anomalies`).
+    #[serde(default)]
+    pub acknowledged: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -545,6 +552,8 @@ impl View {
             "coordination.feature_merge" => self.merge(ev),
             "agent.lease_expired" => self.lease_expired(ev),
             "feature.cancel" => self.cancel(ev),
+            "feature.reopen" => self.reopen(ev),
+            "anomaly.acknowledge" => self.acknowledge(ev),
             _ => {
                 self.counters.unregistered_spans += 1;
                 // A span the registry does not name still shows its agent is alive.
@@ -634,6 +643,10 @@ impl View {
         let preferred = ev
             .str_attr("agent.preferred_complexity")
             .and_then(Complexity::parse);
+        let lease = ev
+            .int_attr("agent.lease_seconds")
+            .and_then(|s| u64::try_from(s).ok())
+            .filter(|s| *s > 0);
         let agent = self.agents.entry(id.to_owned()).or_insert_with(|| Agent {
             id: id.to_owned(),
             capabilities: Capabilities::default(),
@@ -645,12 +658,14 @@ impl View {
             last_activity: ev.time,
             progress: Progress::default(),
             error: None,
+            lease_seconds: None,
             anomalies: 0,
             last_message: None,
         });
         agent.capabilities = capabilities;
         agent.max_concurrent_features = max;
         agent.preferred_complexity = preferred;
+        agent.lease_seconds = lease;
         agent.last_activity = ev.time;
         Ok(())
     }
@@ -668,11 +683,37 @@ impl View {
             .int_attr("feature.estimated_effort")
             .unwrap_or(3)
             .clamp(1, 100) as u32;
-        if let Some(existing) = self.features.get(name)
-            && existing.status != FeatureStatus::Queued
+        if !self.features.contains_key(name)
+            && let Some(clash) = self.ref_clash(name)
         {
             return Err(format!(
-                "feature {name} is already {}; it can be changed only while queued",
+                "feature {name} cannot sit beside feature {clash}: git cannot hold both branches spanfold/{name} and spanfold/{clash}; choose another name"
+            ));
+        }
+        if let Some(existing) = self.features.get_mut(name)
+            && existing.status != FeatureStatus::Queued
+        {
+            // Held or done: only its priority may still change, and only by a request that
+            // otherwise repeats the feature as it is.
+            let same = existing.estimated_effort == effort
+                && existing.description == ev.str_attr("feature.description").unwrap_or_default()
+                && existing.requirements == ev.list_attr("feature.requirements")
+                && existing.acceptance_criteria == ev.list_attr("feature.acceptance_criteria")
+                && existing.requires
+                    == Capabilities::from_event(
+                        ev,
+                        [
+                            "feature.languages",
+                            "feature.frameworks",
+                            "feature.expertise_areas",
+                        ],
+                    );
+            if same && existing.status.is_in_progress() {
+                existing.priority = priority;
+                return Ok(());
+            }
+            return Err(format!(
+                "feature {name} is already {}; only its priority can change now (everything else only while queued)",
                 existing.status.as_str()
             ));
         }
@@ -1098,6 +1139,79 @@ impl View {
 impl View {
     /// An operator withdraws a feature. Its agent lets go of it; its worktree and branch are
     /// kept (abandoned) with whatever work they hold.
+    /// A feature whose branch could not exist beside `name`'s: one is the other's directory in
+    /// git's refs (`a` and `a/b`).
+    fn ref_clash(&self, name: &str) -> Option<String> {
+        let mut prefix = String::new();
+        for part in name.split('/') {
+            if !prefix.is_empty() && self.features.contains_key(&prefix) {
+                return Some(prefix);
+            }
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+        }
+        // Names under `name/`: from "name/" up to "name0" ('0' follows '/').
+        let (from, to) = (format!("{name}/"), format!("{name}0"));
+        self.features
+            .range::<String, _>(from..to)
+            .next()
+            .map(|(k, _)| k.clone())
+    }
+
+    fn reopen(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let name = ev
+            .str_attr("feature.name")
+            .ok_or_else(|| "feature.reopen needs feature.name".to_string())?;
+        let feature = self
+            .features
+            .get_mut(name)
+            .ok_or_else(|| format!("feature {name} was never requested"))?;
+        if !matches!(
+            feature.status,
+            FeatureStatus::Completed | FeatureStatus::Cancelled
+        ) {
+            return Err(format!(
+                "feature {name} is {}; only a cancelled or completed feature can be reopened",
+                feature.status.as_str()
+            ));
+        }
+        self.tally
+            .moved(&feature.requires, feature.status, FeatureStatus::Queued);
+        feature.status = FeatureStatus::Queued;
+        // At the end of the queue, as a new request would be.
+        feature.queued_seq = ev.seq;
+        feature.assigned_agent = None;
+        feature.conflicts.clear();
+        feature.merge_note = None;
+        feature.merge_from = None;
+        feature.last_error = ev
+            .str_attr("reopen.reason")
+            .map(|r| format!("reopened: {r}"));
+        Ok(())
+    }
+
+    fn acknowledge(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        if ev.attr("anomaly.all").and_then(crate::model::as_bool) == Some(true) {
+            self.counters.acknowledged += self.anomalies.len() as u64;
+            self.anomalies.clear();
+            return Ok(());
+        }
+        let seq = ev
+            .int_attr("anomaly.seq")
+            .and_then(|s| u64::try_from(s).ok())
+            .ok_or_else(|| "anomaly.acknowledge needs anomaly.seq or anomaly.all".to_string())?;
+        let at = self
+            .anomalies
+            .iter()
+            .position(|a| a.seq == seq)
+            .ok_or_else(|| format!("no anomaly listed at seq {seq}; agent-status lists them"))?;
+        self.anomalies.remove(at);
+        self.counters.acknowledged += 1;
+        Ok(())
+    }
+
     fn cancel(&mut self, ev: &Event<'_>) -> Result<(), String> {
         let name = ev
             .str_attr("feature.name")
@@ -1642,15 +1756,103 @@ mod tests {
     }
 
     #[test]
-    fn requesting_a_held_feature_again_is_an_anomaly() {
+    fn a_held_feature_may_change_only_its_priority() {
         let mut sc = registered();
         assign(&mut sc, "a1", "f1");
+        // Anything else changed with it: an anomaly, nothing moves.
+        sc.span(
+            "feature.request",
+            &[
+                ("feature.name", s("f1")),
+                ("feature.priority", s("high")),
+                ("feature.description", s("something else")),
+            ],
+        );
+        let v = sc.fold();
+        assert_eq!(v.features["f1"].priority, Priority::Medium);
+        assert!(
+            v.anomalies[0]
+                .reason
+                .contains("only its priority can change")
+        );
+        // The feature repeated as it is, with another priority: the priority changes.
         sc.span(
             "feature.request",
             &[("feature.name", s("f1")), ("feature.priority", s("high"))],
         );
         let v = sc.fold();
-        assert_eq!(v.features["f1"].priority, Priority::Medium);
-        assert!(v.anomalies[0].reason.contains("already assigned"));
+        assert_eq!(v.features["f1"].priority, Priority::High);
+        assert_eq!(v.features["f1"].status, FeatureStatus::Assigned);
+        assert_eq!(v.counters.anomalies, 1);
+    }
+
+    #[test]
+    fn reopen_and_acknowledge() {
+        let mut sc = registered();
+        assign(&mut sc, "a1", "f1");
+        sc.span("feature.reopen", &[("feature.name", s("f1"))]);
+        assert!(
+            sc.fold().anomalies[0]
+                .reason
+                .contains("only a cancelled or completed")
+        );
+        sc.span("feature.cancel", &[("feature.name", s("f1"))]);
+        sc.span(
+            "feature.reopen",
+            &[("feature.name", s("f1")), ("reopen.reason", s("oops"))],
+        );
+        let v = sc.fold();
+        assert_eq!(v.features["f1"].status, FeatureStatus::Queued);
+        assert_eq!(
+            v.features["f1"].last_error.as_deref(),
+            Some("reopened: oops")
+        );
+        let seq = v.anomalies[0].seq;
+        sc.span(
+            "anomaly.acknowledge",
+            &[("anomaly.seq", AnyValue::Int(seq as i64))],
+        );
+        let v = sc.fold();
+        assert!(v.anomalies.is_empty());
+        assert_eq!((v.counters.anomalies, v.counters.acknowledged), (1, 1));
+        sc.span(
+            "anomaly.acknowledge",
+            &[("anomaly.seq", AnyValue::Int(seq as i64))],
+        );
+        assert!(sc.fold().anomalies[0].reason.contains("no anomaly listed"));
+        sc.span(
+            "anomaly.acknowledge",
+            &[("anomaly.all", AnyValue::Bool(true))],
+        );
+        let v = sc.fold();
+        assert!(v.anomalies.is_empty());
+        assert_eq!(v.counters.acknowledged, 2);
+    }
+
+    #[test]
+    fn feature_names_that_git_cannot_hold_together_are_refused() {
+        let mut sc = registered();
+        sc.span("feature.request", &[("feature.name", s("auth"))]);
+        sc.span("feature.request", &[("feature.name", s("auth/login"))]);
+        sc.span("feature.request", &[("feature.name", s("ui/form"))]);
+        sc.span("feature.request", &[("feature.name", s("ui"))]);
+        sc.span("feature.request", &[("feature.name", s("ui-x/form"))]);
+        let v = sc.fold();
+        assert!(
+            v.anomalies[0]
+                .reason
+                .contains("cannot sit beside feature auth"),
+            "{:?}",
+            v.anomalies
+        );
+        assert!(
+            v.anomalies[1]
+                .reason
+                .contains("cannot sit beside feature ui/form"),
+            "{:?}",
+            v.anomalies
+        );
+        assert!(v.features.contains_key("ui-x/form"));
+        assert_eq!(v.anomalies.len(), 2);
     }
 }

@@ -35,8 +35,12 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
                 expertise_areas: vec![],
                 max_concurrent_features: 2,
                 preferred_complexity: Some(Complexity::High),
+                lease_seconds: Some(900),
             },
         ),
+        emit::reopen(&mut ids, 1, "f1", Some("again")),
+        emit::acknowledge(&mut ids, 1, Some(3)),
+        emit::acknowledge(&mut ids, 1, None),
         emit::feature_request(
             &mut ids,
             1,
