@@ -69,6 +69,9 @@ pub struct CycleReport {
     pub merges: Vec<MergeReport>,
     /// Agents that lost their features to an expired lease in this cycle.
     pub leases_expired: Vec<String>,
+    /// What recovery found and did before the cycle (drift, effects a crash cut off).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<String>,
 }
 
 /// What `gc` did.
@@ -534,7 +537,7 @@ impl Coordinator {
     pub fn cycle(&mut self) -> Result<CycleReport, CoordError> {
         self.writable()?;
         let config = self.config()?;
-        self.recover()?;
+        let recovered = self.recover()?;
         let expired = self.expire_leases(&config)?;
         self.release_abandoned(&config)?;
         let (decision, cycle_number) = {
@@ -643,6 +646,7 @@ impl Coordinator {
             features_waiting: decision.features_waiting,
             merges,
             leases_expired: expired,
+            recovered,
         })
     }
 

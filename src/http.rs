@@ -267,7 +267,13 @@ async fn api_status(Extract(state): Extract<Shared>, Query(q): Query<StatusQuery
         statuses,
     };
     let Some(at) = q.at else {
-        let st = status::build(&state.view.read(), &options);
+        let mut st = status::build(&state.view.read(), &options);
+        // Refusals happen at the door, before the log: only the server knows them.
+        let refusals = state.metrics.refusals.lock();
+        for a in &mut st.agents {
+            a.rejected_spans = Some(refusals.per_agent().get(&a.agent_id).copied().unwrap_or(0));
+        }
+        drop(refusals);
         return envelope(
             "agents agent-status",
             serde_json::to_value(&st).map_err(|e| e.to_string()),

@@ -29,6 +29,7 @@
 //! - [`replay`]: recorded traces folded again on worker threads, away from the live log.
 //! - [`otlp`]: OTLP protobuf/JSON/gzip and the gRPC TraceService (only module that knows
 //!   opentelemetry-proto, prost and tonic).
+//! - [`activity`]: the server's lines for its operator (assignments, merges, refusals).
 //! - [`server`]: `spanfold serve` — receivers, the single writer with group commit, cycles.
 //! - [`http`]: OTLP/HTTP, the JSON API and metrics (only module that knows axum).
 //! - [`client`]: the CLI's way to a running server (only module that knows ureq).
@@ -37,6 +38,7 @@
 //! - [`render`]: the text a person reads — tables and lines, every reason the JSON has.
 //! - [`cli`]: the command line and its JSON envelope (only module that knows clap).
 
+pub mod activity;
 pub mod backend;
 pub mod changes;
 pub mod cli;

@@ -186,6 +186,19 @@ fn truncated(key: &str) -> String {
     }
 }
 
+/// The agent a span names, if a short valid id: span attribute first, then resource.
+fn named_agent(span: &Span, resource: &Resource) -> Option<String> {
+    let of = |attrs: &[crate::model::KeyValue]| {
+        attrs
+            .iter()
+            .find(|kv| kv.key.as_str() == "agent.id")
+            .and_then(|kv| crate::model::as_str(&kv.value).map(str::to_owned))
+    };
+    of(&span.attributes)
+        .or_else(|| of(&resource.attributes))
+        .filter(|id| crate::names::agent_id(id).is_ok())
+}
+
 /// Why a span was refused: names the span and the rule, for the sender to fix.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("span {span} ({ids}): {rule}")]
@@ -193,6 +206,8 @@ pub struct Violation {
     pub span: String,
     pub ids: String,
     pub rule: String,
+    /// The agent the span names (span or resource `agent.id`), for counting refusals per agent.
+    pub agent: Option<String>,
 }
 
 /// Deepest nesting of arrays and key-value lists accepted in an attribute value. An exported
@@ -371,6 +386,7 @@ impl Registry {
             span: truncated(&span.name),
             ids: format!("trace {} span {}", hex(&span.trace_id), hex(&span.span_id)),
             rule,
+            agent: named_agent(span, resource),
         };
         // Any span, named or not: values nested past MAX_VALUE_DEPTH would make an export that
         // OTLP/JSON readers refuse (they limit nesting), and the size limits keep one span from
@@ -476,6 +492,7 @@ impl Registry {
                     span: truncated(&span.name),
                     ids: format!("trace {} span {}", hex(&span.trace_id), hex(&span.span_id)),
                     rule: format!("its {whose}: {rule}"),
+                    agent: None,
                 }));
             };
         for rs in resource_spans.iter_mut() {

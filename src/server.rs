@@ -89,6 +89,8 @@ pub struct Metrics {
     pub upstream_failures: AtomicU64,
     /// Set once an append failed: the log refuses writes until a restart, and /healthz says so.
     pub log_failure: parking_lot::Mutex<Option<String>>,
+    /// Spans refused per agent, and the rate limit on saying so.
+    pub refusals: parking_lot::Mutex<crate::activity::Refusals>,
     /// Cycle durations: counts per bucket of [`CYCLE_BUCKETS`] (le), then +Inf.
     pub cycle_buckets: [AtomicU64; 9],
     pub cycle_seconds_micros: AtomicU64,
@@ -179,11 +181,21 @@ impl Ingest {
             .map_err(|_| {
                 ExportError::Sink(SinkError::Unavailable("spanfold is shutting down".into()))
             })?;
+        let metrics = Arc::clone(&self.metrics);
         let decoded = tokio::task::spawn_blocking(move || {
             let _slot = slot;
             let mut decoded = decode()?;
             let violations = Registry::builtin().retain_valid(&mut decoded.resource_spans, origin);
             for v in violations {
+                let line = metrics.refusals.lock().refused(
+                    v.agent.as_deref(),
+                    &v.span,
+                    &v.rule,
+                    Instant::now(),
+                );
+                if let Some(line) = line {
+                    eprintln!("spanfold: {line}");
+                }
                 decoded.rejected.push(v.to_string());
             }
             Ok(decoded)
@@ -241,7 +253,12 @@ impl Ingest {
 
     /// Runs a coordination cycle now (the CLI's `coordination-cycle` against a server).
     pub async fn cycle(&self) -> Result<CycleReport, String> {
-        self.run_as(Work::Cycle, Coordinator::cycle).await
+        self.run_as(Work::Cycle, |coord| {
+            let report = coord.cycle()?;
+            say(&report);
+            Ok(report)
+        })
+        .await
     }
 }
 
@@ -607,12 +624,22 @@ fn write_loop(
             react_at = None;
             let started = Instant::now();
             match coord.cycle_if_useful() {
-                Ok(Some(_)) => metrics.observe_cycle(started.elapsed()),
+                Ok(Some(report)) => {
+                    metrics.observe_cycle(started.elapsed());
+                    say(&report);
+                }
                 Ok(None) => {}
                 Err(e) => tracing::error!("coordination cycle failed: {e}"),
             }
             forward(&mut coord, &upstream);
         }
+    }
+}
+
+/// The operator's lines about a cycle, on the server's stderr.
+fn say(report: &CycleReport) {
+    for line in crate::activity::cycle_lines(report) {
+        eprintln!("spanfold: {line}");
     }
 }
 

@@ -111,6 +111,10 @@ pub struct AgentJson {
     /// Its spans that the fold could not apply (the anomalies naming it).
     #[serde(default)]
     pub anomalies: u64,
+    /// Its spans a server refused at the door (not in the log), since that server started;
+    /// only a server's status has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_spans: Option<u64>,
     /// Why the agent is in error and how it comes back; only while it is in error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -404,6 +408,7 @@ fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
             text: text.clone(),
         }),
         anomalies: a.anomalies,
+        rejected_spans: None,
         error: (a.state == AgentState::Error).then(|| error_text(a)),
         capabilities: details.then(|| CapabilitiesJson {
             items: a.capabilities.clone(),

@@ -373,3 +373,73 @@ fn help_and_spans_from_an_installed_binary() {
         "{doc}"
     );
 }
+
+/// The server tells its operator what it does: assignments, merges, work sent back, refused
+/// spans (rate-limited, naming the agent and the rule, and counted per agent in status).
+#[test]
+fn the_server_says_what_it_does() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let served = sb.serve(&["--interval", "0"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    sb.ok(&["agents", "add-feature", "f1"]);
+    let wait_for = |what: &dyn Fn(&Value) -> bool| {
+        for _ in 0..200 {
+            if what(&sb.status()) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the server never got there: {}", sb.status());
+    };
+    wait_for(&|st| feature(st, "f1")["status"] == "assigned");
+    // Nothing committed yet: it comes back.
+    submit(&sb, "a1");
+    wait_for(&|st| feature(st, "f1")["merge_note"].is_string());
+    let wt = std::path::PathBuf::from(
+        feature(&sb.status(), "f1")["worktree_path"]
+            .as_str()
+            .expect("worktree"),
+    );
+    sb.commit_as_agent(&wt, "f1.txt", "f1\n", "f1");
+    sb.ok(&["agents", "progress", "a1", "--state", "validating"]);
+    sb.ok(&["agents", "validate", "a1", "--result", "passed"]);
+    wait_for(&|st| feature(st, "f1")["status"] == "completed");
+    // Three refused spans from one agent: one line now, the rest counted.
+    for _ in 0..3 {
+        let (code, body) = served.agent_span(
+            "a1",
+            "coordination.cycle",
+            &[("coordination.cycle_number", "1")],
+        );
+        assert_eq!(code, 200, "{body}");
+        assert!(body.contains("rejected"), "{body}");
+    }
+    let status = sb.status();
+    assert_eq!(status["agents"][0]["rejected_spans"], 3);
+    let (_, stderr) = served.stop();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("spanfold: "))
+        .collect();
+    let find = |part: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(part))
+            .unwrap_or_else(|| panic!("no line with {part:?} in:\n{stderr}"))
+    };
+    let assigned = find("assigned f1 to a1");
+    let back = find("f1 went back to a1: branch spanfold/f1 has no commit");
+    let merged = find("merged f1 by a1 (fast_forward at");
+    assert!(assigned < back && back < merged, "in order:\n{stderr}");
+    let refused: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("refused span coordination.cycle from agent a1"))
+        .collect();
+    assert_eq!(refused.len(), 1, "rate-limited:\n{stderr}");
+    assert!(
+        refused[0].contains("only spanfold writes it"),
+        "{}",
+        refused[0]
+    );
+}
