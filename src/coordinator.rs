@@ -339,6 +339,17 @@ impl Coordinator {
         Ok(reports)
     }
 
+    /// Whether a submitted feature waits for its merge.
+    pub fn merges_waiting(&self) -> bool {
+        self.view.read().tally.by_status[FeatureStatus::Merging as usize] > 0
+    }
+
+    /// When the main checkout's index last changed (None without a repository or index).
+    pub fn index_modified(&self) -> Option<std::time::SystemTime> {
+        let config = self.config().ok()?;
+        git::index_modified(Path::new(&config.repo))
+    }
+
     /// Runs merge gates in the background; later cycles pick up their results.
     pub fn background_gates(&mut self) {
         self.background_gates = true;

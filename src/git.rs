@@ -586,6 +586,14 @@ pub fn merge_blocker(repo_dir: &Path, base: &str) -> Result<Option<String>, GitE
     }))
 }
 
+/// When the main checkout's index last changed: a cheap sign that its tracked changes may have
+/// been committed or stashed.
+pub fn index_modified(repo_dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(repo_dir.join(".git").join("index"))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
 /// Unlocks a linked worktree (its agent lost the feature); its files stay as they are.
 pub fn unlock_worktree(repo_dir: &Path, path: &Path) -> Result<(), GitError> {
     let repo = open(repo_dir)?;

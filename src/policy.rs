@@ -418,7 +418,8 @@ pub fn wait_reason(view: &View, matcher: &Matcher<'_>, feature: &Feature) -> Str
         );
     }
     if capable.iter().any(|a| can_take_more(a)) {
-        return "waiting for the next coordination cycle".into();
+        // Honest with or without a server: nothing here promises that a cycle will come.
+        return "an agent can take it: the next coordination cycle places it (a server runs one by itself unless --manual; else `spanfold agents coordination-cycle`)".into();
     }
     if capable.iter().all(|a| a.state == AgentState::Error) {
         let ids: Vec<&str> = capable.iter().map(|a| a.id.as_str()).collect();

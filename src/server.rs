@@ -32,6 +32,9 @@ use crate::store::LogReader;
 const QUEUE_DEPTH: usize = 256;
 /// Most spans one group commit takes, so one flush stays short.
 const GROUP_MAX_SPANS: usize = 64 * 1024;
+/// How often the main checkout's index is looked at while a merge waits for it to be clean.
+const INDEX_POLL: Duration = Duration::from_secs(1);
+
 /// How long after a relevant span a cycle runs: later spans of the same burst join it.
 const REACT_AFTER: Duration = Duration::from_millis(150);
 /// How long in-flight requests get to finish after SIGINT/SIGTERM.
@@ -539,6 +542,9 @@ fn write_loop(
     // A cycle right away: work that waited while no server ran (a merge a crash cut off, a
     // feature queued from the CLI) should not wait for the next span or tick.
     let mut react_at: Option<Instant> = config.react.then(Instant::now);
+    // The main checkout's index as last seen while a merge waited: when it changes (the user
+    // committed or stashed), the reason the merge waited may be gone.
+    let mut index_seen = None;
     let mut open = true;
     while open {
         // A running merge gate is checked on every few hundred milliseconds.
@@ -548,7 +554,13 @@ fn write_loop(
         if gate_check.is_some() && react_at.is_none() && config.react {
             react_at = gate_check;
         }
-        let deadline = [next_tick, react_at].into_iter().flatten().min();
+        // A waiting merge: a look at the index's modification time each second (one stat).
+        let index_check =
+            (config.react && coord.merges_waiting()).then(|| Instant::now() + INDEX_POLL);
+        let deadline = [next_tick, react_at, index_check]
+            .into_iter()
+            .flatten()
+            .min();
         let first = match deadline {
             Some(d) => match queue.recv_timeout(d.saturating_duration_since(Instant::now())) {
                 Ok(job) => Some(job),
@@ -614,6 +626,13 @@ fn write_loop(
         {
             *metrics.log_failure.lock() = Some(why.to_owned());
         }
+        if index_check.is_some() {
+            let seen = coord.index_modified();
+            if seen != index_seen {
+                index_seen = seen;
+                react_at = react_at.or(Some(Instant::now()));
+            }
+        }
         let now = Instant::now();
         let tick_due = next_tick.is_some_and(|t| now >= t);
         let react_due = react_at.is_some_and(|t| now >= t);
@@ -627,6 +646,10 @@ fn write_loop(
                 Ok(Some(report)) => {
                     metrics.observe_cycle(started.elapsed());
                     say(&report);
+                    // A merge freed its agent: what waited for a free agent may go now.
+                    if config.react && report.merges.iter().any(|m| m.result == "merged") {
+                        react_at = Some(Instant::now() + REACT_AFTER);
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => tracing::error!("coordination cycle failed: {e}"),

@@ -383,19 +383,10 @@ fn the_server_says_what_it_does() {
     let served = sb.serve(&["--interval", "0"]);
     sb.ok(&["agents", "register-agent", "a1"]);
     sb.ok(&["agents", "add-feature", "f1"]);
-    let wait_for = |what: &dyn Fn(&Value) -> bool| {
-        for _ in 0..200 {
-            if what(&sb.status()) {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("the server never got there: {}", sb.status());
-    };
-    wait_for(&|st| feature(st, "f1")["status"] == "assigned");
+    wait_until(&sb, |st| feature(st, "f1")["status"] == "assigned");
     // Nothing committed yet: it comes back.
     submit(&sb, "a1");
-    wait_for(&|st| feature(st, "f1")["merge_note"].is_string());
+    wait_until(&sb, |st| feature(st, "f1")["merge_note"].is_string());
     let wt = std::path::PathBuf::from(
         feature(&sb.status(), "f1")["worktree_path"]
             .as_str()
@@ -404,7 +395,7 @@ fn the_server_says_what_it_does() {
     sb.commit_as_agent(&wt, "f1.txt", "f1\n", "f1");
     sb.ok(&["agents", "progress", "a1", "--state", "validating"]);
     sb.ok(&["agents", "validate", "a1", "--result", "passed"]);
-    wait_for(&|st| feature(st, "f1")["status"] == "completed");
+    wait_until(&sb, |st| feature(st, "f1")["status"] == "completed");
     // Three refused spans from one agent: one line now, the rest counted.
     for _ in 0..3 {
         let (code, body) = served.agent_span(
@@ -442,4 +433,73 @@ fn the_server_says_what_it_does() {
         "{}",
         refused[0]
     );
+}
+
+/// Polls the status until `what` holds; fails the test with the last status otherwise.
+fn wait_until(sb: &Sandbox, what: impl Fn(&Value) -> bool) {
+    for _ in 0..300 {
+        let st = sb.status();
+        if what(&st) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("never got there: {}", sb.status());
+}
+
+/// With no timer, a cycle still comes when a blocker clears: a merge that freed its agent lets
+/// the next feature go to it, and a merge deferred by a dirty main checkout goes once the user
+/// stashes.
+#[test]
+fn a_cycle_wakes_when_a_blocker_clears() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let _served = sb.serve(&["--interval", "0"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    sb.ok(&["agents", "add-feature", "f1", "--priority", "high"]);
+    sb.ok(&["agents", "add-feature", "f2"]);
+    wait_until(&sb, |st| feature(st, "f1")["status"] == "assigned");
+    let f2 = feature(&sb.status(), "f2").clone();
+    assert!(
+        f2["wait_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("to be free"),
+        "{f2}"
+    );
+
+    let wt = std::path::PathBuf::from(
+        feature(&sb.status(), "f1")["worktree_path"]
+            .as_str()
+            .expect("worktree"),
+    );
+    sb.commit_as_agent(&wt, "f1.txt", "f1\n", "f1");
+    // The main checkout has uncommitted changes to a tracked file: the merge waits.
+    std::fs::write(sb.repo.join("README.md"), "# project\nlocal edit\n").expect("write");
+    submit(&sb, "a1");
+    wait_until(&sb, |st| {
+        feature(st, "f1")["merge_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("uncommitted changes to tracked files"))
+    });
+    sb.git(&["stash", "-q"]);
+    // No span is sent from here on: only the server's own wake-ups can finish the story.
+    wait_until(&sb, |st| feature(st, "f1")["status"] == "completed");
+    wait_until(&sb, |st| feature(st, "f2")["status"] == "assigned");
+}
+
+/// Without a server (or with --manual), the reason a placeable feature waits does not promise
+/// a cycle that nobody runs.
+#[test]
+fn a_queued_features_reason_names_the_cycle_to_run() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    sb.ok(&["agents", "add-feature", "f1"]);
+    let why = feature(&sb.status(), "f1")["wait_reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(why.contains("spanfold agents coordination-cycle"), "{why}");
+    assert!(why.contains("unless --manual"), "{why}");
 }
