@@ -268,10 +268,11 @@ async fn api_status(Extract(state): Extract<Shared>, Query(q): Query<StatusQuery
     };
     let Some(at) = q.at else {
         let mut st = status::build(&state.view.read(), &options);
-        // Refusals happen at the door, before the log: only the server knows them.
+        // Refusals happen at the door, before the log: only the server knows them, and says
+        // so for the agents that had any (otherwise its status is the fold's, as the CLI's is).
         let refusals = state.metrics.refusals.lock();
         for a in &mut st.agents {
-            a.rejected_spans = Some(refusals.per_agent().get(&a.agent_id).copied().unwrap_or(0));
+            a.rejected_spans = refusals.per_agent().get(&a.agent_id).copied();
         }
         drop(refusals);
         return envelope(

@@ -566,6 +566,8 @@ mod tests {
             conflicts: vec![],
             merge_note: None,
             merged_commit: None,
+            merged_by: None,
+            merged_at: None,
             merge_from: None,
         }
     }

@@ -367,6 +367,9 @@ pub struct Feature {
     pub merge_note: Option<String>,
     /// The base branch's tip once the feature is merged.
     pub merged_commit: Option<String>,
+    /// Whose work was merged, and when (the log's time of the merge).
+    pub merged_by: Option<String>,
+    pub merged_at: Option<UnixNanos>,
     /// The base branch's tip when a merge started and no outcome was recorded yet: what
     /// recovery needs if the process died in between.
     pub merge_from: Option<String>,
@@ -756,6 +759,8 @@ impl View {
                 conflicts: Vec::new(),
                 merge_note: None,
                 merged_commit: None,
+                merged_by: None,
+                merged_at: None,
                 merge_from: None,
             });
         feature.description = description;
@@ -1186,6 +1191,10 @@ impl View {
         feature.conflicts.clear();
         feature.merge_note = None;
         feature.merge_from = None;
+        // The earlier merge is in the history; the feature is open again.
+        feature.merged_commit = None;
+        feature.merged_by = None;
+        feature.merged_at = None;
         feature.last_error = ev
             .str_attr("reopen.reason")
             .map(|r| format!("reopened: {r}"));
@@ -1366,6 +1375,8 @@ impl View {
                 feature.conflicts.clear();
                 feature.merge_note = None;
                 feature.merged_commit = ev.str_attr("merge.commit").map(str::to_owned);
+                feature.merged_by = Some(agent_id.to_owned());
+                feature.merged_at = Some(ev.time);
                 if let Some(wt) = feature
                     .worktree_path
                     .as_ref()

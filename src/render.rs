@@ -318,7 +318,20 @@ pub fn feature_why(f: &status::FeatureJson) -> String {
         S::Completed => f
             .merge_commit
             .as_deref()
-            .map(|c| format!("merged at {}", short(c)))
+            .map(|c| {
+                format!(
+                    "merged at {}{}{}",
+                    short(c),
+                    f.merged_by
+                        .as_deref()
+                        .map(|a| format!(", {a}'s work"))
+                        .unwrap_or_default(),
+                    f.merged_at
+                        .as_deref()
+                        .map(|t| format!(", {t}"))
+                        .unwrap_or_default()
+                )
+            })
             .unwrap_or_default(),
         S::InProgress | S::Assigned | S::Validating => f
             .merge_note

@@ -112,7 +112,7 @@ pub struct AgentJson {
     #[serde(default)]
     pub anomalies: u64,
     /// Its spans a server refused at the door (not in the log), since that server started;
-    /// only a server's status has it.
+    /// only in a server's status, and only for an agent that had any refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_spans: Option<u64>,
     /// Why the agent is in error and how it comes back; only while it is in error.
@@ -150,6 +150,11 @@ pub struct FeatureJson {
     pub conflicts: Vec<String>,
     /// The base branch's tip once merged.
     pub merge_commit: Option<String>,
+    /// Whose work was merged, and when (RFC 3339): only once merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_at: Option<String>,
     /// The last merge attempt's word, while it matters: why it waits, or the failed merge
     /// gate's output.
     pub merge_note: Option<String>,
@@ -339,6 +344,8 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
             },
             conflicts: f.conflicts.clone(),
             merge_commit: f.merged_commit.clone(),
+            merged_by: f.merged_by.clone(),
+            merged_at: f.merged_at.map(rfc3339),
             merge_note: f.merge_note.clone(),
             worktree_path: f.worktree_path.clone(),
             branch_name: f.branch_name.clone(),

@@ -248,6 +248,16 @@ impl Builder {
         }
         if self.samples.last().map(|s| s.seq) != Some(end.seq) {
             self.sample(view, end);
+            // The last step is usually cut short by the end of the range: its rate is counted
+            // over a whole step, as every other sample's is, rather than over the few
+            // milliseconds since the last sample (a spike that never happened).
+            let n = self.samples.len();
+            if n >= 2 {
+                let (before, last) = (&self.samples[n - 2], &self.samples[n - 1]);
+                let elapsed = last.time.saturating_sub(before.time).max(self.step);
+                let rate = (last.seq - before.seq) as f64 / (elapsed as f64 / 1e9);
+                self.samples[n - 1].ingest_rate = (rate * 10.0).round() / 10.0;
+            }
         }
         Timeline {
             from: self.from,

@@ -294,3 +294,38 @@ fn an_anomaly_is_a_marker_on_its_agents_lane_with_its_reason() {
         (&json!("claiming"), &json!("f1"))
     );
 }
+
+/// The last step of a timeline is usually cut short by its end; its rate is counted over a
+/// whole step like the others, not over the few milliseconds since the sample before (which
+/// drew a spike that never happened).
+#[test]
+fn the_last_partial_step_draws_no_false_spike() {
+    let sb = Sandbox::new("main");
+    let (times, last) = story(&sb);
+    let served = sb.serve(&["--manual"]);
+    let first = times[&1];
+    let mut partial = 0;
+    for resolution in 2..=24 {
+        let t = timeline(&served, &format!("resolution={resolution}"));
+        let samples = t["samples"].as_array().expect("samples");
+        let n = samples.len();
+        assert!(n >= 2, "{t}");
+        let (before, end) = (&samples[n - 2], &samples[n - 1]);
+        assert_eq!(end["seq"], last);
+        let step = spanfold::timeline::step_for(times[&last] - first, resolution);
+        let elapsed = end["time"].as_u64().expect("time") - before["time"].as_u64().expect("time");
+        if elapsed >= step {
+            continue;
+        }
+        partial += 1;
+        let events =
+            (end["seq"].as_u64().expect("seq") - before["seq"].as_u64().expect("seq")) as f64;
+        let expected = (events / (step as f64 / 1e9) * 10.0).round() / 10.0;
+        assert_eq!(
+            end["ingest_rate"].as_f64(),
+            Some(expected),
+            "resolution {resolution}: {t}"
+        );
+    }
+    assert!(partial > 0, "some resolution ends in a partial step");
+}

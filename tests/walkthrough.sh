@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job until the demo exists: builds spanfold and walks through the whole workflow on a
 # scratch repository — init, register agents, add features, one coordination cycle, an agent
-# reporting progress, status — each step a separate process, as a user would type it.
+# reporting progress, the task `agents next` hands an agent, status, then a server assigning by
+# itself and the lines it prints for its operator — each step a separate process, as a user
+# would type it.
 # Usage: bash tests/walkthrough.sh [DIR]   (DIR: where to make the scratch repository)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,10 +46,22 @@ step agents progress backend-1 --state validating --feature search-api
 step agents validate backend-1 --result passed --feature search-api
 step agents coordination-cycle
 printf '\n$ git log --oneline -2 main\n'; git log --oneline -2 main
+step agents next backend-1 --prompt
 step agents agent-status
 step agents worktree-status
 printf '\n$ git worktree list\n'; git worktree list
 printf '\n$ git status --porcelain   (the main checkout stays clean)\n'; git status --porcelain
 printf '\n$ spanfold --json agents agent-status | .data.coordination_status\n'
 "$bin" --json agents agent-status | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["data"]["coordination_status"], indent=2))'
+
+# The same repository with a server: it coordinates by itself and tells its operator what it does.
+printf '\n$ spanfold serve --interval 0 &   (its lines for the operator are shown after it stops)\n'
+"$bin" serve --grpc 127.0.0.1:0 --http 127.0.0.1:0 --interval 0 2> "$work/serve.log" &
+server=$!
+for _ in $(seq 200); do [ -f .git/spanfold/server.json ] && break; sleep 0.05; done
+step agents register-agent ops-1 --langs go
+step agents add-feature health-check --desc "GET /healthz answers ok" --langs go
+step agents next ops-1 --wait --timeout 20 --prompt
+kill -TERM "$server"; wait "$server" || true
+printf '\n$ (the server'"'"'s lines)\n'; grep '^spanfold: ' "$work/serve.log"
 printf '\nScratch repository: %s\n' "$repo"

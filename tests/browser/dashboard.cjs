@@ -35,9 +35,38 @@ function check(ok, what) {
       "the timeline charts queue length, health and ingest rate (" + charts.join(", ") + ")");
     const axis = await page.$$eval("#timeline svg text[data-axis]", (ts) => ts.map((t) => t.textContent));
     check(axis.length >= 2 && axis.every((a) => /^\d\d:\d\d:\d\d(\.\d{3})?$/.test(a)), "a time axis: " + axis.join(" "));
+    // The charts share the lanes' time axis: they start and end where the lanes do.
+    const extents = await page.evaluate(() => {
+      const lanes = [...document.querySelectorAll("#timeline svg path[data-agent]")].flatMap((p) =>
+        [...p.getAttribute("d").matchAll(/M([\d.]+) [\d.]+h([\d.]+)/g)].map((m) => [Number(m[1]), Number(m[1]) + Number(m[2])]));
+      const charts = [...document.querySelectorAll("#timeline svg polyline[data-chart]")].map((p) => {
+        const pts = p.getAttribute("points").split(" ").map((xy) => xy.split(",").map(Number));
+        return { chart: p.dataset.chart, pts };
+      });
+      return { left: Math.min(...lanes.map((l) => l[0])), right: Math.max(...lanes.map((l) => l[1])), charts };
+    });
+    for (const c of extents.charts) {
+      const xs = c.pts.map((p) => p[0]);
+      check(Math.abs(Math.min(...xs) - extents.left) < 0.6 && Math.max(...xs) <= extents.right + 0.6,
+        c.chart + " spans the lanes' axis: " + Math.min(...xs) + ".." + Math.max(...xs) + " within " + extents.left + ".." + extents.right);
+      // Steps: each segment is level or upright, never a slope.
+      const sloped = c.pts.slice(1).filter((p, i) => p[0] !== c.pts[i][0] && p[1] !== c.pts[i][1]);
+      check(sloped.length === 0, c.chart + " is drawn as steps");
+    }
+    const clipped = await page.evaluate(() => {
+      const svg = document.querySelector("#timeline svg").getBoundingClientRect();
+      return [...document.querySelectorAll("#timeline svg text[data-axis]")]
+        .filter((t) => { const b = t.getBoundingClientRect(); return b.right > svg.right + 0.5 || b.left < svg.left - 0.5; })
+        .map((t) => t.textContent);
+    });
+    check(clipped.length === 0, "no axis label runs off the timeline" + (clipped.length ? ": " + clipped.join(" ") : ""));
     await page.screenshot({ path: path.join(shots, "dashboard-now.png"), fullPage: true });
     const done = `[data-status="completed"] [data-feature="${expect.feature}"]`;
     check(await page.$(done) !== null, expect.feature + " is completed now");
+    const card = await page.$eval(done + " .done", (e) => e.textContent);
+    check(/^by \S+ · [0-9a-f]{10} · \d\d:\d\d:\d\d$/.test(card), "a completed card shows its agent, merge commit and time: " + card);
+    check(await page.$("#trouble #anomalies") !== null && await page.$("#trouble #refusals") !== null,
+      "a panel for anomalies and refused spans");
 
     // Back to an early point: the same feature is still in progress there.
     await page.$eval("#seq", (e, v) => { e.value = v; e.dispatchEvent(new Event("input")); }, expect.early_seq);
@@ -104,6 +133,22 @@ function check(ok, what) {
     }, expect.agents.length, { timeout: 10000 });
     check(true, "the last hour's timeline draws every agent's lane");
     check(errors.length === 0, "no console errors" + (errors.length ? ": " + errors.join(" | ") : ""));
+
+    // An 800 px window: one column, nothing runs off the page, the header and timeline fit.
+    const narrow = await browser.newPage({ viewport: { width: 800, height: 1000 } });
+    await narrow.goto(url);
+    await narrow.waitForFunction((n) => document.querySelectorAll("#agents tr").length === n,
+      expect.agents.length, { timeout: 15000 });
+    await narrow.waitForSelector("#timeline svg", { timeout: 15000 });
+    const fit = await narrow.evaluate(() => ({
+      page: document.documentElement.scrollWidth,
+      header: document.querySelector("header").getBoundingClientRect().right,
+      timeline: document.querySelector("#timeline svg").getBoundingClientRect().right,
+      scrub: document.querySelector("#scrub").getBoundingClientRect().right,
+    }));
+    check(fit.page <= 800 && fit.header <= 800 && fit.timeline <= 800 && fit.scrub <= 800,
+      "at 800 px the page fits: " + JSON.stringify(fit));
+    await narrow.screenshot({ path: path.join(shots, "dashboard-800.png"), fullPage: true });
 
     // A log that is one instant (a single export so far) still draws: no NaN, no errors.
     const fresh = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
