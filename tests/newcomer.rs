@@ -592,3 +592,36 @@ fn a_cancelled_features_worktree_is_unlocked_at_once() {
     assert_eq!(sb.git_worktrees()[0].2, None, "unlocked");
     assert!(wt.exists(), "kept with its work");
 }
+
+/// A server's goodbye counts its exports in words that agree with the number.
+#[test]
+fn a_server_that_took_one_export_says_one_export() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let served = sb.serve(&["--manual"]);
+    let (code, _) = served.agent_span("a1", "tool.call", &[]);
+    assert_eq!(code, 200);
+    let (status, stdout, _) = served.stop_output();
+    assert!(status.success());
+    assert!(stdout.contains("after 1 export."), "{stdout}");
+}
+
+/// With a server, `cancel-feature` wakes a cycle that unlocks the worktree, as it says.
+#[test]
+fn a_cancel_through_a_server_unlocks_the_worktree_without_waiting_for_a_timer() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let wt = assign(&sb, "a1", "doomed");
+    let _served = sb.serve(&["--interval", "0"]);
+    sb.ok(&["agents", "cancel-feature", "doomed"]);
+    let mut unlocked = false;
+    for _ in 0..200 {
+        if sb.git_worktrees().first().is_some_and(|w| w.2.is_none()) {
+            unlocked = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(unlocked, "still locked: {:?}", sb.git_worktrees());
+    assert!(wt.exists(), "kept with its work");
+}

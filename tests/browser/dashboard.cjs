@@ -74,11 +74,18 @@ function check(ok, what) {
     check(true, expect.feature + " is in progress as of event " + expect.early_seq);
     check(await page.$eval("#live", (e) => e.checked) === false, "scrubbing leaves live mode");
     // The lease left, as of that moment: a duration for agents holding work, none for the rest.
-    const leases = await page.$$eval("#agents tr", (trs) => trs.map((tr) => [tr.children[0].textContent, tr.children[5].textContent]));
+    const leases = await page.$$eval("#agents tr", (trs) => trs.map((tr) => [tr.children[0].textContent, tr.children[6].textContent]));
     for (const [agent, left] of leases) {
       const held = expect.leased.includes(agent);
       check(held ? /^(\d+h \d+m|\d+m \d+s|\d+s)$/.test(left) : left === "–",
         agent + (held ? " has " + left + " of its lease left" : " holds no lease"));
+    }
+    // What the agents reported is on the board, as the API says it.
+    const reported = await page.$$eval("#agents tr", (trs) => trs.map((tr) => tr.children[3].textContent));
+    const api = await page.evaluate(async (seq) => (await (await fetch("/api/status?at=" + seq)).json()).data.agents, expect.early_seq);
+    for (const [i, a] of api.entries()) {
+      const want = a.progress_percentage != null ? a.progress_percentage + "%" : "–";
+      check(reported[i].startsWith(want), a.agent_id + " shows its reported progress: " + reported[i]);
     }
     await page.screenshot({ path: path.join(shots, "dashboard-past.png"), fullPage: true });
 

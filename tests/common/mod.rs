@@ -290,7 +290,13 @@ impl Sandbox {
 
 impl Served {
     /// SIGTERM, then the exit status and stderr.
-    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+    pub fn stop(self) -> (std::process::ExitStatus, String) {
+        let (status, _, stderr) = self.stop_output();
+        (status, stderr)
+    }
+
+    /// SIGTERM, then the exit status, stdout and stderr.
+    pub fn stop_output(mut self) -> (std::process::ExitStatus, String, String) {
         let child = self.child.take().expect("running");
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -298,6 +304,7 @@ impl Served {
         let out = child.wait_with_output().expect("server exits");
         (
             out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
