@@ -1165,14 +1165,22 @@ impl View {
             .map(|(k, _)| k.clone())
     }
 
-    fn reopen(&mut self, ev: &Event<'_>) -> Result<(), String> {
+    /// The feature an operator's span names, which must have been requested.
+    fn named_feature<'v, 'e>(
+        features: &'v mut BTreeMap<String, Feature>,
+        ev: &Event<'e>,
+    ) -> Result<(&'e str, &'v mut Feature), String> {
         let name = ev
             .str_attr("feature.name")
-            .ok_or_else(|| "feature.reopen needs feature.name".to_string())?;
-        let feature = self
-            .features
+            .ok_or_else(|| format!("{} needs feature.name", ev.span.name))?;
+        let feature = features
             .get_mut(name)
             .ok_or_else(|| format!("feature {name} was never requested"))?;
+        Ok((name, feature))
+    }
+
+    fn reopen(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let (name, feature) = Self::named_feature(&mut self.features, ev)?;
         if !matches!(
             feature.status,
             FeatureStatus::Completed | FeatureStatus::Cancelled
@@ -1222,13 +1230,7 @@ impl View {
     }
 
     fn cancel(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let name = ev
-            .str_attr("feature.name")
-            .ok_or_else(|| "feature.cancel needs feature.name".to_string())?;
-        let feature = self
-            .features
-            .get_mut(name)
-            .ok_or_else(|| format!("feature {name} was never requested"))?;
+        let (name, feature) = Self::named_feature(&mut self.features, ev)?;
         if matches!(
             feature.status,
             FeatureStatus::Completed | FeatureStatus::Cancelled

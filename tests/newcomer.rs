@@ -92,19 +92,7 @@ fn uncommitted_work_goes_back_to_its_agent_instead_of_being_marked_completed() {
 
     // Committed (and an ignored log file beside it): now it merges.
     std::fs::write(wt.join("debug.log"), "noise\n").expect("write");
-    sb.git_in(&wt, &["add", "-A"]);
-    sb.git_in(
-        &wt,
-        &[
-            "-c",
-            "user.name=A",
-            "-c",
-            "user.email=a@example.com",
-            "commit",
-            "-qm",
-            "login",
-        ],
-    );
+    sb.commit_all_as_agent(&wt, "login");
     sb.ok(&["agents", "progress", "a1", "--state", "validating"]);
     sb.ok(&["agents", "validate", "a1", "--result", "passed"]);
     let cycle = sb.ok(&["agents", "coordination-cycle"]);

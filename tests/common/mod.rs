@@ -98,6 +98,16 @@ impl Sandbox {
     pub fn commit_as_agent(&self, worktree: &Path, file: &str, text: &str, message: &str) {
         std::fs::write(worktree.join(file), text).expect("write");
         self.git_in(worktree, &["add", file]);
+        self.commit_staged(worktree, message);
+    }
+
+    /// Everything in an agent's worktree committed, by the agent, as `git add -A` would.
+    pub fn commit_all_as_agent(&self, worktree: &Path, message: &str) {
+        self.git_in(worktree, &["add", "-A"]);
+        self.commit_staged(worktree, message);
+    }
+
+    fn commit_staged(&self, worktree: &Path, message: &str) {
         self.git_in(
             worktree,
             &[
