@@ -956,82 +956,9 @@ fn run_agents(
         }
         AgentsCommand::Next(args) => next(args, backend),
         AgentsCommand::Messages(args) => messages(args, backend),
-        AgentsCommand::Reopen(args) => {
-            names::feature_name(&args.name)?;
-            let span = emit::reopen(
-                &mut IdGen::default(),
-                emit::now(),
-                &args.name,
-                args.reason.as_deref(),
-            );
-            submit_checked(backend, span)?;
-            Ok(Output::new(
-                json!({"feature_name": args.name, "status": "queued"}),
-                format!(
-                    "Feature {} is queued again, at the end of the queue.",
-                    args.name
-                ),
-            ))
-        }
-        AgentsCommand::AckAnomaly(args) => {
-            let listed = backend.status(&StatusOptions::default())?.anomalies.len();
-            let span = emit::acknowledge(&mut IdGen::default(), emit::now(), args.seq);
-            submit_checked(backend, span)?;
-            let count = if args.all { listed } else { 1 };
-            Ok(Output::new(
-                json!({"acknowledged": count, "seq": args.seq}),
-                format!(
-                    "{count} anomal{} acknowledged; status no longer lists {}.",
-                    if count == 1 { "y" } else { "ies" },
-                    if count == 1 { "it" } else { "them" }
-                ),
-            ))
-        }
-        AgentsCommand::CancelFeature(args) => {
-            names::feature_name(&args.name)?;
-            let st = backend.status(&StatusOptions::default())?;
-            let Some(f) = st.features.iter().find(|f| f.name == args.name) else {
-                bail!(
-                    "feature {} does not exist; `spanfold agents agent-status` lists the features",
-                    args.name
-                );
-            };
-            if matches!(
-                f.status,
-                crate::reducer::FeatureStatus::Completed | crate::reducer::FeatureStatus::Cancelled
-            ) {
-                bail!(
-                    "feature {} is already {}; nothing to cancel",
-                    args.name,
-                    f.status.as_str()
-                );
-            }
-            let holder = f.assigned_agent.clone();
-            let worktree = f.worktree_path.clone();
-            let span = emit::cancel(
-                &mut IdGen::default(),
-                emit::now(),
-                &args.name,
-                args.reason.as_deref(),
-            );
-            submit_checked(backend, span)?;
-            // Its worktree is unlocked now: by this process when it holds the log, by the
-            // cycle the server runs right after such a span otherwise.
-            if !backend.is_remote() {
-                backend.local()?.release_now()?;
-            }
-            Ok(Output::new(
-                json!({"feature_name": args.name, "status": "cancelled", "released_from": holder, "worktree_kept": worktree}),
-                format!(
-                    "Feature {} cancelled{}{}.",
-                    args.name,
-                    holder.map(|a| format!("; agent {a} let go of it")).unwrap_or_default(),
-                    worktree
-                        .map(|w| format!("; its worktree {w} is kept, unlocked, with its work (`spanfold gc` removes it)"))
-                        .unwrap_or_default()
-                ),
-            ))
-        }
+        AgentsCommand::Reopen(args) => reopen(args, backend),
+        AgentsCommand::AckAnomaly(args) => ack_anomaly(args, backend),
+        AgentsCommand::CancelFeature(args) => cancel_feature(args, backend),
     }
 }
 
@@ -1285,6 +1212,89 @@ fn report_and_check(
     Ok(Output::new(
         json!({"agent_id": agent_id, "state": agent.state, "assignments": held}),
         format!("Agent {agent_id} is {}.", agent.state.as_str()),
+    ))
+}
+
+fn cancel_feature(args: &CancelArgs, backend: &mut Backend) -> Result<Output> {
+    names::feature_name(&args.name)?;
+    let st = backend.status(&StatusOptions::default())?;
+    let Some(f) = st.features.iter().find(|f| f.name == args.name) else {
+        bail!(
+            "feature {} does not exist; `spanfold agents agent-status` lists the features",
+            args.name
+        );
+    };
+    if matches!(
+        f.status,
+        crate::reducer::FeatureStatus::Completed | crate::reducer::FeatureStatus::Cancelled
+    ) {
+        bail!(
+            "feature {} is already {}; nothing to cancel",
+            args.name,
+            f.status.as_str()
+        );
+    }
+    let holder = f.assigned_agent.clone();
+    let worktree = f.worktree_path.clone();
+    let span = emit::cancel(
+        &mut IdGen::default(),
+        emit::now(),
+        &args.name,
+        args.reason.as_deref(),
+    );
+    submit_checked(backend, span)?;
+    // Its worktree is unlocked now: by this process when it holds the log, by the
+    // cycle the server runs right after such a span otherwise.
+    if !backend.is_remote() {
+        backend.local()?.release_now()?;
+    }
+    Ok(Output::new(
+        json!({"feature_name": args.name, "status": "cancelled", "released_from": holder, "worktree_kept": worktree}),
+        format!(
+            "Feature {} cancelled{}{}.",
+            args.name,
+            holder
+                .map(|a| format!("; agent {a} let go of it"))
+                .unwrap_or_default(),
+            worktree
+                .map(|w| format!(
+                    "; its worktree {w} is kept, unlocked, with its work (`spanfold gc` removes it)"
+                ))
+                .unwrap_or_default()
+        ),
+    ))
+}
+
+fn reopen(args: &ReopenArgs, backend: &mut Backend) -> Result<Output> {
+    names::feature_name(&args.name)?;
+    let span = emit::reopen(
+        &mut IdGen::default(),
+        emit::now(),
+        &args.name,
+        args.reason.as_deref(),
+    );
+    submit_checked(backend, span)?;
+    Ok(Output::new(
+        json!({"feature_name": args.name, "status": "queued"}),
+        format!(
+            "Feature {} is queued again, at the end of the queue.",
+            args.name
+        ),
+    ))
+}
+
+fn ack_anomaly(args: &AckArgs, backend: &mut Backend) -> Result<Output> {
+    let listed = backend.status(&StatusOptions::default())?.anomalies.len();
+    let span = emit::acknowledge(&mut IdGen::default(), emit::now(), args.seq);
+    submit_checked(backend, span)?;
+    let count = if args.all { listed } else { 1 };
+    Ok(Output::new(
+        json!({"acknowledged": count, "seq": args.seq}),
+        format!(
+            "{count} anomal{} acknowledged; status no longer lists {}.",
+            if count == 1 { "y" } else { "ies" },
+            if count == 1 { "it" } else { "them" }
+        ),
     ))
 }
 
@@ -1565,6 +1575,63 @@ fn add_feature(args: &AddFeatureArgs, backend: &mut Backend) -> Result<Output> {
     ))
 }
 
+/// `agents init` run again: what was given explicitly and cannot change (repository, base
+/// branch, worktrees directory) is refused; what may change (the lease, recorded; the merge
+/// gate, in git config) is applied and said.
+fn apply_settings(
+    args: &InitArgs,
+    coord: &mut Coordinator,
+    workdir: &Path,
+    created: bool,
+    [repo, base, wt]: [&String; 3],
+) -> Result<Vec<String>> {
+    let config = coord.config()?;
+    if !created {
+        let fixed = [
+            ("--repo", args.repo.is_some(), &config.repo, repo),
+            ("--base", args.base.is_some(), &config.base_branch, base),
+            (
+                "--worktrees-dir",
+                args.worktrees_dir.is_some(),
+                &config.worktrees_dir,
+                wt,
+            ),
+        ];
+        let refused: Vec<String> = fixed
+            .iter()
+            .filter(|(_, given, was, now)| *given && was != now)
+            .map(|(flag, _, was, now)| format!("{flag} is {was} (given: {now})"))
+            .collect();
+        if !refused.is_empty() {
+            bail!(
+                "the log is initialised and these settings cannot change: {}; features and worktrees already depend on them. Start a new coordination directory (--coord-dir) to use others",
+                refused.join("; ")
+            );
+        }
+    }
+    let mut changed = Vec::new();
+    if let Some(lease) = args
+        .lease
+        .filter(|l| !created && *l != config.lease_seconds)
+    {
+        coord.configure_lease(lease)?;
+        changed.push(format!("lease {}s → {lease}s", config.lease_seconds));
+    }
+    if let Some(cmd) = &args.validate_cmd {
+        let before = git::config_value(workdir, "spanfold.validateCmd")?;
+        if before.as_deref() != Some(cmd.as_str()) {
+            git::set_config(workdir, "spanfold.validateCmd", cmd)?;
+            if !created {
+                changed.push(format!(
+                    "merge gate {} → `{cmd}`",
+                    before.map_or("none".to_string(), |b| format!("`{b}`"))
+                ));
+            }
+        }
+    }
+    Ok(changed)
+}
+
 fn init(args: &InitArgs, coord_dir_flag: &Path, backend: &mut Backend) -> Result<Output> {
     if backend.is_remote() {
         bail!(
@@ -1632,52 +1699,13 @@ fn init(args: &InitArgs, coord_dir_flag: &Path, backend: &mut Backend) -> Result
     let wt = worktrees_dir.display().to_string();
     let lease = args.lease.unwrap_or(crate::reducer::DEFAULT_LEASE_SECONDS);
     let created = coord.init(&repo, &base, &wt, lease)?;
-    let config = coord.config()?;
-    // Run again: what was given explicitly and cannot change is refused, what may change is
-    // applied and said.
-    if !created {
-        let fixed = [
-            ("--repo", args.repo.is_some(), &config.repo, &repo),
-            ("--base", args.base.is_some(), &config.base_branch, &base),
-            (
-                "--worktrees-dir",
-                args.worktrees_dir.is_some(),
-                &config.worktrees_dir,
-                &wt,
-            ),
-        ];
-        let refused: Vec<String> = fixed
-            .iter()
-            .filter(|(_, given, was, now)| *given && was != now)
-            .map(|(flag, _, was, now)| format!("{flag} is {was} (given: {now})"))
-            .collect();
-        if !refused.is_empty() {
-            bail!(
-                "the log is initialised and these settings cannot change: {}; features and worktrees already depend on them. Start a new coordination directory (--coord-dir) to use others",
-                refused.join("; ")
-            );
-        }
-    }
-    let mut changed = Vec::new();
-    if let Some(lease) = args
-        .lease
-        .filter(|l| !created && *l != config.lease_seconds)
-    {
-        coord.configure_lease(lease)?;
-        changed.push(format!("lease {}s → {lease}s", config.lease_seconds));
-    }
-    if let Some(cmd) = &args.validate_cmd {
-        let before = git::config_value(&info.workdir, "spanfold.validateCmd")?;
-        if before.as_deref() != Some(cmd.as_str()) {
-            git::set_config(&info.workdir, "spanfold.validateCmd", cmd)?;
-            if !created {
-                changed.push(format!(
-                    "merge gate {} → `{cmd}`",
-                    before.map_or("none".to_string(), |b| format!("`{b}`"))
-                ));
-            }
-        }
-    }
+    let changed = apply_settings(
+        args,
+        &mut coord,
+        &info.workdir,
+        created,
+        [&repo, &base, &wt],
+    )?;
     if args.keep_branches {
         git::set_config(&info.workdir, "spanfold.keepBranches", "true")?;
     }
