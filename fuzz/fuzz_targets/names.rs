@@ -1,9 +1,10 @@
 //! `names::check`, `agent_id` and `feature_name` on arbitrary strings.
 //!
 //! What the module promises (its doc comments): a name is accepted exactly when it matches
-//! `^[a-z0-9][a-z0-9._-]{0,62}$`, has no `..`, and does not end in `.` or `.lock`; names become
-//! directory names and git ref names, so an accepted name is a safe path component and a legal
-//! git ref component. Checked here both ways against a reference written from the doc, against
+//! `^[a-z0-9][a-z0-9._-]{0,62}$`, has no `..`, and does not end in `.` or `.lock`; a feature
+//! name may also be several such names joined by '/', 63 bytes in all. Names become directory
+//! names and git ref names, so an accepted name is a safe path component (a feature's once its
+//! slashes are flattened) and a legal git ref. Checked here both ways against a reference written from the doc, against
 //! the rules of `git check-ref-format`, and against gitoxide's ref-name validation
 //! (`git::check_branch_name`, which spanfold uses for the branches it creates).
 
@@ -41,12 +42,52 @@ fn git_ref_component_ok(c: &str) -> bool {
             .any(|ch| ch.is_ascii_control() || ch == ' ' || "~^:?*[\\/".contains(ch))
 }
 
+/// A feature name by its documented rule: parts joined by '/', each a name, 63 bytes in all.
+fn documented_feature_rule(name: &str) -> bool {
+    name.len() <= MAX_LEN && name.split('/').all(documented_rule)
+}
+
+fn check_feature(name: &str) {
+    let feature = names::feature_name(name);
+    assert_eq!(
+        feature.is_ok(),
+        documented_feature_rule(name),
+        "feature_name disagrees with its documented rule on {name:?}: {feature:?}"
+    );
+    match feature {
+        Ok(()) => {
+            let dir = names::worktree_dir_name(name);
+            assert!(
+                !dir.contains('/') && !dir.contains('\\') && dir != "." && dir != "..",
+                "{name:?} makes the directory {dir:?}"
+            );
+            if let Err(e) = spanfold::git::check_branch_name(&format!("spanfold/{name}")) {
+                panic!("accepted feature {name:?}, but git refuses its branch: {e}");
+            }
+        }
+        Err(e) => {
+            assert_eq!(e.kind, "feature name");
+            let msg = e.to_string();
+            assert!(msg.starts_with("invalid feature name ") && msg.contains(e.rule), "{msg}");
+            // A suggestion, when there is one, is a name the rule accepts.
+            if let Some(s) = &e.suggestion {
+                assert!(documented_feature_rule(s), "suggested {s:?} for {name:?}");
+            }
+        }
+    }
+}
+
 fn check_one(name: &str) {
+    check_feature(name);
     let checked = names::check("agent id", name);
-    // The two wrappers are the same rule under another label.
+    // Agent ids are the same rule under another label; feature names without '/' too.
     let agent = names::agent_id(name);
     let feature = names::feature_name(name);
     assert_eq!(checked.is_ok(), agent.is_ok(), "{name:?}");
+    if name.contains('/') {
+        assert!(checked.is_err(), "a name with '/' is no agent id: {name:?}");
+        return;
+    }
     assert_eq!(checked.is_ok(), feature.is_ok(), "{name:?}");
     assert_eq!(
         checked.is_ok(),
@@ -85,6 +126,9 @@ fn check_one(name: &str) {
             assert_eq!(e.rule, feature.rule);
             // The message names the value (quoted, escaped) and the rule.
             assert_eq!(e.shown, format!("{name:?}"));
+            if let Some(s) = &e.suggestion {
+                assert!(documented_rule(s), "suggested {s:?} for {name:?}");
+            }
             let msg = feature.to_string();
             assert!(msg.starts_with("invalid feature name "), "{msg}");
             assert!(
