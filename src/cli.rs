@@ -799,7 +799,7 @@ pub fn run(cli: &Cli, coord_dir: &Path, mut on_cycle: impl FnMut(&str)) -> Resul
                 ),
             ))
         }
-        Command::Export(args) => export(args, cli, &mut connect()),
+        Command::Export(args) => export(args, cli, coord_dir, &mut connect()),
         Command::Replay(args) => replay(args, cli, &mut on_cycle),
         Command::History(args) => history(args, &mut connect()),
         Command::Diff(args) => diff(args, &mut connect()),
@@ -962,9 +962,36 @@ fn run_agents(
     }
 }
 
+/// Where a file is written before it is renamed to `path` once whole: beside it, so the rename
+/// stays on one file system.
+fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+/// Refuses an output file inside the coordination directory: writing there could overwrite
+/// the log itself (`export -o .git/spanfold/log/db` once emptied it).
+fn refuse_inside(path: &Path, coord_dir: &Path) -> Result<()> {
+    let absolute = |p: &Path| {
+        std::fs::canonicalize(p).unwrap_or_else(|_| std::path::absolute(p).unwrap_or(p.into()))
+    };
+    // The file may not exist yet: its directory is what is resolved.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let target = absolute(dir).join(path.file_name().unwrap_or_default());
+    if target.starts_with(absolute(coord_dir)) {
+        bail!(
+            "{} is inside the coordination directory {}, where the log lives; write the export elsewhere",
+            path.display(),
+            coord_dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Sends one operator span; a span the reducer could not apply fails the command with its reason
 /// (the span stays in the log: it is what was said).
-fn export(args: &ExportArgs, cli: &Cli, backend: &mut Backend) -> Result<Output> {
+fn export(args: &ExportArgs, cli: &Cli, coord_dir: &Path, backend: &mut Backend) -> Result<Output> {
     let (from, to) = (args.from.as_deref(), args.to.as_deref());
     let counted = match &args.output {
         None => {
@@ -984,13 +1011,28 @@ fn export(args: &ExportArgs, cli: &Cli, backend: &mut Backend) -> Result<Output>
             return Ok(Output::new(Value::Null, String::new()));
         }
         Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            let mut out = std::io::BufWriter::new(file);
-            let counted = backend.export(from, to, args.format.into(), &mut out)?;
-            std::io::Write::flush(&mut out)
-                .with_context(|| format!("writing {}", path.display()))?;
-            counted
+            refuse_inside(path, coord_dir)?;
+            // Written beside its destination and renamed once complete: an export cut short
+            // never replaces an earlier, whole one.
+            let partial = partial_path(path);
+            let written = (|| {
+                let file = std::fs::File::create(&partial)
+                    .with_context(|| format!("creating {}", partial.display()))?;
+                let mut out = std::io::BufWriter::new(file);
+                let counted = backend.export(from, to, args.format.into(), &mut out)?;
+                let file = out
+                    .into_inner()
+                    .map_err(|e| anyhow!("writing {}: {}", partial.display(), e.error()))?;
+                file.sync_all()
+                    .with_context(|| format!("writing {}", partial.display()))?;
+                std::fs::rename(&partial, path)
+                    .with_context(|| format!("moving the export to {}", path.display()))?;
+                Ok::<_, anyhow::Error>(counted)
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            written?
         }
     };
     let path = args.output.as_ref().map(|p| p.display().to_string());

@@ -57,30 +57,65 @@ impl FromStr for Point {
                 .map(Point::Ago)
                 .map_err(|_| bad());
         }
-        parse_time(s).map(Point::Time).ok_or_else(bad)
+        match parse_time(s) {
+            Ok(t) => Ok(Point::Time(t)),
+            Err(TimeError::Unreadable) => Err(bad()),
+            Err(TimeError::Offset) => Err(TimeTravelError::Outside(format!(
+                "{s:?} has a zone offset beyond ±23:59; give one like +01:00, or a time in UTC (Z)"
+            ))),
+            Err(TimeError::Range) => Err(TimeTravelError::Outside(format!(
+                "{s:?} is outside the times the log can hold (1970 to 2554)"
+            ))),
+        }
     }
 }
 
+/// Why a time did not parse.
+enum TimeError {
+    Unreadable,
+    Offset,
+    Range,
+}
+
 /// An RFC 3339 time in nanoseconds since the epoch. humantime reads UTC (`Z`, or no zone);
-/// a numeric offset (`+01:00`) is applied here.
-fn parse_time(s: &str) -> Option<UnixNanos> {
-    let (base, offset_secs) = match s.len().checked_sub(6).map(|i| (i, &s[i..])) {
-        Some((i, tail))
+/// a numeric offset (`+01:00`) is applied here. Any text at all: the slicing is by checked
+/// byte ranges, so a multibyte character is an unreadable time, never a panic.
+fn parse_time(s: &str) -> Result<UnixNanos, TimeError> {
+    let offset = s
+        .len()
+        .checked_sub(6)
+        .and_then(|i| Some((i, s.get(i..)?, s.get(..i)?)));
+    let (base, offset_secs) = match offset {
+        Some((_, tail, base))
             if (tail.starts_with('+') || tail.starts_with('-'))
                 && tail.as_bytes().get(3) == Some(&b':')
-                && s[..i].contains('T') =>
+                && base.contains('T') =>
         {
-            let hours: i64 = tail.get(1..3)?.parse().ok()?;
-            let minutes: i64 = tail.get(4..6)?.parse().ok()?;
+            let number = |r: std::ops::Range<usize>| -> Result<i64, TimeError> {
+                tail.get(r)
+                    .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|d| d.parse().ok())
+                    .ok_or(TimeError::Unreadable)
+            };
+            let (hours, minutes) = (number(1..3)?, number(4..6)?);
+            if hours > 23 || minutes > 59 {
+                return Err(TimeError::Offset);
+            }
             let sign = if tail.starts_with('-') { -1 } else { 1 };
-            (&s[..i], sign * (hours * 3600 + minutes * 60))
+            (base, sign * (hours * 3600 + minutes * 60))
         }
         _ => (s, 0),
     };
-    let time = humantime::parse_rfc3339_weak(base).ok()?;
-    let nanos = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as i128
+    let time = humantime::parse_rfc3339_weak(base).map_err(|e| match e {
+        humantime::TimestampError::OutOfRange => TimeError::Range,
+        _ => TimeError::Unreadable,
+    })?;
+    let nanos = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| TimeError::Range)?
+        .as_nanos() as i128
         - i128::from(offset_secs) * 1_000_000_000;
-    u64::try_from(nanos).ok()
+    u64::try_from(nanos).map_err(|_| TimeError::Range)
 }
 
 impl Point {
@@ -471,5 +506,30 @@ mod tests {
         );
         let err = "yesterday".parse::<Point>().expect_err("not a point");
         assert!(err.to_string().contains("RFC 3339"), "{err}");
+    }
+
+    #[test]
+    fn bad_points_are_errors_that_say_why_never_panics() {
+        for (point, says) in [
+            ("éaaaaa", "not a point"),
+            ("2026-11-26T14:02:00é+01:00", "not a point"),
+            ("2026-11-26T14:02:00+99:99", "beyond ±23:59"),
+            ("2026-11-26T14:02:00+1a:00", "not a point"),
+            ("9999-01-01T00:00:00Z", "1970 to 2554"),
+        ] {
+            let err = point.parse::<Point>().expect_err(point);
+            assert!(err.to_string().contains(says), "{point}: {err}");
+        }
+    }
+
+    proptest::proptest! {
+        // Any text at all: a point, or an error; never a panic.
+        #[test]
+        fn any_text_parses_or_is_refused(text in proptest::prelude::any::<String>(),
+                                         tail in "[+-][0-9é:a]{0,6}") {
+            let _ = text.parse::<Point>();
+            let _ = format!("2026-11-26T14:02:00{tail}").parse::<Point>();
+            let _ = format!("{text}{tail}").parse::<Point>();
+        }
     }
 }

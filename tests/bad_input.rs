@@ -725,3 +725,24 @@ fn a_full_disk_refuses_spans_until_restart_and_loses_none_acknowledged() {
     let served = sb.serve(&["--manual"]);
     still_serving(&sb, &served);
 }
+
+/// An export written into the coordination directory could overwrite the log itself: refused,
+/// and the log stays whole. An export elsewhere appears only once complete.
+#[test]
+fn an_export_into_the_coordination_directory_is_refused_and_the_log_survives() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    let db = sb.repo.join(".git/spanfold/log/db");
+    let before = std::fs::metadata(&db).expect("the log's file").len();
+    for target in [db.clone(), sb.repo.join(".git/spanfold/backup.jsonl")] {
+        let error = sb.fails(&["export", "--output", target.to_str().expect("utf-8")]);
+        assert!(error.contains("inside the coordination directory"), "{error}");
+    }
+    assert_eq!(std::fs::metadata(&db).expect("still there").len(), before);
+    assert_eq!(sb.status()["agents"][0]["agent_id"], "a1", "the log reads as before");
+    let out = sb.tmp.path().join("backup.jsonl");
+    let done = sb.ok(&["export", "--output", out.to_str().expect("utf-8")]);
+    assert!(done["spans"].as_u64() > Some(0));
+    assert!(out.exists() && !sb.tmp.path().join("backup.jsonl.partial").exists());
+}
