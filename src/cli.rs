@@ -977,7 +977,10 @@ fn refuse_inside(path: &Path, coord_dir: &Path) -> Result<()> {
         std::fs::canonicalize(p).unwrap_or_else(|_| std::path::absolute(p).unwrap_or(p.into()))
     };
     // The file may not exist yet: its directory is what is resolved.
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let target = absolute(dir).join(path.file_name().unwrap_or_default());
     if target.starts_with(absolute(coord_dir)) {
         bail!(
@@ -1510,8 +1513,8 @@ fn clean_list(items: &[String], flag: &str) -> Result<Vec<String>> {
         if item.is_empty() {
             continue;
         }
-        if item.len() > 64 || item.chars().any(|c| c.is_control() || c == ',') {
-            bail!("{flag}: {item:?} is not a capability name (at most 64 printable characters)");
+        if let Err(why) = names::capability(&item) {
+            bail!("{flag}: {why}");
         }
         if !out.contains(&item) {
             out.push(item);

@@ -7,6 +7,7 @@ use clap::error::ErrorKind;
 use serde_json::json;
 
 use spanfold::cli::{self, Cli, Command, Envelope, Output};
+use spanfold::render::terminal_safe;
 
 // Decoding allocates on worker threads what the folding thread frees; glibc's allocator spent
 // about 40% of a replay on that hand-over. mimalloc frees across threads without a lock.
@@ -59,7 +60,7 @@ fn main() -> ExitCode {
                 if !cli.json {
                     let mut out = std::io::stdout().lock();
                     if out
-                        .write_all(line.as_bytes())
+                        .write_all(terminal_safe(line).as_bytes())
                         .and_then(|()| out.flush())
                         .is_err()
                     {
@@ -87,13 +88,15 @@ fn main() -> ExitCode {
                 } else {
                     ""
                 };
-                // A reader that went away (`| head`) is not an error of the command.
+                // A reader that went away (`| head`) is not an error of the command. Span data
+                // in the text never reaches the terminal as control codes.
+                let text = terminal_safe(&text);
                 let _ = write!(out, "{text}{newline}").and_then(|()| out.flush());
                 for w in warnings {
-                    eprintln!("warning: {w}");
+                    eprintln!("warning: {}", terminal_safe(&w));
                 }
             }
-            Err(e) => eprintln!("error: {}", cli::error_text(&e)),
+            Err(e) => eprintln!("error: {}", terminal_safe(&cli::error_text(&e))),
         }
     }
     if ok {

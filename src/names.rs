@@ -78,6 +78,27 @@ pub fn slug(name: &str) -> String {
     out
 }
 
+/// Longest capability name (a language, framework or area of expertise).
+pub const MAX_CAPABILITY_LEN: usize = 64;
+
+/// The rule for a capability name, whoever sends it: at most 64 bytes, printable (no control
+/// character reaches a person's terminal through a status table), no comma (the list separator).
+pub fn capability(item: &str) -> Result<(), String> {
+    if item.len() > MAX_CAPABILITY_LEN {
+        return Err(format!(
+            "capability {:?}… is {} bytes; a capability name has at most {MAX_CAPABILITY_LEN}",
+            item.chars().take(16).collect::<String>(),
+            item.len()
+        ));
+    }
+    if item.chars().any(|c| c.is_control() || c == ',') {
+        return Err(format!(
+            "capability {item:?} holds a control character or a comma; use printable characters"
+        ));
+    }
+    Ok(())
+}
+
 pub fn agent_id(name: &str) -> Result<(), NameError> {
     check("agent id", name)
 }

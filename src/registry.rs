@@ -472,8 +472,50 @@ impl Registry {
                 };
                 named.map_err(|e| violation(format!("attribute {}: {e}", attr.id)))?;
             }
+            // The 64 KiB kept per attribute counts an array's items together: a list of 1 MiB
+            // items is as large in the view as one 1 MiB string.
+            if let AnyValue::Array(items) = value {
+                let total: usize = items.iter().map(text_bytes).sum();
+                if total > MAX_KEPT_VALUE_BYTES {
+                    return Err(violation(format!(
+                        "attribute {} holds {total} bytes in its items; spanfold keeps at most {MAX_KEPT_VALUE_BYTES} of an attribute it tracks",
+                        attr.id
+                    )));
+                }
+            }
+            if CAPABILITY_ATTRIBUTES.contains(&attr.id.as_str()) {
+                for item in crate::model::list_items(value) {
+                    names::capability(&item)
+                        .map_err(|why| violation(format!("attribute {}: {why}", attr.id)))?;
+                }
+            }
         }
         Ok(())
+    }
+}
+
+/// Attributes whose items are capability names, checked by [`names::capability`] whoever sends
+/// them.
+const CAPABILITY_ATTRIBUTES: [&str; 6] = [
+    "agent.languages",
+    "agent.frameworks",
+    "agent.expertise_areas",
+    "feature.languages",
+    "feature.frameworks",
+    "feature.expertise_areas",
+];
+
+/// Bytes of text in a value (strings, nested ones included).
+fn text_bytes(value: &AnyValue) -> usize {
+    match value {
+        AnyValue::String(s) => s.len(),
+        AnyValue::Bytes(b) => b.len(),
+        AnyValue::Array(items) => items.iter().map(text_bytes).sum(),
+        AnyValue::KvList(kvs) => kvs
+            .iter()
+            .map(|kv| kv.key.len() + text_bytes(&kv.value))
+            .sum(),
+        _ => 0,
     }
 }
 

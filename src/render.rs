@@ -107,7 +107,9 @@ pub fn status_text(st: &status::Status, seen: &Viewpoint) -> String {
         if let Some(m) = &a.last_message {
             out.push_str(&format!(
                 "Agent {} said at {}: {}\n",
-                a.agent_id, m.time, m.text
+                a.agent_id,
+                m.time,
+                one_line(&m.text)
             ));
         }
     }
@@ -459,8 +461,46 @@ pub fn what_if_text(w: &crate::whatif::Report) -> String {
 }
 
 /// A plain text table: columns padded to their widest cell, the last column unpadded.
+/// Text from the log as one line a terminal shows as it is: every control character (escape
+/// sequences, newlines that would forge a table row) written out as `\u{..}`.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// Text for a terminal: lines and tabs kept, every other control character written out, so
+/// nothing a span carried can move the cursor, retitle the window or change colours.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| match c.is_control() && c != '\n' && c != '\t' {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
+}
+
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let cols = headers.len();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| one_line(c).into_owned()).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate().take(cols) {

@@ -197,7 +197,7 @@ impl Ingest {
                     Instant::now(),
                 );
                 if let Some(line) = line {
-                    eprintln!("spanfold: {line}");
+                    eprintln!("spanfold: {}", crate::render::one_line(&line));
                 }
                 decoded.rejected.push(v.to_string());
             }
@@ -662,7 +662,7 @@ fn write_loop(
 /// The operator's lines about a cycle, on the server's stderr.
 fn say(report: &CycleReport) {
     for line in crate::activity::cycle_lines(report) {
-        eprintln!("spanfold: {line}");
+        eprintln!("spanfold: {}", crate::render::one_line(&line));
     }
 }
 

@@ -737,12 +737,106 @@ fn an_export_into_the_coordination_directory_is_refused_and_the_log_survives() {
     let before = std::fs::metadata(&db).expect("the log's file").len();
     for target in [db.clone(), sb.repo.join(".git/spanfold/backup.jsonl")] {
         let error = sb.fails(&["export", "--output", target.to_str().expect("utf-8")]);
-        assert!(error.contains("inside the coordination directory"), "{error}");
+        assert!(
+            error.contains("inside the coordination directory"),
+            "{error}"
+        );
     }
     assert_eq!(std::fs::metadata(&db).expect("still there").len(), before);
-    assert_eq!(sb.status()["agents"][0]["agent_id"], "a1", "the log reads as before");
+    assert_eq!(
+        sb.status()["agents"][0]["agent_id"],
+        "a1",
+        "the log reads as before"
+    );
     let out = sb.tmp.path().join("backup.jsonl");
     let done = sb.ok(&["export", "--output", out.to_str().expect("utf-8")]);
     assert!(done["spans"].as_u64() > Some(0));
     assert!(out.exists() && !sb.tmp.path().join("backup.jsonl.partial").exists());
+}
+
+/// What an agent sends never reaches the operator's terminal as control codes: capability
+/// names over OTLP follow the CLI's rule, a tracked list is bounded in total, and text from the
+/// log (a message, a reason) is printed with its control characters written out.
+#[test]
+fn span_text_cannot_inject_into_the_terminal_or_bypass_the_tracked_limit() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    let served = sb.serve(&["--manual"]);
+    let post = |name: &str, attrs: Vec<serde_json::Value>| {
+        let body = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": "0af7651916cd43dd8448eb211c80319c",
+            "spanId": format!("{:016x}", attrs.len() as u64 + name.len() as u64 * 31),
+            "name": name, "kind": 1,
+            "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+            "attributes": attrs,
+        }]}]}]});
+        let file = sb.tmp.path().join("body.json");
+        std::fs::write(&file, body.to_string()).expect("write");
+        curl(
+            &served.http,
+            "POST",
+            "/v1/traces",
+            None,
+            Some(&file),
+            &["Content-Type: application/json"],
+        )
+    };
+    let text = |v: &str| serde_json::json!({"stringValue": v});
+    let array = |items: Vec<String>| {
+        serde_json::json!({"arrayValue": {"values":
+        items.into_iter().map(|i| serde_json::json!({"stringValue": i})).collect::<Vec<_>>()}})
+    };
+    // A capability with an escape sequence: refused, as the CLI refuses it.
+    let (code, body) = post(
+        "agent.registration",
+        vec![
+            serde_json::json!({"key": "agent.id", "value": text("evil")}),
+            serde_json::json!({"key": "agent.languages", "value": array(vec!["rust\u{1b}]0;pwned\u{7}".into()])}),
+        ],
+    );
+    assert_eq!(code, 200);
+    assert!(body.contains("control character"), "{body}");
+    // 40 KiB twice in one tracked list: over the 64 KiB kept per attribute, refused.
+    let (code, body) = post(
+        "feature.request",
+        vec![
+            serde_json::json!({"key": "feature.name", "value": text("big")}),
+            serde_json::json!({"key": "feature.requirements", "value": array(vec!["r".repeat(40 << 10), "q".repeat(40 << 10)])}),
+        ],
+    );
+    assert_eq!(code, 200);
+    assert!(body.contains("in its items"), "{body}");
+    // A message with escape codes and a forged line is shown, written out, on one line.
+    let (code, _) = served.agent_span(
+        "a1",
+        "agent.communication",
+        &[(
+            "communication.message",
+            "\u{1b}[2J\u{1b}]0;owned\u{7}hi\nFAKE  working",
+        )],
+    );
+    assert_eq!(code, 200);
+    let status = sb.status();
+    assert_eq!(
+        status["agents"].as_array().map(Vec::len),
+        Some(1),
+        "evil was refused"
+    );
+    let out = sb.run(&["agents", "agent-status", "--details"]);
+    assert!(
+        !out.stdout.contains('\u{1b}') && !out.stdout.contains('\u{7}'),
+        "{:?}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.lines().any(|l| l.starts_with("FAKE")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("\\u{1b}[2J"),
+        "written out: {}",
+        out.stdout
+    );
 }
