@@ -1362,10 +1362,11 @@ fn messages(args: &MessagesArgs, backend: &mut Backend) -> Result<Output> {
         let (to, message) = (field("to: "), field("message: ").unwrap_or_default());
         let time = status::rfc3339(e.time);
         text.push_str(&format!(
-            "{time} {}{message}\n",
+            "{time} {}{}\n",
             to.as_deref()
-                .map(|t| format!("to {t}: "))
-                .unwrap_or_default()
+                .map(|t| format!("to {}: ", crate::render::one_line(t)))
+                .unwrap_or_default(),
+            crate::render::one_line(&message)
         ));
         sent.push(json!({"seq": e.seq, "time": time, "to": to, "message": message}));
     }
