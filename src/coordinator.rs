@@ -483,8 +483,15 @@ impl Coordinator {
 
     /// Records the coordinator's own spans. They are validated like everyone's: a violation here
     /// is a defect, reported rather than written.
-    fn record(&mut self, spans: Vec<Span>) -> Result<(), CoordError> {
+    fn record(&mut self, mut spans: Vec<Span>) -> Result<(), CoordError> {
         self.writable()?;
+        // A decision is never dropped as a duplicate of a span a client sent with the same ids
+        // (ids are unpredictable, but not unguessable by luck): such a span is re-identified.
+        for span in &mut spans {
+            while self.log.is_known(&span.key())? {
+                span.span_id = self.ids.span_id();
+            }
+        }
         let rs = emit::wrap(emit::COORDINATOR_SERVICE, spans);
         for ss in &rs.scope_spans {
             for span in &ss.spans {
@@ -1217,5 +1224,30 @@ impl Coordinator {
         let dir = self.dir.clone();
         drop(self);
         Ok((Coordinator::open(&dir)?, dropped))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client span that took the ids of a decision before it was written does not erase the
+    /// decision: the decision is stored under new ids.
+    #[test]
+    fn a_decision_is_never_dropped_as_a_duplicate_of_a_client_span() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut coord = Coordinator::create(dir.path()).expect("log");
+        let taken = emit::IdGen::default().span("tool.call", 1);
+        let (trace, span) = (taken.trace_id, taken.span_id);
+        coord
+            .submit(vec![emit::wrap("agent", vec![taken])], Origin::Client)
+            .expect("client span stored");
+        let mut decision = emit::init(&mut IdGen::default(), 2, "/r", "main", "/w", 600);
+        decision.trace_id = trace;
+        decision.span_id = span;
+        coord.record(vec![decision]).expect("recorded");
+        let view = coord.view();
+        assert_eq!(view.counters.events, 2, "both spans are in the log");
+        assert!(view.config.is_some(), "the decision was applied");
     }
 }

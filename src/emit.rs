@@ -2,37 +2,34 @@
 //! and the coordinator's decisions and outcomes. Built here, in one place, so the registry test
 //! can check every one of them.
 
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 
 use crate::model::{
     AnyValue, KeyValue, Resource, ResourceSpans, Scope, Span, UnixNanos, string_array,
 };
 use crate::reducer::{AgentState, Complexity, Priority};
 
-/// Random trace and span ids without a dependency: std's per-process random hasher keys seed a
-/// splitmix64 sequence. Ids only need to be unique, not secret.
+/// Trace and span ids nobody can predict: a keyed SipHash (std's hasher, keyed from the
+/// operating system's randomness) of a counter. One id shows nothing of the next, so a client
+/// that reads the log cannot send spans carrying the coordinator's future ids first.
 pub struct IdGen {
-    state: u64,
+    keys: std::hash::RandomState,
+    counter: u64,
 }
 
 impl Default for IdGen {
     fn default() -> Self {
-        let mut h = std::hash::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-            h.write_u128(d.as_nanos());
+        IdGen {
+            keys: std::hash::RandomState::new(),
+            counter: 0,
         }
-        IdGen { state: h.finish() }
     }
 }
 
 impl IdGen {
     fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.counter += 1;
+        self.keys.hash_one(self.counter)
     }
 
     pub fn trace_id(&mut self) -> [u8; 16] {
@@ -450,5 +447,43 @@ pub fn acknowledge(ids: &mut IdGen, time: UnixNanos, seq: Option<u64>) -> Span {
             AnyValue::Int(seq.min(i64::MAX as u64) as i64),
         ),
         None => span.with("anomaly.all", AnyValue::Bool(true)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The generator spanfold used before: one output revealed its state (splitmix64 is
+    /// invertible), so the next ids could be computed from one read in the log.
+    fn splitmix_successor(output: u64) -> u64 {
+        let unmix = |mut z: u64| {
+            z ^= z >> 31 ^ z >> 62;
+            z = z.wrapping_mul(0x3196_42b2_d24d_8ec3);
+            z ^= z >> 27 ^ z >> 54;
+            z = z.wrapping_mul(0x96de_1b17_3f11_9089);
+            z ^ (z >> 30) ^ (z >> 60)
+        };
+        let state = unmix(output).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    #[test]
+    fn the_next_id_cannot_be_computed_from_the_last() {
+        let mut ids = IdGen::default();
+        let mut predicted = 0;
+        let mut last = u64::from_be_bytes(ids.span_id());
+        for _ in 0..1000 {
+            let next = u64::from_be_bytes(ids.span_id());
+            predicted += usize::from(splitmix_successor(last) == next);
+            last = next;
+        }
+        assert_eq!(predicted, 0, "ids follow from each other");
+        // Two generators (two processes, two threads) share nothing.
+        let (mut a, mut b) = (IdGen::default(), IdGen::default());
+        assert_ne!(a.span_id(), b.span_id());
     }
 }

@@ -214,6 +214,14 @@ impl Log {
         Ok(())
     }
 
+    /// Whether a span with these ids would be dropped as a duplicate by the next append.
+    pub fn is_known(&mut self, key: &crate::model::SpanKey) -> Result<bool, StoreError> {
+        if !self.window_loaded {
+            self.load_window()?;
+        }
+        Ok(self.window.contains(key))
+    }
+
     /// Fills the de-duplication window with the ids of the last spans in the log: reads only
     /// the log's end, so the cost does not grow with its length.
     fn load_window(&mut self) -> Result<(), StoreError> {
