@@ -487,6 +487,7 @@ impl Coordinator {
         self.writable()?;
         // A decision is never dropped as a duplicate of a span a client sent with the same ids
         // (ids are unpredictable, but not unguessable by luck): such a span is re-identified.
+        spans = spans.into_iter().map(emit::bounded).collect();
         for span in &mut spans {
             while self.log.is_known(&span.key())? {
                 span.span_id = self.ids.span_id();

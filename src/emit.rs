@@ -68,6 +68,53 @@ fn s(v: &str) -> AnyValue {
     AnyValue::String(v.into())
 }
 
+/// Most items a list the coordinator writes holds: the first ones, then one that counts the
+/// rest. A merge of 10,001 conflicting files must still be recorded.
+pub const MAX_LIST_ITEMS: usize = 1000;
+
+/// Bounds what the coordinator writes so that its own spans always validate, whatever the
+/// input that led to them: every text at most the 64 KiB kept per attribute (cut at a character
+/// boundary, with a marker saying how long it was), every list at most [`MAX_LIST_ITEMS`] items
+/// and the same number of bytes in all.
+pub fn bounded(mut span: Span) -> Span {
+    const KEEP: usize = crate::registry::MAX_KEPT_VALUE_BYTES - 64;
+    fn cut(text: &str, keep: usize) -> String {
+        let mut end = keep.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}… (cut: {} bytes in all)", &text[..end], text.len())
+    }
+    for kv in &mut span.attributes {
+        match &mut kv.value {
+            AnyValue::String(t) if t.len() > KEEP => *t = cut(t, KEEP).into(),
+            AnyValue::Array(items) => {
+                let total = items.len();
+                let mut budget = KEEP;
+                let mut kept = Vec::with_capacity(total.min(MAX_LIST_ITEMS));
+                for item in items.drain(..) {
+                    let size = match &item {
+                        AnyValue::String(t) => t.len(),
+                        _ => 8,
+                    };
+                    if kept.len() + 1 >= MAX_LIST_ITEMS || size > budget {
+                        break;
+                    }
+                    budget -= size;
+                    kept.push(item);
+                }
+                if kept.len() < total {
+                    let more = format!("… and {} more", total - kept.len());
+                    kept.push(AnyValue::String(more.into()));
+                }
+                *items = kept;
+            }
+            _ => {}
+        }
+    }
+    span
+}
+
 /// Wraps spans written by `service` (spanfold itself, or its CLI acting for an operator).
 pub fn wrap(service: &str, spans: Vec<Span>) -> ResourceSpans {
     ResourceSpans::single(
@@ -469,6 +516,61 @@ mod tests {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+
+    #[test]
+    fn the_coordinators_spans_validate_whatever_led_to_them() {
+        let conflicts: Vec<String> = (0..10_001).map(|i| format!("src/file{i}.rs")).collect();
+        let reason = "é".repeat(1 << 20);
+        let merge = merge(
+            &mut IdGen::default(),
+            1,
+            &MergeSpan {
+                result: "conflicted",
+                agent_id: "a1",
+                feature: "f1",
+                branch: "spanfold/f1",
+                base: "main",
+                kind: None,
+                commit: None,
+                conflicts: &conflicts,
+                reason: Some(&reason),
+                from: None,
+            },
+        );
+        let registry = crate::registry::Registry::builtin();
+        let resource = crate::model::Resource::default();
+        let origin = crate::registry::Origin::Coordinator;
+        assert!(
+            registry.validate(&merge, &resource, origin).is_err(),
+            "unbounded, it breaks"
+        );
+        let merge = bounded(merge);
+        registry
+            .validate(&merge, &resource, origin)
+            .unwrap_or_else(|v| panic!("{v}"));
+        let listed = merge
+            .attr("merge.conflicts")
+            .map(crate::model::list_items)
+            .unwrap_or_default();
+        assert!(listed.len() <= MAX_LIST_ITEMS, "{}", listed.len());
+        assert_eq!(listed[0], "src/file0.rs");
+        let more = listed.last().expect("a count");
+        assert!(
+            more.starts_with("… and ") && more.ends_with(" more"),
+            "{more}"
+        );
+        let shown = listed.len() - 1;
+        assert_eq!(more, &format!("… and {} more", 10_001 - shown));
+        let reason = merge
+            .attr("merge.reason")
+            .and_then(crate::model::as_str)
+            .unwrap_or("");
+        assert!(
+            reason.ends_with("(cut: 2097152 bytes in all)"),
+            "{}",
+            &reason[reason.len() - 40..]
+        );
     }
 
     #[test]

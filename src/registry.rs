@@ -388,6 +388,19 @@ impl Registry {
             rule,
             agent: named_agent(span, resource),
         };
+        // OTLP says attribute keys are unique; readers disagree on which of two wins (the fold
+        // took the first, the events API showed the last), so a span with a repeated key, on
+        // the span or its resource, is refused rather than read two ways.
+        for (whose, attrs) in [
+            ("span", &span.attributes),
+            ("resource", &resource.attributes),
+        ] {
+            if let Some(key) = repeated_key(attrs) {
+                return Err(violation(format!(
+                    "attribute {key} appears more than once on the {whose}; OTLP keys are unique: send it once"
+                )));
+            }
+        }
         // Any span, named or not: values nested past MAX_VALUE_DEPTH would make an export that
         // OTLP/JSON readers refuse (they limit nesting), and the size limits keep one span from
         // filling the log, so neither ever enters it.
@@ -492,6 +505,20 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// The first key that appears twice, if any.
+fn repeated_key(attrs: &[crate::model::KeyValue]) -> Option<&str> {
+    if attrs.len() <= 16 {
+        return attrs
+            .iter()
+            .enumerate()
+            .find(|(i, kv)| attrs[..*i].iter().any(|o| o.key == kv.key))
+            .map(|(_, kv)| kv.key.as_str());
+    }
+    let mut keys: Vec<&str> = attrs.iter().map(|kv| kv.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
 }
 
 /// Attributes whose items are capability names, checked by [`names::capability`] whoever sends

@@ -840,3 +840,48 @@ fn span_text_cannot_inject_into_the_terminal_or_bypass_the_tracked_limit() {
         out.stdout
     );
 }
+
+/// A repeated attribute key is refused with that span (readers disagreed on which one wins);
+/// the rest of the export is kept.
+#[test]
+fn a_repeated_attribute_key_refuses_its_span() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    sb.ok(&["agents", "register-agent", "a2"]);
+    let served = sb.serve(&["--manual"]);
+    let body = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "00000000000000a1",
+         "name": "agent.work_progress", "kind": 1, "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+         "attributes": [
+            {"key": "agent.id", "value": {"stringValue": "a1"}},
+            {"key": "agent.state", "value": {"stringValue": "error"}},
+            {"key": "agent.id", "value": {"stringValue": "a2"}}]},
+        {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "00000000000000a2",
+         "name": "tool.call", "kind": 1, "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+         "attributes": [{"key": "agent.id", "value": {"stringValue": "a2"}}]}
+    ]}]}]});
+    let file = sb.tmp.path().join("dup.json");
+    std::fs::write(&file, body.to_string()).expect("write");
+    let (code, answer) = curl(
+        &served.http,
+        "POST",
+        "/v1/traces",
+        None,
+        Some(&file),
+        &["Content-Type: application/json"],
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert!(
+        answer.contains("agent.id appears more than once"),
+        "{answer}"
+    );
+    let status = sb.status();
+    for a in status["agents"].as_array().expect("agents") {
+        assert_ne!(a["state"], "error", "the refused span moved no one: {a}");
+    }
+    assert_eq!(
+        status["counters"]["unregistered_spans"], 1,
+        "the other span was kept"
+    );
+}
