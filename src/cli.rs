@@ -1117,6 +1117,7 @@ fn replay(args: &ReplayArgs, cli: &Cli, on_line: &mut dyn FnMut(&str)) -> Result
         "events": report.events,
         "lines": report.lines,
         "duplicates": report.duplicates,
+        "times_raised": report.times_raised,
         "rejected_spans": report.rejected_count,
         "stopped_by_until": report.stopped,
     });
@@ -1150,6 +1151,12 @@ fn replay(args: &ReplayArgs, cli: &Cli, on_line: &mut dyn FnMut(&str)) -> Result
     }
     let mut out = Output::new(serde_json::to_value(&st)?, text);
     out.metadata = Some(json!({ "replay": meta }));
+    if report.times_raised > 0 {
+        out.warnings.push(format!(
+            "{} line(s) carried a receive time earlier than the line before; they were replayed at that line's time, so time never goes backwards (the file was edited, or exports were joined out of order)",
+            report.times_raised
+        ));
+    }
     Ok(out)
 }
 

@@ -83,6 +83,8 @@ pub struct ReplayReport {
     pub events: u64,
     pub lines: u64,
     pub duplicates: usize,
+    /// Lines whose receive time went backwards, replayed at the time of the line before.
+    pub times_raised: usize,
     /// Spans refused while decoding (malformed ids), with the first reasons.
     pub rejected: Vec<String>,
     pub rejected_count: usize,
@@ -259,6 +261,7 @@ pub fn replay(
         events,
         lines,
         duplicates: placer.duplicates,
+        times_raised: placer.times_raised,
         rejected,
         rejected_count,
         stopped,

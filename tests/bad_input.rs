@@ -885,3 +885,64 @@ fn a_repeated_attribute_key_refuses_its_span() {
         "the other span was kept"
     );
 }
+
+/// A recorded trace whose receive times go backwards is replayed with time moving forward
+/// only, and the replay says it had to.
+#[test]
+fn a_trace_whose_time_goes_backwards_is_replayed_forwards_and_said() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    sb.ok(&["agents", "add-feature", "f1"]);
+    let export = sb.tmp.path().join("log.jsonl");
+    sb.ok(&["export", "--output", export.to_str().expect("utf-8")]);
+    let text = std::fs::read_to_string(&export).expect("export");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    assert!(lines.len() >= 2, "{text}");
+    // The last line says it arrived at 1 ns past 1970, before everything else.
+    let last = lines.pop().expect("a line");
+    let at = last.find("\"receivedAt\":\"").expect("a receive time") + "\"receivedAt\":\"".len();
+    let end = at + last[at..].find('"').expect("closing quote");
+    lines.push(format!("{}1{}", &last[..at], &last[end..]));
+    std::fs::write(&export, lines.join("\n") + "\n").expect("write");
+
+    let kept = sb.tmp.path().join("kept");
+    let run = sb.run(&[
+        "--json",
+        "replay",
+        export.to_str().expect("utf-8"),
+        "--keep",
+        kept.to_str().expect("utf-8"),
+    ]);
+    let doc = run.json();
+    assert_eq!(doc["success"], true, "{}", run.stdout);
+    assert!(
+        doc["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("earlier than the line before"),
+        "{doc}"
+    );
+    assert_eq!(doc["metadata"]["replay"]["times_raised"], 1);
+    let again = sb.tmp.path().join("again.jsonl");
+    sb.ok(&[
+        "--coord-dir",
+        kept.to_str().expect("utf-8"),
+        "export",
+        "--output",
+        again.to_str().expect("utf-8"),
+    ]);
+    let times: Vec<u64> = std::fs::read_to_string(&again)
+        .expect("export")
+        .lines()
+        .filter_map(|l| {
+            let at = l.find("\"receivedAt\":\"")? + "\"receivedAt\":\"".len();
+            l[at..].split('"').next()?.parse().ok()
+        })
+        .collect();
+    assert_eq!(times.len(), lines.len());
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "monotonic: {times:?}"
+    );
+}

@@ -653,6 +653,9 @@ pub struct Placer {
     started: bool,
     seen: HashSet<SpanKey, RandomState>,
     pub duplicates: usize,
+    /// Lines whose recorded receive time was earlier than the line before's: placed at that
+    /// earlier time instead, so time never goes backwards along the seqs.
+    pub times_raised: usize,
 }
 
 impl Default for Placer {
@@ -670,6 +673,7 @@ impl Placer {
             started: false,
             seen: HashSet::with_capacity_and_hasher(spans, RandomState::default()),
             duplicates: 0,
+            times_raised: 0,
         }
     }
 
@@ -715,6 +719,9 @@ impl Placer {
                         "the line placed at seq {} runs past the largest sequence number",
                         meta.first_seq
                     ));
+                }
+                if meta.received_at < self.last_time {
+                    self.times_raised += 1;
                 }
                 (meta.first_seq, meta.received_at.max(self.last_time))
             }
