@@ -1470,6 +1470,12 @@ fn task_output(
 }
 
 fn serve(args: &ServeArgs, cli: &Cli, coord_dir: &Path) -> Result<Output> {
+    // An empty token would silently mean none: anyone could speak for every agent.
+    if cli.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        bail!(
+            "--token (or SPANFOLD_TOKEN) is empty; give a token, or leave it unset to serve without one"
+        );
+    }
     // One server per log: answer at once that one runs, rather than wait for its lock.
     if let Some(advert) = crate::client::Advert::read(coord_dir)
         && crate::client::Client::for_advert(&advert, cli.token.clone())
@@ -1500,7 +1506,7 @@ fn serve(args: &ServeArgs, cli: &Cli, coord_dir: &Path) -> Result<Output> {
         interval: (!args.manual && args.interval > 0.0)
             .then(|| Duration::from_secs_f64(args.interval)),
         react: !args.manual,
-        token: cli.token.clone().filter(|t| !t.is_empty()),
+        token: cli.token.clone(),
         export_endpoint,
     };
     let summary = crate::server::run(config)?;

@@ -541,7 +541,12 @@ async fn api_cycle(Extract(state): Extract<Shared>) -> Response {
         .cycle()
         .await
         .and_then(|report| serde_json::to_value(report).map_err(|e| e.to_string()));
-    envelope("agents coordination-cycle", result)
+    // A cycle that could not run is the server's failure, not a missing page.
+    envelope_or(
+        "agents coordination-cycle",
+        result,
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
 }
 
 /// A person's command from the CLI: its spans (an OTLP/protobuf export) validated, checked
@@ -591,7 +596,7 @@ async fn api_gc(Extract(state): Extract<Shared>, Query(q): Query<GcQuery>) -> Re
         .run(move |coord| coord.gc(older, q.force))
         .await
         .and_then(|report| serde_json::to_value(report).map_err(|e| e.to_string()));
-    envelope("gc", result)
+    envelope_or("gc", result, StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 async fn metrics(Extract(state): Extract<Shared>) -> Response {

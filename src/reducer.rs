@@ -878,13 +878,29 @@ impl View {
                 silent_seconds: None,
             });
         }
-        agent.state = next;
-        agent.progress = Progress {
+        let progress = Progress {
             percentage: percentage.and_then(as_double),
             files_modified: files.and_then(as_int),
             lines_added: lines.and_then(as_int),
             duration_ms: duration.and_then(as_int),
         };
+        if let Some(p) = progress.percentage.filter(|p| !(0.0..=100.0).contains(p)) {
+            return Err(format!(
+                "work.progress_percentage is {p}; a percentage is a number from 0 to 100"
+            ));
+        }
+        if let Some((key, n)) = [
+            ("work.files_modified", progress.files_modified),
+            ("work.lines_added", progress.lines_added),
+            ("work.duration_ms", progress.duration_ms),
+        ]
+        .into_iter()
+        .find_map(|(k, n)| n.filter(|n| *n < 0).map(|n| (k, n)))
+        {
+            return Err(format!("{key} is {n}; a count is 0 or more"));
+        }
+        agent.state = next;
+        agent.progress = progress;
         if let Some(name) = feature {
             // A feature is completed by its merge, not by its agent's word: `finished` from an
             // agent changes only the agent.

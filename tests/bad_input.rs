@@ -946,3 +946,139 @@ fn a_trace_whose_time_goes_backwards_is_replayed_forwards_and_said() {
         "monotonic: {times:?}"
     );
 }
+
+/// Smaller things the probe found: an empty token, the scheme's case, a gzip body of two
+/// members, progress that is no percentage.
+#[test]
+fn tokens_gzip_members_and_impossible_progress() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    let empty = sb.run(&[
+        "serve",
+        "--grpc",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--token",
+        "",
+    ]);
+    assert_ne!(empty.code, 0);
+    assert!(
+        empty
+            .stderr
+            .contains("--token (or SPANFOLD_TOKEN) is empty"),
+        "{}",
+        empty.stderr
+    );
+
+    let served = sb.serve(&["--manual", "--token", "s3cret"]);
+    let (code, _) = curl(
+        &served.http,
+        "GET",
+        "/api/status",
+        None,
+        None,
+        &["Authorization: BEARER s3cret"],
+    );
+    assert_eq!(code, 200, "the scheme is case-insensitive");
+
+    // One OTLP/JSON body in two gzip members: both are read.
+    let body = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "00000000000000b1",
+         "name": "tool.call", "kind": 1, "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+         "attributes": [{"key": "agent.id", "value": {"stringValue": "a1"}}]}]}]}]})
+    .to_string();
+    let (first, second) = body.split_at(body.len() / 2);
+    let mut gz = Vec::new();
+    for part in [first, second] {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut e, part.as_bytes()).expect("gzip");
+        gz.extend(e.finish().expect("gzip"));
+    }
+    let file = sb.tmp.path().join("two-members.gz");
+    std::fs::write(&file, gz).expect("write");
+    let (code, answer) = curl(
+        &served.http,
+        "POST",
+        "/v1/traces",
+        Some("s3cret"),
+        Some(&file),
+        &["Content-Type: application/json", "Content-Encoding: gzip"],
+    );
+    assert_eq!(code, 200, "{answer}");
+
+    // Progress that is no percentage, a negative count: anomalies, nothing moves.
+    for (n, (key, value)) in [
+        (
+            "work.progress_percentage",
+            serde_json::json!({"doubleValue": "NaN"}),
+        ),
+        (
+            "work.progress_percentage",
+            serde_json::json!({"doubleValue": -5.0}),
+        ),
+        (
+            "work.progress_percentage",
+            serde_json::json!({"doubleValue": 1e308}),
+        ),
+        ("work.files_modified", serde_json::json!({"intValue": "-3"})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let attrs = [
+            serde_json::json!({"key": "agent.state", "value": {"stringValue": "idle"}}),
+            serde_json::json!({"key": key, "value": value}),
+        ];
+        let body = serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "agent.id", "value": {"stringValue": "a1"}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": "0af7651916cd43dd8448eb211c80319d",
+            "spanId": format!("{:016x}", 0xc0 + n),
+            "name": "agent.work_progress", "kind": 1,
+            "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+            "attributes": attrs,
+        }]}]}]});
+        let file = sb.tmp.path().join("progress.json");
+        std::fs::write(&file, body.to_string()).expect("write");
+        let (code, _) = curl(
+            &served.http,
+            "POST",
+            "/v1/traces",
+            Some("s3cret"),
+            Some(&file),
+            &["Content-Type: application/json"],
+        );
+        assert_eq!(code, 200);
+    }
+    let (_, status) = curl(
+        &served.http,
+        "GET",
+        "/api/status",
+        Some("s3cret"),
+        None,
+        &[],
+    );
+    let status: serde_json::Value = serde_json::from_str(&status).expect("json");
+    let reasons: Vec<&str> = status["data"]["anomalies"]
+        .as_array()
+        .expect("anomalies")
+        .iter()
+        .filter_map(|a| a["reason"].as_str())
+        .collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert!(
+        reasons[0].contains("from 0 to 100") && reasons[3].contains("0 or more"),
+        "{reasons:?}"
+    );
+    assert!(
+        status["data"]["agents"][0]
+            .get("progress_percentage")
+            .is_none()
+    );
+    assert_eq!(
+        status["data"]["counters"]["unregistered_spans"], 1,
+        "the two-member body's span"
+    );
+}

@@ -59,7 +59,11 @@ pub fn authorized(expected: Option<&str>, presented: Option<&str>) -> Result<(),
     match presented {
         None => Err("missing authorization: send the header `authorization: Bearer <token>` (OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<token>)".into()),
         Some(value) => {
-            let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "));
+            // The scheme is case-insensitive (RFC 9110): Bearer, bearer, BEARER.
+            let token = value
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token);
             if token.is_some_and(|t| constant_time_eq(t.trim().as_bytes(), expected.as_bytes())) {
                 Ok(())
             } else {

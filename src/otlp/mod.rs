@@ -145,7 +145,7 @@ pub fn decompress(encoding: Option<&str>, body: &[u8]) -> Result<Vec<u8>, Decode
         Some(e) if e.is_empty() || e == "identity" => Ok(body.to_vec()),
         Some(e) if e == "gzip" => {
             let mut out = Vec::new();
-            flate2::read::GzDecoder::new(body)
+            flate2::read::MultiGzDecoder::new(body)
                 .take(MAX_HTTP_BODY as u64 + 1)
                 .read_to_end(&mut out)
                 .map_err(|e| DecodeError::Gzip(e.to_string()))?;
