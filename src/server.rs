@@ -39,6 +39,8 @@ const INDEX_POLL: Duration = Duration::from_secs(1);
 const REACT_AFTER: Duration = Duration::from_millis(150);
 /// How long in-flight requests get to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long the writer may take to finish once the receivers stopped.
+const WRITER_GRACE: Duration = Duration::from_secs(10);
 /// Exports decoded at once. A decoded export can take many times its body's size (an empty
 /// attribute is 2 bytes on the wire), and the blocking pool would otherwise decode hundreds at
 /// once. One per core, but at least four, so that one large export being decoded does not make
@@ -77,6 +79,10 @@ pub enum ServerError {
     Grpc(String),
     #[error("the HTTP server failed: {0}")]
     Http(std::io::Error),
+    #[error(
+        "the log writer did not finish within {0:?} of the shutdown (a write that never returns); everything acknowledged is in the log. Stopping anyway"
+    )]
+    Stuck(Duration),
 }
 
 /// Counters for /metrics, shared by receivers and the writer.
@@ -139,6 +145,9 @@ enum Job {
     /// Work on the coordinator itself (a cycle, gc, a person's command) asked for through the
     /// API.
     Run(Box<dyn FnOnce(&mut Coordinator) + Send>, Work),
+    /// The server is stopping: finish what is taken, then return, whoever still holds a sender
+    /// (a connection the grace period gave up on keeps its clone of the ingest).
+    Stop,
 }
 
 /// What a job on the coordinator is, for what the writer does after it.
@@ -292,14 +301,17 @@ pub fn run(config: ServerConfig) -> Result<Summary, ServerError> {
         .enable_all()
         .build()
         .map_err(ServerError::Runtime)?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
             let _ = stop_tx.send(true);
         });
         serve_on(config, coord, listeners, stop_rx).await
-    })
+    });
+    // Connections the grace period gave up on are not waited for.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
 }
 
 /// The two listening sockets, bound before anything else is done.
@@ -478,14 +490,28 @@ pub async fn serve_on(
             }
         }
     };
-    // Receivers have answered everything in flight; now the writer may finish.
+    // Receivers have answered everything in flight (or the grace period gave up on them); now
+    // the writer finishes what it took and returns, even if a lingering connection still holds
+    // a way to it.
+    let jobs = ingest.jobs.clone();
     drop(state);
     drop(ingest);
-    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    let joined = tokio::time::timeout(
+        WRITER_GRACE,
+        tokio::task::spawn_blocking(move || {
+            let _ = jobs.send(Job::Stop);
+            drop(jobs);
+            writer.join()
+        }),
+    )
+    .await;
     if let Some(task) = upstream_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     let _ = std::fs::remove_file(&advert_path);
+    if joined.is_err() {
+        return Err(ServerError::Stuck(WRITER_GRACE));
+    }
     grpc_result.map_err(|e| ServerError::Grpc(e.to_string()))?;
     http_result.map_err(ServerError::Http)?;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -575,6 +601,7 @@ fn write_loop(
         let mut exports = Vec::new();
         let mut cycle_requests = Vec::new();
         let mut spans = 0;
+        let mut stopping = false;
         let mut take = |job: Job, spans: &mut usize| match job {
             Job::Export { decoded, reply } => {
                 *spans += decoded
@@ -585,6 +612,7 @@ fn write_loop(
                 exports.push((decoded, reply));
             }
             Job::Run(work, kind) => cycle_requests.push((work, kind)),
+            Job::Stop => stopping = true,
         };
         if let Some(job) = first {
             take(job, &mut spans);
@@ -598,6 +626,9 @@ fn write_loop(
                     }
                 }
             }
+        }
+        if stopping {
+            open = false;
         }
         if !exports.is_empty() {
             if config.react

@@ -1082,3 +1082,31 @@ fn tokens_gzip_members_and_impossible_progress() {
         "the two-member body's span"
     );
 }
+
+/// SIGTERM ends the server even when clients keep connections open (an idle TCP connection to
+/// each port, a request whose body never comes): after the grace period it closes them, the
+/// writer finishes, the advert is removed and the process exits.
+#[test]
+fn sigterm_ends_the_server_whatever_connections_stay_open() {
+    use std::io::Write as _;
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let served = sb.serve(&["--manual"]);
+    let advert = sb.repo.join(".git/spanfold/server.json");
+    let http = served.http.trim_start_matches("http://").to_owned();
+    let _idle_grpc = std::net::TcpStream::connect(&served.grpc).expect("connect");
+    let _idle_http = std::net::TcpStream::connect(&http).expect("connect");
+    let mut stalled = std::net::TcpStream::connect(&http).expect("connect");
+    stalled
+        .write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000\r\n\r\n0123456789")
+        .expect("write");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = served.pid();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    // Bounded patience for the test only: the grace period is 10 s.
+    let status = served.wait_exit(60);
+    assert!(status.success(), "{status}");
+    assert!(!advert.exists(), "the advert is removed");
+}

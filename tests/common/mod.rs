@@ -319,6 +319,11 @@ impl Served {
         )
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
+    }
+
     /// SIGKILL: no grace period, no flush, no goodbye.
     pub fn kill(mut self) {
         if let Some(mut child) = self.child.take() {
