@@ -1110,3 +1110,27 @@ fn sigterm_ends_the_server_whatever_connections_stay_open() {
     assert!(status.success(), "{status}");
     assert!(!advert.exists(), "the advert is removed");
 }
+
+/// Replay streams its input and bounds what it reads at once: a device, a large sparse file and
+/// an endless line are refused with what they are not, without reading them whole.
+#[test]
+fn replay_refuses_what_is_no_trace_without_reading_it_whole() {
+    let sb = Sandbox::new("main");
+    let sparse = sb.tmp.path().join("sparse.bin");
+    std::fs::File::create(&sparse)
+        .and_then(|f| f.set_len(1 << 30))
+        .expect("a 1 GiB sparse file");
+    let long_line = sb.tmp.path().join("long.jsonl");
+    let mut text = String::from("{\"resourceSpans\": [], \"x\": \"");
+    text.push_str(&"a".repeat(21 << 20));
+    text.push_str("\"}\n");
+    std::fs::write(&long_line, text).expect("write");
+    for (input, says) in [
+        ("/dev/zero", "larger than 64 MiB"),
+        (sparse.to_str().expect("utf-8"), "larger than 64 MiB"),
+        (long_line.to_str().expect("utf-8"), "longer than 20 MiB"),
+    ] {
+        let error = sb.fails(&["replay", input]);
+        assert!(error.contains(says), "{input}: {error}");
+    }
+}

@@ -397,6 +397,35 @@ pub struct Unit {
 
 type Reader = std::io::BufReader<std::fs::File>;
 
+/// Longest line of OTLP/JSON read: what one OTLP/HTTP body may hold.
+pub const MAX_LINE_BYTES: u64 = super::MAX_HTTP_BODY as u64;
+/// Largest protobuf message read, framed or a whole file: more is no recorded trace (a sparse
+/// file, a device), and is refused before it is read into memory.
+pub const MAX_MESSAGE_BYTES: u64 = 64 << 20;
+
+/// Reads at most [`MAX_MESSAGE_BYTES`] of `reader`; more is an error that names the file.
+fn read_bounded(reader: &mut Reader, path: &str) -> Result<Vec<u8>, FileError> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(reader, MAX_MESSAGE_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(|source| FileError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    if bytes.len() as u64 > MAX_MESSAGE_BYTES {
+        return Err(FileError::Format {
+            path: path.to_owned(),
+            reason: format!(
+                "it is neither OTLP/JSON lines nor length-prefixed protobuf messages, and as one protobuf message it is larger than {} MiB; not a recorded trace",
+                MAX_MESSAGE_BYTES >> 20
+            ),
+        });
+    }
+    Ok(bytes)
+}
+
 /// Recorded traces in any supported format, read one unit at a time.
 pub enum Input {
     Lines {
@@ -442,8 +471,7 @@ impl Input {
         // A protobuf message starts with 0x0A (field 1), which is also a blank line: such a file
         // is protobuf only if it frames as one message from end to end.
         if head.first() == Some(&b'\n') && first == Some(b'{') {
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut reader, &mut bytes).map_err(io)?;
+            let bytes = read_bounded(&mut reader, &name)?;
             if super::fields(&bytes, |_, _| Ok(())).is_ok() {
                 return Ok(Input::Message {
                     path: name,
@@ -458,7 +486,7 @@ impl Input {
         }
         let framed = head.len() >= 4 && {
             let len = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
-            len > 0 && len + 4 <= size
+            len > 0 && len + 4 <= size && len <= MAX_MESSAGE_BYTES
         };
         if framed {
             return Ok(Input::Messages {
@@ -467,8 +495,7 @@ impl Input {
                 left: size,
             });
         }
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut reader, &mut bytes).map_err(io)?;
+        let bytes = read_bounded(&mut reader, &name)?;
         Ok(Input::Message {
             path: name,
             bytes: Some(bytes),
@@ -486,8 +513,19 @@ impl Input {
                 loop {
                     *line += 1;
                     text.clear();
-                    match reader.read_line(&mut text) {
+                    // A line is read up to its bound, never whole whatever its length.
+                    let mut bounded = std::io::Read::take(&mut *reader, MAX_LINE_BYTES + 1);
+                    match bounded.read_line(&mut text) {
                         Ok(0) => return None,
+                        Ok(n) if n as u64 > MAX_LINE_BYTES => {
+                            return Some(RawUnit::Failed(FileError::Format {
+                                path: path.clone(),
+                                reason: format!(
+                                    "line {line} is longer than {} MiB, the most one OTLP/HTTP body holds; not an export line",
+                                    MAX_LINE_BYTES >> 20
+                                ),
+                            }));
+                        }
                         Ok(_) => {}
                         Err(source) => {
                             return Some(RawUnit::Failed(FileError::Io {
@@ -522,11 +560,18 @@ impl Input {
                     return failed(format!("truncated length prefix: {e}"));
                 }
                 let len = u64::from(u32::from_be_bytes(len));
+                if len > MAX_MESSAGE_BYTES {
+                    *left = 0;
+                    return failed(format!(
+                        "a message of {len} bytes is announced; more than {} MiB is no recorded export",
+                        MAX_MESSAGE_BYTES >> 20
+                    ));
+                }
                 if len + 4 > *left {
                     *left = 0;
                     return failed(format!(
                         "a message of {len} bytes is announced but only {} remain: the file is truncated",
-                        *left - 4
+                        left.saturating_sub(4)
                     ));
                 }
                 *left -= len + 4;
