@@ -169,7 +169,15 @@ async fn dashboard(
 /// 200 while spans can be stored; 503 with the reason once the log refuses writes.
 async fn healthz(Extract(state): Extract<Shared>) -> Response {
     match state.metrics.log_failure.lock().clone() {
-        None => "ok\n".into_response(),
+        // Spans are still stored, so the server is alive; but nothing is being placed or merged.
+        None => match state.metrics.cycle_failure.lock().clone() {
+            None => "ok\n".into_response(),
+            Some(why) => format!(
+                "ok: spans are stored; but the last coordination cycle failed ({}), so nothing is placed or merged until one succeeds\n",
+                crate::render::one_line(&why)
+            )
+            .into_response(),
+        },
         // Without the log's path: this answer needs no token.
         Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -268,6 +276,11 @@ async fn api_status(Extract(state): Extract<Shared>, Query(q): Query<StatusQuery
     };
     let Some(at) = q.at else {
         let mut st = status::build(&state.view.read(), &options);
+        if let Some(why) = state.metrics.cycle_failure.lock().clone() {
+            st.health_notes.push(format!(
+                "the last coordination cycle failed: {why}; nothing is placed or merged until one succeeds"
+            ));
+        }
         // Refusals happen at the door, before the log: only the server knows them, and says
         // so for the agents that had any (otherwise its status is the fold's, as the CLI's is).
         let refusals = state.metrics.refusals.lock();

@@ -98,6 +98,8 @@ pub struct Metrics {
     pub upstream_failures: AtomicU64,
     /// Set once an append failed: the log refuses writes until a restart, and /healthz says so.
     pub log_failure: parking_lot::Mutex<Option<String>>,
+    /// Why the last coordination cycle failed, until one succeeds.
+    pub cycle_failure: parking_lot::Mutex<Option<String>>,
     /// Spans refused per agent, and the rate limit on saying so.
     pub refusals: parking_lot::Mutex<crate::activity::Refusals>,
     /// Cycle durations: counts per bucket of [`CYCLE_BUCKETS`] (le), then +Inf.
@@ -265,8 +267,11 @@ impl Ingest {
 
     /// Runs a coordination cycle now (the CLI's `coordination-cycle` against a server).
     pub async fn cycle(&self) -> Result<CycleReport, String> {
-        self.run_as(Work::Cycle, |coord| {
-            let report = coord.cycle()?;
+        let metrics = Arc::clone(&self.metrics);
+        self.run_as(Work::Cycle, move |coord| {
+            let outcome = coord.cycle();
+            note_cycle(&metrics, outcome.as_ref().err());
+            let report = outcome?;
             say(&report);
             Ok(report)
         })
@@ -673,7 +678,9 @@ fn write_loop(
             }
             react_at = None;
             let started = Instant::now();
-            match coord.cycle_if_useful() {
+            let outcome = coord.cycle_if_useful();
+            note_cycle(metrics, outcome.as_ref().err());
+            match outcome {
                 Ok(Some(report)) => {
                     metrics.observe_cycle(started.elapsed());
                     say(&report);
@@ -682,12 +689,25 @@ fn write_loop(
                         react_at = Some(Instant::now() + REACT_AFTER);
                     }
                 }
-                Ok(None) => {}
-                Err(e) => tracing::error!("coordination cycle failed: {e}"),
+                Ok(None) | Err(_) => {}
             }
             forward(&mut coord, &upstream);
         }
     }
+}
+
+/// A failing cycle is never silent: said once per change of reason, and kept for /healthz and
+/// the status until a cycle succeeds.
+fn note_cycle(metrics: &Metrics, error: Option<&CoordError>) {
+    let mut failed = metrics.cycle_failure.lock();
+    let now_failed = error.map(ToString::to_string);
+    if now_failed.is_some() && now_failed != *failed {
+        eprintln!(
+            "spanfold: coordination cycle failed: {}",
+            crate::render::one_line(now_failed.as_deref().unwrap_or_default())
+        );
+    }
+    *failed = now_failed;
 }
 
 /// The operator's lines about a cycle, on the server's stderr.

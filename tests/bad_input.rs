@@ -1134,3 +1134,47 @@ fn replay_refuses_what_is_no_trace_without_reading_it_whole() {
         assert!(error.contains(says), "{input}: {error}");
     }
 }
+
+/// A coordination cycle that fails is never silent: the operator's terminal, `/healthz` and the
+/// status say so until a cycle succeeds again.
+#[test]
+fn a_failing_cycle_is_said_in_healthz_the_status_and_the_servers_lines() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let served = sb.serve(&["--interval", "0"]);
+    let config = sb.repo.join(".git/config");
+    let good = std::fs::read_to_string(&config).expect("git config");
+    // The repository can no longer be opened: every cycle fails.
+    std::fs::write(&config, "[core\n\tthis is not git config\n").expect("write");
+    let dir = sb.repo.join(".git/spanfold");
+    let dir = dir.to_str().expect("utf-8");
+    sb.ok(&["--coord-dir", dir, "agents", "register-agent", "a1"]);
+    sb.ok(&["--coord-dir", dir, "agents", "add-feature", "f1"]);
+    let mut said = String::new();
+    for _ in 0..200 {
+        said = served.get("/healthz", None).1;
+        if said.contains("failed") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        said.contains("the last coordination cycle failed"),
+        "{said}"
+    );
+    let status = sb.ok(&["--coord-dir", dir, "agents", "agent-status"]);
+    let notes = status["health_notes"].to_string();
+    assert!(
+        notes.contains("the last coordination cycle failed"),
+        "{notes}"
+    );
+    // Repaired: the next cycle succeeds and the alarm is gone.
+    std::fs::write(&config, good).expect("write");
+    sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(served.get("/healthz", None).1, "ok\n");
+    let (_, stderr) = served.stop();
+    assert!(
+        stderr.contains("spanfold: coordination cycle failed:"),
+        "{stderr}"
+    );
+}
