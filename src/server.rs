@@ -680,16 +680,13 @@ fn write_loop(
             let started = Instant::now();
             let outcome = coord.cycle_if_useful();
             note_cycle(metrics, outcome.as_ref().err());
-            match outcome {
-                Ok(Some(report)) => {
-                    metrics.observe_cycle(started.elapsed());
-                    say(&report);
-                    // A merge freed its agent: what waited for a free agent may go now.
-                    if config.react && report.merges.iter().any(|m| m.result == "merged") {
-                        react_at = Some(Instant::now() + REACT_AFTER);
-                    }
+            if let Ok(Some(report)) = outcome {
+                metrics.observe_cycle(started.elapsed());
+                say(&report);
+                // A merge freed its agent: what waited for a free agent may go now.
+                if config.react && report.merges.iter().any(|m| m.result == "merged") {
+                    react_at = Some(Instant::now() + REACT_AFTER);
                 }
-                Ok(None) | Err(_) => {}
             }
             forward(&mut coord, &upstream);
         }
