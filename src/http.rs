@@ -73,6 +73,35 @@ pub async fn serve(
         .await
 }
 
+/// A query string read into `T`, or the envelope (400) saying what was wrong with it: an API
+/// client gets JSON for every failure, not axum's plain text.
+struct ApiQuery<T>(T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(q)) => Ok(ApiQuery(q)),
+            Err(e) => Err(envelope_or(
+                "request",
+                Err(format!(
+                    "the query string could not be read: {}",
+                    e.body_text()
+                )),
+                StatusCode::BAD_REQUEST,
+            )),
+        }
+    }
+}
+
 /// The seed's envelope, as the CLI prints it with --json.
 fn envelope(command: &str, result: Result<Value, String>) -> Response {
     envelope_or(command, result, StatusCode::NOT_FOUND)
@@ -263,7 +292,10 @@ struct StatusQuery {
     strict: bool,
 }
 
-async fn api_status(Extract(state): Extract<Shared>, Query(q): Query<StatusQuery>) -> Response {
+async fn api_status(
+    Extract(state): Extract<Shared>,
+    ApiQuery(q): ApiQuery<StatusQuery>,
+) -> Response {
     let statuses = match status::parse_statuses(q.status.as_deref().unwrap_or("")) {
         Ok(s) => s,
         Err(e) => return envelope_or("agents agent-status", Err(e), StatusCode::BAD_REQUEST),
@@ -341,7 +373,10 @@ struct HistoryQuery {
     feature: Option<String>,
 }
 
-async fn api_history(Extract(state): Extract<Shared>, Query(q): Query<HistoryQuery>) -> Response {
+async fn api_history(
+    Extract(state): Extract<Shared>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> Response {
     let subject = match (q.agent, q.feature) {
         (Some(a), None) => Subject::Agent(a),
         (None, Some(f)) => Subject::Feature(f),
@@ -368,7 +403,7 @@ struct DiffQuery {
     to: String,
 }
 
-async fn api_diff(Extract(state): Extract<Shared>, Query(q): Query<DiffQuery>) -> Response {
+async fn api_diff(Extract(state): Extract<Shared>, ApiQuery(q): ApiQuery<DiffQuery>) -> Response {
     let reader = state.log.clone();
     let result = blocking(move || {
         let now = crate::emit::now();
@@ -398,7 +433,10 @@ struct TimelineQuery {
     resolution: Option<usize>,
 }
 
-async fn api_timeline(Extract(state): Extract<Shared>, Query(q): Query<TimelineQuery>) -> Response {
+async fn api_timeline(
+    Extract(state): Extract<Shared>,
+    ApiQuery(q): ApiQuery<TimelineQuery>,
+) -> Response {
     let result = blocking(move || {
         let reader = &state.log;
         let now = crate::emit::now();
@@ -438,7 +476,10 @@ struct ExportQuery {
 }
 
 /// The log as OTLP/JSON lines, streamed as it is read.
-async fn api_export(Extract(state): Extract<Shared>, Query(q): Query<ExportQuery>) -> Response {
+async fn api_export(
+    Extract(state): Extract<Shared>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
+) -> Response {
     let reader = state.log.clone();
     let range = (|| {
         let from = q.from.as_deref().map(parse_point).transpose()?;
@@ -520,7 +561,10 @@ struct EventsQuery {
 }
 
 /// Events from a sequence number, one JSON object per line.
-async fn api_events(Extract(state): Extract<Shared>, Query(q): Query<EventsQuery>) -> Response {
+async fn api_events(
+    Extract(state): Extract<Shared>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> Response {
     let limit = q.limit.unwrap_or(10_000).min(100_000);
     let from = q.from.max(1);
     let reader = state.log.clone();
@@ -602,7 +646,7 @@ struct GcQuery {
     force: bool,
 }
 
-async fn api_gc(Extract(state): Extract<Shared>, Query(q): Query<GcQuery>) -> Response {
+async fn api_gc(Extract(state): Extract<Shared>, ApiQuery(q): ApiQuery<GcQuery>) -> Response {
     let older = std::time::Duration::from_secs(q.older_than_secs);
     let result = state
         .ingest

@@ -756,6 +756,11 @@ fn commit(coord: &mut Coordinator, exports: Vec<Pending>, metrics: &Metrics) {
         }
         Err(e) => {
             tracing::error!("append failed: {e}");
+            // Latched before anyone is answered: a /healthz asked right after this export's
+            // 503 must not still say ok.
+            if let Some(why) = coord.log().failure() {
+                *metrics.log_failure.lock() = Some(why.to_owned());
+            }
             for (_, reply) in replies {
                 let _ = reply.send(Err(SinkError::Unavailable(format!(
                     "spanfold could not write the spans: {e}"

@@ -198,7 +198,19 @@ pub fn range(
 ) -> Result<(u64, u64), TimeTravelError> {
     let from = from.map(|p| p.resolve_start(reader, now)).transpose()?;
     let to = to.map(|p| p.resolve(reader, now)).transpose()?;
-    Ok((from.unwrap_or(1), to.unwrap_or(u64::MAX)))
+    let (from, to) = (from.unwrap_or(1), to.unwrap_or(u64::MAX));
+    // Records are exported whole: a range that holds no event would still write the record
+    // around it, so it is refused instead.
+    let last = reader.last_seq()?;
+    if from > last {
+        return Err(TimeTravelError::Outside(format!(
+            "the range starts at seq {from}, after the last event of the log (seq {last}); nothing to export"
+        )));
+    }
+    if let Some(why) = reversed(from, to) {
+        return Err(TimeTravelError::Outside(why));
+    }
+    Ok((from, to))
 }
 
 /// The view after the event `seq` (the empty view for 0): the latest checkpoint at or before it,
@@ -326,7 +338,7 @@ pub struct DiffReport {
 pub fn reversed(from: u64, to: u64) -> Option<String> {
     (from > to).then(|| {
         format!(
-            "--from (seq {from}) is after --to (seq {to}): a diff goes forward in time; swap the two points"
+            "--from (seq {from}) is after --to (seq {to}): a range goes forward in time; swap the two points"
         )
     })
 }

@@ -1178,3 +1178,36 @@ fn a_failing_cycle_is_said_in_healthz_the_status_and_the_servers_lines() {
         "{stderr}"
     );
 }
+
+/// An export range past the end or backwards is refused (records are exported whole, so it
+/// used to write the record around it); a query string the API cannot read gets the envelope.
+#[test]
+fn export_ranges_outside_the_log_and_bad_query_strings_are_refused_clearly() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    let out = sb.tmp.path().join("x.jsonl");
+    let out = out.to_str().expect("utf-8");
+    let past = sb.fails(&["export", "--from", "50", "--output", out]);
+    assert!(
+        past.contains("after the last event of the log (seq 2)"),
+        "{past}"
+    );
+    let reversed = sb.fails(&["export", "--from", "2", "--to", "1", "--output", out]);
+    assert!(reversed.contains("swap the two points"), "{reversed}");
+    let served = sb.serve(&["--manual"]);
+    let (code, body) = served.get("/api/export?from=50", None);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("after the last event"), "{body}");
+    let (code, body) = served.get("/api/events?from=minus-one", None);
+    assert_eq!(code, 400);
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("the envelope, in JSON");
+    assert_eq!(doc["success"], false);
+    assert!(
+        doc["errors"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("query string"),
+        "{doc}"
+    );
+}
