@@ -29,6 +29,7 @@ type Shared = Arc<State>;
 
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    gate: crate::conn::Gate,
     state: Shared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -63,11 +64,8 @@ pub async fn serve(
             name_server,
         ))
         .with_state(state);
-    // Small answers go out at once: with Nagle's algorithm a reply written in pieces waits for
-    // the client's delayed ACK (40 ms on Linux).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    // Through the gate shared with the gRPC port: bounded, closed when idle (see `conn`).
+    let listener = crate::conn::GatedListener { listener, gate };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -211,7 +209,8 @@ async fn healthz(Extract(state): Extract<Shared>) -> Response {
         Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
-                "the coordination log could not be written ({why}); nothing more is accepted until spanfold restarts. Free disk space, then restart\n"
+                "the coordination log could not be written ({why}); nothing more is accepted until spanfold restarts. {}, then restart\n",
+                crate::store::remedy(&why)
             ),
         )
             .into_response(),

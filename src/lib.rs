@@ -30,6 +30,7 @@
 //! - [`otlp`]: OTLP protobuf/JSON/gzip and the gRPC TraceService (only module that knows
 //!   opentelemetry-proto, prost and tonic).
 //! - [`activity`]: the server's lines for its operator (assignments, merges, refusals).
+//! - [`conn`]: the receivers' connections, bounded and closed when idle.
 //! - [`server`]: `spanfold serve` — receivers, the single writer with group commit, cycles.
 //! - [`http`]: OTLP/HTTP, the JSON API and metrics (only module that knows axum).
 //! - [`client`]: the CLI's way to a running server (only module that knows ureq).
@@ -43,6 +44,7 @@ pub mod backend;
 pub mod changes;
 pub mod cli;
 pub mod client;
+pub mod conn;
 pub mod coordinator;
 pub mod dedup;
 pub mod demo;

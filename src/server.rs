@@ -472,13 +472,20 @@ pub async fn serve_on(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let gate = crate::conn::Gate::for_this_process();
     let grpc = crate::otlp::grpc::serve(
         grpc_listener,
+        gate.clone(),
         ingest.clone(),
         config.token.clone(),
         stopped(stop.clone()),
     );
-    let http = crate::http::serve(http_listener, Arc::clone(&state), stopped(stop.clone()));
+    let http = crate::http::serve(
+        http_listener,
+        gate,
+        Arc::clone(&state),
+        stopped(stop.clone()),
+    );
     // A client that never finishes its request must not hold the shutdown forever.
     let both = async { tokio::join!(grpc, http) };
     tokio::pin!(both);

@@ -75,9 +75,25 @@ pub enum StoreError {
     )]
     Conflict { path: PathBuf, seq: u64 },
     #[error(
-        "the coordination log at {path} could not be written ({first}); nothing more is accepted until spanfold restarts, so that no span is acknowledged without being stored. Free disk space, then restart"
+        "the coordination log at {path} could not be written ({first}); nothing more is accepted until spanfold restarts, so that no span is acknowledged without being stored. {}, then restart",
+        remedy(first)
     )]
     Failed { path: PathBuf, first: String },
+}
+
+/// What to do about a failed write, from what the system said: a full disk is not the only
+/// way a write fails.
+pub fn remedy(error: &str) -> &'static str {
+    let e = error.to_ascii_lowercase();
+    if e.contains("too many open files") || e.contains("os error 24") {
+        "The process ran out of file descriptors (too many connections or files); raise `ulimit -n`"
+    } else if e.contains("no space") || e.contains("quota") || e.contains("file too large") {
+        "Free disk space"
+    } else if e.contains("permission denied") || e.contains("read-only") {
+        "Make the coordination directory writable"
+    } else {
+        "Fix the cause named above"
+    }
 }
 
 /// What an append did.

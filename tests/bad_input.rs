@@ -1211,3 +1211,51 @@ fn export_ranges_outside_the_log_and_bad_query_strings_are_refused_clearly() {
         "{doc}"
     );
 }
+
+/// A flood of connections that send nothing cannot exhaust the server: past the bound (the
+/// descriptor limit less what the log keeps) they wait in the kernel's backlog, idle ones are
+/// closed after 30 s, and then an honest export is stored and the log is healthy.
+#[test]
+fn idle_connections_are_bounded_and_closed_and_the_log_keeps_its_descriptors() {
+    use std::io::Read as _;
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    let served = sb.serve_after("ulimit -n 256", &["--manual"]);
+    let http = served.http.trim_start_matches("http://").to_owned();
+    let addr: std::net::SocketAddr = http.parse().expect("address");
+    let grpc: std::net::SocketAddr = served.grpc.parse().expect("address");
+    // More than the 256 descriptors the server has, on both ports.
+    let mut idle: Vec<std::net::TcpStream> = (0..300)
+        .filter_map(|i| {
+            let to = if i % 3 == 0 { grpc } else { addr };
+            std::net::TcpStream::connect_timeout(&to, std::time::Duration::from_secs(2)).ok()
+        })
+        .collect();
+    assert!(idle.len() > 128, "connected {}", idle.len());
+    // The ones the server took are closed once idle (a gRPC one after the server's own HTTP/2
+    // settings); the rest follow as permits free up.
+    for conn in idle.iter_mut().take(2) {
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(90)))
+            .expect("timeout");
+        let mut buf = [0u8; 256];
+        let closed = loop {
+            match conn.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e) => {
+                    break e.kind() != std::io::ErrorKind::WouldBlock
+                        && e.kind() != std::io::ErrorKind::TimedOut;
+                }
+            }
+        };
+        assert!(closed, "an idle connection stays open");
+    }
+    drop(idle);
+    // An honest client is served, and the log never ran out of descriptors.
+    let (code, body) = served.agent_span("a1", "tool.call", &[]);
+    assert_eq!(code, 200, "{body}");
+    let (code, health) = served.get("/healthz", None);
+    assert_eq!((code, health.as_str()), (200, "ok\n"));
+    assert_eq!(sb.status()["counters"]["unregistered_spans"], 1);
+}

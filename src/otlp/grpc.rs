@@ -197,6 +197,7 @@ pub fn decode_export(body: &[u8]) -> Result<Decoded, DecodeError> {
 /// answered before it returns.
 pub async fn serve<S: ExportSink>(
     listener: tokio::net::TcpListener,
+    gate: crate::conn::Gate,
     sink: S,
     token: Option<String>,
     shutdown: impl Future<Output = ()> + Send,
@@ -211,24 +212,33 @@ pub async fn serve<S: ExportSink>(
         Ok(request)
     };
     let service = tonic::service::interceptor::InterceptedService::new(TraceServer { sink }, check);
-    tonic::transport::Server::builder()
+    // Connections come through the gate shared with the HTTP port: bounded, closed when idle,
+    // accept errors backed off (see `conn`).
+    let (accepted, incoming) = tokio::sync::mpsc::channel(16);
+    let acceptor = tokio::spawn(async move {
+        loop {
+            let (io, _) = gate.accept(&listener).await;
+            if accepted.send(Ok::<_, std::io::Error>(io)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let served = tonic::transport::Server::builder()
+        // Streams on one HTTP/2 connection, each of which may hold a message being received.
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .layer(tower::util::MapResponseLayer::new(otlp_status_codes))
         .add_service(service)
         .serve_with_incoming_shutdown(
-            // Small answers go out at once: with Nagle's algorithm the trailers of a reply wait
-            // for the client's delayed ACK (40 ms on Linux).
-            tokio_stream::StreamExt::map(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                |accepted| {
-                    accepted.inspect(|tcp| {
-                        let _ = tcp.set_nodelay(true);
-                    })
-                },
-            ),
+            tokio_stream::wrappers::ReceiverStream::new(incoming),
             shutdown,
         )
-        .await
+        .await;
+    acceptor.abort();
+    served
 }
+
+/// Concurrent requests one HTTP/2 connection may have open.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 
 /// tonic answers an over-size message with OUT_OF_RANGE and an undecodable one with INTERNAL;
 /// OTLP (and the Collector) say RESOURCE_EXHAUSTED (without RetryInfo) and INVALID_ARGUMENT, so
