@@ -1400,13 +1400,22 @@ fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
         if let Some(why) = &agent.error {
             bail!("agent {} is in error: {why}", args.id);
         }
-        // Work to do: a feature that is not waiting for its merge.
-        if let Some(a) = agent
+        // Work to do: a feature that is not waiting for its merge, in a worktree that exists
+        // (the assignment is recorded before its worktree is made: decide, record, then act).
+        let work = agent
             .assignments
             .iter()
-            .find(|a| a.status != crate::reducer::FeatureStatus::Merging)
-        {
-            return task_output(args, backend, &agent, &a.feature_name);
+            .find(|a| a.status != crate::reducer::FeatureStatus::Merging);
+        if let Some(a) = work {
+            if let Some(output) = task_output(args, backend, &agent, &a.feature_name)? {
+                return Ok(output);
+            }
+            if !args.wait {
+                bail!(
+                    "the worktree of {} is being created; ask again in a moment, or with --wait",
+                    a.feature_name
+                );
+            }
         }
         if !args.wait {
             bail!(
@@ -1429,13 +1438,14 @@ fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
 }
 
 /// The agent's task on `feature`: JSON with everything, text as a tab-separated line (feature,
-/// worktree, branch) and why it came back, or the whole task for a prompt.
+/// worktree, branch) and why it came back, or the whole task for a prompt. None while its
+/// worktree is not made yet.
 fn task_output(
     args: &NextArgs,
     backend: &mut Backend,
     agent: &status::AgentJson,
     feature: &str,
-) -> Result<Output> {
+) -> Result<Option<Output>> {
     let st = backend.status(&StatusOptions {
         agent: Some(args.id.clone()),
         details: true,
@@ -1446,6 +1456,14 @@ fn task_output(
         .iter()
         .find(|f| f.name == feature)
         .ok_or_else(|| anyhow!("feature {feature} is not in the status; try again"))?;
+    let made = f.worktree_path.as_deref().is_some_and(|path| {
+        st.worktrees
+            .iter()
+            .any(|w| w.path == path && w.status == crate::reducer::WorktreeStatus::Active)
+    });
+    if !made {
+        return Ok(None);
+    }
     let base = st.config.as_ref().map(|c| c.base_branch.as_str());
     let task = crate::task::task(agent, f, base);
     let prompt = crate::task::prompt(&task);
@@ -1466,7 +1484,7 @@ fn task_output(
         }
         line
     };
-    Ok(Output::new(data, text))
+    Ok(Some(Output::new(data, text)))
 }
 
 fn serve(args: &ServeArgs, cli: &Cli, coord_dir: &Path) -> Result<Output> {

@@ -613,3 +613,30 @@ fn a_cancel_through_a_server_unlocks_the_worktree_without_waiting_for_a_timer() 
     assert!(unlocked, "still locked: {:?}", sb.git_worktrees());
     assert!(wt.exists(), "kept with its work");
 }
+
+/// An assignment is recorded before its worktree is made (decide, record, then act): `next`
+/// hands out a task only once its worktree exists, never a path that is not there yet.
+#[test]
+fn next_never_hands_out_a_worktree_that_is_not_made_yet() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let mark = sb.tmp.path().join("paused");
+    let mark_text = mark.to_str().expect("utf-8").to_owned();
+    let served = sb.serve_with_env(
+        &["--interval", "0"],
+        &[
+            ("SPANFOLD_FAULT", "pause:after-assignment-decision"),
+            ("SPANFOLD_FAULT_MARK", &mark_text),
+        ],
+    );
+    sb.ok(&["agents", "register-agent", "worker"]);
+    sb.ok(&["agents", "add-feature", "task-1"]);
+    while !mark.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The server holds still between the recorded assignment and the worktree.
+    assert_eq!(feature(&sb.status(), "task-1")["status"], "assigned");
+    let error = sb.fails(&["agents", "next", "worker"]);
+    assert!(error.contains("is being created"), "{error}");
+    served.kill();
+}
