@@ -872,12 +872,6 @@ impl View {
                 list_or_none(&agent.assignments)
             ));
         }
-        if next == AgentState::Error && current != next {
-            agent.error = Some(AgentError {
-                since: ev.time,
-                silent_seconds: None,
-            });
-        }
         let progress = Progress {
             percentage: percentage.and_then(as_double),
             files_modified: files.and_then(as_int),
@@ -898,6 +892,13 @@ impl View {
         .find_map(|(k, n)| n.filter(|n| *n < 0).map(|n| (k, n)))
         {
             return Err(format!("{key} is {n}; a count is 0 or more"));
+        }
+        // Only once nothing can refuse the report: an illegal input changes nothing.
+        if next == AgentState::Error && current != next {
+            agent.error = Some(AgentError {
+                since: ev.time,
+                silent_seconds: None,
+            });
         }
         agent.state = next;
         agent.progress = progress;
@@ -1813,6 +1814,25 @@ mod tests {
         assert_eq!(v.features["f1"].priority, Priority::High);
         assert_eq!(v.features["f1"].status, FeatureStatus::Assigned);
         assert_eq!(v.counters.anomalies, 1);
+    }
+
+    #[test]
+    fn a_refused_report_of_error_leaves_no_error_behind() {
+        // Found by the fuzzer: the reason was set before the percentage was refused.
+        let mut sc = registered();
+        let before = sc.fold();
+        sc.span(
+            "agent.work_progress",
+            &[
+                ("agent.id", s("a1")),
+                ("agent.state", s("error")),
+                ("work.progress_percentage", AnyValue::Double(f64::NAN)),
+            ],
+        );
+        let after = sc.fold();
+        assert_eq!(after.counters.anomalies, 1);
+        assert_eq!(after.agents["a1"].state, before.agents["a1"].state);
+        assert_eq!(after.agents["a1"].error, None);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use libfuzzer_sys::fuzz_target;
 use spanfold::model::{AnyValue, Event, KeyValue, Resource, Span, UnixNanos, string_array};
 use spanfold::policy::{self, Decision, PolicyConfig, Weights};
 use spanfold::reducer::{
-    AgentState, FeatureStatus, FeatureTally, MAX_ANOMALIES, View, WorktreeStatus,
+    Agent, AgentState, FeatureStatus, FeatureTally, MAX_ANOMALIES, View, WorktreeStatus,
 };
 use spanfold::registry::{AttrType, Registry, Requirement, SpanSpec};
 use spanfold::status::{self, StatusOptions};
@@ -84,6 +84,7 @@ const DOUBLES: &[f64] = &[
 ];
 const MERGE_RESULTS: &[&str] = &[
     "started",
+    "returned",
     "gate_started",
     "gate_failed",
     "merged",
@@ -369,6 +370,32 @@ fn random_span(run: &mut Run, c: &mut Choices) {
     run.apply(span, resource);
 }
 
+/// The feature a report names, as the reducer's rule has it: any held one, or none when that
+/// is unambiguous. A report that moves a feature (`needs`) without naming one is legal only if
+/// the agent holds one feature, or one not waiting for its merge. None: no legal report.
+fn reported(view: &View, agent: &Agent, needs: bool, c: &mut Choices) -> Option<Option<String>> {
+    if !agent.assignments.is_empty() && c.byte() & 1 == 1 {
+        return Some(Some(c.pick(&agent.assignments).clone()));
+    }
+    let open: Vec<&String> = agent
+        .assignments
+        .iter()
+        .filter(|n| {
+            view.features
+                .get(*n)
+                .is_some_and(|f| f.status != FeatureStatus::Merging)
+        })
+        .collect();
+    if !needs || agent.assignments.len() <= 1 || open.len() == 1 {
+        return Some(None);
+    }
+    // Ambiguous without a name: it names one of those with work, or none can move.
+    if open.is_empty() {
+        return None;
+    }
+    Some(Some(c.pick(&open).to_string()))
+}
+
 /// An agent's report of a state it may move to.
 fn legal_progress(run: &mut Run, c: &mut Choices) {
     let id = c.word(AGENTS);
@@ -384,15 +411,23 @@ fn legal_progress(run: &mut Run, c: &mut Choices) {
         return;
     }
     let state = *c.pick(&next);
-    let feature = (!agent.assignments.is_empty() && c.byte() & 1 == 1)
-        .then(|| c.pick(&agent.assignments).clone());
+    let needs = matches!(state, AgentState::Validating | AgentState::Submitting);
+    let Some(feature) = reported(&run.view, agent, needs, c) else {
+        return;
+    };
+    // A percentage is a number from 0 to 100; anything else is an anomaly by rule.
+    let percentages: Vec<f64> = DOUBLES
+        .iter()
+        .copied()
+        .filter(|p| (0.0..=100.0).contains(p))
+        .collect();
     let mut span = run
         .span("agent.work_progress")
         .with("agent.id", s(id))
         .with("agent.state", s(state.as_str()))
         .with(
             "work.progress_percentage",
-            AnyValue::Double(*c.pick(DOUBLES)),
+            AnyValue::Double(*c.pick(&percentages)),
         );
     if let Some(f) = feature {
         span = span.with("feature.name", s(&f));
@@ -409,8 +444,9 @@ fn legal_validation(run: &mut Run, c: &mut Choices) {
     if !matches!(agent.state, AgentState::Working | AgentState::Validating) {
         return;
     }
-    let feature = (!agent.assignments.is_empty() && c.byte() & 1 == 1)
-        .then(|| c.pick(&agent.assignments).clone());
+    let Some(feature) = reported(&run.view, agent, true, c) else {
+        return;
+    };
     let result = if c.byte() & 1 == 0 {
         "passed"
     } else {
