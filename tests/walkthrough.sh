@@ -46,7 +46,9 @@ step agents progress backend-1 --state validating --feature search-api
 step agents validate backend-1 --result passed --feature search-api
 step agents coordination-cycle
 printf '\n$ git log --oneline -2 main\n'; git log --oneline -2 main
-step agents next backend-1 --prompt
+# The task an agent is handed, as text for a coding agent's prompt (user-auth has requirements).
+holder=$("$bin" --json agents agent-status | python3 -c 'import json,sys; print(next(f["assigned_agent"] for f in json.load(sys.stdin)["data"]["features"] if f["name"] == "user-auth"))')
+step agents next "$holder" --prompt
 step agents agent-status
 step agents worktree-status
 printf '\n$ git worktree list\n'; git worktree list
@@ -56,7 +58,7 @@ printf '\n$ spanfold --json agents agent-status | .data.coordination_status\n'
 
 # The same repository with a server: it coordinates by itself and tells its operator what it does.
 printf '\n$ spanfold serve --interval 0 &   (its lines for the operator are shown after it stops)\n'
-"$bin" serve --grpc 127.0.0.1:0 --http 127.0.0.1:0 --interval 0 2> "$work/serve.log" &
+"$bin" serve --grpc 127.0.0.1:0 --http 127.0.0.1:0 --interval 0 > "$work/serve.log" 2>&1 &
 server=$!
 for _ in $(seq 200); do [ -f .git/spanfold/server.json ] && break; sleep 0.05; done
 step agents register-agent ops-1 --langs go
