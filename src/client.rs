@@ -211,11 +211,6 @@ impl Client {
         }
     }
 
-    /// True when a server answers `/healthz`.
-    pub fn healthy(&self) -> bool {
-        self.probe().is_ok()
-    }
-
     /// Asks `/healthz`: Ok when the expected server answers healthy.
     pub fn probe(&self) -> Result<(), ClientError> {
         self.send("GET", "/healthz", None).map(|_| ())

@@ -286,7 +286,7 @@ pub struct Event<'a> {
 }
 
 impl<'a> Event<'a> {
-    /// A span attribute. `agent.id` alone falls back to the resource attribute (DESIGN §4): an SDK
+    /// A span attribute. `agent.id` alone falls back to the resource attribute, so that an SDK
     /// configured with `OTEL_RESOURCE_ATTRIBUTES=agent.id=…` names its agent on every span.
     pub fn attr(&self, key: &str) -> Option<&'a AnyValue> {
         self.span.attr(key).or_else(|| {

@@ -447,7 +447,8 @@ impl Registry {
         }
         for attr in &spec.attributes {
             let value = span.attr(&attr.id).or_else(|| {
-                // Only agent.id may come from the resource (DESIGN §4).
+                // Only agent.id may come from the resource: an SDK configured with
+                // OTEL_RESOURCE_ATTRIBUTES=agent.id=… names its agent on every span.
                 (attr.id == "agent.id")
                     .then(|| find_attr(&resource.attributes, "agent.id"))
                     .flatten()
@@ -646,7 +647,7 @@ fn check_type(ty: &AttrType, value: &AnyValue) -> Result<(), String> {
         (AttrType::StringArray, AnyValue::Array(items)) => {
             items.iter().all(|i| matches!(i, AnyValue::String(_)))
         }
-        // DESIGN §4: a comma-separated string is accepted for a list.
+        // A comma-separated string is accepted for a list, as an OTLP array is.
         (AttrType::StringArray, AnyValue::String(_)) => true,
         (AttrType::Enum(members), AnyValue::String(s)) => {
             if members.iter().any(|m| m == s) {

@@ -464,29 +464,23 @@ pub fn what_if_text(w: &crate::whatif::Report) -> String {
 /// Text from the log as one line a terminal shows as it is: every control character (escape
 /// sequences, newlines that would forge a table row) written out as `\u{..}`.
 pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return text.into();
-    }
-    text.chars()
-        .map(|c| match c.is_control() {
-            true => c.escape_unicode().to_string(),
-            false => c.to_string(),
-        })
-        .collect::<String>()
-        .into()
+    written_out(text, |_| false)
 }
 
 /// Text for a terminal: lines and tabs kept, every other control character written out, so
 /// nothing a span carried can move the cursor, retitle the window or change colours.
 pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    written_out(text, |c| c == '\n' || c == '\t')
+}
+
+/// `text` with its control characters written out as `\u{..}`, but those `kept`.
+fn written_out(text: &str, kept: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && !kept(c);
+    if !text.chars().any(escaped) {
         return text.into();
     }
     text.chars()
-        .map(|c| match c.is_control() && c != '\n' && c != '\t' {
+        .map(|c| match escaped(c) {
             true => c.escape_unicode().to_string(),
             false => c.to_string(),
         })

@@ -1,4 +1,5 @@
-//! The status document (DESIGN §8): a pure function of the view. Everything in it is sorted
+//! The status document (`agent-status`, `/api/status`; its fields are the contract README.md
+//! documents): a pure function of the view. Everything in it is sorted
 //! and derived from the log alone, so the same log always prints the same bytes.
 
 use std::collections::BTreeMap;

@@ -771,14 +771,10 @@ fn span_text_cannot_inject_into_the_terminal_or_bypass_the_tracked_limit() {
             "startTimeUnixNano": "1", "endTimeUnixNano": "2",
             "attributes": attrs,
         }]}]}]});
-        let file = sb.tmp.path().join("body.json");
-        std::fs::write(&file, body.to_string()).expect("write");
-        curl(
-            &served.http,
-            "POST",
-            "/v1/traces",
-            None,
-            Some(&file),
+        post(
+            &sb,
+            &served,
+            body.to_string().as_bytes(),
             &["Content-Type: application/json"],
         )
     };
@@ -861,14 +857,10 @@ fn a_repeated_attribute_key_refuses_its_span() {
          "name": "tool.call", "kind": 1, "startTimeUnixNano": "1", "endTimeUnixNano": "2",
          "attributes": [{"key": "agent.id", "value": {"stringValue": "a2"}}]}
     ]}]}]});
-    let file = sb.tmp.path().join("dup.json");
-    std::fs::write(&file, body.to_string()).expect("write");
-    let (code, answer) = curl(
-        &served.http,
-        "POST",
-        "/v1/traces",
-        None,
-        Some(&file),
+    let (code, answer) = post(
+        &sb,
+        &served,
+        body.to_string().as_bytes(),
         &["Content-Type: application/json"],
     );
     assert_eq!(code, 200, "{answer}");
@@ -1040,15 +1032,14 @@ fn tokens_gzip_members_and_impossible_progress() {
             "startTimeUnixNano": "1", "endTimeUnixNano": "2",
             "attributes": attrs,
         }]}]}]});
-        let file = sb.tmp.path().join("progress.json");
-        std::fs::write(&file, body.to_string()).expect("write");
-        let (code, _) = curl(
-            &served.http,
-            "POST",
-            "/v1/traces",
-            Some("s3cret"),
-            Some(&file),
-            &["Content-Type: application/json"],
+        let (code, _) = post(
+            &sb,
+            &served,
+            body.to_string().as_bytes(),
+            &[
+                "Content-Type: application/json",
+                "Authorization: Bearer s3cret",
+            ],
         );
         assert_eq!(code, 200);
     }
