@@ -181,25 +181,6 @@ impl tonic::transport::server::Connected for Guarded {
     }
 }
 
-/// The HTTP port's listener: accepts through the gate.
-pub struct GatedListener {
-    pub listener: TcpListener,
-    pub gate: Gate,
-}
-
-impl axum::serve::Listener for GatedListener {
-    type Io = Guarded;
-    type Addr = SocketAddr;
-
-    fn accept(&mut self) -> impl std::future::Future<Output = (Guarded, SocketAddr)> + Send {
-        self.gate.accept(&self.listener)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

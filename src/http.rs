@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::changes::Subject;
+use crate::inflight::BodyError;
 use crate::otlp::file::Format;
 use crate::otlp::grpc::{ExportError, SinkError, authorized};
 use crate::otlp::{self, Encoding};
@@ -64,11 +65,45 @@ pub async fn serve(
             name_server,
         ))
         .with_state(state);
-    // Through the gate shared with the gRPC port: bounded, closed when idle (see `conn`).
-    let listener = crate::conn::GatedListener { listener, gate };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_connections(listener, gate, app, shutdown).await;
+    Ok(())
+}
+
+/// How long a client may take to send a request's headers, from its first byte: a drip of one
+/// byte now and then keeps a connection from being idle, but not its headers from being late.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves HTTP/1.1 connections taken through the gate shared with the gRPC port (bounded,
+/// closed when idle: see `conn`), with a deadline on each request's headers. Once `shutdown`
+/// completes, no connection is taken and the open ones finish their requests.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    gate: crate::conn::Gate,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let io = tokio::select! {
+            (io, _) = gate.accept(&listener) => io,
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = builder.serve_connection(TokioIo::new(io), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("an HTTP connection ended: {e}");
+            }
+        });
+    }
+    graceful.shutdown().await;
 }
 
 /// A query string read into `T`, or the envelope (400) saying what was wrong with it: an API
@@ -217,7 +252,11 @@ async fn healthz(Extract(state): Extract<Shared>) -> Response {
     }
 }
 
-async fn traces(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn traces(
+    Extract(state): Extract<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -240,9 +279,36 @@ async fn traces(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
     let content_encoding = content_encoding.map(str::to_owned);
+    // The body counts against the budget of bodies in flight until it is decoded (see
+    // `inflight`); the compressed body may not exceed what the decompressed one may be.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let (body, held) =
+        match crate::inflight::read(body, declared, otlp::MAX_HTTP_BODY, &state.bodies).await {
+            Ok(read) => read,
+            Err(e) => {
+                let (status, code) = match e {
+                    BodyError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 8),
+                    BodyError::Busy => (StatusCode::SERVICE_UNAVAILABLE, 8),
+                    BodyError::TooSlow(_) => (StatusCode::REQUEST_TIMEOUT, 14),
+                    BodyError::Broken(_) => (StatusCode::BAD_REQUEST, 3),
+                };
+                let mut r = fail(status, code, e.to_string());
+                if e == BodyError::Busy {
+                    let delay = crate::inflight::RETRY_AFTER.as_secs().to_string();
+                    if let Ok(v) = HeaderValue::from_str(&delay) {
+                        r.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
+                }
+                return r;
+            }
+        };
     // Decompressing and decoding up to 20 MiB is CPU work: the ingest runs it off the async
     // workers.
     let decode = move || {
+        let _held = held;
         otlp::decompress(content_encoding.as_deref(), &body)
             .and_then(|plain| otlp::decode_http(encoding, &plain))
     };
@@ -688,6 +754,18 @@ async fn metrics(Extract(state): Extract<Shared>) -> Response {
         "counter",
         "Spans already in the log, acknowledged and not appended again.",
         load(&m.spans_duplicate).to_string(),
+    );
+    metric(
+        "spanfold_body_budget_free_bytes",
+        "gauge",
+        "Bytes of the budget for export bodies in flight not held by any body now.",
+        state.bodies.available().to_string(),
+    );
+    metric(
+        "spanfold_bodies_over_budget_total",
+        "counter",
+        "Export bodies refused (503 or RESOURCE_EXHAUSTED, retry later) because the budget for bodies in flight was spent.",
+        state.bodies.refused().to_string(),
     );
     metric(
         "spanfold_exports_busy_total",

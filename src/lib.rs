@@ -31,6 +31,7 @@
 //!   opentelemetry-proto, prost and tonic).
 //! - [`activity`]: the server's lines for its operator (assignments, merges, refusals).
 //! - [`conn`]: the receivers' connections, bounded and closed when idle.
+//! - [`inflight`]: the bytes of export bodies in flight, bounded, and each body's deadline.
 //! - [`server`]: `spanfold serve` — receivers, the single writer with group commit, cycles.
 //! - [`http`]: OTLP/HTTP, the JSON API and metrics (only module that knows axum).
 //! - [`client`]: the CLI's way to a running server (only module that knows ureq).
@@ -53,6 +54,7 @@ pub mod fault;
 pub mod git;
 pub mod holder;
 pub mod http;
+pub mod inflight;
 pub mod model;
 pub mod names;
 pub mod otlp;

@@ -43,10 +43,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const WRITER_GRACE: Duration = Duration::from_secs(10);
 /// Exports decoded at once. A decoded export can take many times its body's size (an empty
 /// attribute is 2 bytes on the wire), and the blocking pool would otherwise decode hundreds at
-/// once. One per core, but at least four, so that one large export being decoded does not make
-/// every small one wait behind it.
+/// once. One per core, at least two, so that one large export being decoded does not make every
+/// small one wait behind it, and at most four, as each may take a hundred megabytes or more
+/// while it decodes (see `otlp::MAX_ITEMS_PER_EXPORT` and `otlp::json::MAX_OBJECTS`).
 fn decode_slots() -> usize {
-    std::thread::available_parallelism().map_or(4, |n| n.get().max(4))
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +138,8 @@ pub struct State {
     /// Random per start; in the advert and in the `spanfold-server` header of every answer, so
     /// a CLI that finds a stale advert can tell that another server now answers at its address.
     pub server_id: String,
+    /// The bytes of export bodies in flight, shared with the gRPC port.
+    pub bodies: crate::inflight::Budget,
 }
 
 enum Job {
@@ -408,6 +411,8 @@ pub async fn serve_on(
         metrics: Arc::clone(&metrics),
         decoding: Arc::new(tokio::sync::Semaphore::new(decode_slots())),
     };
+    let bodies =
+        crate::inflight::Budget::new(crate::inflight::BODY_BUDGET, crate::inflight::BODY_DEADLINE);
     let state = Arc::new(State {
         view: coord.shared_view(),
         metrics: Arc::clone(&metrics),
@@ -417,6 +422,7 @@ pub async fn serve_on(
         scrubber: Default::default(),
         live_timeline: Default::default(),
         server_id: crate::registry::hex(&crate::emit::IdGen::default().trace_id()),
+        bodies: bodies.clone(),
     });
 
     let (upstream_tx, upstream_rx) = tokio::sync::mpsc::channel::<Vec<ResourceSpans>>(64);
@@ -476,6 +482,7 @@ pub async fn serve_on(
     let grpc = crate::otlp::grpc::serve(
         grpc_listener,
         gate.clone(),
+        bodies,
         ingest.clone(),
         config.token.clone(),
         stopped(stop.clone()),

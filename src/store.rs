@@ -55,11 +55,15 @@ pub enum StoreError {
     )]
     Open { path: PathBuf, source: sled::Error },
     #[error(
-        "the coordination log at {0} is damaged: its storage failed a checksum. Nothing was changed; move the directory aside and restore a backup"
+        "the coordination log at {path} is damaged: its storage failed a checksum. spanfold wrote nothing to it{}; move the directory aside and restore a backup",
+        copy.as_ref().map(|c| format!(" (a copy as it was found is at {})", c.display())).unwrap_or_default()
     )]
-    Damaged(PathBuf),
+    Damaged {
+        path: PathBuf,
+        copy: Option<PathBuf>,
+    },
     #[error(
-        "the coordination log at {path} is damaged at record {key}: {reason}. Nothing was changed; move the directory aside and restore a backup (or `spanfold export` what is readable)"
+        "the coordination log at {path} is damaged at record {key}: {reason}. spanfold wrote nothing to it (when it opened the log, its storage may have cut off what followed a damaged point); move the directory aside and restore a backup (or `spanfold export` what is readable)"
     )]
     Corrupt {
         path: PathBuf,
@@ -79,6 +83,69 @@ pub enum StoreError {
         remedy(first)
     )]
     Failed { path: PathBuf, first: String },
+}
+
+/// Sled keeps snapshots (`snap.*`) of its page table, derived from its log and rebuilt from it
+/// when none is there. When the storage fails a checksum because its newest snapshot does (and
+/// only then: without a snapshot, sled would take a damaged log as ending at the damage), the
+/// directory is copied aside as it was found (`log.damaged-N` next to it) and the snapshots
+/// removed, once; returns the copy, or None when there is nothing (more) to try.
+fn rebuild_snapshot(path: &Path, rebuilt: &mut Option<PathBuf>) -> Option<PathBuf> {
+    if rebuilt.is_some() {
+        return None;
+    }
+    let mut snapshots: Vec<PathBuf> = std::fs::read_dir(path)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("snap."))
+        })
+        .collect();
+    snapshots.sort();
+    if snapshot_is_sound(snapshots.last()?) {
+        return None;
+    }
+    let parent = path.parent()?;
+    let copy = (1..)
+        .map(|n| parent.join(format!("log.damaged-{n}")))
+        .find(|c| !c.exists())?;
+    copy_dir(path, &copy).ok()?;
+    for snapshot in &snapshots {
+        std::fs::remove_file(snapshot).ok()?;
+    }
+    *rebuilt = Some(copy.clone());
+    Some(copy)
+}
+
+/// A snapshot as sled writes it: the bytes, their length (8 bytes), their CRC-32 (4 bytes, little
+/// endian).
+fn snapshot_is_sound(path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    let Some(body_len) = bytes.len().checked_sub(12).filter(|&n| n > 0) else {
+        return false;
+    };
+    let (body, tail) = bytes.split_at(body_len);
+    let expected = u32::from_le_bytes([tail[8], tail[9], tail[10], tail[11]]);
+    crc32fast::hash(body) == expected
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 /// What to do about a failed write, from what the system said: a full disk is not the only
@@ -131,6 +198,8 @@ impl Log {
         }
         let started = Instant::now();
         let mut noticed = false;
+        // Where the directory was copied before its snapshot was removed, once that was tried.
+        let mut rebuilt: Option<PathBuf> = None;
         let db = loop {
             let config = sled::Config::new()
                 .path(&path)
@@ -157,7 +226,22 @@ impl Log {
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                Err(sled::Error::Corruption { .. }) => return Err(StoreError::Damaged(path)),
+                Err(sled::Error::Corruption { .. }) => {
+                    match rebuild_snapshot(&path, &mut rebuilt) {
+                        Some(copy) => {
+                            tracing::warn!(
+                                "the coordination log's snapshot (an index its storage derives from the log) was damaged; rebuilding it from the log (the directory as it was found is copied to {})",
+                                copy.display()
+                            );
+                        }
+                        None => {
+                            return Err(StoreError::Damaged {
+                                path,
+                                copy: rebuilt.take(),
+                            });
+                        }
+                    }
+                }
                 Err(source) => return Err(StoreError::Open { path, source }),
             }
         };

@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::otlp::{kv, s, span};
+use common::wire::{JSON, PROTOBUF, frame, grpc_raw, gzip, post, post_proto};
 use common::{Sandbox, Served, curl};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
@@ -25,91 +25,6 @@ fn initialised() -> Sandbox {
 /// An export request with these spans, encoded.
 fn request(spans: Vec<Span>) -> Vec<u8> {
     common::otlp::request(spans).encode_to_vec()
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut enc, bytes).expect("gzip");
-    enc.finish().expect("gzip")
-}
-
-/// POST /v1/traces with these bytes and headers; returns (status, body).
-fn post(sb: &Sandbox, served: &Served, body: &[u8], headers: &[&str]) -> (u16, String) {
-    let file = sb.tmp.path().join("body.bin");
-    std::fs::write(&file, body).expect("write body");
-    curl(
-        &served.http,
-        "POST",
-        "/v1/traces",
-        None,
-        Some(&file),
-        headers,
-    )
-}
-
-/// POST a protobuf export; returns (status, rejected spans, message) from the protobuf answer.
-fn post_proto(sb: &Sandbox, served: &Served, body: &[u8]) -> (u16, i64, String) {
-    let file = sb.tmp.path().join("body.bin");
-    let answer = sb.tmp.path().join("answer.bin");
-    std::fs::write(&file, body).expect("write body");
-    let out = Command::new("curl")
-        .args(["-s", "-o"])
-        .arg(&answer)
-        .args(["-w", "%{http_code}", "-H", PROTOBUF, "--data-binary"])
-        .arg(format!("@{}", file.display()))
-        .arg(format!("{}/v1/traces", served.http))
-        .output()
-        .expect("curl runs");
-    let code = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0);
-    let bytes = std::fs::read(&answer).unwrap_or_default();
-    let (rejected, message) =
-        spanfold::otlp::decode_response(spanfold::otlp::Encoding::Protobuf, &bytes)
-            .unwrap_or((-1, String::from_utf8_lossy(&bytes).into_owned()));
-    (code, rejected, message)
-}
-
-const JSON: &str = "Content-Type: application/json";
-const PROTOBUF: &str = "Content-Type: application/x-protobuf";
-
-/// A raw gRPC Export call through curl (HTTP/2 without TLS): `frame` is the whole
-/// length-prefixed message, so it can lie about its length or compression. Returns grpc-status
-/// and grpc-message from the trailers.
-fn grpc_raw(served: &Served, dir: &Path, frame: &[u8], headers: &[&str]) -> (String, String) {
-    let file = dir.join("frame.bin");
-    std::fs::write(&file, frame).expect("write frame");
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-s",
-        "--http2-prior-knowledge",
-        "-o",
-        "/dev/null",
-        "-D",
-        "-",
-    ])
-    .args(["-H", "content-type: application/grpc", "-H", "te: trailers"]);
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
-    cmd.arg("--data-binary")
-        .arg(format!("@{}", file.display()))
-        .arg(format!(
-            "http://{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            served.grpc
-        ));
-    let out = cmd.output().expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let field = |name: &str| {
-        text.lines()
-            .filter_map(|l| l.split_once(':'))
-            .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim().to_owned())
-            .next_back()
-            .unwrap_or_default()
-    };
-    (field("grpc-status"), field("grpc-message"))
 }
 
 /// One Export through tonic with an optional bearer token.
@@ -133,13 +48,6 @@ fn grpc_export(served: &Served, body: &[u8], token: Option<&str>) -> Result<(), 
         }
         client.export(request).await.map(|_| ())
     })
-}
-
-fn frame(compressed: bool, declared: usize, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![u8::from(compressed)];
-    f.extend((declared as u32).to_be_bytes());
-    f.extend(payload);
-    f
 }
 
 /// Events in the log beyond `agents init`'s own.

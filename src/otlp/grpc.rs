@@ -11,6 +11,7 @@ use tonic::codegen::http;
 use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use super::grpc_body::Metered;
 use super::{DecodeError, Decoded, MAX_GRPC_MESSAGE, response, to_proto};
 use crate::model::ResourceSpans;
 
@@ -162,12 +163,9 @@ impl<S: ExportSink> tonic::server::UnaryService<Bytes> for ExportMethod<S> {
                 Ok(reply) => Ok(Response::new(
                     response(reply.rejected, &reply.message).encode_to_vec(),
                 )),
-                Err(ExportError::Decode(DecodeError::TooManySpans)) => {
-                    Err(Status::resource_exhausted(format!(
-                        "the export holds more than {} spans; send smaller batches",
-                        super::MAX_SPANS_PER_EXPORT
-                    )))
-                }
+                Err(ExportError::Decode(
+                    e @ (DecodeError::TooManySpans | DecodeError::TooManyItems),
+                )) => Err(Status::resource_exhausted(e.to_string())),
                 Err(ExportError::Decode(e)) => Err(Status::invalid_argument(format!(
                     "the export is not a valid OTLP ExportTraceServiceRequest: {e}"
                 ))),
@@ -198,6 +196,7 @@ pub fn decode_export(body: &[u8]) -> Result<Decoded, DecodeError> {
 pub async fn serve<S: ExportSink>(
     listener: tokio::net::TcpListener,
     gate: crate::conn::Gate,
+    bodies: crate::inflight::Budget,
     sink: S,
     token: Option<String>,
     shutdown: impl Future<Output = ()> + Send,
@@ -227,6 +226,12 @@ pub async fn serve<S: ExportSink>(
         // Streams on one HTTP/2 connection, each of which may hold a message being received.
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .layer(tower::util::MapResponseLayer::new(otlp_status_codes))
+        // Every message's bytes count against the budget of bodies in flight (see `grpc_body`).
+        .layer(tower::util::MapRequestLayer::new(
+            move |request: http::Request<tonic::body::Body>| {
+                request.map(|body| tonic::body::Body::new(Metered::new(body, &bodies)))
+            },
+        ))
         .add_service(service)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::ReceiverStream::new(incoming),
@@ -241,9 +246,11 @@ pub async fn serve<S: ExportSink>(
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 
 /// tonic answers an over-size message with OUT_OF_RANGE and an undecodable one with INTERNAL;
-/// OTLP (and the Collector) say RESOURCE_EXHAUSTED (without RetryInfo) and INVALID_ARGUMENT, so
-/// clients neither retry what cannot succeed nor report a server fault. The receiver itself
-/// never answers with either code, so only tonic's own answers are rewritten.
+/// OTLP (and the Collector, on grpc-go) say RESOURCE_EXHAUSTED (without RetryInfo) and
+/// INVALID_ARGUMENT, so clients neither retry what cannot succeed nor report a server fault.
+/// The receiver itself never answers with either code, so only tonic's own answers are
+/// rewritten. (A compressed flag without `grpc-encoding` stays INTERNAL, as gRPC's protocol and
+/// grpc-go have it.)
 fn otlp_status_codes(
     mut response: http::Response<tonic::body::Body>,
 ) -> http::Response<tonic::body::Body> {

@@ -110,8 +110,58 @@ pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
 }
 
 pub fn decode_request(body: &[u8]) -> R<ExportTraceServiceRequest> {
+    check_size(body)?;
     let root: Value = serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
     decode_value(&root)
+}
+
+/// Most JSON objects one body may hold. Parsed, an object takes about 650 bytes (a B-tree
+/// node) however few it took on the wire (`{"a":1}` is seven), so a body of small objects would
+/// take a hundred times its size. An OTLP/JSON span of ten attributes is some twenty-five
+/// objects: this admits 4,000 such spans per export (SDKs send 512); larger batches go in
+/// protobuf, which has no such overhead.
+pub const MAX_OBJECTS: usize = 100_000;
+/// Most JSON values one body may hold (32 bytes each, parsed).
+pub const MAX_VALUES: usize = 1_000_000;
+
+/// Refuses a body with more objects or values than parsing may take, before it is parsed.
+fn check_size(body: &[u8]) -> R<()> {
+    let (objects, values) = count_values(body);
+    if objects > MAX_OBJECTS || values > MAX_VALUES {
+        return Err(DecodeError::TooManyJsonValues);
+    }
+    Ok(())
+}
+
+/// The objects in a JSON text, and an upper bound on its values: every value but the first
+/// of a container follows a comma, and each container opens with a bracket. Strings are
+/// skipped, escapes and all; one pass, no allocation.
+pub fn count_values(body: &[u8]) -> (usize, usize) {
+    let (mut objects, mut values) = (0, 1);
+    let mut in_string = false;
+    let mut escaped = false;
+    for &c in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+        } else {
+            match c {
+                b'"' => in_string = true,
+                b'{' => {
+                    objects += 1;
+                    values += 1;
+                }
+                b'[' | b',' => values += 1,
+                _ => {}
+            }
+        }
+    }
+    (objects, values)
 }
 
 /// Where a line of `spanfold export` came from in the log: the seq of its first span and its
@@ -128,6 +178,7 @@ pub const META_KEY: &str = "spanfold";
 /// Decodes one line of OTLP/JSON lines (an ExportTraceServiceRequest), with spanfold's
 /// placement in the log when the line has it.
 pub fn decode_line(body: &[u8]) -> R<(ExportTraceServiceRequest, Option<LineMeta>)> {
+    check_size(body)?;
     let root: Value = serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
     let meta = match root.get(META_KEY) {
         None | Some(Value::Null) => None,
@@ -444,6 +495,17 @@ mod tests {
                 .as_ref()
                 .and_then(|v| v.value.clone()),
             Some(V::BytesValue(vec![1, 2]))
+        );
+    }
+
+    #[test]
+    fn values_are_counted_outside_strings() {
+        assert_eq!(count_values(b"{}"), (1, 2));
+        assert_eq!(count_values(br#"{"a":[1,2,{"b":"x,{[\"}"}]}"#), (2, 6));
+        assert_eq!(
+            count_values(br#""\\",""#),
+            (0, 2),
+            "an escaped backslash ends"
         );
     }
 

@@ -8,6 +8,7 @@
 
 pub mod file;
 pub mod grpc;
+pub mod grpc_body;
 pub mod json;
 pub mod native;
 
@@ -49,13 +50,26 @@ pub enum DecodeError {
     ContentEncoding(String),
     #[error("the export holds more than {MAX_SPANS_PER_EXPORT} spans; send smaller batches")]
     TooManySpans,
+    #[error(
+        "the export holds more than {MAX_ITEMS_PER_EXPORT} spans, attributes, events, links and values; send smaller batches"
+    )]
+    TooManyItems,
+    #[error(
+        "the OTLP/JSON export holds more than {} objects or {} values; send smaller batches, or protobuf",
+        json::MAX_OBJECTS,
+        json::MAX_VALUES
+    )]
+    TooManyJsonValues,
 }
 
 impl DecodeError {
     /// The HTTP status the OTLP specification gives this error.
     pub fn http_status(&self) -> u16 {
         match self {
-            DecodeError::TooLarge | DecodeError::TooManySpans => 413,
+            DecodeError::TooLarge
+            | DecodeError::TooManySpans
+            | DecodeError::TooManyItems
+            | DecodeError::TooManyJsonValues => 413,
             DecodeError::ContentType(_) => 415,
             _ => 400,
         }
@@ -95,6 +109,11 @@ impl Encoding {
 /// Most spans one export may carry. Each span costs a few hundred bytes once decoded however
 /// few it took on the wire, so a small (compressed) body must not become gigabytes.
 pub const MAX_SPANS_PER_EXPORT: usize = 100_000;
+/// Most items (spans, attributes, events, links, values in lists) one export may carry,
+/// counted while it is decoded, so that the memory a body takes stays a small multiple of its
+/// size whatever it holds: an empty attribute takes two bytes on the wire and sixty in memory.
+/// SDKs send batches of 512 spans, collectors of a few thousand, ten or so items each.
+pub const MAX_ITEMS_PER_EXPORT: usize = 1_000_000;
 /// Reasons kept per export; the rest are counted.
 pub const MAX_REASONS: usize = 20;
 
@@ -711,6 +730,53 @@ mod tests {
         assert_eq!(
             Encoding::from_content_type("text/plain").map_err(|e| e.http_status()),
             Err(415)
+        );
+    }
+
+    /// Items are counted while they are decoded: a body of empty attributes (two bytes each on
+    /// the wire) is refused once it passes the bound, in both encodings.
+    #[test]
+    fn too_many_items_are_refused_while_decoding() {
+        let span = |attributes: usize| {
+            let one = pt::Span {
+                trace_id: vec![1; 16],
+                span_id: vec![2; 8],
+                ..Default::default()
+            };
+            let mut bytes = one.encode_to_vec();
+            for _ in 0..attributes {
+                bytes.extend([0x4a, 0x00]);
+            }
+            bytes
+        };
+        let wrap = |tag: u8, inner: Vec<u8>| {
+            let mut out = vec![tag];
+            prost::encoding::encode_varint(inner.len() as u64, &mut out);
+            out.extend(inner);
+            out
+        };
+        let request = |attributes| wrap(0x0a, wrap(0x12, wrap(0x12, span(attributes))));
+        let fits = decode_http(Encoding::Protobuf, &request(MAX_ITEMS_PER_EXPORT - 1))
+            .expect("within the bound");
+        assert_eq!(
+            fits.resource_spans[0].scope_spans[0].spans[0]
+                .attributes
+                .len(),
+            MAX_ITEMS_PER_EXPORT - 1
+        );
+        let refused = decode_http(Encoding::Protobuf, &request(MAX_ITEMS_PER_EXPORT));
+        assert!(
+            matches!(refused, Err(DecodeError::TooManyItems)),
+            "{refused:?}"
+        );
+        assert_eq!(DecodeError::TooManyItems.http_status(), 413);
+
+        let spans = vec!["{}"; json::MAX_OBJECTS].join(",");
+        let body = format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{spans}]}}]}}]}}"#);
+        let refused = decode_http(Encoding::Json, body.as_bytes());
+        assert!(
+            matches!(refused, Err(DecodeError::TooManyJsonValues)),
+            "{refused:?}"
         );
     }
 }

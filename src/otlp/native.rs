@@ -21,6 +21,27 @@ struct Bad {
 
 type R<T> = Result<T, Bad>;
 
+/// What an export may still allocate, in items (spans, attributes, events, links, list
+/// values, entity references), counted while decoding: an item can take two bytes on the wire
+/// and sixty in memory, so without a bound a 20 MiB body of empty attributes would take more
+/// than a gigabyte before any limit saw it.
+struct Budget(usize);
+
+const TOO_MANY_ITEMS: &str = "too many items";
+
+impl Budget {
+    #[inline(always)]
+    fn take(&mut self) -> R<()> {
+        match self.0.checked_sub(1) {
+            Some(left) => {
+                self.0 = left;
+                Ok(())
+            }
+            None => Err(bad(TOO_MANY_ITEMS, "")),
+        }
+    }
+}
+
 /// Deepest nesting of arrays and key-value lists in one attribute value. prost stops at 100
 /// nested messages; a key-value list costs three (value, list, pair) and a span's attribute
 /// starts five deep, so 30 levels stay within it: anything this decoder accepts, prost accepts
@@ -181,7 +202,11 @@ impl<'a> Value<'a> {
 /// one by one, as [`super::from_proto`] does.
 pub fn decode_request(body: &[u8]) -> Result<Decoded, DecodeError> {
     let mut out = Decoded::default();
-    request(body, &mut out).map_err(|b| {
+    let mut budget = Budget(super::MAX_ITEMS_PER_EXPORT);
+    request(body, &mut out, &mut budget).map_err(|b| {
+        if b.what == TOO_MANY_ITEMS {
+            return DecodeError::TooManyItems;
+        }
         DecodeError::Protobuf(if b.field.is_empty() {
             b.what.to_owned()
         } else {
@@ -191,11 +216,11 @@ pub fn decode_request(body: &[u8]) -> Result<Decoded, DecodeError> {
     Ok(out)
 }
 
-fn request(body: &[u8], out: &mut Decoded) -> R<()> {
+fn request(body: &[u8], out: &mut Decoded, b: &mut Budget) -> R<()> {
     let mut f = Fields::new(body);
     while let Some((tag, v)) = f.next_field()? {
         if tag == 1 {
-            let rs = resource_spans(v.bytes("resource_spans")?, out)?;
+            let rs = resource_spans(v.bytes("resource_spans")?, out, b)?;
             if !rs.scope_spans.is_empty() {
                 out.resource_spans.push(rs);
             }
@@ -204,14 +229,14 @@ fn request(body: &[u8], out: &mut Decoded) -> R<()> {
     Ok(())
 }
 
-fn resource_spans(buf: &[u8], out: &mut Decoded) -> R<ResourceSpans> {
+fn resource_spans(buf: &[u8], out: &mut Decoded, b: &mut Budget) -> R<ResourceSpans> {
     let mut rs = ResourceSpans::default();
     let mut f = Fields::new(buf);
     while let Some((tag, v)) = f.next_field()? {
         match tag {
-            1 => resource(v.bytes("resource")?, &mut rs.resource)?,
+            1 => resource(v.bytes("resource")?, &mut rs.resource, b)?,
             2 => {
-                let ss = scope_spans(v.bytes("scope_spans")?, out)?;
+                let ss = scope_spans(v.bytes("scope_spans")?, out, b)?;
                 if !ss.spans.is_empty() {
                     rs.scope_spans.push(ss);
                 }
@@ -223,35 +248,42 @@ fn resource_spans(buf: &[u8], out: &mut Decoded) -> R<ResourceSpans> {
     Ok(rs)
 }
 
-fn resource(buf: &[u8], r: &mut Resource) -> R<()> {
+fn resource(buf: &[u8], r: &mut Resource, b: &mut Budget) -> R<()> {
     let mut f = Fields::new(buf);
     while let Some((tag, v)) = f.next_field()? {
         match tag {
-            1 => r.attributes.push(key_value(v.bytes("attributes")?, 0)?),
+            1 => r.attributes.push(key_value(v.bytes("attributes")?, 0, b)?),
             2 => r.dropped_attributes_count = v.u32("dropped_attributes_count")?,
-            3 => r.entity_refs.push(entity_ref(v.bytes("entity_refs")?)?),
+            3 => r.entity_refs.push(entity_ref(v.bytes("entity_refs")?, b)?),
             _ => {}
         }
     }
     Ok(())
 }
 
-fn entity_ref(buf: &[u8]) -> R<EntityRef> {
+fn entity_ref(buf: &[u8], b: &mut Budget) -> R<EntityRef> {
+    b.take()?;
     let mut e = EntityRef::default();
     let mut f = Fields::new(buf);
     while let Some((tag, v)) = f.next_field()? {
         match tag {
             1 => e.schema_url = v.string("schema_url")?,
             2 => e.kind = v.string("type")?,
-            3 => e.id_keys.push(v.string("id_keys")?),
-            4 => e.description_keys.push(v.string("description_keys")?),
+            3 => {
+                b.take()?;
+                e.id_keys.push(v.string("id_keys")?)
+            }
+            4 => {
+                b.take()?;
+                e.description_keys.push(v.string("description_keys")?)
+            }
             _ => {}
         }
     }
     Ok(e)
 }
 
-fn scope_spans(buf: &[u8], out: &mut Decoded) -> R<ScopeSpans> {
+fn scope_spans(buf: &[u8], out: &mut Decoded, b: &mut Budget) -> R<ScopeSpans> {
     let mut ss = ScopeSpans::default();
     // Sized once: a batch holds hundreds of spans, and each is large to move when a list grows.
     let mut count = Fields::new(buf);
@@ -263,8 +295,8 @@ fn scope_spans(buf: &[u8], out: &mut Decoded) -> R<ScopeSpans> {
     let mut f = Fields::new(buf);
     while let Some((tag, v)) = f.next_field()? {
         match tag {
-            1 => scope(v.bytes("scope")?, &mut ss.scope)?,
-            2 => match span(v.bytes("spans")?)? {
+            1 => scope(v.bytes("scope")?, &mut ss.scope, b)?,
+            2 => match span(v.bytes("spans")?, b)? {
                 Ok(s) => ss.spans.push(s),
                 Err(why) => out.rejected.push(why),
             },
@@ -275,13 +307,13 @@ fn scope_spans(buf: &[u8], out: &mut Decoded) -> R<ScopeSpans> {
     Ok(ss)
 }
 
-fn scope(buf: &[u8], s: &mut Scope) -> R<()> {
+fn scope(buf: &[u8], s: &mut Scope, b: &mut Budget) -> R<()> {
     let mut f = Fields::new(buf);
     while let Some((tag, v)) = f.next_field()? {
         match tag {
             1 => s.name = v.string("name")?,
             2 => s.version = v.string("version")?,
-            3 => s.attributes.push(key_value(v.bytes("attributes")?, 0)?),
+            3 => s.attributes.push(key_value(v.bytes("attributes")?, 0, b)?),
             4 => s.dropped_attributes_count = v.u32("dropped_attributes_count")?,
             _ => {}
         }
@@ -290,7 +322,8 @@ fn scope(buf: &[u8], s: &mut Scope) -> R<()> {
 }
 
 /// A span, or why it is refused (the outer error is a malformed message).
-fn span(buf: &[u8]) -> R<Result<Span, String>> {
+fn span(buf: &[u8], b: &mut Budget) -> R<Result<Span, String>> {
+    b.take()?;
     let mut trace_id: &[u8] = &[];
     let mut span_id: &[u8] = &[];
     let mut parent: &[u8] = &[];
@@ -311,11 +344,11 @@ fn span(buf: &[u8]) -> R<Result<Span, String>> {
             6 => s.kind = v.varint("kind")? as i32,
             7 => s.start_time_unix_nano = v.fixed64("start_time_unix_nano")?,
             8 => s.end_time_unix_nano = v.fixed64("end_time_unix_nano")?,
-            9 => s.attributes.push(key_value(v.bytes("attributes")?, 0)?),
+            9 => s.attributes.push(key_value(v.bytes("attributes")?, 0, b)?),
             10 => s.dropped_attributes_count = v.u32("dropped_attributes_count")?,
-            11 => s.events.push(event(v.bytes("events")?)?),
+            11 => s.events.push(event(v.bytes("events")?, b)?),
             12 => s.dropped_events_count = v.u32("dropped_events_count")?,
-            13 => raw_links.push(link(v.bytes("links")?)?),
+            13 => raw_links.push(link(v.bytes("links")?, b)?),
             14 => s.dropped_links_count = v.u32("dropped_links_count")?,
             15 => status(v.bytes("status")?, &mut s.status)?,
             16 => s.flags = v.fixed32("flags")?,
@@ -349,7 +382,8 @@ fn span(buf: &[u8]) -> R<Result<Span, String>> {
     Ok(checked.map(|()| s))
 }
 
-fn event(buf: &[u8]) -> R<SpanEvent> {
+fn event(buf: &[u8], b: &mut Budget) -> R<SpanEvent> {
+    b.take()?;
     let mut e = SpanEvent {
         time_unix_nano: 0,
         name: String::new(),
@@ -361,7 +395,7 @@ fn event(buf: &[u8]) -> R<SpanEvent> {
         match tag {
             1 => e.time_unix_nano = v.fixed64("time_unix_nano")?,
             2 => e.name = v.string("name")?,
-            3 => e.attributes.push(key_value(v.bytes("attributes")?, 0)?),
+            3 => e.attributes.push(key_value(v.bytes("attributes")?, 0, b)?),
             4 => e.dropped_attributes_count = v.u32("dropped_attributes_count")?,
             _ => {}
         }
@@ -369,7 +403,8 @@ fn event(buf: &[u8]) -> R<SpanEvent> {
     Ok(e)
 }
 
-fn link(buf: &[u8]) -> R<(&[u8], &[u8], Link)> {
+fn link<'a>(buf: &'a [u8], b: &mut Budget) -> R<(&'a [u8], &'a [u8], Link)> {
+    b.take()?;
     let mut l = Link {
         trace_id: [0; 16],
         span_id: [0; 8],
@@ -385,7 +420,7 @@ fn link(buf: &[u8]) -> R<(&[u8], &[u8], Link)> {
             1 => trace_id = v.bytes("trace_id")?,
             2 => span_id = v.bytes("span_id")?,
             3 => l.trace_state = v.string("trace_state")?,
-            4 => l.attributes.push(key_value(v.bytes("attributes")?, 0)?),
+            4 => l.attributes.push(key_value(v.bytes("attributes")?, 0, b)?),
             5 => l.dropped_attributes_count = v.u32("dropped_attributes_count")?,
             6 => l.flags = v.fixed32("flags")?,
             _ => {}
@@ -406,7 +441,8 @@ fn status(buf: &[u8], s: &mut Status) -> R<()> {
     Ok(())
 }
 
-fn key_value(buf: &[u8], depth: u32) -> R<KeyValue> {
+fn key_value(buf: &[u8], depth: u32, b: &mut Budget) -> R<KeyValue> {
+    b.take()?;
     let mut kv = KeyValue {
         key: Str::default(),
         value: AnyValue::Empty,
@@ -416,22 +452,23 @@ fn key_value(buf: &[u8], depth: u32) -> R<KeyValue> {
         match tag {
             1 => kv.key = v.str("key")?,
             // A message field sent twice is merged, as protobuf says (and prost does).
-            2 => any_value_into(v.bytes("value")?, depth, &mut kv.value)?,
+            2 => any_value_into(v.bytes("value")?, depth, &mut kv.value, b)?,
             _ => {}
         }
     }
     Ok(kv)
 }
 
-fn any_value(buf: &[u8], depth: u32) -> R<AnyValue> {
+fn any_value(buf: &[u8], depth: u32, b: &mut Budget) -> R<AnyValue> {
+    b.take()?;
     let mut value = AnyValue::Empty;
-    any_value_into(buf, depth, &mut value)?;
+    any_value_into(buf, depth, &mut value, b)?;
     Ok(value)
 }
 
 /// Decodes an AnyValue onto `value`: a later member of the oneof replaces an earlier one, and
 /// the same list member twice is merged (its values appended), as protobuf merges messages.
-fn any_value_into(buf: &[u8], depth: u32, value: &mut AnyValue) -> R<()> {
+fn any_value_into(buf: &[u8], depth: u32, value: &mut AnyValue, b: &mut Budget) -> R<()> {
     if depth > MAX_DEPTH {
         return Err(bad("attribute values are nested too deeply", "value"));
     }
@@ -443,7 +480,9 @@ fn any_value_into(buf: &[u8], depth: u32, value: &mut AnyValue) -> R<()> {
             3 => AnyValue::Int(v.varint("int_value")? as i64),
             4 => AnyValue::Double(f64::from_bits(v.fixed64("double_value")?)),
             5 => {
-                let items = list(v.bytes("array_value")?, depth, |b, d| any_value(b, d + 1))?;
+                let items = list(v.bytes("array_value")?, depth, b, |x, d, b| {
+                    any_value(x, d + 1, b)
+                })?;
                 match value {
                     AnyValue::Array(earlier) => {
                         earlier.extend(items);
@@ -453,7 +492,9 @@ fn any_value_into(buf: &[u8], depth: u32, value: &mut AnyValue) -> R<()> {
                 }
             }
             6 => {
-                let pairs = list(v.bytes("kvlist_value")?, depth, |b, d| key_value(b, d + 1))?;
+                let pairs = list(v.bytes("kvlist_value")?, depth, b, |x, d, b| {
+                    key_value(x, d + 1, b)
+                })?;
                 match value {
                     AnyValue::KvList(earlier) => {
                         earlier.extend(pairs);
@@ -472,12 +513,17 @@ fn any_value_into(buf: &[u8], depth: u32, value: &mut AnyValue) -> R<()> {
 }
 
 /// The repeated field 1 of an ArrayValue or KeyValueList.
-fn list<T>(buf: &[u8], depth: u32, item: impl Fn(&[u8], u32) -> R<T>) -> R<Vec<T>> {
+fn list<T>(
+    buf: &[u8],
+    depth: u32,
+    b: &mut Budget,
+    item: impl Fn(&[u8], u32, &mut Budget) -> R<T>,
+) -> R<Vec<T>> {
     let mut out = Vec::new();
     let mut f = Fields::new(buf);
     while let Some((tag, v)) = f.next_field()? {
         if tag == 1 {
-            out.push(item(v.bytes("values")?, depth)?);
+            out.push(item(v.bytes("values")?, depth, b)?);
         }
     }
     Ok(out)

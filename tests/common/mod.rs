@@ -8,6 +8,8 @@ use std::process::Command;
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod wire;
+
 pub struct Sandbox {
     pub tmp: TempDir,
     pub repo: PathBuf,
