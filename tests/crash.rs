@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::Sandbox;
-use common::journal::{acknowledged, check_log, load, resent, wait_bounded};
+use common::journal::{acknowledged, check_log, load, load_for, resent, wait_bounded};
 use serde_json::Value;
 
 const ROUNDS: usize = 22;
@@ -192,6 +192,23 @@ fn merged_cleanly(sb: &Sandbox, served: common::Served, merges: usize) {
         "merge commits on main"
     );
     check_log(&sb.repo.join(".git").join("spanfold"), &BTreeSet::new());
+}
+
+/// The load generator's own count of acknowledged exports is the journal's, connections still
+/// sending at its deadline included (it said 0 when none had finished).
+#[test]
+fn the_load_generator_counts_what_was_acknowledged_when_it_stops() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let served = sb.serve(&["--manual"]);
+    let journal = sb.tmp.path().join("journal");
+    let out = load_for(&served.grpc, &journal, 2)
+        .wait_with_output()
+        .expect("the load generator ends by itself");
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("its summary");
+    let acked = acknowledged(&journal).len() as u64;
+    assert!(acked > 0, "the server acknowledged exports");
+    assert_eq!(summary["exports_acknowledged"], acked);
 }
 
 #[test]

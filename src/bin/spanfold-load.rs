@@ -456,21 +456,24 @@ async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
     };
     let queue = Arc::new(std::sync::Mutex::new(pending));
     let counter = Arc::new(AtomicU64::new(request_base()));
+    // Counted as they happen: at the deadline most connections are still sending, and what
+    // they had acknowledged by then counts as much as what a finished one did.
+    let acked = Arc::new(AtomicU64::new(0));
     let period = args
         .rate
         .map(|rate| Duration::from_secs_f64(args.concurrency as f64 * args.batch as f64 / rate));
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
         let mut grpc = connect(&args.endpoint).await?;
-        let (queue, counter, journal, token, body_for) = (
+        let (queue, counter, acked, journal, token, body_for) = (
             Arc::clone(&queue),
             Arc::clone(&counter),
+            Arc::clone(&acked),
             Arc::clone(&journal),
             token.clone(),
             body_for.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut acked = 0u64;
             loop {
                 let retry = queue.lock().ok().and_then(|mut q| q.pop());
                 let n = match retry {
@@ -485,10 +488,10 @@ async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
                     .await
                     .is_err()
                 {
-                    return Ok::<u64, anyhow::Error>(acked);
+                    return Ok::<(), anyhow::Error>(());
                 }
                 note(&journal, "a", n)?;
-                acked += 1;
+                acked.fetch_add(1, Ordering::Relaxed);
                 if let Some(p) = period {
                     tokio::time::sleep(p).await;
                 }
@@ -496,14 +499,19 @@ async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
         }));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.duration);
-    let mut acked = 0;
-    for t in tasks {
-        // A connection still sending at the deadline is simply dropped with the runtime.
-        match tokio::time::timeout_at(deadline, t).await {
-            Ok(joined) => acked += joined??,
+    for t in &mut tasks {
+        // A connection still sending at the deadline is stopped; what it acknowledged counts.
+        match tokio::time::timeout_at(deadline, &mut *t).await {
+            Ok(joined) => joined??,
             Err(_) => break,
         }
     }
+    for t in tasks {
+        // Stopped at its next await: none is between its journal line and its count.
+        t.abort();
+        let _ = t.await;
+    }
+    let acked = acked.load(Ordering::Relaxed);
     println!(
         "{}",
         serde_json::json!({ "exports_acknowledged": acked, "resent": resent, "batch": args.batch })

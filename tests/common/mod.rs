@@ -644,6 +644,11 @@ pub mod journal {
     }
 
     pub fn load(grpc: &str, journal: &Path) -> std::process::Child {
+        load_for(grpc, journal, 20)
+    }
+
+    /// The load for `secs` seconds.
+    pub fn load_for(grpc: &str, journal: &Path, secs: u64) -> std::process::Child {
         let endpoint = grpc.trim_start_matches("http://");
         Command::new(env!("CARGO_BIN_EXE_spanfold-load"))
             .args([
@@ -655,7 +660,7 @@ pub mod journal {
                 "6",
             ])
             .args(["--batch", &BATCH.to_string(), "--rate", "6000"])
-            .args(["--duration", "20", "--journal"])
+            .args(["--duration", &secs.to_string(), "--journal"])
             .arg(journal)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
