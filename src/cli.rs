@@ -223,6 +223,15 @@ pub struct ServeArgs {
     /// Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, if set.
     #[arg(long, value_name = "URL")]
     pub export_endpoint: Option<String>,
+    /// TLS on both ports, for agents on other machines: the certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Listen beyond loopback without TLS or without a token (refused otherwise).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -257,6 +266,16 @@ pub enum AgentsCommand {
     /// Acknowledge anomalies (spans the log holds but could not apply): status stops listing
     /// them; they stay in the log and in the count.
     AckAnomaly(AckArgs),
+    /// Issue an agent its own token: spans sent with it must be about that agent, and the
+    /// operator's spans (features, resets, acknowledgements, tokens) need the operator token.
+    /// Printed once; the log keeps only its SHA-256. A new token replaces the agent's earlier one.
+    Token(TokenArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// The agent the token speaks for (it need not be registered yet).
+    pub id: String,
 }
 
 #[derive(Args, Debug)]
@@ -688,6 +707,7 @@ impl Command {
                 AgentsCommand::Messages(_) => "agents messages",
                 AgentsCommand::Reopen(_) => "agents reopen",
                 AgentsCommand::AckAnomaly(_) => "agents ack-anomaly",
+                AgentsCommand::Token(_) => "agents token",
                 AgentsCommand::CancelFeature(_) => "agents cancel-feature",
             },
         }
@@ -958,6 +978,7 @@ fn run_agents(
         AgentsCommand::Messages(args) => messages(args, backend),
         AgentsCommand::Reopen(args) => reopen(args, backend),
         AgentsCommand::AckAnomaly(args) => ack_anomaly(args, backend),
+        AgentsCommand::Token(args) => issue_token(args, backend),
         AgentsCommand::CancelFeature(args) => cancel_feature(args, backend),
     }
 }
@@ -1350,6 +1371,27 @@ fn ack_anomaly(args: &AckArgs, backend: &mut Backend) -> Result<Output> {
     ))
 }
 
+fn issue_token(args: &TokenArgs, backend: &mut Backend) -> Result<Output> {
+    names::agent_id(&args.id)?;
+    let mut random = [0u8; 32];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?,
+        &mut random,
+    )
+    .context("reading /dev/urandom")?;
+    let token = crate::credentials::token_from(&random);
+    let hash = crate::credentials::hash(&token);
+    let span = emit::token_issued(&mut IdGen::default(), emit::now(), &args.id, &hash);
+    submit_checked(backend, span)?;
+    Ok(Output::new(
+        json!({"agent": args.id, "token": token, "sha256": hash}),
+        format!(
+            "{token}\nThe token for agent {}: give it to that agent only (OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20{token}). It is not kept anywhere; a new one replaces it.",
+            args.id
+        ),
+    ))
+}
+
 fn messages(args: &MessagesArgs, backend: &mut Backend) -> Result<Output> {
     names::agent_id(&args.id)?;
     let entries = backend.history(crate::changes::Subject::Agent(args.id.clone()))?;
@@ -1526,6 +1568,11 @@ fn serve(args: &ServeArgs, cli: &Cli, coord_dir: &Path) -> Result<Output> {
         react: !args.manual,
         token: cli.token.clone(),
         export_endpoint,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key)?),
+            _ => None,
+        },
+        insecure: args.insecure,
     };
     let summary = crate::server::run(config)?;
     Ok(Output::new(
@@ -1859,6 +1906,7 @@ pub fn spans_markdown() -> String {
             spec.name,
             match spec.origin {
                 crate::registry::Origin::Client => "sent by agents and operators",
+                crate::registry::Origin::Operator => "sent by operators",
                 crate::registry::Origin::Coordinator => "written by spanfold only",
             },
             spec.brief
@@ -1891,6 +1939,7 @@ fn spans_output() -> Output {
             spec.name,
             match spec.origin {
                 crate::registry::Origin::Client => "sent by agents",
+                crate::registry::Origin::Operator => "sent by operators",
                 crate::registry::Origin::Coordinator => "written by spanfold only",
             },
             spec.source,

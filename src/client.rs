@@ -23,6 +23,10 @@ pub struct Advert {
     /// older than it.
     #[serde(default)]
     pub server_id: Option<String>,
+    /// The certificate the server's ports present when they use TLS (a PEM file): a client on
+    /// this machine trusts the server by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<String>,
 }
 
 pub const ADVERT_FILE: &str = "server.json";
@@ -79,11 +83,35 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> Client {
-        let agent = ureq::Agent::config_builder()
+        Client::trusting(base, token, None)
+    }
+
+    /// A client that trusts, for `https://`, the certificates in the PEM file `ca` (a server's
+    /// own self-signed one) instead of the public roots.
+    pub fn trusting(base: &str, token: Option<String>, ca: Option<&std::path::Path>) -> Client {
+        let mut config = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(60)))
-            .http_status_as_error(false)
-            .build()
-            .into();
+            .http_status_as_error(false);
+        let roots = ca
+            .and_then(|path| std::fs::read(path).ok())
+            .map(|pem| {
+                ureq::tls::parse_pem(&pem)
+                    .filter_map(Result::ok)
+                    .filter_map(|item| match item {
+                        ureq::tls::PemItem::Certificate(cert) => Some(cert),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .filter(|certs| !certs.is_empty());
+        if let Some(certs) = roots {
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+                    .build(),
+            );
+        }
+        let agent = config.build().into();
         Client {
             base: base.trim_end_matches('/').to_owned(),
             token,
@@ -95,7 +123,8 @@ impl Client {
     /// A client of the server an advert names, which refuses answers from any other server
     /// (a stale advert's address may since have been taken by another repository's server).
     pub fn for_advert(advert: &Advert, token: Option<String>) -> Client {
-        let mut client = Client::new(&advert.http, token);
+        let ca = advert.tls_cert.as_deref().map(std::path::Path::new);
+        let mut client = Client::trusting(&advert.http, token, ca);
         client.expect_server = advert.server_id.clone();
         client
     }

@@ -115,6 +115,8 @@ pub fn run(config: DemoConfig, mut progress: impl FnMut(&str)) -> Result<DemoSum
         react: true,
         token: None,
         export_endpoint: None,
+        tls: None,
+        insecure: false,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = std::thread::spawn(move || -> Result<server::Summary> {

@@ -485,6 +485,13 @@ pub fn reopen(ids: &mut IdGen, time: UnixNanos, feature: &str, reason: Option<&s
     span
 }
 
+/// Binds a token (by its SHA-256: the token itself is never written) to `agent`.
+pub fn token_issued(ids: &mut IdGen, time: UnixNanos, agent: &str, sha256: &str) -> Span {
+    ids.span("agent.token_issued", time)
+        .with("agent.id", s(agent))
+        .with("agent.token_sha256", s(sha256))
+}
+
 /// Acknowledges the anomaly caused by the span at `seq`, or all of them.
 pub fn acknowledge(ids: &mut IdGen, time: UnixNanos, seq: Option<u64>) -> Span {
     let span = ids.span("anomaly.acknowledge", time);

@@ -16,9 +16,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::changes::Subject;
+use crate::credentials::Principal;
 use crate::inflight::BodyError;
 use crate::otlp::file::Format;
-use crate::otlp::grpc::{ExportError, SinkError, authorized};
+use crate::otlp::grpc::{ExportError, SinkError};
 use crate::otlp::{self, Encoding};
 use crate::reducer::{AgentState, FeatureStatus};
 use crate::registry::Origin;
@@ -31,6 +32,7 @@ type Shared = Arc<State>;
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gate: crate::conn::Gate,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: Shared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -65,7 +67,7 @@ pub async fn serve(
             name_server,
         ))
         .with_state(state);
-    serve_connections(listener, gate, app, shutdown).await;
+    serve_connections(listener, gate, tls, app, shutdown).await;
     Ok(())
 }
 
@@ -79,6 +81,7 @@ pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     gate: crate::conn::Gate,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
@@ -95,10 +98,15 @@ async fn serve_connections(
             () = &mut shutdown => break,
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = builder.serve_connection(TokioIo::new(io), service);
-        let connection = graceful.watch(connection);
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        // The handshake runs on the connection's own task, so a slow one delays no other.
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let io = match crate::tls::accept(tls.as_ref(), io).await {
+                Ok(io) => io,
+                Err(e) => return tracing::debug!("a TLS handshake failed: {e}"),
+            };
+            let connection = builder.serve_connection(TokioIo::new(io), service);
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!("an HTTP connection ended: {e}");
             }
         });
@@ -176,8 +184,23 @@ async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match authorized(state.token.as_deref(), presented) {
-        Ok(()) => next.run(request).await,
+    match state.principal(presented) {
+        Ok(principal) => {
+            // Reading is open to agents; changing what the coordinator does is the operator's.
+            let operators_only = matches!(request.uri().path(), "/api/cycle" | "/api/gc");
+            if operators_only && principal != Principal::Operator {
+                return (
+                    StatusCode::FORBIDDEN,
+                    axum::Json(json!({"success": false, "errors": [
+                        "an agent's token may not run cycles or collect garbage: use the operator token"
+                    ]})),
+                )
+                    .into_response();
+            }
+            let mut request = request;
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
         Err(why) => unauthorized(why),
     }
 }
@@ -211,7 +234,7 @@ async fn dashboard(
         (Some(t), _) => Some(format!("Bearer {t}")),
         (None, h) => h.and_then(|v| v.to_str().ok()).map(str::to_owned),
     };
-    if let Err(why) = authorized(state.token.as_deref(), presented.as_deref()) {
+    if let Err(why) = state.principal(presented.as_deref()) {
         return (
             StatusCode::UNAUTHORIZED,
             format!("{why}; open this page as /?token=TOKEN\n"),
@@ -254,6 +277,7 @@ async fn healthz(Extract(state): Extract<Shared>) -> Response {
 
 async fn traces(
     Extract(state): Extract<Shared>,
+    axum::Extension(principal): axum::Extension<Principal>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
@@ -312,7 +336,7 @@ async fn traces(
         otlp::decompress(content_encoding.as_deref(), &body)
             .and_then(|plain| otlp::decode_http(encoding, &plain))
     };
-    match state.ingest.submit(Origin::Client, decode).await {
+    match state.ingest.submit(Origin::Client, principal, decode).await {
         Ok(reply) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, encoding.content_type())],
@@ -673,14 +697,32 @@ async fn api_cycle(Extract(state): Extract<Shared>) -> Response {
 
 /// A person's command from the CLI: its spans (an OTLP/protobuf export) validated, checked
 /// against the fold and appended all together, or refused with nothing written.
-async fn api_submit(Extract(state): Extract<Shared>, body: Bytes) -> Response {
+async fn api_submit(
+    Extract(state): Extract<Shared>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    body: Bytes,
+) -> Response {
     let spans = match otlp::decode_http(Encoding::Protobuf, &body) {
-        Ok(decoded) => decoded
-            .resource_spans
-            .into_iter()
-            .flat_map(|rs| rs.scope_spans)
-            .flat_map(|ss| ss.spans)
-            .collect::<Vec<_>>(),
+        Ok(mut decoded) => {
+            if let Principal::Agent(agent) = &principal {
+                let registry = crate::registry::Registry::builtin();
+                let refused = crate::credentials::retain_agents_own(
+                    &mut decoded.resource_spans,
+                    agent,
+                    registry,
+                );
+                if !refused.is_empty() {
+                    let why = refused.iter().map(ToString::to_string).collect::<Vec<_>>();
+                    return envelope_or("submit", Err(why.join("; ")), StatusCode::FORBIDDEN);
+                }
+            }
+            decoded
+                .resource_spans
+                .into_iter()
+                .flat_map(|rs| rs.scope_spans)
+                .flat_map(|ss| ss.spans)
+                .collect::<Vec<_>>()
+        }
         Err(e) => {
             return envelope_or(
                 "submit",

@@ -11,6 +11,7 @@
 //! - [`reducer`]: `View = fold(events)`, enforcing the agent lifecycle.
 //! - [`policy`]: which queued feature goes to which agent, with scores and reasons.
 //! - [`status`]: the status document, a pure function of the view.
+//! - [`credentials`]: who is speaking — the operator, or one agent by its own token (hashed).
 //! - [`task`]: what `agents next` hands an agent — the feature, its requirements, why it came back.
 //! - [`changes`]: what an event changed, and what differs between two views.
 //! - [`dedup`]: the window of recent span ids that catches retried exports, in fixed memory.
@@ -31,6 +32,7 @@
 //!   opentelemetry-proto, prost and tonic).
 //! - [`activity`]: the server's lines for its operator (assignments, merges, refusals).
 //! - [`conn`]: the receivers' connections, bounded and closed when idle.
+//! - [`tls`]: TLS on both receivers (only module that knows rustls).
 //! - [`inflight`]: the bytes of export bodies in flight, bounded, and each body's deadline.
 //! - [`server`]: `spanfold serve` — receivers, the single writer with group commit, cycles.
 //! - [`http`]: OTLP/HTTP, the JSON API and metrics (only module that knows axum).
@@ -47,6 +49,7 @@ pub mod cli;
 pub mod client;
 pub mod conn;
 pub mod coordinator;
+pub mod credentials;
 pub mod dedup;
 pub mod demo;
 pub mod emit;
@@ -69,5 +72,6 @@ pub mod store;
 pub mod task;
 pub mod timeline;
 pub mod timetravel;
+pub mod tls;
 pub mod verify;
 pub mod whatif;

@@ -13,7 +13,7 @@ use crate::names;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
-pub const REDUCER_VERSION: u32 = 5;
+pub const REDUCER_VERSION: u32 = 6;
 
 /// Span names this reducer gives meaning to. A test checks this list against the registry.
 pub const HANDLED_SPANS: &[&str] = &[
@@ -23,6 +23,7 @@ pub const HANDLED_SPANS: &[&str] = &[
     "agent.lease_expired",
     "agent.registration",
     "agent.reset",
+    "agent.token_issued",
     "agent.validation",
     "agent.work_progress",
     "coordination.configure",
@@ -445,6 +446,8 @@ pub struct View {
     pub as_of: AsOf,
     /// Counts kept by the fold, so that a status summary need not walk every feature.
     pub tally: FeatureTally,
+    /// The SHA-256 of each agent's current token (see `credentials`), by agent id.
+    pub credentials: BTreeMap<String, String>,
 }
 
 /// Features counted by status, and the open ones (queued or in progress) by what they require.
@@ -557,6 +560,7 @@ impl View {
             "feature.cancel" => self.cancel(ev),
             "feature.reopen" => self.reopen(ev),
             "anomaly.acknowledge" => self.acknowledge(ev),
+            "agent.token_issued" => self.token_issued(ev),
             _ => {
                 self.counters.unregistered_spans += 1;
                 // A span the registry does not name still shows its agent is alive.
@@ -1223,6 +1227,22 @@ impl View {
         feature.last_error = ev
             .str_attr("reopen.reason")
             .map(|r| format!("reopened: {r}"));
+        Ok(())
+    }
+
+    fn token_issued(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let agent = ev
+            .str_attr("agent.id")
+            .ok_or_else(|| "agent.token_issued needs agent.id".to_string())?;
+        names::agent_id(agent).map_err(|e| e.to_string())?;
+        let hash = ev
+            .str_attr("agent.token_sha256")
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| {
+                "agent.token_issued needs agent.token_sha256: 64 hex digits".to_string()
+            })?;
+        self.credentials
+            .insert(agent.to_owned(), hash.to_ascii_lowercase());
         Ok(())
     }
 

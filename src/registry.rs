@@ -30,6 +30,10 @@ pub const SOURCES: &[(&str, &str)] = &[
 pub enum Origin {
     /// Agents and operators may send it.
     Client,
+    /// As a span's origin in the registry: a client span only the operator may send (an agent's
+    /// own token may not). Never the origin of an arriving span, which is a client's or
+    /// spanfold's own.
+    Operator,
     /// A decision or outcome: only spanfold writes it.
     Coordinator,
 }

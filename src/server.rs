@@ -21,6 +21,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::client::{ADVERT_FILE, Advert};
 use crate::coordinator::{CoordError, Coordinator, CycleReport};
+use crate::credentials::Principal;
 use crate::model::ResourceSpans;
 use crate::otlp::grpc::{ExportError, ExportReply, ExportSink, SinkError, Upstream, decode_export};
 use crate::otlp::{DecodeError, Decoded};
@@ -61,6 +62,10 @@ pub struct ServerConfig {
     pub react: bool,
     pub token: Option<String>,
     pub export_endpoint: Option<String>,
+    /// TLS on both ports (`--tls-cert`, `--tls-key`).
+    pub tls: Option<crate::tls::Tls>,
+    /// Listen beyond loopback without TLS or a token (`--insecure`).
+    pub insecure: bool,
 }
 
 #[derive(Debug, Error)]
@@ -73,6 +78,15 @@ pub enum ServerError {
     Bind {
         addr: String,
         source: std::io::Error,
+    },
+    #[error(
+        "refusing to listen on {addr} without {missing}: anyone on the network could {risk}; give {remedy}, listen on 127.0.0.1, or pass --insecure to do it anyway"
+    )]
+    Exposed {
+        addr: std::net::SocketAddr,
+        missing: &'static str,
+        risk: &'static str,
+        remedy: &'static str,
     },
     #[error("starting the runtime: {0}")]
     Runtime(std::io::Error),
@@ -142,6 +156,14 @@ pub struct State {
     pub bodies: crate::inflight::Budget,
 }
 
+impl State {
+    /// Who an `authorization` value (if any) shows is speaking: the operator token, or an agent's
+    /// own (see `credentials`); or why the request is refused.
+    pub fn principal(&self, authorization: Option<&str>) -> Result<Principal, String> {
+        crate::credentials::principal(self.token.as_deref(), authorization, &self.view.read())
+    }
+}
+
 enum Job {
     Export {
         decoded: Decoded,
@@ -175,8 +197,8 @@ pub struct Ingest {
 }
 
 impl ExportSink for Ingest {
-    async fn export(&self, body: Bytes) -> Result<ExportReply, ExportError> {
-        self.submit(Origin::Client, move || decode_export(&body))
+    async fn export(&self, body: Bytes, principal: Principal) -> Result<ExportReply, ExportError> {
+        self.submit(Origin::Client, principal, move || decode_export(&body))
             .await
     }
 }
@@ -189,6 +211,7 @@ impl Ingest {
     pub async fn submit(
         &self,
         origin: Origin,
+        principal: Principal,
         decode: impl FnOnce() -> Result<Decoded, DecodeError> + Send + 'static,
     ) -> Result<ExportReply, ExportError> {
         self.metrics.exports.fetch_add(1, Ordering::Relaxed);
@@ -202,7 +225,15 @@ impl Ingest {
         let decoded = tokio::task::spawn_blocking(move || {
             let _slot = slot;
             let mut decoded = decode()?;
-            let violations = Registry::builtin().retain_valid(&mut decoded.resource_spans, origin);
+            let registry = Registry::builtin();
+            let mut violations = registry.retain_valid(&mut decoded.resource_spans, origin);
+            if let Principal::Agent(agent) = &principal {
+                violations.extend(crate::credentials::retain_agents_own(
+                    &mut decoded.resource_spans,
+                    agent,
+                    registry,
+                ));
+            }
             for v in violations {
                 let line = metrics.refusals.lock().refused(
                     v.agent.as_deref(),
@@ -329,7 +360,14 @@ pub struct Listeners {
 }
 
 impl Listeners {
+    /// Binds both ports, once it is clear that listening there is safe (see `exposed`).
     pub fn bind(config: &ServerConfig) -> Result<Listeners, ServerError> {
+        let resolved: Vec<std::net::SocketAddr> = [&config.grpc, &config.http]
+            .into_iter()
+            .filter_map(|a| std::net::ToSocketAddrs::to_socket_addrs(a.as_str()).ok())
+            .flatten()
+            .collect();
+        exposed(config, &resolved)?;
         let bind = |addr: &String| {
             std::net::TcpListener::bind(addr)
                 .and_then(|l| l.set_nonblocking(true).map(|()| l))
@@ -380,6 +418,34 @@ pub async fn serve(
     serve_on(config, coord, listeners, stop).await
 }
 
+/// Beyond loopback, a server needs a token (or anyone could send spans and read the status)
+/// and TLS (or the token and spans cross the network in the clear), unless told `--insecure`,
+/// which is then said.
+fn exposed(config: &ServerConfig, addrs: &[std::net::SocketAddr]) -> Result<(), ServerError> {
+    for &addr in addrs.iter().filter(|a| !a.ip().is_loopback()) {
+        let refusal = match (&config.token, &config.tls) {
+            (None, _) => ServerError::Exposed {
+                addr,
+                missing: "a token",
+                risk: "submit spans and read the status",
+                remedy: "--token (or SPANFOLD_TOKEN)",
+            },
+            (Some(_), None) => ServerError::Exposed {
+                addr,
+                missing: "TLS",
+                risk: "read the token and the spans as they pass",
+                remedy: "--tls-cert and --tls-key",
+            },
+            (Some(_), Some(_)) => continue,
+        };
+        if !config.insecure {
+            return Err(refusal);
+        }
+        tracing::warn!("--insecure: {refusal}");
+    }
+    Ok(())
+}
+
 /// Serves until `stop` turns true, on listeners already bound.
 pub async fn serve_on(
     config: ServerConfig,
@@ -393,16 +459,6 @@ pub async fn serve_on(
         tokio::net::TcpListener::from_std(listeners.http).map_err(ServerError::Http)?;
     let grpc_addr = grpc_listener.local_addr().map_err(ServerError::Http)?;
     let http_addr = http_listener.local_addr().map_err(ServerError::Http)?;
-    if config.token.is_none() {
-        for addr in [grpc_addr, http_addr]
-            .iter()
-            .filter(|a| !a.ip().is_loopback())
-        {
-            tracing::warn!(
-                "listening on {addr} without a token: anyone who can reach it can submit spans and read the status; set --token (or SPANFOLD_TOKEN)"
-            );
-        }
-    }
 
     let metrics = Arc::new(Metrics::default());
     let (jobs, queue) = sync_channel(QUEUE_DEPTH);
@@ -456,10 +512,18 @@ pub async fn serve_on(
 
     let advert = Advert {
         pid: std::process::id(),
-        http: format!("http://{http_addr}"),
+        http: format!(
+            "{}://{http_addr}",
+            if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            }
+        ),
         grpc: grpc_addr.to_string(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         server_id: Some(state.server_id.clone()),
+        tls_cert: config.tls.as_ref().map(|t| t.cert.display().to_string()),
     };
     let advert_path = config.coord_dir.join(ADVERT_FILE);
     if let Ok(text) = serde_json::to_string_pretty(&advert) {
@@ -482,14 +546,19 @@ pub async fn serve_on(
     let grpc = crate::otlp::grpc::serve(
         grpc_listener,
         gate.clone(),
+        config.tls.as_ref().map(|t| t.grpc().clone()),
         bodies,
         ingest.clone(),
-        config.token.clone(),
+        {
+            let state = Arc::clone(&state);
+            Arc::new(move |presented: Option<&str>| state.principal(presented))
+        },
         stopped(stop.clone()),
     );
     let http = crate::http::serve(
         http_listener,
         gate,
+        config.tls.as_ref().map(|t| t.http().clone()),
         Arc::clone(&state),
         stopped(stop.clone()),
     );

@@ -13,13 +13,23 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::grpc_body::Metered;
 use super::{DecodeError, Decoded, MAX_GRPC_MESSAGE, response, to_proto};
+use crate::credentials::Principal;
 use crate::model::ResourceSpans;
 
 /// What the receiver hands exports to, as the bytes of an ExportTraceServiceRequest: the sink
 /// decodes them (with [`decode_export`]) where it does its other CPU work.
 pub trait ExportSink: Clone + Send + Sync + 'static {
-    fn export(&self, body: Bytes) -> impl Future<Output = Result<ExportReply, ExportError>> + Send;
+    /// Takes an export from `principal` (what its token showed).
+    fn export(
+        &self,
+        body: Bytes,
+        principal: Principal,
+    ) -> impl Future<Output = Result<ExportReply, ExportError>> + Send;
 }
+
+/// Who a request's `authorization` value (if any) shows is speaking, or why it is refused.
+pub type Authenticate =
+    std::sync::Arc<dyn Fn(Option<&str>) -> Result<Principal, String> + Send + Sync>;
 
 /// Why an export was not taken.
 #[derive(Debug)]
@@ -50,41 +60,6 @@ pub enum SinkError {
     Busy,
     /// The log could not take the spans (shutting down, disk trouble).
     Unavailable(String),
-}
-
-/// Checks `Authorization: Bearer TOKEN` (gRPC metadata or HTTP header value).
-pub fn authorized(expected: Option<&str>, presented: Option<&str>) -> Result<(), String> {
-    let Some(expected) = expected else {
-        return Ok(());
-    };
-    match presented {
-        None => Err("missing authorization: send the header `authorization: Bearer <token>` (OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<token>)".into()),
-        Some(value) => {
-            // The scheme is case-insensitive (RFC 9110): Bearer, bearer, BEARER.
-            let token = value
-                .split_once(' ')
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token);
-            if token.is_some_and(|t| constant_time_eq(t.trim().as_bytes(), expected.as_bytes())) {
-                Ok(())
-            } else {
-                Err("wrong authorization token".into())
-            }
-        }
-    }
-}
-
-/// Compares without returning early, so the time taken says nothing about where (or whether
-/// in length) the values differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len().max(b.len());
-    let mut diff = (a.len() ^ b.len()) as u64;
-    for i in 0..n {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= u64::from(x ^ y);
-    }
-    diff == 0
 }
 
 /// The TraceService, written out by hand rather than generated: the message arrives as bytes
@@ -157,9 +132,14 @@ impl<S: ExportSink> tonic::server::UnaryService<Bytes> for ExportMethod<S> {
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let sink = self.sink.clone();
+        // Put there by the interceptor, from the headers; a request without it is refused.
+        let principal = request.extensions().get::<Principal>().cloned();
         Box::pin(async move {
+            let Some(principal) = principal else {
+                return Err(Status::unauthenticated("no credentials were checked"));
+            };
             let body = request.into_inner();
-            match sink.export(body).await {
+            match sink.export(body, principal).await {
                 Ok(reply) => Ok(Response::new(
                     response(reply.rejected, &reply.message).encode_to_vec(),
                 )),
@@ -196,18 +176,20 @@ pub fn decode_export(body: &[u8]) -> Result<Decoded, DecodeError> {
 pub async fn serve<S: ExportSink>(
     listener: tokio::net::TcpListener,
     gate: crate::conn::Gate,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     bodies: crate::inflight::Budget,
     sink: S,
-    token: Option<String>,
+    authenticate: Authenticate,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     // The token is checked on the headers, before the message is read and decoded.
-    let check = move |request: Request<()>| -> Result<Request<()>, Status> {
+    let check = move |mut request: Request<()>| -> Result<Request<()>, Status> {
         let presented = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        authorized(token.as_deref(), presented).map_err(Status::unauthenticated)?;
+        let principal = authenticate(presented).map_err(Status::unauthenticated)?;
+        request.extensions_mut().insert(principal);
         Ok(request)
     };
     let service = tonic::service::interceptor::InterceptedService::new(TraceServer { sink }, check);
@@ -217,9 +199,19 @@ pub async fn serve<S: ExportSink>(
     let acceptor = tokio::spawn(async move {
         loop {
             let (io, _) = gate.accept(&listener).await;
-            if accepted.send(Ok::<_, std::io::Error>(io)).await.is_err() {
+            // Handshakes run on their own tasks, so a slow one delays no other connection.
+            let (accepted, tls) = (accepted.clone(), tls.clone());
+            if accepted.is_closed() {
                 break;
             }
+            tokio::spawn(async move {
+                match crate::tls::accept(tls.as_ref(), io).await {
+                    Ok(io) => {
+                        let _ = accepted.send(Ok::<_, std::io::Error>(io)).await;
+                    }
+                    Err(e) => tracing::debug!("a TLS handshake failed: {e}"),
+                }
+            });
         }
     });
     let served = tonic::transport::Server::builder()
