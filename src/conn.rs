@@ -3,7 +3,9 @@
 //! take no descriptor), closes a connection on which no byte moved for [`IDLE`] (unfinished
 //! headers, a stalled body, a silent socket, an HTTP/2 preface alone), and backs off when
 //! `accept` fails instead of spinning. The bound leaves descriptors for the log, so a flood of
-//! sockets can never make an append fail.
+//! sockets can never make an append fail. [`serve_http1`] is the HTTP port's accept loop over
+//! hyper, with a deadline on each request's headers (which an idle timeout alone cannot give:
+//! a drip of one byte now and then keeps a connection from being idle).
 
 use std::io;
 use std::net::SocketAddr;
@@ -179,6 +181,61 @@ impl tonic::transport::server::Connected for Guarded {
     fn connect_info(&self) -> Self::ConnectInfo {
         self.tcp.connect_info()
     }
+}
+
+/// How long a client may take to send a request's headers, from its first byte: a drip of one
+/// byte now and then keeps a connection from being idle, but not its headers from being late.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves HTTP/1.1 connections taken through the gate shared with the gRPC port (bounded,
+/// closed when idle), with a deadline on each request's headers. Once `shutdown`
+/// completes, no connection is taken and the open ones finish their requests.
+pub async fn serve_http1<S, B>(
+    listener: tokio::net::TcpListener,
+    gate: crate::conn::Gate,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    service: S,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) where
+    S: tower::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<B>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let io = tokio::select! {
+            (io, _) = gate.accept(&listener) => io,
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(service.clone());
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        // The handshake runs on the connection's own task, so a slow one delays no other.
+        tokio::spawn(async move {
+            let io = match crate::tls::accept(tls.as_ref(), io).await {
+                Ok(io) => io,
+                Err(e) => return tracing::debug!("a TLS handshake failed: {e}"),
+            };
+            let connection = builder.serve_connection(TokioIo::new(io), service);
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!("an HTTP connection ended: {e}");
+            }
+        });
+    }
+    graceful.shutdown().await;
 }
 
 #[cfg(test)]

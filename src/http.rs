@@ -67,51 +67,8 @@ pub async fn serve(
             name_server,
         ))
         .with_state(state);
-    serve_connections(listener, gate, tls, app, shutdown).await;
+    crate::conn::serve_http1(listener, gate, tls, app, shutdown).await;
     Ok(())
-}
-
-/// How long a client may take to send a request's headers, from its first byte: a drip of one
-/// byte now and then keeps a connection from being idle, but not its headers from being late.
-pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Serves HTTP/1.1 connections taken through the gate shared with the gRPC port (bounded,
-/// closed when idle: see `conn`), with a deadline on each request's headers. Once `shutdown`
-/// completes, no connection is taken and the open ones finish their requests.
-async fn serve_connections(
-    listener: tokio::net::TcpListener,
-    gate: crate::conn::Gate,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let io = tokio::select! {
-            (io, _) = gate.accept(&listener) => io,
-            () = &mut shutdown => break,
-        };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
-        // The handshake runs on the connection's own task, so a slow one delays no other.
-        tokio::spawn(async move {
-            let io = match crate::tls::accept(tls.as_ref(), io).await {
-                Ok(io) => io,
-                Err(e) => return tracing::debug!("a TLS handshake failed: {e}"),
-            };
-            let connection = builder.serve_connection(TokioIo::new(io), service);
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!("an HTTP connection ended: {e}");
-            }
-        });
-    }
-    graceful.shutdown().await;
 }
 
 /// A query string read into `T`, or the envelope (400) saying what was wrong with it: an API

@@ -31,7 +31,8 @@
 //! - [`otlp`]: OTLP protobuf/JSON/gzip and the gRPC TraceService (only module that knows
 //!   opentelemetry-proto, prost and tonic).
 //! - [`activity`]: the server's lines for its operator (assignments, merges, refusals).
-//! - [`conn`]: the receivers' connections, bounded and closed when idle.
+//! - [`listen`]: where the server listens — bound first, never beyond loopback unprotected.
+//! - [`conn`]: the receivers' connections, bounded and closed when idle; the HTTP/1 accept loop.
 //! - [`tls`]: TLS on both receivers (only module that knows rustls).
 //! - [`inflight`]: the bytes of export bodies in flight, bounded, and each body's deadline.
 //! - [`server`]: `spanfold serve` — receivers, the single writer with group commit, cycles.
@@ -58,6 +59,7 @@ pub mod git;
 pub mod holder;
 pub mod http;
 pub mod inflight;
+pub mod listen;
 pub mod model;
 pub mod names;
 pub mod otlp;

@@ -22,6 +22,7 @@ use tokio::sync::{oneshot, watch};
 use crate::client::{ADVERT_FILE, Advert};
 use crate::coordinator::{CoordError, Coordinator, CycleReport};
 use crate::credentials::Principal;
+pub use crate::listen::{ListenError, Listeners, Protection};
 use crate::model::ResourceSpans;
 use crate::otlp::grpc::{ExportError, ExportReply, ExportSink, SinkError, Upstream, decode_export};
 use crate::otlp::{DecodeError, Decoded};
@@ -72,22 +73,8 @@ pub struct ServerConfig {
 pub enum ServerError {
     #[error(transparent)]
     Coordinator(#[from] CoordError),
-    #[error(
-        "cannot listen on {addr}: {source}; another process listens there: choose other addresses with --grpc and --http"
-    )]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error(
-        "refusing to listen on {addr} without {missing}: anyone on the network could {risk}; give {remedy}, listen on 127.0.0.1, or pass --insecure to do it anyway"
-    )]
-    Exposed {
-        addr: std::net::SocketAddr,
-        missing: &'static str,
-        risk: &'static str,
-        remedy: &'static str,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     #[error("starting the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("the OTLP/gRPC server failed: {0}")]
@@ -154,6 +141,16 @@ pub struct State {
     pub server_id: String,
     /// The bytes of export bodies in flight, shared with the gRPC port.
     pub bodies: crate::inflight::Budget,
+}
+
+impl ServerConfig {
+    fn protection(&self) -> Protection {
+        Protection {
+            token: self.token.is_some(),
+            tls: self.tls.is_some(),
+            insecure: self.insecure,
+        }
+    }
 }
 
 impl State {
@@ -326,7 +323,7 @@ pub struct Summary {
 pub fn run(config: ServerConfig) -> Result<Summary, ServerError> {
     // The addresses first: a port in use is said at once, before waiting for the log's lock.
     // Loopback by default (the CLI's defaults); any other address was typed by the operator.
-    let listeners = Listeners::bind(&config)?;
+    let listeners = Listeners::bind(&config.grpc, &config.http, config.protection())?;
     let mut coord = Coordinator::open(&config.coord_dir)?;
     coord.config()?;
     coord.background_gates();
@@ -351,36 +348,6 @@ pub fn run(config: ServerConfig) -> Result<Summary, ServerError> {
     // Connections the grace period gave up on are not waited for.
     runtime.shutdown_timeout(Duration::from_millis(500));
     result
-}
-
-/// The two listening sockets, bound before anything else is done.
-pub struct Listeners {
-    grpc: std::net::TcpListener,
-    http: std::net::TcpListener,
-}
-
-impl Listeners {
-    /// Binds both ports, once it is clear that listening there is safe (see `exposed`).
-    pub fn bind(config: &ServerConfig) -> Result<Listeners, ServerError> {
-        let resolved: Vec<std::net::SocketAddr> = [&config.grpc, &config.http]
-            .into_iter()
-            .filter_map(|a| std::net::ToSocketAddrs::to_socket_addrs(a.as_str()).ok())
-            .flatten()
-            .collect();
-        exposed(config, &resolved)?;
-        let bind = |addr: &String| {
-            std::net::TcpListener::bind(addr)
-                .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                .map_err(|source| ServerError::Bind {
-                    addr: addr.clone(),
-                    source,
-                })
-        };
-        Ok(Listeners {
-            grpc: bind(&config.grpc)?,
-            http: bind(&config.http)?,
-        })
-    }
 }
 
 async fn wait_for_signal() {
@@ -414,36 +381,8 @@ pub async fn serve(
     coord: Coordinator,
     stop: watch::Receiver<bool>,
 ) -> Result<Summary, ServerError> {
-    let listeners = Listeners::bind(&config)?;
+    let listeners = Listeners::bind(&config.grpc, &config.http, config.protection())?;
     serve_on(config, coord, listeners, stop).await
-}
-
-/// Beyond loopback, a server needs a token (or anyone could send spans and read the status)
-/// and TLS (or the token and spans cross the network in the clear), unless told `--insecure`,
-/// which is then said.
-fn exposed(config: &ServerConfig, addrs: &[std::net::SocketAddr]) -> Result<(), ServerError> {
-    for &addr in addrs.iter().filter(|a| !a.ip().is_loopback()) {
-        let refusal = match (&config.token, &config.tls) {
-            (None, _) => ServerError::Exposed {
-                addr,
-                missing: "a token",
-                risk: "submit spans and read the status",
-                remedy: "--token (or SPANFOLD_TOKEN)",
-            },
-            (Some(_), None) => ServerError::Exposed {
-                addr,
-                missing: "TLS",
-                risk: "read the token and the spans as they pass",
-                remedy: "--tls-cert and --tls-key",
-            },
-            (Some(_), Some(_)) => continue,
-        };
-        if !config.insecure {
-            return Err(refusal);
-        }
-        tracing::warn!("--insecure: {refusal}");
-    }
-    Ok(())
 }
 
 /// Serves until `stop` turns true, on listeners already bound.
@@ -453,10 +392,11 @@ pub async fn serve_on(
     listeners: Listeners,
     stop: watch::Receiver<bool>,
 ) -> Result<Summary, ServerError> {
+    let (grpc_socket, http_socket) = listeners.into_parts();
     let grpc_listener =
-        tokio::net::TcpListener::from_std(listeners.grpc).map_err(ServerError::Http)?;
+        tokio::net::TcpListener::from_std(grpc_socket).map_err(ServerError::Http)?;
     let http_listener =
-        tokio::net::TcpListener::from_std(listeners.http).map_err(ServerError::Http)?;
+        tokio::net::TcpListener::from_std(http_socket).map_err(ServerError::Http)?;
     let grpc_addr = grpc_listener.local_addr().map_err(ServerError::Http)?;
     let http_addr = http_listener.local_addr().map_err(ServerError::Http)?;
 

@@ -1214,6 +1214,6 @@ mod tests {
             .expect("a damaged log must not open")
             .to_string();
         assert!(err.contains("damaged at record seq 2"), "{err}");
-        assert!(err.contains("Nothing was changed"), "{err}");
+        assert!(err.contains("spanfold wrote nothing"), "{err}");
     }
 }

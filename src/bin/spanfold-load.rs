@@ -73,6 +73,26 @@ struct Args {
     /// stopped or --duration has passed, and prints a JSON summary.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["offline", "watch_pid"])]
     journal: Option<std::path::PathBuf>,
+    /// Soak mode, with --journal: an export answered UNAVAILABLE or RESOURCE_EXHAUSTED, or
+    /// not answered within --deadline, is counted and sent again after a pause, as a retrying
+    /// exporter would, instead of stopping its connection; the summary says how many of each.
+    #[arg(long, requires = "journal")]
+    keep_going: bool,
+    /// Soak mode: seconds an export may take before it counts as late.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    deadline: f64,
+}
+
+/// What a soak's exports met besides acknowledgements.
+#[derive(Default)]
+struct Setbacks {
+    /// Answers a retrying exporter expects under load, by code.
+    refused: std::collections::BTreeMap<String, u64>,
+    /// Exports not answered within the deadline.
+    late: u64,
+    /// Any other failure, with the first few messages.
+    failed: u64,
+    first_failures: Vec<String>,
 }
 
 fn kv(key: &str, v: any_value::Value) -> KeyValue {
@@ -459,16 +479,19 @@ async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
     // Counted as they happen: at the deadline most connections are still sending, and what
     // they had acknowledged by then counts as much as what a finished one did.
     let acked = Arc::new(AtomicU64::new(0));
+    let setbacks = Arc::new(std::sync::Mutex::new(Setbacks::default()));
+    let (keep_going, deadline_per) = (args.keep_going, Duration::from_secs_f64(args.deadline));
     let period = args
         .rate
         .map(|rate| Duration::from_secs_f64(args.concurrency as f64 * args.batch as f64 / rate));
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
         let mut grpc = connect(&args.endpoint).await?;
-        let (queue, counter, acked, journal, token, body_for) = (
+        let (queue, counter, acked, setbacks, journal, token, body_for) = (
             Arc::clone(&queue),
             Arc::clone(&counter),
             Arc::clone(&acked),
+            Arc::clone(&setbacks),
             Arc::clone(&journal),
             token.clone(),
             body_for.clone(),
@@ -484,11 +507,45 @@ async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
                         n
                     }
                 };
-                if export(&mut grpc, body_for(n), token.as_deref())
-                    .await
-                    .is_err()
-                {
-                    return Ok::<(), anyhow::Error>(());
+                let sent = export(&mut grpc, body_for(n), token.as_deref());
+                let outcome = if keep_going {
+                    tokio::time::timeout(deadline_per, sent).await
+                } else {
+                    Ok(sent.await)
+                };
+                match outcome {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) if !keep_going => return Ok::<(), anyhow::Error>(()),
+                    failure => {
+                        if let Ok(mut s) = setbacks.lock() {
+                            match failure {
+                                Err(_) => s.late += 1,
+                                Ok(Err(status))
+                                    if matches!(
+                                        status.code(),
+                                        tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+                                    ) =>
+                                {
+                                    *s.refused
+                                        .entry(format!("{:?}", status.code()))
+                                        .or_default() += 1;
+                                }
+                                Ok(Err(status)) => {
+                                    s.failed += 1;
+                                    if s.first_failures.len() < 5 {
+                                        s.first_failures.push(status.to_string());
+                                    }
+                                }
+                                Ok(Ok(())) => {}
+                            }
+                        }
+                        // Sent again after a pause, as a retrying exporter would.
+                        if let Ok(mut q) = queue.lock() {
+                            q.push(n);
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
                 }
                 note(&journal, "a", n)?;
                 acked.fetch_add(1, Ordering::Relaxed);
@@ -499,23 +556,34 @@ async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
         }));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.duration);
-    for t in &mut tasks {
+    let mut tasks = tasks.into_iter();
+    let mut running = Vec::new();
+    for mut t in tasks.by_ref() {
         // A connection still sending at the deadline is stopped; what it acknowledged counts.
-        match tokio::time::timeout_at(deadline, &mut *t).await {
+        match tokio::time::timeout_at(deadline, &mut t).await {
             Ok(joined) => joined??,
-            Err(_) => break,
+            Err(_) => {
+                running.push(t);
+                break;
+            }
         }
     }
-    for t in tasks {
+    running.extend(tasks);
+    for t in running {
         // Stopped at its next await: none is between its journal line and its count.
         t.abort();
         let _ = t.await;
     }
     let acked = acked.load(Ordering::Relaxed);
-    println!(
-        "{}",
-        serde_json::json!({ "exports_acknowledged": acked, "resent": resent, "batch": args.batch })
-    );
+    let mut summary =
+        serde_json::json!({ "exports_acknowledged": acked, "resent": resent, "batch": args.batch });
+    if keep_going && let Ok(s) = setbacks.lock() {
+        summary["refused"] = serde_json::json!(s.refused);
+        summary["late"] = serde_json::json!(s.late);
+        summary["failed"] = serde_json::json!(s.failed);
+        summary["first_failures"] = serde_json::json!(s.first_failures);
+    }
+    println!("{summary}");
     Ok(())
 }
 
