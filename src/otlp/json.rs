@@ -122,7 +122,7 @@ pub fn decode_request(body: &[u8]) -> R<ExportTraceServiceRequest> {
 /// protobuf, which has no such overhead.
 pub const MAX_OBJECTS: usize = 100_000;
 /// Most JSON values one body may hold (32 bytes each, parsed).
-pub const MAX_VALUES: usize = 1_000_000;
+pub const MAX_VALUES: usize = 500_000;
 
 /// Refuses a body with more objects or values than parsing may take, before it is parsed.
 fn check_size(body: &[u8]) -> R<()> {

@@ -112,8 +112,9 @@ pub const MAX_SPANS_PER_EXPORT: usize = 100_000;
 /// Most items (spans, attributes, events, links, values in lists) one export may carry,
 /// counted while it is decoded, so that the memory a body takes stays a small multiple of its
 /// size whatever it holds: an empty attribute takes two bytes on the wire and sixty in memory.
-/// SDKs send batches of 512 spans, collectors of a few thousand, ten or so items each.
-pub const MAX_ITEMS_PER_EXPORT: usize = 1_000_000;
+/// SDKs send batches of 512 spans, collectors of a few thousand, ten or so items each; at the
+/// bound a decode takes about 60 MB.
+pub const MAX_ITEMS_PER_EXPORT: usize = 500_000;
 /// Reasons kept per export; the rest are counted.
 pub const MAX_REASONS: usize = 20;
 
