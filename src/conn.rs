@@ -3,9 +3,10 @@
 //! take no descriptor), closes a connection on which no byte moved for [`IDLE`] (unfinished
 //! headers, a stalled body, a silent socket, an HTTP/2 preface alone), and backs off when
 //! `accept` fails instead of spinning. The bound leaves descriptors for the log, so a flood of
-//! sockets can never make an append fail. [`serve_http1`] is the HTTP port's accept loop over
-//! hyper, with a deadline on each request's headers (which an idle timeout alone cannot give:
-//! a drip of one byte now and then keeps a connection from being idle).
+//! sockets can never make an append fail. [`serve_http1`] and [`serve_h2`] are the ports'
+//! accept loops over hyper: HTTP/1.1 with a deadline on each request's headers (which an idle
+//! timeout alone cannot give: a drip of one byte now and then keeps a connection from being
+//! idle), HTTP/2 with a bound on the requests open at once.
 
 use std::io;
 use std::net::SocketAddr;
@@ -175,45 +176,113 @@ impl AsyncWrite for Guarded {
     }
 }
 
-impl tonic::transport::server::Connected for Guarded {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.tcp.connect_info()
-    }
-}
-
 /// How long a client may take to send a request's headers, from its first byte: a drip of one
 /// byte now and then keeps a connection from being idle, but not its headers from being late.
-pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves HTTP/1.1 connections taken through the gate shared with the gRPC port (bounded,
-/// closed when idle), with a deadline on each request's headers. Once `shutdown`
-/// completes, no connection is taken and the open ones finish their requests.
-pub async fn serve_http1<S, B>(
-    listener: tokio::net::TcpListener,
-    gate: crate::conn::Gate,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    service: S,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) where
+/// Concurrent requests one HTTP/2 connection may have open, each of which may hold a message
+/// being received.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
+
+/// A tower service that hyper can serve on a connection of either port.
+pub trait Served<B>:
+    tower::Service<
+        hyper::Request<hyper::body::Incoming>,
+        Response = hyper::Response<B>,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> Served<B> for S where
     S: tower::Service<
             hyper::Request<hyper::body::Incoming>,
             Response = hyper::Response<B>,
             Error = std::convert::Infallible,
+            Future: Send + 'static,
         > + Clone
         + Send
-        + 'static,
-    S::Future: Send + 'static,
+        + 'static
+{
+}
+
+/// Serves HTTP/1.1 on connections taken through the gate, with a deadline on each request's
+/// headers (the HTTP port).
+pub async fn serve_http1<S, B>(
+    listener: TcpListener,
+    gate: Gate,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    service: S,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) where
+    S: Served<B>,
     B: http_body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    use hyper_util::rt::{TokioIo, TokioTimer};
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
+        .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
+    accept_loop(listener, gate, tls, shutdown, move |io, watcher| {
+        let service = hyper_util::service::TowerToHyperService::new(service.clone());
+        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        async move {
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!("an HTTP connection ended: {e}");
+            }
+        }
+    })
+    .await;
+}
+
+/// Serves HTTP/2 on connections taken through the gate, at most
+/// [`MAX_STREAMS_PER_CONNECTION`] requests at once on each (the gRPC port).
+pub async fn serve_h2<S, B>(
+    listener: TcpListener,
+    gate: Gate,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    service: S,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) where
+    S: Served<B>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder =
+        hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+    accept_loop(listener, gate, tls, shutdown, move |io, watcher| {
+        let service = hyper_util::service::TowerToHyperService::new(service.clone());
+        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        async move {
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!("an HTTP/2 connection ended: {e}");
+            }
+        }
+    })
+    .await;
+}
+
+/// Takes connections through the gate until `shutdown`, each served by `serve` on its own task
+/// (after its TLS handshake, if the port has TLS, so a slow one delays no other); then waits for
+/// the open ones to finish their requests.
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    gate: Gate,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    serve: F,
+) where
+    F: Fn(crate::tls::Conn, hyper_util::server::graceful::Watcher) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -221,17 +290,11 @@ pub async fn serve_http1<S, B>(
             (io, _) = gate.accept(&listener) => io,
             () = &mut shutdown => break,
         };
-        let service = hyper_util::service::TowerToHyperService::new(service.clone());
-        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
-        // The handshake runs on the connection's own task, so a slow one delays no other.
+        let (serve, watcher, tls) = (serve.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            let io = match crate::tls::accept(tls.as_ref(), io).await {
-                Ok(io) => io,
-                Err(e) => return tracing::debug!("a TLS handshake failed: {e}"),
-            };
-            let connection = builder.serve_connection(TokioIo::new(io), service);
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!("an HTTP connection ended: {e}");
+            match crate::tls::accept(tls.as_ref(), io).await {
+                Ok(io) => serve(io, watcher).await,
+                Err(e) => tracing::debug!("a TLS handshake failed: {e}"),
             }
         });
     }

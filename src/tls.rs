@@ -163,14 +163,3 @@ impl AsyncWrite for Conn {
         }
     }
 }
-
-impl tonic::transport::server::Connected for Conn {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        match self {
-            Conn::Plain(io) => io.connect_info(),
-            Conn::Tls(io) => io.get_ref().0.connect_info(),
-        }
-    }
-}

@@ -318,6 +318,40 @@ fn grpc_framing_abuse_gets_the_codes_grpc_gives() {
     let (status, message) = grpc_raw(&served, sb.tmp.path(), &two, &[]);
     assert_eq!(status, "12", "UNIMPLEMENTED: {message}");
     assert!(message.contains("exactly one"), "{message}");
+    // A call whose deadline passes while its message is still arriving: DEADLINE_EXCEEDED.
+    let mut call = Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-X",
+            "POST",
+            "-T",
+            "-",
+            "-o",
+            "/dev/null",
+        ])
+        .args(["-D", "-", "-H", "content-type: application/grpc"])
+        .args(["-H", "te: trailers", "-H", "grpc-timeout: 100m"])
+        .arg(format!(
+            "http://{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            served.grpc
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    let mut stdin = call.stdin.take().expect("stdin");
+    stdin
+        .write_all(&one[..one.len() / 2])
+        .expect("half a message");
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(stdin);
+    let answer = call.wait_with_output().expect("curl ends");
+    let answer = String::from_utf8_lossy(&answer.stdout);
+    assert!(
+        answer.contains("grpc-status: 4"),
+        "DEADLINE_EXCEEDED: {answer}"
+    );
     // A compressed flag without grpc-encoding: INTERNAL, as gRPC's protocol says.
     let (status, message) = grpc_raw(&served, sb.tmp.path(), &frame(true, good.len(), &good), &[]);
     assert_eq!(status, "13", "{message}");

@@ -181,7 +181,7 @@ pub async fn serve<S: ExportSink>(
     sink: S,
     authenticate: Authenticate,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
+) -> std::io::Result<()> {
     // The token is checked on the headers, before the message is read and decoded.
     let check = move |mut request: Request<()>| -> Result<Request<()>, Status> {
         let presented = request
@@ -193,49 +193,92 @@ pub async fn serve<S: ExportSink>(
         Ok(request)
     };
     let service = tonic::service::interceptor::InterceptedService::new(TraceServer { sink }, check);
+    let service = tower::ServiceBuilder::new()
+        .map_response(otlp_status_codes)
+        .layer_fn(|inner| Deadline { inner })
+        // Every message's bytes count against the budget of bodies in flight (see `grpc_body`).
+        .map_request(move |request: http::Request<hyper::body::Incoming>| {
+            request.map(|body| tonic::body::Body::new(Metered::new(body, &bodies)))
+        })
+        .map_response(
+            |response: http::Response<
+                tonic::service::interceptor::ResponseBody<tonic::body::Body>,
+            >| response.map(tonic::body::Body::new),
+        )
+        .service(service);
     // Connections come through the gate shared with the HTTP port: bounded, closed when idle,
     // accept errors backed off (see `conn`).
-    let (accepted, incoming) = tokio::sync::mpsc::channel(16);
-    let acceptor = tokio::spawn(async move {
-        loop {
-            let (io, _) = gate.accept(&listener).await;
-            // Handshakes run on their own tasks, so a slow one delays no other connection.
-            let (accepted, tls) = (accepted.clone(), tls.clone());
-            if accepted.is_closed() {
-                break;
-            }
-            tokio::spawn(async move {
-                match crate::tls::accept(tls.as_ref(), io).await {
-                    Ok(io) => {
-                        let _ = accepted.send(Ok::<_, std::io::Error>(io)).await;
-                    }
-                    Err(e) => tracing::debug!("a TLS handshake failed: {e}"),
-                }
-            });
-        }
-    });
-    let served = tonic::transport::Server::builder()
-        // Streams on one HTTP/2 connection, each of which may hold a message being received.
-        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
-        .layer(tower::util::MapResponseLayer::new(otlp_status_codes))
-        // Every message's bytes count against the budget of bodies in flight (see `grpc_body`).
-        .layer(tower::util::MapRequestLayer::new(
-            move |request: http::Request<tonic::body::Body>| {
-                request.map(|body| tonic::body::Body::new(Metered::new(body, &bodies)))
-            },
-        ))
-        .add_service(service)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::ReceiverStream::new(incoming),
-            shutdown,
-        )
-        .await;
-    acceptor.abort();
-    served
+    crate::conn::serve_h2(listener, gate, tls, service, shutdown).await;
+    Ok(())
 }
 
-/// Concurrent requests one HTTP/2 connection may have open.
-pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
+/// Answers DEADLINE_EXCEEDED once a call's `grpc-timeout` has passed, as gRPC servers do
+/// (tonic's own server said CANCELLED, which a client reads as its own doing).
+#[derive(Clone)]
+struct Deadline<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Deadline<S>
+where
+    S: tower::Service<
+            http::Request<B>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        >,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let deadline = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(grpc_timeout);
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let Some(deadline) = deadline else {
+                return answer.await;
+            };
+            match tokio::time::timeout(deadline, answer).await {
+                Ok(answered) => answered,
+                Err(_) => Ok(Status::deadline_exceeded(
+                    "the call's deadline (grpc-timeout) passed before it was answered",
+                )
+                .into_http()),
+            }
+        })
+    }
+}
+
+/// A `grpc-timeout` value: at most eight digits and a unit (H, M, S, m, u, n).
+fn grpc_timeout(value: &str) -> Option<Duration> {
+    let unit = value.chars().last()?;
+    let digits = &value[..value.len() - unit.len_utf8()];
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        'H' => Duration::from_secs(n * 3600),
+        'M' => Duration::from_secs(n * 60),
+        'S' => Duration::from_secs(n),
+        'm' => Duration::from_millis(n),
+        'u' => Duration::from_micros(n),
+        'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
 
 /// tonic answers an over-size message with OUT_OF_RANGE and an undecodable one with INTERNAL;
 /// OTLP (and the Collector, on grpc-go) say RESOURCE_EXHAUSTED (without RetryInfo) and
@@ -339,5 +382,20 @@ impl tonic::codec::Decoder for RawCodec {
         let n = src.remaining();
         // The receive buffer's bytes themselves, not a copy.
         Ok(Some(src.copy_to_bytes(n)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_as_the_protocol_writes_them() {
+        assert_eq!(grpc_timeout("1n"), Some(Duration::from_nanos(1)));
+        assert_eq!(grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(grpc_timeout("3H"), Some(Duration::from_secs(3 * 3600)));
+        for bad in ["", "S", "123456789S", "1x", "-1S", "1.5S", "é"] {
+            assert_eq!(grpc_timeout(bad), None, "{bad:?}");
+        }
     }
 }
