@@ -216,10 +216,20 @@ impl Backend {
                 client.download(&format!("/api/export?{}", query.join("&")), out)?;
                 Ok(None)
             }
-            Backend::Local { .. } => {
-                let reader = self.local()?.log().reader();
-                let (from, to) = timetravel::range(&reader, from_point, to_point, emit::now())?;
-                Ok(Some(timetravel::export(&reader, from, to, format, out)?))
+            Backend::Local { dir, coord } => {
+                // Only the log is read: no fold, no checkpoint written, and on a full disk a
+                // copy of it (see `Log::open_to_read`).
+                let opened = match coord {
+                    Some(c) => (None, c.log().reader()),
+                    None => {
+                        let (log, copy) = crate::store::Log::open_to_read(dir)?;
+                        let reader = log.reader();
+                        (Some((log, copy)), reader)
+                    }
+                };
+                let reader = &opened.1;
+                let (from, to) = timetravel::range(reader, from_point, to_point, emit::now())?;
+                Ok(Some(timetravel::export(reader, from, to, format, out)?))
             }
         }
     }

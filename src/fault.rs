@@ -2,6 +2,8 @@
 //! tests make the process die (`SPANFOLD_FAULT=<point>`: abort, as a SIGKILL would) or hold still
 //! until they kill it themselves (`SPANFOLD_FAULT=pause:<point>`: the point's name is written to
 //! the file `SPANFOLD_FAULT_MARK`, then the thread sleeps). Unset, a point costs one lookup.
+//! One switch is not a crash but a condition hard to make for real: a full disk when the log is
+//! opened ([`NO_SPACE_ON_OPEN`]).
 
 use std::time::Duration;
 
@@ -15,6 +17,14 @@ pub const WORKTREE_ADDED: &str = "worktree-added";
 pub const MERGE_COMMIT_WRITTEN: &str = "merge-commit-written";
 /// Inside a merge: the base branch moved, the main checkout has not followed.
 pub const AFTER_MERGE_REF: &str = "after-merge-ref";
+
+/// Not a crash: the log's storage reports a full disk when it is opened (`export`'s fallback).
+pub const NO_SPACE_ON_OPEN: &str = "no-space-on-open";
+
+/// Whether the test-only switch names this fault.
+pub fn active(name: &str) -> bool {
+    std::env::var("SPANFOLD_FAULT").is_ok_and(|spec| spec == name)
+}
 
 pub fn point(name: &str) {
     let Ok(spec) = std::env::var("SPANFOLD_FAULT") else {

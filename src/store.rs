@@ -51,7 +51,8 @@ pub enum StoreError {
     )]
     Locked { path: PathBuf, holder: String },
     #[error(
-        "cannot open the coordination log at {path}: {source}; check that the directory exists and that you may write to it"
+        "cannot open the coordination log at {path}: {source}; {}",
+        open_remedy(&source.to_string())
     )]
     Open { path: PathBuf, source: sled::Error },
     #[error(
@@ -69,6 +70,15 @@ pub enum StoreError {
         path: PathBuf,
         key: String,
         reason: String,
+    },
+    #[error(
+        "cannot open the coordination log at {path}: {source}; free disk space (the storage writes a little whenever the log is opened). A copy to read could not be made in {scratch} either ({copy}): set TMPDIR to a filesystem with room"
+    )]
+    NoRoomToRead {
+        path: PathBuf,
+        source: sled::Error,
+        scratch: PathBuf,
+        copy: std::io::Error,
     },
     #[error("a checkpoint could not be encoded: {0}")]
     Encode(String),
@@ -148,6 +158,20 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What to do when the log does not open: its storage writes as it opens (even to read), so a
+/// full disk stops every command, `export` included.
+fn open_remedy(error: &str) -> String {
+    match remedy(error) {
+        "Fix the cause named above" => {
+            "check that the directory exists and that you may write to it".to_owned()
+        }
+        what => format!(
+            "{} (the storage writes a little whenever the log is opened, even to read or export it)",
+            what.to_lowercase()
+        ),
+    }
+}
+
 /// What to do about a failed write, from what the system said: a full disk is not the only
 /// way a write fails.
 pub fn remedy(error: &str) -> &'static str {
@@ -185,7 +209,59 @@ pub struct Log {
     failed: Option<String>,
 }
 
+/// A copy of a log, made to read it where it cannot be opened in place; removed when dropped
+/// (after the log opened on it, which the caller drops first).
+pub struct ReadCopy {
+    dir: PathBuf,
+}
+
+impl Drop for ReadCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl Log {
+    /// Opens the log to read it (`export`): in place, or, when its storage cannot write as it
+    /// opens for want of space, a copy of it in the temp directory (said on stderr), so that a
+    /// full disk does not keep the operator from a backup.
+    pub fn open_to_read(dir: &Path) -> Result<(Log, Option<ReadCopy>), StoreError> {
+        let in_place = if crate::fault::active(crate::fault::NO_SPACE_ON_OPEN) {
+            Err(StoreError::Open {
+                path: dir.join("log"),
+                source: sled::Error::Io(std::io::Error::from_raw_os_error(28)),
+            })
+        } else {
+            Log::open(dir, false)
+        };
+        let (path, source) = match in_place {
+            Err(StoreError::Open { path, source })
+                if remedy(&source.to_string()) == "Free disk space" =>
+            {
+                (path, source)
+            }
+            other => return other.map(|log| (log, None)),
+        };
+        let scratch = std::env::temp_dir().join(format!("spanfold-read-{}", std::process::id()));
+        let copy = ReadCopy {
+            dir: scratch.clone(),
+        };
+        if let Err(e) = copy_dir(&path, &scratch.join("log")) {
+            return Err(StoreError::NoRoomToRead {
+                path,
+                source,
+                scratch,
+                copy: e,
+            });
+        }
+        tracing::warn!(
+            "the coordination log at {} cannot be opened in place ({source}); reading a copy in {}",
+            path.display(),
+            scratch.display()
+        );
+        Ok((Log::open(&scratch, false)?, Some(copy)))
+    }
+
     pub fn exists(dir: &Path) -> bool {
         dir.join("log").join("db").exists() || dir.join("log").join("conf").exists()
     }

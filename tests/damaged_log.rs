@@ -81,3 +81,62 @@ fn a_damaged_log_is_said_without_claiming_nothing_changed() {
     assert!(!error.contains("Nothing was changed"), "{error}");
     assert!(error.contains("spanfold wrote nothing"), "{error}");
 }
+
+/// A full disk (here: the file size limit, with its signal ignored so the write fails as on a
+/// full disk) stops the log from opening, even to export it: the storage writes as it opens.
+/// The error says to free space, not that the directory may be missing.
+#[test]
+fn a_log_that_cannot_open_for_want_of_space_says_to_free_space() {
+    let sb = with_features(20);
+    let out = sb.tmp.path().join("backup.jsonl");
+    let run = std::process::Command::new("bash")
+        .args([
+            "-c",
+            "trap '' XFSZ; ulimit -f 200; exec \"$0\" export -o \"$1\"",
+        ])
+        .arg(env!("CARGO_BIN_EXE_spanfold"))
+        .arg(&out)
+        .current_dir(&sb.repo)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_ne!(run.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("free disk space"), "{stderr}");
+    assert!(
+        !stderr.contains("check that the directory exists"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "no export is left half-written");
+}
+
+/// With the disk full where the log is, `export` reads a copy of the log made in the temp
+/// directory (the full disk is the test-only switch `SPANFOLD_FAULT=no-space-on-open`: the
+/// storage reports ENOSPC as it opens), says so, and removes the copy.
+#[test]
+fn export_works_on_a_full_disk_from_a_copy() {
+    let sb = with_features(20);
+    let scratch = sb.tmp.path().join("scratch");
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    let out = sb.tmp.path().join("backup.jsonl");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_spanfold"))
+        .args(["export", "-o"])
+        .arg(&out)
+        .current_dir(&sb.repo)
+        .env("SPANFOLD_FAULT", "no-space-on-open")
+        .env("TMPDIR", &scratch)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("reading a copy in"), "{stderr}");
+    let lines = std::fs::read_to_string(&out)
+        .expect("the export")
+        .lines()
+        .count();
+    assert_eq!(lines, 21, "every event of the log");
+    assert_eq!(
+        std::fs::read_dir(&scratch).expect("scratch").count(),
+        0,
+        "the copy is removed"
+    );
+}
