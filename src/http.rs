@@ -1,7 +1,6 @@
 //! The HTTP port: OTLP/HTTP `POST /v1/traces`, the JSON API and Prometheus metrics. The only
 //! module that knows axum.
 
-use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,9 +20,8 @@ use crate::inflight::BodyError;
 use crate::otlp::file::Format;
 use crate::otlp::grpc::{ExportError, SinkError};
 use crate::otlp::{self, Encoding};
-use crate::reducer::{AgentState, FeatureStatus};
 use crate::registry::Origin;
-use crate::server::{CYCLE_BUCKETS, State, Work};
+use crate::server::{State, Work};
 use crate::status::{self, StatusOptions};
 use crate::timetravel::{self, Point};
 
@@ -721,136 +719,9 @@ async fn api_gc(Extract(state): Extract<Shared>, ApiQuery(q): ApiQuery<GcQuery>)
 }
 
 async fn metrics(Extract(state): Extract<Shared>) -> Response {
-    let m = &state.metrics;
-    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
-    metric(
-        "spanfold_exports_total",
-        "counter",
-        "OTLP export requests received.",
-        load(&m.exports).to_string(),
-    );
-    metric(
-        "spanfold_spans_accepted_total",
-        "counter",
-        "Spans accepted and durably appended (duplicates included).",
-        load(&m.spans_accepted).to_string(),
-    );
-    metric(
-        "spanfold_spans_rejected_total",
-        "counter",
-        "Spans refused by validation.",
-        load(&m.spans_rejected).to_string(),
-    );
-    metric(
-        "spanfold_spans_duplicate_total",
-        "counter",
-        "Spans already in the log, acknowledged and not appended again.",
-        load(&m.spans_duplicate).to_string(),
-    );
-    metric(
-        "spanfold_body_budget_free_bytes",
-        "gauge",
-        "Bytes of the budget for export bodies in flight not held by any body now.",
-        state.bodies.available().to_string(),
-    );
-    metric(
-        "spanfold_bodies_over_budget_total",
-        "counter",
-        "Export bodies refused (503 or RESOURCE_EXHAUSTED, retry later) because the budget for bodies in flight was spent.",
-        state.bodies.refused().to_string(),
-    );
-    metric(
-        "spanfold_exports_busy_total",
-        "counter",
-        "Exports answered busy (retry later).",
-        load(&m.busy).to_string(),
-    );
-    metric(
-        "spanfold_group_commits_total",
-        "counter",
-        "Appends with one flush each, shared by concurrent exports.",
-        load(&m.group_commits).to_string(),
-    );
-    metric(
-        "spanfold_upstream_failures_total",
-        "counter",
-        "Decision span forwards that failed.",
-        load(&m.upstream_failures).to_string(),
-    );
-    metric(
-        "spanfold_log_bytes",
-        "gauge",
-        "Size of the log on disk.",
-        state.log.size_on_disk().to_string(),
-    );
-    let view = state.view.read();
-    metric(
-        "spanfold_log_events",
-        "gauge",
-        "Events in the log (the last sequence number).",
-        view.as_of.seq.to_string(),
-    );
-    let queue = view
-        .features
-        .values()
-        .filter(|f| f.status == FeatureStatus::Queued)
-        .count();
-    metric(
-        "spanfold_features_queued",
-        "gauge",
-        "Features waiting for an agent.",
-        queue.to_string(),
-    );
-    let st = status::build(&view, &StatusOptions::default());
-    drop(view);
-    metric(
-        "spanfold_coordination_health",
-        "gauge",
-        "Coordination health, 0 to 1.",
-        st.coordination_status.coordination_health.to_string(),
-    );
-    let _ = writeln!(
-        out,
-        "# HELP spanfold_agents Agents by lifecycle state.\n# TYPE spanfold_agents gauge"
-    );
-    for s in AgentState::ALL {
-        let n = st
-            .coordination_status
-            .agents_by_state
-            .get(s.as_str())
-            .copied()
-            .unwrap_or(0);
-        let _ = writeln!(out, "spanfold_agents{{state=\"{}\"}} {n}", s.as_str());
-    }
-    let _ = writeln!(
-        out,
-        "# HELP spanfold_cycle_duration_seconds Coordination cycle duration.\n# TYPE spanfold_cycle_duration_seconds histogram"
-    );
-    let mut cumulative = 0;
-    for (i, le) in CYCLE_BUCKETS.iter().enumerate() {
-        cumulative += load(&m.cycle_buckets[i]);
-        let _ = writeln!(
-            out,
-            "spanfold_cycle_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-        );
-    }
-    cumulative += load(&m.cycle_buckets[CYCLE_BUCKETS.len()]);
-    let _ = writeln!(
-        out,
-        "spanfold_cycle_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
-    );
-    let _ = writeln!(
-        out,
-        "spanfold_cycle_duration_seconds_sum {}",
-        load(&m.cycle_seconds_micros) as f64 / 1e6
-    );
-    let _ = writeln!(out, "spanfold_cycle_duration_seconds_count {cumulative}");
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::prometheus::text(&state),
+    )
+        .into_response()
 }

@@ -36,6 +36,7 @@
 //! - [`tls`]: TLS on both receivers (only module that knows rustls).
 //! - [`inflight`]: the bytes of export bodies in flight, bounded, and each body's deadline.
 //! - [`server`]: `spanfold serve` — receivers, the single writer with group commit, cycles.
+//! - [`prometheus`]: `/metrics` as Prometheus text.
 //! - [`http`]: OTLP/HTTP, the JSON API and metrics (only module that knows axum).
 //! - [`client`]: the CLI's way to a running server (only module that knows ureq).
 //! - [`backend`]: where CLI commands go — the log directly, or a running server.
@@ -64,6 +65,7 @@ pub mod model;
 pub mod names;
 pub mod otlp;
 pub mod policy;
+pub mod prometheus;
 pub mod reducer;
 pub mod registry;
 pub mod render;
