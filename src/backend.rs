@@ -10,9 +10,9 @@ use crate::client::{Advert, Client, ClientError};
 use crate::coordinator::{Coordinator, CycleReport, GcReport};
 use crate::emit;
 use crate::model::Span;
+use crate::model::hex;
 use crate::otlp::file::Format;
 use crate::reducer::Anomaly;
-use crate::registry::hex;
 use crate::status::{self, AgentJson, Status, StatusOptions};
 use crate::timetravel::{self, DiffReport, Point};
 

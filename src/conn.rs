@@ -214,7 +214,7 @@ impl<S, B> Served<B> for S where
 pub async fn serve_http1<S, B>(
     listener: TcpListener,
     gate: Gate,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<crate::tls::Acceptor>,
     service: S,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) where
@@ -244,7 +244,7 @@ pub async fn serve_http1<S, B>(
 pub async fn serve_h2<S, B>(
     listener: TcpListener,
     gate: Gate,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<crate::tls::Acceptor>,
     service: S,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) where
@@ -276,7 +276,7 @@ pub async fn serve_h2<S, B>(
 async fn accept_loop<F, Fut>(
     listener: TcpListener,
     gate: Gate,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<crate::tls::Acceptor>,
     shutdown: impl std::future::Future<Output = ()> + Send,
     serve: F,
 ) where

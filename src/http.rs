@@ -30,7 +30,7 @@ type Shared = Arc<State>;
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gate: crate::conn::Gate,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<crate::tls::Acceptor>,
     state: Shared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {

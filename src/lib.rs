@@ -44,15 +44,17 @@
 //! - [`render`]: the text a person reads — tables and lines, every reason the JSON has.
 //! - [`cli`]: the command line and its JSON envelope (only module that knows clap).
 
+pub use spanfold_core::{
+    changes, credentials, dedup, model, names, policy, reducer, registry, status, task, timeline,
+    verify, whatif,
+};
+
 pub mod activity;
 pub mod backend;
-pub mod changes;
 pub mod cli;
 pub mod client;
 pub mod conn;
 pub mod coordinator;
-pub mod credentials;
-pub mod dedup;
 pub mod demo;
 pub mod emit;
 pub mod fault;
@@ -61,21 +63,11 @@ pub mod holder;
 pub mod http;
 pub mod inflight;
 pub mod listen;
-pub mod model;
-pub mod names;
 pub mod otlp;
-pub mod policy;
 pub mod prometheus;
-pub mod reducer;
-pub mod registry;
 pub mod render;
 pub mod replay;
 pub mod server;
-pub mod status;
 pub mod store;
-pub mod task;
-pub mod timeline;
 pub mod timetravel;
 pub mod tls;
-pub mod verify;
-pub mod whatif;

@@ -417,7 +417,7 @@ pub async fn serve_on(
         token: config.token.clone(),
         scrubber: Default::default(),
         live_timeline: Default::default(),
-        server_id: crate::registry::hex(&crate::emit::IdGen::default().trace_id()),
+        server_id: crate::model::hex(&crate::emit::IdGen::default().trace_id()),
         bodies: bodies.clone(),
     });
 

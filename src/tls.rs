@@ -14,6 +14,10 @@ use thiserror::Error;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, pki_types};
 
+/// The handshake half of a receiver's TLS, as the accept loops hold it (the only rustls type
+/// that leaves this module).
+pub type Acceptor = TlsAcceptor;
+
 /// How long a client may take to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -483,7 +483,7 @@ fn check_decision(view: &View, d: &Decision) {
         assert_eq!(f.priority, a.priority);
         let agent = &view.agents[&a.agent_id];
         assert!(
-            policy::can_take_more(agent),
+            agent.can_take_more(),
             "{} cannot take more",
             agent.id
         );

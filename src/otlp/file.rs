@@ -18,8 +18,8 @@ use prost::Message;
 use thiserror::Error;
 
 use super::json::{self, LineMeta, META_KEY};
+use crate::model::hex;
 use crate::model::{AnyValue, Batch, KeyValue, Resource, ResourceSpans, Scope, Span, SpanKey};
-use crate::registry::hex;
 
 #[derive(Debug, Error)]
 pub enum FileError {
@@ -924,5 +924,78 @@ mod tests {
             .place(decode_json_line(&line).expect("decodes"))
             .expect_err("gap");
         assert!(err.contains("expected the line for seq 43"), "{err}");
+    }
+
+    #[test]
+    fn the_deepest_accepted_values_survive_a_json_export() {
+        use crate::model::{Batch, ResourceSpans, ScopeSpans};
+        // Key-value lists are the costliest nesting in OTLP/JSON: four levels each.
+        let deepest = |levels: usize| {
+            let mut v = AnyValue::Int(1);
+            for _ in 0..levels {
+                v = AnyValue::KvList(vec![KeyValue::new("k", v)]);
+            }
+            v
+        };
+        let reg = crate::registry::Registry::builtin();
+        let s = Span::new([1; 16], [2; 8], "tool.call", 1)
+            .with("deep", deepest(crate::registry::MAX_VALUE_DEPTH));
+        let resource = Resource {
+            attributes: vec![KeyValue::new(
+                "r",
+                deepest(crate::registry::MAX_VALUE_DEPTH),
+            )],
+            ..Default::default()
+        };
+        assert_eq!(
+            reg.validate(&s, &resource, crate::registry::Origin::Client),
+            Ok(())
+        );
+        let mut request = vec![ResourceSpans {
+            resource,
+            scope_spans: vec![ScopeSpans {
+                spans: vec![s],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        request[0].scope_spans[0].scope.attributes = vec![KeyValue::new(
+            "s",
+            deepest(crate::registry::MAX_VALUE_DEPTH),
+        )];
+        assert!(
+            reg.retain_valid(&mut request, crate::registry::Origin::Client)
+                .is_empty()
+        );
+        let batch = Batch {
+            first_seq: 1,
+            received_at: 1,
+            resource_spans: request,
+        };
+        let mut line = Vec::new();
+        encode_line(&batch, &mut line);
+        let back = decode_json_line(&line).expect("the export reads back");
+        assert_eq!(back.resource_spans, batch.resource_spans);
+        // One level deeper in the scope: its spans are refused, with the reason.
+        batch_scope_too_deep(reg, deepest(crate::registry::MAX_VALUE_DEPTH + 1));
+    }
+
+    fn batch_scope_too_deep(reg: &crate::registry::Registry, value: AnyValue) {
+        use crate::model::{ResourceSpans, ScopeSpans};
+        let mut request = vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![
+                    Span::new([1; 16], [2; 8], "tool.call", 1),
+                    Span::new([1; 16], [2; 8], "agent.registration", 1),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        request[0].scope_spans[0].scope.attributes = vec![KeyValue::new("s", value)];
+        let refused = reg.retain_valid(&mut request, crate::registry::Origin::Client);
+        assert_eq!(refused.len(), 2);
+        assert!(refused[0].rule.contains("its scope"), "{}", refused[0].rule);
+        assert!(request.is_empty());
     }
 }

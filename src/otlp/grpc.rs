@@ -176,7 +176,7 @@ pub fn decode_export(body: &[u8]) -> Result<Decoded, DecodeError> {
 pub async fn serve<S: ExportSink>(
     listener: tokio::net::TcpListener,
     gate: crate::conn::Gate,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<crate::tls::Acceptor>,
     bodies: crate::inflight::Budget,
     sink: S,
     authenticate: Authenticate,

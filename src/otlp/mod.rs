@@ -23,11 +23,11 @@ use opentelemetry_proto::tonic::trace::v1 as pt;
 use prost::Message;
 use thiserror::Error;
 
+use crate::model::hex;
 use crate::model::{
     AnyValue, EntityRef, KeyValue, Link, Resource, ResourceSpans, Scope, ScopeSpans, Span,
     SpanEvent, Status,
 };
-use crate::registry::hex;
 
 /// Largest decompressed OTLP/HTTP body accepted (the Collector's default).
 pub const MAX_HTTP_BODY: usize = 20 * 1024 * 1024;

@@ -27,12 +27,12 @@ pub enum Principal {
 
 /// The SHA-256 of a token, in hex: what the log keeps.
 pub fn hash(token: &str) -> String {
-    crate::registry::hex(&Sha256::digest(token.trim().as_bytes()))
+    crate::model::hex(&Sha256::digest(token.trim().as_bytes()))
 }
 
 /// An agent token from 32 random bytes (the caller reads them from the OS).
 pub fn token_from(random: &[u8; 32]) -> String {
-    format!("{TOKEN_PREFIX}{}", crate::registry::hex(random))
+    format!("{TOKEN_PREFIX}{}", crate::model::hex(random))
 }
 
 /// The token in an `Authorization` value: `Bearer TOKEN`, the scheme in any case (RFC 9110).
@@ -112,8 +112,8 @@ pub fn retain_agents_own(
                     span: span.name.to_string(),
                     ids: format!(
                         "trace {} span {}",
-                        crate::registry::hex(&span.trace_id),
-                        crate::registry::hex(&span.span_id)
+                        crate::model::hex(&span.trace_id),
+                        crate::model::hex(&span.span_id)
                     ),
                     rule,
                     agent: Some(agent.to_owned()),

@@ -9,10 +9,10 @@
 
 use serde::Serialize;
 
+use crate::model::hex;
 use crate::model::{Event, UnixNanos};
 use crate::policy::{self, PolicyConfig};
 use crate::reducer::View;
-use crate::registry::hex;
 
 /// One assignment, as recorded in the log or as re-computed.
 #[derive(Debug, Clone, PartialEq, Serialize)]

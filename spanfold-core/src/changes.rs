@@ -10,9 +10,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::hex;
 use crate::model::{Event, UnixNanos};
 use crate::reducer::View;
-use crate::registry::hex;
 
 /// One field of one entity, before and after. `from: None` is "did not exist".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,20 +8,23 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::model::{AnyValue, KeyValue, Resource, Span, find_attr, list_items};
+use crate::model::{AnyValue, KeyValue, Resource, Span, find_attr, hex, list_items};
 use crate::names;
 
 /// The registry files, embedded so that the binary and its contract cannot drift apart.
 pub const SOURCES: &[(&str, &str)] = &[
-    ("spans/agent.yaml", include_str!("../spans/agent.yaml")),
-    ("spans/feature.yaml", include_str!("../spans/feature.yaml")),
+    ("spans/agent.yaml", include_str!("../../spans/agent.yaml")),
+    (
+        "spans/feature.yaml",
+        include_str!("../../spans/feature.yaml"),
+    ),
     (
         "spans/coordination.yaml",
-        include_str!("../spans/coordination.yaml"),
+        include_str!("../../spans/coordination.yaml"),
     ),
     (
         "spans/worktree.yaml",
-        include_str!("../spans/worktree.yaml"),
+        include_str!("../../spans/worktree.yaml"),
     ),
 ];
 
@@ -678,16 +681,6 @@ fn check_type(ty: &AttrType, value: &AnyValue) -> Result<(), String> {
     })
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 0xf) as usize] as char);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -912,64 +905,6 @@ mod tests {
             why.contains("deep") && why.contains(&MAX_VALUE_DEPTH.to_string()),
             "{why}"
         );
-    }
-
-    #[test]
-    fn the_deepest_accepted_values_survive_a_json_export() {
-        use crate::model::{Batch, ResourceSpans, ScopeSpans};
-        // Key-value lists are the costliest nesting in OTLP/JSON: four levels each.
-        let deepest = |levels: usize| {
-            let mut v = AnyValue::Int(1);
-            for _ in 0..levels {
-                v = AnyValue::KvList(vec![KeyValue::new("k", v)]);
-            }
-            v
-        };
-        let reg = Registry::builtin();
-        let s = span("tool.call").with("deep", deepest(MAX_VALUE_DEPTH));
-        let resource = Resource {
-            attributes: vec![KeyValue::new("r", deepest(MAX_VALUE_DEPTH))],
-            ..Default::default()
-        };
-        assert_eq!(reg.validate(&s, &resource, Origin::Client), Ok(()));
-        let mut request = vec![ResourceSpans {
-            resource,
-            scope_spans: vec![ScopeSpans {
-                spans: vec![s],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }];
-        request[0].scope_spans[0].scope.attributes =
-            vec![KeyValue::new("s", deepest(MAX_VALUE_DEPTH))];
-        assert!(reg.retain_valid(&mut request, Origin::Client).is_empty());
-        let batch = Batch {
-            first_seq: 1,
-            received_at: 1,
-            resource_spans: request,
-        };
-        let mut line = Vec::new();
-        crate::otlp::file::encode_line(&batch, &mut line);
-        let back = crate::otlp::file::decode_json_line(&line).expect("the export reads back");
-        assert_eq!(back.resource_spans, batch.resource_spans);
-        // One level deeper in the scope: its spans are refused, with the reason.
-        batch_scope_too_deep(reg, deepest(MAX_VALUE_DEPTH + 1));
-    }
-
-    fn batch_scope_too_deep(reg: &Registry, value: AnyValue) {
-        use crate::model::{ResourceSpans, ScopeSpans};
-        let mut request = vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: vec![span("tool.call"), span("agent.registration")],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }];
-        request[0].scope_spans[0].scope.attributes = vec![KeyValue::new("s", value)];
-        let refused = reg.retain_valid(&mut request, Origin::Client);
-        assert_eq!(refused.len(), 2);
-        assert!(refused[0].rule.contains("its scope"), "{}", refused[0].rule);
-        assert!(request.is_empty());
     }
 
     #[test]

@@ -56,14 +56,6 @@ pub struct Decision {
     pub features_waiting: usize,
 }
 
-/// Whether an agent may be given another feature: it is not busy finishing one and has room.
-pub fn can_take_more(agent: &Agent) -> bool {
-    matches!(
-        agent.state,
-        AgentState::Idle | AgentState::Claiming | AgentState::Working
-    ) && (agent.assignments.len() as u32) < agent.max_concurrent_features
-}
-
 /// Queued features in placement order.
 pub fn queue(view: &View) -> Vec<&Feature> {
     let mut queued: Vec<&Feature> = view
@@ -120,7 +112,7 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
         .iter()
         .map(|a| a.assignments.len() as u32)
         .collect();
-    let mut open: Vec<bool> = matcher.agents.iter().map(|a| can_take_more(a)).collect();
+    let mut open: Vec<bool> = matcher.agents.iter().map(|a| a.can_take_more()).collect();
     let mut open_count = open.iter().filter(|o| **o).count();
     // Placing walks the queue in order; a feature goes to the best open agent that meets its
     // requirements, or waits. Features share a few requirement sets, so the queue is split by
@@ -417,7 +409,7 @@ pub fn wait_reason(view: &View, matcher: &Matcher<'_>, feature: &Feature) -> Str
             needs.join(", ")
         );
     }
-    if capable.iter().any(|a| can_take_more(a)) {
+    if capable.iter().any(|a| a.can_take_more()) {
         // Honest with or without a server: nothing here promises that a cycle will come.
         return "an agent can take it: the next coordination cycle places it (a server runs one by itself unless --manual; else `spanfold agents coordination-cycle`)".into();
     }
@@ -596,7 +588,7 @@ mod tests {
             let best = view
                 .agents
                 .values()
-                .filter(|a| can_take_more(a) && load[a.id.as_str()] < a.max_concurrent_features)
+                .filter(|a| a.can_take_more() && load[a.id.as_str()] < a.max_concurrent_features)
                 .filter(|a| {
                     f.requires.items().all(|(kind, item)| {
                         a.capabilities.items().any(|(k, i)| k == kind && i == item)

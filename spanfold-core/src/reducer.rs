@@ -333,6 +333,16 @@ pub struct Agent {
     pub last_message: Option<(UnixNanos, String)>,
 }
 
+impl Agent {
+    /// Whether the agent may be given another feature: it is not busy finishing one and has room.
+    pub fn can_take_more(&self) -> bool {
+        matches!(
+            self.state,
+            AgentState::Idle | AgentState::Claiming | AgentState::Working
+        ) && (self.assignments.len() as u32) < self.max_concurrent_features
+    }
+}
+
 /// How an agent came to be in error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentError {
@@ -603,7 +613,7 @@ impl View {
             seq: ev.seq,
             agent_id: ev.str_attr("agent.id").map(str::to_owned),
             span: ev.span.name.to_string(),
-            span_id: crate::registry::hex(&ev.span.span_id),
+            span_id: crate::model::hex(&ev.span.span_id),
             reason,
         });
     }
@@ -1060,7 +1070,7 @@ impl View {
             .agents
             .get_mut(agent_id)
             .ok_or_else(|| format!("agent {agent_id} is not registered"))?;
-        if !crate::policy::can_take_more(agent) {
+        if !agent.can_take_more() {
             return Err(format!(
                 "agent {agent_id} is {} with {}/{} features; it cannot take {name}",
                 agent.state.as_str(),

@@ -453,8 +453,8 @@ pub fn event_json(ev: &crate::model::Event<'_>) -> serde_json::Value {
         "seq": ev.seq,
         "time": rfc3339(ev.time),
         "name": ev.span.name,
-        "trace_id": crate::registry::hex(&ev.span.trace_id),
-        "span_id": crate::registry::hex(&ev.span.span_id),
+        "trace_id": crate::model::hex(&ev.span.trace_id),
+        "span_id": crate::model::hex(&ev.span.span_id),
         "agent_id": ev.str_attr("agent.id"),
         "attributes": attributes,
     })
@@ -473,7 +473,7 @@ fn value_json(v: &crate::model::AnyValue) -> serde_json::Value {
             .map(|kv| (kv.key.to_string(), value_json(&kv.value)))
             .collect::<serde_json::Map<_, _>>()
             .into(),
-        AnyValue::Bytes(b) => serde_json::Value::from(crate::registry::hex(b)),
+        AnyValue::Bytes(b) => serde_json::Value::from(crate::model::hex(b)),
         AnyValue::Empty => serde_json::Value::Null,
     }
 }
