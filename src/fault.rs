@@ -1,11 +1,11 @@
-//! Test-only fault injection: named points between a decision and its effect, where the crash
-//! tests make the process die (`SPANFOLD_FAULT=<point>`: abort, as a SIGKILL would) or hold still
+//! Test-only fault injection, compiled only with the cargo feature `fault-injection` (the test
+//! command enables it; release builds and `cargo install` do not, so no environment variable can
+//! make an installed spanfold abort): named points between a decision and its effect, where the
+//! crash tests make the process die (`SPANFOLD_FAULT=<point>`: abort, as a SIGKILL would) or hold still
 //! until they kill it themselves (`SPANFOLD_FAULT=pause:<point>`: the point's name is written to
 //! the file `SPANFOLD_FAULT_MARK`, then the thread sleeps). Unset, a point costs one lookup.
 //! One switch is not a crash but a condition hard to make for real: a full disk when the log is
 //! opened ([`NO_SPACE_ON_OPEN`]).
-
-use std::time::Duration;
 
 /// After the assignment spans are in the log, before any worktree is made.
 pub const AFTER_ASSIGNMENT_DECISION: &str = "after-assignment-decision";
@@ -22,10 +22,23 @@ pub const AFTER_MERGE_REF: &str = "after-merge-ref";
 pub const NO_SPACE_ON_OPEN: &str = "no-space-on-open";
 
 /// Whether the test-only switch names this fault.
+#[cfg(feature = "fault-injection")]
 pub fn active(name: &str) -> bool {
     std::env::var("SPANFOLD_FAULT").is_ok_and(|spec| spec == name)
 }
 
+/// Without the feature no fault is ever active.
+#[cfg(not(feature = "fault-injection"))]
+pub fn active(_name: &str) -> bool {
+    false
+}
+
+/// Without the feature a crash point is nothing at all.
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn point(_name: &str) {}
+
+#[cfg(feature = "fault-injection")]
 pub fn point(name: &str) {
     let Ok(spec) = std::env::var("SPANFOLD_FAULT") else {
         return;
@@ -38,7 +51,7 @@ pub fn point(name: &str) {
             let _ = std::fs::write(mark, name);
         }
         // Bounded, so a test that forgets to kill leaves no process behind for long.
-        std::thread::sleep(Duration::from_secs(120));
+        std::thread::sleep(std::time::Duration::from_secs(120));
         std::process::abort();
     }
 }

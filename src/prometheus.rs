@@ -1,23 +1,40 @@
 //! `/metrics`: the server's counters, gauges and cycle durations as Prometheus text.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
+use crate::policy::Matcher;
 use crate::reducer::{AgentState, FeatureStatus};
 use crate::server::{CYCLE_BUCKETS, State};
-use crate::status::{self, StatusOptions};
+use crate::status;
 
 /// The server's counters, gauges and cycle histogram in Prometheus's text format.
 pub fn text(state: &State) -> String {
-    let m = &state.metrics;
-    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
+    counters(state, &mut out);
+    view_gauges(state, &mut out);
+    cycle_histogram(state, &mut out);
+    out
+}
+
+/// One metric with a single value, with its help and type lines.
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: String) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// The receivers' and the writer's counters, the body budget and the log's size.
+fn counters(state: &State, out: &mut String) {
+    let m = &state.metrics;
+    let mut metric =
+        |name: &str, kind: &str, help: &str, value: String| metric(out, name, kind, help, value);
     metric(
         "spanfold_exports_total",
         "counter",
@@ -78,8 +95,13 @@ pub fn text(state: &State) -> String {
         "Size of the log on disk.",
         state.log.size_on_disk().to_string(),
     );
+}
+
+/// What the view holds now: events, the queue, health and agents by state.
+fn view_gauges(state: &State, out: &mut String) {
     let view = state.view.read();
     metric(
+        out,
         "spanfold_log_events",
         "gauge",
         "Events in the log (the last sequence number).",
@@ -91,32 +113,39 @@ pub fn text(state: &State) -> String {
         .filter(|f| f.status == FeatureStatus::Queued)
         .count();
     metric(
+        out,
         "spanfold_features_queued",
         "gauge",
         "Features waiting for an agent.",
         queue.to_string(),
     );
-    let st = status::build(&view, &StatusOptions::default());
+    // Two numbers from the view, not a whole status document built under its lock.
+    let health = status::health(&view, &Matcher::new(&view));
+    let mut by_state: BTreeMap<AgentState, usize> = BTreeMap::new();
+    for agent in view.agents.values() {
+        *by_state.entry(agent.state).or_default() += 1;
+    }
     drop(view);
     metric(
+        out,
         "spanfold_coordination_health",
         "gauge",
         "Coordination health, 0 to 1.",
-        st.coordination_status.coordination_health.to_string(),
+        health.to_string(),
     );
     let _ = writeln!(
         out,
         "# HELP spanfold_agents Agents by lifecycle state.\n# TYPE spanfold_agents gauge"
     );
     for s in AgentState::ALL {
-        let n = st
-            .coordination_status
-            .agents_by_state
-            .get(s.as_str())
-            .copied()
-            .unwrap_or(0);
+        let n = by_state.get(&s).copied().unwrap_or(0);
         let _ = writeln!(out, "spanfold_agents{{state=\"{}\"}} {n}", s.as_str());
     }
+}
+
+/// Coordination cycles' durations (gc and other work on the coordinator are not cycles).
+fn cycle_histogram(state: &State, out: &mut String) {
+    let m = &state.metrics;
     let _ = writeln!(
         out,
         "# HELP spanfold_cycle_duration_seconds Coordination cycle duration.\n# TYPE spanfold_cycle_duration_seconds histogram"
@@ -140,5 +169,4 @@ pub fn text(state: &State) -> String {
         load(&m.cycle_seconds_micros) as f64 / 1e6
     );
     let _ = writeln!(out, "spanfold_cycle_duration_seconds_count {cumulative}");
-    out
 }

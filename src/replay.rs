@@ -387,3 +387,65 @@ pub fn read_what_if(path: &Path) -> Result<WhatIfConfig, String> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ResourceSpans, ScopeSpans, Span};
+
+    fn export_of(spans: &[[u8; 8]], window: usize) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut log = Log::open(&dir.path().join("log"), true).expect("a new log");
+        log.set_dedup_window(window);
+        for (i, id) in spans.iter().enumerate() {
+            let span = Span::new([1; 16], *id, "tool.call", 1);
+            let request = vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }];
+            log.append(request, 10 + i as u64).expect("appended");
+        }
+        let file = dir.path().join("export.jsonl");
+        let out = std::fs::File::create(&file).expect("the export file");
+        let format = crate::otlp::file::Format::Json;
+        crate::timetravel::export(&log.reader(), 1, u64::MAX, format, out).expect("exported");
+        (dir, file)
+    }
+
+    #[test]
+    fn a_retry_the_store_kept_past_its_window_replays_as_the_event_it_is() {
+        // The sixth span repeats the first, five spans later: past a window of four, so the
+        // store kept it as an event of its own, at seq 6.
+        let ids = [[1; 8], [2; 8], [3; 8], [4; 8], [5; 8], [1; 8]];
+        let (_dir, file) = export_of(&ids, 4);
+        let options = ReplayOptions {
+            files: vec![file],
+            ..Default::default()
+        };
+        let report = replay(&options, |_| {}).expect("the export of a log replays");
+        assert_eq!(report.events, 6);
+        assert_eq!(report.view.as_of.seq, 6);
+    }
+
+    #[test]
+    fn an_export_whose_lines_were_repeated_by_hand_is_still_refused() {
+        let (_dir, file) = export_of(&[[1; 8], [2; 8]], 4);
+        let text = std::fs::read_to_string(&file).expect("the export");
+        let first = text.lines().next().expect("a line");
+        std::fs::write(&file, format!("{text}{first}\n")).expect("rewritten");
+        let options = ReplayOptions {
+            files: vec![file],
+            ..Default::default()
+        };
+        let Err(err) = replay(&options, |_| {}) else {
+            panic!("a repeated line is refused")
+        };
+        assert!(
+            err.to_string().contains("expected the line for seq 3"),
+            "{err}"
+        );
+    }
+}

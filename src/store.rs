@@ -429,19 +429,7 @@ impl Log {
         if !self.window_loaded {
             self.load_window()?;
         }
-        let window = &mut self.window;
-        let mut duplicates = 0;
-        for rs in &mut resource_spans {
-            for ss in &mut rs.scope_spans {
-                ss.spans.retain(|span| {
-                    let fresh = window.insert(span.key());
-                    duplicates += usize::from(!fresh);
-                    fresh
-                });
-            }
-            rs.scope_spans.retain(|ss| !ss.spans.is_empty());
-        }
-        resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+        let duplicates = self.window.retain_new(&mut resource_spans);
         if resource_spans.is_empty() {
             return Ok(Appended {
                 batch: None,

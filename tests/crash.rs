@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -110,90 +109,6 @@ fn acknowledged_spans_survive_sigkill_under_load_exactly_once() {
     );
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn feature_status(sb: &Sandbox, name: &str) -> String {
-    let status = sb.status();
-    status["features"]
-        .as_array()
-        .and_then(|f| f.iter().find(|x| x["name"] == name))
-        .and_then(|f| f["status"].as_str())
-        .unwrap_or("")
-        .to_owned()
-}
-
-/// A server that holds still at `point` and is killed there; returns once it is dead.
-fn kill_at(sb: &Sandbox, point: &str, trigger: impl FnOnce()) {
-    let mark = sb.tmp.path().join(format!("reached-{point}"));
-    let fault = format!("pause:{point}");
-    let mark_str = mark.to_string_lossy().into_owned();
-    let served = sb.serve_with_env(
-        &["--interval", "0"],
-        &[
-            ("SPANFOLD_FAULT", fault.as_str()),
-            ("SPANFOLD_FAULT_MARK", mark_str.as_str()),
-        ],
-    );
-    trigger();
-    wait_for(&format!("the server to reach {point}"), || mark.exists());
-    served.kill();
-}
-
-fn submit(sb: &Sandbox, agent: &str) {
-    sb.ok(&["agents", "progress", agent, "--state", "working"]);
-    sb.ok(&["agents", "progress", agent, "--state", "validating"]);
-    sb.ok(&["agents", "validate", agent, "--result", "passed"]);
-}
-
-/// The one linked worktree, checked out on the feature's branch and locked for its agent.
-fn the_worktree(sb: &Sandbox) -> PathBuf {
-    let git = sb.git_worktrees();
-    assert_eq!(git.len(), 1, "exactly one worktree: {git:?}");
-    assert_eq!(git[0].1, "spanfold/f1");
-    assert_eq!(git[0].2.as_deref(), Some("a1"), "locked for its agent");
-    let path = PathBuf::from(&git[0].0);
-    assert!(path.join("README.md").exists(), "checked out in full");
-    path
-}
-
-/// After the feature is merged: main has the work once, the checkout followed, nothing is left
-/// behind, and the log still folds to what the server started from.
-fn merged_cleanly(sb: &Sandbox, served: common::Served, merges: usize) {
-    wait_for("f1 to be merged", || {
-        feature_status(sb, "f1") == "completed"
-    });
-    let (code, _) = served.stop();
-    assert!(code.success());
-    assert!(
-        sb.repo.join("f1.txt").exists(),
-        "the main checkout followed"
-    );
-    assert_eq!(sb.git(&["status", "--porcelain"]), "", "and is clean");
-    assert!(sb.git_worktrees().is_empty(), "the worktree was removed");
-    assert_eq!(
-        sb.git(&["log", "--format=%s", "main"])
-            .lines()
-            .filter(|s| *s == "f1 work")
-            .count(),
-        1,
-        "the work is on main once"
-    );
-    assert_eq!(
-        sb.git(&["log", "--merges", "--format=%H", "main"])
-            .lines()
-            .count(),
-        merges,
-        "merge commits on main"
-    );
-    check_log(&sb.repo.join(".git").join("spanfold"), &BTreeSet::new());
-}
-
 /// The load generator's own count of acknowledged exports is the journal's, connections still
 /// sending at its deadline included (it said 0 when none had finished).
 #[test]
@@ -211,77 +126,171 @@ fn the_load_generator_counts_what_was_acknowledged_when_it_stops() {
     assert_eq!(summary["exports_acknowledged"], acked);
 }
 
-#[test]
-fn a_kill_inside_worktree_creation_is_recovered_on_restart() {
-    use spanfold::fault::*;
-    for point in [
-        AFTER_ASSIGNMENT_DECISION,
-        WORKTREE_BRANCH_CREATED,
-        WORKTREE_ADDED,
-    ] {
-        let sb = Sandbox::new("main");
-        sb.ok(&["agents", "init"]);
-        sb.ok(&["agents", "register-agent", "a1"]);
-        kill_at(&sb, point, || {
-            sb.ok(&["agents", "add-feature", "f1"]);
-        });
-        // The kill landed where it says: the state git was left in.
-        let branch = !sb.git(&["branch", "--list", "spanfold/f1"]).is_empty();
-        let git = sb.git_worktrees();
-        match point {
-            AFTER_ASSIGNMENT_DECISION => assert!(!branch && git.is_empty()),
-            WORKTREE_BRANCH_CREATED => assert!(branch && git.is_empty()),
-            _ => assert!(branch && git.len() == 1 && git[0].2.is_none(), "{git:?}"),
+/// Kills at named points inside worktree creation and merges: the crash points exist only in a
+/// build with the feature `fault-injection` (the test command's).
+#[cfg(feature = "fault-injection")]
+mod at_a_point {
+    use super::*;
+
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
         }
-
-        let served = sb.serve(&["--interval", "0"]);
-        wait_for(&format!("f1's worktree after a kill at {point}"), || {
-            feature_status(&sb, "f1") == "assigned"
-                && sb
-                    .git_worktrees()
-                    .first()
-                    .is_some_and(|w| w.2.as_deref() == Some("a1"))
-        });
-        let wt = the_worktree(&sb);
-        // The agent works there as if nothing had happened, and its work is merged.
-        sb.commit_as_agent(&wt, "f1.txt", "f1 work\n", "f1 work");
-        submit(&sb, "a1");
-        merged_cleanly(&sb, served, 0);
     }
-}
 
-#[test]
-fn a_kill_inside_a_merge_is_recovered_on_restart_and_merges_once() {
-    use spanfold::fault::*;
-    for point in [MERGE_COMMIT_WRITTEN, AFTER_MERGE_REF] {
-        let sb = Sandbox::new("main");
-        sb.ok(&["agents", "init"]);
-        sb.ok(&["agents", "register-agent", "a1"]);
-        let served = sb.serve(&["--interval", "0"]);
-        sb.ok(&["agents", "add-feature", "f1"]);
-        wait_for("f1's worktree, locked", || {
-            sb.git_worktrees()
-                .first()
-                .is_some_and(|w| w.2.as_deref() == Some("a1"))
+    fn feature_status(sb: &Sandbox, name: &str) -> String {
+        let status = sb.status();
+        status["features"]
+            .as_array()
+            .and_then(|f| f.iter().find(|x| x["name"] == name))
+            .and_then(|f| f["status"].as_str())
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    /// A server that holds still at `point` and is killed there; returns once it is dead.
+    fn kill_at(sb: &Sandbox, point: &str, trigger: impl FnOnce()) {
+        let mark = sb.tmp.path().join(format!("reached-{point}"));
+        let fault = format!("pause:{point}");
+        let mark_str = mark.to_string_lossy().into_owned();
+        let served = sb.serve_with_env(
+            &["--interval", "0"],
+            &[
+                ("SPANFOLD_FAULT", fault.as_str()),
+                ("SPANFOLD_FAULT_MARK", mark_str.as_str()),
+            ],
+        );
+        trigger();
+        wait_for(&format!("the server to reach {point}"), || mark.exists());
+        served.kill();
+    }
+
+    fn submit(sb: &Sandbox, agent: &str) {
+        sb.ok(&["agents", "progress", agent, "--state", "working"]);
+        sb.ok(&["agents", "progress", agent, "--state", "validating"]);
+        sb.ok(&["agents", "validate", agent, "--result", "passed"]);
+    }
+
+    /// The one linked worktree, checked out on the feature's branch and locked for its agent.
+    fn the_worktree(sb: &Sandbox) -> PathBuf {
+        let git = sb.git_worktrees();
+        assert_eq!(git.len(), 1, "exactly one worktree: {git:?}");
+        assert_eq!(git[0].1, "spanfold/f1");
+        assert_eq!(git[0].2.as_deref(), Some("a1"), "locked for its agent");
+        let path = PathBuf::from(&git[0].0);
+        assert!(path.join("README.md").exists(), "checked out in full");
+        path
+    }
+
+    /// After the feature is merged: main has the work once, the checkout followed, nothing is left
+    /// behind, and the log still folds to what the server started from.
+    fn merged_cleanly(sb: &Sandbox, served: common::Served, merges: usize) {
+        wait_for("f1 to be merged", || {
+            feature_status(sb, "f1") == "completed"
         });
-        let wt = the_worktree(&sb);
-        sb.commit_as_agent(&wt, "f1.txt", "f1 work\n", "f1 work");
-        // main moves on meanwhile, so the merge writes a merge commit.
-        sb.commit_as_agent(&sb.repo, "other.txt", "other work\n", "other work");
         let (code, _) = served.stop();
         assert!(code.success());
+        assert!(
+            sb.repo.join("f1.txt").exists(),
+            "the main checkout followed"
+        );
+        assert_eq!(sb.git(&["status", "--porcelain"]), "", "and is clean");
+        assert!(sb.git_worktrees().is_empty(), "the worktree was removed");
+        assert_eq!(
+            sb.git(&["log", "--format=%s", "main"])
+                .lines()
+                .filter(|s| *s == "f1 work")
+                .count(),
+            1,
+            "the work is on main once"
+        );
+        assert_eq!(
+            sb.git(&["log", "--merges", "--format=%H", "main"])
+                .lines()
+                .count(),
+            merges,
+            "merge commits on main"
+        );
+        check_log(
+            &sb.repo.join(".git").join("spanfold"),
+            &std::collections::BTreeSet::new(),
+        );
+    }
 
-        kill_at(&sb, point, || submit(&sb, "a1"));
-        let merges = sb.git(&["log", "--merges", "--format=%H", "main"]);
-        match point {
-            MERGE_COMMIT_WRITTEN => assert_eq!(merges, "", "main has not moved yet"),
-            _ => assert_eq!(
-                merges.lines().count(),
-                1,
-                "main moved, its checkout did not"
-            ),
+    #[test]
+    fn a_kill_inside_worktree_creation_is_recovered_on_restart() {
+        use spanfold::fault::*;
+        for point in [
+            AFTER_ASSIGNMENT_DECISION,
+            WORKTREE_BRANCH_CREATED,
+            WORKTREE_ADDED,
+        ] {
+            let sb = Sandbox::new("main");
+            sb.ok(&["agents", "init"]);
+            sb.ok(&["agents", "register-agent", "a1"]);
+            kill_at(&sb, point, || {
+                sb.ok(&["agents", "add-feature", "f1"]);
+            });
+            // The kill landed where it says: the state git was left in.
+            let branch = !sb.git(&["branch", "--list", "spanfold/f1"]).is_empty();
+            let git = sb.git_worktrees();
+            match point {
+                AFTER_ASSIGNMENT_DECISION => assert!(!branch && git.is_empty()),
+                WORKTREE_BRANCH_CREATED => assert!(branch && git.is_empty()),
+                _ => assert!(branch && git.len() == 1 && git[0].2.is_none(), "{git:?}"),
+            }
+
+            let served = sb.serve(&["--interval", "0"]);
+            wait_for(&format!("f1's worktree after a kill at {point}"), || {
+                feature_status(&sb, "f1") == "assigned"
+                    && sb
+                        .git_worktrees()
+                        .first()
+                        .is_some_and(|w| w.2.as_deref() == Some("a1"))
+            });
+            let wt = the_worktree(&sb);
+            // The agent works there as if nothing had happened, and its work is merged.
+            sb.commit_as_agent(&wt, "f1.txt", "f1 work\n", "f1 work");
+            submit(&sb, "a1");
+            merged_cleanly(&sb, served, 0);
         }
-        let served = sb.serve(&["--interval", "0"]);
-        merged_cleanly(&sb, served, 1);
+    }
+
+    #[test]
+    fn a_kill_inside_a_merge_is_recovered_on_restart_and_merges_once() {
+        use spanfold::fault::*;
+        for point in [MERGE_COMMIT_WRITTEN, AFTER_MERGE_REF] {
+            let sb = Sandbox::new("main");
+            sb.ok(&["agents", "init"]);
+            sb.ok(&["agents", "register-agent", "a1"]);
+            let served = sb.serve(&["--interval", "0"]);
+            sb.ok(&["agents", "add-feature", "f1"]);
+            wait_for("f1's worktree, locked", || {
+                sb.git_worktrees()
+                    .first()
+                    .is_some_and(|w| w.2.as_deref() == Some("a1"))
+            });
+            let wt = the_worktree(&sb);
+            sb.commit_as_agent(&wt, "f1.txt", "f1 work\n", "f1 work");
+            // main moves on meanwhile, so the merge writes a merge commit.
+            sb.commit_as_agent(&sb.repo, "other.txt", "other work\n", "other work");
+            let (code, _) = served.stop();
+            assert!(code.success());
+
+            kill_at(&sb, point, || submit(&sb, "a1"));
+            let merges = sb.git(&["log", "--merges", "--format=%H", "main"]);
+            match point {
+                MERGE_COMMIT_WRITTEN => assert_eq!(merges, "", "main has not moved yet"),
+                _ => assert_eq!(
+                    merges.lines().count(),
+                    1,
+                    "main moved, its checkout did not"
+                ),
+            }
+            let served = sb.serve(&["--interval", "0"]);
+            merged_cleanly(&sb, served, 1);
+        }
     }
 }

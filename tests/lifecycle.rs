@@ -7,7 +7,6 @@ mod common;
 use std::path::PathBuf;
 
 use common::{Sandbox, assign, feature, submit};
-use serde_json::Value;
 
 #[test]
 fn a_submitted_feature_is_merged_and_everything_is_cleaned_up() {
@@ -402,6 +401,7 @@ fn gc_never_loses_uncommitted_or_unmerged_work_without_force() {
     );
 }
 
+#[cfg(feature = "fault-injection")]
 #[test]
 fn a_crash_between_assignment_and_worktree_is_completed_on_restart() {
     let sb = Sandbox::new("main");
@@ -439,7 +439,7 @@ fn a_crash_between_assignment_and_worktree_is_completed_on_restart() {
     let (_, events) = served.get("/api/events?from=1", None);
     let names: Vec<String> = events
         .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v["name"].as_str().map(str::to_owned))
         .collect();
     let decided = names
@@ -568,6 +568,7 @@ fn worktree_status_lists_abandoned_and_orphaned_worktrees_and_keep_branches_keep
     assert!(by_hand.exists());
 }
 
+#[cfg(feature = "fault-injection")]
 #[test]
 fn a_merge_cut_off_by_a_crash_is_completed_on_the_next_cycle() {
     let sb = Sandbox::new("main");

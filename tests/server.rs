@@ -542,9 +542,19 @@ fn events_and_metrics_are_served() {
         "spanfold_features_queued 0",
         "spanfold_log_bytes",
         "spanfold_cycle_duration_seconds_bucket{le=\"+Inf\"}",
+        "spanfold_coordination_health 1",
     ] {
         assert!(metrics.contains(needle), "{needle} missing:\n{metrics}");
     }
+    // gc is work on the coordinator, not a coordination cycle: only the cycle is counted.
+    sb.ok(&["gc"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    sb.ok(&["gc"]);
+    let (_, metrics) = served.get("/metrics", None);
+    assert!(
+        metrics.contains("spanfold_cycle_duration_seconds_count 1\n"),
+        "{metrics}"
+    );
 }
 
 #[derive(Clone, Default)]

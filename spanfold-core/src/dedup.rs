@@ -11,7 +11,7 @@ use std::hash::BuildHasher;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
-use crate::model::SpanKey;
+use crate::model::{ResourceSpans, SpanKey};
 
 /// The default window: the last 1,048,576 spans, about 34 MB. At 1,000 spans/s a retry is
 /// recognised for 17 minutes; at 200,000 spans/s for 5 seconds.
@@ -93,6 +93,35 @@ impl Window {
         self.index
             .insert_unique(hash, slot as u32, |&i| hasher.hash_one(ring[i as usize]));
         true
+    }
+
+    /// Takes room for `keys` keys now (at most the capacity): growing the table later rehashes
+    /// every key held.
+    pub fn reserve(&mut self, keys: usize) {
+        let keys = keys.min(self.capacity).saturating_sub(self.ring.len());
+        self.ring.reserve_exact(keys);
+        let (ring, hasher) = (&self.ring, &self.hasher);
+        self.index
+            .reserve(keys, |&i| hasher.hash_one(ring[i as usize]));
+    }
+
+    /// Drops from `resource_spans` every span the window holds (and empty scopes and resources
+    /// after it), recording the others: the one rule for what a retried export repeats, used by
+    /// the store as it appends and by replay for recorded traces. Returns how many were dropped.
+    pub fn retain_new(&mut self, resource_spans: &mut Vec<ResourceSpans>) -> usize {
+        let mut duplicates = 0;
+        for rs in resource_spans.iter_mut() {
+            for ss in &mut rs.scope_spans {
+                ss.spans.retain(|span| {
+                    let fresh = self.insert(span.key());
+                    duplicates += usize::from(!fresh);
+                    fresh
+                });
+            }
+            rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+        }
+        resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+        duplicates
     }
 
     /// Forgets every key (after a failed write, before the window is read back from the log),

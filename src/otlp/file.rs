@@ -8,18 +8,17 @@
 //! are numbered in order and take as receive time the latest end time of their spans, never
 //! earlier than the line before.
 
-use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
 use base64::Engine;
-use foldhash::fast::RandomState;
 use prost::Message;
 use thiserror::Error;
 
 use super::json::{self, LineMeta, META_KEY};
+use crate::dedup::{DEFAULT_WINDOW, Window};
 use crate::model::hex;
-use crate::model::{AnyValue, Batch, KeyValue, Resource, ResourceSpans, Scope, Span, SpanKey};
+use crate::model::{AnyValue, Batch, KeyValue, Resource, ResourceSpans, Scope, Span};
 
 #[derive(Debug, Error)]
 pub enum FileError {
@@ -696,7 +695,9 @@ pub struct Placer {
     next_seq: u64,
     last_time: u64,
     started: bool,
-    seen: HashSet<SpanKey, RandomState>,
+    /// The store's own rule for repeats (see [`Window`]), so that a recorded trace replays as
+    /// the server would have stored it.
+    window: Window,
     pub duplicates: usize,
     /// Lines whose recorded receive time was earlier than the line before's: placed at that
     /// earlier time instead, so time never goes backwards along the seqs.
@@ -705,50 +706,44 @@ pub struct Placer {
 
 impl Default for Placer {
     fn default() -> Self {
-        Placer::with_capacity(0)
-    }
-}
-
-impl Placer {
-    /// Ready for about `spans` spans without growing its de-duplication set.
-    pub fn with_capacity(spans: usize) -> Self {
         Placer {
             next_seq: 1,
             last_time: 0,
             started: false,
-            seen: HashSet::with_capacity_and_hasher(spans, RandomState::default()),
+            window: Window::new(DEFAULT_WINDOW),
             duplicates: 0,
             times_raised: 0,
         }
     }
+}
 
-    /// The unit as a batch, or None when nothing in it is new. An exported unit must follow on
-    /// from the one before: a gap means lines are missing.
+impl Placer {
+    /// Ready for about `spans` spans without growing its window as it fills.
+    pub fn with_capacity(spans: usize) -> Self {
+        let mut placer = Placer::default();
+        placer.window.reserve(spans);
+        placer
+    }
+
+    /// The unit as a batch, or None when nothing in it is new. An exported unit (a line with
+    /// its placement) holds events of a log: placed where they were, a span the store kept twice
+    /// (a retry that came after its window) included; it must follow on from the one before, so
+    /// a gap, a repeated line or two joined exports are refused. A recorded trace without
+    /// placements loses what the store would have dropped as a retry.
     pub fn place(&mut self, mut unit: Unit) -> Result<Option<Batch>, String> {
-        let mut duplicates = 0;
-        for rs in &mut unit.resource_spans {
-            for ss in &mut rs.scope_spans {
-                ss.spans.retain(|s| {
-                    let fresh = self.seen.insert(s.key());
-                    duplicates += usize::from(!fresh);
-                    fresh
-                });
+        if unit.meta.is_some() {
+            let spans = unit.resource_spans.iter().flat_map(|rs| &rs.scope_spans);
+            for span in spans.flat_map(|ss| &ss.spans) {
+                self.window.insert(span.key());
             }
-            rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+        } else {
+            self.duplicates += self.window.retain_new(&mut unit.resource_spans);
         }
-        unit.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
-        self.duplicates += duplicates;
         if unit.resource_spans.is_empty() {
             return Ok(None);
         }
         let (first_seq, time) = match unit.meta {
             Some(meta) => {
-                if duplicates > 0 {
-                    return Err(format!(
-                        "the line placed at seq {} repeats {duplicates} span(s) seen before; an export never does, so the file was edited or two exports were joined",
-                        meta.first_seq
-                    ));
-                }
                 if self.started && meta.first_seq != self.next_seq {
                     return Err(format!(
                         "expected the line for seq {}, found seq {}: lines are missing or out of order",
