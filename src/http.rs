@@ -721,7 +721,7 @@ async fn api_gc(Extract(state): Extract<Shared>, ApiQuery(q): ApiQuery<GcQuery>)
 async fn metrics(Extract(state): Extract<Shared>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::prometheus::text(&state),
+        crate::server::prometheus::text(&state),
     )
         .into_response()
 }

@@ -64,7 +64,6 @@ pub mod http;
 pub mod inflight;
 pub mod listen;
 pub mod otlp;
-pub mod prometheus;
 pub mod render;
 pub mod replay;
 pub mod server;

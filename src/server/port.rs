@@ -1,0 +1,234 @@
+//! The server's port: what the receivers and the API hold — the shared state, the counters for
+//! /metrics, and [`Ingest`], their one way to the writer (a closed set of [`Job`]s).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use parking_lot::RwLock;
+use tokio::sync::oneshot;
+
+use super::writer::{note_cycle, say};
+use crate::coordinator::{CoordError, Coordinator, CycleReport};
+use crate::credentials::Principal;
+use crate::otlp::grpc::{ExportError, ExportReply, ExportSink, SinkError, decode_export};
+use crate::otlp::{DecodeError, Decoded};
+use crate::reducer::View;
+use crate::registry::{Origin, Registry};
+use crate::store::LogReader;
+
+/// Counters for /metrics, shared by receivers and the writer.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub exports: AtomicU64,
+    pub spans_accepted: AtomicU64,
+    pub spans_rejected: AtomicU64,
+    pub spans_duplicate: AtomicU64,
+    pub busy: AtomicU64,
+    pub group_commits: AtomicU64,
+    pub cycles: AtomicU64,
+    pub upstream_failures: AtomicU64,
+    /// Set once an append failed: the log refuses writes until a restart, and /healthz says so.
+    pub log_failure: parking_lot::Mutex<Option<String>>,
+    /// Why the last coordination cycle failed, until one succeeds.
+    pub cycle_failure: parking_lot::Mutex<Option<String>>,
+    /// Spans refused per agent, and the rate limit on saying so.
+    pub refusals: parking_lot::Mutex<crate::activity::Refusals>,
+    /// Cycle durations: counts per bucket of [`CYCLE_BUCKETS`] (le), then +Inf.
+    pub cycle_buckets: [AtomicU64; 9],
+    pub cycle_seconds_micros: AtomicU64,
+}
+
+pub const CYCLE_BUCKETS: [f64; 8] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+impl Metrics {
+    pub(super) fn observe_cycle(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let bucket = CYCLE_BUCKETS
+            .iter()
+            .position(|le| secs <= *le)
+            .unwrap_or(CYCLE_BUCKETS.len());
+        self.cycle_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.cycle_seconds_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.cycles.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What the API handlers share.
+pub struct State {
+    pub view: Arc<RwLock<View>>,
+    pub metrics: Arc<Metrics>,
+    pub log: LogReader,
+    pub ingest: Ingest,
+    pub token: Option<String>,
+    /// Views kept for `/api/status?at=`, so a dashboard's scrubber steps cheaply.
+    pub scrubber: parking_lot::Mutex<crate::timetravel::Scrubber>,
+    /// The whole log's timeline, extended as the log grows (a dashboard in live mode).
+    pub live_timeline: parking_lot::Mutex<crate::timetravel::LiveTimeline>,
+    /// Random per start; in the advert and in the `spanfold-server` header of every answer, so
+    /// a CLI that finds a stale advert can tell that another server now answers at its address.
+    pub server_id: String,
+    /// The bytes of export bodies in flight, shared with the gRPC port.
+    pub bodies: crate::inflight::Budget,
+}
+
+impl State {
+    /// Who an `authorization` value (if any) shows is speaking: the operator token, or an agent's
+    /// own (see `credentials`); or why the request is refused.
+    pub fn principal(&self, authorization: Option<&str>) -> Result<Principal, String> {
+        crate::credentials::principal(self.token.as_deref(), authorization, &self.view.read())
+    }
+}
+
+pub(super) enum Job {
+    Export {
+        decoded: Decoded,
+        reply: oneshot::Sender<Result<ExportReply, SinkError>>,
+    },
+    /// Work on the coordinator itself (a cycle, gc, a person's command) asked for through the
+    /// API.
+    Run(Box<dyn FnOnce(&mut Coordinator) + Send>, Work),
+    /// The server is stopping: finish what is taken, then return, whoever still holds a sender
+    /// (a connection the grace period gave up on keeps its clone of the ingest).
+    Stop,
+}
+
+/// What a job on the coordinator is, for what the writer does after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// A coordination cycle: timed for /metrics.
+    Cycle,
+    /// Spans from a person's command that can change what the policy decides: a cycle follows.
+    Wakes,
+    /// Anything else (gc).
+    Other,
+}
+
+/// The receivers' way to the writer.
+#[derive(Clone)]
+pub struct Ingest {
+    pub(super) jobs: SyncSender<Job>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) decoding: Arc<tokio::sync::Semaphore>,
+}
+
+impl ExportSink for Ingest {
+    async fn export(&self, body: Bytes, principal: Principal) -> Result<ExportReply, ExportError> {
+        self.submit(Origin::Client, principal, move || decode_export(&body))
+            .await
+    }
+}
+
+impl Ingest {
+    /// Decodes an export with `decode`, validates it and hands it to the writer; answers once
+    /// its spans are durable. Decoding and validation need no log state, so they run before the
+    /// queue, in parallel with the writer, and off the async workers so that a big export
+    /// cannot stall the API.
+    pub async fn submit(
+        &self,
+        origin: Origin,
+        principal: Principal,
+        decode: impl FnOnce() -> Result<Decoded, DecodeError> + Send + 'static,
+    ) -> Result<ExportReply, ExportError> {
+        self.metrics.exports.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::clone(&self.decoding)
+            .acquire_owned()
+            .await
+            .map_err(|_| {
+                ExportError::Sink(SinkError::Unavailable("spanfold is shutting down".into()))
+            })?;
+        let metrics = Arc::clone(&self.metrics);
+        let decoded = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let mut decoded = decode()?;
+            let registry = Registry::builtin();
+            let mut violations = registry.retain_valid(&mut decoded.resource_spans, origin);
+            if let Principal::Agent(agent) = &principal {
+                violations.extend(crate::credentials::retain_agents_own(
+                    &mut decoded.resource_spans,
+                    agent,
+                    registry,
+                ));
+            }
+            for v in violations {
+                let line = metrics.refusals.lock().refused(
+                    v.agent.as_deref(),
+                    &v.span,
+                    &v.rule,
+                    Instant::now(),
+                );
+                if let Some(line) = line {
+                    eprintln!("spanfold: {}", crate::render::one_line(&line));
+                }
+                decoded.rejected.push(v.to_string());
+            }
+            Ok(decoded)
+        })
+        .await
+        .map_err(|e| ExportError::Sink(SinkError::Unavailable(format!("decoding failed: {e}"))))?
+        .map_err(ExportError::Decode)?;
+        let (reply, answer) = oneshot::channel();
+        match self.jobs.try_send(Job::Export { decoded, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.metrics.busy.fetch_add(1, Ordering::Relaxed);
+                return Err(ExportError::Sink(SinkError::Busy));
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(ExportError::Sink(SinkError::Unavailable(
+                    "spanfold is shutting down".into(),
+                )));
+            }
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(SinkError::Unavailable("the writer stopped".into())))
+            .map_err(ExportError::Sink)
+    }
+
+    /// Runs `work` on the writer thread, in turn with the exports, and returns its answer.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Coordinator) -> Result<T, CoordError> + Send + 'static,
+    ) -> Result<T, String> {
+        self.run_as(Work::Other, work).await
+    }
+
+    /// [`Ingest::run`], saying what the work is.
+    pub async fn run_as<T: Send + 'static>(
+        &self,
+        kind: Work,
+        work: impl FnOnce(&mut Coordinator) -> Result<T, CoordError> + Send + 'static,
+    ) -> Result<T, String> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Run(
+            Box::new(move |coord: &mut Coordinator| {
+                let _ = reply.send(work(coord).map_err(|e| e.to_string()));
+            }),
+            kind,
+        );
+        self.jobs
+            .try_send(job)
+            .map_err(|_| "spanfold is busy or shutting down; retry".to_string())?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the writer stopped".into()))
+    }
+
+    /// Runs a coordination cycle now (the CLI's `coordination-cycle` against a server).
+    pub async fn cycle(&self) -> Result<CycleReport, String> {
+        let metrics = Arc::clone(&self.metrics);
+        self.run_as(Work::Cycle, move |coord| {
+            let outcome = coord.cycle();
+            note_cycle(&metrics, outcome.as_ref().err());
+            let report = outcome?;
+            say(&report);
+            Ok(report)
+        })
+        .await
+    }
+}

@@ -1,0 +1,252 @@
+//! The writer: the one thread that owns the coordinator and appends to the log. It takes every
+//! export waiting (group commit), runs work asked of the coordinator, and runs cycles on a timer
+//! and shortly after a span that can change an assignment.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::ServerConfig;
+use super::port::{Job, Metrics, Work};
+use crate::coordinator::{CoordError, Coordinator, CycleReport};
+use crate::model::ResourceSpans;
+use crate::otlp::Decoded;
+use crate::otlp::grpc::{ExportReply, SinkError};
+
+/// Exports waiting for the writer before receivers answer "busy".
+pub(super) const QUEUE_DEPTH: usize = 256;
+/// Most spans one group commit takes, so one flush stays short.
+const GROUP_MAX_SPANS: usize = 64 * 1024;
+/// How often the main checkout's index is looked at while a merge waits for it to be clean.
+const INDEX_POLL: Duration = Duration::from_secs(1);
+
+/// How long after a relevant span a cycle runs: later spans of the same burst join it.
+const REACT_AFTER: Duration = Duration::from_millis(150);
+/// Spans that can change what a cycle decides.
+fn wakes_the_policy(decoded: &Decoded) -> bool {
+    decoded.resource_spans.iter().any(|rs| {
+        rs.scope_spans.iter().any(|ss| {
+            ss.spans.iter().any(|s| {
+                matches!(
+                    s.name.as_str(),
+                    "agent.registration"
+                        | "feature.request"
+                        | "agent.reset"
+                        | "agent.work_progress"
+                        | "agent.validation"
+                        | "feature.cancel"
+                )
+            })
+        })
+    })
+}
+
+pub(super) fn write_loop(
+    mut coord: Coordinator,
+    queue: Receiver<Job>,
+    config: &ServerConfig,
+    metrics: &Metrics,
+    upstream: Option<tokio::sync::mpsc::Sender<Vec<ResourceSpans>>>,
+) {
+    let mut next_tick = config.interval.map(|i| Instant::now() + i);
+    // A cycle right away: work that waited while no server ran (a merge a crash cut off, a
+    // feature queued from the CLI) should not wait for the next span or tick.
+    let mut react_at: Option<Instant> = config.react.then(Instant::now);
+    // The main checkout's index as last seen while a merge waited: when it changes (the user
+    // committed or stashed), the reason the merge waited may be gone.
+    let mut index_seen = None;
+    let mut open = true;
+    while open {
+        // A running merge gate is checked on every few hundred milliseconds.
+        let gate_check = coord
+            .gates_running()
+            .then(|| Instant::now() + Duration::from_millis(250));
+        if gate_check.is_some() && react_at.is_none() && config.react {
+            react_at = gate_check;
+        }
+        // A waiting merge: a look at the index's modification time each second (one stat).
+        let index_check =
+            (config.react && coord.merges_waiting()).then(|| Instant::now() + INDEX_POLL);
+        let deadline = [next_tick, react_at, index_check]
+            .into_iter()
+            .flatten()
+            .min();
+        let first = match deadline {
+            Some(d) => match queue.recv_timeout(d.saturating_duration_since(Instant::now())) {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match queue.recv() {
+                Ok(job) => Some(job),
+                Err(_) => break,
+            },
+        };
+        let mut exports = Vec::new();
+        let mut cycle_requests = Vec::new();
+        let mut spans = 0;
+        let mut stopping = false;
+        let mut take = |job: Job, spans: &mut usize| match job {
+            Job::Export { decoded, reply } => {
+                *spans += decoded
+                    .resource_spans
+                    .iter()
+                    .map(|r| r.span_count())
+                    .sum::<usize>();
+                exports.push((decoded, reply));
+            }
+            Job::Run(work, kind) => cycle_requests.push((work, kind)),
+            Job::Stop => stopping = true,
+        };
+        if let Some(job) = first {
+            take(job, &mut spans);
+            while spans < GROUP_MAX_SPANS {
+                match queue.try_recv() {
+                    Ok(job) => take(job, &mut spans),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+        }
+        if stopping {
+            open = false;
+        }
+        if !exports.is_empty() {
+            if config.react
+                && react_at.is_none()
+                && exports.iter().any(|(d, _)| wakes_the_policy(d))
+            {
+                react_at = Some(Instant::now() + REACT_AFTER);
+            }
+            commit(&mut coord, exports, metrics);
+        }
+        for (work, kind) in cycle_requests {
+            let started = Instant::now();
+            work(&mut coord);
+            match kind {
+                Work::Cycle => metrics.observe_cycle(started.elapsed()),
+                Work::Wakes if config.react && react_at.is_none() => {
+                    react_at = Some(Instant::now() + REACT_AFTER);
+                }
+                Work::Wakes | Work::Other => {}
+            }
+            forward(&mut coord, &upstream);
+        }
+        // A write can fail in an export, a cycle or API work alike.
+        if let Some(why) = coord.log().failure()
+            && metrics.log_failure.lock().is_none()
+        {
+            *metrics.log_failure.lock() = Some(why.to_owned());
+        }
+        if index_check.is_some() {
+            let seen = coord.index_modified();
+            if seen != index_seen {
+                index_seen = seen;
+                react_at = react_at.or(Some(Instant::now()));
+            }
+        }
+        let now = Instant::now();
+        let tick_due = next_tick.is_some_and(|t| now >= t);
+        let react_due = react_at.is_some_and(|t| now >= t);
+        if tick_due || react_due {
+            if tick_due {
+                next_tick = config.interval.map(|i| now + i);
+            }
+            react_at = None;
+            let started = Instant::now();
+            let outcome = coord.cycle_if_useful();
+            note_cycle(metrics, outcome.as_ref().err());
+            if let Ok(Some(report)) = outcome {
+                metrics.observe_cycle(started.elapsed());
+                say(&report);
+                // A merge freed its agent: what waited for a free agent may go now.
+                if config.react && report.merges.iter().any(|m| m.result == "merged") {
+                    react_at = Some(Instant::now() + REACT_AFTER);
+                }
+            }
+            forward(&mut coord, &upstream);
+        }
+    }
+}
+
+/// A failing cycle is never silent: said once per change of reason, and kept for /healthz and
+/// the status until a cycle succeeds.
+pub(super) fn note_cycle(metrics: &Metrics, error: Option<&CoordError>) {
+    let mut failed = metrics.cycle_failure.lock();
+    let now_failed = error.map(ToString::to_string);
+    if now_failed.is_some() && now_failed != *failed {
+        eprintln!(
+            "spanfold: coordination cycle failed: {}",
+            crate::render::one_line(now_failed.as_deref().unwrap_or_default())
+        );
+    }
+    *failed = now_failed;
+}
+
+/// The operator's lines about a cycle, on the server's stderr.
+pub(super) fn say(report: &CycleReport) {
+    for line in crate::activity::cycle_lines(report) {
+        eprintln!("spanfold: {}", crate::render::one_line(&line));
+    }
+}
+
+fn forward(
+    coord: &mut Coordinator,
+    upstream: &Option<tokio::sync::mpsc::Sender<Vec<ResourceSpans>>>,
+) {
+    if let Some(tx) = upstream {
+        let spans = coord.take_recorded();
+        if !spans.is_empty() && tx.try_send(spans).is_err() {
+            tracing::warn!(
+                "the upstream exporter is behind; decision spans dropped from forwarding (they are in the log)"
+            );
+        }
+    }
+}
+
+type Pending = (Decoded, oneshot::Sender<Result<ExportReply, SinkError>>);
+
+/// One group commit: append all the (validated) exports with one flush, then answer each.
+fn commit(coord: &mut Coordinator, exports: Vec<Pending>, metrics: &Metrics) {
+    let mut requests = Vec::with_capacity(exports.len());
+    let mut replies = Vec::with_capacity(exports.len());
+    for (decoded, reply) in exports {
+        requests.push((decoded.resource_spans, Vec::new()));
+        replies.push((decoded.rejected, reply));
+    }
+    metrics.group_commits.fetch_add(1, Ordering::Relaxed);
+    match coord.append_validated(requests) {
+        Ok(answers) => {
+            for (answer, (reasons, reply)) in answers.into_iter().zip(replies) {
+                metrics
+                    .spans_accepted
+                    .fetch_add(answer.accepted as u64, Ordering::Relaxed);
+                metrics
+                    .spans_rejected
+                    .fetch_add(reasons.count as u64, Ordering::Relaxed);
+                metrics
+                    .spans_duplicate
+                    .fetch_add(answer.duplicates as u64, Ordering::Relaxed);
+                let _ = reply.send(Ok(ExportReply::from(&reasons)));
+            }
+        }
+        Err(e) => {
+            tracing::error!("append failed: {e}");
+            // Latched before anyone is answered: a /healthz asked right after this export's
+            // 503 must not still say ok.
+            if let Some(why) = coord.log().failure() {
+                *metrics.log_failure.lock() = Some(why.to_owned());
+            }
+            for (_, reply) in replies {
+                let _ = reply.send(Err(SinkError::Unavailable(format!(
+                    "spanfold could not write the spans: {e}"
+                ))));
+            }
+        }
+    }
+}
