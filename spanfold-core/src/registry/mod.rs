@@ -13,18 +13,18 @@ use crate::names;
 
 /// The registry files, embedded so that the binary and its contract cannot drift apart.
 pub const SOURCES: &[(&str, &str)] = &[
-    ("spans/agent.yaml", include_str!("../../spans/agent.yaml")),
+    ("spans/agent.yaml", include_str!("../../../spans/agent.yaml")),
     (
         "spans/feature.yaml",
-        include_str!("../../spans/feature.yaml"),
+        include_str!("../../../spans/feature.yaml"),
     ),
     (
         "spans/coordination.yaml",
-        include_str!("../../spans/coordination.yaml"),
+        include_str!("../../../spans/coordination.yaml"),
     ),
     (
         "spans/worktree.yaml",
-        include_str!("../../spans/worktree.yaml"),
+        include_str!("../../../spans/worktree.yaml"),
     ),
 ];
 
