@@ -1,3 +1,6 @@
+//! The policy's unit tests: placement, scores and leases on hand-built views, and properties
+//! checked against a plain reference placement.
+
 use super::*;
 use crate::reducer::{
     Agent, AgentState, Capabilities, Complexity, Feature, FeatureStatus, Priority, Progress, View,

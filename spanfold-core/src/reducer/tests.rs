@@ -1,3 +1,5 @@
+//! The reducer's unit tests: small scripted logs folded without files, network or clock.
+
 use super::*;
 use crate::model::{AnyValue, Resource, Span, string_array};
 

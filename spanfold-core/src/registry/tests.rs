@@ -1,3 +1,6 @@
+//! The registry's unit tests: the embedded files parse, and each rule refuses what it should
+//! with a message that names the rule.
+
 use super::*;
 use crate::model::{AnyValue, KeyValue, Resource, Span};
 
