@@ -11,7 +11,7 @@ use crate::model::UnixNanos;
 use crate::policy::{self, Matcher};
 use crate::reducer::{
     Agent, AgentState, Anomaly, Capabilities, Complexity, Config, Counters, Feature, FeatureStatus,
-    Priority, View, WorktreeStatus,
+    Priority, View, Worktree, WorktreeStatus,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -252,8 +252,39 @@ pub fn health_with_notes(view: &View, matcher: &Matcher<'_>) -> (f64, Vec<String
     (score, notes)
 }
 
+/// The status document of `view`, as `options` narrows it.
 pub fn build(view: &View, options: &StatusOptions) -> Status {
     let matcher = Matcher::new(view);
+    let (health, health_notes) = health_with_notes(view, &matcher);
+    let agents = view
+        .agents
+        .values()
+        .filter(|a| options.agent.as_deref().is_none_or(|id| id == a.id))
+        .map(|a| agent_json(view, a, options.details))
+        .collect();
+    let features = listed_features(view, options)
+        .into_iter()
+        .map(|f| feature_json(view, &matcher, f, options.details))
+        .collect();
+    let worktrees = view.worktrees.values().map(worktree_json).collect();
+    Status {
+        coordination_status: summary(view, health),
+        health_notes,
+        as_of: AsOfJson {
+            seq: view.as_of.seq,
+            time: (view.as_of.seq > 0).then(|| rfc3339(view.as_of.time)),
+        },
+        config: view.config.clone(),
+        agents,
+        features,
+        worktrees,
+        anomalies: view.anomalies.iter().cloned().collect(),
+        counters: view.counters.clone(),
+    }
+}
+
+/// The summary: agents, worktrees and features counted, and the health score.
+fn summary(view: &View, health: f64) -> CoordinationStatus {
     let mut agents_by_state: BTreeMap<String, usize> = AgentState::ALL
         .iter()
         .map(|s| (s.as_str().to_owned(), 0))
@@ -285,8 +316,7 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
         .iter()
         .map(|s| (s.as_str().to_owned(), by_status[*s as usize]))
         .collect();
-    let (health, health_notes) = health_with_notes(view, &matcher);
-    let summary = CoordinationStatus {
+    CoordinationStatus {
         total_agents: view.agents.len(),
         active_agents: view.agents.values().filter(|a| a.state.is_active()).count(),
         idle_agents: agents_by_state["idle"],
@@ -298,13 +328,12 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
         worktrees_by_status,
         features_by_status,
         coordination_health: health,
-    };
-    let agents = view
-        .agents
-        .values()
-        .filter(|a| options.agent.as_deref().is_none_or(|id| id == a.id))
-        .map(|a| agent_json(view, a, options.details))
-        .collect();
+    }
+}
+
+/// The features `options` lists, in name order: the agent's or everyone's, in the statuses
+/// asked for, at most `per_status` of each status.
+fn listed_features<'v>(view: &'v View, options: &StatusOptions) -> Vec<&'v Feature> {
     // With an agent: the features it holds, looked up rather than found among all of them.
     let listed: Vec<&Feature> = match options.agent.as_deref() {
         Some(id) => view
@@ -323,66 +352,55 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
         None => view.features.values().collect(),
     };
     let mut shown = [0usize; FeatureStatus::ALL.len()];
-    let listed = listed.into_iter().filter(|f| {
-        if !options.statuses.is_empty() && !options.statuses.contains(&f.status) {
-            return false;
-        }
-        let n = &mut shown[f.status as usize];
-        *n += 1;
-        options.per_status.is_none_or(|limit| *n <= limit)
-    });
-    let features = listed
-        .map(|f| FeatureJson {
-            name: f.name.clone(),
-            priority: f.priority,
-            estimated_effort: f.estimated_effort,
-            status: f.status,
-            assigned_agent: f.assigned_agent.clone(),
-            wait_reason: match f.status {
-                FeatureStatus::Queued => Some(policy::wait_reason(view, &matcher, f)),
-                FeatureStatus::Merging => f.merge_note.clone(),
-                _ => None,
-            },
-            conflicts: f.conflicts.clone(),
-            merge_commit: f.merged_commit.clone(),
-            merged_by: f.merged_by.clone(),
-            merged_at: f.merged_at.map(rfc3339),
-            merge_note: f.merge_note.clone(),
-            worktree_path: f.worktree_path.clone(),
-            branch_name: f.branch_name.clone(),
-            details: options.details.then(|| FeatureDetails {
-                description: f.description.clone(),
-                requires: f.requires.clone(),
-                requirements: f.requirements.clone(),
-                acceptance_criteria: f.acceptance_criteria.clone(),
-            }),
+    listed
+        .into_iter()
+        .filter(|f| {
+            if !options.statuses.is_empty() && !options.statuses.contains(&f.status) {
+                return false;
+            }
+            let n = &mut shown[f.status as usize];
+            *n += 1;
+            options.per_status.is_none_or(|limit| *n <= limit)
         })
-        .collect();
-    let worktrees = view
-        .worktrees
-        .values()
-        .map(|w| WorktreeJson {
-            path: w.path.clone(),
-            branch_name: w.branch_name.clone(),
-            status: w.status,
-            agent_id: w.agent_id.clone(),
-            feature_name: w.feature_name.clone(),
-            note: w.note.clone(),
-        })
-        .collect();
-    Status {
-        coordination_status: summary,
-        health_notes,
-        as_of: AsOfJson {
-            seq: view.as_of.seq,
-            time: (view.as_of.seq > 0).then(|| rfc3339(view.as_of.time)),
+        .collect()
+}
+
+fn feature_json(view: &View, matcher: &Matcher<'_>, f: &Feature, details: bool) -> FeatureJson {
+    FeatureJson {
+        name: f.name.clone(),
+        priority: f.priority,
+        estimated_effort: f.estimated_effort,
+        status: f.status,
+        assigned_agent: f.assigned_agent.clone(),
+        wait_reason: match f.status {
+            FeatureStatus::Queued => Some(policy::wait_reason(view, matcher, f)),
+            FeatureStatus::Merging => f.merge_note.clone(),
+            _ => None,
         },
-        config: view.config.clone(),
-        agents,
-        features,
-        worktrees,
-        anomalies: view.anomalies.iter().cloned().collect(),
-        counters: view.counters.clone(),
+        conflicts: f.conflicts.clone(),
+        merge_commit: f.merged_commit.clone(),
+        merged_by: f.merged_by.clone(),
+        merged_at: f.merged_at.map(rfc3339),
+        merge_note: f.merge_note.clone(),
+        worktree_path: f.worktree_path.clone(),
+        branch_name: f.branch_name.clone(),
+        details: details.then(|| FeatureDetails {
+            description: f.description.clone(),
+            requires: f.requires.clone(),
+            requirements: f.requirements.clone(),
+            acceptance_criteria: f.acceptance_criteria.clone(),
+        }),
+    }
+}
+
+fn worktree_json(w: &Worktree) -> WorktreeJson {
+    WorktreeJson {
+        path: w.path.clone(),
+        branch_name: w.branch_name.clone(),
+        status: w.status,
+        agent_id: w.agent_id.clone(),
+        feature_name: w.feature_name.clone(),
+        note: w.note.clone(),
     }
 }
 

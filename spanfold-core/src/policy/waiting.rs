@@ -1,0 +1,66 @@
+//! Why a queued feature is still waiting, in words a person can act on.
+
+use super::Matcher;
+use crate::reducer::{Agent, AgentState, Feature, View};
+
+/// Why a queued feature is still waiting, in words a person can act on.
+pub fn wait_reason(view: &View, matcher: &Matcher<'_>, feature: &Feature) -> String {
+    if let Some(error) = &feature.last_error {
+        return error.clone();
+    }
+    if view.agents.is_empty() {
+        return "no agents registered; register one with `agents register-agent`".into();
+    }
+    let mut req = Vec::new();
+    if !matcher.requirement_into(feature, &mut req) {
+        let missing = feature
+            .requires
+            .items()
+            .find(|(kind, item)| !matcher.known(kind, item))
+            .map(|(kind, item)| format!("{kind} {item}"))
+            .unwrap_or_default();
+        return format!("no registered agent has {missing}");
+    }
+    let capable: Vec<&Agent> = (0..matcher.agents.len())
+        .filter(|&i| matcher.has_all(i, &req))
+        .map(|i| matcher.agents[i])
+        .collect();
+    if capable.is_empty() {
+        let needs: Vec<String> = feature
+            .requires
+            .items()
+            .map(|(kind, item)| format!("{kind} {item}"))
+            .collect();
+        return format!(
+            "no single registered agent has all of: {}",
+            needs.join(", ")
+        );
+    }
+    if capable.iter().any(|a| a.can_take_more()) {
+        // Honest with or without a server: nothing here promises that a cycle will come.
+        return "an agent can take it: the next coordination cycle places it (a server runs one by itself unless --manual; else `spanfold agents coordination-cycle`)".into();
+    }
+    if capable.iter().all(|a| a.state == AgentState::Error) {
+        let ids: Vec<&str> = capable.iter().map(|a| a.id.as_str()).collect();
+        return format!(
+            "every capable agent is in error ({}); reset one with `agents reset`",
+            ids.join(", ")
+        );
+    }
+    let busy: Vec<String> = capable
+        .iter()
+        .map(|a| {
+            format!(
+                "{} ({}, {}/{})",
+                a.id,
+                a.state.as_str(),
+                a.assignments.len(),
+                a.max_concurrent_features
+            )
+        })
+        .collect();
+    format!(
+        "waiting for a capable agent to be free: {}",
+        busy.join(", ")
+    )
+}

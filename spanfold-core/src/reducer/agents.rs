@@ -1,0 +1,323 @@
+//! What agents report — registration, progress, validation, messages — and the lifecycle rules
+//! those reports must follow; an operator's reset and the token an agent is issued.
+
+use super::{
+    Agent, AgentError, AgentState, Capabilities, Complexity, FeatureStatus, Progress, View,
+};
+use crate::model::{Event, as_double, as_int, as_str};
+use crate::names;
+
+impl View {
+    /// The registered agent a span names, with its activity refreshed.
+    fn agent_of(&mut self, ev: &Event<'_>) -> Result<&mut Agent, String> {
+        let id = ev
+            .str_attr("agent.id")
+            .ok_or_else(|| "the span has no agent.id".to_string())?;
+        let agent = self
+            .agents
+            .get_mut(id)
+            .ok_or_else(|| format!("agent {id} is not registered; register it first"))?;
+        agent.last_activity = ev.time;
+        Ok(agent)
+    }
+
+    pub(super) fn register(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let id = ev
+            .str_attr("agent.id")
+            .ok_or_else(|| "the span has no agent.id".to_string())?;
+        names::agent_id(id).map_err(|e| e.to_string())?;
+        let capabilities = Capabilities::from_event(
+            ev,
+            [
+                "agent.languages",
+                "agent.frameworks",
+                "agent.expertise_areas",
+            ],
+        );
+        let max = ev
+            .int_attr("agent.max_concurrent_features")
+            .unwrap_or(1)
+            .clamp(1, 1024) as u32;
+        let preferred = ev
+            .str_attr("agent.preferred_complexity")
+            .and_then(Complexity::parse);
+        let lease = ev
+            .int_attr("agent.lease_seconds")
+            .and_then(|s| u64::try_from(s).ok())
+            .filter(|s| *s > 0);
+        let agent = self.agents.entry(id.to_owned()).or_insert_with(|| Agent {
+            id: id.to_owned(),
+            capabilities: Capabilities::default(),
+            max_concurrent_features: 1,
+            preferred_complexity: None,
+            state: AgentState::Idle,
+            assignments: Vec::new(),
+            registered_seq: ev.seq,
+            last_activity: ev.time,
+            progress: Progress::default(),
+            error: None,
+            lease_seconds: None,
+            anomalies: 0,
+            last_message: None,
+        });
+        agent.capabilities = capabilities;
+        agent.max_concurrent_features = max;
+        agent.preferred_complexity = preferred;
+        agent.lease_seconds = lease;
+        agent.last_activity = ev.time;
+        Ok(())
+    }
+
+    pub(super) fn message(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let text = ev.str_attr("communication.message").map(str::to_owned);
+        let agent = self.agent_of(ev)?;
+        if let Some(text) = text {
+            agent.last_message = Some((ev.time, text));
+        }
+        Ok(())
+    }
+
+    /// The feature a report is about: the one it names (which the agent must hold), the agent's
+    /// only one, or its only one with work to do (not waiting for its merge). A report that
+    /// moves a feature (`needs`) must be unambiguous: otherwise the agent would move while no
+    /// feature does, and wait for a merge that never comes.
+    fn reported_feature(
+        &self,
+        id: &str,
+        named: Option<&str>,
+        needs: bool,
+    ) -> Result<Option<String>, String> {
+        let Some(agent) = self.agents.get(id) else {
+            return Err(format!("agent {id} is not registered; register it first"));
+        };
+        match named {
+            Some(name) if agent.assignments.iter().any(|a| a == name) => {
+                return Ok(Some(name.to_owned()));
+            }
+            Some(name) => {
+                return Err(format!(
+                    "agent {} does not hold feature {name} (it holds: {})",
+                    agent.id,
+                    list_or_none(&agent.assignments)
+                ));
+            }
+            None if agent.assignments.len() == 1 => return Ok(agent.assignments.first().cloned()),
+            None => {}
+        }
+        let open: Vec<String> = agent
+            .assignments
+            .iter()
+            .filter(|n| {
+                self.features
+                    .get(*n)
+                    .is_some_and(|f| f.status != FeatureStatus::Merging)
+            })
+            .cloned()
+            .collect();
+        match open.len() {
+            1 => Ok(open.into_iter().next()),
+            _ if !needs => Ok(None),
+            0 if agent.assignments.is_empty() => Ok(None),
+            0 => Err(format!(
+                "agent {} has no feature with work to do: {} wait for their merge",
+                agent.id,
+                list_or_none(&agent.assignments)
+            )),
+            n => Err(format!(
+                "agent {} holds {n} features with work to do ({}): say which one this report is about (--feature NAME, or the span attribute feature.name)",
+                agent.id,
+                list_or_none(&open)
+            )),
+        }
+    }
+
+    pub(super) fn progress(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        // Progress reports are most of the traffic: read all their attributes in one pass.
+        let [state, named, percentage, files, lines, duration] = ev.attrs([
+            "agent.state",
+            "feature.name",
+            "work.progress_percentage",
+            "work.files_modified",
+            "work.lines_added",
+            "work.duration_ms",
+        ]);
+        let next = state
+            .and_then(as_str)
+            .and_then(AgentState::parse)
+            .ok_or_else(|| "agent.state is missing or not a lifecycle state".to_string())?;
+        if next == AgentState::Idle
+            && let Some(agent) = ev
+                .str_attr("agent.id")
+                .and_then(|id| self.agents.get_mut(id))
+            && agent.state == AgentState::Claiming
+        {
+            // An idle report sent before the agent could see its assignment crossed the
+            // decision on the wire: it is not a refusal. It does not renew the lease (nor the
+            // activity the lease runs from): an agent that only ever reports idle never saw its
+            // work.
+            let _ = agent;
+            return Ok(());
+        }
+        let id = self.agent_of(ev)?.id.clone();
+        let needs = matches!(next, AgentState::Validating | AgentState::Submitting);
+        let feature = self.reported_feature(&id, named.and_then(as_str), needs)?;
+        let agent = self.agent_of(ev)?;
+        let current = agent.state;
+        if current == AgentState::Error && next != current {
+            return Err(in_error(agent));
+        }
+        if next != current && !current.can_become(next) {
+            return Err(illegal(current, next));
+        }
+        if next == AgentState::Idle && !agent.assignments.is_empty() {
+            return Err(format!(
+                "agent {} still holds {}; report finished for each, or reset the agent",
+                agent.id,
+                list_or_none(&agent.assignments)
+            ));
+        }
+        let progress = Progress {
+            percentage: percentage.and_then(as_double),
+            files_modified: files.and_then(as_int),
+            lines_added: lines.and_then(as_int),
+            duration_ms: duration.and_then(as_int),
+        };
+        if let Some(p) = progress.percentage.filter(|p| !(0.0..=100.0).contains(p)) {
+            return Err(format!(
+                "work.progress_percentage is {p}; a percentage is a number from 0 to 100"
+            ));
+        }
+        if let Some((key, n)) = [
+            ("work.files_modified", progress.files_modified),
+            ("work.lines_added", progress.lines_added),
+            ("work.duration_ms", progress.duration_ms),
+        ]
+        .into_iter()
+        .find_map(|(k, n)| n.filter(|n| *n < 0).map(|n| (k, n)))
+        {
+            return Err(format!("{key} is {n}; a count is 0 or more"));
+        }
+        // Only once nothing can refuse the report: an illegal input changes nothing.
+        if next == AgentState::Error && current != next {
+            agent.error = Some(AgentError {
+                since: ev.time,
+                silent_seconds: None,
+            });
+        }
+        agent.state = next;
+        agent.progress = progress;
+        if let Some(name) = feature {
+            // A feature is completed by its merge, not by its agent's word: `finished` from an
+            // agent changes only the agent.
+            let status = match next {
+                AgentState::Working => Some(FeatureStatus::InProgress),
+                AgentState::Validating => Some(FeatureStatus::Validating),
+                AgentState::Submitting => Some(FeatureStatus::Merging),
+                _ => None,
+            };
+            if let Some(status) = status {
+                self.set_feature_status(&name, status);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn validation(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let passed = match ev.str_attr("validation.result") {
+            Some("passed") => true,
+            Some("failed") => false,
+            _ => return Err("validation.result must be passed or failed".into()),
+        };
+        let id = self.agent_of(ev)?.id.clone();
+        let feature = self.reported_feature(&id, ev.str_attr("feature.name"), true)?;
+        let agent = self.agent_of(ev)?;
+        if !matches!(agent.state, AgentState::Working | AgentState::Validating) {
+            return Err(format!(
+                "agent {} is {}; validation is reported while working or validating",
+                agent.id,
+                agent.state.as_str()
+            ));
+        }
+        let (state, status) = if passed {
+            (AgentState::Submitting, FeatureStatus::Merging)
+        } else {
+            (AgentState::Working, FeatureStatus::InProgress)
+        };
+        agent.state = state;
+        if let Some(name) = feature {
+            self.set_feature_status(&name, status);
+        }
+        Ok(())
+    }
+
+    pub(super) fn reset(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let agent = self.agent_of(ev)?;
+        agent.state = AgentState::Idle;
+        agent.progress = Progress::default();
+        agent.error = None;
+        let released = std::mem::take(&mut agent.assignments);
+        let id = agent.id.clone();
+        for name in released {
+            self.requeue(
+                &name,
+                format!("agent {id} was reset; waiting to be placed again"),
+                ev.time,
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn token_issued(&mut self, ev: &Event<'_>) -> Result<(), String> {
+        let agent = ev
+            .str_attr("agent.id")
+            .ok_or_else(|| "agent.token_issued needs agent.id".to_string())?;
+        names::agent_id(agent).map_err(|e| e.to_string())?;
+        let hash = ev
+            .str_attr("agent.token_sha256")
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| {
+                "agent.token_issued needs agent.token_sha256: 64 hex digits".to_string()
+            })?;
+        self.credentials
+            .insert(agent.to_owned(), hash.to_ascii_lowercase());
+        Ok(())
+    }
+}
+
+/// What an agent in error is told when it reports again: why, and how it comes back.
+fn in_error(agent: &Agent) -> String {
+    let why = match agent.error.as_ref().and_then(|e| e.silent_seconds) {
+        Some(silent) => format!(
+            "its lease expired after {silent}s of silence and its features went back to the queue"
+        ),
+        None => "it reported error".to_string(),
+    };
+    format!(
+        "agent {} is in error ({why}); it comes back only through `spanfold agents reset {}`",
+        agent.id, agent.id
+    )
+}
+
+fn illegal(from: AgentState, to: AgentState) -> String {
+    let allowed: Vec<&str> = from.next_states().iter().map(|s| s.as_str()).collect();
+    let hint = match from {
+        AgentState::Error => "an agent in error comes back only through `agents reset`".to_string(),
+        AgentState::Idle => {
+            "an idle agent becomes claiming when the coordinator assigns it a feature".to_string()
+        }
+        _ => format!("{} may become {}", from.as_str(), allowed.join(" or ")),
+    };
+    format!(
+        "illegal transition {} → {}: {hint}",
+        from.as_str(),
+        to.as_str()
+    )
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}

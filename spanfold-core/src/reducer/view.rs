@@ -1,0 +1,214 @@
+//! The view and the records it holds: agents, features, worktrees, the configuration,
+//! counters and anomalies. Plain data; the rules that change it live beside this file.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{AgentState, Complexity, FeatureStatus, FeatureTally, Priority, WorktreeStatus};
+use crate::model::{Event, UnixNanos};
+
+/// Capabilities of an agent, or what a feature requires of one. Sorted sets: order reaches users.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub languages: BTreeSet<String>,
+    pub frameworks: BTreeSet<String>,
+    pub expertise_areas: BTreeSet<String>,
+}
+
+impl Capabilities {
+    pub fn len(&self) -> usize {
+        self.languages.len() + self.frameworks.len() + self.expertise_areas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every item with its kind ("language", "framework", "expertise"), in a stable order.
+    pub fn items(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.languages
+            .iter()
+            .map(|s| ("language", s.as_str()))
+            .chain(self.frameworks.iter().map(|s| ("framework", s.as_str())))
+            .chain(
+                self.expertise_areas
+                    .iter()
+                    .map(|s| ("expertise", s.as_str())),
+            )
+    }
+
+    /// From the three list attributes named by `keys` (languages, frameworks, expertise).
+    pub(super) fn from_event(ev: &Event<'_>, keys: [&str; 3]) -> Capabilities {
+        let set = |key: &str| -> BTreeSet<String> {
+            ev.list_attr(key)
+                .into_iter()
+                .map(|s| s.to_lowercase())
+                .collect()
+        };
+        Capabilities {
+            languages: set(keys[0]),
+            frameworks: set(keys[1]),
+            expertise_areas: set(keys[2]),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub percentage: Option<f64>,
+    pub files_modified: Option<i64>,
+    pub lines_added: Option<i64>,
+    pub duration_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    pub id: String,
+    pub capabilities: Capabilities,
+    pub max_concurrent_features: u32,
+    pub preferred_complexity: Option<Complexity>,
+    pub state: AgentState,
+    /// Features held, in the order they were assigned.
+    pub assignments: Vec<String>,
+    pub registered_seq: u64,
+    /// The agent's last span, or its last assignment if later: its lease runs from here, so
+    /// `lease_expires_at` is always this plus the lease.
+    pub last_activity: UnixNanos,
+    pub progress: Progress,
+    /// Why the agent is in error, while it is: for the agent that comes back and its operator.
+    pub error: Option<AgentError>,
+    /// Its own lease in seconds, if it registered with one (else the log's).
+    pub lease_seconds: Option<u64>,
+    /// Spans of this agent's that the fold could not apply.
+    pub anomalies: u64,
+    /// The last `agent.communication` message it sent, with its time.
+    pub last_message: Option<(UnixNanos, String)>,
+}
+
+impl Agent {
+    /// Whether the agent may be given another feature: it is not busy finishing one and has room.
+    pub fn can_take_more(&self) -> bool {
+        matches!(
+            self.state,
+            AgentState::Idle | AgentState::Claiming | AgentState::Working
+        ) && (self.assignments.len() as u32) < self.max_concurrent_features
+    }
+}
+
+/// How an agent came to be in error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentError {
+    /// The log's time of the verdict (or of the agent's own report).
+    pub since: UnixNanos,
+    /// Seconds the agent had been silent when its lease expired; None when it reported the
+    /// error itself.
+    pub silent_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feature {
+    pub name: String,
+    pub description: String,
+    pub priority: Priority,
+    pub estimated_effort: u32,
+    pub requires: Capabilities,
+    pub requirements: Vec<String>,
+    pub acceptance_criteria: Vec<String>,
+    pub status: FeatureStatus,
+    pub assigned_agent: Option<String>,
+    /// The feature's worktree, once one was decided; kept when the feature is queued again so
+    /// the next agent continues the work.
+    pub worktree_path: Option<String>,
+    pub branch_name: Option<String>,
+    /// Why the feature is back in the queue, when something went wrong.
+    pub last_error: Option<String>,
+    /// Position in the queue: first request's seq. Ties among equal priorities go to the older.
+    pub queued_seq: u64,
+    /// Paths of the last merge conflict, while the agent resolves them.
+    pub conflicts: Vec<String>,
+    /// Why the last merge attempt did not happen (deferred or failed), while it still waits.
+    pub merge_note: Option<String>,
+    /// The base branch's tip once the feature is merged.
+    pub merged_commit: Option<String>,
+    /// Whose work was merged, and when (the log's time of the merge).
+    pub merged_by: Option<String>,
+    pub merged_at: Option<UnixNanos>,
+    /// The base branch's tip when a merge started and no outcome was recorded yet: what
+    /// recovery needs if the process died in between.
+    pub merge_from: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Worktree {
+    pub path: String,
+    pub branch_name: String,
+    pub status: WorktreeStatus,
+    pub agent_id: Option<String>,
+    pub feature_name: String,
+    /// Why a completed feature's worktree was kept instead of removed.
+    pub note: Option<String>,
+    /// Locked in git for its agent. An abandoned worktree still locked is unlocked by the next
+    /// cycle.
+    pub locked: bool,
+    /// When its status last changed (event time): `gc --older-than` measures from here.
+    pub since: UnixNanos,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub repo: String,
+    pub base_branch: String,
+    pub worktrees_dir: String,
+    pub lease_seconds: u64,
+}
+
+/// The lease when `agents init` set none: ten minutes.
+pub const DEFAULT_LEASE_SECONDS: u64 = 600;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub events: u64,
+    pub unregistered_spans: u64,
+    pub cycles: u64,
+    pub assignments: u64,
+    pub anomalies: u64,
+    /// Anomalies acknowledged by an operator (no longer listed; still in `anomalies`).
+    #[serde(default)]
+    pub acknowledged: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomaly {
+    pub seq: u64,
+    pub agent_id: Option<String>,
+    pub span: String,
+    /// Hex span id of the span that caused it, to find it in a trace viewer.
+    pub span_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsOf {
+    pub seq: u64,
+    pub time: UnixNanos,
+}
+
+/// Serialisable so that checkpoints can hold it: a checkpoint is this struct at one seq.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct View {
+    pub config: Option<Config>,
+    pub agents: BTreeMap<String, Agent>,
+    pub features: BTreeMap<String, Feature>,
+    /// Keyed by absolute path.
+    pub worktrees: BTreeMap<String, Worktree>,
+    pub counters: Counters,
+    /// The latest [`MAX_ANOMALIES`](super::MAX_ANOMALIES), oldest first (a ring: a flood of bad spans costs O(1)
+    /// each).
+    pub anomalies: std::collections::VecDeque<Anomaly>,
+    pub as_of: AsOf,
+    /// Counts kept by the fold, so that a status summary need not walk every feature.
+    pub tally: FeatureTally,
+    /// The SHA-256 of each agent's current token (see `credentials`), by agent id.
+    pub credentials: BTreeMap<String, String>,
+}

@@ -1,0 +1,219 @@
+//! The closed sets of words the log and the view use: agent states with the moves the agent
+//! lifecycle allows, feature and worktree statuses, priority and complexity.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentState {
+    Idle,
+    Claiming,
+    Working,
+    Validating,
+    Submitting,
+    Finished,
+    Error,
+}
+
+impl AgentState {
+    pub const ALL: [AgentState; 7] = [
+        AgentState::Idle,
+        AgentState::Claiming,
+        AgentState::Working,
+        AgentState::Validating,
+        AgentState::Submitting,
+        AgentState::Finished,
+        AgentState::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Idle => "idle",
+            AgentState::Claiming => "claiming",
+            AgentState::Working => "working",
+            AgentState::Validating => "validating",
+            AgentState::Submitting => "submitting",
+            AgentState::Finished => "finished",
+            AgentState::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AgentState> {
+        AgentState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// The states an agent may report next. `idle → claiming` happens through an assignment and
+    /// `error → idle` through a reset; both are listed so the message can say how.
+    pub fn next_states(self) -> &'static [AgentState] {
+        use AgentState::*;
+        match self {
+            Idle => &[Claiming, Error],
+            Claiming => &[Working, Error],
+            Working => &[Validating, Error],
+            Validating => &[Submitting, Working, Error],
+            Submitting => &[Finished, Error],
+            // An agent holding more than one feature goes back to work on the next one.
+            Finished => &[Idle, Working, Error],
+            Error => &[],
+        }
+    }
+
+    pub fn can_become(self, next: AgentState) -> bool {
+        self.next_states().contains(&next)
+    }
+
+    /// Neither idle nor in error: "active" in the status summary.
+    pub fn is_active(self) -> bool {
+        !matches!(self, AgentState::Idle | AgentState::Error)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Medium,
+        Priority::High,
+        Priority::Critical,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Medium => "medium",
+            Priority::High => "high",
+            Priority::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Complexity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Complexity {
+    pub const ALL: [Complexity; 3] = [Complexity::Low, Complexity::Medium, Complexity::High];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Complexity::Low => "low",
+            Complexity::Medium => "medium",
+            Complexity::High => "high",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Complexity> {
+        Complexity::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Story points to complexity: 1-3 low, 4-6 medium, 7 and up high.
+    pub fn of_effort(effort: u32) -> Complexity {
+        match effort {
+            0..=3 => Complexity::Low,
+            4..=6 => Complexity::Medium,
+            _ => Complexity::High,
+        }
+    }
+
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureStatus {
+    Queued,
+    Assigned,
+    InProgress,
+    Validating,
+    Merging,
+    Completed,
+    Conflicted,
+    Cancelled,
+}
+
+impl FeatureStatus {
+    pub fn parse(s: &str) -> Option<FeatureStatus> {
+        FeatureStatus::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    pub const ALL: [FeatureStatus; 8] = [
+        FeatureStatus::Queued,
+        FeatureStatus::Assigned,
+        FeatureStatus::InProgress,
+        FeatureStatus::Validating,
+        FeatureStatus::Merging,
+        FeatureStatus::Completed,
+        FeatureStatus::Conflicted,
+        FeatureStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeatureStatus::Queued => "queued",
+            FeatureStatus::Assigned => "assigned",
+            FeatureStatus::InProgress => "in_progress",
+            FeatureStatus::Validating => "validating",
+            FeatureStatus::Merging => "merging",
+            FeatureStatus::Completed => "completed",
+            FeatureStatus::Conflicted => "conflicted",
+            FeatureStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Held by an agent and not finished.
+    pub fn is_in_progress(self) -> bool {
+        matches!(
+            self,
+            FeatureStatus::Assigned
+                | FeatureStatus::InProgress
+                | FeatureStatus::Validating
+                | FeatureStatus::Merging
+                | FeatureStatus::Conflicted
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorktreeStatus {
+    /// Locked for an agent that holds its feature.
+    Active,
+    /// Its agent let go (reset); kept with its work until the feature is placed again.
+    Abandoned,
+    /// Its feature is done; the worktree waits for merge and cleanup.
+    Completed,
+}
+
+impl WorktreeStatus {
+    pub const ALL: [WorktreeStatus; 3] = [
+        WorktreeStatus::Active,
+        WorktreeStatus::Abandoned,
+        WorktreeStatus::Completed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorktreeStatus::Active => "active",
+            WorktreeStatus::Abandoned => "abandoned",
+            WorktreeStatus::Completed => "completed",
+        }
+    }
+}
