@@ -14,7 +14,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::sync_channel;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -33,20 +32,12 @@ mod writer;
 
 use port::Job;
 pub use port::{CYCLE_BUCKETS, Ingest, Metrics, State, Work};
-use writer::{QUEUE_DEPTH, write_loop};
+use writer::write_loop;
 
 /// How long in-flight requests get to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long the writer may take to finish once the receivers stopped.
 const WRITER_GRACE: Duration = Duration::from_secs(10);
-/// Exports decoded at once. A decoded export can take many times its body's size (an empty
-/// attribute is 2 bytes on the wire), and the blocking pool would otherwise decode hundreds at
-/// once. One per core, at least two, so that one large export being decoded does not make every
-/// small one wait behind it, and at most four, as each may take a hundred megabytes or more
-/// while it decodes (see `otlp::MAX_ITEMS_PER_EXPORT` and `otlp::json::MAX_OBJECTS`).
-fn decode_slots() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
-}
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -183,26 +174,13 @@ pub async fn serve_on(
     let grpc_addr = grpc_listener.local_addr().map_err(ServerError::Http)?;
     let http_addr = http_listener.local_addr().map_err(ServerError::Http)?;
 
-    let metrics = Arc::new(Metrics::default());
-    let (jobs, queue) = sync_channel(QUEUE_DEPTH);
-    let ingest = Ingest {
-        jobs,
-        metrics: Arc::clone(&metrics),
-        decoding: Arc::new(tokio::sync::Semaphore::new(decode_slots())),
-    };
-    let bodies =
-        crate::inflight::Budget::new(crate::inflight::BODY_BUDGET, crate::inflight::BODY_DEADLINE);
-    let state = Arc::new(State {
-        view: coord.shared_view(),
-        metrics: Arc::clone(&metrics),
-        log: coord.log().reader(),
-        ingest: ingest.clone(),
-        token: config.token.clone(),
-        scrubber: Default::default(),
-        live_timeline: Default::default(),
-        server_id: crate::model::hex(&crate::emit::IdGen::default().trace_id()),
-        bodies: bodies.clone(),
-    });
+    let (state, queue) = State::new(&coord, config.token.clone());
+    let (metrics, ingest, bodies) = (
+        Arc::clone(&state.metrics),
+        state.ingest.clone(),
+        state.bodies.clone(),
+    );
+    let state = Arc::new(state);
 
     let (upstream_tx, upstream_rx) = tokio::sync::mpsc::channel::<Vec<ResourceSpans>>(64);
     let upstream_task = config.export_endpoint.clone().map(|endpoint| {
@@ -213,49 +191,10 @@ pub async fn serve_on(
             Arc::clone(&metrics),
         ))
     });
-    let writer = {
-        let metrics = Arc::clone(&metrics);
-        let config = config.clone();
-        let upstream = upstream_task.is_some().then_some(upstream_tx);
-        std::thread::Builder::new()
-            .name("spanfold-writer".into())
-            .spawn(move || {
-                // A writer that died would leave a server that refuses everything while still
-                // advertising itself; better to stop the process (what was flushed is safe).
-                let run = std::panic::AssertUnwindSafe(|| {
-                    write_loop(coord, queue, &config, &metrics, upstream)
-                });
-                if std::panic::catch_unwind(run).is_err() {
-                    eprintln!("spanfold: the log writer failed; stopping (everything acknowledged is in the log)");
-                    std::process::abort();
-                }
-            })
-            .map_err(ServerError::Runtime)?
-    };
+    let upstream = upstream_task.is_some().then_some(upstream_tx);
+    let writer = spawn_writer(coord, queue, &config, &metrics, upstream)?;
 
-    let advert = Advert {
-        pid: std::process::id(),
-        http: format!(
-            "{}://{http_addr}",
-            if config.tls.is_some() {
-                "https"
-            } else {
-                "http"
-            }
-        ),
-        grpc: grpc_addr.to_string(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        server_id: Some(state.server_id.clone()),
-        tls_cert: config.tls.as_ref().map(|t| t.cert.display().to_string()),
-    };
-    let advert_path = config.coord_dir.join(ADVERT_FILE);
-    if let Ok(text) = serde_json::to_string_pretty(&advert) {
-        // Written whole then renamed, so a reader never sees half a file.
-        let tmp = config.coord_dir.join(format!("{ADVERT_FILE}.tmp"));
-        if std::fs::write(&tmp, text).is_ok() {
-            let _ = std::fs::rename(&tmp, &advert_path);
-        }
-    }
+    let advert_path = write_advert(&config, grpc_addr, http_addr, &state.server_id);
     tracing::info!(%grpc_addr, %http_addr, "spanfold serving");
     eprintln!(
         "spanfold: OTLP/gRPC on {grpc_addr}, OTLP/HTTP and API on http://{http_addr} (log in {})",
@@ -307,6 +246,27 @@ pub async fn serve_on(
     let jobs = ingest.jobs.clone();
     drop(state);
     drop(ingest);
+    wind_down(jobs, writer, upstream_task, &advert_path).await?;
+    grpc_result.map_err(|e| ServerError::Grpc(e.to_string()))?;
+    http_result.map_err(ServerError::Http)?;
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    Ok(Summary {
+        exports: load(&metrics.exports),
+        spans_accepted: load(&metrics.spans_accepted),
+        spans_rejected: load(&metrics.spans_rejected),
+        spans_duplicate: load(&metrics.spans_duplicate),
+        cycles: load(&metrics.cycles),
+    })
+}
+
+/// After the receivers: the writer finishes what it took and returns, the forwarder drains, and
+/// the advert goes.
+async fn wind_down(
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    writer: std::thread::JoinHandle<()>,
+    upstream_task: Option<tokio::task::JoinHandle<()>>,
+    advert_path: &std::path::Path,
+) -> Result<(), ServerError> {
     let joined = tokio::time::timeout(
         WRITER_GRACE,
         tokio::task::spawn_blocking(move || {
@@ -319,20 +279,70 @@ pub async fn serve_on(
     if let Some(task) = upstream_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
-    let _ = std::fs::remove_file(&advert_path);
+    let _ = std::fs::remove_file(advert_path);
     if joined.is_err() {
         return Err(ServerError::Stuck(WRITER_GRACE));
     }
-    grpc_result.map_err(|e| ServerError::Grpc(e.to_string()))?;
-    http_result.map_err(ServerError::Http)?;
-    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    Ok(Summary {
-        exports: load(&metrics.exports),
-        spans_accepted: load(&metrics.spans_accepted),
-        spans_rejected: load(&metrics.spans_rejected),
-        spans_duplicate: load(&metrics.spans_duplicate),
-        cycles: load(&metrics.cycles),
-    })
+    Ok(())
+}
+
+/// The writer thread, which owns the coordinator until the server stops.
+fn spawn_writer(
+    coord: Coordinator,
+    queue: std::sync::mpsc::Receiver<Job>,
+    config: &ServerConfig,
+    metrics: &Arc<Metrics>,
+    upstream: Option<tokio::sync::mpsc::Sender<Vec<ResourceSpans>>>,
+) -> Result<std::thread::JoinHandle<()>, ServerError> {
+    let metrics = Arc::clone(metrics);
+    let config = config.clone();
+    std::thread::Builder::new()
+        .name("spanfold-writer".into())
+        .spawn(move || {
+            // A writer that died would leave a server that refuses everything while still
+            // advertising itself; better to stop the process (what was flushed is safe).
+            let run = std::panic::AssertUnwindSafe(|| {
+                write_loop(coord, queue, &config, &metrics, upstream)
+            });
+            if std::panic::catch_unwind(run).is_err() {
+                eprintln!("spanfold: the log writer failed; stopping (everything acknowledged is in the log)");
+                std::process::abort();
+            }
+        })
+        .map_err(ServerError::Runtime)
+}
+
+/// Writes the advert the CLI finds the server by; returns its path, removed when serving ends.
+fn write_advert(
+    config: &ServerConfig,
+    grpc_addr: std::net::SocketAddr,
+    http_addr: std::net::SocketAddr,
+    server_id: &str,
+) -> PathBuf {
+    let advert = Advert {
+        pid: std::process::id(),
+        http: format!(
+            "{}://{http_addr}",
+            if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            }
+        ),
+        grpc: grpc_addr.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        server_id: Some(server_id.to_owned()),
+        tls_cert: config.tls.as_ref().map(|t| t.cert.display().to_string()),
+    };
+    let advert_path = config.coord_dir.join(ADVERT_FILE);
+    if let Ok(text) = serde_json::to_string_pretty(&advert) {
+        // Written whole then renamed, so a reader never sees half a file.
+        let tmp = config.coord_dir.join(format!("{ADVERT_FILE}.tmp"));
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, &advert_path);
+        }
+    }
+    advert_path
 }
 
 async fn forward_upstream(

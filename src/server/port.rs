@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,6 +19,18 @@ use crate::otlp::{DecodeError, Decoded};
 use crate::reducer::View;
 use crate::registry::{Origin, Registry};
 use crate::store::LogReader;
+
+/// Exports waiting for the writer before receivers answer "busy".
+const QUEUE_DEPTH: usize = 256;
+
+/// Exports decoded at once. A decoded export can take many times its body's size (an empty
+/// attribute is 2 bytes on the wire), and the blocking pool would otherwise decode hundreds at
+/// once. One per core, at least two, so that one large export being decoded does not make every
+/// small one wait behind it, and at most four, as each may take a hundred megabytes or more
+/// while it decodes (see `otlp::MAX_ITEMS_PER_EXPORT` and `otlp::json::MAX_OBJECTS`).
+fn decode_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
+}
 
 /// Counters for /metrics, shared by receivers and the writer.
 #[derive(Debug, Default)]
@@ -77,6 +89,34 @@ pub struct State {
 }
 
 impl State {
+    /// The state of a server about to serve `coord`'s log, and the queue its writer takes jobs
+    /// from.
+    pub(super) fn new(coord: &Coordinator, token: Option<String>) -> (State, Receiver<Job>) {
+        let metrics = Arc::new(Metrics::default());
+        let (jobs, queue) = sync_channel(QUEUE_DEPTH);
+        let ingest = Ingest {
+            jobs,
+            metrics: Arc::clone(&metrics),
+            decoding: Arc::new(tokio::sync::Semaphore::new(decode_slots())),
+        };
+        let bodies = crate::inflight::Budget::new(
+            crate::inflight::BODY_BUDGET,
+            crate::inflight::BODY_DEADLINE,
+        );
+        let state = State {
+            view: coord.shared_view(),
+            metrics,
+            log: coord.log().reader(),
+            ingest,
+            token,
+            scrubber: Default::default(),
+            live_timeline: Default::default(),
+            server_id: crate::model::hex(&crate::emit::IdGen::default().trace_id()),
+            bodies,
+        };
+        (state, queue)
+    }
+
     /// Who an `authorization` value (if any) shows is speaking: the operator token, or an agent's
     /// own (see `credentials`); or why the request is refused.
     pub fn principal(&self, authorization: Option<&str>) -> Result<Principal, String> {

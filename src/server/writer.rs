@@ -15,8 +15,6 @@ use crate::model::ResourceSpans;
 use crate::otlp::Decoded;
 use crate::otlp::grpc::{ExportReply, SinkError};
 
-/// Exports waiting for the writer before receivers answer "busy".
-pub(super) const QUEUE_DEPTH: usize = 256;
 /// Most spans one group commit takes, so one flush stays short.
 const GROUP_MAX_SPANS: usize = 64 * 1024;
 /// How often the main checkout's index is looked at while a merge waits for it to be clean.
@@ -84,38 +82,12 @@ pub(super) fn write_loop(
                 Err(_) => break,
             },
         };
-        let mut exports = Vec::new();
-        let mut cycle_requests = Vec::new();
-        let mut spans = 0;
-        let mut stopping = false;
-        let mut take = |job: Job, spans: &mut usize| match job {
-            Job::Export { decoded, reply } => {
-                *spans += decoded
-                    .resource_spans
-                    .iter()
-                    .map(|r| r.span_count())
-                    .sum::<usize>();
-                exports.push((decoded, reply));
-            }
-            Job::Run(work, kind) => cycle_requests.push((work, kind)),
-            Job::Stop => stopping = true,
-        };
-        if let Some(job) = first {
-            take(job, &mut spans);
-            while spans < GROUP_MAX_SPANS {
-                match queue.try_recv() {
-                    Ok(job) => take(job, &mut spans),
-                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                        open = false;
-                        break;
-                    }
-                }
-            }
-        }
-        if stopping {
-            open = false;
-        }
+        let Taken {
+            exports,
+            cycle_requests,
+            open: still_open,
+        } = take_waiting(&queue, first);
+        open = still_open;
         if !exports.is_empty() {
             if config.react
                 && react_at.is_none()
@@ -157,21 +129,79 @@ pub(super) fn write_loop(
             if tick_due {
                 next_tick = config.interval.map(|i| now + i);
             }
-            react_at = None;
-            let started = Instant::now();
-            let outcome = coord.cycle_if_useful();
-            note_cycle(metrics, outcome.as_ref().err());
-            if let Ok(Some(report)) = outcome {
-                metrics.observe_cycle(started.elapsed());
-                say(&report);
-                // A merge freed its agent: what waited for a free agent may go now.
-                if config.react && report.merges.iter().any(|m| m.result == "merged") {
-                    react_at = Some(Instant::now() + REACT_AFTER);
-                }
-            }
+            react_at = timed_cycle(&mut coord, metrics, config.react);
             forward(&mut coord, &upstream);
         }
     }
+}
+
+/// A cycle when it is useful, timed for /metrics; returns when to react again (a merge freed
+/// its agent: what waited for a free agent may go now).
+fn timed_cycle(coord: &mut Coordinator, metrics: &Metrics, react: bool) -> Option<Instant> {
+    let started = Instant::now();
+    let outcome = coord.cycle_if_useful();
+    note_cycle(metrics, outcome.as_ref().err());
+    let report = outcome.ok().flatten()?;
+    metrics.observe_cycle(started.elapsed());
+    say(&report);
+    (react && report.merges.iter().any(|m| m.result == "merged"))
+        .then(|| Instant::now() + REACT_AFTER)
+}
+
+type Request = (Box<dyn FnOnce(&mut Coordinator) + Send>, Work);
+
+/// What the writer took from its queue in one turn.
+struct Taken {
+    exports: Vec<Pending>,
+    cycle_requests: Vec<Request>,
+    /// False once the server said stop or every sender is gone.
+    open: bool,
+}
+
+/// `first` and everything waiting behind it, up to [`GROUP_MAX_SPANS`] spans of exports: one
+/// group commit.
+fn take_waiting(queue: &Receiver<Job>, first: Option<Job>) -> Taken {
+    let mut taken = Taken {
+        exports: Vec::new(),
+        cycle_requests: Vec::new(),
+        open: true,
+    };
+    // The spans of the export taken (0 for other jobs).
+    fn take(job: Job, taken: &mut Taken) -> usize {
+        match job {
+            Job::Export { decoded, reply } => {
+                let spans = decoded.resource_spans.iter().map(|r| r.span_count());
+                let spans = spans.sum::<usize>();
+                taken.exports.push((decoded, reply));
+                spans
+            }
+            Job::Run(work, kind) => {
+                taken.cycle_requests.push((work, kind));
+                0
+            }
+            Job::Stop => {
+                taken.open = false;
+                0
+            }
+        }
+    }
+    let Some(job) = first else {
+        return taken;
+    };
+    let mut spans = take(job, &mut taken);
+    let mut stopped = !taken.open;
+    while spans < GROUP_MAX_SPANS {
+        match queue.try_recv() {
+            Ok(job) => spans += take(job, &mut taken),
+            Err(std::sync::mpsc::TryRecvError::Empty) => break,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                stopped = true;
+                break;
+            }
+        }
+    }
+    taken.open = taken.open && !stopped;
+    taken
 }
 
 /// A failing cycle is never silent: said once per change of reason, and kept for /healthz and
