@@ -1,45 +1,16 @@
 //! A client of a running `spanfold serve`, used by the CLI when a server holds the log: spans go
 //! in over OTLP/HTTP, answers come back from the JSON API. The only module that knows ureq.
 
-use std::path::Path;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use crate::advert::{ADVERT_FILE, Advert};
 use crate::model::ResourceSpans;
 use crate::otlp::{self, Encoding};
 
-/// What a server writes into the coordination directory so that the CLI can find it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Advert {
-    pub pid: u32,
-    /// Base URL of the HTTP port (OTLP/HTTP and the API), e.g. `http://127.0.0.1:4318`.
-    pub http: String,
-    /// Address of the OTLP/gRPC port, e.g. `127.0.0.1:4317`.
-    pub grpc: String,
-    pub version: String,
-    /// The id the server answers with in its [`SERVER_HEADER`]; absent in adverts of servers
-    /// older than it.
-    #[serde(default)]
-    pub server_id: Option<String>,
-    /// The certificate the server's ports present when they use TLS (a PEM file): a client on
-    /// this machine trusts the server by it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_cert: Option<String>,
-}
-
-pub const ADVERT_FILE: &str = "server.json";
-
 /// The header naming the server that answered (its `server_id`).
 pub const SERVER_HEADER: &str = "spanfold-server";
-
-impl Advert {
-    pub fn read(coord_dir: &Path) -> Option<Advert> {
-        let text = std::fs::read_to_string(coord_dir.join(ADVERT_FILE)).ok()?;
-        serde_json::from_str(&text).ok()
-    }
-}
 
 /// The API answers failures in the envelope: its message, not the JSON.
 fn envelope_error(bytes: &[u8]) -> String {

@@ -18,7 +18,7 @@ use crate::changes::Subject;
 use crate::credentials::Principal;
 use crate::inflight::BodyError;
 use crate::otlp::file::Format;
-use crate::otlp::grpc::{ExportError, SinkError};
+use crate::otlp::ingest::{ExportError, SinkError};
 use crate::otlp::{self, Encoding};
 use crate::registry::Origin;
 use crate::server::{State, Work};

@@ -38,6 +38,8 @@
 //! - [`server`]: `spanfold serve` — receivers, the single writer with group commit, cycles.
 //! - [`prometheus`]: `/metrics` as Prometheus text.
 //! - [`http`]: OTLP/HTTP, the JSON API and metrics (only module that knows axum).
+//! - [`advert`]: the file a running server leaves for the CLI to find it (written by one, read by
+//!   the other).
 //! - [`client`]: the CLI's way to a running server (only module that knows ureq).
 //! - [`backend`]: where CLI commands go — the log directly, or a running server.
 //! - [`demo`]: `spanfold demo` — a scratch repository, the server in-process, simulated agents.
@@ -50,6 +52,7 @@ pub use spanfold_core::{
 };
 
 pub mod activity;
+pub mod advert;
 pub mod backend;
 pub mod cli;
 pub mod client;

@@ -12,55 +12,10 @@ use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::grpc_body::Metered;
-use super::{DecodeError, Decoded, MAX_GRPC_MESSAGE, response, to_proto};
+use super::ingest::{Authenticate, ExportError, ExportSink, SinkError};
+use super::{DecodeError, MAX_GRPC_MESSAGE, response, to_proto};
 use crate::credentials::Principal;
 use crate::model::ResourceSpans;
-
-/// What the receiver hands exports to, as the bytes of an ExportTraceServiceRequest: the sink
-/// decodes them (with [`decode_export`]) where it does its other CPU work.
-pub trait ExportSink: Clone + Send + Sync + 'static {
-    /// Takes an export from `principal` (what its token showed).
-    fn export(
-        &self,
-        body: Bytes,
-        principal: Principal,
-    ) -> impl Future<Output = Result<ExportReply, ExportError>> + Send;
-}
-
-/// Who a request's `authorization` value (if any) shows is speaking, or why it is refused.
-pub type Authenticate =
-    std::sync::Arc<dyn Fn(Option<&str>) -> Result<Principal, String> + Send + Sync>;
-
-/// Why an export was not taken.
-#[derive(Debug)]
-pub enum ExportError {
-    Decode(DecodeError),
-    Sink(SinkError),
-}
-
-/// The answer to one export, after its spans are durable.
-#[derive(Debug, Clone, Default)]
-pub struct ExportReply {
-    pub rejected: usize,
-    pub message: String,
-}
-
-impl From<&super::Rejections> for ExportReply {
-    fn from(r: &super::Rejections) -> Self {
-        ExportReply {
-            rejected: r.count,
-            message: r.message(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum SinkError {
-    /// Too much in flight: the client should retry after a pause.
-    Busy,
-    /// The log could not take the spans (shutting down, disk trouble).
-    Unavailable(String),
-}
 
 /// The TraceService, written out by hand rather than generated: the message arrives as bytes
 /// (already decompressed by tonic, and within the size limit) and is decoded straight into the
@@ -160,15 +115,6 @@ impl<S: ExportSink> tonic::server::UnaryService<Bytes> for ExportMethod<S> {
             }
         })
     }
-}
-
-/// Decodes an export as it came off the wire: spans counted before anything is allocated for
-/// them, then decoded straight into the model.
-pub fn decode_export(body: &[u8]) -> Result<Decoded, DecodeError> {
-    if super::count_spans(body)? > super::MAX_SPANS_PER_EXPORT {
-        return Err(DecodeError::TooManySpans);
-    }
-    super::native::decode_request(body)
 }
 
 /// Serves the TraceService on `listener` until `shutdown` completes; in-flight exports are

@@ -9,6 +9,7 @@
 pub mod file;
 pub mod grpc;
 pub mod grpc_body;
+pub mod ingest;
 pub mod json;
 pub mod native;
 
@@ -184,7 +185,7 @@ pub fn decode_http(encoding: Encoding, body: &[u8]) -> Result<Decoded, DecodeErr
         return Err(DecodeError::TooLarge);
     }
     match encoding {
-        Encoding::Protobuf => grpc::decode_export(body),
+        Encoding::Protobuf => ingest::decode_export(body),
         Encoding::Json => {
             let request = json::decode_request(body)?;
             if request

@@ -20,7 +20,7 @@ use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::watch;
 
-use crate::client::{ADVERT_FILE, Advert};
+use crate::advert::Advert;
 use crate::coordinator::{CoordError, Coordinator};
 pub use crate::listen::{ListenError, Listeners, Protection};
 use crate::model::ResourceSpans;
@@ -334,15 +334,7 @@ fn write_advert(
         server_id: Some(server_id.to_owned()),
         tls_cert: config.tls.as_ref().map(|t| t.cert.display().to_string()),
     };
-    let advert_path = config.coord_dir.join(ADVERT_FILE);
-    if let Ok(text) = serde_json::to_string_pretty(&advert) {
-        // Written whole then renamed, so a reader never sees half a file.
-        let tmp = config.coord_dir.join(format!("{ADVERT_FILE}.tmp"));
-        if std::fs::write(&tmp, text).is_ok() {
-            let _ = std::fs::rename(&tmp, &advert_path);
-        }
-    }
-    advert_path
+    advert.write(&config.coord_dir)
 }
 
 async fn forward_upstream(

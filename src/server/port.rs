@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use super::writer::{note_cycle, say};
 use crate::coordinator::{CoordError, Coordinator, CycleReport};
 use crate::credentials::Principal;
-use crate::otlp::grpc::{ExportError, ExportReply, ExportSink, SinkError, decode_export};
+use crate::otlp::ingest::{ExportError, ExportReply, ExportSink, SinkError, decode_export};
 use crate::otlp::{DecodeError, Decoded};
 use crate::reducer::View;
 use crate::registry::{Origin, Registry};

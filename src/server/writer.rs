@@ -13,7 +13,7 @@ use super::port::{Job, Metrics, Work};
 use crate::coordinator::{CoordError, Coordinator, CycleReport};
 use crate::model::ResourceSpans;
 use crate::otlp::Decoded;
-use crate::otlp::grpc::{ExportReply, SinkError};
+use crate::otlp::ingest::{ExportReply, SinkError};
 
 /// Most spans one group commit takes, so one flush stays short.
 const GROUP_MAX_SPANS: usize = 64 * 1024;
