@@ -99,175 +99,221 @@ pub fn replay(
     options: &ReplayOptions,
     mut on_step: impl FnMut(&Step),
 ) -> Result<ReplayReport, ReplayError> {
-    let mut view = View::default();
-    let total_bytes = input_size(&options.files);
-    // Rehashing a set of millions of span ids as it grows cost more than sizing it once: a span
-    // takes 300 bytes or more in either format.
-    let mut placer = Placer::with_capacity((total_bytes / 300).min(1 << 26) as usize);
-    let mut verifier = options
-        .verify
-        .then(|| Verifier::new(PolicyConfig::default()));
-    // What-if needs every event at once (it makes two passes); keep the batches.
-    let mut kept_batches: Vec<Batch> = Vec::new();
-    let mut keep = match &options.keep {
-        None => None,
-        Some(dir) => {
-            if dir.exists() {
-                return Err(ReplayError::KeepExists(dir.clone()));
-            }
-            let log = Log::open(dir, true)?;
-            let sources: Vec<String> = options
-                .files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect();
-            log.mark_kept_replay(&sources.join(", "))?;
-            Some(log)
-        }
-    };
-    let until = |ev_seq: u64, ev_time: UnixNanos| match options.until {
-        None => false,
-        Some(Point::Seq(s)) => ev_seq > s,
-        Some(Point::Time(t)) => ev_time > t,
-        Some(Point::Ago(d)) => {
-            ev_time
-                > options
-                    .now
-                    .saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        }
-    };
-    let (mut events, mut lines, mut read_bytes) = (0u64, 0u64, 0u64);
-    let mut rejected = Vec::new();
-    let mut rejected_count = 0;
-    let mut stopped = false;
-    'files: for path in &options.files {
+    let mut run = Replay::start(options)?;
+    for path in &options.files {
         let name = path.display().to_string();
         let input = Input::open(path)?;
         let mut failure = None;
         decode_in_parallel(input, |unit| {
-            let (unit, size) = match unit {
-                Ok(u) => u,
+            let step = unit
+                .map_err(ReplayError::File)
+                .and_then(|(unit, size)| run.unit(unit, size, &name, &mut on_step));
+            match step {
+                Ok(more) => more,
                 Err(e) => {
-                    failure = Some(ReplayError::File(e));
-                    return false;
-                }
-            };
-            lines += 1;
-            read_bytes += size;
-            if let Some(report) = options.progress {
-                report(read_bytes, total_bytes);
-            }
-            rejected_count += unit.rejected.len();
-            for r in unit
-                .rejected
-                .iter()
-                .take(20usize.saturating_sub(rejected.len()))
-            {
-                rejected.push(r.clone());
-            }
-            let batch = match placer.place(unit) {
-                Ok(Some(b)) => b,
-                Ok(None) => return true,
-                Err(reason) => {
-                    failure = Some(ReplayError::Placement {
-                        path: name.clone(),
-                        reason,
-                    });
-                    return false;
-                }
-            };
-            if events == 0 && batch.first_seq != 1 {
-                // An export made with --from: the fold starts from nothing, not from the state
-                // at that seq, so a recorded decision cannot be checked and a log cannot start.
-                if keep.is_some() {
-                    failure = Some(ReplayError::KeepPartial(batch.first_seq));
-                    return false;
-                }
-                if verifier.is_some() {
-                    failure = Some(ReplayError::VerifyPartial(batch.first_seq));
-                    return false;
+                    failure = Some(e);
+                    false
                 }
             }
-            // --until cuts the batch: what comes after the point is neither folded nor kept.
-            let cut = options
-                .until
-                .and_then(|_| batch.events().find(|ev| until(ev.seq, ev.time)))
-                .map(|ev| (ev.seq, ev.span.name.to_string()));
-            let batch = match &cut {
-                None => batch,
-                Some((seq, _)) => {
-                    stopped = true;
-                    batch.up_to(seq - 1)
-                }
-            };
-            if let Some(log) = keep.as_mut()
-                && batch.span_count() > 0
-                && let Err(e) = log.import(&batch)
-            {
-                failure = Some(e.into());
-                return false;
-            }
-            for ev in batch.events() {
-                if let Some(v) = verifier.as_mut() {
-                    v.before(&view, &ev);
-                }
-                if options.step {
-                    let step_changes = changes::apply(&mut view, &ev);
-                    on_step(&Step {
-                        seq: ev.seq,
-                        time: ev.time,
-                        span: ev.span.name.to_string(),
-                        agent_id: ev.str_attr("agent.id").map(str::to_owned),
-                        changes: step_changes,
-                        details: crate::changes::details(&ev),
-                    });
-                } else {
-                    view.apply(&ev);
-                }
-                events += 1;
-            }
-            if let (Some((_, next_span)), Some(v)) = (&cut, verifier.as_mut()) {
-                v.cut_before(next_span);
-            }
-            if options.what_if.is_some() {
-                kept_batches.push(batch);
-            }
-            !stopped
         });
         if let Some(e) = failure {
             return Err(e);
         }
-        if stopped {
-            break 'files;
+        if run.stopped {
+            break;
         }
     }
-    if let Some(log) = &keep {
-        log.flush()?;
+    run.finish()
+}
+
+/// A replay under way: the view so far and what the report will say.
+struct Replay<'o> {
+    options: &'o ReplayOptions,
+    view: View,
+    placer: Placer,
+    verifier: Option<Verifier>,
+    /// What-if needs every event at once (it makes two passes): the batches, kept.
+    kept_batches: Vec<Batch>,
+    keep: Option<Log>,
+    total_bytes: u64,
+    read_bytes: u64,
+    events: u64,
+    lines: u64,
+    rejected: Vec<String>,
+    rejected_count: usize,
+    stopped: bool,
+}
+
+impl<'o> Replay<'o> {
+    fn start(options: &'o ReplayOptions) -> Result<Replay<'o>, ReplayError> {
+        let total_bytes = input_size(&options.files);
+        let keep = match &options.keep {
+            None => None,
+            Some(dir) => {
+                if dir.exists() {
+                    return Err(ReplayError::KeepExists(dir.clone()));
+                }
+                let log = Log::open(dir, true)?;
+                let sources: Vec<String> = options
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect();
+                log.mark_kept_replay(&sources.join(", "))?;
+                Some(log)
+            }
+        };
+        Ok(Replay {
+            options,
+            view: View::default(),
+            // Rehashing a set of millions of span ids as it grows cost more than sizing it
+            // once: a span takes 300 bytes or more in either format.
+            placer: Placer::with_capacity((total_bytes / 300).min(1 << 26) as usize),
+            verifier: options
+                .verify
+                .then(|| Verifier::new(PolicyConfig::default())),
+            kept_batches: Vec::new(),
+            keep,
+            total_bytes,
+            read_bytes: 0,
+            events: 0,
+            lines: 0,
+            rejected: Vec::new(),
+            rejected_count: 0,
+            stopped: false,
+        })
     }
-    let verify = verifier.map(|mut v| {
-        v.finish();
-        VerifyReport {
-            decision_points: v.points,
-            decisions: v.decisions,
-            divergence: v.divergence,
+
+    /// Whether an event at (seq, time) lies past `--until`.
+    fn past_until(&self, seq: u64, time: UnixNanos) -> bool {
+        match self.options.until {
+            None => false,
+            Some(Point::Seq(s)) => seq > s,
+            Some(Point::Time(t)) => time > t,
+            Some(Point::Ago(d)) => {
+                let ago = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+                time > self.options.now.saturating_sub(ago)
+            }
         }
-    });
-    let what_if = options
-        .what_if
-        .clone()
-        .map(|config| whatif::run(kept_batches.iter().flat_map(|b| b.events()), config));
-    Ok(ReplayReport {
-        view,
-        events,
-        lines,
-        duplicates: placer.duplicates,
-        times_raised: placer.times_raised,
-        rejected,
-        rejected_count,
-        stopped,
-        verify,
-        what_if,
-    })
+    }
+
+    /// One decoded unit (a line or message): placed, kept, folded. False once `--until` is
+    /// reached.
+    fn unit(
+        &mut self,
+        unit: Unit,
+        size: u64,
+        name: &str,
+        on_step: &mut impl FnMut(&Step),
+    ) -> Result<bool, ReplayError> {
+        self.lines += 1;
+        self.read_bytes += size;
+        if let Some(report) = self.options.progress {
+            report(self.read_bytes, self.total_bytes);
+        }
+        self.rejected_count += unit.rejected.len();
+        let room = 20usize.saturating_sub(self.rejected.len());
+        self.rejected
+            .extend(unit.rejected.iter().take(room).cloned());
+        let batch = match self.placer.place(unit) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(true),
+            Err(reason) => {
+                return Err(ReplayError::Placement {
+                    path: name.to_owned(),
+                    reason,
+                });
+            }
+        };
+        if self.events == 0 && batch.first_seq != 1 {
+            // An export made with --from: the fold starts from nothing, not from the state at
+            // that seq, so a recorded decision cannot be checked and a log cannot start.
+            if self.keep.is_some() {
+                return Err(ReplayError::KeepPartial(batch.first_seq));
+            }
+            if self.verifier.is_some() {
+                return Err(ReplayError::VerifyPartial(batch.first_seq));
+            }
+        }
+        // --until cuts the batch: what comes after the point is neither folded nor kept.
+        let cut = self
+            .options
+            .until
+            .and_then(|_| batch.events().find(|ev| self.past_until(ev.seq, ev.time)))
+            .map(|ev| (ev.seq, ev.span.name.to_string()));
+        let batch = match &cut {
+            None => batch,
+            Some((seq, _)) => {
+                self.stopped = true;
+                batch.up_to(seq - 1)
+            }
+        };
+        if let Some(log) = self.keep.as_mut()
+            && batch.span_count() > 0
+        {
+            log.import(&batch)?;
+        }
+        self.fold(&batch, on_step);
+        if let (Some((_, next_span)), Some(v)) = (&cut, self.verifier.as_mut()) {
+            v.cut_before(next_span);
+        }
+        if self.options.what_if.is_some() {
+            self.kept_batches.push(batch);
+        }
+        Ok(!self.stopped)
+    }
+
+    fn fold(&mut self, batch: &Batch, on_step: &mut impl FnMut(&Step)) {
+        for ev in batch.events() {
+            if let Some(v) = self.verifier.as_mut() {
+                v.before(&self.view, &ev);
+            }
+            if self.options.step {
+                let step_changes = changes::apply(&mut self.view, &ev);
+                on_step(&Step {
+                    seq: ev.seq,
+                    time: ev.time,
+                    span: ev.span.name.to_string(),
+                    agent_id: ev.str_attr("agent.id").map(str::to_owned),
+                    changes: step_changes,
+                    details: crate::changes::details(&ev),
+                });
+            } else {
+                self.view.apply(&ev);
+            }
+            self.events += 1;
+        }
+    }
+
+    fn finish(self) -> Result<ReplayReport, ReplayError> {
+        if let Some(log) = &self.keep {
+            log.flush()?;
+        }
+        let verify = self.verifier.map(|mut v| {
+            v.finish();
+            VerifyReport {
+                decision_points: v.points,
+                decisions: v.decisions,
+                divergence: v.divergence,
+            }
+        });
+        let what_if =
+            self.options.what_if.clone().map(|config| {
+                whatif::run(self.kept_batches.iter().flat_map(|b| b.events()), config)
+            });
+        Ok(ReplayReport {
+            view: self.view,
+            events: self.events,
+            lines: self.lines,
+            duplicates: self.placer.duplicates,
+            times_raised: self.placer.times_raised,
+            rejected: self.rejected,
+            rejected_count: self.rejected_count,
+            stopped: self.stopped,
+            verify,
+            what_if,
+        })
+    }
 }
 
 /// The input's size in bytes (files that cannot be read count 0: opening them reports why).
