@@ -69,8 +69,57 @@ pub fn run(config: DemoConfig, mut progress: impl FnMut(&str)) -> Result<DemoSum
         bail!("the demo needs at least 1 agent and 2 features");
     }
     let started = Instant::now();
-    let repo = match &config.repo {
-        Some(r) => r.clone(),
+    let repo = make_repo(config.repo.as_deref())?;
+    let server = InProcessServer::start(&repo)?;
+    progress(&format!(
+        "server on {} (OTLP/gRPC {}), repository {}\n",
+        server.advert.http,
+        server.advert.grpc,
+        repo.display()
+    ));
+
+    // The operator queues the features (through the server, as OTLP).
+    let operator = Client::new(&server.advert.http, None);
+    queue_features(&operator, config.features)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let agents: Vec<_> = (1..=config.agents)
+        .map(|n| {
+            let (http, stop) = (server.advert.http.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || agent(&format!("demo-agent-{n}"), &http, &stop))
+        })
+        .collect();
+
+    let outcome = watch_until_merged(&operator, &config, started, &mut progress)?;
+    stop.store(true, Ordering::Relaxed);
+    let mut resolved = 0;
+    for a in agents {
+        resolved += a.join().unwrap_or(Ok(0)).unwrap_or(0);
+    }
+    let status = outcome?;
+    let coord_dir = server.stop()?;
+    let commits = git(&repo, &["rev-list", "--count", "main"])?
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    Ok(DemoSummary {
+        repo: repo.display().to_string(),
+        coord_dir: coord_dir.display().to_string(),
+        features_merged: status["coordination_status"]["features_completed"]
+            .as_u64()
+            .unwrap_or(0) as usize,
+        conflicts_resolved: resolved,
+        commits_on_base: commits,
+        events_in_log: status["as_of"]["seq"].as_u64().unwrap_or(0),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The scratch repository: a new directory (the one given, or one in the temp dir) with a
+/// README and a changelog committed on main.
+fn make_repo(given: Option<&Path>) -> Result<PathBuf> {
+    let repo = match given {
+        Some(r) => r.to_path_buf(),
         None => std::env::temp_dir().join(format!(
             "spanfold-demo-{}-{}",
             std::process::id(),
@@ -89,55 +138,79 @@ pub fn run(config: DemoConfig, mut progress: impl FnMut(&str)) -> Result<DemoSum
     std::fs::write(repo.join("CHANGELOG.md"), "# Changelog\n\n- nothing yet\n")?;
     git(&repo, &["add", "-A"])?;
     commit(&repo, "demo-user", "initial commit")?;
-    let repo = std::fs::canonicalize(&repo)?;
+    Ok(std::fs::canonicalize(&repo)?)
+}
 
-    let coord_dir = repo.join(".git").join("spanfold");
-    std::fs::create_dir_all(&coord_dir)?;
-    let worktrees = repo.with_file_name(format!(
-        "{}.worktrees",
-        repo.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    let mut coord = Coordinator::create(&coord_dir)?;
-    coord.init(
-        &repo.display().to_string(),
-        "main",
-        &worktrees.display().to_string(),
-        600,
-    )?;
-    coord.background_gates();
-    let server_config = ServerConfig {
-        coord_dir: coord_dir.clone(),
-        grpc: "127.0.0.1:0".into(),
-        http: "127.0.0.1:0".into(),
-        interval: Some(Duration::from_millis(500)),
-        react: true,
-        token: None,
-        export_endpoint: None,
-        tls: None,
-        insecure: false,
-    };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = std::thread::spawn(move || -> Result<server::Summary> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        Ok(runtime.block_on(server::serve(server_config, coord, stop_rx))?)
-    });
-    let advert = wait_for_advert(&coord_dir)?;
-    progress(&format!(
-        "server on {} (OTLP/gRPC {}), repository {}\n",
-        advert.http,
-        advert.grpc,
-        repo.display()
-    ));
+/// The server on loopback ports of its own, on a thread of its own, until stopped.
+struct InProcessServer {
+    coord_dir: PathBuf,
+    advert: Advert,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: std::thread::JoinHandle<Result<server::Summary>>,
+}
 
-    // The operator queues the features (through the server, as OTLP).
-    let operator = Client::new(&advert.http, None);
+impl InProcessServer {
+    /// Initialises coordination for `repo` (log in its git directory, worktrees beside it) and
+    /// starts the server on it; returns once the server says where it listens.
+    fn start(repo: &Path) -> Result<InProcessServer> {
+        let coord_dir = repo.join(".git").join("spanfold");
+        std::fs::create_dir_all(&coord_dir)?;
+        let worktrees = repo.with_file_name(format!(
+            "{}.worktrees",
+            repo.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        let mut coord = Coordinator::create(&coord_dir)?;
+        coord.init(
+            &repo.display().to_string(),
+            "main",
+            &worktrees.display().to_string(),
+            600,
+        )?;
+        coord.background_gates();
+        let server_config = ServerConfig {
+            coord_dir: coord_dir.clone(),
+            grpc: "127.0.0.1:0".into(),
+            http: "127.0.0.1:0".into(),
+            interval: Some(Duration::from_millis(500)),
+            react: true,
+            token: None,
+            export_endpoint: None,
+            tls: None,
+            insecure: false,
+        };
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let thread = std::thread::spawn(move || -> Result<server::Summary> {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            Ok(runtime.block_on(server::serve(server_config, coord, stop_rx))?)
+        });
+        let advert = wait_for_advert(&coord_dir)?;
+        Ok(InProcessServer {
+            coord_dir,
+            advert,
+            stop,
+            thread,
+        })
+    }
+
+    /// Stops the server and waits for it; returns the coordination directory it served.
+    fn stop(self) -> Result<PathBuf> {
+        let _ = self.stop.send(true);
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the server thread panicked"))??;
+        Ok(self.coord_dir)
+    }
+}
+
+/// The operator's feature requests, `feature-01` to `feature-NN`, in one export.
+fn queue_features(operator: &Client, features: usize) -> Result<()> {
     let mut ids = IdGen::default();
-    let spans = (1..=config.features)
+    let spans = (1..=features)
         .map(|i| {
             emit::feature_request(
                 &mut ids,
@@ -152,18 +225,22 @@ pub fn run(config: DemoConfig, mut progress: impl FnMut(&str)) -> Result<DemoSum
         })
         .collect();
     operator.export(&[emit::wrap(emit::CLI_SERVICE, spans)])?;
+    Ok(())
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let agents: Vec<_> = (1..=config.agents)
-        .map(|n| {
-            let (http, stop) = (advert.http.clone(), Arc::clone(&stop));
-            std::thread::spawn(move || agent(&format!("demo-agent-{n}"), &http, &stop))
-        })
-        .collect();
-
+/// Follows the status until every feature is merged, giving `progress` each count line that
+/// differs from the one before, and returns the last status. An outer error (the server did
+/// not answer) ends the demo at once; the inner one (the timeout passed) once the agents have
+/// stopped.
+fn watch_until_merged(
+    operator: &Client,
+    config: &DemoConfig,
+    started: Instant,
+    progress: &mut impl FnMut(&str),
+) -> Result<Result<serde_json::Value>> {
     let deadline = started + config.timeout;
     let mut last = String::new();
-    let outcome = loop {
+    loop {
         let status = operator.api("GET", "/api/status")?;
         let c = &status["coordination_status"];
         let line = format!(
@@ -179,42 +256,17 @@ pub fn run(config: DemoConfig, mut progress: impl FnMut(&str)) -> Result<DemoSum
             last = line;
         }
         if c["features_completed"].as_u64() == Some(config.features as u64) {
-            break Ok(status);
+            return Ok(Ok(status));
         }
         if Instant::now() > deadline {
-            break Err(anyhow::anyhow!(
+            return Ok(Err(anyhow::anyhow!(
                 "the demo did not finish within {:?}: {}",
                 config.timeout,
                 status["features"]
-            ));
+            )));
         }
         std::thread::sleep(Duration::from_millis(200));
-    };
-    stop.store(true, Ordering::Relaxed);
-    let mut resolved = 0;
-    for a in agents {
-        resolved += a.join().unwrap_or(Ok(0)).unwrap_or(0);
     }
-    let status = outcome?;
-    let _ = stop_tx.send(true);
-    server
-        .join()
-        .map_err(|_| anyhow::anyhow!("the server thread panicked"))??;
-    let commits = git(&repo, &["rev-list", "--count", "main"])?
-        .trim()
-        .parse()
-        .unwrap_or(0);
-    Ok(DemoSummary {
-        repo: repo.display().to_string(),
-        coord_dir: coord_dir.display().to_string(),
-        features_merged: status["coordination_status"]["features_completed"]
-            .as_u64()
-            .unwrap_or(0) as usize,
-        conflicts_resolved: resolved,
-        commits_on_base: commits,
-        events_in_log: status["as_of"]["seq"].as_u64().unwrap_or(0),
-        seconds: started.elapsed().as_secs_f64(),
-    })
 }
 
 fn wait_for_advert(coord_dir: &Path) -> Result<Advert> {
@@ -233,116 +285,177 @@ fn wait_for_advert(coord_dir: &Path) -> Result<Advert> {
 /// One simulated agent: register, then take work until told to stop. Returns how many merge
 /// conflicts it resolved.
 fn agent(id: &str, http: &str, stop: &AtomicBool) -> Result<usize> {
-    let client = Client::new(http, None);
-    let mut ids = IdGen::default();
-    let send = |span: crate::model::Span| -> Result<()> {
-        let (rejected, message) =
-            client.export(&[emit::wrap("spanfold-demo-agent", vec![span])])?;
-        if rejected > 0 {
-            bail!("{id}: {message}");
-        }
-        Ok(())
+    let mut me = SimulatedAgent {
+        id,
+        client: Client::new(http, None),
+        ids: IdGen::default(),
     };
-    send(emit::registration(
-        &mut ids,
-        emit::now(),
-        &emit::Registration {
-            agent_id: id.to_owned(),
-            max_concurrent_features: 1,
-            ..Default::default()
-        },
-    ))?;
+    me.register()?;
     let mut resolved = 0;
     while !stop.load(Ordering::Relaxed) {
-        let me = client.api("GET", &format!("/api/agents/{id}"))?;
+        let Some(work) = me.work()? else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        if work.conflicted {
+            me.resolve_conflict(&work)?;
+            resolved += 1;
+        } else {
+            me.implement(&work)?;
+        }
+        me.report(&work.feature, AgentState::Validating)?;
+        let span = emit::validation(
+            &mut me.ids,
+            emit::now(),
+            id,
+            Some(&work.feature),
+            true,
+            Some(0),
+        );
+        me.send(span)?;
+        me.wait_for_merge(&work.feature, stop)?;
+    }
+    Ok(resolved)
+}
+
+/// A simulated agent's connection to the server and its span ids.
+struct SimulatedAgent<'a> {
+    id: &'a str,
+    client: Client,
+    ids: IdGen,
+}
+
+/// A feature the agent holds with work to do, in a worktree that exists.
+struct Work {
+    feature: String,
+    dir: PathBuf,
+    /// Sent back by a merge conflict: the base branch is to be merged in first.
+    conflicted: bool,
+}
+
+impl SimulatedAgent<'_> {
+    /// Sends one span over OTLP/HTTP; a span the server refuses ends the agent.
+    fn send(&self, span: crate::model::Span) -> Result<()> {
+        let (rejected, message) = self
+            .client
+            .export(&[emit::wrap("spanfold-demo-agent", vec![span])])?;
+        if rejected > 0 {
+            bail!("{}: {message}", self.id);
+        }
+        Ok(())
+    }
+
+    fn register(&mut self) -> Result<()> {
+        let span = emit::registration(
+            &mut self.ids,
+            emit::now(),
+            &emit::Registration {
+                agent_id: self.id.to_owned(),
+                max_concurrent_features: 1,
+                ..Default::default()
+            },
+        );
+        self.send(span)
+    }
+
+    /// The agent's state on `feature`, with a percentage that says how far along it is.
+    fn report(&mut self, feature: &str, state: AgentState) -> Result<()> {
+        let span = emit::progress(
+            &mut self.ids,
+            emit::now(),
+            &emit::ProgressReport {
+                agent_id: self.id.to_owned(),
+                state: Some(state),
+                feature: Some(feature.to_owned()),
+                percentage: Some(if state == AgentState::Validating {
+                    90.0
+                } else {
+                    30.0
+                }),
+                ..Default::default()
+            },
+        );
+        self.send(span)
+    }
+
+    /// The first assignment not waiting for its merge, as the API shows it; None while there
+    /// is none or its worktree is not made yet.
+    fn work(&self) -> Result<Option<Work>> {
+        let me = self
+            .client
+            .api("GET", &format!("/api/agents/{}", self.id))?;
         let work = me["assignments"]
             .as_array()
             .and_then(|a| a.iter().find(|x| x["status"] != "merging").cloned());
         let Some(work) = work else {
-            std::thread::sleep(Duration::from_millis(100));
-            continue;
+            return Ok(None);
         };
         let feature = work["feature_name"].as_str().unwrap_or_default().to_owned();
         let Some(dir) = work["worktree_path"].as_str().map(PathBuf::from) else {
-            std::thread::sleep(Duration::from_millis(100));
-            continue;
+            return Ok(None);
         };
-        let progress = |ids: &mut IdGen, state: AgentState| -> Result<()> {
-            let span = emit::progress(
-                ids,
-                emit::now(),
-                &emit::ProgressReport {
-                    agent_id: id.to_owned(),
-                    state: Some(state),
-                    feature: Some(feature.clone()),
-                    percentage: Some(if state == AgentState::Validating {
-                        90.0
-                    } else {
-                        30.0
-                    }),
-                    ..Default::default()
-                },
-            );
-            send(span)
-        };
-        if work["status"] == "conflicted" {
-            // Resolve like a person would: merge the base branch, keep both sides, commit.
-            let _ = git(
-                &dir,
-                &[
-                    "-c",
-                    "user.name=x",
-                    "-c",
-                    "user.email=x@x",
-                    "merge",
-                    "-q",
-                    "main",
-                ],
-            );
-            let theirs = git(&dir, &["show", "main:CHANGELOG.md"]).unwrap_or_default();
-            let line = format!("- {feature} (by {id})\n");
-            std::fs::write(dir.join("CHANGELOG.md"), format!("{theirs}{line}"))?;
-            git(&dir, &["add", "CHANGELOG.md"])?;
-            commit(
-                &dir,
-                id,
-                &format!("{feature}: merge main, keep both changelog entries"),
-            )?;
-            resolved += 1;
-        } else {
-            progress(&mut ids, AgentState::Working)?;
-            let n: usize = feature.trim_start_matches("feature-").parse().unwrap_or(0);
-            std::fs::write(
-                dir.join(format!("{feature}.txt")),
-                format!("{feature}: implemented by {id}\n"),
-            )?;
-            if n <= 2 {
-                // The first two features both rewrite the same changelog line: one conflicts.
-                std::fs::write(
-                    dir.join("CHANGELOG.md"),
-                    format!("# Changelog\n\n- {feature} (by {id})\n"),
-                )?;
-            }
-            git(&dir, &["add", "-A"])?;
-            commit(&dir, id, &format!("{feature}: implement"))?;
-        }
-        progress(&mut ids, AgentState::Validating)?;
-        send(emit::validation(
-            &mut ids,
-            emit::now(),
+        Ok(Some(Work {
+            feature,
+            dir,
+            conflicted: work["status"] == "conflicted",
+        }))
+    }
+
+    /// Resolves like a person would: merge the base branch, keep both sides, commit.
+    fn resolve_conflict(&self, work: &Work) -> Result<()> {
+        let (dir, feature, id) = (&work.dir, &work.feature, self.id);
+        let _ = git(
+            dir,
+            &[
+                "-c",
+                "user.name=x",
+                "-c",
+                "user.email=x@x",
+                "merge",
+                "-q",
+                "main",
+            ],
+        );
+        let theirs = git(dir, &["show", "main:CHANGELOG.md"]).unwrap_or_default();
+        let line = format!("- {feature} (by {id})\n");
+        std::fs::write(dir.join("CHANGELOG.md"), format!("{theirs}{line}"))?;
+        git(dir, &["add", "CHANGELOG.md"])?;
+        commit(
+            dir,
             id,
-            Some(&feature),
-            true,
-            Some(0),
-        ))?;
-        // Wait for the merge (or a conflict sent back).
+            &format!("{feature}: merge main, keep both changelog entries"),
+        )
+    }
+
+    /// Works on the feature: a file of its own, and for the first two the same changelog line.
+    fn implement(&mut self, work: &Work) -> Result<()> {
+        self.report(&work.feature, AgentState::Working)?;
+        let (dir, feature, id) = (&work.dir, &work.feature, self.id);
+        let n: usize = feature.trim_start_matches("feature-").parse().unwrap_or(0);
+        std::fs::write(
+            dir.join(format!("{feature}.txt")),
+            format!("{feature}: implemented by {id}\n"),
+        )?;
+        if n <= 2 {
+            // The first two features both rewrite the same changelog line: one conflicts.
+            std::fs::write(
+                dir.join("CHANGELOG.md"),
+                format!("# Changelog\n\n- {feature} (by {id})\n"),
+            )?;
+        }
+        git(dir, &["add", "-A"])?;
+        commit(dir, id, &format!("{feature}: implement"))
+    }
+
+    /// Waits for the merge (or a conflict sent back).
+    fn wait_for_merge(&self, feature: &str, stop: &AtomicBool) -> Result<()> {
         while !stop.load(Ordering::Relaxed) {
-            let me = client.api("GET", &format!("/api/agents/{id}"))?;
-            let still = me["assignments"].as_array().and_then(|a| {
-                a.iter()
-                    .find(|x| x["feature_name"] == feature.as_str())
-                    .cloned()
-            });
+            let me = self
+                .client
+                .api("GET", &format!("/api/agents/{}", self.id))?;
+            let still = me["assignments"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["feature_name"] == feature).cloned());
             match still {
                 Some(x) if x["status"] == "merging" => {
                     std::thread::sleep(Duration::from_millis(100))
@@ -350,6 +463,6 @@ fn agent(id: &str, http: &str, stop: &AtomicBool) -> Result<usize> {
                 _ => break,
             }
         }
+        Ok(())
     }
-    Ok(resolved)
 }

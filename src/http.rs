@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::changes::Subject;
+use crate::cli::Envelope;
 use crate::credentials::Principal;
 use crate::inflight::BodyError;
 use crate::otlp::file::Format;
@@ -105,19 +106,12 @@ fn envelope(command: &str, result: Result<Value, String>) -> Response {
 
 /// The envelope, answering `failure` when `result` is an error.
 fn envelope_or(command: &str, result: Result<Value, String>, failure: StatusCode) -> Response {
-    let (status, success, data, errors) = match result {
-        Ok(data) => (StatusCode::OK, true, data, vec![]),
-        Err(e) => (failure, false, Value::Null, vec![e]),
+    let status = if result.is_ok() {
+        StatusCode::OK
+    } else {
+        failure
     };
-    let body = json!({
-        "timestamp": status::rfc3339(crate::emit::now()),
-        "command": command,
-        "success": success,
-        "data": data,
-        "errors": errors,
-        "warnings": [],
-        "metadata": {"spanfold_version": env!("CARGO_PKG_VERSION")},
-    });
+    let body = Envelope::api(command, result).to_value();
     (status, axum::Json(body)).into_response()
 }
 

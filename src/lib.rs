@@ -44,7 +44,8 @@
 //! - [`backend`]: where CLI commands go — the log directly, or a running server.
 //! - [`demo`]: `spanfold demo` — a scratch repository, the server in-process, simulated agents.
 //! - [`render`]: the text a person reads — tables and lines, every reason the JSON has.
-//! - [`cli`]: the command line and its JSON envelope (only module that knows clap).
+//! - [`cli`]: the command line, a module per command group, and the JSON envelope the API also
+//!   answers with (only module that knows clap).
 
 pub use spanfold_core::{
     changes, credentials, dedup, model, names, policy, reducer, registry, status, task, timeline,

@@ -1,0 +1,390 @@
+//! The `agents` subcommands' shape: each subcommand's arguments as clap parses them and
+//! `--help` shows them, and the value enums that become the reducer's own types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::reducer::{AgentState, Complexity, Priority};
+
+#[derive(Subcommand, Debug)]
+pub enum AgentsCommand {
+    /// Set up coordination for a repository.
+    Init(InitArgs),
+    /// Register an agent with its capabilities (again to update them).
+    RegisterAgent(RegisterArgs),
+    /// Add a feature to the queue (again, while queued, to update it).
+    AddFeature(AddFeatureArgs),
+    /// Place queued features on capable agents and create their worktrees.
+    CoordinationCycle(CycleArgs),
+    /// Agents, features, worktrees and health.
+    AgentStatus(StatusArgs),
+    /// Worktrees and the features and agents they belong to.
+    WorktreeStatus(WorktreeStatusArgs),
+    /// Report an agent's state and progress (as the agent would, over OTLP).
+    Progress(ProgressArgs),
+    /// Report the result of validating an agent's work.
+    Validate(ValidateArgs),
+    /// The messages an agent sent (agent.communication spans), oldest first.
+    Messages(MessagesArgs),
+    /// Bring an agent back to idle; its features return to the queue and keep their worktrees.
+    Reset(ResetArgs),
+    /// The agent's task: feature, worktree, branch, what the feature asks for and why it came
+    /// back (--wait blocks until it has one, --prompt prints it for a coding agent).
+    Next(NextArgs),
+    /// Withdraw a feature: its agent lets go; its worktree and branch are kept with their work.
+    CancelFeature(CancelArgs),
+    /// Put a cancelled or completed feature back at the end of the queue.
+    Reopen(ReopenArgs),
+    /// Acknowledge anomalies (spans the log holds but could not apply): status stops listing
+    /// them; they stay in the log and in the count.
+    AckAnomaly(AckArgs),
+    /// Issue an agent its own token: spans sent with it must be about that agent, and the
+    /// operator's spans (features, resets, acknowledgements, tokens) need the operator token.
+    /// Printed once; the log keeps only its SHA-256. A new token replaces the agent's earlier one.
+    Token(TokenArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// The agent the token speaks for (it need not be registered yet).
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ReopenArgs {
+    /// The feature to reopen.
+    pub name: String,
+    /// Why, for the record (shown as the feature's reason while it waits).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct AckArgs {
+    /// The seq of the anomaly to acknowledge (the SEQ column of agent-status).
+    pub seq: Option<u64>,
+    /// Acknowledge every anomaly listed.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CancelArgs {
+    /// The feature to withdraw.
+    pub name: String,
+    /// Why, for the record (shown in status).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct NextArgs {
+    /// The agent asking for work.
+    pub id: String,
+    /// Wait until the agent is assigned a feature.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds (exit 1).
+    #[arg(long, default_value_t = 600.0, value_name = "SECS")]
+    pub timeout: f64,
+    /// Print the task as plain text for a coding agent's prompt: the feature, its worktree,
+    /// description, requirements, acceptance criteria, why it came back, how to report.
+    #[arg(long)]
+    pub prompt: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MessagesArgs {
+    /// The agent whose messages to show.
+    pub id: String,
+    /// Only the last N messages.
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The repository (any directory inside it). Default: the current directory.
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// The branch features start from and merge into. Default: the branch checked out now.
+    #[arg(long, value_name = "BRANCH")]
+    pub base: Option<String>,
+    /// Where agents' worktrees go. Default: REPO.worktrees beside the repository.
+    #[arg(long, value_name = "DIR")]
+    pub worktrees_dir: Option<PathBuf>,
+    /// The merge gate: a shell command run in a feature's worktree before it is merged (e.g.
+    /// "cargo test"); a failure sends the feature back to its agent. Stored in the repository's
+    /// git config as spanfold.validateCmd (spanfold.validateTimeout: seconds, default 1800).
+    #[arg(long, value_name = "CMD")]
+    pub validate_cmd: Option<String>,
+    /// Keep feature branches after their merge (git config spanfold.keepBranches).
+    #[arg(long)]
+    pub keep_branches: bool,
+    /// Seconds an agent holding features may stay silent before it loses them (default 600).
+    /// Run init again with another value to change it; the change is recorded in the log.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct RegisterArgs {
+    /// The agent's id: a-z, 0-9, '.', '_', '-'.
+    pub id: String,
+    /// Languages, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub langs: Vec<String>,
+    /// Frameworks, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub frameworks: Vec<String>,
+    /// Expertise areas, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub expertise: Vec<String>,
+    /// Features the agent may hold at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_concurrent: u32,
+    /// Preferred feature size, compared with a feature's effort.
+    #[arg(long, value_enum)]
+    pub complexity: Option<ComplexityArg>,
+    /// This agent's lease in seconds: how long it may stay silent while holding features
+    /// (default: the one `agents init` set for all).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct AddFeatureArgs {
+    /// The feature's name; becomes its branch spanfold/NAME and its worktree directory.
+    pub name: String,
+    /// What the feature is.
+    #[arg(long, default_value = "")]
+    pub desc: String,
+    /// How urgent: higher priorities are placed on agents first.
+    #[arg(long, value_enum, default_value_t = PriorityArg::Medium)]
+    pub priority: PriorityArg,
+    /// Effort in story points (1-3 low, 4-6 medium, 7+ high complexity).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub effort: u32,
+    /// JSON file with {"requirements": [...], "acceptance_criteria": [...]}.
+    #[arg(long, value_name = "FILE")]
+    pub req_file: Option<PathBuf>,
+    /// Languages an agent must have, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub langs: Vec<String>,
+    /// Frameworks an agent must have, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub frameworks: Vec<String>,
+    /// Expertise an agent must have, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub expertise: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CycleArgs {
+    /// Keep cycling every --interval seconds.
+    #[arg(long)]
+    pub continuous: bool,
+    /// Seconds between cycles in continuous mode.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub interval: f64,
+    /// Stop after this many cycles in continuous mode.
+    #[arg(long, value_name = "N")]
+    pub max_cycles: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Only this agent in the agent list.
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
+    /// Include capabilities and feature requirements.
+    #[arg(long)]
+    pub details: bool,
+    /// The status as of POINT: a sequence number (1234), an RFC 3339 time
+    /// (2026-11-26T14:02:00Z) or a time relative to now (-5m).
+    #[arg(long, value_name = "POINT", allow_hyphen_values = true)]
+    pub at: Option<String>,
+    /// Only features in these statuses, comma-separated (queued, assigned, in_progress,
+    /// validating, merging, completed, conflicted, cancelled); the summary still counts all.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub status: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct WorktreeStatusArgs {
+    /// The worktrees as of POINT (seq, RFC 3339 time, or -5m); orphans are only looked for now.
+    #[arg(long, value_name = "POINT", allow_hyphen_values = true)]
+    pub at: Option<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = TRANSITIONS)]
+pub struct ProgressArgs {
+    /// The reporting agent's id.
+    pub id: String,
+    /// The agent's state after this report (see the legal transitions below).
+    #[arg(long, value_enum)]
+    pub state: StateArg,
+    /// The feature the report is about; needed when the agent holds several.
+    #[arg(long, value_name = "NAME")]
+    pub feature: Option<String>,
+    /// Percent done, 0 to 100.
+    #[arg(long, value_name = "PCT")]
+    pub progress: Option<f64>,
+    /// Files modified so far.
+    #[arg(long, value_name = "N")]
+    pub files: Option<i64>,
+    /// Lines added so far.
+    #[arg(long, value_name = "N")]
+    pub lines_added: Option<i64>,
+    /// Time spent so far, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub duration_ms: Option<i64>,
+}
+
+/// The agent lifecycle, as `progress --help` shows it (a unit test checks it against the
+/// reducer's table).
+pub const TRANSITIONS: &str = "Legal transitions (a report may also repeat the current state):
+  idle        -> claiming (when the coordinator assigns a feature), error
+  claiming    -> working, error
+  working     -> validating, error
+  validating  -> submitting (agents validate --result passed), working, error
+  submitting  -> finished, error
+  finished    -> idle, working, error
+  error       -> none (only `spanfold agents reset ID`, which makes it idle)";
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The reporting agent's id.
+    pub id: String,
+    /// passed: the feature is submitted for its merge; failed: back to working on it.
+    #[arg(long, value_enum)]
+    pub result: ResultArg,
+    /// The feature validated; needed when the agent holds several with work to do.
+    #[arg(long, value_name = "NAME")]
+    pub feature: Option<String>,
+    /// How many problems validation found, for the record.
+    #[arg(long, value_name = "N")]
+    pub issues: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ResetArgs {
+    /// The agent to bring back to idle.
+    pub id: String,
+    /// Why, for the record.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum PriorityArg {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl From<PriorityArg> for Priority {
+    fn from(p: PriorityArg) -> Priority {
+        match p {
+            PriorityArg::Low => Priority::Low,
+            PriorityArg::Medium => Priority::Medium,
+            PriorityArg::High => Priority::High,
+            PriorityArg::Critical => Priority::Critical,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ComplexityArg {
+    Low,
+    Medium,
+    High,
+}
+
+impl From<ComplexityArg> for Complexity {
+    fn from(c: ComplexityArg) -> Complexity {
+        match c {
+            ComplexityArg::Low => Complexity::Low,
+            ComplexityArg::Medium => Complexity::Medium,
+            ComplexityArg::High => Complexity::High,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum StateArg {
+    Idle,
+    Claiming,
+    Working,
+    Validating,
+    Submitting,
+    Finished,
+    Error,
+}
+
+impl From<StateArg> for AgentState {
+    fn from(s: StateArg) -> AgentState {
+        match s {
+            StateArg::Idle => AgentState::Idle,
+            StateArg::Claiming => AgentState::Claiming,
+            StateArg::Working => AgentState::Working,
+            StateArg::Validating => AgentState::Validating,
+            StateArg::Submitting => AgentState::Submitting,
+            StateArg::Finished => AgentState::Finished,
+            StateArg::Error => AgentState::Error,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResultArg {
+    Passed,
+    Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn progress_help_lists_the_reducers_transitions() {
+        for state in AgentState::ALL {
+            let line = TRANSITIONS
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{} ", state.as_str())))
+                .unwrap_or_else(|| panic!("no line for {}", state.as_str()));
+            let listed = line.split("->").nth(1).unwrap_or_default();
+            for next in state.next_states() {
+                assert!(
+                    listed.contains(next.as_str()),
+                    "{line} lacks {}",
+                    next.as_str()
+                );
+            }
+            let others = AgentState::ALL
+                .iter()
+                .filter(|s| !state.next_states().contains(s) && **s != state);
+            for other in others {
+                let word = format!(" {},", other.as_str());
+                let last = format!(" {}", other.as_str());
+                assert!(
+                    !listed.contains(&word) && !listed.trim_end().ends_with(&last),
+                    "{line} lists {} which the reducer refuses",
+                    other.as_str()
+                );
+            }
+        }
+        let help = Cli::command()
+            .find_subcommand_mut("agents")
+            .and_then(|a| a.find_subcommand_mut("progress"))
+            .map(|p| p.render_long_help().to_string())
+            .unwrap_or_default();
+        assert!(help.contains("validating  -> submitting"), "{help}");
+    }
+}

@@ -1,0 +1,199 @@
+//! `agents init`: coordination set up for a repository — its base branch, where worktrees go,
+//! the lease and the merge gate — and, run again, the settings that may change applied.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::json;
+
+use super::{InitArgs, Output};
+use crate::backend::Backend;
+use crate::coordinator::Coordinator;
+use crate::git::{self, RepoInfo};
+use crate::reducer::Config;
+
+/// Initialises the log in `coord_dir_flag` for the repository around `--repo` (or the current
+/// directory), or applies what may change when it is initialised already.
+pub(super) fn init(
+    args: &InitArgs,
+    coord_dir_flag: &Path,
+    backend: &mut Backend,
+) -> Result<Output> {
+    if backend.is_remote() {
+        bail!(
+            "a spanfold server already holds the log in {}; it is initialised",
+            coord_dir_flag.display()
+        );
+    }
+    let start = match &args.repo {
+        Some(r) => r.clone(),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    let info = git::discover(&start)?;
+    let base = base_branch(args, &info)?;
+    let worktrees_dir = worktrees_dir(args, &info)?;
+    std::fs::create_dir_all(coord_dir_flag).with_context(|| {
+        format!(
+            "creating the coordination directory {}",
+            coord_dir_flag.display()
+        )
+    })?;
+    let excluded = exclude_coord_dir(coord_dir_flag, &info)?;
+    let mut coord = Coordinator::create(coord_dir_flag)?;
+    let repo = info.workdir.display().to_string();
+    let wt = worktrees_dir.display().to_string();
+    let lease = args.lease.unwrap_or(crate::reducer::DEFAULT_LEASE_SECONDS);
+    let created = coord.init(&repo, &base, &wt, lease)?;
+    let changed = apply_settings(
+        args,
+        &mut coord,
+        &info.workdir,
+        created,
+        [&repo, &base, &wt],
+    )?;
+    if args.keep_branches {
+        git::set_config(&info.workdir, "spanfold.keepBranches", "true")?;
+    }
+    let config = coord.config()?;
+    let mut out = init_output(&config, coord_dir_flag, created, changed);
+    if let Some(pattern) = excluded {
+        out.warnings.push(format!(
+            "the coordination directory is inside the checkout; {pattern} was added to .git/info/exclude so git status stays clean"
+        ));
+    }
+    Ok(out)
+}
+
+/// `--base`, checked, or the branch checked out now.
+fn base_branch(args: &InitArgs, info: &RepoInfo) -> Result<String> {
+    Ok(match &args.base {
+        Some(b) => {
+            git::check_branch_name(b)?;
+            b.clone()
+        }
+        None => info.current_branch.clone().ok_or_else(|| {
+            anyhow!(
+                "HEAD in {} is detached; pass --base BRANCH",
+                info.workdir.display()
+            )
+        })?,
+    })
+}
+
+/// `--worktrees-dir`, or REPO.worktrees beside the repository; never inside the main checkout.
+fn worktrees_dir(args: &InitArgs, info: &RepoInfo) -> Result<PathBuf> {
+    let dir = match &args.worktrees_dir {
+        Some(d) => std::path::absolute(d).context("resolving --worktrees-dir")?,
+        None => {
+            let name = info
+                .workdir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "repo".into());
+            info.workdir
+                .parent()
+                .unwrap_or(&info.workdir)
+                .join(format!("{name}.worktrees"))
+        }
+    };
+    if dir.starts_with(&info.workdir) {
+        bail!(
+            "--worktrees-dir {} is inside the main checkout {}; worktrees there would show up in its `git status`. Choose a directory outside it",
+            dir.display(),
+            info.workdir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// A coordination directory inside the checkout (the seed's `--coord-dir ./coordination`)
+/// must not show up in `git status`: it is excluded locally, as git's own files are. Returns
+/// the pattern added, if one was.
+fn exclude_coord_dir(coord_dir: &Path, info: &RepoInfo) -> Result<Option<String>> {
+    let coord_abs = std::fs::canonicalize(coord_dir).unwrap_or(coord_dir.to_path_buf());
+    if let Ok(inside) = coord_abs.strip_prefix(&info.workdir)
+        && !coord_abs.starts_with(&info.common_dir)
+    {
+        let pattern = format!("/{}/", inside.display());
+        git::exclude_locally(&info.common_dir, &pattern)?;
+        return Ok(Some(pattern));
+    }
+    Ok(None)
+}
+
+/// `agents init` run again: what was given explicitly and cannot change (repository, base
+/// branch, worktrees directory) is refused; what may change (the lease, recorded; the merge
+/// gate, in git config) is applied and said.
+fn apply_settings(
+    args: &InitArgs,
+    coord: &mut Coordinator,
+    workdir: &Path,
+    created: bool,
+    [repo, base, wt]: [&String; 3],
+) -> Result<Vec<String>> {
+    let config = coord.config()?;
+    if !created {
+        let fixed = [
+            ("--repo", args.repo.is_some(), &config.repo, repo),
+            ("--base", args.base.is_some(), &config.base_branch, base),
+            (
+                "--worktrees-dir",
+                args.worktrees_dir.is_some(),
+                &config.worktrees_dir,
+                wt,
+            ),
+        ];
+        let refused: Vec<String> = fixed
+            .iter()
+            .filter(|(_, given, was, now)| *given && was != now)
+            .map(|(flag, _, was, now)| format!("{flag} is {was} (given: {now})"))
+            .collect();
+        if !refused.is_empty() {
+            bail!(
+                "the log is initialised and these settings cannot change: {}; features and worktrees already depend on them. Start a new coordination directory (--coord-dir) to use others",
+                refused.join("; ")
+            );
+        }
+    }
+    let mut changed = Vec::new();
+    if let Some(lease) = args
+        .lease
+        .filter(|l| !created && *l != config.lease_seconds)
+    {
+        coord.configure_lease(lease)?;
+        changed.push(format!("lease {}s → {lease}s", config.lease_seconds));
+    }
+    if let Some(cmd) = &args.validate_cmd {
+        let before = git::config_value(workdir, "spanfold.validateCmd")?;
+        if before.as_deref() != Some(cmd.as_str()) {
+            git::set_config(workdir, "spanfold.validateCmd", cmd)?;
+            if !created {
+                changed.push(format!(
+                    "merge gate {} → `{cmd}`",
+                    before.map_or("none".to_string(), |b| format!("`{b}`"))
+                ));
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// What init says: the settings in force, and whether it initialised, changed or left them.
+fn init_output(config: &Config, coord_dir: &Path, created: bool, changed: Vec<String>) -> Output {
+    let state = match (created, changed.is_empty()) {
+        (true, _) => "initialised".to_string(),
+        (false, true) => "was already initialised; nothing changed".to_string(),
+        (false, false) => format!("was already initialised; changed: {}", changed.join(", ")),
+    };
+    Output::new(
+        json!({"repo": config.repo, "base_branch": config.base_branch, "worktrees_dir": config.worktrees_dir, "lease_seconds": config.lease_seconds, "coord_dir": coord_dir.display().to_string(), "created": created, "changed": changed}),
+        format!(
+            "Coordination {state} for {} (base branch {}, worktrees in {}, lease {}s, log in {}).",
+            config.repo,
+            config.base_branch,
+            config.worktrees_dir,
+            config.lease_seconds,
+            coord_dir.display()
+        ),
+    )
+}

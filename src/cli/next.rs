@@ -1,0 +1,114 @@
+//! `agents next`: the agent's task — its feature, worktree and branch, what the feature asks
+//! for and why it came back — at once, or once it has one (`--wait`).
+
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use serde_json::Value;
+
+use super::{NextArgs, Output};
+use crate::backend::Backend;
+use crate::names;
+use crate::status::{self, StatusOptions};
+
+/// `agents next`: the agent's task, polling the log until it has one with `--wait`.
+pub(super) fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
+    names::agent_id(&args.id)?;
+    if !(args.timeout.is_finite() && args.timeout >= 0.0) {
+        bail!("--timeout must be a number of seconds, 0 or more");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs_f64(args.timeout);
+    loop {
+        let agent = backend
+            .agent(&args.id)?
+            .ok_or_else(|| anyhow!("agent {} is not registered; register it first", args.id))?;
+        // No work comes to an agent in error before a reset: say so now rather than wait.
+        if let Some(why) = &agent.error {
+            bail!("agent {} is in error: {why}", args.id);
+        }
+        // Work to do: a feature that is not waiting for its merge, in a worktree that exists
+        // (the assignment is recorded before its worktree is made: decide, record, then act).
+        let work = agent
+            .assignments
+            .iter()
+            .find(|a| a.status != crate::reducer::FeatureStatus::Merging);
+        if let Some(a) = work {
+            if let Some(output) = task_output(args, backend, &agent, &a.feature_name)? {
+                return Ok(output);
+            }
+            if !args.wait {
+                bail!(
+                    "the worktree of {} is being created; ask again in a moment, or with --wait",
+                    a.feature_name
+                );
+            }
+        }
+        if !args.wait {
+            bail!(
+                "agent {} has no work to do yet (state {}); --wait to block until it has",
+                args.id,
+                agent.state.as_str()
+            );
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "agent {} got no assignment within {}s",
+                args.id,
+                args.timeout
+            );
+        }
+        // Between polls, let other processes at the log.
+        backend.release();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The agent's task on `feature`: JSON with everything, text as a tab-separated line (feature,
+/// worktree, branch) and why it came back, or the whole task for a prompt. None while its
+/// worktree is not made yet.
+fn task_output(
+    args: &NextArgs,
+    backend: &mut Backend,
+    agent: &status::AgentJson,
+    feature: &str,
+) -> Result<Option<Output>> {
+    let st = backend.status(&StatusOptions {
+        agent: Some(args.id.clone()),
+        details: true,
+        ..StatusOptions::default()
+    })?;
+    let f = st
+        .features
+        .iter()
+        .find(|f| f.name == feature)
+        .ok_or_else(|| anyhow!("feature {feature} is not in the status; try again"))?;
+    let made = f.worktree_path.as_deref().is_some_and(|path| {
+        st.worktrees
+            .iter()
+            .any(|w| w.path == path && w.status == crate::reducer::WorktreeStatus::Active)
+    });
+    if !made {
+        return Ok(None);
+    }
+    let base = st.config.as_ref().map(|c| c.base_branch.as_str());
+    let task = crate::task::task(agent, f, base);
+    let prompt = crate::task::prompt(&task);
+    let mut data = serde_json::to_value(&task)?;
+    data["state"] = serde_json::to_value(agent.state)?;
+    data["prompt"] = Value::String(prompt.clone());
+    let text = if args.prompt {
+        prompt
+    } else {
+        let mut line = format!(
+            "{}\t{}\t{}",
+            task.feature_name,
+            task.worktree_path.as_deref().unwrap_or(""),
+            task.branch_name.as_deref().unwrap_or("")
+        );
+        if let Some(why) = &task.came_back {
+            line.push_str(&format!("\ncame back: {why}"));
+        }
+        line
+    };
+    Ok(Some(Output::new(data, text)))
+}
