@@ -95,6 +95,34 @@ struct Setbacks {
     first_failures: Vec<String>,
 }
 
+impl Setbacks {
+    /// One export that did not go through: late (no answer by the deadline), refused (come back
+    /// later) or failed.
+    fn count(&mut self, outcome: Result<Result<(), tonic::Status>, tokio::time::error::Elapsed>) {
+        match outcome {
+            Err(_) => self.late += 1,
+            Ok(Err(status))
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+                ) =>
+            {
+                *self
+                    .refused
+                    .entry(format!("{:?}", status.code()))
+                    .or_default() += 1;
+            }
+            Ok(Err(status)) => {
+                self.failed += 1;
+                if self.first_failures.len() < 5 {
+                    self.first_failures.push(status.to_string());
+                }
+            }
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
 fn kv(key: &str, v: any_value::Value) -> KeyValue {
     KeyValue {
         key: key.into(),
@@ -438,27 +466,34 @@ fn unacknowledged(file: &std::path::Path) -> Result<Vec<u64>> {
     Ok(sent.into_iter().collect())
 }
 
+/// The journal: "s N" before export N is sent, "a N" once it is acknowledged.
+struct Journal(std::sync::Mutex<std::fs::File>);
+
+impl Journal {
+    fn open(file: &std::path::Path) -> Result<Journal> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .with_context(|| format!("opening {}", file.display()))?;
+        Ok(Journal(std::sync::Mutex::new(f)))
+    }
+
+    /// One write per line, unbuffered: a line in the file is a fact this process already knew.
+    fn note(&self, tag: &str, n: u64) -> Result<()> {
+        use std::io::Write;
+        let mut f = self.0.lock().map_err(|_| anyhow::anyhow!("journal lock"))?;
+        f.write_all(format!("{tag} {n}\n").as_bytes())
+            .context("writing the journal")
+    }
+}
+
 /// The crash-test load: every export journalled before it is sent and after it is acknowledged,
 /// unacknowledged ones from earlier runs sent again first.
 async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
-    use std::io::Write;
     let pending = unacknowledged(&file)?;
     let resent = pending.len();
-    let journal = Arc::new(std::sync::Mutex::new(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&file)
-            .with_context(|| format!("opening {}", file.display()))?,
-    ));
-    // One write per line, unbuffered: a line in the file is a fact this process already knew.
-    let note = move |journal: &std::sync::Mutex<std::fs::File>, tag: &str, n: u64| {
-        let mut f = journal
-            .lock()
-            .map_err(|_| anyhow::anyhow!("journal lock"))?;
-        f.write_all(format!("{tag} {n}\n").as_bytes())
-            .context("writing the journal")
-    };
+    let journal = Arc::new(Journal::open(&file)?);
     let token = args.token.clone();
     register(&args).await?;
     let encoded = template(args.batch, args.agents).encode_to_vec();
@@ -503,7 +538,7 @@ async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
                     Some(n) => n,
                     None => {
                         let n = counter.fetch_add(1, Ordering::Relaxed);
-                        note(&journal, "s", n)?;
+                        journal.note("s", n)?;
                         n
                     }
                 };
@@ -518,26 +553,7 @@ async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
                     Ok(Err(_)) | Err(_) if !keep_going => return Ok::<(), anyhow::Error>(()),
                     failure => {
                         if let Ok(mut s) = setbacks.lock() {
-                            match failure {
-                                Err(_) => s.late += 1,
-                                Ok(Err(status))
-                                    if matches!(
-                                        status.code(),
-                                        tonic::Code::Unavailable | tonic::Code::ResourceExhausted
-                                    ) =>
-                                {
-                                    *s.refused
-                                        .entry(format!("{:?}", status.code()))
-                                        .or_default() += 1;
-                                }
-                                Ok(Err(status)) => {
-                                    s.failed += 1;
-                                    if s.first_failures.len() < 5 {
-                                        s.first_failures.push(status.to_string());
-                                    }
-                                }
-                                Ok(Ok(())) => {}
-                            }
+                            s.count(failure);
                         }
                         // Sent again after a pause, as a retrying exporter would.
                         if let Ok(mut q) = queue.lock() {
@@ -547,7 +563,7 @@ async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
                         continue;
                     }
                 }
-                note(&journal, "a", n)?;
+                journal.note("a", n)?;
                 acked.fetch_add(1, Ordering::Relaxed);
                 if let Some(p) = period {
                     tokio::time::sleep(p).await;
@@ -556,10 +572,29 @@ async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
         }));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.duration);
+    stop_at(deadline, tasks).await?;
+    let acked = acked.load(Ordering::Relaxed);
+    let mut summary =
+        serde_json::json!({ "exports_acknowledged": acked, "resent": resent, "batch": args.batch });
+    if keep_going && let Ok(s) = setbacks.lock() {
+        summary["refused"] = serde_json::json!(s.refused);
+        summary["late"] = serde_json::json!(s.late);
+        summary["failed"] = serde_json::json!(s.failed);
+        summary["first_failures"] = serde_json::json!(s.first_failures);
+    }
+    println!("{summary}");
+    Ok(())
+}
+
+/// Waits for the connections until `deadline`, then stops those still sending; what they
+/// acknowledged by then is already counted.
+async fn stop_at(
+    deadline: tokio::time::Instant,
+    tasks: Vec<tokio::task::JoinHandle<Result<()>>>,
+) -> Result<()> {
     let mut tasks = tasks.into_iter();
     let mut running = Vec::new();
     for mut t in tasks.by_ref() {
-        // A connection still sending at the deadline is stopped; what it acknowledged counts.
         match tokio::time::timeout_at(deadline, &mut t).await {
             Ok(joined) => joined??,
             Err(_) => {
@@ -574,16 +609,6 @@ async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
         t.abort();
         let _ = t.await;
     }
-    let acked = acked.load(Ordering::Relaxed);
-    let mut summary =
-        serde_json::json!({ "exports_acknowledged": acked, "resent": resent, "batch": args.batch });
-    if keep_going && let Ok(s) = setbacks.lock() {
-        summary["refused"] = serde_json::json!(s.refused);
-        summary["late"] = serde_json::json!(s.late);
-        summary["failed"] = serde_json::json!(s.failed);
-        summary["first_failures"] = serde_json::json!(s.first_failures);
-    }
-    println!("{summary}");
     Ok(())
 }
 
