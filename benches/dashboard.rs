@@ -180,7 +180,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this too, and the browser
-    // test in tests/dashboard.rs already covers the page there.
+    // test in tests/it/dashboard.rs already covers the page there.
     if !std::env::args().any(|a| a == "--bench") {
         println!("the dashboard bench runs under `cargo bench --bench dashboard` only");
         return;

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// The header naming the server that answered (its `server_id`).
+pub const SERVER_HEADER: &str = "spanfold-server";
+
 /// What a server writes into the coordination directory so that the CLI can find it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Advert {
@@ -14,7 +17,7 @@ pub struct Advert {
     /// Address of the OTLP/gRPC port, e.g. `127.0.0.1:4317`.
     pub grpc: String,
     pub version: String,
-    /// The id the server answers with in its [`crate::client::SERVER_HEADER`]; absent in adverts of servers
+    /// The id the server answers with in its [`SERVER_HEADER`]; absent in adverts of servers
     /// older than it.
     #[serde(default)]
     pub server_id: Option<String>,

@@ -5,12 +5,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-pub use crate::advert::{ADVERT_FILE, Advert};
+pub use crate::advert::{ADVERT_FILE, Advert, SERVER_HEADER};
 use crate::model::ResourceSpans;
 use crate::otlp::{self, Encoding};
-
-/// The header naming the server that answered (its `server_id`).
-pub const SERVER_HEADER: &str = "spanfold-server";
 
 /// The API answers failures in the envelope: its message, not the JSON.
 fn envelope_error(bytes: &[u8]) -> String {

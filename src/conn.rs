@@ -280,7 +280,10 @@ async fn accept_loop<F, Fut>(
     shutdown: impl std::future::Future<Output = ()> + Send,
     serve: F,
 ) where
-    F: Fn(crate::tls::Conn, hyper_util::server::graceful::Watcher) -> Fut + Clone + Send + 'static,
+    F: Fn(crate::tls::Conn<Guarded>, hyper_util::server::graceful::Watcher) -> Fut
+        + Clone
+        + Send
+        + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();

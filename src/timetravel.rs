@@ -234,7 +234,7 @@ pub const SCRUB_BACK: u64 = 512;
 /// only the events stepped over, a step back clones a view kept a little earlier and folds from
 /// it. Either costs far less than decoding a checkpoint and folding up to thousands of events,
 /// which is what `view_at` does every time. The log is append-only, so a kept view never goes
-/// stale. Answers are exactly `view_at`'s (tests/timetravel.rs checks it on random walks).
+/// stale. Answers are exactly `view_at`'s (tests/it/timetravel.rs checks it on random walks).
 #[derive(Debug, Default)]
 pub struct Scrubber {
     /// The view last answered.
@@ -390,7 +390,7 @@ fn bounds(reader: &LogReader, view: &View, to: u64) -> Result<(UnixNanos, AsOf),
 /// The whole log's timeline kept between questions, for a dashboard in live mode: while the log
 /// grows within the same drawing step (until its time range doubles), only the events since the
 /// last question are folded, not the whole log again. Answers are `timeline(reader, 0, to,
-/// resolution)`'s (tests/timetravel.rs checks it as the log grows).
+/// resolution)`'s (tests/it/timetravel.rs checks it as the log grows).
 #[derive(Debug, Default)]
 pub struct LiveTimeline {
     kept: Option<Kept>,

@@ -103,18 +103,18 @@ impl Tls {
     }
 }
 
-/// A client connection through the gate (see `conn`), in TLS or not.
-pub enum Conn {
-    Plain(crate::conn::Guarded),
-    Tls(Box<tokio_rustls::server::TlsStream<crate::conn::Guarded>>),
+/// A client connection (the receivers' own stream type `S`), in TLS or not.
+pub enum Conn<S> {
+    Plain(S),
+    Tls(Box<tokio_rustls::server::TlsStream<S>>),
 }
 
 /// The connection as the port serves it: handshaken within [`HANDSHAKE_TIMEOUT`] when the
 /// port has TLS.
-pub async fn accept(
+pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     acceptor: Option<&TlsAcceptor>,
-    io: crate::conn::Guarded,
-) -> std::io::Result<Conn> {
+    io: S,
+) -> std::io::Result<Conn<S>> {
     let Some(acceptor) = acceptor else {
         return Ok(Conn::Plain(io));
     };
@@ -128,7 +128,7 @@ pub async fn accept(
     }
 }
 
-impl AsyncRead for Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Conn<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -141,7 +141,7 @@ impl AsyncRead for Conn {
     }
 }
 
-impl AsyncWrite for Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Conn<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -5,7 +5,6 @@
 //! This file finds the coordination directory and sends each parsed command to the module that
 //! answers it:
 //! - `args`, `agents_args`: the clap definitions, top-level and `agents …`.
-//! - `envelope`: a result or an error as the `--json` document (also the JSON API's).
 //! - `agents`: the `agents` dispatch, and what an agent says (register, progress, validate).
 //! - `features`, `agent_status`, `next`, `cycle`, `init`: the other `agents` subcommands.
 //! - `export`, `replay`, `history` (and `diff`), `upkeep` (`gc`, `rebuild`), `serve` (and
@@ -16,7 +15,6 @@ mod agents;
 mod agents_args;
 mod args;
 mod cycle;
-mod envelope;
 mod export;
 mod features;
 mod history;
@@ -34,9 +32,9 @@ use anyhow::{Result, anyhow};
 use crate::backend::Backend;
 use crate::git;
 
+pub use crate::envelope::{Envelope, Failure, Output, error_text};
 pub use agents_args::*;
 pub use args::*;
-pub use envelope::{Envelope, Failure, Output, error_text};
 pub use spans::spans_markdown;
 
 /// Finds the coordination directory: the flag, or `spanfold` in the git directory of the

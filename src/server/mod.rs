@@ -26,6 +26,7 @@ pub use crate::listen::{ListenError, Listeners, Protection};
 use crate::model::ResourceSpans;
 use crate::otlp::grpc::Upstream;
 
+pub mod http;
 mod port;
 pub mod prometheus;
 mod writer;
@@ -217,7 +218,7 @@ pub async fn serve_on(
         },
         stopped(stop.clone()),
     );
-    let http = crate::http::serve(
+    let http = http::serve(
         http_listener,
         gate,
         config.tls.as_ref().map(|t| t.http().clone()),

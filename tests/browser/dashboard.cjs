@@ -1,5 +1,5 @@
 // Drives the dashboard in headless Chromium and checks what a person would see. Run by
-// tests/dashboard.rs: node dashboard.cjs NODE_DIR URL EXPECT_JSON SCREENSHOT_DIR INSTANT_URL
+// tests/it/dashboard.rs: node dashboard.cjs NODE_DIR URL EXPECT_JSON SCREENSHOT_DIR INSTANT_URL
 // (INSTANT_URL: a server whose log is one export, all at one receive time)
 // EXPECT_JSON: {"agents": [...], "feature": NAME, "early_seq": N, "last_seq": N,
 //               "leased": [agents holding work under a lease at early_seq]}

@@ -1,7 +1,7 @@
 //! `spanfold serve` started for real on loopback port 0, talked to by real clients: the Python
 //! OpenTelemetry SDK, curl, and a tonic gRPC client.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

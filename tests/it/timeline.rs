@@ -2,7 +2,7 @@
 //! intervals, markers and samples are exactly what that story means, for the whole log, for a
 //! range of it, and drawn coarsely.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 //! edited by hand is caught and named, `--at`/`history`/`diff` agree with replaying up to a
 //! point, the server answers the same questions, and a what-if shows other assignments.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! spans need the operator token. Against a real server, with curl and the OpenTelemetry
 //! Python SDK's gRPC exporter.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

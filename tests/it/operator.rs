@@ -1,7 +1,7 @@
 //! An operator after the fact: reopening, reprioritising, slash-separated names, a lease per
 //! agent, acknowledging anomalies — each in text and JSON, through separate processes.
 
-mod common;
+use crate::common;
 
 use common::{Sandbox, assign, feature, submit};
 

@@ -1,6 +1,6 @@
 //! The core workflow, run as a user would: separate `spanfold` processes on fresh repositories.
 
-mod common;
+use crate::common;
 
 use common::{Sandbox, features, team};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! coordinator merges (fast-forward or merge commit), removes the worktree and the branch, and
 //! keeps the user's main checkout consistent. Conflicts go back to the agent.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

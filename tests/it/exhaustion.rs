@@ -3,7 +3,7 @@
 //! headers, or abuse gRPC's framing get a clear refusal, the server's memory stays bounded (its
 //! peak resident size, read from /proc, not its timing), and honest clients are still served.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,7 +1,7 @@
 //! The span registry (spans/*.yaml) and the code agree: the reducer handles exactly the spans the
 //! registry names, every span spanfold writes passes validation, and `spanfold spans` lists them.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -1,7 +1,7 @@
 //! TLS on both receivers and the refusal to listen beyond loopback unprotected, with clients
 //! nobody here wrote: curl, the OpenTelemetry Python SDK's gRPC and HTTP exporters.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! assigned once and to one agent, no agent holds more than it may, and agents that behave
 //! correctly cause no anomaly.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

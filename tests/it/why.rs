@@ -1,7 +1,7 @@
 //! The "why" is visible without JSON: what a person (or a script feeding a coding agent) reads
 //! in text matches what the JSON says, for tasks, reasons, progress, leases and health.
 
-mod common;
+use crate::common;
 
 use common::{Sandbox, assign, feature, submit};
 use serde_json::Value;

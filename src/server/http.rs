@@ -14,15 +14,15 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::{State, Work};
 use crate::changes::Subject;
-use crate::cli::Envelope;
 use crate::credentials::Principal;
+use crate::envelope::Envelope;
 use crate::inflight::BodyError;
 use crate::otlp::file::Format;
 use crate::otlp::ingest::{ExportError, SinkError};
 use crate::otlp::{self, Encoding};
 use crate::registry::Origin;
-use crate::server::{State, Work};
 use crate::status::{self, StatusOptions};
 use crate::timetravel::{self, Point};
 
@@ -154,12 +154,12 @@ async fn require_token(
     }
 }
 
-/// Every answer names the server that gave it (see `client::SERVER_HEADER`).
+/// Every answer names the server that gave it (see `advert::SERVER_HEADER`).
 async fn name_server(Extract(state): Extract<Shared>, mut response: Response) -> Response {
     if let Ok(id) = HeaderValue::from_str(&state.server_id) {
         response
             .headers_mut()
-            .insert(crate::client::SERVER_HEADER, id);
+            .insert(crate::advert::SERVER_HEADER, id);
     }
     response
 }
@@ -715,7 +715,7 @@ async fn api_gc(Extract(state): Extract<Shared>, ApiQuery(q): ApiQuery<GcQuery>)
 async fn metrics(Extract(state): Extract<Shared>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::server::prometheus::text(&state),
+        super::prometheus::text(&state),
     )
         .into_response()
 }

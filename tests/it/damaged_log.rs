@@ -1,7 +1,7 @@
 //! A log damaged on disk, rows of TESTING.md's catalogue: what can be rebuilt is rebuilt, with
 //! the directory as it was found copied aside first; what cannot is said truthfully.
 
-mod common;
+use crate::common;
 
 use common::Sandbox;
 

@@ -6,7 +6,7 @@
 //!
 //! The seed of the random kill times is printed; `SPANFOLD_CRASH_SEED=N` repeats a run.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! loopback: each bad input gets a clear answer that says what was wrong, nothing else that was
 //! sent is lost, nothing is appended that should not be, and the server keeps serving.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! `spanfold demo --agents 3 --features 6`: every feature merged for real, nothing left behind,
 //! and the conflicting pair visible in the log as conflicted, then merged.
 
-mod common;
+use crate::common;
 
 use common::Sandbox;
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! What a new user hit in a day with spanfold, each as it happened: separate `spanfold`
 //! processes on real repositories. Every test here failed on the code before its fix.
 
-mod common;
+use crate::common;
 
 use common::{Sandbox, assign, feature, submit};
 

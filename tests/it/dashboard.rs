@@ -2,7 +2,7 @@
 //! playwright-core (npm), both installed by tests/browser/ensure.sh, against a server holding the
 //! demo's log. Screenshots go to target/browser-screenshots.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;
