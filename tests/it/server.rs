@@ -802,25 +802,41 @@ fn the_server_merges_a_validated_feature_by_itself() {
 #[test]
 fn a_slow_merge_gate_runs_in_the_background_without_blocking_ingest() {
     let sb = Sandbox::new("main");
-    sb.ok(&["agents", "init", "--validate-cmd", "sleep 2"]);
-    let _served = sb.serve(&["--interval", "0"]);
-    work_and_submit(&sb, "a1", "slow", "slow.txt");
-    std::thread::sleep(Duration::from_millis(400));
-    // The gate is sleeping; the server still answers at once.
-    let started = std::time::Instant::now();
-    sb.ok(&["agents", "register-agent", "a2"]);
-    assert!(
-        started.elapsed() < Duration::from_millis(1500),
-        "ingest waited for the gate"
+    // A gate that holds until the test lets it go: whatever ingest does meanwhile happens while
+    // the gate runs, whatever the machine's speed.
+    let release = sb.tmp.path().join("release-the-gate");
+    let gate = format!(
+        "while [ ! -e '{}' ]; do sleep 0.05; done",
+        release.display()
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    sb.ok(&["agents", "init", "--validate-cmd", &gate]);
+    let served = sb.serve(&["--interval", "0"]);
+    work_and_submit(&sb, "a1", "slow", "slow.txt");
+    let feature = |sb: &Sandbox| {
         let status = sb.status();
-        let f = status["features"]
+        status["features"]
             .as_array()
             .and_then(|f| f.iter().find(|x| x["name"] == "slow"))
             .cloned()
-            .unwrap_or_default();
+            .unwrap_or_default()
+    };
+    // The gate is holding; a span sent now is taken and acknowledged all the same.
+    sb.ok(&["agents", "register-agent", "a2"]);
+    let status = sb.status();
+    let agents: Vec<&str> = status["agents"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["agent_id"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(agents.contains(&"a2"), "{agents:?}");
+    assert_ne!(
+        feature(&sb)["status"],
+        "completed",
+        "the gate is still holding"
+    );
+    std::fs::write(&release, "").expect("the gate is let go");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let f = feature(&sb);
         if f["status"] == "completed" {
             break;
         }
@@ -828,4 +844,19 @@ fn a_slow_merge_gate_runs_in_the_background_without_blocking_ingest() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(sb.repo.join("slow.txt").exists());
+    // In the log: a2's registration before the merge it did not wait for.
+    let (_, events) = served.get("/api/events?from=1", None);
+    let events: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an event"))
+        .collect();
+    let seq_of = |name: &str, attr: &str, value: &str| {
+        events
+            .iter()
+            .find(|e| e["name"] == name && e["attributes"][attr] == value)
+            .and_then(|e| e["seq"].as_u64())
+    };
+    let registered = seq_of("agent.registration", "agent.id", "a2").expect("a2 registered");
+    let merged = seq_of("coordination.feature_merge", "merge.result", "merged").expect("the merge");
+    assert!(registered < merged, "{events:?}");
 }
