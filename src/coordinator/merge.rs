@@ -57,7 +57,9 @@ impl MergeReport {
                 r.commit = Some(commit.clone());
             }
             git::MergeOutcome::Conflicted { paths } => r.conflicts = paths.clone(),
-            git::MergeOutcome::Deferred { reason } => r.reason = Some(reason.clone()),
+            git::MergeOutcome::Deferred { reason } | git::MergeOutcome::Failed { reason } => {
+                r.reason = Some(reason.clone())
+            }
         }
         r
     }
@@ -82,7 +84,9 @@ pub(super) fn merge_span(
             (Some(kind.as_str()), Some(commit.clone()), Vec::new(), None)
         }
         git::MergeOutcome::Conflicted { paths } => (None, None, paths.clone(), None),
-        git::MergeOutcome::Deferred { reason } => (None, None, Vec::new(), Some(reason.clone())),
+        git::MergeOutcome::Deferred { reason } | git::MergeOutcome::Failed { reason } => {
+            (None, None, Vec::new(), Some(reason.clone()))
+        }
     };
     emit::merge(
         ids,
@@ -100,6 +104,16 @@ pub(super) fn merge_span(
             from: None,
         },
     )
+}
+
+/// The `result` a merge's outcome is recorded with.
+fn result_of(outcome: &git::MergeOutcome) -> &'static str {
+    match outcome {
+        git::MergeOutcome::Merged { .. } => "merged",
+        git::MergeOutcome::Conflicted { .. } => "conflicted",
+        git::MergeOutcome::Deferred { .. } => "deferred",
+        git::MergeOutcome::Failed { .. } => "failed",
+    }
 }
 
 impl Coordinator {
@@ -228,14 +242,7 @@ impl Coordinator {
             }
         }
         let outcome = self.attempt_merge(config, repo, c)?;
-        let result = match &outcome {
-            git::MergeOutcome::Merged { .. } => "merged",
-            git::MergeOutcome::Conflicted { .. } => "conflicted",
-            git::MergeOutcome::Deferred { reason } if reason.starts_with("the merge could not") => {
-                "failed"
-            }
-            git::MergeOutcome::Deferred { .. } => "deferred",
-        };
+        let result = result_of(&outcome);
         let mut report = self.record_merge(config, c, result, &outcome)?;
         if let (git::MergeOutcome::Merged { .. }, Some(path)) = (&outcome, &c.worktree) {
             let action = self.remove_merged_worktree(config, repo, c, path)?;
@@ -258,7 +265,8 @@ impl Coordinator {
     }
 
     /// Records that the merge starts, with the base branch's tip it starts from (what recovery
-    /// needs after a crash), then merges.
+    /// needs after a crash), then merges. An error of the merge itself is its outcome, recorded
+    /// as `failed`, rather than the cycle's error: the cycle goes on with the next feature.
     fn attempt_merge(
         &mut self,
         config: &Config,
@@ -284,14 +292,11 @@ impl Coordinator {
         );
         self.record(vec![started])?;
         let message = format!("Merge {} ({}, by agent {})", c.branch, c.feature, c.agent);
-        Ok(
-            match git::merge_feature(repo, &config.base_branch, &c.branch, &message) {
-                Ok(o) => o,
-                Err(e) => git::MergeOutcome::Deferred {
-                    reason: format!("the merge could not be attempted: {e}"),
-                },
-            },
-        )
+        let outcome = git::merge_feature(repo, &config.base_branch, &c.branch, &message)
+            .unwrap_or_else(|e| git::MergeOutcome::Failed {
+                reason: format!("the merge could not be attempted: {e}"),
+            });
+        Ok(outcome)
     }
 
     /// Removes a merged feature's worktree (kept if it holds uncommitted work) and records what

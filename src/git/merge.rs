@@ -41,6 +41,11 @@ pub enum MergeOutcome {
     Deferred {
         reason: String,
     },
+    /// The merge could not be carried out: reading or writing the repository failed, for the
+    /// stated reason. (`merge_feature` returns its error; the coordinator records it as this.)
+    Failed {
+        reason: String,
+    },
 }
 
 /// Merges `branch` into `base` in the object database (fast-forward when possible, otherwise a
