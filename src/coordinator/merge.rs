@@ -221,6 +221,7 @@ impl Coordinator {
             return self.record_merge(config, c, "returned", &outcome).map(Some);
         }
         if let Some(reason) = git::merge_blocker(repo, &config.base_branch)? {
+            // Already recorded with this reason: retries leave no trail of identical spans.
             if c.note.as_deref() == Some(reason.as_str()) {
                 return Ok(None);
             }
