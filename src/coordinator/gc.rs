@@ -1,0 +1,97 @@
+//! `gc`: removing the worktrees nobody holds any more, never with work they would lose.
+
+use std::path::Path;
+
+use crate::emit;
+use crate::git;
+use crate::reducer::WorktreeStatus;
+
+use super::{CoordError, Coordinator, ours};
+
+/// What `gc` did.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct GcReport {
+    pub removed: Vec<GcEntry>,
+    /// Not removed, with why: the uncommitted work that would be lost.
+    pub kept: Vec<GcEntry>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct GcEntry {
+    pub path: String,
+    pub feature: String,
+    pub reason: Option<String>,
+}
+
+impl Coordinator {
+    /// Removes worktrees nobody holds (feature merged, cancelled, or back in the queue) that have
+    /// been so for at least `older_than`: only when they hold no uncommitted work, unless `force`.
+    /// Branches go only when the base branch contains them.
+    pub fn gc(
+        &mut self,
+        older_than: std::time::Duration,
+        force: bool,
+    ) -> Result<GcReport, CoordError> {
+        self.writable()?;
+        let config = self.config()?;
+        let now = emit::now();
+        let candidates: Vec<(String, String, String)> = self
+            .view
+            .read()
+            .worktrees
+            .values()
+            .filter(|w| w.status != WorktreeStatus::Active && ours(&config, &w.path))
+            .filter(|w| now.saturating_sub(w.since) >= older_than.as_nanos() as u64)
+            .map(|w| {
+                (
+                    w.path.clone(),
+                    w.branch_name.clone(),
+                    w.feature_name.clone(),
+                )
+            })
+            .collect();
+        let mut report = GcReport::default();
+        for (path, branch, feature) in candidates {
+            let removal = git::remove_worktree(
+                Path::new(&config.repo),
+                Path::new(&path),
+                &branch,
+                &config.base_branch,
+                force,
+            );
+            match removal {
+                Ok(git::Removal::Removed) => {
+                    let s = emit::worktree(
+                        &mut self.ids,
+                        emit::now(),
+                        &emit::WorktreeSpan {
+                            action: "removed",
+                            agent_id: "",
+                            feature: &feature,
+                            path: &path,
+                            branch: &branch,
+                            error: None,
+                        },
+                    );
+                    self.record(vec![s])?;
+                    report.removed.push(GcEntry {
+                        path,
+                        feature,
+                        reason: None,
+                    });
+                }
+                Ok(git::Removal::Kept { reason }) => report.kept.push(GcEntry {
+                    path,
+                    feature,
+                    reason: Some(reason),
+                }),
+                Err(e) => report.kept.push(GcEntry {
+                    path,
+                    feature,
+                    reason: Some(e.to_string()),
+                }),
+            }
+        }
+        Ok(report)
+    }
+}

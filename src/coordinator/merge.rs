@@ -1,0 +1,334 @@
+//! Merging submitted features: each is checked (the agent's work committed, the main checkout
+//! clean, the merge gate passed), its merge is recorded before it happens and its outcome after,
+//! and the worktree of a merged feature is removed.
+
+use std::path::{Path, PathBuf};
+
+use crate::emit::{self, IdGen};
+use crate::git;
+use crate::model::Span;
+use crate::reducer::{AgentState, Config, FeatureStatus};
+
+use super::gate::{GateCommand, GateVerdict};
+use super::{CoordError, Coordinator, ours};
+
+/// A submitted feature waiting for its merge.
+pub(super) struct MergeCandidate {
+    pub(super) feature: String,
+    pub(super) agent: String,
+    pub(super) branch: String,
+    pub(super) worktree: Option<String>,
+    /// The reason recorded when it last had to wait.
+    pub(super) note: Option<String>,
+    /// A merge was started and has no outcome (a crash): the base may already contain it.
+    pub(super) interrupted: bool,
+}
+
+/// One merge attempt as carried out.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MergeReport {
+    pub feature_name: String,
+    pub agent_id: String,
+    /// merged, conflicted, deferred or failed
+    pub result: String,
+    pub commit: Option<String>,
+    pub kind: Option<String>,
+    pub conflicts: Vec<String>,
+    pub reason: Option<String>,
+    /// removed or kept, after a merge
+    pub worktree: Option<String>,
+}
+
+impl MergeReport {
+    fn new(feature: &str, agent: &str, result: &str, outcome: &git::MergeOutcome) -> MergeReport {
+        let mut r = MergeReport {
+            feature_name: feature.to_owned(),
+            agent_id: agent.to_owned(),
+            result: result.to_owned(),
+            commit: None,
+            kind: None,
+            conflicts: Vec::new(),
+            reason: None,
+            worktree: None,
+        };
+        match outcome {
+            git::MergeOutcome::Merged { kind, commit } => {
+                r.kind = Some(kind.as_str().to_owned());
+                r.commit = Some(commit.clone());
+            }
+            git::MergeOutcome::Conflicted { paths } => r.conflicts = paths.clone(),
+            git::MergeOutcome::Deferred { reason } | git::MergeOutcome::Failed { reason } => {
+                r.reason = Some(reason.clone())
+            }
+        }
+        r
+    }
+}
+
+/// The repository's merge settings, read once per round of merges.
+struct MergeSettings {
+    repo: PathBuf,
+    gate: Option<GateCommand>,
+}
+
+/// The span recording a merge decision or outcome for `c`: `result` with what `outcome` holds.
+pub(super) fn merge_span(
+    ids: &mut IdGen,
+    config: &Config,
+    c: &MergeCandidate,
+    result: &str,
+    outcome: &git::MergeOutcome,
+) -> Span {
+    let (kind, commit, conflicts, reason) = match outcome {
+        git::MergeOutcome::Merged { kind, commit } => {
+            (Some(kind.as_str()), Some(commit.clone()), Vec::new(), None)
+        }
+        git::MergeOutcome::Conflicted { paths } => (None, None, paths.clone(), None),
+        git::MergeOutcome::Deferred { reason } | git::MergeOutcome::Failed { reason } => {
+            (None, None, Vec::new(), Some(reason.clone()))
+        }
+    };
+    emit::merge(
+        ids,
+        emit::now(),
+        &emit::MergeSpan {
+            result,
+            agent_id: &c.agent,
+            feature: &c.feature,
+            branch: &c.branch,
+            base: &config.base_branch,
+            kind,
+            commit: commit.as_deref(),
+            conflicts: &conflicts,
+            reason: reason.as_deref(),
+            from: None,
+        },
+    )
+}
+
+/// The `result` a merge's outcome is recorded with.
+fn result_of(outcome: &git::MergeOutcome) -> &'static str {
+    match outcome {
+        git::MergeOutcome::Merged { .. } => "merged",
+        git::MergeOutcome::Conflicted { .. } => "conflicted",
+        git::MergeOutcome::Deferred { .. } => "deferred",
+        git::MergeOutcome::Failed { .. } => "failed",
+    }
+}
+
+impl Coordinator {
+    /// Merges what is ready (gates that finished included), and nothing else: the rest of a
+    /// cycle the CLI ran before it waited for its gates. What changed meanwhile is re-checked:
+    /// a feature no longer submitted is not merged, a branch that moved is gated again.
+    pub fn merge_ready(&mut self) -> Result<Vec<MergeReport>, CoordError> {
+        self.writable()?;
+        let config = self.config()?;
+        let reports = self.merge_submitted(&config)?;
+        // Gates of features that are no longer waiting for their merge have nothing to say.
+        let merging: Vec<String> = self.submitted().into_iter().map(|c| c.feature).collect();
+        self.gates
+            .retain(|feature, g| merging.contains(feature) || !g.is_finished());
+        Ok(reports)
+    }
+
+    /// Whether a submitted feature waits for its merge.
+    pub fn merges_waiting(&self) -> bool {
+        self.view.read().tally.by_status[FeatureStatus::Merging as usize] > 0
+    }
+
+    /// When the main checkout's index last changed (None without a repository or index).
+    pub fn index_modified(&self) -> Option<std::time::SystemTime> {
+        let config = self.config().ok()?;
+        git::index_modified(Path::new(&config.repo))
+    }
+
+    /// Submitted features whose merge is worth trying now, oldest request first.
+    pub(super) fn submitted(&self) -> Vec<MergeCandidate> {
+        let view = self.view.read();
+        let mut out: Vec<_> = view
+            .features
+            .values()
+            .filter(|f| f.status == FeatureStatus::Merging)
+            .filter_map(|f| {
+                let agent = view.agents.get(f.assigned_agent.as_deref()?)?;
+                matches!(agent.state, AgentState::Submitting | AgentState::Finished).then(|| {
+                    (
+                        f.queued_seq,
+                        MergeCandidate {
+                            feature: f.name.clone(),
+                            agent: agent.id.clone(),
+                            branch: f
+                                .branch_name
+                                .clone()
+                                .unwrap_or_else(|| format!("spanfold/{}", f.name)),
+                            worktree: f
+                                .worktree_path
+                                .clone()
+                                .filter(|p| view.config.as_ref().is_some_and(|c| ours(c, p))),
+                            note: f.merge_note.clone(),
+                            interrupted: f.merge_from.is_some(),
+                        },
+                    )
+                })
+            })
+            .collect();
+        // Oldest request first: a deterministic order of merges.
+        out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.feature.cmp(&b.1.feature)));
+        out.into_iter().map(|(_, x)| x).collect()
+    }
+
+    /// Merges each submitted feature: record the decision, merge, record the outcome, clean up.
+    /// A merge that must wait is recorded only when its reason changes, so retries every cycle
+    /// leave no trail of identical spans.
+    pub(super) fn merge_submitted(
+        &mut self,
+        config: &Config,
+    ) -> Result<Vec<MergeReport>, CoordError> {
+        let repo = Path::new(&config.repo).to_path_buf();
+        let gate = GateCommand::read(&repo)?;
+        let settings = MergeSettings { repo, gate };
+        let mut reports = Vec::new();
+        for candidate in self.submitted() {
+            if let Some(report) = self.merge_candidate(config, &settings, &candidate)? {
+                reports.push(report);
+            }
+        }
+        Ok(reports)
+    }
+
+    /// Takes one submitted feature as far as it can go now; a report when something was
+    /// recorded about it.
+    fn merge_candidate(
+        &mut self,
+        config: &Config,
+        settings: &MergeSettings,
+        c: &MergeCandidate,
+    ) -> Result<Option<MergeReport>, CoordError> {
+        let repo = settings.repo.as_path();
+        // The agent's to fix: work left uncommitted, or nothing committed at all. (Not after
+        // a merge a crash cut off: the base may already hold the branch.)
+        let problem = match c.interrupted {
+            true => None,
+            false => git::submission_problem(
+                repo,
+                c.worktree.as_deref().map(Path::new),
+                &config.base_branch,
+                &c.branch,
+            )?,
+        };
+        if let Some(reason) = problem {
+            let outcome = git::MergeOutcome::Deferred { reason };
+            return self.record_merge(config, c, "returned", &outcome).map(Some);
+        }
+        if let Some(reason) = git::merge_blocker(repo, &config.base_branch)? {
+            // Already recorded with this reason: retries leave no trail of identical spans.
+            if c.note.as_deref() == Some(reason.as_str()) {
+                return Ok(None);
+            }
+            let outcome = git::MergeOutcome::Deferred { reason };
+            return self.record_merge(config, c, "deferred", &outcome).map(Some);
+        }
+        // The merge gate: the operator's command, from the repository's configuration (never
+        // from a span), run in the worktree; only a pass lets the merge go ahead.
+        if let (Some(gate), Some(path)) = (&settings.gate, &c.worktree) {
+            match self.gate(config, repo, c, gate, path)? {
+                GateVerdict::Passed => {}
+                GateVerdict::Running => return Ok(None),
+                GateVerdict::Failed(reason) => {
+                    let outcome = git::MergeOutcome::Deferred { reason };
+                    return self
+                        .record_merge(config, c, "gate_failed", &outcome)
+                        .map(Some);
+                }
+            }
+        }
+        let outcome = self.attempt_merge(config, repo, c)?;
+        let result = result_of(&outcome);
+        let mut report = self.record_merge(config, c, result, &outcome)?;
+        if let (git::MergeOutcome::Merged { .. }, Some(path)) = (&outcome, &c.worktree) {
+            let action = self.remove_merged_worktree(config, repo, c, path)?;
+            report.worktree = Some(action.to_owned());
+        }
+        Ok(Some(report))
+    }
+
+    /// Records `result` for `c`, and reports it.
+    fn record_merge(
+        &mut self,
+        config: &Config,
+        c: &MergeCandidate,
+        result: &str,
+        outcome: &git::MergeOutcome,
+    ) -> Result<MergeReport, CoordError> {
+        let span = merge_span(&mut self.ids, config, c, result, outcome);
+        self.record(vec![span])?;
+        Ok(MergeReport::new(&c.feature, &c.agent, result, outcome))
+    }
+
+    /// Records that the merge starts, with the base branch's tip it starts from (what recovery
+    /// needs after a crash), then merges. An error of the merge itself is its outcome, recorded
+    /// as `failed`, rather than the cycle's error: the cycle goes on with the next feature.
+    fn attempt_merge(
+        &mut self,
+        config: &Config,
+        repo: &Path,
+        c: &MergeCandidate,
+    ) -> Result<git::MergeOutcome, CoordError> {
+        let from = git::branch_tip(repo, &config.base_branch)?;
+        let started = emit::merge(
+            &mut self.ids,
+            emit::now(),
+            &emit::MergeSpan {
+                result: "started",
+                agent_id: &c.agent,
+                feature: &c.feature,
+                branch: &c.branch,
+                base: &config.base_branch,
+                kind: None,
+                commit: None,
+                conflicts: &[],
+                reason: None,
+                from: Some(&from),
+            },
+        );
+        self.record(vec![started])?;
+        let message = format!("Merge {} ({}, by agent {})", c.branch, c.feature, c.agent);
+        let outcome = git::merge_feature(repo, &config.base_branch, &c.branch, &message)
+            .unwrap_or_else(|e| git::MergeOutcome::Failed {
+                reason: format!("the merge could not be attempted: {e}"),
+            });
+        Ok(outcome)
+    }
+
+    /// Removes a merged feature's worktree (kept if it holds uncommitted work) and records what
+    /// became of it: `removed` or `kept`.
+    fn remove_merged_worktree(
+        &mut self,
+        config: &Config,
+        repo: &Path,
+        c: &MergeCandidate,
+        path: &str,
+    ) -> Result<&'static str, CoordError> {
+        let removal =
+            git::remove_worktree(repo, Path::new(path), &c.branch, &config.base_branch, false);
+        let (action, note) = match removal {
+            Ok(git::Removal::Removed) => ("removed", None),
+            Ok(git::Removal::Kept { reason }) => ("kept", Some(reason)),
+            Err(e) => ("kept", Some(format!("removing it failed: {e}"))),
+        };
+        let s = emit::worktree(
+            &mut self.ids,
+            emit::now(),
+            &emit::WorktreeSpan {
+                action,
+                agent_id: &c.agent,
+                feature: &c.feature,
+                path,
+                branch: &c.branch,
+                error: note.as_deref(),
+            },
+        );
+        self.record(vec![s])?;
+        Ok(action)
+    }
+}

@@ -1,0 +1,369 @@
+//! Merging a feature branch into the base branch: in the object database first, then the ref,
+//! then the main checkout, so that nothing is half-done; and what must hold before a merge.
+
+use std::path::{Path, PathBuf};
+
+use gix::ObjectId;
+use gix::refs::transaction::PreviousValue;
+
+use super::{GitError, bounded_list, branch_tip, git_cli, gix_err, open, ref_tip, uncommitted};
+
+/// How a feature branch reached the base branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeKind {
+    FastForward,
+    MergeCommit,
+    /// The base branch already contained every commit of the feature.
+    AlreadyMerged,
+}
+
+impl MergeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeKind::FastForward => "fast_forward",
+            MergeKind::MergeCommit => "merge_commit",
+            MergeKind::AlreadyMerged => "already_merged",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeOutcome {
+    Merged {
+        kind: MergeKind,
+        commit: String,
+    },
+    /// Nothing changed: these paths conflict.
+    Conflicted {
+        paths: Vec<String>,
+    },
+    /// Nothing changed: merging now would be unsafe, for the stated reason.
+    Deferred {
+        reason: String,
+    },
+    /// The merge could not be carried out: reading or writing the repository failed, for the
+    /// stated reason. (`merge_feature` returns its error; the coordinator records it as this.)
+    Failed {
+        reason: String,
+    },
+}
+
+/// Merges `branch` into `base` in the object database (fast-forward when possible, otherwise a
+/// merge commit), moves `base`, and brings the main checkout along when `base` is checked out
+/// there. Nothing is half-done: on a conflict, or when the main checkout has uncommitted changes
+/// to tracked files, no ref and no file changes.
+pub fn merge_feature(
+    repo_dir: &Path,
+    base: &str,
+    branch: &str,
+    message: &str,
+) -> Result<MergeOutcome, GitError> {
+    let merge = Merge::start(repo_dir, base, branch)?;
+    if let Some(dir) = &merge.checkout
+        && let Some(reason) = tracked_changes(dir)?
+    {
+        return Ok(MergeOutcome::Deferred { reason });
+    }
+    match merge.combine(message)? {
+        Combined::Moves { kind, to } => merge.move_base(kind, to),
+        Combined::Stays(outcome) => Ok(outcome),
+    }
+}
+
+/// One merge of `branch` into `base`, as `merge_feature` carries it out.
+struct Merge<'a> {
+    repo: gix::Repository,
+    base: &'a str,
+    /// `base` as a full ref name.
+    base_full: String,
+    branch: &'a str,
+    /// The tip of `base`.
+    ours: ObjectId,
+    /// The tip of `branch`.
+    theirs: ObjectId,
+    /// The main checkout, when `base` is checked out there: it must follow `base`.
+    checkout: Option<PathBuf>,
+}
+
+/// Where `base` goes to take in the branch, or why it stays.
+enum Combined {
+    Moves { kind: MergeKind, to: ObjectId },
+    Stays(MergeOutcome),
+}
+
+impl<'a> Merge<'a> {
+    fn start(repo_dir: &Path, base: &'a str, branch: &'a str) -> Result<Merge<'a>, GitError> {
+        let repo = open(repo_dir)?;
+        let base_full = format!("refs/heads/{base}");
+        let ours = ref_tip(&repo, &base_full)?;
+        let theirs = ref_tip(&repo, &format!("refs/heads/{branch}"))?;
+        let checkout = checkout_on(&repo, &base_full)?;
+        Ok(Merge {
+            repo,
+            base,
+            base_full,
+            branch,
+            ours,
+            theirs,
+            checkout,
+        })
+    }
+
+    /// Fast-forward, merge commit, or nothing to do (already merged, or conflicts).
+    fn combine(&self, message: &str) -> Result<Combined, GitError> {
+        let merge_base = self
+            .repo
+            .merge_base(self.ours, self.theirs)
+            .map_err(gix_err("finding the merge base"))?
+            .map(|id| id.detach());
+        if merge_base == Some(self.theirs) {
+            Ok(Combined::Stays(MergeOutcome::Merged {
+                kind: MergeKind::AlreadyMerged,
+                commit: self.ours.to_string(),
+            }))
+        } else if merge_base == Some(self.ours) {
+            Ok(Combined::Moves {
+                kind: MergeKind::FastForward,
+                to: self.theirs,
+            })
+        } else {
+            self.merge_commit(message)
+        }
+    }
+
+    /// Merges the two trees and writes the merge commit, unless they conflict.
+    fn merge_commit(&self, message: &str) -> Result<Combined, GitError> {
+        let (repo, base, branch) = (&self.repo, self.base, self.branch);
+        let options = repo
+            .tree_merge_options()
+            .map_err(gix_err("reading merge options"))?;
+        let labels = gix::merge::blob::builtin_driver::text::Labels {
+            ancestor: None,
+            current: Some(base.into()),
+            other: Some(branch.into()),
+        };
+        let mut outcome = repo
+            .merge_commits(self.ours, self.theirs, labels, options.into())
+            .map_err(gix_err(format!("merging {branch} into {base}")))?;
+        let how = gix::merge::tree::TreatAsUnresolved::git();
+        if outcome.tree_merge.has_unresolved_conflicts(how) {
+            let mut paths: Vec<String> = outcome
+                .tree_merge
+                .conflicts
+                .iter()
+                .filter(|c| c.is_unresolved(how))
+                .map(|c| c.ours.location().to_string())
+                .collect();
+            paths.sort();
+            paths.dedup();
+            return Ok(Combined::Stays(MergeOutcome::Conflicted { paths }));
+        }
+        let tree = outcome
+            .tree_merge
+            .tree
+            .write()
+            .map_err(gix_err("writing the merged tree"))?
+            .detach();
+        let commit = repo
+            .new_commit(message, tree, [self.ours, self.theirs])
+            .map_err(gix_err("writing the merge commit"))?
+            .id;
+        crate::fault::point(crate::fault::MERGE_COMMIT_WRITTEN);
+        Ok(Combined::Moves {
+            kind: MergeKind::MergeCommit,
+            to: commit,
+        })
+    }
+
+    /// Moves `base` to `new` and brings the main checkout along; when the checkout cannot
+    /// follow, `base` goes back and the merge is deferred.
+    fn move_base(&self, kind: MergeKind, new: ObjectId) -> Result<MergeOutcome, GitError> {
+        let (ours, branch) = (self.ours, self.branch);
+        self.set_base(ours, new, &format!("merge {branch}: {}", kind.as_str()))?;
+        crate::fault::point(crate::fault::AFTER_MERGE_REF);
+        if let Some(dir) = &self.checkout {
+            // gix cannot update an existing checkout; git's two-tree read-tree is the
+            // fast-forward of index and files from the old tip to the new one, refusing to
+            // overwrite local work.
+            let (old, newer) = (ours.to_string(), new.to_string());
+            if let Err(e) = git_cli(dir, &["read-tree", "-m", "-u", &old, &newer]) {
+                self.set_base(
+                    new,
+                    ours,
+                    "spanfold: undo merge, the checkout could not follow",
+                )?;
+                return Ok(MergeOutcome::Deferred {
+                    reason: format!(
+                        "the main checkout could not be updated ({e}); the merge was undone and will be retried"
+                    ),
+                });
+            }
+        }
+        Ok(MergeOutcome::Merged {
+            kind,
+            commit: new.to_string(),
+        })
+    }
+
+    /// Moves `base` from `from` to `to`, only if it is still at `from`.
+    fn set_base(&self, from: ObjectId, to: ObjectId, why: &str) -> Result<(), GitError> {
+        self.repo
+            .reference(
+                self.base_full.as_str(),
+                to,
+                PreviousValue::MustExistAndMatch(gix::refs::Target::Object(from)),
+                why,
+            )
+            .map(|_| ())
+            .map_err(gix_err(format!("moving {}", self.base)))
+    }
+}
+
+/// The main checkout's directory when `base_full` is checked out there: the checkout a move of
+/// that branch must bring along.
+fn checkout_on(repo: &gix::Repository, base_full: &str) -> Result<Option<PathBuf>, GitError> {
+    let on_base = repo
+        .head_name()
+        .map_err(gix_err("reading HEAD"))?
+        .is_some_and(|n| n.as_bstr() == base_full);
+    Ok(repo.workdir().filter(|_| on_base).map(Path::to_path_buf))
+}
+
+/// Why the main checkout at `dir` blocks a merge, if it does: uncommitted changes to tracked
+/// files.
+fn tracked_changes(dir: &Path) -> Result<Option<String>, GitError> {
+    let dirty = git_cli(dir, &["status", "--porcelain", "--untracked-files=no"])?;
+    Ok((!dirty.trim().is_empty()).then(|| {
+        format!(
+            "the main checkout {} has uncommitted changes to tracked files; commit or stash them and the merge proceeds",
+            dir.display()
+        )
+    }))
+}
+
+/// Why a submitted feature cannot be merged as it stands, for its agent to fix: uncommitted
+/// changes in its worktree (tracked, or untracked and not ignored), or a branch with no commit
+/// that `base` does not already contain.
+pub fn submission_problem(
+    repo_dir: &Path,
+    worktree: Option<&Path>,
+    base: &str,
+    branch: &str,
+) -> Result<Option<String>, GitError> {
+    if let Some(dir) = worktree.filter(|d| d.exists()) {
+        let changes = uncommitted(dir)?;
+        if !changes.is_empty() {
+            return Ok(Some(format!(
+                "the worktree {} has uncommitted changes ({}); commit them (git add -A && git commit), then validate again",
+                dir.display(),
+                bounded_list(&changes, 10)
+            )));
+        }
+    }
+    let repo = open(repo_dir)?;
+    let ours = ref_tip(&repo, &format!("refs/heads/{base}"))?;
+    let theirs = ref_tip(&repo, &format!("refs/heads/{branch}"))?;
+    let contained = repo
+        .merge_base(ours, theirs)
+        .map_err(gix_err("finding the merge base"))?
+        .is_some_and(|mb| mb.detach() == theirs);
+    Ok(contained.then(|| {
+        format!(
+            "branch {branch} has no commit that {base} does not already contain: nothing to merge; commit the work in the worktree, then validate again (if {base} already has this work, cancel the feature)"
+        )
+    }))
+}
+
+/// Why merging into `base` would be unsafe right now, if it would: `base` is checked out in the
+/// main checkout and that has uncommitted changes to tracked files.
+pub fn merge_blocker(repo_dir: &Path, base: &str) -> Result<Option<String>, GitError> {
+    let repo = open(repo_dir)?;
+    match checkout_on(&repo, &format!("refs/heads/{base}"))? {
+        Some(dir) => tracked_changes(&dir),
+        None => Ok(None),
+    }
+}
+
+/// After a crash between moving `base` (from `from`) and updating the main checkout: if the
+/// checkout is on `base` and still exactly at `from` (index and files), bring it to the new tip.
+/// Returns whether it did.
+pub fn complete_checkout(repo_dir: &Path, base: &str, from: &str) -> Result<bool, GitError> {
+    let repo = open(repo_dir)?;
+    let Some(dir) = checkout_on(&repo, &format!("refs/heads/{base}"))? else {
+        return Ok(false);
+    };
+    // `from` was read back from the log: only an object id may reach git's command line.
+    let from = gix::ObjectId::from_hex(from.as_bytes())
+        .map_err(|e| GitError::Gix {
+            action: format!("reading the pre-merge commit {from:?} from the log"),
+            message: e.to_string(),
+        })?
+        .to_string();
+    let from = from.as_str();
+    let tip = branch_tip(repo_dir, base)?;
+    if tip == from {
+        return Ok(false);
+    }
+    // Index equal to the old tip's tree, and files equal to the index: the checkout is exactly
+    // where the interrupted merge left it, so no one's work is in the way.
+    let at_from = git_cli(&dir, &["diff-index", "--cached", "--quiet", from]).is_ok()
+        && git_cli(&dir, &["diff-files", "--quiet"]).is_ok();
+    if !at_from {
+        return Ok(false);
+    }
+    git_cli(&dir, &["read-tree", "-m", "-u", from, &tip])?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_with_a_commit() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(args)
+                .current_dir(dir.path())
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .output()
+                .expect("git runs");
+            assert!(out.status.success(), "{args:?}");
+        };
+        git(&["init", "-q", "-b", "main"]);
+        git(&[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "initial",
+        ]);
+        dir
+    }
+
+    #[test]
+    fn a_commit_read_back_from_the_log_must_be_an_object_id() {
+        let dir = repo_with_a_commit();
+        let out = dir.path().join("written-by-git");
+        for from in [
+            format!("--output={}", out.display()),
+            "HEAD".to_owned(),
+            "main~1".to_owned(),
+            String::new(),
+        ] {
+            let err = complete_checkout(dir.path(), "main", &from).expect_err(&from);
+            assert!(err.to_string().contains("pre-merge commit"), "{err}");
+        }
+        assert!(!out.exists(), "nothing reached git as an option");
+        let tip = branch_tip(dir.path(), "main").expect("tip");
+        assert_eq!(
+            complete_checkout(dir.path(), "main", &tip).ok(),
+            Some(false)
+        );
+    }
+}

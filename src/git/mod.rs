@@ -1,0 +1,234 @@
+//! Git effects through gix: discovering the repository, making feature branches and locked
+//! linked worktrees. The only module that knows gix.
+//!
+//! Every repository is opened with a fallback committer identity, because gix writes reflogs for
+//! the refs it creates and a fresh machine has no `user.name` or `user.email`.
+//!
+//! This file holds what every job shares (errors, opening, the git command line, refs and
+//! configuration); `worktree` makes, locks and removes worktrees, `merge` merges a feature into
+//! the base branch, `gate` runs the operator's merge gate.
+
+mod gate;
+mod merge;
+mod worktree;
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+pub use gate::{GateResult, run_gate};
+pub use merge::{
+    MergeKind, MergeOutcome, complete_checkout, merge_blocker, merge_feature, submission_problem,
+};
+pub use worktree::{
+    Removal, WorktreeOutcome, ensure_worktree, remove_worktree, unlock_worktree, worktree_paths,
+};
+
+#[derive(Debug, Error)]
+pub enum GitError {
+    #[error("{path} is not inside a git repository{message}")]
+    NotARepository { path: PathBuf, message: String },
+    #[error("{path} is a bare repository; spanfold needs a working tree to start worktrees from")]
+    Bare { path: PathBuf },
+    #[error(
+        "branch {branch} has no commits yet; commit something on it before features can start from it"
+    )]
+    NoCommits { branch: String },
+    #[error(
+        "{path} exists and is not a worktree of this repository; move it aside or choose another --worktrees-dir"
+    )]
+    PathTaken { path: PathBuf },
+    #[error("{action}: {message}")]
+    Gix { action: String, message: String },
+}
+
+fn gix_err(action: impl Into<String>) -> impl FnOnce(gix::Error) -> GitError {
+    let action = action.into();
+    move |e| GitError::Gix {
+        action,
+        message: e.to_string(),
+    }
+}
+
+/// What `discover` finds about the repository around a directory.
+#[derive(Debug, Clone)]
+pub struct RepoInfo {
+    /// The main working tree, even when discovered from a linked worktree.
+    pub workdir: PathBuf,
+    /// The git directory shared by all worktrees (`.git` of the main checkout).
+    pub common_dir: PathBuf,
+    /// The branch checked out in the main working tree, if HEAD is on a branch.
+    pub current_branch: Option<String>,
+}
+
+fn open_options() -> gix::open::Options {
+    gix::open::Options::default().config_overrides([
+        "gitoxide.committer.nameFallback=spanfold",
+        "gitoxide.committer.emailFallback=spanfold@localhost",
+        "gitoxide.author.nameFallback=spanfold",
+        "gitoxide.author.emailFallback=spanfold@localhost",
+    ])
+}
+
+fn open(repo: &Path) -> Result<gix::Repository, GitError> {
+    gix::open_opts(repo, open_options()).map_err(|e| not_a_repository(repo, &e))
+}
+
+/// The library's cause in brackets only when it adds to "not inside a git repository".
+fn not_a_repository(path: &Path, e: &dyn std::fmt::Display) -> GitError {
+    let text = e.to_string();
+    let message = if text.contains("Could not find a git repository") {
+        String::new()
+    } else {
+        format!(" ({text})")
+    };
+    GitError::NotARepository {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// Finds the repository that contains `dir`, from its main checkout or any linked worktree.
+pub fn discover(dir: &Path) -> Result<RepoInfo, GitError> {
+    let repo = gix::discover(dir).map_err(|e| not_a_repository(dir, &e))?;
+    let main = repo
+        .main_repo()
+        .map_err(gix_err("opening the main repository"))?;
+    let workdir = main
+        .workdir()
+        .ok_or_else(|| GitError::Bare {
+            path: main.git_dir().to_path_buf(),
+        })?
+        .to_path_buf();
+    let current_branch = main
+        .head_name()
+        .map_err(gix_err("reading HEAD"))?
+        .map(|name| name.shorten().to_string());
+    Ok(RepoInfo {
+        workdir: absolute(&workdir),
+        common_dir: absolute(main.common_dir()),
+        current_branch,
+    })
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Refuses what git refuses as a branch name, with git's own reason.
+pub fn check_branch_name(name: &str) -> Result<(), GitError> {
+    gix::validate::reference::name(format!("refs/heads/{name}").as_str().into())
+        .map(|_| ())
+        .map_err(|e| GitError::Gix {
+            action: format!("checking branch name {name:?}"),
+            message: e.to_string(),
+        })
+}
+
+/// Adds `pattern` to the repository's local exclude file (`.git/info/exclude`), once.
+pub fn exclude_locally(common_dir: &Path, pattern: &str) -> Result<(), GitError> {
+    let file = common_dir.join("info").join("exclude");
+    let io = |e: std::io::Error| GitError::Gix {
+        action: format!("adding {pattern} to {}", file.display()),
+        message: e.to_string(),
+    };
+    let existing = std::fs::read_to_string(&file).unwrap_or_default();
+    if existing.lines().any(|l| l.trim() == pattern) {
+        return Ok(());
+    }
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut text = existing;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(pattern);
+    text.push('\n');
+    std::fs::write(&file, text).map_err(io)
+}
+
+/// Runs `git` with fixed arguments (ids and paths spanfold made, never span data) in `dir`.
+pub fn git_cli(dir: &Path, args: &[&str]) -> Result<String, GitError> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .map_err(|e| GitError::Gix {
+            action: format!("running git {}", args.join(" ")),
+            message: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(GitError::Gix {
+            action: format!("git {}", args.join(" ")),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Uncommitted changes in a checkout (tracked and untracked), as paths.
+pub fn uncommitted(dir: &Path) -> Result<Vec<String>, GitError> {
+    Ok(git_cli(dir, &["status", "--porcelain"])?
+        .lines()
+        .map(|l| l.get(3..).unwrap_or(l).to_owned())
+        .collect())
+}
+
+/// The first `n` items joined, and how many more there are.
+pub fn bounded_list(items: &[String], n: usize) -> String {
+    let mut text = items.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > n {
+        text.push_str(&format!(" and {} more", items.len() - n));
+    }
+    text
+}
+
+/// When the main checkout's index last changed: a cheap sign that its tracked changes may have
+/// been committed or stashed.
+pub fn index_modified(repo_dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(repo_dir.join(".git").join("index"))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+/// A repository configuration value (`git config --get`), if set.
+pub fn config_value(repo_dir: &Path, key: &str) -> Result<Option<String>, GitError> {
+    let repo = open(repo_dir)?;
+    Ok(repo
+        .config_snapshot()
+        .string(key)
+        .map(|v| v.to_string())
+        .filter(|v| !v.trim().is_empty()))
+}
+
+/// Sets a value in the repository's own configuration (`.git/config`).
+pub fn set_config(repo_dir: &Path, key: &str, value: &str) -> Result<(), GitError> {
+    git_cli(repo_dir, &["config", "--local", key, value]).map(|_| ())
+}
+
+/// The commit a branch points at, as hex.
+pub fn branch_tip(repo_dir: &Path, branch: &str) -> Result<String, GitError> {
+    let repo = open(repo_dir)?;
+    let id = repo
+        .find_reference(format!("refs/heads/{branch}").as_str())
+        .map_err(gix_err(format!("looking up {branch}")))?
+        .peel_to_id()
+        .map_err(gix_err(format!("resolving {branch}")))?
+        .detach();
+    Ok(id.to_string())
+}
+
+/// The commit a full ref name points at.
+fn ref_tip(repo: &gix::Repository, name: &str) -> Result<gix::ObjectId, GitError> {
+    let mut r = repo
+        .find_reference(name)
+        .map_err(gix_err(format!("looking up {name}")))?;
+    Ok(r.peel_to_id()
+        .map_err(gix_err(format!("resolving {name}")))?
+        .detach())
+}

@@ -1,0 +1,263 @@
+//! Linked worktrees: making one (and its branch) for a feature, locking, unlocking, listing and
+//! removing them, never losing uncommitted work or unmerged commits.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use gix::refs::transaction::PreviousValue;
+
+use super::{GitError, absolute, config_value, git_cli, gix_err, open, uncommitted};
+
+/// What `ensure_worktree` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorktreeOutcome {
+    pub path: PathBuf,
+    pub branch: String,
+    /// The worktree existed already (its feature was placed before) and was locked again.
+    pub reused: bool,
+}
+
+/// Makes sure `branch` exists (created from the tip of `base`) and is checked out in a linked
+/// worktree at `path`, locked with `lock_reason`. An existing branch and worktree are reused, so
+/// work already done for a feature is never thrown away.
+pub fn ensure_worktree(
+    repo_dir: &Path,
+    base: &str,
+    branch: &str,
+    path: &Path,
+    lock_reason: &str,
+) -> Result<WorktreeOutcome, GitError> {
+    let repo = open(repo_dir)?;
+    let full = format!("refs/heads/{branch}");
+    ensure_branch(&repo, base, branch, &full)?;
+    let reused = relock_registered(&repo, path, lock_reason)?;
+    if !reused {
+        add_locked_worktree(&repo, &full, branch, path, lock_reason)?;
+    }
+    Ok(WorktreeOutcome {
+        path: absolute(path),
+        branch: branch.to_owned(),
+        reused,
+    })
+}
+
+/// Creates `branch` (full name `full`) at the tip of `base`, unless it exists.
+fn ensure_branch(
+    repo: &gix::Repository,
+    base: &str,
+    branch: &str,
+    full: &str,
+) -> Result<(), GitError> {
+    let existing_branch = repo
+        .try_find_reference(full)
+        .map_err(gix_err(format!("looking up branch {branch}")))?;
+    if existing_branch.is_some() {
+        return Ok(());
+    }
+    let mut base_ref = repo
+        .try_find_reference(format!("refs/heads/{base}").as_str())
+        .map_err(gix_err(format!("looking up branch {base}")))?
+        .ok_or_else(|| GitError::NoCommits {
+            branch: base.to_owned(),
+        })?;
+    let tip = base_ref
+        .peel_to_id()
+        .map_err(gix_err(format!("resolving branch {base}")))?
+        .detach();
+    repo.reference(
+        full,
+        tip,
+        PreviousValue::MustNotExist,
+        format!("branch: created by spanfold from {base}"),
+    )
+    .map_err(gix_err(format!("creating branch {branch}")))?;
+    crate::fault::point(crate::fault::WORKTREE_BRANCH_CREATED);
+    Ok(())
+}
+
+/// Locks the worktree registered at `path` again, if there is one; whether there was. A
+/// registration whose directory is gone is dropped instead, so that the worktree can be made anew.
+fn relock_registered(
+    repo: &gix::Repository,
+    path: &Path,
+    lock_reason: &str,
+) -> Result<bool, GitError> {
+    for proxy in repo.worktrees().map_err(gix_err("listing worktrees"))? {
+        let base_dir = proxy.base().map_err(gix_err("reading a worktree's path"))?;
+        if absolute(&base_dir) != absolute(path) {
+            continue;
+        }
+        if !path.exists() {
+            // Registered but deleted by hand: drop the stale registration, then make it anew.
+            proxy
+                .set_lock(None)
+                .map_err(gix_err(format!("unlocking {}", path.display())))?;
+            if let Some(dir) = repo.workdir() {
+                git_cli(dir, &["worktree", "prune"])?;
+            }
+            return Ok(false);
+        }
+        proxy
+            .set_lock(Some(lock_reason.into()))
+            .map_err(gix_err(format!("locking worktree {}", path.display())))?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Checks out `full` (the branch `branch`) in a new linked worktree at `path`, locked with
+/// `lock_reason`. `path` must be free: absent, or an empty directory.
+fn add_locked_worktree(
+    repo: &gix::Repository,
+    full: &str,
+    branch: &str,
+    path: &Path,
+    lock_reason: &str,
+) -> Result<(), GitError> {
+    make_room(path)?;
+    let name: gix::refs::FullName =
+        full.try_into()
+            .map_err(|e: gix::validate::reference::name::Error| GitError::Gix {
+                action: format!("naming branch {branch}"),
+                message: e.to_string(),
+            })?;
+    let interrupt = AtomicBool::new(false);
+    let (added, _checkout) = repo
+        .add_worktree(
+            path,
+            gix::worktree::add::Head::Attached(name),
+            gix::progress::Discard,
+            &interrupt,
+        )
+        .map_err(gix_err(format!("adding worktree {}", path.display())))?;
+    crate::fault::point(crate::fault::WORKTREE_ADDED);
+    let worktree = added.worktree().ok_or_else(|| GitError::Gix {
+        action: format!("opening worktree {}", path.display()),
+        message: "it has no working tree".into(),
+    })?;
+    worktree
+        .set_lock(Some(lock_reason.into()))
+        .map_err(gix_err(format!("locking worktree {}", path.display())))
+}
+
+/// Refuses a `path` that holds anything, and makes its parent directory.
+fn make_room(path: &Path) -> Result<(), GitError> {
+    if path.exists()
+        && std::fs::read_dir(path)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(GitError::PathTaken {
+            path: path.to_path_buf(),
+        });
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| GitError::Gix {
+            action: format!("creating {}", parent.display()),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// What happened to a merged feature's worktree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// Kept, because removing it would lose the stated work.
+    Kept {
+        reason: String,
+    },
+}
+
+/// Unlocks and removes a linked worktree — only if it holds no uncommitted work, unless `force`
+/// — prunes stale admin entries, and deletes `branch` if (and only if) `base` contains it, so
+/// unmerged commits are never lost.
+pub fn remove_worktree(
+    repo_dir: &Path,
+    path: &Path,
+    branch: &str,
+    base: &str,
+    force: bool,
+) -> Result<Removal, GitError> {
+    let keep_branches = config_value(repo_dir, "spanfold.keepBranches")?
+        .is_some_and(|v| matches!(v.trim(), "true" | "yes" | "on" | "1"));
+    let repo = open(repo_dir)?;
+    if path.exists() {
+        let changes = uncommitted(path)?;
+        if !changes.is_empty() && !force {
+            return Ok(Removal::Kept {
+                reason: format!(
+                    "it has uncommitted changes ({}); commit or discard them, or `spanfold gc --force`",
+                    changes
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        unlock_worktree(repo_dir, path)?;
+        let how = if force {
+            gix::worktree::remove::Force::OverrideLock
+        } else {
+            gix::worktree::remove::Force::Never
+        };
+        repo.remove_worktree(path, how, gix::progress::Discard)
+            .map_err(gix_err(format!("removing worktree {}", path.display())))?;
+    }
+    if let Some(dir) = repo.workdir() {
+        git_cli(dir, &["worktree", "prune"])?;
+    }
+    let full = format!("refs/heads/{branch}");
+    if let Some(mut r) = repo
+        .try_find_reference(full.as_str())
+        .map_err(gix_err(format!("looking up {branch}")))?
+    {
+        let tip = r
+            .peel_to_id()
+            .map_err(gix_err(format!("resolving {branch}")))?
+            .detach();
+        let base_tip = repo
+            .find_reference(format!("refs/heads/{base}").as_str())
+            .map_err(gix_err(format!("looking up {base}")))?
+            .peel_to_id()
+            .map_err(gix_err(format!("resolving {base}")))?
+            .detach();
+        let merged = repo
+            .merge_base(base_tip, tip)
+            .map_err(gix_err("finding the merge base"))?
+            .is_some_and(|mb| mb.detach() == tip);
+        if merged && !keep_branches {
+            r.delete()
+                .map_err(gix_err(format!("deleting branch {branch}")))?;
+        }
+    }
+    Ok(Removal::Removed)
+}
+
+/// Unlocks a linked worktree (its agent lost the feature); its files stay as they are.
+pub fn unlock_worktree(repo_dir: &Path, path: &Path) -> Result<(), GitError> {
+    let repo = open(repo_dir)?;
+    for proxy in repo.worktrees().map_err(gix_err("listing worktrees"))? {
+        let base_dir = proxy.base().map_err(gix_err("reading a worktree's path"))?;
+        if absolute(&base_dir) == absolute(path) {
+            proxy
+                .set_lock(None)
+                .map_err(gix_err(format!("unlocking {}", path.display())))?;
+        }
+    }
+    Ok(())
+}
+
+/// Absolute paths of the repository's linked worktrees, as git has them registered.
+pub fn worktree_paths(repo_dir: &Path) -> Result<Vec<String>, GitError> {
+    let repo = open(repo_dir)?;
+    let mut out = Vec::new();
+    for proxy in repo.worktrees().map_err(gix_err("listing worktrees"))? {
+        let base = proxy.base().map_err(gix_err("reading a worktree's path"))?;
+        out.push(absolute(&base).to_string_lossy().into_owned());
+    }
+    Ok(out)
+}
