@@ -1,4 +1,4 @@
-//! Test-only fault injection, compiled only with the cargo feature `fault-injection` (the test
+//! Test-only fault injection, compiled only with the cargo feature `test-hooks` (the test
 //! command enables it; release builds and `cargo install` do not, so no environment variable can
 //! make an installed spanfold abort): named points between a decision and its effect, where the
 //! crash tests make the process die (`SPANFOLD_FAULT=<point>`: abort, as a SIGKILL would) or hold still
@@ -22,23 +22,23 @@ pub const AFTER_MERGE_REF: &str = "after-merge-ref";
 pub const NO_SPACE_ON_OPEN: &str = "no-space-on-open";
 
 /// Whether the test-only switch names this fault.
-#[cfg(feature = "fault-injection")]
+#[cfg(feature = "test-hooks")]
 pub fn active(name: &str) -> bool {
     std::env::var("SPANFOLD_FAULT").is_ok_and(|spec| spec == name)
 }
 
 /// Without the feature no fault is ever active.
-#[cfg(not(feature = "fault-injection"))]
+#[cfg(not(feature = "test-hooks"))]
 pub fn active(_name: &str) -> bool {
     false
 }
 
 /// Without the feature a crash point is nothing at all.
-#[cfg(not(feature = "fault-injection"))]
+#[cfg(not(feature = "test-hooks"))]
 #[inline(always)]
 pub fn point(_name: &str) {}
 
-#[cfg(feature = "fault-injection")]
+#[cfg(feature = "test-hooks")]
 pub fn point(name: &str) {
     let Ok(spec) = std::env::var("SPANFOLD_FAULT") else {
         return;

@@ -40,6 +40,7 @@
 //! - [`http`]: OTLP/HTTP, the JSON API and metrics (only module that knows axum).
 //! - [`advert`]: the file a running server leaves for the CLI to find it (written by one, read by
 //!   the other).
+//! - [`clock`]: time as an input: the coordinator's "now", the system's or a test's.
 //! - [`client`]: the CLI's way to a running server (only module that knows ureq).
 //! - [`backend`]: where CLI commands go — the log directly, or a running server.
 //! - [`demo`]: `spanfold demo` — a scratch repository, the server in-process, simulated agents.
@@ -57,6 +58,7 @@ pub mod advert;
 pub mod backend;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod conn;
 pub mod coordinator;
 pub mod demo;

@@ -17,6 +17,6 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -qq; apt-get
 bash tests/py/ensure-venv.sh >/dev/null
 # Debian's Chromium and playwright-core from npm, for the dashboard's browser test.
 bash tests/browser/ensure.sh >/dev/null
-# The whole workspace (the core crate's unit tests too), with the crash points the crash tests
-# need (the feature `fault-injection`, never in a release build).
-cargo test --locked --workspace --all-targets --features spanfold/fault-injection
+# The whole workspace (the core crate's unit tests too), with the test hooks (crash points, a clock
+# that can be put ahead: the feature `test-hooks`, never in a release build).
+cargo test --locked --workspace --all-targets --features spanfold/test-hooks

@@ -66,18 +66,13 @@ impl Coordinator {
         let recovered = self.recover()?;
         let expired = self.expire_leases(&config)?;
         self.release_abandoned(&config)?;
-        let (decision, cycle_number) = {
-            let view = self.view.read();
-            (
-                policy::decide(&view, &self.policy),
-                view.counters.cycles + 1,
-            )
-        };
+        let decision = self.decide();
+        let cycle_number = self.view.read().counters.cycles + 1;
         let planned = self.record_decision(&config, &decision, cycle_number)?;
         crate::fault::point(crate::fault::AFTER_ASSIGNMENT_DECISION);
         let assignments = self.place(&config, planned)?;
         let merges = self.merge_submitted(&config)?;
-        let health = self.health_span(emit::now());
+        let health = self.health_span(self.clock.now());
         self.record(vec![health])?;
         Ok(CycleReport {
             cycle_number,
@@ -96,7 +91,7 @@ impl Coordinator {
         decision: &Decision,
         cycle_number: u64,
     ) -> Result<Vec<Planned>, CoordError> {
-        let now = emit::now();
+        let now = self.clock.now();
         let mut planned = Vec::with_capacity(decision.assignments.len());
         let mut spans = vec![emit::cycle(
             &mut self.ids,
@@ -182,7 +177,7 @@ impl Coordinator {
             };
             outcomes.push(emit::worktree(
                 &mut self.ids,
-                emit::now(),
+                self.clock.now(),
                 &emit::WorktreeSpan {
                     action,
                     agent_id: &a.agent_id,
@@ -209,11 +204,11 @@ impl Coordinator {
 
     /// Whether a cycle now would change anything: an assignment to make, or a submitted
     /// feature whose merge can proceed (or waits for a new reason).
-    fn cycle_is_useful(&self) -> Result<bool, CoordError> {
+    fn cycle_is_useful(&mut self) -> Result<bool, CoordError> {
         let Ok(config) = self.config() else {
             return Ok(false);
         };
-        if !policy::expired_leases(&self.view.read(), emit::now()).is_empty()
+        if !policy::expired_leases(&self.view.read(), self.clock.now()).is_empty()
             || self
                 .view
                 .read()
@@ -223,10 +218,11 @@ impl Coordinator {
         {
             return Ok(true);
         }
-        if !policy::decide(&self.view.read(), &self.policy)
-            .assignments
-            .is_empty()
-        {
+        let seq = self.view.read().as_of.seq;
+        let decision = self.decide();
+        let assigns = !decision.assignments.is_empty();
+        self.keep_decision(seq, decision);
+        if assigns {
             return Ok(true);
         }
         let submitted = self.submitted();

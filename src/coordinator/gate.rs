@@ -132,7 +132,14 @@ impl Coordinator {
         let started = git::MergeOutcome::Deferred {
             reason: format!("running the merge gate `{}`", gate.cmd),
         };
-        let s = merge_span(&mut self.ids, config, c, "gate_started", &started);
+        let s = merge_span(
+            &mut self.ids,
+            self.clock.now(),
+            config,
+            c,
+            "gate_started",
+            &started,
+        );
         self.record(vec![s])?;
         let (cmd, timeout) = (gate.cmd.clone(), gate.timeout);
         let handle = std::thread::spawn(move || git::run_gate(&cmd, &dir, timeout));

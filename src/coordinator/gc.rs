@@ -34,7 +34,7 @@ impl Coordinator {
     ) -> Result<GcReport, CoordError> {
         self.writable()?;
         let config = self.config()?;
-        let now = emit::now();
+        let now = self.clock.now();
         let candidates: Vec<(String, String, String)> = self
             .view
             .read()
@@ -63,7 +63,7 @@ impl Coordinator {
                 Ok(git::Removal::Removed) => {
                     let s = emit::worktree(
                         &mut self.ids,
-                        emit::now(),
+                        self.clock.now(),
                         &emit::WorktreeSpan {
                             action: "removed",
                             agent_id: "",

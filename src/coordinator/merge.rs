@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::emit::{self, IdGen};
 use crate::git;
-use crate::model::Span;
+use crate::model::{Span, UnixNanos};
 use crate::reducer::{AgentState, Config, FeatureStatus};
 
 use super::gate::{GateCommand, GateVerdict};
@@ -74,6 +74,7 @@ struct MergeSettings {
 /// The span recording a merge decision or outcome for `c`: `result` with what `outcome` holds.
 pub(super) fn merge_span(
     ids: &mut IdGen,
+    time: UnixNanos,
     config: &Config,
     c: &MergeCandidate,
     result: &str,
@@ -90,7 +91,7 @@ pub(super) fn merge_span(
     };
     emit::merge(
         ids,
-        emit::now(),
+        time,
         &emit::MergeSpan {
             result,
             agent_id: &c.agent,
@@ -260,7 +261,7 @@ impl Coordinator {
         result: &str,
         outcome: &git::MergeOutcome,
     ) -> Result<MergeReport, CoordError> {
-        let span = merge_span(&mut self.ids, config, c, result, outcome);
+        let span = merge_span(&mut self.ids, self.clock.now(), config, c, result, outcome);
         self.record(vec![span])?;
         Ok(MergeReport::new(&c.feature, &c.agent, result, outcome))
     }
@@ -277,7 +278,7 @@ impl Coordinator {
         let from = git::branch_tip(repo, &config.base_branch)?;
         let started = emit::merge(
             &mut self.ids,
-            emit::now(),
+            self.clock.now(),
             &emit::MergeSpan {
                 result: "started",
                 agent_id: &c.agent,
@@ -318,7 +319,7 @@ impl Coordinator {
         };
         let s = emit::worktree(
             &mut self.ids,
-            emit::now(),
+            self.clock.now(),
             &emit::WorktreeSpan {
                 action,
                 agent_id: &c.agent,

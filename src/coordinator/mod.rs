@@ -19,10 +19,11 @@ use std::sync::Arc;
 
 use parking_lot::{RwLock, RwLockReadGuard};
 
+use crate::clock::{Clock, SystemClock};
 use crate::emit::{self, IdGen};
 use crate::model::{Event, ResourceSpans, Span};
 use crate::names;
-use crate::policy::PolicyConfig;
+use crate::policy::{Decision, PolicyConfig};
 use crate::reducer::{Config, REDUCER_VERSION, View};
 use crate::registry::{Origin, Registry, Violation};
 use crate::store::Log;
@@ -62,6 +63,11 @@ pub struct Coordinator {
     last_checkpoint: u64,
     /// Fewest events between checkpoints ([`timetravel::CHECKPOINT_EVERY`]; tests lower it).
     checkpoint_every: u64,
+    /// Where "now" comes from (the system's clock, or a test's).
+    clock: Arc<dyn Clock>,
+    /// The policy's last decision and the seq of the view it was made on: asking whether a
+    /// cycle is useful decides, and the cycle that follows on the same view reuses it.
+    decided: Option<(u64, Decision)>,
 }
 
 /// A worktree path read back from the log, if it is one this coordinator could have made: only
@@ -115,6 +121,8 @@ impl Coordinator {
             recorded: None,
             gates: Gates::new(),
             background_gates: false,
+            clock: Arc::new(SystemClock),
+            decided: None,
         };
         for batch in reader.batches_from(from) {
             let batch = batch?;
@@ -225,6 +233,25 @@ impl Coordinator {
             .ok_or(CoordError::NotInitialised)
     }
 
+    /// Takes "now" from `clock` from here on (a test's clock that moves only when told).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
+    }
+
+    /// The policy's decision on the view as it is now, made once per state of the view.
+    fn decide(&mut self) -> Decision {
+        let view = self.view.read();
+        match self.decided.take() {
+            Some((seq, decision)) if seq == view.as_of.seq => decision,
+            _ => crate::policy::decide(&view, &self.policy),
+        }
+    }
+
+    /// Keeps a decision made on the view at `seq` for a cycle that follows on the same view.
+    fn keep_decision(&mut self, seq: u64, decision: Decision) {
+        self.decided = Some((seq, decision));
+    }
+
     /// Validates spans from `origin`, appends the valid ones as one batch and folds them in.
     /// Invalid spans are left out and reported; the rest of the request is kept.
     pub fn submit(
@@ -269,7 +296,7 @@ impl Coordinator {
             });
             combined.extend(resource_spans);
         }
-        let appended = match self.log.append(combined, emit::now()) {
+        let appended = match self.log.append(combined, self.clock.now()) {
             Ok(a) => a,
             Err(e) => {
                 // The failed append may have left records in the log: fold it again so the view
@@ -308,7 +335,7 @@ impl Coordinator {
         // What the fold would refuse (an unknown agent, an illegal transition, an ambiguous
         // report) is refused here, before it reaches the log: a typo is not an eternal alarm.
         let seq = self.log.next_seq();
-        let time = emit::now();
+        let time = self.clock.now();
         let events = rs.scope_spans.iter().flat_map(|ss| &ss.spans).enumerate();
         let refusal = self.view.read().refusal(events.map(|(i, span)| Event {
             seq: seq + i as u64,
@@ -319,7 +346,9 @@ impl Coordinator {
         if let Some(why) = refusal {
             return Err(CoordError::Refused(why));
         }
-        self.submit(vec![rs], Origin::Client)
+        // Validated above, span by span: appended as it is.
+        let mut answers = self.append_validated(vec![(vec![rs], Vec::new())])?;
+        Ok(answers.pop().unwrap_or_default())
     }
 
     /// Records the coordinator's own spans. They are validated like everyone's: a violation here
@@ -343,7 +372,8 @@ impl Coordinator {
             }
         }
         let copy = self.recorded.is_some().then(|| rs.clone());
-        self.submit(vec![rs], Origin::Coordinator)?;
+        // Validated above, span by span: appended as it is.
+        self.append_validated(vec![(vec![rs], Vec::new())])?;
         // Forwarded upstream only once they are in the log.
         if let (Some(kept), Some(copy)) = (self.recorded.as_mut(), copy) {
             kept.push(copy);
@@ -365,7 +395,7 @@ impl Coordinator {
         }
         let span = emit::init(
             &mut self.ids,
-            emit::now(),
+            self.clock.now(),
             repo,
             base,
             worktrees_dir,
@@ -378,7 +408,7 @@ impl Coordinator {
     /// Changes the lease of an initialised log (recorded; it applies from now on).
     pub fn configure_lease(&mut self, lease_seconds: u64) -> Result<(), CoordError> {
         self.writable()?;
-        let span = emit::configure(&mut self.ids, emit::now(), lease_seconds);
+        let span = emit::configure(&mut self.ids, self.clock.now(), lease_seconds);
         self.record(vec![span])
     }
 
@@ -392,26 +422,4 @@ impl Coordinator {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A client span that took the ids of a decision before it was written does not erase the
-    /// decision: the decision is stored under new ids.
-    #[test]
-    fn a_decision_is_never_dropped_as_a_duplicate_of_a_client_span() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut coord = Coordinator::create(dir.path()).expect("log");
-        let taken = emit::IdGen::default().span("tool.call", 1);
-        let (trace, span) = (taken.trace_id, taken.span_id);
-        coord
-            .submit(vec![emit::wrap("agent", vec![taken])], Origin::Client)
-            .expect("client span stored");
-        let mut decision = emit::init(&mut IdGen::default(), 2, "/r", "main", "/w", 600);
-        decision.trace_id = trace;
-        decision.span_id = span;
-        coord.record(vec![decision]).expect("recorded");
-        let view = coord.view();
-        assert_eq!(view.counters.events, 2, "both spans are in the log");
-        assert!(view.config.is_some(), "the decision was applied");
-    }
-}
+mod tests;

@@ -102,7 +102,7 @@ impl Coordinator {
                     ));
                     emit::worktree(
                         &mut self.ids,
-                        emit::now(),
+                        self.clock.now(),
                         &emit::WorktreeSpan {
                             action: "missing",
                             agent_id: &w.agent,
@@ -179,7 +179,7 @@ impl Coordinator {
             };
             outcomes.push(emit::worktree(
                 &mut self.ids,
-                emit::now(),
+                self.clock.now(),
                 &emit::WorktreeSpan {
                     action,
                     agent_id: &w.agent,
@@ -199,7 +199,7 @@ impl Coordinator {
     /// Silent agents lose their features: the decision is recorded, then their worktrees are
     /// unlocked (kept, with the work).
     pub(super) fn expire_leases(&mut self, config: &Config) -> Result<Vec<String>, CoordError> {
-        let now = emit::now();
+        let now = self.clock.now();
         let expired = policy::expired_leases(&self.view.read(), now);
         if expired.is_empty() {
             return Ok(Vec::new());
@@ -244,7 +244,7 @@ impl Coordinator {
                 .map(|e| e.to_string());
             outcomes.push(emit::worktree(
                 &mut self.ids,
-                emit::now(),
+                self.clock.now(),
                 &emit::WorktreeSpan {
                     action: "unlocked",
                     agent_id: "",

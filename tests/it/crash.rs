@@ -127,8 +127,8 @@ fn the_load_generator_counts_what_was_acknowledged_when_it_stops() {
 }
 
 /// Kills at named points inside worktree creation and merges: the crash points exist only in a
-/// build with the feature `fault-injection` (the test command's).
-#[cfg(feature = "fault-injection")]
+/// build with the feature `test-hooks` (the test command's).
+#[cfg(feature = "test-hooks")]
 mod at_a_point {
     use super::*;
 

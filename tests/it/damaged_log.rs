@@ -112,7 +112,7 @@ fn a_log_that_cannot_open_for_want_of_space_says_to_free_space() {
 /// With the disk full where the log is, `export` reads a copy of the log made in the temp
 /// directory (the full disk is the test-only switch `SPANFOLD_FAULT=no-space-on-open`: the
 /// storage reports ENOSPC as it opens), says so, and removes the copy.
-#[cfg(feature = "fault-injection")]
+#[cfg(feature = "test-hooks")]
 #[test]
 fn export_works_on_a_full_disk_from_a_copy() {
     let sb = with_features(20);

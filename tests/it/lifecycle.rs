@@ -224,6 +224,7 @@ fn a_dirty_main_checkout_defers_the_merge_with_a_reason() {
     assert_eq!(sb.git(&["status", "--porcelain"]), "");
 }
 
+#[cfg(feature = "test-hooks")]
 #[test]
 fn a_silent_agent_loses_its_feature_to_another_and_the_work_is_kept() {
     let sb = Sandbox::new("main");
@@ -231,9 +232,9 @@ fn a_silent_agent_loses_its_feature_to_another_and_the_work_is_kept() {
     let wt = assign(&sb, "sleepy", "f1");
     sb.commit_as_agent(&wt, "draft.txt", "half done\n", "draft");
     std::fs::write(wt.join("notes.txt"), "uncommitted thoughts\n").expect("write");
-    std::thread::sleep(std::time::Duration::from_millis(2200));
     sb.ok(&["agents", "register-agent", "eager"]);
-    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    // Three seconds later for the coordinator: past sleepy's one-second lease.
+    let cycle = sb.ok_later(3, &["agents", "coordination-cycle"]);
     assert_eq!(cycle["leases_expired"][0], "sleepy", "{cycle}");
     // Freed in the same cycle, the feature goes to the other agent, in the same worktree.
     assert_eq!(cycle["assignments"][0]["agent_id"], "eager");
@@ -263,13 +264,13 @@ fn a_silent_agent_loses_its_feature_to_another_and_the_work_is_kept() {
     assert_eq!(sleepy["state"], "idle");
 }
 
+#[cfg(feature = "test-hooks")]
 #[test]
 fn the_same_silence_folds_to_the_same_requeue_every_time() {
     let sb = Sandbox::new("main");
     sb.ok(&["agents", "init", "--lease", "1"]);
     assign(&sb, "sleepy", "f1");
-    std::thread::sleep(std::time::Duration::from_millis(2200));
-    sb.ok(&["agents", "coordination-cycle"]);
+    sb.ok_later(3, &["agents", "coordination-cycle"]);
     let first = serde_json::to_string(&sb.status()).expect("json");
     let events = sb.status()["counters"]["events"].clone();
     // Rebuilding folds the recorded decision again: same requeue, at the same point.
@@ -401,7 +402,7 @@ fn gc_never_loses_uncommitted_or_unmerged_work_without_force() {
     );
 }
 
-#[cfg(feature = "fault-injection")]
+#[cfg(feature = "test-hooks")]
 #[test]
 fn a_crash_between_assignment_and_worktree_is_completed_on_restart() {
     let sb = Sandbox::new("main");
@@ -568,7 +569,7 @@ fn worktree_status_lists_abandoned_and_orphaned_worktrees_and_keep_branches_keep
     assert!(by_hand.exists());
 }
 
-#[cfg(feature = "fault-injection")]
+#[cfg(feature = "test-hooks")]
 #[test]
 fn a_merge_cut_off_by_a_crash_is_completed_on_the_next_cycle() {
     let sb = Sandbox::new("main");

@@ -242,7 +242,7 @@ fn a_running_merge_gate_does_not_block_other_agents_reports() {
 }
 
 /// A log held by another process: the command says which process holds it.
-#[cfg(feature = "fault-injection")]
+#[cfg(feature = "test-hooks")]
 #[test]
 fn a_busy_log_names_the_process_that_holds_it() {
     let sb = Sandbox::new("main");
@@ -617,7 +617,7 @@ fn a_cancel_through_a_server_unlocks_the_worktree_without_waiting_for_a_timer() 
 
 /// An assignment is recorded before its worktree is made (decide, record, then act): `next`
 /// hands out a task only once its worktree exists, never a path that is not there yet.
-#[cfg(feature = "fault-injection")]
+#[cfg(feature = "test-hooks")]
 #[test]
 fn next_never_hands_out_a_worktree_that_is_not_made_yet() {
     let sb = Sandbox::new("main");

@@ -131,9 +131,14 @@ impl Sandbox {
     }
 
     pub fn run_in(&self, dir: &Path, args: &[&str]) -> Run {
+        self.run_with(dir, args, &[])
+    }
+
+    fn run_with(&self, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_spanfold"));
         cmd.args(args).current_dir(dir);
         bare_env(&mut cmd, &self.home);
+        cmd.envs(envs.iter().copied());
         let out = cmd.output().expect("spanfold runs");
         Run {
             code: out.status.code().unwrap_or(-1),
@@ -144,9 +149,20 @@ impl Sandbox {
 
     /// Runs with --json, asserts success, returns `data`.
     pub fn ok(&self, args: &[&str]) -> Value {
+        self.ok_with(args, &[])
+    }
+
+    /// [`Sandbox::ok`] with the coordinator's clock `secs` ahead of the system's (the test hook
+    /// `SPANFOLD_CLOCK_AHEAD_SECS`): a lease runs out without the test sleeping through it.
+    #[cfg(feature = "test-hooks")]
+    pub fn ok_later(&self, secs: u64, args: &[&str]) -> Value {
+        self.ok_with(args, &[("SPANFOLD_CLOCK_AHEAD_SECS", &secs.to_string())])
+    }
+
+    fn ok_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Value {
         let mut full = vec!["--json"];
         full.extend_from_slice(args);
-        let run = self.run(&full);
+        let run = self.run_with(&self.repo, &full, envs);
         let doc = run.json();
         assert_eq!(run.code, 0, "{args:?} failed: {}", run.stdout);
         assert_eq!(doc["success"], true, "{args:?}: {}", run.stdout);
