@@ -4,6 +4,8 @@
 
 use std::hash::BuildHasher;
 
+use crate::vocab::{attr, span};
+
 use crate::model::{
     AnyValue, KeyValue, Resource, ResourceSpans, Scope, Span, UnixNanos, string_array,
 };
@@ -152,24 +154,24 @@ pub struct Registration {
 
 pub fn registration(ids: &mut IdGen, time: UnixNanos, r: &Registration) -> Span {
     let mut span = ids
-        .span("agent.registration", time)
-        .with("agent.id", s(&r.agent_id))
-        .with("agent.languages", string_array(r.languages.clone()))
-        .with("agent.frameworks", string_array(r.frameworks.clone()))
+        .span(span::AGENT_REGISTRATION, time)
+        .with(attr::AGENT_ID, s(&r.agent_id))
+        .with(attr::AGENT_LANGUAGES, string_array(r.languages.clone()))
+        .with(attr::AGENT_FRAMEWORKS, string_array(r.frameworks.clone()))
         .with(
-            "agent.expertise_areas",
+            attr::AGENT_EXPERTISE_AREAS,
             string_array(r.expertise_areas.clone()),
         )
         .with(
-            "agent.max_concurrent_features",
+            attr::AGENT_MAX_CONCURRENT_FEATURES,
             AnyValue::Int(r.max_concurrent_features.into()),
         );
     if let Some(c) = r.preferred_complexity {
-        span = span.with("agent.preferred_complexity", s(c.as_str()));
+        span = span.with(attr::AGENT_PREFERRED_COMPLEXITY, s(c.as_str()));
     }
     if let Some(lease) = r.lease_seconds {
         span = span.with(
-            "agent.lease_seconds",
+            attr::AGENT_LEASE_SECONDS,
             AnyValue::Int(lease.min(i64::MAX as u64) as i64),
         );
     }
@@ -191,22 +193,22 @@ pub struct FeatureRequest {
 
 pub fn feature_request(ids: &mut IdGen, time: UnixNanos, f: &FeatureRequest) -> Span {
     let mut span = ids
-        .span("feature.request", time)
-        .with("feature.name", s(&f.name))
-        .with("feature.description", s(&f.description))
+        .span(span::FEATURE_REQUEST, time)
+        .with(attr::FEATURE_NAME, s(&f.name))
+        .with(attr::FEATURE_DESCRIPTION, s(&f.description))
         .with(
-            "feature.estimated_effort",
+            attr::FEATURE_ESTIMATED_EFFORT,
             AnyValue::Int(f.estimated_effort.into()),
         );
     if let Some(p) = f.priority {
-        span = span.with("feature.priority", s(p.as_str()));
+        span = span.with(attr::FEATURE_PRIORITY, s(p.as_str()));
     }
     for (key, items) in [
-        ("feature.languages", &f.languages),
-        ("feature.frameworks", &f.frameworks),
-        ("feature.expertise_areas", &f.expertise_areas),
-        ("feature.requirements", &f.requirements),
-        ("feature.acceptance_criteria", &f.acceptance_criteria),
+        (attr::FEATURE_LANGUAGES, &f.languages),
+        (attr::FEATURE_FRAMEWORKS, &f.frameworks),
+        (attr::FEATURE_EXPERTISE_AREAS, &f.expertise_areas),
+        (attr::FEATURE_REQUIREMENTS, &f.requirements),
+        (attr::FEATURE_ACCEPTANCE_CRITERIA, &f.acceptance_criteria),
     ] {
         if !items.is_empty() {
             span = span.with(key, string_array(items.clone()));
@@ -228,21 +230,21 @@ pub struct ProgressReport {
 
 pub fn progress(ids: &mut IdGen, time: UnixNanos, p: &ProgressReport) -> Span {
     let mut span = ids
-        .span("agent.work_progress", time)
-        .with("agent.id", s(&p.agent_id));
+        .span(span::AGENT_WORK_PROGRESS, time)
+        .with(attr::AGENT_ID, s(&p.agent_id));
     if let Some(state) = p.state {
-        span = span.with("agent.state", s(state.as_str()));
+        span = span.with(attr::AGENT_STATE, s(state.as_str()));
     }
     if let Some(f) = &p.feature {
-        span = span.with("feature.name", s(f));
+        span = span.with(attr::FEATURE_NAME, s(f));
     }
     if let Some(v) = p.percentage {
-        span = span.with("work.progress_percentage", AnyValue::Double(v));
+        span = span.with(attr::WORK_PROGRESS_PERCENTAGE, AnyValue::Double(v));
     }
     for (key, value) in [
-        ("work.files_modified", p.files_modified),
-        ("work.lines_added", p.lines_added),
-        ("work.duration_ms", p.duration_ms),
+        (attr::WORK_FILES_MODIFIED, p.files_modified),
+        (attr::WORK_LINES_ADDED, p.lines_added),
+        (attr::WORK_DURATION_MS, p.duration_ms),
     ] {
         if let Some(v) = value {
             span = span.with(key, AnyValue::Int(v));
@@ -260,25 +262,27 @@ pub fn validation(
     issues: Option<i64>,
 ) -> Span {
     let mut span = ids
-        .span("agent.validation", time)
-        .with("agent.id", s(agent_id))
+        .span(span::AGENT_VALIDATION, time)
+        .with(attr::AGENT_ID, s(agent_id))
         .with(
-            "validation.result",
+            attr::VALIDATION_RESULT,
             s(if passed { "passed" } else { "failed" }),
         );
     if let Some(f) = feature {
-        span = span.with("feature.name", s(f));
+        span = span.with(attr::FEATURE_NAME, s(f));
     }
     if let Some(n) = issues {
-        span = span.with("validation.issues_found", AnyValue::Int(n));
+        span = span.with(attr::VALIDATION_ISSUES_FOUND, AnyValue::Int(n));
     }
     span
 }
 
 pub fn reset(ids: &mut IdGen, time: UnixNanos, agent_id: &str, reason: Option<&str>) -> Span {
-    let mut span = ids.span("agent.reset", time).with("agent.id", s(agent_id));
+    let mut span = ids
+        .span(span::AGENT_RESET, time)
+        .with(attr::AGENT_ID, s(agent_id));
     if let Some(r) = reason {
-        span = span.with("reset.reason", s(r));
+        span = span.with(attr::RESET_REASON, s(r));
     }
     span
 }
@@ -291,20 +295,20 @@ pub fn init(
     worktrees_dir: &str,
     lease_seconds: u64,
 ) -> Span {
-    ids.span("coordination.init", time)
-        .with("coordination.repo", s(repo))
-        .with("coordination.base_branch", s(base))
-        .with("coordination.worktrees_dir", s(worktrees_dir))
+    ids.span(span::COORDINATION_INIT, time)
+        .with(attr::COORDINATION_REPO, s(repo))
+        .with(attr::COORDINATION_BASE_BRANCH, s(base))
+        .with(attr::COORDINATION_WORKTREES_DIR, s(worktrees_dir))
         .with(
-            "coordination.lease_seconds",
+            attr::COORDINATION_LEASE_SECONDS,
             AnyValue::Int(lease_seconds.min(i64::MAX as u64) as i64),
         )
 }
 
 /// A changed setting (`agents init` run again): the lease.
 pub fn configure(ids: &mut IdGen, time: UnixNanos, lease_seconds: u64) -> Span {
-    ids.span("coordination.configure", time).with(
-        "coordination.lease_seconds",
+    ids.span(span::COORDINATION_CONFIGURE, time).with(
+        attr::COORDINATION_LEASE_SECONDS,
         AnyValue::Int(lease_seconds.min(i64::MAX as u64) as i64),
     )
 }
@@ -316,14 +320,17 @@ pub fn cycle(
     assignments: usize,
     waiting: usize,
 ) -> Span {
-    ids.span("coordination.cycle", time)
-        .with("coordination.cycle_number", AnyValue::Int(number as i64))
+    ids.span(span::COORDINATION_CYCLE, time)
         .with(
-            "coordination.assignments",
+            attr::COORDINATION_CYCLE_NUMBER,
+            AnyValue::Int(number as i64),
+        )
+        .with(
+            attr::COORDINATION_ASSIGNMENTS,
             AnyValue::Int(assignments as i64),
         )
         .with(
-            "coordination.features_waiting",
+            attr::COORDINATION_FEATURES_WAITING,
             AnyValue::Int(waiting as i64),
         )
 }
@@ -339,18 +346,18 @@ pub struct AssignmentSpan<'a> {
 }
 
 pub fn assignment(ids: &mut IdGen, time: UnixNanos, a: &AssignmentSpan<'_>) -> Span {
-    ids.span("agent.feature_assignment", time)
-        .with("agent.id", s(a.agent_id))
-        .with("feature.name", s(a.feature))
-        .with("feature.priority", s(a.priority.as_str()))
-        .with("assignment.match_score", AnyValue::Double(a.score))
+    ids.span(span::AGENT_FEATURE_ASSIGNMENT, time)
+        .with(attr::AGENT_ID, s(a.agent_id))
+        .with(attr::FEATURE_NAME, s(a.feature))
+        .with(attr::FEATURE_PRIORITY, s(a.priority.as_str()))
+        .with(attr::ASSIGNMENT_MATCH_SCORE, AnyValue::Double(a.score))
         .with(
-            "assignment.reasons",
+            attr::ASSIGNMENT_REASONS,
             string_array(a.reasons.iter().cloned()),
         )
-        .with("assignment.timestamp", s(&crate::status::rfc3339(time)))
-        .with("worktree.path", s(a.worktree_path))
-        .with("worktree.branch", s(a.branch))
+        .with(attr::ASSIGNMENT_TIMESTAMP, s(&crate::status::rfc3339(time)))
+        .with(attr::WORKTREE_PATH, s(a.worktree_path))
+        .with(attr::WORKTREE_BRANCH, s(a.branch))
 }
 
 pub struct WorktreeSpan<'a> {
@@ -364,17 +371,17 @@ pub struct WorktreeSpan<'a> {
 
 pub fn worktree(ids: &mut IdGen, time: UnixNanos, w: &WorktreeSpan<'_>) -> Span {
     let mut span = ids
-        .span("worktree.lifecycle", time)
-        .with("worktree.action", s(w.action));
+        .span(span::WORKTREE_LIFECYCLE, time)
+        .with(attr::WORKTREE_ACTION, s(w.action));
     if !w.agent_id.is_empty() {
-        span = span.with("agent.id", s(w.agent_id));
+        span = span.with(attr::AGENT_ID, s(w.agent_id));
     }
     span = span
-        .with("feature.name", s(w.feature))
-        .with("worktree.path", s(w.path))
-        .with("worktree.branch", s(w.branch));
+        .with(attr::FEATURE_NAME, s(w.feature))
+        .with(attr::WORKTREE_PATH, s(w.path))
+        .with(attr::WORKTREE_BRANCH, s(w.branch));
     if let Some(e) = w.error {
-        span = span.with("worktree.error", s(e));
+        span = span.with(attr::WORKTREE_ERROR, s(e));
     }
     span
 }
@@ -388,25 +395,25 @@ pub struct Health {
 }
 
 pub fn health(ids: &mut IdGen, time: UnixNanos, h: &Health) -> Span {
-    ids.span("coordination.system_health", time)
+    ids.span(span::COORDINATION_SYSTEM_HEALTH, time)
         .with(
-            "coordination.total_agents",
+            attr::COORDINATION_TOTAL_AGENTS,
             AnyValue::Int(h.total_agents as i64),
         )
         .with(
-            "coordination.active_agents",
+            attr::COORDINATION_ACTIVE_AGENTS,
             AnyValue::Int(h.active_agents as i64),
         )
         .with(
-            "coordination.health_score",
+            attr::COORDINATION_HEALTH_SCORE,
             AnyValue::Double(h.health_score),
         )
         .with(
-            "coordination.features_completed",
+            attr::COORDINATION_FEATURES_COMPLETED,
             AnyValue::Int(h.features_completed as i64),
         )
         .with(
-            "coordination.features_in_queue",
+            attr::COORDINATION_FEATURES_IN_QUEUE,
             AnyValue::Int(h.features_in_queue as i64),
         )
 }
@@ -427,26 +434,29 @@ pub struct MergeSpan<'a> {
 
 pub fn merge(ids: &mut IdGen, time: UnixNanos, m: &MergeSpan<'_>) -> Span {
     let mut span = ids
-        .span("coordination.feature_merge", time)
-        .with("merge.result", s(m.result))
-        .with("agent.id", s(m.agent_id))
-        .with("feature.name", s(m.feature))
-        .with("worktree.branch", s(m.branch))
-        .with("merge.base_branch", s(m.base));
+        .span(span::COORDINATION_FEATURE_MERGE, time)
+        .with(attr::MERGE_RESULT, s(m.result))
+        .with(attr::AGENT_ID, s(m.agent_id))
+        .with(attr::FEATURE_NAME, s(m.feature))
+        .with(attr::WORKTREE_BRANCH, s(m.branch))
+        .with(attr::MERGE_BASE_BRANCH, s(m.base));
     if let Some(k) = m.kind {
-        span = span.with("merge.kind", s(k));
+        span = span.with(attr::MERGE_KIND, s(k));
     }
     if let Some(c) = m.commit {
-        span = span.with("merge.commit", s(c));
+        span = span.with(attr::MERGE_COMMIT, s(c));
     }
     if !m.conflicts.is_empty() {
-        span = span.with("merge.conflicts", string_array(m.conflicts.iter().cloned()));
+        span = span.with(
+            attr::MERGE_CONFLICTS,
+            string_array(m.conflicts.iter().cloned()),
+        );
     }
     if let Some(r) = m.reason {
-        span = span.with("merge.reason", s(r));
+        span = span.with(attr::MERGE_REASON, s(r));
     }
     if let Some(f) = m.from {
-        span = span.with("merge.from", s(f));
+        span = span.with(attr::MERGE_FROM, s(f));
     }
     span
 }
@@ -457,50 +467,50 @@ pub fn lease_expired(
     agent_id: &str,
     silent_seconds: u64,
 ) -> Span {
-    ids.span("agent.lease_expired", time)
-        .with("agent.id", s(agent_id))
+    ids.span(span::AGENT_LEASE_EXPIRED, time)
+        .with(attr::AGENT_ID, s(agent_id))
         .with(
-            "lease.silent_seconds",
+            attr::LEASE_SILENT_SECONDS,
             AnyValue::Int(silent_seconds.min(i64::MAX as u64) as i64),
         )
 }
 
 pub fn cancel(ids: &mut IdGen, time: UnixNanos, feature: &str, reason: Option<&str>) -> Span {
     let mut span = ids
-        .span("feature.cancel", time)
-        .with("feature.name", s(feature));
+        .span(span::FEATURE_CANCEL, time)
+        .with(attr::FEATURE_NAME, s(feature));
     if let Some(r) = reason {
-        span = span.with("cancel.reason", s(r));
+        span = span.with(attr::CANCEL_REASON, s(r));
     }
     span
 }
 
 pub fn reopen(ids: &mut IdGen, time: UnixNanos, feature: &str, reason: Option<&str>) -> Span {
     let mut span = ids
-        .span("feature.reopen", time)
-        .with("feature.name", s(feature));
+        .span(span::FEATURE_REOPEN, time)
+        .with(attr::FEATURE_NAME, s(feature));
     if let Some(r) = reason {
-        span = span.with("reopen.reason", s(r));
+        span = span.with(attr::REOPEN_REASON, s(r));
     }
     span
 }
 
 /// Binds a token (by its SHA-256: the token itself is never written) to `agent`.
 pub fn token_issued(ids: &mut IdGen, time: UnixNanos, agent: &str, sha256: &str) -> Span {
-    ids.span("agent.token_issued", time)
-        .with("agent.id", s(agent))
-        .with("agent.token_sha256", s(sha256))
+    ids.span(span::AGENT_TOKEN_ISSUED, time)
+        .with(attr::AGENT_ID, s(agent))
+        .with(attr::AGENT_TOKEN_SHA256, s(sha256))
 }
 
 /// Acknowledges the anomaly caused by the span at `seq`, or all of them.
 pub fn acknowledge(ids: &mut IdGen, time: UnixNanos, seq: Option<u64>) -> Span {
-    let span = ids.span("anomaly.acknowledge", time);
+    let span = ids.span(span::ANOMALY_ACKNOWLEDGE, time);
     match seq {
         Some(seq) => span.with(
-            "anomaly.seq",
+            attr::ANOMALY_SEQ,
             AnyValue::Int(seq.min(i64::MAX as u64) as i64),
         ),
-        None => span.with("anomaly.all", AnyValue::Bool(true)),
+        None => span.with(attr::ANOMALY_ALL, AnyValue::Bool(true)),
     }
 }
 

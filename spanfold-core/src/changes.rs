@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::hex;
 use crate::model::{Event, UnixNanos};
 use crate::reducer::View;
+use crate::vocab::{attr, span};
 
 /// One field of one entity, before and after. `from: None` is "did not exist".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,10 +210,10 @@ impl Touched {
     pub fn before(view: &View, ev: &Event<'_>) -> Touched {
         let mut agents = BTreeSet::new();
         let mut features = BTreeSet::new();
-        if let Some(id) = ev.str_attr("agent.id") {
+        if let Some(id) = ev.str_attr(attr::AGENT_ID) {
             agents.insert(id.to_owned());
         }
-        if let Some(name) = ev.str_attr("feature.name") {
+        if let Some(name) = ev.str_attr(attr::FEATURE_NAME) {
             if let Some(holder) = view
                 .features
                 .get(name)
@@ -230,7 +231,7 @@ impl Touched {
         // The worktree the span names, and those of the features it touches (a cancel, reset,
         // lease verdict or merge changes them without naming them).
         let mut paths: BTreeSet<String> = ev
-            .str_attr("worktree.path")
+            .str_attr(attr::WORKTREE_PATH)
             .map(str::to_owned)
             .into_iter()
             .collect();
@@ -372,45 +373,45 @@ pub fn details(ev: &Event<'_>) -> Vec<String> {
         }
     };
     match ev.span.name.as_str() {
-        "coordination.feature_merge" => {
-            push("merge ", "merge.result");
-            push("how: ", "merge.kind");
-            push("commit: ", "merge.commit");
-            push("why: ", "merge.reason");
-            let conflicts = ev.list_attr("merge.conflicts");
+        span::COORDINATION_FEATURE_MERGE => {
+            push("merge ", attr::MERGE_RESULT);
+            push("how: ", attr::MERGE_KIND);
+            push("commit: ", attr::MERGE_COMMIT);
+            push("why: ", attr::MERGE_REASON);
+            let conflicts = ev.list_attr(attr::MERGE_CONFLICTS);
             if !conflicts.is_empty() {
                 out.push(format!("conflicts: {}", conflicts.join(", ")));
             }
         }
-        "worktree.lifecycle" => {
-            push("worktree ", "worktree.action");
-            push("note: ", "worktree.error");
+        span::WORKTREE_LIFECYCLE => {
+            push("worktree ", attr::WORKTREE_ACTION);
+            push("note: ", attr::WORKTREE_ERROR);
         }
-        "agent.communication" => {
-            push("to: ", "communication.target");
-            push("message: ", "communication.message");
+        span::AGENT_COMMUNICATION => {
+            push("to: ", attr::COMMUNICATION_TARGET);
+            push("message: ", attr::COMMUNICATION_MESSAGE);
         }
-        "agent.lease_expired" => {
-            if let Some(silent) = ev.int_attr("lease.silent_seconds") {
+        span::AGENT_LEASE_EXPIRED => {
+            if let Some(silent) = ev.int_attr(attr::LEASE_SILENT_SECONDS) {
                 out.push(format!("silent for {silent}s, past its lease"));
             }
         }
-        "agent.work_progress" => {
+        span::AGENT_WORK_PROGRESS => {
             let mut parts = Vec::new();
-            if let Some(p) = ev.double_attr("work.progress_percentage") {
+            if let Some(p) = ev.double_attr(attr::WORK_PROGRESS_PERCENTAGE) {
                 parts.push(format!("{p}%"));
             }
-            if let Some(n) = ev.int_attr("work.files_modified") {
+            if let Some(n) = ev.int_attr(attr::WORK_FILES_MODIFIED) {
                 parts.push(format!("{n} files"));
             }
-            if let Some(n) = ev.int_attr("work.lines_added") {
+            if let Some(n) = ev.int_attr(attr::WORK_LINES_ADDED) {
                 parts.push(format!("+{n} lines"));
             }
             if !parts.is_empty() {
                 out.push(format!("progress: {}", parts.join(", ")));
             }
         }
-        "agent.validation" => push("validation ", "validation.result"),
+        span::AGENT_VALIDATION => push("validation ", attr::VALIDATION_RESULT),
         _ => {}
     }
     out
@@ -457,14 +458,14 @@ impl History {
             .collect();
         let details = details(ev);
         let about = match &self.subject {
-            Subject::Agent(id) => ev.str_attr("agent.id") == Some(id.as_str()),
-            Subject::Feature(f) => ev.str_attr("feature.name") == Some(f.as_str()),
+            Subject::Agent(id) => ev.str_attr(attr::AGENT_ID) == Some(id.as_str()),
+            Subject::Feature(f) => ev.str_attr(attr::FEATURE_NAME) == Some(f.as_str()),
         };
         let says_something = about && !details.is_empty();
         if changes.is_empty() && !says_something {
             return;
         }
-        let assignment = ev.span.name == "agent.feature_assignment";
+        let assignment = ev.span.name == span::AGENT_FEATURE_ASSIGNMENT;
         self.entries.push(HistoryEntry {
             seq: ev.seq,
             time: ev.time,
@@ -472,10 +473,10 @@ impl History {
             span_id: hex(&ev.span.span_id),
             changes,
             score: assignment
-                .then(|| ev.double_attr("assignment.match_score"))
+                .then(|| ev.double_attr(attr::ASSIGNMENT_MATCH_SCORE))
                 .flatten(),
             reasons: if assignment {
-                ev.list_attr("assignment.reasons")
+                ev.list_attr(attr::ASSIGNMENT_REASONS)
             } else {
                 Vec::new()
             },

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::model::{AnyValue, KeyValue, ResourceSpans, Span};
 use crate::reducer::View;
 use crate::registry::{Origin, Registry, Violation};
+use crate::vocab::attr;
 
 /// The prefix of every agent token, so that one found in a file or a shell history says what
 /// it is.
@@ -153,7 +154,7 @@ fn refusal(
 fn agent_id(attributes: &[KeyValue]) -> Option<&str> {
     attributes
         .iter()
-        .find(|kv| kv.key.as_str() == "agent.id")
+        .find(|kv| kv.key.as_str() == attr::AGENT_ID)
         .and_then(|kv| match &kv.value {
             AnyValue::String(s) => Some(s.as_str()),
             _ => None,

@@ -8,6 +8,8 @@
 //! - [`model`]: the project's own span types, a lossless image of an OTLP export.
 //! - [`names`]: the one rule for agent ids and feature names.
 //! - [`registry`]: the span registry (`spans/*.yaml`, compiled in) and span validation.
+//! - [`vocab`]: every span name and attribute key the registry declares, as a constant
+//!   (generated from `spans/*.yaml` and checked in; a test says when it is stale).
 //! - [`reducer`]: `View = fold(events)`, enforcing the agent lifecycle.
 //! - [`policy`]: which queued feature goes to which agent, with scores and reasons.
 //! - [`status`]: the status document, a pure function of the view.
@@ -31,4 +33,5 @@ pub mod status;
 pub mod task;
 pub mod timeline;
 pub mod verify;
+pub mod vocab;
 pub mod whatif;

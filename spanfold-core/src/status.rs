@@ -13,6 +13,7 @@ use crate::reducer::{
     Agent, AgentState, Anomaly, Capabilities, Complexity, Config, Counters, Feature, FeatureStatus,
     Priority, View, Worktree, WorktreeStatus,
 };
+use crate::vocab::attr;
 
 #[derive(Debug, Clone, Default)]
 pub struct StatusOptions {
@@ -473,7 +474,7 @@ pub fn event_json(ev: &crate::model::Event<'_>) -> serde_json::Value {
         "name": ev.span.name,
         "trace_id": crate::model::hex(&ev.span.trace_id),
         "span_id": crate::model::hex(&ev.span.span_id),
-        "agent_id": ev.str_attr("agent.id"),
+        "agent_id": ev.str_attr(attr::AGENT_ID),
         "attributes": attributes,
     })
 }

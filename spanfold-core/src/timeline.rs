@@ -17,6 +17,7 @@ use crate::model::{Event, UnixNanos};
 use crate::policy::Matcher;
 use crate::reducer::{AsOf, FeatureStatus, View};
 use crate::status;
+use crate::vocab::{attr, span};
 
 pub const DEFAULT_RESOLUTION: usize = 1_000;
 pub const MAX_RESOLUTION: usize = 10_000;
@@ -155,9 +156,9 @@ impl Builder {
         // The agents whose lane may move: the one the span names and the holder of the
         // feature it names (the rule `changes` follows), compared before and after. Only their
         // state and features matter here, so the full change list is not built.
-        let named = ev.str_attr("agent.id");
+        let named = ev.str_attr(attr::AGENT_ID);
         let holder = ev
-            .str_attr("feature.name")
+            .str_attr(attr::FEATURE_NAME)
             .and_then(|f| view.features.get(f))
             .and_then(|f| f.assigned_agent.clone())
             .filter(|h| Some(h.as_str()) != named);
@@ -198,18 +199,18 @@ impl Builder {
             let (agent, reason) = (a.agent_id.clone(), a.reason.clone());
             self.mark(ev, MarkerKind::Anomaly, agent, None, || Some(reason));
         }
-        let agent = || ev.str_attr("agent.id").map(str::to_owned);
-        let feature = || ev.str_attr("feature.name").map(str::to_owned);
+        let agent = || ev.str_attr(attr::AGENT_ID).map(str::to_owned);
+        let feature = || ev.str_attr(attr::FEATURE_NAME).map(str::to_owned);
         match ev.span.name.as_str() {
-            "agent.feature_assignment" => {
+            span::AGENT_FEATURE_ASSIGNMENT => {
                 self.mark(ev, MarkerKind::Assignment, agent(), feature(), || {
-                    let score = ev.double_attr("assignment.match_score").unwrap_or(0.0);
-                    let reasons = ev.list_attr("assignment.reasons").join("; ");
+                    let score = ev.double_attr(attr::ASSIGNMENT_MATCH_SCORE).unwrap_or(0.0);
+                    let reasons = ev.list_attr(attr::ASSIGNMENT_REASONS).join("; ");
                     Some(format!("score {score:.3}: {reasons}"))
                 });
             }
-            "coordination.feature_merge" => {
-                let kind = match ev.str_attr("merge.result") {
+            span::COORDINATION_FEATURE_MERGE => {
+                let kind = match ev.str_attr(attr::MERGE_RESULT) {
                     Some("merged") => Some(MarkerKind::Merge),
                     Some("conflicted") => Some(MarkerKind::Conflict),
                     _ => None,
@@ -217,13 +218,13 @@ impl Builder {
                 if let Some(kind) = kind {
                     self.mark(ev, kind, agent(), feature(), || {
                         Some(match kind {
-                            MarkerKind::Conflict => ev.list_attr("merge.conflicts").join(", "),
-                            _ => ev.str_attr("merge.kind").unwrap_or_default().to_owned(),
+                            MarkerKind::Conflict => ev.list_attr(attr::MERGE_CONFLICTS).join(", "),
+                            _ => ev.str_attr(attr::MERGE_KIND).unwrap_or_default().to_owned(),
                         })
                     });
                 }
             }
-            "agent.lease_expired" => {
+            span::AGENT_LEASE_EXPIRED => {
                 self.mark(ev, MarkerKind::LeaseExpired, agent(), feature(), || None);
             }
             _ => {}

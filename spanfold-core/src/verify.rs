@@ -13,6 +13,7 @@ use crate::model::hex;
 use crate::model::{Event, UnixNanos};
 use crate::policy::{self, PolicyConfig};
 use crate::reducer::View;
+use crate::vocab::{attr, span};
 
 /// One assignment, as recorded in the log or as re-computed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -121,9 +122,9 @@ pub struct Verifier {
 /// The span name of the decisions a point of `kind` records.
 fn decision_span(kind: &str) -> &'static str {
     if kind == "assignment" {
-        "agent.feature_assignment"
+        span::AGENT_FEATURE_ASSIGNMENT
     } else {
-        "agent.lease_expired"
+        span::AGENT_LEASE_EXPIRED
     }
 }
 
@@ -166,7 +167,7 @@ impl Verifier {
             }
         }
         let (kind, expected) = match name {
-            "coordination.cycle" => (
+            span::COORDINATION_CYCLE => (
                 "assignment",
                 policy::decide(view, &self.config)
                     .assignments
@@ -180,7 +181,7 @@ impl Verifier {
                     .collect(),
             ),
             // The verdict's own time is the `now` it was decided at.
-            "agent.lease_expired" => (
+            span::AGENT_LEASE_EXPIRED => (
                 "lease_expired",
                 policy::expired_leases(view, ev.span.start_time_unix_nano)
                     .into_iter()
@@ -193,7 +194,7 @@ impl Verifier {
             kind,
             seq: ev.seq,
             time: ev.time,
-            cycle_number: ev.int_attr("coordination.cycle_number"),
+            cycle_number: ev.int_attr(attr::COORDINATION_CYCLE_NUMBER),
             expected,
             recorded: Vec::new(),
         };
@@ -253,13 +254,16 @@ impl Verifier {
 }
 
 fn recorded_choice(ev: &Event<'_>) -> Choice {
-    if ev.span.name == "agent.lease_expired" {
-        return lease(ev.str_attr("agent.id").unwrap_or_default());
+    if ev.span.name == span::AGENT_LEASE_EXPIRED {
+        return lease(ev.str_attr(attr::AGENT_ID).unwrap_or_default());
     }
     Choice {
-        agent_id: ev.str_attr("agent.id").unwrap_or_default().to_owned(),
-        feature_name: ev.str_attr("feature.name").unwrap_or_default().to_owned(),
-        score: ev.double_attr("assignment.match_score"),
-        reasons: ev.list_attr("assignment.reasons"),
+        agent_id: ev.str_attr(attr::AGENT_ID).unwrap_or_default().to_owned(),
+        feature_name: ev
+            .str_attr(attr::FEATURE_NAME)
+            .unwrap_or_default()
+            .to_owned(),
+        score: ev.double_attr(attr::ASSIGNMENT_MATCH_SCORE),
+        reasons: ev.list_attr(attr::ASSIGNMENT_REASONS),
     }
 }

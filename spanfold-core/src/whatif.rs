@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Event, UnixNanos};
 use crate::policy::{self, PolicyConfig, Weights};
 use crate::reducer::{AgentState, FeatureStatus, View};
+use crate::vocab::{attr, span};
 
 /// What `--policy-config` may change. Every key is optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -252,22 +253,22 @@ pub fn run<'a>(events: impl IntoIterator<Item = Event<'a>>, alternative: WhatIfC
     for ev in &events {
         view.apply(ev);
         facts.end = ev.time;
-        let name = ev.str_attr("feature.name");
+        let name = ev.str_attr(attr::FEATURE_NAME);
         match ev.span.name.as_str() {
-            "feature.request" => {
+            span::FEATURE_REQUEST => {
                 if let Some(n) = name {
                     facts.requested.entry(n.to_owned()).or_insert(ev.time);
                 }
             }
-            "agent.feature_assignment" => {
+            span::AGENT_FEATURE_ASSIGNMENT => {
                 if let Some(n) = name {
                     facts.first_assigned.entry(n.to_owned()).or_insert(ev.time);
                 }
-                if let Some(a) = ev.str_attr("agent.id") {
+                if let Some(a) = ev.str_attr(attr::AGENT_ID) {
                     *facts.load.entry(a.to_owned()).or_insert(0) += 1;
                 }
             }
-            "agent.lease_expired" => facts.lease_verdicts += 1,
+            span::AGENT_LEASE_EXPIRED => facts.lease_verdicts += 1,
             _ => {}
         }
         // Submission: the feature reached merging for the first time.
@@ -292,7 +293,7 @@ pub fn run<'a>(events: impl IntoIterator<Item = Event<'a>>, alternative: WhatIfC
     let mut view = View::default();
     let mut cycles = 0;
     for ev in &events {
-        if ev.span.name == "coordination.cycle" {
+        if ev.span.name == span::COORDINATION_CYCLE {
             cycles += 1;
             current.cycle(cycles, ev.time, &view, &durations);
             alt.cycle(cycles, ev.time, &view, &durations);

@@ -7,8 +7,8 @@
 //! on a timer, and shortly after a span that can change an assignment.
 
 //!
-//! The parts: [`port`] is what receivers and the API hold (the state, the metrics, the way to
-//! the writer), [`writer`] is the writer's loop, [`prometheus`] the metrics' text, and this
+//! The parts: `port` is what receivers and the API hold (the state, the metrics, the way to
+//! the writer), `writer` is the writer's loop, [`prometheus`] the metrics' text, and this
 //! module puts them together: bind, start, serve, stop on a signal.
 
 use std::path::PathBuf;

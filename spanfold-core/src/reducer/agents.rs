@@ -6,12 +6,13 @@ use super::{
 };
 use crate::model::{Event, as_double, as_int, as_str};
 use crate::names;
+use crate::vocab::attr;
 
 impl View {
     /// The registered agent a span names, with its activity refreshed.
     fn agent_of(&mut self, ev: &Event<'_>) -> Result<&mut Agent, String> {
         let id = ev
-            .str_attr("agent.id")
+            .str_attr(attr::AGENT_ID)
             .ok_or_else(|| "the span has no agent.id".to_string())?;
         let agent = self
             .agents
@@ -23,26 +24,26 @@ impl View {
 
     pub(super) fn register(&mut self, ev: &Event<'_>) -> Result<(), String> {
         let id = ev
-            .str_attr("agent.id")
+            .str_attr(attr::AGENT_ID)
             .ok_or_else(|| "the span has no agent.id".to_string())?;
         names::agent_id(id).map_err(|e| e.to_string())?;
         let capabilities = Capabilities::from_event(
             ev,
             [
-                "agent.languages",
-                "agent.frameworks",
-                "agent.expertise_areas",
+                attr::AGENT_LANGUAGES,
+                attr::AGENT_FRAMEWORKS,
+                attr::AGENT_EXPERTISE_AREAS,
             ],
         );
         let max = ev
-            .int_attr("agent.max_concurrent_features")
+            .int_attr(attr::AGENT_MAX_CONCURRENT_FEATURES)
             .unwrap_or(1)
             .clamp(1, 1024) as u32;
         let preferred = ev
-            .str_attr("agent.preferred_complexity")
+            .str_attr(attr::AGENT_PREFERRED_COMPLEXITY)
             .and_then(Complexity::parse);
         let lease = ev
-            .int_attr("agent.lease_seconds")
+            .int_attr(attr::AGENT_LEASE_SECONDS)
             .and_then(|s| u64::try_from(s).ok())
             .filter(|s| *s > 0);
         let agent = self.agents.entry(id.to_owned()).or_insert_with(|| Agent {
@@ -69,7 +70,7 @@ impl View {
     }
 
     pub(super) fn message(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let text = ev.str_attr("communication.message").map(str::to_owned);
+        let text = ev.str_attr(attr::COMMUNICATION_MESSAGE).map(str::to_owned);
         let agent = self.agent_of(ev)?;
         if let Some(text) = text {
             agent.last_message = Some((ev.time, text));
@@ -134,12 +135,12 @@ impl View {
     pub(super) fn progress(&mut self, ev: &Event<'_>) -> Result<(), String> {
         // Progress reports are most of the traffic: read all their attributes in one pass.
         let [state, named, percentage, files, lines, duration] = ev.attrs([
-            "agent.state",
-            "feature.name",
-            "work.progress_percentage",
-            "work.files_modified",
-            "work.lines_added",
-            "work.duration_ms",
+            attr::AGENT_STATE,
+            attr::FEATURE_NAME,
+            attr::WORK_PROGRESS_PERCENTAGE,
+            attr::WORK_FILES_MODIFIED,
+            attr::WORK_LINES_ADDED,
+            attr::WORK_DURATION_MS,
         ]);
         let next = state
             .and_then(as_str)
@@ -147,7 +148,7 @@ impl View {
             .ok_or_else(|| "agent.state is missing or not a lifecycle state".to_string())?;
         if next == AgentState::Idle
             && let Some(agent) = ev
-                .str_attr("agent.id")
+                .str_attr(attr::AGENT_ID)
                 .and_then(|id| self.agents.get_mut(id))
             && agent.state == AgentState::Claiming
         {
@@ -188,9 +189,9 @@ impl View {
             ));
         }
         if let Some((key, n)) = [
-            ("work.files_modified", progress.files_modified),
-            ("work.lines_added", progress.lines_added),
-            ("work.duration_ms", progress.duration_ms),
+            (attr::WORK_FILES_MODIFIED, progress.files_modified),
+            (attr::WORK_LINES_ADDED, progress.lines_added),
+            (attr::WORK_DURATION_MS, progress.duration_ms),
         ]
         .into_iter()
         .find_map(|(k, n)| n.filter(|n| *n < 0).map(|n| (k, n)))
@@ -223,13 +224,13 @@ impl View {
     }
 
     pub(super) fn validation(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let passed = match ev.str_attr("validation.result") {
+        let passed = match ev.str_attr(attr::VALIDATION_RESULT) {
             Some("passed") => true,
             Some("failed") => false,
             _ => return Err("validation.result must be passed or failed".into()),
         };
         let id = self.agent_of(ev)?.id.clone();
-        let feature = self.reported_feature(&id, ev.str_attr("feature.name"), true)?;
+        let feature = self.reported_feature(&id, ev.str_attr(attr::FEATURE_NAME), true)?;
         let agent = self.agent_of(ev)?;
         if !matches!(agent.state, AgentState::Working | AgentState::Validating) {
             return Err(format!(
@@ -269,11 +270,11 @@ impl View {
 
     pub(super) fn token_issued(&mut self, ev: &Event<'_>) -> Result<(), String> {
         let agent = ev
-            .str_attr("agent.id")
+            .str_attr(attr::AGENT_ID)
             .ok_or_else(|| "agent.token_issued needs agent.id".to_string())?;
         names::agent_id(agent).map_err(|e| e.to_string())?;
         let hash = ev
-            .str_attr("agent.token_sha256")
+            .str_attr(attr::AGENT_TOKEN_SHA256)
             .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
             .ok_or_else(|| {
                 "agent.token_issued needs agent.token_sha256: 64 hex digits".to_string()

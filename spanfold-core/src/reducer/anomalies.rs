@@ -3,12 +3,13 @@
 
 use super::{Anomaly, MAX_ANOMALIES, View};
 use crate::model::Event;
+use crate::vocab::attr;
 
 impl View {
     pub(super) fn anomaly(&mut self, ev: &Event<'_>, reason: String) {
         self.counters.anomalies += 1;
         if let Some(agent) = ev
-            .str_attr("agent.id")
+            .str_attr(attr::AGENT_ID)
             .and_then(|id| self.agents.get_mut(id))
         {
             agent.anomalies += 1;
@@ -18,7 +19,7 @@ impl View {
         }
         self.anomalies.push_back(Anomaly {
             seq: ev.seq,
-            agent_id: ev.str_attr("agent.id").map(str::to_owned),
+            agent_id: ev.str_attr(attr::AGENT_ID).map(str::to_owned),
             span: ev.span.name.to_string(),
             span_id: crate::model::hex(&ev.span.span_id),
             reason,
@@ -26,13 +27,13 @@ impl View {
     }
 
     pub(super) fn acknowledge(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        if ev.attr("anomaly.all").and_then(crate::model::as_bool) == Some(true) {
+        if ev.attr(attr::ANOMALY_ALL).and_then(crate::model::as_bool) == Some(true) {
             self.counters.acknowledged += self.anomalies.len() as u64;
             self.anomalies.clear();
             return Ok(());
         }
         let seq = ev
-            .int_attr("anomaly.seq")
+            .int_attr(attr::ANOMALY_SEQ)
             .and_then(|s| u64::try_from(s).ok())
             .ok_or_else(|| "anomaly.acknowledge needs anomaly.seq or anomaly.all".to_string())?;
         let at = self

@@ -6,6 +6,7 @@ use super::{
     WorktreeStatus,
 };
 use crate::model::Event;
+use crate::vocab::attr;
 
 impl View {
     pub(super) fn init(&mut self, ev: &Event<'_>) -> Result<(), String> {
@@ -15,11 +16,11 @@ impl View {
                 .ok_or_else(|| format!("{key} is missing"))
         };
         self.config = Some(Config {
-            repo: get("coordination.repo")?,
-            base_branch: get("coordination.base_branch")?,
-            worktrees_dir: get("coordination.worktrees_dir")?,
+            repo: get(attr::COORDINATION_REPO)?,
+            base_branch: get(attr::COORDINATION_BASE_BRANCH)?,
+            worktrees_dir: get(attr::COORDINATION_WORKTREES_DIR)?,
             lease_seconds: ev
-                .int_attr("coordination.lease_seconds")
+                .int_attr(attr::COORDINATION_LEASE_SECONDS)
                 .and_then(|s| u64::try_from(s).ok())
                 .filter(|s| *s > 0)
                 .unwrap_or(DEFAULT_LEASE_SECONDS),
@@ -29,7 +30,7 @@ impl View {
 
     pub(super) fn configure(&mut self, ev: &Event<'_>) -> Result<(), String> {
         let lease = ev
-            .int_attr("coordination.lease_seconds")
+            .int_attr(attr::COORDINATION_LEASE_SECONDS)
             .and_then(|s| u64::try_from(s).ok())
             .filter(|s| *s > 0)
             .ok_or_else(|| "coordination.lease_seconds must be a positive number".to_string())?;
@@ -42,7 +43,8 @@ impl View {
     }
 
     pub(super) fn assign(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let (Some(agent_id), Some(name)) = (ev.str_attr("agent.id"), ev.str_attr("feature.name"))
+        let (Some(agent_id), Some(name)) =
+            (ev.str_attr(attr::AGENT_ID), ev.str_attr(attr::FEATURE_NAME))
         else {
             return Err("an assignment needs agent.id and feature.name".into());
         };
@@ -81,8 +83,8 @@ impl View {
             f.status = FeatureStatus::Assigned;
             f.assigned_agent = Some(agent_id.to_owned());
             f.last_error = None;
-            f.worktree_path = ev.str_attr("worktree.path").map(str::to_owned);
-            f.branch_name = ev.str_attr("worktree.branch").map(str::to_owned);
+            f.worktree_path = ev.str_attr(attr::WORKTREE_PATH).map(str::to_owned);
+            f.branch_name = ev.str_attr(attr::WORKTREE_BRANCH).map(str::to_owned);
         }
         Ok(())
     }
@@ -90,9 +92,9 @@ impl View {
     /// The coordinator's decision that a silent agent loses its features.
     pub(super) fn lease_expired(&mut self, ev: &Event<'_>) -> Result<(), String> {
         let id = ev
-            .str_attr("agent.id")
+            .str_attr(attr::AGENT_ID)
             .ok_or_else(|| "agent.lease_expired needs agent.id".to_string())?;
-        let silent = ev.int_attr("lease.silent_seconds").unwrap_or(0);
+        let silent = ev.int_attr(attr::LEASE_SILENT_SECONDS).unwrap_or(0);
         let agent = self
             .agents
             .get_mut(id)
@@ -119,8 +121,11 @@ impl View {
             ev.str_attr(key)
                 .ok_or_else(|| format!("coordination.feature_merge needs {key}"))
         };
-        let (result, agent_id, name) =
-            (get("merge.result")?, get("agent.id")?, get("feature.name")?);
+        let (result, agent_id, name) = (
+            get(attr::MERGE_RESULT)?,
+            get(attr::AGENT_ID)?,
+            get(attr::FEATURE_NAME)?,
+        );
         let feature = self
             .features
             .get_mut(name)
@@ -141,22 +146,22 @@ impl View {
         // even merge_from, which recovery needs after a merge a crash cut off).
         match result {
             "started" => {
-                feature.merge_from = ev.str_attr("merge.from").map(str::to_owned);
+                feature.merge_from = ev.str_attr(attr::MERGE_FROM).map(str::to_owned);
             }
             "gate_started" | "deferred" | "failed" => {
-                feature.merge_note = ev.str_attr("merge.reason").map(str::to_owned);
+                feature.merge_note = ev.str_attr(attr::MERGE_REASON).map(str::to_owned);
             }
             "gate_failed" | "returned" => {
                 // Back to its agent with the gate's output (or what to fix) to read.
                 feature.status = FeatureStatus::InProgress;
-                feature.merge_note = ev.str_attr("merge.reason").map(str::to_owned);
+                feature.merge_note = ev.str_attr(attr::MERGE_REASON).map(str::to_owned);
                 if let Some(agent) = self.agents.get_mut(agent_id) {
                     agent.state = AgentState::Working;
                 }
             }
             "conflicted" => {
                 feature.status = FeatureStatus::Conflicted;
-                feature.conflicts = ev.list_attr("merge.conflicts");
+                feature.conflicts = ev.list_attr(attr::MERGE_CONFLICTS);
                 feature.merge_note = None;
                 // Back to its agent: the coordinator's move, not an agent report.
                 if let Some(agent) = self.agents.get_mut(agent_id) {
@@ -168,7 +173,7 @@ impl View {
                 feature.assigned_agent = None;
                 feature.conflicts.clear();
                 feature.merge_note = None;
-                feature.merged_commit = ev.str_attr("merge.commit").map(str::to_owned);
+                feature.merged_commit = ev.str_attr(attr::MERGE_COMMIT).map(str::to_owned);
                 feature.merged_by = Some(agent_id.to_owned());
                 feature.merged_at = Some(ev.time);
                 if let Some(wt) = feature

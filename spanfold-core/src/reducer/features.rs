@@ -8,19 +8,20 @@ use super::{
 };
 use crate::model::{Event, UnixNanos};
 use crate::names;
+use crate::vocab::attr;
 
 impl View {
     pub(super) fn request_feature(&mut self, ev: &Event<'_>) -> Result<(), String> {
         let name = ev
-            .str_attr("feature.name")
+            .str_attr(attr::FEATURE_NAME)
             .ok_or_else(|| "the span has no feature.name".to_string())?;
         names::feature_name(name).map_err(|e| e.to_string())?;
-        let priority = match ev.str_attr("feature.priority") {
+        let priority = match ev.str_attr(attr::FEATURE_PRIORITY) {
             None => Priority::Medium,
             Some(p) => Priority::parse(p).ok_or_else(|| format!("unknown priority {p:?}"))?,
         };
         let effort = ev
-            .int_attr("feature.estimated_effort")
+            .int_attr(attr::FEATURE_ESTIMATED_EFFORT)
             .unwrap_or(3)
             .clamp(1, 100) as u32;
         if !self.features.contains_key(name)
@@ -36,16 +37,17 @@ impl View {
             // Held or done: only its priority may still change, and only by a request that
             // otherwise repeats the feature as it is.
             let same = existing.estimated_effort == effort
-                && existing.description == ev.str_attr("feature.description").unwrap_or_default()
-                && existing.requirements == ev.list_attr("feature.requirements")
-                && existing.acceptance_criteria == ev.list_attr("feature.acceptance_criteria")
+                && existing.description
+                    == ev.str_attr(attr::FEATURE_DESCRIPTION).unwrap_or_default()
+                && existing.requirements == ev.list_attr(attr::FEATURE_REQUIREMENTS)
+                && existing.acceptance_criteria == ev.list_attr(attr::FEATURE_ACCEPTANCE_CRITERIA)
                 && existing.requires
                     == Capabilities::from_event(
                         ev,
                         [
-                            "feature.languages",
-                            "feature.frameworks",
-                            "feature.expertise_areas",
+                            attr::FEATURE_LANGUAGES,
+                            attr::FEATURE_FRAMEWORKS,
+                            attr::FEATURE_EXPERTISE_AREAS,
                         ],
                     );
             if same && existing.status.is_in_progress() {
@@ -60,17 +62,17 @@ impl View {
         let requires = Capabilities::from_event(
             ev,
             [
-                "feature.languages",
-                "feature.frameworks",
-                "feature.expertise_areas",
+                attr::FEATURE_LANGUAGES,
+                attr::FEATURE_FRAMEWORKS,
+                attr::FEATURE_EXPERTISE_AREAS,
             ],
         );
         let description = ev
-            .str_attr("feature.description")
+            .str_attr(attr::FEATURE_DESCRIPTION)
             .unwrap_or_default()
             .to_owned();
-        let requirements = ev.list_attr("feature.requirements");
-        let acceptance_criteria = ev.list_attr("feature.acceptance_criteria");
+        let requirements = ev.list_attr(attr::FEATURE_REQUIREMENTS);
+        let acceptance_criteria = ev.list_attr(attr::FEATURE_ACCEPTANCE_CRITERIA);
         // A re-request updates the queued feature in place; it keeps its queue position, its
         // worktree and its last error.
         if let Some(old) = self.features.get(name) {
@@ -156,7 +158,7 @@ impl View {
         feature.merged_by = None;
         feature.merged_at = None;
         feature.last_error = ev
-            .str_attr("reopen.reason")
+            .str_attr(attr::REOPEN_REASON)
             .map(|r| format!("reopened: {r}"));
         Ok(())
     }
@@ -177,7 +179,7 @@ impl View {
         self.tally
             .moved(&feature.requires, feature.status, FeatureStatus::Cancelled);
         feature.status = FeatureStatus::Cancelled;
-        feature.last_error = ev.str_attr("cancel.reason").map(str::to_owned);
+        feature.last_error = ev.str_attr(attr::CANCEL_REASON).map(str::to_owned);
         let holder = feature.assigned_agent.take();
         if let Some(wt) = feature
             .worktree_path
@@ -205,7 +207,7 @@ impl View {
         ev: &Event<'e>,
     ) -> Result<(&'e str, &'v mut Feature), String> {
         let name = ev
-            .str_attr("feature.name")
+            .str_attr(attr::FEATURE_NAME)
             .ok_or_else(|| format!("{} needs feature.name", ev.span.name))?;
         let feature = features
             .get_mut(name)

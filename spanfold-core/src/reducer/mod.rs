@@ -33,6 +33,7 @@ pub use view::{
 pub use vocabulary::{AgentState, Complexity, FeatureStatus, Priority, WorktreeStatus};
 
 use crate::model::Event;
+use crate::vocab::{attr, span};
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
@@ -40,24 +41,24 @@ pub const REDUCER_VERSION: u32 = 6;
 
 /// Span names this reducer gives meaning to. A test checks this list against the registry.
 pub const HANDLED_SPANS: &[&str] = &[
-    "agent.communication",
-    "anomaly.acknowledge",
-    "agent.feature_assignment",
-    "agent.lease_expired",
-    "agent.registration",
-    "agent.reset",
-    "agent.token_issued",
-    "agent.validation",
-    "agent.work_progress",
-    "coordination.configure",
-    "coordination.cycle",
-    "coordination.feature_merge",
-    "coordination.init",
-    "coordination.system_health",
-    "feature.cancel",
-    "feature.reopen",
-    "feature.request",
-    "worktree.lifecycle",
+    span::AGENT_COMMUNICATION,
+    span::ANOMALY_ACKNOWLEDGE,
+    span::AGENT_FEATURE_ASSIGNMENT,
+    span::AGENT_LEASE_EXPIRED,
+    span::AGENT_REGISTRATION,
+    span::AGENT_RESET,
+    span::AGENT_TOKEN_ISSUED,
+    span::AGENT_VALIDATION,
+    span::AGENT_WORK_PROGRESS,
+    span::COORDINATION_CONFIGURE,
+    span::COORDINATION_CYCLE,
+    span::COORDINATION_FEATURE_MERGE,
+    span::COORDINATION_INIT,
+    span::COORDINATION_SYSTEM_HEALTH,
+    span::FEATURE_CANCEL,
+    span::FEATURE_REOPEN,
+    span::FEATURE_REQUEST,
+    span::WORKTREE_LIFECYCLE,
 ];
 
 /// At most this many anomalies are kept in the view; older ones are counted, not listed.
@@ -95,32 +96,32 @@ impl View {
         };
         self.counters.events += 1;
         let outcome = match ev.span.name.as_str() {
-            "agent.registration" => self.register(ev),
-            "feature.request" => self.request_feature(ev),
-            "agent.work_progress" => self.progress(ev),
-            "agent.validation" => self.validation(ev),
-            "agent.reset" => self.reset(ev),
-            "agent.communication" => self.message(ev),
-            "coordination.init" => self.init(ev),
-            "coordination.configure" => self.configure(ev),
-            "coordination.cycle" => {
+            span::AGENT_REGISTRATION => self.register(ev),
+            span::FEATURE_REQUEST => self.request_feature(ev),
+            span::AGENT_WORK_PROGRESS => self.progress(ev),
+            span::AGENT_VALIDATION => self.validation(ev),
+            span::AGENT_RESET => self.reset(ev),
+            span::AGENT_COMMUNICATION => self.message(ev),
+            span::COORDINATION_INIT => self.init(ev),
+            span::COORDINATION_CONFIGURE => self.configure(ev),
+            span::COORDINATION_CYCLE => {
                 self.counters.cycles += 1;
                 Ok(())
             }
-            "agent.feature_assignment" => self.assign(ev),
-            "worktree.lifecycle" => self.worktree(ev),
-            "coordination.system_health" => Ok(()),
-            "coordination.feature_merge" => self.merge(ev),
-            "agent.lease_expired" => self.lease_expired(ev),
-            "feature.cancel" => self.cancel(ev),
-            "feature.reopen" => self.reopen(ev),
-            "anomaly.acknowledge" => self.acknowledge(ev),
-            "agent.token_issued" => self.token_issued(ev),
+            span::AGENT_FEATURE_ASSIGNMENT => self.assign(ev),
+            span::WORKTREE_LIFECYCLE => self.worktree(ev),
+            span::COORDINATION_SYSTEM_HEALTH => Ok(()),
+            span::COORDINATION_FEATURE_MERGE => self.merge(ev),
+            span::AGENT_LEASE_EXPIRED => self.lease_expired(ev),
+            span::FEATURE_CANCEL => self.cancel(ev),
+            span::FEATURE_REOPEN => self.reopen(ev),
+            span::ANOMALY_ACKNOWLEDGE => self.acknowledge(ev),
+            span::AGENT_TOKEN_ISSUED => self.token_issued(ev),
             _ => {
                 self.counters.unregistered_spans += 1;
                 // A span the registry does not name still shows its agent is alive.
                 if let Some(agent) = ev
-                    .str_attr("agent.id")
+                    .str_attr(attr::AGENT_ID)
                     .and_then(|id| self.agents.get_mut(id))
                 {
                     agent.last_activity = ev.time;

@@ -3,6 +3,7 @@
 
 use super::{AgentState, FeatureStatus, View, Worktree, WorktreeStatus};
 use crate::model::Event;
+use crate::vocab::attr;
 
 impl View {
     pub(super) fn worktree(&mut self, ev: &Event<'_>) -> Result<(), String> {
@@ -11,10 +12,10 @@ impl View {
                 .ok_or_else(|| format!("worktree.lifecycle needs {key}"))
         };
         let (action, name, path, branch) = (
-            get("worktree.action")?,
-            get("feature.name")?,
-            get("worktree.path")?,
-            get("worktree.branch")?,
+            get(attr::WORKTREE_ACTION)?,
+            get(attr::FEATURE_NAME)?,
+            get(attr::WORKTREE_PATH)?,
+            get(attr::WORKTREE_BRANCH)?,
         );
         if matches!(action, "removed" | "kept") {
             return self.cleaned(ev, name, path);
@@ -32,7 +33,7 @@ impl View {
             }
             return Ok(());
         }
-        let agent_id = get("agent.id")?;
+        let agent_id = get(attr::AGENT_ID)?;
         let holds = self
             .features
             .get(name)
@@ -52,7 +53,7 @@ impl View {
                         status: WorktreeStatus::Active,
                         agent_id: Some(agent_id.to_owned()),
                         feature_name: name.to_owned(),
-                        note: ev.str_attr("worktree.error").map(str::to_owned),
+                        note: ev.str_attr(attr::WORKTREE_ERROR).map(str::to_owned),
                         locked: true,
                         since: ev.time,
                     },
@@ -60,7 +61,7 @@ impl View {
                 Ok(())
             }
             "create_failed" => {
-                let error = ev.str_attr("worktree.error").unwrap_or("unknown error");
+                let error = ev.str_attr(attr::WORKTREE_ERROR).unwrap_or("unknown error");
                 // The coordinator takes back its own assignment: not an agent transition.
                 if let Some(agent) = self.agents.get_mut(agent_id) {
                     agent.assignments.retain(|a| a != name);
@@ -91,7 +92,7 @@ impl View {
                 "cleanup of worktree {path}, which its agent still holds"
             ));
         }
-        if ev.str_attr("worktree.action") == Some("removed") {
+        if ev.str_attr(attr::WORKTREE_ACTION) == Some("removed") {
             self.worktrees.remove(path);
             // A feature still to be done starts its next worktree afresh from its branch.
             if let Some(f) = self.features.get_mut(name)
@@ -102,7 +103,7 @@ impl View {
             }
         } else if let Some(wt) = self.worktrees.get_mut(path) {
             wt.agent_id = None;
-            wt.note = ev.str_attr("worktree.error").map(str::to_owned);
+            wt.note = ev.str_attr(attr::WORKTREE_ERROR).map(str::to_owned);
             wt.since = ev.time;
         }
         Ok(())
