@@ -9,7 +9,8 @@ runs="${2:-3}"; seconds="${3:-10}"; concurrency="${4:-8}"; batch="${5:-512}"
 cd "$(dirname "$0")/.."
 root="$PWD"
 cargo build --locked --release --quiet --bins
-old_src="$root/target/ab-src-$rev"
+# Outside this checkout: inside it, cargo would take the old tree for a member of this workspace.
+old_src="${TMPDIR:-/tmp}/spanfold-ab-src-$rev"
 old_bin="$root/target/ab-$rev"
 if [ ! -x "$old_bin/release/spanfold" ]; then
   rm -rf "$old_src"

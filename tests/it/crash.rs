@@ -141,13 +141,9 @@ mod at_a_point {
     }
 
     fn feature_status(sb: &Sandbox, name: &str) -> String {
-        let status = sb.status();
-        status["features"]
-            .as_array()
-            .and_then(|f| f.iter().find(|x| x["name"] == name))
-            .and_then(|f| f["status"].as_str())
-            .unwrap_or("")
-            .to_owned()
+        let status = sb.status_doc();
+        let feature = status.features.iter().find(|f| f.name == name);
+        feature.map_or("", |f| f.status.as_str()).to_owned()
     }
 
     /// A server that holds still at `point` and is killed there; returns once it is dead.

@@ -4,6 +4,8 @@
 
 use crate::common;
 
+use spanfold::reducer::AgentState;
+
 use std::path::PathBuf;
 
 use common::{Sandbox, assign, feature, submit};
@@ -96,11 +98,8 @@ fn a_conflict_goes_back_to_its_agent_and_merges_once_resolved() {
         Some("# project\nhello\n")
     );
     assert_eq!(sb.git(&["status", "--porcelain"]), "");
-    let a2 = status["agents"]
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["agent_id"] == "a2"))
-        .expect("a2");
-    assert_eq!(a2["state"], "working");
+    let status = sb.status_doc();
+    assert_eq!(common::agent_in(&status, "a2").state, AgentState::Working);
     // `next` tells a2 it has work again.
     let next = sb.ok(&["agents", "next", "a2"]);
     assert_eq!(next["feature_name"], "greeting-fr");
@@ -247,21 +246,13 @@ fn a_silent_agent_loses_its_feature_to_another_and_the_work_is_kept() {
         Some("eager"),
         "locked for the new agent"
     );
-    let status = sb.status();
-    let sleepy = status["agents"]
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["agent_id"] == "sleepy"))
-        .expect("sleepy");
-    assert_eq!(sleepy["state"], "error");
+    let status = sb.status_doc();
+    assert_eq!(common::agent_in(&status, "sleepy").state, AgentState::Error);
     // A late report from the silent agent changes nothing; a reset brings it back.
     sb.fails(&["agents", "progress", "sleepy", "--state", "working"]);
     sb.ok(&["agents", "reset", "sleepy"]);
-    let status = sb.status();
-    let sleepy = status["agents"]
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["agent_id"] == "sleepy"))
-        .expect("sleepy");
-    assert_eq!(sleepy["state"], "idle");
+    let status = sb.status_doc();
+    assert_eq!(common::agent_in(&status, "sleepy").state, AgentState::Idle);
 }
 
 #[cfg(feature = "test-hooks")]

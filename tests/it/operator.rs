@@ -131,15 +131,13 @@ fn an_agent_may_have_its_own_lease() {
     sb.ok(&["agents", "add-feature", "f1"]);
     sb.ok(&["agents", "add-feature", "f2"]);
     sb.ok(&["agents", "coordination-cycle"]);
-    let status = sb.status();
+    let status = sb.status_doc();
     let lease_of = |id: &str| -> u64 {
-        let a = status["agents"]
-            .as_array()
-            .and_then(|a| a.iter().find(|x| x["agent_id"] == id))
-            .expect("agent");
-        let t = |k: &str| humantime::parse_rfc3339(a[k].as_str().expect(k)).expect("time");
-        t("lease_expires_at")
-            .duration_since(t("last_activity"))
+        let a = common::agent_in(&status, id);
+        let t = |at: &str| humantime::parse_rfc3339(at).expect("a time");
+        let expires = a.lease_expires_at.as_deref().expect("a lease");
+        t(expires)
+            .duration_since(t(&a.last_activity))
             .expect("later")
             .as_secs()
     };

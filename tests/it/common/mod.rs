@@ -180,6 +180,12 @@ impl Sandbox {
         doc["errors"][0].as_str().unwrap_or_default().to_owned()
     }
 
+    /// The status document, parsed into the type spanfold writes it from: tests read fields,
+    /// not paths into untyped JSON.
+    pub fn status_doc(&self) -> spanfold::status::Status {
+        serde_json::from_value(self.status()).expect("a status document")
+    }
+
     pub fn status(&self) -> Value {
         self.ok(&["agents", "agent-status", "--details"])
     }
@@ -762,6 +768,27 @@ pub fn submit(sb: &Sandbox, agent: &str) {
     sb.ok(&["agents", "progress", agent, "--state", "working"]);
     sb.ok(&["agents", "progress", agent, "--state", "validating"]);
     sb.ok(&["agents", "validate", agent, "--result", "passed"]);
+}
+
+/// An agent of a status document, by id.
+pub fn agent_in<'a>(status: &'a spanfold::status::Status, id: &str) -> &'a spanfold::status::AgentJson {
+    status
+        .agents
+        .iter()
+        .find(|a| a.agent_id == id)
+        .unwrap_or_else(|| panic!("no agent {id} in the status"))
+}
+
+/// A feature of a status document, by name.
+pub fn feature_in<'a>(
+    status: &'a spanfold::status::Status,
+    name: &str,
+) -> &'a spanfold::status::FeatureJson {
+    status
+        .features
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no feature {name} in the status"))
 }
 
 /// A feature of a status document, by name.
