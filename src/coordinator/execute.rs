@@ -1,4 +1,4 @@
-//! Carrying out a plan's effects ([`plan::Effect`]) and turning each outcome into the span that
+//! Carrying out a plan's effects ([`Effect`]) and turning each outcome into the span that
 //! records it. The git work goes through a [`Workspace`], so that a test can stand in for git —
 //! fail one worktree, say — and check what the coordinator records when the world says no.
 
