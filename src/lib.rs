@@ -7,7 +7,7 @@
 //! The pure core lives in the crate `spanfold-core` (no I/O, no clock, no hash-order iteration;
 //! its dependency list holds no I/O crate) and is re-exported here under the same names:
 //! [`model`], [`names`], [`vocab`] (every span and attribute name, generated from
-//! `spans/*.yaml`), [`registry`], [`reducer`], [`policy`], [`status`], [`credentials`],
+//! `spans/*.yaml`), [`registry`], [`reducer`], [`policy`], [`plan`], [`status`], [`credentials`],
 //! [`task`], [`changes`], [`dedup`], [`verify`], [`whatif`], [`timeline`].
 //!
 //! The shells, one per outside dependency:
@@ -39,8 +39,8 @@
 //! - [`cli`]: the command line, a module per command group (only module that knows clap).
 
 pub use spanfold_core::{
-    changes, credentials, dedup, model, names, policy, reducer, registry, status, task, timeline,
-    verify, vocab, whatif,
+    changes, credentials, dedup, model, names, plan, policy, reducer, registry, status, task,
+    timeline, verify, vocab, whatif,
 };
 
 pub mod activity;

@@ -12,6 +12,8 @@
 //!   (generated from `spans/*.yaml` and checked in; a test says when it is stale).
 //! - [`reducer`]: `View = fold(events)`, enforcing the agent lifecycle.
 //! - [`policy`]: which queued feature goes to which agent, with scores and reasons.
+//! - [`plan`]: a cycle's assignment step as data — placements with their worktrees, lease
+//!   verdicts, and the worktree effects the coordinator then carries out.
 //! - [`status`]: the status document, a pure function of the view.
 //! - [`credentials`]: who is speaking — the operator, or one agent by its own token (hashed).
 //! - [`task`]: what `agents next` hands an agent — the feature, its requirements, why it came back.
@@ -26,6 +28,7 @@ pub mod credentials;
 pub mod dedup;
 pub mod model;
 pub mod names;
+pub mod plan;
 pub mod policy;
 pub mod reducer;
 pub mod registry;

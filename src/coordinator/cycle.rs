@@ -1,17 +1,17 @@
-//! One coordination cycle: recover, expire leases, decide the assignments and record them,
-//! create their worktrees and record the outcomes, merge what is submitted, record the health.
+//! One coordination cycle: recover, expire leases, plan the assignments (`plan`, pure) and
+//! record the decisions, carry out the plan's worktree effects and record the outcomes, merge
+//! what is submitted, record the health.
 
 use std::path::Path;
 
 use crate::emit;
 use crate::git;
 use crate::model::{Span, UnixNanos};
-use crate::names;
-use crate::policy::{self, Assignment, Decision};
-use crate::reducer::{Config, WorktreeStatus};
+use crate::plan::{self, CyclePlan};
+use crate::reducer::Config;
 use crate::status;
 
-use super::{CoordError, Coordinator, MergeReport, ours};
+use super::{CoordError, Coordinator, MergeReport};
 
 /// One assignment as carried out.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -40,13 +40,6 @@ pub struct CycleReport {
     pub recovered: Vec<String>,
 }
 
-/// An assignment recorded, with where its worktree goes.
-struct Planned {
-    assignment: Assignment,
-    path: String,
-    branch: String,
-}
-
 impl Coordinator {
     /// A cycle only when the policy would assign something: automatic cycles leave no trace
     /// when there is nothing to decide.
@@ -58,148 +51,91 @@ impl Coordinator {
         }
     }
 
-    /// One coordination cycle: decide, record the decisions, create the worktrees, record the
-    /// outcomes.
+    /// One coordination cycle: plan the assignments, record the decisions, create the worktrees,
+    /// record the outcomes.
     pub fn cycle(&mut self) -> Result<CycleReport, CoordError> {
         self.writable()?;
         let config = self.config()?;
         let recovered = self.recover()?;
         let expired = self.expire_leases(&config)?;
         self.release_abandoned(&config)?;
-        let decision = self.decide();
-        let cycle_number = self.view.read().counters.cycles + 1;
-        let planned = self.record_decision(&config, &decision, cycle_number)?;
+        // Planned on the view the lease verdicts and releases made.
+        let plan = self.plan(&config);
+        self.record_plan(&plan)?;
         crate::fault::point(crate::fault::AFTER_ASSIGNMENT_DECISION);
-        let assignments = self.place(&config, planned)?;
+        let assignments = self.place(&config, &plan)?;
         let merges = self.merge_submitted(&config)?;
         let health = self.health_span(self.clock.now());
         self.record(vec![health])?;
         Ok(CycleReport {
-            cycle_number,
+            cycle_number: plan.cycle_number,
             assignments,
-            features_waiting: decision.features_waiting,
+            features_waiting: plan.features_waiting,
             merges,
             leases_expired: expired,
             recovered,
         })
     }
 
-    /// Records the cycle and its assignments, each with the worktree and branch it will get.
-    fn record_decision(
-        &mut self,
-        config: &Config,
-        decision: &Decision,
-        cycle_number: u64,
-    ) -> Result<Vec<Planned>, CoordError> {
+    /// The assignment step's plan on the view as it is now, timed now; the policy decides once
+    /// per state of the view.
+    fn plan(&mut self, config: &Config) -> CyclePlan {
+        let decision = self.decide();
         let now = self.clock.now();
-        let mut planned = Vec::with_capacity(decision.assignments.len());
-        let mut spans = vec![emit::cycle(
-            &mut self.ids,
-            now,
-            cycle_number,
-            decision.assignments.len(),
-            decision.features_waiting,
-        )];
-        for a in &decision.assignments {
-            let Some((path, branch)) = self.placement(config, &a.feature_name) else {
-                continue;
-            };
-            spans.push(emit::assignment(
-                &mut self.ids,
-                now,
-                &emit::AssignmentSpan {
-                    agent_id: &a.agent_id,
-                    feature: &a.feature_name,
-                    priority: a.priority,
-                    score: a.score,
-                    reasons: &a.reasons,
-                    worktree_path: &path,
-                    branch: &branch,
-                },
-            ));
-            planned.push(Planned {
-                assignment: a.clone(),
-                path,
-                branch,
-            });
+        let plan = plan::plan_decided(&self.view.read(), decision, config, now);
+        for s in &plan.skipped {
+            tracing::error!("not placing {}: {}", s.feature_name, s.error);
         }
-        self.record(spans)?;
-        Ok(planned)
+        plan
     }
 
-    /// The worktree path and branch of `feature`. A feature placed before keeps its worktree,
-    /// so the next agent continues the work.
-    fn placement(&self, config: &Config, feature: &str) -> Option<(String, String)> {
-        let (known_path, known_branch) = {
-            let view = self.view.read();
-            let f = view.features.get(feature);
-            (
-                f.and_then(|f| f.worktree_path.clone()),
-                f.and_then(|f| f.branch_name.clone()),
-            )
-        };
-        let path = match known_path.filter(|p| ours(config, p)) {
-            Some(p) => p,
-            None => match names::worktree_path(Path::new(&config.worktrees_dir), feature) {
-                Ok(p) => p.to_string_lossy().into_owned(),
-                // The reducer admits only valid names; a queue entry that is not is skipped.
-                Err(e) => {
-                    tracing::error!("not placing {feature}: {e}");
-                    return None;
-                }
-            },
-        };
-        let branch = known_branch.unwrap_or_else(|| format!("spanfold/{feature}"));
-        Some((path, branch))
+    /// Records the cycle and its assignments, each with the worktree and branch it will get.
+    fn record_plan(&mut self, plan: &CyclePlan) -> Result<(), CoordError> {
+        let mut spans = Vec::with_capacity(plan.placements.len() + 1);
+        spans.push(emit::cycle(
+            &mut self.ids,
+            plan.at,
+            plan.cycle_number,
+            plan.assignments_decided(),
+            plan.features_waiting,
+        ));
+        for p in &plan.placements {
+            spans.push(emit::assignment(
+                &mut self.ids,
+                plan.at,
+                &emit::AssignmentSpan {
+                    agent_id: &p.agent_id,
+                    feature: &p.feature_name,
+                    priority: p.priority,
+                    score: p.score,
+                    reasons: &p.reasons,
+                    worktree_path: &p.worktree_path,
+                    branch: &p.branch,
+                },
+            ));
+        }
+        self.record(spans)
     }
 
     /// Creates (or reuses) the planned worktrees and records the outcomes.
-    fn place(&mut self, config: &Config, planned: Vec<Planned>) -> Result<Vec<Placed>, CoordError> {
-        let mut placed = Vec::with_capacity(planned.len());
-        let mut outcomes = Vec::with_capacity(planned.len() + 1);
-        for Planned {
-            assignment: a,
-            path,
-            branch,
-        } in planned
-        {
-            let result = git::ensure_worktree(
-                Path::new(&config.repo),
-                &config.base_branch,
-                &branch,
-                Path::new(&path),
-                &a.agent_id,
-            );
-            let (action, error) = match &result {
-                Ok(o) if o.reused => ("reused", None),
-                Ok(_) => ("created", None),
-                Err(e) => ("create_failed", Some(e.to_string())),
-            };
-            outcomes.push(emit::worktree(
-                &mut self.ids,
-                self.clock.now(),
-                &emit::WorktreeSpan {
-                    action,
-                    agent_id: &a.agent_id,
-                    feature: &a.feature_name,
-                    path: &path,
-                    branch: &branch,
-                    error: error.as_deref(),
-                },
-            ));
-            placed.push(Placed {
-                agent_id: a.agent_id,
-                feature_name: a.feature_name,
-                match_score: a.score,
-                reasons: a.reasons,
-                worktree_path: path,
-                branch_name: branch,
-                worktree_action: action.to_owned(),
-                error,
-            });
-        }
-        self.record(outcomes)?;
-        Ok(placed)
+    fn place(&mut self, config: &Config, plan: &CyclePlan) -> Result<Vec<Placed>, CoordError> {
+        let (outcomes, spans) = self.carry_out(config, &plan.effects());
+        self.record(spans)?;
+        Ok(plan
+            .placements
+            .iter()
+            .zip(outcomes)
+            .map(|(p, outcome)| Placed {
+                agent_id: p.agent_id.clone(),
+                feature_name: p.feature_name.clone(),
+                match_score: p.score,
+                reasons: p.reasons.clone(),
+                worktree_path: p.worktree_path.clone(),
+                branch_name: p.branch.clone(),
+                worktree_action: outcome.action.to_owned(),
+                error: outcome.error,
+            })
+            .collect())
     }
 
     /// Whether a cycle now would change anything: an assignment to make, or a submitted
@@ -208,15 +144,13 @@ impl Coordinator {
         let Ok(config) = self.config() else {
             return Ok(false);
         };
-        if !policy::expired_leases(&self.view.read(), self.clock.now()).is_empty()
-            || self
-                .view
-                .read()
-                .worktrees
-                .values()
-                .any(|w| w.status == WorktreeStatus::Abandoned && w.locked)
         {
-            return Ok(true);
+            let view = self.view.read();
+            if !plan::plan_leases(&view, self.clock.now()).is_empty()
+                || !plan::plan_releases(&view).is_empty()
+            {
+                return Ok(true);
+            }
         }
         let seq = self.view.read().as_of.seq;
         let decision = self.decide();

@@ -3,12 +3,14 @@
 //! records the outcomes — in that order, so a crash never leaves an effect without its decision.
 //!
 //! This file holds the log and the view (open, fold, checkpoints, submit, record); the jobs are
-//! in their own files: `cycle` (one coordination cycle), `recovery` (drift, interrupted effects,
-//! leases), `merge` (merging submitted features), `gate` (merge gates), `gc` (removing unheld
-//! worktrees), `error` (what they fail with).
+//! in their own files: `cycle` (one coordination cycle: plan, record, carry out, record),
+//! `execute` (carrying out the plan's worktree effects through a `Workspace`), `recovery` (drift,
+//! interrupted effects, leases), `merge` (merging submitted features), `gate` (merge gates), `gc`
+//! (removing unheld worktrees), `error` (what they fail with).
 
 mod cycle;
 mod error;
+mod execute;
 mod gate;
 mod gc;
 mod merge;
@@ -31,6 +33,7 @@ use crate::timetravel;
 
 pub use cycle::{CycleReport, Placed};
 pub use error::CoordError;
+pub use execute::{GitWorkspace, Workspace};
 pub use gate::{Gates, RunningGate};
 pub use gc::{GcEntry, GcReport};
 pub use merge::MergeReport;
@@ -68,6 +71,8 @@ pub struct Coordinator {
     /// The policy's last decision and the seq of the view it was made on: asking whether a
     /// cycle is useful decides, and the cycle that follows on the same view reuses it.
     decided: Option<(u64, Decision)>,
+    /// Where worktree effects are carried out when not in git (a test's stand-in).
+    workspace: Option<Arc<dyn Workspace>>,
 }
 
 /// A worktree path read back from the log, if it is one this coordinator could have made: only
@@ -123,6 +128,7 @@ impl Coordinator {
             background_gates: false,
             clock: Arc::new(SystemClock),
             decided: None,
+            workspace: None,
         };
         for batch in reader.batches_from(from) {
             let batch = batch?;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::emit;
 use crate::git;
-use crate::policy;
+use crate::plan;
 use crate::reducer::{Config, FeatureStatus, WorktreeStatus};
 
 use super::{CoordError, Coordinator, ours};
@@ -200,17 +200,17 @@ impl Coordinator {
     /// unlocked (kept, with the work).
     pub(super) fn expire_leases(&mut self, config: &Config) -> Result<Vec<String>, CoordError> {
         let now = self.clock.now();
-        let expired = policy::expired_leases(&self.view.read(), now);
+        let expired = plan::plan_leases(&self.view.read(), now);
         if expired.is_empty() {
             return Ok(Vec::new());
         }
         let spans = expired
             .iter()
-            .map(|(id, silent)| emit::lease_expired(&mut self.ids, now, id, *silent))
+            .map(|v| emit::lease_expired(&mut self.ids, now, &v.agent_id, v.silent_seconds))
             .collect();
         self.record(spans)?;
         self.release_abandoned(config)?;
-        Ok(expired.into_iter().map(|(id, _)| id).collect())
+        Ok(expired.into_iter().map(|v| v.agent_id).collect())
     }
 
     /// Unlocks the worktrees of features let go of (cancelled, requeued) now, rather than at
@@ -223,38 +223,8 @@ impl Coordinator {
     /// Unlocks worktrees whose feature was let go of (reset, lease, cancel) and records it. They
     /// keep their work; the next agent to get the feature locks it again.
     pub(super) fn release_abandoned(&mut self, config: &Config) -> Result<(), CoordError> {
-        let abandoned: Vec<(String, String, String)> = self
-            .view
-            .read()
-            .worktrees
-            .values()
-            .filter(|w| w.status == WorktreeStatus::Abandoned && w.locked)
-            .map(|w| {
-                (
-                    w.path.clone(),
-                    w.branch_name.clone(),
-                    w.feature_name.clone(),
-                )
-            })
-            .collect();
-        let mut outcomes = Vec::with_capacity(abandoned.len());
-        for (path, branch, feature) in abandoned {
-            let error = git::unlock_worktree(Path::new(&config.repo), Path::new(&path))
-                .err()
-                .map(|e| e.to_string());
-            outcomes.push(emit::worktree(
-                &mut self.ids,
-                self.clock.now(),
-                &emit::WorktreeSpan {
-                    action: "unlocked",
-                    agent_id: "",
-                    feature: &feature,
-                    path: &path,
-                    branch: &branch,
-                    error: error.as_deref(),
-                },
-            ));
-        }
+        let releases = plan::plan_releases(&self.view.read());
+        let (_, outcomes) = self.carry_out(config, &releases);
         if !outcomes.is_empty() {
             self.record(outcomes)?;
         }

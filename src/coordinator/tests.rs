@@ -1,14 +1,17 @@
 //! The coordinator on a real log and a real repository, with a clock that moves only when a
-//! test says so: leases run out without anyone sleeping.
+//! test says so: leases run out without anyone sleeping. A stand-in `Workspace` makes git say
+//! no where a test needs it to.
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use super::*;
 use crate::clock::ManualClock;
 use crate::model::UnixNanos;
-use crate::reducer::AgentState;
+use crate::reducer::{AgentState, FeatureStatus};
+use crate::vocab::{attr, span};
 
 const START: UnixNanos = 1_700_000_000_000_000_000;
 
@@ -146,4 +149,223 @@ fn a_decision_is_never_dropped_as_a_duplicate_of_a_client_span() {
     let view = coord.view();
     assert_eq!(view.counters.events, 2, "both spans are in the log");
     assert!(view.config.is_some(), "the decision was applied");
+}
+
+/// Git, except that creating the worktree of a feature in `failing` fails, and so does every
+/// unlock when `unlock_fails`. Each call is noted, so a test sees which effects ran, in order.
+struct Flaky {
+    git: GitWorkspace,
+    failing: Mutex<Vec<String>>,
+    unlock_fails: bool,
+    calls: Mutex<Vec<String>>,
+}
+
+impl Flaky {
+    fn over(coord: &Coordinator, failing: &[&str], unlock_fails: bool) -> Arc<Flaky> {
+        Arc::new(Flaky {
+            git: GitWorkspace::new(&coord.config().expect("initialised")),
+            failing: Mutex::new(failing.iter().map(|f| f.to_string()).collect()),
+            unlock_fails,
+            calls: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().expect("not poisoned").clone()
+    }
+}
+
+/// The last component of a worktree path: the feature's directory name.
+fn dir_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+impl Workspace for Flaky {
+    fn ensure_worktree(
+        &self,
+        branch: &str,
+        path: &Path,
+        lock_reason: &str,
+    ) -> Result<bool, String> {
+        let feature = dir_name(path);
+        let call = format!("ensure {feature} {branch} for {lock_reason}");
+        self.calls.lock().expect("not poisoned").push(call);
+        if self
+            .failing
+            .lock()
+            .expect("not poisoned")
+            .contains(&feature)
+        {
+            return Err(format!("no room for {feature}"));
+        }
+        self.git.ensure_worktree(branch, path, lock_reason)
+    }
+
+    fn unlock_worktree(&self, path: &Path) -> Result<(), String> {
+        let call = format!("unlock {}", dir_name(path));
+        self.calls.lock().expect("not poisoned").push(call);
+        if self.unlock_fails {
+            return Err("the lock is stuck".into());
+        }
+        self.git.unlock_worktree(path)
+    }
+}
+
+/// Registers agent `id` (one feature at a time) and queues feature `name`.
+fn add_agent_and_feature(coord: &mut Coordinator, id: &str, name: &str) {
+    let now = coord.clock.now();
+    let agent = emit::Registration {
+        agent_id: id.into(),
+        max_concurrent_features: 1,
+        ..Default::default()
+    };
+    let feature = emit::FeatureRequest {
+        name: name.into(),
+        description: "another feature".into(),
+        estimated_effort: 1,
+        ..Default::default()
+    };
+    let spans = vec![
+        emit::registration(&mut IdGen::default(), now, &agent),
+        emit::feature_request(&mut IdGen::default(), now, &feature),
+    ];
+    coord.submit_client(spans).expect("registered and queued");
+}
+
+/// The `worktree.lifecycle` spans in the log, oldest first: (action, feature, error).
+fn worktree_spans(coord: &Coordinator) -> Vec<(String, String, Option<String>)> {
+    let reader = coord.log().reader();
+    let mut out = Vec::new();
+    for batch in reader.batches_from(1) {
+        let batch = batch.expect("readable");
+        for ev in batch.events() {
+            if ev.span.name != span::WORKTREE_LIFECYCLE {
+                continue;
+            }
+            let get = |key| ev.str_attr(key).map(str::to_owned);
+            out.push((
+                get(attr::WORKTREE_ACTION).unwrap_or_default(),
+                get(attr::FEATURE_NAME).unwrap_or_default(),
+                get(attr::WORKTREE_ERROR),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_worktree_that_cannot_be_created_is_recorded_and_its_feature_queued_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut coord, clock) = coordinator(dir.path());
+    add_agent_and_feature(&mut coord, "a2", "f2");
+    let flaky = Flaky::over(&coord, &["f2"], false);
+    coord.set_workspace(flaky.clone());
+
+    let report = coord.cycle().expect("a cycle");
+    let outcomes: Vec<_> = report
+        .assignments
+        .iter()
+        .map(|p| {
+            (
+                p.agent_id.as_str(),
+                p.feature_name.as_str(),
+                p.worktree_action.as_str(),
+                p.error.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("a1", "f1", "created", None),
+            ("a2", "f2", "create_failed", Some("no room for f2")),
+        ]
+    );
+    assert_eq!(
+        flaky.calls(),
+        vec![
+            "ensure f1 spanfold/f1 for a1",
+            "ensure f2 spanfold/f2 for a2"
+        ],
+        "the plan's effects, in the plan's order"
+    );
+    assert_eq!(
+        worktree_spans(&coord),
+        vec![
+            ("created".into(), "f1".into(), None),
+            (
+                "create_failed".into(),
+                "f2".into(),
+                Some("no room for f2".into())
+            ),
+        ],
+        "each outcome recorded, the failure with its error"
+    );
+    {
+        let view = coord.view();
+        let f2 = &view.features["f2"];
+        assert_eq!(f2.status, FeatureStatus::Queued, "back in the queue");
+        assert_eq!(f2.assigned_agent, None);
+        assert!(
+            f2.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("no room for f2")),
+            "{:?}",
+            f2.last_error
+        );
+        assert_eq!(view.agents["a2"].state, AgentState::Idle);
+        assert!(view.agents["a2"].assignments.is_empty());
+        assert_eq!(view.features["f1"].assigned_agent.as_deref(), Some("a1"));
+    }
+
+    // Once the workspace lets it, the next cycle places the feature again.
+    flaky.failing.lock().expect("not poisoned").clear();
+    clock.advance(Duration::from_secs(1));
+    let retry = coord.cycle().expect("a cycle");
+    let again: Vec<_> = retry
+        .assignments
+        .iter()
+        .map(|p| (p.feature_name.as_str(), p.worktree_action.as_str()))
+        .collect();
+    assert_eq!(again, vec![("f2", "created")]);
+    assert_eq!(
+        coord.view().features["f2"].assigned_agent.as_deref(),
+        Some("a2")
+    );
+}
+
+#[test]
+fn an_unlock_that_fails_is_recorded_with_its_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut coord, clock) = coordinator(dir.path());
+    let flaky = Flaky::over(&coord, &[], true);
+    coord.set_workspace(flaky.clone());
+    let first = coord.cycle().expect("a cycle");
+    assert_eq!(first.assignments[0].worktree_action, "created");
+
+    clock.advance(Duration::from_secs(61));
+    let expired = coord.cycle().expect("a cycle");
+    assert_eq!(expired.leases_expired, vec!["a1".to_owned()]);
+    assert_eq!(
+        flaky.calls(),
+        vec!["ensure f1 spanfold/f1 for a1", "unlock f1"],
+        "the lease's worktree is unlocked, and nothing is placed: a1 is in error"
+    );
+    assert_eq!(
+        worktree_spans(&coord).last(),
+        Some(&(
+            "unlocked".into(),
+            "f1".into(),
+            Some("the lock is stuck".into())
+        ))
+    );
+    let view = coord.view();
+    let kept = view
+        .worktrees
+        .values()
+        .next()
+        .expect("the worktree is kept");
+    assert!(!kept.locked, "the log lets go of it either way");
 }
