@@ -155,7 +155,7 @@ pub(super) async fn events(
     .await
     .map_err(ApiError::internal)
     .flatten()
-    .map_err(ApiError::as_text)?;
+    .map_err(ApiError::in_text)?;
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response())
 }
 

@@ -107,7 +107,7 @@ impl ApiError {
     }
 
     /// The failure of an endpoint that answers in text.
-    pub(super) fn as_text(self) -> ApiError {
+    pub(super) fn in_text(self) -> ApiError {
         ApiError {
             form: Form::Text,
             ..self

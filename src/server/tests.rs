@@ -363,7 +363,7 @@ fn each_kind_answers_with_its_status_in_its_form() {
         assert_eq!(challenge.is_some(), kind == Kind::Unauthorized, "{kind:?}");
     }
     let text = ApiError::internal("the log could not be read")
-        .as_text()
+        .in_text()
         .into_response();
     assert_eq!(
         text.headers()
