@@ -8,8 +8,10 @@
 
 //!
 //! The parts: `port` is what receivers and the API hold (the state, the metrics, the way to
-//! the writer), `writer` is the writer's loop, [`prometheus`] the metrics' text, and this
-//! module puts them together: bind, start, serve, stop on a signal.
+//! the writer), `writer` is the writer's loop, [`http`] the HTTP port's router (its OTLP
+//! receiver in `otlp_http`, the JSON API in `api` and `api_past`, their failures in
+//! `api_error`), [`prometheus`] the metrics' text, and this module puts them together: bind,
+//! start, serve, stop on a signal.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,13 +28,19 @@ pub use crate::listen::{ListenError, Listeners, Protection};
 use crate::model::ResourceSpans;
 use crate::otlp::grpc::Upstream;
 
+mod api;
+mod api_error;
+mod api_past;
 pub mod http;
+mod otlp_http;
 mod port;
 pub mod prometheus;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use port::Job;
-pub use port::{CYCLE_BUCKETS, Ingest, Metrics, State, Work};
+pub use port::{CYCLE_BUCKETS, Ingest, Metrics, RunError, State, Work};
 use writer::write_loop;
 
 /// How long in-flight requests get to finish after SIGINT/SIGTERM.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use parking_lot::RwLock;
+use thiserror::Error;
 use tokio::sync::oneshot;
 
 use super::writer::{note_cycle, say};
@@ -148,6 +149,21 @@ pub enum Work {
     Other,
 }
 
+/// Why work asked of the writer ([`Ingest::run`]) did not give its answer. Each says what the
+/// API has always said; which status it answers with is the endpoint's (see `api`).
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// The queue is full, or the writer takes no more jobs: the work was not taken.
+    #[error("spanfold is busy or shutting down; retry")]
+    Busy,
+    /// The writer took the work but stopped before answering.
+    #[error("the writer stopped")]
+    Stopped,
+    /// The coordinator ran the work and failed it.
+    #[error(transparent)]
+    Coord(#[from] CoordError),
+}
+
 /// The receivers' way to the writer.
 #[derive(Clone)]
 pub struct Ingest {
@@ -234,7 +250,7 @@ impl Ingest {
     pub async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Coordinator) -> Result<T, CoordError> + Send + 'static,
-    ) -> Result<T, String> {
+    ) -> Result<T, RunError> {
         self.run_as(Work::Other, work).await
     }
 
@@ -243,24 +259,20 @@ impl Ingest {
         &self,
         kind: Work,
         work: impl FnOnce(&mut Coordinator) -> Result<T, CoordError> + Send + 'static,
-    ) -> Result<T, String> {
+    ) -> Result<T, RunError> {
         let (reply, answer) = oneshot::channel();
         let job = Job::Run(
             Box::new(move |coord: &mut Coordinator| {
-                let _ = reply.send(work(coord).map_err(|e| e.to_string()));
+                let _ = reply.send(work(coord).map_err(RunError::Coord));
             }),
             kind,
         );
-        self.jobs
-            .try_send(job)
-            .map_err(|_| "spanfold is busy or shutting down; retry".to_string())?;
-        answer
-            .await
-            .unwrap_or_else(|_| Err("the writer stopped".into()))
+        self.jobs.try_send(job).map_err(|_| RunError::Busy)?;
+        answer.await.unwrap_or(Err(RunError::Stopped))
     }
 
     /// Runs a coordination cycle now (the CLI's `coordination-cycle` against a server).
-    pub async fn cycle(&self) -> Result<CycleReport, String> {
+    pub async fn cycle(&self) -> Result<CycleReport, RunError> {
         let metrics = Arc::clone(&self.metrics);
         self.run_as(Work::Cycle, move |coord| {
             let outcome = coord.cycle();
