@@ -32,6 +32,8 @@
 //! - [`advert`]: the file a running server leaves for the CLI to find it (written by one, read by
 //!   the other).
 //! - [`client`]: the CLI's way to a running server (only module that knows ureq).
+//! - [`setup`]: a repository set up for coordination (base branch, worktrees directory,
+//!   the coordination directory kept out of `git status`).
 //! - [`backend`]: where CLI commands go — the log directly, or a running server.
 //! - [`envelope`]: the JSON envelope, for the CLI's `--json` and the API alike.
 //! - [`demo`]: `spanfold demo` — a scratch repository, the server in-process, simulated agents.
@@ -63,6 +65,7 @@ pub mod otlp;
 pub mod render;
 pub mod replay;
 pub mod server;
+pub mod setup;
 pub mod store;
 pub mod timetravel;
 pub mod tls;

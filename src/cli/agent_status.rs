@@ -47,17 +47,9 @@ pub(super) fn worktree_status(args: &WorktreeStatusArgs, backend: &mut Backend) 
     let st = backend.status_at(&StatusOptions::default(), args.at.as_deref())?;
     // Orphans: worktrees git has that the log knows nothing of (made by hand, or by
     // another tool). Listed, never touched; git only knows the present.
+    let known: Vec<&str> = st.worktrees.iter().map(|w| w.path.as_str()).collect();
     let orphaned: Vec<String> = match &st.config {
-        Some(c) if args.at.is_none() => git::worktree_paths(Path::new(&c.repo))?
-            .into_iter()
-            .filter(|p| {
-                !st.worktrees.iter().any(|w| {
-                    std::fs::canonicalize(&w.path)
-                        .map(|r| r.to_string_lossy() == p.as_str())
-                        .unwrap_or(false)
-                })
-            })
-            .collect(),
+        Some(c) if args.at.is_none() => git::orphaned_worktrees(Path::new(&c.repo), &known)?,
         _ => Vec::new(),
     };
     let mut text = worktree_text(&st);

@@ -1,16 +1,17 @@
 //! `agents init`: coordination set up for a repository — its base branch, where worktrees go,
 //! the lease and the merge gate — and, run again, the settings that may change applied.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use super::{InitArgs, Output};
 use crate::backend::Backend;
 use crate::coordinator::Coordinator;
-use crate::git::{self, RepoInfo};
+use crate::git;
 use crate::reducer::Config;
+use crate::setup;
 
 /// Initialises the log in `coord_dir_flag` for the repository around `--repo` (or the current
 /// directory), or applies what may change when it is initialised already.
@@ -30,15 +31,15 @@ pub(super) fn init(
         None => std::env::current_dir().context("reading the current directory")?,
     };
     let info = git::discover(&start)?;
-    let base = base_branch(args, &info)?;
-    let worktrees_dir = worktrees_dir(args, &info)?;
+    let base = setup::base_branch(args.base.as_deref(), &info)?;
+    let worktrees_dir = setup::worktrees_dir(args.worktrees_dir.as_deref(), &info)?;
     std::fs::create_dir_all(coord_dir_flag).with_context(|| {
         format!(
             "creating the coordination directory {}",
             coord_dir_flag.display()
         )
     })?;
-    let excluded = exclude_coord_dir(coord_dir_flag, &info)?;
+    let excluded = setup::exclude_coord_dir(coord_dir_flag, &info)?;
     let mut coord = Coordinator::create(coord_dir_flag)?;
     let repo = info.workdir.display().to_string();
     let wt = worktrees_dir.display().to_string();
@@ -62,63 +63,6 @@ pub(super) fn init(
         ));
     }
     Ok(out)
-}
-
-/// `--base`, checked, or the branch checked out now.
-fn base_branch(args: &InitArgs, info: &RepoInfo) -> Result<String> {
-    Ok(match &args.base {
-        Some(b) => {
-            git::check_branch_name(b)?;
-            b.clone()
-        }
-        None => info.current_branch.clone().ok_or_else(|| {
-            anyhow!(
-                "HEAD in {} is detached; pass --base BRANCH",
-                info.workdir.display()
-            )
-        })?,
-    })
-}
-
-/// `--worktrees-dir`, or REPO.worktrees beside the repository; never inside the main checkout.
-fn worktrees_dir(args: &InitArgs, info: &RepoInfo) -> Result<PathBuf> {
-    let dir = match &args.worktrees_dir {
-        Some(d) => std::path::absolute(d).context("resolving --worktrees-dir")?,
-        None => {
-            let name = info
-                .workdir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "repo".into());
-            info.workdir
-                .parent()
-                .unwrap_or(&info.workdir)
-                .join(format!("{name}.worktrees"))
-        }
-    };
-    if dir.starts_with(&info.workdir) {
-        bail!(
-            "--worktrees-dir {} is inside the main checkout {}; worktrees there would show up in its `git status`. Choose a directory outside it",
-            dir.display(),
-            info.workdir.display()
-        );
-    }
-    Ok(dir)
-}
-
-/// A coordination directory inside the checkout (the seed's `--coord-dir ./coordination`)
-/// must not show up in `git status`: it is excluded locally, as git's own files are. Returns
-/// the pattern added, if one was.
-fn exclude_coord_dir(coord_dir: &Path, info: &RepoInfo) -> Result<Option<String>> {
-    let coord_abs = std::fs::canonicalize(coord_dir).unwrap_or(coord_dir.to_path_buf());
-    if let Ok(inside) = coord_abs.strip_prefix(&info.workdir)
-        && !coord_abs.starts_with(&info.common_dir)
-    {
-        let pattern = format!("/{}/", inside.display());
-        git::exclude_locally(&info.common_dir, &pattern)?;
-        return Ok(Some(pattern));
-    }
-    Ok(None)
 }
 
 /// `agents init` run again: what was given explicitly and cannot change (repository, base

@@ -21,7 +21,8 @@ pub use merge::{
     MergeKind, MergeOutcome, complete_checkout, merge_blocker, merge_feature, submission_problem,
 };
 pub use worktree::{
-    Removal, WorktreeOutcome, ensure_worktree, remove_worktree, unlock_worktree, worktree_paths,
+    Removal, WorktreeOutcome, ensure_worktree, orphaned_worktrees, remove_worktree,
+    unlock_worktree, worktree_paths,
 };
 
 #[derive(Debug, Error)]

@@ -261,3 +261,18 @@ pub fn worktree_paths(repo_dir: &Path) -> Result<Vec<String>, GitError> {
     }
     Ok(out)
 }
+
+/// Linked worktrees git has that are none of `known` (paths from the log): made by hand or by
+/// another tool. Only listed, never touched; git knows only the present, so this is asked of
+/// the repository as it is now.
+pub fn orphaned_worktrees(repo_dir: &Path, known: &[&str]) -> Result<Vec<String>, GitError> {
+    let known: Vec<String> = known
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    Ok(worktree_paths(repo_dir)?
+        .into_iter()
+        .filter(|p| !known.contains(p))
+        .collect())
+}

@@ -771,7 +771,10 @@ pub fn submit(sb: &Sandbox, agent: &str) {
 }
 
 /// An agent of a status document, by id.
-pub fn agent_in<'a>(status: &'a spanfold::status::Status, id: &str) -> &'a spanfold::status::AgentJson {
+pub fn agent_in<'a>(
+    status: &'a spanfold::status::Status,
+    id: &str,
+) -> &'a spanfold::status::AgentJson {
     status
         .agents
         .iter()
