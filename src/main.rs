@@ -158,15 +158,13 @@ fn usage(e: clap::Error, wants_json: bool, args: &[OsString]) -> ExitCode {
     }
     let text = e.render().to_string();
     let success = shown && e.kind() != ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
-    let envelope = json!({
-        "timestamp": spanfold::status::rfc3339(spanfold::emit::now()),
-        "command": command_words(args),
-        "success": success,
-        "data": if success { json!({"help": text}) } else { serde_json::Value::Null },
-        "errors": if success { vec![] } else { vec![text.trim().to_owned()] },
-        "warnings": [],
-        "metadata": {"spanfold_version": env!("CARGO_PKG_VERSION")},
-    });
+    let result = if success {
+        Ok(json!({"help": text}))
+    } else {
+        Err(text.trim().to_owned())
+    };
+    // The API's form of the envelope: no coordination directory is known before parsing.
+    let envelope = spanfold::envelope::Envelope::api(&command_words(args), result).to_value();
     println!(
         "{}",
         serde_json::to_string_pretty(&envelope).unwrap_or_default()
