@@ -4,7 +4,7 @@
 use std::fmt::Debug;
 
 use spanfold::model::{Batch, ResourceSpans};
-use spanfold::otlp::{self, Decoded, file, grpc};
+use spanfold::otlp::{self, Decoded, file, ingest};
 use spanfold::reducer::View;
 use spanfold::registry::{Origin, Registry};
 
@@ -70,7 +70,7 @@ pub fn accept(mut decoded: Decoded, origin: Origin) {
 /// again gives back what was received").
 pub fn export_round_trip(batch: &Batch) {
     let proto = otlp::encode_request(&batch.resource_spans);
-    match grpc::decode_export(&proto) {
+    match ingest::decode_export(&proto) {
         Ok(again) => {
             assert_eq!(again.rejected.count, 0, "{:?}", again.rejected);
             assert_same(
