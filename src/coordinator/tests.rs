@@ -46,23 +46,7 @@ fn coordinator(dir: &Path) -> (Coordinator, ManualClock) {
     let worktrees = dir.join("worktrees");
     let (repo, worktrees) = (repo.display().to_string(), worktrees.display().to_string());
     assert!(coord.init(&repo, "main", &worktrees, 60).expect("init"));
-    let now = clock.now();
-    let agent = emit::Registration {
-        agent_id: "a1".into(),
-        max_concurrent_features: 1,
-        ..Default::default()
-    };
-    let feature = emit::FeatureRequest {
-        name: "f1".into(),
-        description: "the first feature".into(),
-        estimated_effort: 1,
-        ..Default::default()
-    };
-    let spans = vec![
-        emit::registration(&mut IdGen::default(), now, &agent),
-        emit::feature_request(&mut IdGen::default(), now, &feature),
-    ];
-    coord.submit_client(spans).expect("registered and queued");
+    add_agent_and_feature(&mut coord, "a1", "f1");
     (coord, clock)
 }
 
@@ -223,7 +207,7 @@ fn add_agent_and_feature(coord: &mut Coordinator, id: &str, name: &str) {
     };
     let feature = emit::FeatureRequest {
         name: name.into(),
-        description: "another feature".into(),
+        description: format!("the feature {name}"),
         estimated_effort: 1,
         ..Default::default()
     };
