@@ -68,7 +68,10 @@ fn check_feature(name: &str) {
         Err(e) => {
             assert_eq!(e.kind, "feature name");
             let msg = e.to_string();
-            assert!(msg.starts_with("invalid feature name ") && msg.contains(e.rule), "{msg}");
+            assert!(
+                msg.starts_with("invalid feature name ") && msg.contains(e.rule),
+                "{msg}"
+            );
             // A suggestion, when there is one, is a name the rule accepts.
             if let Some(s) = &e.suggestion {
                 assert!(documented_feature_rule(s), "suggested {s:?} for {name:?}");
