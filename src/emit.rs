@@ -1,15 +1,15 @@
 //! Spans that spanfold itself writes: the CLI's requests on behalf of an operator (client spans)
 //! and the coordinator's decisions and outcomes. Built here, in one place, so the registry test
-//! can check every one of them.
+//! can check every one of them. Each is a [`Fact`] written by `Fact::to_attributes`, the
+//! builder that shares its definition with the fold's reading (`Fact::parse`); this module adds
+//! the ids and the time.
 
 use std::hash::BuildHasher;
 
-use crate::vocab::{attr, span};
-
-use crate::model::{
-    AnyValue, KeyValue, Resource, ResourceSpans, Scope, Span, UnixNanos, string_array,
-};
+use crate::fact::{self, Acknowledge, Fact, ValidationResult, Word};
+use crate::model::{AnyValue, KeyValue, Resource, ResourceSpans, Scope, Span, UnixNanos};
 use crate::reducer::{AgentState, Complexity, Priority};
+use crate::vocab::attr;
 
 /// Trace and span ids nobody can predict: a keyed SipHash (std's hasher, keyed from the
 /// operating system's randomness) of a counter. One id shows nothing of the next, so a client
@@ -140,6 +140,17 @@ pub fn wrap(service: &str, spans: Vec<Span>) -> ResourceSpans {
 pub const CLI_SERVICE: &str = "spanfold-cli";
 pub const COORDINATOR_SERVICE: &str = "spanfold";
 
+/// A fact as a span in a fresh trace, written by the one builder the fold's reading shares.
+fn fact_span(ids: &mut IdGen, time: UnixNanos, fact: Fact<'_>) -> Span {
+    let trace = ids.trace_id();
+    let span = ids.span_id();
+    fact.to_span(trace, span, time)
+}
+
+fn strs(items: &[String]) -> Vec<&str> {
+    items.iter().map(String::as_str).collect()
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Registration {
     pub agent_id: String,
@@ -153,29 +164,16 @@ pub struct Registration {
 }
 
 pub fn registration(ids: &mut IdGen, time: UnixNanos, r: &Registration) -> Span {
-    let mut span = ids
-        .span(span::AGENT_REGISTRATION, time)
-        .with(attr::AGENT_ID, s(&r.agent_id))
-        .with(attr::AGENT_LANGUAGES, string_array(r.languages.clone()))
-        .with(attr::AGENT_FRAMEWORKS, string_array(r.frameworks.clone()))
-        .with(
-            attr::AGENT_EXPERTISE_AREAS,
-            string_array(r.expertise_areas.clone()),
-        )
-        .with(
-            attr::AGENT_MAX_CONCURRENT_FEATURES,
-            AnyValue::Int(r.max_concurrent_features.into()),
-        );
-    if let Some(c) = r.preferred_complexity {
-        span = span.with(attr::AGENT_PREFERRED_COMPLEXITY, s(c.as_str()));
-    }
-    if let Some(lease) = r.lease_seconds {
-        span = span.with(
-            attr::AGENT_LEASE_SECONDS,
-            AnyValue::Int(lease.min(i64::MAX as u64) as i64),
-        );
-    }
-    span
+    let fact = fact::Registration {
+        agent_id: &r.agent_id,
+        languages: strs(&r.languages),
+        frameworks: strs(&r.frameworks),
+        expertise_areas: strs(&r.expertise_areas),
+        max_concurrent_features: Some(r.max_concurrent_features),
+        preferred_complexity: r.preferred_complexity,
+        lease_seconds: r.lease_seconds,
+    };
+    fact_span(ids, time, Fact::Registration(fact))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -192,29 +190,18 @@ pub struct FeatureRequest {
 }
 
 pub fn feature_request(ids: &mut IdGen, time: UnixNanos, f: &FeatureRequest) -> Span {
-    let mut span = ids
-        .span(span::FEATURE_REQUEST, time)
-        .with(attr::FEATURE_NAME, s(&f.name))
-        .with(attr::FEATURE_DESCRIPTION, s(&f.description))
-        .with(
-            attr::FEATURE_ESTIMATED_EFFORT,
-            AnyValue::Int(f.estimated_effort.into()),
-        );
-    if let Some(p) = f.priority {
-        span = span.with(attr::FEATURE_PRIORITY, s(p.as_str()));
-    }
-    for (key, items) in [
-        (attr::FEATURE_LANGUAGES, &f.languages),
-        (attr::FEATURE_FRAMEWORKS, &f.frameworks),
-        (attr::FEATURE_EXPERTISE_AREAS, &f.expertise_areas),
-        (attr::FEATURE_REQUIREMENTS, &f.requirements),
-        (attr::FEATURE_ACCEPTANCE_CRITERIA, &f.acceptance_criteria),
-    ] {
-        if !items.is_empty() {
-            span = span.with(key, string_array(items.clone()));
-        }
-    }
-    span
+    let fact = fact::FeatureRequest {
+        name: &f.name,
+        description: Some(&f.description),
+        priority: f.priority,
+        estimated_effort: Some(f.estimated_effort),
+        languages: strs(&f.languages),
+        frameworks: strs(&f.frameworks),
+        expertise_areas: strs(&f.expertise_areas),
+        requirements: strs(&f.requirements),
+        acceptance_criteria: strs(&f.acceptance_criteria),
+    };
+    fact_span(ids, time, Fact::FeatureRequest(fact))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -229,26 +216,20 @@ pub struct ProgressReport {
 }
 
 pub fn progress(ids: &mut IdGen, time: UnixNanos, p: &ProgressReport) -> Span {
-    let mut span = ids
-        .span(span::AGENT_WORK_PROGRESS, time)
-        .with(attr::AGENT_ID, s(&p.agent_id));
-    if let Some(state) = p.state {
-        span = span.with(attr::AGENT_STATE, s(state.as_str()));
-    }
-    if let Some(f) = &p.feature {
-        span = span.with(attr::FEATURE_NAME, s(f));
-    }
-    if let Some(v) = p.percentage {
-        span = span.with(attr::WORK_PROGRESS_PERCENTAGE, AnyValue::Double(v));
-    }
-    for (key, value) in [
-        (attr::WORK_FILES_MODIFIED, p.files_modified),
-        (attr::WORK_LINES_ADDED, p.lines_added),
-        (attr::WORK_DURATION_MS, p.duration_ms),
-    ] {
-        if let Some(v) = value {
-            span = span.with(key, AnyValue::Int(v));
-        }
+    let fact = fact::WorkProgress {
+        agent_id: &p.agent_id,
+        state: p.state.unwrap_or(AgentState::Idle),
+        feature_name: p.feature.as_deref(),
+        percentage: p.percentage,
+        files_modified: p.files_modified,
+        lines_added: p.lines_added,
+        duration_ms: p.duration_ms,
+    };
+    let mut span = fact_span(ids, time, Fact::WorkProgress(fact));
+    if p.state.is_none() {
+        // Every caller names a state (the field is optional so the struct has a Default); a
+        // report without one is written as asked, and the fold refuses it.
+        span.attributes.retain(|kv| kv.key != attr::AGENT_STATE);
     }
     span
 }
@@ -261,30 +242,22 @@ pub fn validation(
     passed: bool,
     issues: Option<i64>,
 ) -> Span {
-    let mut span = ids
-        .span(span::AGENT_VALIDATION, time)
-        .with(attr::AGENT_ID, s(agent_id))
-        .with(
-            attr::VALIDATION_RESULT,
-            s(if passed { "passed" } else { "failed" }),
-        );
-    if let Some(f) = feature {
-        span = span.with(attr::FEATURE_NAME, s(f));
-    }
-    if let Some(n) = issues {
-        span = span.with(attr::VALIDATION_ISSUES_FOUND, AnyValue::Int(n));
-    }
-    span
+    let fact = fact::Validation {
+        agent_id,
+        result: if passed {
+            ValidationResult::Passed
+        } else {
+            ValidationResult::Failed
+        },
+        feature_name: feature,
+        issues_found: issues,
+        kind: None,
+    };
+    fact_span(ids, time, Fact::Validation(fact))
 }
 
 pub fn reset(ids: &mut IdGen, time: UnixNanos, agent_id: &str, reason: Option<&str>) -> Span {
-    let mut span = ids
-        .span(span::AGENT_RESET, time)
-        .with(attr::AGENT_ID, s(agent_id));
-    if let Some(r) = reason {
-        span = span.with(attr::RESET_REASON, s(r));
-    }
-    span
+    fact_span(ids, time, Fact::Reset(fact::Reset { agent_id, reason }))
 }
 
 pub fn init(
@@ -295,21 +268,21 @@ pub fn init(
     worktrees_dir: &str,
     lease_seconds: u64,
 ) -> Span {
-    ids.span(span::COORDINATION_INIT, time)
-        .with(attr::COORDINATION_REPO, s(repo))
-        .with(attr::COORDINATION_BASE_BRANCH, s(base))
-        .with(attr::COORDINATION_WORKTREES_DIR, s(worktrees_dir))
-        .with(
-            attr::COORDINATION_LEASE_SECONDS,
-            AnyValue::Int(lease_seconds.min(i64::MAX as u64) as i64),
-        )
+    let fact = fact::Init {
+        repo,
+        base_branch: base,
+        worktrees_dir,
+        lease_seconds: Some(lease_seconds),
+    };
+    fact_span(ids, time, Fact::Init(fact))
 }
 
 /// A changed setting (`agents init` run again): the lease.
 pub fn configure(ids: &mut IdGen, time: UnixNanos, lease_seconds: u64) -> Span {
-    ids.span(span::COORDINATION_CONFIGURE, time).with(
-        attr::COORDINATION_LEASE_SECONDS,
-        AnyValue::Int(lease_seconds.min(i64::MAX as u64) as i64),
+    fact_span(
+        ids,
+        time,
+        Fact::Configure(fact::Configure { lease_seconds }),
     )
 }
 
@@ -320,19 +293,12 @@ pub fn cycle(
     assignments: usize,
     waiting: usize,
 ) -> Span {
-    ids.span(span::COORDINATION_CYCLE, time)
-        .with(
-            attr::COORDINATION_CYCLE_NUMBER,
-            AnyValue::Int(number as i64),
-        )
-        .with(
-            attr::COORDINATION_ASSIGNMENTS,
-            AnyValue::Int(assignments as i64),
-        )
-        .with(
-            attr::COORDINATION_FEATURES_WAITING,
-            AnyValue::Int(waiting as i64),
-        )
+    let fact = fact::Cycle {
+        number: Some(number),
+        assignments: Some(assignments as u64),
+        features_waiting: Some(waiting as u64),
+    };
+    fact_span(ids, time, Fact::Cycle(fact))
 }
 
 pub struct AssignmentSpan<'a> {
@@ -346,22 +312,23 @@ pub struct AssignmentSpan<'a> {
 }
 
 pub fn assignment(ids: &mut IdGen, time: UnixNanos, a: &AssignmentSpan<'_>) -> Span {
-    ids.span(span::AGENT_FEATURE_ASSIGNMENT, time)
-        .with(attr::AGENT_ID, s(a.agent_id))
-        .with(attr::FEATURE_NAME, s(a.feature))
-        .with(attr::FEATURE_PRIORITY, s(a.priority.as_str()))
-        .with(attr::ASSIGNMENT_MATCH_SCORE, AnyValue::Double(a.score))
-        .with(
-            attr::ASSIGNMENT_REASONS,
-            string_array(a.reasons.iter().cloned()),
-        )
-        .with(attr::ASSIGNMENT_TIMESTAMP, s(&crate::status::rfc3339(time)))
-        .with(attr::WORKTREE_PATH, s(a.worktree_path))
-        .with(attr::WORKTREE_BRANCH, s(a.branch))
+    let timestamp = crate::status::rfc3339(time);
+    let fact = fact::Assignment {
+        agent_id: a.agent_id,
+        feature_name: a.feature,
+        priority: Some(a.priority),
+        match_score: Some(a.score),
+        reasons: strs(a.reasons),
+        timestamp: Some(&timestamp),
+        worktree_path: Some(a.worktree_path),
+        branch: Some(a.branch),
+    };
+    fact_span(ids, time, Fact::Assignment(fact))
 }
 
 pub struct WorktreeSpan<'a> {
     pub action: &'a str,
+    /// Empty when the worktree is nobody's (left out of the span).
     pub agent_id: &'a str,
     pub feature: &'a str,
     pub path: &'a str,
@@ -370,20 +337,15 @@ pub struct WorktreeSpan<'a> {
 }
 
 pub fn worktree(ids: &mut IdGen, time: UnixNanos, w: &WorktreeSpan<'_>) -> Span {
-    let mut span = ids
-        .span(span::WORKTREE_LIFECYCLE, time)
-        .with(attr::WORKTREE_ACTION, s(w.action));
-    if !w.agent_id.is_empty() {
-        span = span.with(attr::AGENT_ID, s(w.agent_id));
-    }
-    span = span
-        .with(attr::FEATURE_NAME, s(w.feature))
-        .with(attr::WORKTREE_PATH, s(w.path))
-        .with(attr::WORKTREE_BRANCH, s(w.branch));
-    if let Some(e) = w.error {
-        span = span.with(attr::WORKTREE_ERROR, s(e));
-    }
-    span
+    let fact = fact::WorktreeLifecycle {
+        action: Word::read(w.action),
+        agent_id: Some(w.agent_id).filter(|a| !a.is_empty()),
+        feature_name: w.feature,
+        path: w.path,
+        branch: w.branch,
+        error: w.error,
+    };
+    fact_span(ids, time, Fact::Worktree(fact))
 }
 
 pub struct Health {
@@ -395,27 +357,14 @@ pub struct Health {
 }
 
 pub fn health(ids: &mut IdGen, time: UnixNanos, h: &Health) -> Span {
-    ids.span(span::COORDINATION_SYSTEM_HEALTH, time)
-        .with(
-            attr::COORDINATION_TOTAL_AGENTS,
-            AnyValue::Int(h.total_agents as i64),
-        )
-        .with(
-            attr::COORDINATION_ACTIVE_AGENTS,
-            AnyValue::Int(h.active_agents as i64),
-        )
-        .with(
-            attr::COORDINATION_HEALTH_SCORE,
-            AnyValue::Double(h.health_score),
-        )
-        .with(
-            attr::COORDINATION_FEATURES_COMPLETED,
-            AnyValue::Int(h.features_completed as i64),
-        )
-        .with(
-            attr::COORDINATION_FEATURES_IN_QUEUE,
-            AnyValue::Int(h.features_in_queue as i64),
-        )
+    let fact = fact::SystemHealth {
+        total_agents: Some(h.total_agents as u64),
+        active_agents: Some(h.active_agents as u64),
+        health_score: Some(h.health_score),
+        features_completed: Some(h.features_completed as u64),
+        features_in_queue: Some(h.features_in_queue as u64),
+    };
+    fact_span(ids, time, Fact::SystemHealth(fact))
 }
 
 pub struct MergeSpan<'a> {
@@ -433,32 +382,19 @@ pub struct MergeSpan<'a> {
 }
 
 pub fn merge(ids: &mut IdGen, time: UnixNanos, m: &MergeSpan<'_>) -> Span {
-    let mut span = ids
-        .span(span::COORDINATION_FEATURE_MERGE, time)
-        .with(attr::MERGE_RESULT, s(m.result))
-        .with(attr::AGENT_ID, s(m.agent_id))
-        .with(attr::FEATURE_NAME, s(m.feature))
-        .with(attr::WORKTREE_BRANCH, s(m.branch))
-        .with(attr::MERGE_BASE_BRANCH, s(m.base));
-    if let Some(k) = m.kind {
-        span = span.with(attr::MERGE_KIND, s(k));
-    }
-    if let Some(c) = m.commit {
-        span = span.with(attr::MERGE_COMMIT, s(c));
-    }
-    if !m.conflicts.is_empty() {
-        span = span.with(
-            attr::MERGE_CONFLICTS,
-            string_array(m.conflicts.iter().cloned()),
-        );
-    }
-    if let Some(r) = m.reason {
-        span = span.with(attr::MERGE_REASON, s(r));
-    }
-    if let Some(f) = m.from {
-        span = span.with(attr::MERGE_FROM, s(f));
-    }
-    span
+    let fact = fact::Merge {
+        result: Word::read(m.result),
+        agent_id: m.agent_id,
+        feature_name: m.feature,
+        branch: Some(m.branch),
+        base_branch: Some(m.base),
+        kind: m.kind.map(Word::read),
+        commit: m.commit,
+        conflicts: strs(m.conflicts),
+        reason: m.reason,
+        from: m.from,
+    };
+    fact_span(ids, time, Fact::Merge(fact))
 }
 
 pub fn lease_expired(
@@ -467,51 +403,43 @@ pub fn lease_expired(
     agent_id: &str,
     silent_seconds: u64,
 ) -> Span {
-    ids.span(span::AGENT_LEASE_EXPIRED, time)
-        .with(attr::AGENT_ID, s(agent_id))
-        .with(
-            attr::LEASE_SILENT_SECONDS,
-            AnyValue::Int(silent_seconds.min(i64::MAX as u64) as i64),
-        )
+    let fact = fact::LeaseExpired {
+        agent_id,
+        // The log holds a signed integer: the largest one past its range.
+        silent_seconds: Some(silent_seconds.min(i64::MAX as u64) as i64),
+    };
+    fact_span(ids, time, Fact::LeaseExpired(fact))
 }
 
 pub fn cancel(ids: &mut IdGen, time: UnixNanos, feature: &str, reason: Option<&str>) -> Span {
-    let mut span = ids
-        .span(span::FEATURE_CANCEL, time)
-        .with(attr::FEATURE_NAME, s(feature));
-    if let Some(r) = reason {
-        span = span.with(attr::CANCEL_REASON, s(r));
-    }
-    span
+    let fact = fact::Cancel {
+        feature_name: feature,
+        reason,
+    };
+    fact_span(ids, time, Fact::Cancel(fact))
 }
 
 pub fn reopen(ids: &mut IdGen, time: UnixNanos, feature: &str, reason: Option<&str>) -> Span {
-    let mut span = ids
-        .span(span::FEATURE_REOPEN, time)
-        .with(attr::FEATURE_NAME, s(feature));
-    if let Some(r) = reason {
-        span = span.with(attr::REOPEN_REASON, s(r));
-    }
-    span
+    let fact = fact::Reopen {
+        feature_name: feature,
+        reason,
+    };
+    fact_span(ids, time, Fact::Reopen(fact))
 }
 
 /// Binds a token (by its SHA-256: the token itself is never written) to `agent`.
 pub fn token_issued(ids: &mut IdGen, time: UnixNanos, agent: &str, sha256: &str) -> Span {
-    ids.span(span::AGENT_TOKEN_ISSUED, time)
-        .with(attr::AGENT_ID, s(agent))
-        .with(attr::AGENT_TOKEN_SHA256, s(sha256))
+    let fact = fact::TokenIssued {
+        agent_id: agent,
+        token_sha256: sha256,
+    };
+    fact_span(ids, time, Fact::TokenIssued(fact))
 }
 
 /// Acknowledges the anomaly caused by the span at `seq`, or all of them.
 pub fn acknowledge(ids: &mut IdGen, time: UnixNanos, seq: Option<u64>) -> Span {
-    let span = ids.span(span::ANOMALY_ACKNOWLEDGE, time);
-    match seq {
-        Some(seq) => span.with(
-            attr::ANOMALY_SEQ,
-            AnyValue::Int(seq.min(i64::MAX as u64) as i64),
-        ),
-        None => span.with(attr::ANOMALY_ALL, AnyValue::Bool(true)),
-    }
+    let fact = seq.map_or(Acknowledge::All, Acknowledge::Seq);
+    fact_span(ids, time, Fact::Acknowledge(fact))
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@
 //! The pure core lives in the crate `spanfold-core` (no I/O, no clock, no hash-order iteration;
 //! its dependency list holds no I/O crate) and is re-exported here under the same names:
 //! [`model`], [`names`], [`vocab`] (every span and attribute name, generated from
-//! `spans/*.yaml`), [`registry`], [`reducer`], [`policy`], [`plan`], [`status`], [`credentials`],
-//! [`task`], [`changes`], [`dedup`], [`verify`], [`whatif`], [`timeline`].
+//! `spans/*.yaml`), [`registry`], [`fact`] (the typed spans the fold reads and `emit` writes),
+//! [`reducer`], [`policy`], [`plan`] (a cycle's assignment step as data), [`status`],
+//! [`credentials`], [`task`], [`changes`], [`dedup`], [`verify`], [`whatif`], [`timeline`].
 //!
 //! The shells, one per outside dependency:
 //! - [`store`]: the append-only log in sled (only module that knows sled).
@@ -41,7 +42,7 @@
 //! - [`cli`]: the command line, a module per command group (only module that knows clap).
 
 pub use spanfold_core::{
-    changes, credentials, dedup, model, names, plan, policy, reducer, registry, status, task,
+    changes, credentials, dedup, fact, model, names, plan, policy, reducer, registry, status, task,
     timeline, verify, vocab, whatif,
 };
 

@@ -10,6 +10,8 @@
 //! - [`registry`]: the span registry (`spans/*.yaml`, compiled in) and span validation.
 //! - [`vocab`]: every span name and attribute key the registry declares, as a constant
 //!   (generated from `spans/*.yaml` and checked in; a test says when it is stale).
+//! - [`fact`]: one typed [`fact::Fact`] per span the fold gives meaning to — the one reading
+//!   and the one writing of those spans.
 //! - [`reducer`]: `View = fold(events)`, enforcing the agent lifecycle.
 //! - [`policy`]: which queued feature goes to which agent, with scores and reasons.
 //! - [`plan`]: a cycle's assignment step as data — placements with their worktrees, lease
@@ -26,6 +28,7 @@
 pub mod changes;
 pub mod credentials;
 pub mod dedup;
+pub mod fact;
 pub mod model;
 pub mod names;
 pub mod plan;

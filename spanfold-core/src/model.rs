@@ -369,17 +369,21 @@ pub fn as_double(value: &AnyValue) -> Option<f64> {
 
 /// Items of a string-list attribute, trimmed, empties dropped.
 pub fn list_items(value: &AnyValue) -> Vec<String> {
+    list_strs(value).into_iter().map(str::to_owned).collect()
+}
+
+/// [`list_items`] borrowed from the value: the one rule for reading a list, without copying.
+pub fn list_strs(value: &AnyValue) -> Vec<&str> {
     match value {
         AnyValue::String(s) => s
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(str::to_owned)
             .collect(),
         AnyValue::Array(items) => items
             .iter()
             .filter_map(|v| match v {
-                AnyValue::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                AnyValue::String(s) if !s.trim().is_empty() => Some(s.trim()),
                 _ => None,
             })
             .collect(),

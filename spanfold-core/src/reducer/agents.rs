@@ -1,51 +1,27 @@
 //! What agents report — registration, progress, validation, messages — and the lifecycle rules
 //! those reports must follow; an operator's reset and the token an agent is issued.
 
-use super::{
-    Agent, AgentError, AgentState, Capabilities, Complexity, FeatureStatus, Progress, View,
+use super::{Agent, AgentError, AgentState, AsOf, Capabilities, FeatureStatus, Progress, View};
+use crate::fact::{
+    Communication, Registration, Reset, TokenIssued, Validation, ValidationResult, WorkProgress,
 };
-use crate::model::{Event, as_double, as_int, as_str};
-use crate::names;
 use crate::vocab::attr;
 
 impl View {
     /// The registered agent a span names, with its activity refreshed.
-    fn agent_of(&mut self, ev: &Event<'_>) -> Result<&mut Agent, String> {
-        let id = ev
-            .str_attr(attr::AGENT_ID)
-            .ok_or_else(|| "the span has no agent.id".to_string())?;
+    fn agent_of(&mut self, id: &str, at: AsOf) -> Result<&mut Agent, String> {
         let agent = self
             .agents
             .get_mut(id)
             .ok_or_else(|| format!("agent {id} is not registered; register it first"))?;
-        agent.last_activity = ev.time;
+        agent.last_activity = at.time;
         Ok(agent)
     }
 
-    pub(super) fn register(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let id = ev
-            .str_attr(attr::AGENT_ID)
-            .ok_or_else(|| "the span has no agent.id".to_string())?;
-        names::agent_id(id).map_err(|e| e.to_string())?;
-        let capabilities = Capabilities::from_event(
-            ev,
-            [
-                attr::AGENT_LANGUAGES,
-                attr::AGENT_FRAMEWORKS,
-                attr::AGENT_EXPERTISE_AREAS,
-            ],
-        );
-        let max = ev
-            .int_attr(attr::AGENT_MAX_CONCURRENT_FEATURES)
-            .unwrap_or(1)
-            .clamp(1, 1024) as u32;
-        let preferred = ev
-            .str_attr(attr::AGENT_PREFERRED_COMPLEXITY)
-            .and_then(Complexity::parse);
-        let lease = ev
-            .int_attr(attr::AGENT_LEASE_SECONDS)
-            .and_then(|s| u64::try_from(s).ok())
-            .filter(|s| *s > 0);
+    pub(super) fn register(&mut self, r: Registration<'_>, at: AsOf) -> Result<(), String> {
+        let id = r.agent_id;
+        let capabilities =
+            Capabilities::from_lists(&r.languages, &r.frameworks, &r.expertise_areas);
         let agent = self.agents.entry(id.to_owned()).or_insert_with(|| Agent {
             id: id.to_owned(),
             capabilities: Capabilities::default(),
@@ -53,8 +29,8 @@ impl View {
             preferred_complexity: None,
             state: AgentState::Idle,
             assignments: Vec::new(),
-            registered_seq: ev.seq,
-            last_activity: ev.time,
+            registered_seq: at.seq,
+            last_activity: at.time,
             progress: Progress::default(),
             error: None,
             lease_seconds: None,
@@ -62,18 +38,17 @@ impl View {
             last_message: None,
         });
         agent.capabilities = capabilities;
-        agent.max_concurrent_features = max;
-        agent.preferred_complexity = preferred;
-        agent.lease_seconds = lease;
-        agent.last_activity = ev.time;
+        agent.max_concurrent_features = r.max_concurrent_features.unwrap_or(1);
+        agent.preferred_complexity = r.preferred_complexity;
+        agent.lease_seconds = r.lease_seconds;
+        agent.last_activity = at.time;
         Ok(())
     }
 
-    pub(super) fn message(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let text = ev.str_attr(attr::COMMUNICATION_MESSAGE).map(str::to_owned);
-        let agent = self.agent_of(ev)?;
-        if let Some(text) = text {
-            agent.last_message = Some((ev.time, text));
+    pub(super) fn message(&mut self, m: Communication<'_>, at: AsOf) -> Result<(), String> {
+        let agent = self.agent_of(m.agent_id, at)?;
+        if let Some(text) = m.message {
+            agent.last_message = Some((at.time, text.to_owned()));
         }
         Ok(())
     }
@@ -132,24 +107,10 @@ impl View {
         }
     }
 
-    pub(super) fn progress(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        // Progress reports are most of the traffic: read all their attributes in one pass.
-        let [state, named, percentage, files, lines, duration] = ev.attrs([
-            attr::AGENT_STATE,
-            attr::FEATURE_NAME,
-            attr::WORK_PROGRESS_PERCENTAGE,
-            attr::WORK_FILES_MODIFIED,
-            attr::WORK_LINES_ADDED,
-            attr::WORK_DURATION_MS,
-        ]);
-        let next = state
-            .and_then(as_str)
-            .and_then(AgentState::parse)
-            .ok_or_else(|| "agent.state is missing or not a lifecycle state".to_string())?;
+    pub(super) fn progress(&mut self, p: WorkProgress<'_>, at: AsOf) -> Result<(), String> {
+        let next = p.state;
         if next == AgentState::Idle
-            && let Some(agent) = ev
-                .str_attr(attr::AGENT_ID)
-                .and_then(|id| self.agents.get_mut(id))
+            && let Some(agent) = self.agents.get_mut(p.agent_id)
             && agent.state == AgentState::Claiming
         {
             // An idle report sent before the agent could see its assignment crossed the
@@ -159,10 +120,10 @@ impl View {
             let _ = agent;
             return Ok(());
         }
-        let id = self.agent_of(ev)?.id.clone();
+        let id = self.agent_of(p.agent_id, at)?.id.clone();
         let needs = matches!(next, AgentState::Validating | AgentState::Submitting);
-        let feature = self.reported_feature(&id, named.and_then(as_str), needs)?;
-        let agent = self.agent_of(ev)?;
+        let feature = self.reported_feature(&id, p.feature_name, needs)?;
+        let agent = self.agent_of(p.agent_id, at)?;
         let current = agent.state;
         if current == AgentState::Error && next != current {
             return Err(in_error(agent));
@@ -178,10 +139,10 @@ impl View {
             ));
         }
         let progress = Progress {
-            percentage: percentage.and_then(as_double),
-            files_modified: files.and_then(as_int),
-            lines_added: lines.and_then(as_int),
-            duration_ms: duration.and_then(as_int),
+            percentage: p.percentage,
+            files_modified: p.files_modified,
+            lines_added: p.lines_added,
+            duration_ms: p.duration_ms,
         };
         if let Some(p) = progress.percentage.filter(|p| !(0.0..=100.0).contains(p)) {
             return Err(format!(
@@ -201,7 +162,7 @@ impl View {
         // Only once nothing can refuse the report: an illegal input changes nothing.
         if next == AgentState::Error && current != next {
             agent.error = Some(AgentError {
-                since: ev.time,
+                since: at.time,
                 silent_seconds: None,
             });
         }
@@ -223,15 +184,10 @@ impl View {
         Ok(())
     }
 
-    pub(super) fn validation(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let passed = match ev.str_attr(attr::VALIDATION_RESULT) {
-            Some("passed") => true,
-            Some("failed") => false,
-            _ => return Err("validation.result must be passed or failed".into()),
-        };
-        let id = self.agent_of(ev)?.id.clone();
-        let feature = self.reported_feature(&id, ev.str_attr(attr::FEATURE_NAME), true)?;
-        let agent = self.agent_of(ev)?;
+    pub(super) fn validation(&mut self, v: Validation<'_>, at: AsOf) -> Result<(), String> {
+        let id = self.agent_of(v.agent_id, at)?.id.clone();
+        let feature = self.reported_feature(&id, v.feature_name, true)?;
+        let agent = self.agent_of(v.agent_id, at)?;
         if !matches!(agent.state, AgentState::Working | AgentState::Validating) {
             return Err(format!(
                 "agent {} is {}; validation is reported while working or validating",
@@ -239,10 +195,9 @@ impl View {
                 agent.state.as_str()
             ));
         }
-        let (state, status) = if passed {
-            (AgentState::Submitting, FeatureStatus::Merging)
-        } else {
-            (AgentState::Working, FeatureStatus::InProgress)
+        let (state, status) = match v.result {
+            ValidationResult::Passed => (AgentState::Submitting, FeatureStatus::Merging),
+            ValidationResult::Failed => (AgentState::Working, FeatureStatus::InProgress),
         };
         agent.state = state;
         if let Some(name) = feature {
@@ -251,8 +206,8 @@ impl View {
         Ok(())
     }
 
-    pub(super) fn reset(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let agent = self.agent_of(ev)?;
+    pub(super) fn reset(&mut self, r: Reset<'_>, at: AsOf) -> Result<(), String> {
+        let agent = self.agent_of(r.agent_id, at)?;
         agent.state = AgentState::Idle;
         agent.progress = Progress::default();
         agent.error = None;
@@ -262,25 +217,15 @@ impl View {
             self.requeue(
                 &name,
                 format!("agent {id} was reset; waiting to be placed again"),
-                ev.time,
+                at.time,
             );
         }
         Ok(())
     }
 
-    pub(super) fn token_issued(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let agent = ev
-            .str_attr(attr::AGENT_ID)
-            .ok_or_else(|| "agent.token_issued needs agent.id".to_string())?;
-        names::agent_id(agent).map_err(|e| e.to_string())?;
-        let hash = ev
-            .str_attr(attr::AGENT_TOKEN_SHA256)
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| {
-                "agent.token_issued needs agent.token_sha256: 64 hex digits".to_string()
-            })?;
+    pub(super) fn token_issued(&mut self, t: TokenIssued<'_>) -> Result<(), String> {
         self.credentials
-            .insert(agent.to_owned(), hash.to_ascii_lowercase());
+            .insert(t.agent_id.to_owned(), t.token_sha256.to_ascii_lowercase());
         Ok(())
     }
 }

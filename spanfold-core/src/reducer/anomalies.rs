@@ -2,6 +2,7 @@
 //! operator acknowledging them.
 
 use super::{Anomaly, MAX_ANOMALIES, View};
+use crate::fact::Acknowledge;
 use crate::model::Event;
 use crate::vocab::attr;
 
@@ -26,16 +27,15 @@ impl View {
         });
     }
 
-    pub(super) fn acknowledge(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        if ev.attr(attr::ANOMALY_ALL).and_then(crate::model::as_bool) == Some(true) {
-            self.counters.acknowledged += self.anomalies.len() as u64;
-            self.anomalies.clear();
-            return Ok(());
-        }
-        let seq = ev
-            .int_attr(attr::ANOMALY_SEQ)
-            .and_then(|s| u64::try_from(s).ok())
-            .ok_or_else(|| "anomaly.acknowledge needs anomaly.seq or anomaly.all".to_string())?;
+    pub(super) fn acknowledge(&mut self, a: Acknowledge) -> Result<(), String> {
+        let seq = match a {
+            Acknowledge::All => {
+                self.counters.acknowledged += self.anomalies.len() as u64;
+                self.anomalies.clear();
+                return Ok(());
+            }
+            Acknowledge::Seq(seq) => seq,
+        };
         let at = self
             .anomalies
             .iter()

@@ -2,52 +2,32 @@
 //! assignment, a lease that expired, and each step of a merge.
 
 use super::{
-    AgentError, AgentState, Config, DEFAULT_LEASE_SECONDS, FeatureStatus, Progress, View,
+    AgentError, AgentState, AsOf, Config, DEFAULT_LEASE_SECONDS, FeatureStatus, Progress, View,
     WorktreeStatus,
 };
-use crate::model::Event;
-use crate::vocab::attr;
+use crate::fact::{Assignment, Configure, Init, LeaseExpired, Merge, MergeResult, Word};
 
 impl View {
-    pub(super) fn init(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let get = |key: &str| {
-            ev.str_attr(key)
-                .map(str::to_owned)
-                .ok_or_else(|| format!("{key} is missing"))
-        };
+    pub(super) fn init(&mut self, i: Init<'_>) {
         self.config = Some(Config {
-            repo: get(attr::COORDINATION_REPO)?,
-            base_branch: get(attr::COORDINATION_BASE_BRANCH)?,
-            worktrees_dir: get(attr::COORDINATION_WORKTREES_DIR)?,
-            lease_seconds: ev
-                .int_attr(attr::COORDINATION_LEASE_SECONDS)
-                .and_then(|s| u64::try_from(s).ok())
-                .filter(|s| *s > 0)
-                .unwrap_or(DEFAULT_LEASE_SECONDS),
+            repo: i.repo.to_owned(),
+            base_branch: i.base_branch.to_owned(),
+            worktrees_dir: i.worktrees_dir.to_owned(),
+            lease_seconds: i.lease_seconds.unwrap_or(DEFAULT_LEASE_SECONDS),
         });
-        Ok(())
     }
 
-    pub(super) fn configure(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let lease = ev
-            .int_attr(attr::COORDINATION_LEASE_SECONDS)
-            .and_then(|s| u64::try_from(s).ok())
-            .filter(|s| *s > 0)
-            .ok_or_else(|| "coordination.lease_seconds must be a positive number".to_string())?;
+    pub(super) fn configure(&mut self, c: Configure) -> Result<(), String> {
         let config = self
             .config
             .as_mut()
             .ok_or_else(|| "a setting changed before coordination.init".to_string())?;
-        config.lease_seconds = lease;
+        config.lease_seconds = c.lease_seconds;
         Ok(())
     }
 
-    pub(super) fn assign(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let (Some(agent_id), Some(name)) =
-            (ev.str_attr(attr::AGENT_ID), ev.str_attr(attr::FEATURE_NAME))
-        else {
-            return Err("an assignment needs agent.id and feature.name".into());
-        };
+    pub(super) fn assign(&mut self, a: Assignment<'_>, at: AsOf) -> Result<(), String> {
+        let (agent_id, name) = (a.agent_id, a.feature_name);
         let feature = self
             .features
             .get(name)
@@ -72,7 +52,7 @@ impl View {
         }
         agent.assignments.push(name.to_owned());
         // The lease runs from the assignment: an agent idle for hours gets its full lease.
-        agent.last_activity = agent.last_activity.max(ev.time);
+        agent.last_activity = agent.last_activity.max(at.time);
         if agent.state == AgentState::Idle {
             agent.state = AgentState::Claiming;
         }
@@ -83,18 +63,16 @@ impl View {
             f.status = FeatureStatus::Assigned;
             f.assigned_agent = Some(agent_id.to_owned());
             f.last_error = None;
-            f.worktree_path = ev.str_attr(attr::WORKTREE_PATH).map(str::to_owned);
-            f.branch_name = ev.str_attr(attr::WORKTREE_BRANCH).map(str::to_owned);
+            f.worktree_path = a.worktree_path.map(str::to_owned);
+            f.branch_name = a.branch.map(str::to_owned);
         }
         Ok(())
     }
 
     /// The coordinator's decision that a silent agent loses its features.
-    pub(super) fn lease_expired(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let id = ev
-            .str_attr(attr::AGENT_ID)
-            .ok_or_else(|| "agent.lease_expired needs agent.id".to_string())?;
-        let silent = ev.int_attr(attr::LEASE_SILENT_SECONDS).unwrap_or(0);
+    pub(super) fn lease_expired(&mut self, l: LeaseExpired<'_>, at: AsOf) -> Result<(), String> {
+        let id = l.agent_id;
+        let silent = l.silent_seconds.unwrap_or(0);
         let agent = self
             .agents
             .get_mut(id)
@@ -102,7 +80,7 @@ impl View {
         agent.state = AgentState::Error;
         agent.progress = Progress::default();
         agent.error = Some(AgentError {
-            since: ev.time,
+            since: at.time,
             silent_seconds: Some(silent),
         });
         let released = std::mem::take(&mut agent.assignments);
@@ -111,21 +89,13 @@ impl View {
                 &name,
                 format!(
                     "agent {id} went silent for {silent}s, past its lease; queued again, its worktree kept with the work"
-                ), ev.time);
+                ), at.time);
         }
         Ok(())
     }
 
-    pub(super) fn merge(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let get = |key: &str| {
-            ev.str_attr(key)
-                .ok_or_else(|| format!("coordination.feature_merge needs {key}"))
-        };
-        let (result, agent_id, name) = (
-            get(attr::MERGE_RESULT)?,
-            get(attr::AGENT_ID)?,
-            get(attr::FEATURE_NAME)?,
-        );
+    pub(super) fn merge(&mut self, m: Merge<'_>, at: AsOf) -> Result<(), String> {
+        let (agent_id, name) = (m.agent_id, m.feature_name);
         let feature = self
             .features
             .get_mut(name)
@@ -144,38 +114,42 @@ impl View {
         let was = feature.status;
         // Each arm changes only what its result means; an unknown result changes nothing (not
         // even merge_from, which recovery needs after a merge a crash cut off).
+        let result = match m.result {
+            Word::Member(result) => result,
+            Word::Other(other) => return Err(format!("unknown merge.result {other:?}")),
+        };
         match result {
-            "started" => {
-                feature.merge_from = ev.str_attr(attr::MERGE_FROM).map(str::to_owned);
+            MergeResult::Started => {
+                feature.merge_from = m.from.map(str::to_owned);
             }
-            "gate_started" | "deferred" | "failed" => {
-                feature.merge_note = ev.str_attr(attr::MERGE_REASON).map(str::to_owned);
+            MergeResult::GateStarted | MergeResult::Deferred | MergeResult::Failed => {
+                feature.merge_note = m.reason.map(str::to_owned);
             }
-            "gate_failed" | "returned" => {
+            MergeResult::GateFailed | MergeResult::Returned => {
                 // Back to its agent with the gate's output (or what to fix) to read.
                 feature.status = FeatureStatus::InProgress;
-                feature.merge_note = ev.str_attr(attr::MERGE_REASON).map(str::to_owned);
+                feature.merge_note = m.reason.map(str::to_owned);
                 if let Some(agent) = self.agents.get_mut(agent_id) {
                     agent.state = AgentState::Working;
                 }
             }
-            "conflicted" => {
+            MergeResult::Conflicted => {
                 feature.status = FeatureStatus::Conflicted;
-                feature.conflicts = ev.list_attr(attr::MERGE_CONFLICTS);
+                feature.conflicts = m.conflicts.iter().map(|c| (*c).to_owned()).collect();
                 feature.merge_note = None;
                 // Back to its agent: the coordinator's move, not an agent report.
                 if let Some(agent) = self.agents.get_mut(agent_id) {
                     agent.state = AgentState::Working;
                 }
             }
-            "merged" => {
+            MergeResult::Merged => {
                 feature.status = FeatureStatus::Completed;
                 feature.assigned_agent = None;
                 feature.conflicts.clear();
                 feature.merge_note = None;
-                feature.merged_commit = ev.str_attr(attr::MERGE_COMMIT).map(str::to_owned);
+                feature.merged_commit = m.commit.map(str::to_owned);
                 feature.merged_by = Some(agent_id.to_owned());
-                feature.merged_at = Some(ev.time);
+                feature.merged_at = Some(at.time);
                 if let Some(wt) = feature
                     .worktree_path
                     .as_ref()
@@ -183,7 +157,7 @@ impl View {
                 {
                     wt.status = WorktreeStatus::Completed;
                     wt.agent_id = None;
-                    wt.since = ev.time;
+                    wt.since = at.time;
                 }
                 // The agent passes finished → idle (or back to work on what it still holds).
                 if let Some(agent) = self.agents.get_mut(agent_id) {
@@ -196,9 +170,8 @@ impl View {
                     };
                 }
             }
-            other => return Err(format!("unknown merge.result {other:?}")),
         }
-        if result != "started" {
+        if result != MergeResult::Started {
             feature.merge_from = None;
         }
         self.tally.moved(&feature.requires, was, feature.status);

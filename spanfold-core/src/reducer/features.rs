@@ -4,26 +4,23 @@
 use std::collections::BTreeMap;
 
 use super::{
-    AgentState, Capabilities, Feature, FeatureStatus, Priority, Progress, View, WorktreeStatus,
+    AgentState, AsOf, Capabilities, Feature, FeatureStatus, Priority, Progress, View,
+    WorktreeStatus,
 };
-use crate::model::{Event, UnixNanos};
-use crate::names;
-use crate::vocab::attr;
+use crate::fact::{Cancel, FeatureRequest, Reopen};
+use crate::model::UnixNanos;
 
 impl View {
-    pub(super) fn request_feature(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let name = ev
-            .str_attr(attr::FEATURE_NAME)
-            .ok_or_else(|| "the span has no feature.name".to_string())?;
-        names::feature_name(name).map_err(|e| e.to_string())?;
-        let priority = match ev.str_attr(attr::FEATURE_PRIORITY) {
-            None => Priority::Medium,
-            Some(p) => Priority::parse(p).ok_or_else(|| format!("unknown priority {p:?}"))?,
-        };
-        let effort = ev
-            .int_attr(attr::FEATURE_ESTIMATED_EFFORT)
-            .unwrap_or(3)
-            .clamp(1, 100) as u32;
+    pub(super) fn request_feature(
+        &mut self,
+        r: FeatureRequest<'_>,
+        at: AsOf,
+    ) -> Result<(), String> {
+        let name = r.name;
+        let priority = r.priority.unwrap_or(Priority::Medium);
+        let effort = r.estimated_effort.unwrap_or(3);
+        let description = r.description.unwrap_or_default();
+        let requires = Capabilities::from_lists(&r.languages, &r.frameworks, &r.expertise_areas);
         if !self.features.contains_key(name)
             && let Some(clash) = self.ref_clash(name)
         {
@@ -37,19 +34,13 @@ impl View {
             // Held or done: only its priority may still change, and only by a request that
             // otherwise repeats the feature as it is.
             let same = existing.estimated_effort == effort
-                && existing.description
-                    == ev.str_attr(attr::FEATURE_DESCRIPTION).unwrap_or_default()
-                && existing.requirements == ev.list_attr(attr::FEATURE_REQUIREMENTS)
-                && existing.acceptance_criteria == ev.list_attr(attr::FEATURE_ACCEPTANCE_CRITERIA)
-                && existing.requires
-                    == Capabilities::from_event(
-                        ev,
-                        [
-                            attr::FEATURE_LANGUAGES,
-                            attr::FEATURE_FRAMEWORKS,
-                            attr::FEATURE_EXPERTISE_AREAS,
-                        ],
-                    );
+                && existing.description == description
+                && existing.requirements.iter().eq(&r.requirements)
+                && existing
+                    .acceptance_criteria
+                    .iter()
+                    .eq(&r.acceptance_criteria)
+                && existing.requires == requires;
             if same && existing.status.is_in_progress() {
                 existing.priority = priority;
                 return Ok(());
@@ -59,20 +50,6 @@ impl View {
                 existing.status.as_str()
             ));
         }
-        let requires = Capabilities::from_event(
-            ev,
-            [
-                attr::FEATURE_LANGUAGES,
-                attr::FEATURE_FRAMEWORKS,
-                attr::FEATURE_EXPERTISE_AREAS,
-            ],
-        );
-        let description = ev
-            .str_attr(attr::FEATURE_DESCRIPTION)
-            .unwrap_or_default()
-            .to_owned();
-        let requirements = ev.list_attr(attr::FEATURE_REQUIREMENTS);
-        let acceptance_criteria = ev.list_attr(attr::FEATURE_ACCEPTANCE_CRITERIA);
         // A re-request updates the queued feature in place; it keeps its queue position, its
         // worktree and its last error.
         if let Some(old) = self.features.get(name) {
@@ -94,7 +71,7 @@ impl View {
                 worktree_path: None,
                 branch_name: None,
                 last_error: None,
-                queued_seq: ev.seq,
+                queued_seq: at.seq,
                 conflicts: Vec::new(),
                 merge_note: None,
                 merged_commit: None,
@@ -102,12 +79,12 @@ impl View {
                 merged_at: None,
                 merge_from: None,
             });
-        feature.description = description;
+        feature.description = description.to_owned();
         feature.priority = priority;
         feature.estimated_effort = effort;
         feature.requires = requires;
-        feature.requirements = requirements;
-        feature.acceptance_criteria = acceptance_criteria;
+        feature.requirements = owned(&r.requirements);
+        feature.acceptance_criteria = owned(&r.acceptance_criteria);
         self.tally.add(feature);
         Ok(())
     }
@@ -133,8 +110,8 @@ impl View {
             .map(|(k, _)| k.clone())
     }
 
-    pub(super) fn reopen(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let (name, feature) = Self::named_feature(&mut self.features, ev)?;
+    pub(super) fn reopen(&mut self, r: Reopen<'_>, at: AsOf) -> Result<(), String> {
+        let (name, feature) = Self::named_feature(&mut self.features, r.feature_name)?;
         if !matches!(
             feature.status,
             FeatureStatus::Completed | FeatureStatus::Cancelled
@@ -148,7 +125,7 @@ impl View {
             .moved(&feature.requires, feature.status, FeatureStatus::Queued);
         feature.status = FeatureStatus::Queued;
         // At the end of the queue, as a new request would be.
-        feature.queued_seq = ev.seq;
+        feature.queued_seq = at.seq;
         feature.assigned_agent = None;
         feature.conflicts.clear();
         feature.merge_note = None;
@@ -157,16 +134,14 @@ impl View {
         feature.merged_commit = None;
         feature.merged_by = None;
         feature.merged_at = None;
-        feature.last_error = ev
-            .str_attr(attr::REOPEN_REASON)
-            .map(|r| format!("reopened: {r}"));
+        feature.last_error = r.reason.map(|r| format!("reopened: {r}"));
         Ok(())
     }
 
     /// An operator withdraws a feature. Its agent lets go of it; its worktree and branch are
     /// kept (abandoned) with whatever work they hold.
-    pub(super) fn cancel(&mut self, ev: &Event<'_>) -> Result<(), String> {
-        let (name, feature) = Self::named_feature(&mut self.features, ev)?;
+    pub(super) fn cancel(&mut self, c: Cancel<'_>, at: AsOf) -> Result<(), String> {
+        let (name, feature) = Self::named_feature(&mut self.features, c.feature_name)?;
         if matches!(
             feature.status,
             FeatureStatus::Completed | FeatureStatus::Cancelled
@@ -179,7 +154,7 @@ impl View {
         self.tally
             .moved(&feature.requires, feature.status, FeatureStatus::Cancelled);
         feature.status = FeatureStatus::Cancelled;
-        feature.last_error = ev.str_attr(attr::CANCEL_REASON).map(str::to_owned);
+        feature.last_error = c.reason.map(str::to_owned);
         let holder = feature.assigned_agent.take();
         if let Some(wt) = feature
             .worktree_path
@@ -188,7 +163,7 @@ impl View {
         {
             wt.status = WorktreeStatus::Abandoned;
             wt.agent_id = None;
-            wt.since = ev.time;
+            wt.since = at.time;
         }
         if let Some(agent) = holder.and_then(|id| self.agents.get_mut(&id)) {
             agent.assignments.retain(|a| a != name);
@@ -204,11 +179,8 @@ impl View {
     /// The feature an operator's span names, which must have been requested.
     fn named_feature<'v, 'e>(
         features: &'v mut BTreeMap<String, Feature>,
-        ev: &Event<'e>,
+        name: &'e str,
     ) -> Result<(&'e str, &'v mut Feature), String> {
-        let name = ev
-            .str_attr(attr::FEATURE_NAME)
-            .ok_or_else(|| format!("{} needs feature.name", ev.span.name))?;
         let feature = features
             .get_mut(name)
             .ok_or_else(|| format!("feature {name} was never requested"))?;
@@ -255,4 +227,8 @@ impl View {
             }
         }
     }
+}
+
+fn owned(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
 }

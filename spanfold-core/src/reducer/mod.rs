@@ -4,10 +4,11 @@
 //! It enforces the agent lifecycle: a span that asks for an illegal transition changes nothing
 //! and is recorded as an anomaly with its reason.
 //!
-//! The fold itself (this file) dispatches each span by name to the rules of one job:
+//! The fold itself (this file) reads each span once as a typed [`Fact`] (`crate::fact`: a
+//! span missing what its rule needs is an anomaly there) and hands it to the rules of one job:
 //!
-//! - `vocabulary`: the closed sets of words — agent states and their moves, feature and
-//!   worktree statuses, priority, complexity.
+//! - `vocabulary`: the closed sets of words the view uses — feature and worktree statuses — and
+//!   the agent lifecycle's moves between the states spans report.
 //! - `view`: the view and the records it holds.
 //! - `tally`: the feature counts the fold keeps so that a summary need not walk every feature.
 //! - `agents`: what agents report, and the lifecycle rules their reports must follow.
@@ -30,36 +31,21 @@ pub use view::{
     Agent, AgentError, Anomaly, AsOf, Capabilities, Config, Counters, DEFAULT_LEASE_SECONDS,
     Feature, Progress, View, Worktree,
 };
-pub use vocabulary::{AgentState, Complexity, FeatureStatus, Priority, WorktreeStatus};
+// The words spans carry are defined with the spans; the view keeps them under these names.
+pub use crate::fact::{AgentState, Complexity, Priority};
+pub use vocabulary::{FeatureStatus, WorktreeStatus};
 
+use crate::fact::Fact;
 use crate::model::Event;
-use crate::vocab::{attr, span};
+use crate::vocab::attr;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
 pub const REDUCER_VERSION: u32 = 6;
 
-/// Span names this reducer gives meaning to. A test checks this list against the registry.
-pub const HANDLED_SPANS: &[&str] = &[
-    span::AGENT_COMMUNICATION,
-    span::ANOMALY_ACKNOWLEDGE,
-    span::AGENT_FEATURE_ASSIGNMENT,
-    span::AGENT_LEASE_EXPIRED,
-    span::AGENT_REGISTRATION,
-    span::AGENT_RESET,
-    span::AGENT_TOKEN_ISSUED,
-    span::AGENT_VALIDATION,
-    span::AGENT_WORK_PROGRESS,
-    span::COORDINATION_CONFIGURE,
-    span::COORDINATION_CYCLE,
-    span::COORDINATION_FEATURE_MERGE,
-    span::COORDINATION_INIT,
-    span::COORDINATION_SYSTEM_HEALTH,
-    span::FEATURE_CANCEL,
-    span::FEATURE_REOPEN,
-    span::FEATURE_REQUEST,
-    span::WORKTREE_LIFECYCLE,
-];
+/// Span names this reducer gives meaning to: one per [`Fact`]. A test checks this list against
+/// the registry.
+pub const HANDLED_SPANS: &[&str] = &Fact::NAMES;
 
 /// At most this many anomalies are kept in the view; older ones are counted, not listed.
 pub const MAX_ANOMALIES: usize = 1000;
@@ -95,29 +81,10 @@ impl View {
             time: ev.time,
         };
         self.counters.events += 1;
-        let outcome = match ev.span.name.as_str() {
-            span::AGENT_REGISTRATION => self.register(ev),
-            span::FEATURE_REQUEST => self.request_feature(ev),
-            span::AGENT_WORK_PROGRESS => self.progress(ev),
-            span::AGENT_VALIDATION => self.validation(ev),
-            span::AGENT_RESET => self.reset(ev),
-            span::AGENT_COMMUNICATION => self.message(ev),
-            span::COORDINATION_INIT => self.init(ev),
-            span::COORDINATION_CONFIGURE => self.configure(ev),
-            span::COORDINATION_CYCLE => {
-                self.counters.cycles += 1;
-                Ok(())
-            }
-            span::AGENT_FEATURE_ASSIGNMENT => self.assign(ev),
-            span::WORKTREE_LIFECYCLE => self.worktree(ev),
-            span::COORDINATION_SYSTEM_HEALTH => Ok(()),
-            span::COORDINATION_FEATURE_MERGE => self.merge(ev),
-            span::AGENT_LEASE_EXPIRED => self.lease_expired(ev),
-            span::FEATURE_CANCEL => self.cancel(ev),
-            span::FEATURE_REOPEN => self.reopen(ev),
-            span::ANOMALY_ACKNOWLEDGE => self.acknowledge(ev),
-            span::AGENT_TOKEN_ISSUED => self.token_issued(ev),
-            _ => {
+        let outcome = match Fact::parse(ev) {
+            Some(Ok(fact)) => self.apply_fact(fact, self.as_of),
+            Some(Err(reason)) => Err(reason),
+            None => {
                 self.counters.unregistered_spans += 1;
                 // A span the registry does not name still shows its agent is alive.
                 if let Some(agent) = ev
@@ -141,6 +108,36 @@ impl View {
                 "feature counts drifted at seq {}",
                 ev.seq
             );
+        }
+    }
+
+    /// The rule of one fact, at the event's place in the log.
+    fn apply_fact(&mut self, fact: Fact<'_>, at: AsOf) -> Result<(), String> {
+        match fact {
+            Fact::Registration(r) => self.register(r, at),
+            Fact::FeatureRequest(r) => self.request_feature(r, at),
+            Fact::WorkProgress(p) => self.progress(p, at),
+            Fact::Validation(v) => self.validation(v, at),
+            Fact::Reset(r) => self.reset(r, at),
+            Fact::Communication(m) => self.message(m, at),
+            Fact::Init(i) => {
+                self.init(i);
+                Ok(())
+            }
+            Fact::Configure(c) => self.configure(c),
+            Fact::Cycle(_) => {
+                self.counters.cycles += 1;
+                Ok(())
+            }
+            Fact::Assignment(a) => self.assign(a, at),
+            Fact::Worktree(w) => self.worktree(w, at),
+            Fact::SystemHealth(_) => Ok(()),
+            Fact::Merge(m) => self.merge(m, at),
+            Fact::LeaseExpired(l) => self.lease_expired(l, at),
+            Fact::Cancel(c) => self.cancel(c, at),
+            Fact::Reopen(r) => self.reopen(r, at),
+            Fact::Acknowledge(a) => self.acknowledge(a),
+            Fact::TokenIssued(t) => self.token_issued(t),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{AgentState, Complexity, FeatureStatus, FeatureTally, Priority, WorktreeStatus};
-use crate::model::{Event, UnixNanos};
+use crate::model::UnixNanos;
 
 /// Capabilities of an agent, or what a feature requires of one. Sorted sets: order reaches users.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -38,18 +38,15 @@ impl Capabilities {
             )
     }
 
-    /// From the three list attributes named by `keys` (languages, frameworks, expertise).
-    pub(super) fn from_event(ev: &Event<'_>, keys: [&str; 3]) -> Capabilities {
-        let set = |key: &str| -> BTreeSet<String> {
-            ev.list_attr(key)
-                .into_iter()
-                .map(|s| s.to_lowercase())
-                .collect()
+    /// From the three lists a span sent (languages, frameworks, expertise): lower-cased sets.
+    pub(super) fn from_lists(languages: &[&str], frameworks: &[&str], expertise: &[&str]) -> Self {
+        let set = |items: &[&str]| -> BTreeSet<String> {
+            items.iter().map(|s| s.to_lowercase()).collect()
         };
         Capabilities {
-            languages: set(keys[0]),
-            frameworks: set(keys[1]),
-            expertise_areas: set(keys[2]),
+            languages: set(languages),
+            frameworks: set(frameworks),
+            expertise_areas: set(expertise),
         }
     }
 }

@@ -1,47 +1,12 @@
-//! The closed sets of words the log and the view use: agent states with the moves the agent
-//! lifecycle allows, feature and worktree statuses, priority and complexity.
+//! The closed sets of words the view uses — feature and worktree statuses — and the rules on the
+//! words spans carry (their definitions live with the spans, in `crate::fact`): the moves the
+//! agent lifecycle allows, and complexity against effort.
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AgentState {
-    Idle,
-    Claiming,
-    Working,
-    Validating,
-    Submitting,
-    Finished,
-    Error,
-}
+use super::{AgentState, Complexity};
 
 impl AgentState {
-    pub const ALL: [AgentState; 7] = [
-        AgentState::Idle,
-        AgentState::Claiming,
-        AgentState::Working,
-        AgentState::Validating,
-        AgentState::Submitting,
-        AgentState::Finished,
-        AgentState::Error,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AgentState::Idle => "idle",
-            AgentState::Claiming => "claiming",
-            AgentState::Working => "working",
-            AgentState::Validating => "validating",
-            AgentState::Submitting => "submitting",
-            AgentState::Finished => "finished",
-            AgentState::Error => "error",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<AgentState> {
-        AgentState::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
     /// The states an agent may report next. `idle → claiming` happens through an assignment and
     /// `error → idle` through a reset; both are listed so the message can say how.
     pub fn next_states(self) -> &'static [AgentState] {
@@ -68,60 +33,7 @@ impl AgentState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Priority {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Priority {
-    pub const ALL: [Priority; 4] = [
-        Priority::Low,
-        Priority::Medium,
-        Priority::High,
-        Priority::Critical,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Low => "low",
-            Priority::Medium => "medium",
-            Priority::High => "high",
-            Priority::Critical => "critical",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Priority> {
-        Priority::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Complexity {
-    Low,
-    Medium,
-    High,
-}
-
 impl Complexity {
-    pub const ALL: [Complexity; 3] = [Complexity::Low, Complexity::Medium, Complexity::High];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Complexity::Low => "low",
-            Complexity::Medium => "medium",
-            Complexity::High => "high",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Complexity> {
-        Complexity::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
     /// Story points to complexity: 1-3 low, 4-6 medium, 7 and up high.
     pub fn of_effort(effort: u32) -> Complexity {
         match effort {

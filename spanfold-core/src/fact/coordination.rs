@@ -1,0 +1,293 @@
+//! The facts of `spans/coordination.yaml`: the coordinator's setup and settings, its cycles,
+//! assignments, health summaries, merges and lease verdicts, and an operator acknowledging
+//! anomalies.
+
+use super::{Out, Priority, Word, closed_set, list, required, seconds, uint};
+use crate::model::{Event, as_bool};
+use crate::vocab::attr;
+
+/// `coordination.init`: the log set up for a repository.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Init<'a> {
+    pub repo: &'a str,
+    pub base_branch: &'a str,
+    pub worktrees_dir: &'a str,
+    /// A positive lease (600 when absent).
+    pub lease_seconds: Option<u64>,
+}
+
+impl<'a> Init<'a> {
+    pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
+        let get = |key: &str| required(ev, key, || format!("{key} is missing"));
+        Ok(Init {
+            repo: get(attr::COORDINATION_REPO)?,
+            base_branch: get(attr::COORDINATION_BASE_BRANCH)?,
+            worktrees_dir: get(attr::COORDINATION_WORKTREES_DIR)?,
+            lease_seconds: seconds(ev, attr::COORDINATION_LEASE_SECONDS),
+        })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.str(attr::COORDINATION_REPO, self.repo);
+        out.str(attr::COORDINATION_BASE_BRANCH, self.base_branch);
+        out.str(attr::COORDINATION_WORKTREES_DIR, self.worktrees_dir);
+        out.uint(attr::COORDINATION_LEASE_SECONDS, self.lease_seconds);
+    }
+}
+
+/// `coordination.configure`: a new lease, from this event on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Configure {
+    pub lease_seconds: u64,
+}
+
+impl Configure {
+    pub(super) fn read(ev: &Event<'_>) -> Result<Self, String> {
+        let lease_seconds = seconds(ev, attr::COORDINATION_LEASE_SECONDS)
+            .ok_or_else(|| "coordination.lease_seconds must be a positive number".to_string())?;
+        Ok(Configure { lease_seconds })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.uint(attr::COORDINATION_LEASE_SECONDS, Some(self.lease_seconds));
+    }
+}
+
+/// `coordination.cycle`: a cycle ran (the fold counts it; its numbers are for readers).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Cycle {
+    pub number: Option<u64>,
+    pub assignments: Option<u64>,
+    pub features_waiting: Option<u64>,
+}
+
+impl Cycle {
+    pub(super) fn read(ev: &Event<'_>) -> Self {
+        Cycle {
+            number: uint(ev, attr::COORDINATION_CYCLE_NUMBER),
+            assignments: uint(ev, attr::COORDINATION_ASSIGNMENTS),
+            features_waiting: uint(ev, attr::COORDINATION_FEATURES_WAITING),
+        }
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.uint(attr::COORDINATION_CYCLE_NUMBER, self.number);
+        out.uint(attr::COORDINATION_ASSIGNMENTS, self.assignments);
+        out.uint(attr::COORDINATION_FEATURES_WAITING, self.features_waiting);
+    }
+}
+
+/// `agent.feature_assignment`: a feature given to an agent, with the score and the reasons.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment<'a> {
+    pub agent_id: &'a str,
+    pub feature_name: &'a str,
+    /// The feature's priority when it was placed; an unknown word reads as absent.
+    pub priority: Option<Priority>,
+    pub match_score: Option<f64>,
+    pub reasons: Vec<&'a str>,
+    /// RFC 3339, as the coordinator wrote it.
+    pub timestamp: Option<&'a str>,
+    pub worktree_path: Option<&'a str>,
+    pub branch: Option<&'a str>,
+}
+
+impl<'a> Assignment<'a> {
+    pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
+        let (Some(agent_id), Some(feature_name)) =
+            (ev.str_attr(attr::AGENT_ID), ev.str_attr(attr::FEATURE_NAME))
+        else {
+            return Err("an assignment needs agent.id and feature.name".into());
+        };
+        Ok(Assignment {
+            agent_id,
+            feature_name,
+            priority: ev
+                .str_attr(attr::FEATURE_PRIORITY)
+                .and_then(Priority::parse),
+            match_score: ev.double_attr(attr::ASSIGNMENT_MATCH_SCORE),
+            reasons: list(ev, attr::ASSIGNMENT_REASONS),
+            timestamp: ev.str_attr(attr::ASSIGNMENT_TIMESTAMP),
+            worktree_path: ev.str_attr(attr::WORKTREE_PATH),
+            branch: ev.str_attr(attr::WORKTREE_BRANCH),
+        })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.str(attr::AGENT_ID, self.agent_id);
+        out.str(attr::FEATURE_NAME, self.feature_name);
+        out.opt_str(attr::FEATURE_PRIORITY, self.priority.map(Priority::as_str));
+        out.double(attr::ASSIGNMENT_MATCH_SCORE, self.match_score);
+        out.list(attr::ASSIGNMENT_REASONS, &self.reasons);
+        out.opt_str(attr::ASSIGNMENT_TIMESTAMP, self.timestamp);
+        out.opt_str(attr::WORKTREE_PATH, self.worktree_path);
+        out.opt_str(attr::WORKTREE_BRANCH, self.branch);
+    }
+}
+
+/// `coordination.system_health`: the summary written after each cycle, for trace readers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SystemHealth {
+    pub total_agents: Option<u64>,
+    pub active_agents: Option<u64>,
+    pub health_score: Option<f64>,
+    pub features_completed: Option<u64>,
+    pub features_in_queue: Option<u64>,
+}
+
+impl SystemHealth {
+    pub(super) fn read(ev: &Event<'_>) -> Self {
+        SystemHealth {
+            total_agents: uint(ev, attr::COORDINATION_TOTAL_AGENTS),
+            active_agents: uint(ev, attr::COORDINATION_ACTIVE_AGENTS),
+            health_score: ev.double_attr(attr::COORDINATION_HEALTH_SCORE),
+            features_completed: uint(ev, attr::COORDINATION_FEATURES_COMPLETED),
+            features_in_queue: uint(ev, attr::COORDINATION_FEATURES_IN_QUEUE),
+        }
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.uint(attr::COORDINATION_TOTAL_AGENTS, self.total_agents);
+        out.uint(attr::COORDINATION_ACTIVE_AGENTS, self.active_agents);
+        out.double(attr::COORDINATION_HEALTH_SCORE, self.health_score);
+        out.uint(
+            attr::COORDINATION_FEATURES_COMPLETED,
+            self.features_completed,
+        );
+        out.uint(attr::COORDINATION_FEATURES_IN_QUEUE, self.features_in_queue);
+    }
+}
+
+closed_set! {
+    /// `merge.result`: what happened to a submitted feature's merge.
+    MergeResult {
+        /// The coordinator is about to merge (written before acting).
+        Started = "started",
+        /// The operator's merge gate started in the feature's worktree.
+        GateStarted = "gate_started",
+        /// The gate failed; the feature went back to its agent.
+        GateFailed = "gate_failed",
+        /// Nothing changed; the feature went back to its agent to fix what the reason says.
+        Returned = "returned",
+        /// The base branch now contains the feature.
+        Merged = "merged",
+        /// Nothing changed; the feature went back to its agent to resolve the listed paths.
+        Conflicted = "conflicted",
+        /// Nothing changed; merging now would be unsafe. Retried.
+        Deferred = "deferred",
+        /// Nothing changed; the merge could not be attempted. Retried.
+        Failed = "failed",
+    }
+}
+
+closed_set! {
+    /// `merge.kind`: how the base branch came to contain the feature.
+    MergeKind {
+        FastForward = "fast_forward",
+        MergeCommit = "merge_commit",
+        AlreadyMerged = "already_merged",
+    }
+}
+
+/// `coordination.feature_merge`: one step of merging a submitted feature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merge<'a> {
+    /// Another word is refused by the rule, after its checks on the feature.
+    pub result: Word<'a, MergeResult>,
+    pub agent_id: &'a str,
+    pub feature_name: &'a str,
+    pub branch: Option<&'a str>,
+    pub base_branch: Option<&'a str>,
+    pub kind: Option<Word<'a, MergeKind>>,
+    pub commit: Option<&'a str>,
+    pub conflicts: Vec<&'a str>,
+    pub reason: Option<&'a str>,
+    /// The base branch's tip before the merge (on `started`).
+    pub from: Option<&'a str>,
+}
+
+impl<'a> Merge<'a> {
+    pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
+        let get = |key: &str| {
+            required(ev, key, || {
+                format!("coordination.feature_merge needs {key}")
+            })
+        };
+        Ok(Merge {
+            result: Word::read(get(attr::MERGE_RESULT)?),
+            agent_id: get(attr::AGENT_ID)?,
+            feature_name: get(attr::FEATURE_NAME)?,
+            branch: ev.str_attr(attr::WORKTREE_BRANCH),
+            base_branch: ev.str_attr(attr::MERGE_BASE_BRANCH),
+            kind: ev.str_attr(attr::MERGE_KIND).map(Word::read),
+            commit: ev.str_attr(attr::MERGE_COMMIT),
+            conflicts: list(ev, attr::MERGE_CONFLICTS),
+            reason: ev.str_attr(attr::MERGE_REASON),
+            from: ev.str_attr(attr::MERGE_FROM),
+        })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.str(attr::MERGE_RESULT, self.result.as_str());
+        out.str(attr::AGENT_ID, self.agent_id);
+        out.str(attr::FEATURE_NAME, self.feature_name);
+        out.opt_str(attr::WORKTREE_BRANCH, self.branch);
+        out.opt_str(attr::MERGE_BASE_BRANCH, self.base_branch);
+        out.opt_str(attr::MERGE_KIND, self.kind.as_ref().map(Word::as_str));
+        out.opt_str(attr::MERGE_COMMIT, self.commit);
+        out.list_if_any(attr::MERGE_CONFLICTS, &self.conflicts);
+        out.opt_str(attr::MERGE_REASON, self.reason);
+        out.opt_str(attr::MERGE_FROM, self.from);
+    }
+}
+
+/// `agent.lease_expired`: the verdict that a silent agent loses its features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseExpired<'a> {
+    pub agent_id: &'a str,
+    /// As sent (0 when absent).
+    pub silent_seconds: Option<i64>,
+}
+
+impl<'a> LeaseExpired<'a> {
+    pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
+        Ok(LeaseExpired {
+            agent_id: required(ev, attr::AGENT_ID, || {
+                "agent.lease_expired needs agent.id".to_string()
+            })?,
+            silent_seconds: ev.int_attr(attr::LEASE_SILENT_SECONDS),
+        })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.str(attr::AGENT_ID, self.agent_id);
+        out.int(attr::LEASE_SILENT_SECONDS, self.silent_seconds);
+    }
+}
+
+/// `anomaly.acknowledge`: which anomalies an operator acknowledges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acknowledge {
+    /// Every one listed so far (`anomaly.all` true, whatever `anomaly.seq` says).
+    All,
+    /// The one caused by the span at this seq.
+    Seq(u64),
+}
+
+impl Acknowledge {
+    pub(super) fn read(ev: &Event<'_>) -> Result<Self, String> {
+        if ev.attr(attr::ANOMALY_ALL).and_then(as_bool) == Some(true) {
+            return Ok(Acknowledge::All);
+        }
+        uint(ev, attr::ANOMALY_SEQ)
+            .map(Acknowledge::Seq)
+            .ok_or_else(|| "anomaly.acknowledge needs anomaly.seq or anomaly.all".to_string())
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        match self {
+            Acknowledge::Seq(seq) => out.uint(attr::ANOMALY_SEQ, Some(*seq)),
+            Acknowledge::All => out.bool(attr::ANOMALY_ALL, true),
+        }
+    }
+}

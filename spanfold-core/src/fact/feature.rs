@@ -1,0 +1,112 @@
+//! The facts of `spans/feature.yaml`: an operator requests, cancels and reopens features.
+
+use super::{Out, Priority, clamped, list, required};
+use crate::model::Event;
+use crate::names;
+use crate::vocab::attr;
+
+/// `feature.request`: a feature added to the queue, or a queued one updated.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FeatureRequest<'a> {
+    pub name: &'a str,
+    /// Empty when absent.
+    pub description: Option<&'a str>,
+    /// Medium when absent; an unknown word refuses the request.
+    pub priority: Option<Priority>,
+    /// Story points, 1 to 100 as read (3 when absent).
+    pub estimated_effort: Option<u32>,
+    /// What an agent must have, as sent (the view keeps them lower-cased, as sets).
+    pub languages: Vec<&'a str>,
+    pub frameworks: Vec<&'a str>,
+    pub expertise_areas: Vec<&'a str>,
+    pub requirements: Vec<&'a str>,
+    pub acceptance_criteria: Vec<&'a str>,
+}
+
+impl<'a> FeatureRequest<'a> {
+    pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
+        let name = required(ev, attr::FEATURE_NAME, || {
+            "the span has no feature.name".to_string()
+        })?;
+        names::feature_name(name).map_err(|e| e.to_string())?;
+        let priority = match ev.str_attr(attr::FEATURE_PRIORITY) {
+            None => None,
+            Some(p) => Some(Priority::parse(p).ok_or_else(|| format!("unknown priority {p:?}"))?),
+        };
+        Ok(FeatureRequest {
+            name,
+            description: ev.str_attr(attr::FEATURE_DESCRIPTION),
+            priority,
+            estimated_effort: clamped(ev.attr(attr::FEATURE_ESTIMATED_EFFORT), 1, 100),
+            languages: list(ev, attr::FEATURE_LANGUAGES),
+            frameworks: list(ev, attr::FEATURE_FRAMEWORKS),
+            expertise_areas: list(ev, attr::FEATURE_EXPERTISE_AREAS),
+            requirements: list(ev, attr::FEATURE_REQUIREMENTS),
+            acceptance_criteria: list(ev, attr::FEATURE_ACCEPTANCE_CRITERIA),
+        })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.str(attr::FEATURE_NAME, self.name);
+        out.opt_str(attr::FEATURE_DESCRIPTION, self.description);
+        out.int(
+            attr::FEATURE_ESTIMATED_EFFORT,
+            self.estimated_effort.map(i64::from),
+        );
+        out.opt_str(attr::FEATURE_PRIORITY, self.priority.map(Priority::as_str));
+        out.list_if_any(attr::FEATURE_LANGUAGES, &self.languages);
+        out.list_if_any(attr::FEATURE_FRAMEWORKS, &self.frameworks);
+        out.list_if_any(attr::FEATURE_EXPERTISE_AREAS, &self.expertise_areas);
+        out.list_if_any(attr::FEATURE_REQUIREMENTS, &self.requirements);
+        out.list_if_any(attr::FEATURE_ACCEPTANCE_CRITERIA, &self.acceptance_criteria);
+    }
+}
+
+/// The feature an operator's span names, or the reason it is refused without one.
+fn named<'a>(ev: &Event<'a>) -> Result<&'a str, String> {
+    required(ev, attr::FEATURE_NAME, || {
+        format!("{} needs feature.name", ev.span.name)
+    })
+}
+
+/// `feature.cancel`: an operator withdraws a feature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cancel<'a> {
+    pub feature_name: &'a str,
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> Cancel<'a> {
+    pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
+        Ok(Cancel {
+            feature_name: named(ev)?,
+            reason: ev.str_attr(attr::CANCEL_REASON),
+        })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.str(attr::FEATURE_NAME, self.feature_name);
+        out.opt_str(attr::CANCEL_REASON, self.reason);
+    }
+}
+
+/// `feature.reopen`: an operator puts a cancelled or completed feature back in the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reopen<'a> {
+    pub feature_name: &'a str,
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> Reopen<'a> {
+    pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
+        Ok(Reopen {
+            feature_name: named(ev)?,
+            reason: ev.str_attr(attr::REOPEN_REASON),
+        })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.str(attr::FEATURE_NAME, self.feature_name);
+        out.opt_str(attr::REOPEN_REASON, self.reason);
+    }
+}
