@@ -274,7 +274,7 @@ impl<'o> Replay<'o> {
                     seq: ev.seq,
                     time: ev.time,
                     span: ev.span.name.to_string(),
-                    agent_id: ev.str_attr("agent.id").map(str::to_owned),
+                    agent_id: ev.str_attr(crate::vocab::attr::AGENT_ID).map(str::to_owned),
                     changes: step_changes,
                     details: crate::changes::details(&ev),
                 });

@@ -86,7 +86,7 @@ pub(super) fn messages(args: &MessagesArgs, backend: &mut Backend) -> Result<Out
     let mut text = String::new();
     let all: Vec<_> = entries
         .iter()
-        .filter(|e| e.span == "agent.communication")
+        .filter(|e| e.span == crate::vocab::span::AGENT_COMMUNICATION)
         .collect();
     let skip = args.last.map_or(0, |n| all.len().saturating_sub(n));
     for e in all.into_iter().skip(skip) {

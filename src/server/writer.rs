@@ -14,6 +14,7 @@ use crate::coordinator::{CoordError, Coordinator, CycleReport};
 use crate::model::ResourceSpans;
 use crate::otlp::Decoded;
 use crate::otlp::ingest::{ExportReply, SinkError};
+use crate::vocab::span;
 
 /// Most spans one group commit takes, so one flush stays short.
 const GROUP_MAX_SPANS: usize = 64 * 1024;
@@ -22,21 +23,23 @@ const INDEX_POLL: Duration = Duration::from_secs(1);
 
 /// How long after a relevant span a cycle runs: later spans of the same burst join it.
 const REACT_AFTER: Duration = Duration::from_millis(150);
-/// Spans that can change what a cycle decides.
+/// Spans that can change what a cycle decides: a new agent or feature, an agent free again.
+const WAKES_THE_POLICY: &[&str] = &[
+    span::AGENT_REGISTRATION,
+    span::FEATURE_REQUEST,
+    span::AGENT_RESET,
+    span::AGENT_WORK_PROGRESS,
+    span::AGENT_VALIDATION,
+    span::FEATURE_CANCEL,
+];
+
+/// Whether an export holds a span that can change what a cycle decides.
 fn wakes_the_policy(decoded: &Decoded) -> bool {
     decoded.resource_spans.iter().any(|rs| {
         rs.scope_spans.iter().any(|ss| {
-            ss.spans.iter().any(|s| {
-                matches!(
-                    s.name.as_str(),
-                    "agent.registration"
-                        | "feature.request"
-                        | "agent.reset"
-                        | "agent.work_progress"
-                        | "agent.validation"
-                        | "feature.cancel"
-                )
-            })
+            ss.spans
+                .iter()
+                .any(|s| WAKES_THE_POLICY.contains(&s.name.as_str()))
         })
     })
 }
