@@ -142,6 +142,7 @@ impl Span {
         }
     }
 
+    #[inline]
     pub fn attr(&self, key: &str) -> Option<&AnyValue> {
         find_attr(&self.attributes, key)
     }
@@ -167,6 +168,7 @@ pub struct SpanKey {
     pub span_id: [u8; 8],
 }
 
+#[inline]
 pub fn find_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
     // Compared as `&str` (inlined): compact_str's own `==` was a tenth of a replay.
     attrs
@@ -288,6 +290,7 @@ pub struct Event<'a> {
 impl<'a> Event<'a> {
     /// A span attribute. `agent.id` alone falls back to the resource attribute, so that an SDK
     /// configured with `OTEL_RESOURCE_ATTRIBUTES=agent.id=…` names its agent on every span.
+    #[inline]
     pub fn attr(&self, key: &str) -> Option<&'a AnyValue> {
         self.span.attr(key).or_else(|| {
             (key == "agent.id")
@@ -298,6 +301,7 @@ impl<'a> Event<'a> {
 
     /// Several span attributes in one pass over the span, for handlers that read many
     /// (no resource fallback: use [`Event::attr`] for `agent.id`).
+    #[inline]
     pub fn attrs<const N: usize>(&self, keys: [&str; N]) -> [Option<&'a AnyValue>; N] {
         let mut out = [None; N];
         for kv in &self.span.attributes {
@@ -311,14 +315,17 @@ impl<'a> Event<'a> {
         out
     }
 
+    #[inline]
     pub fn str_attr(&self, key: &str) -> Option<&'a str> {
         self.attr(key).and_then(as_str)
     }
 
+    #[inline]
     pub fn int_attr(&self, key: &str) -> Option<i64> {
         self.attr(key).and_then(as_int)
     }
 
+    #[inline]
     pub fn double_attr(&self, key: &str) -> Option<f64> {
         self.attr(key).and_then(as_double)
     }
@@ -332,6 +339,7 @@ impl<'a> Event<'a> {
     }
 }
 
+#[inline]
 pub fn as_str(value: &AnyValue) -> Option<&str> {
     match value {
         AnyValue::String(s) => Some(s.as_str()),
@@ -340,6 +348,7 @@ pub fn as_str(value: &AnyValue) -> Option<&str> {
 }
 
 /// An integer, also from a whole double or a numeric string (OTLP/JSON senders vary).
+#[inline]
 pub fn as_int(value: &AnyValue) -> Option<i64> {
     match value {
         AnyValue::Int(i) => Some(*i),
@@ -350,6 +359,7 @@ pub fn as_int(value: &AnyValue) -> Option<i64> {
 }
 
 /// A boolean, also from "true"/"false" (OTLP/JSON senders vary).
+#[inline]
 pub fn as_bool(value: &AnyValue) -> Option<bool> {
     match value {
         AnyValue::Bool(b) => Some(*b),
@@ -358,6 +368,7 @@ pub fn as_bool(value: &AnyValue) -> Option<bool> {
     }
 }
 
+#[inline]
 pub fn as_double(value: &AnyValue) -> Option<f64> {
     match value {
         AnyValue::Double(d) => Some(*d),

@@ -66,6 +66,7 @@ impl<'v> Matcher<'v> {
         true
     }
 
+    #[inline]
     pub fn has_all(&self, agent: usize, req: &[u64]) -> bool {
         self.bits[agent * self.words..(agent + 1) * self.words]
             .iter()

@@ -2,6 +2,7 @@
 //! walking the queue in order.
 
 use std::collections::BinaryHeap;
+use std::hash::{Hash, Hasher};
 
 use rustc_hash::FxHashMap;
 
@@ -152,13 +153,29 @@ impl Slots {
     }
 }
 
+/// A requirement set as a map key, hashed by the size and first item of each of its lists only.
+/// Equal sets hash alike, which is all a key needs; hashing every item of every set cost a third
+/// of a cycle (10,000 queued features), and a lookup compares the whole set anyway.
+#[derive(PartialEq, Eq)]
+struct SetKey<'v>(&'v Capabilities);
+
+impl Hash for SetKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let c = self.0;
+        for list in [&c.languages, &c.frameworks, &c.expertise_areas] {
+            list.len().hash(state);
+            list.first().hash(state);
+        }
+    }
+}
+
 /// The queued features split into groups by requirement set, each in queue order, and how many
 /// features are queued. A feature requiring what no agent has joins no group: it waits.
 fn groups_by_requirements<'v>(view: &'v View, matcher: &Matcher<'_>) -> (Vec<Group<'v>>, usize) {
     let mut queued = 0usize;
     // Keyed by the requirements as written, then by their bits: sets that differ only in
     // capabilities no agent has are told apart by the first and merged by the second.
-    let mut group_of_set: FxHashMap<&Capabilities, Option<usize>> = FxHashMap::default();
+    let mut group_of_set: FxHashMap<SetKey<'_>, Option<usize>> = FxHashMap::default();
     let mut group_of_bits: FxHashMap<Vec<u64>, usize> = FxHashMap::default();
     let mut members: Vec<Vec<Queued<'_>>> = Vec::new();
     let mut reqs: Vec<Vec<u64>> = Vec::new();
@@ -169,17 +186,19 @@ fn groups_by_requirements<'v>(view: &'v View, matcher: &Matcher<'_>) -> (Vec<Gro
         .filter(|f| f.status == FeatureStatus::Queued)
     {
         queued += 1;
-        let group = *group_of_set.entry(&feature.requires).or_insert_with(|| {
-            // A requirement no agent has at all: the feature waits.
-            if !matcher.requirement_into(feature, &mut req) {
-                return None;
-            }
-            Some(*group_of_bits.entry(req.clone()).or_insert_with(|| {
-                members.push(Vec::new());
-                reqs.push(req.clone());
-                members.len() - 1
-            }))
-        });
+        let group = *group_of_set
+            .entry(SetKey(&feature.requires))
+            .or_insert_with(|| {
+                // A requirement no agent has at all: the feature waits.
+                if !matcher.requirement_into(feature, &mut req) {
+                    return None;
+                }
+                Some(*group_of_bits.entry(req.clone()).or_insert_with(|| {
+                    members.push(Vec::new());
+                    reqs.push(req.clone());
+                    members.len() - 1
+                }))
+            });
         if let Some(g) = group {
             members[g].push(Queued(feature));
         }

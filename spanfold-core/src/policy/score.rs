@@ -14,6 +14,7 @@ pub(super) struct Fit {
 }
 
 impl Fit {
+    #[inline]
     pub(super) fn of(agent: &Agent) -> Fit {
         Fit {
             capabilities: agent.capabilities.len(),
@@ -25,6 +26,7 @@ impl Fit {
 
 /// The four parts of the score, each 0..1: capability overlap, priority, effort against
 /// preferred complexity, and free capacity.
+#[inline]
 fn parts(agent: Fit, feature: &Feature, load: u32) -> [f64; 4] {
     let required = feature.requires.len();
     let capability = if required == 0 {
@@ -54,6 +56,9 @@ pub fn score_value(config: &PolicyConfig, agent: &Agent, feature: &Feature, load
     score_of(config, Fit::of(agent), feature, load)
 }
 
+// Inlined into the placement loop (another module, so another codegen unit without it): it
+// runs once per capable agent for every feature placed.
+#[inline]
 pub(super) fn score_of(config: &PolicyConfig, agent: Fit, feature: &Feature, load: u32) -> f64 {
     let w = &config.weights;
     let [capability, priority, complexity, free] = parts(agent, feature, load);
