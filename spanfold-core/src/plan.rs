@@ -208,11 +208,11 @@ mod tests {
 
     const SECOND: UnixNanos = 1_000_000_000;
     const T0: UnixNanos = 1_700_000_000 * SECOND;
-    const DIR: &str = "/work/trees";
+    const DIR: &str = "/srv/trees";
 
     fn config() -> Config {
         Config {
-            repo: "/work/repo".into(),
+            repo: "/srv/repo".into(),
             base_branch: "main".into(),
             worktrees_dir: DIR.into(),
             lease_seconds: 60,
@@ -239,27 +239,7 @@ mod tests {
 
     /// A queued feature, `seq`-th in the queue.
     fn feature(name: &str, seq: u64) -> Feature {
-        Feature {
-            name: name.into(),
-            description: String::new(),
-            priority: Priority::Medium,
-            estimated_effort: 3,
-            requires: Capabilities::default(),
-            requirements: vec![],
-            acceptance_criteria: vec![],
-            status: FeatureStatus::Queued,
-            assigned_agent: None,
-            worktree_path: None,
-            branch_name: None,
-            last_error: None,
-            queued_seq: seq,
-            conflicts: vec![],
-            merge_note: None,
-            merged_commit: None,
-            merged_by: None,
-            merged_at: None,
-            merge_from: None,
-        }
+        Feature::queued(name, Priority::Medium, 3, seq)
     }
 
     fn worktree(path: &str, feature: &str, status: WorktreeStatus, locked: bool) -> Worktree {
@@ -316,11 +296,11 @@ mod tests {
         assert_eq!(
             placed(&plan),
             vec![
-                ("a1", "f1", "/work/trees/f1", "spanfold/f1"),
+                ("a1", "f1", "/srv/trees/f1", "spanfold/f1"),
                 (
                     "a2",
                     "feature/login",
-                    "/work/trees/feature+login",
+                    "/srv/trees/feature+login",
                     "spanfold/feature/login"
                 ),
             ],
@@ -335,13 +315,13 @@ mod tests {
                 Effect::CreateWorktree {
                     agent_id: "a1".into(),
                     feature: "f1".into(),
-                    path: "/work/trees/f1".into(),
+                    path: "/srv/trees/f1".into(),
                     branch: "spanfold/f1".into(),
                 },
                 Effect::CreateWorktree {
                     agent_id: "a2".into(),
                     feature: "feature/login".into(),
-                    path: "/work/trees/feature+login".into(),
+                    path: "/srv/trees/feature+login".into(),
                     branch: "spanfold/feature/login".into(),
                 },
             ]
@@ -387,14 +367,14 @@ mod tests {
     fn a_feature_placed_before_keeps_its_worktree_and_branch() {
         let mut f1 = feature("f1", 1);
         // An earlier placement under another directory name this coordinator could have made.
-        f1.worktree_path = Some("/work/trees/f1-old".into());
+        f1.worktree_path = Some("/srv/trees/f1-old".into());
         f1.branch_name = Some("spanfold/f1-old".into());
         f1.last_error = Some("lease expired".into());
         let v = view(vec![agent("a1")], vec![f1]);
         let plan = plan(&v, &PolicyConfig::default(), &config(), T0);
         assert_eq!(
             placed(&plan),
-            vec![("a1", "f1", "/work/trees/f1-old", "spanfold/f1-old")]
+            vec![("a1", "f1", "/srv/trees/f1-old", "spanfold/f1-old")]
         );
     }
 
@@ -402,9 +382,9 @@ mod tests {
     fn a_path_that_is_not_ours_is_replaced_by_the_one_the_name_makes() {
         for foreign in [
             "/elsewhere/f1",
-            "/work/trees/deeper/f1",
-            "/work/trees/Not A Name",
-            "/work/trees",
+            "/srv/trees/deeper/f1",
+            "/srv/trees/Not A Name",
+            "/srv/trees",
             "relative/f1",
         ] {
             let mut f1 = feature("f1", 1);
@@ -414,7 +394,7 @@ mod tests {
             let plan = plan(&v, &PolicyConfig::default(), &config(), T0);
             assert_eq!(
                 placed(&plan),
-                vec![("a1", "f1", "/work/trees/f1", "spanfold/f1")],
+                vec![("a1", "f1", "/srv/trees/f1", "spanfold/f1")],
                 "{foreign}"
             );
         }
@@ -430,7 +410,7 @@ mod tests {
         let plan = plan(&v, &PolicyConfig::default(), &config(), T0);
         assert_eq!(
             placed(&plan),
-            vec![("a2", "f2", "/work/trees/f2", "spanfold/f2")]
+            vec![("a2", "f2", "/srv/trees/f2", "spanfold/f2")]
         );
         assert_eq!(plan.skipped.len(), 1);
         let skipped = &plan.skipped[0];
@@ -494,16 +474,16 @@ mod tests {
     fn abandoned_worktrees_still_locked_are_unlocked_in_path_order() {
         let mut v = view(vec![], vec![]);
         for w in [
-            worktree("/work/trees/f3", "f3", WorktreeStatus::Abandoned, true),
-            worktree("/work/trees/f1", "f1", WorktreeStatus::Abandoned, true),
-            worktree("/work/trees/f2", "f2", WorktreeStatus::Abandoned, false),
-            worktree("/work/trees/f4", "f4", WorktreeStatus::Active, true),
-            worktree("/work/trees/f5", "f5", WorktreeStatus::Completed, true),
+            worktree("/srv/trees/f3", "f3", WorktreeStatus::Abandoned, true),
+            worktree("/srv/trees/f1", "f1", WorktreeStatus::Abandoned, true),
+            worktree("/srv/trees/f2", "f2", WorktreeStatus::Abandoned, false),
+            worktree("/srv/trees/f4", "f4", WorktreeStatus::Active, true),
+            worktree("/srv/trees/f5", "f5", WorktreeStatus::Completed, true),
         ] {
             v.worktrees.insert(w.path.clone(), w);
         }
         let unlock = |f: &str| Effect::UnlockWorktree {
-            path: format!("/work/trees/{f}"),
+            path: format!("/srv/trees/{f}"),
             branch: format!("spanfold/{f}"),
             feature: f.into(),
         };

@@ -36,25 +36,8 @@ fn agent(id: &str, c: Capabilities, max: u32) -> Agent {
 
 fn feature(name: &str, p: Priority, seq: u64, req: Capabilities) -> Feature {
     Feature {
-        name: name.into(),
-        description: String::new(),
-        priority: p,
-        estimated_effort: 3,
         requires: req,
-        requirements: vec![],
-        acceptance_criteria: vec![],
-        status: FeatureStatus::Queued,
-        assigned_agent: None,
-        worktree_path: None,
-        branch_name: None,
-        last_error: None,
-        queued_seq: seq,
-        conflicts: vec![],
-        merge_note: None,
-        merged_commit: None,
-        merged_by: None,
-        merged_at: None,
-        merge_from: None,
+        ..Feature::queued(name, p, 3, seq)
     }
 }
 

@@ -58,27 +58,7 @@ impl View {
         let feature = self
             .features
             .entry(name.to_owned())
-            .or_insert_with(|| Feature {
-                name: name.to_owned(),
-                description: String::new(),
-                priority,
-                estimated_effort: effort,
-                requires: Capabilities::default(),
-                requirements: Vec::new(),
-                acceptance_criteria: Vec::new(),
-                status: FeatureStatus::Queued,
-                assigned_agent: None,
-                worktree_path: None,
-                branch_name: None,
-                last_error: None,
-                queued_seq: at.seq,
-                conflicts: Vec::new(),
-                merge_note: None,
-                merged_commit: None,
-                merged_by: None,
-                merged_at: None,
-                merge_from: None,
-            });
+            .or_insert_with(|| Feature::queued(name, priority, effort, at.seq));
         feature.description = description.to_owned();
         feature.priority = priority;
         feature.estimated_effort = effort;

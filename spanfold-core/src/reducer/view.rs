@@ -136,6 +136,33 @@ pub struct Feature {
     pub merge_from: Option<String>,
 }
 
+impl Feature {
+    /// A feature just requested, queued at `seq`, with nothing else known about it yet.
+    pub fn queued(name: &str, priority: Priority, estimated_effort: u32, seq: u64) -> Feature {
+        Feature {
+            name: name.to_owned(),
+            description: String::new(),
+            priority,
+            estimated_effort,
+            requires: Capabilities::default(),
+            requirements: Vec::new(),
+            acceptance_criteria: Vec::new(),
+            status: FeatureStatus::Queued,
+            assigned_agent: None,
+            worktree_path: None,
+            branch_name: None,
+            last_error: None,
+            queued_seq: seq,
+            conflicts: Vec::new(),
+            merge_note: None,
+            merged_commit: None,
+            merged_by: None,
+            merged_at: None,
+            merge_from: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Worktree {
     pub path: String,
