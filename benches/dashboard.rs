@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use spanfold::coordinator::Coordinator;
 use spanfold::emit::{self, IdGen};
+use spanfold::fact::{MergeKind, MergeResult};
 use spanfold::reducer::{AgentState, Priority};
 use spanfold::registry::Origin;
 
@@ -144,12 +145,12 @@ fn build(dir: &Path) {
                 &mut ids,
                 now,
                 &emit::MergeSpan {
-                    result: "merged",
+                    result: MergeResult::Merged,
                     agent_id: &agent(a),
                     feature: name,
                     branch: &format!("spanfold/{name}"),
                     base: "main",
-                    kind: Some("fast_forward"),
+                    kind: Some(MergeKind::FastForward),
                     commit: Some("0123456789abcdef0123456789abcdef01234567"),
                     conflicts: &[],
                     reason: None,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::coordinator::CycleReport;
+use crate::fact::{MergeKind, MergeResult};
 
 /// At most one line per agent and span name about refused spans in this long.
 pub const REFUSAL_QUIET: Duration = Duration::from_secs(10);
@@ -38,25 +39,24 @@ pub fn cycle_lines(r: &CycleReport) -> Vec<String> {
     for m in &r.merges {
         let (f, a) = (&m.feature_name, &m.agent_id);
         let reason = m.reason.as_deref().unwrap_or_default();
-        out.push(match m.result.as_str() {
-            "merged" => format!(
+        out.push(match m.result {
+            MergeResult::Merged => format!(
                 "merged {f} by {a} ({} at {}){}",
-                m.kind.as_deref().unwrap_or("merged"),
+                m.kind.map_or("merged", MergeKind::as_str),
                 m.commit.as_deref().map_or("", |c| &c[..c.len().min(12)]),
                 m.worktree
-                    .as_deref()
                     .map(|w| format!(", worktree {w}"))
                     .unwrap_or_default()
             ),
-            "conflicted" => format!(
+            MergeResult::Conflicted => format!(
                 "conflict: {f} by {a} in {}; back to {a}",
                 m.conflicts.join(", ")
             ),
-            "gate_failed" => format!(
+            MergeResult::GateFailed => format!(
                 "merge gate failed for {f} by {a}; back to {a}: {}",
                 last_line(reason)
             ),
-            "returned" => format!("{f} went back to {a}: {reason}"),
+            MergeResult::Returned => format!("{f} went back to {a}: {reason}"),
             other => format!("merge of {f} {other}: {reason}"),
         });
     }

@@ -6,7 +6,9 @@
 
 use std::hash::BuildHasher;
 
-use crate::fact::{self, Acknowledge, Fact, ValidationResult, Word};
+use crate::fact::{
+    self, Acknowledge, Fact, MergeKind, MergeResult, ValidationResult, Word, WorktreeAction,
+};
 use crate::model::{AnyValue, KeyValue, Resource, ResourceSpans, Scope, Span, UnixNanos};
 use crate::reducer::{AgentState, Complexity, Priority};
 use crate::vocab::attr;
@@ -327,7 +329,7 @@ pub fn assignment(ids: &mut IdGen, time: UnixNanos, a: &AssignmentSpan<'_>) -> S
 }
 
 pub struct WorktreeSpan<'a> {
-    pub action: &'a str,
+    pub action: WorktreeAction,
     /// Empty when the worktree is nobody's (left out of the span).
     pub agent_id: &'a str,
     pub feature: &'a str,
@@ -338,7 +340,7 @@ pub struct WorktreeSpan<'a> {
 
 pub fn worktree(ids: &mut IdGen, time: UnixNanos, w: &WorktreeSpan<'_>) -> Span {
     let fact = fact::WorktreeLifecycle {
-        action: Word::read(w.action),
+        action: Word::Member(w.action),
         agent_id: Some(w.agent_id).filter(|a| !a.is_empty()),
         feature_name: w.feature,
         path: w.path,
@@ -368,12 +370,12 @@ pub fn health(ids: &mut IdGen, time: UnixNanos, h: &Health) -> Span {
 }
 
 pub struct MergeSpan<'a> {
-    pub result: &'a str,
+    pub result: MergeResult,
     pub agent_id: &'a str,
     pub feature: &'a str,
     pub branch: &'a str,
     pub base: &'a str,
-    pub kind: Option<&'a str>,
+    pub kind: Option<MergeKind>,
     pub commit: Option<&'a str>,
     pub conflicts: &'a [String],
     pub reason: Option<&'a str>,
@@ -383,12 +385,12 @@ pub struct MergeSpan<'a> {
 
 pub fn merge(ids: &mut IdGen, time: UnixNanos, m: &MergeSpan<'_>) -> Span {
     let fact = fact::Merge {
-        result: Word::read(m.result),
+        result: Word::Member(m.result),
         agent_id: m.agent_id,
         feature_name: m.feature,
         branch: Some(m.branch),
         base_branch: Some(m.base),
-        kind: m.kind.map(Word::read),
+        kind: m.kind.map(Word::Member),
         commit: m.commit,
         conflicts: strs(m.conflicts),
         reason: m.reason,
@@ -471,7 +473,7 @@ mod tests {
             &mut IdGen::default(),
             1,
             &MergeSpan {
-                result: "conflicted",
+                result: MergeResult::Conflicted,
                 agent_id: "a1",
                 feature: "f1",
                 branch: "spanfold/f1",

@@ -2,6 +2,7 @@
 //! the JSON carries (conflict paths, a gate's output, a merge's commit) is shown here too.
 
 use crate::coordinator::CycleReport;
+use crate::fact::{MergeKind, MergeResult};
 use crate::status;
 
 pub fn cycle_text(r: &CycleReport) -> String {
@@ -35,20 +36,19 @@ pub fn cycle_text(r: &CycleReport) -> String {
         ));
     }
     for m in &r.merges {
-        let detail = match m.result.as_str() {
-            "merged" => format!(
+        let detail = match m.result {
+            MergeResult::Merged => format!(
                 "{} at {}{}",
-                m.kind.as_deref().unwrap_or(""),
+                m.kind.map_or("", MergeKind::as_str),
                 m.commit
                     .as_deref()
                     .map(|c| &c[..c.len().min(12)])
                     .unwrap_or(""),
                 m.worktree
-                    .as_deref()
                     .map(|w| format!(", worktree {w}"))
                     .unwrap_or_default()
             ),
-            "conflicted" => format!(
+            MergeResult::Conflicted => format!(
                 "conflicts in {}; back to {}",
                 m.conflicts.join(", "),
                 m.agent_id

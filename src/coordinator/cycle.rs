@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::emit;
+use crate::fact::WorktreeAction;
 use crate::git;
 use crate::model::{Span, UnixNanos};
 use crate::plan::{self, CyclePlan};
@@ -23,7 +24,7 @@ pub struct Placed {
     pub worktree_path: String,
     pub branch_name: String,
     /// created, reused or create_failed
-    pub worktree_action: String,
+    pub worktree_action: WorktreeAction,
     pub error: Option<String>,
 }
 
@@ -132,7 +133,7 @@ impl Coordinator {
                 reasons: p.reasons.clone(),
                 worktree_path: p.worktree_path.clone(),
                 branch_name: p.branch.clone(),
-                worktree_action: outcome.action.to_owned(),
+                worktree_action: outcome.action,
                 error: outcome.error,
             })
             .collect())

@@ -2,18 +2,21 @@
 //! records it. The git work goes through a [`Workspace`], so that a test can stand in for git —
 //! fail one worktree, say — and check what the coordinator records when the world says no.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::emit;
-use crate::git;
+use crate::fact::WorktreeAction;
+use crate::git::{self, GitError};
 use crate::model::Span;
 use crate::plan::Effect;
 use crate::reducer::Config;
 
 use super::Coordinator;
 
-/// The git work a cycle's effects need. Errors are the words the outcome span records.
+/// The git work of the coordinator's effects and merges. The effects' errors are the words
+/// their outcome spans record; the questions' errors (`GitError`) stop the operation that asked.
 pub trait Workspace: Send + Sync {
     /// Makes sure `branch` (from the base branch when new) is checked out at `path`, locked
     /// with `lock_reason` (the agent's id). True when an existing worktree was reused.
@@ -22,6 +25,36 @@ pub trait Workspace: Send + Sync {
 
     /// Unlocks the worktree at `path`, keeping it and its work.
     fn unlock_worktree(&self, path: &Path) -> Result<(), String>;
+
+    /// Which of `paths` git has registered as worktrees.
+    fn registered(&self, paths: &[&str]) -> Result<BTreeSet<String>, GitError>;
+
+    /// After a merge cut off between moving the base branch (from `from`) and updating the
+    /// main checkout: brings the checkout up to date; true when it had to.
+    fn complete_checkout(&self, from: &str) -> Result<bool, GitError>;
+
+    /// What the agent must fix before `branch` (checked out at `worktree`) can merge: work left
+    /// uncommitted, or nothing committed.
+    fn submission_problem(
+        &self,
+        worktree: Option<&Path>,
+        branch: &str,
+    ) -> Result<Option<String>, GitError>;
+
+    /// Why merging into the base branch would be unsafe now (the main checkout's own changes).
+    fn merge_blocker(&self) -> Result<Option<String>, GitError>;
+
+    /// The commit `branch` points at.
+    fn branch_tip(&self, branch: &str) -> Result<String, GitError>;
+
+    /// Merges `branch` into the base branch (a merge commit with `message` when needed).
+    fn merge(&self, branch: &str, message: &str) -> Result<git::MergeOutcome, GitError>;
+
+    /// Removes a merged feature's worktree at `path` and its branch, unless it holds work.
+    fn remove_worktree(&self, path: &Path, branch: &str) -> Result<git::Removal, GitError>;
+
+    /// A value of the repository's configuration (the merge gate's command and timeout).
+    fn config_value(&self, key: &str) -> Result<Option<String>, GitError>;
 }
 
 /// The real workspace: the repository and base branch of the log's configuration, through
@@ -56,12 +89,57 @@ impl Workspace for GitWorkspace {
     fn unlock_worktree(&self, path: &Path) -> Result<(), String> {
         git::unlock_worktree(&self.repo, path).map_err(|e| e.to_string())
     }
+
+    fn registered(&self, paths: &[&str]) -> Result<BTreeSet<String>, GitError> {
+        let known = git::worktree_paths(&self.repo)?;
+        // Compared canonically: the configured directory may sit behind a symlink.
+        Ok(paths
+            .iter()
+            .filter(|p| {
+                std::fs::canonicalize(p)
+                    .is_ok_and(|real| known.contains(&real.to_string_lossy().into_owned()))
+            })
+            .map(|p| (*p).to_owned())
+            .collect())
+    }
+
+    fn complete_checkout(&self, from: &str) -> Result<bool, GitError> {
+        git::complete_checkout(&self.repo, &self.base_branch, from)
+    }
+
+    fn submission_problem(
+        &self,
+        worktree: Option<&Path>,
+        branch: &str,
+    ) -> Result<Option<String>, GitError> {
+        git::submission_problem(&self.repo, worktree, &self.base_branch, branch)
+    }
+
+    fn merge_blocker(&self) -> Result<Option<String>, GitError> {
+        git::merge_blocker(&self.repo, &self.base_branch)
+    }
+
+    fn branch_tip(&self, branch: &str) -> Result<String, GitError> {
+        git::branch_tip(&self.repo, branch)
+    }
+
+    fn merge(&self, branch: &str, message: &str) -> Result<git::MergeOutcome, GitError> {
+        git::merge_feature(&self.repo, &self.base_branch, branch, message)
+    }
+
+    fn remove_worktree(&self, path: &Path, branch: &str) -> Result<git::Removal, GitError> {
+        git::remove_worktree(&self.repo, path, branch, &self.base_branch, false)
+    }
+
+    fn config_value(&self, key: &str) -> Result<Option<String>, GitError> {
+        git::config_value(&self.repo, key)
+    }
 }
 
 /// What carrying out an effect came to: the `worktree.action` recorded, and why it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Outcome {
-    pub action: &'static str,
+    pub action: WorktreeAction,
     pub error: Option<String>,
 }
 
@@ -75,22 +153,42 @@ fn execute(workspace: &dyn Workspace, effect: &Effect) -> Outcome {
             ..
         } => match workspace.ensure_worktree(branch, Path::new(path), agent_id) {
             Ok(true) => Outcome {
-                action: "reused",
+                action: WorktreeAction::Reused,
                 error: None,
             },
             Ok(false) => Outcome {
-                action: "created",
+                action: WorktreeAction::Created,
                 error: None,
             },
             Err(e) => Outcome {
-                action: "create_failed",
+                action: WorktreeAction::CreateFailed,
+                error: Some(e),
+            },
+        },
+        // Rebuilt or not, the span says why recovery needed it.
+        Effect::RebuildWorktree {
+            agent_id,
+            path,
+            branch,
+            why,
+            ..
+        } => match workspace.ensure_worktree(branch, Path::new(path), agent_id) {
+            Ok(reused) => Outcome {
+                action: match reused {
+                    true => WorktreeAction::Reused,
+                    false => WorktreeAction::Created,
+                },
+                error: Some(why.note().to_owned()),
+            },
+            Err(e) => Outcome {
+                action: WorktreeAction::CreateFailed,
                 error: Some(e),
             },
         },
         // A failed unlock is still recorded as `unlocked`, with the error: the feature is let
         // go of either way, and the next agent's lock replaces git's.
         Effect::UnlockWorktree { path, .. } => Outcome {
-            action: "unlocked",
+            action: WorktreeAction::Unlocked,
             error: workspace.unlock_worktree(Path::new(path)).err(),
         },
     }
@@ -104,7 +202,7 @@ impl Coordinator {
     }
 
     /// Where effects are carried out: the workspace set, or git in the configured repository.
-    fn workspace(&self, config: &Config) -> Arc<dyn Workspace> {
+    pub(super) fn workspace(&self, config: &Config) -> Arc<dyn Workspace> {
         self.workspace
             .clone()
             .unwrap_or_else(|| Arc::new(GitWorkspace::new(config)))
@@ -129,6 +227,13 @@ impl Coordinator {
                     feature,
                     path,
                     branch,
+                }
+                | Effect::RebuildWorktree {
+                    agent_id,
+                    feature,
+                    path,
+                    branch,
+                    ..
                 } => (agent_id.as_str(), feature, path, branch),
                 Effect::UnlockWorktree {
                     path,

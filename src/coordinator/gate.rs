@@ -1,13 +1,16 @@
 //! Merge gates: the operator's command, run in a submitted feature's worktree on its own thread
 //! before the merge; the cycle that merges picks up its result.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::fact::MergeResult;
 use crate::git;
+use crate::plan::MergeCandidate;
 use crate::reducer::Config;
 
-use super::merge::{MergeCandidate, merge_span};
+use super::execute::Workspace;
+use super::merge::merge_span;
 use super::{CoordError, Coordinator};
 
 /// A merge gate running on its own thread.
@@ -35,9 +38,10 @@ pub(super) struct GateCommand {
 impl GateCommand {
     /// `spanfold.validateCmd`, with `spanfold.validateTimeout` in seconds (30 minutes unless
     /// set); None without a command.
-    pub(super) fn read(repo: &Path) -> Result<Option<GateCommand>, CoordError> {
-        let cmd = git::config_value(repo, "spanfold.validateCmd")?;
-        let timeout = git::config_value(repo, "spanfold.validateTimeout")?
+    pub(super) fn read(workspace: &dyn Workspace) -> Result<Option<GateCommand>, CoordError> {
+        let cmd = workspace.config_value("spanfold.validateCmd")?;
+        let timeout = workspace
+            .config_value("spanfold.validateTimeout")?
             .and_then(|t| t.trim().parse().ok())
             .map_or(Duration::from_secs(1800), Duration::from_secs);
         Ok(cmd.map(|cmd| GateCommand { cmd, timeout }))
@@ -86,14 +90,14 @@ impl Coordinator {
     pub(super) fn gate(
         &mut self,
         config: &Config,
-        repo: &Path,
+        workspace: &dyn Workspace,
         c: &MergeCandidate,
         gate: &GateCommand,
         worktree: &str,
     ) -> Result<GateVerdict, CoordError> {
         // A gate that ran on an older tip (the agent committed again meanwhile) tested
         // something else: it runs again on what would be merged.
-        let tip = git::branch_tip(repo, &c.branch)?;
+        let tip = workspace.branch_tip(&c.branch)?;
         if self.gates.get(&c.feature).is_some_and(|g| g.tip != tip) {
             self.gates.remove(&c.feature);
         }
@@ -137,7 +141,7 @@ impl Coordinator {
             self.clock.now(),
             config,
             c,
-            "gate_started",
+            MergeResult::GateStarted,
             &started,
         );
         self.record(vec![s])?;

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::emit;
+use crate::fact::WorktreeAction;
 use crate::git;
 use crate::reducer::WorktreeStatus;
 
@@ -65,7 +66,7 @@ impl Coordinator {
                         &mut self.ids,
                         self.clock.now(),
                         &emit::WorktreeSpan {
-                            action: "removed",
+                            action: WorktreeAction::Removed,
                             agent_id: "",
                             feature: &feature,
                             path: &path,

@@ -2,49 +2,45 @@
 //! clean, the merge gate passed), its merge is recorded before it happens and its outcome after,
 //! and the worktree of a merged feature is removed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use crate::emit::{self, IdGen};
+use crate::fact::{MergeKind, MergeResult, WorktreeAction};
 use crate::git;
 use crate::model::{Span, UnixNanos};
-use crate::reducer::{AgentState, Config, FeatureStatus};
+use crate::plan::{self, MergeCandidate};
+use crate::reducer::{Config, FeatureStatus};
 
+use super::execute::Workspace;
 use super::gate::{GateCommand, GateVerdict};
-use super::{CoordError, Coordinator, ours};
-
-/// A submitted feature waiting for its merge.
-pub(super) struct MergeCandidate {
-    pub(super) feature: String,
-    pub(super) agent: String,
-    pub(super) branch: String,
-    pub(super) worktree: Option<String>,
-    /// The reason recorded when it last had to wait.
-    pub(super) note: Option<String>,
-    /// A merge was started and has no outcome (a crash): the base may already contain it.
-    pub(super) interrupted: bool,
-}
+use super::{CoordError, Coordinator};
 
 /// One merge attempt as carried out.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MergeReport {
     pub feature_name: String,
     pub agent_id: String,
-    /// merged, conflicted, deferred or failed
-    pub result: String,
+    pub result: MergeResult,
     pub commit: Option<String>,
-    pub kind: Option<String>,
+    pub kind: Option<MergeKind>,
     pub conflicts: Vec<String>,
     pub reason: Option<String>,
     /// removed or kept, after a merge
-    pub worktree: Option<String>,
+    pub worktree: Option<WorktreeAction>,
 }
 
 impl MergeReport {
-    fn new(feature: &str, agent: &str, result: &str, outcome: &git::MergeOutcome) -> MergeReport {
+    fn new(
+        feature: &str,
+        agent: &str,
+        result: MergeResult,
+        outcome: &git::MergeOutcome,
+    ) -> MergeReport {
         let mut r = MergeReport {
             feature_name: feature.to_owned(),
             agent_id: agent.to_owned(),
-            result: result.to_owned(),
+            result,
             commit: None,
             kind: None,
             conflicts: Vec::new(),
@@ -53,7 +49,7 @@ impl MergeReport {
         };
         match outcome {
             git::MergeOutcome::Merged { kind, commit } => {
-                r.kind = Some(kind.as_str().to_owned());
+                r.kind = Some(*kind);
                 r.commit = Some(commit.clone());
             }
             git::MergeOutcome::Conflicted { paths } => r.conflicts = paths.clone(),
@@ -65,9 +61,9 @@ impl MergeReport {
     }
 }
 
-/// The repository's merge settings, read once per round of merges.
+/// Where a round of merges happens, and its gate (read once per round).
 struct MergeSettings {
-    repo: PathBuf,
+    workspace: Arc<dyn Workspace>,
     gate: Option<GateCommand>,
 }
 
@@ -77,12 +73,12 @@ pub(super) fn merge_span(
     time: UnixNanos,
     config: &Config,
     c: &MergeCandidate,
-    result: &str,
+    result: MergeResult,
     outcome: &git::MergeOutcome,
 ) -> Span {
     let (kind, commit, conflicts, reason) = match outcome {
         git::MergeOutcome::Merged { kind, commit } => {
-            (Some(kind.as_str()), Some(commit.clone()), Vec::new(), None)
+            (Some(*kind), Some(commit.clone()), Vec::new(), None)
         }
         git::MergeOutcome::Conflicted { paths } => (None, None, paths.clone(), None),
         git::MergeOutcome::Deferred { reason } | git::MergeOutcome::Failed { reason } => {
@@ -108,12 +104,12 @@ pub(super) fn merge_span(
 }
 
 /// The `result` a merge's outcome is recorded with.
-fn result_of(outcome: &git::MergeOutcome) -> &'static str {
+fn result_of(outcome: &git::MergeOutcome) -> MergeResult {
     match outcome {
-        git::MergeOutcome::Merged { .. } => "merged",
-        git::MergeOutcome::Conflicted { .. } => "conflicted",
-        git::MergeOutcome::Deferred { .. } => "deferred",
-        git::MergeOutcome::Failed { .. } => "failed",
+        git::MergeOutcome::Merged { .. } => MergeResult::Merged,
+        git::MergeOutcome::Conflicted { .. } => MergeResult::Conflicted,
+        git::MergeOutcome::Deferred { .. } => MergeResult::Deferred,
+        git::MergeOutcome::Failed { .. } => MergeResult::Failed,
     }
 }
 
@@ -145,37 +141,7 @@ impl Coordinator {
 
     /// Submitted features whose merge is worth trying now, oldest request first.
     pub(super) fn submitted(&self) -> Vec<MergeCandidate> {
-        let view = self.view.read();
-        let mut out: Vec<_> = view
-            .features
-            .values()
-            .filter(|f| f.status == FeatureStatus::Merging)
-            .filter_map(|f| {
-                let agent = view.agents.get(f.assigned_agent.as_deref()?)?;
-                matches!(agent.state, AgentState::Submitting | AgentState::Finished).then(|| {
-                    (
-                        f.queued_seq,
-                        MergeCandidate {
-                            feature: f.name.clone(),
-                            agent: agent.id.clone(),
-                            branch: f
-                                .branch_name
-                                .clone()
-                                .unwrap_or_else(|| format!("spanfold/{}", f.name)),
-                            worktree: f
-                                .worktree_path
-                                .clone()
-                                .filter(|p| view.config.as_ref().is_some_and(|c| ours(c, p))),
-                            note: f.merge_note.clone(),
-                            interrupted: f.merge_from.is_some(),
-                        },
-                    )
-                })
-            })
-            .collect();
-        // Oldest request first: a deterministic order of merges.
-        out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.feature.cmp(&b.1.feature)));
-        out.into_iter().map(|(_, x)| x).collect()
+        plan::plan_merges(&self.view.read())
     }
 
     /// Merges each submitted feature: record the decision, merge, record the outcome, clean up.
@@ -185,9 +151,9 @@ impl Coordinator {
         &mut self,
         config: &Config,
     ) -> Result<Vec<MergeReport>, CoordError> {
-        let repo = Path::new(&config.repo).to_path_buf();
-        let gate = GateCommand::read(&repo)?;
-        let settings = MergeSettings { repo, gate };
+        let workspace = self.workspace(config);
+        let gate = GateCommand::read(workspace.as_ref())?;
+        let settings = MergeSettings { workspace, gate };
         let mut reports = Vec::new();
         for candidate in self.submitted() {
             if let Some(report) = self.merge_candidate(config, &settings, &candidate)? {
@@ -205,50 +171,51 @@ impl Coordinator {
         settings: &MergeSettings,
         c: &MergeCandidate,
     ) -> Result<Option<MergeReport>, CoordError> {
-        let repo = settings.repo.as_path();
+        let workspace = settings.workspace.as_ref();
         // The agent's to fix: work left uncommitted, or nothing committed at all. (Not after
         // a merge a crash cut off: the base may already hold the branch.)
         let problem = match c.interrupted {
             true => None,
-            false => git::submission_problem(
-                repo,
-                c.worktree.as_deref().map(Path::new),
-                &config.base_branch,
-                &c.branch,
-            )?,
+            false => {
+                workspace.submission_problem(c.worktree.as_deref().map(Path::new), &c.branch)?
+            }
         };
         if let Some(reason) = problem {
             let outcome = git::MergeOutcome::Deferred { reason };
-            return self.record_merge(config, c, "returned", &outcome).map(Some);
+            return self
+                .record_merge(config, c, MergeResult::Returned, &outcome)
+                .map(Some);
         }
-        if let Some(reason) = git::merge_blocker(repo, &config.base_branch)? {
+        if let Some(reason) = workspace.merge_blocker()? {
             // Already recorded with this reason: retries leave no trail of identical spans.
             if c.note.as_deref() == Some(reason.as_str()) {
                 return Ok(None);
             }
             let outcome = git::MergeOutcome::Deferred { reason };
-            return self.record_merge(config, c, "deferred", &outcome).map(Some);
+            return self
+                .record_merge(config, c, MergeResult::Deferred, &outcome)
+                .map(Some);
         }
         // The merge gate: the operator's command, from the repository's configuration (never
         // from a span), run in the worktree; only a pass lets the merge go ahead.
         if let (Some(gate), Some(path)) = (&settings.gate, &c.worktree) {
-            match self.gate(config, repo, c, gate, path)? {
+            match self.gate(config, workspace, c, gate, path)? {
                 GateVerdict::Passed => {}
                 GateVerdict::Running => return Ok(None),
                 GateVerdict::Failed(reason) => {
                     let outcome = git::MergeOutcome::Deferred { reason };
                     return self
-                        .record_merge(config, c, "gate_failed", &outcome)
+                        .record_merge(config, c, MergeResult::GateFailed, &outcome)
                         .map(Some);
                 }
             }
         }
-        let outcome = self.attempt_merge(config, repo, c)?;
+        let outcome = self.attempt_merge(config, workspace, c)?;
         let result = result_of(&outcome);
         let mut report = self.record_merge(config, c, result, &outcome)?;
         if let (git::MergeOutcome::Merged { .. }, Some(path)) = (&outcome, &c.worktree) {
-            let action = self.remove_merged_worktree(config, repo, c, path)?;
-            report.worktree = Some(action.to_owned());
+            let action = self.remove_merged_worktree(workspace, c, path)?;
+            report.worktree = Some(action);
         }
         Ok(Some(report))
     }
@@ -258,7 +225,7 @@ impl Coordinator {
         &mut self,
         config: &Config,
         c: &MergeCandidate,
-        result: &str,
+        result: MergeResult,
         outcome: &git::MergeOutcome,
     ) -> Result<MergeReport, CoordError> {
         let span = merge_span(&mut self.ids, self.clock.now(), config, c, result, outcome);
@@ -272,15 +239,15 @@ impl Coordinator {
     fn attempt_merge(
         &mut self,
         config: &Config,
-        repo: &Path,
+        workspace: &dyn Workspace,
         c: &MergeCandidate,
     ) -> Result<git::MergeOutcome, CoordError> {
-        let from = git::branch_tip(repo, &config.base_branch)?;
+        let from = workspace.branch_tip(&config.base_branch)?;
         let started = emit::merge(
             &mut self.ids,
             self.clock.now(),
             &emit::MergeSpan {
-                result: "started",
+                result: MergeResult::Started,
                 agent_id: &c.agent,
                 feature: &c.feature,
                 branch: &c.branch,
@@ -293,8 +260,8 @@ impl Coordinator {
             },
         );
         self.record(vec![started])?;
-        let message = format!("Merge {} ({}, by agent {})", c.branch, c.feature, c.agent);
-        let outcome = git::merge_feature(repo, &config.base_branch, &c.branch, &message)
+        let outcome = workspace
+            .merge(&c.branch, &c.message())
             .unwrap_or_else(|e| git::MergeOutcome::Failed {
                 reason: format!("the merge could not be attempted: {e}"),
             });
@@ -305,17 +272,18 @@ impl Coordinator {
     /// became of it: `removed` or `kept`.
     fn remove_merged_worktree(
         &mut self,
-        config: &Config,
-        repo: &Path,
+        workspace: &dyn Workspace,
         c: &MergeCandidate,
         path: &str,
-    ) -> Result<&'static str, CoordError> {
-        let removal =
-            git::remove_worktree(repo, Path::new(path), &c.branch, &config.base_branch, false);
+    ) -> Result<WorktreeAction, CoordError> {
+        let removal = workspace.remove_worktree(Path::new(path), &c.branch);
         let (action, note) = match removal {
-            Ok(git::Removal::Removed) => ("removed", None),
-            Ok(git::Removal::Kept { reason }) => ("kept", Some(reason)),
-            Err(e) => ("kept", Some(format!("removing it failed: {e}"))),
+            Ok(git::Removal::Removed) => (WorktreeAction::Removed, None),
+            Ok(git::Removal::Kept { reason }) => (WorktreeAction::Kept, Some(reason)),
+            Err(e) => (
+                WorktreeAction::Kept,
+                Some(format!("removing it failed: {e}")),
+            ),
         };
         let s = emit::worktree(
             &mut self.ids,

@@ -8,24 +8,8 @@ use gix::refs::transaction::PreviousValue;
 
 use super::{GitError, bounded_list, branch_tip, git_cli, gix_err, open, ref_tip, uncommitted};
 
-/// How a feature branch reached the base branch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MergeKind {
-    FastForward,
-    MergeCommit,
-    /// The base branch already contained every commit of the feature.
-    AlreadyMerged,
-}
-
-impl MergeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MergeKind::FastForward => "fast_forward",
-            MergeKind::MergeCommit => "merge_commit",
-            MergeKind::AlreadyMerged => "already_merged",
-        }
-    }
-}
+/// How a feature branch reached the base branch: the word its merge span records.
+pub use crate::fact::MergeKind;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MergeOutcome {

@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use super::ServerConfig;
 use super::port::{Job, Metrics, Work};
 use crate::coordinator::{CoordError, Coordinator, CycleReport};
+use crate::fact::MergeResult;
 use crate::model::ResourceSpans;
 use crate::otlp::Decoded;
 use crate::otlp::ingest::{ExportReply, SinkError};
@@ -147,8 +148,12 @@ fn timed_cycle(coord: &mut Coordinator, metrics: &Metrics, react: bool) -> Optio
     let report = outcome.ok().flatten()?;
     metrics.observe_cycle(started.elapsed());
     say(&report);
-    (react && report.merges.iter().any(|m| m.result == "merged"))
-        .then(|| Instant::now() + REACT_AFTER)
+    (react
+        && report
+            .merges
+            .iter()
+            .any(|m| m.result == MergeResult::Merged))
+    .then(|| Instant::now() + REACT_AFTER)
 }
 
 type Request = (Box<dyn FnOnce(&mut Coordinator) + Send>, Work);

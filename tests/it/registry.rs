@@ -6,6 +6,7 @@ use crate::common;
 use std::collections::BTreeSet;
 
 use spanfold::emit::{self, IdGen};
+use spanfold::fact::{MergeKind, MergeResult, WorktreeAction};
 use spanfold::model::Resource;
 use spanfold::reducer::{AgentState, Complexity, HANDLED_SPANS, Priority};
 use spanfold::registry::{Origin, Registry};
@@ -91,7 +92,7 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
             &mut ids,
             1,
             &emit::WorktreeSpan {
-                action: "create_failed",
+                action: WorktreeAction::CreateFailed,
                 agent_id: "a1",
                 feature: "f1",
                 path: "/w/f1",
@@ -103,12 +104,12 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
             &mut ids,
             1,
             &emit::MergeSpan {
-                result: "conflicted",
+                result: MergeResult::Conflicted,
                 agent_id: "a1",
                 feature: "f1",
                 branch: "spanfold/f1",
                 base: "main",
-                kind: Some("merge_commit"),
+                kind: Some(MergeKind::MergeCommit),
                 commit: Some("abc"),
                 conflicts: &reasons,
                 reason: Some("why"),

@@ -7,6 +7,7 @@
 use proptest::prelude::*;
 use spanfold::coordinator::Coordinator;
 use spanfold::emit::{self, IdGen};
+use spanfold::fact::{MergeKind, MergeResult};
 use spanfold::reducer::{AgentState, Priority, REDUCER_VERSION, View};
 use spanfold::registry::Origin;
 use spanfold::status::{self, StatusOptions};
@@ -100,12 +101,17 @@ fn span(ids: &mut IdGen, op: &Op, time: u64) -> spanfold::model::Span {
             ids,
             time,
             &emit::MergeSpan {
-                result: ["merged", "conflicted", "started", "deferred"][*r],
+                result: [
+                    MergeResult::Merged,
+                    MergeResult::Conflicted,
+                    MergeResult::Started,
+                    MergeResult::Deferred,
+                ][*r],
                 agent_id: &agent(*a),
                 feature: &feature(*f),
                 branch: &format!("spanfold/{}", feature(*f)),
                 base: "main",
-                kind: Some("fast_forward"),
+                kind: Some(MergeKind::FastForward),
                 commit: Some("abc"),
                 conflicts: &["README.md".to_owned()],
                 reason: Some("test"),

@@ -196,6 +196,42 @@ macro_rules! closed_set {
                 }
             }
         }
+
+        impl $name {
+            /// The word as a span carries it.
+            pub fn as_str(self) -> &'static str {
+                $crate::fact::Closed::as_str(self)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        // In JSON (reports, status) a word is its wire string, as in the span.
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str($crate::fact::Closed::as_str(*self))
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let wire = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                <$name as $crate::fact::Closed>::parse(&wire).ok_or_else(|| {
+                    let words: Vec<&str> = <$name as $crate::fact::Closed>::ALL
+                        .iter()
+                        .map(|m| $crate::fact::Closed::as_str(*m))
+                        .collect();
+                    serde::de::Error::custom(format!(
+                        "unknown word {wire:?}: expected one of {}",
+                        words.join(", ")
+                    ))
+                })
+            }
+        }
     };
 }
 use closed_set;

@@ -4,35 +4,40 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
+
+mod flaky;
+mod merges;
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::fact::WorktreeAction;
 use crate::model::UnixNanos;
 use crate::reducer::{AgentState, FeatureStatus};
 use crate::vocab::{attr, span};
+use flaky::Flaky;
 
 const START: UnixNanos = 1_700_000_000_000_000_000;
 
-/// A repository with one commit on `main`, made by git with an identity of its own (the
-/// machine may have none).
+/// Runs git in `dir` with an identity of its own (the machine may have none).
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+/// A repository with one commit on `main`.
 fn repository(dir: &Path) -> PathBuf {
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo).expect("repo dir");
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(&repo)
-            .output()
-            .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-    };
-    git(&["init", "-q", "-b", "main"]);
+    git(&repo, &["init", "-q", "-b", "main"]);
     std::fs::write(repo.join("README.md"), "hello\n").expect("a file");
-    git(&["add", "README.md"]);
-    git(&["commit", "-q", "-m", "first"]);
+    git(&repo, &["add", "README.md"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
     repo
 }
 
@@ -73,7 +78,10 @@ fn a_lease_runs_out_when_the_clock_passes_it_and_not_before() {
     let (mut coord, clock) = coordinator(dir.path());
     let first = coord.cycle().expect("a cycle");
     assert_eq!(first.assignments.len(), 1, "{first:?}");
-    assert_eq!(first.assignments[0].worktree_action, "created");
+    assert_eq!(
+        first.assignments[0].worktree_action,
+        WorktreeAction::Created
+    );
     let worktree = PathBuf::from(&first.assignments[0].worktree_path);
     assert!(worktree.join("README.md").exists());
 
@@ -135,68 +143,6 @@ fn a_decision_is_never_dropped_as_a_duplicate_of_a_client_span() {
     assert!(view.config.is_some(), "the decision was applied");
 }
 
-/// Git, except that creating the worktree of a feature in `failing` fails, and so does every
-/// unlock when `unlock_fails`. Each call is noted, so a test sees which effects ran, in order.
-struct Flaky {
-    git: GitWorkspace,
-    failing: Mutex<Vec<String>>,
-    unlock_fails: bool,
-    calls: Mutex<Vec<String>>,
-}
-
-impl Flaky {
-    fn over(coord: &Coordinator, failing: &[&str], unlock_fails: bool) -> Arc<Flaky> {
-        Arc::new(Flaky {
-            git: GitWorkspace::new(&coord.config().expect("initialised")),
-            failing: Mutex::new(failing.iter().map(|f| f.to_string()).collect()),
-            unlock_fails,
-            calls: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().expect("not poisoned").clone()
-    }
-}
-
-/// The last component of a worktree path: the feature's directory name.
-fn dir_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-impl Workspace for Flaky {
-    fn ensure_worktree(
-        &self,
-        branch: &str,
-        path: &Path,
-        lock_reason: &str,
-    ) -> Result<bool, String> {
-        let feature = dir_name(path);
-        let call = format!("ensure {feature} {branch} for {lock_reason}");
-        self.calls.lock().expect("not poisoned").push(call);
-        if self
-            .failing
-            .lock()
-            .expect("not poisoned")
-            .contains(&feature)
-        {
-            return Err(format!("no room for {feature}"));
-        }
-        self.git.ensure_worktree(branch, path, lock_reason)
-    }
-
-    fn unlock_worktree(&self, path: &Path) -> Result<(), String> {
-        let call = format!("unlock {}", dir_name(path));
-        self.calls.lock().expect("not poisoned").push(call);
-        if self.unlock_fails {
-            return Err("the lock is stuck".into());
-        }
-        self.git.unlock_worktree(path)
-    }
-}
-
 /// Registers agent `id` (one feature at a time) and queues feature `name`.
 fn add_agent_and_feature(coord: &mut Coordinator, id: &str, name: &str) {
     let now = coord.clock.now();
@@ -220,19 +166,34 @@ fn add_agent_and_feature(coord: &mut Coordinator, id: &str, name: &str) {
 
 /// The `worktree.lifecycle` spans in the log, oldest first: (action, feature, error).
 fn worktree_spans(coord: &Coordinator) -> Vec<(String, String, Option<String>)> {
+    spans_of(
+        coord,
+        span::WORKTREE_LIFECYCLE,
+        [
+            attr::WORKTREE_ACTION,
+            attr::FEATURE_NAME,
+            attr::WORKTREE_ERROR,
+        ],
+    )
+}
+
+/// The spans named `name` in the log, oldest first, each as the values of `keys` (the first two
+/// empty when absent).
+fn spans_of(
+    coord: &Coordinator,
+    name: &str,
+    keys: [&str; 3],
+) -> Vec<(String, String, Option<String>)> {
     let reader = coord.log().reader();
     let mut out = Vec::new();
     for batch in reader.batches_from(1) {
         let batch = batch.expect("readable");
-        for ev in batch.events() {
-            if ev.span.name != span::WORKTREE_LIFECYCLE {
-                continue;
-            }
+        for ev in batch.events().filter(|ev| ev.span.name == name) {
             let get = |key| ev.str_attr(key).map(str::to_owned);
             out.push((
-                get(attr::WORKTREE_ACTION).unwrap_or_default(),
-                get(attr::FEATURE_NAME).unwrap_or_default(),
-                get(attr::WORKTREE_ERROR),
+                get(keys[0]).unwrap_or_default(),
+                get(keys[1]).unwrap_or_default(),
+                get(keys[2]),
             ));
         }
     }
@@ -327,7 +288,10 @@ fn an_unlock_that_fails_is_recorded_with_its_error() {
     let flaky = Flaky::over(&coord, &[], true);
     coord.set_workspace(flaky.clone());
     let first = coord.cycle().expect("a cycle");
-    assert_eq!(first.assignments[0].worktree_action, "created");
+    assert_eq!(
+        first.assignments[0].worktree_action,
+        WorktreeAction::Created
+    );
 
     clock.advance(Duration::from_secs(61));
     let expired = coord.cycle().expect("a cycle");

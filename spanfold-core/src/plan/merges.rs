@@ -1,0 +1,67 @@
+//! Which submitted features to try merging, and in what order: read from the view alone. Each
+//! merge then goes as far as git lets it (the coordinator's `merge` module).
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::names;
+use crate::reducer::{AgentState, FeatureStatus, View};
+
+/// A submitted feature waiting for its merge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MergeCandidate {
+    pub feature: String,
+    pub agent: String,
+    pub branch: String,
+    /// Its worktree, if it is one this coordinator could have made.
+    pub worktree: Option<String>,
+    /// The reason recorded when it last had to wait.
+    pub note: Option<String>,
+    /// A merge was started and has no outcome (a crash): the base may already contain it.
+    pub interrupted: bool,
+}
+
+impl MergeCandidate {
+    /// The message of the merge commit, when the merge needs one.
+    pub fn message(&self) -> String {
+        format!(
+            "Merge {} ({}, by agent {})",
+            self.branch, self.feature, self.agent
+        )
+    }
+}
+
+/// Submitted features whose agent has handed them over (submitting or finished), oldest
+/// request first: a deterministic order of merges.
+pub fn plan_merges(view: &View) -> Vec<MergeCandidate> {
+    let dir = view.config.as_ref().map(|c| Path::new(&c.worktrees_dir));
+    let mut out: Vec<_> = view
+        .features
+        .values()
+        .filter(|f| f.status == FeatureStatus::Merging)
+        .filter_map(|f| {
+            let agent = view.agents.get(f.assigned_agent.as_deref()?)?;
+            if !matches!(agent.state, AgentState::Submitting | AgentState::Finished) {
+                return None;
+            }
+            let candidate = MergeCandidate {
+                feature: f.name.clone(),
+                agent: agent.id.clone(),
+                branch: f
+                    .branch_name
+                    .clone()
+                    .unwrap_or_else(|| format!("spanfold/{}", f.name)),
+                worktree: f
+                    .worktree_path
+                    .clone()
+                    .filter(|p| dir.is_some_and(|d| names::is_worktree_path(d, Path::new(p)))),
+                note: f.merge_note.clone(),
+                interrupted: f.merge_from.is_some(),
+            };
+            Some((f.queued_seq, candidate))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.feature.cmp(&b.1.feature)));
+    out.into_iter().map(|(_, c)| c).collect()
+}
