@@ -77,15 +77,8 @@ fn workload(agents: usize, features: usize, progress: usize) -> Batch {
         );
         i += 1;
     }
-    Batch {
-        first_seq: 1,
-        received_at: 1,
-        resource_spans: vec![ResourceSpans::single(
-            Resource::default(),
-            Scope::default(),
-            spans,
-        )],
-    }
+    let spans = ResourceSpans::single(Resource::default(), Scope::default(), spans);
+    Batch::of_spans(1, 1, vec![spans])
 }
 
 fn fold(c: &mut Criterion) {

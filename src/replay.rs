@@ -283,6 +283,11 @@ impl<'o> Replay<'o> {
             }
             self.events += 1;
         }
+        // Agents' log records and metrics: no decision rests on them, so there is nothing to
+        // verify or step through; they are folded (and counted) all the same.
+        let spans = batch.span_count() as u64;
+        self.view.apply_batch(batch, batch.first_seq + spans);
+        self.events += (batch.event_count() as u64) - spans;
     }
 
     fn finish(self) -> Result<ReplayReport, ReplayError> {

@@ -281,7 +281,21 @@ pub fn fold_range(
     from: u64,
     to: u64,
 ) -> Result<(), StoreError> {
-    for_each_event(reader, from, to, |ev| view.apply(ev))
+    if from > to {
+        return Ok(());
+    }
+    for batch in reader.batches_from(from) {
+        let batch = batch?;
+        for ev in batch.all_events() {
+            if ev.seq() > to {
+                return Ok(());
+            }
+            if ev.seq() >= from {
+                view.apply_any(&ev);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Calls `f` with each event `from..=to`, in order.

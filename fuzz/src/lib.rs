@@ -55,11 +55,7 @@ pub fn accept(mut decoded: Decoded, origin: Origin) {
     if kept == 0 {
         return;
     }
-    let batch = Batch {
-        first_seq: 1,
-        received_at: 1_700_000_000_000_000_000,
-        resource_spans: decoded.resource_spans,
-    };
+    let batch = Batch::of_spans(1, 1_700_000_000_000_000_000, decoded.resource_spans);
     export_round_trip(&batch);
     fold(&batch);
 }

@@ -1,4 +1,5 @@
-//! The de-duplication window: which of the most recent spans of the log a new span repeats.
+//! The de-duplication window: which of the most recent events of the log a new one repeats
+//! (spans by their ids, log records and metrics by their digests, [`crate::digest`]).
 //!
 //! OTLP clients retry an export they got no answer for, and a retry must be applied once. The
 //! window holds the (trace id, span id) of the last `capacity` spans appended, exactly (no
@@ -11,7 +12,8 @@ use std::hash::BuildHasher;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
-use crate::model::{ResourceSpans, SpanKey};
+use crate::digest;
+use crate::model::{Batch, ResourceSpans, SpanKey};
 
 /// The default window: the last 1,048,576 spans, about 34 MB. At 1,000 spans/s a retry is
 /// recognised for 17 minutes; at 200,000 spans/s for 5 seconds.
@@ -122,6 +124,57 @@ impl Window {
         }
         resource_spans.retain(|rs| !rs.scope_spans.is_empty());
         duplicates
+    }
+
+    /// [`Window::retain_new`] for every signal of a batch: spans by their ids, log records and
+    /// metrics by their digests ([`crate::digest`]). Returns how many were dropped.
+    pub fn retain_new_events(&mut self, batch: &mut Batch) -> usize {
+        let mut duplicates = self.retain_new(&mut batch.resource_spans);
+        for rl in &mut batch.resource_logs {
+            for sl in &mut rl.scope_logs {
+                let (resource, scope) = (&rl.resource, &sl.scope);
+                sl.log_records.retain(|record| {
+                    let fresh = self.insert(digest::log_key(resource, scope, record));
+                    duplicates += usize::from(!fresh);
+                    fresh
+                });
+            }
+            rl.scope_logs.retain(|sl| !sl.log_records.is_empty());
+        }
+        batch.resource_logs.retain(|rl| !rl.scope_logs.is_empty());
+        for rm in &mut batch.resource_metrics {
+            for sm in &mut rm.scope_metrics {
+                let (resource, scope) = (&rm.resource, &sm.scope);
+                sm.metrics.retain(|metric| {
+                    let fresh = self.insert(digest::metric_key(resource, scope, metric));
+                    duplicates += usize::from(!fresh);
+                    fresh
+                });
+            }
+            rm.scope_metrics.retain(|sm| !sm.metrics.is_empty());
+        }
+        batch
+            .resource_metrics
+            .retain(|rm| !rm.scope_metrics.is_empty());
+        duplicates
+    }
+
+    /// The keys of a stored batch's events, in log order: what refills the window after a
+    /// restart.
+    pub fn keys_of(batch: &Batch, from: u64) -> impl Iterator<Item = SpanKey> + '_ {
+        let spans = batch
+            .events()
+            .filter(move |e| e.seq >= from)
+            .map(|e| e.span.key());
+        let logs = batch
+            .log_events()
+            .filter(move |e| e.seq >= from)
+            .map(|e| digest::log_key(e.resource, e.scope, e.record));
+        let metrics = batch
+            .metric_events()
+            .filter(move |e| e.seq >= from)
+            .map(|e| digest::metric_key(e.resource, e.scope, e.metric));
+        spans.chain(logs).chain(metrics)
     }
 
     /// Forgets every key (after a failed write, before the window is read back from the log),

@@ -28,6 +28,7 @@
 pub mod changes;
 pub mod credentials;
 pub mod dedup;
+pub mod digest;
 pub mod fact;
 pub mod model;
 pub mod names;

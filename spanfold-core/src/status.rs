@@ -11,7 +11,7 @@ use crate::model::UnixNanos;
 use crate::policy::{self, Matcher};
 use crate::reducer::{
     Agent, AgentState, Anomaly, Capabilities, Complexity, Config, Counters, Feature, FeatureStatus,
-    Priority, View, Worktree, WorktreeStatus,
+    Priority, Telemetry, View, Worktree, WorktreeStatus,
 };
 use crate::vocab::attr;
 
@@ -56,6 +56,9 @@ pub struct Status {
     pub worktrees: Vec<WorktreeJson>,
     pub anomalies: Vec<Anomaly>,
     pub counters: Counters,
+    /// Present once an agent has sent OTLP logs or metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<Telemetry>,
 }
 
 /// The seed's summary, field for field, so existing `jq` scripts keep working.
@@ -281,6 +284,7 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
         worktrees,
         anomalies: view.anomalies.iter().cloned().collect(),
         counters: view.counters.clone(),
+        telemetry: (view.telemetry != Telemetry::default()).then(|| view.telemetry.clone()),
     }
 }
 

@@ -23,7 +23,7 @@ use parking_lot::{RwLock, RwLockReadGuard};
 
 use crate::clock::{Clock, SystemClock};
 use crate::emit::{self, IdGen};
-use crate::model::{Event, ResourceSpans, Span};
+use crate::model::{Batch, Event, ResourceSpans, Span};
 use crate::names;
 use crate::policy::{Decision, PolicyConfig};
 use crate::reducer::{Config, REDUCER_VERSION, View};
@@ -132,12 +132,7 @@ impl Coordinator {
         };
         for batch in reader.batches_from(from) {
             let batch = batch?;
-            {
-                let mut view = coord.view.write();
-                for ev in batch.events().filter(|ev| ev.seq >= from) {
-                    view.apply(&ev);
-                }
-            }
+            coord.view.write().apply_batch(&batch, from);
             coord.maybe_checkpoint();
         }
         Ok(coord)
@@ -179,15 +174,7 @@ impl Coordinator {
     /// Folds the whole log again into the shared view.
     fn refold(&mut self) {
         let mut view = View::default();
-        if self
-            .log
-            .scan(|batch| {
-                for ev in batch.events() {
-                    view.apply(&ev);
-                }
-            })
-            .is_ok()
-        {
+        if self.log.scan(|batch| view.apply_batch(batch, 0)).is_ok() {
             *self.view.write() = view;
         }
     }
@@ -291,18 +278,33 @@ impl Coordinator {
         &mut self,
         requests: Vec<(Vec<ResourceSpans>, Vec<Violation>)>,
     ) -> Result<Vec<Submitted>, CoordError> {
+        let requests = requests
+            .into_iter()
+            .map(|(spans, rejected)| (Batch::of_spans(0, 0, spans), rejected))
+            .collect();
+        self.append_exports(requests)
+    }
+
+    /// [`Coordinator::append_validated`] for exports of any signal: each request's spans, log
+    /// records and metrics (a batch still without its place).
+    pub fn append_exports(
+        &mut self,
+        requests: Vec<(Batch, Vec<Violation>)>,
+    ) -> Result<Vec<Submitted>, CoordError> {
         self.writable()?;
         let mut answers = Vec::with_capacity(requests.len());
-        let mut combined = Vec::new();
-        for (resource_spans, rejected) in requests {
+        let mut combined = Batch::default();
+        for (batch, rejected) in requests {
             answers.push(Submitted {
-                accepted: resource_spans.iter().map(ResourceSpans::span_count).sum(),
+                accepted: batch.event_count(),
                 rejected,
                 ..Submitted::default()
             });
-            combined.extend(resource_spans);
+            combined.resource_spans.extend(batch.resource_spans);
+            combined.resource_logs.extend(batch.resource_logs);
+            combined.resource_metrics.extend(batch.resource_metrics);
         }
-        let appended = match self.log.append(combined, self.clock.now()) {
+        let appended = match self.log.append_events(combined, self.clock.now()) {
             Ok(a) => a,
             Err(e) => {
                 // The failed append may have left records in the log: fold it again so the view
@@ -312,12 +314,7 @@ impl Coordinator {
             }
         };
         if let Some(batch) = appended.batch {
-            {
-                let mut view = self.view.write();
-                for ev in batch.events() {
-                    view.apply(&ev);
-                }
-            }
+            self.view.write().apply_batch(&batch, 0);
             self.maybe_checkpoint();
         }
         // Duplicates are accepted (OTLP retries are normal) but counted once, on the group.

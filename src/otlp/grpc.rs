@@ -1,4 +1,5 @@
-//! The OTLP/gRPC TraceService (server) and an exporter to an upstream OTLP/gRPC endpoint.
+//! The OTLP/gRPC services — traces, logs and metrics — (server) and an exporter to an
+//! upstream OTLP/gRPC endpoint.
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,25 +14,24 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::grpc_body::Metered;
 use super::ingest::{Authenticate, ExportError, ExportSink, SinkError};
-use super::{DecodeError, MAX_GRPC_MESSAGE, response, to_proto};
+use super::{DecodeError, MAX_GRPC_MESSAGE, Signal, response, to_proto};
 use crate::credentials::Principal;
 use crate::model::ResourceSpans;
 
-/// The TraceService, written out by hand rather than generated: the message arrives as bytes
-/// (already decompressed by tonic, and within the size limit) and is decoded straight into the
-/// model off the async workers, without prost's intermediate structs.
+/// The OTLP services (traces, logs, metrics), written out by hand rather than generated: the
+/// message arrives as bytes (already decompressed by tonic, and within the size limit) and is
+/// decoded straight into the model off the async workers, without prost's intermediate
+/// structs. One service answers the three paths, so that one port serves every signal.
 #[derive(Clone)]
-struct TraceServer<S> {
+struct OtlpServer<S> {
     sink: S,
 }
 
-const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-impl<S> tonic::server::NamedService for TraceServer<S> {
+impl<S> tonic::server::NamedService for OtlpServer<S> {
     const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
 }
 
-impl<S, B> tower::Service<http::Request<B>> for TraceServer<S>
+impl<S, B> tower::Service<http::Request<B>> for OtlpServer<S>
 where
     S: ExportSink,
     B: tonic::codegen::Body + Send + 'static,
@@ -49,7 +49,11 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if request.uri().path() != EXPORT_PATH {
+        let path = request.uri().path();
+        let signal = [Signal::Traces, Signal::Logs, Signal::Metrics]
+            .into_iter()
+            .find(|s| s.grpc_path() == path);
+        let Some(signal) = signal else {
             return Box::pin(async {
                 let mut response = http::Response::new(tonic::body::Body::default());
                 let headers = response.headers_mut();
@@ -63,9 +67,10 @@ where
                 );
                 Ok(response)
             });
-        }
+        };
         let method = ExportMethod {
             sink: self.sink.clone(),
+            signal,
         };
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(RawCodec)
@@ -79,6 +84,7 @@ where
 
 struct ExportMethod<S> {
     sink: S,
+    signal: Signal,
 }
 
 impl<S: ExportSink> tonic::server::UnaryService<Bytes> for ExportMethod<S> {
@@ -86,7 +92,7 @@ impl<S: ExportSink> tonic::server::UnaryService<Bytes> for ExportMethod<S> {
     type Future = tonic::codegen::BoxFuture<Response<Vec<u8>>, Status>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        let sink = self.sink.clone();
+        let (sink, signal) = (self.sink.clone(), self.signal);
         // Put there by the interceptor, from the headers; a request without it is refused.
         let principal = request.extensions().get::<Principal>().cloned();
         Box::pin(async move {
@@ -94,7 +100,7 @@ impl<S: ExportSink> tonic::server::UnaryService<Bytes> for ExportMethod<S> {
                 return Err(Status::unauthenticated("no credentials were checked"));
             };
             let body = request.into_inner();
-            match sink.export(body, principal).await {
+            match sink.export(body, signal, principal).await {
                 Ok(reply) => Ok(Response::new(
                     response(reply.rejected, &reply.message).encode_to_vec(),
                 )),
@@ -102,7 +108,8 @@ impl<S: ExportSink> tonic::server::UnaryService<Bytes> for ExportMethod<S> {
                     e @ (DecodeError::TooManySpans | DecodeError::TooManyItems),
                 )) => Err(Status::resource_exhausted(e.to_string())),
                 Err(ExportError::Decode(e)) => Err(Status::invalid_argument(format!(
-                    "the export is not a valid OTLP ExportTraceServiceRequest: {e}"
+                    "the export is not a valid OTLP {}: {e}",
+                    signal.request()
                 ))),
                 Err(ExportError::Sink(SinkError::Busy)) => Err(Status::with_error_details(
                     tonic::Code::Unavailable,
@@ -138,7 +145,7 @@ pub async fn serve<S: ExportSink>(
         request.extensions_mut().insert(principal);
         Ok(request)
     };
-    let service = tonic::service::interceptor::InterceptedService::new(TraceServer { sink }, check);
+    let service = tonic::service::interceptor::InterceptedService::new(OtlpServer { sink }, check);
     let service = tower::ServiceBuilder::new()
         .map_response(otlp_status_codes)
         .layer_fn(|inner| Deadline { inner })

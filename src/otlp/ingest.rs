@@ -5,16 +5,17 @@ use std::future::Future;
 
 use bytes::Bytes;
 
-use super::{DecodeError, Decoded};
+use super::{DecodeError, Decoded, Signal};
 use crate::credentials::Principal;
 
-/// What the receiver hands exports to, as the bytes of an ExportTraceServiceRequest: the sink
-/// decodes them (with [`decode_export`]) where it does its other CPU work.
+/// What the receiver hands exports to, as the bytes of an export request of `signal`: the sink
+/// decodes them (with [`Signal::decode`]) where it does its other CPU work.
 pub trait ExportSink: Clone + Send + Sync + 'static {
     /// Takes an export from `principal` (what its token showed).
     fn export(
         &self,
         body: Bytes,
+        signal: Signal,
         principal: Principal,
     ) -> impl Future<Output = Result<ExportReply, ExportError>> + Send;
 }

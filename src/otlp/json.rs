@@ -18,17 +18,26 @@ fn err(path: &str, what: &str) -> DecodeError {
 }
 
 /// A field by its lowerCamelCase name, or its proto name.
-fn field<'a>(obj: &'a Map<String, Value>, camel: &str, snake: &str) -> Option<&'a Value> {
+pub(super) fn field<'a>(
+    obj: &'a Map<String, Value>,
+    camel: &str,
+    snake: &str,
+) -> Option<&'a Value> {
     obj.get(camel)
         .or_else(|| obj.get(snake))
         .filter(|v| !v.is_null())
 }
 
-fn object<'a>(v: &'a Value, path: &str) -> R<&'a Map<String, Value>> {
+pub(super) fn object<'a>(v: &'a Value, path: &str) -> R<&'a Map<String, Value>> {
     v.as_object().ok_or_else(|| err(path, "expected an object"))
 }
 
-fn array<'a>(obj: &'a Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<&'a [Value]> {
+pub(super) fn array<'a>(
+    obj: &'a Map<String, Value>,
+    camel: &str,
+    snake: &str,
+    path: &str,
+) -> R<&'a [Value]> {
     match field(obj, camel, snake) {
         None => Ok(&[]),
         Some(Value::Array(items)) => Ok(items),
@@ -36,7 +45,7 @@ fn array<'a>(obj: &'a Map<String, Value>, camel: &str, snake: &str, path: &str) 
     }
 }
 
-fn string(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<String> {
+pub(super) fn string(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<String> {
     match field(obj, camel, snake) {
         None => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -45,7 +54,7 @@ fn string(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<S
 }
 
 /// An unsigned 64-bit integer written as a number or a decimal string.
-fn u64_field(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<u64> {
+pub(super) fn u64_field(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<u64> {
     match field(obj, camel, snake) {
         None => Ok(0),
         Some(Value::Number(n)) => n
@@ -62,13 +71,18 @@ fn u64_field(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> 
     }
 }
 
-fn u32_field(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<u32> {
+pub(super) fn u32_field(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<u32> {
     let v = u64_field(obj, camel, snake, path)?;
     u32::try_from(v).map_err(|_| err(&format!("{path}.{camel}"), "does not fit in 32 bits"))
 }
 
 /// An enum: its number, or its name from `names` (index = number).
-fn enum_field(obj: &Map<String, Value>, camel: &str, path: &str, names: &[&str]) -> R<i32> {
+pub(super) fn enum_field(
+    obj: &Map<String, Value>,
+    camel: &str,
+    path: &str,
+    names: &[&str],
+) -> R<i32> {
     match field(obj, camel, camel) {
         None => Ok(0),
         Some(Value::Number(n)) => n
@@ -88,7 +102,12 @@ fn enum_field(obj: &Map<String, Value>, camel: &str, path: &str, names: &[&str])
 }
 
 /// Hex ids; OTLP/JSON does not use base64 for them.
-fn hex_field(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<Vec<u8>> {
+pub(super) fn hex_field(
+    obj: &Map<String, Value>,
+    camel: &str,
+    snake: &str,
+    path: &str,
+) -> R<Vec<u8>> {
     let s = string(obj, camel, snake, path)?;
     decode_hex(&s).ok_or_else(|| err(&format!("{path}.{camel}"), "expected a hex string"))
 }
@@ -125,7 +144,7 @@ pub const MAX_OBJECTS: usize = 100_000;
 pub const MAX_VALUES: usize = 500_000;
 
 /// Refuses a body with more objects or values than parsing may take, before it is parsed.
-fn check_size(body: &[u8]) -> R<()> {
+pub(super) fn check_size(body: &[u8]) -> R<()> {
     let (objects, values) = count_values(body);
     if objects > MAX_OBJECTS || values > MAX_VALUES {
         return Err(DecodeError::TooManyJsonValues);
@@ -206,8 +225,9 @@ fn decode_value(root: &Value) -> R<ExportTraceServiceRequest> {
     Ok(ExportTraceServiceRequest { resource_spans })
 }
 
-fn resource_spans_from(obj: &Map<String, Value>, path: &str) -> R<pt::ResourceSpans> {
-    let resource = match field(obj, "resource", "resource") {
+/// The `resource` of a resource group of any signal.
+pub(super) fn resource_from(obj: &Map<String, Value>, path: &str) -> R<Option<pr::Resource>> {
+    Ok(match field(obj, "resource", "resource") {
         None => None,
         Some(v) => {
             let p = format!("{path}.resource");
@@ -237,7 +257,36 @@ fn resource_spans_from(obj: &Map<String, Value>, path: &str) -> R<pt::ResourceSp
                 entity_refs,
             })
         }
-    };
+    })
+}
+
+/// The `scope` of a scope group of any signal.
+pub(super) fn scope_from(
+    obj: &Map<String, Value>,
+    path: &str,
+) -> R<Option<pc::InstrumentationScope>> {
+    Ok(match field(obj, "scope", "scope") {
+        None => None,
+        Some(v) => {
+            let sp = format!("{path}.scope");
+            let s = object(v, &sp)?;
+            Some(pc::InstrumentationScope {
+                name: string(s, "name", "name", &sp)?,
+                version: string(s, "version", "version", &sp)?,
+                attributes: key_values(s, "attributes", &sp)?,
+                dropped_attributes_count: u32_field(
+                    s,
+                    "droppedAttributesCount",
+                    "dropped_attributes_count",
+                    &sp,
+                )?,
+            })
+        }
+    })
+}
+
+fn resource_spans_from(obj: &Map<String, Value>, path: &str) -> R<pt::ResourceSpans> {
+    let resource = resource_from(obj, path)?;
     let mut scope_spans = Vec::new();
     for (i, ss) in array(obj, "scopeSpans", "scope_spans", path)?
         .iter()
@@ -245,24 +294,7 @@ fn resource_spans_from(obj: &Map<String, Value>, path: &str) -> R<pt::ResourceSp
     {
         let p = format!("{path}.scopeSpans[{i}]");
         let ss = object(ss, &p)?;
-        let scope = match field(ss, "scope", "scope") {
-            None => None,
-            Some(v) => {
-                let sp = format!("{p}.scope");
-                let s = object(v, &sp)?;
-                Some(pc::InstrumentationScope {
-                    name: string(s, "name", "name", &sp)?,
-                    version: string(s, "version", "version", &sp)?,
-                    attributes: key_values(s, "attributes", &sp)?,
-                    dropped_attributes_count: u32_field(
-                        s,
-                        "droppedAttributesCount",
-                        "dropped_attributes_count",
-                        &sp,
-                    )?,
-                })
-            }
-        };
+        let scope = scope_from(ss, &p)?;
         let mut spans = Vec::new();
         for (j, span) in array(ss, "spans", "spans", &p)?.iter().enumerate() {
             let sp = format!("{p}.spans[{j}]");
@@ -362,7 +394,12 @@ fn span_from(obj: &Map<String, Value>, path: &str) -> R<pt::Span> {
     })
 }
 
-fn strings(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<Vec<String>> {
+pub(super) fn strings(
+    obj: &Map<String, Value>,
+    camel: &str,
+    snake: &str,
+    path: &str,
+) -> R<Vec<String>> {
     array(obj, camel, snake, path)?
         .iter()
         .map(|v| {
@@ -373,7 +410,7 @@ fn strings(obj: &Map<String, Value>, camel: &str, snake: &str, path: &str) -> R<
         .collect()
 }
 
-fn key_values(obj: &Map<String, Value>, name: &str, path: &str) -> R<Vec<pc::KeyValue>> {
+pub(super) fn key_values(obj: &Map<String, Value>, name: &str, path: &str) -> R<Vec<pc::KeyValue>> {
     let mut out = Vec::new();
     for (i, kv) in array(obj, name, name, path)?.iter().enumerate() {
         let p = format!("{path}.{name}[{i}]");
@@ -390,7 +427,7 @@ fn key_values(obj: &Map<String, Value>, name: &str, path: &str) -> R<Vec<pc::Key
     Ok(out)
 }
 
-fn any_value(v: &Value, path: &str) -> R<pc::AnyValue> {
+pub(super) fn any_value(v: &Value, path: &str) -> R<pc::AnyValue> {
     use pc::any_value::Value as V;
     let obj = object(v, path)?;
     let get = |camel: &str, snake: &str| field(obj, camel, snake);

@@ -6,29 +6,31 @@
 //! Profiles-only dictionary references (`string_value_strindex`, `key_strindex`) carry no meaning
 //! in traces; they are not kept.
 
+mod convert;
 pub mod file;
 pub mod grpc;
 pub mod grpc_body;
 pub mod ingest;
 pub mod json;
+pub mod logs;
+pub mod metrics;
 pub mod native;
+mod native_logs;
+mod native_metrics;
 
 use std::io::Read;
 
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1 as pc;
-use opentelemetry_proto::tonic::resource::v1 as pr;
-use opentelemetry_proto::tonic::trace::v1 as pt;
 use prost::Message;
 use thiserror::Error;
 
+pub(crate) use convert::id;
+pub use convert::{from_proto, to_proto};
+
 use crate::model::hex;
-use crate::model::{
-    AnyValue, EntityRef, KeyValue, Link, Resource, ResourceSpans, Scope, ScopeSpans, Span,
-    SpanEvent, Status,
-};
+use crate::model::{Batch, ResourceLogs, ResourceMetrics, ResourceSpans, Span};
 
 /// Largest decompressed OTLP/HTTP body accepted (the Collector's default).
 pub const MAX_HTTP_BODY: usize = 20 * 1024 * 1024;
@@ -37,7 +39,7 @@ pub const MAX_GRPC_MESSAGE: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Error)]
 pub enum DecodeError {
-    #[error("the body is not a valid OTLP ExportTraceServiceRequest in protobuf: {0}")]
+    #[error("the body is not a valid OTLP export request in protobuf: {0}")]
     Protobuf(String),
     #[error("the body is not valid OTLP/JSON: {0}")]
     Json(String),
@@ -49,10 +51,12 @@ pub enum DecodeError {
     ContentType(String),
     #[error("unsupported content encoding {0:?}; send the body plain or with gzip")]
     ContentEncoding(String),
-    #[error("the export holds more than {MAX_SPANS_PER_EXPORT} spans; send smaller batches")]
+    #[error(
+        "the export holds more than {MAX_SPANS_PER_EXPORT} spans (or log records, or metrics); send smaller batches"
+    )]
     TooManySpans,
     #[error(
-        "the export holds more than {MAX_ITEMS_PER_EXPORT} spans, attributes, events, links and values; send smaller batches"
+        "the export holds more than {MAX_ITEMS_PER_EXPORT} spans, log records, data points, attributes, events, links and values; send smaller batches"
     )]
     TooManyItems,
     #[error(
@@ -136,12 +140,18 @@ impl Rejections {
 
     /// One message naming the refused spans (the first [`MAX_REASONS`], then a count).
     pub fn message(&self) -> String {
+        self.message_of(Signal::Traces)
+    }
+
+    /// One message naming the refused items of an export of `signal`.
+    pub fn message_of(&self, signal: Signal) -> String {
         if self.count == 0 {
             return String::new();
         }
         let mut msg = format!(
-            "{} span(s) rejected: {}",
+            "{} {}(s) rejected: {}",
             self.count,
+            signal.noun(),
             self.reasons.join("; ")
         );
         if self.count > self.reasons.len() {
@@ -151,11 +161,102 @@ impl Rejections {
     }
 }
 
-/// A decoded export: the spans that are well formed, and why the others were refused.
+/// A decoded export: what is well formed (spans, log records or metrics, by the signal of the
+/// export), and why the rest was refused.
 #[derive(Debug, Default)]
 pub struct Decoded {
     pub resource_spans: Vec<ResourceSpans>,
+    pub resource_logs: Vec<ResourceLogs>,
+    pub resource_metrics: Vec<ResourceMetrics>,
     pub rejected: Rejections,
+}
+
+impl Decoded {
+    /// The export's events (spans, log records, metrics) as a batch still without its place.
+    pub fn into_batch(self) -> (Batch, Rejections) {
+        let batch = Batch {
+            resource_spans: self.resource_spans,
+            resource_logs: self.resource_logs,
+            resource_metrics: self.resource_metrics,
+            ..Batch::default()
+        };
+        (batch, self.rejected)
+    }
+
+    /// Spans, log records and metrics together: what a group commit counts.
+    pub fn event_count(&self) -> usize {
+        let spans: usize = self
+            .resource_spans
+            .iter()
+            .map(ResourceSpans::span_count)
+            .sum();
+        let logs: usize = self
+            .resource_logs
+            .iter()
+            .map(ResourceLogs::record_count)
+            .sum();
+        let metrics: usize = self
+            .resource_metrics
+            .iter()
+            .map(ResourceMetrics::metric_count)
+            .sum();
+        spans + logs + metrics
+    }
+}
+
+/// The three OTLP signals, each with its own service, path and words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Traces,
+    Logs,
+    Metrics,
+}
+
+impl Signal {
+    /// The gRPC method an exporter of this signal calls.
+    pub fn grpc_path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        }
+    }
+
+    /// What one item of the signal is called in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Signal::Traces => "span",
+            Signal::Logs => "log record",
+            Signal::Metrics => "metric",
+        }
+    }
+
+    /// The request message, as error messages name it.
+    pub fn request(self) -> &'static str {
+        match self {
+            Signal::Traces => "ExportTraceServiceRequest",
+            Signal::Logs => "ExportLogsServiceRequest",
+            Signal::Metrics => "ExportMetricsServiceRequest",
+        }
+    }
+
+    /// The count of refused items in an OTLP/JSON partial success.
+    pub fn rejected_field(self) -> &'static str {
+        match self {
+            Signal::Traces => "rejectedSpans",
+            Signal::Logs => "rejectedLogRecords",
+            Signal::Metrics => "rejectedDataPoints",
+        }
+    }
+
+    /// Decodes an export of this signal as it came off the wire (protobuf).
+    pub fn decode(self, body: &[u8]) -> Result<Decoded, DecodeError> {
+        match self {
+            Signal::Traces => ingest::decode_export(body),
+            Signal::Logs => native_logs::decode_request(body),
+            Signal::Metrics => native_metrics::decode_request(body),
+        }
+    }
 }
 
 /// Undoes `Content-Encoding: gzip` with a bound on the output, so a small bomb cannot take
@@ -179,7 +280,24 @@ pub fn decompress(encoding: Option<&str>, body: &[u8]) -> Result<Vec<u8>, Decode
     }
 }
 
-/// Decodes an OTLP/HTTP body that is already decompressed.
+/// Decodes an OTLP/HTTP export of `signal` whose body is already decompressed.
+pub fn decode_signal(
+    encoding: Encoding,
+    signal: Signal,
+    body: &[u8],
+) -> Result<Decoded, DecodeError> {
+    if body.len() > MAX_HTTP_BODY {
+        return Err(DecodeError::TooLarge);
+    }
+    match (encoding, signal) {
+        (_, Signal::Traces) => decode_http(encoding, body),
+        (Encoding::Protobuf, _) => signal.decode(body),
+        (Encoding::Json, Signal::Logs) => logs::decode_json(body),
+        (Encoding::Json, Signal::Metrics) => metrics::decode_json(body),
+    }
+}
+
+/// Decodes an OTLP/HTTP trace export whose body is already decompressed.
 pub fn decode_http(encoding: Encoding, body: &[u8]) -> Result<Decoded, DecodeError> {
     if body.len() > MAX_HTTP_BODY {
         return Err(DecodeError::TooLarge);
@@ -262,7 +380,14 @@ pub fn count_spans(body: &[u8]) -> Result<usize, DecodeError> {
 }
 
 /// The reply to an export, in the request's encoding.
-pub fn encode_response(encoding: Encoding, rejected: usize, message: &str) -> Vec<u8> {
+/// The answer to an export of `signal`. In protobuf the three signals' responses are the same
+/// bytes (partial success: count 1, message 2); in JSON the count is named by signal.
+pub fn encode_response(
+    encoding: Encoding,
+    signal: Signal,
+    rejected: usize,
+    message: &str,
+) -> Vec<u8> {
     let response = response(rejected, message);
     match encoding {
         Encoding::Protobuf => response.encode_to_vec(),
@@ -270,7 +395,7 @@ pub fn encode_response(encoding: Encoding, rejected: usize, message: &str) -> Ve
             let body = match response.partial_success {
                 None => serde_json::json!({}),
                 Some(p) => serde_json::json!({"partialSuccess": {
-                    "rejectedSpans": p.rejected_spans.to_string(),
+                    signal.rejected_field(): p.rejected_spans.to_string(),
                     "errorMessage": p.error_message,
                 }}),
             };
@@ -342,279 +467,6 @@ pub fn encode_request(resource_spans: &[ResourceSpans]) -> Vec<u8> {
     to_proto(resource_spans).encode_to_vec()
 }
 
-// ---- conversion -------------------------------------------------------------------------
-
-/// Converts an export into model spans. A span whose ids have the wrong length is refused (it
-/// could not be de-duplicated or referred to); everything else is kept as it came.
-pub fn from_proto(request: ExportTraceServiceRequest) -> Decoded {
-    let mut out = Decoded::default();
-    for rs in request.resource_spans {
-        let mut scope_spans = Vec::with_capacity(rs.scope_spans.len());
-        for ss in rs.scope_spans {
-            let mut spans = Vec::with_capacity(ss.spans.len());
-            for span in ss.spans {
-                match span_from_proto(span) {
-                    Ok(s) => spans.push(s),
-                    Err(why) => out.rejected.push(why),
-                }
-            }
-            if !spans.is_empty() {
-                scope_spans.push(ScopeSpans {
-                    scope: ss.scope.map(scope_from_proto).unwrap_or_default(),
-                    schema_url: ss.schema_url,
-                    spans,
-                });
-            }
-        }
-        if !scope_spans.is_empty() {
-            out.resource_spans.push(ResourceSpans {
-                resource: rs.resource.map(resource_from_proto).unwrap_or_default(),
-                schema_url: rs.schema_url,
-                scope_spans,
-            });
-        }
-    }
-    out
-}
-
-/// A fixed-size id, or why the span is refused (the message names the span).
-pub(crate) fn id<const N: usize>(bytes: &[u8], what: &str, span: &str) -> Result<[u8; N], String> {
-    <[u8; N]>::try_from(bytes).map_err(|_| {
-        format!(
-            "span {span:?}: {what} must be {N} bytes ({} hex digits), got {} bytes",
-            N * 2,
-            bytes.len()
-        )
-    })
-}
-
-fn span_from_proto(s: pt::Span) -> Result<Span, String> {
-    let trace_id: [u8; 16] = id(&s.trace_id, "trace_id", &s.name)?;
-    let span_id: [u8; 8] = id(&s.span_id, "span_id", &s.name)?;
-    if trace_id == [0; 16] || span_id == [0; 8] {
-        return Err(format!(
-            "span {:?}: trace_id and span_id must not be all zeros",
-            s.name
-        ));
-    }
-    if !s.parent_span_id.is_empty() && s.parent_span_id.len() != 8 {
-        return Err(format!(
-            "span {:?}: parent_span_id must be empty or 8 bytes, got {} bytes",
-            s.name,
-            s.parent_span_id.len()
-        ));
-    }
-    let mut links = Vec::with_capacity(s.links.len());
-    for l in s.links {
-        links.push(Link {
-            trace_id: id(&l.trace_id, "a link's trace_id", &s.name)?,
-            span_id: id(&l.span_id, "a link's span_id", &s.name)?,
-            trace_state: l.trace_state,
-            attributes: kvs_from_proto(l.attributes),
-            dropped_attributes_count: l.dropped_attributes_count,
-            flags: l.flags,
-        });
-    }
-    Ok(Span {
-        trace_id,
-        span_id,
-        trace_state: s.trace_state,
-        parent_span_id: s.parent_span_id,
-        flags: s.flags,
-        name: s.name.into(),
-        kind: s.kind,
-        start_time_unix_nano: s.start_time_unix_nano,
-        end_time_unix_nano: s.end_time_unix_nano,
-        attributes: kvs_from_proto(s.attributes),
-        dropped_attributes_count: s.dropped_attributes_count,
-        events: s
-            .events
-            .into_iter()
-            .map(|e| SpanEvent {
-                time_unix_nano: e.time_unix_nano,
-                name: e.name,
-                attributes: kvs_from_proto(e.attributes),
-                dropped_attributes_count: e.dropped_attributes_count,
-            })
-            .collect(),
-        dropped_events_count: s.dropped_events_count,
-        links,
-        dropped_links_count: s.dropped_links_count,
-        status: s
-            .status
-            .map(|st| Status {
-                message: st.message,
-                code: st.code,
-            })
-            .unwrap_or_default(),
-    })
-}
-
-fn resource_from_proto(r: pr::Resource) -> Resource {
-    Resource {
-        attributes: kvs_from_proto(r.attributes),
-        dropped_attributes_count: r.dropped_attributes_count,
-        entity_refs: r
-            .entity_refs
-            .into_iter()
-            .map(|e| EntityRef {
-                schema_url: e.schema_url,
-                kind: e.r#type,
-                id_keys: e.id_keys,
-                description_keys: e.description_keys,
-            })
-            .collect(),
-    }
-}
-
-fn scope_from_proto(s: pc::InstrumentationScope) -> Scope {
-    Scope {
-        name: s.name,
-        version: s.version,
-        attributes: kvs_from_proto(s.attributes),
-        dropped_attributes_count: s.dropped_attributes_count,
-    }
-}
-
-fn kvs_from_proto(kvs: Vec<pc::KeyValue>) -> Vec<KeyValue> {
-    kvs.into_iter()
-        .map(|kv| KeyValue {
-            key: kv.key.into(),
-            value: kv.value.map(value_from_proto).unwrap_or(AnyValue::Empty),
-        })
-        .collect()
-}
-
-fn value_from_proto(v: pc::AnyValue) -> AnyValue {
-    use pc::any_value::Value as V;
-    match v.value {
-        Some(V::StringValue(s)) => AnyValue::String(s.into()),
-        Some(V::BoolValue(b)) => AnyValue::Bool(b),
-        Some(V::IntValue(i)) => AnyValue::Int(i),
-        Some(V::DoubleValue(d)) => AnyValue::Double(d),
-        Some(V::ArrayValue(a)) => {
-            AnyValue::Array(a.values.into_iter().map(value_from_proto).collect())
-        }
-        Some(V::KvlistValue(l)) => AnyValue::KvList(kvs_from_proto(l.values)),
-        Some(V::BytesValue(b)) => AnyValue::Bytes(b),
-        Some(V::StringValueStrindex(_)) | None => AnyValue::Empty,
-    }
-}
-
-pub fn to_proto(resource_spans: &[ResourceSpans]) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: resource_spans
-            .iter()
-            .map(|rs| pt::ResourceSpans {
-                resource: Some(pr::Resource {
-                    attributes: kvs_to_proto(&rs.resource.attributes),
-                    dropped_attributes_count: rs.resource.dropped_attributes_count,
-                    entity_refs: rs
-                        .resource
-                        .entity_refs
-                        .iter()
-                        .map(|e| pc::EntityRef {
-                            schema_url: e.schema_url.clone(),
-                            r#type: e.kind.clone(),
-                            id_keys: e.id_keys.clone(),
-                            description_keys: e.description_keys.clone(),
-                        })
-                        .collect(),
-                }),
-                schema_url: rs.schema_url.clone(),
-                scope_spans: rs
-                    .scope_spans
-                    .iter()
-                    .map(|ss| pt::ScopeSpans {
-                        scope: Some(pc::InstrumentationScope {
-                            name: ss.scope.name.clone(),
-                            version: ss.scope.version.clone(),
-                            attributes: kvs_to_proto(&ss.scope.attributes),
-                            dropped_attributes_count: ss.scope.dropped_attributes_count,
-                        }),
-                        schema_url: ss.schema_url.clone(),
-                        spans: ss.spans.iter().map(span_to_proto).collect(),
-                    })
-                    .collect(),
-            })
-            .collect(),
-    }
-}
-
-fn span_to_proto(s: &Span) -> pt::Span {
-    pt::Span {
-        trace_id: s.trace_id.to_vec(),
-        span_id: s.span_id.to_vec(),
-        trace_state: s.trace_state.clone(),
-        parent_span_id: s.parent_span_id.clone(),
-        flags: s.flags,
-        name: s.name.to_string(),
-        kind: s.kind,
-        start_time_unix_nano: s.start_time_unix_nano,
-        end_time_unix_nano: s.end_time_unix_nano,
-        attributes: kvs_to_proto(&s.attributes),
-        dropped_attributes_count: s.dropped_attributes_count,
-        events: s
-            .events
-            .iter()
-            .map(|e| pt::span::Event {
-                time_unix_nano: e.time_unix_nano,
-                name: e.name.clone(),
-                attributes: kvs_to_proto(&e.attributes),
-                dropped_attributes_count: e.dropped_attributes_count,
-            })
-            .collect(),
-        dropped_events_count: s.dropped_events_count,
-        links: s
-            .links
-            .iter()
-            .map(|l| pt::span::Link {
-                trace_id: l.trace_id.to_vec(),
-                span_id: l.span_id.to_vec(),
-                trace_state: l.trace_state.clone(),
-                attributes: kvs_to_proto(&l.attributes),
-                dropped_attributes_count: l.dropped_attributes_count,
-                flags: l.flags,
-            })
-            .collect(),
-        dropped_links_count: s.dropped_links_count,
-        status: Some(pt::Status {
-            message: s.status.message.clone(),
-            code: s.status.code,
-        }),
-    }
-}
-
-fn kvs_to_proto(kvs: &[KeyValue]) -> Vec<pc::KeyValue> {
-    kvs.iter()
-        .map(|kv| pc::KeyValue {
-            key: kv.key.to_string(),
-            value: Some(value_to_proto(&kv.value)),
-            key_strindex: 0,
-        })
-        .collect()
-}
-
-fn value_to_proto(v: &AnyValue) -> pc::AnyValue {
-    use pc::any_value::Value as V;
-    pc::AnyValue {
-        value: match v {
-            AnyValue::String(s) => Some(V::StringValue(s.to_string())),
-            AnyValue::Bool(b) => Some(V::BoolValue(*b)),
-            AnyValue::Int(i) => Some(V::IntValue(*i)),
-            AnyValue::Double(d) => Some(V::DoubleValue(*d)),
-            AnyValue::Array(a) => Some(V::ArrayValue(pc::ArrayValue {
-                values: a.iter().map(value_to_proto).collect(),
-            })),
-            AnyValue::KvList(l) => Some(V::KvlistValue(pc::KeyValueList {
-                values: kvs_to_proto(l),
-            })),
-            AnyValue::Bytes(b) => Some(V::BytesValue(b.clone())),
-            AnyValue::Empty => None,
-        },
-    }
-}
-
 /// Short description of a span for messages: its name and ids.
 pub fn describe(span: &Span) -> String {
     format!(
@@ -627,8 +479,10 @@ pub fn describe(span: &Span) -> String {
 
 #[cfg(test)]
 mod tests {
+    use opentelemetry_proto::tonic::trace::v1 as pt;
+
     use super::*;
-    use crate::model::string_array;
+    use crate::model::{AnyValue, EntityRef, KeyValue, Resource, Scope, string_array};
 
     fn sample() -> Vec<ResourceSpans> {
         let span = Span::new([1; 16], [2; 8], "agent.registration", 7)

@@ -14,24 +14,24 @@ use crate::model::{
 /// What went wrong, and in which field: small and allocation-free, so that the hot path
 /// returns in registers; turned into a [`DecodeError`] once, at the top.
 #[derive(Debug, Clone, Copy)]
-struct Bad {
+pub(super) struct Bad {
     what: &'static str,
     field: &'static str,
 }
 
-type R<T> = Result<T, Bad>;
+pub(super) type R<T> = Result<T, Bad>;
 
 /// What an export may still allocate, in items (spans, attributes, events, links, list
 /// values, entity references), counted while decoding: an item can take two bytes on the wire
 /// and sixty in memory, so without a bound a 20 MiB body of empty attributes would take more
 /// than a gigabyte before any limit saw it.
-struct Budget(usize);
+pub(super) struct Budget(pub(super) usize);
 
-const TOO_MANY_ITEMS: &str = "too many items";
+pub(super) const TOO_MANY_ITEMS: &str = "too many items";
 
 impl Budget {
     #[inline(always)]
-    fn take(&mut self) -> R<()> {
+    pub(super) fn take(&mut self) -> R<()> {
         match self.0.checked_sub(1) {
             Some(left) => {
                 self.0 = left;
@@ -50,17 +50,17 @@ const MAX_DEPTH: u32 = 29;
 
 #[cold]
 #[inline(never)]
-fn bad(what: &'static str, field: &'static str) -> Bad {
+pub(super) fn bad(what: &'static str, field: &'static str) -> Bad {
     Bad { what, field }
 }
 
 /// A cursor over one message's bytes.
-struct Fields<'a> {
+pub(super) struct Fields<'a> {
     buf: &'a [u8],
 }
 
 /// One field's value.
-enum Value<'a> {
+pub(super) enum Value<'a> {
     Varint(u64),
     Fixed64(u64),
     Fixed32(u32),
@@ -69,13 +69,13 @@ enum Value<'a> {
 
 impl<'a> Fields<'a> {
     #[inline(always)]
-    fn new(buf: &'a [u8]) -> Self {
+    pub(super) fn new(buf: &'a [u8]) -> Self {
         Fields { buf }
     }
 
     /// A varint; the one-byte case (tags, small lengths) first, as it is most of them.
     #[inline(always)]
-    fn varint(&mut self) -> R<u64> {
+    pub(super) fn varint(&mut self) -> R<u64> {
         if let Some((&b, rest)) = self.buf.split_first()
             && b < 0x80
         {
@@ -83,6 +83,10 @@ impl<'a> Fields<'a> {
             return Ok(u64::from(b));
         }
         self.varint_slow()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
     }
 
     #[inline(never)]
@@ -102,7 +106,7 @@ impl<'a> Fields<'a> {
     }
 
     #[inline(always)]
-    fn next_field(&mut self) -> R<Option<(u32, Value<'a>)>> {
+    pub(super) fn next_field(&mut self) -> R<Option<(u32, Value<'a>)>> {
         if self.buf.is_empty() {
             return Ok(None);
         }
@@ -145,14 +149,14 @@ impl<'a> Fields<'a> {
 
 impl<'a> Value<'a> {
     #[inline(always)]
-    fn bytes(self, field: &'static str) -> R<&'a [u8]> {
+    pub(super) fn bytes(self, field: &'static str) -> R<&'a [u8]> {
         match self {
             Value::Bytes(b) => Ok(b),
             _ => Err(bad("wrong wire type", field)),
         }
     }
 
-    fn string(self, field: &'static str) -> R<String> {
+    pub(super) fn string(self, field: &'static str) -> R<String> {
         let b = self.bytes(field)?;
         std::str::from_utf8(b)
             .map(str::to_owned)
@@ -161,7 +165,7 @@ impl<'a> Value<'a> {
 
     /// A short string without a heap allocation.
     #[inline(always)]
-    fn str(self, field: &'static str) -> R<Str> {
+    pub(super) fn str(self, field: &'static str) -> R<Str> {
         let b = self.bytes(field)?;
         match std::str::from_utf8(b) {
             Ok(s) => Ok(Str::from(s)),
@@ -170,27 +174,27 @@ impl<'a> Value<'a> {
     }
 
     #[inline(always)]
-    fn varint(self, field: &'static str) -> R<u64> {
+    pub(super) fn varint(self, field: &'static str) -> R<u64> {
         match self {
             Value::Varint(v) => Ok(v),
             _ => Err(bad("wrong wire type", field)),
         }
     }
 
-    fn u32(self, field: &'static str) -> R<u32> {
+    pub(super) fn u32(self, field: &'static str) -> R<u32> {
         // proto3 uint32 is a varint truncated to 32 bits, as prost reads it.
         self.varint(field).map(|v| v as u32)
     }
 
     #[inline(always)]
-    fn fixed64(self, field: &'static str) -> R<u64> {
+    pub(super) fn fixed64(self, field: &'static str) -> R<u64> {
         match self {
             Value::Fixed64(v) => Ok(v),
             _ => Err(bad("wrong wire type", field)),
         }
     }
 
-    fn fixed32(self, field: &'static str) -> R<u32> {
+    pub(super) fn fixed32(self, field: &'static str) -> R<u32> {
         match self {
             Value::Fixed32(v) => Ok(v),
             _ => Err(bad("wrong wire type", field)),
@@ -203,17 +207,21 @@ impl<'a> Value<'a> {
 pub fn decode_request(body: &[u8]) -> Result<Decoded, DecodeError> {
     let mut out = Decoded::default();
     let mut budget = Budget(super::MAX_ITEMS_PER_EXPORT);
-    request(body, &mut out, &mut budget).map_err(|b| {
-        if b.what == TOO_MANY_ITEMS {
+    request(body, &mut out, &mut budget).map_err(Bad::into_error)?;
+    Ok(out)
+}
+
+impl Bad {
+    pub(super) fn into_error(self) -> DecodeError {
+        if self.what == TOO_MANY_ITEMS {
             return DecodeError::TooManyItems;
         }
-        DecodeError::Protobuf(if b.field.is_empty() {
-            b.what.to_owned()
+        DecodeError::Protobuf(if self.field.is_empty() {
+            self.what.to_owned()
         } else {
-            format!("{}: {}", b.field, b.what)
+            format!("{}: {}", self.field, self.what)
         })
-    })?;
-    Ok(out)
+    }
 }
 
 fn request(body: &[u8], out: &mut Decoded, b: &mut Budget) -> R<()> {
@@ -248,7 +256,7 @@ fn resource_spans(buf: &[u8], out: &mut Decoded, b: &mut Budget) -> R<ResourceSp
     Ok(rs)
 }
 
-fn resource(buf: &[u8], r: &mut Resource, b: &mut Budget) -> R<()> {
+pub(super) fn resource(buf: &[u8], r: &mut Resource, b: &mut Budget) -> R<()> {
     let mut f = Fields::new(buf);
     while let Some((tag, v)) = f.next_field()? {
         match tag {
@@ -307,7 +315,7 @@ fn scope_spans(buf: &[u8], out: &mut Decoded, b: &mut Budget) -> R<ScopeSpans> {
     Ok(ss)
 }
 
-fn scope(buf: &[u8], s: &mut Scope, b: &mut Budget) -> R<()> {
+pub(super) fn scope(buf: &[u8], s: &mut Scope, b: &mut Budget) -> R<()> {
     let mut f = Fields::new(buf);
     while let Some((tag, v)) = f.next_field()? {
         match tag {
@@ -441,7 +449,7 @@ fn status(buf: &[u8], s: &mut Status) -> R<()> {
     Ok(())
 }
 
-fn key_value(buf: &[u8], depth: u32, b: &mut Budget) -> R<KeyValue> {
+pub(super) fn key_value(buf: &[u8], depth: u32, b: &mut Budget) -> R<KeyValue> {
     b.take()?;
     let mut kv = KeyValue {
         key: Str::default(),
@@ -459,7 +467,7 @@ fn key_value(buf: &[u8], depth: u32, b: &mut Budget) -> R<KeyValue> {
     Ok(kv)
 }
 
-fn any_value(buf: &[u8], depth: u32, b: &mut Budget) -> R<AnyValue> {
+pub(super) fn any_value(buf: &[u8], depth: u32, b: &mut Budget) -> R<AnyValue> {
     b.take()?;
     let mut value = AnyValue::Empty;
     any_value_into(buf, depth, &mut value, b)?;
@@ -468,7 +476,12 @@ fn any_value(buf: &[u8], depth: u32, b: &mut Budget) -> R<AnyValue> {
 
 /// Decodes an AnyValue onto `value`: a later member of the oneof replaces an earlier one, and
 /// the same list member twice is merged (its values appended), as protobuf merges messages.
-fn any_value_into(buf: &[u8], depth: u32, value: &mut AnyValue, b: &mut Budget) -> R<()> {
+pub(super) fn any_value_into(
+    buf: &[u8],
+    depth: u32,
+    value: &mut AnyValue,
+    b: &mut Budget,
+) -> R<()> {
     if depth > MAX_DEPTH {
         return Err(bad("attribute values are nested too deeply", "value"));
     }
@@ -538,7 +551,10 @@ mod tests {
     fn same_as_prost(body: &[u8]) {
         let native = decode_request(body).expect("native decodes");
         let reference = super::super::from_proto(
-            super::super::ExportTraceServiceRequest::decode(body).expect("prost decodes"),
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
+                body,
+            )
+            .expect("prost decodes"),
         );
         assert_eq!(native.resource_spans, reference.resource_spans);
         assert_eq!(native.rejected.count, reference.rejected.count);
@@ -633,7 +649,7 @@ mod tests {
             }],
             ..good.clone()
         };
-        let request = super::super::ExportTraceServiceRequest {
+        let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
             resource_spans: vec![pt::ResourceSpans {
                 resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
                     attributes: vec![kv("service.name", s("svc"))],

@@ -36,6 +36,8 @@ pub async fn serve(
 pub fn router(state: Shared) -> Router {
     let protected = Router::new()
         .route("/v1/traces", post(otlp_http::traces))
+        .route("/v1/logs", post(otlp_http::logs))
+        .route("/v1/metrics", post(otlp_http::metrics))
         .route("/api/status", get(api::status))
         .route("/api/agents/{id}", get(api::agent))
         .route("/api/events", get(api::events))

@@ -1,4 +1,4 @@
-//! The OTLP/HTTP receiver, `POST /v1/traces`: the body read against the budget of bodies in
+//! The OTLP/HTTP receiver, `POST /v1/traces`, `/v1/logs` and `/v1/metrics`: the body read against the budget of bodies in
 //! flight (`inflight`), decoded and stored through the ingest, and answered as OTLP answers —
 //! an `ExportTraceServiceResponse`, or a `Status` in the request's encoding — never the
 //! API's envelope, since OTLP exporters are its clients.
@@ -13,7 +13,7 @@ use super::State;
 use crate::credentials::Principal;
 use crate::inflight::BodyError;
 use crate::otlp::ingest::{ExportError, SinkError};
-use crate::otlp::{self, Encoding};
+use crate::otlp::{self, Encoding, Signal};
 use crate::registry::Origin;
 
 /// gRPC status codes an OTLP `Status` carries (OTLP/HTTP reuses them).
@@ -22,6 +22,35 @@ const RESOURCE_EXHAUSTED: i32 = 8;
 const UNAVAILABLE: i32 = 14;
 
 pub(super) async fn traces(
+    state: Extract<Arc<State>>,
+    principal: axum::Extension<Principal>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    export(Signal::Traces, state, principal, headers, body).await
+}
+
+pub(super) async fn logs(
+    state: Extract<Arc<State>>,
+    principal: axum::Extension<Principal>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    export(Signal::Logs, state, principal, headers, body).await
+}
+
+pub(super) async fn metrics(
+    state: Extract<Arc<State>>,
+    principal: axum::Extension<Principal>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    export(Signal::Metrics, state, principal, headers, body).await
+}
+
+/// One export of `signal`, read, decoded, stored and answered.
+async fn export(
+    signal: Signal,
     Extract(state): Extract<Arc<State>>,
     axum::Extension(principal): axum::Extension<Principal>,
     headers: HeaderMap,
@@ -48,13 +77,17 @@ pub(super) async fn traces(
     let decode = move || {
         let _held = held;
         otlp::decompress(content_encoding.as_deref(), &body)
-            .and_then(|plain| otlp::decode_http(encoding, &plain))
+            .and_then(|plain| otlp::decode_signal(encoding, signal, &plain))
     };
-    match state.ingest.submit(Origin::Client, principal, decode).await {
+    match state
+        .ingest
+        .submit(Origin::Client, principal, signal, decode)
+        .await
+    {
         Ok(reply) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, encoding.content_type())],
-            otlp::encode_response(encoding, reply.rejected, &reply.message),
+            otlp::encode_response(encoding, signal, reply.rejected, &reply.message),
         )
             .into_response(),
         Err(e) => export_failed(encoding, e),

@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 use super::writer::{note_cycle, say};
 use crate::coordinator::{CoordError, Coordinator, CycleReport};
 use crate::credentials::Principal;
-use crate::otlp::ingest::{ExportError, ExportReply, ExportSink, SinkError, decode_export};
-use crate::otlp::{DecodeError, Decoded};
+use crate::otlp::ingest::{ExportError, ExportReply, ExportSink, SinkError};
+use crate::otlp::{DecodeError, Decoded, Signal};
 use crate::reducer::View;
 use crate::registry::{Origin, Registry};
 use crate::store::LogReader;
@@ -40,6 +40,12 @@ pub struct Metrics {
     pub spans_accepted: AtomicU64,
     pub spans_rejected: AtomicU64,
     pub spans_duplicate: AtomicU64,
+    /// Log records and metrics accepted and durably appended (duplicates included), and
+    /// refused.
+    pub log_records_accepted: AtomicU64,
+    pub log_records_rejected: AtomicU64,
+    pub metrics_accepted: AtomicU64,
+    pub metrics_rejected: AtomicU64,
     pub busy: AtomicU64,
     pub group_commits: AtomicU64,
     pub cycles: AtomicU64,
@@ -128,6 +134,7 @@ impl State {
 pub(super) enum Job {
     Export {
         decoded: Decoded,
+        signal: Signal,
         reply: oneshot::Sender<Result<ExportReply, SinkError>>,
     },
     /// Work on the coordinator itself (a cycle, gc, a person's command) asked for through the
@@ -173,9 +180,16 @@ pub struct Ingest {
 }
 
 impl ExportSink for Ingest {
-    async fn export(&self, body: Bytes, principal: Principal) -> Result<ExportReply, ExportError> {
-        self.submit(Origin::Client, principal, move || decode_export(&body))
-            .await
+    async fn export(
+        &self,
+        body: Bytes,
+        signal: Signal,
+        principal: Principal,
+    ) -> Result<ExportReply, ExportError> {
+        self.submit(Origin::Client, principal, signal, move || {
+            signal.decode(&body)
+        })
+        .await
     }
 }
 
@@ -188,6 +202,7 @@ impl Ingest {
         &self,
         origin: Origin,
         principal: Principal,
+        signal: Signal,
         decode: impl FnOnce() -> Result<Decoded, DecodeError> + Send + 'static,
     ) -> Result<ExportReply, ExportError> {
         self.metrics.exports.fetch_add(1, Ordering::Relaxed);
@@ -228,7 +243,11 @@ impl Ingest {
         .map_err(|e| ExportError::Sink(SinkError::Unavailable(format!("decoding failed: {e}"))))?
         .map_err(ExportError::Decode)?;
         let (reply, answer) = oneshot::channel();
-        match self.jobs.try_send(Job::Export { decoded, reply }) {
+        match self.jobs.try_send(Job::Export {
+            decoded,
+            signal,
+            reply,
+        }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.metrics.busy.fetch_add(1, Ordering::Relaxed);

@@ -60,6 +60,30 @@ fn counters(state: &State, out: &mut String) {
         load(&m.spans_duplicate).to_string(),
     );
     metric(
+        "spanfold_log_records_accepted_total",
+        "counter",
+        "OTLP log records (agents' events) accepted and durably appended (duplicates included).",
+        load(&m.log_records_accepted).to_string(),
+    );
+    metric(
+        "spanfold_log_records_rejected_total",
+        "counter",
+        "OTLP log records refused (malformed ids).",
+        load(&m.log_records_rejected).to_string(),
+    );
+    metric(
+        "spanfold_metrics_accepted_total",
+        "counter",
+        "OTLP metrics accepted and durably appended (duplicates included).",
+        load(&m.metrics_accepted).to_string(),
+    );
+    metric(
+        "spanfold_metrics_rejected_total",
+        "counter",
+        "OTLP metrics refused.",
+        load(&m.metrics_rejected).to_string(),
+    );
+    metric(
         "spanfold_body_budget_free_bytes",
         "gauge",
         "Bytes of the budget for export bodies in flight not held by any body now.",

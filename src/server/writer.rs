@@ -13,8 +13,8 @@ use super::port::{Job, Metrics, Work};
 use crate::coordinator::{CoordError, Coordinator, CycleReport};
 use crate::fact::MergeResult;
 use crate::model::ResourceSpans;
-use crate::otlp::Decoded;
 use crate::otlp::ingest::{ExportReply, SinkError};
+use crate::otlp::{Decoded, Signal};
 use crate::vocab::span;
 
 /// Most spans one group commit takes, so one flush stays short.
@@ -95,7 +95,7 @@ pub(super) fn write_loop(
         if !exports.is_empty() {
             if config.react
                 && react_at.is_none()
-                && exports.iter().any(|(d, _)| wakes_the_policy(d))
+                && exports.iter().any(|(d, _, _)| wakes_the_policy(d))
             {
                 react_at = Some(Instant::now() + REACT_AFTER);
             }
@@ -177,11 +177,14 @@ fn take_waiting(queue: &Receiver<Job>, first: Option<Job>) -> Taken {
     // The spans of the export taken (0 for other jobs).
     fn take(job: Job, taken: &mut Taken) -> usize {
         match job {
-            Job::Export { decoded, reply } => {
-                let spans = decoded.resource_spans.iter().map(|r| r.span_count());
-                let spans = spans.sum::<usize>();
-                taken.exports.push((decoded, reply));
-                spans
+            Job::Export {
+                decoded,
+                signal,
+                reply,
+            } => {
+                let events = decoded.event_count();
+                taken.exports.push((decoded, signal, reply));
+                events
             }
             Job::Run(work, kind) => {
                 taken.cycle_requests.push((work, kind));
@@ -247,30 +250,39 @@ fn forward(
     }
 }
 
-type Pending = (Decoded, oneshot::Sender<Result<ExportReply, SinkError>>);
+type Pending = (
+    Decoded,
+    Signal,
+    oneshot::Sender<Result<ExportReply, SinkError>>,
+);
 
 /// One group commit: append all the (validated) exports with one flush, then answer each.
 fn commit(coord: &mut Coordinator, exports: Vec<Pending>, metrics: &Metrics) {
     let mut requests = Vec::with_capacity(exports.len());
     let mut replies = Vec::with_capacity(exports.len());
-    for (decoded, reply) in exports {
-        requests.push((decoded.resource_spans, Vec::new()));
-        replies.push((decoded.rejected, reply));
+    for (decoded, signal, reply) in exports {
+        let (batch, rejected) = decoded.into_batch();
+        requests.push((batch, Vec::new()));
+        replies.push((rejected, signal, reply));
     }
     metrics.group_commits.fetch_add(1, Ordering::Relaxed);
-    match coord.append_validated(requests) {
+    match coord.append_exports(requests) {
         Ok(answers) => {
-            for (answer, (reasons, reply)) in answers.into_iter().zip(replies) {
-                metrics
-                    .spans_accepted
-                    .fetch_add(answer.accepted as u64, Ordering::Relaxed);
-                metrics
-                    .spans_rejected
-                    .fetch_add(reasons.count as u64, Ordering::Relaxed);
+            for (answer, (reasons, signal, reply)) in answers.into_iter().zip(replies) {
+                let (accepted, rejected) = match signal {
+                    Signal::Traces => (&metrics.spans_accepted, &metrics.spans_rejected),
+                    Signal::Logs => (&metrics.log_records_accepted, &metrics.log_records_rejected),
+                    Signal::Metrics => (&metrics.metrics_accepted, &metrics.metrics_rejected),
+                };
+                accepted.fetch_add(answer.accepted as u64, Ordering::Relaxed);
+                rejected.fetch_add(reasons.count as u64, Ordering::Relaxed);
                 metrics
                     .spans_duplicate
                     .fetch_add(answer.duplicates as u64, Ordering::Relaxed);
-                let _ = reply.send(Ok(ExportReply::from(&reasons)));
+                let _ = reply.send(Ok(ExportReply {
+                    rejected: reasons.count,
+                    message: reasons.message_of(signal),
+                }));
             }
         }
         Err(e) => {
@@ -280,7 +292,7 @@ fn commit(coord: &mut Coordinator, exports: Vec<Pending>, metrics: &Metrics) {
             if let Some(why) = coord.log().failure() {
                 *metrics.log_failure.lock() = Some(why.to_owned());
             }
-            for (_, reply) in replies {
+            for (_, _, reply) in replies {
                 let _ = reply.send(Err(SinkError::Unavailable(format!(
                     "spanfold could not write the spans: {e}"
                 ))));

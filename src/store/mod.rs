@@ -16,13 +16,18 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::dedup::Window;
-use crate::model::{Batch, Resource, ResourceSpans, Scope, UnixNanos};
+use crate::model::{
+    Batch, LogRecord, Metric, Resource, ResourceLogs, ResourceMetrics, ResourceSpans, Scope, Span,
+    UnixNanos,
+};
 
 /// First byte of every record value; a new layout gets a new number and a reader for the old.
-/// 1: postcard of (receive time, resource spans). 2: the same, lz4-compressed.
+/// 1: postcard of (receive time, resource spans). 2: the same, lz4-compressed. 3: lz4 of the
+/// postcard of (receive time, signal): resource logs or resource metrics, tagged.
 const FORMAT_V1: u8 = 1;
 const FORMAT_V2: u8 = 2;
-/// Most spans in one record.
+const FORMAT_V3: u8 = 3;
+/// Most events (spans, log records or metrics) in one record.
 const RECORD_SPANS: usize = 1024;
 const LOG_TREE: &str = "log";
 /// Derived: views at chosen seqs (key: seq, value: format, reducer version, lz4 of postcard).
@@ -203,7 +208,7 @@ impl Log {
         };
         if let Some(last) = log.tree.last().map_err(|e| log.read_error(e))? {
             let batch = log.decode(&last.0, &last.1)?;
-            log.next_seq = batch.first_seq + batch.span_count() as u64;
+            log.next_seq = batch.first_seq + batch.event_count() as u64;
             log.last_time = batch.received_at;
         }
         Ok(log)
@@ -239,7 +244,7 @@ impl Log {
                     ),
                 ));
             }
-            expected = batch.first_seq + batch.span_count() as u64;
+            expected = batch.first_seq + batch.event_count() as u64;
             visit(&batch);
         }
         Ok(())
@@ -269,8 +274,8 @@ impl Log {
         let capacity = self.window.capacity() as u64;
         let from = self.next_seq.saturating_sub(capacity).max(1);
         for batch in self.reader().batches_from(from) {
-            for ev in batch?.events().filter(|ev| ev.seq >= from) {
-                self.window.insert(ev.span.key());
+            for key in Window::keys_of(&batch?, from) {
+                self.window.insert(key);
             }
         }
         self.window_loaded = true;
@@ -281,7 +286,17 @@ impl Log {
     /// log's time never goes backwards), and flushes before returning.
     pub fn append(
         &mut self,
-        mut resource_spans: Vec<ResourceSpans>,
+        resource_spans: Vec<ResourceSpans>,
+        now: UnixNanos,
+    ) -> Result<Appended, StoreError> {
+        self.append_events(Batch::of_spans(0, 0, resource_spans), now)
+    }
+
+    /// [`Log::append`] for an export of any signal: what is new among the batch's spans, log
+    /// records and metrics gets its place (the batch's own seq and time are ignored).
+    pub fn append_events(
+        &mut self,
+        mut batch: Batch,
         now: UnixNanos,
     ) -> Result<Appended, StoreError> {
         if let Some(first) = &self.failed {
@@ -293,30 +308,26 @@ impl Log {
         if !self.window_loaded {
             self.load_window()?;
         }
-        let duplicates = self.window.retain_new(&mut resource_spans);
-        if resource_spans.is_empty() {
+        let duplicates = self.window.retain_new_events(&mut batch);
+        if batch.event_count() == 0 {
             return Ok(Appended {
                 batch: None,
                 duplicates,
             });
         }
-        let batch = Batch {
-            first_seq: self.next_seq,
-            received_at: now.max(self.last_time),
-            resource_spans,
-        };
+        batch.first_seq = self.next_seq;
+        batch.received_at = now.max(self.last_time);
         if let Err(e) = self.write(&batch) {
-            // A failed write or flush: the spans may or may not be in the tree now (written, not
-            // flushed), and sled keeps
-            // an I/O error once it has had one. Appending on would answer a retry as a duplicate
-            // of something never made durable: refuse everything until a restart reads back
-            // what really is on disk.
+            // A failed write or flush: the events may or may not be in the tree now (written,
+            // not flushed), and sled keeps an I/O error once it has had one. Appending on would
+            // answer a retry as a duplicate of something never made durable: refuse everything
+            // until a restart reads back what really is on disk.
             if let StoreError::Write { source, .. } = &e {
                 self.failed = Some(source.to_string());
             }
             return Err(e);
         }
-        self.next_seq += batch.span_count() as u64;
+        self.next_seq += batch.event_count() as u64;
         self.last_time = batch.received_at;
         Ok(Appended {
             batch: Some(batch),
@@ -341,7 +352,7 @@ impl Log {
         self.tree.apply_batch(records(batch)).map_err(write)?;
         // The de-duplication window is read back from the log by the next append.
         self.window_loaded = false;
-        self.next_seq += batch.span_count() as u64;
+        self.next_seq += batch.event_count() as u64;
         self.last_time = self.last_time.max(batch.received_at);
         Ok(())
     }

@@ -157,7 +157,7 @@ impl LogReader {
             None => Ok(0),
             Some((key, value)) => {
                 let batch = decode(&self.path, &key, &value)?;
-                Ok(batch.first_seq + batch.span_count() as u64 - 1)
+                Ok(batch.first_seq + batch.event_count() as u64 - 1)
             }
         }
     }

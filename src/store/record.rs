@@ -2,47 +2,85 @@
 
 use super::*;
 
-/// Borrowed views that serialise exactly like `ResourceSpans` and `ScopeSpans` (postcard writes
-/// struct fields in order, with no names), so a record can hold part of a batch without copying.
-#[derive(serde::Serialize)]
-pub(super) struct ResourceView<'a>(&'a Resource, &'a str, Vec<ScopeView<'a>>);
+/// Borrowed views that serialise exactly like a resource group of any signal
+/// (`ResourceSpans`, `ResourceLogs`, `ResourceMetrics`: resource, schema URL, scope groups) and
+/// its scope groups (scope, schema URL, items): postcard writes struct fields and tuples alike,
+/// in order and with no names, so a record can hold part of a batch without copying.
+pub(super) type ResourceView<'a, T> = (&'a Resource, &'a str, Vec<ScopeView<'a, T>>);
+pub(super) type ScopeView<'a, T> = (&'a Scope, &'a str, &'a [T]);
 
-#[derive(serde::Serialize)]
-pub(super) struct ScopeView<'a>(&'a Scope, &'a str, &'a [crate::model::Span]);
+/// One record's share of a batch: its first seq and its events, of one signal.
+pub(super) type Chunk<'a, T> = (u64, Vec<ResourceView<'a, T>>);
 
-/// Splits a batch into record-sized parts of at most `max` spans, each with its first seq.
-pub(super) fn chunks(batch: &Batch, max: usize) -> Vec<(u64, Vec<ResourceView<'_>>)> {
-    let mut out: Vec<(u64, Vec<ResourceView<'_>>)> = Vec::new();
-    let mut seq = batch.first_seq;
+/// What a record of log records or metrics holds after its receive time (`FORMAT_V3`): the
+/// signal's tag, then its resource groups. Decoded as [`Signal`].
+#[derive(serde::Serialize)]
+enum SignalView<'a> {
+    Logs(Vec<ResourceView<'a, LogRecord>>),
+    Metrics(Vec<ResourceView<'a, Metric>>),
+}
+
+#[derive(serde::Deserialize)]
+enum Signal {
+    Logs(Vec<ResourceLogs>),
+    Metrics(Vec<ResourceMetrics>),
+}
+
+/// Splits a resource → scope → item tree into record-sized parts of at most `max` items, each
+/// with its first seq, numbering from `*seq` on.
+pub(super) fn chunks<'a, R: 'a, S: 'a, T: 'a>(
+    resources: &'a [R],
+    max: usize,
+    seq: &mut u64,
+    resource: impl Fn(&'a R) -> (&'a Resource, &'a str, &'a [S]),
+    scope: impl Fn(&'a S) -> (&'a Scope, &'a str, &'a [T]),
+) -> Vec<Chunk<'a, T>> {
+    let mut out: Vec<Chunk<'a, T>> = Vec::new();
     let mut room = 0;
-    for rs in &batch.resource_spans {
+    for r in resources {
+        let (res, res_url, scopes) = resource(r);
         let mut open_resource = false;
-        for ss in &rs.scope_spans {
-            let mut spans: &[crate::model::Span] = &ss.spans;
-            while !spans.is_empty() {
+        for sc in scopes {
+            let (scope, scope_url, mut items) = scope(sc);
+            while !items.is_empty() {
                 if room == 0 {
-                    out.push((seq, Vec::new()));
+                    out.push((*seq, Vec::new()));
                     room = max;
                     open_resource = false;
                 }
-                let take = spans.len().min(room);
+                let take = items.len().min(room);
                 let chunk = &mut out.last_mut().expect("pushed above").1;
                 if !open_resource {
-                    chunk.push(ResourceView(&rs.resource, &rs.schema_url, Vec::new()));
+                    chunk.push((res, res_url, Vec::new()));
                     open_resource = true;
                 }
-                chunk.last_mut().expect("pushed above").2.push(ScopeView(
-                    &ss.scope,
-                    &ss.schema_url,
-                    &spans[..take],
-                ));
-                spans = &spans[take..];
+                let group = &mut chunk.last_mut().expect("pushed above").2;
+                group.push((scope, scope_url, &items[..take]));
+                items = &items[take..];
                 room -= take;
-                seq += take as u64;
+                *seq += take as u64;
             }
         }
     }
     out
+}
+
+/// The spans of a batch, cut into records.
+pub(super) fn span_chunks(batch: &Batch, max: usize) -> Vec<Chunk<'_, Span>> {
+    let mut seq = batch.first_seq;
+    chunks(
+        &batch.resource_spans,
+        max,
+        &mut seq,
+        |rs| {
+            (
+                &rs.resource,
+                rs.schema_url.as_str(),
+                rs.scope_spans.as_slice(),
+            )
+        },
+        |ss| (&ss.scope, ss.schema_url.as_str(), ss.spans.as_slice()),
+    )
 }
 
 /// A record's first seq and receive time, without decoding its spans.
@@ -61,7 +99,7 @@ pub(super) fn decode_time(
     };
     match value.split_first() {
         Some((&FORMAT_V1, body)) => Ok((first_seq, time(body)?)),
-        Some((&FORMAT_V2, body)) => {
+        Some((&(FORMAT_V2 | FORMAT_V3), body)) => {
             let plain = lz4_flex::decompress_size_prepended(body)
                 .map_err(|e| corrupt(path, key, format!("undecompressable batch: {e}")))?;
             Ok((first_seq, time(&plain)?))
@@ -70,23 +108,57 @@ pub(super) fn decode_time(
     }
 }
 
-/// A batch as the records that store it.
+/// A batch as the records that store it: its spans, then its log records, then its metrics,
+/// each record of one signal.
 pub(super) fn records(batch: &Batch) -> sled::Batch {
     let mut records = sled::Batch::default();
-    for (first_seq, chunk) in chunks(batch, RECORD_SPANS) {
-        records.insert(
-            &first_seq.to_be_bytes(),
-            encode_record(batch.received_at, &chunk),
-        );
+    let at = batch.received_at;
+    for (first_seq, chunk) in span_chunks(batch, RECORD_SPANS) {
+        records.insert(&first_seq.to_be_bytes(), encode(FORMAT_V2, &(at, &chunk)));
+    }
+    let mut seq = batch.first_seq + batch.span_count() as u64;
+    let logs = chunks(
+        &batch.resource_logs,
+        RECORD_SPANS,
+        &mut seq,
+        |rl| {
+            (
+                &rl.resource,
+                rl.schema_url.as_str(),
+                rl.scope_logs.as_slice(),
+            )
+        },
+        |sl| (&sl.scope, sl.schema_url.as_str(), sl.log_records.as_slice()),
+    );
+    for (first_seq, chunk) in logs {
+        let value = encode(FORMAT_V3, &(at, SignalView::Logs(chunk)));
+        records.insert(&first_seq.to_be_bytes(), value);
+    }
+    let metrics = chunks(
+        &batch.resource_metrics,
+        RECORD_SPANS,
+        &mut seq,
+        |rm| {
+            (
+                &rm.resource,
+                rm.schema_url.as_str(),
+                rm.scope_metrics.as_slice(),
+            )
+        },
+        |sm| (&sm.scope, sm.schema_url.as_str(), sm.metrics.as_slice()),
+    );
+    for (first_seq, chunk) in metrics {
+        let value = encode(FORMAT_V3, &(at, SignalView::Metrics(chunk)));
+        records.insert(&first_seq.to_be_bytes(), value);
     }
     records
 }
 
-pub(super) fn encode_record(received_at: UnixNanos, chunk: &[ResourceView<'_>]) -> Vec<u8> {
-    let plain = postcard::to_stdvec(&(received_at, chunk))
-        .expect("serialising in-memory spans cannot fail");
+/// A record's value: its format byte, then the lz4 of its postcard.
+fn encode(format: u8, body: &impl serde::Serialize) -> Vec<u8> {
+    let plain = postcard::to_stdvec(body).expect("serialising in-memory telemetry cannot fail");
     let mut value = Vec::with_capacity(plain.len() / 4 + 16);
-    value.push(FORMAT_V2);
+    value.push(format);
     value.extend(lz4_flex::compress_prepend_size(&plain));
     value
 }
@@ -99,22 +171,26 @@ pub(super) fn decode(path: &Path, key: &[u8], value: &[u8]) -> Result<Batch, Sto
         Some((&FORMAT_V1, body)) => {
             let (received_at, resource_spans) = postcard::from_bytes(body)
                 .map_err(|e| corrupt(path, key, format!("undecodable batch: {e}")))?;
-            Ok(Batch {
-                first_seq,
-                received_at,
-                resource_spans,
-            })
+            Ok(Batch::of_spans(first_seq, received_at, resource_spans))
         }
         Some((&FORMAT_V2, body)) => {
             let plain = lz4_flex::decompress_size_prepended(body)
                 .map_err(|e| corrupt(path, key, format!("undecompressable batch: {e}")))?;
             let (received_at, resource_spans) = postcard::from_bytes(&plain)
                 .map_err(|e| corrupt(path, key, format!("undecodable batch: {e}")))?;
-            Ok(Batch {
-                first_seq,
-                received_at,
-                resource_spans,
-            })
+            Ok(Batch::of_spans(first_seq, received_at, resource_spans))
+        }
+        Some((&FORMAT_V3, body)) => {
+            let plain = lz4_flex::decompress_size_prepended(body)
+                .map_err(|e| corrupt(path, key, format!("undecompressable batch: {e}")))?;
+            let (received_at, signal) = postcard::from_bytes(&plain)
+                .map_err(|e| corrupt(path, key, format!("undecodable batch: {e}")))?;
+            let mut batch = Batch::of_spans(first_seq, received_at, Vec::new());
+            match signal {
+                Signal::Logs(logs) => batch.resource_logs = logs,
+                Signal::Metrics(metrics) => batch.resource_metrics = metrics,
+            }
+            Ok(batch)
         }
         Some((other, _)) => Err(corrupt(
             path,

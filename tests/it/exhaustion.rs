@@ -55,19 +55,9 @@ fn honest_is_served(served: &Served) {
     assert_eq!(code, 200, "{body}");
 }
 
-/// A metric's value from /metrics.
-fn metric(served: &Served, name: &str) -> u64 {
-    let (_, text) = served.get("/metrics", None);
-    text.lines()
-        .filter_map(|l| l.strip_prefix(name))
-        .find_map(|v| v.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
-}
-
 /// The budget for bodies in flight that no body holds now.
 fn budget_free(served: &Served) -> u64 {
-    metric(served, "spanfold_body_budget_free_bytes")
+    served.metric("spanfold_body_budget_free_bytes")
 }
 
 /// Waits (bounded) until every body's share of the budget is given back.
@@ -161,7 +151,7 @@ fn stalled_bodies_cannot_pin_memory_and_give_their_share_back() {
         refused.len()
     );
     assert_eq!(
-        metric(&served, "spanfold_bodies_over_budget_total"),
+        served.metric("spanfold_bodies_over_budget_total"),
         refused.len() as u64
     );
     for answer in &refused {
@@ -250,7 +240,7 @@ fn stalled_grpc_messages_are_bounded_by_the_same_budget() {
             answer.contains("grpc-status: 8") && answer.contains("grpc-status-details-bin");
         assert!(exhausted || answer.contains("grpc-status: 3"), "{answer}");
     }
-    let refused = metric(&served, "spanfold_bodies_over_budget_total");
+    let refused = served.metric("spanfold_bodies_over_budget_total");
     assert!(refused >= 30, "{refused} of 48 refused");
     budget_all_free(&served);
     honest_is_served(&served);

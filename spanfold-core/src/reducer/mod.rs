@@ -29,19 +29,19 @@ mod worktrees;
 pub use tally::FeatureTally;
 pub use view::{
     Agent, AgentError, Anomaly, AsOf, Capabilities, Config, Counters, DEFAULT_LEASE_SECONDS,
-    Feature, Progress, View, Worktree,
+    Feature, Progress, Telemetry, View, Worktree,
 };
 // The words spans carry are defined with the spans; the view keeps them under these names.
 pub use crate::fact::{AgentState, Complexity, Priority};
 pub use vocabulary::{FeatureStatus, WorktreeStatus};
 
 use crate::fact::Fact;
-use crate::model::Event;
+use crate::model::{AnyEvent, Batch, Event, LogEvent, MetricEvent, UnixNanos};
 use crate::vocab::attr;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
-pub const REDUCER_VERSION: u32 = 6;
+pub const REDUCER_VERSION: u32 = 7;
 
 /// Span names this reducer gives meaning to: one per [`Fact`]. A test checks this list against
 /// the registry.
@@ -72,6 +72,51 @@ impl View {
             }
         }
         None
+    }
+
+    /// Folds any event in: a span ([`View::apply`]), a log record or a metric.
+    pub fn apply_any(&mut self, ev: &AnyEvent<'_>) {
+        match ev {
+            AnyEvent::Span(e) => self.apply(e),
+            AnyEvent::Log(e) => self.apply_log(e),
+            AnyEvent::Metric(e) => self.apply_metric(e),
+        }
+    }
+
+    /// Every event of `batch` from `from` on.
+    pub fn apply_batch(&mut self, batch: &Batch, from: u64) {
+        for ev in batch.all_events().filter(|e| e.seq() >= from) {
+            self.apply_any(&ev);
+        }
+    }
+
+    /// A log record (an agent's event): kept and counted; the agent it names is alive.
+    pub fn apply_log(&mut self, ev: &LogEvent<'_>) {
+        self.as_of = AsOf {
+            seq: ev.seq,
+            time: ev.time,
+        };
+        self.counters.events += 1;
+        self.telemetry.log_records += 1;
+        self.heard_from(ev.str_attr(attr::AGENT_ID), ev.time);
+    }
+
+    /// A metric: kept and counted; the agent its resource names is alive.
+    pub fn apply_metric(&mut self, ev: &MetricEvent<'_>) {
+        self.as_of = AsOf {
+            seq: ev.seq,
+            time: ev.time,
+        };
+        self.counters.events += 1;
+        self.telemetry.metrics += 1;
+        self.heard_from(ev.str_attr(attr::AGENT_ID), ev.time);
+    }
+
+    /// Telemetry from a registered agent renews its lease, whatever else it means.
+    fn heard_from(&mut self, agent: Option<&str>, time: UnixNanos) {
+        if let Some(agent) = agent.and_then(|id| self.agents.get_mut(id)) {
+            agent.last_activity = agent.last_activity.max(time);
+        }
     }
 
     /// Folds one event in. Never fails: what cannot be applied is recorded as an anomaly.

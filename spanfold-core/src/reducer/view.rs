@@ -202,6 +202,15 @@ pub struct Counters {
     pub acknowledged: u64,
 }
 
+/// What the agents' own telemetry (OTLP logs and metrics) came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Telemetry {
+    /// Log records (agents' events) in the log.
+    pub log_records: u64,
+    /// Metrics in the log.
+    pub metrics: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anomaly {
     pub seq: u64,
@@ -227,6 +236,7 @@ pub struct View {
     /// Keyed by absolute path.
     pub worktrees: BTreeMap<String, Worktree>,
     pub counters: Counters,
+    pub telemetry: Telemetry,
     /// The latest [`MAX_ANOMALIES`](super::MAX_ANOMALIES), oldest first (a ring: a flood of bad spans costs O(1)
     /// each).
     pub anomalies: std::collections::VecDeque<Anomaly>,

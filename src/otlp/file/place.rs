@@ -96,11 +96,7 @@ impl Placer {
                 (self.next_seq, latest.max(self.last_time))
             }
         };
-        let batch = Batch {
-            first_seq,
-            received_at: time,
-            resource_spans: unit.resource_spans,
-        };
+        let batch = Batch::of_spans(first_seq, time, unit.resource_spans);
         self.started = true;
         self.next_seq = first_seq + batch.span_count() as u64;
         self.last_time = time;

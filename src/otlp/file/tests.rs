@@ -77,6 +77,7 @@ fn rich_batch() -> Batch {
                 spans: vec![span],
             }],
         }],
+        ..Batch::default()
     }
 }
 
@@ -170,11 +171,7 @@ fn the_deepest_accepted_values_survive_a_json_export() {
         reg.retain_valid(&mut request, crate::registry::Origin::Client)
             .is_empty()
     );
-    let batch = Batch {
-        first_seq: 1,
-        received_at: 1,
-        resource_spans: request,
-    };
+    let batch = Batch::of_spans(1, 1, request);
     let mut line = Vec::new();
     encode_line(&batch, &mut line);
     let back = decode_json_line(&line).expect("the export reads back");

@@ -377,6 +377,16 @@ impl Served {
         curl(&self.http, "GET", path, token, None, &[])
     }
 
+    /// A metric's value from /metrics.
+    pub fn metric(&self, name: &str) -> u64 {
+        let (_, text) = self.get("/metrics", None);
+        text.lines()
+            .filter_map(|l| l.strip_prefix(name))
+            .find_map(|v| v.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
     /// One span as an agent's SDK sends it (OTLP/JSON over HTTP, the agent named on the
     /// resource), with string attributes; returns (status code, body).
     pub fn agent_span(&self, agent: &str, name: &str, attrs: &[(&str, &str)]) -> (u16, String) {

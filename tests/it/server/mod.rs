@@ -5,6 +5,7 @@ use crate::common;
 
 mod decisions;
 mod merges;
+mod telemetry;
 
 use std::time::Duration;
 

@@ -1,10 +1,22 @@
-//! The project's own span types: a lossless image of an OTLP trace export, independent of any
-//! protobuf crate so the core and the store never learn about the wire format.
+//! The project's own telemetry types: a lossless image of OTLP trace, log and metric exports,
+//! independent of any protobuf crate so the core and the store never learn about the wire
+//! format.
 //!
 //! A batch keeps OTLP's grouping (resource → scope → spans) so that exporting it again gives
 //! back what was received, resource attributes included.
 
+mod batch;
+mod logs;
+mod metrics;
+
 use serde::{Deserialize, Serialize};
+
+pub use batch::{AnyEvent, Batch, Event, LogEvent, MetricEvent};
+pub use logs::{LogRecord, ResourceLogs, ScopeLogs};
+pub use metrics::{
+    Buckets, Exemplar, ExponentialHistogramPoint, HistogramPoint, Metric, MetricData, Number,
+    NumberPoint, Quantile, ResourceMetrics, ScopeMetrics, SummaryPoint,
+};
 
 /// Nanoseconds since the Unix epoch, the unit OTLP uses for every timestamp.
 pub type UnixNanos = u64;
@@ -207,135 +219,6 @@ impl ResourceSpans {
 
     pub fn span_count(&self) -> usize {
         self.scope_spans.iter().map(|s| s.spans.len()).sum()
-    }
-}
-
-/// One appended unit of the log: what one export (or one command) delivered, with the sequence
-/// number of its first span and the time the log received it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Batch {
-    pub first_seq: u64,
-    pub received_at: UnixNanos,
-    pub resource_spans: Vec<ResourceSpans>,
-}
-
-impl Batch {
-    pub fn span_count(&self) -> usize {
-        self.resource_spans.iter().map(|r| r.span_count()).sum()
-    }
-
-    /// The batch without its spans after `last` (a copy).
-    pub fn up_to(&self, last: u64) -> Batch {
-        let mut left = last.saturating_add(1).saturating_sub(self.first_seq);
-        let mut resource_spans = Vec::new();
-        for rs in &self.resource_spans {
-            let mut scope_spans = Vec::new();
-            for ss in &rs.scope_spans {
-                let take = (ss.spans.len() as u64).min(left) as usize;
-                left -= take as u64;
-                if take > 0 {
-                    scope_spans.push(ScopeSpans {
-                        scope: ss.scope.clone(),
-                        schema_url: ss.schema_url.clone(),
-                        spans: ss.spans[..take].to_vec(),
-                    });
-                }
-            }
-            if !scope_spans.is_empty() {
-                resource_spans.push(ResourceSpans {
-                    resource: rs.resource.clone(),
-                    schema_url: rs.schema_url.clone(),
-                    scope_spans,
-                });
-            }
-        }
-        Batch {
-            first_seq: self.first_seq,
-            received_at: self.received_at,
-            resource_spans,
-        }
-    }
-
-    /// The batch's spans in log order, each with its sequence number and resource.
-    pub fn events(&self) -> impl Iterator<Item = Event<'_>> {
-        let time = self.received_at;
-        self.resource_spans
-            .iter()
-            .flat_map(|rs| {
-                rs.scope_spans
-                    .iter()
-                    .flat_map(move |ss| ss.spans.iter().map(move |span| (&rs.resource, span)))
-            })
-            .enumerate()
-            .map(move |(i, (resource, span))| Event {
-                seq: self.first_seq + i as u64,
-                time,
-                span,
-                resource,
-            })
-    }
-}
-
-/// What the reducer folds: one span at its place in the log.
-#[derive(Debug, Clone, Copy)]
-pub struct Event<'a> {
-    pub seq: u64,
-    /// The log's receive time: the only clock the core ever sees, so replay is deterministic
-    /// whatever the senders' clocks said.
-    pub time: UnixNanos,
-    pub span: &'a Span,
-    pub resource: &'a Resource,
-}
-
-impl<'a> Event<'a> {
-    /// A span attribute. `agent.id` alone falls back to the resource attribute, so that an SDK
-    /// configured with `OTEL_RESOURCE_ATTRIBUTES=agent.id=…` names its agent on every span.
-    #[inline]
-    pub fn attr(&self, key: &str) -> Option<&'a AnyValue> {
-        self.span.attr(key).or_else(|| {
-            (key == "agent.id")
-                .then(|| find_attr(&self.resource.attributes, key))
-                .flatten()
-        })
-    }
-
-    /// Several span attributes in one pass over the span, for handlers that read many
-    /// (no resource fallback: use [`Event::attr`] for `agent.id`).
-    #[inline]
-    pub fn attrs<const N: usize>(&self, keys: [&str; N]) -> [Option<&'a AnyValue>; N] {
-        let mut out = [None; N];
-        for kv in &self.span.attributes {
-            let key = kv.key.as_str();
-            if let Some(i) = keys.iter().position(|k| *k == key)
-                && out[i].is_none()
-            {
-                out[i] = Some(&kv.value);
-            }
-        }
-        out
-    }
-
-    #[inline]
-    pub fn str_attr(&self, key: &str) -> Option<&'a str> {
-        self.attr(key).and_then(as_str)
-    }
-
-    #[inline]
-    pub fn int_attr(&self, key: &str) -> Option<i64> {
-        self.attr(key).and_then(as_int)
-    }
-
-    #[inline]
-    pub fn double_attr(&self, key: &str) -> Option<f64> {
-        self.attr(key).and_then(as_double)
-    }
-
-    /// A list attribute: a real OTLP array of strings, or a comma-separated string.
-    pub fn list_attr(&self, key: &str) -> Vec<String> {
-        match self.attr(key) {
-            Some(value) => list_items(value),
-            None => Vec::new(),
-        }
     }
 }
 
