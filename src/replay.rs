@@ -14,7 +14,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::changes::{self, Change};
-use crate::model::{Batch, UnixNanos};
+use crate::model::{AnyEvent, Batch, UnixNanos};
 use crate::otlp::file::{FileError, Input, Placer, RawUnit, Unit};
 use crate::policy::PolicyConfig;
 use crate::reducer::View;
@@ -239,8 +239,19 @@ impl<'o> Replay<'o> {
         let cut = self
             .options
             .until
-            .and_then(|_| batch.events().find(|ev| self.past_until(ev.seq, ev.time)))
-            .map(|ev| (ev.seq, ev.span.name.to_string()));
+            .and_then(|_| {
+                batch
+                    .all_events()
+                    .find(|ev| self.past_until(ev.seq(), ev.time()))
+            })
+            .map(|ev| {
+                let name = match ev {
+                    AnyEvent::Span(e) => e.span.name.to_string(),
+                    AnyEvent::Log(_) => "a log record".to_owned(),
+                    AnyEvent::Metric(_) => "a metric".to_owned(),
+                };
+                (ev.seq(), name)
+            });
         let batch = match &cut {
             None => batch,
             Some((seq, _)) => {
@@ -249,7 +260,7 @@ impl<'o> Replay<'o> {
             }
         };
         if let Some(log) = self.keep.as_mut()
-            && batch.span_count() > 0
+            && batch.event_count() > 0
         {
             log.import(&batch)?;
         }

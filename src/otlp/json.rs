@@ -13,7 +13,7 @@ use super::DecodeError;
 
 type R<T> = Result<T, DecodeError>;
 
-fn err(path: &str, what: &str) -> DecodeError {
+pub(super) fn err(path: &str, what: &str) -> DecodeError {
     DecodeError::Json(format!("{path}: {what}"))
 }
 
@@ -196,7 +196,7 @@ pub const META_KEY: &str = "spanfold";
 
 /// Decodes one line of OTLP/JSON lines (an ExportTraceServiceRequest), with spanfold's
 /// placement in the log when the line has it.
-pub fn decode_line(body: &[u8]) -> R<(ExportTraceServiceRequest, Option<LineMeta>)> {
+pub fn decode_line(body: &[u8]) -> R<(super::Decoded, Option<LineMeta>)> {
     check_size(body)?;
     let root: Value = serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
     let meta = match root.get(META_KEY) {
@@ -209,7 +209,16 @@ pub fn decode_line(body: &[u8]) -> R<(ExportTraceServiceRequest, Option<LineMeta
             })
         }
     };
-    Ok((decode_value(&root)?, meta))
+    // The signal is the line's own key (as in the Collector's file exporter).
+    let has = |camel: &str, snake: &str| root.get(camel).or_else(|| root.get(snake)).is_some();
+    let decoded = if has("resourceLogs", "resource_logs") {
+        super::logs::decode_json_value(&root)?
+    } else if has("resourceMetrics", "resource_metrics") {
+        super::metrics::decode_json_value(&root)?
+    } else {
+        super::from_proto(decode_value(&root)?)
+    };
+    Ok((decoded, meta))
 }
 
 fn decode_value(root: &Value) -> R<ExportTraceServiceRequest> {
@@ -427,6 +436,29 @@ pub(super) fn key_values(obj: &Map<String, Value>, name: &str, path: &str) -> R<
     Ok(out)
 }
 
+/// A double as the protobuf JSON mapping writes it: a number, or a string (`NaN`, `Infinity`).
+pub(super) fn double_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => match s.as_str() {
+            "NaN" => Some(f64::NAN),
+            "Infinity" => Some(f64::INFINITY),
+            "-Infinity" => Some(f64::NEG_INFINITY),
+            other => other.trim().parse().ok(),
+        },
+        _ => None,
+    }
+}
+
+/// A 64-bit integer as a number or a decimal string.
+pub(super) fn int_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 pub(super) fn any_value(v: &Value, path: &str) -> R<pc::AnyValue> {
     use pc::any_value::Value as V;
     let obj = object(v, path)?;
@@ -442,11 +474,7 @@ pub(super) fn any_value(v: &Value, path: &str) -> R<pc::AnyValue> {
             err(path, "boolValue must be true or false")
         })?))
     } else if let Some(i) = get("intValue", "int_value") {
-        let n = match i {
-            Value::Number(n) => n.as_i64(),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        };
+        let n = int_of(i);
         Some(V::IntValue(n.ok_or_else(|| {
             err(
                 path,
@@ -454,16 +482,7 @@ pub(super) fn any_value(v: &Value, path: &str) -> R<pc::AnyValue> {
             )
         })?))
     } else if let Some(d) = get("doubleValue", "double_value") {
-        let n = match d {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => match s.as_str() {
-                "NaN" => Some(f64::NAN),
-                "Infinity" => Some(f64::INFINITY),
-                "-Infinity" => Some(f64::NEG_INFINITY),
-                other => other.trim().parse().ok(),
-            },
-            _ => None,
-        };
+        let n = double_of(d);
         Some(V::DoubleValue(
             n.ok_or_else(|| err(path, "doubleValue must be a number"))?,
         ))

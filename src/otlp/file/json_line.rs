@@ -7,54 +7,97 @@ use crate::model::hex;
 use crate::model::{AnyValue, Batch, KeyValue, Resource, ResourceSpans, Scope, Span};
 use crate::otlp::json::META_KEY;
 
-/// Appends one batch as a line of OTLP/JSON (with its newline) to `out`.
+/// Appends one batch as lines of OTLP/JSON (each with its newline) to `out`: one line per signal
+/// it holds (a record of the log holds one), each with its own first seq.
 pub fn encode_line(batch: &Batch, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"resourceSpans\":[");
-    for (i, rs) in batch.resource_spans.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        resource_spans(rs, out);
+    let (spans, logs) = (batch.span_count() as u64, batch.log_count() as u64);
+    if spans > 0 || batch.event_count() == 0 {
+        signal_line(
+            b"resourceSpans",
+            batch.first_seq,
+            batch.received_at,
+            out,
+            |out| list(&batch.resource_spans, out, resource_spans),
+        );
     }
-    out.extend_from_slice(b"],\"");
+    if logs > 0 {
+        signal_line(
+            b"resourceLogs",
+            batch.first_seq + spans,
+            batch.received_at,
+            out,
+            |out| {
+                list(
+                    &batch.resource_logs,
+                    out,
+                    super::json_signals::resource_logs,
+                )
+            },
+        );
+    }
+    if batch.metric_count() > 0 {
+        let first = batch.first_seq + spans + logs;
+        signal_line(b"resourceMetrics", first, batch.received_at, out, |out| {
+            list(
+                &batch.resource_metrics,
+                out,
+                super::json_signals::resource_metrics,
+            )
+        });
+    }
+}
+
+/// `{"<key>":[…],"spanfold":{"firstSeq":"…","receivedAt":"…"}}` and a newline.
+fn signal_line(
+    key: &[u8],
+    first_seq: u64,
+    received_at: u64,
+    out: &mut Vec<u8>,
+    groups: impl FnOnce(&mut Vec<u8>),
+) {
+    out.extend_from_slice(b"{\"");
+    out.extend_from_slice(key);
+    out.extend_from_slice(b"\":");
+    groups(out);
+    out.extend_from_slice(b",\"");
     out.extend_from_slice(META_KEY.as_bytes());
     out.extend_from_slice(b"\":{\"firstSeq\":\"");
-    out.extend_from_slice(batch.first_seq.to_string().as_bytes());
+    out.extend_from_slice(first_seq.to_string().as_bytes());
     out.extend_from_slice(b"\",\"receivedAt\":\"");
-    out.extend_from_slice(batch.received_at.to_string().as_bytes());
+    out.extend_from_slice(received_at.to_string().as_bytes());
     out.extend_from_slice(b"\"}}\n");
 }
 
-fn string(s: &str, out: &mut Vec<u8>) {
+pub(super) fn string(s: &str, out: &mut Vec<u8>) {
     // Writing to a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-fn key(k: &str, out: &mut Vec<u8>) {
+pub(super) fn key(k: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     out.extend_from_slice(k.as_bytes());
     out.extend_from_slice(b"\":");
 }
 
-fn uint(k: &str, v: u64, out: &mut Vec<u8>) {
+pub(super) fn uint(k: &str, v: u64, out: &mut Vec<u8>) {
     key(k, out);
     out.extend_from_slice(v.to_string().as_bytes());
 }
 
 /// A 64-bit integer as a decimal string, as the protobuf JSON mapping writes them.
-fn uint_string(k: &str, v: u64, out: &mut Vec<u8>) {
+pub(super) fn uint_string(k: &str, v: u64, out: &mut Vec<u8>) {
     key(k, out);
     out.push(b'"');
     out.extend_from_slice(v.to_string().as_bytes());
     out.push(b'"');
 }
 
-fn str_field(k: &str, v: &str, out: &mut Vec<u8>) {
+pub(super) fn str_field(k: &str, v: &str, out: &mut Vec<u8>) {
     key(k, out);
     string(v, out);
 }
 
-fn list<T>(items: &[T], out: &mut Vec<u8>, mut each: impl FnMut(&T, &mut Vec<u8>)) {
+pub(super) fn list<T>(items: &[T], out: &mut Vec<u8>, mut each: impl FnMut(&T, &mut Vec<u8>)) {
     out.push(b'[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
@@ -65,14 +108,14 @@ fn list<T>(items: &[T], out: &mut Vec<u8>, mut each: impl FnMut(&T, &mut Vec<u8>
     out.push(b']');
 }
 
-fn attributes(attrs: &[KeyValue], dropped: u32, out: &mut Vec<u8>) {
+pub(super) fn attributes(attrs: &[KeyValue], dropped: u32, out: &mut Vec<u8>) {
     key("attributes", out);
     list(attrs, out, key_value);
     out.push(b',');
     uint("droppedAttributesCount", dropped.into(), out);
 }
 
-fn key_value(kv: &KeyValue, out: &mut Vec<u8>) {
+pub(super) fn key_value(kv: &KeyValue, out: &mut Vec<u8>) {
     out.push(b'{');
     str_field("key", &kv.key, out);
     out.push(b',');
@@ -81,7 +124,24 @@ fn key_value(kv: &KeyValue, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-fn any_value(v: &AnyValue, out: &mut Vec<u8>) {
+/// A double as the protobuf JSON mapping writes it (`NaN` and the infinities as strings).
+pub(super) fn double(k: &str, d: f64, out: &mut Vec<u8>) {
+    key(k, out);
+    if d.is_nan() {
+        out.extend_from_slice(b"\"NaN\"");
+    } else if d.is_infinite() {
+        out.extend_from_slice(if d > 0.0 {
+            b"\"Infinity\"".as_slice()
+        } else {
+            b"\"-Infinity\"".as_slice()
+        });
+    } else {
+        // serde_json prints the shortest form that reads back to the same f64.
+        let _ = serde_json::to_writer(&mut *out, &d);
+    }
+}
+
+pub(super) fn any_value(v: &AnyValue, out: &mut Vec<u8>) {
     out.push(b'{');
     match v {
         AnyValue::String(s) => str_field("stringValue", s, out),
@@ -95,21 +155,7 @@ fn any_value(v: &AnyValue, out: &mut Vec<u8>) {
             out.extend_from_slice(i.to_string().as_bytes());
             out.push(b'"');
         }
-        AnyValue::Double(d) => {
-            key("doubleValue", out);
-            if d.is_nan() {
-                out.extend_from_slice(b"\"NaN\"");
-            } else if d.is_infinite() {
-                out.extend_from_slice(if *d > 0.0 {
-                    b"\"Infinity\"".as_slice()
-                } else {
-                    b"\"-Infinity\"".as_slice()
-                });
-            } else {
-                // serde_json prints the shortest form that reads back to the same f64.
-                let _ = serde_json::to_writer(&mut *out, d);
-            }
-        }
+        AnyValue::Double(d) => double("doubleValue", *d, out),
         AnyValue::Array(items) => {
             key("arrayValue", out);
             out.push(b'{');
@@ -136,7 +182,7 @@ fn any_value(v: &AnyValue, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-fn resource(r: &Resource, out: &mut Vec<u8>) {
+pub(super) fn resource(r: &Resource, out: &mut Vec<u8>) {
     out.push(b'{');
     attributes(&r.attributes, r.dropped_attributes_count, out);
     if !r.entity_refs.is_empty() {
@@ -159,7 +205,7 @@ fn resource(r: &Resource, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-fn scope(s: &Scope, out: &mut Vec<u8>) {
+pub(super) fn scope(s: &Scope, out: &mut Vec<u8>) {
     out.push(b'{');
     str_field("name", &s.name, out);
     out.push(b',');

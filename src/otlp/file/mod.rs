@@ -15,7 +15,7 @@ use prost::Message;
 use thiserror::Error;
 
 use super::json::{self, LineMeta};
-use crate::model::{Batch, ResourceSpans};
+use crate::model::Batch;
 
 #[derive(Debug, Error)]
 pub enum FileError {
@@ -37,9 +37,12 @@ pub enum FileError {
 }
 
 mod json_line;
+mod json_signals;
 mod place;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_signals;
 
 pub use json_line::encode_line;
 pub use place::Placer;
@@ -58,15 +61,50 @@ pub enum Format {
 /// fields they do not know, so the message stays a plain ExportTraceServiceRequest to them.
 const META_FIELD: u32 = 1000;
 
-/// Appends one batch as a length-prefixed ExportTraceServiceRequest carrying its placement.
+/// Appends one batch as length-prefixed export requests carrying their placement: one per
+/// signal it holds (a record of the log holds one), each with its own first seq. The placement
+/// of a log or metric export also names its signal (field 3: 1 logs, 2 metrics), which the
+/// message's bytes alone do not tell.
 pub fn encode_message(batch: &Batch, out: &mut Vec<u8>) {
+    let (spans, logs) = (batch.span_count() as u64, batch.log_count() as u64);
+    if spans > 0 || batch.event_count() == 0 {
+        let msg = super::to_proto(&batch.resource_spans).encode_to_vec();
+        framed(msg, batch.first_seq, batch.received_at, None, out);
+    }
+    if logs > 0 {
+        let msg = super::logs::encode_request(&batch.resource_logs);
+        framed(
+            msg,
+            batch.first_seq + spans,
+            batch.received_at,
+            Some(1),
+            out,
+        );
+    }
+    if batch.metric_count() > 0 {
+        let msg = super::metrics::encode_request(&batch.resource_metrics);
+        let first = batch.first_seq + spans + logs;
+        framed(msg, first, batch.received_at, Some(2), out);
+    }
+}
+
+fn framed(
+    mut msg: Vec<u8>,
+    first_seq: u64,
+    received_at: u64,
+    signal: Option<u64>,
+    out: &mut Vec<u8>,
+) {
     use prost::encoding::{WireType, encode_key, encode_varint};
-    let mut msg = super::to_proto(&batch.resource_spans).encode_to_vec();
-    let mut meta = Vec::with_capacity(20);
+    let mut meta = Vec::with_capacity(24);
     encode_key(1, WireType::Varint, &mut meta);
-    encode_varint(batch.first_seq, &mut meta);
+    encode_varint(first_seq, &mut meta);
     encode_key(2, WireType::Varint, &mut meta);
-    encode_varint(batch.received_at, &mut meta);
+    encode_varint(received_at, &mut meta);
+    if let Some(signal) = signal {
+        encode_key(3, WireType::Varint, &mut meta);
+        encode_varint(signal, &mut meta);
+    }
     encode_key(META_FIELD, WireType::LengthDelimited, &mut msg);
     encode_varint(meta.len() as u64, &mut msg);
     msg.extend_from_slice(&meta);
@@ -74,13 +112,15 @@ pub fn encode_message(batch: &Batch, out: &mut Vec<u8>) {
     out.extend_from_slice(&msg);
 }
 
-/// The placement a protobuf message carries, if it has one.
-fn message_meta(bytes: &[u8]) -> Result<Option<LineMeta>, String> {
+/// The placement a protobuf message carries, if it has one, and the signal it names.
+fn message_meta(bytes: &[u8]) -> Result<(Option<LineMeta>, super::Signal), String> {
     let mut found = None;
+    let mut signal = super::Signal::Traces;
     super::fields(bytes, |tag, value| {
         if tag == META_FIELD {
             let mut buf = value;
             let (mut first_seq, mut received_at) = (None, None);
+            let mut kind = 0;
             while !buf.is_empty() {
                 let (tag, _) = prost::encoding::decode_key(&mut buf)
                     .map_err(|e| super::DecodeError::Protobuf(e.to_string()))?;
@@ -89,6 +129,7 @@ fn message_meta(bytes: &[u8]) -> Result<Option<LineMeta>, String> {
                 match tag {
                     1 => first_seq = Some(v),
                     2 => received_at = Some(v),
+                    3 => kind = v,
                     _ => {}
                 }
             }
@@ -98,11 +139,16 @@ fn message_meta(bytes: &[u8]) -> Result<Option<LineMeta>, String> {
                     received_at,
                 });
             }
+            signal = match kind {
+                1 => super::Signal::Logs,
+                2 => super::Signal::Metrics,
+                _ => super::Signal::Traces,
+            };
         }
         Ok(())
     })
     .map_err(|e| e.to_string())?;
-    Ok(found)
+    Ok((found, signal))
 }
 
 /// Writes batches in an export format to `w`, buffering.
@@ -142,12 +188,24 @@ impl<W: Write> LineWriter<W> {
 
 // ---- reading ----------------------------------------------------------------------------
 
-/// One decoded unit of input (a line, or a protobuf message), before it has a place in the log.
+/// One decoded unit of input (a line, or a protobuf message), before it has a place in the log:
+/// spans, log records or metrics (a batch whose seq and time are not set yet).
 pub struct Unit {
-    pub resource_spans: Vec<ResourceSpans>,
+    pub events: Batch,
     pub meta: Option<LineMeta>,
-    /// Spans refused while decoding (ids of the wrong length), with why.
+    /// Spans or log records refused while decoding (ids of the wrong length), with why.
     pub rejected: Vec<String>,
+}
+
+impl Unit {
+    fn of(decoded: super::Decoded, meta: Option<LineMeta>) -> Unit {
+        let (events, rejected) = decoded.into_batch();
+        Unit {
+            events,
+            meta,
+            rejected: rejected.reasons,
+        }
+    }
 }
 
 type Reader = std::io::BufReader<std::fs::File>;
@@ -419,24 +477,18 @@ impl RawUnit {
     }
 }
 
-/// Decodes one OTLP protobuf ExportTraceServiceRequest (with spanfold's placement, if any).
+/// Decodes one OTLP protobuf export request (with spanfold's placement, if any, which also says
+/// its signal; a message without one is an ExportTraceServiceRequest, as a Collector's trace
+/// file holds).
 pub fn decode_protobuf(bytes: &[u8]) -> Result<Unit, String> {
-    let d = super::native::decode_request(bytes).map_err(|e| e.to_string())?;
-    let meta = message_meta(bytes)?;
-    Ok(Unit {
-        resource_spans: d.resource_spans,
-        meta,
-        rejected: d.rejected.reasons,
-    })
+    let (meta, signal) = message_meta(bytes)?;
+    let d = signal.decode(bytes).map_err(|e| e.to_string())?;
+    Ok(Unit::of(d, meta))
 }
 
-/// Decodes one OTLP/JSON line.
+/// Decodes one OTLP/JSON line: an export of spans (`resourceSpans`), log records
+/// (`resourceLogs`) or metrics (`resourceMetrics`).
 pub fn decode_json_line(line: &[u8]) -> Result<Unit, String> {
-    let (req, meta) = json::decode_line(line).map_err(|e| e.to_string())?;
-    let d = super::from_proto(req);
-    Ok(Unit {
-        resource_spans: d.resource_spans,
-        meta,
-        rejected: d.rejected.reasons,
-    })
+    let (d, meta) = json::decode_line(line).map_err(|e| e.to_string())?;
+    Ok(Unit::of(d, meta))
 }

@@ -2,11 +2,7 @@
 
 use super::Unit;
 use crate::dedup::{DEFAULT_WINDOW, Window};
-use crate::model::{Batch, ResourceSpans};
-
-fn unit_spans(resource_spans: &[ResourceSpans]) -> u64 {
-    resource_spans.iter().map(|rs| rs.span_count() as u64).sum()
-}
+use crate::model::{Batch, MetricData};
 
 /// Gives units their place in a log: seq and receive time, as the store would. Keeps exported
 /// placements, numbers the rest in order, and drops spans already seen (as the store does).
@@ -49,16 +45,17 @@ impl Placer {
     /// (a retry that came after its window) included; it must follow on from the one before, so
     /// a gap, a repeated line or two joined exports are refused. A recorded trace without
     /// placements loses what the store would have dropped as a retry.
-    pub fn place(&mut self, mut unit: Unit) -> Result<Option<Batch>, String> {
-        if unit.meta.is_some() {
-            let spans = unit.resource_spans.iter().flat_map(|rs| &rs.scope_spans);
-            for span in spans.flat_map(|ss| &ss.spans) {
-                self.window.insert(span.key());
+    pub fn place(&mut self, unit: Unit) -> Result<Option<Batch>, String> {
+        let mut batch = unit.events;
+        match unit.meta {
+            Some(_) => {
+                for key in Window::keys_of(&batch, 0) {
+                    self.window.insert(key);
+                }
             }
-        } else {
-            self.duplicates += self.window.retain_new(&mut unit.resource_spans);
+            None => self.duplicates += self.window.retain_new_events(&mut batch),
         }
-        if unit.resource_spans.is_empty() {
+        if batch.event_count() == 0 {
             return Ok(None);
         }
         let (first_seq, time) = match unit.meta {
@@ -71,7 +68,7 @@ impl Placer {
                 }
                 if meta
                     .first_seq
-                    .checked_add(unit_spans(&unit.resource_spans))
+                    .checked_add(batch.event_count() as u64)
                     .is_none()
                 {
                     return Err(format!(
@@ -84,22 +81,42 @@ impl Placer {
                 }
                 (meta.first_seq, meta.received_at.max(self.last_time))
             }
-            None => {
-                let latest = unit
-                    .resource_spans
-                    .iter()
-                    .flat_map(|rs| &rs.scope_spans)
-                    .flat_map(|ss| &ss.spans)
-                    .map(|s| s.end_time_unix_nano.max(s.start_time_unix_nano))
-                    .max()
-                    .unwrap_or(0);
-                (self.next_seq, latest.max(self.last_time))
-            }
+            None => (self.next_seq, latest_time(&batch).max(self.last_time)),
         };
-        let batch = Batch::of_spans(first_seq, time, unit.resource_spans);
+        batch.first_seq = first_seq;
+        batch.received_at = time;
         self.started = true;
-        self.next_seq = first_seq + batch.span_count() as u64;
+        self.next_seq = first_seq + batch.event_count() as u64;
         self.last_time = time;
         Ok(Some(batch))
     }
+}
+
+/// The latest time a recorded unit without placement carries: its spans' ends, its log
+/// records' times (observed, when the event's own is unset), its metrics' points.
+fn latest_time(batch: &Batch) -> u64 {
+    let spans = batch
+        .events()
+        .map(|e| e.span.end_time_unix_nano.max(e.span.start_time_unix_nano));
+    let logs = batch.log_events().map(|e| {
+        let r = e.record;
+        r.time_unix_nano.max(r.observed_time_unix_nano)
+    });
+    let metrics = batch.metric_events().map(|e| latest_point(&e.metric.data));
+    spans.chain(logs).chain(metrics).max().unwrap_or(0)
+}
+
+fn latest_point(data: &MetricData) -> u64 {
+    let times: Vec<u64> = match data {
+        MetricData::Empty => Vec::new(),
+        MetricData::Gauge { points } | MetricData::Sum { points, .. } => {
+            points.iter().map(|p| p.time_unix_nano).collect()
+        }
+        MetricData::Histogram { points, .. } => points.iter().map(|p| p.time_unix_nano).collect(),
+        MetricData::ExponentialHistogram { points, .. } => {
+            points.iter().map(|p| p.time_unix_nano).collect()
+        }
+        MetricData::Summary { points } => points.iter().map(|p| p.time_unix_nano).collect(),
+    };
+    times.into_iter().max().unwrap_or(0)
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{AnyValue, KeyValue, Resource, Scope, Span};
+use crate::model::{AnyValue, KeyValue, Resource, ResourceSpans, Scope, Span};
 use crate::model::{EntityRef, Link, SpanEvent, Status};
 
 fn rich_batch() -> Batch {
@@ -175,7 +175,7 @@ fn the_deepest_accepted_values_survive_a_json_export() {
     let mut line = Vec::new();
     encode_line(&batch, &mut line);
     let back = decode_json_line(&line).expect("the export reads back");
-    assert_eq!(back.resource_spans, batch.resource_spans);
+    assert_eq!(back.events.resource_spans, batch.resource_spans);
     // One level deeper in the scope: its spans are refused, with the reason.
     batch_scope_too_deep(reg, deepest(crate::registry::MAX_VALUE_DEPTH + 1));
 }

@@ -70,6 +70,18 @@ fn claude_codes_logs_and_metrics_are_stored_once_over_grpc_and_http() {
     // Nothing of it is a span: nothing was refused or counted as an unregistered span.
     assert_eq!(status["counters"]["unregistered_spans"], 0);
     assert_eq!(status["counters"]["anomalies"], 0);
+
+    // The log holds it all: exported in either format and replayed, it folds to the same status.
+    let (_, stderr) = served.stop();
+    let live = sb.ok(&["agents", "agent-status"]);
+    assert_eq!(live["telemetry"]["log_records"], 6);
+    for format in ["json", "protobuf"] {
+        let path = sb.tmp.path().join(format!("telemetry.{format}"));
+        let p = path.to_str().expect("utf-8");
+        sb.ok(&["export", "--format", format, "-o", p]);
+        let replayed = sb.ok(&["replay", p]);
+        assert_eq!(replayed, live, "{format}\n{stderr}");
+    }
 }
 
 #[test]
@@ -105,6 +117,9 @@ fn otlp_json_logs_with_a_malformed_id_are_refused_one_by_one_and_named() {
         "the refused record and the rule are named: {message}"
     );
     let status = sb.status();
-    assert_eq!(status["telemetry"]["log_records"], 1, "the good record is kept");
+    assert_eq!(
+        status["telemetry"]["log_records"], 1,
+        "the good record is kept"
+    );
     assert_eq!(served.metric("spanfold_log_records_rejected_total"), 1);
 }
