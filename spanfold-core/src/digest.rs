@@ -54,20 +54,61 @@ pub fn metric_key(resource: &Resource, scope: &Scope, metric: &Metric) -> SpanKe
     })
 }
 
-fn key(mark: [u8; 8], feed: impl Fn(&mut dyn Hasher)) -> SpanKey {
+fn key(mark: [u8; 8], feed: impl FnOnce(&mut Pair)) -> SpanKey {
+    let mut pair = Pair([
+        FixedState::with_seed(SEEDS[0]).build_hasher(),
+        FixedState::with_seed(SEEDS[1]).build_hasher(),
+    ]);
+    feed(&mut pair);
     let mut trace_id = [0u8; 16];
-    for (i, seed) in SEEDS.into_iter().enumerate() {
-        let mut h = FixedState::with_seed(seed).build_hasher();
-        feed(&mut h);
-        trace_id[i * 8..(i + 1) * 8].copy_from_slice(&h.finish().to_le_bytes());
-    }
+    trace_id[..8].copy_from_slice(&pair.0[0].finish().to_le_bytes());
+    trace_id[8..].copy_from_slice(&pair.0[1].finish().to_le_bytes());
     SpanKey {
         trace_id,
         span_id: mark,
     }
 }
 
-fn feed_context(h: &mut dyn Hasher, resource: &Resource, scope: &Scope) {
+/// Two independently seeded hashers fed in one walk of the record: 128 bits.
+struct Pair([foldhash::quality::FoldHasher<'static>; 2]);
+
+impl Hasher for Pair {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.0[0].write(bytes);
+        self.0[1].write(bytes);
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0[0].write_u8(i);
+        self.0[1].write_u8(i);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.0[0].write_u32(i);
+        self.0[1].write_u32(i);
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0[0].write_u64(i);
+        self.0[1].write_u64(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.0[0].write_usize(i);
+        self.0[1].write_usize(i);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0[0].finish()
+    }
+}
+
+fn feed_context(h: &mut impl Hasher, resource: &Resource, scope: &Scope) {
     feed_kvs(h, &resource.attributes);
     h.write_u32(resource.dropped_attributes_count);
     feed_bytes(h, scope.name.as_bytes());
@@ -76,12 +117,12 @@ fn feed_context(h: &mut dyn Hasher, resource: &Resource, scope: &Scope) {
 }
 
 /// Length first, so that consecutive fields cannot trade bytes.
-fn feed_bytes(h: &mut dyn Hasher, bytes: &[u8]) {
+fn feed_bytes(h: &mut impl Hasher, bytes: &[u8]) {
     h.write_usize(bytes.len());
     h.write(bytes);
 }
 
-fn feed_kvs(h: &mut dyn Hasher, kvs: &[KeyValue]) {
+fn feed_kvs(h: &mut impl Hasher, kvs: &[KeyValue]) {
     h.write_usize(kvs.len());
     for kv in kvs {
         feed_bytes(h, kv.key.as_bytes());
@@ -89,7 +130,7 @@ fn feed_kvs(h: &mut dyn Hasher, kvs: &[KeyValue]) {
     }
 }
 
-fn feed_value(h: &mut dyn Hasher, value: &AnyValue) {
+fn feed_value(h: &mut impl Hasher, value: &AnyValue) {
     // Each kind is tagged, so `Int(1)` and `Bool(true)` differ, and so do nestings.
     match value {
         AnyValue::String(s) => {
@@ -128,9 +169,9 @@ fn feed_value(h: &mut dyn Hasher, value: &AnyValue) {
 }
 
 /// Bytes written into a hasher.
-struct HashWriter<'a>(&'a mut dyn Hasher);
+struct HashWriter<'a, H>(&'a mut H);
 
-impl std::io::Write for HashWriter<'_> {
+impl<H: Hasher> std::io::Write for HashWriter<'_, H> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.write(buf);
         Ok(buf.len())

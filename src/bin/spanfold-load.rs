@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -28,6 +29,10 @@ struct Args {
     /// Receiver address (host:port). Only loopback addresses are accepted.
     #[arg(long, default_value = "127.0.0.1:4317")]
     endpoint: String,
+    /// What the exports carry: spans (`agent.work_progress`), or log records shaped as Claude
+    /// Code's `api_request` events (to the LogsService). Rates and counts are then of records.
+    #[arg(long, value_enum, default_value = "traces")]
+    signal: Signal,
     /// Concurrent connections, each with one export in flight.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
@@ -137,6 +142,72 @@ fn s(v: &str) -> any_value::Value {
 
 const TRACE_MARK: [u8; 16] = [0xA5; 16];
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Signal {
+    Traces,
+    Logs,
+}
+
+impl Signal {
+    fn path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        }
+    }
+}
+
+/// One export of `batch` log records shaped as Claude Code's `api_request` events (body, ten
+/// attributes), from `agents` agents. Each carries the marker as its trace id, so that every
+/// request's records differ (log records have no ids of their own; the receiver de-duplicates
+/// them by content).
+fn log_template(batch: usize, agents: usize) -> ExportLogsServiceRequest {
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    let records = (0..batch)
+        .map(|i| {
+            let mut span_id = [0xF0, 0x0D, 0, 0, 0xBE, 0xEF, 0xCA, 0xFE];
+            span_id[2..4].copy_from_slice(&(i as u16).to_be_bytes());
+            let int = |v: i64| any_value::Value::IntValue(v);
+            LogRecord {
+                time_unix_nano: 1_700_000_000_000_000_000,
+                observed_time_unix_nano: 1_700_000_000_000_000_000,
+                severity_number: 9,
+                body: Some(AnyValue {
+                    value: Some(s("claude_code.api_request")),
+                }),
+                attributes: vec![
+                    kv("agent.id", s(&format!("load-agent-{:03}", i % agents))),
+                    kv("event.name", s("api_request")),
+                    kv("session.id", s("8f2c1e4a-0000-4000-8000-000000000000")),
+                    kv("prompt.id", s("p-1")),
+                    kv("model", s("claude-sonnet-4-5")),
+                    kv("cost_usd", any_value::Value::DoubleValue(0.0123)),
+                    kv("input_tokens", int(1200)),
+                    kv("output_tokens", int(340)),
+                    kv("cache_read_tokens", int(800)),
+                    kv("duration_ms", int(2100)),
+                ],
+                trace_id: TRACE_MARK.to_vec(),
+                span_id: span_id.to_vec(),
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", s("claude-code"))],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
 /// One export of `batch` progress reports with about ten attributes each, from `agents` agents.
 fn template(batch: usize, agents: usize) -> ExportTraceServiceRequest {
     let spans = (0..batch)
@@ -198,8 +269,6 @@ fn marker_offsets(bytes: &[u8]) -> Vec<usize> {
         .collect()
 }
 
-const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
 async fn connect(endpoint: &str) -> Result<tonic::client::Grpc<tonic::transport::Channel>> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))?
         .connect()
@@ -212,6 +281,7 @@ async fn export(
     grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
     body: Vec<u8>,
     token: Option<&str>,
+    signal: Signal,
 ) -> Result<(), tonic::Status> {
     grpc.ready()
         .await
@@ -225,11 +295,12 @@ async fn export(
     let answer = grpc
         .unary(
             request,
-            tonic::codegen::http::uri::PathAndQuery::from_static(PATH),
+            tonic::codegen::http::uri::PathAndQuery::from_static(signal.path()),
             RawCodec,
         )
         .await?
         .into_inner();
+    // The three signals' answers are the same message on the wire.
     let response = ExportTraceServiceResponse::decode(&answer[..])
         .map_err(|e| tonic::Status::internal(e.to_string()))?;
     match response.partial_success {
@@ -430,6 +501,9 @@ fn main() -> Result<()> {
     if args.batch == 0 || args.batch > 65_535 || args.concurrency == 0 {
         bail!("--batch must be 1..65535 and --concurrency at least 1");
     }
+    if args.signal != Signal::Traces && (args.offline.is_some() || args.journal.is_some()) {
+        bail!("--offline and --journal send spans only; leave out --signal logs");
+    }
     if let Some(dir) = &args.offline {
         return offline(&args, dir);
     }
@@ -542,7 +616,7 @@ async fn journalled(args: Args, file: std::path::PathBuf) -> Result<()> {
                         n
                     }
                 };
-                let sent = export(&mut grpc, body_for(n), token.as_deref());
+                let sent = export(&mut grpc, body_for(n), token.as_deref(), Signal::Traces);
                 let outcome = if keep_going {
                     tokio::time::timeout(deadline_per, sent).await
                 } else {
@@ -631,6 +705,7 @@ async fn register(args: &Args) -> Result<()> {
             &mut grpc,
             registrations(args.agents).encode_to_vec(),
             args.token.as_deref(),
+            Signal::Traces,
         )
         .await
         .map_err(|e| anyhow::anyhow!("registering the load agents: {e}"))?;
@@ -641,7 +716,11 @@ async fn register(args: &Args) -> Result<()> {
 async fn run(args: Args) -> Result<()> {
     let token = args.token.clone();
     register(&args).await?;
-    let encoded = template(args.batch, args.agents).encode_to_vec();
+    let encoded = match args.signal {
+        Signal::Traces => template(args.batch, args.agents).encode_to_vec(),
+        Signal::Logs => log_template(args.batch, args.agents).encode_to_vec(),
+    };
+    let signal = args.signal;
     let offsets = Arc::new(marker_offsets(&encoded));
     anyhow::ensure!(
         offsets.len() == args.batch,
@@ -686,7 +765,7 @@ async fn run(args: Args) -> Result<()> {
                     }
                     _ => Instant::now(),
                 };
-                let result = export(&mut grpc, body, token.as_deref()).await;
+                let result = export(&mut grpc, body, token.as_deref(), signal).await;
                 if measuring.load(Ordering::Relaxed) {
                     match result {
                         Ok(()) => {
