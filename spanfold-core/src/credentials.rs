@@ -10,7 +10,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::model::{AnyValue, KeyValue, ResourceSpans, Span};
+use crate::model::{AnyValue, KeyValue, ResourceLogs, ResourceMetrics, ResourceSpans, Span};
 use crate::reducer::View;
 use crate::registry::{Origin, Registry, Violation};
 use crate::vocab::attr;
@@ -120,6 +120,55 @@ pub fn retain_agents_own(
                     agent: Some(agent.to_owned()),
                 });
                 false
+            });
+        }
+    }
+    refused
+}
+
+/// [`retain_agents_own`] for an agent's log records and metrics: each must name `agent` (on the
+/// record, its scope or its resource, as `OTEL_RESOURCE_ATTRIBUTES=agent.id=…` does), so that
+/// one agent's token cannot keep another agent's lease alive. Returns why each was refused.
+pub fn retain_agents_own_telemetry(
+    resource_logs: &mut [ResourceLogs],
+    resource_metrics: &mut [ResourceMetrics],
+    agent: &str,
+) -> Vec<String> {
+    let mut refused = Vec::new();
+    let rule = |named: Option<&str>| match named {
+        Some(id) if id == agent => None,
+        Some(id) => Some(format!(
+            "it speaks for agent {id:?}, and the token is agent {agent:?}'s"
+        )),
+        None => Some(format!(
+            "it names no agent.id; with agent {agent:?}'s token every record must carry it (on the record, its scope or its resource)"
+        )),
+    };
+    for rl in resource_logs.iter_mut() {
+        let on_resource = agent_id(&rl.resource.attributes);
+        for sl in &mut rl.scope_logs {
+            let on_scope = agent_id(&sl.scope.attributes).or(on_resource);
+            sl.log_records
+                .retain(|r| match rule(agent_id(&r.attributes).or(on_scope)) {
+                    None => true,
+                    Some(why) => {
+                        let name = crate::registry::describe_log(r);
+                        refused.push(format!("log record {name}: {why}"));
+                        false
+                    }
+                });
+        }
+    }
+    for rm in resource_metrics.iter_mut() {
+        let on_resource = agent_id(&rm.resource.attributes);
+        for sm in &mut rm.scope_metrics {
+            let named = agent_id(&sm.scope.attributes).or(on_resource);
+            sm.metrics.retain(|m| match rule(named) {
+                None => true,
+                Some(why) => {
+                    refused.push(format!("metric {:?}: {why}", m.name));
+                    false
+                }
             });
         }
     }

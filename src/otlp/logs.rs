@@ -15,7 +15,7 @@ use super::json::{
     scope_from, string, u32_field, u64_field,
 };
 use super::{DecodeError, Decoded, MAX_SPANS_PER_EXPORT};
-use crate::model::{AnyValue, LogRecord, ResourceLogs, ScopeLogs, hex};
+use crate::model::{AnyValue, LogRecord, ResourceLogs, ScopeLogs};
 
 type R<T> = Result<T, DecodeError>;
 
@@ -33,20 +33,9 @@ pub(super) fn check_ids(r: LogRecord) -> Result<LogRecord, String> {
     };
     Err(format!(
         "log record {}: {what} must be empty or {want} bytes ({} hex digits), got {len} bytes",
-        describe(&r),
+        crate::registry::describe_log(&r),
         want * 2
     ))
-}
-
-/// A log record in a message: its event name, else its body, else its time.
-pub fn describe(r: &LogRecord) -> String {
-    if !r.event_name.is_empty() {
-        return format!("{:?}", r.event_name);
-    }
-    match &r.body {
-        AnyValue::String(s) => format!("{:?}", s.chars().take(60).collect::<String>()),
-        _ => format!("at {}", r.time_unix_nano),
-    }
 }
 
 /// Decodes an OTLP/JSON ExportLogsServiceRequest.
@@ -213,9 +202,4 @@ pub fn to_proto(resource_logs: &[ResourceLogs]) -> ExportLogsServiceRequest {
 /// Log records as an encoded ExportLogsServiceRequest.
 pub fn encode_request(resource_logs: &[ResourceLogs]) -> Vec<u8> {
     to_proto(resource_logs).encode_to_vec()
-}
-
-/// The trace id a log record carries, in hex (empty when it has none).
-pub fn trace_hex(r: &LogRecord) -> String {
-    hex(&r.trace_id)
 }

@@ -224,6 +224,22 @@ impl Ingest {
                     agent,
                     registry,
                 ));
+                for reason in crate::credentials::retain_agents_own_telemetry(
+                    &mut decoded.resource_logs,
+                    &mut decoded.resource_metrics,
+                    agent,
+                ) {
+                    decoded.rejected.push(reason);
+                }
+            }
+            // Agents' log records and metrics: no registry names them, the limits still hold.
+            for reason in crate::registry::retain_valid_logs(&mut decoded.resource_logs)
+                .into_iter()
+                .chain(crate::registry::retain_valid_metrics(
+                    &mut decoded.resource_metrics,
+                ))
+            {
+                decoded.rejected.push(reason);
             }
             for v in violations {
                 let line = metrics.refusals.lock().refused(

@@ -52,7 +52,7 @@ pub(super) fn span_within_limits(span: &Span) -> Result<(), String> {
 }
 
 /// Checks attributes against the depth and size limits; returns how many values they hold.
-fn measure<'a>(attributes: impl Iterator<Item = &'a KeyValue>) -> Result<usize, String> {
+pub(super) fn measure<'a>(attributes: impl Iterator<Item = &'a KeyValue>) -> Result<usize, String> {
     let mut items = 0;
     for kv in attributes {
         let shape = Shape::of(kv);
@@ -75,7 +75,9 @@ fn measure<'a>(attributes: impl Iterator<Item = &'a KeyValue>) -> Result<usize, 
 }
 
 /// Refuses the first text longer than [`MAX_VALUE_BYTES`], naming which.
-fn longest_text<'a>(texts: impl Iterator<Item = (&'a str, &'a str)>) -> Result<(), String> {
+pub(super) fn longest_text<'a>(
+    texts: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<(), String> {
     match texts.into_iter().find(|(_, t)| t.len() > MAX_VALUE_BYTES) {
         Some((what, t)) => Err(format!(
             "its {what} is {} bytes; the limit is {MAX_VALUE_BYTES}",

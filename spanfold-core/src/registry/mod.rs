@@ -10,11 +10,15 @@
 mod limits;
 mod parse;
 mod spec;
+mod telemetry;
 mod validate;
 
 pub use limits::{MAX_ITEMS_PER_SPAN, MAX_KEPT_VALUE_BYTES, MAX_VALUE_BYTES, MAX_VALUE_DEPTH};
 pub use parse::RegistryError;
 pub use spec::{AttrSpec, AttrType, Origin, Requirement, SpanSpec};
+pub use telemetry::{
+    describe_log, log_within_limits, metric_within_limits, retain_valid_logs, retain_valid_metrics,
+};
 pub use validate::Violation;
 
 use std::collections::BTreeMap;

@@ -6,6 +6,7 @@ use crate::common;
 
 mod later;
 mod storage;
+mod telemetry;
 
 use std::process::Command;
 

@@ -14,16 +14,20 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 /// POST /v1/traces with these bytes and headers; returns (status, body).
 pub fn post(sb: &Sandbox, served: &Served, body: &[u8], headers: &[&str]) -> (u16, String) {
+    post_at(sb, served, "/v1/traces", body, headers)
+}
+
+/// POST `path` (an OTLP/HTTP receiver) with these bytes and headers; returns (status, body).
+pub fn post_at(
+    sb: &Sandbox,
+    served: &Served,
+    path: &str,
+    body: &[u8],
+    headers: &[&str],
+) -> (u16, String) {
     let file = sb.tmp.path().join("body.bin");
     std::fs::write(&file, body).expect("write body");
-    curl(
-        &served.http,
-        "POST",
-        "/v1/traces",
-        None,
-        Some(&file),
-        headers,
-    )
+    curl(&served.http, "POST", path, None, Some(&file), headers)
 }
 
 /// POST a protobuf export; returns (status, rejected spans, message) from the protobuf answer.
@@ -57,6 +61,17 @@ pub const PROTOBUF: &str = "Content-Type: application/x-protobuf";
 /// length-prefixed message, so it can lie about its length or compression. Returns grpc-status
 /// and grpc-message from the trailers.
 pub fn grpc_raw(served: &Served, dir: &Path, frame: &[u8], headers: &[&str]) -> (String, String) {
+    grpc_raw_at(served, dir, "trace.v1.TraceService", frame, headers)
+}
+
+/// [`grpc_raw`] to another OTLP service (`logs.v1.LogsService`, `metrics.v1.MetricsService`).
+pub fn grpc_raw_at(
+    served: &Served,
+    dir: &Path,
+    service: &str,
+    frame: &[u8],
+    headers: &[&str],
+) -> (String, String) {
     let file = dir.join("frame.bin");
     std::fs::write(&file, frame).expect("write frame");
     let mut cmd = Command::new("curl");
@@ -75,7 +90,7 @@ pub fn grpc_raw(served: &Served, dir: &Path, frame: &[u8], headers: &[&str]) -> 
     cmd.arg("--data-binary")
         .arg(format!("@{}", file.display()))
         .arg(format!(
-            "http://{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            "http://{}/opentelemetry.proto.collector.{service}/Export",
             served.grpc
         ));
     let out = cmd.output().expect("curl runs");
