@@ -42,8 +42,8 @@
 //! - [`cli`]: the command line, a module per command group (only module that knows clap).
 
 pub use spanfold_core::{
-    changes, credentials, dedup, fact, model, names, plan, policy, reducer, registry, status, task,
-    timeline, verify, vocab, whatif,
+    changes, credentials, dedup, digest, fact, model, names, plan, policy, profiles, reducer,
+    registry, status, task, timeline, verify, vocab, whatif,
 };
 
 pub mod activity;

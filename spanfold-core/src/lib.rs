@@ -5,7 +5,8 @@
 //!
 //! # Map of the modules
 //!
-//! - [`model`]: the project's own span types, a lossless image of an OTLP export.
+//! - [`model`]: the project's own telemetry types, a lossless image of OTLP exports of spans,
+//!   log records and metrics, and the log's batches and events.
 //! - [`names`]: the one rule for agent ids and feature names.
 //! - [`registry`]: the span registry (`spans/*.yaml`, compiled in) and span validation.
 //! - [`vocab`]: every span name and attribute key the registry declares, as a constant
@@ -14,13 +15,16 @@
 //!   and the one writing of those spans.
 //! - [`reducer`]: `View = fold(events)`, enforcing the agent lifecycle.
 //! - [`policy`]: which queued feature goes to which agent, with scores and reasons.
-//! - [`plan`]: a cycle's assignment step as data — placements with their worktrees, lease
-//!   verdicts, and the worktree effects the coordinator then carries out.
+//! - [`plan`]: what the coordinator records and does, as data — placements with their
+//!   worktrees, lease verdicts, recovery, the merges to try, and the worktree effects.
+//! - [`profiles`]: what the telemetry of Claude Code, Codex, Gemini CLI and the GenAI
+//!   conventions means (`spans/profiles/*.yaml`, compiled in).
 //! - [`status`]: the status document, a pure function of the view.
 //! - [`credentials`]: who is speaking — the operator, or one agent by its own token (hashed).
 //! - [`task`]: what `agents next` hands an agent — the feature, its requirements, why it came back.
 //! - [`changes`]: what an event changed, and what differs between two views.
 //! - [`dedup`]: the window of recent span ids that catches retried exports, in fixed memory.
+//! - [`digest`]: the identity of a log record or a metric, which carry no ids.
 //! - [`verify`]: `replay --verify`, the policy re-run at every recorded decision.
 //! - [`whatif`]: the recorded inputs under another policy.
 //! - [`timeline`]: agents' states over a range as intervals, with markers and samples.
@@ -34,6 +38,7 @@ pub mod model;
 pub mod names;
 pub mod plan;
 pub mod policy;
+pub mod profiles;
 pub mod reducer;
 pub mod registry;
 pub mod status;

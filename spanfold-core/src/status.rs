@@ -11,7 +11,7 @@ use crate::model::UnixNanos;
 use crate::policy::{self, Matcher};
 use crate::reducer::{
     Agent, AgentState, Anomaly, Capabilities, Complexity, Config, Counters, Feature, FeatureStatus,
-    Priority, Telemetry, View, Worktree, WorktreeStatus,
+    Priority, View, Worktree, WorktreeStatus,
 };
 use crate::vocab::attr;
 
@@ -58,7 +58,7 @@ pub struct Status {
     pub counters: Counters,
     /// Present once an agent has sent OTLP logs or metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub telemetry: Option<Telemetry>,
+    pub telemetry: Option<TelemetryJson>,
 }
 
 /// The seed's summary, field for field, so existing `jq` scripts keep working.
@@ -125,6 +125,42 @@ pub struct AgentJson {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<CapabilitiesJson>,
+    /// What the agent's own telemetry (Claude Code's events, …) has shown; only once it sent
+    /// some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<AgentTelemetryJson>,
+}
+
+/// An agent's own telemetry in the status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentTelemetryJson {
+    /// The profile its records matched (`claude`, `codex`, `gemini`, `genai`), or `otlp`.
+    pub source: String,
+    /// Its last recognised record: kind, name, tool, time.
+    pub last_activity: Option<LastSeenJson>,
+    pub tool_calls: u64,
+    pub tool_failures: u64,
+    pub llm_requests: u64,
+    pub errors: u64,
+    pub commits: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastSeenJson {
+    pub kind: crate::profiles::Kind,
+    pub name: String,
+    pub tool: Option<String>,
+    pub at: String,
+}
+
+/// The agents' telemetry in the log, as the status shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TelemetryJson {
+    pub log_records: u64,
+    pub metrics: u64,
+    /// Records no rule tied to a registered agent, by the service that sent them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unattributed: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -284,7 +320,13 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
         worktrees,
         anomalies: view.anomalies.iter().cloned().collect(),
         counters: view.counters.clone(),
-        telemetry: (view.telemetry != Telemetry::default()).then(|| view.telemetry.clone()),
+        telemetry: (view.telemetry.log_records + view.telemetry.metrics > 0).then(|| {
+            TelemetryJson {
+                log_records: view.telemetry.log_records,
+                metrics: view.telemetry.metrics,
+                unattributed: view.telemetry.unattributed.clone(),
+            }
+        }),
     }
 }
 
@@ -446,6 +488,24 @@ fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
             max_concurrent_features: a.max_concurrent_features,
             preferred_complexity: a.preferred_complexity,
         }),
+        telemetry: view
+            .telemetry
+            .agents
+            .get(&a.id)
+            .map(|t| AgentTelemetryJson {
+                source: t.source.clone(),
+                last_activity: t.last.as_ref().map(|l| LastSeenJson {
+                    kind: l.kind,
+                    name: l.name.clone(),
+                    tool: l.tool.clone(),
+                    at: rfc3339(l.at),
+                }),
+                tool_calls: t.tool_calls,
+                tool_failures: t.tool_failures,
+                llm_requests: t.llm_requests,
+                errors: t.errors,
+                commits: t.commits,
+            }),
     }
 }
 

@@ -1,9 +1,10 @@
-//! `spans`: the span registry — each span type and its attributes — as text tables or as the
-//! Markdown of the README's span catalogue.
+//! `spans`: the span registry — each span type and its attributes — and the agent profiles, as
+//! text tables, or the registry as the Markdown of the README's span catalogue.
 
 use serde_json::json;
 
 use super::Output;
+use crate::profiles::{Profile, Profiles};
 use crate::registry::Registry;
 use crate::render::table;
 
@@ -83,5 +84,43 @@ fn spans_output() -> Output {
         ));
         text.push('\n');
     }
-    Output::new(json!({"spans": specs}), text)
+    let profiles: Vec<_> = Profiles::builtin().iter().collect();
+    text.push_str(&profiles_text(&profiles));
+    Output::new(json!({"spans": specs, "profiles": profiles}), text)
+}
+
+/// The agent profiles: what each coding agent's events, metrics and spans mean.
+fn profiles_text(profiles: &[&Profile]) -> String {
+    let mut text = String::from(
+        "Agent profiles: the telemetry coding agents already send (OTLP log records, metrics, spans), and what spanfold reads in it\n\n",
+    );
+    for p in profiles {
+        text.push_str(&format!(
+            "{} ({}; service.name {})\n",
+            p.title,
+            p.name,
+            p.service_names.join(", ")
+        ));
+        let rows: Vec<Vec<String>> = [
+            ("event", &p.events),
+            ("metric", &p.metrics),
+            ("span", &p.spans),
+        ]
+        .into_iter()
+        .flat_map(|(what, specs)| {
+            specs.iter().map(move |(name, spec)| {
+                let when: Vec<String> = spec.when.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                vec![
+                    format!("  {name}"),
+                    what.to_owned(),
+                    spec.kind.as_str().to_owned(),
+                    when.join(", "),
+                ]
+            })
+        })
+        .collect();
+        text.push_str(&table(&["  NAME", "SIGNAL", "MEANS", "WHEN"], &rows));
+        text.push('\n');
+    }
+    text
 }

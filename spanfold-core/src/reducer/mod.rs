@@ -22,26 +22,29 @@ mod anomalies;
 mod decisions;
 mod features;
 mod tally;
+mod telemetry;
 mod view;
 mod vocabulary;
 mod worktrees;
 
 pub use tally::FeatureTally;
+pub use telemetry::MAX_SERVICES;
 pub use view::{
     Agent, AgentError, Anomaly, AsOf, Capabilities, Config, Counters, DEFAULT_LEASE_SECONDS,
     Feature, Progress, Telemetry, View, Worktree,
 };
+pub use view::{AgentTelemetry, LastSeen};
 // The words spans carry are defined with the spans; the view keeps them under these names.
 pub use crate::fact::{AgentState, Complexity, Priority};
 pub use vocabulary::{FeatureStatus, WorktreeStatus};
 
 use crate::fact::Fact;
-use crate::model::{AnyEvent, Batch, Event, LogEvent, MetricEvent, UnixNanos};
+use crate::model::{AnyEvent, Batch, Event, LogEvent, MetricEvent};
 use crate::vocab::attr;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
-pub const REDUCER_VERSION: u32 = 7;
+pub const REDUCER_VERSION: u32 = 8;
 
 /// Span names this reducer gives meaning to: one per [`Fact`]. A test checks this list against
 /// the registry.
@@ -97,8 +100,7 @@ impl View {
             time: ev.time,
         };
         self.counters.events += 1;
-        self.telemetry.log_records += 1;
-        self.heard_from(ev.str_attr(attr::AGENT_ID), ev.time);
+        self.telemetry_log(ev);
     }
 
     /// A metric: kept and counted; the agent its resource names is alive.
@@ -108,15 +110,7 @@ impl View {
             time: ev.time,
         };
         self.counters.events += 1;
-        self.telemetry.metrics += 1;
-        self.heard_from(ev.str_attr(attr::AGENT_ID), ev.time);
-    }
-
-    /// Telemetry from a registered agent renews its lease, whatever else it means.
-    fn heard_from(&mut self, agent: Option<&str>, time: UnixNanos) {
-        if let Some(agent) = agent.and_then(|id| self.agents.get_mut(id)) {
-            agent.last_activity = agent.last_activity.max(time);
-        }
+        self.telemetry_metric(ev);
     }
 
     /// Folds one event in. Never fails: what cannot be applied is recorded as an anomaly.
@@ -127,14 +121,22 @@ impl View {
         };
         self.counters.events += 1;
         let outcome = match Fact::parse(ev) {
-            Some(Ok(fact)) => self.apply_fact(fact, self.as_of),
+            Some(Ok(fact)) => {
+                // Records an agent sends in its assignment's trace are that agent's.
+                if let Fact::Assignment(a) = &fact {
+                    self.remember_trace(&ev.span.trace_id, a.agent_id);
+                }
+                self.apply_fact(fact, self.as_of)
+            }
             Some(Err(reason)) => Err(reason),
             None => {
                 self.counters.unregistered_spans += 1;
-                // A span the registry does not name still shows its agent is alive.
-                if let Some(agent) = ev
-                    .str_attr(attr::AGENT_ID)
-                    .and_then(|id| self.agents.get_mut(id))
+                // A span the registry does not name still shows its agent is alive; one an agent
+                // profile knows (an agent's own traces) also says what it was doing.
+                if !self.telemetry_span(ev)
+                    && let Some(agent) = ev
+                        .str_attr(attr::AGENT_ID)
+                        .and_then(|id| self.agents.get_mut(id))
                 {
                     agent.last_activity = ev.time;
                 }

@@ -202,13 +202,47 @@ pub struct Counters {
     pub acknowledged: u64,
 }
 
-/// What the agents' own telemetry (OTLP logs and metrics) came to.
+/// What the agents' own telemetry (OTLP logs and metrics, and their spans that the profiles
+/// know) came to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Telemetry {
     /// Log records (agents' events) in the log.
     pub log_records: u64,
     /// Metrics in the log.
     pub metrics: u64,
+    /// Log records and metrics no rule tied to a registered agent, by the `service.name` that
+    /// sent them (at most [`MAX_SERVICES`](super::telemetry::MAX_SERVICES) names; the rest
+    /// under "(other)").
+    pub unattributed: BTreeMap<String, u64>,
+    /// What each agent's telemetry has shown, by agent id.
+    pub agents: BTreeMap<String, AgentTelemetry>,
+    /// The trace id (hex) of each assignment, with its agent: a record sent in that trace (the
+    /// launcher hands the agent the assignment's `TRACEPARENT`) belongs to that agent.
+    pub traces: BTreeMap<String, String>,
+}
+
+/// What one agent's own telemetry has shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentTelemetry {
+    /// The profile its records last matched (`claude`, `codex`, `gemini`, `genai`), or `otlp`.
+    pub source: String,
+    /// Its last recognised record.
+    pub last: Option<LastSeen>,
+    pub tool_calls: u64,
+    /// Tool calls whose outcome said they failed.
+    pub tool_failures: u64,
+    pub llm_requests: u64,
+    pub errors: u64,
+    pub commits: u64,
+}
+
+/// An agent's last recognised record: what it was, its name, its tool, when it arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastSeen {
+    pub kind: crate::profiles::Kind,
+    pub name: String,
+    pub tool: Option<String>,
+    pub at: UnixNanos,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

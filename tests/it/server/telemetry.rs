@@ -59,6 +59,16 @@ fn claude_codes_logs_and_metrics_are_stored_once_over_grpc_and_http() {
     }
     assert_eq!(sent, 12);
     let status = sb.status();
+    for id in ["claude-grpc", "claude-http"] {
+        let t = &agent(&status, id)["telemetry"];
+        assert_eq!(t["source"], "claude", "read through Claude Code's profile: {t}");
+        assert_eq!(
+            (&t["tool_calls"], &t["llm_requests"], &t["tool_failures"]),
+            (&1.into(), &1.into(), &0.into()),
+            "one Edit and one api_request, each stored once: {t}"
+        );
+        assert!(t["last_activity"]["name"].is_string(), "{t}");
+    }
     assert_eq!(
         status["telemetry"],
         serde_json::json!({"log_records": 6, "metrics": 4}),
