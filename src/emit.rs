@@ -399,6 +399,11 @@ pub fn merge(ids: &mut IdGen, time: UnixNanos, m: &MergeSpan<'_>) -> Span {
     fact_span(ids, time, Fact::Merge(fact))
 }
 
+/// `agent.process`: what `agents run` saw of an agent's process.
+pub fn process(ids: &mut IdGen, time: UnixNanos, p: &fact::Process<'_>) -> Span {
+    fact_span(ids, time, Fact::Process(p.clone()))
+}
+
 pub fn lease_expired(
     ids: &mut IdGen,
     time: UnixNanos,

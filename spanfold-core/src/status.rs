@@ -143,6 +143,25 @@ pub struct AgentTelemetryJson {
     pub llm_requests: u64,
     pub errors: u64,
     pub commits: u64,
+    /// Its process under `spanfold agents run`, as last reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessJson>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessJson {
+    /// started, running or exited.
+    pub state: crate::fact::ProcessEvent,
+    pub feature: Option<String>,
+    pub command: Option<String>,
+    pub pid: Option<i64>,
+    pub since: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -505,6 +524,16 @@ fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
                 llm_requests: t.llm_requests,
                 errors: t.errors,
                 commits: t.commits,
+                process: t.process.as_ref().map(|p| ProcessJson {
+                    state: p.event,
+                    feature: p.feature.clone(),
+                    command: p.command.clone(),
+                    pid: p.pid,
+                    since: rfc3339(p.since),
+                    exit_code: p.exit_code,
+                    signal: p.signal.clone(),
+                    outcome: p.outcome.clone(),
+                }),
             }),
     }
 }

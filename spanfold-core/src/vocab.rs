@@ -18,6 +18,11 @@ pub mod span {
     /// queue, their worktrees are kept (unlocked), and it is in error until reset.
     pub const AGENT_LEASE_EXPIRED: &str = "agent.lease_expired";
 
+    /// `spanfold agents run` started, still runs, or saw the end of an agent's process (Claude
+    /// Code, Codex, any command) in its feature's worktree; a sign of life for the agent, and its
+    /// heartbeat when the command sends no telemetry of its own.
+    pub const AGENT_PROCESS: &str = "agent.process";
+
     /// An agent announces itself and what it can do. Registering again updates the capabilities.
     pub const AGENT_REGISTRATION: &str = "agent.registration";
 
@@ -86,6 +91,7 @@ pub mod attr {
     /// - `agent.communication`: The sending agent.
     /// - `agent.feature_assignment`: The agent that gets the feature.
     /// - `agent.lease_expired`: The silent agent.
+    /// - `agent.process`: The agent the process works for.
     /// - `agent.registration`: The agent's id; becomes part of lock reasons and must follow the
     ///   name rule.
     /// - `agent.reset`: The agent to reset.
@@ -259,6 +265,7 @@ pub mod attr {
     pub const FEATURE_LANGUAGES: &str = "feature.languages";
 
     /// - `agent.feature_assignment`, `coordination.feature_merge`: The feature.
+    /// - `agent.process`: The feature the process works on.
     /// - `agent.validation`: The feature validated; may be left out when the agent holds only one.
     /// - `agent.work_progress`: The feature the report is about; may be left out when the agent
     ///   holds only one.
@@ -318,6 +325,41 @@ pub mod attr {
     ///
     /// On `coordination.feature_merge`.
     pub const MERGE_RESULT: &str = "merge.result";
+
+    /// The command as started (its placeholders filled in).
+    ///
+    /// On `agent.process`.
+    pub const PROCESS_COMMAND: &str = "process.command";
+
+    /// How long it ran, in milliseconds.
+    ///
+    /// On `agent.process`.
+    pub const PROCESS_DURATION_MS: &str = "process.duration_ms";
+
+    /// What happened to the process.
+    ///
+    /// On `agent.process`.
+    pub const PROCESS_EVENT: &str = "process.event";
+
+    /// The exit code.
+    ///
+    /// On `agent.process`.
+    pub const PROCESS_EXIT_CODE: &str = "process.exit_code";
+
+    /// What the launcher made of the exit, in words (submitted, or why the feature went back).
+    ///
+    /// On `agent.process`.
+    pub const PROCESS_OUTCOME: &str = "process.outcome";
+
+    /// The process id.
+    ///
+    /// On `agent.process`.
+    pub const PROCESS_PID: &str = "process.pid";
+
+    /// The signal that ended it.
+    ///
+    /// On `agent.process`.
+    pub const PROCESS_SIGNAL: &str = "process.signal";
 
     /// Why, for the record.
     ///

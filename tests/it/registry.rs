@@ -68,6 +68,21 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
             },
         ),
         emit::validation(&mut ids, 1, "a1", Some("f1"), true, Some(0)),
+        emit::process(
+            &mut ids,
+            1,
+            &spanfold::fact::Process {
+                agent_id: "a1",
+                event: spanfold::fact::ProcessEvent::Exited,
+                feature_name: Some("f1"),
+                command: Some("claude -p 'do f1'"),
+                pid: Some(42),
+                exit_code: Some(0),
+                signal: None,
+                duration_ms: Some(1500),
+                outcome: Some("submitted"),
+            },
+        ),
         emit::reset(&mut ids, 1, "a1", Some("why")),
         emit::cancel(&mut ids, 1, "f1", Some("why")),
     ];

@@ -231,3 +231,58 @@ impl<'a> TokenIssued<'a> {
         out.str(attr::AGENT_TOKEN_SHA256, self.token_sha256);
     }
 }
+
+closed_set! {
+    /// `process.event`: what happened to an agent's process under `agents run`.
+    ProcessEvent {
+        Started = "started",
+        Running = "running",
+        Exited = "exited",
+    }
+}
+
+/// `agent.process`: the launcher started, still runs, or saw the end of an agent's process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Process<'a> {
+    pub agent_id: &'a str,
+    pub event: ProcessEvent,
+    pub feature_name: Option<&'a str>,
+    pub command: Option<&'a str>,
+    pub pid: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub signal: Option<&'a str>,
+    pub duration_ms: Option<i64>,
+    pub outcome: Option<&'a str>,
+}
+
+impl<'a> Process<'a> {
+    pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
+        let event = ev
+            .str_attr(attr::PROCESS_EVENT)
+            .and_then(ProcessEvent::parse)
+            .ok_or_else(|| "process.event must be started, running or exited".to_string())?;
+        Ok(Process {
+            agent_id: required(ev, attr::AGENT_ID, no_agent)?,
+            event,
+            feature_name: ev.str_attr(attr::FEATURE_NAME),
+            command: ev.str_attr(attr::PROCESS_COMMAND),
+            pid: ev.int_attr(attr::PROCESS_PID),
+            exit_code: ev.int_attr(attr::PROCESS_EXIT_CODE),
+            signal: ev.str_attr(attr::PROCESS_SIGNAL),
+            duration_ms: ev.int_attr(attr::PROCESS_DURATION_MS),
+            outcome: ev.str_attr(attr::PROCESS_OUTCOME),
+        })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.str(attr::AGENT_ID, self.agent_id);
+        out.str(attr::PROCESS_EVENT, self.event.as_str());
+        out.opt_str(attr::FEATURE_NAME, self.feature_name);
+        out.opt_str(attr::PROCESS_COMMAND, self.command);
+        out.int(attr::PROCESS_PID, self.pid);
+        out.int(attr::PROCESS_EXIT_CODE, self.exit_code);
+        out.opt_str(attr::PROCESS_SIGNAL, self.signal);
+        out.int(attr::PROCESS_DURATION_MS, self.duration_ms);
+        out.opt_str(attr::PROCESS_OUTCOME, self.outcome);
+    }
+}

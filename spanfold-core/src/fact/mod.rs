@@ -26,7 +26,8 @@ mod words;
 mod worktree;
 
 pub use agent::{
-    Communication, Registration, Reset, TokenIssued, Validation, ValidationResult, WorkProgress,
+    Communication, Process, ProcessEvent, Registration, Reset, TokenIssued, Validation,
+    ValidationResult, WorkProgress,
 };
 pub use coordination::{
     Acknowledge, Assignment, Configure, Cycle, Init, LeaseExpired, Merge, MergeKind, MergeResult,
@@ -47,6 +48,7 @@ pub enum Fact<'a> {
     Validation(Validation<'a>),
     Reset(Reset<'a>),
     Communication(Communication<'a>),
+    Process(Process<'a>),
     TokenIssued(TokenIssued<'a>),
     Init(Init<'a>),
     Configure(Configure),
@@ -64,11 +66,12 @@ pub enum Fact<'a> {
 
 impl<'a> Fact<'a> {
     /// The span name of every variant.
-    pub const NAMES: [&'static str; 18] = [
+    pub const NAMES: [&'static str; 19] = [
         span::AGENT_COMMUNICATION,
         span::ANOMALY_ACKNOWLEDGE,
         span::AGENT_FEATURE_ASSIGNMENT,
         span::AGENT_LEASE_EXPIRED,
+        span::AGENT_PROCESS,
         span::AGENT_REGISTRATION,
         span::AGENT_RESET,
         span::AGENT_TOKEN_ISSUED,
@@ -92,6 +95,7 @@ impl<'a> Fact<'a> {
             Fact::Validation(_) => span::AGENT_VALIDATION,
             Fact::Reset(_) => span::AGENT_RESET,
             Fact::Communication(_) => span::AGENT_COMMUNICATION,
+            Fact::Process(_) => span::AGENT_PROCESS,
             Fact::TokenIssued(_) => span::AGENT_TOKEN_ISSUED,
             Fact::Init(_) => span::COORDINATION_INIT,
             Fact::Configure(_) => span::COORDINATION_CONFIGURE,
@@ -117,6 +121,7 @@ impl<'a> Fact<'a> {
             span::AGENT_VALIDATION => Validation::read(ev).map(Fact::Validation),
             span::AGENT_RESET => Reset::read(ev).map(Fact::Reset),
             span::AGENT_COMMUNICATION => Communication::read(ev).map(Fact::Communication),
+            span::AGENT_PROCESS => Process::read(ev).map(Fact::Process),
             span::AGENT_TOKEN_ISSUED => TokenIssued::read(ev).map(Fact::TokenIssued),
             span::COORDINATION_INIT => Init::read(ev).map(Fact::Init),
             span::COORDINATION_CONFIGURE => Configure::read(ev).map(Fact::Configure),
@@ -144,6 +149,7 @@ impl<'a> Fact<'a> {
             Fact::Validation(f) => f.write(&mut out),
             Fact::Reset(f) => f.write(&mut out),
             Fact::Communication(f) => f.write(&mut out),
+            Fact::Process(f) => f.write(&mut out),
             Fact::TokenIssued(f) => f.write(&mut out),
             Fact::Init(f) => f.write(&mut out),
             Fact::Configure(f) => f.write(&mut out),

@@ -93,7 +93,7 @@ impl Seed {
 /// The `i`th variant of [`Fact`], built from `s`.
 fn fact(i: usize, s: &Seed) -> Fact<'_> {
     match i {
-        0..=5 => agent_fact(i, s),
+        0..=5 | 18 => agent_fact(i, s),
         6..=13 => coordination_fact(i, s),
         _ => feature_or_worktree_fact(i, s),
     }
@@ -136,9 +136,20 @@ fn agent_fact(i: usize, s: &Seed) -> Fact<'_> {
             target: s.opt_text(1),
             message: s.opt_text(2),
         }),
-        _ => Fact::TokenIssued(TokenIssued {
+        5 => Fact::TokenIssued(TokenIssued {
             agent_id: &s.id,
             token_sha256: &s.hex,
+        }),
+        _ => Fact::Process(Process {
+            agent_id: s.text(0),
+            event: s.one_of(ProcessEvent::ALL),
+            feature_name: s.opt_text(1),
+            command: s.opt_text(2),
+            pid: s.opt(3, s.int),
+            exit_code: s.opt(4, s.int / 3),
+            signal: s.opt_text(5),
+            duration_ms: s.opt(6, s.int / 5),
+            outcome: s.opt_text(7),
         }),
     }
 }

@@ -9,7 +9,7 @@ use crate::vocab::attr;
 
 impl View {
     /// The registered agent a span names, with its activity refreshed.
-    fn agent_of(&mut self, id: &str, at: AsOf) -> Result<&mut Agent, String> {
+    pub(super) fn agent_of(&mut self, id: &str, at: AsOf) -> Result<&mut Agent, String> {
         let agent = self
             .agents
             .get_mut(id)

@@ -33,7 +33,7 @@ pub use view::{
     Agent, AgentError, Anomaly, AsOf, Capabilities, Config, Counters, DEFAULT_LEASE_SECONDS,
     Feature, Progress, Telemetry, View, Worktree,
 };
-pub use view::{AgentTelemetry, LastSeen};
+pub use view::{AgentTelemetry, LastSeen, ProcessState};
 // The words spans carry are defined with the spans; the view keeps them under these names.
 pub use crate::fact::{AgentState, Complexity, Priority};
 pub use vocabulary::{FeatureStatus, WorktreeStatus};
@@ -167,6 +167,7 @@ impl View {
             Fact::Validation(v) => self.validation(v, at),
             Fact::Reset(r) => self.reset(r, at),
             Fact::Communication(m) => self.message(m, at),
+            Fact::Process(p) => self.process(p, at),
             Fact::Init(i) => {
                 self.init(i);
                 Ok(())

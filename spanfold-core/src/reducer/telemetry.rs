@@ -4,7 +4,8 @@
 //! agent its assignment's `TRACEPARENT`). A record no rule places is kept and counted as
 //! unattributed, by the service that sent it.
 
-use super::view::{AgentTelemetry, LastSeen, View};
+use super::view::{AgentTelemetry, AsOf, LastSeen, ProcessState, View};
+use crate::fact::{Process, ProcessEvent};
 use crate::model::{Event, LogEvent, MetricEvent, UnixNanos, as_bool, as_str, hex};
 use crate::profiles::{self, Kind, Profile, Profiles, RecordSpec};
 use crate::vocab::attr;
@@ -75,6 +76,39 @@ impl View {
             crate::model::find_attr(&ev.resource.attributes, "service.name").and_then(as_str);
         self.heard(&agent, seen, service, ev.time);
         true
+    }
+
+    /// The launcher's report on an agent's process: a sign of life, and what the status shows
+    /// of the process.
+    pub(super) fn process(&mut self, p: Process<'_>, at: AsOf) -> Result<(), String> {
+        self.agent_of(p.agent_id, at)?;
+        let t = self
+            .telemetry
+            .agents
+            .entry(p.agent_id.to_owned())
+            .or_insert_with(|| AgentTelemetry {
+                source: "launcher".into(),
+                ..AgentTelemetry::default()
+            });
+        let since = match (&t.process, p.event) {
+            (Some(earlier), ProcessEvent::Running | ProcessEvent::Exited)
+                if earlier.pid == p.pid =>
+            {
+                earlier.since
+            }
+            _ => at.time,
+        };
+        t.process = Some(ProcessState {
+            event: p.event,
+            feature: p.feature_name.map(str::to_owned),
+            command: p.command.map(str::to_owned),
+            pid: p.pid,
+            since,
+            exit_code: p.exit_code,
+            signal: p.signal.map(str::to_owned),
+            outcome: p.outcome.map(str::to_owned),
+        });
+        Ok(())
     }
 
     /// An assignment's trace: records sent in it are its agent's.

@@ -234,6 +234,22 @@ pub struct AgentTelemetry {
     pub llm_requests: u64,
     pub errors: u64,
     pub commits: u64,
+    /// Its process under `spanfold agents run`, as last reported.
+    pub process: Option<ProcessState>,
+}
+
+/// An agent's process as the launcher last reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessState {
+    pub event: crate::fact::ProcessEvent,
+    pub feature: Option<String>,
+    pub command: Option<String>,
+    pub pid: Option<i64>,
+    /// When it was started (the launcher's `started` report).
+    pub since: UnixNanos,
+    pub exit_code: Option<i64>,
+    pub signal: Option<String>,
+    pub outcome: Option<String>,
 }
 
 /// An agent's last recognised record: what it was, its name, its tool, when it arrived.
