@@ -61,6 +61,7 @@ pub mod fault;
 pub mod git;
 pub mod holder;
 pub mod inflight;
+pub mod launcher;
 pub mod listen;
 pub mod otlp;
 pub mod render;

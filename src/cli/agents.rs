@@ -21,7 +21,9 @@ pub(super) fn run(
     on_cycle: &mut dyn FnMut(&str),
 ) -> Result<Output> {
     match cmd {
-        AgentsCommand::Init(_) => unreachable!("init is dispatched before"),
+        AgentsCommand::Init(_) | AgentsCommand::Run(_) | AgentsCommand::Logs(_) => {
+            unreachable!("dispatched before, with the coordination directory")
+        }
         AgentsCommand::RegisterAgent(args) => register_agent(args, backend),
         AgentsCommand::AddFeature(args) => features::add_feature(args, backend),
         AgentsCommand::CoordinationCycle(args) => cycle::cycles(args, backend, on_cycle),

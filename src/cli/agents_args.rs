@@ -39,6 +39,13 @@ pub enum AgentsCommand {
     /// Acknowledge anomalies (spans the log holds but could not apply): status stops listing
     /// them; they stay in the log and in the count.
     AckAnomaly(AckArgs),
+    /// Launch and supervise an agent: for each of its assignments, start COMMAND in the
+    /// feature's worktree with this coordinator's OTLP endpoint, the agent's identity and the
+    /// task; submit its work when it exits 0 with new commits, send the feature back otherwise.
+    Run(RunArgs),
+    /// The output of an agent's runs under `agents run` (the latest run; --follow to keep
+    /// printing while it runs).
+    Logs(LogsArgs),
     /// Issue an agent its own token: spans sent with it must be about that agent, and the
     /// operator's spans (features, resets, acknowledgements, tokens) need the operator token.
     /// Printed once; the log keeps only its SHA-256. A new token replaces the agent's earlier one.
@@ -93,6 +100,70 @@ pub struct NextArgs {
     /// description, requirements, acceptance criteria, why it came back, how to report.
     #[arg(long)]
     pub prompt: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The agent to run (registered).
+    pub id: String,
+    /// Run one assignment, then stop (exit 0 when its work was submitted).
+    #[arg(long)]
+    pub once: bool,
+    /// Which coding agent COMMAND is, for the switches that turn its telemetry on.
+    #[arg(long, value_enum, default_value = "plain")]
+    pub profile: ProfileArg,
+    /// Seconds between SIGTERM and SIGKILL when the process must stop (the feature was
+    /// cancelled or the lease lost, or the launcher was told to stop).
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub grace: f64,
+    /// Give up waiting for an assignment after this many seconds.
+    #[arg(long, default_value_t = 600.0, value_name = "SECS")]
+    pub timeout: f64,
+    /// The agent's own token (`spanfold agents token AGENT`), handed to the command in
+    /// OTEL_EXPORTER_OTLP_HEADERS so that its telemetry speaks for that agent only. Without
+    /// it the command gets the launcher's token (--token).
+    #[arg(
+        long,
+        env = "SPANFOLD_AGENT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub agent_token: Option<String>,
+    /// The command and its arguments; `{prompt}`, `{prompt_file}`, `{feature}`, `{worktree}`
+    /// and `{branch}` are filled in.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProfileArg {
+    Claude,
+    Codex,
+    Gemini,
+    Copilot,
+    Plain,
+}
+
+impl From<ProfileArg> for crate::launcher::env::Profile {
+    fn from(p: ProfileArg) -> Self {
+        use crate::launcher::env::Profile;
+        match p {
+            ProfileArg::Claude => Profile::Claude,
+            ProfileArg::Codex => Profile::Codex,
+            ProfileArg::Gemini => Profile::Gemini,
+            ProfileArg::Copilot => Profile::Copilot,
+            ProfileArg::Plain => Profile::Plain,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The agent whose run output to print.
+    pub id: String,
+    /// Keep printing what the run writes until it ends.
+    #[arg(long)]
+    pub follow: bool,
 }
 
 #[derive(Args, Debug)]

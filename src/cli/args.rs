@@ -252,6 +252,8 @@ impl Command {
                 AgentsCommand::AckAnomaly(_) => "agents ack-anomaly",
                 AgentsCommand::Token(_) => "agents token",
                 AgentsCommand::CancelFeature(_) => "agents cancel-feature",
+                AgentsCommand::Run(_) => "agents run",
+                AgentsCommand::Logs(_) => "agents logs",
             },
         }
     }

@@ -6,7 +6,8 @@
 //! answers it:
 //! - `args`, `agents_args`: the clap definitions, top-level and `agents …`.
 //! - `agents`: the `agents` dispatch, and what an agent says (register, progress, validate).
-//! - `features`, `agent_status`, `next`, `cycle`, `init`: the other `agents` subcommands.
+//! - `features`, `agent_status`, `next`, `cycle`, `init`: the other `agents` subcommands;
+//!   `run`: `agents run` (launching and supervising an agent) and `agents logs`.
 //! - `export`, `replay`, `history` (and `diff`), `upkeep` (`gc`, `rebuild`), `serve` (and
 //!   `demo`), `spans`: the top-level commands.
 
@@ -21,6 +22,7 @@ mod history;
 mod init;
 mod next;
 mod replay;
+mod run;
 mod serve;
 mod spans;
 mod upkeep;
@@ -68,6 +70,10 @@ pub fn run(cli: &Cli, coord_dir: &Path, mut on_cycle: impl FnMut(&str)) -> Resul
         Command::History(args) => history::history(args, &mut connect()),
         Command::Diff(args) => history::diff(args, &mut connect()),
         Command::Agents(AgentsCommand::Init(args)) => init::init(args, coord_dir, &mut connect()),
+        Command::Agents(AgentsCommand::Run(args)) => {
+            run::run_agent(args, cli, coord_dir, &mut connect())
+        }
+        Command::Agents(AgentsCommand::Logs(args)) => run::logs(args, coord_dir, &mut connect()),
         Command::Agents(cmd) => agents::run(cmd, &mut connect(), &mut on_cycle),
     }
 }

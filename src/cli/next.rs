@@ -13,14 +13,37 @@ use crate::status::{self, StatusOptions};
 
 /// `agents next`: the agent's task, polling the log until it has one with `--wait`.
 pub(super) fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
-    names::agent_id(&args.id)?;
+    let ask = Ask {
+        id: &args.id,
+        wait: args.wait,
+        timeout: args.timeout,
+        prompt: args.prompt,
+        stop: None,
+    };
+    wait_task(&ask, backend)
+}
+
+/// A question for the agent's task: whose, whether to wait and how long, in which form.
+pub(super) struct Ask<'a> {
+    pub id: &'a str,
+    pub wait: bool,
+    pub timeout: f64,
+    pub prompt: bool,
+    /// Asked between polls: true gives up waiting (the launcher was told to stop).
+    pub stop: Option<&'a dyn Fn() -> bool>,
+}
+
+/// The agent's task (its JSON in the output's data), polling the log until it has one when
+/// `ask.wait`.
+pub(super) fn wait_task(args: &Ask<'_>, backend: &mut Backend) -> Result<Output> {
+    names::agent_id(args.id)?;
     if !(args.timeout.is_finite() && args.timeout >= 0.0) {
         bail!("--timeout must be a number of seconds, 0 or more");
     }
     let deadline = std::time::Instant::now() + Duration::from_secs_f64(args.timeout);
     loop {
         let agent = backend
-            .agent(&args.id)?
+            .agent(args.id)?
             .ok_or_else(|| anyhow!("agent {} is not registered; register it first", args.id))?;
         // No work comes to an agent in error before a reset: say so now rather than wait.
         if let Some(why) = &agent.error {
@@ -57,6 +80,9 @@ pub(super) fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
                 args.timeout
             );
         }
+        if args.stop.is_some_and(|stop| stop()) {
+            bail!("stopped while waiting for an assignment for {}", args.id);
+        }
         // Between polls, let other processes at the log.
         backend.release();
         std::thread::sleep(Duration::from_millis(250));
@@ -67,13 +93,13 @@ pub(super) fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
 /// worktree, branch) and why it came back, or the whole task for a prompt. None while its
 /// worktree is not made yet.
 fn task_output(
-    args: &NextArgs,
+    args: &Ask<'_>,
     backend: &mut Backend,
     agent: &status::AgentJson,
     feature: &str,
 ) -> Result<Option<Output>> {
     let st = backend.status(&StatusOptions {
-        agent: Some(args.id.clone()),
+        agent: Some(args.id.to_owned()),
         details: true,
         ..StatusOptions::default()
     })?;

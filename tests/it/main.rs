@@ -15,6 +15,7 @@ mod damaged_log;
 mod dashboard;
 mod demo;
 mod exhaustion;
+mod launcher;
 mod layering;
 mod lifecycle;
 mod newcomer;

@@ -27,7 +27,6 @@ elif protocol == "http/protobuf":
 else:
     sys.exit(f"unsupported OTEL_EXPORTER_OTLP_PROTOCOL {protocol}")
 
-sends = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 resource = Resource.create({"service.name": "claude-code", "service.version": "2.0.0"})
 SESSION = "8f2c1e4a-session"
 # Fixed times: a resend is the same record, as a retried export is.
@@ -50,29 +49,35 @@ EVENTS = [
     ("tool_result", {"tool_name": "Edit", "success": "true", "duration_ms": 15}),
 ]
 
-logs = LoggerProvider(resource=resource)
-logs.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter()))
-logger = logs.get_logger("com.anthropic.claude_code.events", "2.0.0")
-for _ in range(sends):
-    for i, (name, attrs) in enumerate(EVENTS):
-        logger.emit(
-            timestamp=T0 + i * 1_000_000,
-            observed_timestamp=T0 + i * 1_000_000,
-            body=f"claude_code.{name}",
-            attributes={"event.name": name, "session.id": SESSION, "prompt.id": "p-1", **attrs},
-        )
-logs.shutdown()
+def send(sends=1):
+    """Sends the events `sends` times, then the metrics once; returns what was sent."""
+    logs = LoggerProvider(resource=resource)
+    logs.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter()))
+    logger = logs.get_logger("com.anthropic.claude_code.events", "2.0.0")
+    for _ in range(sends):
+        for i, (name, attrs) in enumerate(EVENTS):
+            logger.emit(
+                timestamp=T0 + i * 1_000_000,
+                observed_timestamp=T0 + i * 1_000_000,
+                body=f"claude_code.{name}",
+                attributes={"event.name": name, "session.id": SESSION, "prompt.id": "p-1", **attrs},
+            )
+    logs.shutdown()
 
-exporter = OTLPMetricExporter(preferred_temporality={Counter: AggregationTemporality.DELTA})
-reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
-meters = MeterProvider(resource=resource, metric_readers=[reader])
-meter = meters.get_meter("com.anthropic.claude_code", "2.0.0")
-tokens = meter.create_counter("claude_code.token.usage", unit="tokens")
-cost = meter.create_counter("claude_code.cost.usage", unit="USD")
-common = {"session.id": SESSION, "model": "claude-sonnet-4-5"}
-tokens.add(1200, {**common, "type": "input"})
-tokens.add(340, {**common, "type": "output"})
-cost.add(0.0123, common)
-meters.shutdown()  # exports what was collected, once
+    exporter = OTLPMetricExporter(preferred_temporality={Counter: AggregationTemporality.DELTA})
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+    meters = MeterProvider(resource=resource, metric_readers=[reader])
+    meter = meters.get_meter("com.anthropic.claude_code", "2.0.0")
+    tokens = meter.create_counter("claude_code.token.usage", unit="tokens")
+    cost = meter.create_counter("claude_code.cost.usage", unit="USD")
+    common = {"session.id": SESSION, "model": "claude-sonnet-4-5"}
+    tokens.add(1200, {**common, "type": "input"})
+    tokens.add(340, {**common, "type": "output"})
+    cost.add(0.0123, common)
+    meters.shutdown()  # exports what was collected, once
 
-print(json.dumps({"log_records": len(EVENTS) * sends, "metrics": 2}))
+    return {"log_records": len(EVENTS) * sends, "metrics": 2}
+
+
+if __name__ == "__main__":
+    print(json.dumps(send(int(sys.argv[1]) if len(sys.argv) > 1 else 1)))

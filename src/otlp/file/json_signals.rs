@@ -5,8 +5,8 @@ use super::json_line::{
     any_value, attributes, double, key, list, resource, scope, str_field, uint, uint_string,
 };
 use crate::model::{
-    Buckets, Exemplar, LogRecord, Metric, MetricData, Number, NumberPoint, ResourceLogs,
-    ResourceMetrics, hex,
+    Buckets, Exemplar, ExponentialHistogramPoint, HistogramPoint, LogRecord, Metric, MetricData,
+    Number, NumberPoint, ResourceLogs, ResourceMetrics, SummaryPoint, hex,
 };
 
 /// `{"resource":…,"<scopes>":[{"scope":…,"<items>":[…],"schemaUrl":…}],"schemaUrl":…}`.
@@ -107,11 +107,19 @@ fn metric(m: &Metric, out: &mut Vec<u8>) {
     out.push(b',');
     key("metadata", out);
     list(&m.metadata, out, super::json_line::key_value);
-    match &m.data {
+    if !matches!(m.data, MetricData::Empty) {
+        out.push(b',');
+        metric_data(&m.data, out);
+    }
+    out.push(b'}');
+}
+
+/// The metric's data, under the key of its kind.
+fn metric_data(data: &MetricData, out: &mut Vec<u8>) {
+    match data {
         MetricData::Empty => {}
         MetricData::Gauge { points } => {
-            out.push(b',');
-            data(out, "gauge", None, None, |out| {
+            self::data(out, "gauge", None, None, |out| {
                 list(points, out, number_point)
             });
         }
@@ -119,96 +127,89 @@ fn metric(m: &Metric, out: &mut Vec<u8>) {
             points,
             temporality,
             monotonic,
-        } => {
-            out.push(b',');
-            data(out, "sum", Some(*temporality), Some(*monotonic), |out| {
-                list(points, out, number_point)
-            });
-        }
+        } => self::data(out, "sum", Some(*temporality), Some(*monotonic), |out| {
+            list(points, out, number_point)
+        }),
         MetricData::Histogram {
             points,
             temporality,
-        } => {
-            out.push(b',');
-            data(out, "histogram", Some(*temporality), None, |out| {
-                list(points, out, |p, out| {
-                    out.push(b'{');
-                    point_head(&p.attributes, p.start_time_unix_nano, p.time_unix_nano, out);
-                    uint_string("count", p.count, out);
-                    optional_double("sum", p.sum, out);
-                    out.push(b',');
-                    key("bucketCounts", out);
-                    list(&p.bucket_counts, out, |c, out| uint_str(*c, out));
-                    out.push(b',');
-                    key("explicitBounds", out);
-                    list(&p.explicit_bounds, out, |b, out| {
-                        let _ = serde_json::to_writer(&mut *out, &json_double(*b));
-                    });
-                    point_tail(&p.exemplars, p.flags, out);
-                    optional_double("min", p.min, out);
-                    optional_double("max", p.max, out);
-                    out.push(b'}');
-                })
-            });
-        }
+        } => self::data(out, "histogram", Some(*temporality), None, |out| {
+            list(points, out, histogram_point)
+        }),
         MetricData::ExponentialHistogram {
             points,
             temporality,
-        } => {
-            out.push(b',');
-            data(
-                out,
-                "exponentialHistogram",
-                Some(*temporality),
-                None,
-                |out| {
-                    list(points, out, |p, out| {
-                        out.push(b'{');
-                        point_head(&p.attributes, p.start_time_unix_nano, p.time_unix_nano, out);
-                        uint_string("count", p.count, out);
-                        optional_double("sum", p.sum, out);
-                        out.push(b',');
-                        key("scale", out);
-                        out.extend_from_slice(p.scale.to_string().as_bytes());
-                        out.push(b',');
-                        uint_string("zeroCount", p.zero_count, out);
-                        buckets("positive", &p.positive, out);
-                        buckets("negative", &p.negative, out);
-                        point_tail(&p.exemplars, p.flags, out);
-                        optional_double("min", p.min, out);
-                        optional_double("max", p.max, out);
-                        out.push(b',');
-                        double("zeroThreshold", p.zero_threshold, out);
-                        out.push(b'}');
-                    })
-                },
-            );
-        }
+        } => self::data(
+            out,
+            "exponentialHistogram",
+            Some(*temporality),
+            None,
+            |out| list(points, out, exponential_point),
+        ),
         MetricData::Summary { points } => {
-            out.push(b',');
-            data(out, "summary", None, None, |out| {
-                list(points, out, |p, out| {
-                    out.push(b'{');
-                    point_head(&p.attributes, p.start_time_unix_nano, p.time_unix_nano, out);
-                    uint_string("count", p.count, out);
-                    out.push(b',');
-                    double("sum", p.sum, out);
-                    out.push(b',');
-                    key("quantileValues", out);
-                    list(&p.quantile_values, out, |q, out| {
-                        out.push(b'{');
-                        double("quantile", q.quantile, out);
-                        out.push(b',');
-                        double("value", q.value, out);
-                        out.push(b'}');
-                    });
-                    out.push(b',');
-                    uint("flags", p.flags.into(), out);
-                    out.push(b'}');
-                })
+            self::data(out, "summary", None, None, |out| {
+                list(points, out, summary_point)
             });
         }
     }
+}
+
+fn histogram_point(p: &HistogramPoint, out: &mut Vec<u8>) {
+    out.push(b'{');
+    point_head(&p.attributes, p.start_time_unix_nano, p.time_unix_nano, out);
+    uint_string("count", p.count, out);
+    optional_double("sum", p.sum, out);
+    out.push(b',');
+    key("bucketCounts", out);
+    list(&p.bucket_counts, out, |c, out| uint_str(*c, out));
+    out.push(b',');
+    key("explicitBounds", out);
+    list(&p.explicit_bounds, out, |b, out| {
+        let _ = serde_json::to_writer(&mut *out, &json_double(*b));
+    });
+    point_tail(&p.exemplars, p.flags, out);
+    optional_double("min", p.min, out);
+    optional_double("max", p.max, out);
+    out.push(b'}');
+}
+
+fn exponential_point(p: &ExponentialHistogramPoint, out: &mut Vec<u8>) {
+    out.push(b'{');
+    point_head(&p.attributes, p.start_time_unix_nano, p.time_unix_nano, out);
+    uint_string("count", p.count, out);
+    optional_double("sum", p.sum, out);
+    out.push(b',');
+    key("scale", out);
+    out.extend_from_slice(p.scale.to_string().as_bytes());
+    out.push(b',');
+    uint_string("zeroCount", p.zero_count, out);
+    buckets("positive", &p.positive, out);
+    buckets("negative", &p.negative, out);
+    point_tail(&p.exemplars, p.flags, out);
+    optional_double("min", p.min, out);
+    optional_double("max", p.max, out);
+    out.push(b',');
+    double("zeroThreshold", p.zero_threshold, out);
+    out.push(b'}');
+}
+
+fn summary_point(p: &SummaryPoint, out: &mut Vec<u8>) {
+    out.push(b'{');
+    point_head(&p.attributes, p.start_time_unix_nano, p.time_unix_nano, out);
+    uint_string("count", p.count, out);
+    out.push(b',');
+    double("sum", p.sum, out);
+    out.push(b',');
+    key("quantileValues", out);
+    list(&p.quantile_values, out, |q, out| {
+        out.push(b'{');
+        double("quantile", q.quantile, out);
+        out.push(b',');
+        double("value", q.value, out);
+        out.push(b'}');
+    });
+    out.push(b',');
+    uint("flags", p.flags.into(), out);
     out.push(b'}');
 }
 

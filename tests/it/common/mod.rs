@@ -134,6 +134,20 @@ impl Sandbox {
         self.run_with(dir, args, &[])
     }
 
+    /// `spanfold ARGS` in the repository with the sandbox's bare environment, not started: for
+    /// a command a test runs beside others (a launcher, a follower).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spanfold"));
+        cmd.args(args).current_dir(&self.repo);
+        bare_env(&mut cmd, &self.home);
+        cmd
+    }
+
+    /// [`Sandbox::run`] with these variables added to the bare environment.
+    pub fn run_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        self.run_with(&self.repo, args, envs)
+    }
+
     fn run_with(&self, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_spanfold"));
         cmd.args(args).current_dir(dir);

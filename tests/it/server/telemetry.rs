@@ -61,7 +61,10 @@ fn claude_codes_logs_and_metrics_are_stored_once_over_grpc_and_http() {
     let status = sb.status();
     for id in ["claude-grpc", "claude-http"] {
         let t = &agent(&status, id)["telemetry"];
-        assert_eq!(t["source"], "claude", "read through Claude Code's profile: {t}");
+        assert_eq!(
+            t["source"], "claude",
+            "read through Claude Code's profile: {t}"
+        );
         assert_eq!(
             (&t["tool_calls"], &t["llm_requests"], &t["tool_failures"]),
             (&1.into(), &1.into(), &0.into()),

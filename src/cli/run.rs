@@ -1,0 +1,460 @@
+//! `agents run`: launch and supervise an agent — for each of its assignments, its command in
+//! the feature's worktree (with the OTLP endpoint, its identity and the task; `launcher`), its
+//! process reported as `agent.process` spans, its work submitted when it exits 0 with new
+//! commits and sent back with the reason otherwise; stopped when the feature is cancelled or
+//! the lease lost. And `agents logs`: the runs' output.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
+
+use super::agents::submit_checked;
+use super::next::{Ask, wait_task};
+use super::{Cli, LogsArgs, Output, RunArgs};
+use crate::advert::Advert;
+use crate::backend::Backend;
+use crate::emit::{self, IdGen};
+use crate::fact::{Process, ProcessEvent};
+use crate::launcher::env::{self, Endpoint, Launch};
+use crate::launcher::{self, Exit};
+use crate::model::hex;
+use crate::reducer::{AgentState, FeatureStatus};
+use crate::{git, names};
+
+/// `agents run`: one run per assignment, until stopped (or one with `--once`).
+pub(super) fn run_agent(
+    args: &RunArgs,
+    cli: &Cli,
+    coord_dir: &Path,
+    backend: &mut Backend,
+) -> Result<Output> {
+    names::agent_id(&args.id)?;
+    if !(args.grace.is_finite() && args.grace >= 0.0) {
+        bail!("--grace must be a number of seconds, 0 or more");
+    }
+    if backend.agent(&args.id)?.is_none() {
+        bail!(
+            "agent {} is not registered; `spanfold agents register-agent {}` first",
+            args.id,
+            args.id
+        );
+    }
+    launcher::catch_stop_signals();
+    let endpoint = Advert::read(coord_dir).map(|a| Endpoint {
+        http: a.http,
+        grpc: format!("http://{}", a.grpc.trim_start_matches("http://")),
+        token: args.agent_token.clone().or_else(|| cli.token.clone()),
+    });
+    if endpoint.is_none() {
+        eprintln!(
+            "spanfold: no server runs for {}: the agent's own telemetry has nowhere to go (start `spanfold serve` to receive it)",
+            coord_dir.display()
+        );
+    }
+    let mut runs = Vec::new();
+    let mut submitted_all = true;
+    while launcher::stop_requested().is_none() {
+        let stop = || launcher::stop_requested().is_some();
+        let ask = Ask {
+            id: &args.id,
+            wait: true,
+            timeout: args.timeout,
+            prompt: false,
+            stop: Some(&stop),
+        };
+        let task = wait_task(&ask, backend)?.data;
+        let run = run_once(args, &task, endpoint.as_ref(), coord_dir, backend)?;
+        submitted_all &= run.submitted;
+        eprintln!("spanfold: {}", run.line());
+        runs.push(run);
+        if args.once {
+            break;
+        }
+    }
+    let text = runs.iter().map(Run::line).collect::<Vec<_>>().join("\n");
+    let data = json!({
+        "agent_id": args.id,
+        "runs": runs.iter().map(Run::json).collect::<Vec<_>>(),
+    });
+    if args.once && !submitted_all {
+        bail!("{text}");
+    }
+    Ok(Output::new(data, text))
+}
+
+/// One run as it ended.
+struct Run {
+    feature: String,
+    exit: Exit,
+    outcome: String,
+    submitted: bool,
+    log: PathBuf,
+}
+
+impl Run {
+    fn line(&self) -> String {
+        format!(
+            "{}: {} after {:.1}s; {} (output: {})",
+            self.feature,
+            self.exit.describe(),
+            self.exit.duration.as_secs_f64(),
+            self.outcome,
+            self.log.display()
+        )
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "feature_name": self.feature,
+            "exit_code": self.exit.code,
+            "signal": self.exit.signal,
+            "duration_ms": self.exit.duration.as_millis() as u64,
+            "outcome": self.outcome,
+            "submitted": self.submitted,
+            "log": self.log.display().to_string(),
+        })
+    }
+}
+
+/// The task's text fields.
+fn field<'a>(task: &'a Value, key: &str) -> Result<&'a str> {
+    task[key]
+        .as_str()
+        .ok_or_else(|| anyhow!("the agent's task has no {key}; try again"))
+}
+
+/// Runs the command once on `task`, reporting its process, and submits or sends back the work.
+fn run_once(
+    args: &RunArgs,
+    task: &Value,
+    endpoint: Option<&Endpoint>,
+    coord_dir: &Path,
+    backend: &mut Backend,
+) -> Result<Run> {
+    let (feature, worktree) = (field(task, "feature_name")?, field(task, "worktree_path")?);
+    let (branch, prompt) = (field(task, "branch_name")?, field(task, "prompt")?);
+    let (log, prompt_file) = run_files(coord_dir, &args.id, feature)?;
+    std::fs::write(&prompt_file, prompt)
+        .with_context(|| format!("writing the prompt to {}", prompt_file.display()))?;
+    // The launcher's report of the process opens a trace of its own: handed to the agent as
+    // TRACEPARENT, so that its records in that trace are its own.
+    let mut ids = IdGen::default();
+    let opened = ids.span("agent.process", 0);
+    let traceparent = format!("00-{}-{}-01", hex(&opened.trace_id), hex(&opened.span_id));
+    let repo = Path::new(worktree);
+    let launch = Launch {
+        agent: &args.id,
+        feature,
+        worktree,
+        branch,
+        prompt,
+        prompt_file: &prompt_file,
+        traceparent: &traceparent,
+        endpoint,
+        needs_git_identity: git::config_value(repo, "user.name")?.is_none()
+            || git::config_value(repo, "user.email")?.is_none(),
+    };
+    let profile = args.profile.into();
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| anyhow!("give the agent's command after --"))?;
+    let argv = env::arguments(profile, &launch, rest);
+    let command = std::iter::once(program.clone())
+        .chain(argv.iter().map(|a| shell_word(a)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let tip_before = git::branch_tip(repo, branch).ok();
+    let mut child = launcher::start(
+        program,
+        &argv,
+        repo,
+        &env::environment(profile, &launch),
+        &log,
+    )?;
+    let reporter = Reporter {
+        agent: &args.id,
+        feature,
+        command: &command,
+        pid: child.pid,
+    };
+    let mut started = reporter.span(ProcessEvent::Started, None, None);
+    (started.trace_id, started.span_id) = (opened.trace_id, opened.span_id);
+    submit_checked(backend, started)?;
+    let grace = Duration::from_secs_f64(args.grace);
+    let (exit, stopped) = supervise(&mut child, backend, &reporter, grace)?;
+    let (outcome, submitted) = match &stopped {
+        Some(why) => (why.clone(), false),
+        None => judge(&exit, repo, branch, tip_before.as_deref(), &log),
+    };
+    let exited = reporter.span(ProcessEvent::Exited, Some(&exit), Some(&outcome));
+    submit_checked(backend, exited)?;
+    if stopped.is_none() {
+        settle(backend, &args.id, feature, submitted, &outcome)?;
+    }
+    Ok(Run {
+        feature: feature.to_owned(),
+        exit,
+        outcome,
+        submitted,
+        log,
+    })
+}
+
+/// The launcher's reports on one process.
+struct Reporter<'a> {
+    agent: &'a str,
+    feature: &'a str,
+    command: &'a str,
+    pid: u32,
+}
+
+impl Reporter<'_> {
+    fn span(
+        &self,
+        event: ProcessEvent,
+        exit: Option<&Exit>,
+        outcome: Option<&str>,
+    ) -> crate::model::Span {
+        let report = Process {
+            agent_id: self.agent,
+            event,
+            feature_name: Some(self.feature),
+            command: Some(self.command),
+            pid: Some(i64::from(self.pid)),
+            exit_code: exit.and_then(|e| e.code).map(i64::from),
+            signal: exit.and_then(|e| e.signal.as_deref()),
+            duration_ms: exit.map(|e| e.duration.as_millis() as i64),
+            outcome,
+        };
+        emit::process(&mut IdGen::default(), emit::now(), &report)
+    }
+}
+
+/// Where a run's output and prompt go: `COORD_DIR/runs/AGENT/NNNN-FEATURE.{log,prompt.md}`.
+fn run_files(coord_dir: &Path, agent: &str, feature: &str) -> Result<(PathBuf, PathBuf)> {
+    let dir = coord_dir.join("runs").join(agent.replace('/', "-"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let n = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                .count()
+        })
+        .unwrap_or(0);
+    let stem = format!("{:04}-{}", n + 1, feature.replace('/', "-"));
+    Ok((
+        dir.join(format!("{stem}.log")),
+        dir.join(format!("{stem}.prompt.md")),
+    ))
+}
+
+/// A word as a shell would need it quoted, for the recorded command line.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c);
+    match !word.is_empty() && word.chars().all(plain) {
+        true => word.to_owned(),
+        false => format!("'{}'", word.replace('\'', "'\\''")),
+    }
+}
+
+/// Waits for the process, sending heartbeats, and stops it when the agent no longer holds the
+/// feature or the launcher is told to stop. Returns how it ended, and why it was stopped.
+fn supervise(
+    child: &mut launcher::Running,
+    backend: &mut Backend,
+    reporter: &Reporter<'_>,
+    grace: Duration,
+) -> Result<(Exit, Option<String>)> {
+    let (agent, feature) = (reporter.agent, reporter.feature);
+    let heartbeat = Duration::from_secs(10);
+    let (mut last_check, mut last_beat) = (Instant::now(), Instant::now());
+    loop {
+        if let Some(exit) = child.poll()? {
+            return Ok((exit, None));
+        }
+        if let Some(signal) = launcher::stop_requested() {
+            let exit = child.stop(grace)?;
+            let why = format!(
+                "stopped: the launcher received {}",
+                launcher::signal_name(signal)
+            );
+            return Ok((exit, Some(why)));
+        }
+        if last_check.elapsed() >= Duration::from_secs(1) {
+            last_check = Instant::now();
+            if let Some(why) = lost(backend, agent, feature)? {
+                let exit = child.stop(grace)?;
+                return Ok((exit, Some(why)));
+            }
+            if last_beat.elapsed() >= heartbeat {
+                last_beat = Instant::now();
+                submit_checked(backend, reporter.span(ProcessEvent::Running, None, None))?;
+            }
+            // Between checks, other processes may use the log.
+            backend.release();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Why the agent no longer works on `feature` (cancelled, lease lost, reset), if it does not.
+fn lost(backend: &mut Backend, agent: &str, feature: &str) -> Result<Option<String>> {
+    let Some(a) = backend.agent(agent)? else {
+        return Ok(Some(format!("stopped: agent {agent} is gone from the log")));
+    };
+    if a.state == AgentState::Error {
+        let why = a.error.unwrap_or_else(|| "it is in error".into());
+        return Ok(Some(format!("stopped: agent {agent} lost its work: {why}")));
+    }
+    if a.assignments.iter().any(|x| x.feature_name == feature) {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "stopped: agent {agent} no longer holds {feature} (cancelled, or reassigned)"
+    )))
+}
+
+/// What a run that ended by itself came to: submitted (exit 0 with new commits on the
+/// branch), or the reason the feature goes back.
+fn judge(
+    exit: &Exit,
+    repo: &Path,
+    branch: &str,
+    tip_before: Option<&str>,
+    log: &Path,
+) -> (String, bool) {
+    let tip_after = git::branch_tip(repo, branch).ok();
+    let moved = tip_after.is_some() && tip_after.as_deref() != tip_before;
+    if exit.success() && moved {
+        return (
+            format!("exited 0 with new commits on {branch}: submitted"),
+            true,
+        );
+    }
+    let why = match exit.success() {
+        true => format!("exited 0 without a new commit on {branch}"),
+        false => exit.describe(),
+    };
+    let tail = launcher::tail(log, 10);
+    let tail: String = tail
+        .chars()
+        .rev()
+        .take(2000)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    match tail.trim().is_empty() {
+        true => (format!("{why}; the feature goes back to the queue"), false),
+        false => (
+            format!("{why}; the feature goes back to the queue. Its last output:\n{tail}"),
+            false,
+        ),
+    }
+}
+
+/// Submits the work (working, then validation passed) or sends the feature back (a reset with
+/// the reason), as the run came to.
+fn settle(
+    backend: &mut Backend,
+    agent: &str,
+    feature: &str,
+    submitted: bool,
+    outcome: &str,
+) -> Result<()> {
+    let mut ids = IdGen::default();
+    if !submitted {
+        return submit_checked(
+            backend,
+            emit::reset(&mut ids, emit::now(), agent, Some(outcome)),
+        );
+    }
+    let holds = backend.agent(agent)?.is_some_and(|a| {
+        a.assignments
+            .iter()
+            .any(|x| x.feature_name == feature && x.status != FeatureStatus::Merging)
+    });
+    if !holds {
+        return Ok(());
+    }
+    let working = emit::ProgressReport {
+        agent_id: agent.to_owned(),
+        state: Some(AgentState::Working),
+        feature: Some(feature.to_owned()),
+        ..Default::default()
+    };
+    if backend
+        .agent(agent)?
+        .is_some_and(|a| a.state == AgentState::Claiming)
+    {
+        submit_checked(backend, emit::progress(&mut ids, emit::now(), &working))?;
+    }
+    let passed = emit::validation(&mut ids, emit::now(), agent, Some(feature), true, None);
+    submit_checked(backend, passed)
+}
+
+/// `agents logs`: the latest run's output; with `--follow`, what it writes until it ends.
+pub(super) fn logs(args: &LogsArgs, coord_dir: &Path, backend: &mut Backend) -> Result<Output> {
+    names::agent_id(&args.id)?;
+    let dir = coord_dir.join("runs").join(args.id.replace('/', "-"));
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    logs.sort();
+    let Some(latest) = logs.pop() else {
+        bail!(
+            "agent {} has no runs under `spanfold agents run` yet ({} is empty)",
+            args.id,
+            dir.display()
+        );
+    };
+    if !args.follow {
+        let text = std::fs::read_to_string(&latest)
+            .with_context(|| format!("reading {}", latest.display()))?;
+        return Ok(Output::new(
+            json!({"path": latest.display().to_string(), "text": text}),
+            text,
+        ));
+    }
+    follow(&latest, &args.id, backend)?;
+    Ok(Output::new(
+        json!({"path": latest.display().to_string()}),
+        String::new(),
+    ))
+}
+
+/// Prints what `path` holds and what is written to it, until the agent's process has exited.
+fn follow(path: &Path, agent: &str, backend: &mut Backend) -> Result<()> {
+    use std::io::{Read, Write};
+    launcher::catch_stop_signals();
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = std::io::stdout();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        file.read_to_end(&mut buf)?;
+        out.write_all(&buf)?;
+        out.flush()?;
+        let running = backend.agent(agent)?.is_some_and(|a| {
+            a.telemetry
+                .and_then(|t| t.process)
+                .is_some_and(|p| p.state != ProcessEvent::Exited)
+        });
+        backend.release();
+        if !running || launcher::stop_requested().is_some() {
+            buf.clear();
+            file.read_to_end(&mut buf)?;
+            out.write_all(&buf)?;
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

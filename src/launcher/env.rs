@@ -1,0 +1,268 @@
+//! What `agents run` gives an agent's process: where to send its telemetry (this coordinator's
+//! OTLP endpoint, with the token), who it is (`OTEL_RESOURCE_ATTRIBUTES=agent.id=…`), the trace
+//! its records belong to (`TRACEPARENT`), each agent's own switches to turn its telemetry on,
+//! a git identity when the machine has none, and the command's placeholders filled in.
+
+use std::path::Path;
+
+/// Which coding agent the command is, for the switches that turn its telemetry on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Claude Code: `CLAUDE_CODE_ENABLE_TELEMETRY=1`, logs and metrics over OTLP, tool details.
+    Claude,
+    /// Codex CLI: `-c otel.*` arguments sending all three signals over OTLP/gRPC.
+    Codex,
+    /// Gemini CLI: `GEMINI_TELEMETRY_ENABLED=true` and its OTLP endpoint.
+    Gemini,
+    /// GitHub Copilot CLI and others following the GenAI conventions: the standard variables.
+    Copilot,
+    /// Any other command (Aider, a script): the standard variables; the launcher's process
+    /// reports are its heartbeats.
+    Plain,
+}
+
+/// This coordinator's OTLP endpoints, as its server advertises them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `http://host:port` of OTLP/HTTP.
+    pub http: String,
+    /// `http://host:port` of OTLP/gRPC.
+    pub grpc: String,
+    pub token: Option<String>,
+}
+
+/// One launch: the agent, its task, and where its telemetry goes.
+#[derive(Debug, Clone)]
+pub struct Launch<'a> {
+    pub agent: &'a str,
+    pub feature: &'a str,
+    pub worktree: &'a str,
+    pub branch: &'a str,
+    pub prompt: &'a str,
+    pub prompt_file: &'a Path,
+    /// W3C `traceparent` of the launcher's report on this process: records sent in that trace
+    /// are the agent's.
+    pub traceparent: &'a str,
+    /// None without a running server: the agent's telemetry then has nowhere to go.
+    pub endpoint: Option<&'a Endpoint>,
+    /// Whether git has no identity configured for the repository: commits would fail.
+    pub needs_git_identity: bool,
+}
+
+/// The variables set in the child's environment (on top of the launcher's own).
+pub fn environment(profile: Profile, l: &Launch<'_>) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: String| env.push((k.to_owned(), v));
+    set("SPANFOLD_AGENT", l.agent.to_owned());
+    set("SPANFOLD_FEATURE", l.feature.to_owned());
+    set("SPANFOLD_WORKTREE", l.worktree.to_owned());
+    set("SPANFOLD_BRANCH", l.branch.to_owned());
+    set("TRACEPARENT", l.traceparent.to_owned());
+    // Names follow the name rule (letters, digits, `-_./`): nothing to escape in the list.
+    set(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        format!("agent.id={},spanfold.feature={}", l.agent, l.feature),
+    );
+    if l.needs_git_identity {
+        let email = format!("{}@spanfold.invalid", l.agent.replace('/', "-"));
+        set("GIT_AUTHOR_NAME", l.agent.to_owned());
+        set("GIT_AUTHOR_EMAIL", email.clone());
+        set("GIT_COMMITTER_NAME", l.agent.to_owned());
+        set("GIT_COMMITTER_EMAIL", email);
+    }
+    let Some(endpoint) = l.endpoint else {
+        return env;
+    };
+    // OTLP over HTTP with protobuf: every SDK speaks it, and it needs no gRPC stack.
+    set("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.http.clone());
+    set("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into());
+    if let Some(token) = &endpoint.token {
+        // The header list is `key=value` with the value percent-encoded (a space is %20).
+        set(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            format!("authorization=Bearer%20{token}"),
+        );
+    }
+    for signal in [
+        "OTEL_LOGS_EXPORTER",
+        "OTEL_METRICS_EXPORTER",
+        "OTEL_TRACES_EXPORTER",
+    ] {
+        set(signal, "otlp".into());
+    }
+    // Delta temporality, as Claude Code sends by default: each export counts its interval.
+    set(
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+        "delta".into(),
+    );
+    match profile {
+        Profile::Claude => {
+            set("CLAUDE_CODE_ENABLE_TELEMETRY", "1".into());
+            set("OTEL_LOG_TOOL_DETAILS", "1".into());
+        }
+        Profile::Gemini => {
+            set("GEMINI_TELEMETRY_ENABLED", "true".into());
+            set("GEMINI_TELEMETRY_OTLP_ENDPOINT", endpoint.grpc.clone());
+            set("GEMINI_TELEMETRY_OTLP_PROTOCOL", "grpc".into());
+        }
+        Profile::Codex | Profile::Copilot | Profile::Plain => {}
+    }
+    env
+}
+
+/// The command's arguments: the profile's own first (Codex's `-c otel.…`), then `args` with
+/// `{prompt}`, `{prompt_file}`, `{feature}`, `{worktree}` and `{branch}` filled in.
+pub fn arguments(profile: Profile, l: &Launch<'_>, args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    if let (Profile::Codex, Some(endpoint)) = (profile, l.endpoint) {
+        for key in [
+            "otel.exporter",
+            "otel.trace_exporter",
+            "otel.metrics_exporter",
+        ] {
+            out.push("-c".to_owned());
+            out.push(format!(
+                "{key}={{otlp-grpc={{endpoint=\"{}\"}}}}",
+                endpoint.grpc
+            ));
+        }
+    }
+    let prompt_file = l.prompt_file.display().to_string();
+    let values = [
+        ("{prompt_file}", prompt_file.as_str()),
+        ("{prompt}", l.prompt),
+        ("{feature}", l.feature),
+        ("{worktree}", l.worktree),
+        ("{branch}", l.branch),
+    ];
+    out.extend(args.iter().map(|a| fill(a, &values)));
+    out
+}
+
+/// `text` with each placeholder replaced by its value, in one pass: a value that itself holds
+/// a placeholder's name (a prompt quoting `{feature}`) is left as it is.
+fn fill(text: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('{') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        match values.iter().find(|(name, _)| tail.starts_with(name)) {
+            Some((name, value)) => {
+                out.push_str(value);
+                rest = &tail[name.len()..];
+            }
+            None => {
+                out.push('{');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch<'a>(endpoint: Option<&'a Endpoint>, file: &'a Path) -> Launch<'a> {
+        Launch {
+            agent: "claude-1",
+            feature: "auth/login",
+            worktree: "/trees/auth-login",
+            branch: "spanfold/auth/login",
+            prompt: "Implement {feature}",
+            prompt_file: file,
+            traceparent: "00-0102030405060708090a0b0c0d0e0f10-0102030405060708-01",
+            endpoint,
+            needs_git_identity: false,
+        }
+    }
+
+    fn get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn claude_code_gets_its_switches_the_endpoint_the_token_and_who_it_is() {
+        let endpoint = Endpoint {
+            http: "http://127.0.0.1:4318".into(),
+            grpc: "http://127.0.0.1:4317".into(),
+            token: Some("sfa_abc".into()),
+        };
+        let file = Path::new("/tmp/p.md");
+        let env = environment(Profile::Claude, &launch(Some(&endpoint), file));
+        assert_eq!(get(&env, "CLAUDE_CODE_ENABLE_TELEMETRY"), Some("1"));
+        assert_eq!(get(&env, "OTEL_LOGS_EXPORTER"), Some("otlp"));
+        assert_eq!(
+            get(&env, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            Some("http://127.0.0.1:4318")
+        );
+        assert_eq!(
+            get(&env, "OTEL_EXPORTER_OTLP_HEADERS"),
+            Some("authorization=Bearer%20sfa_abc")
+        );
+        assert_eq!(
+            get(&env, "OTEL_RESOURCE_ATTRIBUTES"),
+            Some("agent.id=claude-1,spanfold.feature=auth/login")
+        );
+        assert!(get(&env, "TRACEPARENT").is_some_and(|t| t.starts_with("00-")));
+        assert_eq!(
+            get(&env, "GIT_AUTHOR_NAME"),
+            None,
+            "git has an identity here"
+        );
+        let gemini = environment(Profile::Gemini, &launch(Some(&endpoint), file));
+        assert_eq!(
+            get(&gemini, "GEMINI_TELEMETRY_OTLP_ENDPOINT"),
+            Some("http://127.0.0.1:4317")
+        );
+    }
+
+    #[test]
+    fn without_a_server_there_is_no_endpoint_and_without_an_identity_the_agent_gets_one() {
+        let file = Path::new("/tmp/p.md");
+        let mut l = launch(None, file);
+        l.needs_git_identity = true;
+        let env = environment(Profile::Claude, &l);
+        assert_eq!(get(&env, "OTEL_EXPORTER_OTLP_ENDPOINT"), None);
+        assert_eq!(get(&env, "CLAUDE_CODE_ENABLE_TELEMETRY"), None);
+        assert_eq!(get(&env, "GIT_AUTHOR_NAME"), Some("claude-1"));
+        assert_eq!(
+            get(&env, "GIT_COMMITTER_EMAIL"),
+            Some("claude-1@spanfold.invalid")
+        );
+    }
+
+    #[test]
+    fn placeholders_are_filled_once_and_codex_gets_its_otel_arguments_first() {
+        let endpoint = Endpoint {
+            http: "http://h:1".into(),
+            grpc: "http://h:2".into(),
+            token: None,
+        };
+        let file = Path::new("/runs/1.md");
+        let args: Vec<String> = ["exec", "{prompt}", "--file={prompt_file}", "{branch}"]
+            .map(String::from)
+            .to_vec();
+        let codex = arguments(Profile::Codex, &launch(Some(&endpoint), file), &args);
+        assert_eq!(codex[0], "-c");
+        assert_eq!(
+            codex[1],
+            "otel.exporter={otlp-grpc={endpoint=\"http://h:2\"}}"
+        );
+        assert_eq!(
+            &codex[6..],
+            [
+                "exec",
+                "Implement {feature}",
+                "--file=/runs/1.md",
+                "spanfold/auth/login"
+            ],
+            "a placeholder inside the prompt is not filled again"
+        );
+        let plain = arguments(Profile::Plain, &launch(Some(&endpoint), file), &args);
+        assert_eq!(plain[0], "exec");
+    }
+}

@@ -1,0 +1,239 @@
+//! `spanfold agents run`: a real server, a real repository with no git identity, and an agent
+//! command the launcher starts in the feature's worktree — a script that works, commits and
+//! sends Claude Code's telemetry through the OpenTelemetry Python SDK (configured only by the
+//! launcher's environment), a command that fails, a command stopped when its feature is
+//! cancelled.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{self, Sandbox};
+
+const FAKE_AGENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/fake_agent.py");
+
+/// An initialised repository whose server cycles on its own, with `agent` registered and
+/// `feature` queued.
+fn ready(agent: &str, feature: &str) -> (Sandbox, common::Served) {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let served = sb.serve(&["--interval", "0"]);
+    sb.ok(&["agents", "register-agent", agent]);
+    sb.ok(&[
+        "agents",
+        "add-feature",
+        feature,
+        "--desc",
+        "Say hello in WORK.md",
+    ]);
+    (sb, served)
+}
+
+/// Polls the status (bounded) until `done` says yes; the last status either way.
+fn until(sb: &Sandbox, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = sb.status();
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what} never happened: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn feature_status(status: &Value, name: &str) -> String {
+    status["features"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["name"] == name))
+        .map(|f| f["status"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+fn agent<'a>(status: &'a Value, id: &str) -> &'a Value {
+    status["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["agent_id"] == id))
+        .unwrap_or_else(|| panic!("{id} not in {status}"))
+}
+
+#[test]
+fn a_script_agent_goes_from_assignment_to_merge_with_its_telemetry_and_no_glue() {
+    let python = common::python();
+    let (sb, _served) = ready("claude-1", "hello");
+    let python = python.to_str().expect("utf-8");
+    let run = sb.run(&[
+        "--json",
+        "agents",
+        "run",
+        "claude-1",
+        "--once",
+        "--profile",
+        "claude",
+        "--",
+        python,
+        FAKE_AGENT,
+        "{prompt_file}",
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).expect("json");
+    let first = &report["data"]["runs"][0];
+    assert_eq!(first["feature_name"], "hello");
+    assert_eq!(first["exit_code"], 0);
+    assert_eq!(first["submitted"], true, "{first}");
+
+    let status = until(&sb, "the merge", |s| {
+        feature_status(s, "hello") == "completed"
+    });
+    let t = &agent(&status, "claude-1")["telemetry"];
+    assert_eq!(
+        t["source"], "claude",
+        "its events read through Claude Code's profile: {t}"
+    );
+    assert_eq!(
+        (&t["tool_calls"], &t["llm_requests"]),
+        (&1.into(), &1.into()),
+        "{t}"
+    );
+    let process = &t["process"];
+    assert_eq!(process["state"], "exited");
+    assert_eq!(process["exit_code"], 0);
+    assert!(
+        process["outcome"]
+            .as_str()
+            .is_some_and(|o| o.contains("submitted")),
+        "{process}"
+    );
+    // It worked in the feature's worktree, with the prompt; its commit (made with the identity
+    // the launcher gave it: this machine has none) is on the base branch now.
+    let log = sb.ok(&["agents", "logs", "claude-1"]);
+    let text = log["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("fake agent for claude-1 on hello in") && text.contains("hello"),
+        "{text}"
+    );
+    let work = std::fs::read_to_string(sb.repo.join("WORK.md")).expect("merged into main");
+    assert!(work.contains("hello"), "{work}");
+    let author = sb.git(&["log", "-1", "--format=%an <%ae>", "main"]);
+    assert_eq!(author.trim(), "claude-1 <claude-1@spanfold.invalid>");
+}
+
+#[test]
+fn a_command_that_fails_sends_the_feature_back_with_its_output() {
+    let (sb, _served) = ready("a1", "broken");
+    let run = sb.run(&[
+        "agents",
+        "run",
+        "a1",
+        "--once",
+        "--",
+        "bash",
+        "-c",
+        "echo the build is broken >&2; exit 3",
+    ]);
+    assert_ne!(run.code, 0, "--once fails when the work was not submitted");
+    assert!(run.stderr.contains("exited with code 3"), "{}", run.stderr);
+    let status = sb.status();
+    let process = &agent(&status, "a1")["telemetry"]["process"];
+    assert_eq!(process["exit_code"], 3);
+    let outcome = process["outcome"].as_str().unwrap_or_default();
+    assert!(
+        outcome.contains("goes back to the queue") && outcome.contains("the build is broken"),
+        "the reason and the output's tail: {outcome}"
+    );
+    assert_eq!(agent(&status, "a1")["state"], "idle");
+    assert!(
+        agent(&status, "a1")["assignments"]
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+    );
+}
+
+#[test]
+fn an_agent_whose_feature_is_cancelled_is_stopped() {
+    let python = common::python();
+    let (sb, _served) = ready("a1", "long");
+    let launcher = sb
+        .command(&[
+            "agents",
+            "run",
+            "a1",
+            "--once",
+            "--grace",
+            "2",
+            "--profile",
+            "claude",
+            "--",
+            python.to_str().expect("utf-8"),
+            FAKE_AGENT,
+            "{prompt_file}",
+        ])
+        .env("FAKE_AGENT_SLEEP", "120")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the launcher starts");
+    until(&sb, "the agent's start", |s| {
+        agent(s, "a1")["telemetry"]["process"]["state"] == "started"
+    });
+    sb.ok(&["agents", "cancel-feature", "long"]);
+    let out = launcher.wait_with_output().expect("the launcher ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("no longer holds long"), "{stderr}");
+    let status = sb.status();
+    let process = &agent(&status, "a1")["telemetry"]["process"];
+    assert_eq!(process["state"], "exited");
+    assert_eq!(
+        process["signal"], "SIGTERM",
+        "stopped by the launcher: {process}"
+    );
+    assert_eq!(feature_status(&status, "long"), "cancelled");
+}
+
+#[test]
+fn the_agent_gets_its_own_token_for_its_telemetry() {
+    const OPERATOR: &str = "op-s3cret";
+    let python = common::python();
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let _served = sb.serve(&["--interval", "0", "--token", OPERATOR]);
+    let as_operator = |args: &[&str]| {
+        let run = sb.run(&[&["--json", "--token", OPERATOR], args].concat());
+        assert_eq!(run.code, 0, "{args:?}: {}{}", run.stdout, run.stderr);
+        serde_json::from_str::<Value>(&run.stdout).expect("json")["data"].clone()
+    };
+    as_operator(&["agents", "register-agent", "claude-1"]);
+    as_operator(&["agents", "add-feature", "hello", "--desc", "Say hello"]);
+    let token = as_operator(&["agents", "token", "claude-1"])["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let run = sb.run_env(
+        &[
+            "--token",
+            OPERATOR,
+            "agents",
+            "run",
+            "claude-1",
+            "--once",
+            "--agent-token",
+            &token,
+            "--profile",
+            "claude",
+            "--",
+            python.to_str().expect("utf-8"),
+            FAKE_AGENT,
+            "{prompt_file}",
+        ],
+        &[("FAKE_AGENT_EXPECT_TOKEN", &token)],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // The agent checked its OTLP headers carry its own token (not the operator's), and its
+    // telemetry was taken with it.
+    let status = as_operator(&["agents", "agent-status"]);
+    let t = &agent(&status, "claude-1")["telemetry"];
+    assert_eq!(t["source"], "claude", "{t}");
+    assert_eq!(t["llm_requests"], 1, "{t}");
+    assert_eq!(status["telemetry"]["log_records"], 3);
+}
