@@ -176,7 +176,7 @@ fn reads_back(unit: file::Unit, batch: &Batch, what: &str) {
         (batch.first_seq, batch.received_at)
     );
     assert_same(
-        &unit.resource_spans,
+        &unit.events.resource_spans,
         &batch.resource_spans,
         &format!("{what} did not read back the same"),
     );
