@@ -120,7 +120,7 @@ fn replay_message(body: &[u8]) {
     };
     let direct = native::decode_request(body).expect("decode_protobuf decoded it");
     assert_same(
-        &unit.resource_spans,
+        &unit.events.resource_spans,
         &direct.resource_spans,
         "decode_protobuf",
     );
