@@ -12,7 +12,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-use foldhash::quality::FixedState;
+use foldhash::fast::FixedState;
 
 use crate::model::{AnyValue, KeyValue, LogRecord, Metric, Resource, Scope, SpanKey};
 
@@ -70,7 +70,7 @@ fn key(mark: [u8; 8], feed: impl FnOnce(&mut Pair)) -> SpanKey {
 }
 
 /// Two independently seeded hashers fed in one walk of the record: 128 bits.
-struct Pair([foldhash::quality::FoldHasher<'static>; 2]);
+struct Pair([foldhash::fast::FoldHasher<'static>; 2]);
 
 impl Hasher for Pair {
     #[inline]

@@ -236,10 +236,10 @@ impl Profiles {
 
 impl RecordSpec {
     /// Whether a record carrying these attributes means this (every `when` value present).
-    pub fn applies(&self, attr: impl Fn(&str) -> Option<String>) -> bool {
+    pub fn applies<S: AsRef<str>>(&self, attr: impl Fn(&str) -> Option<S>) -> bool {
         self.when
             .iter()
-            .all(|(key, want)| attr(key).as_deref() == Some(want.as_str()))
+            .all(|(key, want)| attr(key).is_some_and(|v| v.as_ref() == want))
     }
 }
 

@@ -4,6 +4,8 @@
 //! agent its assignment's `TRACEPARENT`). A record no rule places is kept and counted as
 //! unattributed, by the service that sent it.
 
+use std::borrow::Cow;
+
 use super::view::{AgentTelemetry, AsOf, LastSeen, ProcessState, View};
 use crate::fact::{Process, ProcessEvent};
 use crate::model::{Event, LogEvent, MetricEvent, UnixNanos, as_bool, as_str, hex};
@@ -20,8 +22,8 @@ const OTHER_SERVICES: &str = "(other)";
 struct Seen<'a> {
     profile: Option<&'a Profile>,
     kind: Option<Kind>,
-    name: String,
-    tool: Option<String>,
+    name: Cow<'a, str>,
+    tool: Option<Cow<'a, str>>,
     failed: bool,
     /// Whether it is one occurrence of its kind (an event, a span), to be counted; a metric is
     /// a total over an interval, whose occurrences are for the usage accounting to read.
@@ -38,10 +40,10 @@ impl View {
             return;
         };
         let profiles = Profiles::builtin();
-        let name = profiles::event_name(ev.record).map(|n| n.into_owned());
-        let matched = name.as_deref().and_then(|n| profiles.event(n));
+        let name = profiles::event_name(ev.record).unwrap_or_default();
+        let matched = profiles.event(&name);
         let read = |key: &str| ev.attr(key).and_then(text);
-        let seen = seen(matched, name.unwrap_or_default(), &read);
+        let seen = seen(matched, name, &read);
         let service = ev.str_attr("service.name");
         self.heard(&agent, seen, service, ev.time);
     }
@@ -55,7 +57,7 @@ impl View {
             return;
         };
         let matched = Profiles::builtin().metric(&ev.metric.name);
-        let mut seen = seen(matched, ev.metric.name.clone(), &|_| None);
+        let mut seen = seen(matched, Cow::Borrowed(&ev.metric.name), &|_| None);
         seen.counted = false;
         let service = ev.str_attr("service.name");
         self.heard(&agent, seen, service, ev.time);
@@ -71,7 +73,7 @@ impl View {
             return true;
         };
         let read = |key: &str| ev.attr(key).and_then(text);
-        let seen = seen(Some(matched), ev.span.name.to_string(), &read);
+        let seen = seen(Some(matched), Cow::Borrowed(ev.span.name.as_str()), &read);
         let service =
             crate::model::find_attr(&ev.resource.attributes, "service.name").and_then(as_str);
         self.heard(&agent, seen, service, ev.time);
@@ -119,9 +121,9 @@ impl View {
     }
 
     /// The registered agent a record is about: the one it names, else its trace's.
-    fn owner(&self, named: Option<&str>, trace_id: &[u8]) -> Option<String> {
+    fn owner<'e>(&self, named: Option<&'e str>, trace_id: &[u8]) -> Option<Cow<'e, str>> {
         if let Some(id) = named {
-            return self.agents.contains_key(id).then(|| id.to_owned());
+            return self.agents.contains_key(id).then_some(Cow::Borrowed(id));
         }
         if trace_id.len() != 16 {
             return None;
@@ -130,7 +132,7 @@ impl View {
             .traces
             .get(&hex(trace_id))
             .filter(|id| self.agents.contains_key(id.as_str()))
-            .cloned()
+            .map(|id| Cow::Owned(id.clone()))
     }
 
     fn unattributed(&mut self, service: String) {
@@ -143,36 +145,58 @@ impl View {
         *counts.entry(key).or_insert(0) += 1;
     }
 
-    /// `agent` was heard from: alive, and what it did is counted.
+    /// `agent` was heard from: alive, and what it did is counted. Called for every record an
+    /// agent sends, on the writer's thread: it allocates only for what is new.
     fn heard(&mut self, agent: &str, seen: Seen<'_>, service: Option<&str>, time: UnixNanos) {
         if let Some(a) = self.agents.get_mut(agent) {
             a.last_activity = a.last_activity.max(time);
         }
-        let t = self.telemetry.agents.entry(agent.to_owned()).or_default();
+        if !self.telemetry.agents.contains_key(agent) {
+            self.telemetry
+                .agents
+                .insert(agent.to_owned(), AgentTelemetry::default());
+        }
+        let Some(t) = self.telemetry.agents.get_mut(agent) else {
+            return;
+        };
         let profile = seen
             .profile
             .or_else(|| service.and_then(|s| Profiles::builtin().by_service(s)));
-        t.source = profile.map_or("otlp", |p| p.name.as_str()).to_owned();
+        let source = profile.map_or("otlp", |p| p.name.as_str());
+        if t.source != source {
+            source.clone_into(&mut t.source);
+        }
         let Some(kind) = seen.kind else {
             return;
         };
         if seen.counted {
             count(t, kind, seen.failed);
         }
-        t.last = Some(LastSeen {
-            kind,
-            name: seen.name,
-            tool: seen.tool,
-            at: time,
-        });
+        let tool = seen.tool.map(Cow::into_owned);
+        match &mut t.last {
+            Some(last) => {
+                last.kind = kind;
+                seen.name.as_ref().clone_into(&mut last.name);
+                last.tool = tool;
+                last.at = time;
+            }
+            None => {
+                t.last = Some(LastSeen {
+                    kind,
+                    name: seen.name.into_owned(),
+                    tool,
+                    at: time,
+                })
+            }
+        }
     }
 }
 
 /// What a record is, by its profile's spec (None when no profile knows it).
 fn seen<'a>(
     matched: Option<(&'a Profile, &'a RecordSpec)>,
-    name: String,
-    read: &dyn Fn(&str) -> Option<String>,
+    name: Cow<'a, str>,
+    read: &dyn Fn(&str) -> Option<Cow<'a, str>>,
 ) -> Seen<'a> {
     let Some((profile, spec)) = matched else {
         return Seen {
@@ -214,14 +238,14 @@ fn count(t: &mut AgentTelemetry, kind: Kind, failed: bool) {
     }
 }
 
-/// An attribute as text: a string as it is, a boolean or number written out.
-fn text(value: &crate::model::AnyValue) -> Option<String> {
+/// An attribute as text: a string as it is (borrowed), a boolean or number written out.
+fn text(value: &crate::model::AnyValue) -> Option<Cow<'_, str>> {
     use crate::model::AnyValue;
     match value {
-        AnyValue::String(s) => Some(s.to_string()),
-        AnyValue::Bool(_) => as_bool(value).map(|b| b.to_string()),
-        AnyValue::Int(i) => Some(i.to_string()),
-        AnyValue::Double(d) => Some(d.to_string()),
+        AnyValue::String(s) => Some(Cow::Borrowed(s.as_str())),
+        AnyValue::Bool(_) => as_bool(value).map(|b| Cow::Owned(b.to_string())),
+        AnyValue::Int(i) => Some(Cow::Owned(i.to_string())),
+        AnyValue::Double(d) => Some(Cow::Owned(d.to_string())),
         _ => None,
     }
 }
