@@ -187,7 +187,7 @@ impl Backend {
         }
     }
 
-    /// Writes the log (from..=to, POINTs) as OTLP/JSON lines to `out`. Returns (lines, spans)
+    /// Writes the log (from..=to, POINTs) as OTLP/JSON lines to `out`. Returns what it wrote
     /// when it reads the log itself; a server's export is streamed and not counted.
     pub fn export(
         &mut self,
@@ -195,7 +195,7 @@ impl Backend {
         to: Option<&str>,
         format: Format,
         out: &mut dyn std::io::Write,
-    ) -> Result<Option<(u64, u64)>> {
+    ) -> Result<Option<timetravel::Exported>> {
         let from_point = from.map(str::parse::<Point>).transpose()?;
         let to_point = to.map(str::parse::<Point>).transpose()?;
         match self {

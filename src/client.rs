@@ -227,6 +227,24 @@ impl Client {
         })
     }
 
+    /// Sends log records over OTLP/HTTP (protobuf) to `/v1/logs`; returns the refused count and
+    /// the server's message.
+    pub fn export_logs(
+        &self,
+        resource_logs: &[crate::model::ResourceLogs],
+    ) -> Result<(i64, String), ClientError> {
+        let body = otlp::logs::encode_request(resource_logs);
+        let answer = self.send(
+            "POST",
+            "/v1/logs",
+            Some((Encoding::Protobuf.content_type(), body)),
+        )?;
+        otlp::decode_response(Encoding::Protobuf, &answer).map_err(|e| ClientError::BadAnswer {
+            url: format!("{}/v1/logs", self.base),
+            message: e.to_string(),
+        })
+    }
+
     /// Sends a person's spans to `/api/submit`: appended all together, or refused with the
     /// reason and nothing written.
     pub fn submit(&self, resource_spans: &[ResourceSpans]) -> Result<(), ClientError> {

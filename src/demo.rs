@@ -35,6 +35,9 @@ pub struct DemoSummary {
     pub commits_on_base: usize,
     /// Events in the log: the agents' spans and the coordinator's decisions and outcomes.
     pub events_in_log: u64,
+    /// The agent run by `spanfold agents run` (the bundled script agent, reporting as Claude
+    /// Code does): what its telemetry showed, from the status.
+    pub launched_agent: serde_json::Value,
     pub seconds: f64,
 }
 
@@ -78,8 +81,13 @@ pub fn run(config: DemoConfig, mut progress: impl FnMut(&str)) -> Result<DemoSum
         repo.display()
     ));
 
-    // The operator queues the features (through the server, as OTLP).
+    // An agent launched and supervised by `spanfold agents run`, as a user would run Claude
+    // Code: the bundled script agent, which sends Claude Code's events. Registered before the
+    // features are queued, so that the first cycle gives it one.
     let operator = Client::new(&server.advert.http, None);
+    let mut launched = launch_agent(&operator, &repo, &server.coord_dir)?;
+
+    // The operator queues the features (through the server, as OTLP).
     queue_features(&operator, config.features)?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -92,11 +100,23 @@ pub fn run(config: DemoConfig, mut progress: impl FnMut(&str)) -> Result<DemoSum
 
     let outcome = watch_until_merged(&operator, &config, started, &mut progress)?;
     stop.store(true, Ordering::Relaxed);
-    let mut resolved = 0;
+    crate::launcher::terminate(&mut launched, Duration::from_secs(10))
+        .context("stopping the launched agent")?;
     for a in agents {
-        resolved += a.join().unwrap_or(Ok(0)).unwrap_or(0);
+        // What an agent thread says is in the log already; its count is read from main below.
+        let _ = a.join();
     }
     let status = outcome?;
+    let launched_agent = status["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["agent_id"] == LAUNCHED))
+        .map(|a| a["telemetry"].clone())
+        .unwrap_or_default();
+    // Whichever agent resolved a conflict, its resolution is a commit on main now.
+    let resolved = git(&repo, &["rev-list", "--count", "--grep", RESOLVED, "main"])?
+        .trim()
+        .parse()
+        .unwrap_or(0);
     let coord_dir = server.stop()?;
     let commits = git(&repo, &["rev-list", "--count", "main"])?
         .trim()
@@ -111,6 +131,7 @@ pub fn run(config: DemoConfig, mut progress: impl FnMut(&str)) -> Result<DemoSum
         conflicts_resolved: resolved,
         commits_on_base: commits,
         events_in_log: status["as_of"]["seq"].as_u64().unwrap_or(0),
+        launched_agent,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -269,6 +290,45 @@ fn watch_until_merged(
     }
 }
 
+/// The agent `launch_agent` runs.
+const LAUNCHED: &str = "demo-claude";
+
+/// Registers [`LAUNCHED`] and starts `spanfold agents run` for it, with the bundled script agent
+/// (`spanfold demo-agent`) as its command, under the Claude Code profile.
+fn launch_agent(operator: &Client, repo: &Path, coord_dir: &Path) -> Result<std::process::Child> {
+    let registration = emit::registration(
+        &mut IdGen::default(),
+        emit::now(),
+        &emit::Registration {
+            agent_id: LAUNCHED.to_owned(),
+            max_concurrent_features: 1,
+            ..Default::default()
+        },
+    );
+    operator.export(&[emit::wrap(emit::CLI_SERVICE, vec![registration])])?;
+    let exe = std::env::current_exe().context("finding spanfold's own executable")?;
+    let exe_text = exe.display().to_string();
+    let coord = coord_dir.display().to_string();
+    std::process::Command::new(&exe)
+        .args(["--coord-dir", &coord, "agents", "run", LAUNCHED])
+        .args([
+            "--profile",
+            "claude",
+            "--grace",
+            "5",
+            "--timeout",
+            "3600",
+            "--",
+        ])
+        .args([exe_text.as_str(), "demo-agent", "{prompt_file}"])
+        .current_dir(repo)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting `spanfold agents run` for the demo's launched agent")
+}
+
 fn wait_for_advert(coord_dir: &Path) -> Result<Advert> {
     let until = Instant::now() + Duration::from_secs(20);
     loop {
@@ -401,50 +461,13 @@ impl SimulatedAgent<'_> {
         }))
     }
 
-    /// Resolves like a person would: merge the base branch, keep both sides, commit.
     fn resolve_conflict(&self, work: &Work) -> Result<()> {
-        let (dir, feature, id) = (&work.dir, &work.feature, self.id);
-        let _ = git(
-            dir,
-            &[
-                "-c",
-                "user.name=x",
-                "-c",
-                "user.email=x@x",
-                "merge",
-                "-q",
-                "main",
-            ],
-        );
-        let theirs = git(dir, &["show", "main:CHANGELOG.md"]).unwrap_or_default();
-        let line = format!("- {feature} (by {id})\n");
-        std::fs::write(dir.join("CHANGELOG.md"), format!("{theirs}{line}"))?;
-        git(dir, &["add", "CHANGELOG.md"])?;
-        commit(
-            dir,
-            id,
-            &format!("{feature}: merge main, keep both changelog entries"),
-        )
+        resolve_conflict(&work.dir, &work.feature, self.id)
     }
 
-    /// Works on the feature: a file of its own, and for the first two the same changelog line.
     fn implement(&mut self, work: &Work) -> Result<()> {
         self.report(&work.feature, AgentState::Working)?;
-        let (dir, feature, id) = (&work.dir, &work.feature, self.id);
-        let n: usize = feature.trim_start_matches("feature-").parse().unwrap_or(0);
-        std::fs::write(
-            dir.join(format!("{feature}.txt")),
-            format!("{feature}: implemented by {id}\n"),
-        )?;
-        if n <= 2 {
-            // The first two features both rewrite the same changelog line: one conflicts.
-            std::fs::write(
-                dir.join("CHANGELOG.md"),
-                format!("# Changelog\n\n- {feature} (by {id})\n"),
-            )?;
-        }
-        git(dir, &["add", "-A"])?;
-        commit(dir, id, &format!("{feature}: implement"))
+        implement(&work.dir, &work.feature, self.id)
     }
 
     /// Waits for the merge (or a conflict sent back).
@@ -465,4 +488,47 @@ impl SimulatedAgent<'_> {
         }
         Ok(())
     }
+}
+
+/// The base branch's tag line a resolved conflict leaves in its commit: how the demo counts
+/// the conflicts its agents resolved, whichever agent did.
+pub(crate) const RESOLVED: &str = "merge main, keep both changelog entries";
+
+/// Resolves like a person would: merge the base branch, keep both sides, commit.
+pub(crate) fn resolve_conflict(dir: &Path, feature: &str, id: &str) -> Result<()> {
+    let _ = git(
+        dir,
+        &[
+            "-c",
+            "user.name=x",
+            "-c",
+            "user.email=x@x",
+            "merge",
+            "-q",
+            "main",
+        ],
+    );
+    let theirs = git(dir, &["show", "main:CHANGELOG.md"]).unwrap_or_default();
+    let line = format!("- {feature} (by {id})\n");
+    std::fs::write(dir.join("CHANGELOG.md"), format!("{theirs}{line}"))?;
+    git(dir, &["add", "CHANGELOG.md"])?;
+    commit(dir, id, &format!("{feature}: {RESOLVED}"))
+}
+
+/// Works on the feature: a file of its own, and for the first two the same changelog line.
+pub(crate) fn implement(dir: &Path, feature: &str, id: &str) -> Result<()> {
+    let n: usize = feature.trim_start_matches("feature-").parse().unwrap_or(0);
+    std::fs::write(
+        dir.join(format!("{}.txt", feature.replace('/', "-"))),
+        format!("{feature}: implemented by {id}\n"),
+    )?;
+    if n <= 2 {
+        // The first two features both rewrite the same changelog line: one conflicts.
+        std::fs::write(
+            dir.join("CHANGELOG.md"),
+            format!("# Changelog\n\n- {feature} (by {id})\n"),
+        )?;
+    }
+    git(dir, &["add", "-A"])?;
+    commit(dir, id, &format!("{feature}: implement"))
 }

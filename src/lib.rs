@@ -55,6 +55,7 @@ pub mod clock;
 pub mod conn;
 pub mod coordinator;
 pub mod demo;
+pub mod demo_agent;
 pub mod emit;
 pub mod envelope;
 pub mod fault;

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     // `demo` makes its own repository and `spans` needs none: no coordination directory to find.
     let needs_log = !matches!(
         cli.command,
-        Command::Demo(_) | Command::Spans { .. } | Command::Replay(_)
+        Command::Demo(_) | Command::DemoAgent { .. } | Command::Spans { .. } | Command::Replay(_)
     );
     let coord_dir = current_dir().and_then(|cwd| {
         if needs_log {

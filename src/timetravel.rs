@@ -483,20 +483,30 @@ pub fn export<W: std::io::Write>(
     to: u64,
     format: crate::otlp::file::Format,
     out: W,
-) -> Result<(u64, u64), ExportError> {
+) -> Result<Exported, ExportError> {
     let mut writer = crate::otlp::file::LineWriter::new(out, format);
-    let (mut lines, mut spans) = (0, 0);
+    let mut counts = Exported::default();
     for batch in reader.batches_from(from.max(1)) {
         let batch = batch?;
         if batch.first_seq > to {
             break;
         }
         writer.write(&batch).map_err(ExportError::Write)?;
-        lines += 1;
-        spans += batch.span_count() as u64;
+        counts.lines += 1;
+        counts.spans += batch.span_count() as u64;
+        counts.events += batch.event_count() as u64;
     }
     writer.finish().map_err(ExportError::Write)?;
-    Ok((lines, spans))
+    Ok(counts)
+}
+
+/// What an export wrote: records of the log (lines or messages), and the events in them —
+/// spans, and all events (log records and metrics included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exported {
+    pub lines: u64,
+    pub spans: u64,
+    pub events: u64,
 }
 
 #[derive(Debug, Error)]

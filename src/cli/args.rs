@@ -61,6 +61,12 @@ pub enum Command {
     /// The whole story on a scratch repository: the server in-process, simulated agents over
     /// OTLP committing real code, merges, one conflict resolved. Leaves the repository and log.
     Demo(DemoArgs),
+    /// The demo's bundled coding agent, the command `spanfold demo` runs under `agents run`.
+    #[command(hide = true)]
+    DemoAgent {
+        /// The prompt file `agents run` wrote (`{prompt_file}`).
+        prompt_file: std::path::PathBuf,
+    },
     /// Remove worktrees nobody holds (merged, cancelled or requeued features) — only clean ones,
     /// unless --force; lists the uncommitted work that would be lost instead.
     Gc(GcArgs),
@@ -232,6 +238,7 @@ impl Command {
             Command::Serve(_) => "serve",
             Command::Gc(_) => "gc",
             Command::Demo(_) => "demo",
+            Command::DemoAgent { .. } => "demo-agent",
             Command::Export(_) => "export",
             Command::Replay(_) => "replay",
             Command::History(_) => "history",

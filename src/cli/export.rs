@@ -29,8 +29,11 @@ pub(super) fn export(
             let counted = backend.export(from, to, args.format.into(), &mut out)?;
             std::io::Write::flush(&mut out).context("writing the export to stdout")?;
             // The lines are the output; the summary goes to stderr so a pipe stays clean.
-            if let Some((lines, spans)) = counted {
-                eprintln!("exported {spans} spans in {lines} lines");
+            if let Some(c) = counted {
+                eprintln!(
+                    "exported {} events ({} spans) in {} lines",
+                    c.events, c.spans, c.lines
+                );
             }
             return Ok(Output::new(Value::Null, String::new()));
         }
@@ -60,12 +63,19 @@ pub(super) fn export(
         }
     };
     let path = args.output.as_ref().map(|p| p.display().to_string());
-    let (lines, spans) = counted.unzip();
     Ok(Output::new(
-        json!({"path": path, "lines": lines, "spans": spans}),
+        json!({
+            "path": path,
+            "lines": counted.map(|c| c.lines),
+            "spans": counted.map(|c| c.spans),
+            "events": counted.map(|c| c.events),
+        }),
         match counted {
-            Some((lines, spans)) => format!(
-                "Exported {spans} spans in {lines} lines to {}.",
+            Some(c) => format!(
+                "Exported {} events ({} spans) in {} lines to {}.",
+                c.events,
+                c.spans,
+                c.lines,
                 path.unwrap_or_default()
             ),
             None => format!("Exported the server's log to {}.", path.unwrap_or_default()),

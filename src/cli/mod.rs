@@ -63,6 +63,10 @@ pub fn run(cli: &Cli, coord_dir: &Path, mut on_cycle: impl FnMut(&str)) -> Resul
         Command::Spans { markdown } => Ok(spans::spans(*markdown)),
         Command::Serve(args) => serve::serve(args, cli, coord_dir),
         Command::Demo(args) => serve::demo(args, &mut on_cycle),
+        Command::DemoAgent { prompt_file } => {
+            let line = crate::demo_agent::run(prompt_file)?;
+            Ok(Output::new(serde_json::json!({ "did": line }), line))
+        }
         Command::Gc(args) => upkeep::gc(args, &mut connect()),
         Command::Rebuild => upkeep::rebuild(connect()),
         Command::Export(args) => export::export(args, cli, coord_dir, &mut connect()),

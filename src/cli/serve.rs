@@ -77,8 +77,10 @@ pub(super) fn demo(args: &DemoArgs, on_line: &mut dyn FnMut(&str)) -> Result<Out
         timeout: Duration::from_secs_f64(args.timeout),
     };
     let summary = crate::demo::run(config, |line| on_line(line))?;
+    let t = &summary.launched_agent;
     let text = format!(
         "\nDemo finished in {:.1}s: {} features merged ({} conflict resolved by its agent), {} commits on main, {} events in the log.\n\
+         demo-claude ran under `spanfold agents run` and reported as Claude Code does: {} tool calls, {} LLM requests ({} telemetry).\n\
          Repository: {}\n\
          Look around:\n  cd {} && git log --oneline --graph | head -20\n  spanfold --coord-dir {} agents agent-status\n  spanfold --coord-dir {} agents worktree-status\n",
         summary.seconds,
@@ -86,6 +88,9 @@ pub(super) fn demo(args: &DemoArgs, on_line: &mut dyn FnMut(&str)) -> Result<Out
         summary.conflicts_resolved,
         summary.commits_on_base,
         summary.events_in_log,
+        t["tool_calls"],
+        t["llm_requests"],
+        t["source"].as_str().unwrap_or("no"),
         summary.repo,
         summary.repo,
         summary.coord_dir,

@@ -186,6 +186,29 @@ impl Running {
     }
 }
 
+/// Asks a launcher (or any child) to stop with SIGTERM and waits for it, SIGKILL after
+/// `grace`: how `spanfold demo` ends the `agents run` it started.
+pub fn terminate(child: &mut std::process::Child, grace: Duration) -> std::io::Result<()> {
+    if child.try_wait()?.is_some() {
+        return Ok(());
+    }
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill has no memory effects.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill()?;
+    child.wait().map(|_| ())
+}
+
 /// A signal's name as people write it.
 pub fn signal_name(signal: i32) -> String {
     match signal {

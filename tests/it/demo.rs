@@ -1,4 +1,5 @@
-//! `spanfold demo --agents 3 --features 6`: every feature merged for real, nothing left behind,
+//! `spanfold demo --agents 3 --features 6`: every feature merged for real (one of them by an
+//! agent run under `spanfold agents run`), nothing left behind,
 //! and the conflicting pair visible in the log as conflicted, then merged.
 
 use crate::common;
@@ -28,6 +29,12 @@ fn the_demo_merges_everything_and_leaves_a_clean_repository() {
     let summary = run.json()["data"].clone();
     assert_eq!(summary["features_merged"], 6);
     assert_eq!(summary["conflicts_resolved"], 1);
+    // One agent ran under `spanfold agents run`: the bundled script agent, which reports as
+    // Claude Code does (OTLP log records), read through Claude Code's profile.
+    let launched = &summary["launched_agent"];
+    assert_eq!(launched["source"], "claude", "{launched}");
+    assert!(launched["llm_requests"].as_u64() >= Some(1), "{launched}");
+    assert_eq!(launched["process"]["state"], "exited", "{launched}");
 
     let git = |args: &[&str]| sb.git_in(&repo, args);
     let log = git(&["log", "--format=%s", "main"]);

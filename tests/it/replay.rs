@@ -146,7 +146,16 @@ fn demo_export_replay_gives_the_live_status_byte_for_byte() {
         let p = path.to_str().unwrap_or("");
         let exported = sb.ok(&["--coord-dir", c, "export", "--format", format, "-o", p]);
         assert_eq!(
-            exported["spans"].as_u64(),
+            exported["events"].as_u64(),
+            live["counters"]["events"].as_u64()
+        );
+        let log_records = live["telemetry"]["log_records"].as_u64().unwrap_or(0);
+        assert!(
+            log_records > 0,
+            "the launched agent's events are in the log"
+        );
+        assert_eq!(
+            exported["spans"].as_u64().map(|s| s + log_records),
             live["counters"]["events"].as_u64()
         );
         let run = sb.run(&["--json", "replay", p, "--verify"]);
