@@ -237,3 +237,29 @@ fn the_agent_gets_its_own_token_for_its_telemetry() {
     assert_eq!(t["llm_requests"], 1, "{t}");
     assert_eq!(status["telemetry"]["log_records"], 3);
 }
+
+#[test]
+fn an_agent_that_loses_its_lease_is_stopped() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    // Timed cycles, as a lease runs out with nobody sending anything.
+    let _served = sb.serve(&["--interval", "0.5"]);
+    // A lease of one second, shorter than the launcher's heartbeat: the coordinator takes the
+    // feature back while the command still runs, and the launcher stops it.
+    sb.ok(&["agents", "register-agent", "a1", "--lease", "1"]);
+    sb.ok(&["agents", "add-feature", "slow", "--desc", "Takes a while"]);
+    let run = sb.run(&[
+        "agents", "run", "a1", "--once", "--grace", "1", "--", "sleep", "60",
+    ]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("lost its work"), "{}", run.stderr);
+    let status = sb.status();
+    let process = &agent(&status, "a1")["telemetry"]["process"];
+    assert_eq!(process["signal"], "SIGTERM", "{process}");
+    assert_eq!(agent(&status, "a1")["state"], "error");
+    assert_eq!(
+        feature_status(&status, "slow"),
+        "queued",
+        "back for another agent"
+    );
+}

@@ -136,3 +136,56 @@ fn otlp_json_logs_with_a_malformed_id_are_refused_one_by_one_and_named() {
     );
     assert_eq!(served.metric("spanfold_log_records_rejected_total"), 1);
 }
+
+#[test]
+fn codex_and_gemini_cli_events_are_read_through_their_profiles() {
+    let sb = initialised();
+    let served = sb.serve(&["--manual"]);
+    for (which, id, protocol, endpoint) in [
+        (
+            "codex",
+            "codex-1",
+            "grpc",
+            format!("http://{}", served.grpc),
+        ),
+        ("gemini", "gemini-1", "http/protobuf", served.http.clone()),
+    ] {
+        sb.ok(&["agents", "register-agent", id]);
+        let out = std::process::Command::new(common::python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/py/agent_events.py"
+            ))
+            .arg(which)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_EXPORTER_OTLP_INSECURE", "true")
+            .env("OTEL_RESOURCE_ATTRIBUTES", format!("agent.id={id}"))
+            .output()
+            .expect("python runs");
+        assert!(out.status.success(), "{which}: {out:?}");
+    }
+    let status = sb.status();
+    let codex = &agent(&status, "codex-1")["telemetry"];
+    assert_eq!(codex["source"], "codex", "{codex}");
+    assert_eq!(
+        codex["llm_requests"], 1,
+        "only the completed response is a request, not every streamed event: {codex}"
+    );
+    assert_eq!(
+        (&codex["tool_calls"], &codex["tool_failures"]),
+        (&1.into(), &1.into())
+    );
+    assert_eq!(codex["last_activity"]["tool"], "shell");
+    let gemini = &agent(&status, "gemini-1")["telemetry"];
+    assert_eq!(gemini["source"], "gemini", "{gemini}");
+    assert_eq!(
+        (&gemini["llm_requests"], &gemini["tool_calls"]),
+        (&1.into(), &1.into())
+    );
+    assert_eq!(
+        gemini["tool_failures"], 0,
+        "success: true (a boolean) is a success"
+    );
+    assert_eq!(gemini["last_activity"]["name"], "gemini_cli.file_operation");
+}
