@@ -3,6 +3,7 @@
 # spanfold, exports its log, and stores the live status beside it as the expectation.
 # Usage: bash replay-fixtures/record.sh [SCENARIO...]   (default: all)
 # Scenarios: demo conflict lease-expiry crash-recovery python-sdk python-sdk-capture
+#   agent-telemetry
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$root/replay-fixtures"
@@ -154,6 +155,33 @@ record_python_sdk() {
   save python-sdk
 }
 
+# Claude Code's, Codex CLI's and Gemini CLI's own telemetry (OTLP log records and metrics, no
+# spanfold spans), from the Python SDK's exporters, each agent on its feature.
+record_agent_telemetry() {
+  local py repo
+  py="$(python_venv)"
+  repo="$(new_repo agent-telemetry)"
+  cd "$repo"
+  "$bin" agents init >/dev/null
+  for a in claude-1 codex-1 gemini-1; do "$bin" agents register-agent "$a" >/dev/null; done
+  for f in login search export; do "$bin" agents add-feature "$f" >/dev/null; done
+  "$bin" agents coordination-cycle >/dev/null
+  "$bin" serve --grpc 127.0.0.1:0 --http 127.0.0.1:0 --manual 2>"$work/serve.log" &
+  local pid=$!
+  for _ in $(seq 200); do [ -f .git/spanfold/server.json ] && break; sleep 0.05; done
+  local grpc http
+  grpc=$(python3 -c 'import json;print(json.load(open(".git/spanfold/server.json"))["grpc"])')
+  http=$(python3 -c 'import json;print(json.load(open(".git/spanfold/server.json"))["http"])')
+  OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_EXPORTER_OTLP_ENDPOINT="$http" \
+    OTEL_RESOURCE_ATTRIBUTES=agent.id=claude-1 "$py" "$root/tests/py/claude_telemetry.py" 1 >/dev/null
+  OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_ENDPOINT="http://$grpc" \
+    OTEL_RESOURCE_ATTRIBUTES=agent.id=codex-1 "$py" "$root/tests/py/agent_events.py" codex >/dev/null
+  OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_EXPORTER_OTLP_ENDPOINT="$http" \
+    OTEL_RESOURCE_ATTRIBUTES=agent.id=gemini-1 "$py" "$root/tests/py/agent_events.py" gemini >/dev/null
+  kill -TERM "$pid"; wait "$pid" || true
+  save agent-telemetry
+}
+
 record_python_sdk_capture() {
   local py
   py="$(python_venv)"
@@ -164,7 +192,7 @@ record_python_sdk_capture() {
 }
 
 scenarios=("$@")
-[ "${#scenarios[@]}" -gt 0 ] || scenarios=(demo conflict lease-expiry crash-recovery python-sdk python-sdk-capture)
+[ "${#scenarios[@]}" -gt 0 ] || scenarios=(demo conflict lease-expiry crash-recovery python-sdk python-sdk-capture agent-telemetry)
 for s in "${scenarios[@]}"; do
   "record_${s//-/_}"
 done

@@ -122,11 +122,17 @@ impl View {
         self.counters.events += 1;
         let outcome = match Fact::parse(ev) {
             Some(Ok(fact)) => {
-                // Records an agent sends in its assignment's trace are that agent's.
-                if let Fact::Assignment(a) = &fact {
-                    self.remember_trace(&ev.span.trace_id, a.agent_id);
+                let assigned = match &fact {
+                    Fact::Assignment(a) => Some(a.agent_id),
+                    _ => None,
+                };
+                let applied = self.apply_fact(fact, self.as_of);
+                // Records an agent sends in its assignment's trace are that agent's; a refused
+                // assignment changes nothing but its anomaly.
+                if let (Ok(()), Some(agent)) = (&applied, assigned) {
+                    self.remember_trace(&ev.span.trace_id, agent);
                 }
-                self.apply_fact(fact, self.as_of)
+                applied
             }
             Some(Err(reason)) => Err(reason),
             None => {

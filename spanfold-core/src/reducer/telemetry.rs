@@ -428,6 +428,34 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_assignment_leaves_no_trace_to_tie_records_to() {
+        // Found by the fuzzer: an assignment of a feature never requested is an anomaly, and
+        // must change nothing else — its trace was remembered all the same.
+        let mut view = registered();
+        let assignment = Span::new([7; 16], [7; 8], "agent.feature_assignment", 0)
+            .with("agent.id", s("a1"))
+            .with("feature.name", s("f1"))
+            .with("worktree.path", s("/wt/f1"))
+            .with("worktree.branch", s("spanfold/f1"));
+        let batch = Batch::of_spans(
+            2,
+            2,
+            vec![ResourceSpans::single(
+                Resource::default(),
+                Scope::default(),
+                vec![assignment],
+            )],
+        );
+        view.apply_batch(&batch, 0);
+        assert_eq!(view.counters.anomalies, 1);
+        assert!(
+            view.telemetry.traces.is_empty(),
+            "{:?}",
+            view.telemetry.traces
+        );
+    }
+
+    #[test]
     fn unattributed_services_are_counted_apart_up_to_a_bound() {
         let mut view = registered();
         for i in 0..MAX_SERVICES + 5 {
