@@ -211,6 +211,26 @@ pub fn decode_request(body: &[u8]) -> Result<Decoded, DecodeError> {
     Ok(out)
 }
 
+/// Walks an export request's repeated field 1 (its resource groups, whatever the signal),
+/// handing each group's bytes to `group` with the request's one budget of items.
+pub(super) fn resource_groups(
+    body: &[u8],
+    what: &'static str,
+    mut group: impl FnMut(&[u8], &mut Budget) -> R<()>,
+) -> Result<(), DecodeError> {
+    let mut budget = Budget(super::MAX_ITEMS_PER_EXPORT);
+    let mut f = Fields::new(body);
+    let walk = (|| -> R<()> {
+        while let Some((tag, v)) = f.next_field()? {
+            if tag == 1 {
+                group(v.bytes(what)?, &mut budget)?;
+            }
+        }
+        Ok(())
+    })();
+    walk.map_err(Bad::into_error)
+}
+
 impl Bad {
     pub(super) fn into_error(self) -> DecodeError {
         if self.what == TOO_MANY_ITEMS {

@@ -2,27 +2,22 @@
 //! primitives and its budget of items (`native`): a body of empty attributes cannot become
 //! gigabytes. Field numbers are those of opentelemetry-proto's logs messages.
 
-use super::native::{Budget, Fields, R, any_value_into, key_value, resource, scope};
-use super::{DecodeError, Decoded, MAX_ITEMS_PER_EXPORT, MAX_SPANS_PER_EXPORT};
+use super::native::{
+    Budget, Fields, R, any_value_into, key_value, resource, resource_groups, scope,
+};
+use super::{DecodeError, Decoded, MAX_SPANS_PER_EXPORT};
 use crate::model::{LogRecord, ResourceLogs, ScopeLogs};
 
 /// Decodes an ExportLogsServiceRequest, refusing log records with malformed ids one by one.
 pub fn decode_request(body: &[u8]) -> Result<Decoded, DecodeError> {
     let mut out = Decoded::default();
-    let mut budget = Budget(MAX_ITEMS_PER_EXPORT);
-    let mut f = Fields::new(body);
-    let walk = (|| -> R<()> {
-        while let Some((tag, v)) = f.next_field()? {
-            if tag == 1 {
-                let rl = resource_logs(v.bytes("resource_logs")?, &mut out, &mut budget)?;
-                if !rl.scope_logs.is_empty() {
-                    out.resource_logs.push(rl);
-                }
-            }
+    resource_groups(body, "resource_logs", |buf, b| {
+        let rl = resource_logs(buf, &mut out, b)?;
+        if !rl.scope_logs.is_empty() {
+            out.resource_logs.push(rl);
         }
         Ok(())
-    })();
-    walk.map_err(super::native::Bad::into_error)?;
+    })?;
     let records: usize = out
         .resource_logs
         .iter()

@@ -2,8 +2,8 @@
 //! primitives and budget (`native`). Field numbers are those of opentelemetry-proto's metrics
 //! messages. Repeated numbers are read packed or not, as protobuf allows either.
 
-use super::native::{Budget, Fields, R, Value, bad, key_value, resource, scope};
-use super::{DecodeError, Decoded, MAX_ITEMS_PER_EXPORT, MAX_SPANS_PER_EXPORT};
+use super::native::{Budget, Fields, R, Value, bad, key_value, resource, resource_groups, scope};
+use super::{DecodeError, Decoded, MAX_SPANS_PER_EXPORT};
 use crate::model::{
     Buckets, Exemplar, ExponentialHistogramPoint, HistogramPoint, Metric, MetricData, Number,
     NumberPoint, Quantile, ResourceMetrics, ScopeMetrics, SummaryPoint,
@@ -12,20 +12,13 @@ use crate::model::{
 /// Decodes an ExportMetricsServiceRequest.
 pub fn decode_request(body: &[u8]) -> Result<Decoded, DecodeError> {
     let mut out = Decoded::default();
-    let mut budget = Budget(MAX_ITEMS_PER_EXPORT);
-    let mut f = Fields::new(body);
-    let walk = (|| -> R<()> {
-        while let Some((tag, v)) = f.next_field()? {
-            if tag == 1 {
-                let rm = resource_metrics(v.bytes("resource_metrics")?, &mut budget)?;
-                if !rm.scope_metrics.is_empty() {
-                    out.resource_metrics.push(rm);
-                }
-            }
+    resource_groups(body, "resource_metrics", |buf, b| {
+        let rm = resource_metrics(buf, b)?;
+        if !rm.scope_metrics.is_empty() {
+            out.resource_metrics.push(rm);
         }
         Ok(())
-    })();
-    walk.map_err(super::native::Bad::into_error)?;
+    })?;
     let metrics: usize = out
         .resource_metrics
         .iter()
