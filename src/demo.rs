@@ -490,7 +490,7 @@ impl SimulatedAgent<'_> {
     }
 }
 
-/// The base branch's tag line a resolved conflict leaves in its commit: how the demo counts
+/// The words a resolved conflict leaves in its commit's message: how the demo counts
 /// the conflicts its agents resolved, whichever agent did.
 pub(crate) const RESOLVED: &str = "merge main, keep both changelog entries";
 

@@ -339,14 +339,9 @@ fn judge(
         false => exit.describe(),
     };
     let tail = launcher::tail(log, 10);
-    let tail: String = tail
-        .chars()
-        .rev()
-        .take(2000)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    // The last 2,000 characters at most, cut on a character boundary.
+    let from = tail.char_indices().rev().nth(1999).map_or(0, |(at, _)| at);
+    let tail = &tail[from..];
     match tail.trim().is_empty() {
         true => (format!("{why}; the feature goes back to the queue"), false),
         false => (

@@ -14,7 +14,7 @@ use super::json::{
     any_value, array, check_size, enum_field, field, hex_field, key_values, object, resource_from,
     scope_from, string, u32_field, u64_field,
 };
-use super::{DecodeError, Decoded, MAX_SPANS_PER_EXPORT};
+use super::{DecodeError, Decoded};
 use crate::model::{AnyValue, LogRecord, ResourceLogs, ScopeLogs};
 
 type R<T> = Result<T, DecodeError>;
@@ -92,15 +92,7 @@ pub(super) fn decode_json_value(root: &Value) -> R<Decoded> {
             });
         }
     }
-    let records: usize = out
-        .resource_logs
-        .iter()
-        .map(ResourceLogs::record_count)
-        .sum();
-    if records > MAX_SPANS_PER_EXPORT {
-        return Err(DecodeError::TooManySpans);
-    }
-    Ok(out)
+    out.within_limit()
 }
 
 /// OTLP's SeverityNumber names, by number.

@@ -14,7 +14,7 @@ use super::json::{
     array, check_size, double_of, err, field, hex_field, int_of, key_values, object, resource_from,
     scope_from, string, u32_field, u64_field,
 };
-use super::{DecodeError, Decoded, MAX_SPANS_PER_EXPORT};
+use super::{DecodeError, Decoded};
 use crate::model::{
     Buckets, Exemplar, ExponentialHistogramPoint, HistogramPoint, KeyValue, Metric, MetricData,
     Number, NumberPoint, Quantile, ResourceMetrics, ScopeMetrics, SummaryPoint,
@@ -71,15 +71,7 @@ pub(super) fn decode_json_value(root: &Value) -> R<Decoded> {
             });
         }
     }
-    let metrics: usize = out
-        .resource_metrics
-        .iter()
-        .map(ResourceMetrics::metric_count)
-        .sum();
-    if metrics > MAX_SPANS_PER_EXPORT {
-        return Err(DecodeError::TooManySpans);
-    }
-    Ok(out)
+    out.within_limit()
 }
 
 fn attrs(obj: &Obj, name: &str, path: &str) -> R<Vec<KeyValue>> {

@@ -183,6 +183,25 @@ impl Decoded {
         (batch, self.rejected)
     }
 
+    /// The export as decoded, or `TooManySpans` when it holds more log records or metrics than
+    /// one export may (spans are counted before they are decoded: `count_spans`).
+    pub fn within_limit(self) -> Result<Decoded, DecodeError> {
+        let logs: usize = self
+            .resource_logs
+            .iter()
+            .map(ResourceLogs::record_count)
+            .sum();
+        let metrics: usize = self
+            .resource_metrics
+            .iter()
+            .map(ResourceMetrics::metric_count)
+            .sum();
+        match logs.max(metrics) > MAX_SPANS_PER_EXPORT {
+            true => Err(DecodeError::TooManySpans),
+            false => Ok(self),
+        }
+    }
+
     /// Spans, log records and metrics together: what a group commit counts.
     pub fn event_count(&self) -> usize {
         let spans: usize = self

@@ -5,7 +5,7 @@
 use super::native::{
     Budget, Fields, R, any_value_into, key_value, resource, resource_groups, scope,
 };
-use super::{DecodeError, Decoded, MAX_SPANS_PER_EXPORT};
+use super::{DecodeError, Decoded};
 use crate::model::{LogRecord, ResourceLogs, ScopeLogs};
 
 /// Decodes an ExportLogsServiceRequest, refusing log records with malformed ids one by one.
@@ -18,15 +18,7 @@ pub fn decode_request(body: &[u8]) -> Result<Decoded, DecodeError> {
         }
         Ok(())
     })?;
-    let records: usize = out
-        .resource_logs
-        .iter()
-        .map(ResourceLogs::record_count)
-        .sum();
-    if records > MAX_SPANS_PER_EXPORT {
-        return Err(DecodeError::TooManySpans);
-    }
-    Ok(out)
+    out.within_limit()
 }
 
 fn resource_logs(buf: &[u8], out: &mut Decoded, b: &mut Budget) -> R<ResourceLogs> {

@@ -3,7 +3,7 @@
 //! messages. Repeated numbers are read packed or not, as protobuf allows either.
 
 use super::native::{Budget, Fields, R, Value, bad, key_value, resource, resource_groups, scope};
-use super::{DecodeError, Decoded, MAX_SPANS_PER_EXPORT};
+use super::{DecodeError, Decoded};
 use crate::model::{
     Buckets, Exemplar, ExponentialHistogramPoint, HistogramPoint, Metric, MetricData, Number,
     NumberPoint, Quantile, ResourceMetrics, ScopeMetrics, SummaryPoint,
@@ -19,15 +19,7 @@ pub fn decode_request(body: &[u8]) -> Result<Decoded, DecodeError> {
         }
         Ok(())
     })?;
-    let metrics: usize = out
-        .resource_metrics
-        .iter()
-        .map(ResourceMetrics::metric_count)
-        .sum();
-    if metrics > MAX_SPANS_PER_EXPORT {
-        return Err(DecodeError::TooManySpans);
-    }
-    Ok(out)
+    out.within_limit()
 }
 
 fn resource_metrics(buf: &[u8], b: &mut Budget) -> R<ResourceMetrics> {

@@ -44,8 +44,7 @@ impl View {
         let matched = profiles.event(&name);
         let read = |key: &str| ev.attr(key).and_then(text);
         let seen = seen(matched, name, &read);
-        let service = ev.str_attr("service.name");
-        self.heard(&agent, seen, service, ev.time);
+        self.heard(&agent, seen, || ev.str_attr("service.name"), ev.time);
     }
 
     /// A metric: counted, tied to the agent its resource names.
@@ -59,8 +58,7 @@ impl View {
         let matched = Profiles::builtin().metric(&ev.metric.name);
         let mut seen = seen(matched, Cow::Borrowed(&ev.metric.name), &|_| None);
         seen.counted = false;
-        let service = ev.str_attr("service.name");
-        self.heard(&agent, seen, service, ev.time);
+        self.heard(&agent, seen, || ev.str_attr("service.name"), ev.time);
     }
 
     /// A span the registry does not name but a profile does (an agent's own traces): read
@@ -75,7 +73,7 @@ impl View {
         let read = |key: &str| ev.attr(key).and_then(text);
         let seen = seen(Some(matched), Cow::Borrowed(ev.span.name.as_str()), &read);
         let service =
-            crate::model::find_attr(&ev.resource.attributes, "service.name").and_then(as_str);
+            || crate::model::find_attr(&ev.resource.attributes, "service.name").and_then(as_str);
         self.heard(&agent, seen, service, ev.time);
         true
     }
@@ -147,7 +145,14 @@ impl View {
 
     /// `agent` was heard from: alive, and what it did is counted. Called for every record an
     /// agent sends, on the writer's thread: it allocates only for what is new.
-    fn heard(&mut self, agent: &str, seen: Seen<'_>, service: Option<&str>, time: UnixNanos) {
+    /// `service` is read only when no profile knew the record.
+    fn heard<'s>(
+        &mut self,
+        agent: &str,
+        seen: Seen<'_>,
+        service: impl FnOnce() -> Option<&'s str>,
+        time: UnixNanos,
+    ) {
         if let Some(a) = self.agents.get_mut(agent) {
             a.last_activity = a.last_activity.max(time);
         }
@@ -161,7 +166,7 @@ impl View {
         };
         let profile = seen
             .profile
-            .or_else(|| service.and_then(|s| Profiles::builtin().by_service(s)));
+            .or_else(|| service().and_then(|s| Profiles::builtin().by_service(s)));
         let source = profile.map_or("otlp", |p| p.name.as_str());
         if t.source != source {
             source.clone_into(&mut t.source);
