@@ -141,6 +141,8 @@ pub enum ProfileError {
 #[derive(Debug)]
 pub struct Profiles {
     profiles: Vec<Profile>,
+    /// Every profile's session keys, sorted, each once.
+    session_keys: Vec<String>,
 }
 
 impl Profiles {
@@ -191,11 +193,25 @@ impl Profiles {
                 spans: file.spans,
             });
         }
-        Ok(Profiles { profiles })
+        let mut session_keys: Vec<String> = profiles
+            .iter()
+            .flat_map(|p| p.session_keys.iter().cloned())
+            .collect();
+        session_keys.sort();
+        session_keys.dedup();
+        Ok(Profiles {
+            profiles,
+            session_keys,
+        })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Profile> {
         self.profiles.iter()
+    }
+
+    /// The attributes that name a session in any profile (`session.id`, `conversation.id`, …).
+    pub fn session_keys(&self) -> &[String] {
+        &self.session_keys
     }
 
     /// The profile and meaning of a log record's event name.

@@ -106,7 +106,8 @@ pub struct NextArgs {
 pub struct RunArgs {
     /// The agent to run (registered).
     pub id: String,
-    /// Run one assignment, then stop (exit 0 when its work was submitted).
+    /// Carry one feature to its end, then stop: run again when it comes back (a conflict, a
+    /// failed gate); exit 0 once it is merged or leaves the agent, 1 when a run failed.
     #[arg(long)]
     pub once: bool,
     /// Which coding agent COMMAND is, for the switches that turn its telemetry on.

@@ -54,7 +54,7 @@ pub(super) fn run_agent(
         );
     }
     let mut runs = Vec::new();
-    let mut submitted_all = true;
+    let mut finished = None;
     while launcher::stop_requested().is_none() {
         let stop = || launcher::stop_requested().is_some();
         let ask = Ask {
@@ -66,22 +66,86 @@ pub(super) fn run_agent(
         };
         let task = wait_task(&ask, backend)?.data;
         let run = run_once(args, &task, endpoint.as_ref(), coord_dir, backend)?;
-        submitted_all &= run.submitted;
         eprintln!("spanfold: {}", run.line());
+        let (feature, submitted) = (run.feature.clone(), run.submitted);
         runs.push(run);
-        if args.once {
+        if !args.once {
+            continue;
+        }
+        // One feature, to its end: the run again when it comes back (a conflict, a failed
+        // gate), until it is merged or leaves the agent.
+        if !submitted {
+            finished = None;
             break;
         }
+        match await_outcome(args, &feature, backend)? {
+            Outcome::CameBack => eprintln!("spanfold: {feature} came back; running again"),
+            Outcome::Ended(words) => {
+                finished = Some(words);
+                break;
+            }
+        }
     }
-    let text = runs.iter().map(Run::line).collect::<Vec<_>>().join("\n");
+    let mut text = runs.iter().map(Run::line).collect::<Vec<_>>().join("\n");
+    if let Some(words) = &finished {
+        text.push_str(&format!("\n{words}"));
+    }
     let data = json!({
         "agent_id": args.id,
         "runs": runs.iter().map(Run::json).collect::<Vec<_>>(),
+        "outcome": finished,
     });
-    if args.once && !submitted_all {
+    if args.once && finished.is_none() {
         bail!("{text}");
     }
     Ok(Output::new(data, text))
+}
+
+/// Where a submitted feature went.
+enum Outcome {
+    /// Back to the agent (a conflict, a failed gate): run the command again.
+    CameBack,
+    /// Merged, or gone from the agent otherwise: in words.
+    Ended(String),
+}
+
+/// Waits (within `--timeout`, or until told to stop) for the submitted `feature` to be merged,
+/// to come back, or to leave the agent.
+fn await_outcome(args: &RunArgs, feature: &str, backend: &mut Backend) -> Result<Outcome> {
+    let deadline = Instant::now() + Duration::from_secs_f64(args.timeout);
+    loop {
+        let Some(agent) = backend.agent(&args.id)? else {
+            bail!("agent {} is gone from the log", args.id);
+        };
+        let Some(held) = agent.assignments.iter().find(|a| a.feature_name == feature) else {
+            let st = backend.status(&crate::status::StatusOptions::default())?;
+            let status = st
+                .features
+                .iter()
+                .find(|f| f.name == feature)
+                .map(|f| f.status);
+            return Ok(Outcome::Ended(match status {
+                Some(FeatureStatus::Completed) => format!("{feature} is merged"),
+                Some(other) => format!("{feature} left {} ({})", args.id, other.as_str()),
+                None => format!("{feature} left {}", args.id),
+            }));
+        };
+        if held.status != FeatureStatus::Merging {
+            return Ok(Outcome::CameBack);
+        }
+        if let Some(signal) = launcher::stop_requested() {
+            let name = launcher::signal_name(signal);
+            bail!("stopped by {name} while {feature} waited for its merge");
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "{feature} was submitted; its merge was still pending after {}s",
+                args.timeout
+            );
+        }
+        backend.release();
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// One run as it ended.

@@ -161,6 +161,9 @@ impl Coordinator {
             return Ok(true);
         }
         let submitted = self.submitted();
+        // The gate of a feature no longer submitted (cancelled, reset) has no one to report to.
+        self.gates
+            .retain(|feature, _| submitted.iter().any(|c| &c.feature == feature));
         if submitted.is_empty() {
             return Ok(false);
         }

@@ -73,9 +73,11 @@ impl Coordinator {
         self.background_gates = true;
     }
 
-    /// Whether a merge gate is still running (the server then checks back soon).
-    pub fn gates_running(&self) -> bool {
-        self.gates.values().any(|g| !g.handle.is_finished())
+    /// Whether a merge gate runs or has a result no cycle has picked up yet: the server then
+    /// checks back soon. (A gate may end before the server first looks: "still running" alone
+    /// left its result waiting for the next span.)
+    pub fn gates_pending(&self) -> bool {
+        !self.gates.is_empty()
     }
 
     /// Whether the merge gate of `feature` is still running.

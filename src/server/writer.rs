@@ -61,9 +61,10 @@ pub(super) fn write_loop(
     let mut index_seen = None;
     let mut open = true;
     while open {
-        // A running merge gate is checked on every few hundred milliseconds.
+        // A merge gate is checked on every few hundred milliseconds until a cycle takes its
+        // result.
         let gate_check = coord
-            .gates_running()
+            .gates_pending()
             .then(|| Instant::now() + Duration::from_millis(250));
         if gate_check.is_some() && react_at.is_none() && config.react {
             react_at = gate_check;

@@ -263,3 +263,98 @@ fn an_agent_that_loses_its_lease_is_stopped() {
         "back for another agent"
     );
 }
+
+/// Runs `script` (bash, given the prompt file as `$1`) as agent a1 on feature `feature` with
+/// `--once`; returns the launcher's JSON report.
+fn run_script_once(sb: &Sandbox, script: &str) -> Value {
+    let run = sb.run(&[
+        "--json",
+        "agents",
+        "run",
+        "a1",
+        "--once",
+        "--timeout",
+        "60",
+        "--",
+        "bash",
+        "-c",
+        script,
+        "agent",
+        "{prompt_file}",
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    serde_json::from_str::<Value>(&run.stdout).expect("json")["data"].clone()
+}
+
+/// The prompt files of a1's runs, in order.
+fn prompts(sb: &Sandbox) -> Vec<String> {
+    let dir = sb.repo.join(".git/spanfold/runs/a1");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".prompt.md"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("a prompt"))
+        .collect()
+}
+
+#[test]
+fn a_feature_whose_gate_fails_is_run_again_with_the_gates_output() {
+    let (sb, _served) = ready("a1", "gated");
+    sb.git(&[
+        "config",
+        "spanfold.validateCmd",
+        "test -f FIXED || { echo FIXED is missing; exit 1; }",
+    ]);
+    // The agent does the work; told it came back, it adds what the gate asks for.
+    let report = run_script_once(
+        &sb,
+        r#"if grep -q "came back" "$1"; then echo ok > FIXED; else echo hello > WORK.md; fi
+           git add -A && git commit -qm work"#,
+    );
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "{report}");
+    assert!(runs.iter().all(|r| r["submitted"] == true), "{report}");
+    assert_eq!(report["outcome"], "gated is merged");
+    let prompts = prompts(&sb);
+    assert!(!prompts[0].contains("came back"), "{}", prompts[0]);
+    assert!(
+        prompts[1].contains("came back") && prompts[1].contains("FIXED is missing"),
+        "the second run is told why, with the gate's output: {}",
+        prompts[1]
+    );
+    assert_eq!(feature_status(&sb.status(), "gated"), "completed");
+    assert!(sb.repo.join("FIXED").exists() && sb.repo.join("WORK.md").exists());
+}
+
+#[test]
+fn a_feature_that_conflicts_is_run_again_with_the_conflicting_paths() {
+    let (sb, _served) = ready("a1", "clash");
+    // First run: someone commits WORK.md on main while the agent writes its own; the merge
+    // conflicts. Second run: told which paths, the agent merges main and keeps its version.
+    let report = run_script_once(
+        &sb,
+        r#"if grep -q "conflicted in WORK.md" "$1"; then
+             git merge -q main -X ours -m "merge main"
+           else
+             main=$(dirname "$(git rev-parse --path-format=absolute --git-common-dir)")
+             echo theirs > "$main/WORK.md"
+             git -C "$main" add WORK.md && git -C "$main" commit -qm theirs
+             echo ours > WORK.md && git add WORK.md && git commit -qm ours
+           fi"#,
+    );
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "{report}");
+    assert_eq!(report["outcome"], "clash is merged");
+    let prompts = prompts(&sb);
+    assert!(
+        prompts[1].contains("conflicted in WORK.md"),
+        "{}",
+        prompts[1]
+    );
+    let work = std::fs::read_to_string(sb.repo.join("WORK.md")).expect("merged");
+    assert_eq!(work.trim(), "ours");
+}

@@ -27,6 +27,22 @@ impl Metric {
             MetricData::Summary { points } => points.len(),
         }
     }
+
+    /// The value of attribute `key` on the first data point that has it.
+    pub fn point_attr(&self, key: &str) -> Option<&super::AnyValue> {
+        let find = |attrs| super::find_attr(attrs, key);
+        match &self.data {
+            MetricData::Empty => None,
+            MetricData::Gauge { points } | MetricData::Sum { points, .. } => {
+                points.iter().find_map(|p| find(&p.attributes))
+            }
+            MetricData::Histogram { points, .. } => points.iter().find_map(|p| find(&p.attributes)),
+            MetricData::ExponentialHistogram { points, .. } => {
+                points.iter().find_map(|p| find(&p.attributes))
+            }
+            MetricData::Summary { points } => points.iter().find_map(|p| find(&p.attributes)),
+        }
+    }
 }
 
 /// OTLP's `Metric.data` oneof. `temporality` is OTLP's `AggregationTemporality`: 1 delta,

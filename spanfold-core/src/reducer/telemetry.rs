@@ -1,8 +1,10 @@
 //! What agents' own telemetry tells the fold: whose it is (the identity rules), what it was (the
 //! profiles), and that its agent is alive. A record is an agent's by `agent.id` on the record,
 //! its scope or its resource; else by the trace id of an assignment (the launcher hands the
-//! agent its assignment's `TRACEPARENT`). A record no rule places is kept and counted as
-//! unattributed, by the service that sent it.
+//! agent its assignment's `TRACEPARENT`); else by its session (`session.id`, `conversation.id`,
+//! `gen_ai.conversation.id`), once a record placed by one of the first two rules has bound that
+//! session to its agent. A record no rule places is kept and counted as unattributed, by the
+//! service that sent it.
 
 use std::borrow::Cow;
 
@@ -34,7 +36,9 @@ impl View {
     /// A log record: counted, tied to its agent, read through the profiles.
     pub(super) fn telemetry_log(&mut self, ev: &LogEvent<'_>) {
         self.telemetry.log_records += 1;
-        let Some(agent) = self.owner(ev.str_attr(attr::AGENT_ID), &ev.record.trace_id) else {
+        let session = session_of(|k| ev.str_attr(k));
+        let Some(agent) = self.owner(ev.str_attr(attr::AGENT_ID), &ev.record.trace_id, session)
+        else {
             let service = ev.str_attr("service.name").unwrap_or("(none)").to_owned();
             self.unattributed(service);
             return;
@@ -50,7 +54,11 @@ impl View {
     /// A metric: counted, tied to the agent its resource names.
     pub(super) fn telemetry_metric(&mut self, ev: &MetricEvent<'_>) {
         self.telemetry.metrics += 1;
-        let Some(agent) = self.owner(ev.str_attr(attr::AGENT_ID), &[]) else {
+        let session = session_of(|k| {
+            ev.str_attr(k)
+                .or_else(|| ev.metric.point_attr(k).and_then(as_str))
+        });
+        let Some(agent) = self.owner(ev.str_attr(attr::AGENT_ID), &[], session) else {
             let service = ev.str_attr("service.name").unwrap_or("(none)").to_owned();
             self.unattributed(service);
             return;
@@ -67,7 +75,9 @@ impl View {
         let Some(matched) = Profiles::builtin().span(&ev.span.name) else {
             return false;
         };
-        let Some(agent) = self.owner(ev.str_attr(attr::AGENT_ID), &ev.span.trace_id) else {
+        let session = session_of(|k| ev.str_attr(k));
+        let Some(agent) = self.owner(ev.str_attr(attr::AGENT_ID), &ev.span.trace_id, session)
+        else {
             return true;
         };
         let read = |key: &str| ev.attr(key).and_then(text);
@@ -118,19 +128,43 @@ impl View {
             .insert(hex(trace_id), agent.to_owned());
     }
 
-    /// The registered agent a record is about: the one it names, else its trace's.
-    fn owner<'e>(&self, named: Option<&'e str>, trace_id: &[u8]) -> Option<Cow<'e, str>> {
-        if let Some(id) = named {
-            return self.agents.contains_key(id).then_some(Cow::Borrowed(id));
+    /// The registered agent a record is about: the one it names, else its trace's, else its
+    /// session's. A session seen first on a record placed by name or trace is bound to that
+    /// agent, so that its records which carry neither (a metric without the agent's resource,
+    /// say) are still its own.
+    fn owner<'e>(
+        &mut self,
+        named: Option<&'e str>,
+        trace_id: &[u8],
+        session: Option<&str>,
+    ) -> Option<Cow<'e, str>> {
+        let registered = |id: &String| self.agents.contains_key(id.as_str());
+        let found = match named {
+            Some(id) => self.agents.contains_key(id).then_some(Cow::Borrowed(id)),
+            None if trace_id.len() == 16 => self
+                .telemetry
+                .traces
+                .get(&hex(trace_id))
+                .filter(|id| registered(id))
+                .map(|id| Cow::Owned(id.clone())),
+            None => None,
+        };
+        let Some(session) = session else {
+            return found;
+        };
+        let Some(agent) = found else {
+            let sessions = &self.telemetry.sessions;
+            return sessions
+                .get(session)
+                .filter(|id| registered(id))
+                .cloned()
+                .map(Cow::Owned);
+        };
+        if !self.telemetry.sessions.contains_key(session) {
+            let bound = (session.to_owned(), agent.as_ref().to_owned());
+            self.telemetry.sessions.insert(bound.0, bound.1);
         }
-        if trace_id.len() != 16 {
-            return None;
-        }
-        self.telemetry
-            .traces
-            .get(&hex(trace_id))
-            .filter(|id| self.agents.contains_key(id.as_str()))
-            .map(|id| Cow::Owned(id.clone()))
+        Some(agent)
     }
 
     fn unattributed(&mut self, service: String) {
@@ -195,6 +229,12 @@ impl View {
             }
         }
     }
+}
+
+/// The session a record names, by the first session key (of any profile) it carries.
+fn session_of<'a>(read: impl Fn(&str) -> Option<&'a str>) -> Option<&'a str> {
+    let keys = Profiles::builtin().session_keys();
+    keys.iter().find_map(|k| read(k)).filter(|s| !s.is_empty())
 }
 
 /// What a record is, by its profile's spec (None when no profile knows it).
@@ -496,6 +536,90 @@ mod tests {
         );
         let t = &view.telemetry.agents["a1"];
         assert_eq!((t.source.as_str(), t.llm_requests), ("codex", 1));
+    }
+
+    /// A Claude Code token counter whose only identity is `session.id` on its data point.
+    fn session_metric(view: &mut View, at: u64, session: &str) {
+        let point = crate::model::NumberPoint {
+            attributes: vec![KeyValue::new("session.id", s(session))],
+            start_time_unix_nano: 0,
+            time_unix_nano: at,
+            value: crate::model::Number::Int(10),
+            exemplars: Vec::new(),
+            flags: 0,
+        };
+        let metric = Metric {
+            name: "claude_code.token.usage".into(),
+            description: String::new(),
+            unit: "tokens".into(),
+            metadata: Vec::new(),
+            data: MetricData::Sum {
+                points: vec![point],
+                temporality: 1,
+                monotonic: true,
+            },
+        };
+        let batch = Batch {
+            first_seq: view.as_of.seq + 1,
+            received_at: at,
+            resource_metrics: vec![ResourceMetrics {
+                resource: resource(&[("service.name", "claude-code")]),
+                schema_url: String::new(),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Scope::default(),
+                    schema_url: String::new(),
+                    metrics: vec![metric],
+                }],
+            }],
+            ..Batch::default()
+        };
+        view.apply_batch(&batch, 0);
+    }
+
+    #[test]
+    fn a_session_first_seen_with_its_agent_places_the_records_that_carry_only_it() {
+        let mut view = registered();
+        session_metric(&mut view, 10, "s-1");
+        assert_eq!(view.telemetry.unattributed.get("claude-code"), Some(&1));
+        assert!(view.telemetry.sessions.is_empty(), "no agent named it yet");
+        let who = resource(&[("agent.id", "a1"), ("service.name", "claude-code")]);
+        let prompt = claude("user_prompt", &[("session.id", s("s-1"))]);
+        logs(&mut view, 20, who, vec![prompt]);
+        assert_eq!(
+            view.telemetry.sessions.get("s-1").map(String::as_str),
+            Some("a1")
+        );
+        session_metric(&mut view, 30, "s-1");
+        session_metric(&mut view, 40, "s-2");
+        assert_eq!(view.agents["a1"].last_activity, 30);
+        assert_eq!(
+            view.telemetry.unattributed.get("claude-code"),
+            Some(&2),
+            "only the metric of the unknown session stays unattributed"
+        );
+        // A session stays with the agent it was first seen with.
+        let span = Span::new([2; 16], [2; 8], "agent.registration", 0).with("agent.id", s("a2"));
+        let batch = Batch::of_spans(
+            view.as_of.seq + 1,
+            50,
+            vec![ResourceSpans::single(
+                Resource::default(),
+                Scope::default(),
+                vec![span],
+            )],
+        );
+        view.apply_batch(&batch, 0);
+        let other = resource(&[("agent.id", "a2"), ("service.name", "claude-code")]);
+        logs(
+            &mut view,
+            60,
+            other,
+            vec![claude("user_prompt", &[("session.id", s("s-1"))])],
+        );
+        assert_eq!(
+            view.telemetry.sessions.get("s-1").map(String::as_str),
+            Some("a1")
+        );
     }
 
     #[test]

@@ -219,6 +219,9 @@ pub struct Telemetry {
     /// The trace id (hex) of each assignment, with its agent: a record sent in that trace (the
     /// launcher hands the agent the assignment's `TRACEPARENT`) belongs to that agent.
     pub traces: BTreeMap<String, String>,
+    /// Each session (`session.id`, `conversation.id`, …) with the agent it was first seen
+    /// with: the agent's records that carry only the session are still its own.
+    pub sessions: BTreeMap<String, String>,
 }
 
 /// What one agent's own telemetry has shown.
