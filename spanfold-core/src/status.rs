@@ -239,6 +239,10 @@ pub struct WorktreeJson {
     pub feature_name: String,
     /// Why a merged feature's worktree was kept.
     pub note: Option<String>,
+    /// Its block of ports while it is active: `SPANFOLD_PORT` is `spanfold.portBase` (20000)
+    /// plus this times `spanfold.portBlock` (10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_slot: Option<u32>,
 }
 
 /// RFC 3339 with milliseconds, UTC. Formatting only: no clock is read.
@@ -467,6 +471,7 @@ fn worktree_json(w: &Worktree) -> WorktreeJson {
         agent_id: w.agent_id.clone(),
         feature_name: w.feature_name.clone(),
         note: w.note.clone(),
+        port_slot: (w.status == WorktreeStatus::Active).then_some(w.port_slot),
     }
 }
 

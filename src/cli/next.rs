@@ -1,13 +1,18 @@
-//! `agents next`: the agent's task — its feature, worktree and branch, what the feature asks
-//! for and why it came back — at once, or once it has one (`--wait`).
+//! `agents next`: the agent's task — its feature, worktree and branch, its port block, what the
+//! feature asks for and why it came back — at once, or once it has one (`--wait`); its
+//! worktree made ready first (copied files, the set-up command).
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use serde_json::Value;
 
+use super::agents::submit_checked;
 use super::{NextArgs, Output};
 use crate::backend::Backend;
+use crate::emit::{self, IdGen};
+use crate::launcher::prepare::{self, Prepared};
 use crate::names;
 use crate::status::{self, StatusOptions};
 
@@ -20,7 +25,51 @@ pub(super) fn next(args: &NextArgs, backend: &mut Backend) -> Result<Output> {
         prompt: args.prompt,
         stop: None,
     };
-    wait_task(&ask, backend)
+    let mut output = wait_task(&ask, backend)?;
+    let ready = make_ready(&output.data, &[], backend)?;
+    output.data["ready"] = ready.describe().into();
+    Ok(output)
+}
+
+/// Makes the task's worktree ready for its agent (`launcher::prepare`), with `env` and the
+/// task's own variables for the set-up command. A set-up that fails sends the feature back,
+/// with why, and is the error.
+pub(super) fn make_ready(
+    task: &Value,
+    env: &[(String, String)],
+    backend: &mut Backend,
+) -> Result<Prepared> {
+    let text = |key: &str| task[key].as_str().unwrap_or_default();
+    let (agent, feature, worktree) = (
+        text("agent_id"),
+        text("feature_name"),
+        text("worktree_path"),
+    );
+    if !Path::new(worktree).is_dir() || text("repo").is_empty() {
+        // Another host's worktree (the coordinator is remote): its agent prepares it there.
+        return Ok(Prepared::Already);
+    }
+    let mut vars: Vec<(String, String)> = vec![
+        ("SPANFOLD_AGENT".into(), agent.into()),
+        ("SPANFOLD_FEATURE".into(), feature.into()),
+        ("SPANFOLD_WORKTREE".into(), worktree.into()),
+        ("SPANFOLD_BRANCH".into(), text("branch_name").into()),
+    ];
+    if let Some(port) = task["port"].as_u64() {
+        vars.push(("SPANFOLD_PORT".into(), port.to_string()));
+    }
+    vars.extend_from_slice(env);
+    match prepare::prepare(Path::new(text("repo")), Path::new(worktree), &vars) {
+        Ok(ready) => Ok(ready),
+        Err(why) => {
+            let reason = format!(
+                "the worktree of {feature} could not be made ready, so the feature went back to the queue: {why}"
+            );
+            let reset = emit::reset(&mut IdGen::default(), emit::now(), agent, Some(&reason));
+            submit_checked(backend, reset)?;
+            bail!("{reason}");
+        }
+    }
 }
 
 /// A question for the agent's task: whose, whether to wait and how long, in which form.
@@ -108,19 +157,26 @@ fn task_output(
         .iter()
         .find(|f| f.name == feature)
         .ok_or_else(|| anyhow!("feature {feature} is not in the status; try again"))?;
-    let made = f.worktree_path.as_deref().is_some_and(|path| {
+    let made = f.worktree_path.as_deref().and_then(|path| {
         st.worktrees
             .iter()
-            .any(|w| w.path == path && w.status == crate::reducer::WorktreeStatus::Active)
+            .find(|w| w.path == path && w.status == crate::reducer::WorktreeStatus::Active)
     });
-    if !made {
+    let Some(worktree) = made else {
         return Ok(None);
-    }
+    };
     let base = st.config.as_ref().map(|c| c.base_branch.as_str());
     let task = crate::task::task(agent, f, base);
     let prompt = crate::task::prompt(&task);
     let mut data = serde_json::to_value(&task)?;
     data["state"] = serde_json::to_value(agent.state)?;
+    if let (Some(config), Some(slot)) = (&st.config, worktree.port_slot) {
+        let port = crate::launcher::prepare::port(Path::new(&config.repo), slot)?;
+        data["port"] = port.into();
+    }
+    if let Some(config) = &st.config {
+        data["repo"] = config.repo.clone().into();
+    }
     data["prompt"] = Value::String(prompt.clone());
     let text = if args.prompt {
         prompt

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 
 use super::agents::submit_checked;
-use super::next::{Ask, wait_task};
+use super::next::{Ask, make_ready, wait_task};
 use super::{Cli, LogsArgs, Output, RunArgs};
 use crate::advert::Advert;
 use crate::backend::Backend;
@@ -208,6 +208,7 @@ fn run_once(
     let opened = ids.span("agent.process", 0);
     let traceparent = format!("00-{}-{}-01", hex(&opened.trace_id), hex(&opened.span_id));
     let repo = Path::new(worktree);
+    let port = task["port"].as_u64().and_then(|p| u16::try_from(p).ok());
     let launch = Launch {
         agent: &args.id,
         feature,
@@ -219,8 +220,21 @@ fn run_once(
         endpoint,
         needs_git_identity: git::config_value(repo, "user.name")?.is_none()
             || git::config_value(repo, "user.email")?.is_none(),
+        port,
     };
     let profile = args.profile.into();
+    // The set-up command runs as the agent would (its identity, its port), without the
+    // telemetry switches.
+    let setup_env: Vec<_> = env::environment(
+        env::Profile::Plain,
+        &Launch {
+            endpoint: None,
+            ..launch.clone()
+        },
+    );
+    let ready = make_ready(task, &setup_env, backend)
+        .with_context(|| format!("fix the worktree's set-up (git config spanfold.setupCmd, spanfold.copyFiles), then start {} again", args.id))?;
+    eprintln!("spanfold: the worktree of {feature}: {}", ready.describe());
     let (program, rest) = args
         .command
         .split_first()

@@ -1,5 +1,5 @@
-//! The merge gate: the operator's command run in a feature's worktree, with a deadline, its
-//! output's tail kept for the agent.
+//! The operator's commands run in a feature's worktree — the merge gate, the set-up command —
+//! with a deadline, their output's tail kept for the agent.
 
 use std::path::Path;
 
@@ -13,6 +13,18 @@ pub struct GateResult {
 
 /// Runs the operator's merge gate `cmd` with `sh -c` in `dir`, killed after `timeout`.
 pub fn run_gate(cmd: &str, dir: &Path, timeout: std::time::Duration) -> GateResult {
+    run_command("merge gate", cmd, dir, &[], timeout)
+}
+
+/// Runs the operator's `cmd` (named `what` in the summary) with `sh -c` in `dir`, with `env`
+/// added, killed after `timeout`.
+pub fn run_command(
+    what: &str,
+    cmd: &str,
+    dir: &Path,
+    env: &[(String, String)],
+    timeout: std::time::Duration,
+) -> GateResult {
     use std::io::Read;
     let started = std::time::Instant::now();
     let spawned = std::process::Command::new("sh")
@@ -23,13 +35,14 @@ pub fn run_gate(cmd: &str, dir: &Path, timeout: std::time::Duration) -> GateResu
         .stdout(std::process::Stdio::piped())
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .spawn();
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             return GateResult {
                 passed: false,
-                summary: format!("the merge gate `{cmd}` could not start: {e}"),
+                summary: format!("the {what} `{cmd}` could not start: {e}"),
             };
         }
     };
@@ -73,14 +86,14 @@ pub fn run_gate(cmd: &str, dir: &Path, timeout: std::time::Duration) -> GateResu
         Some(s) => GateResult {
             passed: false,
             summary: format!(
-                "the merge gate `{cmd}` failed ({s}) after {:.1}s; last lines of its output:\n{tail}",
+                "the {what} `{cmd}` failed ({s}) after {:.1}s; last lines of its output:\n{tail}",
                 started.elapsed().as_secs_f64()
             ),
         },
         None => GateResult {
             passed: false,
             summary: format!(
-                "the merge gate `{cmd}` did not finish within {}s and was stopped; last lines of its output:\n{tail}",
+                "the {what} `{cmd}` did not finish within {}s and was stopped; last lines of its output:\n{tail}",
                 timeout.as_secs()
             ),
         },

@@ -6,8 +6,10 @@
 //!
 //! This file holds what every job shares (errors, opening, the git command line, refs and
 //! configuration); `worktree` makes, locks and removes worktrees, `merge` merges a feature into
-//! the base branch, `gate` runs the operator's merge gate.
+//! the base branch, `gate` runs the operator's commands (merge gate, set-up), `copy` copies
+//! `spanfold.copyFiles` into a new worktree.
 
+mod copy;
 mod gate;
 mod merge;
 mod worktree;
@@ -16,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-pub use gate::{GateResult, run_gate};
+pub use copy::{READY_MARKER, copy_matching, copy_patterns};
+pub use gate::{GateResult, run_command, run_gate};
 pub use merge::{
     MergeKind, MergeOutcome, complete_checkout, merge_blocker, merge_feature, submission_problem,
 };
@@ -41,6 +44,9 @@ pub enum GitError {
     PathTaken { path: PathBuf },
     #[error("{action}: {message}")]
     Gix { action: String, message: String },
+    /// A worktree's set-up (the operator's `spanfold.copyFiles`) could not be done.
+    #[error("{message}")]
+    Setup { message: String },
 }
 
 fn gix_err(action: impl Into<String>) -> impl FnOnce(gix::Error) -> GitError {
@@ -87,6 +93,12 @@ fn not_a_repository(path: &Path, e: &dyn std::fmt::Display) -> GitError {
         path: path.to_path_buf(),
         message,
     }
+}
+
+/// The git directory of the checkout at `dir`: a linked worktree's own (under the common
+/// directory's `worktrees/`), where what concerns that worktree alone can be kept.
+pub fn private_git_dir(dir: &Path) -> Result<PathBuf, GitError> {
+    Ok(open(dir)?.git_dir().to_path_buf())
 }
 
 /// Finds the repository that contains `dir`, from its main checkout or any linked worktree.
@@ -174,8 +186,14 @@ pub fn git_cli(dir: &Path, args: &[&str]) -> Result<String, GitError> {
 
 /// Uncommitted changes in a checkout (tracked and untracked), as paths.
 pub fn uncommitted(dir: &Path) -> Result<Vec<String>, GitError> {
+    // Files spanfold copied in (`spanfold.copyFiles`) are not the agent's, while untracked.
+    let copied = copy::copied_into(dir);
     Ok(git_cli(dir, &["status", "--porcelain"])?
         .lines()
+        .filter(|l| {
+            !l.strip_prefix("?? ")
+                .is_some_and(|p| copied.iter().any(|c| c == p))
+        })
         .map(|l| l.get(3..).unwrap_or(l).to_owned())
         .collect())
 }

@@ -47,6 +47,8 @@ pub struct Launch<'a> {
     pub endpoint: Option<&'a Endpoint>,
     /// Whether git has no identity configured for the repository: commits would fail.
     pub needs_git_identity: bool,
+    /// The first port of the worktree's block (`SPANFOLD_PORT`).
+    pub port: Option<u16>,
 }
 
 /// The variables set in the child's environment (on top of the launcher's own).
@@ -58,6 +60,9 @@ pub fn environment(profile: Profile, l: &Launch<'_>) -> Vec<(String, String)> {
     set("SPANFOLD_WORKTREE", l.worktree.to_owned());
     set("SPANFOLD_BRANCH", l.branch.to_owned());
     set("TRACEPARENT", l.traceparent.to_owned());
+    if let Some(port) = l.port {
+        set("SPANFOLD_PORT", port.to_string());
+    }
     // Names follow the name rule (letters, digits, `-_./`): nothing to escape in the list.
     set(
         "OTEL_RESOURCE_ATTRIBUTES",
@@ -111,7 +116,7 @@ pub fn environment(profile: Profile, l: &Launch<'_>) -> Vec<(String, String)> {
 }
 
 /// The command's arguments: the profile's own first (Codex's `-c otel.…`), then `args` with
-/// `{prompt}`, `{prompt_file}`, `{feature}`, `{worktree}` and `{branch}` filled in.
+/// `{prompt}`, `{prompt_file}`, `{feature}`, `{worktree}`, `{branch}` and `{port}` filled in.
 pub fn arguments(profile: Profile, l: &Launch<'_>, args: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     if let (Profile::Codex, Some(endpoint)) = (profile, l.endpoint) {
@@ -128,8 +133,10 @@ pub fn arguments(profile: Profile, l: &Launch<'_>, args: &[String]) -> Vec<Strin
         }
     }
     let prompt_file = l.prompt_file.display().to_string();
+    let port = l.port.map(|p| p.to_string()).unwrap_or_default();
     let values = [
         ("{prompt_file}", prompt_file.as_str()),
+        ("{port}", port.as_str()),
         ("{prompt}", l.prompt),
         ("{feature}", l.feature),
         ("{worktree}", l.worktree),
@@ -177,6 +184,7 @@ mod tests {
             traceparent: "00-0102030405060708090a0b0c0d0e0f10-0102030405060708-01",
             endpoint,
             needs_git_identity: false,
+            port: Some(20_010),
         }
     }
 
@@ -208,6 +216,7 @@ mod tests {
             Some("agent.id=claude-1,spanfold.feature=auth/login")
         );
         assert!(get(&env, "TRACEPARENT").is_some_and(|t| t.starts_with("00-")));
+        assert_eq!(get(&env, "SPANFOLD_PORT"), Some("20010"));
         assert_eq!(
             get(&env, "GIT_AUTHOR_NAME"),
             None,
@@ -243,9 +252,14 @@ mod tests {
             token: None,
         };
         let file = Path::new("/runs/1.md");
-        let args: Vec<String> = ["exec", "{prompt}", "--file={prompt_file}", "{branch}"]
-            .map(String::from)
-            .to_vec();
+        let args: Vec<String> = [
+            "exec",
+            "{prompt}",
+            "--file={prompt_file}",
+            "{branch}:{port}",
+        ]
+        .map(String::from)
+        .to_vec();
         let codex = arguments(Profile::Codex, &launch(Some(&endpoint), file), &args);
         assert_eq!(codex[0], "-c");
         assert_eq!(
@@ -258,7 +272,7 @@ mod tests {
                 "exec",
                 "Implement {feature}",
                 "--file=/runs/1.md",
-                "spanfold/auth/login"
+                "spanfold/auth/login:20010"
             ],
             "a placeholder inside the prompt is not filled again"
         );

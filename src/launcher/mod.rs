@@ -3,9 +3,11 @@
 //! it started), its output kept in a file; stopped with SIGTERM, then SIGKILL after a grace
 //! period; the launcher's own SIGINT and SIGTERM caught so the child is stopped, not orphaned.
 //! The only module that knows libc. What the launcher sets in the child's environment is
-//! `env.rs`.
+//! `env.rs`; making a new worktree ready before its agent starts (copied files, set-up
+//! command, port block) is `prepare.rs`.
 
 pub mod env;
+pub mod prepare;
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};

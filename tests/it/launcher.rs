@@ -358,3 +358,75 @@ fn a_feature_that_conflicts_is_run_again_with_the_conflicting_paths() {
     let work = std::fs::read_to_string(sb.repo.join("WORK.md")).expect("merged");
     assert_eq!(work.trim(), "ours");
 }
+
+#[test]
+fn a_new_worktree_gets_its_files_its_set_up_and_its_ports_once_before_its_agent_starts() {
+    let (sb, _served) = ready("a1", "ready");
+    std::fs::write(sb.repo.join(".env"), "SECRET=1\n").expect("write .env");
+    // What the set-up makes is ignored, as `node_modules` would be; the copied .env is not,
+    // and is still not taken for the agent's uncommitted work.
+    std::fs::write(sb.repo.join(".git/info/exclude"), "SETUP.txt\n").expect("exclude");
+    sb.git(&["config", "spanfold.copyFiles", ".env"]);
+    sb.git(&[
+        "config",
+        "spanfold.setupCmd",
+        "echo \"set up on port $SPANFOLD_PORT\" >> SETUP.txt",
+    ]);
+    // `agents next` makes the worktree ready and says the port; the launcher finds it ready.
+    let next = sb.ok(&["agents", "next", "a1", "--wait", "--timeout", "60"]);
+    assert_eq!(next["port"], 20000, "{next}");
+    assert_eq!(next["ready"], "1 file(s) copied in, set-up command passed");
+    run_script_once(
+        &sb,
+        r#"cat .env SETUP.txt > WORK.md && echo "agent on port $SPANFOLD_PORT" >> WORK.md
+           git add WORK.md && git commit -qm work"#,
+    );
+    let work = std::fs::read_to_string(sb.repo.join("WORK.md")).expect("merged");
+    assert_eq!(
+        work, "SECRET=1\nset up on port 20000\nagent on port 20000\n",
+        "copied, set up once, the same port for both"
+    );
+}
+
+#[test]
+fn a_set_up_that_fails_sends_the_feature_back_with_its_output_and_starts_no_agent() {
+    let (sb, _served) = ready("a1", "unready");
+    sb.git(&[
+        "config",
+        "spanfold.setupCmd",
+        "echo npm could not resolve left-pad; exit 7",
+    ]);
+    let run = sb.run(&[
+        "agents",
+        "run",
+        "a1",
+        "--once",
+        "--timeout",
+        "60",
+        "--",
+        "touch",
+        "STARTED",
+    ]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("npm could not resolve left-pad")
+            && run.stderr.contains("spanfold.setupCmd"),
+        "what failed and what to fix: {}",
+        run.stderr
+    );
+    let status = sb.status();
+    assert_eq!(feature_status(&status, "unready"), "queued");
+    let a1 = agent(&status, "a1");
+    assert!(
+        a1["telemetry"]["process"].is_null(),
+        "no agent was started: {a1}"
+    );
+    let waiting = status["features"][0]["wait_reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        waiting.contains("could not be made ready")
+            && waiting.contains("npm could not resolve left-pad"),
+        "why it waits says what failed: {status}"
+    );
+}

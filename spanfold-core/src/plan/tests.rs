@@ -49,6 +49,7 @@ fn worktree(path: &str, feature: &str, status: WorktreeStatus, locked: bool) -> 
         note: None,
         locked,
         since: T0,
+        port_slot: 0,
     }
 }
 

@@ -213,12 +213,14 @@ impl View {
         agent.error = None;
         let released = std::mem::take(&mut agent.assignments);
         let id = agent.id.clone();
+        // The reason (a launcher's: the command failed, the set-up failed) is what the
+        // feature's waiting says, so that whoever takes it next sees why it came back.
+        let why = match r.reason {
+            Some(reason) => format!("agent {id} was reset: {reason}; waiting to be placed again"),
+            None => format!("agent {id} was reset; waiting to be placed again"),
+        };
         for name in released {
-            self.requeue(
-                &name,
-                format!("agent {id} was reset; waiting to be placed again"),
-                at.time,
-            );
+            self.requeue(&name, why.clone(), at.time);
         }
         Ok(())
     }

@@ -438,3 +438,49 @@ fn feature_names_that_git_cannot_hold_together_are_refused() {
     assert!(v.features.contains_key("ui-x/form"));
     assert_eq!(v.anomalies.len(), 2);
 }
+
+#[test]
+fn each_active_worktree_has_its_own_port_slot_and_a_freed_one_is_taken_again() {
+    let mut sc = registered();
+    sc.span("feature.request", &[("feature.name", s("f2"))])
+        .span("feature.request", &[("feature.name", s("f3"))])
+        .span("agent.registration", &[("agent.id", s("a2"))]);
+    let created = |sc: &mut Script, agent: &str, feature: &str| {
+        assign(sc, agent, feature);
+        sc.span(
+            "worktree.lifecycle",
+            &[
+                ("worktree.action", s("created")),
+                ("agent.id", s(agent)),
+                ("feature.name", s(feature)),
+                ("worktree.path", s(&format!("/wt/{feature}"))),
+                ("worktree.branch", s(&format!("spanfold/{feature}"))),
+            ],
+        );
+    };
+    created(&mut sc, "a1", "f1");
+    created(&mut sc, "a1", "f2");
+    created(&mut sc, "a2", "f3");
+    let slots = |v: &View| -> Vec<(String, u32)> {
+        v.worktrees
+            .values()
+            .filter(|w| w.status == WorktreeStatus::Active)
+            .map(|w| (w.feature_name.clone(), w.port_slot))
+            .collect()
+    };
+    let v = sc.fold();
+    assert_eq!(
+        slots(&v),
+        [("f1".into(), 0), ("f2".into(), 1), ("f3".into(), 2)]
+    );
+    sc.span("feature.cancel", &[("feature.name", s("f2"))])
+        .span("feature.request", &[("feature.name", s("f4"))]);
+    created(&mut sc, "a1", "f4");
+    let v = sc.fold();
+    assert!(v.anomalies.is_empty(), "{:?}", v.anomalies);
+    assert_eq!(
+        slots(&v),
+        [("f1".into(), 0), ("f3".into(), 2), ("f4".into(), 1)],
+        "f2's slot is free once its worktree is no longer active"
+    );
+}

@@ -177,6 +177,9 @@ pub struct Worktree {
     pub locked: bool,
     /// When its status last changed (event time): `gc --older-than` measures from here.
     pub since: UnixNanos,
+    /// Its block of ports (`SPANFOLD_PORT`): the lowest no other active worktree held when it
+    /// became active. Meaningful while it is active.
+    pub port_slot: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,4 +301,7 @@ pub struct View {
     pub tally: FeatureTally,
     /// The SHA-256 of each agent's current token (see `credentials`), by agent id.
     pub credentials: BTreeMap<String, String>,
+    /// Port slots handed out, with the worktree path each went to: a slot is free again once
+    /// that worktree is no longer active in it.
+    pub port_slots: BTreeMap<u32, String>,
 }

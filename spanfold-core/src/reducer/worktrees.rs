@@ -45,6 +45,7 @@ impl View {
         }
         match w.action {
             Word::Member(WorktreeAction::Created | WorktreeAction::Reused) => {
+                let port_slot = self.port_slot(path);
                 self.worktrees.insert(
                     path.to_owned(),
                     Worktree {
@@ -56,6 +57,7 @@ impl View {
                         note: w.error.map(str::to_owned),
                         locked: true,
                         since: at.time,
+                        port_slot,
                     },
                 );
                 Ok(())
@@ -78,6 +80,32 @@ impl View {
             }
             other => Err(format!("unknown worktree.action {:?}", other.as_str())),
         }
+    }
+
+    /// The port slot of the worktree at `path`, becoming active: the one it holds already,
+    /// else the lowest that no active worktree holds. Deterministic from the log, so a replay
+    /// hands out the same ports.
+    fn port_slot(&mut self, path: &str) -> u32 {
+        let holds = |view: &View, slot: u32, p: &str| {
+            view.worktrees
+                .get(p)
+                .is_some_and(|w| w.status == WorktreeStatus::Active && w.port_slot == slot)
+        };
+        if let Some(w) = self.worktrees.get(path)
+            && self.port_slots.get(&w.port_slot).map(String::as_str) == Some(path)
+        {
+            return w.port_slot;
+        }
+        let mut slot = 0;
+        while self
+            .port_slots
+            .get(&slot)
+            .is_some_and(|p| p != path && holds(self, slot, p))
+        {
+            slot += 1;
+        }
+        self.port_slots.insert(slot, path.to_owned());
+        slot
     }
 
     /// A worktree nobody holds (its feature merged, cancelled or waiting in the queue) was
