@@ -303,18 +303,18 @@ fn for_each_event(
     reader: &LogReader,
     from: u64,
     to: u64,
-    mut f: impl FnMut(&crate::model::Event<'_>),
+    mut f: impl FnMut(&crate::model::AnyEvent<'_>),
 ) -> Result<(), StoreError> {
     if from > to {
         return Ok(());
     }
     for batch in reader.batches_from(from) {
         let batch = batch?;
-        for ev in batch.events() {
-            if ev.seq > to {
+        for ev in batch.all_events() {
+            if ev.seq() > to {
                 return Ok(());
             }
-            if ev.seq >= from {
+            if ev.seq() >= from {
                 f(&ev);
             }
         }
@@ -382,7 +382,7 @@ pub fn timeline(
     let (start, end) = bounds(reader, &view, to)?;
     let step = crate::timeline::step_for(end.time.saturating_sub(start), resolution);
     let mut builder = Builder::new(&view, step, resolution);
-    for_each_event(reader, from + 1, to, |ev| builder.apply(&mut view, ev))?;
+    for_each_event(reader, from + 1, to, |ev| builder.apply_any(&mut view, ev))?;
     Ok(builder.finish(&view, end))
 }
 
@@ -448,7 +448,7 @@ impl LiveTimeline {
         let kept = self.kept.insert(kept);
         let from = kept.view.as_of.seq + 1;
         let Kept { builder, view, .. } = kept;
-        for_each_event(reader, from, to, |ev| builder.apply(view, ev))?;
+        for_each_event(reader, from, to, |ev| builder.apply_any(view, ev))?;
         Ok(builder.finish(view, end))
     }
 

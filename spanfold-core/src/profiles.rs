@@ -137,6 +137,11 @@ pub enum ProfileError {
     },
 }
 
+/// The resource attribute naming the feature an agent's records are about (the launcher sets
+/// it in `OTEL_RESOURCE_ATTRIBUTES`, beside `agent.id`): what a record counts for when its
+/// agent holds several features.
+pub const SPANFOLD_FEATURE: &str = "spanfold.feature";
+
 /// Every profile, and which one each name belongs to.
 #[derive(Debug)]
 pub struct Profiles {

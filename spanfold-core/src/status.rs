@@ -220,6 +220,10 @@ pub struct FeatureJson {
     pub merge_note: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<FeatureDetails>,
+    /// What its agents' own records showed of the work on it (tool calls, LLM requests,
+    /// errors, commits); only once there is some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<crate::reducer::ActivityCounts>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -460,6 +464,7 @@ fn feature_json(view: &View, matcher: &Matcher<'_>, f: &Feature, details: bool) 
             requirements: f.requirements.clone(),
             acceptance_criteria: f.acceptance_criteria.clone(),
         }),
+        telemetry: view.telemetry.features.get(&f.name).copied(),
     }
 }
 
@@ -524,11 +529,11 @@ fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
                     tool: l.tool.clone(),
                     at: rfc3339(l.at),
                 }),
-                tool_calls: t.tool_calls,
-                tool_failures: t.tool_failures,
-                llm_requests: t.llm_requests,
-                errors: t.errors,
-                commits: t.commits,
+                tool_calls: t.counts.tool_calls,
+                tool_failures: t.counts.tool_failures,
+                llm_requests: t.counts.llm_requests,
+                errors: t.counts.errors,
+                commits: t.counts.commits,
                 process: t.process.as_ref().map(|p| ProcessJson {
                     state: p.event,
                     feature: p.feature.clone(),

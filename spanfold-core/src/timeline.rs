@@ -1,6 +1,7 @@
 //! The past as lanes, for the dashboard's timeline: each agent's state over a range of the log as
-//! intervals, the events worth a marker (assignments, conflicts, merges, lease verdicts,
-//! anomalies), and samples of queue length, health and ingest rate. Pure: fed the view at the
+//! intervals, its own tool calls and LLM requests (from its telemetry) counted per step, the
+//! events worth a marker (assignments, conflicts, merges, lease verdicts, anomalies), and
+//! samples of queue length, health and ingest rate. Pure: fed the view at the
 //! start of the range and the events after it, in order; the server does this, never the browser.
 //!
 //! Payloads stay bounded whatever the range: `resolution` is the most time steps the range is
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Event, UnixNanos};
+use crate::model::{AnyEvent, Event, UnixNanos};
 use crate::policy::Matcher;
 use crate::reducer::{AsOf, FeatureStatus, View};
 use crate::status;
@@ -42,6 +43,18 @@ pub struct Timeline {
 pub struct Lane {
     pub agent_id: String,
     pub intervals: Vec<Interval>,
+    /// The agent's tool calls and LLM requests, per drawing step that had any, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activity: Vec<Activity>,
+}
+
+/// What an agent's telemetry showed it doing in one drawing step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    /// Where the step begins.
+    pub time: UnixNanos,
+    pub tool_calls: u64,
+    pub llm_requests: u64,
 }
 
 /// An agent in one state (and holding the same features) from one event to the next change.
@@ -108,6 +121,7 @@ pub struct Builder {
     step: UnixNanos,
     open: BTreeMap<String, Interval>,
     lanes: BTreeMap<String, Vec<Interval>>,
+    activity: BTreeMap<String, Vec<Activity>>,
     markers: Vec<Marker>,
     markers_omitted: usize,
     samples: Vec<Sample>,
@@ -125,6 +139,7 @@ impl Builder {
             step: step.max(1),
             open: BTreeMap::new(),
             lanes: BTreeMap::new(),
+            activity: BTreeMap::new(),
             markers: Vec::new(),
             markers_omitted: 0,
             samples: Vec::new(),
@@ -150,7 +165,62 @@ impl Builder {
         b
     }
 
-    /// Applies `ev` to `view` and records what it meant for the timeline.
+    /// Applies any event of the log to `view` and records what it meant for the timeline: a
+    /// span as [`Builder::apply`] does; an agent's own record as activity on its lane.
+    pub fn apply_any(&mut self, view: &mut View, ev: &AnyEvent<'_>) {
+        if let AnyEvent::Span(e) = ev
+            && crate::profiles::Profiles::builtin()
+                .span(&e.span.name)
+                .is_none()
+        {
+            return self.apply(view, e);
+        }
+        self.events += 1;
+        let counts = |view: &View, agent: &str| {
+            let t = view.telemetry.agents.get(agent);
+            t.map_or((0, 0), |t| (t.counts.tool_calls, t.counts.llm_requests))
+        };
+        let agent = view.record_owner(ev);
+        let before = agent.as_deref().map(|a| counts(view, a));
+        view.apply_any(ev);
+        if let (Some(agent), Some(before)) = (agent, before) {
+            let after = counts(view, &agent);
+            let (tools, llm) = (
+                after.0.saturating_sub(before.0),
+                after.1.saturating_sub(before.1),
+            );
+            if tools + llm > 0 {
+                self.active(agent, ev.time(), tools, llm);
+            }
+        }
+        self.sample_if_due(view, ev.time());
+    }
+
+    /// Counts `tools` and `llm` for `agent` in the step that holds `time`.
+    fn active(&mut self, agent: String, time: UnixNanos, tools: u64, llm: u64) {
+        let step_start = time - time % self.step;
+        let lane = self.activity.entry(agent).or_default();
+        match lane.last_mut() {
+            Some(last) if last.time == step_start => {
+                last.tool_calls += tools;
+                last.llm_requests += llm;
+            }
+            _ => lane.push(Activity {
+                time: step_start,
+                tool_calls: tools,
+                llm_requests: llm,
+            }),
+        }
+    }
+
+    fn sample_if_due(&mut self, view: &View, time: UnixNanos) {
+        match self.samples.last() {
+            Some(s) if time < s.time.saturating_add(self.step) => {}
+            _ => self.sample(view, view.as_of),
+        }
+    }
+
+    /// Applies the span `ev` to `view` and records what it meant for the timeline.
     pub fn apply(&mut self, view: &mut View, ev: &Event<'_>) {
         self.events += 1;
         // The agents whose lane may move: the one the span names and the holder of the
@@ -229,10 +299,7 @@ impl Builder {
             }
             _ => {}
         }
-        match self.samples.last() {
-            Some(s) if ev.time < s.time.saturating_add(self.step) => {}
-            _ => self.sample(view, view.as_of),
-        }
+        self.sample_if_due(view, ev.time);
     }
 
     /// The timeline up to `end`, the last event applied (`view` being the view after it). The
@@ -269,6 +336,7 @@ impl Builder {
                 .lanes
                 .into_iter()
                 .map(|(agent_id, intervals)| Lane {
+                    activity: self.activity.remove(&agent_id).unwrap_or_default(),
                     agent_id,
                     intervals,
                 })

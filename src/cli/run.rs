@@ -261,6 +261,7 @@ fn run_once(
     let mut started = reporter.span(ProcessEvent::Started, None, None);
     (started.trace_id, started.span_id) = (opened.trace_id, opened.span_id);
     submit_checked(backend, started)?;
+    working(backend, &args.id, feature)?;
     let grace = Duration::from_secs_f64(args.grace);
     let (exit, stopped) = supervise(&mut child, backend, &reporter, grace)?;
     let (outcome, submitted) = match &stopped {
@@ -453,20 +454,29 @@ fn settle(
     if !holds {
         return Ok(());
     }
-    let working = emit::ProgressReport {
+    working(backend, agent, feature)?;
+    let passed = emit::validation(&mut ids, emit::now(), agent, Some(feature), true, None);
+    submit_checked(backend, passed)
+}
+
+/// Reports the agent working on `feature`, if it is still claiming it: its process runs.
+fn working(backend: &mut Backend, agent: &str, feature: &str) -> Result<()> {
+    let claiming = backend
+        .agent(agent)?
+        .is_some_and(|a| a.state == AgentState::Claiming);
+    if !claiming {
+        return Ok(());
+    }
+    let report = emit::ProgressReport {
         agent_id: agent.to_owned(),
         state: Some(AgentState::Working),
         feature: Some(feature.to_owned()),
         ..Default::default()
     };
-    if backend
-        .agent(agent)?
-        .is_some_and(|a| a.state == AgentState::Claiming)
-    {
-        submit_checked(backend, emit::progress(&mut ids, emit::now(), &working))?;
-    }
-    let passed = emit::validation(&mut ids, emit::now(), agent, Some(feature), true, None);
-    submit_checked(backend, passed)
+    submit_checked(
+        backend,
+        emit::progress(&mut IdGen::default(), emit::now(), &report),
+    )
 }
 
 /// `agents logs`: the latest run's output; with `--follow`, what it writes until it ends.

@@ -66,7 +66,13 @@ pub fn environment(profile: Profile, l: &Launch<'_>) -> Vec<(String, String)> {
     // Names follow the name rule (letters, digits, `-_./`): nothing to escape in the list.
     set(
         "OTEL_RESOURCE_ATTRIBUTES",
-        format!("agent.id={},spanfold.feature={}", l.agent, l.feature),
+        format!(
+            "{}={},{}={}",
+            crate::vocab::attr::AGENT_ID,
+            l.agent,
+            crate::profiles::SPANFOLD_FEATURE,
+            l.feature
+        ),
     );
     if l.needs_git_identity {
         let email = format!("{}@spanfold.invalid", l.agent.replace('/', "-"));

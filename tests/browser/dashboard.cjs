@@ -30,6 +30,12 @@ function check(ok, what) {
     check(await page.$eval("#seq", (e) => Number(e.max)) === expect.last_seq, "the scrubber ends at the last event");
     const lanes = await page.$$eval("#timeline svg path[data-agent]", (ps) => [...new Set(ps.map((p) => p.dataset.agent))]);
     check(JSON.stringify(lanes.sort()) === JSON.stringify([...expect.agents].sort()), "the timeline draws a lane of intervals for each agent");
+    // The demo's launched agent sends Claude Code's events: its lane marks its tool calls and
+    // LLM requests, and the legend names them.
+    const own = await page.$$eval('#timeline svg path[data-kind="tool_call"], #timeline svg path[data-kind="llm_request"]', (ps) => [...new Set(ps.map((p) => p.dataset.kind))].sort());
+    const legend = await page.$eval("#legend", (e) => e.textContent);
+    check(JSON.stringify(own) === JSON.stringify(["llm_request", "tool_call"]) && legend.includes("tool call") && legend.includes("llm request"),
+      "the timeline marks the agents' own tool calls and LLM requests (" + own.join(", ") + ")");
     const charts = await page.$$eval("#timeline svg polyline[data-chart]", (ps) => ps.map((p) => p.dataset.chart + ":" + p.getAttribute("points").split(" ").length));
     check(["queue", "health", "events/s"].every((c) => charts.some((x) => x.startsWith(c + ":") && Number(x.split(":")[1]) > 1)),
       "the timeline charts queue length, health and ingest rate (" + charts.join(", ") + ")");

@@ -29,11 +29,11 @@ mod worktrees;
 
 pub use tally::FeatureTally;
 pub use telemetry::MAX_SERVICES;
+pub use view::{ActivityCounts, AgentTelemetry, LastSeen, ProcessState};
 pub use view::{
     Agent, AgentError, Anomaly, AsOf, Capabilities, Config, Counters, DEFAULT_LEASE_SECONDS,
     Feature, Progress, Telemetry, View, Worktree,
 };
-pub use view::{AgentTelemetry, LastSeen, ProcessState};
 // The words spans carry are defined with the spans; the view keeps them under these names.
 pub use crate::fact::{AgentState, Complexity, Priority};
 pub use vocabulary::{FeatureStatus, WorktreeStatus};
@@ -44,7 +44,7 @@ use crate::vocab::attr;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
-pub const REDUCER_VERSION: u32 = 10;
+pub const REDUCER_VERSION: u32 = 11;
 
 /// Span names this reducer gives meaning to: one per [`Fact`]. A test checks this list against
 /// the registry.

@@ -8,10 +8,10 @@
 
 use std::borrow::Cow;
 
-use super::view::{AgentTelemetry, AsOf, LastSeen, ProcessState, View};
+use super::view::{ActivityCounts, AgentTelemetry, AsOf, LastSeen, ProcessState, View};
 use crate::fact::{Process, ProcessEvent};
-use crate::model::{Event, LogEvent, MetricEvent, UnixNanos, as_bool, as_str, hex};
-use crate::profiles::{self, Kind, Profile, Profiles, RecordSpec};
+use crate::model::{AnyEvent, Event, LogEvent, MetricEvent, UnixNanos, as_bool, as_str, hex};
+use crate::profiles::{self, Kind, Profile, Profiles, RecordSpec, SPANFOLD_FEATURE};
 use crate::vocab::attr;
 
 /// Most service names counted apart among unattributed records: the names come from senders.
@@ -30,6 +30,9 @@ struct Seen<'a> {
     /// Whether it is one occurrence of its kind (an event, a span), to be counted; a metric is
     /// a total over an interval, whose occurrences are for the usage accounting to read.
     counted: bool,
+    /// The feature the record says it is about (`spanfold.feature`, which the launcher puts on
+    /// its agent's resource): what it counts for when its agent holds several.
+    feature: Option<&'a str>,
 }
 
 impl View {
@@ -47,7 +50,8 @@ impl View {
         let name = profiles::event_name(ev.record).unwrap_or_default();
         let matched = profiles.event(&name);
         let read = |key: &str| ev.attr(key).and_then(text);
-        let seen = seen(matched, name, &read);
+        let mut seen = seen(matched, name, &read);
+        seen.feature = ev.str_attr(SPANFOLD_FEATURE);
         self.heard(&agent, seen, || ev.str_attr("service.name"), ev.time);
     }
 
@@ -81,7 +85,8 @@ impl View {
             return true;
         };
         let read = |key: &str| ev.attr(key).and_then(text);
-        let seen = seen(Some(matched), Cow::Borrowed(ev.span.name.as_str()), &read);
+        let mut seen = seen(Some(matched), Cow::Borrowed(ev.span.name.as_str()), &read);
+        seen.feature = ev.str_attr(SPANFOLD_FEATURE);
         let service =
             || crate::model::find_attr(&ev.resource.attributes, "service.name").and_then(as_str);
         self.heard(&agent, seen, service, ev.time);
@@ -138,33 +143,69 @@ impl View {
         trace_id: &[u8],
         session: Option<&str>,
     ) -> Option<Cow<'e, str>> {
-        let registered = |id: &String| self.agents.contains_key(id.as_str());
-        let found = match named {
-            Some(id) => self.agents.contains_key(id).then_some(Cow::Borrowed(id)),
-            None if trace_id.len() == 16 => self
-                .telemetry
-                .traces
-                .get(&hex(trace_id))
-                .filter(|id| registered(id))
-                .map(|id| Cow::Owned(id.clone())),
-            None => None,
-        };
+        let found = self.named_or_traced(named, trace_id);
         let Some(session) = session else {
             return found;
         };
         let Some(agent) = found else {
-            let sessions = &self.telemetry.sessions;
-            return sessions
-                .get(session)
-                .filter(|id| registered(id))
-                .cloned()
-                .map(Cow::Owned);
+            return self.by_session(session).map(|id| Cow::Owned(id.to_owned()));
         };
         if !self.telemetry.sessions.contains_key(session) {
             let bound = (session.to_owned(), agent.as_ref().to_owned());
             self.telemetry.sessions.insert(bound.0, bound.1);
         }
         Some(agent)
+    }
+
+    /// The agent an agent's own record (a log record, a metric, a span a profile knows) is
+    /// about, by the rules above, as the view stands (nothing learnt): for readers of the fold,
+    /// such as the timeline.
+    pub fn record_owner(&self, ev: &AnyEvent<'_>) -> Option<String> {
+        let found = match ev {
+            AnyEvent::Log(e) => self
+                .named_or_traced(e.str_attr(attr::AGENT_ID), &e.record.trace_id)
+                .or_else(|| {
+                    self.by_session(session_of(|k| e.str_attr(k))?)
+                        .map(Cow::Borrowed)
+                }),
+            AnyEvent::Metric(e) => self
+                .named_or_traced(e.str_attr(attr::AGENT_ID), &[])
+                .or_else(|| {
+                    let session = session_of(|k| {
+                        e.str_attr(k)
+                            .or_else(|| e.metric.point_attr(k).and_then(as_str))
+                    });
+                    self.by_session(session?).map(Cow::Borrowed)
+                }),
+            AnyEvent::Span(e) => self
+                .named_or_traced(e.str_attr(attr::AGENT_ID), &e.span.trace_id)
+                .or_else(|| {
+                    self.by_session(session_of(|k| e.str_attr(k))?)
+                        .map(Cow::Borrowed)
+                }),
+        };
+        found.map(Cow::into_owned)
+    }
+
+    fn named_or_traced<'e>(&self, named: Option<&'e str>, trace_id: &[u8]) -> Option<Cow<'e, str>> {
+        match named {
+            Some(id) => self.agents.contains_key(id).then_some(Cow::Borrowed(id)),
+            None if trace_id.len() == 16 => self
+                .telemetry
+                .traces
+                .get(&hex(trace_id))
+                .filter(|id| self.agents.contains_key(id.as_str()))
+                .map(|id| Cow::Owned(id.clone())),
+            None => None,
+        }
+    }
+
+    fn by_session(&self, session: &str) -> Option<&str> {
+        self.telemetry
+            .sessions
+            .get(session)
+            .filter(|id| self.agents.contains_key(id.as_str()))
+            .map(String::as_str)
     }
 
     fn unattributed(&mut self, service: String) {
@@ -209,8 +250,9 @@ impl View {
             return;
         };
         if seen.counted {
-            count(t, kind, seen.failed);
+            count(&mut t.counts, kind, seen.failed);
         }
+        let (counted, failed, feature) = (seen.counted, seen.failed, seen.feature);
         let tool = seen.tool.map(Cow::into_owned);
         match &mut t.last {
             Some(last) => {
@@ -226,6 +268,35 @@ impl View {
                     tool,
                     at: time,
                 })
+            }
+        }
+        if counted {
+            self.count_for_feature(agent, feature, kind, failed);
+        }
+    }
+
+    /// Counts a record of `agent` for the feature it held (the one the record names, when it
+    /// held several; none when it held none).
+    fn count_for_feature(&mut self, agent: &str, named: Option<&str>, kind: Kind, failed: bool) {
+        let Some(held) = self.agents.get(agent).map(|a| a.assignments.as_slice()) else {
+            return;
+        };
+        let feature = match held {
+            [only] => only,
+            several => match named.and_then(|n| several.iter().find(|f| f.as_str() == n)) {
+                Some(f) => f,
+                None => return,
+            },
+        };
+        let features = &mut self.telemetry.features;
+        match features.get_mut(feature.as_str()) {
+            Some(counts) => count(counts, kind, failed),
+            None => {
+                let mut counts = ActivityCounts::default();
+                count(&mut counts, kind, failed);
+                if counts != ActivityCounts::default() {
+                    features.insert(feature.clone(), counts);
+                }
             }
         }
     }
@@ -251,6 +322,7 @@ fn seen<'a>(
             tool: None,
             failed: false,
             counted: true,
+            feature: None,
         };
     };
     // A record that lacks what its spec requires (`when`) is still its agent at work.
@@ -267,10 +339,11 @@ fn seen<'a>(
         tool: field(&spec.fields.tool),
         failed,
         counted: true,
+        feature: None,
     }
 }
 
-fn count(t: &mut AgentTelemetry, kind: Kind, failed: bool) {
+fn count(t: &mut ActivityCounts, kind: Kind, failed: bool) {
     match kind {
         Kind::ToolCall => {
             t.tool_calls += 1;
@@ -296,361 +369,5 @@ fn text(value: &crate::model::AnyValue) -> Option<Cow<'_, str>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{
-        AnyValue, Batch, KeyValue, LogRecord, Metric, MetricData, Resource, ResourceLogs,
-        ResourceMetrics, ResourceSpans, Scope, ScopeLogs, ScopeMetrics, Span,
-    };
-
-    fn s(v: &str) -> AnyValue {
-        AnyValue::String(v.into())
-    }
-
-    fn resource(pairs: &[(&str, &str)]) -> Resource {
-        Resource {
-            attributes: pairs.iter().map(|(k, v)| KeyValue::new(*k, s(v))).collect(),
-            ..Resource::default()
-        }
-    }
-
-    /// Claude Code's event `name` with these attributes, as its log record carries it.
-    fn claude(name: &str, attrs: &[(&str, AnyValue)]) -> LogRecord {
-        let mut attributes = vec![KeyValue::new("event.name", s(name))];
-        attributes.extend(attrs.iter().map(|(k, v)| KeyValue::new(*k, v.clone())));
-        LogRecord {
-            body: s(&format!("claude_code.{name}")),
-            attributes,
-            ..LogRecord::empty()
-        }
-    }
-
-    /// `a1` registered; its lease starts at time 1.
-    fn registered() -> View {
-        let mut view = View::default();
-        let span = Span::new([1; 16], [1; 8], "agent.registration", 0).with("agent.id", s("a1"));
-        let batch = Batch::of_spans(
-            1,
-            1,
-            vec![ResourceSpans::single(
-                Resource::default(),
-                Scope::default(),
-                vec![span],
-            )],
-        );
-        view.apply_batch(&batch, 0);
-        view
-    }
-
-    fn logs(view: &mut View, at: u64, resource: Resource, records: Vec<LogRecord>) {
-        let batch = Batch {
-            first_seq: view.as_of.seq + 1,
-            received_at: at,
-            resource_logs: vec![ResourceLogs {
-                resource,
-                schema_url: String::new(),
-                scope_logs: vec![ScopeLogs {
-                    scope: Scope::default(),
-                    schema_url: String::new(),
-                    log_records: records,
-                }],
-            }],
-            ..Batch::default()
-        };
-        view.apply_batch(&batch, 0);
-    }
-
-    #[test]
-    fn claude_codes_events_are_read_through_its_profile_and_keep_its_agent_alive() {
-        let mut view = registered();
-        let who = resource(&[("agent.id", "a1"), ("service.name", "claude-code")]);
-        let records = vec![
-            claude("user_prompt", &[]),
-            claude("api_request", &[("model", s("claude-sonnet-4-5"))]),
-            claude(
-                "tool_result",
-                &[("tool_name", s("Edit")), ("success", s("true"))],
-            ),
-            claude(
-                "tool_result",
-                &[("tool_name", s("Bash")), ("success", AnyValue::Bool(false))],
-            ),
-            claude("api_error", &[]),
-            claude("something_new", &[]),
-        ];
-        logs(&mut view, 50, who, records);
-        assert_eq!(view.agents["a1"].last_activity, 50, "a sign of life");
-        let t = &view.telemetry.agents["a1"];
-        assert_eq!(t.source, "claude");
-        assert_eq!((t.tool_calls, t.tool_failures), (2, 1));
-        assert_eq!((t.llm_requests, t.errors), (1, 1));
-        let last = t.last.as_ref().expect("a recognised record");
-        assert_eq!(
-            (last.kind, last.name.as_str(), last.at),
-            (Kind::Error, "claude_code.api_error", 50),
-            "the unknown event after it is alive, not a new last activity"
-        );
-        assert_eq!(view.telemetry.log_records, 6);
-        assert_eq!(view.counters.events, 7);
-        assert!(view.telemetry.unattributed.is_empty());
-    }
-
-    #[test]
-    fn a_record_belongs_to_the_agent_it_names_or_to_its_assignments_trace() {
-        let mut view = registered();
-        view.remember_trace(&[9; 16], "a1");
-        let in_trace = LogRecord {
-            trace_id: vec![9; 16],
-            ..claude("tool_result", &[("tool_name", s("Read"))])
-        };
-        logs(
-            &mut view,
-            20,
-            resource(&[("service.name", "claude-code")]),
-            vec![in_trace],
-        );
-        assert_eq!(view.telemetry.agents["a1"].tool_calls, 1);
-        // Nobody's: not named, not in an assignment's trace; or an agent nobody registered.
-        let stray = LogRecord {
-            trace_id: vec![8; 16],
-            ..claude("tool_result", &[])
-        };
-        logs(
-            &mut view,
-            30,
-            resource(&[("service.name", "claude-code")]),
-            vec![stray],
-        );
-        logs(
-            &mut view,
-            31,
-            resource(&[("agent.id", "ghost")]),
-            vec![claude("api_request", &[])],
-        );
-        assert_eq!(
-            view.telemetry.unattributed,
-            std::collections::BTreeMap::from([("claude-code".into(), 1), ("(none)".into(), 1)])
-        );
-        assert_eq!(view.agents["a1"].last_activity, 20);
-        assert!(!view.agents.contains_key("ghost"), "no agent made up");
-    }
-
-    #[test]
-    fn a_lease_that_would_run_out_does_not_while_the_agent_sends_telemetry() {
-        const SECOND: u64 = 1_000_000_000;
-        let holding = || {
-            let mut view = registered();
-            let a1 = view.agents.get_mut("a1").expect("a1");
-            a1.lease_seconds = Some(60);
-            a1.state = crate::reducer::AgentState::Working;
-            a1.assignments = vec!["f1".into()];
-            let mut f1 =
-                crate::reducer::Feature::queued("f1", crate::reducer::Priority::Medium, 3, 1);
-            f1.status = crate::reducer::FeatureStatus::InProgress;
-            f1.assigned_agent = Some("a1".into());
-            view.features.insert("f1".into(), f1);
-            view
-        };
-        let later = 1 + 70 * SECOND;
-        let silent = holding();
-        assert_eq!(
-            crate::policy::expired_leases(&silent, later),
-            vec![("a1".to_owned(), 70)],
-            "silent for 70 s of a 60 s lease"
-        );
-        let mut busy = holding();
-        let who = resource(&[("agent.id", "a1")]);
-        logs(
-            &mut busy,
-            1 + 40 * SECOND,
-            who,
-            vec![claude("tool_result", &[])],
-        );
-        assert!(
-            crate::policy::expired_leases(&busy, later).is_empty(),
-            "a long tool call reported only in its own telemetry keeps the lease"
-        );
-    }
-
-    #[test]
-    fn a_refused_assignment_leaves_no_trace_to_tie_records_to() {
-        // Found by the fuzzer: an assignment of a feature never requested is an anomaly, and
-        // must change nothing else — its trace was remembered all the same.
-        let mut view = registered();
-        let assignment = Span::new([7; 16], [7; 8], "agent.feature_assignment", 0)
-            .with("agent.id", s("a1"))
-            .with("feature.name", s("f1"))
-            .with("worktree.path", s("/wt/f1"))
-            .with("worktree.branch", s("spanfold/f1"));
-        let batch = Batch::of_spans(
-            2,
-            2,
-            vec![ResourceSpans::single(
-                Resource::default(),
-                Scope::default(),
-                vec![assignment],
-            )],
-        );
-        view.apply_batch(&batch, 0);
-        assert_eq!(view.counters.anomalies, 1);
-        assert!(
-            view.telemetry.traces.is_empty(),
-            "{:?}",
-            view.telemetry.traces
-        );
-    }
-
-    #[test]
-    fn unattributed_services_are_counted_apart_up_to_a_bound() {
-        let mut view = registered();
-        for i in 0..MAX_SERVICES + 5 {
-            let service = format!("svc-{i:03}");
-            logs(
-                &mut view,
-                5,
-                resource(&[("service.name", &service)]),
-                vec![LogRecord::empty()],
-            );
-        }
-        let counts = &view.telemetry.unattributed;
-        assert_eq!(counts.len(), MAX_SERVICES + 1);
-        assert_eq!(counts.get(OTHER_SERVICES), Some(&5));
-    }
-
-    #[test]
-    fn codexs_sse_event_is_an_llm_request_only_when_the_response_completed() {
-        let mut view = registered();
-        let sse = |kind: &str| LogRecord {
-            attributes: vec![
-                KeyValue::new("event.name", s("codex.sse_event")),
-                KeyValue::new("event.kind", s(kind)),
-            ],
-            ..LogRecord::empty()
-        };
-        let who = resource(&[("agent.id", "a1")]);
-        logs(
-            &mut view,
-            5,
-            who,
-            vec![sse("response.output_text.delta"), sse("response.completed")],
-        );
-        let t = &view.telemetry.agents["a1"];
-        assert_eq!((t.source.as_str(), t.llm_requests), ("codex", 1));
-    }
-
-    /// A Claude Code token counter whose only identity is `session.id` on its data point.
-    fn session_metric(view: &mut View, at: u64, session: &str) {
-        let point = crate::model::NumberPoint {
-            attributes: vec![KeyValue::new("session.id", s(session))],
-            start_time_unix_nano: 0,
-            time_unix_nano: at,
-            value: crate::model::Number::Int(10),
-            exemplars: Vec::new(),
-            flags: 0,
-        };
-        let metric = Metric {
-            name: "claude_code.token.usage".into(),
-            description: String::new(),
-            unit: "tokens".into(),
-            metadata: Vec::new(),
-            data: MetricData::Sum {
-                points: vec![point],
-                temporality: 1,
-                monotonic: true,
-            },
-        };
-        let batch = Batch {
-            first_seq: view.as_of.seq + 1,
-            received_at: at,
-            resource_metrics: vec![ResourceMetrics {
-                resource: resource(&[("service.name", "claude-code")]),
-                schema_url: String::new(),
-                scope_metrics: vec![ScopeMetrics {
-                    scope: Scope::default(),
-                    schema_url: String::new(),
-                    metrics: vec![metric],
-                }],
-            }],
-            ..Batch::default()
-        };
-        view.apply_batch(&batch, 0);
-    }
-
-    #[test]
-    fn a_session_first_seen_with_its_agent_places_the_records_that_carry_only_it() {
-        let mut view = registered();
-        session_metric(&mut view, 10, "s-1");
-        assert_eq!(view.telemetry.unattributed.get("claude-code"), Some(&1));
-        assert!(view.telemetry.sessions.is_empty(), "no agent named it yet");
-        let who = resource(&[("agent.id", "a1"), ("service.name", "claude-code")]);
-        let prompt = claude("user_prompt", &[("session.id", s("s-1"))]);
-        logs(&mut view, 20, who, vec![prompt]);
-        assert_eq!(
-            view.telemetry.sessions.get("s-1").map(String::as_str),
-            Some("a1")
-        );
-        session_metric(&mut view, 30, "s-1");
-        session_metric(&mut view, 40, "s-2");
-        assert_eq!(view.agents["a1"].last_activity, 30);
-        assert_eq!(
-            view.telemetry.unattributed.get("claude-code"),
-            Some(&2),
-            "only the metric of the unknown session stays unattributed"
-        );
-        // A session stays with the agent it was first seen with.
-        let span = Span::new([2; 16], [2; 8], "agent.registration", 0).with("agent.id", s("a2"));
-        let batch = Batch::of_spans(
-            view.as_of.seq + 1,
-            50,
-            vec![ResourceSpans::single(
-                Resource::default(),
-                Scope::default(),
-                vec![span],
-            )],
-        );
-        view.apply_batch(&batch, 0);
-        let other = resource(&[("agent.id", "a2"), ("service.name", "claude-code")]);
-        logs(
-            &mut view,
-            60,
-            other,
-            vec![claude("user_prompt", &[("session.id", s("s-1"))])],
-        );
-        assert_eq!(
-            view.telemetry.sessions.get("s-1").map(String::as_str),
-            Some("a1")
-        );
-    }
-
-    #[test]
-    fn a_metric_names_its_agent_by_its_resource() {
-        let mut view = registered();
-        let metric = Metric {
-            name: "claude_code.commit.count".into(),
-            description: String::new(),
-            unit: String::new(),
-            metadata: Vec::new(),
-            data: MetricData::Empty,
-        };
-        let batch = Batch {
-            first_seq: 2,
-            received_at: 70,
-            resource_metrics: vec![ResourceMetrics {
-                resource: resource(&[("agent.id", "a1")]),
-                schema_url: String::new(),
-                scope_metrics: vec![ScopeMetrics {
-                    scope: Scope::default(),
-                    schema_url: String::new(),
-                    metrics: vec![metric],
-                }],
-            }],
-            ..Batch::default()
-        };
-        view.apply_batch(&batch, 0);
-        assert_eq!(view.telemetry.metrics, 1);
-        let t = &view.telemetry.agents["a1"];
-        assert_eq!(t.commits, 0, "a counter's export is not one commit");
-        assert_eq!(t.last.as_ref().map(|l| l.kind), Some(Kind::Commit));
-        assert_eq!(view.agents["a1"].last_activity, 70);
-    }
-}
+#[path = "telemetry_tests.rs"]
+mod tests;

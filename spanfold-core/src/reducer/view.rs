@@ -225,6 +225,10 @@ pub struct Telemetry {
     /// Each session (`session.id`, `conversation.id`, …) with the agent it was first seen
     /// with: the agent's records that carry only the session are still its own.
     pub sessions: BTreeMap<String, String>,
+    /// What the agents' records showed of the work on each feature, by feature name: a record
+    /// counts for the feature its agent held then (the one in `spanfold.feature` when it held
+    /// several).
+    pub features: BTreeMap<String, ActivityCounts>,
 }
 
 /// What one agent's own telemetry has shown.
@@ -234,14 +238,21 @@ pub struct AgentTelemetry {
     pub source: String,
     /// Its last recognised record.
     pub last: Option<LastSeen>,
+    /// Its tool calls, LLM requests, errors and commits.
+    pub counts: ActivityCounts,
+    /// Its process under `spanfold agents run`, as last reported.
+    pub process: Option<ProcessState>,
+}
+
+/// What agents' own records showed them doing, counted (an agent's, or a feature's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityCounts {
     pub tool_calls: u64,
     /// Tool calls whose outcome said they failed.
     pub tool_failures: u64,
     pub llm_requests: u64,
     pub errors: u64,
     pub commits: u64,
-    /// Its process under `spanfold agents run`, as last reported.
-    pub process: Option<ProcessState>,
 }
 
 /// An agent's process as the launcher last reported it.

@@ -84,6 +84,28 @@ fn claude_codes_logs_and_metrics_are_stored_once_over_grpc_and_http() {
     assert_eq!(status["counters"]["unregistered_spans"], 0);
     assert_eq!(status["counters"]["anomalies"], 0);
 
+    // The dashboard's lanes mark each agent's tool calls and LLM requests, and its timeline
+    // folds every event of the log, not only the spans.
+    let (code, body) = served.get("/api/timeline?resolution=100", None);
+    assert_eq!(code, 200, "{body}");
+    let timeline: Value = serde_json::from_str(&body).expect("json");
+    let t = &timeline["data"];
+    assert_eq!(t["events"], status["counters"]["events"], "{t}");
+    for id in ["claude-grpc", "claude-http"] {
+        let lane = t["lanes"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["agent_id"] == id))
+            .unwrap_or_else(|| panic!("no lane for {id}: {t}"));
+        let sum = |key: &str| -> u64 {
+            let steps = lane["activity"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            steps.iter().filter_map(|a| a[key].as_u64()).sum()
+        };
+        assert_eq!((sum("tool_calls"), sum("llm_requests")), (1, 1), "{lane}");
+    }
+
     // The log holds it all: exported in either format and replayed, it folds to the same status.
     let (_, stderr) = served.stop();
     let live = sb.ok(&["agents", "agent-status"]);
