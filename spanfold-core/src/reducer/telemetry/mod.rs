@@ -369,5 +369,4 @@ fn text(value: &crate::model::AnyValue) -> Option<Cow<'_, str>> {
 }
 
 #[cfg(test)]
-#[path = "telemetry_tests.rs"]
 mod tests;
