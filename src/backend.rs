@@ -187,6 +187,45 @@ impl Backend {
         }
     }
 
+    /// Usage grouped `by`, up to `to` (default: now), less what was used up to `from`.
+    pub fn usage(
+        &mut self,
+        by: crate::usage::By,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<crate::usage::Report> {
+        let (a, b) = (
+            from.map(str::parse::<Point>).transpose()?,
+            to.map(str::parse::<Point>).transpose()?,
+        );
+        match self {
+            Backend::Remote(client) => {
+                let mut path = format!("/api/usage?by={}", by.as_str());
+                for (key, value) in [("from", from), ("to", to)] {
+                    if let Some(v) = value {
+                        path.push_str(&format!("&{key}={}", query_value(v)));
+                    }
+                }
+                let data = client.api("GET", &path)?;
+                serde_json::from_value(data).context("reading the server's usage")
+            }
+            Backend::Local { .. } => {
+                let reader = self.local()?.log().reader();
+                let now = emit::now();
+                // Points outside the log are refused, as for `--at`.
+                let strict = |p: Point| p.resolve_at(&reader, now).map(|(seq, _)| seq);
+                let to = b.map(strict).transpose()?;
+                let from = a.map(strict).transpose()?;
+                if let (Some(a), Some(b)) = (from, to)
+                    && let Some(why) = timetravel::reversed(a, b)
+                {
+                    bail!(why);
+                }
+                Ok(timetravel::usage(&reader, by, from, to)?)
+            }
+        }
+    }
+
     /// Writes the log (from..=to, POINTs) as OTLP/JSON lines to `out`. Returns what it wrote
     /// when it reads the log itself; a server's export is streamed and not counted.
     pub fn export(

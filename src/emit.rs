@@ -288,6 +288,23 @@ pub fn configure(ids: &mut IdGen, time: UnixNanos, lease_seconds: u64) -> Span {
     )
 }
 
+/// `coordination.prices`: `table` in force from now on, from `source`.
+pub fn prices(
+    ids: &mut IdGen,
+    time: UnixNanos,
+    table: &crate::usage::PriceTable,
+    source: &str,
+) -> Span {
+    // A table of names and finite numbers (its parse refuses others) always serialises.
+    let json = serde_json::to_string(table).unwrap_or_default();
+    let fact = fact::Prices {
+        date: &table.date,
+        table: &json,
+        source: Some(source),
+    };
+    fact_span(ids, time, Fact::Prices(fact))
+}
+
 pub fn cycle(
     ids: &mut IdGen,
     time: UnixNanos,

@@ -84,6 +84,15 @@ pub fn status_text(st: &status::Status, seen: &Viewpoint) -> String {
         c.total_worktrees,
         c.coordination_health
     );
+    if let Some(u) = &c.usage {
+        out.push_str(&format!(
+            "Spent: {} (LLM requests: {}; tokens: {} input, {} output; `spanfold usage` for more)\n",
+            cost(u),
+            u.llm_requests,
+            u.input_tokens,
+            u.output_tokens
+        ));
+    }
     for note in &st.health_notes {
         out.push_str(&format!("  health: {note}\n"));
     }
@@ -268,14 +277,34 @@ fn features_table(st: &status::Status) -> String {
                 f.priority.as_str().to_owned(),
                 f.status.as_str().to_owned(),
                 f.assigned_agent.clone().unwrap_or_default(),
+                f.usage.as_ref().map_or_else(|| "–".to_owned(), cost),
                 feature_why(f),
             ]
         })
         .collect();
     table(
-        &["FEATURE", "PRIORITY", "STATUS", "AGENT", "WHY / NOTE"],
+        &[
+            "FEATURE",
+            "PRIORITY",
+            "STATUS",
+            "AGENT",
+            "COST",
+            "WHY / NOTE",
+        ],
         &rows,
     )
+}
+
+/// Dollars as their source allows: as reported ("$0.0117"), priced ("~$0.0280"), or a lower
+/// bound when some tokens had no price ("≥$0.0280").
+pub fn cost(u: &crate::usage::UsageJson) -> String {
+    use crate::usage::CostSource;
+    let mark = match u.cost_source {
+        Some(CostSource::Priced) => "~",
+        Some(CostSource::Unpriced) => "≥",
+        _ => "",
+    };
+    format!("{mark}${:.4}", u.cost_usd)
 }
 
 /// A path as a person near it reads it: relative to `cwd` when that is short (at most two

@@ -368,6 +368,26 @@ pub fn diff(reader: &LogReader, from: u64, to: u64) -> Result<DiffReport, StoreE
     })
 }
 
+/// Usage grouped `by`: up to `to` (default: the end of the log), less what was used up to
+/// `from` (default: nothing).
+pub fn usage(
+    reader: &LogReader,
+    by: crate::usage::By,
+    from: Option<u64>,
+    to: Option<u64>,
+) -> Result<crate::usage::Report, StoreError> {
+    let last = reader.last_seq()?;
+    let end = view_at(reader, to.unwrap_or(last).min(last))?;
+    let start = from.map(|seq| view_at(reader, seq.min(last))).transpose()?;
+    let prices = end.usage.prices.as_ref().map(|p| p.date.clone());
+    Ok(crate::usage::report(
+        &end.usage.ledger,
+        start.as_ref().map(|v| &v.usage.ledger),
+        by,
+        prices,
+    ))
+}
+
 /// Agents' states as intervals over the events `from+1..=to` (the view as of `from` is where it
 /// starts), with markers and samples: the dashboard's timeline. `to` past the end is the end.
 pub fn timeline(

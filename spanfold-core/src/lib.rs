@@ -28,6 +28,7 @@
 //! - [`verify`]: `replay --verify`, the policy re-run at every recorded decision.
 //! - [`whatif`]: the recorded inputs under another policy.
 //! - [`timeline`]: agents' states over a range as intervals, with markers and samples.
+//! - [`usage`]: tokens and dollars of agents' LLM requests, and the price table.
 
 pub mod changes;
 pub mod credentials;
@@ -44,6 +45,7 @@ pub mod registry;
 pub mod status;
 pub mod task;
 pub mod timeline;
+pub mod usage;
 pub mod verify;
 pub mod vocab;
 pub mod whatif;

@@ -104,9 +104,24 @@ struct ProfileFile {
     title: String,
     service_names: Vec<String>,
     session_keys: Vec<String>,
+    #[serde(default)]
+    tokens: TokenRules,
     events: BTreeMap<String, RecordSpec>,
     metrics: BTreeMap<String, RecordSpec>,
     spans: BTreeMap<String, RecordSpec>,
+}
+
+/// How an agent counts its tokens, where that differs from Claude Code's way (input without
+/// the cache read, output without the reasoning), so that usage means one thing for all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRules {
+    /// Its input count includes the tokens read from the cache (OpenAI's and Google's APIs).
+    #[serde(default)]
+    pub input_includes_cache_read: bool,
+    /// Its output count includes the reasoning tokens (OpenAI's API).
+    #[serde(default)]
+    pub output_includes_reasoning: bool,
 }
 
 /// One agent's profile.
@@ -118,6 +133,7 @@ pub struct Profile {
     pub service_names: Vec<String>,
     /// Attributes that name a session (a launcher binds a session to its agent).
     pub session_keys: Vec<String>,
+    pub tokens: TokenRules,
     pub events: BTreeMap<String, RecordSpec>,
     pub metrics: BTreeMap<String, RecordSpec>,
     /// By exact name, or by prefix when the name ends in ` *` ("chat *").
@@ -193,6 +209,7 @@ impl Profiles {
                 title: file.title,
                 service_names: file.service_names,
                 session_keys: file.session_keys,
+                tokens: file.tokens,
                 events: file.events,
                 metrics: file.metrics,
                 spans: file.spans,

@@ -13,6 +13,7 @@ use crate::reducer::{
     Agent, AgentState, Anomaly, Capabilities, Complexity, Config, Counters, Feature, FeatureStatus,
     Priority, View, Worktree, WorktreeStatus,
 };
+use crate::usage::UsageJson;
 use crate::vocab::attr;
 
 #[derive(Debug, Clone, Default)]
@@ -75,6 +76,9 @@ pub struct CoordinationStatus {
     pub worktrees_by_status: BTreeMap<String, usize>,
     pub features_by_status: BTreeMap<String, usize>,
     pub coordination_health: f64,
+    /// Tokens and dollars of every LLM request in the log; only once there is some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageJson>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +133,9 @@ pub struct AgentJson {
     /// some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<AgentTelemetryJson>,
+    /// Tokens and dollars of its LLM requests; only once there is some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageJson>,
 }
 
 /// An agent's own telemetry in the status.
@@ -224,6 +231,9 @@ pub struct FeatureJson {
     /// errors, commits); only once there is some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<crate::reducer::ActivityCounts>,
+    /// Tokens and dollars its agents' LLM requests spent on it; only once there is some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageJson>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -402,6 +412,7 @@ fn summary(view: &View, health: f64) -> CoordinationStatus {
         worktrees_by_status,
         features_by_status,
         coordination_health: health,
+        usage: (!view.usage.ledger.total.is_empty()).then(|| (&view.usage.ledger.total).into()),
     }
 }
 
@@ -465,6 +476,7 @@ fn feature_json(view: &View, matcher: &Matcher<'_>, f: &Feature, details: bool) 
             acceptance_criteria: f.acceptance_criteria.clone(),
         }),
         telemetry: view.telemetry.features.get(&f.name).copied(),
+        usage: view.usage.ledger.features.get(&f.name).map(UsageJson::from),
     }
 }
 
@@ -545,6 +557,7 @@ fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
                     outcome: p.outcome.clone(),
                 }),
             }),
+        usage: view.usage.ledger.agents.get(&a.id).map(UsageJson::from),
     }
 }
 

@@ -59,6 +59,11 @@ pub mod span {
     /// The coordination log is set up for a repository.
     pub const COORDINATION_INIT: &str = "coordination.init";
 
+    /// The price table in force from this event on, recorded when it differs from the last one (the
+    /// built-in table, with the models of `git config spanfold.pricesFile` laid over it), so that
+    /// replay prices each LLM request as it was priced then.
+    pub const COORDINATION_PRICES: &str = "coordination.prices";
+
     /// A summary written after each cycle, for dashboards that read traces.
     pub const COORDINATION_SYSTEM_HEALTH: &str = "coordination.system_health";
 
@@ -325,6 +330,22 @@ pub mod attr {
     ///
     /// On `coordination.feature_merge`.
     pub const MERGE_RESULT: &str = "merge.result";
+
+    /// When the prices were taken from the providers' lists.
+    ///
+    /// On `coordination.prices`.
+    pub const PRICES_DATE: &str = "prices.date";
+
+    /// Where the table came from.
+    ///
+    /// On `coordination.prices`.
+    pub const PRICES_SOURCE: &str = "prices.source";
+
+    /// The table as JSON: date, and for each model (or start of a model name) its input, output,
+    /// cache_read and cache_write prices in US dollars per million tokens.
+    ///
+    /// On `coordination.prices`.
+    pub const PRICES_TABLE: &str = "prices.table";
 
     /// The command as started (its placeholders filled in).
     ///

@@ -81,6 +81,9 @@ pub enum Command {
     History(HistoryArgs),
     /// What changed between two points of the log.
     Diff(DiffArgs),
+    /// Tokens and dollars of the agents' LLM requests (from their own telemetry), by feature,
+    /// agent, model or day: over the whole log, up to --at, or between --from and --to.
+    Usage(UsageArgs),
 }
 
 #[derive(Args, Debug)]
@@ -174,6 +177,45 @@ pub struct DiffArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    after_help = "POINT is a sequence number (1234), an RFC 3339 time (2026-11-26T14:02:00Z) or a time relative to now (-5m).\n\
+    cost is: reported (as the agent reported it), priced (its tokens at the price table the log recorded then) or unpriced (no price for its model: tokens counted, dollars not)."
+)]
+pub struct UsageArgs {
+    /// Group the rows by feature, agent, model or day (UTC).
+    #[arg(long, value_enum, default_value = "feature")]
+    pub by: UsageBy,
+    /// The usage up to this POINT.
+    #[arg(long, value_name = "POINT", allow_hyphen_values = true, conflicts_with_all = ["from", "to"])]
+    pub at: Option<String>,
+    /// The usage after this POINT (with --to: between the two).
+    #[arg(long, value_name = "POINT", allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// The usage up to this POINT. Default: now.
+    #[arg(long, value_name = "POINT", allow_hyphen_values = true)]
+    pub to: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsageBy {
+    Feature,
+    Agent,
+    Model,
+    Day,
+}
+
+impl From<UsageBy> for crate::usage::By {
+    fn from(b: UsageBy) -> Self {
+        match b {
+            UsageBy::Feature => crate::usage::By::Feature,
+            UsageBy::Agent => crate::usage::By::Agent,
+            UsageBy::Model => crate::usage::By::Model,
+            UsageBy::Day => crate::usage::By::Day,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Simulated agents.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=50))]
@@ -243,6 +285,7 @@ impl Command {
             Command::Replay(_) => "replay",
             Command::History(_) => "history",
             Command::Diff(_) => "diff",
+            Command::Usage(_) => "usage",
             Command::Agents(a) => match a {
                 AgentsCommand::Init(_) => "agents init",
                 AgentsCommand::RegisterAgent(_) => "agents register-agent",

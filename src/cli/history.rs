@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 use serde_json::json;
 
-use super::{DiffArgs, HistoryArgs, Output};
+use super::{DiffArgs, HistoryArgs, Output, UsageArgs};
 use crate::backend::Backend;
 use crate::status;
 
@@ -45,6 +45,20 @@ pub(super) fn history(args: &HistoryArgs, backend: &mut Backend) -> Result<Outpu
         text.push_str(&crate::render::detail_lines(&e.details));
     }
     Ok(Output::new(json!({"entries": entries}), text))
+}
+
+/// `usage`: tokens and dollars by feature, agent, model or day, over a range of the log.
+pub(super) fn usage(args: &UsageArgs, backend: &mut Backend) -> Result<Output> {
+    let to = args.at.as_deref().or(args.to.as_deref());
+    let report = backend.usage(args.by.into(), args.from.as_deref(), to)?;
+    let mut out = Output::new(serde_json::to_value(&report)?, crate::usage::table(&report));
+    if !report.unpriced_models.is_empty() {
+        out.warnings.push(format!(
+            "no price for {}: their tokens are counted, their cost is not",
+            report.unpriced_models.join(", ")
+        ));
+    }
+    Ok(out)
 }
 
 /// `diff`: the changes between two points, `--to` now by default.

@@ -73,6 +73,7 @@ pub fn run(cli: &Cli, coord_dir: &Path, mut on_cycle: impl FnMut(&str)) -> Resul
         Command::Replay(args) => replay::replay(args, cli, &mut on_cycle),
         Command::History(args) => history::history(args, &mut connect()),
         Command::Diff(args) => history::diff(args, &mut connect()),
+        Command::Usage(args) => history::usage(args, &mut connect()),
         Command::Agents(AgentsCommand::Init(args)) => init::init(args, coord_dir, &mut connect()),
         Command::Agents(AgentsCommand::Run(args)) => {
             run::run_agent(args, cli, coord_dir, &mut connect())

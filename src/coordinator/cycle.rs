@@ -57,6 +57,8 @@ impl Coordinator {
     pub fn cycle(&mut self) -> Result<CycleReport, CoordError> {
         self.writable()?;
         let config = self.config()?;
+        // Before anything is decided: the prices any request of this cycle on is priced with.
+        self.record_prices(&config)?;
         let recovered = self.recover()?;
         let expired = self.expire_leases(&config)?;
         self.release_abandoned(&config)?;

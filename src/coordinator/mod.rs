@@ -14,6 +14,7 @@ mod execute;
 mod gate;
 mod gc;
 mod merge;
+mod prices;
 mod recovery;
 
 use std::path::{Path, PathBuf};
@@ -73,6 +74,8 @@ pub struct Coordinator {
     decided: Option<(u64, Decision)>,
     /// Where worktree effects are carried out when not in git (a test's stand-in).
     workspace: Option<Arc<dyn Workspace>>,
+    /// What was last wrong with the repository's price file, said once.
+    prices_problem: Option<String>,
 }
 
 /// A worktree path read back from the log, if it is one this coordinator could have made: only
@@ -126,6 +129,7 @@ impl Coordinator {
             recorded: None,
             gates: Gates::new(),
             background_gates: false,
+            prices_problem: None,
             clock: Arc::new(SystemClock),
             decided: None,
             workspace: None,

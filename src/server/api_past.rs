@@ -1,5 +1,5 @@
 //! The JSON API on the past: the status as of a point (`/api/status?at=`), a subject's history,
-//! the diff between two points, the timeline and the log's export. Each reads the log off the
+//! the diff between two points, usage over a range, the timeline and the log's export. Each reads the log off the
 //! async workers; a failure, whether of the request's points or of the read, is a 400.
 
 use std::sync::Arc;
@@ -124,6 +124,57 @@ pub(super) async fn diff(
     })
     .await;
     answer("diff", result)
+}
+
+#[derive(Deserialize)]
+pub(super) struct UsageQuery {
+    /// feature (default), agent, model or day.
+    by: Option<String>,
+    /// A POINT; default: the beginning of the log.
+    from: Option<String>,
+    /// A POINT; default: now.
+    to: Option<String>,
+}
+
+/// Tokens and dollars grouped `by`, over a range of the log (`spanfold usage`).
+pub(super) async fn usage(
+    Extract(state): Extract<Arc<State>>,
+    ApiQuery(q): ApiQuery<UsageQuery>,
+) -> Answer {
+    let by = match q.by.as_deref().unwrap_or("feature") {
+        "feature" => crate::usage::By::Feature,
+        "agent" => crate::usage::By::Agent,
+        "model" => crate::usage::By::Model,
+        "day" => crate::usage::By::Day,
+        other => {
+            let why = format!("by={other:?}: give feature, agent, model or day");
+            return answer("usage", Err(ApiError::bad_request(why)));
+        }
+    };
+    let reader = state.log.clone();
+    let result = blocking(move || {
+        let now = crate::emit::now();
+        let resolve = |p: Option<String>| -> Result<Option<u64>, ApiError> {
+            // Points outside the log are refused, as for `--at`.
+            p.map(|p| {
+                parse_point(&p)?
+                    .resolve_at(&reader, now)
+                    .map(|(seq, _)| seq)
+                    .map_err(ApiError::bad_request)
+            })
+            .transpose()
+        };
+        let (from, to) = (resolve(q.from)?, resolve(q.to)?);
+        if let (Some(a), Some(b)) = (from, to)
+            && let Some(why) = timetravel::reversed(a, b)
+        {
+            return Err(ApiError::bad_request(why));
+        }
+        let report = timetravel::usage(&reader, by, from, to).map_err(ApiError::bad_request)?;
+        to_json(report)
+    })
+    .await;
+    answer("usage", result)
 }
 
 #[derive(Deserialize)]

@@ -43,6 +43,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/events", get(api::events))
         .route("/api/history", get(api_past::history))
         .route("/api/diff", get(api_past::diff))
+        .route("/api/usage", get(api_past::usage))
         .route("/api/timeline", get(api_past::timeline))
         .route("/api/export", get(api_past::export))
         .route("/api/cycle", post(api::cycle))

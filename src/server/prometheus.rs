@@ -14,6 +14,7 @@ pub fn text(state: &State) -> String {
     let mut out = String::new();
     counters(state, &mut out);
     view_gauges(state, &mut out);
+    usage_counters(state, &mut out);
     cycle_histogram(state, &mut out);
     out
 }
@@ -165,6 +166,72 @@ fn view_gauges(state: &State, out: &mut String) {
         let n = by_state.get(&s).copied().unwrap_or(0);
         let _ = writeln!(out, "spanfold_agents{{state=\"{}\"}} {n}", s.as_str());
     }
+}
+
+/// Most agents and models given a series of their own; the rest are summed as "(other)":
+/// model names come from senders.
+const MAX_USAGE_SERIES: usize = 100;
+
+/// Tokens and dollars of the agents' LLM requests, by agent and by model.
+fn usage_counters(state: &State, out: &mut String) {
+    let ledger = state.view.read().usage.ledger.clone();
+    for (what, label, book) in [
+        ("agent", "agent", &ledger.agents),
+        ("model", "model", &ledger.models),
+    ] {
+        let mut rows: Vec<(&String, &crate::usage::Usage)> = book.iter().collect();
+        rows.sort_by(|a, b| b.1.cost_nanos.cmp(&a.1.cost_nanos).then(a.0.cmp(b.0)));
+        let mut kept: BTreeMap<String, crate::usage::Usage> = BTreeMap::new();
+        for (n, (name, u)) in rows.into_iter().enumerate() {
+            let key = match n < MAX_USAGE_SERIES {
+                true => name.clone(),
+                false => "(other)".to_owned(),
+            };
+            kept.entry(key).or_default().add(u);
+        }
+        let tokens = format!("spanfold_{what}_llm_tokens_total");
+        let _ = writeln!(
+            out,
+            "# HELP {tokens} Tokens of the agents' LLM requests by {what} and kind.\n# TYPE {tokens} counter"
+        );
+        for (name, u) in &kept {
+            let t = &u.tokens;
+            for (kind, n) in [
+                ("input", t.input),
+                ("output", t.output),
+                ("cache_read", t.cache_read),
+                ("cache_creation", t.cache_creation),
+                ("reasoning", t.reasoning),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "{tokens}{{{label}=\"{}\",kind=\"{kind}\"}} {n}",
+                    escaped(name)
+                );
+            }
+        }
+        let cost = format!("spanfold_{what}_llm_cost_usd_total");
+        let _ = writeln!(
+            out,
+            "# HELP {cost} US dollars of the agents' LLM requests by {what} (reported, or priced).\n# TYPE {cost} counter"
+        );
+        for (name, u) in &kept {
+            let _ = writeln!(
+                out,
+                "{cost}{{{label}=\"{}\"}} {}",
+                escaped(name),
+                u.cost_usd()
+            );
+        }
+    }
+}
+
+/// A label value as Prometheus's text format writes it.
+fn escaped(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Coordination cycles' durations (gc and other work on the coordinator are not cycles).

@@ -132,6 +132,12 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
             },
         ),
         emit::configure(&mut ids, 1, 900),
+        emit::prices(
+            &mut ids,
+            1,
+            &spanfold::usage::PriceTable::builtin(),
+            "built-in",
+        ),
         emit::health(
             &mut ids,
             1,

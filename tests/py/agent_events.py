@@ -20,14 +20,16 @@ if protocol == "grpc":
 else:
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
+# Every Codex event carries the same metadata (conversation.id, model, app.version, ...).
+CODEX_META = {"conversation.id": "c-1", "model": "gpt-5-codex", "app.version": "0.46.0"}
 CODEX = [
-    ("codex.conversation_starts", {"conversation.id": "c-1", "model": "gpt-5-codex"}),
-    ("codex.user_prompt", {"conversation.id": "c-1", "prompt_length": 80}),
-    ("codex.sse_event", {"conversation.id": "c-1", "event.kind": "response.created"}),
+    ("codex.conversation_starts", {**CODEX_META}),
+    ("codex.user_prompt", {**CODEX_META, "prompt_length": 80}),
+    ("codex.sse_event", {**CODEX_META, "event.kind": "response.created"}),
     (
         "codex.sse_event",
         {
-            "conversation.id": "c-1",
+            **CODEX_META,
             "event.kind": "response.completed",
             "input_token_count": 2100,
             "output_token_count": 380,
@@ -37,7 +39,7 @@ CODEX = [
     ),
     (
         "codex.tool_result",
-        {"conversation.id": "c-1", "tool_name": "shell", "call_id": "t1", "success": "false", "duration_ms": 900},
+        {**CODEX_META, "tool_name": "shell", "call_id": "t1", "success": "false", "duration_ms": 900},
     ),
 ]
 GEMINI = [

@@ -53,6 +53,32 @@ impl Configure {
     }
 }
 
+/// `coordination.prices`: the price table in force from this event on (JSON; the fold reads
+/// it, refusing the span when it is no table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prices<'a> {
+    pub date: &'a str,
+    pub table: &'a str,
+    pub source: Option<&'a str>,
+}
+
+impl<'a> Prices<'a> {
+    pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
+        let get = |key: &str| required(ev, key, || format!("{key} is missing"));
+        Ok(Prices {
+            date: get(attr::PRICES_DATE)?,
+            table: get(attr::PRICES_TABLE)?,
+            source: ev.str_attr(attr::PRICES_SOURCE),
+        })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.str(attr::PRICES_DATE, self.date);
+        out.str(attr::PRICES_TABLE, self.table);
+        out.opt_str(attr::PRICES_SOURCE, self.source);
+    }
+}
+
 /// `coordination.cycle`: a cycle ran (the fold counts it; its numbers are for readers).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Cycle {

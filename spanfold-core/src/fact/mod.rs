@@ -31,7 +31,7 @@ pub use agent::{
 };
 pub use coordination::{
     Acknowledge, Assignment, Configure, Cycle, Init, LeaseExpired, Merge, MergeKind, MergeResult,
-    SystemHealth,
+    Prices, SystemHealth,
 };
 pub use feature::{Cancel, FeatureRequest, Reopen};
 pub use words::{AgentState, Complexity, Priority};
@@ -52,6 +52,7 @@ pub enum Fact<'a> {
     TokenIssued(TokenIssued<'a>),
     Init(Init<'a>),
     Configure(Configure),
+    Prices(Prices<'a>),
     Cycle(Cycle),
     Assignment(Assignment<'a>),
     SystemHealth(SystemHealth),
@@ -66,7 +67,7 @@ pub enum Fact<'a> {
 
 impl<'a> Fact<'a> {
     /// The span name of every variant.
-    pub const NAMES: [&'static str; 19] = [
+    pub const NAMES: [&'static str; 20] = [
         span::AGENT_COMMUNICATION,
         span::ANOMALY_ACKNOWLEDGE,
         span::AGENT_FEATURE_ASSIGNMENT,
@@ -81,6 +82,7 @@ impl<'a> Fact<'a> {
         span::COORDINATION_CYCLE,
         span::COORDINATION_FEATURE_MERGE,
         span::COORDINATION_INIT,
+        span::COORDINATION_PRICES,
         span::COORDINATION_SYSTEM_HEALTH,
         span::FEATURE_CANCEL,
         span::FEATURE_REOPEN,
@@ -99,6 +101,7 @@ impl<'a> Fact<'a> {
             Fact::TokenIssued(_) => span::AGENT_TOKEN_ISSUED,
             Fact::Init(_) => span::COORDINATION_INIT,
             Fact::Configure(_) => span::COORDINATION_CONFIGURE,
+            Fact::Prices(_) => span::COORDINATION_PRICES,
             Fact::Cycle(_) => span::COORDINATION_CYCLE,
             Fact::Assignment(_) => span::AGENT_FEATURE_ASSIGNMENT,
             Fact::SystemHealth(_) => span::COORDINATION_SYSTEM_HEALTH,
@@ -125,6 +128,7 @@ impl<'a> Fact<'a> {
             span::AGENT_TOKEN_ISSUED => TokenIssued::read(ev).map(Fact::TokenIssued),
             span::COORDINATION_INIT => Init::read(ev).map(Fact::Init),
             span::COORDINATION_CONFIGURE => Configure::read(ev).map(Fact::Configure),
+            span::COORDINATION_PRICES => Prices::read(ev).map(Fact::Prices),
             span::COORDINATION_CYCLE => Ok(Fact::Cycle(Cycle::read(ev))),
             span::AGENT_FEATURE_ASSIGNMENT => Assignment::read(ev).map(Fact::Assignment),
             span::COORDINATION_SYSTEM_HEALTH => Ok(Fact::SystemHealth(SystemHealth::read(ev))),
@@ -153,6 +157,7 @@ impl<'a> Fact<'a> {
             Fact::TokenIssued(f) => f.write(&mut out),
             Fact::Init(f) => f.write(&mut out),
             Fact::Configure(f) => f.write(&mut out),
+            Fact::Prices(f) => f.write(&mut out),
             Fact::Cycle(f) => f.write(&mut out),
             Fact::Assignment(f) => f.write(&mut out),
             Fact::SystemHealth(f) => f.write(&mut out),

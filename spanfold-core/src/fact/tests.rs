@@ -94,7 +94,7 @@ impl Seed {
 fn fact(i: usize, s: &Seed) -> Fact<'_> {
     match i {
         0..=5 | 18 => agent_fact(i, s),
-        6..=13 => coordination_fact(i, s),
+        6..=13 | 19 => coordination_fact(i, s),
         _ => feature_or_worktree_fact(i, s),
     }
 }
@@ -199,6 +199,11 @@ fn coordination_fact(i: usize, s: &Seed) -> Fact<'_> {
             conflicts: s.items(),
             reason: s.opt_text(6),
             from: s.opt_text(7),
+        }),
+        19 => Fact::Prices(Prices {
+            date: s.text(0),
+            table: s.text(1),
+            source: s.opt_text(2),
         }),
         12 => Fact::LeaseExpired(LeaseExpired {
             agent_id: s.text(0),

@@ -23,12 +23,14 @@ mod decisions;
 mod features;
 mod tally;
 mod telemetry;
+mod usage;
 mod view;
 mod vocabulary;
 mod worktrees;
 
 pub use tally::FeatureTally;
 pub use telemetry::MAX_SERVICES;
+pub use usage::{SessionUsage, UsageState};
 pub use view::{ActivityCounts, AgentTelemetry, LastSeen, ProcessState};
 pub use view::{
     Agent, AgentError, Anomaly, AsOf, Capabilities, Config, Counters, DEFAULT_LEASE_SECONDS,
@@ -44,7 +46,7 @@ use crate::vocab::attr;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
-pub const REDUCER_VERSION: u32 = 11;
+pub const REDUCER_VERSION: u32 = 12;
 
 /// Span names this reducer gives meaning to: one per [`Fact`]. A test checks this list against
 /// the registry.
@@ -179,6 +181,7 @@ impl View {
                 Ok(())
             }
             Fact::Configure(c) => self.configure(c),
+            Fact::Prices(p) => self.prices(p),
             Fact::Cycle(_) => {
                 self.counters.cycles += 1;
                 Ok(())

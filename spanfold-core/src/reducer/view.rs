@@ -315,4 +315,6 @@ pub struct View {
     /// Port slots handed out, with the worktree path each went to: a slot is free again once
     /// that worktree is no longer active in it.
     pub port_slots: BTreeMap<u32, String>,
+    /// Tokens and dollars of the agents' LLM requests, and the prices in force.
+    pub usage: super::usage::UsageState,
 }

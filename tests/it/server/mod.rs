@@ -6,6 +6,7 @@ use crate::common;
 mod decisions;
 mod merges;
 mod telemetry;
+mod usage;
 
 use std::time::Duration;
 

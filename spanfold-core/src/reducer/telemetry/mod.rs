@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use super::usage::Origin;
 use super::view::{ActivityCounts, AgentTelemetry, AsOf, LastSeen, ProcessState, View};
 use crate::fact::{Process, ProcessEvent};
 use crate::model::{AnyEvent, Event, LogEvent, MetricEvent, UnixNanos, as_bool, as_str, hex};
@@ -39,20 +40,32 @@ impl View {
     /// A log record: counted, tied to its agent, read through the profiles.
     pub(super) fn telemetry_log(&mut self, ev: &LogEvent<'_>) {
         self.telemetry.log_records += 1;
-        let session = session_of(|k| ev.str_attr(k));
+        let profiles = Profiles::builtin();
+        let name = profiles::event_name(ev.record).unwrap_or_default();
+        let matched = profiles.event(&name);
+        // The session by the keys of the record's profile (any profile's when none knew it).
+        let keys = matched.map_or(profiles.session_keys(), |(p, _)| p.session_keys.as_slice());
+        let session = first_of(keys, |k| ev.str_attr(k));
         let Some(agent) = self.owner(ev.str_attr(attr::AGENT_ID), &ev.record.trace_id, session)
         else {
             let service = ev.str_attr("service.name").unwrap_or("(none)").to_owned();
             self.unattributed(service);
             return;
         };
-        let profiles = Profiles::builtin();
-        let name = profiles::event_name(ev.record).unwrap_or_default();
-        let matched = profiles.event(&name);
         let read = |key: &str| ev.attr(key).and_then(text);
         let mut seen = seen(matched, name, &read);
         seen.feature = ev.str_attr(SPANFOLD_FEATURE);
+        let kind = seen.kind;
         self.heard(&agent, seen, || ev.str_attr("service.name"), ev.time);
+        if let (Some(Kind::LlmRequest), Some((profile, spec))) = (kind, matched) {
+            let at = Origin {
+                agent: &agent,
+                feature: ev.str_attr(SPANFOLD_FEATURE),
+                session,
+                time: ev.time,
+            };
+            self.usage_request(&at, profile, spec, &|k| ev.attr(k));
+        }
     }
 
     /// A metric: counted, tied to the agent its resource names.
@@ -71,6 +84,17 @@ impl View {
         let mut seen = seen(matched, Cow::Borrowed(&ev.metric.name), &|_| None);
         seen.counted = false;
         self.heard(&agent, seen, || ev.str_attr("service.name"), ev.time);
+        if let Some((_, spec)) =
+            matched.filter(|(_, s)| matches!(s.kind, Kind::Tokens | Kind::Cost))
+        {
+            let at = Origin {
+                agent: &agent,
+                feature: ev.str_attr(SPANFOLD_FEATURE),
+                session: session_of(|k| ev.str_attr(k)),
+                time: ev.time,
+            };
+            self.usage_metric(&at, spec, ev);
+        }
     }
 
     /// A span the registry does not name but a profile does (an agent's own traces): read
@@ -87,9 +111,19 @@ impl View {
         let read = |key: &str| ev.attr(key).and_then(text);
         let mut seen = seen(Some(matched), Cow::Borrowed(ev.span.name.as_str()), &read);
         seen.feature = ev.str_attr(SPANFOLD_FEATURE);
+        let kind = seen.kind;
         let service =
             || crate::model::find_attr(&ev.resource.attributes, "service.name").and_then(as_str);
         self.heard(&agent, seen, service, ev.time);
+        if kind == Some(Kind::LlmRequest) {
+            let at = Origin {
+                agent: &agent,
+                feature: ev.str_attr(SPANFOLD_FEATURE),
+                session,
+                time: ev.time,
+            };
+            self.usage_request(&at, matched.0, matched.1, &|k| ev.attr(k));
+        }
         true
     }
 
@@ -275,36 +309,45 @@ impl View {
         }
     }
 
-    /// Counts a record of `agent` for the feature it held (the one the record names, when it
-    /// held several; none when it held none).
+    /// Counts a record of `agent` for the feature it was about (`feature_held`).
     fn count_for_feature(&mut self, agent: &str, named: Option<&str>, kind: Kind, failed: bool) {
-        let Some(held) = self.agents.get(agent).map(|a| a.assignments.as_slice()) else {
+        let Some(feature) = feature_held(&self.agents, agent, named) else {
             return;
         };
-        let feature = match held {
-            [only] => only,
-            several => match named.and_then(|n| several.iter().find(|f| f.as_str() == n)) {
-                Some(f) => f,
-                None => return,
-            },
-        };
         let features = &mut self.telemetry.features;
-        match features.get_mut(feature.as_str()) {
+        match features.get_mut(feature) {
             Some(counts) => count(counts, kind, failed),
             None => {
                 let mut counts = ActivityCounts::default();
                 count(&mut counts, kind, failed);
                 if counts != ActivityCounts::default() {
-                    features.insert(feature.clone(), counts);
+                    features.insert(feature.to_owned(), counts);
                 }
             }
         }
     }
 }
 
+/// The feature a record of `agent` is about: the one it holds, or among several the one the
+/// record names (`named`); none when it holds none.
+pub(super) fn feature_held<'v>(
+    agents: &'v std::collections::BTreeMap<String, super::Agent>,
+    agent: &str,
+    named: Option<&str>,
+) -> Option<&'v str> {
+    match agents.get(agent).map(|a| a.assignments.as_slice())? {
+        [only] => Some(only.as_str()),
+        several => named.and_then(|n| several.iter().find(|f| f.as_str() == n).map(String::as_str)),
+    }
+}
+
 /// The session a record names, by the first session key (of any profile) it carries.
 fn session_of<'a>(read: impl Fn(&str) -> Option<&'a str>) -> Option<&'a str> {
-    let keys = Profiles::builtin().session_keys();
+    first_of(Profiles::builtin().session_keys(), read)
+}
+
+/// The first of `keys` that `read` finds, not empty.
+fn first_of<'a>(keys: &[String], read: impl Fn(&str) -> Option<&'a str>) -> Option<&'a str> {
     keys.iter().find_map(|k| read(k)).filter(|s| !s.is_empty())
 }
 
@@ -369,4 +412,4 @@ fn text(value: &crate::model::AnyValue) -> Option<Cow<'_, str>> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

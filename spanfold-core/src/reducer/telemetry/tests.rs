@@ -6,11 +6,11 @@ use crate::model::{
     ResourceMetrics, ResourceSpans, Scope, ScopeLogs, ScopeMetrics, Span,
 };
 
-fn s(v: &str) -> AnyValue {
+pub(in crate::reducer) fn s(v: &str) -> AnyValue {
     AnyValue::String(v.into())
 }
 
-fn resource(pairs: &[(&str, &str)]) -> Resource {
+pub(in crate::reducer) fn resource(pairs: &[(&str, &str)]) -> Resource {
     Resource {
         attributes: pairs.iter().map(|(k, v)| KeyValue::new(*k, s(v))).collect(),
         ..Resource::default()
@@ -18,7 +18,7 @@ fn resource(pairs: &[(&str, &str)]) -> Resource {
 }
 
 /// Claude Code's event `name` with these attributes, as its log record carries it.
-fn claude(name: &str, attrs: &[(&str, AnyValue)]) -> LogRecord {
+pub(in crate::reducer) fn claude(name: &str, attrs: &[(&str, AnyValue)]) -> LogRecord {
     let mut attributes = vec![KeyValue::new("event.name", s(name))];
     attributes.extend(attrs.iter().map(|(k, v)| KeyValue::new(*k, v.clone())));
     LogRecord {
@@ -29,7 +29,7 @@ fn claude(name: &str, attrs: &[(&str, AnyValue)]) -> LogRecord {
 }
 
 /// `a1` registered; its lease starts at time 1.
-fn registered() -> View {
+pub(in crate::reducer) fn registered() -> View {
     let mut view = View::default();
     let span = Span::new([1; 16], [1; 8], "agent.registration", 0).with("agent.id", s("a1"));
     let batch = Batch::of_spans(
@@ -45,7 +45,12 @@ fn registered() -> View {
     view
 }
 
-fn logs(view: &mut View, at: u64, resource: Resource, records: Vec<LogRecord>) {
+pub(in crate::reducer) fn logs(
+    view: &mut View,
+    at: u64,
+    resource: Resource,
+    records: Vec<LogRecord>,
+) {
     let batch = Batch {
         first_seq: view.as_of.seq + 1,
         received_at: at,
@@ -357,7 +362,7 @@ fn a_metric_names_its_agent_by_its_resource() {
 }
 
 /// `spans` folded as the next batch, at time `at`.
-fn spans(view: &mut View, at: u64, spans: Vec<Span>) {
+pub(in crate::reducer) fn spans(view: &mut View, at: u64, spans: Vec<Span>) {
     let batch = Batch::of_spans(
         view.as_of.seq + 1,
         at,

@@ -1,0 +1,275 @@
+//! Usage folded from records shaped as each agent's documentation says, checked to the token and
+//! the billionth of a dollar.
+
+use super::super::telemetry::tests::{claude, logs, registered, resource, s, spans};
+use crate::model::{
+    AnyValue, Batch, KeyValue, LogRecord, Metric, MetricData, Number, NumberPoint, ResourceMetrics,
+    Scope, ScopeMetrics, Span,
+};
+use crate::reducer::View;
+use crate::usage::{CostSource, PriceTable, Usage, day_of};
+
+/// a1 registered and holding feature f1.
+fn holding_f1() -> View {
+    let mut view = registered();
+    spans(
+        &mut view,
+        2,
+        vec![Span::new([2; 16], [2; 8], "feature.request", 0).with("feature.name", s("f1"))],
+    );
+    spans(
+        &mut view,
+        3,
+        vec![
+            Span::new([3; 16], [3; 8], "agent.feature_assignment", 0)
+                .with("agent.id", s("a1"))
+                .with("feature.name", s("f1"))
+                .with("worktree.path", s("/wt/f1"))
+                .with("worktree.branch", s("spanfold/f1")),
+        ],
+    );
+    view
+}
+
+fn prices(view: &mut View, at: u64) {
+    let table = serde_json::to_string(&PriceTable::builtin()).expect("json");
+    let span = Span::new([4; 16], [4; 8], "coordination.prices", 0)
+        .with("prices.date", s("2026-12-05"))
+        .with("prices.table", s(&table));
+    spans(view, at, vec![span]);
+}
+
+fn int(n: i64) -> AnyValue {
+    AnyValue::Int(n)
+}
+
+fn a1() -> crate::model::Resource {
+    resource(&[("agent.id", "a1"), ("service.name", "claude-code")])
+}
+
+#[test]
+fn claudes_reported_costs_are_summed_per_agent_feature_model_and_day() {
+    let mut view = holding_f1();
+    let request = |cost: f64| {
+        claude(
+            "api_request",
+            &[
+                ("model", s("claude-sonnet-4-5-20250929")),
+                ("input_tokens", int(1000)),
+                ("output_tokens", int(500)),
+                ("cache_read_tokens", int(10_000)),
+                ("cache_creation_tokens", int(2000)),
+                ("cost_usd", AnyValue::Double(cost)),
+                ("session.id", s("s-1")),
+            ],
+        )
+    };
+    let at = 1_796_492_146_000_000_000;
+    logs(&mut view, at, a1(), vec![request(0.021), request(0.0105)]);
+    let ledger = &view.usage.ledger;
+    let expect = |u: &Usage| {
+        assert_eq!(
+            (
+                u.tokens.input,
+                u.tokens.output,
+                u.tokens.cache_read,
+                u.tokens.cache_creation
+            ),
+            (2000, 1000, 20_000, 4000)
+        );
+        assert_eq!((u.cost_nanos, u.llm_requests), (31_500_000, 2));
+        assert_eq!(u.cost_source(), Some(CostSource::Reported));
+    };
+    expect(&ledger.total);
+    expect(&ledger.agents["a1"]);
+    expect(&ledger.features["f1"]);
+    expect(&ledger.models["claude-sonnet-4-5-20250929"]);
+    expect(&ledger.days[&day_of(at)]);
+}
+
+/// Codex's `sse_event` once the response completed: input counts the cache read, output the
+/// reasoning, as OpenAI's API does.
+fn codex_completed(model: &str) -> LogRecord {
+    let attrs = [
+        ("event.name", s("codex.sse_event")),
+        ("event.kind", s("response.completed")),
+        ("model", s(model)),
+        ("input_token_count", int(10_000)),
+        ("cached_token_count", int(4000)),
+        ("output_token_count", int(2000)),
+        ("reasoning_token_count", int(500)),
+        ("conversation.id", s("c-1")),
+    ];
+    LogRecord {
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| KeyValue::new(*k, v.clone()))
+            .collect(),
+        ..LogRecord::empty()
+    }
+}
+
+#[test]
+fn tokens_are_priced_with_the_table_the_log_recorded_before_them() {
+    let mut view = holding_f1();
+    let codex = resource(&[("agent.id", "a1"), ("service.name", "codex")]);
+    // No table in the log yet: counted, unpriced.
+    logs(
+        &mut view,
+        5,
+        codex.clone(),
+        vec![codex_completed("gpt-5-codex")],
+    );
+    prices(&mut view, 6);
+    logs(
+        &mut view,
+        7,
+        codex.clone(),
+        vec![codex_completed("gpt-5-codex")],
+    );
+    logs(&mut view, 8, codex, vec![codex_completed("grok-9")]);
+    let model = &view.usage.ledger.models["gpt-5-codex"];
+    // Counted as Claude Code counts: 6000 uncached input, 1500 output besides 500 reasoning.
+    assert_eq!(
+        (
+            model.tokens.input,
+            model.tokens.cache_read,
+            model.tokens.output,
+            model.tokens.reasoning
+        ),
+        (12_000, 8000, 3000, 1000)
+    );
+    // One priced request: 6000 × $1.25 + 2000 × $10 + 4000 × $0.125 per million = $0.028.
+    assert_eq!(
+        (model.cost_nanos, model.priced, model.unpriced),
+        (28_000_000, 1, 1)
+    );
+    assert_eq!(
+        model.cost_source(),
+        Some(CostSource::Unpriced),
+        "a lower bound"
+    );
+    let unknown = &view.usage.ledger.models["grok-9"];
+    assert_eq!(
+        (unknown.cost_nanos, unknown.unpriced, unknown.tokens.input),
+        (0, 1, 6000)
+    );
+    assert_eq!(view.usage.ledger.total.llm_requests, 3);
+}
+
+/// One delta (1) or cumulative (2) sum point of `name` for session `session`.
+fn metric(
+    view: &mut View,
+    at: u64,
+    name: &str,
+    points: Vec<(&str, &str, f64, u64)>,
+    temporality: i32,
+) {
+    let points = points
+        .into_iter()
+        .map(|(session, kind, value, start)| NumberPoint {
+            attributes: vec![
+                KeyValue::new("session.id", s(session)),
+                KeyValue::new("type", s(kind)),
+                KeyValue::new("model", s("claude-sonnet-4-5")),
+            ],
+            start_time_unix_nano: start,
+            time_unix_nano: at,
+            value: Number::Double(value),
+            exemplars: Vec::new(),
+            flags: 0,
+        })
+        .collect();
+    let metric = Metric {
+        name: name.into(),
+        description: String::new(),
+        unit: String::new(),
+        metadata: Vec::new(),
+        data: MetricData::Sum {
+            points,
+            temporality,
+            monotonic: true,
+        },
+    };
+    let batch = Batch {
+        first_seq: view.as_of.seq + 1,
+        received_at: at,
+        resource_metrics: vec![ResourceMetrics {
+            resource: a1(),
+            schema_url: String::new(),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Scope::default(),
+                schema_url: String::new(),
+                metrics: vec![metric],
+            }],
+        }],
+        ..Batch::default()
+    };
+    view.apply_batch(&batch, 0);
+}
+
+#[test]
+fn metrics_count_only_for_a_session_that_sent_no_request_events() {
+    let mut view = holding_f1();
+    metric(
+        &mut view,
+        10,
+        "claude_code.token.usage",
+        vec![("s-1", "input", 100.0, 0)],
+        1,
+    );
+    metric(
+        &mut view,
+        11,
+        "claude_code.cost.usage",
+        vec![("s-1", "", 0.5, 0)],
+        1,
+    );
+    let total = view.usage.ledger.total;
+    assert_eq!(
+        (total.tokens.input, total.cost_nanos, total.llm_requests),
+        (100, 500_000_000, 0)
+    );
+    assert_eq!(total.cost_source(), Some(CostSource::Reported));
+    // The session's request event arrives: what its metrics said is taken back, the event
+    // counts, and its later metrics count no more.
+    let request = claude(
+        "api_request",
+        &[
+            ("model", s("claude-sonnet-4-5")),
+            ("input_tokens", int(100)),
+            ("cost_usd", AnyValue::Double(0.25)),
+            ("session.id", s("s-1")),
+        ],
+    );
+    logs(&mut view, 12, a1(), vec![request]);
+    metric(
+        &mut view,
+        13,
+        "claude_code.token.usage",
+        vec![("s-1", "output", 70.0, 0)],
+        1,
+    );
+    let total = view.usage.ledger.total;
+    assert_eq!(
+        (
+            total.tokens.input,
+            total.tokens.output,
+            total.cost_nanos,
+            total.llm_requests
+        ),
+        (100, 0, 250_000_000, 1)
+    );
+    assert_eq!(view.usage.ledger.features["f1"], total);
+    // A cumulative series counts what it grew by, and all of it again after a restart.
+    for (at, value, start) in [(20, 100.0, 1), (21, 250.0, 1), (22, 30.0, 2)] {
+        metric(
+            &mut view,
+            at,
+            "claude_code.token.usage",
+            vec![("s-2", "cacheRead", value, start)],
+            2,
+        );
+    }
+    assert_eq!(view.usage.ledger.total.tokens.cache_read, 280);
+}
