@@ -4,7 +4,10 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use spanfold::model::{AnyValue, Batch, Resource, ResourceSpans, Scope, Span, string_array};
+use spanfold::model::{
+    AnyValue, Batch, KeyValue, LogRecord, Resource, ResourceLogs, ResourceSpans, Scope, ScopeLogs,
+    Span, string_array,
+};
 use spanfold::policy::{PolicyConfig, decide};
 use spanfold::reducer::View;
 
@@ -105,6 +108,110 @@ fn fold(c: &mut Criterion) {
     group.finish();
 }
 
+/// Agents' own telemetry as Claude Code and Codex send it: 100 registered agents each holding
+/// a feature, a price table, then `records` log records — Claude's `api_request` (reported
+/// cost), `tool_result`, and Codex's completed `sse_event` (tokens priced) in turn — one
+/// resource (and so one agent) per 100 records.
+fn telemetry_workload(records: usize) -> Batch {
+    let mut spans: Vec<Span> = (0..100).map(|a| registration(a as u64, a)).collect();
+    let table = serde_json::to_string(&spanfold::usage::PriceTable::builtin()).expect("json");
+    spans.push(
+        span(100, "coordination.prices")
+            .with("prices.date", s("2026-12-05"))
+            .with("prices.table", s(&table)),
+    );
+    for a in 0..100usize {
+        spans.push(feature(101 + 2 * a as u64, a));
+        spans.push(
+            span(102 + 2 * a as u64, "agent.feature_assignment")
+                .with("agent.id", s(&format!("agent-{a:04}")))
+                .with("feature.name", s(&format!("feature-{a:06}")))
+                .with("worktree.path", s(&format!("/wt/feature-{a:06}")))
+                .with("worktree.branch", s(&format!("spanfold/feature-{a:06}"))),
+        );
+    }
+    let kv = |k: &str, v: AnyValue| KeyValue::new(k, v);
+    let int = |n: i64| AnyValue::Int(n);
+    let record = |n: usize| {
+        let attributes = match n % 3 {
+            0 => vec![
+                kv("event.name", s("api_request")),
+                kv("session.id", s("s-1")),
+                kv("model", s("claude-sonnet-4-5-20250929")),
+                kv("input_tokens", int(1200)),
+                kv("output_tokens", int(340)),
+                kv("cache_read_tokens", int(800)),
+                kv("cost_usd", AnyValue::Double(0.0123)),
+            ],
+            1 => vec![
+                kv("event.name", s("tool_result")),
+                kv("session.id", s("s-1")),
+                kv("tool_name", s("Edit")),
+                kv("success", s("true")),
+                kv("duration_ms", int(40)),
+            ],
+            _ => vec![
+                kv("event.name", s("codex.sse_event")),
+                kv("conversation.id", s("c-1")),
+                kv("event.kind", s("response.completed")),
+                kv("model", s("gpt-5-codex")),
+                kv("input_token_count", int(2100)),
+                kv("output_token_count", int(380)),
+                kv("cached_token_count", int(1200)),
+            ],
+        };
+        LogRecord {
+            attributes,
+            body: s(["claude_code.api_request", "claude_code.tool_result", ""][n % 3]),
+            ..LogRecord::empty()
+        }
+    };
+    let resource_logs = (0..records.div_ceil(100))
+        .map(|r| ResourceLogs {
+            resource: Resource {
+                attributes: vec![kv("agent.id", s(&format!("agent-{:04}", r % 100)))],
+                ..Resource::default()
+            },
+            schema_url: String::new(),
+            scope_logs: vec![ScopeLogs {
+                scope: Scope::default(),
+                schema_url: String::new(),
+                log_records: (r * 100..(r * 100 + 100).min(records))
+                    .map(record)
+                    .collect(),
+            }],
+        })
+        .collect();
+    Batch {
+        resource_logs,
+        ..Batch::of_spans(
+            1,
+            1,
+            vec![ResourceSpans::single(
+                Resource::default(),
+                Scope::default(),
+                spans,
+            )],
+        )
+    }
+}
+
+fn fold_telemetry(c: &mut Criterion) {
+    let batch = telemetry_workload(200_000);
+    let events = batch.event_count() as u64;
+    let mut group = c.benchmark_group("fold");
+    group.throughput(Throughput::Elements(events));
+    group.sample_size(20);
+    group.bench_function(BenchmarkId::new("agent_records", events), |b| {
+        b.iter(|| {
+            let mut view = View::default();
+            view.apply_batch(&batch, 0);
+            black_box(view.usage.ledger.total.cost_nanos)
+        })
+    });
+    group.finish();
+}
+
 fn policy_cycle(c: &mut Criterion) {
     let batch = workload(100, 10_000, 0);
     let view = View::fold(batch.events());
@@ -154,5 +261,5 @@ fn log_scan_fold(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fold, policy_cycle, log_scan_fold);
+criterion_group!(benches, fold, fold_telemetry, policy_cycle, log_scan_fold);
 criterion_main!(benches);
