@@ -26,5 +26,6 @@ mod server;
 mod timeline;
 mod timetravel;
 mod tls;
+mod usage_totals;
 mod why;
 mod workflow;

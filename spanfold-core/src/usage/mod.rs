@@ -175,21 +175,26 @@ impl Ledger {
             false => u.add(usage),
         };
         apply(&mut self.total);
-        apply(entry(&mut self.agents, key.agent));
+        bump(&mut self.agents, key.agent, apply);
         if let Some(f) = key.feature {
-            apply(entry(&mut self.features, f));
+            bump(&mut self.features, f, apply);
         }
-        apply(entry(&mut self.models, key.model.unwrap_or("(unknown)")));
+        bump(&mut self.models, key.model.unwrap_or("(unknown)"), apply);
         apply(self.days.entry(key.day).or_default());
     }
 }
 
-/// The entry for `name`, made only when new (no key allocated for one that exists).
-fn entry<'m>(map: &'m mut BTreeMap<String, Usage>, name: &str) -> &'m mut Usage {
-    if !map.contains_key(name) {
-        map.insert(name.to_owned(), Usage::default());
+/// Applies `f` to the entry for `name`, made when new: one lookup for a name seen before (the
+/// fold's common case), and no key allocated for it.
+fn bump(map: &mut BTreeMap<String, Usage>, name: &str, f: impl Fn(&mut Usage)) {
+    match map.get_mut(name) {
+        Some(u) => f(u),
+        None => {
+            let mut u = Usage::default();
+            f(&mut u);
+            map.insert(name.to_owned(), u);
+        }
     }
-    map.get_mut(name).expect("inserted above")
 }
 
 /// The day (days since 1970-01-01, UTC) of `time`.

@@ -54,13 +54,14 @@ impl View {
         };
         let read = |key: &str| ev.attr(key).and_then(text);
         let mut seen = seen(matched, name, &read);
-        seen.feature = ev.str_attr(SPANFOLD_FEATURE);
+        let feature = ev.str_attr(SPANFOLD_FEATURE);
+        seen.feature = feature;
         let kind = seen.kind;
         self.heard(&agent, seen, || ev.str_attr("service.name"), ev.time);
         if let (Some(Kind::LlmRequest), Some((profile, spec))) = (kind, matched) {
             let at = Origin {
                 agent: &agent,
-                feature: ev.str_attr(SPANFOLD_FEATURE),
+                feature,
                 session,
                 time: ev.time,
             };
@@ -262,16 +263,15 @@ impl View {
         service: impl FnOnce() -> Option<&'s str>,
         time: UnixNanos,
     ) {
-        if let Some(a) = self.agents.get_mut(agent) {
+        // The agent's features, read in the same lookup that renews its lease.
+        let held = self.agents.get_mut(agent).map(|a| {
             a.last_activity = a.last_activity.max(time);
-        }
-        if !self.telemetry.agents.contains_key(agent) {
-            self.telemetry
-                .agents
-                .insert(agent.to_owned(), AgentTelemetry::default());
-        }
-        let Some(t) = self.telemetry.agents.get_mut(agent) else {
-            return;
+            &a.assignments
+        });
+        let agents = &mut self.telemetry.agents;
+        let t = match agents.get_mut(agent) {
+            Some(t) => t,
+            None => agents.entry(agent.to_owned()).or_default(),
         };
         let profile = seen
             .profile
@@ -304,25 +304,26 @@ impl View {
                 })
             }
         }
-        if counted {
-            self.count_for_feature(agent, feature, kind, failed);
+        if let Some(feature) = held.and_then(|h| pick(h, feature)).filter(|_| counted) {
+            count_for_feature(&mut self.telemetry.features, feature, kind, failed);
         }
     }
+}
 
-    /// Counts a record of `agent` for the feature it was about (`feature_held`).
-    fn count_for_feature(&mut self, agent: &str, named: Option<&str>, kind: Kind, failed: bool) {
-        let Some(feature) = feature_held(&self.agents, agent, named) else {
-            return;
-        };
-        let features = &mut self.telemetry.features;
-        match features.get_mut(feature) {
-            Some(counts) => count(counts, kind, failed),
-            None => {
-                let mut counts = ActivityCounts::default();
-                count(&mut counts, kind, failed);
-                if counts != ActivityCounts::default() {
-                    features.insert(feature.to_owned(), counts);
-                }
+/// Counts a record for the feature it was about.
+fn count_for_feature(
+    features: &mut std::collections::BTreeMap<String, ActivityCounts>,
+    feature: &str,
+    kind: Kind,
+    failed: bool,
+) {
+    match features.get_mut(feature) {
+        Some(counts) => count(counts, kind, failed),
+        None => {
+            let mut counts = ActivityCounts::default();
+            count(&mut counts, kind, failed);
+            if counts != ActivityCounts::default() {
+                features.insert(feature.to_owned(), counts);
             }
         }
     }
@@ -335,7 +336,12 @@ pub(super) fn feature_held<'v>(
     agent: &str,
     named: Option<&str>,
 ) -> Option<&'v str> {
-    match agents.get(agent).map(|a| a.assignments.as_slice())? {
+    pick(&agents.get(agent)?.assignments, named)
+}
+
+/// Of the features `held`, the one a record is about: the only one, or the one it names.
+fn pick<'v>(held: &'v [String], named: Option<&str>) -> Option<&'v str> {
+    match held {
         [only] => Some(only.as_str()),
         several => named.and_then(|n| several.iter().find(|f| f.as_str() == n).map(String::as_str)),
     }
