@@ -55,6 +55,10 @@ pub struct Activity {
     pub time: UnixNanos,
     pub tool_calls: u64,
     pub llm_requests: u64,
+    /// What its usage cost in the step, in billionths of a dollar (less than zero when a
+    /// session's metrics were taken back for its request events).
+    #[serde(default)]
+    pub cost_nanos: i64,
 }
 
 /// An agent in one state (and holding the same features) from one event to the next change.
@@ -178,7 +182,14 @@ impl Builder {
         self.events += 1;
         let counts = |view: &View, agent: &str| {
             let t = view.telemetry.agents.get(agent);
-            t.map_or((0, 0), |t| (t.counts.tool_calls, t.counts.llm_requests))
+            let (tools, llm) = t.map_or((0, 0), |t| (t.counts.tool_calls, t.counts.llm_requests));
+            let cost = view
+                .usage
+                .ledger
+                .agents
+                .get(agent)
+                .map_or(0, |u| u.cost_nanos);
+            (tools, llm, cost as i64)
         };
         let agent = view.record_owner(ev);
         let before = agent.as_deref().map(|a| counts(view, a));
@@ -189,26 +200,29 @@ impl Builder {
                 after.0.saturating_sub(before.0),
                 after.1.saturating_sub(before.1),
             );
-            if tools + llm > 0 {
-                self.active(agent, ev.time(), tools, llm);
+            let cost = after.2 - before.2;
+            if tools + llm > 0 || cost != 0 {
+                self.active(agent, ev.time(), (tools, llm, cost));
             }
         }
         self.sample_if_due(view, ev.time());
     }
 
-    /// Counts `tools` and `llm` for `agent` in the step that holds `time`.
-    fn active(&mut self, agent: String, time: UnixNanos, tools: u64, llm: u64) {
+    /// Counts tool calls, LLM requests and cost for `agent` in the step that holds `time`.
+    fn active(&mut self, agent: String, time: UnixNanos, (tools, llm, cost): (u64, u64, i64)) {
         let step_start = time - time % self.step;
         let lane = self.activity.entry(agent).or_default();
         match lane.last_mut() {
             Some(last) if last.time == step_start => {
                 last.tool_calls += tools;
                 last.llm_requests += llm;
+                last.cost_nanos += cost;
             }
             _ => lane.push(Activity {
                 time: step_start,
                 tool_calls: tools,
                 llm_requests: llm,
+                cost_nanos: cost,
             }),
         }
     }

@@ -129,7 +129,7 @@ pub(super) async fn diff(
 #[derive(Deserialize)]
 pub(super) struct UsageQuery {
     /// feature (default), agent, model or day.
-    by: Option<String>,
+    by: Option<crate::usage::By>,
     /// A POINT; default: the beginning of the log.
     from: Option<String>,
     /// A POINT; default: now.
@@ -141,16 +141,7 @@ pub(super) async fn usage(
     Extract(state): Extract<Arc<State>>,
     ApiQuery(q): ApiQuery<UsageQuery>,
 ) -> Answer {
-    let by = match q.by.as_deref().unwrap_or("feature") {
-        "feature" => crate::usage::By::Feature,
-        "agent" => crate::usage::By::Agent,
-        "model" => crate::usage::By::Model,
-        "day" => crate::usage::By::Day,
-        other => {
-            let why = format!("by={other:?}: give feature, agent, model or day");
-            return answer("usage", Err(ApiError::bad_request(why)));
-        }
-    };
+    let by = q.by.unwrap_or(crate::usage::By::Feature);
     let reader = state.log.clone();
     let result = blocking(move || {
         let now = crate::emit::now();

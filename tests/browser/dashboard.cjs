@@ -36,6 +36,11 @@ function check(ok, what) {
     const legend = await page.$eval("#legend", (e) => e.textContent);
     check(JSON.stringify(own) === JSON.stringify(["llm_request", "tool_call"]) && legend.includes("tool call") && legend.includes("llm request"),
       "the timeline marks the agents' own tool calls and LLM requests (" + own.join(", ") + ")");
+    // What it spent: a cumulative cost line for it and the total, and its feature card's cost.
+    const costLines = await page.$$eval("#timeline svg polyline[data-agent-cost]", (ps) => ps.map((p) => p.dataset.agentCost).sort());
+    check(JSON.stringify(costLines) === JSON.stringify(["demo-claude", "total"]), "the timeline charts the cost by agent (" + costLines.join(", ") + ")");
+    const costs = await page.$$eval("#features .cost", (ds) => ds.map((d) => d.textContent).filter((t) => t));
+    check(costs.length === 1 && /^\$0\.0117 · 1 LLM request$/.test(costs[0]), "the card of the launched agent's feature shows its cost: " + costs.join(" | "));
     const charts = await page.$$eval("#timeline svg polyline[data-chart]", (ps) => ps.map((p) => p.dataset.chart + ":" + p.getAttribute("points").split(" ").length));
     check(["queue", "health", "events/s"].every((c) => charts.some((x) => x.startsWith(c + ":") && Number(x.split(":")[1]) > 1)),
       "the timeline charts queue length, health and ingest rate (" + charts.join(", ") + ")");

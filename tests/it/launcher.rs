@@ -264,8 +264,8 @@ fn an_agent_that_loses_its_lease_is_stopped() {
     );
 }
 
-/// Runs `script` (bash, given the prompt file as `$1`) as agent a1 on feature `feature` with
-/// `--once`; returns the launcher's JSON report.
+/// Runs `script` (bash, given the prompt file as `$1`) as agent a1 with `--once`; returns the
+/// launcher's JSON report.
 fn run_script_once(sb: &Sandbox, script: &str) -> Value {
     let run = sb.run(&[
         "--json",

@@ -161,4 +161,10 @@ fn usage_between_two_points_is_what_was_spent_in_between() {
         "{}",
         bad.stderr
     );
+    let (code, body) = served.get("/api/usage?by=week", None);
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("feature") && body.contains("day"),
+        "what to give: {body}"
+    );
 }

@@ -266,11 +266,21 @@ fn session_metric(view: &mut View, at: u64, session: &str) {
             monotonic: true,
         },
     };
+    metrics(
+        view,
+        at,
+        resource(&[("service.name", "claude-code")]),
+        metric,
+    );
+}
+
+/// `metric` from `resource`, folded as the next batch at time `at`.
+pub(in crate::reducer) fn metrics(view: &mut View, at: u64, resource: Resource, metric: Metric) {
     let batch = Batch {
         first_seq: view.as_of.seq + 1,
         received_at: at,
         resource_metrics: vec![ResourceMetrics {
-            resource: resource(&[("service.name", "claude-code")]),
+            resource,
             schema_url: String::new(),
             scope_metrics: vec![ScopeMetrics {
                 scope: Scope::default(),
@@ -339,21 +349,7 @@ fn a_metric_names_its_agent_by_its_resource() {
         metadata: Vec::new(),
         data: MetricData::Empty,
     };
-    let batch = Batch {
-        first_seq: 2,
-        received_at: 70,
-        resource_metrics: vec![ResourceMetrics {
-            resource: resource(&[("agent.id", "a1")]),
-            schema_url: String::new(),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Scope::default(),
-                schema_url: String::new(),
-                metrics: vec![metric],
-            }],
-        }],
-        ..Batch::default()
-    };
-    view.apply_batch(&batch, 0);
+    metrics(&mut view, 70, resource(&[("agent.id", "a1")]), metric);
     assert_eq!(view.telemetry.metrics, 1);
     let t = &view.telemetry.agents["a1"];
     assert_eq!(t.counts.commits, 0, "a counter's export is not one commit");

@@ -1,11 +1,8 @@
 //! Usage folded from records shaped as each agent's documentation says, checked to the token and
 //! the billionth of a dollar.
 
-use super::super::telemetry::tests::{claude, logs, registered, resource, s, spans};
-use crate::model::{
-    AnyValue, Batch, KeyValue, LogRecord, Metric, MetricData, Number, NumberPoint, ResourceMetrics,
-    Scope, ScopeMetrics, Span,
-};
+use super::super::telemetry::tests::{claude, logs, metrics, registered, resource, s, spans};
+use crate::model::{AnyValue, KeyValue, LogRecord, Metric, MetricData, Number, NumberPoint, Span};
 use crate::reducer::View;
 use crate::usage::{CostSource, PriceTable, Usage, day_of};
 
@@ -191,21 +188,7 @@ fn metric(
             monotonic: true,
         },
     };
-    let batch = Batch {
-        first_seq: view.as_of.seq + 1,
-        received_at: at,
-        resource_metrics: vec![ResourceMetrics {
-            resource: a1(),
-            schema_url: String::new(),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Scope::default(),
-                schema_url: String::new(),
-                metrics: vec![metric],
-            }],
-        }],
-        ..Batch::default()
-    };
-    view.apply_batch(&batch, 0);
+    metrics(view, at, a1(), metric);
 }
 
 #[test]
