@@ -228,12 +228,13 @@ impl InProcessServer {
     }
 }
 
-/// The operator's feature requests, `feature-01` to `feature-NN`, in one export.
+/// The operator's feature requests, `feature-01` to `feature-NN`, each with a budget of one
+/// dollar on its agents' LLM requests, in one export.
 fn queue_features(operator: &Client, features: usize) -> Result<()> {
     let mut ids = IdGen::default();
     let spans = (1..=features)
-        .map(|i| {
-            emit::feature_request(
+        .flat_map(|i| {
+            let request = emit::feature_request(
                 &mut ids,
                 emit::now(),
                 &emit::FeatureRequest {
@@ -242,7 +243,9 @@ fn queue_features(operator: &Client, features: usize) -> Result<()> {
                     estimated_effort: (i % 8 + 1) as u32,
                     ..Default::default()
                 },
-            )
+            );
+            let budget = emit::budget(&mut ids, emit::now(), &feature_name(i), Some(1.0), None);
+            [request, budget]
         })
         .collect();
     operator.export(&[emit::wrap(emit::CLI_SERVICE, spans)])?;

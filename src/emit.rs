@@ -443,6 +443,22 @@ pub fn cancel(ids: &mut IdGen, time: UnixNanos, feature: &str, reason: Option<&s
     fact_span(ids, time, Fact::Cancel(fact))
 }
 
+/// `feature.budget`: what `feature` may spend from now on.
+pub fn budget(
+    ids: &mut IdGen,
+    time: UnixNanos,
+    feature: &str,
+    usd: Option<f64>,
+    tokens: Option<u64>,
+) -> Span {
+    let fact = fact::Budget {
+        feature_name: feature,
+        usd,
+        tokens: tokens.map(|t| t.min(i64::MAX as u64) as i64),
+    };
+    fact_span(ids, time, Fact::Budget(fact))
+}
+
 pub fn reopen(ids: &mut IdGen, time: UnixNanos, feature: &str, reason: Option<&str>) -> Span {
     let fact = fact::Reopen {
         feature_name: feature,

@@ -264,7 +264,7 @@ fn features_table(st: &status::Status) -> String {
     }
     let rank = |s: S| match s {
         S::Conflicted | S::InProgress | S::Validating | S::Merging | S::Assigned => 0,
-        S::Queued => 1,
+        S::Queued | S::Held => 1,
         S::Completed | S::Cancelled => 2,
     };
     let mut features: Vec<&status::FeatureJson> = st.features.iter().collect();

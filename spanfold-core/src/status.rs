@@ -138,6 +138,14 @@ pub struct AgentJson {
     pub usage: Option<UsageJson>,
 }
 
+/// A feature's budget in the status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BudgetJson {
+    pub usd: Option<f64>,
+    pub tokens: Option<u64>,
+    pub state: String,
+}
+
 /// An agent's own telemetry in the status.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentTelemetryJson {
@@ -234,6 +242,10 @@ pub struct FeatureJson {
     /// Tokens and dollars its agents' LLM requests spent on it; only once there is some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageJson>,
+    /// What it may spend, and where its spending stands (`ok`, `warning` past 80%, `exceeded`:
+    /// held); only when it has a budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetJson>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -460,6 +472,7 @@ fn feature_json(view: &View, matcher: &Matcher<'_>, f: &Feature, details: bool) 
         wait_reason: match f.status {
             FeatureStatus::Queued => Some(policy::wait_reason(view, matcher, f)),
             FeatureStatus::Merging => f.merge_note.clone(),
+            FeatureStatus::Held => f.last_error.clone(),
             _ => None,
         },
         conflicts: f.conflicts.clone(),
@@ -477,6 +490,18 @@ fn feature_json(view: &View, matcher: &Matcher<'_>, f: &Feature, details: bool) 
         }),
         telemetry: view.telemetry.features.get(&f.name).copied(),
         usage: view.usage.ledger.features.get(&f.name).map(UsageJson::from),
+        budget: view.usage.budgets.get(&f.name).map(|b| BudgetJson {
+            usd: b
+                .usd_nanos
+                .map(|n| n as f64 / crate::usage::NANOS_PER_USD as f64),
+            tokens: b.tokens,
+            state: match (b.exceeded, b.warned) {
+                (true, _) => "exceeded",
+                (false, true) => "warning",
+                _ => "ok",
+            }
+            .to_owned(),
+        }),
     }
 }
 

@@ -3,7 +3,8 @@
 //! A recorded decision point is a `coordination.cycle` span: the coordinator decided on the view
 //! folded up to just before it, and recorded its assignments right after it, in the same batch.
 //! A lease verdict (`agent.lease_expired`) was decided on the view just before it, at the time
-//! the span carries. The verifier re-runs the policy at each of these points over the recorded
+//! the span carries; so were the budget verdicts (`coordination.budget`) recorded together, on
+//! the usage folded before them. The verifier re-runs the policy at each of these points over the recorded
 //! inputs and compares, like Temporal's replay check: the first difference is reported side by
 //! side, with both sides' reasons.
 
@@ -36,7 +37,7 @@ impl Choice {
 /// The first decision that re-computes differently.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Divergence {
-    /// `assignment` or `lease_expired`.
+    /// `assignment`, `lease_expired` or `budget`.
     pub kind: String,
     /// The decision point: the cycle span's seq (or the first lease verdict's).
     pub seq: u64,
@@ -121,11 +122,40 @@ pub struct Verifier {
 
 /// The span name of the decisions a point of `kind` records.
 fn decision_span(kind: &str) -> &'static str {
-    if kind == "assignment" {
-        span::AGENT_FEATURE_ASSIGNMENT
-    } else {
-        span::AGENT_LEASE_EXPIRED
+    match kind {
+        "assignment" => span::AGENT_FEATURE_ASSIGNMENT,
+        "budget" => span::COORDINATION_BUDGET,
+        _ => span::AGENT_LEASE_EXPIRED,
     }
+}
+
+/// A budget verdict as a decision: the feature, its holder, what it had spent, which line.
+fn budget(feature: &str, agent: &str, kind: &str, spent_usd: f64, spent_tokens: u64) -> Choice {
+    Choice {
+        agent_id: agent.to_owned(),
+        feature_name: feature.to_owned(),
+        score: Some(spent_usd),
+        reasons: vec![format!("budget {kind}"), format!("{spent_tokens} tokens")],
+    }
+}
+
+/// The budget verdicts `view` calls for, in feature name order (as the coordinator records them).
+fn budgets_due(view: &View) -> Vec<Choice> {
+    view.usage
+        .budgets
+        .keys()
+        .filter_map(|name| {
+            let due = view.budget_due(name)?;
+            let holder = view.features.get(name)?.assigned_agent.as_deref();
+            Some(budget(
+                name,
+                holder.unwrap_or_default(),
+                due.kind.as_str(),
+                due.spent.cost_usd(),
+                due.spent.tokens.total(),
+            ))
+        })
+        .collect()
 }
 
 fn lease(agent_id: &str) -> Choice {
@@ -188,6 +218,7 @@ impl Verifier {
                     .map(|(id, _)| lease(&id))
                     .collect(),
             ),
+            span::COORDINATION_BUDGET => ("budget", budgets_due(view)),
             _ => return,
         };
         let mut point = Point {
@@ -198,8 +229,8 @@ impl Verifier {
             expected,
             recorded: Vec::new(),
         };
-        // A lease verdict is itself the first decision of its point.
-        if kind == "lease_expired" {
+        // A verdict is itself the first decision of its point.
+        if kind != "assignment" {
             point
                 .recorded
                 .push((ev.seq, hex(&ev.span.span_id), recorded_choice(ev)));
@@ -256,6 +287,16 @@ impl Verifier {
 fn recorded_choice(ev: &Event<'_>) -> Choice {
     if ev.span.name == span::AGENT_LEASE_EXPIRED {
         return lease(ev.str_attr(attr::AGENT_ID).unwrap_or_default());
+    }
+    if ev.span.name == span::COORDINATION_BUDGET {
+        let spent_tokens = ev.int_attr(attr::BUDGET_SPENT_TOKENS).unwrap_or(-1);
+        return budget(
+            ev.str_attr(attr::FEATURE_NAME).unwrap_or_default(),
+            ev.str_attr(attr::AGENT_ID).unwrap_or_default(),
+            ev.str_attr(attr::BUDGET_VERDICT).unwrap_or_default(),
+            ev.double_attr(attr::BUDGET_SPENT_USD).unwrap_or(f64::NAN),
+            u64::try_from(spent_tokens).unwrap_or(u64::MAX),
+        );
     }
     Choice {
         agent_id: ev.str_attr(attr::AGENT_ID).unwrap_or_default().to_owned(),

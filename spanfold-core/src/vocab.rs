@@ -46,6 +46,12 @@ pub mod span {
     /// not acknowledged. They stay in the log and in the count.
     pub const ANOMALY_ACKNOWLEDGE: &str = "anomaly.acknowledge";
 
+    /// A feature's spending crossed 80% of its budget (warning) or all of it (exceeded), decided
+    /// right after the record that crossed it: an exceeded feature leaves its agent and is held
+    /// (its worktree kept, never placed again) until its budget is raised. replay --verify checks
+    /// each verdict against the usage folded before it.
+    pub const COORDINATION_BUDGET: &str = "coordination.budget";
+
     /// A setting that may change after `agents init` was changed by running it again (the lease).
     pub const COORDINATION_CONFIGURE: &str = "coordination.configure";
 
@@ -66,6 +72,11 @@ pub mod span {
 
     /// A summary written after each cycle, for dashboards that read traces.
     pub const COORDINATION_SYSTEM_HEALTH: &str = "coordination.system_health";
+
+    /// An operator sets what a feature may spend on its agents' LLM requests (from their own
+    /// telemetry), in dollars, tokens or both. A feature held for going over its budget continues
+    /// (back to the queue) once the new budget is above what it spent.
+    pub const FEATURE_BUDGET: &str = "feature.budget";
 
     /// An operator withdraws a feature. Its agent lets go of it; its worktree and branch are kept
     /// with their work (unlocked right away; `spanfold gc` removes them).
@@ -102,6 +113,7 @@ pub mod attr {
     /// - `agent.reset`: The agent to reset.
     /// - `agent.token_issued`: The agent the token speaks for; it need not be registered yet.
     /// - `agent.validation`, `agent.work_progress`: The reporting agent.
+    /// - `coordination.budget`: The agent that held it.
     /// - `coordination.feature_merge`: The agent that submitted the feature.
     /// - `worktree.lifecycle`: The agent the worktree is for (or was, after a merge).
     pub const AGENT_ID: &str = "agent.id";
@@ -162,6 +174,31 @@ pub mod attr {
     ///
     /// On `agent.feature_assignment`.
     pub const ASSIGNMENT_TIMESTAMP: &str = "assignment.timestamp";
+
+    /// The tokens it had used.
+    ///
+    /// On `coordination.budget`.
+    pub const BUDGET_SPENT_TOKENS: &str = "budget.spent_tokens";
+
+    /// What it had cost, in US dollars.
+    ///
+    /// On `coordination.budget`.
+    pub const BUDGET_SPENT_USD: &str = "budget.spent_usd";
+
+    /// - `coordination.budget`: Its token budget then.
+    /// - `feature.budget`: The most tokens of every kind it may use (absent, 0 or less: no token
+    ///   budget).
+    pub const BUDGET_TOKENS: &str = "budget.tokens";
+
+    /// - `coordination.budget`: Its dollar budget then.
+    /// - `feature.budget`: The most it may cost, in US dollars (absent, 0 or less: no dollar
+    ///   budget).
+    pub const BUDGET_USD: &str = "budget.usd";
+
+    /// Which line it crossed.
+    ///
+    /// On `coordination.budget`.
+    pub const BUDGET_VERDICT: &str = "budget.verdict";
 
     /// Why, for the record.
     ///
@@ -269,7 +306,8 @@ pub mod attr {
     /// On `feature.request`.
     pub const FEATURE_LANGUAGES: &str = "feature.languages";
 
-    /// - `agent.feature_assignment`, `coordination.feature_merge`: The feature.
+    /// - `agent.feature_assignment`, `coordination.budget`, `coordination.feature_merge`,
+    ///   `feature.budget`: The feature.
     /// - `agent.process`: The feature the process works on.
     /// - `agent.validation`: The feature validated; may be left out when the agent holds only one.
     /// - `agent.work_progress`: The feature the report is about; may be left out when the agent

@@ -38,6 +38,7 @@ pub(super) fn run(
         AgentsCommand::AckAnomaly(args) => agent_status::ack_anomaly(args, backend),
         AgentsCommand::Token(args) => issue_token(args, backend),
         AgentsCommand::CancelFeature(args) => features::cancel_feature(args, backend),
+        AgentsCommand::SetBudget(args) => features::set_budget(args, backend),
     }
 }
 

@@ -34,6 +34,9 @@ pub enum AgentsCommand {
     Next(NextArgs),
     /// Withdraw a feature: its agent lets go; its worktree and branch are kept with their work.
     CancelFeature(CancelArgs),
+    /// Set what a feature may spend on its agents' LLM requests (dollars, tokens or both); a
+    /// feature held over its budget continues once the new budget is above what it spent.
+    SetBudget(BudgetArgs),
     /// Put a cancelled or completed feature back at the end of the queue.
     Reopen(ReopenArgs),
     /// Acknowledge anomalies (spans the log holds but could not apply): status stops listing
@@ -75,6 +78,29 @@ pub struct AckArgs {
     /// Acknowledge every anomaly listed.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("limit").required(true).multiple(true).args(["usd", "tokens"])))]
+pub struct BudgetArgs {
+    /// The feature.
+    pub name: String,
+    /// The most it may cost, in US dollars (0: no dollar budget).
+    #[arg(long, value_name = "DOLLARS", value_parser = dollars)]
+    pub usd: Option<f64>,
+    /// The most tokens it may use, of every kind (0: no token budget).
+    #[arg(long, value_name = "N")]
+    pub tokens: Option<u64>,
+}
+
+/// A number of dollars: finite, 0 or more.
+pub fn dollars(s: &str) -> Result<f64, String> {
+    match s.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of dollars (such as 5 or 2.50)"
+        )),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -251,6 +277,13 @@ pub struct AddFeatureArgs {
     /// Expertise an agent must have, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "a,b")]
     pub expertise: Vec<String>,
+    /// The most it may cost on its agents' LLM requests, in US dollars: at 80% the coordinator
+    /// warns, at 100% the feature leaves its agent and is held until its budget is raised.
+    #[arg(long, value_name = "DOLLARS", value_parser = dollars)]
+    pub budget_usd: Option<f64>,
+    /// The most tokens it may use, of every kind (as --budget-usd).
+    #[arg(long, value_name = "N")]
+    pub budget_tokens: Option<u64>,
 }
 
 #[derive(Args, Debug)]

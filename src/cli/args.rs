@@ -302,6 +302,7 @@ impl Command {
                 AgentsCommand::AckAnomaly(_) => "agents ack-anomaly",
                 AgentsCommand::Token(_) => "agents token",
                 AgentsCommand::CancelFeature(_) => "agents cancel-feature",
+                AgentsCommand::SetBudget(_) => "agents set-budget",
                 AgentsCommand::Run(_) => "agents run",
                 AgentsCommand::Logs(_) => "agents logs",
             },

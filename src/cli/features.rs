@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::agents::{clean_list, submit_checked};
-use super::{AddFeatureArgs, CancelArgs, Output, ReopenArgs};
+use super::{AddFeatureArgs, BudgetArgs, CancelArgs, Output, ReopenArgs};
 use crate::backend::Backend;
 use crate::emit::{self, IdGen};
 use crate::names;
@@ -73,6 +73,13 @@ pub(super) fn add_feature(args: &AddFeatureArgs, backend: &mut Backend) -> Resul
     if let Some(f) = existing
         && f.status != crate::reducer::FeatureStatus::Queued
     {
+        if f.status == crate::reducer::FeatureStatus::Held {
+            bail!(
+                "feature {} is held over its budget; `spanfold agents set-budget {} --usd X` lets it continue",
+                args.name,
+                args.name
+            );
+        }
         if !f.status.is_in_progress() {
             bail!(
                 "feature {} is {}; `spanfold agents reopen {}` puts it back in the queue",
@@ -103,6 +110,11 @@ pub(super) fn add_feature(args: &AddFeatureArgs, backend: &mut Backend) -> Resul
     }
     let span = emit::feature_request(&mut IdGen::default(), emit::now(), &request);
     submit_checked(backend, span)?;
+    if args.budget_usd.is_some() || args.budget_tokens.is_some() {
+        let (usd, tokens) = (args.budget_usd, args.budget_tokens);
+        let span = emit::budget(&mut IdGen::default(), emit::now(), &args.name, usd, tokens);
+        submit_checked(backend, span)?;
+    }
     let priority = Priority::from(args.priority);
     let note = if verb == "reprioritised" {
         "; an assigned feature keeps everything else"
@@ -116,6 +128,42 @@ pub(super) fn add_feature(args: &AddFeatureArgs, backend: &mut Backend) -> Resul
             args.name,
             priority.as_str()
         ),
+    ))
+}
+
+/// `agents set-budget`: what the feature may spend from now on; a held feature no longer over
+/// it continues.
+pub(super) fn set_budget(args: &BudgetArgs, backend: &mut Backend) -> Result<Output> {
+    names::feature_name(&args.name)?;
+    let tokens = args.tokens.filter(|t| *t > 0);
+    let usd = args.usd.filter(|u| *u > 0.0);
+    let span = emit::budget(
+        &mut IdGen::default(),
+        emit::now(),
+        &args.name,
+        args.usd,
+        args.tokens,
+    );
+    submit_checked(backend, span)?;
+    let st = backend.status(&StatusOptions::default())?;
+    let f = st.features.iter().find(|f| f.name == args.name);
+    let status = f.map_or("unknown", |f| f.status.as_str());
+    let limits: Vec<String> = usd
+        .map(|u| format!("${u:.2}"))
+        .into_iter()
+        .chain(tokens.map(|t| format!("{t} tokens")))
+        .collect();
+    let text = match limits.is_empty() {
+        true => format!("Feature {} has no budget now ({status}).", args.name),
+        false => format!(
+            "Feature {} may spend {} ({status}).",
+            args.name,
+            limits.join(" and ")
+        ),
+    };
+    Ok(Output::new(
+        json!({"feature_name": args.name, "budget_usd": usd, "budget_tokens": tokens, "status": status}),
+        text,
     ))
 }
 

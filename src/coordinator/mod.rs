@@ -8,6 +8,7 @@
 //! interrupted effects, leases), `merge` (merging submitted features), `gate` (merge gates), `gc`
 //! (removing unheld worktrees), `error` (what they fail with).
 
+mod budgets;
 mod cycle;
 mod error;
 mod execute;
@@ -320,6 +321,10 @@ impl Coordinator {
         if let Some(batch) = appended.batch {
             self.view.write().apply_batch(&batch, 0);
             self.maybe_checkpoint();
+            // A budget crossed by what was just folded is decided now, at its time.
+            if !self.view.read().usage.budgets.is_empty() {
+                self.record_budget_verdicts()?;
+            }
         }
         // Duplicates are accepted (OTLP retries are normal) but counted once, on the group.
         if let Some(first) = answers.first_mut() {

@@ -40,7 +40,10 @@ function check(ok, what) {
     const costLines = await page.$$eval("#timeline svg polyline[data-agent-cost]", (ps) => ps.map((p) => p.dataset.agentCost).sort());
     check(JSON.stringify(costLines) === JSON.stringify(["demo-claude", "total"]), "the timeline charts the cost by agent (" + costLines.join(", ") + ")");
     const costs = await page.$$eval("#features .cost", (ds) => ds.map((d) => d.textContent).filter((t) => t));
-    check(costs.length === 1 && /^\$0\.0117 · 1 LLM request$/.test(costs[0]), "the card of the launched agent's feature shows its cost: " + costs.join(" | "));
+    check(costs.length === 6 && costs.filter((c) => c === "$0.0117 · 1 LLM request · 1% of $1.00").length === 1,
+      "each card shows its budget, and the launched agent's feature what it cost: " + costs.join(" | "));
+    const bars = await page.$$eval("#features .budget:not([hidden])", (bs) => bs.length);
+    check(bars === 6, "each feature with a budget has its bar (" + bars + ")");
     const charts = await page.$$eval("#timeline svg polyline[data-chart]", (ps) => ps.map((p) => p.dataset.chart + ":" + p.getAttribute("points").split(" ").length));
     check(["queue", "health", "events/s"].every((c) => charts.some((x) => x.startsWith(c + ":") && Number(x.split(":")[1]) > 1)),
       "the timeline charts queue length, health and ingest rate (" + charts.join(", ") + ")");

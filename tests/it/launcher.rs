@@ -430,3 +430,97 @@ fn a_set_up_that_fails_sends_the_feature_back_with_its_output_and_starts_no_agen
         "why it waits says what failed: {status}"
     );
 }
+
+#[test]
+fn a_feature_over_its_budget_stops_its_agent_is_held_and_continues_once_raised() {
+    let python = common::python();
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let served = sb.serve(&["--interval", "0"]);
+    sb.ok(&["agents", "register-agent", "claude-1"]);
+    sb.ok(&[
+        "agents",
+        "add-feature",
+        "spendy",
+        "--desc",
+        "Costly",
+        "--budget-usd",
+        "0.01",
+    ]);
+    // The agent reports its first LLM request ($0.0123, over the $0.01 budget), then works on.
+    let launcher = sb
+        .command(&[
+            "agents",
+            "run",
+            "claude-1",
+            "--once",
+            "--grace",
+            "2",
+            "--profile",
+            "claude",
+            "--",
+            python.to_str().expect("utf-8"),
+            FAKE_AGENT,
+            "{prompt_file}",
+        ])
+        .env("FAKE_AGENT_SPEND_FIRST", "1")
+        .env("FAKE_AGENT_SLEEP", "120")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the launcher starts");
+    let out = launcher.wait_with_output().expect("the launcher ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("no longer holds spendy"), "{stderr}");
+    let status = sb.status();
+    let f = status["features"][0].clone();
+    assert_eq!(
+        (&f["status"], &f["budget"]["state"]),
+        (&"held".into(), &"exceeded".into()),
+        "{f}"
+    );
+    let why = f["wait_reason"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("budget exceeded: $0.0123 of $0.0100; raise it with"),
+        "{why}"
+    );
+    let process = &agent(&status, "claude-1")["telemetry"]["process"];
+    assert_eq!(
+        process["signal"], "SIGTERM",
+        "stopped by the launcher: {process}"
+    );
+    // Held: a cycle does not place it again; raised: it is queued and placed.
+    sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(feature_status(&sb.status(), "spendy"), "held");
+    let raised = sb.ok(&["agents", "set-budget", "spendy", "--usd", "1"]);
+    assert_eq!(raised["status"], "queued", "{raised}");
+    until(&sb, "its placement", |s| {
+        feature_status(s, "spendy") == "assigned"
+    });
+
+    // The log alone re-checks the verdict; a verdict edited by hand is caught.
+    drop(served);
+    let path = sb.tmp.path().join("budget.jsonl");
+    let p = path.to_str().expect("utf-8");
+    sb.ok(&["export", "-o", p]);
+    let ok = sb.run(&["replay", p, "--verify"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let text = std::fs::read_to_string(&path).expect("export");
+    let edited: Vec<String> = text
+        .lines()
+        .map(|l| match l.contains("coordination.budget") {
+            true => l.replace("0.0123", "0.0099"),
+            false => l.to_owned(),
+        })
+        .collect();
+    assert_ne!(
+        edited.join("\n"),
+        text.trim_end(),
+        "the verdict was found and edited"
+    );
+    std::fs::write(&path, edited.join("\n") + "\n").expect("write");
+    let bad = sb.run(&["--json", "replay", p, "--verify"]);
+    assert_ne!(bad.code, 0, "an edited verdict must fail verify");
+    assert_eq!(bad.json()["data"]["verify"]["divergence"]["kind"], "budget");
+}

@@ -40,6 +40,7 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
             },
         ),
         emit::reopen(&mut ids, 1, "f1", Some("again")),
+        emit::budget(&mut ids, 1, "f1", Some(5.0), Some(2_000_000)),
         emit::token_issued(&mut ids, 1, "a1", &"ab".repeat(32)),
         emit::acknowledge(&mut ids, 1, Some(3)),
         emit::acknowledge(&mut ids, 1, None),
@@ -138,6 +139,16 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
             &spanfold::usage::PriceTable::builtin(),
             "built-in",
         ),
+        spanfold::fact::Fact::BudgetVerdict(spanfold::fact::BudgetVerdict {
+            feature_name: "f1",
+            verdict: spanfold::fact::Word::Member(spanfold::fact::BudgetVerdictKind::Exceeded),
+            spent_usd: 5.12,
+            spent_tokens: 10,
+            usd: Some(5.0),
+            tokens: None,
+            agent_id: Some("a1"),
+        })
+        .to_span([1; 16], [9; 8], 1),
         emit::health(
             &mut ids,
             1,

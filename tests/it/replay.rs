@@ -273,8 +273,10 @@ fn time_travel_history_and_diff_agree_with_replaying_up_to_a_point() {
     // An hour ago, before the demo: said, rather than answered with the empty view.
     let relative = sb.fails(&["--coord-dir", c, "agents", "agent-status", "--at", "-1h"]);
     assert!(relative.contains("before the first event"), "{relative}");
-    let wt = sb.ok(&["--coord-dir", c, "agents", "worktree-status", "--at", "20"]);
-    assert_eq!(wt["as_of"]["seq"], 20);
+    // Just after the first worktree was made (found in the export, not assumed at a seq).
+    let made = first_seq_of(&file, "worktree.lifecycle").to_string();
+    let wt = sb.ok(&["--coord-dir", c, "agents", "worktree-status", "--at", &made]);
+    assert_eq!(wt["as_of"]["seq"].to_string(), made);
     assert!(wt["worktrees"].as_array().is_some_and(|w| !w.is_empty()));
     let bad = sb.fails(&[
         "--coord-dir",
@@ -550,4 +552,29 @@ fn a_collector_file_without_placements_replays_in_order() {
     };
     assert_eq!(statuses(&doc["data"]), statuses(&expected));
     assert_eq!(doc["data"]["counters"], expected["counters"]);
+}
+
+/// The seq of the first span named `name` in an OTLP/JSON export (each line's `firstSeq`, then
+/// its spans in order).
+fn first_seq_of(file: &std::path::Path, name: &str) -> u64 {
+    let text = std::fs::read_to_string(file).expect("export");
+    for line in text.lines() {
+        let doc: Value = serde_json::from_str(line).expect("line");
+        let mut seq: u64 = doc["spanfold"]["firstSeq"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let groups = doc["resourceSpans"].as_array().cloned().unwrap_or_default();
+        for rs in &groups {
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                for span in ss["spans"].as_array().into_iter().flatten() {
+                    if span["name"] == name {
+                        return seq;
+                    }
+                    seq += 1;
+                }
+            }
+        }
+    }
+    panic!("no {name} in {}", file.display())
 }

@@ -2,8 +2,9 @@
 the prompt file it is given (argv[1]), does its "work" in the worktree it was started in —
 a file, committed — and sends Claude Code's events and metrics through the OpenTelemetry
 Python SDK, configured only by the environment the launcher gave it. With FAKE_AGENT_SLEEP it
-first sleeps that many seconds (a long tool call), printing that it started; with
-FAKE_AGENT_EXPECT_TOKEN it fails unless its OTLP headers carry that token.
+first sleeps that many seconds (a long tool call), printing that it started (with
+FAKE_AGENT_SPEND_FIRST, after sending its telemetry); with FAKE_AGENT_EXPECT_TOKEN it fails
+unless its OTLP headers carry that token.
 """
 import os
 import subprocess
@@ -18,6 +19,12 @@ if expected is not None:
     header = os.environ.get("OTEL_EXPORTER_OTLP_HEADERS", "")
     if header != f"authorization=Bearer%20{expected}":
         sys.exit("the launcher did not hand this agent its own token")
+import claude_telemetry  # noqa: E402  (reads the launcher's OTEL_* variables)
+
+# With FAKE_AGENT_SPEND_FIRST its LLM request (and its cost) is reported before the pause.
+spent_first = bool(os.environ.get("FAKE_AGENT_SPEND_FIRST"))
+if spent_first:
+    print(claude_telemetry.send(1), flush=True)
 pause = float(os.environ.get("FAKE_AGENT_SLEEP", "0"))
 if pause:
     print("working...", flush=True)
@@ -27,6 +34,5 @@ with open("WORK.md", "a", encoding="utf-8") as f:
 subprocess.run(["git", "add", "WORK.md"], check=True)
 subprocess.run(["git", "commit", "-q", "-m", f"work on {feature}"], check=True)
 
-import claude_telemetry  # noqa: E402  (reads the launcher's OTEL_* variables)
-
-print(claude_telemetry.send(1), flush=True)
+if not spent_first:
+    print(claude_telemetry.send(1), flush=True)

@@ -215,6 +215,59 @@ closed_set! {
     }
 }
 
+closed_set! {
+    /// `budget.verdict`: which line of its budget a feature's spending crossed.
+    BudgetVerdictKind {
+        /// 80% of a budget.
+        Warning = "warning",
+        /// All of a budget: the feature is held.
+        Exceeded = "exceeded",
+    }
+}
+
+/// `coordination.budget`: a feature's spending crossed a line of its budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetVerdict<'a> {
+    pub feature_name: &'a str,
+    pub verdict: Word<'a, BudgetVerdictKind>,
+    pub spent_usd: f64,
+    pub spent_tokens: u64,
+    pub usd: Option<f64>,
+    pub tokens: Option<i64>,
+    pub agent_id: Option<&'a str>,
+}
+
+impl<'a> BudgetVerdict<'a> {
+    pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
+        let verdict = required(ev, attr::BUDGET_VERDICT, || {
+            "budget.verdict is missing".to_string()
+        })?;
+        Ok(BudgetVerdict {
+            feature_name: required(ev, attr::FEATURE_NAME, || "feature.name is missing".into())?,
+            verdict: Word::read(verdict),
+            spent_usd: ev
+                .double_attr(attr::BUDGET_SPENT_USD)
+                .filter(|u| u.is_finite())
+                .ok_or_else(|| "budget.spent_usd must be a number".to_string())?,
+            spent_tokens: uint(ev, attr::BUDGET_SPENT_TOKENS)
+                .ok_or_else(|| "budget.spent_tokens must be a count".to_string())?,
+            usd: ev.double_attr(attr::BUDGET_USD),
+            tokens: ev.int_attr(attr::BUDGET_TOKENS),
+            agent_id: ev.str_attr(attr::AGENT_ID),
+        })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.str(attr::FEATURE_NAME, self.feature_name);
+        out.str(attr::BUDGET_VERDICT, self.verdict.as_str());
+        out.double(attr::BUDGET_SPENT_USD, Some(self.spent_usd));
+        out.uint(attr::BUDGET_SPENT_TOKENS, Some(self.spent_tokens));
+        out.double(attr::BUDGET_USD, self.usd);
+        out.int(attr::BUDGET_TOKENS, self.tokens);
+        out.opt_str(attr::AGENT_ID, self.agent_id);
+    }
+}
+
 /// `coordination.feature_merge`: one step of merging a submitted feature.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Merge<'a> {

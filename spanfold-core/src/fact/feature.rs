@@ -90,6 +90,35 @@ impl<'a> Cancel<'a> {
     }
 }
 
+/// `feature.budget`: what a feature may spend on its agents' LLM requests. A limit of 0 or
+/// less, or none, is no limit of that kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget<'a> {
+    pub feature_name: &'a str,
+    pub usd: Option<f64>,
+    pub tokens: Option<i64>,
+}
+
+impl<'a> Budget<'a> {
+    pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
+        let usd = ev.double_attr(attr::BUDGET_USD);
+        if usd.is_some_and(|u| !u.is_finite()) {
+            return Err("budget.usd must be a finite number of dollars".into());
+        }
+        Ok(Budget {
+            feature_name: named(ev)?,
+            usd,
+            tokens: ev.int_attr(attr::BUDGET_TOKENS),
+        })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.str(attr::FEATURE_NAME, self.feature_name);
+        out.double(attr::BUDGET_USD, self.usd);
+        out.int(attr::BUDGET_TOKENS, self.tokens);
+    }
+}
+
 /// `feature.reopen`: an operator puts a cancelled or completed feature back in the queue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reopen<'a> {

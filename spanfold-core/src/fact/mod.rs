@@ -30,10 +30,10 @@ pub use agent::{
     ValidationResult, WorkProgress,
 };
 pub use coordination::{
-    Acknowledge, Assignment, Configure, Cycle, Init, LeaseExpired, Merge, MergeKind, MergeResult,
-    Prices, SystemHealth,
+    Acknowledge, Assignment, BudgetVerdict, BudgetVerdictKind, Configure, Cycle, Init,
+    LeaseExpired, Merge, MergeKind, MergeResult, Prices, SystemHealth,
 };
-pub use feature::{Cancel, FeatureRequest, Reopen};
+pub use feature::{Budget, Cancel, FeatureRequest, Reopen};
 pub use words::{AgentState, Complexity, Priority};
 pub use worktree::{WorktreeAction, WorktreeLifecycle};
 
@@ -53,6 +53,7 @@ pub enum Fact<'a> {
     Init(Init<'a>),
     Configure(Configure),
     Prices(Prices<'a>),
+    BudgetVerdict(BudgetVerdict<'a>),
     Cycle(Cycle),
     Assignment(Assignment<'a>),
     SystemHealth(SystemHealth),
@@ -62,12 +63,13 @@ pub enum Fact<'a> {
     FeatureRequest(FeatureRequest<'a>),
     Cancel(Cancel<'a>),
     Reopen(Reopen<'a>),
+    Budget(Budget<'a>),
     Worktree(WorktreeLifecycle<'a>),
 }
 
 impl<'a> Fact<'a> {
     /// The span name of every variant.
-    pub const NAMES: [&'static str; 20] = [
+    pub const NAMES: [&'static str; 22] = [
         span::AGENT_COMMUNICATION,
         span::ANOMALY_ACKNOWLEDGE,
         span::AGENT_FEATURE_ASSIGNMENT,
@@ -78,12 +80,14 @@ impl<'a> Fact<'a> {
         span::AGENT_TOKEN_ISSUED,
         span::AGENT_VALIDATION,
         span::AGENT_WORK_PROGRESS,
+        span::COORDINATION_BUDGET,
         span::COORDINATION_CONFIGURE,
         span::COORDINATION_CYCLE,
         span::COORDINATION_FEATURE_MERGE,
         span::COORDINATION_INIT,
         span::COORDINATION_PRICES,
         span::COORDINATION_SYSTEM_HEALTH,
+        span::FEATURE_BUDGET,
         span::FEATURE_CANCEL,
         span::FEATURE_REOPEN,
         span::FEATURE_REQUEST,
@@ -102,6 +106,8 @@ impl<'a> Fact<'a> {
             Fact::Init(_) => span::COORDINATION_INIT,
             Fact::Configure(_) => span::COORDINATION_CONFIGURE,
             Fact::Prices(_) => span::COORDINATION_PRICES,
+            Fact::BudgetVerdict(_) => span::COORDINATION_BUDGET,
+            Fact::Budget(_) => span::FEATURE_BUDGET,
             Fact::Cycle(_) => span::COORDINATION_CYCLE,
             Fact::Assignment(_) => span::AGENT_FEATURE_ASSIGNMENT,
             Fact::SystemHealth(_) => span::COORDINATION_SYSTEM_HEALTH,
@@ -129,6 +135,8 @@ impl<'a> Fact<'a> {
             span::COORDINATION_INIT => Init::read(ev).map(Fact::Init),
             span::COORDINATION_CONFIGURE => Configure::read(ev).map(Fact::Configure),
             span::COORDINATION_PRICES => Prices::read(ev).map(Fact::Prices),
+            span::COORDINATION_BUDGET => BudgetVerdict::read(ev).map(Fact::BudgetVerdict),
+            span::FEATURE_BUDGET => Budget::read(ev).map(Fact::Budget),
             span::COORDINATION_CYCLE => Ok(Fact::Cycle(Cycle::read(ev))),
             span::AGENT_FEATURE_ASSIGNMENT => Assignment::read(ev).map(Fact::Assignment),
             span::COORDINATION_SYSTEM_HEALTH => Ok(Fact::SystemHealth(SystemHealth::read(ev))),
@@ -158,6 +166,8 @@ impl<'a> Fact<'a> {
             Fact::Init(f) => f.write(&mut out),
             Fact::Configure(f) => f.write(&mut out),
             Fact::Prices(f) => f.write(&mut out),
+            Fact::BudgetVerdict(f) => f.write(&mut out),
+            Fact::Budget(f) => f.write(&mut out),
             Fact::Cycle(f) => f.write(&mut out),
             Fact::Assignment(f) => f.write(&mut out),
             Fact::SystemHealth(f) => f.write(&mut out),

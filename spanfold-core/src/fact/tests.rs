@@ -94,7 +94,7 @@ impl Seed {
 fn fact(i: usize, s: &Seed) -> Fact<'_> {
     match i {
         0..=5 | 18 => agent_fact(i, s),
-        6..=13 | 19 => coordination_fact(i, s),
+        6..=13 | 19 | 20 => coordination_fact(i, s),
         _ => feature_or_worktree_fact(i, s),
     }
 }
@@ -200,6 +200,15 @@ fn coordination_fact(i: usize, s: &Seed) -> Fact<'_> {
             reason: s.opt_text(6),
             from: s.opt_text(7),
         }),
+        20 => Fact::BudgetVerdict(BudgetVerdict {
+            feature_name: s.text(0),
+            verdict: s.word(),
+            spent_usd: s.double,
+            spent_tokens: s.uint,
+            usd: s.opt(1, s.double),
+            tokens: s.opt(2, s.int),
+            agent_id: s.opt_text(3),
+        }),
         19 => Fact::Prices(Prices {
             date: s.text(0),
             table: s.text(1),
@@ -230,6 +239,11 @@ fn feature_or_worktree_fact(i: usize, s: &Seed) -> Fact<'_> {
             expertise_areas: s.items(),
             requirements: s.items().into_iter().rev().collect(),
             acceptance_criteria: s.items(),
+        }),
+        21 => Fact::Budget(Budget {
+            feature_name: s.text(0),
+            usd: s.opt(1, s.double),
+            tokens: s.opt(2, s.int),
         }),
         15 => Fact::Cancel(Cancel {
             feature_name: s.text(0),

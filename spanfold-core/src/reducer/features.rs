@@ -131,10 +131,30 @@ impl View {
                 feature.status.as_str()
             ));
         }
-        self.tally
-            .moved(&feature.requires, feature.status, FeatureStatus::Cancelled);
-        feature.status = FeatureStatus::Cancelled;
-        feature.last_error = c.reason.map(str::to_owned);
+        self.withdraw(
+            name,
+            FeatureStatus::Cancelled,
+            c.reason.map(str::to_owned),
+            at,
+        );
+        Ok(())
+    }
+
+    /// `name` leaves its agent for `status` (cancelled, or held over its budget), with why:
+    /// its worktree and branch are kept (abandoned) with whatever work they hold.
+    pub(in crate::reducer) fn withdraw(
+        &mut self,
+        name: &str,
+        status: FeatureStatus,
+        why: Option<String>,
+        at: AsOf,
+    ) {
+        let Some(feature) = self.features.get_mut(name) else {
+            return;
+        };
+        self.tally.moved(&feature.requires, feature.status, status);
+        feature.status = status;
+        feature.last_error = why;
         let holder = feature.assigned_agent.take();
         if let Some(wt) = feature
             .worktree_path
@@ -153,7 +173,6 @@ impl View {
                 agent.progress = Progress::default();
             }
         }
-        Ok(())
     }
 
     /// The feature an operator's span names, which must have been requested.
@@ -167,7 +186,7 @@ impl View {
         Ok((name, feature))
     }
 
-    pub(super) fn set_feature_status(&mut self, name: &str, status: FeatureStatus) {
+    pub(in crate::reducer) fn set_feature_status(&mut self, name: &str, status: FeatureStatus) {
         if let Some(f) = self.features.get_mut(name) {
             self.tally.moved(&f.requires, f.status, status);
             f.status = status;

@@ -59,6 +59,8 @@ pub enum FeatureStatus {
     Completed,
     Conflicted,
     Cancelled,
+    /// Over its budget: no agent holds it, it is not placed again until its budget is raised.
+    Held,
 }
 
 impl FeatureStatus {
@@ -66,7 +68,7 @@ impl FeatureStatus {
         FeatureStatus::ALL.into_iter().find(|f| f.as_str() == s)
     }
 
-    pub const ALL: [FeatureStatus; 8] = [
+    pub const ALL: [FeatureStatus; 9] = [
         FeatureStatus::Queued,
         FeatureStatus::Assigned,
         FeatureStatus::InProgress,
@@ -75,6 +77,7 @@ impl FeatureStatus {
         FeatureStatus::Completed,
         FeatureStatus::Conflicted,
         FeatureStatus::Cancelled,
+        FeatureStatus::Held,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +90,7 @@ impl FeatureStatus {
             FeatureStatus::Completed => "completed",
             FeatureStatus::Conflicted => "conflicted",
             FeatureStatus::Cancelled => "cancelled",
+            FeatureStatus::Held => "held",
         }
     }
 

@@ -168,3 +168,47 @@ fn usage_between_two_points_is_what_was_spent_in_between() {
         "what to give: {body}"
     );
 }
+
+#[test]
+fn a_budget_for_nothing_or_of_nothing_is_refused_with_what_to_give() {
+    let sb = initialised();
+    let unknown = sb.fails(&["agents", "set-budget", "ghost", "--usd", "1"]);
+    assert!(
+        unknown.contains("feature ghost was never requested"),
+        "{unknown}"
+    );
+    sb.ok(&["agents", "add-feature", "f1"]);
+    let neither = sb.run(&["agents", "set-budget", "f1"]);
+    assert_eq!(neither.code, 2, "a usage error: {}", neither.stderr);
+    assert!(
+        neither.stderr.contains("--usd") && neither.stderr.contains("--tokens"),
+        "{}",
+        neither.stderr
+    );
+    let negative = sb.run(&["agents", "set-budget", "f1", "--usd", "-3"]);
+    assert_eq!(negative.code, 2);
+    let words = sb.run(&["agents", "add-feature", "f2", "--budget-usd", "lots"]);
+    assert!(
+        words.stderr.contains("is not a number of dollars"),
+        "{}",
+        words.stderr
+    );
+    let set = sb.ok(&[
+        "agents",
+        "set-budget",
+        "f1",
+        "--usd",
+        "$2.50",
+        "--tokens",
+        "1000",
+    ]);
+    assert_eq!(
+        (set["budget_usd"].as_f64(), &set["budget_tokens"]),
+        (Some(2.5), &1000.into())
+    );
+    let f = &sb.status()["features"][0];
+    assert_eq!(
+        f["budget"],
+        serde_json::json!({"usd": 2.5, "tokens": 1000, "state": "ok"})
+    );
+}

@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use budget::{Due, FeatureBudget};
+
 use super::telemetry::feature_held;
 use super::view::View;
 use crate::model::{AnyValue, MetricData, MetricEvent, NumberPoint, UnixNanos, as_str, find_attr};
@@ -33,6 +35,8 @@ pub struct UsageState {
     pub sessions: BTreeMap<String, SessionUsage>,
     /// The last point of each cumulative series (its start time and value).
     pub cumulative: BTreeMap<String, (UnixNanos, u64)>,
+    /// Features' budgets, by feature.
+    pub budgets: BTreeMap<String, FeatureBudget>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,5 +295,6 @@ fn text(value: &AnyValue) -> Option<String> {
     }
 }
 
+mod budget;
 #[cfg(test)]
 mod tests;

@@ -256,3 +256,87 @@ fn metrics_count_only_for_a_session_that_sent_no_request_events() {
     }
     assert_eq!(view.usage.ledger.total.tokens.cache_read, 280);
 }
+
+fn budget(view: &mut View, at: u64, usd: f64) {
+    let span = Span::new([6; 16], [at as u8; 8], "feature.budget", 0)
+        .with("feature.name", s("f1"))
+        .with("budget.usd", AnyValue::Double(usd));
+    spans(view, at, vec![span]);
+}
+
+fn spend(view: &mut View, at: u64, cost: f64) {
+    let request = claude(
+        "api_request",
+        &[
+            ("model", s("claude-sonnet-4-5")),
+            ("input_tokens", int(100)),
+            ("cost_usd", AnyValue::Double(cost)),
+            ("prompt.id", s(&format!("p-{at}"))),
+        ],
+    );
+    logs(view, at, a1(), vec![request]);
+}
+
+/// The verdict the view calls for, recorded as the coordinator records it.
+fn decide(view: &mut View, at: u64) -> Option<crate::fact::BudgetVerdictKind> {
+    let due = view.budget_due("f1")?;
+    let verdict = crate::fact::BudgetVerdict {
+        feature_name: "f1",
+        verdict: crate::fact::Word::Member(due.kind),
+        spent_usd: due.spent.cost_usd(),
+        spent_tokens: due.spent.tokens.total(),
+        usd: Some(0.02),
+        tokens: None,
+        agent_id: Some("a1"),
+    };
+    let span = crate::fact::Fact::BudgetVerdict(verdict).to_span([7; 16], [at as u8; 8], 0);
+    spans(view, at, vec![span]);
+    Some(due.kind)
+}
+
+#[test]
+fn a_feature_over_its_budget_is_held_until_the_budget_is_raised() {
+    use crate::fact::BudgetVerdictKind::{Exceeded, Warning};
+    use crate::reducer::{AgentState, FeatureStatus};
+    let mut view = holding_f1();
+    budget(&mut view, 10, 0.02);
+    spend(&mut view, 11, 0.0123);
+    assert_eq!(
+        decide(&mut view, 12),
+        None,
+        "61% of the budget: nothing to say"
+    );
+    spend(&mut view, 13, 0.004);
+    assert_eq!(decide(&mut view, 14), Some(Warning), "81.5%");
+    assert_eq!(decide(&mut view, 15), None, "a warning is given once");
+    spend(&mut view, 16, 0.004);
+    assert_eq!(decide(&mut view, 17), Some(Exceeded));
+    let f = &view.features["f1"];
+    assert_eq!(
+        (f.status, f.assigned_agent.as_deref()),
+        (FeatureStatus::Held, None)
+    );
+    assert_eq!(
+        f.last_error.as_deref(),
+        Some(
+            "budget exceeded: $0.0203 of $0.0200; raise it with `spanfold agents set-budget f1 --usd X` (or --tokens N) to continue"
+        )
+    );
+    assert_eq!(view.agents["a1"].state, AgentState::Idle);
+    assert_eq!(
+        view.features["f1"].worktree_path.as_deref(),
+        Some("/wt/f1"),
+        "kept"
+    );
+    // Raised, but not above what it spent: still held. Raised above: back in the queue.
+    budget(&mut view, 18, 0.02);
+    assert_eq!(view.features["f1"].status, FeatureStatus::Held);
+    budget(&mut view, 19, 1.0);
+    assert_eq!(view.features["f1"].status, FeatureStatus::Queued);
+    assert_eq!(view.features["f1"].last_error, None);
+    assert!(view.anomalies.is_empty(), "{:?}", view.anomalies);
+    assert_eq!(
+        view.tally,
+        crate::reducer::FeatureTally::of(view.features.values())
+    );
+}
