@@ -42,6 +42,32 @@ fn until(sb: &Sandbox, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     }
 }
 
+/// `agents run AGENT --once` in the background on the script agent, which works for two
+/// minutes unless stopped (with `env` besides).
+fn launch_long_agent(sb: &Sandbox, agent: &str, env: &[(&str, &str)]) -> std::process::Child {
+    let python = common::python();
+    sb.command(&[
+        "agents",
+        "run",
+        agent,
+        "--once",
+        "--grace",
+        "2",
+        "--profile",
+        "claude",
+        "--",
+        python.to_str().expect("utf-8"),
+        FAKE_AGENT,
+        "{prompt_file}",
+    ])
+    .env("FAKE_AGENT_SLEEP", "120")
+    .envs(env.iter().copied())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("the launcher starts")
+}
+
 fn feature_status(status: &Value, name: &str) -> String {
     status["features"]
         .as_array()
@@ -151,28 +177,8 @@ fn a_command_that_fails_sends_the_feature_back_with_its_output() {
 
 #[test]
 fn an_agent_whose_feature_is_cancelled_is_stopped() {
-    let python = common::python();
     let (sb, _served) = ready("a1", "long");
-    let launcher = sb
-        .command(&[
-            "agents",
-            "run",
-            "a1",
-            "--once",
-            "--grace",
-            "2",
-            "--profile",
-            "claude",
-            "--",
-            python.to_str().expect("utf-8"),
-            FAKE_AGENT,
-            "{prompt_file}",
-        ])
-        .env("FAKE_AGENT_SLEEP", "120")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the launcher starts");
+    let launcher = launch_long_agent(&sb, "a1", &[]);
     until(&sb, "the agent's start", |s| {
         agent(s, "a1")["telemetry"]["process"]["state"] == "started"
     });
@@ -433,7 +439,6 @@ fn a_set_up_that_fails_sends_the_feature_back_with_its_output_and_starts_no_agen
 
 #[test]
 fn a_feature_over_its_budget_stops_its_agent_is_held_and_continues_once_raised() {
-    let python = common::python();
     let sb = Sandbox::new("main");
     sb.ok(&["agents", "init"]);
     let served = sb.serve(&["--interval", "0"]);
@@ -448,27 +453,7 @@ fn a_feature_over_its_budget_stops_its_agent_is_held_and_continues_once_raised()
         "0.01",
     ]);
     // The agent reports its first LLM request ($0.0123, over the $0.01 budget), then works on.
-    let launcher = sb
-        .command(&[
-            "agents",
-            "run",
-            "claude-1",
-            "--once",
-            "--grace",
-            "2",
-            "--profile",
-            "claude",
-            "--",
-            python.to_str().expect("utf-8"),
-            FAKE_AGENT,
-            "{prompt_file}",
-        ])
-        .env("FAKE_AGENT_SPEND_FIRST", "1")
-        .env("FAKE_AGENT_SLEEP", "120")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the launcher starts");
+    let launcher = launch_long_agent(&sb, "claude-1", &[("FAKE_AGENT_SPEND_FIRST", "1")]);
     let out = launcher.wait_with_output().expect("the launcher ends");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
