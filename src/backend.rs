@@ -187,10 +187,11 @@ impl Backend {
         }
     }
 
-    /// Usage grouped `by`, up to `to` (default: now), less what was used up to `from`.
+    /// Usage grouped `by` (by session: of one feature, when given), up to `to` (default: now),
+    /// less what was used up to `from`.
     pub fn usage(
         &mut self,
-        by: crate::usage::By,
+        (by, feature): (crate::usage::By, Option<&str>),
         from: Option<&str>,
         to: Option<&str>,
     ) -> Result<crate::usage::Report> {
@@ -201,7 +202,7 @@ impl Backend {
         match self {
             Backend::Remote(client) => {
                 let mut path = format!("/api/usage?by={}", by.as_str());
-                for (key, value) in [("from", from), ("to", to)] {
+                for (key, value) in [("from", from), ("to", to), ("feature", feature)] {
                     if let Some(v) = value {
                         path.push_str(&format!("&{key}={}", query_value(v)));
                     }
@@ -221,7 +222,7 @@ impl Backend {
                 {
                     bail!(why);
                 }
-                Ok(timetravel::usage(&reader, by, from, to)?)
+                Ok(timetravel::usage(&reader, (by, feature), from, to)?)
             }
         }
     }

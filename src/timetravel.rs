@@ -372,7 +372,7 @@ pub fn diff(reader: &LogReader, from: u64, to: u64) -> Result<DiffReport, StoreE
 /// `from` (default: nothing).
 pub fn usage(
     reader: &LogReader,
-    by: crate::usage::By,
+    by: (crate::usage::By, Option<&str>),
     from: Option<u64>,
     to: Option<u64>,
 ) -> Result<crate::usage::Report, StoreError> {

@@ -182,7 +182,7 @@ pub struct DiffArgs {
     cost is: reported (as the agent reported it), priced (its tokens at the price table the log recorded then) or unpriced (no price for its model: tokens counted, dollars not)."
 )]
 pub struct UsageArgs {
-    /// Group the rows by feature, agent, model or day (UTC).
+    /// Group the rows by feature, agent, model, day (UTC) or agent session.
     #[arg(long, value_enum, default_value = "feature")]
     pub by: UsageBy,
     /// The usage up to this POINT.
@@ -194,6 +194,9 @@ pub struct UsageArgs {
     /// The usage up to this POINT. Default: now.
     #[arg(long, value_name = "POINT", allow_hyphen_values = true)]
     pub to: Option<String>,
+    /// With --by session: only what each session spent on this feature.
+    #[arg(long, value_name = "NAME")]
+    pub feature: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,6 +205,7 @@ pub enum UsageBy {
     Agent,
     Model,
     Day,
+    Session,
 }
 
 impl From<UsageBy> for crate::usage::By {
@@ -211,6 +215,7 @@ impl From<UsageBy> for crate::usage::By {
             UsageBy::Agent => crate::usage::By::Agent,
             UsageBy::Model => crate::usage::By::Model,
             UsageBy::Day => crate::usage::By::Day,
+            UsageBy::Session => crate::usage::By::Session,
         }
     }
 }

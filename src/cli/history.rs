@@ -44,13 +44,38 @@ pub(super) fn history(args: &HistoryArgs, backend: &mut Backend) -> Result<Outpu
         }
         text.push_str(&crate::render::detail_lines(&e.details));
     }
-    Ok(Output::new(json!({"entries": entries}), text))
+    // A feature's history ends with what each agent session spent on it.
+    let mut data = json!({"entries": entries});
+    if let Some(feature) = &args.feature {
+        let by = (crate::usage::By::Session, Some(feature.as_str()));
+        let spend = backend.usage(by, None, None)?;
+        if !spend.rows.is_empty() {
+            text.push_str(&format!("\nSpent on {feature}, by session:\n"));
+            for row in &spend.rows {
+                let u = &row.usage;
+                text.push_str(&format!(
+                    "  {:<48} {} ({} LLM requests; {} input, {} output tokens)\n",
+                    row.name,
+                    crate::render::cost(u),
+                    u.llm_requests,
+                    u.input_tokens,
+                    u.output_tokens
+                ));
+            }
+        }
+        data["spend"] = serde_json::to_value(&spend.rows)?;
+    }
+    Ok(Output::new(data, text))
 }
 
 /// `usage`: tokens and dollars by feature, agent, model or day, over a range of the log.
 pub(super) fn usage(args: &UsageArgs, backend: &mut Backend) -> Result<Output> {
     let to = args.at.as_deref().or(args.to.as_deref());
-    let report = backend.usage(args.by.into(), args.from.as_deref(), to)?;
+    let by: crate::usage::By = args.by.into();
+    if args.feature.is_some() && by != crate::usage::By::Session {
+        bail!("--feature goes with --by session (what each session spent on it)");
+    }
+    let report = backend.usage((by, args.feature.as_deref()), args.from.as_deref(), to)?;
     let mut out = Output::new(serde_json::to_value(&report)?, crate::usage::table(&report));
     if !report.unpriced_models.is_empty() {
         out.warnings.push(format!(

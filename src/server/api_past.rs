@@ -134,6 +134,8 @@ pub(super) struct UsageQuery {
     from: Option<String>,
     /// A POINT; default: now.
     to: Option<String>,
+    /// With by=session: only what was spent on this feature.
+    feature: Option<String>,
 }
 
 /// Tokens and dollars grouped `by`, over a range of the log (`spanfold usage`).
@@ -161,7 +163,9 @@ pub(super) async fn usage(
         {
             return Err(ApiError::bad_request(why));
         }
-        let report = timetravel::usage(&reader, by, from, to).map_err(ApiError::bad_request)?;
+        let feature = q.feature.as_deref();
+        let report =
+            timetravel::usage(&reader, (by, feature), from, to).map_err(ApiError::bad_request)?;
         to_json(report)
     })
     .await;

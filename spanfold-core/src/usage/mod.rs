@@ -124,6 +124,7 @@ pub struct Key {
     pub model: Option<String>,
     /// Days since 1970-01-01 (UTC) of the log's receive time.
     pub day: u32,
+    pub session: Option<String>,
 }
 
 /// Where a part of usage is counted, borrowed: posting allocates only for names not seen yet.
@@ -133,17 +134,7 @@ pub struct At<'a> {
     pub feature: Option<&'a str>,
     pub model: Option<&'a str>,
     pub day: u32,
-}
-
-impl At<'_> {
-    pub fn to_key(&self) -> Key {
-        Key {
-            agent: self.agent.to_owned(),
-            feature: self.feature.map(str::to_owned),
-            model: self.model.map(str::to_owned),
-            day: self.day,
-        }
-    }
+    pub session: Option<&'a str>,
 }
 
 impl Key {
@@ -153,8 +144,18 @@ impl Key {
             feature: self.feature.as_deref(),
             model: self.model.as_deref(),
             day: self.day,
+            session: self.session.as_deref(),
         }
     }
+}
+
+/// What one agent session (Claude Code's `session.id`, Codex's `conversation.id`, …) spent, in
+/// all and on each feature.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSpend {
+    pub agent: String,
+    pub total: Usage,
+    pub features: BTreeMap<String, Usage>,
 }
 
 /// All usage in the log, summed each way a report asks.
@@ -165,6 +166,8 @@ pub struct Ledger {
     pub features: BTreeMap<String, Usage>,
     pub models: BTreeMap<String, Usage>,
     pub days: BTreeMap<u32, Usage>,
+    /// By session, for the usage that names one.
+    pub sessions: BTreeMap<String, SessionSpend>,
 }
 
 impl Ledger {
@@ -181,6 +184,26 @@ impl Ledger {
         }
         bump(&mut self.models, key.model.unwrap_or("(unknown)"), apply);
         apply(self.days.entry(key.day).or_default());
+        let Some(session) = key.session else {
+            return;
+        };
+        let spend_on = |spend: &mut SessionSpend| {
+            apply(&mut spend.total);
+            if let Some(f) = key.feature {
+                bump(&mut spend.features, f, apply);
+            }
+        };
+        match self.sessions.get_mut(session) {
+            Some(spend) => spend_on(spend),
+            None => {
+                let mut spend = SessionSpend {
+                    agent: key.agent.to_owned(),
+                    ..SessionSpend::default()
+                };
+                spend_on(&mut spend);
+                self.sessions.insert(session.to_owned(), spend);
+            }
+        }
     }
 }
 

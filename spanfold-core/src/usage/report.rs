@@ -44,6 +44,8 @@ pub enum By {
     Agent,
     Model,
     Day,
+    /// By agent session (the session's id, and its agent), of one feature or of all.
+    Session,
 }
 
 impl By {
@@ -53,6 +55,7 @@ impl By {
             By::Agent => "agent",
             By::Model => "model",
             By::Day => "day",
+            By::Session => "session",
         }
     }
 }
@@ -78,9 +81,16 @@ pub struct Report {
     pub prices_date: Option<String>,
 }
 
-/// The report of `to` less `from` (None: from the start of the log), grouped `by`.
-pub fn report(to: &Ledger, from: Option<&Ledger>, by: By, prices_date: Option<String>) -> Report {
+/// The report of `to` less `from` (None: from the start of the log), grouped `by`; by session,
+/// only what was spent on `feature` when one is given.
+pub fn report(
+    to: &Ledger,
+    from: Option<&Ledger>,
+    (by, feature): (By, Option<&str>),
+    prices_date: Option<String>,
+) -> Report {
     let mut rows: Vec<(String, Usage)> = match by {
+        By::Session => sessions(to, from, feature),
         By::Feature => named(&to.features, from.map(|f| &f.features)),
         By::Agent => named(&to.agents, from.map(|f| &f.agents)),
         By::Model => named(&to.models, from.map(|f| &f.models)),
@@ -123,6 +133,27 @@ pub fn report(to: &Ledger, from: Option<&Ledger>, by: By, prices_date: Option<St
         unpriced_models,
         prices_date,
     }
+}
+
+/// Each session's spending (on `feature`, when given), named "SESSION (AGENT)".
+fn sessions(to: &Ledger, from: Option<&Ledger>, feature: Option<&str>) -> Vec<(String, Usage)> {
+    let spent = |l: &Ledger, session: &str| {
+        let s = l.sessions.get(session)?;
+        match feature {
+            Some(f) => s.features.get(f).copied(),
+            None => Some(s.total),
+        }
+    };
+    to.sessions
+        .iter()
+        .filter_map(|(id, s)| {
+            let mut u = spent(to, id)?;
+            if let Some(before) = from.and_then(|f| spent(f, id)) {
+                u.sub(&before);
+            }
+            Some((format!("{id} ({})", s.agent), u))
+        })
+        .collect()
 }
 
 fn named(

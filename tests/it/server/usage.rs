@@ -111,6 +111,17 @@ fn each_agents_requests_are_counted_once_and_priced_or_reported_to_the_billionth
         "{feature}"
     );
     assert_eq!(status["coordination_status"]["usage"]["llm_requests"], 3);
+    // The history of a feature ends with what each session spent on it.
+    let history = sb.ok(&["history", "--feature", "work-claude-1"]);
+    let spend = &history["spend"];
+    assert_eq!(spend.as_array().map(Vec::len), Some(1), "{history}");
+    assert_eq!(spend[0]["name"], "8f2c1e4a-session (claude-1)");
+    assert_eq!(spend[0]["cost_usd"].as_f64(), Some(0.0123));
+    let sessions = sb.ok(&["usage", "--by", "session", "--feature", "work-codex-1"]);
+    assert_eq!(
+        row(&sessions, "c-1 (codex-1)")["cost_usd"].as_f64(),
+        Some(0.005075)
+    );
     let (code, body) = served.get("/api/usage?by=model", None);
     assert_eq!(code, 200, "{body}");
     let api: Value = serde_json::from_str(&body).expect("json");

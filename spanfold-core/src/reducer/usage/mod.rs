@@ -109,6 +109,7 @@ impl View {
             feature: feature_held(&self.agents, at.agent, at.feature),
             model,
             day: day_of(at.time),
+            session: at.session,
         };
         self.usage.ledger.post(key, &usage, false);
     }
@@ -161,6 +162,7 @@ impl View {
                 feature: feature_held(&self.agents, at.agent, at.feature).map(str::to_owned),
                 model,
                 day: day_of(at.time),
+                session: session.map(str::to_owned),
             };
             self.usage.ledger.post(key.at(), &usage, false);
             if let Some(s) = session {

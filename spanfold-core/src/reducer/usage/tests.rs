@@ -82,6 +82,10 @@ fn claudes_reported_costs_are_summed_per_agent_feature_model_and_day() {
     expect(&ledger.features["f1"]);
     expect(&ledger.models["claude-sonnet-4-5-20250929"]);
     expect(&ledger.days[&day_of(at)]);
+    let session = &ledger.sessions["s-1"];
+    assert_eq!(session.agent, "a1");
+    expect(&session.total);
+    expect(&session.features["f1"]);
 }
 
 /// Codex's `sse_event` once the response completed: input counts the cache read, output the
@@ -244,6 +248,10 @@ fn metrics_count_only_for_a_session_that_sent_no_request_events() {
         (100, 0, 250_000_000, 1)
     );
     assert_eq!(view.usage.ledger.features["f1"], total);
+    assert_eq!(
+        view.usage.ledger.sessions["s-1"].total, total,
+        "what the session's metrics said is taken back from the session too"
+    );
     // A cumulative series counts what it grew by, and all of it again after a restart.
     for (at, value, start) in [(20, 100.0, 1), (21, 250.0, 1), (22, 30.0, 2)] {
         metric(
