@@ -434,7 +434,7 @@ pub fn what_if_text(w: &crate::whatif::Report) -> String {
         "", "recorded", "current", "alternative"
     ));
     type Figure = fn(&crate::whatif::Outcome) -> String;
-    let rows: [(&str, Figure); 5] = [
+    let rows: [(&str, Figure); 6] = [
         ("features completed", |o| o.features_completed.to_string()),
         ("features assigned", |o| o.features_assigned.to_string()),
         ("mean wait in queue (s)", |o| {
@@ -444,6 +444,7 @@ pub fn what_if_text(w: &crate::whatif::Report) -> String {
             format!("{:.1}", o.max_wait_seconds)
         }),
         ("lease verdicts", |o| o.lease_verdicts.to_string()),
+        ("cost of work done (USD)", |o| format!("{:.4}", o.cost_usd)),
     ];
     for (label, f) in &rows {
         out.push_str(&format!(

@@ -313,10 +313,12 @@ impl<'o> Replay<'o> {
                 divergence: v.divergence,
             }
         });
-        let what_if =
-            self.options.what_if.clone().map(|config| {
-                whatif::run(self.kept_batches.iter().flat_map(|b| b.events()), config)
-            });
+        let what_if = self.options.what_if.clone().map(|config| {
+            whatif::run(
+                self.kept_batches.iter().flat_map(|b| b.all_events()),
+                config,
+            )
+        });
         Ok(ReplayReport {
             view: self.view,
             events: self.events,

@@ -6,6 +6,8 @@
 //! - A feature's work takes as long as it took in the record: from its first assignment to its
 //!   submission (the agent reporting `submitting`), whoever does it. A feature never submitted in
 //!   the record is never finished in the simulation.
+//! - A feature's work costs what its agents' LLM requests cost in the record (the usage folded
+//!   from their telemetry): a run's cost is that of the features it completes.
 //! - At each recorded cycle the simulation frees what finished, then runs the real policy
 //!   ([`policy::decide`]) with the given weights and limits on the simulated queue.
 //! - The same simulation runs under the current policy too, so the comparison is like for like;
@@ -17,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Event, UnixNanos};
+use crate::model::{AnyEvent, Event, UnixNanos};
 use crate::policy::{self, PolicyConfig, Weights};
 use crate::reducer::{AgentState, FeatureStatus, View};
 use crate::vocab::{attr, span};
@@ -64,6 +66,8 @@ pub struct Outcome {
     pub load: BTreeMap<String, usize>,
     /// Agents whose lease would have expired, summed over the cycles.
     pub lease_verdicts: usize,
+    /// What the features completed cost, in US dollars, at their cost in the record.
+    pub cost_usd: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -189,7 +193,14 @@ impl Sim {
             *load.entry(a.agent_id.clone()).or_insert(0) += 1;
         }
         let (mean, max) = facts.waits(&self.first_assigned);
+        let done = self.completed.keys().chain(
+            self.held
+                .iter()
+                .filter(|(_, (_, end))| end.is_some_and(|e| e <= facts.end))
+                .map(|(f, _)| f),
+        );
         Outcome {
+            cost_usd: facts.cost_of(done),
             features_completed: completed,
             features_assigned: self.first_assigned.len(),
             mean_wait_seconds: mean,
@@ -212,9 +223,17 @@ struct Facts {
     load: BTreeMap<String, usize>,
     lease_verdicts: usize,
     end: UnixNanos,
+    /// What each feature cost in the record, in billionths of a dollar.
+    costs: BTreeMap<String, u64>,
 }
 
 impl Facts {
+    /// The recorded cost of `features`, in dollars (summed in billionths).
+    fn cost_of<'f>(&self, features: impl Iterator<Item = &'f String>) -> f64 {
+        let nanos: u64 = features.filter_map(|f| self.costs.get(f)).sum();
+        nanos as f64 / crate::usage::NANOS_PER_USD as f64
+    }
+
     fn waits(&self, assigned: &BTreeMap<String, UnixNanos>) -> (f64, f64) {
         if self.requested.is_empty() {
             return (0.0, 0.0);
@@ -244,14 +263,19 @@ impl Facts {
 
 /// Runs the what-if over recorded events (in log order): the record, the current policy and the
 /// alternative, side by side.
-pub fn run<'a>(events: impl IntoIterator<Item = Event<'a>>, alternative: WhatIfConfig) -> Report {
-    // Two passes over the same events: the first learns how long work took, the second
-    // simulates with that knowledge at every cycle.
-    let events: Vec<Event<'a>> = events.into_iter().collect();
+pub fn run<'a>(all: impl IntoIterator<Item = AnyEvent<'a>>, alternative: WhatIfConfig) -> Report {
+    // Two passes: the first learns how long work took and what it cost (from every event,
+    // agents' telemetry included), the second simulates with that at every cycle (spans).
     let mut facts = Facts::default();
     let mut view = View::default();
-    for ev in &events {
-        view.apply(ev);
+    let mut events: Vec<Event<'a>> = Vec::new();
+    for any in all {
+        view.apply_any(&any);
+        let AnyEvent::Span(ev) = any else {
+            continue;
+        };
+        events.push(ev);
+        let ev = &ev;
         facts.end = ev.time;
         let name = ev.str_attr(attr::FEATURE_NAME);
         match ev.span.name.as_str() {
@@ -286,6 +310,18 @@ pub fn run<'a>(events: impl IntoIterator<Item = Event<'a>>, alternative: WhatIfC
         .values()
         .filter(|f| f.status == FeatureStatus::Completed)
         .count();
+    let ledger = &view.usage.ledger.features;
+    facts.costs = ledger
+        .iter()
+        .map(|(f, u)| (f.clone(), u.cost_nanos))
+        .collect();
+    let done: Vec<&String> = view
+        .features
+        .values()
+        .filter(|f| f.status == FeatureStatus::Completed)
+        .map(|f| &f.name)
+        .collect();
+    let recorded_cost = facts.cost_of(done.into_iter());
     let durations = facts.durations();
 
     let mut current = Sim::new(WhatIfConfig::default());
@@ -307,6 +343,7 @@ pub fn run<'a>(events: impl IntoIterator<Item = Event<'a>>, alternative: WhatIfC
         max_wait_seconds: facts.waits(&facts.first_assigned).1,
         load: facts.load.clone(),
         lease_verdicts: facts.lease_verdicts,
+        cost_usd: recorded_cost,
     };
     let differences = alt
         .assignments

@@ -189,6 +189,23 @@ fn demo_export_replay_gives_the_live_status_byte_for_byte() {
         kept.to_str().unwrap_or(""),
     ]);
     assert!(again.contains("exists"), "{again}");
+    // What-if counts what the work cost in the record: the launched agent's $0.0117.
+    let policy = sb.tmp.path().join("policy.yaml");
+    std::fs::write(&policy, "lease_seconds: 60\n").expect("write");
+    let what_if = sb.run(&[
+        "--json",
+        "replay",
+        jsonl.to_str().unwrap_or(""),
+        "--policy-config",
+        policy.to_str().unwrap_or(""),
+    ]);
+    let w = &what_if.json()["metadata"]["replay"]["what_if"];
+    assert_eq!(w["recorded"]["cost_usd"].as_f64(), Some(0.0117), "{w}");
+    assert_eq!(
+        w["current"]["cost_usd"].as_f64(),
+        Some(0.0117),
+        "all done again: {w}"
+    );
     assert_eq!(
         bytes(&sb.ok(&["--coord-dir", c, "agents", "agent-status"])),
         bytes(&live),
