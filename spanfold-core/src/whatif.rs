@@ -266,6 +266,53 @@ impl Facts {
 pub fn run<'a>(all: impl IntoIterator<Item = AnyEvent<'a>>, alternative: WhatIfConfig) -> Report {
     // Two passes: the first learns how long work took and what it cost (from every event,
     // agents' telemetry included), the second simulates with that at every cycle (spans).
+    let (facts, events, recorded_cost) = learn(all);
+    let durations = facts.durations();
+
+    let mut current = Sim::new(WhatIfConfig::default());
+    let mut alt = Sim::new(alternative);
+    let mut view = View::default();
+    let mut cycles = 0;
+    for ev in &events {
+        if ev.span.name == span::COORDINATION_CYCLE {
+            cycles += 1;
+            current.cycle(cycles, ev.time, &view, &durations);
+            alt.cycle(cycles, ev.time, &view, &durations);
+        }
+        view.apply(ev);
+    }
+    let recorded = Outcome {
+        features_completed: facts.completed,
+        features_assigned: facts.first_assigned.len(),
+        mean_wait_seconds: facts.waits(&facts.first_assigned).0,
+        max_wait_seconds: facts.waits(&facts.first_assigned).1,
+        load: facts.load.clone(),
+        lease_verdicts: facts.lease_verdicts,
+        cost_usd: recorded_cost,
+    };
+    let differences = alt
+        .assignments
+        .iter()
+        .filter(|a| {
+            !current.assignments.iter().any(|c| {
+                c.cycle == a.cycle && c.agent_id == a.agent_id && c.feature_name == a.feature_name
+            })
+        })
+        .cloned()
+        .collect();
+    Report {
+        cycles,
+        recorded,
+        current: current.outcome(&facts),
+        alternative: alt.outcome(&facts),
+        differences,
+        alternative_assignments: alt.assignments.clone(),
+    }
+}
+
+/// The first pass: when features were requested, assigned and submitted, what each cost, the
+/// spans to simulate over, and what the work completed in the record cost.
+fn learn<'a>(all: impl IntoIterator<Item = AnyEvent<'a>>) -> (Facts, Vec<Event<'a>>, f64) {
     let mut facts = Facts::default();
     let mut view = View::default();
     let mut events: Vec<Event<'a>> = Vec::new();
@@ -322,45 +369,5 @@ pub fn run<'a>(all: impl IntoIterator<Item = AnyEvent<'a>>, alternative: WhatIfC
         .map(|f| &f.name)
         .collect();
     let recorded_cost = facts.cost_of(done.into_iter());
-    let durations = facts.durations();
-
-    let mut current = Sim::new(WhatIfConfig::default());
-    let mut alt = Sim::new(alternative);
-    let mut view = View::default();
-    let mut cycles = 0;
-    for ev in &events {
-        if ev.span.name == span::COORDINATION_CYCLE {
-            cycles += 1;
-            current.cycle(cycles, ev.time, &view, &durations);
-            alt.cycle(cycles, ev.time, &view, &durations);
-        }
-        view.apply(ev);
-    }
-    let recorded = Outcome {
-        features_completed: facts.completed,
-        features_assigned: facts.first_assigned.len(),
-        mean_wait_seconds: facts.waits(&facts.first_assigned).0,
-        max_wait_seconds: facts.waits(&facts.first_assigned).1,
-        load: facts.load.clone(),
-        lease_verdicts: facts.lease_verdicts,
-        cost_usd: recorded_cost,
-    };
-    let differences = alt
-        .assignments
-        .iter()
-        .filter(|a| {
-            !current.assignments.iter().any(|c| {
-                c.cycle == a.cycle && c.agent_id == a.agent_id && c.feature_name == a.feature_name
-            })
-        })
-        .cloned()
-        .collect();
-    Report {
-        cycles,
-        recorded,
-        current: current.outcome(&facts),
-        alternative: alt.outcome(&facts),
-        differences,
-        alternative_assignments: alt.assignments.clone(),
-    }
+    (facts, events, recorded_cost)
 }
