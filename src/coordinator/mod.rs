@@ -319,10 +319,16 @@ impl Coordinator {
             }
         };
         if let Some(batch) = appended.batch {
+            let spent = self.view.read().usage.ledger.total;
             self.view.write().apply_batch(&batch, 0);
             self.maybe_checkpoint();
-            // A budget crossed by what was just folded is decided now, at its time.
-            if !self.view.read().usage.budgets.is_empty() {
+            // A budget crossed by what was just folded is decided now, at its time: only
+            // when the batch moved spending or set a budget, not on every append.
+            let moved = self.view.read().usage.ledger.total != spent
+                || batch
+                    .events()
+                    .any(|e| e.span.name == crate::vocab::span::FEATURE_BUDGET);
+            if moved && !self.view.read().usage.budgets.is_empty() {
                 self.record_budget_verdicts()?;
             }
         }
