@@ -163,6 +163,8 @@ pub struct Registration {
     pub preferred_complexity: Option<Complexity>,
     /// Its own lease, when it differs from the log's.
     pub lease_seconds: Option<u64>,
+    /// What its LLM requests may cost a day, in dollars.
+    pub budget_usd_per_day: Option<f64>,
 }
 
 pub fn registration(ids: &mut IdGen, time: UnixNanos, r: &Registration) -> Span {
@@ -174,6 +176,7 @@ pub fn registration(ids: &mut IdGen, time: UnixNanos, r: &Registration) -> Span 
         max_concurrent_features: Some(r.max_concurrent_features),
         preferred_complexity: r.preferred_complexity,
         lease_seconds: r.lease_seconds,
+        budget_usd_per_day: r.budget_usd_per_day,
     };
     fact_span(ids, time, Fact::Registration(fact))
 }
@@ -279,13 +282,9 @@ pub fn init(
     fact_span(ids, time, Fact::Init(fact))
 }
 
-/// A changed setting (`agents init` run again): the lease.
-pub fn configure(ids: &mut IdGen, time: UnixNanos, lease_seconds: u64) -> Span {
-    fact_span(
-        ids,
-        time,
-        Fact::Configure(fact::Configure { lease_seconds }),
-    )
+/// Changed settings (`agents init`): the lease, the default feature budget.
+pub fn configure(ids: &mut IdGen, time: UnixNanos, settings: fact::Configure) -> Span {
+    fact_span(ids, time, Fact::Configure(settings))
 }
 
 /// `coordination.prices`: `table` in force from now on, from `source`.

@@ -136,6 +136,21 @@ pub struct AgentJson {
     /// Tokens and dollars of its LLM requests; only once there is some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageJson>,
+    /// Its daily budget; only when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<DayBudgetJson>,
+}
+
+/// An agent's daily budget in the status: what it spent on the latest day it spent, and
+/// whether it is over (no work until a later day or a higher budget).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DayBudgetJson {
+    pub usd_per_day: f64,
+    /// `YYYY-MM-DD` (UTC) of `spent_usd`; null before it spent anything.
+    pub day: Option<String>,
+    pub spent_usd: f64,
+    /// ok, warning or exceeded.
+    pub state: String,
 }
 
 /// A feature's budget in the status.
@@ -583,7 +598,25 @@ fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
                 }),
             }),
         usage: view.usage.ledger.agents.get(&a.id).map(UsageJson::from),
+        budget: day_budget_json(view, &a.id),
     }
+}
+
+fn day_budget_json(view: &View, agent: &str) -> Option<DayBudgetJson> {
+    let b = view.usage.agent_budgets.get(agent)?;
+    let spent = view.usage.ledger.agent_days.get(agent);
+    let usd = |n: u64| n as f64 / crate::usage::NANOS_PER_USD as f64;
+    let state = match (b.exceeded_on, b.warned_on) {
+        (Some(_), _) => "exceeded",
+        (None, Some(day)) if spent.is_some_and(|s| s.day == day) => "warning",
+        _ => "ok",
+    };
+    Some(DayBudgetJson {
+        usd_per_day: usd(b.usd_nanos),
+        day: spent.map(|s| crate::usage::day_name(s.day)),
+        spent_usd: spent.map_or(0.0, |s| usd(s.cost_nanos)),
+        state: state.to_owned(),
+    })
 }
 
 /// Why an agent is in error, and what brings it back.

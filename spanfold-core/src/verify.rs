@@ -4,7 +4,8 @@
 //! folded up to just before it, and recorded its assignments right after it, in the same batch.
 //! A lease verdict (`agent.lease_expired`) was decided on the view just before it, at the time
 //! the span carries; so were the budget verdicts (`coordination.budget`) recorded together, on
-//! the usage folded before them. The verifier re-runs the policy at each of these points over the recorded
+//! the usage folded before them, and agents' daily budget verdicts (`coordination.agent_budget`),
+//! on that usage and the day of their time. The verifier re-runs the policy at each of these points over the recorded
 //! inputs and compares, like Temporal's replay check: the first difference is reported side by
 //! side, with both sides' reasons.
 
@@ -14,6 +15,7 @@ use crate::model::hex;
 use crate::model::{Event, UnixNanos};
 use crate::policy::{self, PolicyConfig};
 use crate::reducer::View;
+use crate::usage::{NANOS_PER_USD, day_name, day_of};
 use crate::vocab::{attr, span};
 
 /// One assignment, as recorded in the log or as re-computed.
@@ -37,7 +39,7 @@ impl Choice {
 /// The first decision that re-computes differently.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Divergence {
-    /// `assignment`, `lease_expired` or `budget`.
+    /// `assignment`, `lease_expired`, `budget` or `agent_budget`.
     pub kind: String,
     /// The decision point: the cycle span's seq (or the first lease verdict's).
     pub seq: u64,
@@ -125,6 +127,7 @@ fn decision_span(kind: &str) -> &'static str {
     match kind {
         "assignment" => span::AGENT_FEATURE_ASSIGNMENT,
         "budget" => span::COORDINATION_BUDGET,
+        "agent_budget" => span::COORDINATION_AGENT_BUDGET,
         _ => span::AGENT_LEASE_EXPIRED,
     }
 }
@@ -154,6 +157,28 @@ fn budgets_due(view: &View) -> Vec<Choice> {
                 due.spent.cost_usd(),
                 due.spent.tokens.total(),
             ))
+        })
+        .collect()
+}
+
+/// An agent's daily budget verdict as a decision: the agent, the day, what it had spent then.
+fn agent_budget(agent: &str, kind: &str, day: &str, spent_usd: f64) -> Choice {
+    Choice {
+        agent_id: agent.to_owned(),
+        feature_name: format!("(daily budget {day})"),
+        score: Some(spent_usd),
+        reasons: vec![format!("budget {kind}")],
+    }
+}
+
+/// The daily budget verdicts `view` calls for at `time`, by agent (as the coordinator records
+/// them).
+fn agent_budgets_due(view: &View, time: UnixNanos) -> Vec<Choice> {
+    view.agent_budgets_due(day_of(time))
+        .into_iter()
+        .map(|(agent, due)| {
+            let spent = due.spent_nanos as f64 / NANOS_PER_USD as f64;
+            agent_budget(&agent, due.kind.as_str(), &day_name(due.day), spent)
         })
         .collect()
 }
@@ -219,6 +244,11 @@ impl Verifier {
                     .collect(),
             ),
             span::COORDINATION_BUDGET => ("budget", budgets_due(view)),
+            // Decided, like a lease verdict, at the verdict's own time.
+            span::COORDINATION_AGENT_BUDGET => (
+                "agent_budget",
+                agent_budgets_due(view, ev.span.start_time_unix_nano),
+            ),
             _ => return,
         };
         let mut point = Point {
@@ -287,6 +317,14 @@ impl Verifier {
 fn recorded_choice(ev: &Event<'_>) -> Choice {
     if ev.span.name == span::AGENT_LEASE_EXPIRED {
         return lease(ev.str_attr(attr::AGENT_ID).unwrap_or_default());
+    }
+    if ev.span.name == span::COORDINATION_AGENT_BUDGET {
+        return agent_budget(
+            ev.str_attr(attr::AGENT_ID).unwrap_or_default(),
+            ev.str_attr(attr::BUDGET_VERDICT).unwrap_or_default(),
+            ev.str_attr(attr::BUDGET_DAY).unwrap_or_default(),
+            ev.double_attr(attr::BUDGET_SPENT_USD).unwrap_or(f64::NAN),
+        );
     }
     if ev.span.name == span::COORDINATION_BUDGET {
         let spent_tokens = ev.int_attr(attr::BUDGET_SPENT_TOKENS).unwrap_or(-1);

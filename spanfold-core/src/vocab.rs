@@ -46,13 +46,20 @@ pub mod span {
     /// not acknowledged. They stay in the log and in the count.
     pub const ANOMALY_ACKNOWLEDGE: &str = "anomaly.acknowledge";
 
+    /// An agent's spending today (UTC) crossed 80% of its daily budget (warning) or all of it
+    /// (exceeded): decided right after the record that crossed it, an exceeded agent lets go of its
+    /// features (queued again, their worktrees kept) and is given no work; at the first cycle of a
+    /// later day its budget is renewed. replay --verify checks each verdict.
+    pub const COORDINATION_AGENT_BUDGET: &str = "coordination.agent_budget";
+
     /// A feature's spending crossed 80% of its budget (warning) or all of it (exceeded), decided
     /// right after the record that crossed it: an exceeded feature leaves its agent and is held
     /// (its worktree kept, never placed again) until its budget is raised. replay --verify checks
     /// each verdict against the usage folded before it.
     pub const COORDINATION_BUDGET: &str = "coordination.budget";
 
-    /// A setting that may change after `agents init` was changed by running it again (the lease).
+    /// Settings that may change after `agents init` were changed by running it again: the lease,
+    /// the default feature budget. What the span leaves out stays as it was.
     pub const COORDINATION_CONFIGURE: &str = "coordination.configure";
 
     /// A coordination cycle ran; its assignments follow in the same batch.
@@ -94,6 +101,13 @@ pub mod span {
 
 /// Attribute keys: the `id` of each attribute, with what each span that declares it says.
 pub mod attr {
+    /// The most this agent's LLM requests may cost in a day (UTC), in US dollars (absent, 0 or
+    /// less: no daily budget). Past it, the agent lets go of its features and gets no work until
+    /// the next day or a higher budget.
+    ///
+    /// On `agent.registration`.
+    pub const AGENT_BUDGET_USD_PER_DAY: &str = "agent.budget_usd_per_day";
+
     /// Problem domains the agent is good at.
     ///
     /// On `agent.registration`.
@@ -113,6 +127,7 @@ pub mod attr {
     /// - `agent.reset`: The agent to reset.
     /// - `agent.token_issued`: The agent the token speaks for; it need not be registered yet.
     /// - `agent.validation`, `agent.work_progress`: The reporting agent.
+    /// - `coordination.agent_budget`: The agent.
     /// - `coordination.budget`: The agent that held it.
     /// - `coordination.feature_merge`: The agent that submitted the feature.
     /// - `worktree.lifecycle`: The agent the worktree is for (or was, after a merge).
@@ -175,29 +190,37 @@ pub mod attr {
     /// On `agent.feature_assignment`.
     pub const ASSIGNMENT_TIMESTAMP: &str = "assignment.timestamp";
 
+    /// The day (UTC, YYYY-MM-DD) the verdict is about: of the spending, or the new day.
+    ///
+    /// On `coordination.agent_budget`.
+    pub const BUDGET_DAY: &str = "budget.day";
+
     /// The tokens it had used.
     ///
     /// On `coordination.budget`.
     pub const BUDGET_SPENT_TOKENS: &str = "budget.spent_tokens";
 
-    /// What it had cost, in US dollars.
-    ///
-    /// On `coordination.budget`.
+    /// - `coordination.agent_budget`: What it had cost that day, in US dollars.
+    /// - `coordination.budget`: What it had cost, in US dollars.
     pub const BUDGET_SPENT_USD: &str = "budget.spent_usd";
 
     /// - `coordination.budget`: Its token budget then.
+    /// - `coordination.configure`: The token budget of each feature requested from now on that sets
+    ///   none of its own (0 or less: none).
     /// - `feature.budget`: The most tokens of every kind it may use (absent, 0 or less: no token
     ///   budget).
     pub const BUDGET_TOKENS: &str = "budget.tokens";
 
+    /// - `coordination.agent_budget`: Its daily budget then.
     /// - `coordination.budget`: Its dollar budget then.
+    /// - `coordination.configure`: The dollar budget of each feature requested from now on that
+    ///   sets none of its own (0 or less: none).
     /// - `feature.budget`: The most it may cost, in US dollars (absent, 0 or less: no dollar
     ///   budget).
     pub const BUDGET_USD: &str = "budget.usd";
 
-    /// Which line it crossed.
-    ///
-    /// On `coordination.budget`.
+    /// - `coordination.agent_budget`: Which line it crossed, or that its day began again.
+    /// - `coordination.budget`: Which line it crossed.
     pub const BUDGET_VERDICT: &str = "budget.verdict";
 
     /// Why, for the record.

@@ -53,6 +53,7 @@ fn register_agent(args: &RegisterArgs, backend: &mut Backend) -> Result<Output> 
         max_concurrent_features: args.max_concurrent,
         preferred_complexity: args.complexity.map(Into::into),
         lease_seconds: args.lease,
+        budget_usd_per_day: args.budget_usd.filter(|u| *u > 0.0),
     };
     let existed = backend.agent(&args.id)?.is_some();
     let span = emit::registration(&mut IdGen::default(), emit::now(), &reg);

@@ -225,6 +225,13 @@ pub struct InitArgs {
     /// Run init again with another value to change it; the change is recorded in the log.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub lease: Option<u64>,
+    /// The dollar budget of each feature added from now on without one of its own (0: none).
+    /// Run init again to change it; features added before keep theirs.
+    #[arg(long, value_name = "DOLLARS", value_parser = dollars)]
+    pub feature_budget_usd: Option<f64>,
+    /// The token budget of each feature added from now on without one of its own (0: none).
+    #[arg(long, value_name = "N")]
+    pub feature_budget_tokens: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -250,6 +257,11 @@ pub struct RegisterArgs {
     /// (default: the one `agents init` set for all).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub lease: Option<u64>,
+    /// What its LLM requests may cost a day (UTC), in US dollars: at 80% the coordinator warns;
+    /// at all of it the agent lets go of its features and gets no work until the next day.
+    /// Registering again without it removes it.
+    #[arg(long, value_name = "DOLLARS", value_parser = dollars)]
+    pub budget_usd: Option<f64>,
 }
 
 #[derive(Args, Debug)]

@@ -391,6 +391,12 @@ fn lost(backend: &mut Backend, agent: &str, feature: &str) -> Result<Option<Stri
     if a.assignments.iter().any(|x| x.feature_name == feature) {
         return Ok(None);
     }
+    if let Some(b) = a.budget.filter(|b| b.state == "exceeded") {
+        return Ok(Some(format!(
+            "stopped: agent {agent} spent its daily budget (${:.4} of ${:.4}); {feature} went back to the queue, its worktree kept",
+            b.spent_usd, b.usd_per_day
+        )));
+    }
     Ok(Some(format!(
         "stopped: agent {agent} no longer holds {feature} (cancelled, or reassigned)"
     )))

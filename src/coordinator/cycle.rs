@@ -61,6 +61,8 @@ impl Coordinator {
         self.record_prices(&config)?;
         let recovered = self.recover()?;
         let expired = self.expire_leases(&config)?;
+        // An agent whose daily budget a new day renewed may take work in this cycle.
+        self.record_agent_budget_verdicts()?;
         self.release_abandoned(&config)?;
         // Planned on the view the lease verdicts and releases made.
         let plan = self.plan(&config);
@@ -154,6 +156,9 @@ impl Coordinator {
             {
                 return Ok(true);
             }
+        }
+        if self.agent_budget_due() {
+            return Ok(true);
         }
         let seq = self.view.read().as_of.seq;
         let decision = self.decide();

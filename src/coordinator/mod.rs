@@ -32,6 +32,7 @@ use crate::reducer::{Config, REDUCER_VERSION, View};
 use crate::registry::{Origin, Registry, Violation};
 use crate::store::Log;
 use crate::timetravel;
+use crate::vocab::span;
 
 pub use cycle::{CycleReport, Placed};
 pub use error::CoordError;
@@ -324,12 +325,14 @@ impl Coordinator {
             self.maybe_checkpoint();
             // A budget crossed by what was just folded is decided now, at its time: only
             // when the batch moved spending or set a budget, not on every append.
-            let moved = self.view.read().usage.ledger.total != spent
-                || batch
-                    .events()
-                    .any(|e| e.span.name == crate::vocab::span::FEATURE_BUDGET);
-            if moved && !self.view.read().usage.budgets.is_empty() {
+            let moved = self.view.read().usage.ledger.total != spent;
+            let set = |name: &str| batch.events().any(|e| e.span.name == name);
+            if (moved || set(span::FEATURE_BUDGET)) && !self.view.read().usage.budgets.is_empty() {
                 self.record_budget_verdicts()?;
+            }
+            let agents_budgeted = !self.view.read().usage.agent_budgets.is_empty();
+            if (moved || set(span::AGENT_REGISTRATION)) && agents_budgeted {
+                self.record_agent_budget_verdicts()?;
             }
         }
         // Duplicates are accepted (OTLP retries are normal) but counted once, on the group.
@@ -423,10 +426,10 @@ impl Coordinator {
         Ok(true)
     }
 
-    /// Changes the lease of an initialised log (recorded; it applies from now on).
-    pub fn configure_lease(&mut self, lease_seconds: u64) -> Result<(), CoordError> {
+    /// Changes settings of an initialised log (recorded; they apply from now on).
+    pub fn configure(&mut self, settings: crate::fact::Configure) -> Result<(), CoordError> {
         self.writable()?;
-        let span = emit::configure(&mut self.ids, self.clock.now(), lease_seconds);
+        let span = emit::configure(&mut self.ids, self.clock.now(), settings);
         self.record(vec![span])
     }
 

@@ -509,3 +509,76 @@ fn a_feature_over_its_budget_stops_its_agent_is_held_and_continues_once_raised()
     assert_ne!(bad.code, 0, "an edited verdict must fail verify");
     assert_eq!(bad.json()["data"]["verify"]["divergence"]["kind"], "budget");
 }
+
+#[test]
+fn an_agent_over_its_daily_budget_is_stopped_and_its_feature_waits_for_another() {
+    let sb = Sandbox::new("main");
+    // A default feature budget far above the spending: only the agent's day runs out.
+    let init = sb.ok(&["agents", "init", "--feature-budget-usd", "5"]);
+    assert_eq!(init["feature_budget"]["usd"], 5.0, "{init}");
+    let served = sb.serve(&["--interval", "0"]);
+    sb.ok(&[
+        "agents",
+        "register-agent",
+        "claude-1",
+        "--budget-usd",
+        "0.01",
+    ]);
+    sb.ok(&["agents", "add-feature", "spendy", "--desc", "Costly"]);
+    assert_eq!(sb.status()["features"][0]["budget"]["usd"], 5.0);
+    let launcher = launch_long_agent(&sb, "claude-1", &[("FAKE_AGENT_SPEND_FIRST", "1")]);
+    let out = launcher.wait_with_output().expect("the launcher ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("agent claude-1 spent its daily budget ($0.0123 of $0.0100)"),
+        "{stderr}"
+    );
+    let status = sb.status();
+    let f = status["features"][0].clone();
+    assert_eq!(
+        (&f["status"], &f["budget"]["state"]),
+        (&"queued".into(), &"ok".into()),
+        "{f}"
+    );
+    assert!(f["worktree_path"].is_string(), "its worktree is kept: {f}");
+    let budget = &agent(&status, "claude-1")["budget"];
+    assert_eq!(
+        (&budget["state"], &budget["spent_usd"]),
+        (&"exceeded".into(), &0.0123.into())
+    );
+    // No work for it today: a cycle leaves the feature queued; a higher budget brings it back.
+    sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(feature_status(&sb.status(), "spendy"), "queued");
+    sb.ok(&["agents", "register-agent", "claude-1", "--budget-usd", "1"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(feature_status(&sb.status(), "spendy"), "assigned");
+
+    // The log alone re-checks the verdict; one edited by hand is caught.
+    drop(served);
+    let path = sb.tmp.path().join("day.jsonl");
+    let p = path.to_str().expect("utf-8");
+    sb.ok(&["export", "-o", p]);
+    let ok = sb.run(&["replay", p, "--verify"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let text = std::fs::read_to_string(&path).expect("export");
+    let edited: Vec<String> = text
+        .lines()
+        .map(|l| match l.contains("coordination.agent_budget") {
+            true => l.replace("0.0123", "0.0099"),
+            false => l.to_owned(),
+        })
+        .collect();
+    assert_ne!(
+        edited.join("\n"),
+        text.trim_end(),
+        "the verdict was found and edited"
+    );
+    std::fs::write(&path, edited.join("\n") + "\n").expect("write");
+    let bad = sb.run(&["--json", "replay", p, "--verify"]);
+    assert_ne!(bad.code, 0, "an edited verdict must fail verify");
+    assert_eq!(
+        bad.json()["data"]["verify"]["divergence"]["kind"],
+        "agent_budget"
+    );
+}

@@ -37,6 +37,7 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
                 max_concurrent_features: 2,
                 preferred_complexity: Some(Complexity::High),
                 lease_seconds: Some(900),
+                budget_usd_per_day: Some(20.0),
             },
         ),
         emit::reopen(&mut ids, 1, "f1", Some("again")),
@@ -132,7 +133,17 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
                 from: Some("abc"),
             },
         ),
-        emit::configure(&mut ids, 1, 900),
+        emit::configure(
+            &mut ids,
+            1,
+            spanfold::fact::Configure {
+                lease_seconds: Some(900),
+                default_budget: spanfold::fact::DefaultBudget {
+                    usd: Some(5.0),
+                    tokens: Some(1000),
+                },
+            },
+        ),
         emit::prices(
             &mut ids,
             1,
@@ -149,6 +160,14 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
             agent_id: Some("a1"),
         })
         .to_span([1; 16], [9; 8], 1),
+        spanfold::fact::Fact::AgentBudgetVerdict(spanfold::fact::AgentBudgetVerdict {
+            agent_id: "a1",
+            verdict: spanfold::fact::Word::Member(spanfold::fact::DayVerdict::Exceeded),
+            day: "2026-12-05",
+            spent_usd: 20.4,
+            usd: 20.0,
+        })
+        .to_span([1; 16], [10; 8], 1),
         emit::health(
             &mut ids,
             1,

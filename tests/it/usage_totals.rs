@@ -125,6 +125,7 @@ fn setup(coord: &mut Coordinator) {
                 max_concurrent_features: 1,
                 preferred_complexity: None,
                 lease_seconds: None,
+                budget_usd_per_day: None,
             };
             emit::registration(&mut ids, 1, &r)
         })

@@ -25,6 +25,8 @@ pub struct Registration<'a> {
     pub preferred_complexity: Option<Complexity>,
     /// Its own lease, when it sent a positive one.
     pub lease_seconds: Option<u64>,
+    /// What its LLM requests may cost a day, in dollars, when it sent a positive amount.
+    pub budget_usd_per_day: Option<f64>,
 }
 
 impl<'a> Registration<'a> {
@@ -41,6 +43,9 @@ impl<'a> Registration<'a> {
                 .str_attr(attr::AGENT_PREFERRED_COMPLEXITY)
                 .and_then(Complexity::parse),
             lease_seconds: seconds(ev, attr::AGENT_LEASE_SECONDS),
+            budget_usd_per_day: ev
+                .double_attr(attr::AGENT_BUDGET_USD_PER_DAY)
+                .filter(|u| u.is_finite() && *u > 0.0),
         })
     }
 
@@ -58,6 +63,7 @@ impl<'a> Registration<'a> {
             self.preferred_complexity.map(Complexity::as_str),
         );
         out.uint(attr::AGENT_LEASE_SECONDS, self.lease_seconds);
+        out.double(attr::AGENT_BUDGET_USD_PER_DAY, self.budget_usd_per_day);
     }
 }
 

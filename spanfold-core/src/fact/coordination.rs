@@ -16,6 +16,32 @@ pub struct Init<'a> {
     pub lease_seconds: Option<u64>,
 }
 
+/// A default feature budget as a span states it: each part absent (unchanged, or none at
+/// init), 0 or less (none), or a limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DefaultBudget {
+    pub usd: Option<f64>,
+    pub tokens: Option<i64>,
+}
+
+impl DefaultBudget {
+    fn read(ev: &Event<'_>) -> Result<Self, String> {
+        let usd = ev.double_attr(attr::BUDGET_USD);
+        if usd.is_some_and(|u| !u.is_finite()) {
+            return Err("budget.usd must be a finite number of dollars".into());
+        }
+        Ok(DefaultBudget {
+            usd,
+            tokens: ev.int_attr(attr::BUDGET_TOKENS),
+        })
+    }
+
+    fn write(&self, out: &mut Out) {
+        out.double(attr::BUDGET_USD, self.usd);
+        out.int(attr::BUDGET_TOKENS, self.tokens);
+    }
+}
+
 impl<'a> Init<'a> {
     pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
         let get = |key: &str| required(ev, key, || format!("{key} is missing"));
@@ -35,21 +61,35 @@ impl<'a> Init<'a> {
     }
 }
 
-/// `coordination.configure`: a new lease, from this event on.
+/// `coordination.configure`: settings changed from this event on; what it leaves out stays.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Configure {
-    pub lease_seconds: u64,
+    pub lease_seconds: Option<u64>,
+    pub default_budget: DefaultBudget,
 }
 
 impl Configure {
     pub(super) fn read(ev: &Event<'_>) -> Result<Self, String> {
-        let lease_seconds = seconds(ev, attr::COORDINATION_LEASE_SECONDS)
-            .ok_or_else(|| "coordination.lease_seconds must be a positive number".to_string())?;
-        Ok(Configure { lease_seconds })
+        let lease_seconds =
+            match ev.attr(attr::COORDINATION_LEASE_SECONDS) {
+                None => None,
+                Some(_) => Some(seconds(ev, attr::COORDINATION_LEASE_SECONDS).ok_or_else(
+                    || "coordination.lease_seconds must be a positive number".to_string(),
+                )?),
+            };
+        let default_budget = DefaultBudget::read(ev)?;
+        if lease_seconds.is_none() && default_budget == DefaultBudget::default() {
+            return Err("coordination.configure changes nothing: it carries no setting".into());
+        }
+        Ok(Configure {
+            lease_seconds,
+            default_budget,
+        })
     }
 
     pub(super) fn write(&self, out: &mut Out) {
-        out.uint(attr::COORDINATION_LEASE_SECONDS, Some(self.lease_seconds));
+        out.uint(attr::COORDINATION_LEASE_SECONDS, self.lease_seconds);
+        self.default_budget.write(out);
     }
 }
 
@@ -222,6 +262,57 @@ closed_set! {
         Warning = "warning",
         /// All of a budget: the feature is held.
         Exceeded = "exceeded",
+    }
+}
+
+closed_set! {
+    /// `budget.verdict` on `coordination.agent_budget`: a line of an agent's daily budget
+    /// crossed, or its day begun again.
+    DayVerdict {
+        /// 80% of the day's budget.
+        Warning = "warning",
+        /// All of it: the agent lets go of its features and gets no work.
+        Exceeded = "exceeded",
+        /// A later day began: it may work again.
+        Renewed = "renewed",
+    }
+}
+
+/// `coordination.agent_budget`: an agent's spending today crossed a line of its daily budget,
+/// or a new day renewed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentBudgetVerdict<'a> {
+    pub agent_id: &'a str,
+    pub verdict: Word<'a, DayVerdict>,
+    /// `YYYY-MM-DD`, UTC.
+    pub day: &'a str,
+    pub spent_usd: f64,
+    pub usd: f64,
+}
+
+impl<'a> AgentBudgetVerdict<'a> {
+    pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
+        let get = |key: &str| required(ev, key, || format!("{key} is missing"));
+        let number = |key: &str| {
+            ev.double_attr(key)
+                .filter(|u| u.is_finite())
+                .ok_or_else(|| format!("{key} must be a number"))
+        };
+        Ok(AgentBudgetVerdict {
+            agent_id: get(attr::AGENT_ID)?,
+            verdict: Word::read(get(attr::BUDGET_VERDICT)?),
+            day: get(attr::BUDGET_DAY)?,
+            spent_usd: number(attr::BUDGET_SPENT_USD)?,
+            usd: number(attr::BUDGET_USD)?,
+        })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.str(attr::AGENT_ID, self.agent_id);
+        out.str(attr::BUDGET_VERDICT, self.verdict.as_str());
+        out.str(attr::BUDGET_DAY, self.day);
+        out.double(attr::BUDGET_SPENT_USD, Some(self.spent_usd));
+        out.double(attr::BUDGET_USD, Some(self.usd));
     }
 }
 

@@ -30,8 +30,9 @@ pub use agent::{
     ValidationResult, WorkProgress,
 };
 pub use coordination::{
-    Acknowledge, Assignment, BudgetVerdict, BudgetVerdictKind, Configure, Cycle, Init,
-    LeaseExpired, Merge, MergeKind, MergeResult, Prices, SystemHealth,
+    Acknowledge, AgentBudgetVerdict, Assignment, BudgetVerdict, BudgetVerdictKind, Configure,
+    Cycle, DayVerdict, DefaultBudget, Init, LeaseExpired, Merge, MergeKind, MergeResult, Prices,
+    SystemHealth,
 };
 pub use feature::{Budget, Cancel, FeatureRequest, Reopen};
 pub use words::{AgentState, Complexity, Priority};
@@ -54,6 +55,7 @@ pub enum Fact<'a> {
     Configure(Configure),
     Prices(Prices<'a>),
     BudgetVerdict(BudgetVerdict<'a>),
+    AgentBudgetVerdict(AgentBudgetVerdict<'a>),
     Cycle(Cycle),
     Assignment(Assignment<'a>),
     SystemHealth(SystemHealth),
@@ -69,7 +71,7 @@ pub enum Fact<'a> {
 
 impl<'a> Fact<'a> {
     /// The span name of every variant.
-    pub const NAMES: [&'static str; 22] = [
+    pub const NAMES: [&'static str; 23] = [
         span::AGENT_COMMUNICATION,
         span::ANOMALY_ACKNOWLEDGE,
         span::AGENT_FEATURE_ASSIGNMENT,
@@ -80,6 +82,7 @@ impl<'a> Fact<'a> {
         span::AGENT_TOKEN_ISSUED,
         span::AGENT_VALIDATION,
         span::AGENT_WORK_PROGRESS,
+        span::COORDINATION_AGENT_BUDGET,
         span::COORDINATION_BUDGET,
         span::COORDINATION_CONFIGURE,
         span::COORDINATION_CYCLE,
@@ -107,6 +110,7 @@ impl<'a> Fact<'a> {
             Fact::Configure(_) => span::COORDINATION_CONFIGURE,
             Fact::Prices(_) => span::COORDINATION_PRICES,
             Fact::BudgetVerdict(_) => span::COORDINATION_BUDGET,
+            Fact::AgentBudgetVerdict(_) => span::COORDINATION_AGENT_BUDGET,
             Fact::Budget(_) => span::FEATURE_BUDGET,
             Fact::Cycle(_) => span::COORDINATION_CYCLE,
             Fact::Assignment(_) => span::AGENT_FEATURE_ASSIGNMENT,
@@ -136,6 +140,9 @@ impl<'a> Fact<'a> {
             span::COORDINATION_CONFIGURE => Configure::read(ev).map(Fact::Configure),
             span::COORDINATION_PRICES => Prices::read(ev).map(Fact::Prices),
             span::COORDINATION_BUDGET => BudgetVerdict::read(ev).map(Fact::BudgetVerdict),
+            span::COORDINATION_AGENT_BUDGET => {
+                AgentBudgetVerdict::read(ev).map(Fact::AgentBudgetVerdict)
+            }
             span::FEATURE_BUDGET => Budget::read(ev).map(Fact::Budget),
             span::COORDINATION_CYCLE => Ok(Fact::Cycle(Cycle::read(ev))),
             span::AGENT_FEATURE_ASSIGNMENT => Assignment::read(ev).map(Fact::Assignment),
@@ -167,6 +174,7 @@ impl<'a> Fact<'a> {
             Fact::Configure(f) => f.write(&mut out),
             Fact::Prices(f) => f.write(&mut out),
             Fact::BudgetVerdict(f) => f.write(&mut out),
+            Fact::AgentBudgetVerdict(f) => f.write(&mut out),
             Fact::Budget(f) => f.write(&mut out),
             Fact::Cycle(f) => f.write(&mut out),
             Fact::Assignment(f) => f.write(&mut out),

@@ -94,7 +94,7 @@ impl Seed {
 fn fact(i: usize, s: &Seed) -> Fact<'_> {
     match i {
         0..=5 | 18 => agent_fact(i, s),
-        6..=13 | 19 | 20 => coordination_fact(i, s),
+        6..=13 | 19 | 20 | 22 => coordination_fact(i, s),
         _ => feature_or_worktree_fact(i, s),
     }
 }
@@ -110,6 +110,7 @@ fn agent_fact(i: usize, s: &Seed) -> Fact<'_> {
             max_concurrent_features: s.opt(0, s.max),
             preferred_complexity: s.opt(1, s.one_of(&Complexity::ALL)),
             lease_seconds: s.opt(2, s.positive),
+            budget_usd_per_day: s.opt(3, s.double.abs() + 0.5),
         }),
         1 => Fact::WorkProgress(WorkProgress {
             agent_id: s.text(0),
@@ -163,8 +164,13 @@ fn coordination_fact(i: usize, s: &Seed) -> Fact<'_> {
             worktrees_dir: s.text(2),
             lease_seconds: s.opt(3, s.positive),
         }),
+        // A configure carries at least one setting: the lease when nothing else.
         7 => Fact::Configure(Configure {
-            lease_seconds: s.positive,
+            lease_seconds: s.opt(0, s.positive).or((!s.has(1)).then_some(s.positive)),
+            default_budget: DefaultBudget {
+                usd: s.opt(1, s.double),
+                tokens: s.opt(2, s.int),
+            },
         }),
         8 => Fact::Cycle(Cycle {
             number: s.opt(0, s.uint),
@@ -208,6 +214,13 @@ fn coordination_fact(i: usize, s: &Seed) -> Fact<'_> {
             usd: s.opt(1, s.double),
             tokens: s.opt(2, s.int),
             agent_id: s.opt_text(3),
+        }),
+        22 => Fact::AgentBudgetVerdict(AgentBudgetVerdict {
+            agent_id: s.text(0),
+            verdict: s.word(),
+            day: s.text(1),
+            spent_usd: s.double,
+            usd: s.double / 2.0,
         }),
         19 => Fact::Prices(Prices {
             date: s.text(0),

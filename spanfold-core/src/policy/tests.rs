@@ -31,6 +31,7 @@ fn agent(id: &str, c: Capabilities, max: u32) -> Agent {
         lease_seconds: None,
         anomalies: 0,
         last_message: None,
+        paused_for_budget: false,
     }
 }
 

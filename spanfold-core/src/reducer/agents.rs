@@ -36,12 +36,14 @@ impl View {
             lease_seconds: None,
             anomalies: 0,
             last_message: None,
+            paused_for_budget: false,
         });
         agent.capabilities = capabilities;
         agent.max_concurrent_features = r.max_concurrent_features.unwrap_or(1);
         agent.preferred_complexity = r.preferred_complexity;
         agent.lease_seconds = r.lease_seconds;
         agent.last_activity = at.time;
+        self.set_day_budget(id, r.budget_usd_per_day, at);
         Ok(())
     }
 

@@ -22,7 +22,10 @@ impl View {
             .config
             .as_mut()
             .ok_or_else(|| "a setting changed before coordination.init".to_string())?;
-        config.lease_seconds = c.lease_seconds;
+        if let Some(lease) = c.lease_seconds {
+            config.lease_seconds = lease;
+        }
+        self.set_default_budget(c.default_budget);
         Ok(())
     }
 

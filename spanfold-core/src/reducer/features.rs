@@ -52,8 +52,9 @@ impl View {
         }
         // A re-request updates the queued feature in place; it keeps its queue position, its
         // worktree and its last error.
-        if let Some(old) = self.features.get(name) {
-            self.tally.remove(old);
+        match self.features.get(name) {
+            Some(old) => self.tally.remove(old),
+            None => self.give_default_budget(name),
         }
         let feature = self
             .features

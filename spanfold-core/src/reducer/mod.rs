@@ -30,7 +30,7 @@ mod worktrees;
 
 pub use tally::FeatureTally;
 pub use telemetry::MAX_SERVICES;
-pub use usage::{Due, FeatureBudget, SessionUsage, UsageState};
+pub use usage::{DayBudget, DayDue, Due, FeatureBudget, SessionUsage, UsageState};
 pub use view::{ActivityCounts, AgentTelemetry, LastSeen, ProcessState};
 pub use view::{
     Agent, AgentError, Anomaly, AsOf, Capabilities, Config, Counters, DEFAULT_LEASE_SECONDS,
@@ -46,7 +46,7 @@ use crate::vocab::attr;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
-pub const REDUCER_VERSION: u32 = 14;
+pub const REDUCER_VERSION: u32 = 15;
 
 /// Span names this reducer gives meaning to: one per [`Fact`]. A test checks this list against
 /// the registry.
@@ -184,6 +184,7 @@ impl View {
             Fact::Prices(p) => self.prices(p),
             Fact::Budget(b) => self.set_budget(b),
             Fact::BudgetVerdict(v) => self.budget_verdict(v, at),
+            Fact::AgentBudgetVerdict(v) => self.agent_budget_verdict(v, at),
             Fact::Cycle(_) => {
                 self.counters.cycles += 1;
                 Ok(())

@@ -81,15 +81,20 @@ pub struct Agent {
     pub anomalies: u64,
     /// The last `agent.communication` message it sent, with its time.
     pub last_message: Option<(UnixNanos, String)>,
+    /// It spent its daily budget: no work until a later day or a higher budget.
+    #[serde(default)]
+    pub paused_for_budget: bool,
 }
 
 impl Agent {
-    /// Whether the agent may be given another feature: it is not busy finishing one and has room.
+    /// Whether the agent may be given another feature: it is not busy finishing one, has room,
+    /// and has budget left today.
     pub fn can_take_more(&self) -> bool {
         matches!(
             self.state,
             AgentState::Idle | AgentState::Claiming | AgentState::Working
         ) && (self.assignments.len() as u32) < self.max_concurrent_features
+            && !self.paused_for_budget
     }
 }
 

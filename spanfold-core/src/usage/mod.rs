@@ -168,6 +168,37 @@ pub struct Ledger {
     pub days: BTreeMap<u32, Usage>,
     /// By session, for the usage that names one.
     pub sessions: BTreeMap<String, SessionSpend>,
+    /// Each agent's spending on the latest day it spent: what its daily budget is held to.
+    #[serde(default)]
+    pub agent_days: BTreeMap<String, DaySpend>,
+}
+
+/// What an agent spent on one day (UTC), in billionths of a dollar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaySpend {
+    pub day: u32,
+    pub cost_nanos: u64,
+}
+
+impl DaySpend {
+    /// What was spent on `day`: nothing when the latest day spent is another.
+    pub fn on(&self, day: u32) -> u64 {
+        if self.day == day { self.cost_nanos } else { 0 }
+    }
+
+    /// Posts `nanos` spent on `day`: a later day starts over; an earlier one (a late record)
+    /// is in the day totals, not today's.
+    fn post(&mut self, day: u32, nanos: u64, sub: bool) {
+        if day > self.day {
+            *self = DaySpend { day, cost_nanos: 0 };
+        }
+        if day == self.day {
+            self.cost_nanos = match sub {
+                true => self.cost_nanos.saturating_sub(nanos),
+                false => self.cost_nanos.saturating_add(nanos),
+            };
+        }
+    }
 }
 
 impl Ledger {
@@ -179,6 +210,17 @@ impl Ledger {
         };
         apply(&mut self.total);
         bump(&mut self.agents, key.agent, apply);
+        if usage.cost_nanos > 0 {
+            match self.agent_days.get_mut(key.agent) {
+                Some(d) => d.post(key.day, usage.cost_nanos, sub),
+                None if !sub => {
+                    let mut d = DaySpend::default();
+                    d.post(key.day, usage.cost_nanos, sub);
+                    self.agent_days.insert(key.agent.to_owned(), d);
+                }
+                None => {}
+            }
+        }
         if let Some(f) = key.feature {
             bump(&mut self.features, f, apply);
         }
@@ -240,9 +282,53 @@ pub fn day_name(day: u32) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The day a `YYYY-MM-DD` name (as [`day_name`] writes it) counts from 1970-01-01; None for
+/// anything else.
+pub fn day_number(name: &str) -> Option<u32> {
+    let mut parts = name.splitn(3, '-');
+    let mut part = |len: usize| {
+        parts
+            .next()
+            .filter(|p| p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<i64>().ok())
+    };
+    let (y, m, d) = (part(4)?, part(2)?, part(2)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    // A day that does not exist (February 30) names another: refused.
+    let day = u32::try_from(days).ok()?;
+    (day_name(day) == name).then_some(day)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn day_names_read_back_to_their_day_and_nothing_else_reads() {
+        for day in [0, 11_016, 20_792, 20_793, 40_000] {
+            assert_eq!(day_number(&day_name(day)), Some(day));
+        }
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "26-12-05",
+            "2026-12-5",
+            "",
+            "1969-12-31",
+        ] {
+            assert_eq!(day_number(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn days_are_named_as_the_calendar_does() {

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+mod budgets;
 mod flaky;
 mod merges;
 

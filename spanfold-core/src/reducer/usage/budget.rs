@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::fact::{Budget, BudgetVerdict, BudgetVerdictKind, Word};
+use crate::fact::{Budget, BudgetVerdict, BudgetVerdictKind, DefaultBudget, Word};
 use crate::reducer::{AsOf, FeatureStatus, View};
 use crate::usage::{NANOS_PER_USD, Usage};
 
@@ -45,6 +45,20 @@ impl FeatureBudget {
     }
 }
 
+impl FeatureBudget {
+    /// Whether it limits anything.
+    pub fn limits(&self) -> bool {
+        self.usd_nanos.is_some() || self.tokens.is_some()
+    }
+}
+
+/// A token limit as a span gives it (0 or less: none).
+fn token_limit(tokens: Option<i64>) -> Option<u64> {
+    tokens
+        .and_then(|t| u64::try_from(t).ok())
+        .filter(|t| *t > 0)
+}
+
 /// Dollars as billionths, for a limit given in dollars (0 or less: none).
 fn nanos(usd: Option<f64>) -> Option<u64> {
     usd.filter(|u| *u > 0.0)
@@ -79,10 +93,7 @@ impl View {
         }
         let budget = FeatureBudget {
             usd_nanos: nanos(b.usd),
-            tokens: b
-                .tokens
-                .and_then(|t| u64::try_from(t).ok())
-                .filter(|t| *t > 0),
+            tokens: token_limit(b.tokens),
             warned: false,
             exceeded: false,
         };
@@ -107,6 +118,31 @@ impl View {
             }
         }
         Ok(())
+    }
+
+    /// The default feature budget from `coordination.init` or `.configure`: each part the span
+    /// carries replaces the one before (0 or less: none); a part it leaves out stays.
+    pub(in crate::reducer) fn set_default_budget(&mut self, d: DefaultBudget) {
+        let default = &mut self.usage.default_budget;
+        if d.usd.is_some() {
+            default.usd_nanos = nanos(d.usd);
+        }
+        if d.tokens.is_some() {
+            default.tokens = token_limit(d.tokens);
+        }
+    }
+
+    /// A feature requested for the first time gets the default budget, if there is one.
+    pub(in crate::reducer) fn give_default_budget(&mut self, feature: &str) {
+        let default = &self.usage.default_budget;
+        if default.limits() && !self.usage.budgets.contains_key(feature) {
+            let budget = FeatureBudget {
+                warned: false,
+                exceeded: false,
+                ..default.clone()
+            };
+            self.usage.budgets.insert(feature.to_owned(), budget);
+        }
     }
 
     /// `coordination.budget`: a warning is noted; an exceeded budget holds the feature.
@@ -143,13 +179,16 @@ impl View {
     }
 }
 
-/// "budget exceeded: $5.12 of $5.00; raise it with …", as the held feature's wait reason says.
-fn exceeded_words(name: &str, v: &BudgetVerdict<'_>) -> String {
-    // Cents, unless the sums are smaller than a dollar.
-    let money = |usd: f64| match usd >= 1.0 {
+/// Dollars as a wait reason says them: cents, unless the sum is smaller than a dollar.
+pub(super) fn money(usd: f64) -> String {
+    match usd >= 1.0 {
         true => format!("${usd:.2}"),
         false => format!("${usd:.4}"),
-    };
+    }
+}
+
+/// "budget exceeded: $5.12 of $5.00; raise it with …", as the held feature's wait reason says.
+fn exceeded_words(name: &str, v: &BudgetVerdict<'_>) -> String {
     let mut over = Vec::new();
     if let Some(usd) = v.usd {
         over.push(format!("{} of {}", money(v.spent_usd), money(usd)));

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use budget::{Due, FeatureBudget};
+pub use day_budget::{DayBudget, DayDue};
 
 use super::telemetry::feature_held;
 use super::view::View;
@@ -37,6 +38,12 @@ pub struct UsageState {
     pub cumulative: BTreeMap<String, (UnixNanos, u64)>,
     /// Features' budgets, by feature.
     pub budgets: BTreeMap<String, FeatureBudget>,
+    /// The budget a feature requested from now on gets when it sets none (`agents init`).
+    #[serde(default)]
+    pub default_budget: FeatureBudget,
+    /// Agents' daily budgets, by agent.
+    #[serde(default)]
+    pub agent_budgets: BTreeMap<String, DayBudget>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,5 +305,6 @@ fn text(value: &AnyValue) -> Option<String> {
 }
 
 mod budget;
+mod day_budget;
 #[cfg(test)]
 mod tests;

@@ -348,3 +348,150 @@ fn a_feature_over_its_budget_is_held_until_the_budget_is_raised() {
         crate::reducer::FeatureTally::of(view.features.values())
     );
 }
+
+const DAY: u64 = 86_400_000_000_000;
+
+/// a1 registered again, with a daily budget (`None`: without).
+fn day_budget(view: &mut View, at: u64, usd: Option<f64>) {
+    let mut span =
+        Span::new([8; 16], [at as u8; 8], "agent.registration", 0).with("agent.id", s("a1"));
+    if let Some(usd) = usd {
+        span = span.with("agent.budget_usd_per_day", AnyValue::Double(usd));
+    }
+    spans(view, at, vec![span]);
+}
+
+/// The daily verdict due at `at`, recorded as the coordinator records it (at that time).
+fn decide_day(view: &mut View, at: u64) -> Option<crate::fact::DayVerdict> {
+    let due = view.agent_budget_due("a1", day_of(at))?;
+    let usd = view.usage.agent_budgets["a1"].usd_nanos as f64 / 1e9;
+    let day = crate::usage::day_name(due.day);
+    let verdict = crate::fact::AgentBudgetVerdict {
+        agent_id: "a1",
+        verdict: crate::fact::Word::Member(due.kind),
+        day: &day,
+        spent_usd: due.spent_nanos as f64 / 1e9,
+        usd,
+    };
+    let span = crate::fact::Fact::AgentBudgetVerdict(verdict).to_span([9; 16], [at as u8; 8], at);
+    spans(view, at, vec![span]);
+    Some(due.kind)
+}
+
+#[test]
+fn an_agent_over_its_daily_budget_lets_go_of_its_work_until_a_new_day_renews_it() {
+    use crate::fact::DayVerdict::{Exceeded, Renewed, Warning};
+    use crate::reducer::FeatureStatus;
+    let mut view = holding_f1();
+    day_budget(&mut view, 10, Some(0.05));
+    spend(&mut view, 11, 0.03);
+    assert_eq!(decide_day(&mut view, 12), None, "60% of the day's budget");
+    spend(&mut view, 13, 0.011);
+    assert_eq!(decide_day(&mut view, 14), Some(Warning), "82%");
+    assert_eq!(decide_day(&mut view, 15), None, "warned once a day");
+    spend(&mut view, 16, 0.01);
+    assert_eq!(decide_day(&mut view, 17), Some(Exceeded));
+    let f = &view.features["f1"];
+    assert_eq!(
+        (f.status, f.assigned_agent.as_deref()),
+        (FeatureStatus::Queued, None)
+    );
+    assert_eq!(
+        f.worktree_path.as_deref(),
+        Some("/wt/f1"),
+        "kept with the work"
+    );
+    assert_eq!(
+        f.last_error.as_deref(),
+        Some(
+            "agent a1 spent its daily budget ($0.0510 of $0.0500 on 1970-01-01); queued again, its worktree kept with the work"
+        )
+    );
+    let a1 = &view.agents["a1"];
+    assert!(
+        a1.assignments.is_empty() && !a1.can_take_more(),
+        "no work today"
+    );
+    assert_eq!(decide_day(&mut view, 18), None, "still the same day");
+    // The feature is not the agent's to keep: another agent may take it, and does.
+    assert!(
+        crate::policy::decide(&view, &Default::default())
+            .assignments
+            .is_empty()
+    );
+    // Spending on a later day starts over; the agent waits for the renewal all the same.
+    spend(&mut view, DAY + 1, 0.001);
+    assert!(!view.agents["a1"].can_take_more());
+    assert_eq!(decide_day(&mut view, DAY + 2), Some(Renewed));
+    assert!(view.agents["a1"].can_take_more());
+    assert_eq!(view.agent_spent_on("a1", day_of(DAY)), 1_000_000);
+    assert_eq!(decide_day(&mut view, DAY + 3), None);
+    let placed = crate::policy::decide(&view, &Default::default());
+    assert_eq!(placed.assignments.len(), 1, "f1 goes to a1 again");
+    assert!(view.anomalies.is_empty(), "{:?}", view.anomalies);
+}
+
+#[test]
+fn a_daily_budget_raised_above_todays_spending_lets_the_agent_work_again() {
+    use crate::fact::DayVerdict::Exceeded;
+    let mut view = holding_f1();
+    day_budget(&mut view, 10, Some(0.01));
+    spend(&mut view, 11, 0.02);
+    assert_eq!(decide_day(&mut view, 12), Some(Exceeded));
+    day_budget(&mut view, 13, Some(0.015));
+    assert!(
+        !view.agents["a1"].can_take_more(),
+        "still below what it spent"
+    );
+    day_budget(&mut view, 14, Some(1.0));
+    assert!(view.agents["a1"].can_take_more());
+    assert_eq!(decide_day(&mut view, 15), None, "2% of the new budget");
+    // Registering without one removes it: nothing more is due.
+    day_budget(&mut view, 16, None);
+    assert!(view.usage.agent_budgets.is_empty());
+    assert_eq!(view.agent_budget_due("a1", 0), None);
+}
+
+#[test]
+fn a_default_budget_goes_to_the_features_requested_after_it() {
+    let mut view = registered();
+    let request = |name: &str, at: u8| {
+        Span::new([2; 16], [at; 8], "feature.request", 0).with("feature.name", s(name))
+    };
+    spans(&mut view, 2, vec![request("before", 2)]);
+    let init = Span::new([3; 16], [3; 8], "coordination.init", 0)
+        .with("coordination.repo", s("/r"))
+        .with("coordination.base_branch", s("main"))
+        .with("coordination.worktrees_dir", s("/w"));
+    let configure = |at: u8, usd: f64| {
+        Span::new([3; 16], [at; 8], "coordination.configure", 0)
+            .with("budget.usd", AnyValue::Double(usd))
+    };
+    spans(&mut view, 3, vec![init, configure(4, 2.5)]);
+    spans(
+        &mut view,
+        5,
+        vec![request("after", 5), request("defaulted", 9)],
+    );
+    let own = Span::new([6; 16], [6; 8], "feature.budget", 0)
+        .with("feature.name", s("after"))
+        .with("budget.usd", AnyValue::Double(9.0));
+    spans(&mut view, 6, vec![own]);
+    spans(&mut view, 7, vec![configure(7, 0.0), request("later", 8)]);
+    let budgets = &view.usage.budgets;
+    assert_eq!(budgets.get("before"), None, "requested before the default");
+    assert_eq!(budgets["defaulted"].usd_nanos, Some(2_500_000_000));
+    assert_eq!(budgets["defaulted"].tokens, None);
+    assert_eq!(
+        budgets["after"].usd_nanos,
+        Some(9_000_000_000),
+        "its own wins"
+    );
+    assert_eq!(budgets.get("later"), None, "the default was removed");
+    assert_eq!(
+        view.config.as_ref().map(|c| c.lease_seconds),
+        Some(600),
+        "lease left as it was"
+    );
+    assert!(view.anomalies.is_empty(), "{:?}", view.anomalies);
+}
