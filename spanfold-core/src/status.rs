@@ -597,14 +597,25 @@ fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
                     outcome: p.outcome.clone(),
                 }),
             }),
-        usage: view.usage.ledger.agents.get(&a.id).map(UsageJson::from),
+        usage: view
+            .usage
+            .ledger
+            .agents
+            .get(&a.id)
+            .map(|u| UsageJson::from(&u.total)),
         budget: day_budget_json(view, &a.id),
     }
 }
 
 fn day_budget_json(view: &View, agent: &str) -> Option<DayBudgetJson> {
     let b = view.usage.agent_budgets.get(agent)?;
-    let spent = view.usage.ledger.agent_days.get(agent);
+    let spent = view
+        .usage
+        .ledger
+        .agents
+        .get(agent)
+        .map(|a| a.today)
+        .filter(|d| d.cost_nanos > 0);
     let usd = |n: u64| n as f64 / crate::usage::NANOS_PER_USD as f64;
     let state = match (b.exceeded_on, b.warned_on) {
         (Some(_), _) => "exceeded",

@@ -188,7 +188,7 @@ impl Builder {
                 .ledger
                 .agents
                 .get(agent)
-                .map_or(0, |u| u.cost_nanos);
+                .map_or(0, |u| u.total.cost_nanos);
             (tools, llm, cost as i64)
         };
         let agent = view.record_owner(ev);

@@ -175,11 +175,10 @@ const MAX_USAGE_SERIES: usize = 100;
 /// Tokens and dollars of the agents' LLM requests, by agent and by model.
 fn usage_counters(state: &State, out: &mut String) {
     let ledger = state.view.read().usage.ledger.clone();
-    for (what, label, book) in [
-        ("agent", "agent", &ledger.agents),
-        ("model", "model", &ledger.models),
-    ] {
-        let mut rows: Vec<(&String, &crate::usage::Usage)> = book.iter().collect();
+    let agents: Vec<(&String, &crate::usage::Usage)> =
+        ledger.agents.iter().map(|(n, a)| (n, &a.total)).collect();
+    let models: Vec<(&String, &crate::usage::Usage)> = ledger.models.iter().collect();
+    for (what, label, mut rows) in [("agent", "agent", agents), ("model", "model", models)] {
         rows.sort_by(|a, b| b.1.cost_nanos.cmp(&a.1.cost_nanos).then(a.0.cmp(b.0)));
         let mut kept: BTreeMap<String, crate::usage::Usage> = BTreeMap::new();
         for (n, (name, u)) in rows.into_iter().enumerate() {

@@ -188,7 +188,7 @@ proptest! {
         prop_assert_eq!(view.usage.ledger.total, expected(&requests));
         for a in 0..AGENTS {
             let own: Vec<Request> = requests.iter().copied().filter(|r| r.0 == a).collect();
-            let got = view.usage.ledger.agents.get(&format!("agent-{a}")).copied().unwrap_or_default();
+            let got = view.usage.ledger.agents.get(&format!("agent-{a}")).map(|u| u.total).unwrap_or_default();
             prop_assert_eq!(got, expected(&own), "agent-{}", a);
         }
     }

@@ -162,15 +162,32 @@ pub struct SessionSpend {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
     pub total: Usage,
-    pub agents: BTreeMap<String, Usage>,
+    pub agents: BTreeMap<String, AgentUsage>,
     pub features: BTreeMap<String, Usage>,
     pub models: BTreeMap<String, Usage>,
     pub days: BTreeMap<u32, Usage>,
     /// By session, for the usage that names one.
     pub sessions: BTreeMap<String, SessionSpend>,
-    /// Each agent's spending on the latest day it spent: what its daily budget is held to.
-    #[serde(default)]
-    pub agent_days: BTreeMap<String, DaySpend>,
+}
+
+/// What an agent spent: in all, and on the latest day it spent (what its daily budget is held
+/// to).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentUsage {
+    pub total: Usage,
+    pub today: DaySpend,
+}
+
+impl AsRef<Usage> for AgentUsage {
+    fn as_ref(&self) -> &Usage {
+        &self.total
+    }
+}
+
+impl AsRef<Usage> for Usage {
+    fn as_ref(&self) -> &Usage {
+        self
+    }
 }
 
 /// What an agent spent on one day (UTC), in billionths of a dollar.
@@ -209,16 +226,17 @@ impl Ledger {
             false => u.add(usage),
         };
         apply(&mut self.total);
-        bump(&mut self.agents, key.agent, apply);
-        if usage.cost_nanos > 0 {
-            match self.agent_days.get_mut(key.agent) {
-                Some(d) => d.post(key.day, usage.cost_nanos, sub),
-                None if !sub => {
-                    let mut d = DaySpend::default();
-                    d.post(key.day, usage.cost_nanos, sub);
-                    self.agent_days.insert(key.agent.to_owned(), d);
-                }
-                None => {}
+        // The agent's day rides on its entry: one lookup for both.
+        let on_agent = |a: &mut AgentUsage| {
+            apply(&mut a.total);
+            a.today.post(key.day, usage.cost_nanos, sub);
+        };
+        match self.agents.get_mut(key.agent) {
+            Some(a) => on_agent(a),
+            None => {
+                let mut a = AgentUsage::default();
+                on_agent(&mut a);
+                self.agents.insert(key.agent.to_owned(), a);
             }
         }
         if let Some(f) = key.feature {

@@ -156,15 +156,15 @@ fn sessions(to: &Ledger, from: Option<&Ledger>, feature: Option<&str>) -> Vec<(S
         .collect()
 }
 
-fn named(
-    to: &std::collections::BTreeMap<String, Usage>,
-    from: Option<&std::collections::BTreeMap<String, Usage>>,
+fn named<V: AsRef<Usage>>(
+    to: &std::collections::BTreeMap<String, V>,
+    from: Option<&std::collections::BTreeMap<String, V>>,
 ) -> Vec<(String, Usage)> {
     to.iter()
         .map(|(name, u)| {
-            let mut u = *u;
+            let mut u = *u.as_ref();
             if let Some(before) = from.and_then(|f| f.get(name)) {
-                u.sub(before);
+                u.sub(before.as_ref());
             }
             (name.clone(), u)
         })

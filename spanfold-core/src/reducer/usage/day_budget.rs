@@ -36,9 +36,9 @@ impl View {
     pub fn agent_spent_on(&self, agent: &str, day: u32) -> u64 {
         self.usage
             .ledger
-            .agent_days
+            .agents
             .get(agent)
-            .map_or(0, |d| d.on(day))
+            .map_or(0, |a| a.today.on(day))
     }
 
     /// The verdict due on `agent`'s daily budget on `today`, if any: a renewal once a later day

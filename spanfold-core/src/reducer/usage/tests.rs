@@ -78,7 +78,7 @@ fn claudes_reported_costs_are_summed_per_agent_feature_model_and_day() {
         assert_eq!(u.cost_source(), Some(CostSource::Reported));
     };
     expect(&ledger.total);
-    expect(&ledger.agents["a1"]);
+    expect(&ledger.agents["a1"].total);
     expect(&ledger.features["f1"]);
     expect(&ledger.models["claude-sonnet-4-5-20250929"]);
     expect(&ledger.days[&day_of(at)]);
