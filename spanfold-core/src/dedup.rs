@@ -130,11 +130,17 @@ impl Window {
     /// metrics by their digests ([`crate::digest`]). Returns how many were dropped.
     pub fn retain_new_events(&mut self, batch: &mut Batch) -> usize {
         let mut duplicates = self.retain_new(&mut batch.resource_spans);
+        // Digests computed where the export was decoded are used when there is one per record.
+        let records = batch.log_count();
+        let keys = std::mem::take(&mut batch.log_keys);
+        let mut known = (keys.len() == records).then(|| keys.into_iter());
         for rl in &mut batch.resource_logs {
             for sl in &mut rl.scope_logs {
                 let (resource, scope) = (&rl.resource, &sl.scope);
                 sl.log_records.retain(|record| {
-                    let fresh = self.insert(digest::log_key(resource, scope, record));
+                    let key = known.as_mut().and_then(Iterator::next);
+                    let key = key.unwrap_or_else(|| digest::log_key(resource, scope, record));
+                    let fresh = self.insert(key);
                     duplicates += usize::from(!fresh);
                     fresh
                 });
@@ -243,5 +249,64 @@ mod tests {
             }
             assert_eq!(w.len(), recent.len());
         }
+    }
+
+    /// A batch of `n` Claude Code records from agent a1, each its own (its prompt id).
+    fn log_batch(n: usize) -> Batch {
+        use crate::model::{
+            AnyValue, KeyValue, LogRecord, Resource, ResourceLogs, Scope, ScopeLogs,
+        };
+        let records = (0..n)
+            .map(|i| LogRecord {
+                body: AnyValue::String("claude_code.api_request".into()),
+                attributes: vec![KeyValue::new(
+                    "prompt.id",
+                    AnyValue::String(format!("p-{i}").into()),
+                )],
+                ..LogRecord::empty()
+            })
+            .collect();
+        Batch {
+            resource_logs: vec![ResourceLogs {
+                resource: Resource::default(),
+                schema_url: String::new(),
+                scope_logs: vec![ScopeLogs {
+                    scope: Scope::default(),
+                    schema_url: String::new(),
+                    log_records: records,
+                }],
+            }],
+            ..Batch::default()
+        }
+    }
+
+    /// Its records' keys, as the thread that decoded the export computes them.
+    fn keyed(mut batch: Batch) -> Batch {
+        let rl = &batch.resource_logs[0];
+        let sl = &rl.scope_logs[0];
+        batch.log_keys = sl
+            .log_records
+            .iter()
+            .map(|r| digest::log_key(&rl.resource, &sl.scope, r))
+            .collect();
+        batch
+    }
+
+    #[test]
+    fn log_keys_computed_before_the_append_are_the_ones_it_would_compute() {
+        let mut window = Window::new(64);
+        let mut first = keyed(log_batch(3));
+        assert_eq!(window.retain_new_events(&mut first), 0);
+        assert!(first.log_keys.is_empty(), "used up, never stored");
+        // The same records without keys of their own: the window knows them all.
+        let mut again = log_batch(3);
+        assert_eq!(window.retain_new_events(&mut again), 3);
+        // Keys that do not match the records in number are not used: the window computes them.
+        let mut more = keyed(log_batch(5));
+        more.log_keys.pop();
+        assert_eq!(window.retain_new_events(&mut more), 3, "p-0..p-2 repeat");
+        assert_eq!(more.event_count(), 2);
+        let mut known = keyed(log_batch(5));
+        assert_eq!(window.retain_new_events(&mut known), 5);
     }
 }

@@ -307,6 +307,8 @@ impl Coordinator {
                 ..Submitted::default()
             });
             combined.resource_spans.extend(batch.resource_spans);
+            // In the records' order: used only if every request brought its records' keys.
+            combined.log_keys.extend(batch.log_keys);
             combined.resource_logs.extend(batch.resource_logs);
             combined.resource_metrics.extend(batch.resource_metrics);
         }

@@ -169,6 +169,8 @@ pub struct Decoded {
     pub resource_logs: Vec<ResourceLogs>,
     pub resource_metrics: Vec<ResourceMetrics>,
     pub rejected: Rejections,
+    /// The log records' identities, once [`Decoded::digest_logs`] computed them.
+    pub log_keys: Vec<crate::model::SpanKey>,
 }
 
 impl Decoded {
@@ -178,9 +180,27 @@ impl Decoded {
             resource_spans: self.resource_spans,
             resource_logs: self.resource_logs,
             resource_metrics: self.resource_metrics,
+            log_keys: self.log_keys,
             ..Batch::default()
         };
         (batch, self.rejected)
+    }
+
+    /// Computes the log records' identities (what de-duplicates a retried export) here, on the
+    /// thread that decoded them, so that the single writer does not: call it last, once no
+    /// record will be dropped.
+    pub fn digest_logs(&mut self) {
+        self.log_keys = self
+            .resource_logs
+            .iter()
+            .flat_map(|rl| {
+                rl.scope_logs.iter().flat_map(move |sl| {
+                    sl.log_records
+                        .iter()
+                        .map(move |r| crate::digest::log_key(&rl.resource, &sl.scope, r))
+                })
+            })
+            .collect();
     }
 
     /// The export as decoded, or `TooManySpans` when it holds more log records or metrics than

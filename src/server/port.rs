@@ -253,6 +253,7 @@ impl Ingest {
                 }
                 decoded.rejected.push(v.to_string());
             }
+            decoded.digest_logs();
             Ok(decoded)
         })
         .await

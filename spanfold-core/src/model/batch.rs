@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use super::metrics::{Metric, ResourceMetrics, ScopeMetrics};
 use super::{
-    AnyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, UnixNanos, as_double, as_int,
-    as_str, find_attr, list_items,
+    AnyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanKey, UnixNanos, as_double,
+    as_int, as_str, find_attr, list_items,
 };
 
 /// One appended unit of the log: what one export (or one command) delivered, with the sequence
@@ -23,6 +23,11 @@ pub struct Batch {
     pub resource_logs: Vec<ResourceLogs>,
     #[serde(default)]
     pub resource_metrics: Vec<ResourceMetrics>,
+    /// The identities of its log records in order ([`crate::digest::log_key`]), when they were
+    /// computed where the export was decoded, in parallel, rather than by the single writer as
+    /// it appends; empty: computed then. Never stored.
+    #[serde(skip)]
+    pub log_keys: Vec<SpanKey>,
 }
 
 impl Batch {
@@ -107,6 +112,7 @@ impl Batch {
                     metrics,
                 },
             ),
+            log_keys: Vec::new(),
         }
     }
 
