@@ -50,6 +50,21 @@ pub trait Workspace: Send + Sync {
     /// Merges `branch` into the base branch (a merge commit with `message` when needed).
     fn merge(&self, branch: &str, message: &str) -> Result<git::MergeOutcome, GitError>;
 
+    /// Merges `branch` with the base branch's tip in the object database only: the commit
+    /// the merge gate tests.
+    fn trial_merge(&self, branch: &str, message: &str) -> Result<git::Trial, GitError>;
+
+    /// For each of `commits`, whether `branch` does not contain it.
+    fn not_in_branch(&self, branch: &str, commits: &[&str]) -> Result<Vec<bool>, GitError>;
+
+    /// Moves the base branch from `from` to `commit`, the tested merge of `branch`, if it has
+    /// not moved meanwhile.
+    fn land(
+        &self,
+        branch: &str,
+        tested: (&str, &str, git::MergeKind),
+    ) -> Result<git::MergeOutcome, GitError>;
+
     /// Removes a merged feature's worktree at `path` and its branch, unless it holds work.
     fn remove_worktree(&self, path: &Path, branch: &str) -> Result<git::Removal, GitError>;
 
@@ -125,6 +140,22 @@ impl Workspace for GitWorkspace {
 
     fn merge(&self, branch: &str, message: &str) -> Result<git::MergeOutcome, GitError> {
         git::merge_feature(&self.repo, &self.base_branch, branch, message)
+    }
+
+    fn not_in_branch(&self, branch: &str, commits: &[&str]) -> Result<Vec<bool>, GitError> {
+        git::not_in_branch(&self.repo, branch, commits)
+    }
+
+    fn trial_merge(&self, branch: &str, message: &str) -> Result<git::Trial, GitError> {
+        git::trial_merge(&self.repo, &self.base_branch, branch, message)
+    }
+
+    fn land(
+        &self,
+        branch: &str,
+        tested: (&str, &str, git::MergeKind),
+    ) -> Result<git::MergeOutcome, GitError> {
+        git::land(&self.repo, &self.base_branch, branch, tested)
     }
 
     fn remove_worktree(&self, path: &Path, branch: &str) -> Result<git::Removal, GitError> {

@@ -1,5 +1,8 @@
-//! Merge gates: the operator's command, run in a submitted feature's worktree on its own thread
-//! before the merge; the cycle that merges picks up its result.
+//! Merge gates: the operator's command, run on its own thread before a merge on exactly what the
+//! base branch would become — the feature merged with the base tip in the object database,
+//! checked out in a temporary worktree (removed afterwards, and by the next cycle after a crash)
+//! — so that the base only ever moves to a commit that passed. The cycle that merges picks up
+//! the result; a base that moved meanwhile is tested again.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,9 +18,21 @@ use super::{CoordError, Coordinator};
 
 /// A merge gate running on its own thread.
 pub struct RunningGate {
-    handle: std::thread::JoinHandle<git::GateResult>,
-    /// The branch's tip the gate runs on: a result for another tip is stale.
-    tip: String,
+    /// The gate's result on the merged result and, when that failed, whether the branch alone
+    /// passes.
+    handle: std::thread::JoinHandle<(git::GateResult, Option<bool>)>,
+    /// The branch's and the base's tips the gate runs on: a result for others is stale.
+    tips: String,
+    /// What it tests: the merged result the base branch moves to if it passes.
+    tested: Tested,
+}
+
+/// A merged result under test: the base's tip it was made from, the commit, how it merges.
+#[derive(Debug, Clone)]
+pub(super) struct Tested {
+    pub base: String,
+    pub commit: String,
+    pub kind: git::MergeKind,
 }
 
 impl RunningGate {
@@ -33,6 +48,8 @@ pub type Gates = std::collections::BTreeMap<String, RunningGate>;
 pub(super) struct GateCommand {
     cmd: String,
     timeout: Duration,
+    /// `spanfold.copyFiles`: what a worktree gets from the main checkout, the gate's too.
+    copy: String,
 }
 
 impl GateCommand {
@@ -44,13 +61,19 @@ impl GateCommand {
             .config_value("spanfold.validateTimeout")?
             .and_then(|t| t.trim().parse().ok())
             .map_or(Duration::from_secs(1800), Duration::from_secs);
-        Ok(cmd.map(|cmd| GateCommand { cmd, timeout }))
+        let copy = workspace
+            .config_value("spanfold.copyFiles")?
+            .unwrap_or_default();
+        Ok(cmd.map(|cmd| GateCommand { cmd, timeout, copy }))
     }
 }
 
 /// What the merge gate says about a candidate, for now.
 pub(super) enum GateVerdict {
-    Passed,
+    /// The merged result passed: the base branch may move to it.
+    Passed(Tested),
+    /// Nothing to test: the branch conflicts with the base, or the base already holds it.
+    Stays(git::MergeOutcome),
     /// Still running in the background: a later cycle picks up its result.
     Running,
     /// Failed, with the command, how it ended and the tail of its output.
@@ -87,24 +110,31 @@ impl Coordinator {
             .is_some_and(|g| !g.handle.is_finished())
     }
 
-    /// Runs the merge gate of `c` in its worktree (unless it runs already on the branch's
-    /// current tip) and says what it found. Without background gates, waits for it.
+    /// Runs the merge gate of `c` on its merge with the base tip (unless it runs already on
+    /// the current tips of both) and says what it found. Without background gates, waits.
     pub(super) fn gate(
         &mut self,
         config: &Config,
         workspace: &dyn Workspace,
         c: &MergeCandidate,
         gate: &GateCommand,
-        worktree: &str,
     ) -> Result<GateVerdict, CoordError> {
-        // A gate that ran on an older tip (the agent committed again meanwhile) tested
-        // something else: it runs again on what would be merged.
-        let tip = workspace.branch_tip(&c.branch)?;
-        if self.gates.get(&c.feature).is_some_and(|g| g.tip != tip) {
+        // A gate that ran on older tips (the agent committed again, or another feature merged)
+        // tested something else: it runs again on what would be merged now.
+        let tips = format!(
+            "{} {}",
+            workspace.branch_tip(&c.branch)?,
+            workspace.branch_tip(&config.base_branch)?
+        );
+        if self.gates.get(&c.feature).is_some_and(|g| g.tips != tips) {
             self.gates.remove(&c.feature);
         }
         if !self.gates.contains_key(&c.feature) {
-            self.start_gate(config, c, gate, PathBuf::from(worktree), tip)?;
+            let tested = match workspace.trial_merge(&c.branch, &c.message())? {
+                git::Trial::Stays(outcome) => return Ok(GateVerdict::Stays(outcome)),
+                git::Trial::Ready { base, commit, kind } => Tested { base, commit, kind },
+            };
+            self.start_gate(config, c, gate, tested, tips)?;
         }
         let finished = self
             .gates
@@ -113,30 +143,92 @@ impl Coordinator {
         if !finished && self.background_gates {
             return Ok(GateVerdict::Running);
         }
-        let result = match self.gates.remove(&c.feature).map(|g| g.handle.join()) {
-            Some(Ok(r)) => r,
-            _ => git::GateResult {
+        let Some(running) = self.gates.remove(&c.feature) else {
+            return Ok(GateVerdict::Running);
+        };
+        let (result, alone) = running.handle.join().unwrap_or_else(|_| {
+            let failed = git::GateResult {
                 passed: false,
                 summary: "the merge gate stopped unexpectedly".into(),
-            },
+            };
+            (failed, None)
+        });
+        if result.passed {
+            return Ok(GateVerdict::Passed(running.tested));
+        }
+        let mut on = format!(
+            "tested on {} merged with {} at {}",
+            c.branch,
+            config.base_branch,
+            short(&running.tested.base)
+        );
+        if alone == Some(true) {
+            on.push_str(&self.breaks_together(config, workspace, c)?);
+        }
+        Ok(GateVerdict::Failed(format!("{} ({on})", result.summary)))
+    }
+
+    /// For a branch that passes its gate alone but not merged: the features merged into the
+    /// base since it branched, which it breaks together with (the latest 20 looked at).
+    fn breaks_together(
+        &self,
+        config: &Config,
+        workspace: &dyn Workspace,
+        c: &MergeCandidate,
+    ) -> Result<String, CoordError> {
+        let merged: Vec<(String, String)> = {
+            let view = self.view.read();
+            let mut done: Vec<_> = view
+                .features
+                .values()
+                .filter_map(|f| Some((f.merged_at?, f.name.clone(), f.merged_commit.clone()?)))
+                .collect();
+            done.sort();
+            done.into_iter()
+                .rev()
+                .take(20)
+                .map(|(_, n, c)| (n, c))
+                .collect()
         };
-        Ok(match result.passed {
-            true => GateVerdict::Passed,
-            false => GateVerdict::Failed(result.summary),
+        let commits: Vec<&str> = merged.iter().map(|(_, c)| c.as_str()).collect();
+        let outside = workspace.not_in_branch(&c.branch, &commits)?;
+        let mut since: Vec<&str> = merged
+            .iter()
+            .zip(outside)
+            .filter(|(_, out)| *out)
+            .map(|((name, _), _)| name.as_str())
+            .collect();
+        since.sort();
+        Ok(match since.is_empty() {
+            true => format!("; {} passes the gate alone", c.branch),
+            false => format!(
+                "; {} passes the gate alone: it breaks together with what merged into {} since it branched: {}; merge {} into the branch and fix it there",
+                c.branch,
+                config.base_branch,
+                since.join(", "),
+                config.base_branch
+            ),
         })
     }
 
-    /// Records that the gate starts, then starts it on its own thread.
+    /// Records that the gate starts, then starts it on its own thread, in a temporary worktree
+    /// of the merged result.
     fn start_gate(
         &mut self,
         config: &Config,
         c: &MergeCandidate,
         gate: &GateCommand,
-        dir: PathBuf,
-        tip: String,
+        tested: Tested,
+        tips: String,
     ) -> Result<(), CoordError> {
         let started = git::MergeOutcome::Deferred {
-            reason: format!("running the merge gate `{}`", gate.cmd),
+            reason: format!(
+                "running the merge gate `{}` on {} merged with {} at {}",
+                gate.cmd,
+                c.branch,
+                config.base_branch,
+                short(&tested.base)
+            ),
         };
         let s = merge_span(
             &mut self.ids,
@@ -148,9 +240,72 @@ impl Coordinator {
         );
         self.record(vec![s])?;
         let (cmd, timeout) = (gate.cmd.clone(), gate.timeout);
-        let handle = std::thread::spawn(move || git::run_gate(&cmd, &dir, timeout));
-        self.gates
-            .insert(c.feature.clone(), RunningGate { handle, tip });
+        let repo = PathBuf::from(&config.repo);
+        // Named by this process too: another process's cycle leaves a live gate's checkout be.
+        let name = crate::names::worktree_dir_name(&c.feature);
+        let dir = gates_dir(config).join(format!("{}-{name}", std::process::id()));
+        let (commit, copy) = (tested.commit.clone(), gate.copy.clone());
+        // The branch's own tip: tested alone only when the merged result fails.
+        let alone = tips.split(' ').next().unwrap_or_default().to_owned();
+        let handle = std::thread::spawn(move || {
+            let copy: Vec<&str> = git::copy_patterns(&copy);
+            let mut at = git::GateCheckout {
+                repo_dir: &repo,
+                dir: &dir,
+                commit: &commit,
+                copy: &copy,
+            };
+            let merged = git::run_gate_on(&at, &cmd, timeout);
+            if merged.passed || alone == commit {
+                return (merged, None);
+            }
+            at.commit = &alone;
+            let alone = git::run_gate_on(&at, &cmd, timeout).passed;
+            (merged, Some(alone))
+        });
+        self.gates.insert(
+            c.feature.clone(),
+            RunningGate {
+                handle,
+                tips,
+                tested,
+            },
+        );
         Ok(())
     }
+
+    /// Removes temporary gate worktrees no running gate owns: what a process that died while
+    /// a gate ran left behind (its id starts the directory's name).
+    pub(super) fn drop_stale_gate_worktrees(&self, config: &Config) {
+        let dir = gates_dir(config);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let own = std::process::id();
+        let stale: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let owner = p
+                    .file_name()
+                    .and_then(|n| n.to_str()?.split_once('-')?.0.parse::<u32>().ok());
+                match owner {
+                    Some(pid) if pid == own => self.gates.is_empty(),
+                    Some(pid) => !crate::launcher::is_running(pid),
+                    None => true,
+                }
+            })
+            .collect();
+        git::drop_gate_worktrees(std::path::Path::new(&config.repo), &dir, &stale);
+    }
+}
+
+/// Where merge gates check out the merged results they test: beside the agents' worktrees, in
+/// a directory no feature's worktree can be named (feature names never start with a dot).
+pub(super) fn gates_dir(config: &Config) -> PathBuf {
+    PathBuf::from(&config.worktrees_dir).join(".spanfold-gates")
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..10).unwrap_or(commit)
 }

@@ -13,7 +13,7 @@ use crate::plan::{self, MergeCandidate};
 use crate::reducer::{Config, FeatureStatus};
 
 use super::execute::Workspace;
-use super::gate::{GateCommand, GateVerdict};
+use super::gate::{GateCommand, GateVerdict, Tested};
 use super::{CoordError, Coordinator};
 
 /// One merge attempt as carried out.
@@ -153,6 +153,8 @@ impl Coordinator {
     ) -> Result<Vec<MergeReport>, CoordError> {
         let workspace = self.workspace(config);
         let gate = GateCommand::read(workspace.as_ref())?;
+        // Temporary worktrees of gates a dead process ran: removed before any gate starts.
+        self.drop_stale_gate_worktrees(config);
         let settings = MergeSettings { workspace, gate };
         let mut reports = Vec::new();
         for candidate in self.submitted() {
@@ -197,11 +199,21 @@ impl Coordinator {
                 .map(Some);
         }
         // The merge gate: the operator's command, from the repository's configuration (never
-        // from a span), run in the worktree; only a pass lets the merge go ahead.
-        if let (Some(gate), Some(path)) = (&settings.gate, &c.worktree) {
-            match self.gate(config, workspace, c, gate, path)? {
-                GateVerdict::Passed => {}
+        // from a span), run on the merged result; only a pass lets the base move, to exactly
+        // the commit that passed.
+        let mut tested = None;
+        if let Some(gate) = &settings.gate {
+            match self.gate(config, workspace, c, gate)? {
+                GateVerdict::Passed(t) => tested = Some(t),
                 GateVerdict::Running => return Ok(None),
+                GateVerdict::Stays(git::MergeOutcome::Conflicted { paths }) => {
+                    let outcome = git::MergeOutcome::Conflicted { paths };
+                    return self
+                        .record_merge(config, c, MergeResult::Conflicted, &outcome)
+                        .map(Some);
+                }
+                // Already merged (or nothing to test): the plain merge says so.
+                GateVerdict::Stays(_) => {}
                 GateVerdict::Failed(reason) => {
                     let outcome = git::MergeOutcome::Deferred { reason };
                     return self
@@ -210,7 +222,7 @@ impl Coordinator {
                 }
             }
         }
-        let outcome = self.attempt_merge(config, workspace, c)?;
+        let outcome = self.attempt_merge(config, workspace, c, tested.as_ref())?;
         let result = result_of(&outcome);
         let mut report = self.record_merge(config, c, result, &outcome)?;
         if let (git::MergeOutcome::Merged { .. }, Some(path)) = (&outcome, &c.worktree) {
@@ -241,6 +253,7 @@ impl Coordinator {
         config: &Config,
         workspace: &dyn Workspace,
         c: &MergeCandidate,
+        tested: Option<&Tested>,
     ) -> Result<git::MergeOutcome, CoordError> {
         let from = workspace.branch_tip(&config.base_branch)?;
         let started = emit::merge(
@@ -260,11 +273,13 @@ impl Coordinator {
             },
         );
         self.record(vec![started])?;
-        let outcome = workspace
-            .merge(&c.branch, &c.message())
-            .unwrap_or_else(|e| git::MergeOutcome::Failed {
-                reason: format!("the merge could not be attempted: {e}"),
-            });
+        let merged = match tested {
+            Some(t) => workspace.land(&c.branch, (&t.base, &t.commit, t.kind)),
+            None => workspace.merge(&c.branch, &c.message()),
+        };
+        let outcome = merged.unwrap_or_else(|e| git::MergeOutcome::Failed {
+            reason: format!("the merge could not be attempted: {e}"),
+        });
         Ok(outcome)
     }
 

@@ -99,3 +99,67 @@ pub fn run_command(
         },
     }
 }
+
+/// Where a merge gate on a merged result runs: a commit of the base branch's future, checked
+/// out (detached) in a worktree of its own.
+pub struct GateCheckout<'a> {
+    pub repo_dir: &'a Path,
+    /// The temporary worktree's directory (made here, removed here whatever happens).
+    pub dir: &'a Path,
+    /// The commit to test, an object id.
+    pub commit: &'a str,
+    /// Files to copy in from the main checkout first (`spanfold.copyFiles` patterns).
+    pub copy: &'a [&'a str],
+}
+
+/// Runs the merge gate `cmd` on `at.commit` in the temporary worktree `at.dir`, which is
+/// removed afterwards, passed or not.
+pub fn run_gate_on(at: &GateCheckout<'_>, cmd: &str, timeout: std::time::Duration) -> GateResult {
+    drop_gate_worktree(at.repo_dir, at.dir);
+    let Some(dir) = at.dir.to_str() else {
+        return GateResult {
+            passed: false,
+            summary: format!("the gate directory {} is not UTF-8", at.dir.display()),
+        };
+    };
+    let added = super::git_cli(
+        at.repo_dir,
+        &["worktree", "add", "--detach", "--quiet", dir, at.commit],
+    );
+    let result = match added {
+        Err(e) => GateResult {
+            passed: false,
+            summary: format!("the merged result could not be checked out for the merge gate: {e}"),
+        },
+        Ok(_) => {
+            // A file that cannot be copied is the gate's to miss, and its output says so.
+            let _ = super::copy_matching(at.repo_dir, at.dir, at.copy);
+            run_gate(cmd, at.dir, timeout)
+        }
+    };
+    drop_gate_worktree(at.repo_dir, at.dir);
+    result
+}
+
+/// Removes a temporary gate worktree at `dir` and its registration, if there is one.
+pub fn drop_gate_worktree(repo_dir: &Path, dir: &Path) {
+    if dir.exists() {
+        if let Some(d) = dir.to_str() {
+            let _ = super::git_cli(repo_dir, &["worktree", "remove", "--force", d]);
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Removes the temporary gate worktrees `stale` (in `gates_dir`, left by processes that died
+/// while their gates ran) and git's records of them; `gates_dir` itself once empty.
+pub fn drop_gate_worktrees(repo_dir: &Path, gates_dir: &Path, stale: &[std::path::PathBuf]) {
+    for dir in stale {
+        drop_gate_worktree(repo_dir, dir);
+    }
+    if !stale.is_empty() {
+        let _ = super::git_cli(repo_dir, &["worktree", "prune"]);
+    }
+    // Gone once empty, so that a round of merges with no gate running costs one stat.
+    let _ = std::fs::remove_dir(gates_dir);
+}

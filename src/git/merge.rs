@@ -54,6 +54,99 @@ pub fn merge_feature(
     }
 }
 
+/// A feature merged with the base tip in the object database only, for the merge gate to test
+/// before any ref moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trial {
+    /// `commit` is what the base branch would move to from `base` (the branch's own tip for a
+    /// fast-forward, else a merge commit written but not yet referenced).
+    Ready {
+        base: String,
+        commit: String,
+        kind: MergeKind,
+    },
+    /// No commit to test: conflicts, or already merged.
+    Stays(MergeOutcome),
+}
+
+/// Merges `branch` with the tip of `base` in the object database, moving nothing.
+pub fn trial_merge(
+    repo_dir: &Path,
+    base: &str,
+    branch: &str,
+    message: &str,
+) -> Result<Trial, GitError> {
+    let merge = Merge::start(repo_dir, base, branch)?;
+    Ok(match merge.combine(message)? {
+        Combined::Moves { kind, to } => Trial::Ready {
+            base: merge.ours.to_string(),
+            commit: to.to_string(),
+            kind,
+        },
+        Combined::Stays(outcome) => Trial::Stays(outcome),
+    })
+}
+
+/// Moves `base` to `commit`, the merged result the gate passed, only if `base` is still at
+/// `from` (else deferred: the queue tests the new tip); the main checkout follows as in
+/// [`merge_feature`].
+pub fn land(
+    repo_dir: &Path,
+    base: &str,
+    branch: &str,
+    (from, commit, kind): (&str, &str, MergeKind),
+) -> Result<MergeOutcome, GitError> {
+    let merge = Merge::start(repo_dir, base, branch)?;
+    let id = |hex: &str| {
+        ObjectId::from_hex(hex.as_bytes()).map_err(|e| GitError::Gix {
+            action: format!("reading the tested commit {hex:?}"),
+            message: e.to_string(),
+        })
+    };
+    let (from, commit) = (id(from)?, id(commit)?);
+    if merge.ours != from {
+        return Ok(MergeOutcome::Deferred {
+            reason: format!(
+                "{base} moved to {} while the merged result was tested on {}; it is tested again on the new tip",
+                short(merge.ours),
+                short(from)
+            ),
+        });
+    }
+    if let Some(dir) = &merge.checkout
+        && let Some(reason) = tracked_changes(dir)?
+    {
+        return Ok(MergeOutcome::Deferred { reason });
+    }
+    merge.move_base(kind, commit)
+}
+
+/// For each of `commits` (object ids), whether `branch` does not contain it; an id that is
+/// not one, or not in the repository, counts as not contained.
+pub fn not_in_branch(
+    repo_dir: &Path,
+    branch: &str,
+    commits: &[&str],
+) -> Result<Vec<bool>, GitError> {
+    let repo = open(repo_dir)?;
+    let tip = ref_tip(&repo, &format!("refs/heads/{branch}"))?;
+    Ok(commits
+        .iter()
+        .map(|c| {
+            let Ok(id) = ObjectId::from_hex(c.as_bytes()) else {
+                return true;
+            };
+            !repo
+                .merge_base(id, tip)
+                .is_ok_and(|mb| mb.is_some_and(|mb| mb.detach() == id))
+        })
+        .collect())
+}
+
+fn short(id: ObjectId) -> String {
+    id.to_string().chars().take(10).collect()
+}
+
 /// One merge of `branch` into `base`, as `merge_feature` carries it out.
 struct Merge<'a> {
     repo: gix::Repository,

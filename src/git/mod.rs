@@ -19,9 +19,13 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use copy::{READY_MARKER, copy_matching, copy_patterns};
-pub use gate::{GateResult, run_command, run_gate};
+pub use gate::{
+    GateCheckout, GateResult, drop_gate_worktree, drop_gate_worktrees, run_command, run_gate,
+    run_gate_on,
+};
 pub use merge::{
-    MergeKind, MergeOutcome, complete_checkout, merge_blocker, merge_feature, submission_problem,
+    MergeKind, MergeOutcome, Trial, complete_checkout, land, merge_blocker, merge_feature,
+    not_in_branch, submission_problem, trial_merge,
 };
 pub use worktree::{
     Removal, WorktreeOutcome, ensure_worktree, orphaned_worktrees, remove_worktree,

@@ -211,6 +211,17 @@ pub fn terminate(child: &mut std::process::Child, grace: Duration) -> std::io::R
     child.wait().map(|_| ())
 }
 
+/// Whether a process with this id runs (or ran and was not yet reaped): what tells a
+/// temporary directory a dead process left from one a live process still uses.
+pub fn is_running(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; kill has no memory effects.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// A signal's name as people write it.
 pub fn signal_name(signal: i32) -> String {
     match signal {

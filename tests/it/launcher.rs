@@ -486,28 +486,7 @@ fn a_feature_over_its_budget_stops_its_agent_is_held_and_continues_once_raised()
 
     // The log alone re-checks the verdict; a verdict edited by hand is caught.
     drop(served);
-    let path = sb.tmp.path().join("budget.jsonl");
-    let p = path.to_str().expect("utf-8");
-    sb.ok(&["export", "-o", p]);
-    let ok = sb.run(&["replay", p, "--verify"]);
-    assert_eq!(ok.code, 0, "{}", ok.stderr);
-    let text = std::fs::read_to_string(&path).expect("export");
-    let edited: Vec<String> = text
-        .lines()
-        .map(|l| match l.contains("coordination.budget") {
-            true => l.replace("0.0123", "0.0099"),
-            false => l.to_owned(),
-        })
-        .collect();
-    assert_ne!(
-        edited.join("\n"),
-        text.trim_end(),
-        "the verdict was found and edited"
-    );
-    std::fs::write(&path, edited.join("\n") + "\n").expect("write");
-    let bad = sb.run(&["--json", "replay", p, "--verify"]);
-    assert_ne!(bad.code, 0, "an edited verdict must fail verify");
-    assert_eq!(bad.json()["data"]["verify"]["divergence"]["kind"], "budget");
+    verify_catches_an_edited_verdict(&sb, "coordination.budget", "budget");
 }
 
 #[test]
@@ -556,7 +535,14 @@ fn an_agent_over_its_daily_budget_is_stopped_and_its_feature_waits_for_another()
 
     // The log alone re-checks the verdict; one edited by hand is caught.
     drop(served);
-    let path = sb.tmp.path().join("day.jsonl");
+    verify_catches_an_edited_verdict(&sb, "coordination.agent_budget", "agent_budget");
+}
+
+/// Exports the log, checks that `replay --verify` passes, then edits the verdict on the lines of
+/// span `name` (what was spent: 0.0123 → 0.0099) and checks that verify names a divergence of
+/// `kind`.
+fn verify_catches_an_edited_verdict(sb: &Sandbox, name: &str, kind: &str) {
+    let path = sb.tmp.path().join(format!("{kind}.jsonl"));
     let p = path.to_str().expect("utf-8");
     sb.ok(&["export", "-o", p]);
     let ok = sb.run(&["replay", p, "--verify"]);
@@ -564,7 +550,7 @@ fn an_agent_over_its_daily_budget_is_stopped_and_its_feature_waits_for_another()
     let text = std::fs::read_to_string(&path).expect("export");
     let edited: Vec<String> = text
         .lines()
-        .map(|l| match l.contains("coordination.agent_budget") {
+        .map(|l| match l.contains(name) {
             true => l.replace("0.0123", "0.0099"),
             false => l.to_owned(),
         })
@@ -577,8 +563,5 @@ fn an_agent_over_its_daily_budget_is_stopped_and_its_feature_waits_for_another()
     std::fs::write(&path, edited.join("\n") + "\n").expect("write");
     let bad = sb.run(&["--json", "replay", p, "--verify"]);
     assert_ne!(bad.code, 0, "an edited verdict must fail verify");
-    assert_eq!(
-        bad.json()["data"]["verify"]["divergence"]["kind"],
-        "agent_budget"
-    );
+    assert_eq!(bad.json()["data"]["verify"]["divergence"]["kind"], kind);
 }

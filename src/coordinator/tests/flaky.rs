@@ -149,6 +149,23 @@ impl Workspace for Flaky {
         }
     }
 
+    fn not_in_branch(&self, branch: &str, commits: &[&str]) -> Result<Vec<bool>, GitError> {
+        self.git.not_in_branch(branch, commits)
+    }
+
+    fn trial_merge(&self, branch: &str, message: &str) -> Result<git::Trial, GitError> {
+        self.git.trial_merge(branch, message)
+    }
+
+    fn land(
+        &self,
+        branch: &str,
+        tested: (&str, &str, git::MergeKind),
+    ) -> Result<git::MergeOutcome, GitError> {
+        self.note(format!("land {branch}"));
+        self.git.land(branch, tested)
+    }
+
     fn remove_worktree(&self, path: &Path, branch: &str) -> Result<git::Removal, GitError> {
         self.note(format!("remove {}", dir_name(path)));
         match self.answered(Op::Remove) {

@@ -1,0 +1,191 @@
+//! The merge gate tests the merged result, not the feature's branch alone: the base branch only
+//! ever moves to a commit that passed (the rule of every merge queue).
+
+use crate::common::{Sandbox, assign, submit};
+
+/// The gate: a name `cli.txt` uses must be defined in `lib.txt`.
+const GATE: &str = "test ! -f cli.txt || grep -q \"fn $(cat cli.txt)\" lib.txt";
+
+fn feature<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["features"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["name"] == name))
+        .unwrap_or_else(|| panic!("no feature {name}: {status}"))
+}
+
+/// Whether the gate passes on the tree `rev` names.
+fn passes_at(sb: &Sandbox, rev: &str) -> bool {
+    let dir = sb
+        .tmp
+        .path()
+        .join(format!("check-{}", rev.replace('/', "-")));
+    sb.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "--detach",
+        dir.to_str().unwrap_or(""),
+        rev,
+    ]);
+    let ok = std::process::Command::new("sh")
+        .args(["-c", GATE])
+        .current_dir(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    sb.git(&["worktree", "remove", "--force", dir.to_str().unwrap_or("")]);
+    ok
+}
+
+#[test]
+fn two_features_that_pass_alone_but_break_together_never_reach_the_base() {
+    let sb = Sandbox::new("main");
+    sb.commit_as_agent(&sb.repo, "lib.txt", "fn word_count\n", "a library");
+    sb.ok(&["agents", "init", "--validate-cmd", GATE]);
+    // Branched from the same base: one starts using word_count, the other renames it.
+    let cli = assign(&sb, "a1", "cli-entry");
+    let stats = assign(&sb, "a2", "stats-chars");
+    sb.commit_as_agent(&cli, "cli.txt", "word_count", "the CLI counts words");
+    sb.commit_as_agent(&stats, "lib.txt", "fn count_words\n", "rename word_count");
+    assert!(
+        passes_at(&sb, "spanfold/stats-chars"),
+        "the rename passes alone"
+    );
+
+    submit(&sb, "a1");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "merged", "{cycle}");
+    let landed = sb.git(&["rev-parse", "main"]);
+
+    // Merged cleanly with main (no textual conflict), the rename breaks the CLI: refused.
+    submit(&sb, "a2");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "gate_failed", "{cycle}");
+    assert_eq!(sb.git(&["rev-parse", "main"]), landed, "main did not move");
+    assert!(passes_at(&sb, "main"), "main passes its gate");
+    let status = sb.status();
+    let f = feature(&status, "stats-chars");
+    assert_eq!(f["status"], "in_progress", "back to its agent: {f}");
+    let note = f["merge_note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("tested on spanfold/stats-chars merged with main at"),
+        "the note says what was tested: {note}"
+    );
+    assert!(
+        note.contains("spanfold/stats-chars passes the gate alone: it breaks together with what merged into main since it branched: cli-entry"),
+        "and what it breaks with: {note}"
+    );
+    // The temporary worktree of the merged result is gone, from the disk and from git.
+    let gates = sb.repo.with_extension("worktrees").join(".spanfold-gates");
+    let left: Vec<_> = std::fs::read_dir(&gates)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    let listed = sb.git(&["worktree", "list", "--porcelain"]);
+    assert!(!listed.contains(".spanfold-gates"), "{listed}");
+
+    // Fixed on top of main (the CLI follows the rename), it passes and lands.
+    let who = ["-c", "user.name=a2", "-c", "user.email=a2@localhost"];
+    sb.git_in(
+        &stats,
+        &[&who[..], &["merge", "-q", "--no-edit", "main"]].concat(),
+    );
+    sb.commit_as_agent(
+        &stats,
+        "cli.txt",
+        "count_words",
+        "the CLI follows the rename",
+    );
+    submit(&sb, "a2");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "merged", "{cycle}");
+    assert!(passes_at(&sb, "main"));
+}
+
+#[test]
+fn a_process_killed_while_its_gate_runs_leaves_no_gate_worktree_and_merges_once() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init", "--validate-cmd", "sleep 30"]);
+    let wt = assign(&sb, "a1", "slow");
+    sb.commit_as_agent(&wt, "work.txt", "work\n", "work");
+    submit(&sb, "a1");
+    // The cycle waits for its gate; it is killed while the merged result is checked out.
+    let mut cycle = sb
+        .command(&["agents", "coordination-cycle"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("a cycle starts");
+    // Named by the process that runs it: another process's cycle leaves a live gate be.
+    let gates = sb.repo.with_extension("worktrees").join(".spanfold-gates");
+    let gate = gates.join(format!("{}-slow", cycle.id()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !gate.join("work.txt").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        gate.join("work.txt").exists(),
+        "the gate's checkout of the merged result"
+    );
+    cycle.kill().expect("SIGKILL");
+    let _ = cycle.wait();
+    assert_eq!(
+        sb.git(&["log", "--format=%s", "-1", "main"]).trim(),
+        "initial"
+    );
+
+    // Restarted with a gate that passes: the leftover checkout is removed, the feature merges
+    // once.
+    sb.git(&["config", "spanfold.validateCmd", "true"]);
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "merged", "{cycle}");
+    assert!(!gates.exists(), "no gate worktree remains");
+    let listed = sb.git(&["worktree", "list", "--porcelain"]);
+    assert!(!listed.contains(".spanfold-gates"), "{listed}");
+    let again = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(
+        again["merges"],
+        serde_json::json!([]),
+        "nothing merges twice"
+    );
+    let work = sb.git(&["log", "--format=%s", "main"]);
+    assert_eq!(work.lines().filter(|l| *l == "work").count(), 1, "{work}");
+}
+
+#[test]
+fn a_base_that_moves_while_the_merged_result_is_tested_is_tested_again() {
+    let sb = Sandbox::new("main");
+    // The gate commits to main in the main checkout, once: the base moves under the test.
+    let mark = sb.tmp.path().join("moved-once");
+    let gate = format!(
+        "test -f {m} || {{ touch {m} && git -C {r} -c user.name=u -c user.email=u@localhost commit -q --allow-empty -m moved; }}",
+        m = mark.display(),
+        r = sb.repo.display()
+    );
+    sb.ok(&["agents", "init", "--validate-cmd", &gate]);
+    let wt = assign(&sb, "a1", "f1");
+    sb.commit_as_agent(&wt, "f1.txt", "f1\n", "f1 work");
+    submit(&sb, "a1");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert!(
+        cycle["merges"]
+            .as_array()
+            .is_none_or(|m| m.iter().all(|m| m["result"] != "merged")),
+        "the result that passed was made on a tip main has left: not landed ({cycle})"
+    );
+    assert_eq!(
+        sb.git(&["log", "-1", "--format=%s", "main"]).trim(),
+        "moved"
+    );
+    assert_ne!(feature(&sb.status(), "f1")["status"], "completed");
+    // Tested again on the new tip, it lands on top of it.
+    let mut merged = false;
+    for _ in 0..3 {
+        let cycle = sb.ok(&["agents", "coordination-cycle"]);
+        merged |= cycle["merges"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["result"] == "merged"));
+    }
+    assert!(merged);
+    let log = sb.git(&["log", "--format=%s", "main"]);
+    assert!(log.contains("moved") && log.contains("f1 work"), "{log}");
+}
