@@ -96,6 +96,14 @@ pub fn status_text(st: &status::Status, seen: &Viewpoint) -> String {
     for note in &st.health_notes {
         out.push_str(&format!("  health: {note}\n"));
     }
+    if !st.merge_queue.is_empty() {
+        let queue: Vec<String> = st
+            .merge_queue
+            .iter()
+            .map(|e| format!("{}. {} ({})", e.position, e.feature, e.state))
+            .collect();
+        out.push_str(&format!("Merge queue: {}\n", queue.join(", ")));
+    }
     out.push_str(&format!(
         "As of seq {}{}\n\n",
         st.as_of.seq,

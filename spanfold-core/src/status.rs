@@ -60,6 +60,24 @@ pub struct Status {
     /// Present once an agent has sent OTLP logs or metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<TelemetryJson>,
+    /// The features waiting for their merge, in the order they are merged (higher priority
+    /// first, then the earlier submission); absent when none waits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merge_queue: Vec<QueueEntryJson>,
+}
+
+/// A submitted feature in the merge queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueEntryJson {
+    /// 1 for the next to merge.
+    pub position: usize,
+    pub feature: String,
+    pub agent: Option<String>,
+    pub priority: Priority,
+    /// `testing` while its merge gate runs on the merged result, else `waiting`.
+    pub state: String,
+    /// Why it waits, when it had to (the main checkout's own changes, a moved base, …).
+    pub reason: Option<String>,
 }
 
 /// The seed's summary, field for field, so existing `jq` scripts keep working.
@@ -391,6 +409,18 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
                 unattributed: view.telemetry.unattributed.clone(),
             }
         }),
+        merge_queue: crate::plan::merge_queue(view)
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| QueueEntryJson {
+                position: i + 1,
+                feature: f.name.clone(),
+                agent: f.assigned_agent.clone(),
+                priority: f.priority,
+                state: if f.gate_running { "testing" } else { "waiting" }.to_owned(),
+                reason: f.merge_note.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -133,6 +133,14 @@ function check(ok, what) {
     await page.waitForFunction((v) => document.getElementById("asof").textContent.startsWith("as of event " + v + " "), markerSeq, { timeout: 10000 });
     check(await page.$eval("#seq", (e) => Number(e.value)) === markerSeq, "and moves the board and the scrubber to event " + markerSeq);
 
+    // At the moment the feature was submitted, the merge queue lists what waited to merge, in order.
+    await page.$eval("#seq", (e, v) => { e.value = v; e.dispatchEvent(new Event("input")); }, expect.merge_seq);
+    await page.waitForFunction((want) => JSON.stringify([...document.querySelectorAll("#mergequeue tr")]
+      .map((tr) => tr.children[1].textContent)) === JSON.stringify(want), expect.merge_queue, { timeout: 10000 })
+      .catch(() => {});
+    const queue = await page.$$eval("#mergequeue tr", (trs) => trs.map((tr) => tr.children[1].textContent));
+    check(JSON.stringify(queue) === JSON.stringify(expect.merge_queue),
+      "the merge queue as of event " + expect.merge_seq + ": " + queue.join(", "));
     // An agent's history: every transition with its event.
     await page.click("#agents tr:first-child");
     await page.waitForSelector("#history li", { timeout: 10000 });

@@ -64,6 +64,25 @@ fn the_dashboard_shows_the_past_in_a_real_browser() {
         })
         .and_then(|e| e["seq"].as_u64())
         .expect("the feature was in progress once");
+    // When the feature was submitted: the merge queue then holds it, in the queue's order.
+    let merge_seq = history
+        .as_array()
+        .and_then(|h| {
+            h.iter().find(|e| {
+                e["changes"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["field"] == "status" && c["to"] == "merging")
+                })
+            })
+        })
+        .and_then(|e| e["seq"].as_u64())
+        .expect("the feature was submitted once");
+    let queued = api(&served, &format!("/api/status?at={merge_seq}"));
+    let merge_queue: Vec<&str> = queued["merge_queue"]
+        .as_array()
+        .map(|q| q.iter().filter_map(|e| e["feature"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(merge_queue.contains(&feature.as_str()), "{queued}");
     let last_seq = status["as_of"]["seq"].as_u64().expect("as_of");
     // Which agents hold work under a lease at the early point: the board must show them a
     // lease left, and the others none.
@@ -85,6 +104,8 @@ fn the_dashboard_shows_the_past_in_a_real_browser() {
         "early_seq": early_seq,
         "last_seq": last_seq,
         "leased": leased,
+        "merge_seq": merge_seq,
+        "merge_queue": merge_queue,
     });
 
     // A second server whose log is one instant: `init` alone, one export. The timeline then

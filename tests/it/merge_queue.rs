@@ -58,6 +58,21 @@ fn two_features_that_pass_alone_but_break_together_never_reach_the_base() {
 
     // Merged cleanly with main (no textual conflict), the rename breaks the CLI: refused.
     submit(&sb, "a2");
+    let queue = &sb.status()["merge_queue"];
+    assert_eq!(
+        (
+            &queue[0]["feature"],
+            &queue[0]["state"],
+            &queue[0]["position"]
+        ),
+        (&"stats-chars".into(), &"waiting".into(), &1.into()),
+        "{queue}"
+    );
+    let text = sb.run(&["agents", "agent-status"]).stdout;
+    assert!(
+        text.contains("Merge queue: 1. stats-chars (waiting)"),
+        "{text}"
+    );
     let cycle = sb.ok(&["agents", "coordination-cycle"]);
     assert_eq!(cycle["merges"][0]["result"], "gate_failed", "{cycle}");
     assert_eq!(sb.git(&["rev-parse", "main"]), landed, "main did not move");

@@ -305,18 +305,27 @@ fn time_travel_history_and_diff_agree_with_replaying_up_to_a_point() {
     ]);
     assert!(bad.contains("RFC 3339"), "{bad}");
 
-    // The conflicting feature's history: each transition in order, with its causing span.
-    let h = sb.ok(&["--coord-dir", c, "history", "--feature", "feature-02"]);
-    let statuses: Vec<String> = h["entries"]
-        .as_array()
-        .map(|es| {
-            es.iter()
-                .flat_map(|e| e["changes"].as_array().cloned().unwrap_or_default())
-                .filter(|c| c["field"] == "status")
-                .map(|c| c["to"].as_str().unwrap_or("").to_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    // The conflicting feature's history (the two first features rewrite the same line; the one
+    // submitted second conflicts): each transition in order, with its causing span.
+    let statuses_of = |h: &Value| -> Vec<String> {
+        h["entries"]
+            .as_array()
+            .map(|es| {
+                es.iter()
+                    .flat_map(|e| e["changes"].as_array().cloned().unwrap_or_default())
+                    .filter(|c| c["field"] == "status")
+                    .map(|c| c["to"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let histories =
+        ["feature-01", "feature-02"].map(|f| sb.ok(&["--coord-dir", c, "history", "--feature", f]));
+    let h = histories
+        .iter()
+        .find(|h| statuses_of(h).iter().any(|s| s == "conflicted"))
+        .expect("one of the first two features conflicted");
+    let statuses = statuses_of(h);
     let first = |s: &str| statuses.iter().position(|x| x == s);
     assert!(first("queued") < first("assigned"), "{statuses:?}");
     assert!(first("conflicted").is_some(), "{statuses:?}");

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::names;
-use crate::reducer::{AgentState, FeatureStatus, View};
+use crate::reducer::{AgentState, Feature, FeatureStatus, Priority, View};
 
 /// A submitted feature waiting for its merge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,8 +32,8 @@ impl MergeCandidate {
     }
 }
 
-/// Submitted features whose agent has handed them over (submitting or finished), oldest
-/// request first: a deterministic order of merges.
+/// Submitted features whose agent has handed them over (submitting or finished), in the merge
+/// queue's order ([`queue_place`]): a deterministic order of merges.
 pub fn plan_merges(view: &View) -> Vec<MergeCandidate> {
     let dir = view.config.as_ref().map(|c| Path::new(&c.worktrees_dir));
     let mut out: Vec<_> = view
@@ -59,9 +59,34 @@ pub fn plan_merges(view: &View) -> Vec<MergeCandidate> {
                 note: f.merge_note.clone(),
                 interrupted: f.merge_from.is_some(),
             };
-            Some((f.queued_seq, candidate))
+            Some((queue_place(f), candidate))
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.feature.cmp(&b.1.feature)));
     out.into_iter().map(|(_, c)| c).collect()
+}
+
+/// A submitted feature's place in the merge queue: higher priority first, then the earlier
+/// submission (then the earlier request, for a log from before submissions were numbered).
+pub fn queue_place(f: &Feature) -> (std::cmp::Reverse<Priority>, u64, u64) {
+    (
+        std::cmp::Reverse(f.priority),
+        f.submitted_seq.unwrap_or(0),
+        f.queued_seq,
+    )
+}
+
+/// The features waiting for their merge, in the queue's order.
+pub fn merge_queue(view: &View) -> Vec<&Feature> {
+    let mut queue: Vec<&Feature> = view
+        .features
+        .values()
+        .filter(|f| f.status == FeatureStatus::Merging)
+        .collect();
+    queue.sort_by(|a, b| {
+        queue_place(a)
+            .cmp(&queue_place(b))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    queue
 }

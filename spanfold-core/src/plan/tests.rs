@@ -419,3 +419,56 @@ fn merges_are_tried_oldest_request_first_once_their_agent_has_handed_them_over()
         "Merge spanfold/late (late, by agent agent-late)"
     );
 }
+
+#[test]
+fn the_merge_queue_takes_higher_priority_first_then_the_earlier_submission() {
+    let mut agents = Vec::new();
+    let mut features = Vec::new();
+    // (feature, priority, requested at, submitted at)
+    for (name, priority, queued, submitted) in [
+        ("low-first", Priority::Low, 1, 5),
+        ("high-late", Priority::High, 2, 20),
+        ("high-early", Priority::High, 3, 10),
+    ] {
+        let id = format!("agent-{name}");
+        let mut a = agent(&id);
+        a.state = AgentState::Submitting;
+        agents.push(a);
+        let mut f = held(name, &id, queued, None);
+        f.status = FeatureStatus::Merging;
+        f.priority = priority;
+        f.submitted_seq = Some(submitted);
+        features.push(f);
+    }
+    features[1].gate_running = true;
+    features[0].merge_note = Some("the main checkout has changes".into());
+    let v = view(agents, features);
+    let order: Vec<String> = plan_merges(&v).into_iter().map(|c| c.feature).collect();
+    assert_eq!(order, ["high-early", "high-late", "low-first"]);
+    let status = crate::status::build(&v, &Default::default());
+    let shown: Vec<(usize, &str, &str, Option<&str>)> = status
+        .merge_queue
+        .iter()
+        .map(|e| {
+            (
+                e.position,
+                e.feature.as_str(),
+                e.state.as_str(),
+                e.reason.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (1, "high-early", "waiting", None),
+            (2, "high-late", "testing", None),
+            (
+                3,
+                "low-first",
+                "waiting",
+                Some("the main checkout has changes")
+            ),
+        ]
+    );
+}

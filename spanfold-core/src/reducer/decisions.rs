@@ -121,6 +121,8 @@ impl View {
             Word::Member(result) => result,
             Word::Other(other) => return Err(format!("unknown merge.result {other:?}")),
         };
+        // Running from its start to the merge's next step.
+        feature.gate_running = result == MergeResult::GateStarted;
         match result {
             MergeResult::Started => {
                 feature.merge_from = m.from.map(str::to_owned);

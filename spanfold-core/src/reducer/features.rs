@@ -190,6 +190,13 @@ impl View {
     pub(in crate::reducer) fn set_feature_status(&mut self, name: &str, status: FeatureStatus) {
         if let Some(f) = self.features.get_mut(name) {
             self.tally.moved(&f.requires, f.status, status);
+            // A new submission takes its place at the back of its priority; no gate runs yet.
+            if status != FeatureStatus::Merging || f.status != FeatureStatus::Merging {
+                f.gate_running = false;
+            }
+            if status == FeatureStatus::Merging && f.status != FeatureStatus::Merging {
+                f.submitted_seq = Some(self.as_of.seq);
+            }
             f.status = status;
             if status == FeatureStatus::Merging {
                 f.merge_note = None;

@@ -141,6 +141,8 @@ fn full_lifecycle_moves_agent_and_feature_together() {
     let v = sc.fold();
     assert_eq!(v.agents["a1"].state, AgentState::Submitting);
     assert_eq!(v.features["f1"].status, FeatureStatus::Merging);
+    let submitted = v.features["f1"].submitted_seq;
+    assert_eq!(submitted, Some(v.as_of.seq), "its place in the merge queue");
     // Only the merge completes the feature and frees the agent.
     let merge = |result: &str| {
         vec![
@@ -152,8 +154,11 @@ fn full_lifecycle_moves_agent_and_feature_together() {
             ("merge.conflicts", s("src/lib.rs")),
         ]
     };
+    sc.span("coordination.feature_merge", &merge("gate_started"));
+    assert!(sc.fold().features["f1"].gate_running, "its gate runs");
     sc.span("coordination.feature_merge", &merge("conflicted"));
     let v = sc.fold();
+    assert!(!v.features["f1"].gate_running);
     assert_eq!(v.features["f1"].status, FeatureStatus::Conflicted);
     assert_eq!(v.features["f1"].conflicts, ["src/lib.rs"]);
     assert_eq!(v.agents["a1"].state, AgentState::Working);

@@ -139,6 +139,13 @@ pub struct Feature {
     /// The base branch's tip when a merge started and no outcome was recorded yet: what
     /// recovery needs if the process died in between.
     pub merge_from: Option<String>,
+    /// When it was last submitted (the seq it became `merging` at): its place in the merge
+    /// queue among features of its priority.
+    #[serde(default)]
+    pub submitted_seq: Option<u64>,
+    /// Its merge gate started and has no result yet.
+    #[serde(default)]
+    pub gate_running: bool,
 }
 
 impl Feature {
@@ -164,6 +171,8 @@ impl Feature {
             merged_by: None,
             merged_at: None,
             merge_from: None,
+            submitted_seq: None,
+            gate_running: false,
         }
     }
 }
