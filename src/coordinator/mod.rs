@@ -327,13 +327,17 @@ impl Coordinator {
             self.maybe_checkpoint();
             // A budget crossed by what was just folded is decided now, at its time: only
             // when the batch moved spending or set a budget, not on every append.
+            // Without any budget (the common case) the batch is not scanned at all.
             let moved = self.view.read().usage.ledger.total != spent;
             let set = |name: &str| batch.events().any(|e| e.span.name == name);
-            if (moved || set(span::FEATURE_BUDGET)) && !self.view.read().usage.budgets.is_empty() {
+            let (features_budgeted, agents_budgeted) = {
+                let usage = &self.view.read().usage;
+                (!usage.budgets.is_empty(), !usage.agent_budgets.is_empty())
+            };
+            if features_budgeted && (moved || set(span::FEATURE_BUDGET)) {
                 self.record_budget_verdicts()?;
             }
-            let agents_budgeted = !self.view.read().usage.agent_budgets.is_empty();
-            if (moved || set(span::AGENT_REGISTRATION)) && agents_budgeted {
+            if agents_budgeted && (moved || set(span::AGENT_REGISTRATION)) {
                 self.record_agent_budget_verdicts()?;
             }
         }

@@ -52,31 +52,10 @@ fn the_dashboard_shows_the_past_in_a_real_browser() {
         .expect("a completed feature")
         .to_owned();
     let history = api(&served, &format!("/api/history?feature={feature}"));
-    let early_seq = history
-        .as_array()
-        .and_then(|h| {
-            h.iter().find(|e| {
-                e["changes"].as_array().is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c["field"] == "status" && c["to"] == "in_progress")
-                })
-            })
-        })
-        .and_then(|e| e["seq"].as_u64())
-        .expect("the feature was in progress once");
+    let early_seq =
+        first_seq_to(&history, "in_progress").expect("the feature was in progress once");
     // When the feature was submitted: the merge queue then holds it, in the queue's order.
-    let merge_seq = history
-        .as_array()
-        .and_then(|h| {
-            h.iter().find(|e| {
-                e["changes"].as_array().is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c["field"] == "status" && c["to"] == "merging")
-                })
-            })
-        })
-        .and_then(|e| e["seq"].as_u64())
-        .expect("the feature was submitted once");
+    let merge_seq = first_seq_to(&history, "merging").expect("the feature was submitted once");
     let queued = api(&served, &format!("/api/status?at={merge_seq}"));
     let merge_queue: Vec<&str> = queued["merge_queue"]
         .as_array()
@@ -143,4 +122,18 @@ fn the_dashboard_shows_the_past_in_a_real_browser() {
     );
     eprintln!("{stdout}");
     assert!(shots.join("dashboard-past.png").exists());
+}
+
+/// The seq of the first entry of a feature's history whose status became `status`.
+fn first_seq_to(history: &Value, status: &str) -> Option<u64> {
+    history
+        .as_array()?
+        .iter()
+        .find(|e| {
+            e["changes"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["field"] == "status" && c["to"] == status)
+            })
+        })
+        .and_then(|e| e["seq"].as_u64())
 }
