@@ -279,6 +279,35 @@ pub struct FeatureJson {
     /// held); only when it has a budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetJson>,
+    /// The conflict radar's current forecasts for it that are not clear: with the base branch
+    /// (`with` null) or another active feature.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflict_risk: Vec<RiskJson>,
+}
+
+/// One forecast of the conflict radar, seen from one of its two sides.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RiskJson {
+    /// The other feature; null for the base branch.
+    pub with: Option<String>,
+    /// `conflict` or `overlap`.
+    pub kind: String,
+    pub paths: Vec<String>,
+    /// The conflicting hunks' lines in the merged file, `path:first-last`.
+    pub hunks: Vec<String>,
+}
+
+impl RiskJson {
+    pub fn of(view: &View, name: &str) -> Vec<RiskJson> {
+        view.risks_of(name)
+            .map(|r| RiskJson {
+                with: r.seen_from(name).flatten().map(str::to_owned),
+                kind: r.kind().as_str().to_owned(),
+                paths: r.paths.clone(),
+                hunks: r.hunks.clone(),
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -547,6 +576,7 @@ fn feature_json(view: &View, matcher: &Matcher<'_>, f: &Feature, details: bool) 
             }
             .to_owned(),
         }),
+        conflict_risk: RiskJson::of(view, &f.name),
     }
 }
 

@@ -62,6 +62,12 @@ pub mod span {
     /// the default feature budget. What the span leaves out stays as it was.
     pub const COORDINATION_CONFIGURE: &str = "coordination.configure";
 
+    /// The conflict radar's forecast for an active feature merged with the base branch or with
+    /// another active feature, computed in memory and recorded only when it changes: conflict (with
+    /// the conflicting paths and the hunks' lines), overlap (the same files change but merge
+    /// cleanly) or clear.
+    pub const COORDINATION_CONFLICT_FORECAST: &str = "coordination.conflict_forecast";
+
     /// A coordination cycle ran; its assignments follow in the same batch.
     pub const COORDINATION_CYCLE: &str = "coordination.cycle";
 
@@ -335,6 +341,7 @@ pub mod attr {
     /// - `agent.validation`: The feature validated; may be left out when the agent holds only one.
     /// - `agent.work_progress`: The feature the report is about; may be left out when the agent
     ///   holds only one.
+    /// - `coordination.conflict_forecast`: The feature whose branch was merged.
     /// - `feature.cancel`: The feature to cancel.
     /// - `feature.reopen`: The feature to reopen.
     /// - `feature.request`: The feature's name; becomes its branch and worktree name, so it follows
@@ -350,6 +357,37 @@ pub mod attr {
     ///
     /// On `feature.request`.
     pub const FEATURE_REQUIREMENTS: &str = "feature.requirements";
+
+    /// The feature branch's commit that was merged.
+    ///
+    /// On `coordination.conflict_forecast`.
+    pub const FORECAST_COMMIT: &str = "forecast.commit";
+
+    /// Where each conflicting hunk sits in the merged file, as path:first-last (lines from 1);
+    /// empty when no text conflicts.
+    ///
+    /// On `coordination.conflict_forecast`.
+    pub const FORECAST_HUNKS: &str = "forecast.hunks";
+
+    /// What merging the two would do.
+    ///
+    /// On `coordination.conflict_forecast`.
+    pub const FORECAST_KIND: &str = "forecast.kind";
+
+    /// The base branch's or the other feature's commit it was merged with.
+    ///
+    /// On `coordination.conflict_forecast`.
+    pub const FORECAST_OTHER_COMMIT: &str = "forecast.other_commit";
+
+    /// The other active feature it was merged with; absent when it was merged with the base branch.
+    ///
+    /// On `coordination.conflict_forecast`.
+    pub const FORECAST_OTHER_FEATURE: &str = "forecast.other_feature";
+
+    /// The paths both change (those that conflict, for a conflict); empty when clear.
+    ///
+    /// On `coordination.conflict_forecast`.
+    pub const FORECAST_PATHS: &str = "forecast.paths";
 
     /// How long it had been silent when the coordinator decided.
     ///

@@ -6,12 +6,13 @@
 //!
 //! This file holds what every job shares (errors, opening, the git command line, refs and
 //! configuration); `worktree` makes, locks and removes worktrees, `merge` merges a feature into
-//! the base branch, `gate` runs the operator's commands (merge gate, set-up), `copy` copies
+//! the base branch, `radar` forecasts conflicts by merging in memory, `gate` runs the operator's commands (merge gate, set-up), `copy` copies
 //! `spanfold.copyFiles` into a new worktree.
 
 mod copy;
 mod gate;
 mod merge;
+mod radar;
 mod worktree;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub use merge::{
     MergeKind, MergeOutcome, Trial, complete_checkout, land, merge_blocker, merge_feature,
     not_in_branch, submission_problem, trial_merge,
 };
+pub use radar::{Forecast, ForecastKind, PairForecast, Radar};
 pub use worktree::{
     Removal, WorktreeOutcome, ensure_worktree, orphaned_worktrees, remove_worktree,
     unlock_worktree, worktree_paths,

@@ -21,6 +21,7 @@ mod lifecycle;
 mod merge_queue;
 mod newcomer;
 mod operator;
+mod radar;
 mod registry;
 mod replay;
 mod server;

@@ -461,3 +461,56 @@ impl Acknowledge {
         }
     }
 }
+
+closed_set! {
+    /// `forecast.kind`: what merging two lines of work would do.
+    ForecastKind {
+        /// Merging stops on conflicts.
+        Conflict = "conflict",
+        /// The same files change, but merge cleanly.
+        Overlap = "overlap",
+        /// Nothing in common.
+        Clear = "clear",
+    }
+}
+
+/// `coordination.conflict_forecast`: the radar's forecast for a feature merged with the base
+/// branch (`other_feature` absent) or with another active feature, recorded when it changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConflictForecast<'a> {
+    pub feature_name: &'a str,
+    pub other_feature: Option<&'a str>,
+    pub kind: ForecastKind,
+    pub paths: Vec<&'a str>,
+    pub hunks: Vec<&'a str>,
+    pub commit: &'a str,
+    pub other_commit: &'a str,
+}
+
+impl<'a> ConflictForecast<'a> {
+    pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
+        let get = |key: &str| required(ev, key, || format!("{key} is missing"));
+        let kind = get(attr::FORECAST_KIND)?;
+        Ok(ConflictForecast {
+            feature_name: get(attr::FEATURE_NAME)?,
+            other_feature: ev.str_attr(attr::FORECAST_OTHER_FEATURE),
+            kind: <ForecastKind as super::Closed>::parse(kind).ok_or_else(|| {
+                format!("forecast.kind {kind:?} is not one of conflict, overlap, clear")
+            })?,
+            paths: list(ev, attr::FORECAST_PATHS),
+            hunks: list(ev, attr::FORECAST_HUNKS),
+            commit: get(attr::FORECAST_COMMIT)?,
+            other_commit: get(attr::FORECAST_OTHER_COMMIT)?,
+        })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.str(attr::FEATURE_NAME, self.feature_name);
+        out.opt_str(attr::FORECAST_OTHER_FEATURE, self.other_feature);
+        out.str(attr::FORECAST_KIND, self.kind.as_str());
+        out.list(attr::FORECAST_PATHS, &self.paths);
+        out.list(attr::FORECAST_HUNKS, &self.hunks);
+        out.str(attr::FORECAST_COMMIT, self.commit);
+        out.str(attr::FORECAST_OTHER_COMMIT, self.other_commit);
+    }
+}

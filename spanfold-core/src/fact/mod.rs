@@ -31,8 +31,8 @@ pub use agent::{
 };
 pub use coordination::{
     Acknowledge, AgentBudgetVerdict, Assignment, BudgetVerdict, BudgetVerdictKind, Configure,
-    Cycle, DayVerdict, DefaultBudget, Init, LeaseExpired, Merge, MergeKind, MergeResult, Prices,
-    SystemHealth,
+    ConflictForecast, Cycle, DayVerdict, DefaultBudget, ForecastKind, Init, LeaseExpired, Merge,
+    MergeKind, MergeResult, Prices, SystemHealth,
 };
 pub use feature::{Budget, Cancel, FeatureRequest, Reopen};
 pub use words::{AgentState, Complexity, Priority};
@@ -56,6 +56,7 @@ pub enum Fact<'a> {
     Prices(Prices<'a>),
     BudgetVerdict(BudgetVerdict<'a>),
     AgentBudgetVerdict(AgentBudgetVerdict<'a>),
+    ConflictForecast(ConflictForecast<'a>),
     Cycle(Cycle),
     Assignment(Assignment<'a>),
     SystemHealth(SystemHealth),
@@ -71,7 +72,7 @@ pub enum Fact<'a> {
 
 impl<'a> Fact<'a> {
     /// The span name of every variant.
-    pub const NAMES: [&'static str; 23] = [
+    pub const NAMES: [&'static str; 24] = [
         span::AGENT_COMMUNICATION,
         span::ANOMALY_ACKNOWLEDGE,
         span::AGENT_FEATURE_ASSIGNMENT,
@@ -85,6 +86,7 @@ impl<'a> Fact<'a> {
         span::COORDINATION_AGENT_BUDGET,
         span::COORDINATION_BUDGET,
         span::COORDINATION_CONFIGURE,
+        span::COORDINATION_CONFLICT_FORECAST,
         span::COORDINATION_CYCLE,
         span::COORDINATION_FEATURE_MERGE,
         span::COORDINATION_INIT,
@@ -111,6 +113,7 @@ impl<'a> Fact<'a> {
             Fact::Prices(_) => span::COORDINATION_PRICES,
             Fact::BudgetVerdict(_) => span::COORDINATION_BUDGET,
             Fact::AgentBudgetVerdict(_) => span::COORDINATION_AGENT_BUDGET,
+            Fact::ConflictForecast(_) => span::COORDINATION_CONFLICT_FORECAST,
             Fact::Budget(_) => span::FEATURE_BUDGET,
             Fact::Cycle(_) => span::COORDINATION_CYCLE,
             Fact::Assignment(_) => span::AGENT_FEATURE_ASSIGNMENT,
@@ -142,6 +145,9 @@ impl<'a> Fact<'a> {
             span::COORDINATION_BUDGET => BudgetVerdict::read(ev).map(Fact::BudgetVerdict),
             span::COORDINATION_AGENT_BUDGET => {
                 AgentBudgetVerdict::read(ev).map(Fact::AgentBudgetVerdict)
+            }
+            span::COORDINATION_CONFLICT_FORECAST => {
+                ConflictForecast::read(ev).map(Fact::ConflictForecast)
             }
             span::FEATURE_BUDGET => Budget::read(ev).map(Fact::Budget),
             span::COORDINATION_CYCLE => Ok(Fact::Cycle(Cycle::read(ev))),
@@ -175,6 +181,7 @@ impl<'a> Fact<'a> {
             Fact::Prices(f) => f.write(&mut out),
             Fact::BudgetVerdict(f) => f.write(&mut out),
             Fact::AgentBudgetVerdict(f) => f.write(&mut out),
+            Fact::ConflictForecast(f) => f.write(&mut out),
             Fact::Budget(f) => f.write(&mut out),
             Fact::Cycle(f) => f.write(&mut out),
             Fact::Assignment(f) => f.write(&mut out),

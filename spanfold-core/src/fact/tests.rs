@@ -94,7 +94,7 @@ impl Seed {
 fn fact(i: usize, s: &Seed) -> Fact<'_> {
     match i {
         0..=5 | 18 => agent_fact(i, s),
-        6..=13 | 19 | 20 | 22 => coordination_fact(i, s),
+        6..=13 | 19 | 20 | 22 | 23 => coordination_fact(i, s),
         _ => feature_or_worktree_fact(i, s),
     }
 }
@@ -221,6 +221,15 @@ fn coordination_fact(i: usize, s: &Seed) -> Fact<'_> {
             day: s.text(1),
             spent_usd: s.double,
             usd: s.double / 2.0,
+        }),
+        23 => Fact::ConflictForecast(ConflictForecast {
+            feature_name: s.text(0),
+            other_feature: s.opt_text(1),
+            kind: s.one_of(ForecastKind::ALL),
+            paths: s.items(),
+            hunks: s.items().into_iter().rev().collect(),
+            commit: s.text(2),
+            other_commit: s.text(3),
         }),
         19 => Fact::Prices(Prices {
             date: s.text(0),
@@ -361,6 +370,11 @@ fn closed_sets_are_the_registrys_members() {
             span::COORDINATION_FEATURE_MERGE,
             attr::MERGE_KIND,
             wires::<MergeKind>(),
+        ),
+        (
+            span::COORDINATION_CONFLICT_FORECAST,
+            attr::FORECAST_KIND,
+            wires::<ForecastKind>(),
         ),
         (
             span::WORKTREE_LIFECYCLE,

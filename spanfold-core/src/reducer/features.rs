@@ -174,6 +174,7 @@ impl View {
                 agent.progress = Progress::default();
             }
         }
+        self.forget_risks(name);
     }
 
     /// The feature an operator's span names, which must have been requested.
@@ -212,6 +213,9 @@ impl View {
                     wt.agent_id = None;
                 }
             }
+        }
+        if status == FeatureStatus::Completed {
+            self.forget_risks(name);
         }
     }
 

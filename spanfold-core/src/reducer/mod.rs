@@ -21,6 +21,7 @@ mod agents;
 mod anomalies;
 mod decisions;
 mod features;
+mod forecasts;
 mod tally;
 mod telemetry;
 mod usage;
@@ -28,6 +29,7 @@ mod view;
 mod vocabulary;
 mod worktrees;
 
+pub use forecasts::Risk;
 pub use tally::FeatureTally;
 pub use telemetry::MAX_SERVICES;
 pub use usage::{DayBudget, DayDue, Due, FeatureBudget, SessionUsage, UsageState};
@@ -46,7 +48,7 @@ use crate::vocab::attr;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
-pub const REDUCER_VERSION: u32 = 16;
+pub const REDUCER_VERSION: u32 = 17;
 
 /// Span names this reducer gives meaning to: one per [`Fact`]. A test checks this list against
 /// the registry.
@@ -185,6 +187,7 @@ impl View {
             Fact::Budget(b) => self.set_budget(b),
             Fact::BudgetVerdict(v) => self.budget_verdict(v, at),
             Fact::AgentBudgetVerdict(v) => self.agent_budget_verdict(v, at),
+            Fact::ConflictForecast(f) => self.forecast(f, at),
             Fact::Cycle(_) => {
                 self.counters.cycles += 1;
                 Ok(())

@@ -331,4 +331,7 @@ pub struct View {
     pub port_slots: BTreeMap<u32, String>,
     /// Tokens and dollars of the agents' LLM requests, and the prices in force.
     pub usage: super::usage::UsageState,
+    /// The conflict radar's current forecasts that are not clear, in the order recorded.
+    #[serde(default)]
+    pub risks: Vec<super::forecasts::Risk>,
 }

@@ -13,7 +13,7 @@ pub mod wire;
 pub struct Sandbox {
     pub tmp: TempDir,
     pub repo: PathBuf,
-    home: PathBuf,
+    pub home: PathBuf,
 }
 
 pub struct Run {

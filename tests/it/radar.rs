@@ -1,0 +1,346 @@
+//! The conflict radar's forecasts against what `git merge` itself does: a generated corpus of
+//! branch pairs (edits on the same, adjacent and distant lines, renames, deletions, binary
+//! files, adds of the same path, and random mixes of these), each merged for real in a checkout.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use spanfold::git::{ForecastKind, Radar};
+
+use crate::common::{Sandbox, bare_env};
+
+/// One change a side makes to the base tree.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Replaces line `n` (from 0) of a text file.
+    Line(String, usize, String),
+    Delete(String),
+    Rename(String, String),
+    Add(String, Vec<u8>),
+    Binary(String, Vec<u8>),
+}
+
+type Tree = BTreeMap<String, Vec<u8>>;
+
+const TEXT_FILES: usize = 8;
+const BINARY_FILES: usize = 3;
+const LINES: usize = 30;
+
+fn base_tree() -> Tree {
+    let mut tree = Tree::new();
+    for k in 0..TEXT_FILES {
+        let text: String = (0..LINES)
+            .map(|i| format!("line {i} of t{k}: {}\n", "x".repeat(20 + (i * 7 + k) % 13)))
+            .collect();
+        tree.insert(format!("src/t{k}.txt"), text.into_bytes());
+    }
+    for k in 0..BINARY_FILES {
+        tree.insert(format!("assets/b{k}.bin"), binary(k as u8, 0));
+    }
+    tree
+}
+
+fn binary(k: u8, version: u8) -> Vec<u8> {
+    (0..96u8)
+        .map(|i| i.wrapping_mul(31).wrapping_add(k) ^ version)
+        .chain([0, 0, 1, version])
+        .collect()
+}
+
+fn apply(base: &Tree, ops: &[Op]) -> Tree {
+    let mut tree = base.clone();
+    for op in ops {
+        match op {
+            Op::Line(path, n, text) => {
+                if let Some(bytes) = tree.get_mut(path) {
+                    let mut lines: Vec<String> = String::from_utf8_lossy(bytes)
+                        .lines()
+                        .map(str::to_owned)
+                        .collect();
+                    if let Some(line) = lines.get_mut(*n) {
+                        *line = text.clone();
+                    }
+                    *bytes = (lines.join("\n") + "\n").into_bytes();
+                }
+            }
+            Op::Delete(path) => {
+                tree.remove(path);
+            }
+            Op::Rename(from, to) => {
+                if let Some(bytes) = tree.remove(from) {
+                    tree.insert(to.clone(), bytes);
+                }
+            }
+            Op::Add(path, bytes) | Op::Binary(path, bytes) => {
+                tree.insert(path.clone(), bytes.clone());
+            }
+        }
+    }
+    tree
+}
+
+/// A small deterministic generator: the corpus is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 16) as usize
+    }
+    fn below(&mut self, n: usize) -> usize {
+        self.next() % n
+    }
+}
+
+fn t(k: usize) -> String {
+    format!("src/t{k}.txt")
+}
+
+fn line(k: usize, n: usize, who: &str) -> Op {
+    Op::Line(t(k), n, format!("{who} changed line {n}"))
+}
+
+/// The pairs of the corpus: (what it exercises, ours, theirs).
+fn corpus() -> Vec<(String, Vec<Op>, Vec<Op>)> {
+    let mut rng = Rng(0x5eed_cafe_f00d);
+    let mut out = Vec::new();
+    for v in 0..14 {
+        let (k, n) = (v % TEXT_FILES, 1 + (v * 5) % (LINES - 12));
+        let b = format!("assets/b{}.bin", v % BINARY_FILES);
+        let cases: Vec<(&str, Vec<Op>, Vec<Op>)> = vec![
+            (
+                "same line, different text",
+                vec![line(k, n, "a")],
+                vec![line(k, n, "b")],
+            ),
+            (
+                "same line, same text",
+                vec![line(k, n, "both")],
+                vec![line(k, n, "both")],
+            ),
+            (
+                "distant lines",
+                vec![line(k, n, "a")],
+                vec![line(k, n + 8, "b")],
+            ),
+            (
+                "adjacent lines",
+                vec![line(k, n, "a")],
+                vec![line(k, n + 1, "b")],
+            ),
+            (
+                "different files",
+                vec![line(k, n, "a")],
+                vec![line((k + 1) % TEXT_FILES, n, "b")],
+            ),
+            (
+                "rename against an edit",
+                vec![Op::Rename(t(k), format!("lib/r{k}.txt"))],
+                vec![line(k, n, "b")],
+            ),
+            (
+                "renamed and edited against a distant edit",
+                vec![
+                    Op::Rename(t(k), format!("lib/r{k}.txt")),
+                    Op::Line(format!("lib/r{k}.txt"), n, "a moved".into()),
+                ],
+                vec![line(k, n + 9, "b")],
+            ),
+            (
+                "renamed to two names",
+                vec![Op::Rename(t(k), "lib/one.txt".into())],
+                vec![Op::Rename(t(k), "lib/two.txt".into())],
+            ),
+            (
+                "renamed to the same name",
+                vec![Op::Rename(t(k), "lib/same.txt".into())],
+                vec![Op::Rename(t(k), "lib/same.txt".into())],
+            ),
+            (
+                "deleted against an edit",
+                vec![Op::Delete(t(k))],
+                vec![line(k, n, "b")],
+            ),
+            (
+                "deleted on both",
+                vec![Op::Delete(t(k))],
+                vec![Op::Delete(t(k))],
+            ),
+            (
+                "binary changed on both",
+                vec![Op::Binary(b.clone(), binary(9, 1))],
+                vec![Op::Binary(b.clone(), binary(9, 2))],
+            ),
+            (
+                "binary changed on one",
+                vec![Op::Binary(b.clone(), binary(9, 1))],
+                vec![line(k, n, "b")],
+            ),
+            (
+                "added the same path, same content",
+                vec![Op::Add("new.txt".into(), b"same\n".to_vec())],
+                vec![Op::Add("new.txt".into(), b"same\n".to_vec())],
+            ),
+            (
+                "added the same path, different content",
+                vec![Op::Add(
+                    format!("new{v}.txt"),
+                    format!("a {v}\n").into_bytes(),
+                )],
+                vec![Op::Add(
+                    format!("new{v}.txt"),
+                    format!("b {v}\n").into_bytes(),
+                )],
+            ),
+        ];
+        for (what, ours, theirs) in cases {
+            out.push((what.to_owned(), ours, theirs));
+        }
+        // A random mix of edits on both sides, a few of which may meet.
+        let mix = |who: &str, rng: &mut Rng| -> Vec<Op> {
+            (0..1 + rng.below(4))
+                .map(|_| {
+                    line(
+                        rng.below(3),
+                        rng.below(LINES),
+                        &format!("{who}{}", rng.below(2)),
+                    )
+                })
+                .collect()
+        };
+        let (ours, theirs) = (mix("a", &mut rng), mix("b", &mut rng));
+        out.push(("random mix".to_owned(), ours, theirs));
+    }
+    out
+}
+
+/// Writes the base commit and a branch per side in one `git fast-import`.
+fn import(sb: &Sandbox, pairs: &[(String, Vec<Op>, Vec<Op>)]) {
+    let base = base_tree();
+    let mut stream = Vec::new();
+    let commit = |stream: &mut Vec<u8>, branch: &str, tree: &Tree, from: Option<&str>| {
+        writeln!(stream, "commit refs/heads/{branch}").expect("write");
+        writeln!(stream, "committer T <t@example.com> 1700000000 +0000").expect("write");
+        writeln!(stream, "data {}\n{branch}", branch.len()).expect("write");
+        if let Some(from) = from {
+            writeln!(stream, "from refs/heads/{from}").expect("write");
+        }
+        writeln!(stream, "deleteall").expect("write");
+        for (path, bytes) in tree {
+            writeln!(stream, "M 100644 inline {path}\ndata {}", bytes.len()).expect("write");
+            stream.extend_from_slice(bytes);
+            writeln!(stream).expect("write");
+        }
+    };
+    commit(&mut stream, "corpus-base", &base, Some("main"));
+    for (i, (_, ours, theirs)) in pairs.iter().enumerate() {
+        commit(
+            &mut stream,
+            &format!("p{i}-ours"),
+            &apply(&base, ours),
+            Some("corpus-base"),
+        );
+        commit(
+            &mut stream,
+            &format!("p{i}-theirs"),
+            &apply(&base, theirs),
+            Some("corpus-base"),
+        );
+    }
+    stream.extend_from_slice(b"done\n");
+    let mut cmd = Command::new("git");
+    cmd.args(["fast-import", "--quiet", "--done"])
+        .current_dir(&sb.repo)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+    bare_env(&mut cmd, &sb.home);
+    let mut child = cmd.spawn().expect("git fast-import runs");
+    // A refused stream shows in fast-import's output below, not in the pipe's error.
+    let _ = child.stdin.take().expect("stdin").write_all(&stream);
+    let out = child.wait_with_output().expect("fast-import ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether `git merge` of `theirs` into `ours` stops on conflicts, and the paths it leaves
+/// unmerged.
+fn git_merge(sb: &Sandbox, dir: &Path, ours: &str, theirs: &str) -> (bool, Vec<String>) {
+    sb.git_in(dir, &["checkout", "-q", "--detach", ours]);
+    let mut cmd = Command::new("git");
+    cmd.args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+        .args(["merge", "-q", "--no-edit", "--no-ff", theirs])
+        .current_dir(dir);
+    bare_env(&mut cmd, &sb.home);
+    let out = cmd.output().expect("git merge runs");
+    let unmerged = sb.git_in(dir, &["diff", "--name-only", "--diff-filter=U"]);
+    if !out.status.success() {
+        sb.git_in(dir, &["merge", "--abort"]);
+    }
+    let paths = unmerged.lines().map(str::to_owned).collect();
+    (!out.status.success(), paths)
+}
+
+#[test]
+fn the_radars_verdict_is_what_git_merge_does_on_every_pair_of_the_corpus() {
+    let sb = Sandbox::new("main");
+    let pairs = corpus();
+    assert!(pairs.len() >= 200, "{} pairs", pairs.len());
+    import(&sb, &pairs);
+    let checkout = sb.tmp.path().join("merges");
+    sb.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "--detach",
+        checkout.to_str().expect("utf-8"),
+        "corpus-base",
+    ]);
+    let mut radar = Radar::open(&sb.repo).expect("radar opens");
+    let (mut conflicts, mut clean) = (0, 0);
+    for (i, (what, ours, theirs)) in pairs.iter().enumerate() {
+        let (a, b) = (format!("p{i}-ours"), format!("p{i}-theirs"));
+        let (git_conflicts, unmerged) = git_merge(&sb, &checkout, &a, &b);
+        let tips = radar.tips(&[&a, &b]);
+        let (Some(ours_tip), Some(theirs_tip)) = (tips[0], tips[1]) else {
+            panic!("pair {i}: branches not found");
+        };
+        let forecast = radar
+            .forecast(ours_tip, theirs_tip)
+            .expect("merges in memory");
+        assert_eq!(
+            forecast.kind == ForecastKind::Conflict,
+            git_conflicts,
+            "pair {i} ({what}: {ours:?} / {theirs:?}): radar says {forecast:?}, git merge left {unmerged:?}"
+        );
+        for path in &unmerged {
+            assert!(
+                forecast.paths.contains(path),
+                "pair {i} ({what}): git leaves {path} unmerged, the radar names {:?}",
+                forecast.paths
+            );
+        }
+        if what == "same line, different text" {
+            // Line n+1 of the file; git's markers take five lines around the two versions.
+            let n = 1 + (i / 16 * 5) % (LINES - 12);
+            let expected = format!("src/t{}.txt:{}-{}", (i / 16) % TEXT_FILES, n + 1, n + 5);
+            assert_eq!(forecast.hunks, [expected], "pair {i}");
+        }
+        if git_conflicts {
+            conflicts += 1;
+        } else {
+            clean += 1;
+        }
+    }
+    // Both verdicts are well represented, so agreeing is not agreeing on one answer.
+    assert!(
+        conflicts >= 60 && clean >= 60,
+        "{conflicts} conflicts, {clean} clean"
+    );
+}
