@@ -60,6 +60,9 @@ pub struct Radar {
     options: gix::merge::commit::Options,
     changed: HashMap<(ObjectId, ObjectId), Changed>,
     merges: HashMap<(ObjectId, ObjectId), Forecast>,
+    /// What merging needs, made once per pass and only when it merges something: making it
+    /// reads the whole index (for attributes), which costs more than a merge.
+    platforms: Option<Platforms>,
     /// How many merges the radar computed (not served from its cache): for tests and benches.
     pub merges_computed: u64,
 }
@@ -77,6 +80,7 @@ impl Radar {
             options,
             changed: HashMap::new(),
             merges: HashMap::new(),
+            platforms: None,
             merges_computed: 0,
         })
     }
@@ -114,7 +118,7 @@ impl Radar {
         }
         let mut out = Vec::new();
         for (i, (feature, tip)) in sorted.iter().enumerate() {
-            used_merges.insert((base, *tip));
+            used_merges.insert(ordered(base, *tip));
             out.push(PairForecast {
                 feature: feature.clone(),
                 other: None,
@@ -138,8 +142,10 @@ impl Radar {
         }
         self.changed.retain(|k, _| used_changes.contains(k));
         self.merges.retain(|k, _| used_merges.contains(k));
-        // The merged blobs and trees were only ever in memory; they are not needed again.
+        // The merged blobs and trees were only ever in memory; they are not needed again. The
+        // next pass that merges reads attributes afresh, in case they changed.
         self.repo.objects.reset_object_memory();
+        self.platforms = None;
         Ok(out)
     }
 
@@ -194,13 +200,16 @@ impl Radar {
         if let Some(f) = self.merges.get(&key) {
             return Ok(f.clone());
         }
+        if self.platforms.is_none() {
+            self.platforms = Some(Platforms::new(&self.repo)?);
+        }
         let f = self.merge(key.0, key.1)?;
         self.merges_computed += 1;
         self.merges.insert(key, f.clone());
         Ok(f)
     }
 
-    fn merge(&self, ours: ObjectId, theirs: ObjectId) -> Result<Forecast, GitError> {
+    fn merge(&mut self, ours: ObjectId, theirs: ObjectId) -> Result<Forecast, GitError> {
         let merge_base = self
             .repo
             .merge_base(ours, theirs)
@@ -210,15 +219,31 @@ impl Radar {
         if merge_base == Some(ours) || merge_base == Some(theirs) {
             return Ok(Forecast::clear());
         }
+        let Some(platforms) = self.platforms.as_mut() else {
+            return Ok(Forecast::clear());
+        };
         let labels = gix::merge::blob::builtin_driver::text::Labels {
             ancestor: None,
             current: None,
             other: None,
         };
-        let outcome = self
-            .repo
-            .merge_commits(ours, theirs, labels, self.options.clone())
-            .map_err(gix_err("merging in memory"))?;
+        let mut graph = self.repo.revision_graph(platforms.commit_graph.as_ref());
+        let outcome = gix::merge::plumbing::commit(
+            ours,
+            theirs,
+            labels,
+            &mut graph,
+            &mut platforms.diff,
+            &mut platforms.blob,
+            &self.repo,
+            &mut |id| id.to_hex_with_len(10).to_string(),
+            self.options.clone().into(),
+        )
+        .map_err(|e| GitError::Gix {
+            action: "merging in memory".into(),
+            message: e.to_string(),
+        })?;
+        platforms.diff.clear_resource_cache_keep_allocation();
         let how = gix::merge::tree::TreatAsUnresolved::git();
         let mut paths = BTreeSet::new();
         let mut hunks = Vec::new();
@@ -231,7 +256,6 @@ impl Radar {
             if conflicted && let Some(merged) = c.content_merge() {
                 hunks.extend(self.marker_ranges(merged.merged_blob_id, &path));
             }
-            paths.insert(path);
             // A rename on either side names both its source and its destination, as git does.
             for change in [&c.ours, &c.theirs] {
                 paths.insert(change.location().to_str_lossy().into_owned());
@@ -267,6 +291,30 @@ impl Radar {
             }
         }
         out
+    }
+}
+
+/// The caches a merge works with (blob diffs and merges, with the repository's attributes and
+/// drivers) and the commit-graph file, if any.
+struct Platforms {
+    diff: gix::diff::blob::Platform,
+    blob: gix::merge::blob::Platform,
+    commit_graph: Option<gix::commitgraph::Graph>,
+}
+
+impl Platforms {
+    fn new(repo: &gix::Repository) -> Result<Platforms, GitError> {
+        Ok(Platforms {
+            diff: repo
+                .diff_resource_cache_for_tree_diff()
+                .map_err(gix_err("preparing to compare blobs"))?,
+            blob: repo
+                .merge_resource_cache(Default::default())
+                .map_err(gix_err("preparing to merge blobs"))?,
+            commit_graph: repo
+                .commit_graph_if_enabled()
+                .map_err(gix_err("reading the commit graph"))?,
+        })
     }
 }
 
