@@ -133,10 +133,10 @@ fn build_repository(repo: &Path) {
             .success()
     );
     let mut s = Vec::new();
-    let mut file = |s: &mut Vec<u8>, path: &str, body: &str| {
+    let file = |s: &mut Vec<u8>, path: &str, body: &str| {
         writeln!(s, "M 100644 inline {path}\ndata {}\n{body}", body.len()).expect("write");
     };
-    let mut commit = |s: &mut Vec<u8>, branch: &str, from: Option<&str>| {
+    let commit = |s: &mut Vec<u8>, branch: &str, from: Option<&str>| {
         writeln!(
             s,
             "commit refs/heads/{branch}\ncommitter B <b@localhost> 1700000000 +0000\ndata 1\nc"
