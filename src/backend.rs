@@ -333,21 +333,32 @@ impl Backend {
                 let coord = self.local()?;
                 coord.background_gates();
                 let mut report = coord.cycle()?;
-                let gates = coord.take_gates();
-                if gates.is_empty() {
-                    return Ok(report);
-                }
-                if gates.values().any(|g| !g.is_finished()) {
-                    self.release();
-                    while gates.values().any(|g| !g.is_finished()) {
-                        std::thread::sleep(std::time::Duration::from_millis(100));
+                // A gate's result may start another (a merge queue batch that failed is tested
+                // again in halves): the command ends when no gate runs.
+                let mut first = true;
+                loop {
+                    let coord = self.local()?;
+                    let gates = coord.take_gates();
+                    let running = gates.values().any(|g| !g.is_finished());
+                    // After the first round, only a gate that round started is waited for: a
+                    // finished one a merge could not take (the checkout is dirty) waits for
+                    // the next cycle, as it always did.
+                    if gates.is_empty() || (!first && !running) {
+                        coord.restore_gates(gates);
+                        return Ok(report);
                     }
+                    first = false;
+                    if running {
+                        self.release();
+                        while gates.values().any(|g| !g.is_finished()) {
+                            std::thread::sleep(std::time::Duration::from_millis(100));
+                        }
+                    }
+                    let coord = self.local()?;
+                    coord.background_gates();
+                    coord.restore_gates(gates);
+                    report.merges.extend(coord.merge_ready()?);
                 }
-                let coord = self.local()?;
-                coord.background_gates();
-                coord.restore_gates(gates);
-                report.merges.extend(coord.merge_ready()?);
-                Ok(report)
             }
         }
     }

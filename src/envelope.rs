@@ -17,6 +17,9 @@ pub struct Output {
     pub warnings: Vec<String>,
     /// Merged into the envelope's metadata (what a command says about how it got its data).
     pub metadata: Option<Value>,
+    /// An answer given by exit code (not an error): `agents check-path` exits 2 when the path
+    /// collides, with its words on stderr, where a hook's caller reads them.
+    pub exit_code: Option<u8>,
 }
 
 impl Output {
@@ -26,6 +29,7 @@ impl Output {
             text,
             warnings: Vec::new(),
             metadata: None,
+            exit_code: None,
         }
     }
 }

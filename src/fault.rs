@@ -13,6 +13,9 @@ pub const AFTER_ASSIGNMENT_DECISION: &str = "after-assignment-decision";
 pub const WORKTREE_BRANCH_CREATED: &str = "worktree-branch-created";
 /// Inside worktree creation: checked out, not yet locked.
 pub const WORKTREE_ADDED: &str = "worktree-added";
+/// A merge queue batch passed its gate: every member's merge start is recorded, the base has
+/// not moved.
+pub const BATCH_STARTED: &str = "batch-started";
 /// Inside a merge: the merge commit is written, the base branch has not moved.
 pub const MERGE_COMMIT_WRITTEN: &str = "merge-commit-written";
 /// Inside a merge: the base branch moved, the main checkout has not followed.

@@ -71,6 +71,7 @@ fn main() -> ExitCode {
             })
         });
     let ok = result.is_ok();
+    let answer = result.as_ref().ok().and_then(|o| o.exit_code);
     if cli.json {
         let envelope = Envelope::new(command, &result, coord_dir.as_deref().ok());
         println!(
@@ -81,6 +82,11 @@ fn main() -> ExitCode {
         );
     } else {
         match result {
+            Ok(Output {
+                text,
+                exit_code: Some(_),
+                ..
+            }) => eprintln!("{}", terminal_safe(&text)),
             Ok(Output { text, warnings, .. }) => {
                 let mut out = std::io::stdout().lock();
                 let newline = if !text.is_empty() && !text.ends_with('\n') {
@@ -99,7 +105,9 @@ fn main() -> ExitCode {
             Err(e) => eprintln!("error: {}", terminal_safe(&cli::error_text(&e))),
         }
     }
-    if ok {
+    if let Some(code) = answer {
+        ExitCode::from(code)
+    } else if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

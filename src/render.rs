@@ -286,6 +286,7 @@ fn features_table(st: &status::Status) -> String {
                 f.status.as_str().to_owned(),
                 f.assigned_agent.clone().unwrap_or_default(),
                 f.usage.as_ref().map_or_else(|| "–".to_owned(), cost),
+                risk(f),
                 feature_why(f),
             ]
         })
@@ -297,10 +298,27 @@ fn features_table(st: &status::Status) -> String {
             "STATUS",
             "AGENT",
             "COST",
+            "RISK",
             "WHY / NOTE",
         ],
         &rows,
     )
+}
+
+/// The conflict radar's column: `conflict:auth-tokens(src/auth.rs)`, `overlap:base(a.rs)`, or
+/// `–`.
+fn risk(f: &status::FeatureJson) -> String {
+    if f.conflict_risk.is_empty() {
+        return "–".into();
+    }
+    f.conflict_risk
+        .iter()
+        .map(|r| {
+            let with = r.with.as_deref().unwrap_or("base");
+            format!("{}:{with}({})", r.kind, r.paths.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Dollars as their source allows: as reported ("$0.0117"), priced ("~$0.0280"), or a lower

@@ -65,6 +65,8 @@ struct FeatureSnap {
     status: String,
     agent: String,
     worktree: String,
+    /// The conflict radar's current forecasts for it, in words.
+    risk: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +88,24 @@ fn feature_snap(view: &View, name: &str) -> Option<FeatureSnap> {
         status: f.status.as_str().to_owned(),
         agent: f.assigned_agent.clone().unwrap_or_default(),
         worktree: f.worktree_path.clone().unwrap_or_default(),
+        risk: risk_words(view, name),
     })
+}
+
+/// `conflict with base on a.rs; overlap with f2 on b.rs`: the feature's risks, as a person
+/// reads them in `history`.
+fn risk_words(view: &View, name: &str) -> String {
+    view.risks_of(name)
+        .map(|r| {
+            let with = r.seen_from(name).flatten().unwrap_or("the base branch");
+            format!(
+                "{} with {with} on {}",
+                r.kind().as_str(),
+                r.paths.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn worktree_snap(view: &View, path: &str) -> Option<WorktreeSnap> {
@@ -155,6 +174,7 @@ fn compare_feature(
         status: String::new(),
         agent: String::new(),
         worktree: String::new(),
+        risk: String::new(),
     };
     if a.is_none() && b.is_none() {
         return;
@@ -164,6 +184,7 @@ fn compare_feature(
         ("status", &a.status, &b.status),
         ("agent", &a.agent, &b.agent),
         ("worktree", &a.worktree, &b.worktree),
+        ("risk", &a.risk, &b.risk),
     ] {
         if x != y {
             out.push(Change::new("feature", name, field, opt(x), opt(y)));
@@ -222,6 +243,10 @@ impl Touched {
                 agents.insert(holder);
             }
             features.insert(name.to_owned());
+        }
+        // A forecast between two features changes the risks of both.
+        if let Some(other) = ev.str_attr(attr::FORECAST_OTHER_FEATURE) {
+            features.insert(other.to_owned());
         }
         for id in &agents {
             if let Some(a) = view.agents.get(id) {
@@ -412,6 +437,14 @@ pub fn details(ev: &Event<'_>) -> Vec<String> {
             }
         }
         span::AGENT_VALIDATION => push("validation ", attr::VALIDATION_RESULT),
+        span::COORDINATION_CONFLICT_FORECAST => {
+            push("forecast ", attr::FORECAST_KIND);
+            push("with ", attr::FORECAST_OTHER_FEATURE);
+            let hunks = ev.list_attr(attr::FORECAST_HUNKS);
+            if !hunks.is_empty() {
+                out.push(format!("hunks: {}", hunks.join(", ")));
+            }
+        }
         _ => {}
     }
     out

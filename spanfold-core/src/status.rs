@@ -74,7 +74,8 @@ pub struct QueueEntryJson {
     pub feature: String,
     pub agent: Option<String>,
     pub priority: Priority,
-    /// `testing` while its merge gate runs on the merged result, else `waiting`.
+    /// `testing` while its merge gate runs on the merged result, `awaiting_approval` while a
+    /// person's approval is wanted (`spanfold.requireApproval`), else `waiting`.
     pub state: String,
     /// Why it waits, when it had to (the main checkout's own changes, a moved base, …).
     pub reason: Option<String>,
@@ -446,7 +447,14 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
                 feature: f.name.clone(),
                 agent: f.assigned_agent.clone(),
                 priority: f.priority,
-                state: if f.gate_running { "testing" } else { "waiting" }.to_owned(),
+                state: if f.gate_running {
+                    "testing"
+                } else if f.awaiting_approval {
+                    "awaiting_approval"
+                } else {
+                    "waiting"
+                }
+                .to_owned(),
                 reason: f.merge_note.clone(),
             })
             .collect(),

@@ -24,8 +24,43 @@ pub struct Task {
     pub came_back: Option<String>,
     /// The paths of the merge conflict, when it conflicted.
     pub conflicts: Vec<String>,
+    /// The conflict radar's warnings: other active features (or the base branch) whose
+    /// changes meet this feature's, and what to do.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// The commands that report progress on this feature.
     pub report_commands: Vec<String>,
+}
+
+/// The conflict radar's forecasts for `feature`, as advice to its agent.
+pub fn risk_warnings(feature: &FeatureJson, base_branch: Option<&str>) -> Vec<String> {
+    let base = base_branch.unwrap_or("the base branch");
+    feature
+        .conflict_risk
+        .iter()
+        .map(|r| {
+            let paths = r.paths.join(", ");
+            let lines = if r.hunks.is_empty() {
+                String::new()
+            } else {
+                format!(" (at {})", r.hunks.join(", "))
+            };
+            match (&r.with, r.kind.as_str()) {
+                (None, "conflict") => format!(
+                    "your branch already conflicts with {base} in {paths}{lines}: merge {base} into your branch (git merge {base}) and resolve them now"
+                ),
+                (None, _) => format!(
+                    "{base} has changed {paths} since your branch started; they still merge cleanly"
+                ),
+                (Some(other), "conflict") => format!(
+                    "feature {other} also changes {paths} and the two conflict{lines}; avoid those lines if you can, and merge {base} after {other} lands"
+                ),
+                (Some(other), _) => format!(
+                    "feature {other} also changes {paths}; merge {base} after {other} lands"
+                ),
+            }
+        })
+        .collect()
 }
 
 /// The task for `agent` on `feature` (a status built with details).
@@ -62,6 +97,7 @@ pub fn task(agent: &AgentJson, feature: &FeatureJson, base_branch: Option<&str>)
             .unwrap_or_default(),
         came_back,
         conflicts: feature.conflicts.clone(),
+        warnings: risk_warnings(feature, base_branch),
         report_commands: vec![
             format!(
                 "spanfold agents progress {id} --state working --feature {name} --progress PCT"
@@ -105,6 +141,12 @@ pub fn prompt(t: &Task) -> String {
     }
     if let Some(why) = &t.came_back {
         out.push_str(&format!("\nThis feature came back to you: {why}\n"));
+    }
+    if !t.warnings.is_empty() {
+        out.push_str("\nConflicts ahead (spanfold's conflict radar):\n");
+        for w in &t.warnings {
+            out.push_str(&format!("- {w}\n"));
+        }
     }
     out.push_str(
         "\nCommit your work in the worktree (uncommitted changes are not merged). Report as you go:\n",

@@ -101,6 +101,11 @@ pub mod span {
     /// A feature is added to the queue. Requesting a queued feature again updates it.
     pub const FEATURE_REQUEST: &str = "feature.request";
 
+    /// A person approves a submitted feature held for approval (git config
+    /// spanfold.requireApproval), which lets it merge, or rejects it, which sends it back to its
+    /// agent with the reason. A new submission needs a new approval.
+    pub const FEATURE_REVIEW: &str = "feature.review";
+
     /// The outcome of acting on a worktree, written after the action.
     pub const WORKTREE_LIFECYCLE: &str = "worktree.lifecycle";
 }
@@ -346,6 +351,7 @@ pub mod attr {
     /// - `feature.reopen`: The feature to reopen.
     /// - `feature.request`: The feature's name; becomes its branch and worktree name, so it follows
     ///   the name rule.
+    /// - `feature.review`: The submitted feature.
     /// - `worktree.lifecycle`: The feature the worktree is for.
     pub const FEATURE_NAME: &str = "feature.name";
 
@@ -490,6 +496,16 @@ pub mod attr {
     ///
     /// On `agent.reset`.
     pub const RESET_REASON: &str = "reset.reason";
+
+    /// What to change, for the agent to read.
+    ///
+    /// On `feature.review`.
+    pub const REVIEW_REASON: &str = "review.reason";
+
+    /// The person's verdict.
+    ///
+    /// On `feature.review`.
+    pub const REVIEW_VERDICT: &str = "review.verdict";
 
     /// How many problems the validation found.
     ///

@@ -33,6 +33,10 @@ pub(super) fn run(
         AgentsCommand::Validate(args) => validate(args, backend),
         AgentsCommand::Reset(args) => reset(args, backend),
         AgentsCommand::Next(args) => next::next(args, backend),
+        AgentsCommand::CheckPath(args) => super::check_path::check_path(args, backend),
+        AgentsCommand::ShowFeature(args) => super::review::show_feature(args, backend),
+        AgentsCommand::Approve(args) => super::review::approve(args, backend),
+        AgentsCommand::Reject(args) => super::review::reject(args, backend),
         AgentsCommand::Messages(args) => agent_status::messages(args, backend),
         AgentsCommand::Reopen(args) => features::reopen(args, backend),
         AgentsCommand::AckAnomaly(args) => agent_status::ack_anomaly(args, backend),
@@ -170,10 +174,34 @@ fn report_and_check(
         .iter()
         .map(|a| a.feature_name.as_str())
         .collect();
+    let warnings = radar_warnings(backend, agent_id)?;
+    let mut text = format!("Agent {agent_id} is {}.", agent.state.as_str());
+    for w in &warnings {
+        text.push_str(&format!("\nwarning: {w}"));
+    }
     Ok(Output::new(
-        json!({"agent_id": agent_id, "state": agent.state, "assignments": held}),
-        format!("Agent {agent_id} is {}.", agent.state.as_str()),
+        json!({"agent_id": agent_id, "state": agent.state, "assignments": held, "warnings": warnings}),
+        text,
     ))
+}
+
+/// The conflict radar's warnings for the features `agent_id` holds, each naming its feature.
+fn radar_warnings(backend: &mut Backend, agent_id: &str) -> Result<Vec<String>> {
+    let st = backend.status(&crate::status::StatusOptions {
+        agent: Some(agent_id.to_owned()),
+        ..crate::status::StatusOptions::default()
+    })?;
+    let base = st.config.as_ref().map(|c| c.base_branch.as_str());
+    Ok(st
+        .features
+        .iter()
+        .filter(|f| f.assigned_agent.as_deref() == Some(agent_id))
+        .flat_map(|f| {
+            crate::task::risk_warnings(f, base)
+                .into_iter()
+                .map(move |w| format!("{}: {w}", f.name))
+        })
+        .collect())
 }
 
 /// A capability list as given on the command line, lower-cased, checked, without repeats, sorted.

@@ -32,6 +32,17 @@ pub enum AgentsCommand {
     /// The agent's task: feature, worktree, branch, what the feature asks for and why it came
     /// back (--wait blocks until it has one, --prompt prints it for a coding agent).
     Next(NextArgs),
+    /// Whether editing PATH would collide with another active feature (its branch changed
+    /// the path, or a conflict is forecast there): exit 2 with the reason on stderr if so. As a
+    /// Claude Code PreToolUse hook: `spanfold agents check-path "$SPANFOLD_AGENT" --hook`.
+    CheckPath(CheckPathArgs),
+    /// What a feature's branch brings against the base branch: the diffstat, or the diff.
+    ShowFeature(ShowFeatureArgs),
+    /// Approve a submitted feature held for approval (git config spanfold.requireApproval):
+    /// the next cycle merges it.
+    Approve(ApproveArgs),
+    /// Reject a submitted feature: it goes back to its agent with the reason.
+    Reject(RejectArgs),
     /// Withdraw a feature: its agent lets go; its worktree and branch are kept with their work.
     CancelFeature(CancelArgs),
     /// Set what a feature may spend on its agents' LLM requests (dollars, tokens or both); a
@@ -126,6 +137,42 @@ pub struct NextArgs {
     /// description, requirements, acceptance criteria, why it came back, how to report.
     #[arg(long)]
     pub prompt: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowFeatureArgs {
+    /// The feature.
+    pub name: String,
+    /// The whole diff, not only the diffstat.
+    #[arg(long)]
+    pub diff: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ApproveArgs {
+    /// The submitted feature.
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RejectArgs {
+    /// The submitted feature.
+    pub name: String,
+    /// What the agent is to change (shown to it as why the feature came back).
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckPathArgs {
+    /// The agent about to edit.
+    pub id: String,
+    /// The file, absolute or relative to the repository (or to the current directory inside
+    /// the agent's worktree).
+    pub path: Option<String>,
+    /// Read the path from a Claude Code PreToolUse hook's JSON on stdin (tool_input.file_path).
+    #[arg(long)]
+    pub hook: bool,
 }
 
 #[derive(Args, Debug)]

@@ -190,6 +190,9 @@ fn task_output(
         if let Some(why) = &task.came_back {
             line.push_str(&format!("\ncame back: {why}"));
         }
+        for w in &task.warnings {
+            line.push_str(&format!("\nwarning: {w}"));
+        }
         line
     };
     Ok(Some(Output::new(data, text)))

@@ -48,6 +48,11 @@ impl Coordinator {
         if self.cycle_is_useful()? {
             self.cycle().map(Some)
         } else {
+            // No cycle, but a branch may have gained a commit: the radar looks (reading the
+            // tips is all it costs when none did).
+            if let Ok(config) = self.config() {
+                self.record_forecasts(&config)?;
+            }
             Ok(None)
         }
     }
@@ -70,6 +75,7 @@ impl Coordinator {
         crate::fault::point(crate::fault::AFTER_ASSIGNMENT_DECISION);
         let assignments = self.place(&config, &plan)?;
         let merges = self.merge_submitted(&config)?;
+        self.record_forecasts(&config)?;
         let health = self.health_span(self.clock.now());
         self.record(vec![health])?;
         Ok(CycleReport {
@@ -169,15 +175,17 @@ impl Coordinator {
         }
         let submitted = self.submitted();
         // The gate of a feature no longer submitted (cancelled, reset) has no one to report to.
-        self.gates
-            .retain(|feature, _| submitted.iter().any(|c| &c.feature == feature));
+        let names: Vec<String> = submitted.iter().map(|c| c.feature.clone()).collect();
+        self.gates.retain(|_, g| g.tests_any(&names));
         if submitted.is_empty() {
             return Ok(false);
         }
         let blocker = git::merge_blocker(Path::new(&config.repo), &config.base_branch)?;
-        // A candidate whose gate is still running has nothing to decide yet.
+        // A candidate whose gate is still running, or that waits for a person's approval, has
+        // nothing to decide yet.
         Ok(submitted.iter().any(|c| {
             !self.gate_busy(&c.feature)
+                && !c.awaiting_approval
                 && (blocker.is_none() || c.note.as_deref() != blocker.as_deref())
         }))
     }

@@ -54,6 +54,10 @@ pub trait Workspace: Send + Sync {
     /// the merge gate tests.
     fn trial_merge(&self, branch: &str, message: &str) -> Result<git::Trial, GitError>;
 
+    /// Merges `branches` (with their messages) one after another onto the base branch's tip in
+    /// the object database only: the commit a merge queue's batch tests.
+    fn trial_batch(&self, branches: &[(&str, String)]) -> Result<git::BatchTrial, GitError>;
+
     /// For each of `commits`, whether `branch` does not contain it.
     fn not_in_branch(&self, branch: &str, commits: &[&str]) -> Result<Vec<bool>, GitError>;
 
@@ -148,6 +152,10 @@ impl Workspace for GitWorkspace {
 
     fn trial_merge(&self, branch: &str, message: &str) -> Result<git::Trial, GitError> {
         git::trial_merge(&self.repo, &self.base_branch, branch, message)
+    }
+
+    fn trial_batch(&self, branches: &[(&str, String)]) -> Result<git::BatchTrial, GitError> {
+        git::trial_batch(&self.repo, &self.base_branch, branches)
     }
 
     fn land(

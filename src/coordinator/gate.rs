@@ -20,11 +20,15 @@ use super::{CoordError, Coordinator};
 pub struct RunningGate {
     /// The gate's result on the merged result and, when that failed, whether the branch alone
     /// passes.
-    handle: std::thread::JoinHandle<(git::GateResult, Option<bool>)>,
+    pub(super) handle: std::thread::JoinHandle<(git::GateResult, Option<bool>)>,
     /// The branch's and the base's tips the gate runs on: a result for others is stale.
-    tips: String,
+    pub(super) tips: String,
     /// What it tests: the merged result the base branch moves to if it passes.
-    tested: Tested,
+    pub(super) tested: Tested,
+    /// The features it tests: one, or a merge queue's batch in queue order.
+    pub(super) members: Vec<String>,
+    /// A batch's merges, one step per member.
+    pub(super) batch: Option<git::BatchTrial>,
 }
 
 /// A merged result under test: the base's tip it was made from, the commit, how it merges.
@@ -39,17 +43,50 @@ impl RunningGate {
     pub fn is_finished(&self) -> bool {
         self.handle.is_finished()
     }
+
+    /// Whether it tests any of `features`: a gate of features no longer submitted has no one
+    /// to report to.
+    pub fn tests_any(&self, features: &[String]) -> bool {
+        self.members.iter().any(|m| features.contains(m))
+    }
 }
 
-/// Merge gates running, by feature.
-pub type Gates = std::collections::BTreeMap<String, RunningGate>;
+/// Merge gates running, by feature (a batch's under [`super::batch::BATCH`]), and where the
+/// bisection of a failed batch stands: what a CLI hands from the coordinator it let go to the
+/// one it opens next.
+#[derive(Default)]
+pub struct Gates {
+    running: std::collections::BTreeMap<String, RunningGate>,
+    /// How many features the next batch may take while a failed batch is bisected
+    /// (`spanfold.mergeBatch` when None).
+    pub(super) batch_limit: Option<usize>,
+}
+
+impl Gates {
+    pub fn new() -> Gates {
+        Gates::default()
+    }
+}
+
+impl std::ops::Deref for Gates {
+    type Target = std::collections::BTreeMap<String, RunningGate>;
+    fn deref(&self) -> &Self::Target {
+        &self.running
+    }
+}
+
+impl std::ops::DerefMut for Gates {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.running
+    }
+}
 
 /// The merge gate the repository's configuration names (never a span).
 pub(super) struct GateCommand {
-    cmd: String,
-    timeout: Duration,
+    pub(super) cmd: String,
+    pub(super) timeout: Duration,
     /// `spanfold.copyFiles`: what a worktree gets from the main checkout, the gate's too.
-    copy: String,
+    pub(super) copy: String,
 }
 
 impl GateCommand {
@@ -88,7 +125,8 @@ impl Coordinator {
     }
 
     pub fn restore_gates(&mut self, gates: Gates) {
-        self.gates.extend(gates);
+        self.gates.batch_limit = gates.batch_limit.or(self.gates.batch_limit);
+        self.gates.running.extend(gates.running);
     }
 
     /// Runs merge gates in the background; later cycles pick up their results.
@@ -106,8 +144,8 @@ impl Coordinator {
     /// Whether the merge gate of `feature` is still running.
     pub(super) fn gate_busy(&self, feature: &str) -> bool {
         self.gates
-            .get(feature)
-            .is_some_and(|g| !g.handle.is_finished())
+            .values()
+            .any(|g| !g.handle.is_finished() && g.members.iter().any(|m| m == feature))
     }
 
     /// Runs the merge gate of `c` on its merge with the base tip (unless it runs already on
@@ -269,6 +307,8 @@ impl Coordinator {
                 handle,
                 tips,
                 tested,
+                members: vec![c.feature.clone()],
+                batch: None,
             },
         );
         Ok(())

@@ -31,7 +31,7 @@ pub struct MergeReport {
 }
 
 impl MergeReport {
-    fn new(
+    pub(super) fn new(
         feature: &str,
         agent: &str,
         result: MergeResult,
@@ -104,7 +104,7 @@ pub(super) fn merge_span(
 }
 
 /// The `result` a merge's outcome is recorded with.
-fn result_of(outcome: &git::MergeOutcome) -> MergeResult {
+pub(super) fn result_of(outcome: &git::MergeOutcome) -> MergeResult {
     match outcome {
         git::MergeOutcome::Merged { .. } => MergeResult::Merged,
         git::MergeOutcome::Conflicted { .. } => MergeResult::Conflicted,
@@ -124,7 +124,7 @@ impl Coordinator {
         // Gates of features that are no longer waiting for their merge have nothing to say.
         let merging: Vec<String> = self.submitted().into_iter().map(|c| c.feature).collect();
         self.gates
-            .retain(|feature, g| merging.contains(feature) || !g.is_finished());
+            .retain(|_, g| g.tests_any(&merging) || !g.is_finished());
         Ok(reports)
     }
 
@@ -139,9 +139,39 @@ impl Coordinator {
         git::index_modified(Path::new(&config.repo))
     }
 
-    /// Submitted features whose merge is worth trying now, oldest request first.
+    /// Submitted features whose merge is worth trying now, in the queue's order.
     pub(super) fn submitted(&self) -> Vec<MergeCandidate> {
         plan::plan_merges(&self.view.read())
+    }
+
+    /// The submitted features that may merge this round: with `spanfold.requireApproval`, only
+    /// the approved ones (and any whose merge a crash cut off, which recovery completes).
+    pub(super) fn mergeable(&self) -> Vec<MergeCandidate> {
+        let mut out = self.submitted();
+        if self.require_approval {
+            out.retain(|c| c.approved || c.interrupted);
+        }
+        out
+    }
+
+    /// Records the hold of each submitted feature that waits for a person's approval, once.
+    fn hold_for_approval(&mut self, config: &Config) -> Result<Vec<MergeReport>, CoordError> {
+        let mut reports = Vec::new();
+        let held: Vec<MergeCandidate> = self
+            .submitted()
+            .into_iter()
+            .filter(|c| !c.approved && !c.interrupted && !c.awaiting_approval)
+            .collect();
+        for c in held {
+            let outcome = git::MergeOutcome::Deferred {
+                reason: format!(
+                    "waiting for approval (spanfold.requireApproval): see it with spanfold agents show-feature {f} --diff, then spanfold agents approve {f}, or reject {f} --reason TEXT",
+                    f = c.feature
+                ),
+            };
+            reports.push(self.record_merge(config, &c, MergeResult::AwaitingApproval, &outcome)?);
+        }
+        Ok(reports)
     }
 
     /// Merges each submitted feature: record the decision, merge, record the outcome, clean up.
@@ -155,9 +185,33 @@ impl Coordinator {
         let gate = GateCommand::read(workspace.as_ref())?;
         // Temporary worktrees of gates a dead process ran: removed before any gate starts.
         self.drop_stale_gate_worktrees(config);
+        let size = super::batch::batch_size(workspace.as_ref())?;
+        self.require_approval = workspace
+            .config_value("spanfold.requireApproval")?
+            .is_some_and(|v| {
+                matches!(
+                    v.trim().to_lowercase().as_str(),
+                    "true" | "yes" | "on" | "1"
+                )
+            });
+        let mut reports = match self.require_approval {
+            true => self.hold_for_approval(config)?,
+            false => Vec::new(),
+        };
         let settings = MergeSettings { workspace, gate };
-        let mut reports = Vec::new();
-        for candidate in self.submitted() {
+        if let Some(gate) = settings.gate.as_ref().filter(|_| size > 1)
+            && self.merge_batch(
+                config,
+                settings.workspace.as_ref(),
+                gate,
+                size,
+                &mut reports,
+            )?
+        {
+            // The head of the queue is a batch under test, or just done with: the rest waits.
+            return Ok(reports);
+        }
+        for candidate in self.mergeable() {
             if let Some(report) = self.merge_candidate(config, &settings, &candidate)? {
                 reports.push(report);
             }
@@ -215,6 +269,8 @@ impl Coordinator {
                 // Already merged (or nothing to test): the plain merge says so.
                 GateVerdict::Stays(_) => {}
                 GateVerdict::Failed(reason) => {
+                    // The feature that breaks is found: batches are whole again.
+                    self.gates.batch_limit = None;
                     let outcome = git::MergeOutcome::Deferred { reason };
                     return self
                         .record_merge(config, c, MergeResult::GateFailed, &outcome)
@@ -256,7 +312,21 @@ impl Coordinator {
         tested: Option<&Tested>,
     ) -> Result<git::MergeOutcome, CoordError> {
         let from = workspace.branch_tip(&config.base_branch)?;
-        let started = emit::merge(
+        let started = self.started_span(config, c, &from);
+        self.record(vec![started])?;
+        let merged = match tested {
+            Some(t) => workspace.land(&c.branch, (&t.base, &t.commit, t.kind)),
+            None => workspace.merge(&c.branch, &c.message()),
+        };
+        let outcome = merged.unwrap_or_else(|e| git::MergeOutcome::Failed {
+            reason: format!("the merge could not be attempted: {e}"),
+        });
+        Ok(outcome)
+    }
+
+    /// The span that records a merge of `c` starting from the base's tip `from`.
+    pub(super) fn started_span(&mut self, config: &Config, c: &MergeCandidate, from: &str) -> Span {
+        emit::merge(
             &mut self.ids,
             self.clock.now(),
             &emit::MergeSpan {
@@ -269,23 +339,14 @@ impl Coordinator {
                 commit: None,
                 conflicts: &[],
                 reason: None,
-                from: Some(&from),
+                from: Some(from),
             },
-        );
-        self.record(vec![started])?;
-        let merged = match tested {
-            Some(t) => workspace.land(&c.branch, (&t.base, &t.commit, t.kind)),
-            None => workspace.merge(&c.branch, &c.message()),
-        };
-        let outcome = merged.unwrap_or_else(|e| git::MergeOutcome::Failed {
-            reason: format!("the merge could not be attempted: {e}"),
-        });
-        Ok(outcome)
+        )
     }
 
     /// Removes a merged feature's worktree (kept if it holds uncommitted work) and records what
     /// became of it: `removed` or `kept`.
-    fn remove_merged_worktree(
+    pub(super) fn remove_merged_worktree(
         &mut self,
         workspace: &dyn Workspace,
         c: &MergeCandidate,

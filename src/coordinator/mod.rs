@@ -5,9 +5,10 @@
 //! This file holds the log and the view (open, fold, checkpoints, submit, record); the jobs are
 //! in their own files: `cycle` (one coordination cycle: plan, record, carry out, record),
 //! `execute` (carrying out the plan's worktree effects through a `Workspace`), `recovery` (drift,
-//! interrupted effects, leases), `merge` (merging submitted features), `gate` (merge gates), `gc`
+//! interrupted effects, leases), `merge` (merging submitted features), `batch` (the merge queue's batches), `gate` (merge gates), `radar` (conflict forecasts), `gc`
 //! (removing unheld worktrees), `error` (what they fail with).
 
+mod batch;
 mod budgets;
 mod cycle;
 mod error;
@@ -16,6 +17,7 @@ mod gate;
 mod gc;
 mod merge;
 mod prices;
+mod radar;
 mod recovery;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +80,10 @@ pub struct Coordinator {
     workspace: Option<Arc<dyn Workspace>>,
     /// What was last wrong with the repository's price file, said once.
     prices_problem: Option<String>,
+    /// The conflict radar, opened at its first look.
+    radar: Option<radar::RadarState>,
+    /// `spanfold.requireApproval`, as the current round of merges read it.
+    require_approval: bool,
 }
 
 /// A worktree path read back from the log, if it is one this coordinator could have made: only
@@ -135,6 +141,8 @@ impl Coordinator {
             clock: Arc::new(SystemClock),
             decided: None,
             workspace: None,
+            radar: None,
+            require_approval: false,
         };
         for batch in reader.batches_from(from) {
             let batch = batch?;

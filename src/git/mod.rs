@@ -9,6 +9,7 @@
 //! the base branch, `radar` forecasts conflicts by merging in memory, `gate` runs the operator's commands (merge gate, set-up), `copy` copies
 //! `spanfold.copyFiles` into a new worktree.
 
+mod batch;
 mod copy;
 mod gate;
 mod merge;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+pub use batch::{BatchTrial, Step, trial_batch};
 pub use copy::{READY_MARKER, copy_matching, copy_patterns};
 pub use gate::{
     GateCheckout, GateResult, drop_gate_worktree, drop_gate_worktrees, run_command, run_gate,
@@ -29,6 +31,9 @@ pub use merge::{
     not_in_branch, submission_problem, trial_merge,
 };
 pub use radar::{Forecast, ForecastKind, PairForecast, Radar};
+
+/// A commit's id, as the radar compares tips.
+pub type CommitId = gix::ObjectId;
 pub use worktree::{
     Removal, WorktreeOutcome, ensure_worktree, orphaned_worktrees, remove_worktree,
     unlock_worktree, worktree_paths,

@@ -18,6 +18,7 @@ mod exhaustion;
 mod launcher;
 mod layering;
 mod lifecycle;
+mod merge_batch;
 mod merge_queue;
 mod newcomer;
 mod operator;

@@ -180,27 +180,88 @@ fn a_base_that_moves_while_the_merged_result_is_tested_is_tested_again() {
     let wt = assign(&sb, "a1", "f1");
     sb.commit_as_agent(&wt, "f1.txt", "f1\n", "f1 work");
     submit(&sb, "a1");
+    // The result that passed was made on a tip main has left: not landed; tested again on the
+    // new tip (the command waits for the gates its round starts), it lands on top of it.
     let cycle = sb.ok(&["agents", "coordination-cycle"]);
-    assert!(
-        cycle["merges"]
-            .as_array()
-            .is_none_or(|m| m.iter().all(|m| m["result"] != "merged")),
-        "the result that passed was made on a tip main has left: not landed ({cycle})"
+    let results: Vec<(&str, &str)> = cycle["merges"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|m| {
+                    (
+                        m["result"].as_str().unwrap_or(""),
+                        m["reason"].as_str().unwrap_or(""),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(results.len(), 1, "{cycle}");
+    assert_eq!(results[0].0, "merged", "{cycle}");
+    // Two gates: the first on the old tip (its pass not used), the second on the new one.
+    let history = sb.run(&["history", "--feature", "f1"]).stdout;
+    assert_eq!(
+        history.matches("merge gate_started").count(),
+        2,
+        "{history}"
     );
     assert_eq!(
-        sb.git(&["log", "-1", "--format=%s", "main"]).trim(),
-        "moved"
+        sb.git(&["log", "-1", "--format=%s", "main^1"]).trim(),
+        "moved",
+        "landed on the new tip"
     );
-    assert_ne!(feature(&sb.status(), "f1")["status"], "completed");
-    // Tested again on the new tip, it lands on top of it.
-    let mut merged = false;
-    for _ in 0..3 {
-        let cycle = sb.ok(&["agents", "coordination-cycle"]);
-        merged |= cycle["merges"]
-            .as_array()
-            .is_some_and(|m| m.iter().any(|m| m["result"] == "merged"));
-    }
-    assert!(merged);
     let log = sb.git(&["log", "--format=%s", "main"]);
     assert!(log.contains("moved") && log.contains("f1 work"), "{log}");
+}
+
+#[test]
+fn with_approval_required_a_submitted_feature_waits_for_a_person_who_can_send_it_back() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.git(&["config", "spanfold.requireApproval", "true"]);
+    let wt = assign(&sb, "a1", "f1");
+    sb.commit_as_agent(&wt, "f1.txt", "f1\n", "f1 work");
+    let refused = sb.fails(&["agents", "approve", "f1"]);
+    assert!(refused.contains("not submitted"), "{refused}");
+    submit(&sb, "a1");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "awaiting_approval", "{cycle}");
+    assert_eq!(sb.status()["merge_queue"][0]["state"], "awaiting_approval");
+    let again = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(again["merges"], serde_json::json!([]), "held, said once");
+    let shown = sb.run(&["agents", "show-feature", "f1"]).stdout;
+    assert!(
+        shown.contains("f1.txt") && shown.contains("1 file changed"),
+        "{shown}"
+    );
+    let diff = sb.ok(&["agents", "show-feature", "f1", "--diff"]);
+    assert!(
+        diff["diff"].as_str().is_some_and(|d| d.contains("+f1")),
+        "{diff}"
+    );
+
+    // Sent back with the reason, which its agent reads in its task.
+    sb.ok(&["agents", "reject", "f1", "--reason", "say what f1 is for"]);
+    let f = feature(&sb.status(), "f1").clone();
+    assert_eq!(f["status"], "in_progress", "{f}");
+    let next = sb.run(&["agents", "next", "a1"]).stdout;
+    assert!(next.contains("rejected: say what f1 is for"), "{next}");
+    assert_eq!(
+        sb.git(&["log", "-1", "--format=%s", "main"]).trim(),
+        "initial"
+    );
+
+    // Submitted again, it needs a new approval; approved, it merges.
+    sb.commit_as_agent(
+        &wt,
+        "f1.txt",
+        "f1: counts words\n",
+        "f1 says what it is for",
+    );
+    submit(&sb, "a1");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "awaiting_approval", "{cycle}");
+    sb.ok(&["agents", "approve", "f1"]);
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["merges"][0]["result"], "merged", "{cycle}");
 }

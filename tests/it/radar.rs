@@ -344,3 +344,140 @@ fn the_radars_verdict_is_what_git_merge_does_on_every_pair_of_the_corpus() {
         "{conflicts} conflicts, {clean} clean"
     );
 }
+
+fn feature_of<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["features"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["name"] == name))
+        .unwrap_or_else(|| panic!("no feature {name}: {status}"))
+}
+
+/// How many forecasts the log holds, from the export.
+fn forecasts_recorded(sb: &Sandbox) -> usize {
+    let out = sb.run(&["export", "--format", "json"]);
+    out.stdout.matches("coordination.conflict_forecast").count()
+}
+
+/// Two agents change the same line of the same file on their branches: the next cycle
+/// forecasts the conflict before either submits, tells both agents, names it in status, text
+/// status, history and `check-path`; nothing is recorded again while nothing moves; when one
+/// takes its change back the forecast clears.
+#[test]
+fn a_conflict_between_two_active_features_is_forecast_before_either_submits() {
+    use crate::common::{assign, submit};
+    let sb = Sandbox::new("main");
+    sb.commit_as_agent(
+        &sb.repo,
+        "auth.rs",
+        "fn login() {}\nfn logout() {}\n",
+        "auth",
+    );
+    sb.ok(&["agents", "init"]);
+    let one = assign(&sb, "a1", "login-form");
+    let two = assign(&sb, "a2", "login-audit");
+    sb.commit_as_agent(
+        &one,
+        "auth.rs",
+        "fn login(form: Form) {}\nfn logout() {}\n",
+        "form",
+    );
+    sb.commit_as_agent(
+        &two,
+        "auth.rs",
+        "fn login() { audit(); }\nfn logout() {}\n",
+        "audit",
+    );
+    sb.commit_as_agent(&two, "audit.rs", "fn audit() {}\n", "audit log");
+
+    sb.ok(&["agents", "coordination-cycle"]);
+    let status = sb.status();
+    let risk = &feature_of(&status, "login-audit")["conflict_risk"];
+    assert_eq!(risk[0]["with"], "login-form", "{status}");
+    assert_eq!(risk[0]["kind"], "conflict");
+    assert_eq!(risk[0]["paths"], serde_json::json!(["auth.rs"]));
+    assert_eq!(risk[0]["hunks"], serde_json::json!(["auth.rs:1-5"]));
+    assert_eq!(
+        feature_of(&status, "login-form")["conflict_risk"][0]["with"],
+        "login-audit"
+    );
+    let recorded = forecasts_recorded(&sb);
+    assert_eq!(recorded, 1, "one pair, one forecast");
+
+    // The agents are told, in their task and when they report.
+    let next = sb.run(&["agents", "next", "a1"]).stdout;
+    assert!(
+        next.contains("warning: feature login-audit also changes auth.rs and the two conflict"),
+        "{next}"
+    );
+    let prompt = sb.run(&["agents", "next", "a1", "--prompt"]).stdout;
+    assert!(prompt.contains("Conflicts ahead"), "{prompt}");
+    let reported = sb
+        .run(&["agents", "progress", "a2", "--state", "working"])
+        .stdout;
+    assert!(
+        reported.contains("login-audit: feature login-form also changes auth.rs"),
+        "{reported}"
+    );
+    let text = sb.run(&["agents", "agent-status"]).stdout;
+    assert!(text.contains("conflict:login-form(auth.rs)"), "{text}");
+    let history = sb.ok(&["history", "--feature", "login-form"]).to_string();
+    assert!(
+        history.contains("conflict with login-audit on auth.rs"),
+        "{history}"
+    );
+
+    // The hook's question: a1 editing auth.rs collides (exit 2, why on stderr); audit.rs,
+    // which only a2 changed, collides too; a file no one touched does not.
+    let hook = sb.run(&[
+        "agents",
+        "check-path",
+        "a1",
+        one.join("auth.rs").to_str().unwrap_or(""),
+    ]);
+    assert_eq!(hook.code, 2, "{hook:?}");
+    assert!(
+        hook.stderr
+            .contains("feature login-audit changes the same lines"),
+        "{}",
+        hook.stderr
+    );
+    let other = sb.run(&["agents", "check-path", "a1", "audit.rs"]);
+    assert_eq!(other.code, 2, "{other:?}");
+    assert!(
+        other.stderr.contains("feature login-audit also changes it"),
+        "{}",
+        other.stderr
+    );
+    let free = sb.run(&["agents", "check-path", "a1", "README.md"]);
+    assert_eq!(free.code, 0, "{free:?}");
+
+    // Nothing moved: nothing recorded.
+    sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(forecasts_recorded(&sb), recorded);
+
+    // a2 takes its change to auth.rs back: the pair no longer shares a path.
+    sb.commit_as_agent(
+        &two,
+        "auth.rs",
+        "fn login() {}\nfn logout() {}\n",
+        "no audit in login",
+    );
+    sb.ok(&["agents", "coordination-cycle"]);
+    let status = sb.status();
+    assert!(
+        feature_of(&status, "login-audit")
+            .get("conflict_risk")
+            .is_none(),
+        "{status}"
+    );
+    assert_eq!(forecasts_recorded(&sb), recorded + 1, "the clear forecast");
+
+    // Once merged, a feature's forecasts are gone with it.
+    submit(&sb, "a1");
+    sb.ok(&["agents", "coordination-cycle"]);
+    assert!(
+        feature_of(&sb.status(), "login-form")
+            .get("conflict_risk")
+            .is_none()
+    );
+}

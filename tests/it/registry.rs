@@ -41,6 +41,12 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
             },
         ),
         emit::reopen(&mut ids, 1, "f1", Some("again")),
+        spanfold::fact::Fact::Review(spanfold::fact::Review {
+            feature_name: "f1",
+            verdict: spanfold::fact::ReviewVerdict::Rejected,
+            reason: Some("say what it is for"),
+        })
+        .to_span([1; 16], [12; 8], 1),
         emit::budget(&mut ids, 1, "f1", Some(5.0), Some(2_000_000)),
         emit::token_issued(&mut ids, 1, "a1", &"ab".repeat(32)),
         emit::acknowledge(&mut ids, 1, Some(3)),
@@ -168,6 +174,16 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
             usd: 20.0,
         })
         .to_span([1; 16], [10; 8], 1),
+        spanfold::fact::Fact::ConflictForecast(spanfold::fact::ConflictForecast {
+            feature_name: "f1",
+            other_feature: Some("f2"),
+            kind: spanfold::fact::ForecastKind::Conflict,
+            paths: vec!["src/auth.rs"],
+            hunks: vec!["src/auth.rs:3-7"],
+            commit: "3f2a9c1d0e4b5a6978877665544332211009988a",
+            other_commit: "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b",
+        })
+        .to_span([1; 16], [11; 8], 1),
         emit::health(
             &mut ids,
             1,

@@ -229,7 +229,7 @@ closed_set! {
     MergeResult {
         /// The coordinator is about to merge (written before acting).
         Started = "started",
-        /// The operator's merge gate started in the feature's worktree.
+        /// The operator's merge gate started on the merged result.
         GateStarted = "gate_started",
         /// The gate failed; the feature went back to its agent.
         GateFailed = "gate_failed",
@@ -243,6 +243,8 @@ closed_set! {
         Deferred = "deferred",
         /// Nothing changed; the merge could not be attempted. Retried.
         Failed = "failed",
+        /// Held until a person approves it (`spanfold.requireApproval`).
+        AwaitingApproval = "awaiting_approval",
     }
 }
 

@@ -1,6 +1,7 @@
-//! The facts of `spans/feature.yaml`: an operator requests, cancels and reopens features.
+//! The facts of `spans/feature.yaml`: an operator requests, cancels, reopens and reviews
+//! features.
 
-use super::{Out, Priority, clamped, list, required};
+use super::{Out, Priority, clamped, closed_set, list, required};
 use crate::model::Event;
 use crate::names;
 use crate::vocab::attr;
@@ -137,5 +138,50 @@ impl<'a> Reopen<'a> {
     pub(super) fn write(&self, out: &mut Out) {
         out.str(attr::FEATURE_NAME, self.feature_name);
         out.opt_str(attr::REOPEN_REASON, self.reason);
+    }
+}
+
+closed_set! {
+    /// `review.verdict`: a person's word on a submitted feature held for approval.
+    ReviewVerdict {
+        /// It may merge.
+        Approved = "approved",
+        /// Back to its agent with the reason.
+        Rejected = "rejected",
+    }
+}
+
+/// `feature.review`: a person approves a submitted feature, or rejects it with a reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review<'a> {
+    pub feature_name: &'a str,
+    pub verdict: ReviewVerdict,
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> Review<'a> {
+    pub(super) fn read(ev: &Event<'a>) -> Result<Self, String> {
+        let verdict = ev
+            .str_attr(attr::REVIEW_VERDICT)
+            .ok_or_else(|| "review.verdict is missing".to_string())?;
+        let verdict = <ReviewVerdict as super::Closed>::parse(verdict)
+            .ok_or_else(|| format!("review.verdict {verdict:?} is not approved or rejected"))?;
+        let reason = ev
+            .str_attr(attr::REVIEW_REASON)
+            .filter(|r| !r.trim().is_empty());
+        if verdict == ReviewVerdict::Rejected && reason.is_none() {
+            return Err("a rejection needs review.reason: what the agent is to change".into());
+        }
+        Ok(Review {
+            feature_name: named(ev)?,
+            verdict,
+            reason,
+        })
+    }
+
+    pub(super) fn write(&self, out: &mut Out) {
+        out.str(attr::FEATURE_NAME, self.feature_name);
+        out.str(attr::REVIEW_VERDICT, self.verdict.as_str());
+        out.opt_str(attr::REVIEW_REASON, self.reason);
     }
 }

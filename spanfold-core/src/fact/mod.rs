@@ -34,7 +34,7 @@ pub use coordination::{
     ConflictForecast, Cycle, DayVerdict, DefaultBudget, ForecastKind, Init, LeaseExpired, Merge,
     MergeKind, MergeResult, Prices, SystemHealth,
 };
-pub use feature::{Budget, Cancel, FeatureRequest, Reopen};
+pub use feature::{Budget, Cancel, FeatureRequest, Reopen, Review, ReviewVerdict};
 pub use words::{AgentState, Complexity, Priority};
 pub use worktree::{WorktreeAction, WorktreeLifecycle};
 
@@ -66,13 +66,14 @@ pub enum Fact<'a> {
     FeatureRequest(FeatureRequest<'a>),
     Cancel(Cancel<'a>),
     Reopen(Reopen<'a>),
+    Review(Review<'a>),
     Budget(Budget<'a>),
     Worktree(WorktreeLifecycle<'a>),
 }
 
 impl<'a> Fact<'a> {
     /// The span name of every variant.
-    pub const NAMES: [&'static str; 24] = [
+    pub const NAMES: [&'static str; 25] = [
         span::AGENT_COMMUNICATION,
         span::ANOMALY_ACKNOWLEDGE,
         span::AGENT_FEATURE_ASSIGNMENT,
@@ -96,6 +97,7 @@ impl<'a> Fact<'a> {
         span::FEATURE_CANCEL,
         span::FEATURE_REOPEN,
         span::FEATURE_REQUEST,
+        span::FEATURE_REVIEW,
         span::WORKTREE_LIFECYCLE,
     ];
 
@@ -124,6 +126,7 @@ impl<'a> Fact<'a> {
             Fact::FeatureRequest(_) => span::FEATURE_REQUEST,
             Fact::Cancel(_) => span::FEATURE_CANCEL,
             Fact::Reopen(_) => span::FEATURE_REOPEN,
+            Fact::Review(_) => span::FEATURE_REVIEW,
             Fact::Worktree(_) => span::WORKTREE_LIFECYCLE,
         }
     }
@@ -159,6 +162,7 @@ impl<'a> Fact<'a> {
             span::FEATURE_REQUEST => FeatureRequest::read(ev).map(Fact::FeatureRequest),
             span::FEATURE_CANCEL => Cancel::read(ev).map(Fact::Cancel),
             span::FEATURE_REOPEN => Reopen::read(ev).map(Fact::Reopen),
+            span::FEATURE_REVIEW => Review::read(ev).map(Fact::Review),
             span::WORKTREE_LIFECYCLE => WorktreeLifecycle::read(ev).map(Fact::Worktree),
             _ => return None,
         };
@@ -192,6 +196,7 @@ impl<'a> Fact<'a> {
             Fact::FeatureRequest(f) => f.write(&mut out),
             Fact::Cancel(f) => f.write(&mut out),
             Fact::Reopen(f) => f.write(&mut out),
+            Fact::Review(f) => f.write(&mut out),
             Fact::Worktree(f) => f.write(&mut out),
         }
         out.0

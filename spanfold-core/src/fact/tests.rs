@@ -95,6 +95,13 @@ fn fact(i: usize, s: &Seed) -> Fact<'_> {
     match i {
         0..=5 | 18 => agent_fact(i, s),
         6..=13 | 19 | 20 | 22 | 23 => coordination_fact(i, s),
+        24 => Fact::Review(Review {
+            feature_name: &s.id,
+            verdict: s.one_of(ReviewVerdict::ALL),
+            reason: Some(s.text(0))
+                .filter(|t| !t.trim().is_empty())
+                .or(Some("why")),
+        }),
         _ => feature_or_worktree_fact(i, s),
     }
 }
@@ -375,6 +382,11 @@ fn closed_sets_are_the_registrys_members() {
             span::COORDINATION_CONFLICT_FORECAST,
             attr::FORECAST_KIND,
             wires::<ForecastKind>(),
+        ),
+        (
+            span::FEATURE_REVIEW,
+            attr::REVIEW_VERDICT,
+            wires::<ReviewVerdict>(),
         ),
         (
             span::WORKTREE_LIFECYCLE,

@@ -20,6 +20,10 @@ pub struct MergeCandidate {
     pub note: Option<String>,
     /// A merge was started and has no outcome (a crash): the base may already contain it.
     pub interrupted: bool,
+    /// A person approved it since its last submission.
+    pub approved: bool,
+    /// Its hold for approval is recorded already.
+    pub awaiting_approval: bool,
 }
 
 impl MergeCandidate {
@@ -58,6 +62,8 @@ pub fn plan_merges(view: &View) -> Vec<MergeCandidate> {
                     .filter(|p| dir.is_some_and(|d| names::is_worktree_path(d, Path::new(p)))),
                 note: f.merge_note.clone(),
                 interrupted: f.merge_from.is_some(),
+                approved: f.approved,
+                awaiting_approval: f.awaiting_approval,
             };
             Some((queue_place(f), candidate))
         })

@@ -130,6 +130,10 @@ impl View {
             MergeResult::GateStarted | MergeResult::Deferred | MergeResult::Failed => {
                 feature.merge_note = m.reason.map(str::to_owned);
             }
+            MergeResult::AwaitingApproval => {
+                feature.awaiting_approval = true;
+                feature.merge_note = m.reason.map(str::to_owned);
+            }
             MergeResult::GateFailed | MergeResult::Returned => {
                 // Back to its agent with the gate's output (or what to fix) to read.
                 feature.status = FeatureStatus::InProgress;

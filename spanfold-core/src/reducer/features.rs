@@ -7,7 +7,7 @@ use super::{
     AgentState, AsOf, Capabilities, Feature, FeatureStatus, Priority, Progress, View,
     WorktreeStatus,
 };
-use crate::fact::{Cancel, FeatureRequest, Reopen};
+use crate::fact::{Cancel, FeatureRequest, Reopen, Review, ReviewVerdict};
 use crate::model::UnixNanos;
 
 impl View {
@@ -141,6 +141,42 @@ impl View {
         Ok(())
     }
 
+    /// `feature.review`: a person's verdict on a submitted feature. Approved, it may merge;
+    /// rejected, it goes back to its agent with the reason, as a failed gate does.
+    pub(super) fn review(&mut self, r: Review<'_>) -> Result<(), String> {
+        let (name, feature) = Self::named_feature(&mut self.features, r.feature_name)?;
+        if feature.status != FeatureStatus::Merging {
+            return Err(format!(
+                "feature {name} is {}, not submitted: only a feature waiting for its merge is approved or rejected",
+                feature.status.as_str()
+            ));
+        }
+        feature.awaiting_approval = false;
+        match r.verdict {
+            ReviewVerdict::Approved => {
+                feature.approved = true;
+                feature.merge_note = None;
+            }
+            ReviewVerdict::Rejected => {
+                feature.merge_note = Some(format!(
+                    "rejected: {}; change it, commit, then validate again",
+                    r.reason.unwrap_or_default()
+                ));
+                self.tally
+                    .moved(&feature.requires, feature.status, FeatureStatus::InProgress);
+                feature.status = FeatureStatus::InProgress;
+                if let Some(agent) = feature
+                    .assigned_agent
+                    .as_deref()
+                    .and_then(|a| self.agents.get_mut(a))
+                {
+                    agent.state = AgentState::Working;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `name` leaves its agent for `status` (cancelled, or held over its budget), with why:
     /// its worktree and branch are kept (abandoned) with whatever work they hold.
     pub(in crate::reducer) fn withdraw(
@@ -197,6 +233,9 @@ impl View {
             }
             if status == FeatureStatus::Merging && f.status != FeatureStatus::Merging {
                 f.submitted_seq = Some(self.as_of.seq);
+                // A new submission is a new thing to approve.
+                f.approved = false;
+                f.awaiting_approval = false;
             }
             f.status = status;
             if status == FeatureStatus::Merging {

@@ -146,6 +146,12 @@ pub struct Feature {
     /// Its merge gate started and has no result yet.
     #[serde(default)]
     pub gate_running: bool,
+    /// Held for a person's approval (`spanfold.requireApproval`) since its last submission.
+    #[serde(default)]
+    pub awaiting_approval: bool,
+    /// Approved since its last submission: it may merge.
+    #[serde(default)]
+    pub approved: bool,
 }
 
 impl Feature {
@@ -173,6 +179,8 @@ impl Feature {
             merge_from: None,
             submitted_seq: None,
             gate_running: false,
+            awaiting_approval: false,
+            approved: false,
         }
     }
 }

@@ -157,6 +157,10 @@ impl Workspace for Flaky {
         self.git.trial_merge(branch, message)
     }
 
+    fn trial_batch(&self, branches: &[(&str, String)]) -> Result<git::BatchTrial, GitError> {
+        self.git.trial_batch(branches)
+    }
+
     fn land(
         &self,
         branch: &str,

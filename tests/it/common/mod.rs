@@ -16,6 +16,7 @@ pub struct Sandbox {
     pub home: PathBuf,
 }
 
+#[derive(Debug)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -205,8 +206,27 @@ impl Sandbox {
     }
 
     /// `git worktree list --porcelain` as (path, branch, lock reason) for linked worktrees.
+    /// A worktree being created beside the call (a server's cycle) can make git fail to
+    /// read it for a moment ("failed to read .git/worktrees/F/commondir"): asked again.
     pub fn git_worktrees(&self) -> Vec<(String, String, Option<String>)> {
-        let text = self.git(&["worktree", "list", "--porcelain"]);
+        let mut tries = 0;
+        let text = loop {
+            let mut cmd = Command::new("git");
+            cmd.args(["worktree", "list", "--porcelain"])
+                .current_dir(&self.repo);
+            bare_env(&mut cmd, &self.home);
+            let out = cmd.output().expect("git runs");
+            if out.status.success() {
+                break String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            tries += 1;
+            assert!(
+                tries < 50,
+                "git worktree list failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
         let mut out = Vec::new();
         for block in text.split("\n\n").skip(1) {
             let mut path = String::new();
