@@ -192,6 +192,9 @@ pub struct FeatureRequest {
     pub expertise_areas: Vec<String>,
     pub requirements: Vec<String>,
     pub acceptance_criteria: Vec<String>,
+    /// Its scope: the paths (globs) it will change.
+    pub paths: Vec<String>,
+    pub allow_overlap: bool,
 }
 
 pub fn feature_request(ids: &mut IdGen, time: UnixNanos, f: &FeatureRequest) -> Span {
@@ -205,6 +208,8 @@ pub fn feature_request(ids: &mut IdGen, time: UnixNanos, f: &FeatureRequest) -> 
         expertise_areas: strs(&f.expertise_areas),
         requirements: strs(&f.requirements),
         acceptance_criteria: strs(&f.acceptance_criteria),
+        paths: strs(&f.paths),
+        allow_overlap: f.allow_overlap,
     };
     fact_span(ids, time, Fact::FeatureRequest(fact))
 }

@@ -317,6 +317,11 @@ pub struct FeatureDetails {
     pub requires: Capabilities,
     pub requirements: Vec<String>,
     pub acceptance_criteria: Vec<String>,
+    /// Its scope: the paths (globs) it said it will change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_overlap: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -569,6 +574,8 @@ fn feature_json(view: &View, matcher: &Matcher<'_>, f: &Feature, details: bool) 
             requires: f.requires.clone(),
             requirements: f.requirements.clone(),
             acceptance_criteria: f.acceptance_criteria.clone(),
+            paths: f.scopes.clone(),
+            allow_overlap: f.allow_overlap,
         }),
         telemetry: view.telemetry.features.get(&f.name).copied(),
         usage: view.usage.ledger.features.get(&f.name).map(UsageJson::from),

@@ -314,6 +314,11 @@ pub mod attr {
     /// On `feature.request`.
     pub const FEATURE_ACCEPTANCE_CRITERIA: &str = "feature.acceptance_criteria";
 
+    /// The feature may be worked on beside features whose paths overlap its own.
+    ///
+    /// On `feature.request`.
+    pub const FEATURE_ALLOW_OVERLAP: &str = "feature.allow_overlap";
+
     /// What the feature is.
     ///
     /// On `feature.request`.
@@ -354,6 +359,12 @@ pub mod attr {
     /// - `feature.review`: The submitted feature.
     /// - `worktree.lifecycle`: The feature the worktree is for.
     pub const FEATURE_NAME: &str = "feature.name";
+
+    /// The paths the feature will change (git-style globs, relative to the repository): two
+    /// features whose paths overlap are not worked on at once, unless one of them allows it.
+    ///
+    /// On `feature.request`.
+    pub const FEATURE_PATHS: &str = "feature.paths";
 
     /// - `agent.feature_assignment`: The feature's priority when it was placed.
     /// - `feature.request`: Higher priorities are placed first (medium when absent).

@@ -343,6 +343,13 @@ pub struct AddFeatureArgs {
     /// The most tokens it may use, of every kind (as --budget-usd).
     #[arg(long, value_name = "N")]
     pub budget_tokens: Option<u64>,
+    /// The paths it will change, comma-separated globs relative to the repository
+    /// ('src/auth/**,docs/auth.md'): features whose paths overlap are not worked on at once.
+    #[arg(long, value_delimiter = ',', value_name = "GLOBS")]
+    pub paths: Vec<String>,
+    /// Let it be worked on beside features whose paths overlap its own.
+    #[arg(long)]
+    pub allow_overlap: bool,
 }
 
 #[derive(Args, Debug)]

@@ -58,6 +58,8 @@ pub(super) fn add_feature(args: &AddFeatureArgs, backend: &mut Backend) -> Resul
         expertise_areas: clean_list(&args.expertise, "--expertise")?,
         requirements,
         acceptance_criteria,
+        paths: scope_list(&args.paths)?,
+        allow_overlap: args.allow_overlap,
     };
     let st = backend.status(&StatusOptions {
         details: true,
@@ -94,6 +96,8 @@ pub(super) fn add_feature(args: &AddFeatureArgs, backend: &mut Backend) -> Resul
             requires: Default::default(),
             requirements: Vec::new(),
             acceptance_criteria: Vec::new(),
+            paths: Vec::new(),
+            allow_overlap: false,
         });
         request = emit::FeatureRequest {
             name: args.name.clone(),
@@ -105,6 +109,8 @@ pub(super) fn add_feature(args: &AddFeatureArgs, backend: &mut Backend) -> Resul
             expertise_areas: d.requires.expertise_areas.into_iter().collect(),
             requirements: d.requirements,
             acceptance_criteria: d.acceptance_criteria,
+            paths: d.paths,
+            allow_overlap: d.allow_overlap,
         };
         verb = "reprioritised";
     }
@@ -235,4 +241,20 @@ pub(super) fn reopen(args: &ReopenArgs, backend: &mut Backend) -> Result<Output>
             args.name
         ),
     ))
+}
+
+/// `--paths` as given: each a path or glob relative to the repository, trimmed, no repeats.
+fn scope_list(items: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for item in items.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
+        if item.starts_with('/') || item.split('/').any(|part| part == "..") {
+            bail!(
+                "--paths: {item:?} must be relative to the repository and stay inside it (like src/auth/** or docs/auth.md)"
+            );
+        }
+        if !out.iter().any(|o| o == item) {
+            out.push(item.to_owned());
+        }
+    }
+    Ok(out)
 }

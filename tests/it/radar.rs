@@ -481,3 +481,69 @@ fn a_conflict_between_two_active_features_is_forecast_before_either_submits() {
             .is_none()
     );
 }
+
+/// Declared scopes keep two features apart: the second waits, named, until the first is done;
+/// `--allow-overlap` lets a third go at once.
+#[test]
+fn features_whose_declared_paths_overlap_are_not_worked_on_at_once() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    for a in ["a1", "a2", "a3"] {
+        sb.ok(&["agents", "register-agent", a]);
+    }
+    sb.ok(&[
+        "agents",
+        "add-feature",
+        "login",
+        "--paths",
+        "src/auth/**,docs/auth.md",
+    ]);
+    sb.ok(&[
+        "agents",
+        "add-feature",
+        "tokens",
+        "--paths",
+        "src/auth/tokens.rs",
+    ]);
+    sb.ok(&[
+        "agents",
+        "add-feature",
+        "audit",
+        "--paths",
+        "src/auth/audit.rs",
+        "--allow-overlap",
+    ]);
+    let refused = sb.fails(&["agents", "add-feature", "bad", "--paths", "../elsewhere/**"]);
+    assert!(
+        refused.contains("must be relative to the repository"),
+        "{refused}"
+    );
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    let placed: Vec<&str> = cycle["assignments"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["feature_name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(placed, ["login", "audit"], "{cycle}");
+    let status = sb.status();
+    let tokens = feature_of(&status, "tokens");
+    assert_eq!(tokens["status"], "queued");
+    assert!(
+        tokens["wait_reason"].as_str().is_some_and(
+            |r| r.starts_with("waits for feature login: its paths (src/auth/**) overlap")
+        ),
+        "{tokens}"
+    );
+    let details = sb.ok(&["agents", "agent-status", "--details"]);
+    assert_eq!(
+        feature_of(&details, "login")["details"]["paths"],
+        serde_json::json!(["src/auth/**", "docs/auth.md"])
+    );
+    // login cancelled: tokens goes.
+    sb.ok(&["agents", "cancel-feature", "login"]);
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(cycle["assignments"][0]["feature_name"], "tokens", "{cycle}");
+}

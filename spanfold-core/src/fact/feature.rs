@@ -2,7 +2,7 @@
 //! features.
 
 use super::{Out, Priority, clamped, closed_set, list, required};
-use crate::model::Event;
+use crate::model::{Event, as_bool};
 use crate::names;
 use crate::vocab::attr;
 
@@ -22,6 +22,10 @@ pub struct FeatureRequest<'a> {
     pub expertise_areas: Vec<&'a str>,
     pub requirements: Vec<&'a str>,
     pub acceptance_criteria: Vec<&'a str>,
+    /// The paths it will change (globs): its scope.
+    pub paths: Vec<&'a str>,
+    /// It may run beside features whose scope overlaps its own.
+    pub allow_overlap: bool,
 }
 
 impl<'a> FeatureRequest<'a> {
@@ -44,6 +48,8 @@ impl<'a> FeatureRequest<'a> {
             expertise_areas: list(ev, attr::FEATURE_EXPERTISE_AREAS),
             requirements: list(ev, attr::FEATURE_REQUIREMENTS),
             acceptance_criteria: list(ev, attr::FEATURE_ACCEPTANCE_CRITERIA),
+            paths: list(ev, attr::FEATURE_PATHS),
+            allow_overlap: ev.attr(attr::FEATURE_ALLOW_OVERLAP).and_then(as_bool) == Some(true),
         })
     }
 
@@ -60,6 +66,10 @@ impl<'a> FeatureRequest<'a> {
         out.list_if_any(attr::FEATURE_EXPERTISE_AREAS, &self.expertise_areas);
         out.list_if_any(attr::FEATURE_REQUIREMENTS, &self.requirements);
         out.list_if_any(attr::FEATURE_ACCEPTANCE_CRITERIA, &self.acceptance_criteria);
+        out.list_if_any(attr::FEATURE_PATHS, &self.paths);
+        if self.allow_overlap {
+            out.bool(attr::FEATURE_ALLOW_OVERLAP, true);
+        }
     }
 }
 

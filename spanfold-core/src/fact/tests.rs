@@ -268,6 +268,8 @@ fn feature_or_worktree_fact(i: usize, s: &Seed) -> Fact<'_> {
             expertise_areas: s.items(),
             requirements: s.items().into_iter().rev().collect(),
             acceptance_criteria: s.items(),
+            paths: s.items(),
+            allow_overlap: s.has(3),
         }),
         21 => Fact::Budget(Budget {
             feature_name: s.text(0),

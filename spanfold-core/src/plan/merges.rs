@@ -65,18 +65,25 @@ pub fn plan_merges(view: &View) -> Vec<MergeCandidate> {
                 approved: f.approved,
                 awaiting_approval: f.awaiting_approval,
             };
-            Some((queue_place(f), candidate))
+            Some((queue_place(view, f), candidate))
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.feature.cmp(&b.1.feature)));
     out.into_iter().map(|(_, c)| c).collect()
 }
 
-/// A submitted feature's place in the merge queue: higher priority first, then the earlier
-/// submission (then the earlier request, for a log from before submissions were numbered).
-pub fn queue_place(f: &Feature) -> (std::cmp::Reverse<Priority>, u64, u64) {
+/// A submitted feature's place in the merge queue: higher priority first; among equals, one
+/// the conflict radar sees conflicting with another active feature first (the sooner it lands,
+/// the sooner the other can merge it in and resolve); then the earlier submission (then the
+/// earlier request, for a log from before submissions were numbered).
+pub fn queue_place(view: &View, f: &Feature) -> (std::cmp::Reverse<Priority>, bool, u64, u64) {
+    let clears_a_conflict = view
+        .risks
+        .iter()
+        .any(|r| r.conflict && r.other.is_some() && r.seen_from(&f.name).is_some());
     (
         std::cmp::Reverse(f.priority),
+        !clears_a_conflict,
         f.submitted_seq.unwrap_or(0),
         f.queued_seq,
     )
@@ -90,8 +97,8 @@ pub fn merge_queue(view: &View) -> Vec<&Feature> {
         .filter(|f| f.status == FeatureStatus::Merging)
         .collect();
     queue.sort_by(|a, b| {
-        queue_place(a)
-            .cmp(&queue_place(b))
+        queue_place(view, a)
+            .cmp(&queue_place(view, b))
             .then_with(|| a.name.cmp(&b.name))
     });
     queue

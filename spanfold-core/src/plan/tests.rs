@@ -472,3 +472,40 @@ fn the_merge_queue_takes_higher_priority_first_then_the_earlier_submission() {
         ]
     );
 }
+
+#[test]
+fn a_feature_forecast_to_conflict_with_another_active_one_merges_first_among_its_priority() {
+    let mut agents = Vec::new();
+    let mut features = Vec::new();
+    for (name, submitted) in [("early", 10), ("late", 20)] {
+        let id = format!("agent-{name}");
+        let mut a = agent(&id);
+        a.state = AgentState::Submitting;
+        agents.push(a);
+        let mut f = held(name, &id, 1, None);
+        f.status = FeatureStatus::Merging;
+        f.submitted_seq = Some(submitted);
+        features.push(f);
+    }
+    features.push(held("still-working", "agent-w", 3, None));
+    agents.push(agent("agent-w"));
+    let mut v = view(agents, features);
+    let order =
+        |v: &View| -> Vec<String> { plan_merges(v).into_iter().map(|c| c.feature).collect() };
+    assert_eq!(order(&v), ["early", "late"]);
+    v.risks.push(crate::reducer::Risk {
+        feature: "late".into(),
+        other: Some("still-working".into()),
+        conflict: true,
+        paths: vec!["src/auth.rs".into()],
+        hunks: Vec::new(),
+        commit: "a".repeat(40),
+        other_commit: "b".repeat(40),
+        at: Default::default(),
+    });
+    assert_eq!(
+        order(&v),
+        ["late", "early"],
+        "the sooner it lands, the sooner the other can resolve"
+    );
+}

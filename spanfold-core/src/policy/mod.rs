@@ -9,16 +9,19 @@
 //! - `lease`: when a silent agent loses its features.
 //! - `matcher`: capabilities interned to bits, so that matching stays cheap.
 //! - `waiting`: why a queued feature still waits, in words a person can act on.
+//! - `scopes`: features whose declared paths overlap are not worked on at once.
 
 mod lease;
 mod matcher;
 mod placement;
+mod scopes;
 mod score;
 mod waiting;
 
 pub use lease::{agent_lease, expired_leases, lease_deadline, lease_seconds, under_lease};
 pub use matcher::Matcher;
 pub use placement::{decide, queue};
+pub use scopes::{globs_overlap, kept_apart};
 pub use score::{score, score_value};
 pub use waiting::wait_reason;
 

@@ -6,6 +6,7 @@ use std::hash::{Hash, Hasher};
 
 use rustc_hash::FxHashMap;
 
+use super::scopes;
 use super::score::{Fit, score, score_of};
 use super::{Assignment, Decision, Matcher, PolicyConfig};
 use crate::reducer::{Capabilities, Feature, FeatureStatus, View};
@@ -82,7 +83,7 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
     // requirements, or waits. Features share a few requirement sets, so the queue is split by
     // set and merged back in order: a set that no open agent meets is passed over whole,
     // instead of each of its features scanning every agent (100,000 features, 1,000 agents).
-    let (mut groups, queued) = groups_by_requirements(view, &matcher);
+    let (mut groups, queued, mut scoped) = groups_by_requirements(view, &matcher);
     // The head of each group with its index; names are unique, so the index never decides.
     let mut heads: BinaryHeap<(Queued<'_>, usize)> = groups
         .iter()
@@ -96,6 +97,18 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
         };
         let group = &mut groups[g];
         group.queue.pop();
+        // Its scope overlaps one being worked on (or placed this cycle): it waits, and the
+        // rest of its group may go.
+        if scopes::scoped(feature)
+            && scoped
+                .iter()
+                .any(|o| scopes::kept_apart(feature, o).is_some())
+        {
+            if let Some(next) = group.queue.peek() {
+                heads.push((Queued(next.0), g));
+            }
+            continue;
+        }
         let capable = group.capable(&matcher, &slots.open);
         // No open agent meets this set, now or later in the cycle: the group is done.
         let Some(i) = best_agent(config, &matcher, &fits, &slots.load, capable, feature) else {
@@ -111,6 +124,9 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
             reasons,
         });
         slots.take(i, agent.max_concurrent_features);
+        if scopes::scoped(feature) {
+            scoped.push(feature);
+        }
         if let Some(next) = group.queue.peek() {
             heads.push((Queued(next.0), g));
         }
@@ -169,9 +185,13 @@ impl Hash for SetKey<'_> {
     }
 }
 
-/// The queued features split into groups by requirement set, each in queue order, and how many
-/// features are queued. A feature requiring what no agent has joins no group: it waits.
-fn groups_by_requirements<'v>(view: &'v View, matcher: &Matcher<'_>) -> (Vec<Group<'v>>, usize) {
+/// The queued features split into groups by requirement set, each in queue order, how many
+/// features are queued, and the features being worked on that said their scope (a queued one
+/// whose scope overlaps theirs waits). A feature requiring what no agent has joins no group.
+fn groups_by_requirements<'v>(
+    view: &'v View,
+    matcher: &Matcher<'_>,
+) -> (Vec<Group<'v>>, usize, Vec<&'v Feature>) {
     let mut queued = 0usize;
     // Keyed by the requirements as written, then by their bits: sets that differ only in
     // capabilities no agent has are told apart by the first and merged by the second.
@@ -180,11 +200,14 @@ fn groups_by_requirements<'v>(view: &'v View, matcher: &Matcher<'_>) -> (Vec<Gro
     let mut members: Vec<Vec<Queued<'_>>> = Vec::new();
     let mut reqs: Vec<Vec<u64>> = Vec::new();
     let mut req = Vec::new();
-    for feature in view
-        .features
-        .values()
-        .filter(|f| f.status == FeatureStatus::Queued)
-    {
+    let mut scoped = Vec::new();
+    for feature in view.features.values() {
+        if feature.status != FeatureStatus::Queued {
+            if feature.status.is_in_progress() && scopes::scoped(feature) {
+                scoped.push(feature);
+            }
+            continue;
+        }
         queued += 1;
         let group = *group_of_set
             .entry(SetKey(&feature.requires))
@@ -212,7 +235,7 @@ fn groups_by_requirements<'v>(view: &'v View, matcher: &Matcher<'_>) -> (Vec<Gro
             capable: None,
         })
         .collect();
-    (groups, queued)
+    (groups, queued, scoped)
 }
 
 /// The best agent among `capable` for `feature`: higher score, then lower load, then agent id.

@@ -367,3 +367,62 @@ fn agents_in_error_or_busy_get_nothing() {
         "{reason}"
     );
 }
+
+fn scoped(name: &str, seq: u64, paths: &[&str]) -> Feature {
+    Feature {
+        scopes: paths.iter().map(|p| p.to_string()).collect(),
+        ..feature(name, Priority::Medium, seq, caps(&[], &[], &[]))
+    }
+}
+
+#[test]
+fn features_whose_paths_overlap_are_not_worked_on_at_once() {
+    let free = || {
+        (1..=3)
+            .map(|i| agent(&format!("a{i}"), caps(&[], &[], &[]), 1))
+            .collect::<Vec<_>>()
+    };
+    // Two queued in one cycle: the first goes, the second waits; one elsewhere goes too.
+    let v = view(
+        free(),
+        vec![
+            scoped("login", 1, &["src/auth/**"]),
+            scoped("tokens", 2, &["src/auth/tokens.rs"]),
+            scoped("docs", 3, &["docs/**"]),
+        ],
+    );
+    let placed: Vec<String> = decide(&v, &PolicyConfig::default())
+        .assignments
+        .into_iter()
+        .map(|a| a.feature_name)
+        .collect();
+    assert_eq!(placed, ["login", "docs"]);
+
+    // One being worked on: the queued one waits for it, and says so.
+    let mut v = v;
+    if let Some(f) = v.features.get_mut("login") {
+        f.status = FeatureStatus::InProgress;
+    }
+    let placed: Vec<String> = decide(&v, &PolicyConfig::default())
+        .assignments
+        .into_iter()
+        .map(|a| a.feature_name)
+        .collect();
+    assert_eq!(placed, ["docs"]);
+    let reason = wait_reason(&v, &Matcher::new(&v), &v.features["tokens"]);
+    assert!(
+        reason.starts_with("waits for feature login: its paths (src/auth/**) overlap this feature's (src/auth/tokens.rs)"),
+        "{reason}"
+    );
+
+    // Allowed to overlap, it goes.
+    if let Some(f) = v.features.get_mut("tokens") {
+        f.allow_overlap = true;
+    }
+    let placed: Vec<String> = decide(&v, &PolicyConfig::default())
+        .assignments
+        .into_iter()
+        .map(|a| a.feature_name)
+        .collect();
+    assert_eq!(placed, ["tokens", "docs"]);
+}

@@ -36,6 +36,9 @@ pub fn wait_reason(view: &View, matcher: &Matcher<'_>, feature: &Feature) -> Str
             needs.join(", ")
         );
     }
+    if let Some(reason) = scope_wait(view, feature) {
+        return reason;
+    }
     if capable.iter().any(|a| a.can_take_more()) {
         // Honest with or without a server: nothing here promises that a cycle will come.
         return "an agent can take it: the next coordination cycle places it (a server runs one by itself unless --manual; else `spanfold agents coordination-cycle`)".into();
@@ -63,4 +66,21 @@ pub fn wait_reason(view: &View, matcher: &Matcher<'_>, feature: &Feature) -> Str
         "waiting for a capable agent to be free: {}",
         busy.join(", ")
     )
+}
+
+/// Why a feature whose scope overlaps one being worked on waits: which one, and where.
+fn scope_wait(view: &View, feature: &Feature) -> Option<String> {
+    if !super::scopes::scoped(feature) {
+        return None;
+    }
+    view.features
+        .values()
+        .filter(|o| o.status.is_in_progress())
+        .find_map(|o| {
+            let (mine, theirs) = super::scopes::kept_apart(feature, o)?;
+            Some(format!(
+                "waits for feature {}: its paths ({theirs}) overlap this feature's ({mine}); `add-feature {} --allow-overlap` lets them be worked on at once",
+                o.name, feature.name
+            ))
+        })
 }

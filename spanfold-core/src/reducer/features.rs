@@ -40,7 +40,9 @@ impl View {
                     .acceptance_criteria
                     .iter()
                     .eq(&r.acceptance_criteria)
-                && existing.requires == requires;
+                && existing.requires == requires
+                && existing.scopes.iter().eq(&r.paths)
+                && existing.allow_overlap == r.allow_overlap;
             if same && existing.status.is_in_progress() {
                 existing.priority = priority;
                 return Ok(());
@@ -66,6 +68,8 @@ impl View {
         feature.requires = requires;
         feature.requirements = owned(&r.requirements);
         feature.acceptance_criteria = owned(&r.acceptance_criteria);
+        feature.scopes = owned(&r.paths);
+        feature.allow_overlap = r.allow_overlap;
         self.tally.add(feature);
         Ok(())
     }

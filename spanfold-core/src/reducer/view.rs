@@ -152,6 +152,12 @@ pub struct Feature {
     /// Approved since its last submission: it may merge.
     #[serde(default)]
     pub approved: bool,
+    /// Its scope: the paths (globs) it will change; empty when it did not say.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// It may run beside features whose scope overlaps its own.
+    #[serde(default)]
+    pub allow_overlap: bool,
 }
 
 impl Feature {
@@ -181,6 +187,8 @@ impl Feature {
             gate_running: false,
             awaiting_approval: false,
             approved: false,
+            scopes: Vec::new(),
+            allow_overlap: false,
         }
     }
 }
