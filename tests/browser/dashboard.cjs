@@ -141,6 +141,14 @@ function check(ok, what) {
     const queue = await page.$$eval("#mergequeue tr", (trs) => trs.map((tr) => tr.children[1].textContent));
     check(JSON.stringify(queue) === JSON.stringify(expect.merge_queue),
       "the merge queue as of event " + expect.merge_seq + ": " + queue.join(", "));
+    // When the radar forecast a conflict, the radar table lists the feature and what it
+    // conflicts with.
+    await page.$eval("#seq", (e, v) => { e.value = v; e.dispatchEvent(new Event("input")); }, expect.radar_seq);
+    await page.waitForFunction((f) => [...document.querySelectorAll("#radar tr")].some((tr) => tr.children[0].textContent === f), expect.radar_feature, { timeout: 10000 })
+      .catch(() => {});
+    const radar = await page.$$eval("#radar tr", (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+    check(radar.some((r) => r[0] === expect.radar_feature && r[2] === "conflict" && r[3].length > 0),
+      "the conflict radar as of event " + expect.radar_seq + ": " + JSON.stringify(radar));
     // An agent's history: every transition with its event.
     await page.click("#agents tr:first-child");
     await page.waitForSelector("#history li", { timeout: 10000 });

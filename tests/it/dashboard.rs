@@ -34,6 +34,7 @@ fn the_dashboard_shows_the_past_in_a_real_browser() {
     let demo = sb.tmp.path().join("demo");
     let run = sb.run(&["demo", "--repo", &demo.to_string_lossy()]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    forecast_a_conflict(&sb, &demo);
     let served = sb.serve_for(&demo.join(".git").join("spanfold"), &demo);
 
     // What the page must show, from the API: the agents, a feature completed now, and an early
@@ -77,6 +78,9 @@ fn the_dashboard_shows_the_past_in_a_real_browser() {
         !leased.is_empty(),
         "someone works on {feature} at {early_seq}"
     );
+    // When the radar first forecast a conflict.
+    let (radar_seq, radar_feature) = first_conflict_forecast(&served, &status)
+        .expect("the radar forecast a conflict in the demo");
     let expect = json!({
         "agents": agents,
         "feature": feature,
@@ -85,6 +89,8 @@ fn the_dashboard_shows_the_past_in_a_real_browser() {
         "leased": leased,
         "merge_seq": merge_seq,
         "merge_queue": merge_queue,
+        "radar_seq": radar_seq,
+        "radar_feature": radar_feature,
     });
 
     // A second server whose log is one instant: `init` alone, one export. The timeline then
@@ -136,4 +142,53 @@ fn first_seq_to(history: &Value, status: &str) -> Option<u64> {
             })
         })
         .and_then(|e| e["seq"].as_u64())
+}
+
+/// The first moment a feature's history shows a conflict forecast, and that feature.
+fn first_conflict_forecast(served: &common::Served, status: &Value) -> Option<(u64, String)> {
+    let names: Vec<&str> = status["features"]
+        .as_array()?
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let history = api(served, &format!("/api/history?feature={name}"));
+            let seq = history.as_array()?.iter().find_map(|e| {
+                let forecast = e["changes"].as_array()?.iter().any(|c| {
+                    c["field"] == "risk"
+                        && c["to"]
+                            .as_str()
+                            .is_some_and(|t| t.starts_with("conflict with"))
+                });
+                forecast.then(|| e["seq"].as_u64()).flatten()
+            })?;
+            Some((seq, name.to_owned()))
+        })
+        .min()
+}
+
+/// Two more features on the demo's repository, each adding the same file with other words: the
+/// cycle after their commits forecasts their conflict. (The demo's own conflict is resolved by
+/// its agents within milliseconds, sometimes before the radar looks.)
+fn forecast_a_conflict(sb: &Sandbox, demo: &std::path::Path) {
+    for (agent, feature) in [("radar-a", "radar-1"), ("radar-b", "radar-2")] {
+        sb.run_in(demo, &["agents", "register-agent", agent]);
+        sb.run_in(demo, &["agents", "add-feature", feature]);
+    }
+    let cycle = sb
+        .run_in(demo, &["--json", "agents", "coordination-cycle"])
+        .json();
+    let placed = cycle["data"]["assignments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(placed.len(), 2, "{cycle}");
+    for p in &placed {
+        let wt = PathBuf::from(p["worktree_path"].as_str().unwrap_or_default());
+        let name = p["feature_name"].as_str().unwrap_or_default();
+        sb.commit_as_agent(&wt, "radar.txt", &format!("{name} was here\n"), name);
+    }
+    sb.run_in(demo, &["agents", "coordination-cycle"]);
 }
