@@ -104,6 +104,18 @@ pub fn status_text(st: &status::Status, seen: &Viewpoint) -> String {
             .collect();
         out.push_str(&format!("Merge queue: {}\n", queue.join(", ")));
     }
+    if !st.merge_queue_done.is_empty() {
+        let done: Vec<String> = st
+            .merge_queue_done
+            .iter()
+            .take(5)
+            .map(|d| format!("{} ({})", d.feature, d.state))
+            .collect();
+        out.push_str(&format!(
+            "Left the merge queue lately: {}\n",
+            done.join(", ")
+        ));
+    }
     out.push_str(&format!(
         "As of seq {}{}\n\n",
         st.as_of.seq,

@@ -8,6 +8,10 @@
 //! on that usage and the day of their time. The verifier re-runs the policy at each of these points over the recorded
 //! inputs and compares, like Temporal's replay check: the first difference is reported side by
 //! side, with both sides' reasons.
+//!
+//! The merge queue's decisions are checked too: a merge that starts (`merge.result` `started`)
+//! must be of a feature the queue held then — submitted, handed over by its agent, not waiting
+//! for a person's approval.
 
 use serde::Serialize;
 
@@ -39,7 +43,7 @@ impl Choice {
 /// The first decision that re-computes differently.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Divergence {
-    /// `assignment`, `lease_expired`, `budget` or `agent_budget`.
+    /// `assignment`, `lease_expired`, `budget`, `agent_budget` or `merge`.
     pub kind: String,
     /// The decision point: the cycle span's seq (or the first lease verdict's).
     pub seq: u64,
@@ -221,6 +225,12 @@ impl Verifier {
                 return;
             }
         }
+        if name == span::COORDINATION_FEATURE_MERGE
+            && ev.str_attr(attr::MERGE_RESULT) == Some("started")
+        {
+            self.check_merge(view, ev);
+            return;
+        }
         let (kind, expected) = match name {
             span::COORDINATION_CYCLE => (
                 "assignment",
@@ -266,6 +276,47 @@ impl Verifier {
                 .push((ev.seq, hex(&ev.span.span_id), recorded_choice(ev)));
         }
         self.pending = Some(point);
+    }
+
+    /// A merge that starts: the feature must be one the merge queue held at that point.
+    fn check_merge(&mut self, view: &View, ev: &Event<'_>) {
+        let feature = ev.str_attr(attr::FEATURE_NAME).unwrap_or_default();
+        let agent = ev.str_attr(attr::AGENT_ID).unwrap_or_default();
+        let choice = |why: &str| Choice {
+            agent_id: agent.to_owned(),
+            feature_name: feature.to_owned(),
+            score: None,
+            reasons: vec![why.to_owned()],
+        };
+        let recorded = choice("merge started");
+        let held = crate::plan::plan_merges(view)
+            .into_iter()
+            .find(|c| c.feature == feature && c.agent == agent);
+        let expected = match held {
+            None => {
+                choice("not in the merge queue: not submitted, or not handed over by this agent")
+            }
+            Some(c) if c.awaiting_approval && !c.approved => {
+                choice("waiting for a person's approval")
+            }
+            Some(_) => recorded.clone(),
+        };
+        self.points += 1;
+        if expected == recorded {
+            self.decisions += 1;
+            return;
+        }
+        self.divergence = Some(Divergence {
+            kind: "merge".into(),
+            seq: ev.seq,
+            time: ev.time,
+            cycle_number: None,
+            index: 0,
+            recorded_seq: Some(ev.seq),
+            recorded_span_id: Some(hex(&ev.span.span_id)),
+            recorded: Some(recorded),
+            recomputed: Some(expected),
+        });
     }
 
     /// The input stops (`--until`) before a span named `next`: the open decision point is

@@ -259,6 +259,13 @@ pub mod attr {
     /// On `coordination.cycle`.
     pub const COORDINATION_ASSIGNMENTS: &str = "coordination.assignments";
 
+    /// Barrier paths (git config spanfold.barrierPaths, globs): two features whose declared paths
+    /// touch the same barrier are never worked on at once, whatever --allow-overlap says. Recorded
+    /// when the setting changes; an empty list removes them.
+    ///
+    /// On `coordination.configure`.
+    pub const COORDINATION_BARRIER_PATHS: &str = "coordination.barrier_paths";
+
     /// The branch that feature branches start from.
     ///
     /// On `coordination.init`.

@@ -106,6 +106,7 @@ fn apply_settings(
     let mut settings = Configure {
         lease_seconds: None,
         default_budget: DefaultBudget::default(),
+        barrier_paths: None,
     };
     if let Some(lease) = args
         .lease

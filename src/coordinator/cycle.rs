@@ -64,6 +64,8 @@ impl Coordinator {
         let config = self.config()?;
         // Before anything is decided: the prices any request of this cycle on is priced with.
         self.record_prices(&config)?;
+        self.record_barrier_paths(&config)?;
+        let config = self.config()?;
         let recovered = self.recover()?;
         let expired = self.expire_leases(&config)?;
         // An agent whose daily budget a new day renewed may take work in this cycle.
@@ -188,6 +190,32 @@ impl Coordinator {
                 && !c.awaiting_approval
                 && (blocker.is_none() || c.note.as_deref() != blocker.as_deref())
         }))
+    }
+
+    /// Records `spanfold.barrierPaths` (comma-separated globs) when it differs from the log's:
+    /// the policy reads them from the log, so a replay decides as this cycle does.
+    fn record_barrier_paths(&mut self, config: &Config) -> Result<(), CoordError> {
+        let configured: Vec<String> = self
+            .workspace(config)
+            .config_value("spanfold.barrierPaths")?
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if configured == config.barrier_paths {
+            return Ok(());
+        }
+        let settings = crate::fact::Configure {
+            lease_seconds: None,
+            default_budget: Default::default(),
+            barrier_paths: Some(configured),
+        };
+        let span = emit::configure(&mut self.ids, self.clock.now(), settings);
+        self.record(vec![span])
     }
 
     /// The health span: the status's summary of agents and features, at `time`.

@@ -92,6 +92,35 @@ fn a_batch_with_one_bad_feature_merges_the_others_and_returns_the_bad_one() {
         "{bad}"
     );
     main_never_failed(&sb);
+    // The queue remembers how each left it, newest first.
+    let done: Vec<(String, String)> = sb.status()["merge_queue_done"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|e| {
+                    (
+                        e["feature"].as_str().unwrap_or("").to_owned(),
+                        e["state"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let done: Vec<(&str, &str)> = done.iter().map(|(f, s)| (f.as_str(), s.as_str())).collect();
+    assert_eq!(
+        done,
+        [
+            ("f4", "merged"),
+            ("f3", "failed"),
+            ("f2", "merged"),
+            ("f1", "merged")
+        ]
+    );
+    let text = sb.run(&["agents", "agent-status"]).stdout;
+    assert!(
+        text.contains("Left the merge queue lately: f4 (merged), f3 (failed)"),
+        "{text}"
+    );
     let history = sb.ok(&["history", "--feature", "f2"]).to_string();
     assert!(
         history.contains("tested a batch of 4: f1, f2, f3, f4"),

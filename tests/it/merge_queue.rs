@@ -264,4 +264,34 @@ fn with_approval_required_a_submitted_feature_waits_for_a_person_who_can_send_it
     sb.ok(&["agents", "approve", "f1"]);
     let cycle = sb.ok(&["agents", "coordination-cycle"]);
     assert_eq!(cycle["merges"][0]["result"], "merged", "{cycle}");
+
+    // replay --verify re-checks the queue: without the approval, that merge could not start.
+    let path = sb.tmp.path().join("approval.jsonl");
+    let p = path.to_str().unwrap_or("");
+    sb.ok(&["export", "-o", p]);
+    let ok = sb.run(&["replay", p, "--verify"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    // The approval's span renamed to one nothing reads: as if no one had approved.
+    let without: Vec<String> = text
+        .lines()
+        .map(|l| match l.contains("feature.review") && l.contains("approved") {
+            true => l.replace("feature.review", "feature.unread"),
+            false => l.to_owned(),
+        })
+        .collect();
+    assert_ne!(without.join("\n"), text.trim_end(), "the approval was found");
+    std::fs::write(&path, without.join("\n") + "\n").unwrap_or_default();
+    let bad = sb.run(&["--json", "replay", p, "--verify"]);
+    assert_ne!(
+        bad.code, 0,
+        "a merge of a feature held for approval must fail verify"
+    );
+    let doc = bad.json();
+    let divergence = &doc["data"]["verify"]["divergence"];
+    assert_eq!(divergence["kind"], "merge", "{divergence}");
+    assert_eq!(
+        divergence["recomputed"]["reasons"][0],
+        "waiting for a person's approval"
+    );
 }

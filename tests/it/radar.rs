@@ -547,3 +547,54 @@ fn features_whose_declared_paths_overlap_are_not_worked_on_at_once() {
     let cycle = sb.ok(&["agents", "coordination-cycle"]);
     assert_eq!(cycle["assignments"][0]["feature_name"], "tokens", "{cycle}");
 }
+
+/// Barrier paths from git config reach the log at the next cycle, and serialise the features
+/// that touch them even when they allow overlap; a replay of the log decides the same.
+#[test]
+fn barrier_paths_serialise_the_features_that_touch_them() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.git(&["config", "spanfold.barrierPaths", "Cargo.lock, .github/**"]);
+    for a in ["a1", "a2"] {
+        sb.ok(&["agents", "register-agent", a]);
+    }
+    sb.ok(&[
+        "agents",
+        "add-feature",
+        "bump-serde",
+        "--paths",
+        "Cargo.lock,Cargo.toml",
+        "--allow-overlap",
+    ]);
+    sb.ok(&[
+        "agents",
+        "add-feature",
+        "bump-tokio",
+        "--paths",
+        "Cargo.lock",
+        "--allow-overlap",
+    ]);
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(
+        cycle["assignments"].as_array().map(Vec::len),
+        Some(1),
+        "{cycle}"
+    );
+    let status = sb.status();
+    assert_eq!(
+        status["config"]["barrier_paths"],
+        serde_json::json!(["Cargo.lock", ".github/**"])
+    );
+    let waiting = feature_of(&status, "bump-tokio");
+    assert!(
+        waiting["wait_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("both touch the barrier path Cargo.lock")),
+        "{waiting}"
+    );
+    // The recorded decisions are the policy's on the recorded barriers.
+    let export = sb.tmp.path().join("trace.jsonl");
+    sb.ok(&["export", "-o", export.to_str().unwrap_or("")]);
+    let verified = sb.run(&["replay", export.to_str().unwrap_or(""), "--verify"]);
+    assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
+}

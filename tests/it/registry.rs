@@ -148,6 +148,7 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
                     usd: Some(5.0),
                     tokens: Some(1000),
                 },
+                barrier_paths: Some(vec!["Cargo.lock".into(), ".github/**".into()]),
             },
         ),
         emit::prices(

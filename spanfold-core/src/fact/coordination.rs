@@ -66,6 +66,8 @@ impl<'a> Init<'a> {
 pub struct Configure {
     pub lease_seconds: Option<u64>,
     pub default_budget: DefaultBudget,
+    /// The barrier paths from now on (empty: none); None when unchanged.
+    pub barrier_paths: Option<Vec<String>>,
 }
 
 impl Configure {
@@ -78,18 +80,32 @@ impl Configure {
                 )?),
             };
         let default_budget = DefaultBudget::read(ev)?;
-        if lease_seconds.is_none() && default_budget == DefaultBudget::default() {
+        let barrier_paths = ev.attr(attr::COORDINATION_BARRIER_PATHS).map(|_| {
+            list(ev, attr::COORDINATION_BARRIER_PATHS)
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        });
+        if lease_seconds.is_none()
+            && default_budget == DefaultBudget::default()
+            && barrier_paths.is_none()
+        {
             return Err("coordination.configure changes nothing: it carries no setting".into());
         }
         Ok(Configure {
             lease_seconds,
             default_budget,
+            barrier_paths,
         })
     }
 
     pub(super) fn write(&self, out: &mut Out) {
         out.uint(attr::COORDINATION_LEASE_SECONDS, self.lease_seconds);
         self.default_budget.write(out);
+        if let Some(paths) = &self.barrier_paths {
+            let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+            out.list(attr::COORDINATION_BARRIER_PATHS, &paths);
+        }
     }
 }
 

@@ -178,6 +178,9 @@ fn coordination_fact(i: usize, s: &Seed) -> Fact<'_> {
                 usd: s.opt(1, s.double),
                 tokens: s.opt(2, s.int),
             },
+            barrier_paths: s
+                .has(4)
+                .then(|| s.items().into_iter().map(str::to_owned).collect()),
         }),
         8 => Fact::Cycle(Cycle {
             number: s.opt(0, s.uint),

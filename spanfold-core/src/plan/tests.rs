@@ -13,6 +13,7 @@ fn config() -> Config {
         base_branch: "main".into(),
         worktrees_dir: DIR.into(),
         lease_seconds: 60,
+        barrier_paths: Vec::new(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Scopes: the paths a feature said it will change (`add-feature --paths 'src/auth/**'`). Two
 //! features whose scopes overlap are not worked on at once, unless one of them allows it
-//! (`--allow-overlap`): the second waits for the first, and its wait reason names it.
+//! (`--allow-overlap`): the second waits for the first, and its wait reason names it. Barrier
+//! paths (`spanfold.barrierPaths`, recorded in the log) serialise every feature that touches
+//! them, overlap allowed or not.
 //!
 //! Whether two globs can name a common path is decided by their words alone, and on the safe
 //! side: two plain paths overlap when they are equal or one is a directory holding the other;
@@ -43,23 +45,54 @@ fn within(inner: &str, dir: &str) -> bool {
     inner.len() > dir.len() && inner.starts_with(dir) && inner.as_bytes()[dir.len()] == b'/'
 }
 
-/// Whether `a` and `b` must not be worked on at once: both said their scope, neither allows
-/// overlap, and some path of one may be a path of the other. Returns the two globs that meet.
-pub fn kept_apart<'f>(a: &'f Feature, b: &'f Feature) -> Option<(&'f str, &'f str)> {
-    if a.scopes.is_empty() || b.scopes.is_empty() || a.allow_overlap || b.allow_overlap {
+/// Why two features must not be worked on at once: the globs of each that meet, and the
+/// barrier path they both touch when that is the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Apart<'f> {
+    pub mine: &'f str,
+    pub theirs: &'f str,
+    pub barrier: Option<&'f str>,
+}
+
+/// Whether `a` and `b` must not be worked on at once: both said their scope, and either both
+/// touch one of the barrier paths, or neither allows overlap and some path of one may be a path
+/// of the other.
+pub fn kept_apart<'f>(a: &'f Feature, b: &'f Feature, barriers: &'f [String]) -> Option<Apart<'f>> {
+    if a.scopes.is_empty() || b.scopes.is_empty() {
+        return None;
+    }
+    let touching = |f: &'f Feature, barrier: &str| {
+        f.scopes
+            .iter()
+            .find(|s| globs_overlap(s, barrier))
+            .map(String::as_str)
+    };
+    for barrier in barriers {
+        if let (Some(mine), Some(theirs)) = (touching(a, barrier), touching(b, barrier)) {
+            let barrier = Some(barrier.as_str());
+            return Some(Apart {
+                mine,
+                theirs,
+                barrier,
+            });
+        }
+    }
+    if a.allow_overlap || b.allow_overlap {
         return None;
     }
     a.scopes.iter().find_map(|x| {
-        b.scopes
-            .iter()
-            .find(|y| globs_overlap(x, y))
-            .map(|y| (x.as_str(), y.as_str()))
+        let y = b.scopes.iter().find(|y| globs_overlap(x, y))?;
+        Some(Apart {
+            mine: x.as_str(),
+            theirs: y.as_str(),
+            barrier: None,
+        })
     })
 }
 
-/// Whether `f` may be kept apart from anything: it said its scope and does not allow overlap.
+/// Whether `f` may be kept apart from anything: it said its scope.
 pub fn scoped(f: &Feature) -> bool {
-    !f.scopes.is_empty() && !f.allow_overlap
+    !f.scopes.is_empty()
 }
 
 #[cfg(test)]

@@ -426,3 +426,43 @@ fn features_whose_paths_overlap_are_not_worked_on_at_once() {
         .collect();
     assert_eq!(placed, ["tokens", "docs"]);
 }
+
+#[test]
+fn features_that_touch_a_barrier_path_go_one_at_a_time_whatever_they_allow() {
+    let mut lock_a = scoped("deps-a", 1, &["Cargo.lock", "src/a/**"]);
+    lock_a.allow_overlap = true;
+    let mut lock_b = scoped("deps-b", 2, &["Cargo.toml", "Cargo.lock"]);
+    lock_b.allow_overlap = true;
+    let free = (1..=3)
+        .map(|i| agent(&format!("a{i}"), caps(&[], &[], &[]), 1))
+        .collect();
+    let mut v = view(
+        free,
+        vec![lock_a, lock_b, scoped("other", 3, &["src/b/**"])],
+    );
+    let placed = |v: &View| -> Vec<String> {
+        decide(v, &PolicyConfig::default())
+            .assignments
+            .into_iter()
+            .map(|a| a.feature_name)
+            .collect()
+    };
+    // No barrier: they allow overlap, so all go.
+    assert_eq!(placed(&v), ["deps-a", "deps-b", "other"]);
+    v.config = Some(crate::reducer::Config {
+        repo: "/r".into(),
+        base_branch: "main".into(),
+        worktrees_dir: "/w".into(),
+        lease_seconds: 60,
+        barrier_paths: vec!["Cargo.lock".into(), ".github/**".into()],
+    });
+    assert_eq!(placed(&v), ["deps-a", "other"]);
+    if let Some(f) = v.features.get_mut("deps-a") {
+        f.status = FeatureStatus::InProgress;
+    }
+    let reason = wait_reason(&v, &Matcher::new(&v), &v.features["deps-b"]);
+    assert!(
+        reason.starts_with("waits for feature deps-a: both touch the barrier path Cargo.lock"),
+        "{reason}"
+    );
+}

@@ -73,14 +73,25 @@ fn scope_wait(view: &View, feature: &Feature) -> Option<String> {
     if !super::scopes::scoped(feature) {
         return None;
     }
+    let barriers = view
+        .config
+        .as_ref()
+        .map_or(&[][..], |c| c.barrier_paths.as_slice());
     view.features
         .values()
         .filter(|o| o.status.is_in_progress())
         .find_map(|o| {
-            let (mine, theirs) = super::scopes::kept_apart(feature, o)?;
-            Some(format!(
-                "waits for feature {}: its paths ({theirs}) overlap this feature's ({mine}); `add-feature {} --allow-overlap` lets them be worked on at once",
-                o.name, feature.name
-            ))
+            let apart = super::scopes::kept_apart(feature, o, barriers)?;
+            let (mine, theirs) = (apart.mine, apart.theirs);
+            Some(match apart.barrier {
+                Some(barrier) => format!(
+                    "waits for feature {}: both touch the barrier path {barrier} (its {theirs}, this feature's {mine}), and features that touch a barrier path go one at a time",
+                    o.name
+                ),
+                None => format!(
+                    "waits for feature {}: its paths ({theirs}) overlap this feature's ({mine}); `add-feature {} --allow-overlap` lets them be worked on at once",
+                    o.name, feature.name
+                ),
+            })
         })
 }

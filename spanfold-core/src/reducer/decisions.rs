@@ -1,6 +1,7 @@
 //! The coordinator's own decisions as the log records them: the setup and its settings, an
 //! assignment, a lease that expired, and each step of a merge.
 
+use super::view::QueueDone;
 use super::{
     AgentError, AgentState, AsOf, Config, DEFAULT_LEASE_SECONDS, FeatureStatus, Progress, View,
     WorktreeStatus,
@@ -14,6 +15,12 @@ impl View {
             base_branch: i.base_branch.to_owned(),
             worktrees_dir: i.worktrees_dir.to_owned(),
             lease_seconds: i.lease_seconds.unwrap_or(DEFAULT_LEASE_SECONDS),
+            // Set by `coordination.configure`, which an init does not undo.
+            barrier_paths: self
+                .config
+                .as_ref()
+                .map(|c| c.barrier_paths.clone())
+                .unwrap_or_default(),
         });
     }
 
@@ -24,6 +31,9 @@ impl View {
             .ok_or_else(|| "a setting changed before coordination.init".to_string())?;
         if let Some(lease) = c.lease_seconds {
             config.lease_seconds = lease;
+        }
+        if let Some(paths) = c.barrier_paths {
+            config.barrier_paths = paths;
         }
         self.set_default_budget(c.default_budget);
         Ok(())
@@ -183,7 +193,29 @@ impl View {
         if result != MergeResult::Started {
             feature.merge_from = None;
         }
-        self.tally.moved(&feature.requires, was, feature.status);
+        let now = feature.status;
+        self.tally.moved(&feature.requires, was, now);
+        if now != FeatureStatus::Merging {
+            self.left_queue(queue_exit(&m, result, now == FeatureStatus::Completed, at));
+        }
         Ok(())
+    }
+}
+
+/// A merge outcome that took its feature out of the merge queue, as the queue remembers it.
+fn queue_exit(m: &Merge<'_>, result: MergeResult, merged: bool, at: AsOf) -> QueueDone {
+    let note = match merged {
+        true => m.commit.map(str::to_owned),
+        false if result == MergeResult::Conflicted => {
+            Some(format!("conflicts in {}", m.conflicts.join(", ")))
+        }
+        false => m.reason.map(str::to_owned),
+    };
+    QueueDone {
+        feature: m.feature_name.to_owned(),
+        agent: m.agent_id.to_owned(),
+        merged,
+        note,
+        at,
     }
 }

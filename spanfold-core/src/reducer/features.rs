@@ -147,7 +147,7 @@ impl View {
 
     /// `feature.review`: a person's verdict on a submitted feature. Approved, it may merge;
     /// rejected, it goes back to its agent with the reason, as a failed gate does.
-    pub(super) fn review(&mut self, r: Review<'_>) -> Result<(), String> {
+    pub(super) fn review(&mut self, r: Review<'_>, at: AsOf) -> Result<(), String> {
         let (name, feature) = Self::named_feature(&mut self.features, r.feature_name)?;
         if feature.status != FeatureStatus::Merging {
             return Err(format!(
@@ -162,10 +162,18 @@ impl View {
                 feature.merge_note = None;
             }
             ReviewVerdict::Rejected => {
-                feature.merge_note = Some(format!(
+                let note = format!(
                     "rejected: {}; change it, commit, then validate again",
                     r.reason.unwrap_or_default()
-                ));
+                );
+                feature.merge_note = Some(note.clone());
+                let done = super::view::QueueDone {
+                    feature: name.to_owned(),
+                    agent: feature.assigned_agent.clone().unwrap_or_default(),
+                    merged: false,
+                    note: Some(note),
+                    at,
+                };
                 self.tally
                     .moved(&feature.requires, feature.status, FeatureStatus::InProgress);
                 feature.status = FeatureStatus::InProgress;
@@ -176,6 +184,7 @@ impl View {
                 {
                     agent.state = AgentState::Working;
                 }
+                self.left_queue(done);
             }
         }
         Ok(())

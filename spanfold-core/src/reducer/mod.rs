@@ -199,7 +199,7 @@ impl View {
             Fact::LeaseExpired(l) => self.lease_expired(l, at),
             Fact::Cancel(c) => self.cancel(c, at),
             Fact::Reopen(r) => self.reopen(r, at),
-            Fact::Review(r) => self.review(r),
+            Fact::Review(r) => self.review(r, at),
             Fact::Acknowledge(a) => self.acknowledge(a),
             Fact::TokenIssued(t) => self.token_issued(t),
         }

@@ -218,6 +218,10 @@ pub struct Config {
     pub base_branch: String,
     pub worktrees_dir: String,
     pub lease_seconds: u64,
+    /// Barrier paths (globs): features whose declared paths touch the same one are never
+    /// worked on at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub barrier_paths: Vec<String>,
 }
 
 /// The lease when `agents init` set none: ten minutes.
@@ -350,4 +354,34 @@ pub struct View {
     /// The conflict radar's current forecasts that are not clear, in the order recorded.
     #[serde(default)]
     pub risks: Vec<super::forecasts::Risk>,
+    /// The latest features to leave the merge queue ([`MAX_QUEUE_DONE`]), oldest first:
+    /// merged, or sent back (failed).
+    #[serde(default)]
+    pub queue_done: std::collections::VecDeque<QueueDone>,
+}
+
+/// How many features that left the merge queue the view keeps.
+pub const MAX_QUEUE_DONE: usize = 10;
+
+/// A feature that left the merge queue, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueDone {
+    pub feature: String,
+    pub agent: String,
+    /// Merged into the base branch; otherwise sent back to its agent (a failed gate, a
+    /// conflict, work to commit, a person's rejection).
+    pub merged: bool,
+    /// Why it was sent back, or the commit it merged at.
+    pub note: Option<String>,
+    pub at: AsOf,
+}
+
+impl View {
+    /// Notes that `feature` left the merge queue.
+    pub(super) fn left_queue(&mut self, done: QueueDone) {
+        if self.queue_done.len() == MAX_QUEUE_DONE {
+            self.queue_done.pop_front();
+        }
+        self.queue_done.push_back(done);
+    }
 }

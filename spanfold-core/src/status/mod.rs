@@ -2,6 +2,10 @@
 //! documents): a pure function of the view. Everything in it is sorted
 //! and derived from the log alone, so the same log always prints the same bytes.
 
+mod queue;
+
+pub use queue::{QueueDoneJson, QueueEntryJson};
+
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -64,21 +68,10 @@ pub struct Status {
     /// first, then the earlier submission); absent when none waits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merge_queue: Vec<QueueEntryJson>,
-}
-
-/// A submitted feature in the merge queue.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct QueueEntryJson {
-    /// 1 for the next to merge.
-    pub position: usize,
-    pub feature: String,
-    pub agent: Option<String>,
-    pub priority: Priority,
-    /// `testing` while its merge gate runs on the merged result, `awaiting_approval` while a
-    /// person's approval is wanted (`spanfold.requireApproval`), else `waiting`.
-    pub state: String,
-    /// Why it waits, when it had to (the main checkout's own changes, a moved base, …).
-    pub reason: Option<String>,
+    /// The latest features to leave the merge queue, newest first: `merged`, or `failed`
+    /// (sent back to its agent) with why; absent when none has yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merge_queue_done: Vec<QueueDoneJson>,
 }
 
 /// The seed's summary, field for field, so existing `jq` scripts keep working.
@@ -444,25 +437,8 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
                 unattributed: view.telemetry.unattributed.clone(),
             }
         }),
-        merge_queue: crate::plan::merge_queue(view)
-            .into_iter()
-            .enumerate()
-            .map(|(i, f)| QueueEntryJson {
-                position: i + 1,
-                feature: f.name.clone(),
-                agent: f.assigned_agent.clone(),
-                priority: f.priority,
-                state: if f.gate_running {
-                    "testing"
-                } else if f.awaiting_approval {
-                    "awaiting_approval"
-                } else {
-                    "waiting"
-                }
-                .to_owned(),
-                reason: f.merge_note.clone(),
-            })
-            .collect(),
+        merge_queue: queue::entries(view),
+        merge_queue_done: queue::done(view),
     }
 }
 
