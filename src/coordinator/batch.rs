@@ -70,12 +70,7 @@ impl Coordinator {
             match workspace.submission_problem(worktree, &c.branch)? {
                 Some(reason) => {
                     let outcome = git::MergeOutcome::Deferred { reason };
-                    reports.push(self.record_batch_merge(
-                        config,
-                        c,
-                        MergeResult::Returned,
-                        &outcome,
-                    )?);
+                    reports.push(self.record_merge(config, c, MergeResult::Returned, &outcome)?);
                 }
                 None => members.push(c.clone()),
             }
@@ -157,12 +152,7 @@ impl Coordinator {
                 let outcome = git::MergeOutcome::Deferred {
                     reason: reason.clone(),
                 };
-                reports.push(self.record_batch_merge(
-                    config,
-                    c,
-                    MergeResult::Deferred,
-                    &outcome,
-                )?);
+                reports.push(self.record_merge(config, c, MergeResult::Deferred, &outcome)?);
             }
         }
         Ok(false)
@@ -208,7 +198,7 @@ impl Coordinator {
                 other => other.clone(),
             };
             let result = super::merge::result_of(&outcome);
-            let mut report = self.record_batch_merge(config, c, result, &outcome)?;
+            let mut report = self.record_merge(config, c, result, &outcome)?;
             if let (git::MergeOutcome::Merged { .. }, Some(path)) = (&outcome, &c.worktree) {
                 let action: WorktreeAction = self.remove_merged_worktree(workspace, c, path)?;
                 report.worktree = Some(action);
@@ -290,18 +280,6 @@ impl Coordinator {
             },
         );
         Ok(())
-    }
-
-    fn record_batch_merge(
-        &mut self,
-        config: &Config,
-        c: &MergeCandidate,
-        result: MergeResult,
-        outcome: &git::MergeOutcome,
-    ) -> Result<MergeReport, CoordError> {
-        let span = merge_span(&mut self.ids, self.clock.now(), config, c, result, outcome);
-        self.record(vec![span])?;
-        Ok(MergeReport::new(&c.feature, &c.agent, result, outcome))
     }
 }
 

@@ -289,7 +289,7 @@ impl Coordinator {
     }
 
     /// Records `result` for `c`, and reports it.
-    fn record_merge(
+    pub(super) fn record_merge(
         &mut self,
         config: &Config,
         c: &MergeCandidate,

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use gix::ObjectId;
 
 use super::{GitError, gix_err, open, ref_tip};
 use crate::fact::MergeKind;
@@ -44,9 +43,6 @@ pub fn trial_batch(
 ) -> Result<BatchTrial, GitError> {
     let repo = open(repo_dir)?;
     let start = ref_tip(&repo, &format!("refs/heads/{base}"))?;
-    let options = repo
-        .tree_merge_options()
-        .map_err(gix_err("reading merge options"))?;
     let mut at = start;
     let mut trial = BatchTrial {
         base: start.to_string(),
@@ -64,32 +60,14 @@ pub fn trial_batch(
         } else if merge_base == Some(at) {
             (theirs, MergeKind::FastForward)
         } else {
-            let labels = gix::merge::blob::builtin_driver::text::Labels {
-                ancestor: None,
-                current: Some(base.into()),
-                other: Some((*branch).into()),
-            };
-            let mut outcome = repo
-                .merge_commits(at, theirs, labels, options.clone().into())
-                .map_err(gix_err(format!("merging {branch} into the batch")))?;
-            if outcome
-                .tree_merge
-                .has_unresolved_conflicts(gix::merge::tree::TreatAsUnresolved::git())
-            {
-                trial.left_out.push((*branch).to_owned());
-                continue;
+            match super::merge::commit_merge(&repo, (at, theirs), (base, branch), message)? {
+                Ok(commit) => (commit, MergeKind::MergeCommit),
+                // Left out: merged alone later, where its conflict is said.
+                Err(_) => {
+                    trial.left_out.push((*branch).to_owned());
+                    continue;
+                }
             }
-            let tree = outcome
-                .tree_merge
-                .tree
-                .write()
-                .map_err(gix_err("writing the merged tree"))?
-                .detach();
-            let commit: ObjectId = repo
-                .new_commit(message.as_str(), tree, [at, theirs])
-                .map_err(gix_err("writing the merge commit"))?
-                .id;
-            (commit, MergeKind::MergeCommit)
         };
         at = commit;
         trial.steps.push(Step {

@@ -210,46 +210,17 @@ impl<'a> Merge<'a> {
 
     /// Merges the two trees and writes the merge commit, unless they conflict.
     fn merge_commit(&self, message: &str) -> Result<Combined, GitError> {
-        let (repo, base, branch) = (&self.repo, self.base, self.branch);
-        let options = repo
-            .tree_merge_options()
-            .map_err(gix_err("reading merge options"))?;
-        let labels = gix::merge::blob::builtin_driver::text::Labels {
-            ancestor: None,
-            current: Some(base.into()),
-            other: Some(branch.into()),
-        };
-        let mut outcome = repo
-            .merge_commits(self.ours, self.theirs, labels, options.into())
-            .map_err(gix_err(format!("merging {branch} into {base}")))?;
-        let how = gix::merge::tree::TreatAsUnresolved::git();
-        if outcome.tree_merge.has_unresolved_conflicts(how) {
-            let mut paths: Vec<String> = outcome
-                .tree_merge
-                .conflicts
-                .iter()
-                .filter(|c| c.is_unresolved(how))
-                .map(|c| c.ours.location().to_string())
-                .collect();
-            paths.sort();
-            paths.dedup();
-            return Ok(Combined::Stays(MergeOutcome::Conflicted { paths }));
+        let names = (self.base, self.branch);
+        match commit_merge(&self.repo, (self.ours, self.theirs), names, message)? {
+            Err(paths) => Ok(Combined::Stays(MergeOutcome::Conflicted { paths })),
+            Ok(commit) => {
+                crate::fault::point(crate::fault::MERGE_COMMIT_WRITTEN);
+                Ok(Combined::Moves {
+                    kind: MergeKind::MergeCommit,
+                    to: commit,
+                })
+            }
         }
-        let tree = outcome
-            .tree_merge
-            .tree
-            .write()
-            .map_err(gix_err("writing the merged tree"))?
-            .detach();
-        let commit = repo
-            .new_commit(message, tree, [self.ours, self.theirs])
-            .map_err(gix_err("writing the merge commit"))?
-            .id;
-        crate::fault::point(crate::fault::MERGE_COMMIT_WRITTEN);
-        Ok(Combined::Moves {
-            kind: MergeKind::MergeCommit,
-            to: commit,
-        })
     }
 
     /// Moves `base` to `new` and brings the main checkout along; when the checkout cannot
@@ -294,6 +265,52 @@ impl<'a> Merge<'a> {
             .map(|_| ())
             .map_err(gix_err(format!("moving {}", self.base)))
     }
+}
+
+/// Merges `theirs` into `ours` in the object database (`names` label the two sides in conflict
+/// markers) and writes the merge commit with `message`; or, when they conflict, the paths that
+/// do, sorted.
+pub(super) fn commit_merge(
+    repo: &gix::Repository,
+    (ours, theirs): (ObjectId, ObjectId),
+    (ours_name, theirs_name): (&str, &str),
+    message: &str,
+) -> Result<Result<ObjectId, Vec<String>>, GitError> {
+    let options = repo
+        .tree_merge_options()
+        .map_err(gix_err("reading merge options"))?;
+    let labels = gix::merge::blob::builtin_driver::text::Labels {
+        ancestor: None,
+        current: Some(ours_name.into()),
+        other: Some(theirs_name.into()),
+    };
+    let mut outcome = repo
+        .merge_commits(ours, theirs, labels, options.into())
+        .map_err(gix_err(format!("merging {theirs_name} into {ours_name}")))?;
+    let how = gix::merge::tree::TreatAsUnresolved::git();
+    if outcome.tree_merge.has_unresolved_conflicts(how) {
+        let mut paths: Vec<String> = outcome
+            .tree_merge
+            .conflicts
+            .iter()
+            .filter(|c| c.is_unresolved(how))
+            .map(|c| c.ours.location().to_string())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        return Ok(Err(paths));
+    }
+    let tree = outcome
+        .tree_merge
+        .tree
+        .write()
+        .map_err(gix_err("writing the merged tree"))?
+        .detach();
+    let commit = repo
+        .new_commit(message, tree, [ours, theirs])
+        .map_err(gix_err("writing the merge commit"))?
+        .id;
+    Ok(Ok(commit))
 }
 
 /// The main checkout's directory when `base_full` is checked out there: the checkout a move of

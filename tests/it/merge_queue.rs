@@ -275,12 +275,18 @@ fn with_approval_required_a_submitted_feature_waits_for_a_person_who_can_send_it
     // The approval's span renamed to one nothing reads: as if no one had approved.
     let without: Vec<String> = text
         .lines()
-        .map(|l| match l.contains("feature.review") && l.contains("approved") {
-            true => l.replace("feature.review", "feature.unread"),
-            false => l.to_owned(),
-        })
+        .map(
+            |l| match l.contains("feature.review") && l.contains("approved") {
+                true => l.replace("feature.review", "feature.unread"),
+                false => l.to_owned(),
+            },
+        )
         .collect();
-    assert_ne!(without.join("\n"), text.trim_end(), "the approval was found");
+    assert_ne!(
+        without.join("\n"),
+        text.trim_end(),
+        "the approval was found"
+    );
     std::fs::write(&path, without.join("\n") + "\n").unwrap_or_default();
     let bad = sb.run(&["--json", "replay", p, "--verify"]);
     assert_ne!(
