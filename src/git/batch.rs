@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-
 use super::{GitError, gix_err, open, ref_tip};
 use crate::fact::MergeKind;
 
