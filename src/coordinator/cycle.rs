@@ -206,7 +206,7 @@ impl Coordinator {
                     .collect()
             })
             .unwrap_or_default();
-        if configured == config.barrier_paths {
+        if configured == self.view.read().barrier_paths {
             return Ok(());
         }
         let settings = crate::fact::Configure {

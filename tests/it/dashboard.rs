@@ -173,9 +173,17 @@ fn first_conflict_forecast(served: &common::Served, status: &Value) -> Option<(u
 /// cycle after their commits forecasts their conflict. (The demo's own conflict is resolved by
 /// its agents within milliseconds, sometimes before the radar looks.)
 fn forecast_a_conflict(sb: &Sandbox, demo: &std::path::Path) {
+    // Only the two new agents can take them: the demo's agents (one of them launched, whose
+    // process is gone) stay idle, so the server has nothing to act on when it starts.
     for (agent, feature) in [("radar-a", "radar-1"), ("radar-b", "radar-2")] {
-        sb.run_in(demo, &["agents", "register-agent", agent]);
-        sb.run_in(demo, &["agents", "add-feature", feature]);
+        sb.run_in(
+            demo,
+            &["agents", "register-agent", agent, "--expertise", "radar"],
+        );
+        sb.run_in(
+            demo,
+            &["agents", "add-feature", feature, "--expertise", "radar"],
+        );
     }
     let cycle = sb
         .run_in(demo, &["--json", "agents", "coordination-cycle"])

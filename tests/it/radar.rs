@@ -582,7 +582,7 @@ fn barrier_paths_serialise_the_features_that_touch_them() {
     );
     let status = sb.status();
     assert_eq!(
-        status["config"]["barrier_paths"],
+        status["barrier_paths"],
         serde_json::json!(["Cargo.lock", ".github/**"])
     );
     let waiting = feature_of(&status, "bump-tokio");

@@ -13,7 +13,6 @@ fn config() -> Config {
         base_branch: "main".into(),
         worktrees_dir: DIR.into(),
         lease_seconds: 60,
-        barrier_paths: Vec::new(),
     }
 }
 

@@ -84,10 +84,7 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
     // set and merged back in order: a set that no open agent meets is passed over whole,
     // instead of each of its features scanning every agent (100,000 features, 1,000 agents).
     let (mut groups, queued, mut scoped) = groups_by_requirements(view, &matcher);
-    let barriers = view
-        .config
-        .as_ref()
-        .map_or(&[][..], |c| c.barrier_paths.as_slice());
+    let barriers = view.barrier_paths.as_slice();
     // The head of each group with its index; names are unique, so the index never decides.
     let mut heads: BinaryHeap<(Queued<'_>, usize)> = groups
         .iter()

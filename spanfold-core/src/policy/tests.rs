@@ -449,13 +449,7 @@ fn features_that_touch_a_barrier_path_go_one_at_a_time_whatever_they_allow() {
     };
     // No barrier: they allow overlap, so all go.
     assert_eq!(placed(&v), ["deps-a", "deps-b", "other"]);
-    v.config = Some(crate::reducer::Config {
-        repo: "/r".into(),
-        base_branch: "main".into(),
-        worktrees_dir: "/w".into(),
-        lease_seconds: 60,
-        barrier_paths: vec!["Cargo.lock".into(), ".github/**".into()],
-    });
+    v.barrier_paths = vec!["Cargo.lock".into(), ".github/**".into()];
     assert_eq!(placed(&v), ["deps-a", "other"]);
     if let Some(f) = v.features.get_mut("deps-a") {
         f.status = FeatureStatus::InProgress;

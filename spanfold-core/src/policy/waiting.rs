@@ -73,10 +73,7 @@ fn scope_wait(view: &View, feature: &Feature) -> Option<String> {
     if !super::scopes::scoped(feature) {
         return None;
     }
-    let barriers = view
-        .config
-        .as_ref()
-        .map_or(&[][..], |c| c.barrier_paths.as_slice());
+    let barriers = view.barrier_paths.as_slice();
     view.features
         .values()
         .filter(|o| o.status.is_in_progress())

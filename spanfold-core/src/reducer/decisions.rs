@@ -15,12 +15,6 @@ impl View {
             base_branch: i.base_branch.to_owned(),
             worktrees_dir: i.worktrees_dir.to_owned(),
             lease_seconds: i.lease_seconds.unwrap_or(DEFAULT_LEASE_SECONDS),
-            // Set by `coordination.configure`, which an init does not undo.
-            barrier_paths: self
-                .config
-                .as_ref()
-                .map(|c| c.barrier_paths.clone())
-                .unwrap_or_default(),
         });
     }
 
@@ -33,7 +27,7 @@ impl View {
             config.lease_seconds = lease;
         }
         if let Some(paths) = c.barrier_paths {
-            config.barrier_paths = paths;
+            self.barrier_paths = paths;
         }
         self.set_default_budget(c.default_budget);
         Ok(())

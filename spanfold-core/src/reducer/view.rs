@@ -218,10 +218,6 @@ pub struct Config {
     pub base_branch: String,
     pub worktrees_dir: String,
     pub lease_seconds: u64,
-    /// Barrier paths (globs): features whose declared paths touch the same one are never
-    /// worked on at once.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub barrier_paths: Vec<String>,
 }
 
 /// The lease when `agents init` set none: ten minutes.
@@ -354,6 +350,11 @@ pub struct View {
     /// The conflict radar's current forecasts that are not clear, in the order recorded.
     #[serde(default)]
     pub risks: Vec<super::forecasts::Risk>,
+    /// Barrier paths (globs, from `coordination.configure`): features whose declared paths touch
+    /// the same one are never worked on at once. (Not in `Config`, which status prints as it is:
+    /// checkpoints are postcard, where a field left out when empty cannot be read back.)
+    #[serde(default)]
+    pub barrier_paths: Vec<String>,
     /// The latest features to leave the merge queue ([`MAX_QUEUE_DONE`]), oldest first:
     /// merged, or sent back (failed).
     #[serde(default)]

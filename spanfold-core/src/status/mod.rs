@@ -72,6 +72,9 @@ pub struct Status {
     /// (sent back to its agent) with why; absent when none has yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merge_queue_done: Vec<QueueDoneJson>,
+    /// The barrier paths in force (`spanfold.barrierPaths`, as recorded); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub barrier_paths: Vec<String>,
 }
 
 /// The seed's summary, field for field, so existing `jq` scripts keep working.
@@ -439,6 +442,7 @@ pub fn build(view: &View, options: &StatusOptions) -> Status {
         }),
         merge_queue: queue::entries(view),
         merge_queue_done: queue::done(view),
+        barrier_paths: view.barrier_paths.clone(),
     }
 }
 
