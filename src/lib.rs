@@ -38,6 +38,8 @@
 //! - [`backend`]: where CLI commands go — the log directly, or a running server.
 //! - [`envelope`]: the JSON envelope, for the CLI's `--json` and the API alike.
 //! - [`demo`]: `spanfold demo` — a scratch repository, the server in-process, simulated agents.
+//! - [`review`]: what a feature's branch would bring (diffstat, diff), for show-feature and the
+//!   dashboard.
 //! - [`render`]: the text a person reads — tables and lines, every reason the JSON has.
 //! - [`cli`]: the command line, a module per command group (only module that knows clap).
 
@@ -67,6 +69,7 @@ pub mod listen;
 pub mod otlp;
 pub mod render;
 pub mod replay;
+pub mod review;
 pub mod server;
 pub mod setup;
 pub mod store;

@@ -273,6 +273,20 @@ impl Profiles {
 }
 
 impl RecordSpec {
+    /// Whether a record of this kind, carrying these attributes, says its agent committed: a
+    /// commit record, or one whose commit field is set (Claude Code's tool result carries
+    /// `git_commit_id` when the tool made a commit). A branch then has a new tip for the conflict
+    /// radar to look at.
+    pub fn says_commit<S: AsRef<str>>(&self, attr: impl Fn(&str) -> Option<S>) -> bool {
+        self.kind == Kind::Commit
+            || self
+                .fields
+                .commit
+                .as_deref()
+                .and_then(&attr)
+                .is_some_and(|id| !id.as_ref().is_empty())
+    }
+
     /// Whether a record carrying these attributes means this (every `when` value present).
     pub fn applies<S: AsRef<str>>(&self, attr: impl Fn(&str) -> Option<S>) -> bool {
         self.when
@@ -372,5 +386,19 @@ mod tests {
         let suffix_only = record(Some("xapi_request"), Some("api_request"), "");
         assert_eq!(name(&suffix_only).as_deref(), Some("api_request"));
         assert_eq!(name(&record(None, None, "")), None);
+    }
+
+    #[test]
+    fn a_commit_is_said_by_a_commit_record_or_a_set_commit_field() {
+        let p = Profiles::builtin();
+        let (_, result) = p.event("claude_code.tool_result").expect("known");
+        let id = |v: &'static str| move |k: &str| (k == "git_commit_id").then_some(v);
+        assert!(result.says_commit(id("4f2a9c1")));
+        assert!(!result.says_commit(id("")), "an empty id is no commit");
+        assert!(!result.says_commit(|_| None::<&str>));
+        let (_, count) = p.metric("claude_code.commit.count").expect("known");
+        assert!(count.says_commit(|_| None::<&str>));
+        let (_, tokens) = p.metric("claude_code.token.usage").expect("known");
+        assert!(!tokens.says_commit(|_| None::<&str>));
     }
 }

@@ -82,6 +82,8 @@ pub enum MarkerKind {
     Merge,
     LeaseExpired,
     Anomaly,
+    /// The conflict radar forecast a conflict or an overlap: the dashboard links the two lanes.
+    Risk,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +94,9 @@ pub struct Marker {
     pub agent_id: Option<String>,
     pub feature: Option<String>,
     pub detail: String,
+    /// The agent on the other side of a risk (none for a risk with the base branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with_agent: Option<String>,
 }
 
 /// The state of the whole system at one moment: after the event `seq`.
@@ -311,6 +316,7 @@ impl Builder {
             span::AGENT_LEASE_EXPIRED => {
                 self.mark(ev, MarkerKind::LeaseExpired, agent(), feature(), || None);
             }
+            span::COORDINATION_CONFLICT_FORECAST => self.mark_risk(view, ev),
             _ => {}
         }
         self.sample_if_due(view, ev.time);
@@ -382,7 +388,46 @@ impl Builder {
         lane.push(interval);
     }
 
-    /// Lists a marker, its detail written only if it is listed.
+    /// A forecast that is not clear, on the lane of the feature's holder and linked to the other
+    /// feature's; a clear one only ends a risk the markers already showed.
+    fn mark_risk(&mut self, view: &View, ev: &Event<'_>) {
+        let kind = ev.str_attr(attr::FORECAST_KIND).unwrap_or_default();
+        if kind == "clear" {
+            return;
+        }
+        let holder = |f: Option<&str>| {
+            f.and_then(|f| view.features.get(f))
+                .and_then(|f| f.assigned_agent.clone())
+        };
+        let feature = ev.str_attr(attr::FEATURE_NAME);
+        let other = ev.str_attr(attr::FORECAST_OTHER_FEATURE);
+        let with_agent = holder(other);
+        let agent = holder(feature);
+        let marked = self.mark(
+            ev,
+            MarkerKind::Risk,
+            agent,
+            feature.map(str::to_owned),
+            || {
+                let paths = ev.list_attr(attr::FORECAST_PATHS).join(", ");
+                let hunks = ev.list_attr(attr::FORECAST_HUNKS).join(", ");
+                let lines = if hunks.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (lines {hunks})")
+                };
+                Some(format!(
+                    "{kind} with {}: {paths}{lines}",
+                    other.unwrap_or("the base branch")
+                ))
+            },
+        );
+        if let Some(m) = marked {
+            m.with_agent = with_agent;
+        }
+    }
+
+    /// Lists a marker, its detail written only if it is listed; the marker, if listed.
     fn mark(
         &mut self,
         ev: &Event<'_>,
@@ -390,10 +435,10 @@ impl Builder {
         agent_id: Option<String>,
         feature: Option<String>,
         detail: impl FnOnce() -> Option<String>,
-    ) {
+    ) -> Option<&mut Marker> {
         if self.markers.len() >= MAX_MARKERS {
             self.markers_omitted += 1;
-            return;
+            return None;
         }
         self.markers.push(Marker {
             seq: ev.seq,
@@ -402,7 +447,9 @@ impl Builder {
             agent_id,
             feature,
             detail: detail().unwrap_or_default(),
+            with_agent: None,
         });
+        self.markers.last_mut()
     }
 
     fn sample(&mut self, view: &View, at: AsOf) {

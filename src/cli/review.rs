@@ -3,9 +3,7 @@
 //! feature would bring (diffstat, or the diff, against the base branch), `agents approve` lets
 //! it merge, `agents reject --reason` sends it back to its agent with the reason.
 
-use std::path::Path;
-
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use serde_json::json;
 
 use super::agents::submit_checked;
@@ -13,8 +11,8 @@ use super::{ApproveArgs, Output, RejectArgs, ShowFeatureArgs};
 use crate::backend::Backend;
 use crate::emit::{self, IdGen};
 use crate::fact::{Fact, Review, ReviewVerdict};
-use crate::git;
 use crate::names;
+use crate::review;
 use crate::status::StatusOptions;
 
 /// `agents approve FEATURE`.
@@ -70,47 +68,18 @@ fn review(
 pub(super) fn show_feature(args: &ShowFeatureArgs, backend: &mut Backend) -> Result<Output> {
     names::feature_name(&args.name)?;
     let st = backend.status(&StatusOptions::default())?;
-    let config = st
-        .config
-        .as_ref()
-        .ok_or_else(|| anyhow!("coordination is not set up; run spanfold agents init"))?;
-    let f = st
-        .features
-        .iter()
-        .find(|f| f.name == args.name)
-        .ok_or_else(|| anyhow!("feature {} was never requested", args.name))?;
-    let branch = f.branch_name.clone().ok_or_else(|| {
-        anyhow!(
-            "feature {} has no branch yet: it was never assigned",
-            args.name
-        )
-    })?;
-    // Both names reach git's command line: only what git accepts as a branch name.
-    for name in [&branch, &config.base_branch] {
-        git::check_branch_name(name)?;
-        if name.starts_with('-') {
-            bail!("branch {name:?} from the log starts with '-': not passed to git");
-        }
-    }
-    let range = format!("{}...{branch}", config.base_branch);
-    let repo = Path::new(&config.repo);
-    let stat = git::git_cli(repo, &["diff", "--stat", &range, "--"])?;
-    let diff = match args.diff {
-        true => Some(git::git_cli(repo, &["diff", &range, "--"])?),
-        false => None,
-    };
+    let c = review::feature_changes(&st, &args.name, args.diff)?;
     let mut text = format!(
-        "{} ({}), branch {branch} against {}:\n{stat}",
-        f.name,
-        f.status.as_str(),
-        config.base_branch
+        "{} ({}), branch {} against {}:\n{}",
+        c.feature_name,
+        c.status.as_str(),
+        c.branch,
+        c.base,
+        c.diffstat
     );
-    if let Some(d) = &diff {
+    if let Some(d) = &c.diff {
         text.push('\n');
         text.push_str(d);
     }
-    Ok(Output::new(
-        json!({"feature_name": f.name, "status": f.status, "branch": branch, "base": config.base_branch, "diffstat": stat, "diff": diff}),
-        text,
-    ))
+    Ok(Output::new(serde_json::to_value(&c)?, text))
 }

@@ -16,6 +16,7 @@ use super::api_error::{Answer, ApiError, answer, to_json};
 use super::{State, Work, api_past};
 use crate::credentials::Principal;
 use crate::otlp::{self, Encoding};
+use crate::review::ReviewError;
 use crate::status::{self, StatusOptions};
 
 /// A query string read into `T`, or the envelope (400) saying what was wrong with it: an API
@@ -118,6 +119,41 @@ pub(super) async fn agent(Extract(state): Extract<Arc<State>>, Path(id): Path<St
         None => Err(ApiError::not_found(format!("agent {id} is not registered"))),
     };
     answer("agents agent-status", result)
+}
+
+#[derive(Deserialize)]
+pub(super) struct ChangesQuery {
+    #[serde(default)]
+    diff: bool,
+}
+
+/// What a feature's branch would bring to the base branch (`agents show-feature`'s answer): the
+/// dashboard shows its diffstat.
+pub(super) async fn feature_changes(
+    Extract(state): Extract<Arc<State>>,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<ChangesQuery>,
+) -> Answer {
+    let result = async {
+        crate::names::feature_name(&name).map_err(ApiError::bad_request)?;
+        let st = status::build(&state.view.read(), &StatusOptions::default());
+        // git runs as a process: off the async workers.
+        let changes =
+            tokio::task::spawn_blocking(move || crate::review::feature_changes(&st, &name, q.diff))
+                .await
+                .map_err(ApiError::internal)?;
+        match changes {
+            Ok(c) => to_json(c),
+            Err(e @ ReviewError::UnknownFeature(_)) => Err(ApiError::not_found(e)),
+            Err(
+                e @ (ReviewError::NoBranch(_)
+                | ReviewError::NotSetUp
+                | ReviewError::BranchGone { .. }),
+            ) => Err(ApiError::refused(e)),
+            Err(e) => Err(ApiError::internal(e)),
+        }
+    };
+    answer("agents show-feature", result.await)
 }
 
 #[derive(Deserialize)]

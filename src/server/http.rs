@@ -40,6 +40,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/metrics", post(otlp_http::metrics))
         .route("/api/status", get(api::status))
         .route("/api/agents/{id}", get(api::agent))
+        .route("/api/features/{name}/changes", get(api::feature_changes))
         .route("/api/events", get(api::events))
         .route("/api/history", get(api_past::history))
         .route("/api/diff", get(api_past::diff))

@@ -12,9 +12,10 @@ use super::ServerConfig;
 use super::port::{Job, Metrics, Work};
 use crate::coordinator::{CoordError, Coordinator, CycleReport};
 use crate::fact::MergeResult;
-use crate::model::ResourceSpans;
+use crate::model::{ResourceSpans, as_str, find_attr};
 use crate::otlp::ingest::{ExportReply, SinkError};
 use crate::otlp::{Decoded, Signal};
+use crate::profiles::{self, Profiles};
 use crate::vocab::span;
 
 /// Most spans one group commit takes, so one flush stays short.
@@ -43,6 +44,39 @@ fn wakes_the_policy(decoded: &Decoded) -> bool {
                 .any(|s| WAKES_THE_POLICY.contains(&s.name.as_str()))
         })
     })
+}
+
+/// Whether an export's telemetry says an agent committed, by its profile (a Claude Code tool
+/// result with a `git_commit_id`, a commit counter): a branch has a new tip, so the conflict
+/// radar looks now rather than at the next timed cycle. (An agent's own spans that report
+/// progress wake a cycle, which looks too.)
+fn wakes_the_radar(decoded: &Decoded) -> bool {
+    let profiles = Profiles::builtin();
+    let logs = decoded
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .flat_map(|s| &s.log_records)
+        .any(|record| {
+            profiles::event_name(record)
+                .and_then(|name| profiles.event(&name))
+                .is_some_and(|(_, spec)| {
+                    spec.says_commit(|k| find_attr(&record.attributes, k).and_then(as_str))
+                })
+        });
+    let metrics = || {
+        decoded
+            .resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+            .any(|m| {
+                profiles
+                    .metric(&m.name)
+                    .is_some_and(|(_, spec)| spec.says_commit(|_| None::<&str>))
+            })
+    };
+    logs || metrics()
 }
 
 pub(super) fn write_loop(
@@ -96,7 +130,9 @@ pub(super) fn write_loop(
         if !exports.is_empty() {
             if config.react
                 && react_at.is_none()
-                && exports.iter().any(|(d, _, _)| wakes_the_policy(d))
+                && exports
+                    .iter()
+                    .any(|(d, _, _)| wakes_the_policy(d) || wakes_the_radar(d))
             {
                 react_at = Some(Instant::now() + REACT_AFTER);
             }

@@ -149,6 +149,22 @@ function check(ok, what) {
     const radar = await page.$$eval("#radar tr", (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
     check(radar.some((r) => r[0] === expect.radar_feature && r[2] === "conflict" && r[3].length > 0),
       "the conflict radar as of event " + expect.radar_seq + ": " + JSON.stringify(radar));
+    // The timeline links the lanes of the two agents whose features the radar saw conflict.
+    const links = await page.$$eval("#timeline path[data-kind=risk-link]", (ps) => ps.map((p) => p.getAttribute("d")));
+    const spans = (links[0] || "").split("M").filter((seg) => seg).map((seg) => {
+      const n = seg.split(/[ Q]/).map(Number);
+      return [n[1], n[5]];
+    });
+    check(spans.some(([from, to]) => from !== to), "the timeline links two lanes at a risk: " + links.join(" | "));
+    // Clicking a feature now shows what its branch changes against the base branch.
+    await page.$eval("#seq", (e, v) => { e.value = v; e.dispatchEvent(new Event("input")); }, expect.last_seq);
+    await page.waitForSelector(".feature[data-feature=radar-1]", { timeout: 10000 }).catch(() => {});
+    await page.click(".feature[data-feature=radar-1]");
+    await page.waitForFunction(() => /radar\.txt/.test(document.querySelector("#changes pre").textContent), null, { timeout: 10000 })
+      .catch(() => {});
+    const changes = await page.$eval("#changes pre", (e) => e.textContent);
+    check(/^branch \S+ against main\n/.test(changes) && /radar\.txt/.test(changes) && /1 file changed, 1 insertion/.test(changes),
+      "a feature's diffstat against the base branch: " + JSON.stringify(changes));
     // An agent's history: every transition with its event.
     await page.click("#agents tr:first-child");
     await page.waitForSelector("#history li", { timeout: 10000 });

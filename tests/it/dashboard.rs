@@ -78,6 +78,23 @@ fn the_dashboard_shows_the_past_in_a_real_browser() {
         !leased.is_empty(),
         "someone works on {feature} at {early_seq}"
     );
+    // What a feature's branch changes, for the page's detail: an active feature's diffstat; a
+    // merged one's branch is gone, which the answer says; an unknown feature is not found.
+    let changes = api(&served, "/api/features/radar-1/changes");
+    assert!(
+        changes["diffstat"]
+            .as_str()
+            .is_some_and(|d| d.contains("radar.txt") && d.contains("1 file changed")),
+        "{changes}"
+    );
+    let (code, body) = served.get(&format!("/api/features/{feature}/changes"), None);
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("is gone") && body.contains("merged as"),
+        "{body}"
+    );
+    let (code, body) = served.get("/api/features/never-asked/changes", None);
+    assert_eq!(code, 404, "{body}");
     // When the radar first forecast a conflict.
     let (radar_seq, radar_feature) = first_conflict_forecast(&served, &status)
         .expect("the radar forecast a conflict in the demo");

@@ -598,3 +598,68 @@ fn barrier_paths_serialise_the_features_that_touch_them() {
     let verified = sb.run(&["replay", export.to_str().unwrap_or(""), "--verify"]);
     assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
 }
+
+/// The radar looks when an agent's own telemetry says it committed (Claude Code's tool result
+/// carries `git_commit_id`), not only at the next timed cycle: with no timed cycles at all, the
+/// forecast follows the commit the telemetry reports.
+#[test]
+fn an_agents_telemetry_of_a_commit_makes_the_radar_look() {
+    use crate::common::{assign, curl};
+    let sb = Sandbox::new("main");
+    sb.commit_as_agent(&sb.repo, "auth.rs", "fn login() {}\n", "auth");
+    sb.ok(&["agents", "init"]);
+    let one = assign(&sb, "a1", "login-form");
+    let two = assign(&sb, "a2", "login-audit");
+    sb.commit_as_agent(&one, "auth.rs", "fn login(form: Form) {}\n", "form");
+    sb.commit_as_agent(&two, "auth.rs", "fn login() { audit(); }\n", "audit");
+    // No timed cycles: the server's first look, when it starts, sees the conflict.
+    let served = sb.serve(&["--interval", "0"]);
+    let risk_kind = |sb: &Sandbox| {
+        feature_of(&sb.status(), "login-audit")["conflict_risk"][0]["kind"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while risk_kind(&sb).is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(risk_kind(&sb).as_deref(), Some("conflict"));
+
+    // a2 takes a1's version: the same change on both sides merges cleanly, and the risk clears.
+    // Nothing but its telemetry tells the server.
+    let commit = {
+        sb.commit_as_agent(&two, "auth.rs", "fn login(form: Form) {}\n", "same as form");
+        sb.git_in(&two, &["rev-parse", "HEAD"]).trim().to_owned()
+    };
+    let record = format!(
+        r#"{{"resourceLogs":[{{"resource":{{"attributes":[
+          {{"key":"service.name","value":{{"stringValue":"claude-code"}}}},
+          {{"key":"agent.id","value":{{"stringValue":"a2"}}}}]}},
+          "scopeLogs":[{{"scope":{{"name":"com.anthropic.claude_code.events"}},"logRecords":[
+            {{"timeUnixNano":"1764000000000000000","body":{{"stringValue":"claude_code.tool_result"}},
+             "attributes":[{{"key":"event.name","value":{{"stringValue":"tool_result"}}}},
+                           {{"key":"tool_name","value":{{"stringValue":"Bash"}}}},
+                           {{"key":"success","value":{{"stringValue":"true"}}}},
+                           {{"key":"git_commit_id","value":{{"stringValue":"{commit}"}}}}]}}
+          ]}}]}}]}}"#
+    );
+    let path = sb.tmp.path().join("commit.json");
+    std::fs::write(&path, record).expect("write");
+    let (code, answer) = curl(
+        &served.http,
+        "POST",
+        "/v1/logs",
+        None,
+        Some(&path),
+        &["Content-Type: application/json"],
+    );
+    assert_eq!(code, 200, "{answer}");
+    while risk_kind(&sb).as_deref() == Some("conflict") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        risk_kind(&sb),
+        None,
+        "the forecast follows the commit the telemetry reported"
+    );
+}

@@ -192,6 +192,9 @@ impl View {
         if now != FeatureStatus::Merging {
             self.left_queue(queue_exit(&m, result, now == FeatureStatus::Completed, at));
         }
+        if now == FeatureStatus::Completed {
+            self.forget_risks(name);
+        }
         Ok(())
     }
 }

@@ -489,3 +489,61 @@ fn each_active_worktree_has_its_own_port_slot_and_a_freed_one_is_taken_again() {
         "f2's slot is free once its worktree is no longer active"
     );
 }
+
+#[test]
+fn a_merged_feature_takes_its_conflict_risks_with_it() {
+    let mut sc = registered();
+    sc.span("feature.request", &[("feature.name", s("f2"))]);
+    assign(&mut sc, "a1", "f1");
+    assign(&mut sc, "a1", "f2");
+    let forecast = |other: Option<&str>| {
+        let mut attrs = vec![
+            ("feature.name", s("f1")),
+            ("forecast.kind", s("conflict")),
+            ("forecast.paths", s("src/lib.rs")),
+            ("forecast.commit", s("aaaa")),
+            ("forecast.other_commit", s("bbbb")),
+        ];
+        if let Some(o) = other {
+            attrs.push(("forecast.other_feature", s(o)));
+        }
+        attrs
+    };
+    sc.span("coordination.conflict_forecast", &forecast(None))
+        .span("coordination.conflict_forecast", &forecast(Some("f2")));
+    assert_eq!(sc.fold().risks_of("f1").count(), 2);
+    for state in ["working", "validating"] {
+        sc.span(
+            "agent.work_progress",
+            &[
+                ("agent.id", s("a1")),
+                ("feature.name", s("f1")),
+                ("agent.state", s(state)),
+            ],
+        );
+    }
+    sc.span(
+        "agent.validation",
+        &[
+            ("agent.id", s("a1")),
+            ("feature.name", s("f1")),
+            ("validation.result", s("passed")),
+        ],
+    )
+    .span(
+        "coordination.feature_merge",
+        &[
+            ("merge.result", s("merged")),
+            ("agent.id", s("a1")),
+            ("feature.name", s("f1")),
+            ("worktree.branch", s("spanfold/f1")),
+            ("merge.base_branch", s("main")),
+        ],
+    );
+    let v = sc.fold();
+    assert_eq!(v.features["f1"].status, FeatureStatus::Completed);
+    assert!(v.anomalies.is_empty(), "{:?}", v.anomalies);
+    // Neither the base-branch risk nor the pair with f2 outlives the merge.
+    assert_eq!(v.risks_of("f1").count(), 0, "{:?}", v.risks);
+    assert_eq!(v.risks_of("f2").count(), 0, "{:?}", v.risks);
+}
