@@ -15,7 +15,7 @@ use crate::plan::MergeCandidate;
 use crate::reducer::Config;
 
 use super::execute::Workspace;
-use super::gate::{GateCommand, RunningGate, Tested, gates_dir};
+use super::gate::{GateCommand, RunningGate, Tested, gates_dir, short};
 use super::merge::{MergeReport, merge_span};
 use super::{CoordError, Coordinator};
 
@@ -295,8 +295,4 @@ fn batch_tips(
     }
     tips.push(workspace.branch_tip(&config.base_branch)?);
     Ok(tips.join(" "))
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..10).unwrap_or(commit)
 }

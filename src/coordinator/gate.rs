@@ -346,6 +346,7 @@ pub(super) fn gates_dir(config: &Config) -> PathBuf {
     PathBuf::from(&config.worktrees_dir).join(".spanfold-gates")
 }
 
-fn short(commit: &str) -> &str {
+/// A commit as a note names it: its first ten hex digits.
+pub(super) fn short(commit: &str) -> &str {
     commit.get(..10).unwrap_or(commit)
 }

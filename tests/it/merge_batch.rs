@@ -143,25 +143,9 @@ fn a_process_killed_while_a_batch_is_tested_merges_every_feature_once_on_restart
         sb.commit_as_agent(wt, &format!("f{n}.txt"), "work\n", &format!("work {n}"));
         submit(&sb, &format!("a{n}"));
     }
-    let mut cycle = sb
-        .command(&["agents", "coordination-cycle"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("a cycle starts");
     // The batch's checkout: both features merged onto main.
-    let gates = sb.repo.with_extension("worktrees").join(".spanfold-gates");
-    let gate = gates.join(format!("{}-batch", cycle.id()));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !(gate.join("f1.txt").exists() && gate.join("f2.txt").exists())
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(gate.join("f2.txt").exists(), "the batch's checkout");
+    let gates = crate::common::kill_a_cycle_in_its_gate(&sb, "batch", &["f1.txt", "f2.txt"]);
     assert_eq!(status_of(&sb, "f1")["status"], "merging");
-    cycle.kill().expect("SIGKILL");
-    let _ = cycle.wait();
     assert_eq!(
         sb.git(&["log", "--format=%s", "-1", "main"]).trim(),
         "initial"

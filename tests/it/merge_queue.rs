@@ -124,25 +124,7 @@ fn a_process_killed_while_its_gate_runs_leaves_no_gate_worktree_and_merges_once(
     sb.commit_as_agent(&wt, "work.txt", "work\n", "work");
     submit(&sb, "a1");
     // The cycle waits for its gate; it is killed while the merged result is checked out.
-    let mut cycle = sb
-        .command(&["agents", "coordination-cycle"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("a cycle starts");
-    // Named by the process that runs it: another process's cycle leaves a live gate be.
-    let gates = sb.repo.with_extension("worktrees").join(".spanfold-gates");
-    let gate = gates.join(format!("{}-slow", cycle.id()));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !gate.join("work.txt").exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(
-        gate.join("work.txt").exists(),
-        "the gate's checkout of the merged result"
-    );
-    cycle.kill().expect("SIGKILL");
-    let _ = cycle.wait();
+    let gates = crate::common::kill_a_cycle_in_its_gate(&sb, "slow", &["work.txt"]);
     assert_eq!(
         sb.git(&["log", "--format=%s", "-1", "main"]).trim(),
         "initial"

@@ -669,3 +669,30 @@ pub fn feature<'a>(status: &'a Value, name: &str) -> &'a Value {
         .and_then(|f| f.iter().find(|x| x["name"] == name))
         .unwrap_or_else(|| panic!("no feature {name}"))
 }
+
+/// Starts a coordination cycle, waits until its gate checkout (`PID-NAME` under the gates
+/// directory) holds every one of `files` (the merged result being tested), and kills the
+/// process there with SIGKILL. Returns the gates directory.
+pub fn kill_a_cycle_in_its_gate(sb: &Sandbox, name: &str, files: &[&str]) -> PathBuf {
+    let mut cycle = sb
+        .command(&["agents", "coordination-cycle"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("a cycle starts");
+    // Named by the process that runs it: another process's cycle leaves a live gate be.
+    let gates = sb.repo.with_extension("worktrees").join(".spanfold-gates");
+    let gate = gates.join(format!("{}-{name}", cycle.id()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let checked_out = || files.iter().all(|f| gate.join(f).exists());
+    while !checked_out() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        checked_out(),
+        "the gate's checkout of the merged result: {files:?}"
+    );
+    cycle.kill().expect("SIGKILL");
+    let _ = cycle.wait();
+    gates
+}
