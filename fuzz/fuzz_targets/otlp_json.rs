@@ -5,7 +5,9 @@
 //! `json::decode_line` / `file::decode_json_line` (`spanfold replay`, with spanfold's placement
 //! field). Checked:
 //! - the readers agree: a line `decode_line` reads is the request `decode_request` reads, and
-//!   `decode_http` is `from_proto` of it (or refuses it for having too many spans);
+//!   `decode_http` is `from_proto` of it, refusals and their words too (or refuses it for
+//!   having too many spans). `decode_line` and `decode_http` read the plain case with the fast
+//!   reader (`json_native`), `decode_request` never does: this is where the two are compared;
 //! - what validation keeps exports and reads back the same (protobuf, JSON lines, protobuf
 //!   messages), and folds into a view whose status document renders;
 //! - a line with a placement is placed where it says.
@@ -100,6 +102,7 @@ fuzz_target!(|data: &[u8]| {
         "decode_http is not from_proto of decode_request",
     );
     assert_eq!(decoded.rejected.count, reference.rejected.count);
+    assert_eq!(decoded.rejected.reasons, reference.rejected.reasons);
     assert_eq!(
         span_count(&decoded.resource_spans) + decoded.rejected.count,
         spans

@@ -12,6 +12,9 @@ pub mod grpc;
 pub mod grpc_body;
 pub mod ingest;
 pub mod json;
+pub mod json_native;
+#[cfg(test)]
+mod json_native_tests;
 pub mod logs;
 pub mod metrics;
 pub mod native;
@@ -344,6 +347,13 @@ pub fn decode_http(encoding: Encoding, body: &[u8]) -> Result<Decoded, DecodeErr
     match encoding {
         Encoding::Protobuf => ingest::decode_export(body),
         Encoding::Json => {
+            json::check_size(body)?;
+            if let Some(fast) = json_native::decode(body) {
+                if fast.spans > MAX_SPANS_PER_EXPORT {
+                    return Err(DecodeError::TooManySpans);
+                }
+                return Ok(fast.decoded);
+            }
             let request = json::decode_request(body)?;
             if request
                 .resource_spans

@@ -322,13 +322,15 @@ impl Input {
         spare.clear();
         match self {
             Input::Lines { path, reader, line } => {
-                let mut text = String::from_utf8(spare).unwrap_or_default();
+                // Bytes: the JSON reader checks the text's UTF-8 where it reads strings, so
+                // the reading thread need not check it first.
+                let mut text = spare;
                 loop {
                     *line += 1;
                     text.clear();
                     // A line is read up to its bound, never whole whatever its length.
                     let mut bounded = std::io::Read::take(&mut *reader, MAX_LINE_BYTES + 1);
-                    match bounded.read_line(&mut text) {
+                    match bounded.read_until(b'\n', &mut text) {
                         Ok(0) => return None,
                         Ok(n) if n as u64 > MAX_LINE_BYTES => {
                             return Some(RawUnit::Failed(FileError::Format {
@@ -347,7 +349,7 @@ impl Input {
                             }));
                         }
                     }
-                    if text.trim().is_empty() {
+                    if text.trim_ascii().is_empty() {
                         continue;
                     }
                     return Some(RawUnit::Json {
@@ -412,7 +414,7 @@ pub enum RawUnit {
     Json {
         path: String,
         line: usize,
-        text: String,
+        text: Vec<u8>,
     },
     Protobuf {
         path: String,
@@ -440,7 +442,7 @@ impl RawUnit {
         match self {
             RawUnit::Json { path, line, text } => {
                 let size = text.len() as u64;
-                decode_json_line(text.as_bytes())
+                decode_json_line(text)
                     .map(|u| (u, size))
                     .map_err(|reason| FileError::Line {
                         path: path.clone(),
@@ -470,7 +472,7 @@ impl RawUnit {
     /// Its buffer, for the next read.
     pub fn into_buffer(self) -> Vec<u8> {
         match self {
-            RawUnit::Json { text, .. } => text.into_bytes(),
+            RawUnit::Json { text, .. } => text,
             RawUnit::Protobuf { bytes, .. } => bytes,
             RawUnit::Failed(_) => Vec::new(),
         }
