@@ -506,16 +506,28 @@ pub fn export<W: std::io::Write>(
 ) -> Result<Exported, ExportError> {
     let mut writer = crate::otlp::file::LineWriter::new(out, format);
     let mut counts = Exported::default();
-    for batch in reader.batches_from(from.max(1)) {
-        let batch = batch?;
-        if batch.first_seq > to {
-            break;
+    // Two stages on two threads: one reads and decodes records from the log, the caller's
+    // encodes and writes them; a few records in flight keep both busy and memory bounded.
+    std::thread::scope(|scope| {
+        let (records, read) = std::sync::mpsc::sync_channel(4);
+        scope.spawn(move || {
+            for batch in reader.batches_from(from.max(1)) {
+                let past = batch.as_ref().is_ok_and(|b| b.first_seq > to);
+                // The writer gone (it failed) or the range ended: nothing more to read.
+                if past || records.send(batch).is_err() {
+                    break;
+                }
+            }
+        });
+        for batch in read {
+            let batch = batch?;
+            writer.write(&batch).map_err(ExportError::Write)?;
+            counts.lines += 1;
+            counts.spans += batch.span_count() as u64;
+            counts.events += batch.event_count() as u64;
         }
-        writer.write(&batch).map_err(ExportError::Write)?;
-        counts.lines += 1;
-        counts.spans += batch.span_count() as u64;
-        counts.events += batch.event_count() as u64;
-    }
+        Ok::<_, ExportError>(())
+    })?;
     writer.finish().map_err(ExportError::Write)?;
     Ok(counts)
 }

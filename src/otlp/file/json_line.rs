@@ -62,10 +62,17 @@ fn signal_line(
     out.extend_from_slice(b",\"");
     out.extend_from_slice(META_KEY.as_bytes());
     out.extend_from_slice(b"\":{\"firstSeq\":\"");
-    out.extend_from_slice(first_seq.to_string().as_bytes());
+    integer(first_seq, out);
     out.extend_from_slice(b"\",\"receivedAt\":\"");
-    out.extend_from_slice(received_at.to_string().as_bytes());
+    integer(received_at, out);
     out.extend_from_slice(b"\"}}\n");
+}
+
+/// An integer in decimal, without a string made for it on the way (serde_json writes it with
+/// `itoa`).
+pub(super) fn integer(n: impl serde::Serialize, out: &mut Vec<u8>) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &n);
 }
 
 pub(super) fn string(s: &str, out: &mut Vec<u8>) {
@@ -81,14 +88,14 @@ pub(super) fn key(k: &str, out: &mut Vec<u8>) {
 
 pub(super) fn uint(k: &str, v: u64, out: &mut Vec<u8>) {
     key(k, out);
-    out.extend_from_slice(v.to_string().as_bytes());
+    integer(v, out);
 }
 
 /// A 64-bit integer as a decimal string, as the protobuf JSON mapping writes them.
 pub(super) fn uint_string(k: &str, v: u64, out: &mut Vec<u8>) {
     key(k, out);
     out.push(b'"');
-    out.extend_from_slice(v.to_string().as_bytes());
+    integer(v, out);
     out.push(b'"');
 }
 
@@ -152,7 +159,7 @@ pub(super) fn any_value(v: &AnyValue, out: &mut Vec<u8>) {
         AnyValue::Int(i) => {
             key("intValue", out);
             out.push(b'"');
-            out.extend_from_slice(i.to_string().as_bytes());
+            integer(i, out);
             out.push(b'"');
         }
         AnyValue::Double(d) => double("doubleValue", *d, out),
@@ -252,7 +259,7 @@ fn span(s: &Span, out: &mut Vec<u8>) {
     str_field("name", &s.name, out);
     out.push(b',');
     key("kind", out);
-    out.extend_from_slice(s.kind.to_string().as_bytes());
+    integer(s.kind, out);
     out.push(b',');
     uint_string("startTimeUnixNano", s.start_time_unix_nano, out);
     out.push(b',');
@@ -295,7 +302,7 @@ fn span(s: &Span, out: &mut Vec<u8>) {
     str_field("message", &s.status.message, out);
     out.push(b',');
     key("code", out);
-    out.extend_from_slice(s.status.code.to_string().as_bytes());
+    integer(s.status.code, out);
     out.push(b'}');
     out.push(b'}');
 }

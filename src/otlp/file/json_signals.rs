@@ -2,7 +2,8 @@
 //! writer (`json_line`): what `spanfold export` writes for agents' events and counters.
 
 use super::json_line::{
-    any_value, attributes, double, key, list, resource, scope, str_field, uint, uint_string,
+    any_value, attributes, double, integer, key, list, resource, scope, str_field, uint,
+    uint_string,
 };
 use crate::model::{
     Buckets, Exemplar, ExponentialHistogramPoint, HistogramPoint, LogRecord, Metric, MetricData,
@@ -57,7 +58,7 @@ fn log_record(r: &LogRecord, out: &mut Vec<u8>) {
     uint_string("observedTimeUnixNano", r.observed_time_unix_nano, out);
     out.push(b',');
     key("severityNumber", out);
-    out.extend_from_slice(r.severity_number.to_string().as_bytes());
+    integer(r.severity_number, out);
     out.push(b',');
     str_field("severityText", &r.severity_text, out);
     out.push(b',');
@@ -180,7 +181,7 @@ fn exponential_point(p: &ExponentialHistogramPoint, out: &mut Vec<u8>) {
     optional_double("sum", p.sum, out);
     out.push(b',');
     key("scale", out);
-    out.extend_from_slice(p.scale.to_string().as_bytes());
+    integer(p.scale, out);
     out.push(b',');
     uint_string("zeroCount", p.zero_count, out);
     buckets("positive", &p.positive, out);
@@ -228,7 +229,7 @@ fn data(
     if let Some(t) = temporality {
         out.push(b',');
         key("aggregationTemporality", out);
-        out.extend_from_slice(t.to_string().as_bytes());
+        integer(t, out);
     }
     if let Some(m) = monotonic {
         out.push(b',');
@@ -288,7 +289,7 @@ fn number(n: Number, out: &mut Vec<u8>) {
             out.push(b',');
             key("asInt", out);
             out.push(b'"');
-            out.extend_from_slice(i.to_string().as_bytes());
+            integer(i, out);
             out.push(b'"');
         }
         Number::Double(d) => {
@@ -311,7 +312,7 @@ fn buckets(k: &str, b: &Option<Buckets>, out: &mut Vec<u8>) {
         key(k, out);
         out.push(b'{');
         key("offset", out);
-        out.extend_from_slice(b.offset.to_string().as_bytes());
+        integer(b.offset, out);
         out.push(b',');
         key("bucketCounts", out);
         list(&b.bucket_counts, out, |c, out| uint_str(*c, out));
@@ -322,7 +323,7 @@ fn buckets(k: &str, b: &Option<Buckets>, out: &mut Vec<u8>) {
 /// A 64-bit count as a decimal string, as the protobuf JSON mapping writes it.
 fn uint_str(v: u64, out: &mut Vec<u8>) {
     out.push(b'"');
-    out.extend_from_slice(v.to_string().as_bytes());
+    integer(v, out);
     out.push(b'"');
 }
 
