@@ -37,6 +37,19 @@ pub(super) fn export(
             }
             return Ok(Output::new(Value::Null, String::new()));
         }
+        Some(path) if is_special(path) => {
+            // A pipe or a device (`-o /dev/null`, a FIFO a reader waits on) is written as it
+            // is: renaming a file over it would replace the device with a file.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            let counted = backend.export(from, to, args.format.into(), &mut out)?;
+            std::io::Write::flush(&mut out)
+                .with_context(|| format!("writing {}", path.display()))?;
+            counted
+        }
         Some(path) => {
             refuse_inside(path, coord_dir)?;
             // Written beside its destination and renamed once complete: an export cut short
@@ -85,6 +98,12 @@ pub(super) fn export(
 
 /// Where a file is written before it is renamed to `path` once whole: beside it, so the rename
 /// stays on one file system.
+/// Whether `path` exists and is neither a regular file nor a directory: a FIFO, a device or a
+/// socket, which takes the bytes written to it rather than being a file to replace.
+fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
 fn partial_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");

@@ -40,12 +40,20 @@ impl MergeCandidate {
 /// queue's order ([`queue_place`]): a deterministic order of merges.
 pub fn plan_merges(view: &View) -> Vec<MergeCandidate> {
     let dir = view.config.as_ref().map(|c| Path::new(&c.worktrees_dir));
+    // Submitted features are held by their agents: reading the agents' holdings finds them
+    // without walking every feature (at 100,000 features a walk costs ~10 ms, on every status).
     let mut out: Vec<_> = view
-        .features
+        .agents
         .values()
+        .flat_map(|a| &a.assignments)
+        .filter_map(|name| view.features.get(name))
         .filter(|f| f.status == FeatureStatus::Merging)
         .filter_map(|f| {
             let agent = view.agents.get(f.assigned_agent.as_deref()?)?;
+            // Each feature once, through its holder.
+            if !agent.assignments.contains(&f.name) {
+                return None;
+            }
             if !matches!(agent.state, AgentState::Submitting | AgentState::Finished) {
                 return None;
             }

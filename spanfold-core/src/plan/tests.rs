@@ -61,6 +61,16 @@ fn view(agents: Vec<Agent>, features: Vec<Feature>) -> View {
     };
     v.agents = agents.into_iter().map(|a| (a.id.clone(), a)).collect();
     v.features = features.into_iter().map(|f| (f.name.clone(), f)).collect();
+    // As the fold keeps them: a held feature is among its holder's assignments, and the counts
+    // and the queue agree with the features.
+    for f in v.features.values() {
+        if let Some(a) = f.assigned_agent.as_ref().and_then(|a| v.agents.get_mut(a))
+            && !a.assignments.contains(&f.name)
+        {
+            a.assignments.push(f.name.clone());
+        }
+    }
+    v.tally = crate::reducer::FeatureTally::of(v.features.values());
     v
 }
 

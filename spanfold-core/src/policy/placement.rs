@@ -2,14 +2,13 @@
 //! walking the queue in order.
 
 use std::collections::BinaryHeap;
-use std::hash::{Hash, Hasher};
 
 use rustc_hash::FxHashMap;
 
 use super::scopes;
 use super::score::{Fit, score, score_of};
 use super::{Assignment, Decision, Matcher, PolicyConfig};
-use crate::reducer::{Capabilities, Feature, FeatureStatus, View};
+use crate::reducer::{Feature, FeatureStatus, QueueKey, View};
 
 /// Queued features in placement order.
 pub fn queue(view: &View) -> Vec<&Feature> {
@@ -50,9 +49,11 @@ impl PartialEq for Queued<'_> {
 
 impl Eq for Queued<'_> {}
 
-/// Queued features with one requirement set, in queue order, and the open agents that meet it.
+/// Queued features with one requirement set (as the matcher's bits: sets that differ only in
+/// capabilities no agent has are one group), in queue order, and the open agents that meet it.
 struct Group<'v> {
-    queue: BinaryHeap<Queued<'v>>,
+    /// The fold's queue of each set in the group, each in queue order.
+    sets: Vec<std::iter::Peekable<std::collections::btree_set::Iter<'v, QueueKey>>>,
     /// The requirement set, as the matcher's bits.
     req: Vec<u64>,
     /// Found when the group first comes up, then thinned as agents fill (agents only close
@@ -60,7 +61,7 @@ struct Group<'v> {
     capable: Option<Vec<usize>>,
 }
 
-impl Group<'_> {
+impl<'v> Group<'v> {
     /// The open agents that meet the group's requirements.
     fn capable(&mut self, matcher: &Matcher<'_>, open: &[bool]) -> &[usize] {
         let req = &self.req;
@@ -71,6 +72,24 @@ impl Group<'_> {
         });
         capable.retain(|&i| open[i]);
         capable
+    }
+
+    /// The group's next feature in queue order, taken from it.
+    fn pop(&mut self, view: &'v View) -> Option<&'v Feature> {
+        loop {
+            let (set, _) = self
+                .sets
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, s)| s.peek().map(|k| (i, *k)))
+                .min_by(|a, b| a.1.cmp(b.1))?;
+            let key = self.sets[set].next()?;
+            // The fold keeps the queue and the features together; a name it does not know
+            // would be its bug, and is passed over rather than placed.
+            if let Some(f) = view.features.get(&key.name) {
+                return Some(f);
+            }
+        }
     }
 }
 
@@ -87,9 +106,9 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
     let barriers = view.barrier_paths.as_slice();
     // The head of each group with its index; names are unique, so the index never decides.
     let mut heads: BinaryHeap<(Queued<'_>, usize)> = groups
-        .iter()
+        .iter_mut()
         .enumerate()
-        .filter_map(|(g, group)| group.queue.peek().map(|q| (Queued(q.0), g)))
+        .filter_map(|(g, group)| group.pop(view).map(|f| (Queued(f), g)))
         .collect();
     let mut decision = Decision::default();
     while slots.open_count > 0 {
@@ -97,7 +116,6 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
             break;
         };
         let group = &mut groups[g];
-        group.queue.pop();
         // Its scope overlaps one being worked on (or placed this cycle): it waits, and the
         // rest of its group may go.
         if scopes::scoped(feature)
@@ -105,8 +123,8 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
                 .iter()
                 .any(|o| scopes::kept_apart(feature, o, barriers).is_some())
         {
-            if let Some(next) = group.queue.peek() {
-                heads.push((Queued(next.0), g));
+            if let Some(next) = group.pop(view) {
+                heads.push((Queued(next), g));
             }
             continue;
         }
@@ -128,8 +146,8 @@ pub fn decide(view: &View, config: &PolicyConfig) -> Decision {
         if scopes::scoped(feature) {
             scoped.push(feature);
         }
-        if let Some(next) = group.queue.peek() {
-            heads.push((Queued(next.0), g));
+        if let Some(next) = group.pop(view) {
+            heads.push((Queued(next), g));
         }
     }
     // Every queued feature not placed waits.
@@ -170,71 +188,40 @@ impl Slots {
     }
 }
 
-/// A requirement set as a map key, hashed by the size and first item of each of its lists only.
-/// Equal sets hash alike, which is all a key needs; hashing every item of every set cost a third
-/// of a cycle (10,000 queued features), and a lookup compares the whole set anyway.
-#[derive(PartialEq, Eq)]
-struct SetKey<'v>(&'v Capabilities);
-
-impl Hash for SetKey<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let c = self.0;
-        for list in [&c.languages, &c.frameworks, &c.expertise_areas] {
-            list.len().hash(state);
-            list.first().hash(state);
-        }
-    }
-}
-
-/// The queued features split into groups by requirement set, each in queue order, how many
-/// features are queued, and the features being worked on that said their scope (a queued one
-/// whose scope overlaps theirs waits). A feature requiring what no agent has joins no group.
+/// The fold's queue as groups by requirement set, how many features are queued, and the
+/// features being worked on that said their scope (a queued one whose scope overlaps theirs
+/// waits). A set requiring what no agent has joins no group. Only the sets are visited here,
+/// never the features: a cycle reads a feature when it comes to place it.
 fn groups_by_requirements<'v>(
     view: &'v View,
     matcher: &Matcher<'_>,
 ) -> (Vec<Group<'v>>, usize, Vec<&'v Feature>) {
-    let mut queued = 0usize;
-    // Keyed by the requirements as written, then by their bits: sets that differ only in
-    // capabilities no agent has are told apart by the first and merged by the second.
-    let mut group_of_set: FxHashMap<SetKey<'_>, Option<usize>> = FxHashMap::default();
+    let queued = view.tally.by_status[FeatureStatus::Queued as usize];
     let mut group_of_bits: FxHashMap<Vec<u64>, usize> = FxHashMap::default();
-    let mut members: Vec<Vec<Queued<'_>>> = Vec::new();
-    let mut reqs: Vec<Vec<u64>> = Vec::new();
+    let mut groups: Vec<Group<'v>> = Vec::new();
     let mut req = Vec::new();
-    let mut scoped = Vec::new();
-    for feature in view.features.values() {
-        if feature.status != FeatureStatus::Queued {
-            if feature.status.is_in_progress() && scopes::scoped(feature) {
-                scoped.push(feature);
-            }
+    for (requires, keys) in &view.tally.queue {
+        // A requirement no agent has at all: its features wait.
+        if !matcher.requires_into(requires, &mut req) {
             continue;
         }
-        queued += 1;
-        let group = *group_of_set
-            .entry(SetKey(&feature.requires))
-            .or_insert_with(|| {
-                // A requirement no agent has at all: the feature waits.
-                if !matcher.requirement_into(feature, &mut req) {
-                    return None;
-                }
-                Some(*group_of_bits.entry(req.clone()).or_insert_with(|| {
-                    members.push(Vec::new());
-                    reqs.push(req.clone());
-                    members.len() - 1
-                }))
+        let g = *group_of_bits.entry(req.clone()).or_insert_with(|| {
+            groups.push(Group {
+                sets: Vec::new(),
+                req: req.clone(),
+                capable: None,
             });
-        if let Some(g) = group {
-            members[g].push(Queued(feature));
-        }
+            groups.len() - 1
+        });
+        groups[g].sets.push(keys.iter().peekable());
     }
-    let groups = members
-        .into_iter()
-        .zip(reqs)
-        .map(|(m, req)| Group {
-            queue: m.into(),
-            req,
-            capable: None,
-        })
+    // Features in progress are the ones agents hold.
+    let scoped = view
+        .agents
+        .values()
+        .flat_map(|a| &a.assignments)
+        .filter_map(|name| view.features.get(name))
+        .filter(|f| f.status.is_in_progress() && scopes::scoped(f))
         .collect();
     (groups, queued, scoped)
 }

@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::reducer::{
-    Agent, AgentState, Capabilities, Complexity, Feature, FeatureStatus, Priority, Progress, View,
+    Agent, AgentState, Capabilities, Complexity, Feature, FeatureStatus, FeatureTally, Priority,
+    Progress, View,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,7 +51,22 @@ fn view(agents: Vec<Agent>, features: Vec<Feature>) -> View {
     for f in features {
         v.features.insert(f.name.clone(), f);
     }
+    // The counts and the queue the fold keeps with the features.
+    v.tally = FeatureTally::of(v.features.values());
     v
+}
+
+/// `agent` works on `feature`, as the fold has it then: the feature in progress, held by the
+/// agent.
+fn work_on(v: &mut View, agent: &str, feature: &str) {
+    if let Some(f) = v.features.get_mut(feature) {
+        f.status = FeatureStatus::InProgress;
+        f.assigned_agent = Some(agent.into());
+    }
+    if let Some(a) = v.agents.get_mut(agent) {
+        a.assignments.push(feature.into());
+    }
+    v.tally = FeatureTally::of(v.features.values());
 }
 
 /// The plain reading of the policy: the sorted queue, feature by feature, every open agent
@@ -400,9 +416,7 @@ fn features_whose_paths_overlap_are_not_worked_on_at_once() {
 
     // One being worked on: the queued one waits for it, and says so.
     let mut v = v;
-    if let Some(f) = v.features.get_mut("login") {
-        f.status = FeatureStatus::InProgress;
-    }
+    work_on(&mut v, "a1", "login");
     let placed: Vec<String> = decide(&v, &PolicyConfig::default())
         .assignments
         .into_iter()
@@ -451,9 +465,7 @@ fn features_that_touch_a_barrier_path_go_one_at_a_time_whatever_they_allow() {
     assert_eq!(placed(&v), ["deps-a", "deps-b", "other"]);
     v.barrier_paths = vec!["Cargo.lock".into(), ".github/**".into()];
     assert_eq!(placed(&v), ["deps-a", "other"]);
-    if let Some(f) = v.features.get_mut("deps-a") {
-        f.status = FeatureStatus::InProgress;
-    }
+    work_on(&mut v, "a1", "deps-a");
     let reason = wait_reason(&v, &Matcher::new(&v), &v.features["deps-b"]);
     assert!(
         reason.starts_with("waits for feature deps-a: both touch the barrier path Cargo.lock"),

@@ -65,8 +65,7 @@ impl View {
         }
         self.counters.assignments += 1;
         if let Some(f) = self.features.get_mut(name) {
-            self.tally
-                .moved(&f.requires, f.status, FeatureStatus::Assigned);
+            self.tally.moved(f, f.status, FeatureStatus::Assigned);
             f.status = FeatureStatus::Assigned;
             f.assigned_agent = Some(agent_id.to_owned());
             f.last_error = None;
@@ -188,7 +187,7 @@ impl View {
             feature.merge_from = None;
         }
         let now = feature.status;
-        self.tally.moved(&feature.requires, was, now);
+        self.tally.moved(feature, was, now);
         if now != FeatureStatus::Merging {
             self.left_queue(queue_exit(&m, result, now == FeatureStatus::Completed, at));
         }

@@ -106,11 +106,11 @@ impl View {
                 feature.status.as_str()
             ));
         }
-        self.tally
-            .moved(&feature.requires, feature.status, FeatureStatus::Queued);
-        feature.status = FeatureStatus::Queued;
         // At the end of the queue, as a new request would be.
         feature.queued_seq = at.seq;
+        self.tally
+            .moved(feature, feature.status, FeatureStatus::Queued);
+        feature.status = FeatureStatus::Queued;
         feature.assigned_agent = None;
         feature.conflicts.clear();
         feature.merge_note = None;
@@ -175,7 +175,7 @@ impl View {
                     at,
                 };
                 self.tally
-                    .moved(&feature.requires, feature.status, FeatureStatus::InProgress);
+                    .moved(feature, feature.status, FeatureStatus::InProgress);
                 feature.status = FeatureStatus::InProgress;
                 if let Some(agent) = feature
                     .assigned_agent
@@ -202,7 +202,7 @@ impl View {
         let Some(feature) = self.features.get_mut(name) else {
             return;
         };
-        self.tally.moved(&feature.requires, feature.status, status);
+        self.tally.moved(feature, feature.status, status);
         feature.status = status;
         feature.last_error = why;
         let holder = feature.assigned_agent.take();
@@ -239,7 +239,7 @@ impl View {
 
     pub(in crate::reducer) fn set_feature_status(&mut self, name: &str, status: FeatureStatus) {
         if let Some(f) = self.features.get_mut(name) {
-            self.tally.moved(&f.requires, f.status, status);
+            self.tally.moved(f, f.status, status);
             // A new submission takes its place at the back of its priority; no gate runs yet.
             if status != FeatureStatus::Merging || f.status != FeatureStatus::Merging {
                 f.gate_running = false;
@@ -274,8 +274,7 @@ impl View {
     /// Puts a held feature back in the queue at its old place; its worktree is kept, unassigned.
     pub(super) fn requeue(&mut self, name: &str, why: String, time: UnixNanos) {
         if let Some(f) = self.features.get_mut(name) {
-            self.tally
-                .moved(&f.requires, f.status, FeatureStatus::Queued);
+            self.tally.moved(f, f.status, FeatureStatus::Queued);
             f.status = FeatureStatus::Queued;
             f.assigned_agent = None;
             f.last_error = Some(why);

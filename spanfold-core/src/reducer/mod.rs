@@ -30,7 +30,7 @@ mod vocabulary;
 mod worktrees;
 
 pub use forecasts::Risk;
-pub use tally::FeatureTally;
+pub use tally::{FeatureTally, QueueKey};
 pub use telemetry::MAX_SERVICES;
 pub use usage::{DayBudget, DayDue, Due, FeatureBudget, SessionUsage, UsageState};
 pub use view::{ActivityCounts, AgentTelemetry, LastSeen, ProcessState};
@@ -48,7 +48,7 @@ use crate::vocab::attr;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
-pub const REDUCER_VERSION: u32 = 18;
+pub const REDUCER_VERSION: u32 = 19;
 
 /// Span names this reducer gives meaning to: one per [`Fact`]. A test checks this list against
 /// the registry.

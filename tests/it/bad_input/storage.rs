@@ -166,3 +166,34 @@ fn an_export_into_the_coordination_directory_is_refused_and_the_log_survives() {
     assert!(done["spans"].as_u64() > Some(0));
     assert!(out.exists() && !sb.tmp.path().join("backup.jsonl.partial").exists());
 }
+
+/// `export -o` to a pipe (or a device, as `/dev/null`) writes into it and leaves it what it
+/// was: an export once wrote a file beside `/dev/null` and renamed it over the device.
+#[test]
+fn an_export_into_a_named_pipe_goes_to_its_reader_and_the_pipe_stays() {
+    use std::os::unix::fs::FileTypeExt;
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.ok(&["agents", "add-feature", "f1"]);
+    let pipe = sb.tmp.path().join("pipe");
+    let made = Command::new("mkfifo").arg(&pipe).status().expect("mkfifo");
+    assert!(made.success());
+    let received = sb.tmp.path().join("received.jsonl");
+    // The reader waits on the pipe, as a `gzip < pipe` would.
+    let mut reader = Command::new("cat")
+        .arg(&pipe)
+        .stdout(std::fs::File::create(&received).expect("create"))
+        .spawn()
+        .expect("a reader");
+    let run = sb.run(&["export", "-o", &pipe.to_string_lossy()]);
+    let still_a_pipe = std::fs::metadata(&pipe).is_ok_and(|m| m.file_type().is_fifo());
+    if !still_a_pipe {
+        // Its pipe is gone: the reader would wait for ever.
+        let _ = reader.kill();
+    }
+    let _ = reader.wait();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(still_a_pipe, "the pipe was replaced by a file");
+    let lines = std::fs::read_to_string(&received).expect("what the reader got");
+    assert_eq!(lines.lines().count(), 2, "init and the request: {lines}");
+}
