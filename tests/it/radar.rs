@@ -604,7 +604,7 @@ fn barrier_paths_serialise_the_features_that_touch_them() {
 /// forecast follows the commit the telemetry reports.
 #[test]
 fn an_agents_telemetry_of_a_commit_makes_the_radar_look() {
-    use crate::common::{assign, curl};
+    use crate::common::assign;
     let sb = Sandbox::new("main");
     sb.commit_as_agent(&sb.repo, "auth.rs", "fn login() {}\n", "auth");
     sb.ok(&["agents", "init"]);
@@ -643,14 +643,11 @@ fn an_agents_telemetry_of_a_commit_makes_the_radar_look() {
                            {{"key":"git_commit_id","value":{{"stringValue":"{commit}"}}}}]}}
           ]}}]}}]}}"#
     );
-    let path = sb.tmp.path().join("commit.json");
-    std::fs::write(&path, record).expect("write");
-    let (code, answer) = curl(
-        &served.http,
-        "POST",
+    let (code, answer) = crate::common::wire::post_at(
+        &sb,
+        &served,
         "/v1/logs",
-        None,
-        Some(&path),
+        record.as_bytes(),
         &["Content-Type: application/json"],
     );
     assert_eq!(code, 200, "{answer}");
