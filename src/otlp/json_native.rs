@@ -178,8 +178,12 @@ impl RawResource<'_> {
                 .map(|Obj(e)| EntityRef {
                     schema_url: e.schema_url.into(),
                     kind: e.kind.into(),
-                    id_keys: e.id_keys.into_iter().map(String::from).collect(),
-                    description_keys: e.description_keys.into_iter().map(String::from).collect(),
+                    id_keys: e.id_keys.into_iter().map(|Item(t)| t.into()).collect(),
+                    description_keys: e
+                        .description_keys
+                        .into_iter()
+                        .map(|Item(t)| t.into())
+                        .collect(),
                 })
                 .collect(),
         }
@@ -199,7 +203,7 @@ struct RawEntityRef<'a> {
         borrow,
         deserialize_with = "or_empty"
     )]
-    id_keys: Vec<Text<'a>>,
+    id_keys: Vec<Item<'a>>,
     #[serde(
         rename = "descriptionKeys",
         alias = "description_keys",
@@ -207,7 +211,7 @@ struct RawEntityRef<'a> {
         borrow,
         deserialize_with = "or_empty"
     )]
-    description_keys: Vec<Text<'a>>,
+    description_keys: Vec<Item<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -464,6 +468,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// A string in a list of strings, where null is not one (the checked reader refuses it).
+struct Item<'a>(Text<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Item<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Option::<Text<'a>>::deserialize(d)?
+            .map(Item)
+            .ok_or_else(|| de::Error::custom("null in a list of strings"))
     }
 }
 

@@ -105,6 +105,9 @@ fn bodies_out_of_the_plain_case_are_left_to_the_checked_reader_which_names_the_p
         )),
         body(r#""traceId":"5B8EFFF798038103D269B633813FC6\u0030C","spanId":"eee19b7ec3c1b174""#),
         r#"{"resourceSpans":[],"resourceLogs":null}"#.to_owned(),
+        format!(
+            r#"{{"resourceSpans":[{{"resource":{{"entityRefs":[{{"idKeys":["a",null]}}]}},"scopeSpans":[{{"spans":[{{{IDS}}}]}}]}}]}}"#
+        ),
     ];
     for text in &left {
         assert!(
