@@ -164,6 +164,10 @@ pub struct Profiles {
     profiles: Vec<Profile>,
     /// Every profile's session keys, sorted, each once.
     session_keys: Vec<String>,
+    /// The event names and the metric names whose records can say a commit, sorted: the
+    /// writer checks these before it looks a record up, on every export.
+    commit_events: Vec<String>,
+    commit_metrics: Vec<String>,
 }
 
 impl Profiles {
@@ -221,9 +225,22 @@ impl Profiles {
             .collect();
         session_keys.sort();
         session_keys.dedup();
+        let can_say_commit = |of: fn(&Profile) -> &BTreeMap<String, RecordSpec>| {
+            let mut names: Vec<String> = (profiles.iter())
+                .flat_map(|p| of(p).iter())
+                .filter(|(_, spec)| spec.kind == Kind::Commit || spec.fields.commit.is_some())
+                .map(|(name, _)| name.clone())
+                .collect();
+            names.sort();
+            names
+        };
+        let commit_events = can_say_commit(|p| &p.events);
+        let commit_metrics = can_say_commit(|p| &p.metrics);
         Ok(Profiles {
             profiles,
             session_keys,
+            commit_events,
+            commit_metrics,
         })
     }
 
@@ -234,6 +251,21 @@ impl Profiles {
     /// The attributes that name a session in any profile (`session.id`, `conversation.id`, …).
     pub fn session_keys(&self) -> &[String] {
         &self.session_keys
+    }
+
+    /// Whether a log record of this event name can say its agent committed (see
+    /// [`RecordSpec::says_commit`]); most cannot, and this costs a search of a short list.
+    pub fn event_may_say_commit(&self, name: &str) -> bool {
+        self.commit_events
+            .binary_search_by(|n| n.as_str().cmp(name))
+            .is_ok()
+    }
+
+    /// As [`Profiles::event_may_say_commit`], for a metric.
+    pub fn metric_may_say_commit(&self, name: &str) -> bool {
+        (self.commit_metrics)
+            .binary_search_by(|n| n.as_str().cmp(name))
+            .is_ok()
     }
 
     /// The profile and meaning of a log record's event name.
@@ -400,5 +432,9 @@ mod tests {
         assert!(count.says_commit(|_| None::<&str>));
         let (_, tokens) = p.metric("claude_code.token.usage").expect("known");
         assert!(!tokens.says_commit(|_| None::<&str>));
+        assert!(p.event_may_say_commit("claude_code.tool_result"));
+        assert!(p.metric_may_say_commit("claude_code.commit.count"));
+        assert!(!p.event_may_say_commit("claude_code.api_request"));
+        assert!(!p.metric_may_say_commit("claude_code.token.usage"));
     }
 }

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use gix::ObjectId;
 use gix::refs::transaction::PreviousValue;
 
+use super::checkout::{self, Update};
+use super::status::{Scope, changed_in};
 use super::{GitError, bounded_list, branch_tip, git_cli, gix_err, open, ref_tip, uncommitted};
 
 /// How a feature branch reached the base branch: the word its merge span records.
@@ -44,7 +46,7 @@ pub fn merge_feature(
 ) -> Result<MergeOutcome, GitError> {
     let merge = Merge::start(repo_dir, base, branch)?;
     if let Some(dir) = &merge.checkout
-        && let Some(reason) = tracked_changes(dir)?
+        && let Some(reason) = tracked_changes(&merge.repo, dir)?
     {
         return Ok(MergeOutcome::Deferred { reason });
     }
@@ -114,7 +116,7 @@ pub fn land(
         });
     }
     if let Some(dir) = &merge.checkout
-        && let Some(reason) = tracked_changes(dir)?
+        && let Some(reason) = tracked_changes(&merge.repo, dir)?
     {
         return Ok(MergeOutcome::Deferred { reason });
     }
@@ -229,28 +231,37 @@ impl<'a> Merge<'a> {
         let (ours, branch) = (self.ours, self.branch);
         self.set_base(ours, new, &format!("merge {branch}: {}", kind.as_str()))?;
         crate::fault::point(crate::fault::AFTER_MERGE_REF);
-        if let Some(dir) = &self.checkout {
-            // gix cannot update an existing checkout; git's two-tree read-tree is the
-            // fast-forward of index and files from the old tip to the new one, refusing to
-            // overwrite local work.
-            let (old, newer) = (ours.to_string(), new.to_string());
-            if let Err(e) = git_cli(dir, &["read-tree", "-m", "-u", &old, &newer]) {
-                self.set_base(
-                    new,
-                    ours,
-                    "spanfold: undo merge, the checkout could not follow",
-                )?;
-                return Ok(MergeOutcome::Deferred {
-                    reason: format!(
-                        "the main checkout could not be updated ({e}); the merge was undone and will be retried"
-                    ),
-                });
-            }
+        if let Some(dir) = &self.checkout
+            && let Err(e) = self.follow(dir, ours, new)
+        {
+            self.set_base(
+                new,
+                ours,
+                "spanfold: undo merge, the checkout could not follow",
+            )?;
+            return Ok(MergeOutcome::Deferred {
+                reason: format!(
+                    "the main checkout could not be updated ({e}); the merge was undone and will be retried"
+                ),
+            });
         }
         Ok(MergeOutcome::Merged {
             kind,
             commit: new.to_string(),
         })
+    }
+
+    /// Brings the main checkout at `dir` from `old`'s tree to `new`'s, refusing to overwrite
+    /// local work: in-process in the plain case, else by git's two-tree `read-tree`.
+    fn follow(&self, dir: &Path, old: ObjectId, new: ObjectId) -> Result<(), GitError> {
+        match checkout::update(&self.repo, dir, old, new)? {
+            Update::Done => Ok(()),
+            Update::NotPlain(why) => {
+                tracing::debug!("the main checkout follows the merge through git: {why}");
+                let (old, new) = (old.to_string(), new.to_string());
+                git_cli(dir, &["read-tree", "-m", "-u", &old, &new]).map(|_| ())
+            }
+        }
     }
 
     /// Moves `base` from `from` to `to`, only if it is still at `from`.
@@ -325,9 +336,9 @@ fn checkout_on(repo: &gix::Repository, base_full: &str) -> Result<Option<PathBuf
 
 /// Why the main checkout at `dir` blocks a merge, if it does: uncommitted changes to tracked
 /// files.
-fn tracked_changes(dir: &Path) -> Result<Option<String>, GitError> {
-    let dirty = git_cli(dir, &["status", "--porcelain", "--untracked-files=no"])?;
-    Ok((!dirty.trim().is_empty()).then(|| {
+fn tracked_changes(repo: &gix::Repository, dir: &Path) -> Result<Option<String>, GitError> {
+    let dirty = changed_in(repo, Scope::Tracked)?;
+    Ok((!dirty.is_empty()).then(|| {
         format!(
             "the main checkout {} has uncommitted changes to tracked files; commit or stash them and the merge proceeds",
             dir.display()
@@ -373,7 +384,7 @@ pub fn submission_problem(
 pub fn merge_blocker(repo_dir: &Path, base: &str) -> Result<Option<String>, GitError> {
     let repo = open(repo_dir)?;
     match checkout_on(&repo, &format!("refs/heads/{base}"))? {
-        Some(dir) => tracked_changes(&dir),
+        Some(dir) => tracked_changes(&repo, &dir),
         None => Ok(None),
     }
 }

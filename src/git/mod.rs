@@ -10,10 +10,12 @@
 //! `spanfold.copyFiles` into a new worktree.
 
 mod batch;
+mod checkout;
 mod copy;
 mod gate;
 mod merge;
 mod radar;
+mod status;
 mod worktree;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ pub use merge::{
     not_in_branch, submission_problem, trial_merge,
 };
 pub use radar::{Forecast, ForecastKind, PairForecast, Radar};
+pub use status::uncommitted;
 
 /// A commit's id, as the radar compares tips.
 pub type CommitId = gix::ObjectId;
@@ -193,20 +196,6 @@ pub fn git_cli(dir: &Path, args: &[&str]) -> Result<String, GitError> {
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Uncommitted changes in a checkout (tracked and untracked), as paths.
-pub fn uncommitted(dir: &Path) -> Result<Vec<String>, GitError> {
-    // Files spanfold copied in (`spanfold.copyFiles`) are not the agent's, while untracked.
-    let copied = copy::copied_into(dir);
-    Ok(git_cli(dir, &["status", "--porcelain"])?
-        .lines()
-        .filter(|l| {
-            !l.strip_prefix("?? ")
-                .is_some_and(|p| copied.iter().any(|c| c == p))
-        })
-        .map(|l| l.get(3..).unwrap_or(l).to_owned())
-        .collect())
 }
 
 /// The first `n` items joined, and how many more there are.

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use gix::refs::transaction::PreviousValue;
 
-use super::{GitError, absolute, config_value, git_cli, gix_err, open, uncommitted};
+use super::{GitError, absolute, config_value, gix_err, open, uncommitted};
 
 /// What `ensure_worktree` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,9 +92,7 @@ fn relock_registered(
             proxy
                 .set_lock(None)
                 .map_err(gix_err(format!("unlocking {}", path.display())))?;
-            if let Some(dir) = repo.workdir() {
-                git_cli(dir, &["worktree", "prune"])?;
-            }
+            prune(repo)?;
             return Ok(false);
         }
         proxy
@@ -207,9 +205,7 @@ pub fn remove_worktree(
         repo.remove_worktree(path, how, gix::progress::Discard)
             .map_err(gix_err(format!("removing worktree {}", path.display())))?;
     }
-    if let Some(dir) = repo.workdir() {
-        git_cli(dir, &["worktree", "prune"])?;
-    }
+    prune(&repo)?;
     let full = format!("refs/heads/{branch}");
     if let Some(mut r) = repo
         .try_find_reference(full.as_str())
@@ -235,6 +231,21 @@ pub fn remove_worktree(
         }
     }
     Ok(Removal::Removed)
+}
+
+/// Drops the registrations of linked worktrees whose directories are gone and that are not
+/// locked: what `git worktree prune` does, without a git process.
+fn prune(repo: &gix::Repository) -> Result<(), GitError> {
+    for proxy in repo.worktrees().map_err(gix_err("listing worktrees"))? {
+        if proxy.is_prunable() {
+            let dir = proxy.git_dir();
+            std::fs::remove_dir_all(dir).map_err(|e| GitError::Gix {
+                action: format!("pruning the registration {}", dir.display()),
+                message: e.to_string(),
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Unlocks a linked worktree (its agent lost the feature); its files stay as they are.

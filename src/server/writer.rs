@@ -59,6 +59,7 @@ fn wakes_the_radar(decoded: &Decoded) -> bool {
         .flat_map(|s| &s.log_records)
         .any(|record| {
             profiles::event_name(record)
+                .filter(|name| profiles.event_may_say_commit(name))
                 .and_then(|name| profiles.event(&name))
                 .is_some_and(|(_, spec)| {
                     spec.says_commit(|k| find_attr(&record.attributes, k).and_then(as_str))
@@ -70,9 +71,9 @@ fn wakes_the_radar(decoded: &Decoded) -> bool {
             .iter()
             .flat_map(|r| &r.scope_metrics)
             .flat_map(|s| &s.metrics)
+            .filter(|m| profiles.metric_may_say_commit(&m.name))
             .any(|m| {
-                profiles
-                    .metric(&m.name)
+                (profiles.metric(&m.name))
                     .is_some_and(|(_, spec)| spec.says_commit(|_| None::<&str>))
             })
     };
