@@ -110,16 +110,7 @@ impl Workspace for GitWorkspace {
     }
 
     fn registered(&self, paths: &[&str]) -> Result<BTreeSet<String>, GitError> {
-        let known = git::worktree_paths(&self.repo)?;
-        // Compared canonically: the configured directory may sit behind a symlink.
-        Ok(paths
-            .iter()
-            .filter(|p| {
-                std::fs::canonicalize(p)
-                    .is_ok_and(|real| known.contains(&real.to_string_lossy().into_owned()))
-            })
-            .map(|p| (*p).to_owned())
-            .collect())
+        git::registered_worktrees(&self.repo, paths)
     }
 
     fn complete_checkout(&self, from: &str) -> Result<bool, GitError> {

@@ -38,8 +38,8 @@ pub use status::uncommitted;
 /// A commit's id, as the radar compares tips.
 pub type CommitId = gix::ObjectId;
 pub use worktree::{
-    Removal, WorktreeOutcome, ensure_worktree, orphaned_worktrees, remove_worktree,
-    unlock_worktree, worktree_paths,
+    Removal, WorktreeOutcome, ensure_worktree, orphaned_worktrees, registered_worktrees,
+    remove_worktree, unlock_worktree, worktree_paths,
 };
 
 #[derive(Debug, Error)]

@@ -1,12 +1,13 @@
 //! Linked worktrees: making one (and its branch) for a feature, locking, unlocking, listing and
 //! removing them, never losing uncommitted work or unmerged commits.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use gix::refs::transaction::PreviousValue;
 
-use super::{GitError, absolute, config_value, gix_err, open, uncommitted};
+use super::{GitError, absolute, gix_err, open, uncommitted};
 
 /// What `ensure_worktree` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,9 +179,9 @@ pub fn remove_worktree(
     base: &str,
     force: bool,
 ) -> Result<Removal, GitError> {
-    let keep_branches = config_value(repo_dir, "spanfold.keepBranches")?
-        .is_some_and(|v| matches!(v.trim(), "true" | "yes" | "on" | "1"));
     let repo = open(repo_dir)?;
+    let keep_branches = (repo.config_snapshot().string("spanfold.keepBranches"))
+        .is_some_and(|v| matches!(v.to_string().trim(), "true" | "yes" | "on" | "1"));
     if path.exists() {
         let changes = uncommitted(path)?;
         if !changes.is_empty() && !force {
@@ -196,12 +197,9 @@ pub fn remove_worktree(
                 ),
             });
         }
-        unlock_worktree(repo_dir, path)?;
-        let how = if force {
-            gix::worktree::remove::Force::OverrideLock
-        } else {
-            gix::worktree::remove::Force::Never
-        };
+        // Checked clean just now (or forced): the lock is spanfold's own, and a second status
+        // inside the removal would only repeat the check.
+        let how = gix::worktree::remove::Force::OverrideLock;
         repo.remove_worktree(path, how, gix::progress::Discard)
             .map_err(gix_err(format!("removing worktree {}", path.display())))?;
     }
@@ -251,15 +249,58 @@ fn prune(repo: &gix::Repository) -> Result<(), GitError> {
 /// Unlocks a linked worktree (its agent lost the feature); its files stay as they are.
 pub fn unlock_worktree(repo_dir: &Path, path: &Path) -> Result<(), GitError> {
     let repo = open(repo_dir)?;
-    for proxy in repo.worktrees().map_err(gix_err("listing worktrees"))? {
-        let base_dir = proxy.base().map_err(gix_err("reading a worktree's path"))?;
-        if absolute(&base_dir) == absolute(path) {
+    let proxies = repo.worktrees().map_err(gix_err("listing worktrees"))?;
+    let mut bases = Vec::with_capacity(proxies.len());
+    for proxy in proxies {
+        bases.push((
+            proxy.base().map_err(gix_err("reading a worktree's path"))?,
+            proxy,
+        ));
+    }
+    // Registered as spanfold made it, most likely; canonical paths (one per worktree) only when
+    // not, as when the directory sits behind a symlink.
+    let exact = bases.iter().any(|(base, _)| base == path);
+    let target = absolute(path);
+    for (base, proxy) in &bases {
+        let same = if exact {
+            base == path
+        } else {
+            absolute(base) == target
+        };
+        if same {
             proxy
                 .set_lock(None)
                 .map_err(gix_err(format!("unlocking {}", path.display())))?;
         }
     }
     Ok(())
+}
+
+/// Which of `paths` are linked worktrees git has registered and that exist: compared as
+/// written first, and canonically only for the rest (the configured directory may sit behind a
+/// symlink), so a cycle does not resolve every worktree's path.
+pub fn registered_worktrees(repo_dir: &Path, paths: &[&str]) -> Result<BTreeSet<String>, GitError> {
+    let repo = open(repo_dir)?;
+    let mut bases = BTreeSet::new();
+    for proxy in repo.worktrees().map_err(gix_err("listing worktrees"))? {
+        bases.insert(proxy.base().map_err(gix_err("reading a worktree's path"))?);
+    }
+    let mut canonical: Option<BTreeSet<PathBuf>> = None;
+    let mut out = BTreeSet::new();
+    for p in paths {
+        let path = Path::new(p);
+        let found = if bases.contains(path) {
+            path.exists()
+        } else {
+            let known =
+                canonical.get_or_insert_with(|| bases.iter().map(|b| absolute(b)).collect());
+            std::fs::canonicalize(path).is_ok_and(|real| known.contains(&real))
+        };
+        if found {
+            out.insert((*p).to_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// Absolute paths of the repository's linked worktrees, as git has them registered.
