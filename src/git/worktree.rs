@@ -328,3 +328,58 @@ pub fn orphaned_worktrees(repo_dir: &Path, known: &[&str]) -> Result<Vec<String>
         .filter(|p| !known.contains(p))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let ok = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .status()
+            .expect("git runs")
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+
+    #[test]
+    fn a_worktree_is_registered_by_its_path_as_written_or_through_a_symlink_and_only_while_it_exists()
+     {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir(&repo).expect("mkdir");
+        git(&repo, &["init", "-q", "-b", "main"]);
+        git(&repo, &["commit", "-q", "--allow-empty", "-m", "init"]);
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).expect("mkdir");
+        std::os::unix::fs::symlink(&real, tmp.path().join("via")).expect("symlink");
+        for name in ["a", "b", "gone"] {
+            let path = real.join(name);
+            git(
+                &repo,
+                &[
+                    "worktree",
+                    "add",
+                    "-q",
+                    "-b",
+                    name,
+                    path.to_str().expect("utf-8"),
+                ],
+            );
+        }
+        std::fs::remove_dir_all(real.join("gone")).expect("rm");
+        let (a, b_via, gone, never) = (
+            real.join("a").to_string_lossy().into_owned(),
+            tmp.path().join("via/b").to_string_lossy().into_owned(),
+            real.join("gone").to_string_lossy().into_owned(),
+            real.join("never").to_string_lossy().into_owned(),
+        );
+        let found = registered_worktrees(&repo, &[&a, &b_via, &gone, &never]).expect("lists");
+        assert_eq!(found, BTreeSet::from([a, b_via]));
+    }
+}
