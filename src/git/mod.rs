@@ -6,8 +6,10 @@
 //!
 //! This file holds what every job shares (errors, opening, the git command line, refs and
 //! configuration); `worktree` makes, locks and removes worktrees, `merge` merges a feature into
-//! the base branch, `radar` forecasts conflicts by merging in memory, `gate` runs the operator's commands (merge gate, set-up), `copy` copies
-//! `spanfold.copyFiles` into a new worktree.
+//! the base branch, `checkout` brings the main checkout along after the branch moved, `status`
+//! says what a checkout holds uncommitted, `radar` forecasts conflicts by merging in memory,
+//! `gate` runs the operator's commands (merge gate, set-up), `copy` copies `spanfold.copyFiles`
+//! into a new worktree.
 
 mod batch;
 mod checkout;

@@ -83,12 +83,21 @@ fn relock_registered(
     path: &Path,
     lock_reason: &str,
 ) -> Result<bool, GitError> {
+    // A path that does not exist can only be registered as written (resolving a path needs
+    // it to exist): each registration is then compared as it is, without resolving every one.
+    let exists = path.exists();
+    let target = absolute(path);
     for proxy in repo.worktrees().map_err(gix_err("listing worktrees"))? {
         let base_dir = proxy.base().map_err(gix_err("reading a worktree's path"))?;
-        if absolute(&base_dir) != absolute(path) {
+        let same = if exists {
+            absolute(&base_dir) == target
+        } else {
+            base_dir == path
+        };
+        if !same {
             continue;
         }
-        if !path.exists() {
+        if !exists {
             // Registered but deleted by hand: drop the stale registration, then make it anew.
             proxy
                 .set_lock(None)
