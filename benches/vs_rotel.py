@@ -50,6 +50,17 @@ class Bench:
 
     def load(self, endpoint, pid, rate=None, seconds=None):
         a = self.args
+        if a.client == "grpcio":
+            cmd = [
+                a.python, os.path.join(os.path.dirname(os.path.abspath(__file__)), "grpc_load.py"),
+                "--endpoint", endpoint,
+                "--seconds", str(seconds or a.seconds),
+                "--concurrency", str(a.concurrency),
+                "--batch", str(a.batch),
+                "--watch-pid", str(pid),
+            ]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            return json.loads(out)
         cmd = [
             os.path.join(a.bin, "spanfold-load"),
             "--endpoint", endpoint,
@@ -188,6 +199,9 @@ def compare(bench, args, results):
         + ", ".join(f"{x:.2f}" for x in ratios)
         + f"; median {median(ratios):.2f}"
     )
+    if args.client == "grpcio":
+        # grpcio's client has no fixed schedule: the latency at 80% is spanfold-load's part.
+        return
     rate = round(0.8 * median([r["spans_per_second"] for r in results["spanfold"]]))
     print(f"\nat 80% of spanfold's peak: {rate:,} spans/s offered on a fixed schedule\n{HEADER}")
     for who in ("rotel", "spanfold"):
@@ -203,12 +217,17 @@ def main():
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--big-log", type=int, default=10_000_000)
+    p.add_argument(
+        "--client", choices=["spanfold-load", "grpcio"], default="spanfold-load",
+        help="who sends the load: spanfold's generator, or gRPC's own C core (grpc_load.py)",
+    )
+    p.add_argument("--python", default="python3", help="a Python with grpcio and opentelemetry-proto")
     p.add_argument("--big-log-only", action="store_true", help="skip the comparison")
     args = p.parse_args()
     bench = Bench(args)
     print(f"machine: {machine()}")
     print(
-        f"load: spanfold-load, {args.concurrency} connections, {args.batch} spans per export "
+        f"load: {args.client}, {args.concurrency} connections, {args.batch} spans per export "
         f"(agent.work_progress, ten attributes, eight agents), {args.seconds:g} s after 1 s of warm-up"
     )
     results = {"rotel": [], "spanfold": []}
