@@ -30,8 +30,8 @@ pub enum Update {
 /// One path to change, checked.
 struct Step {
     path: String,
-    /// What the path holds now in the old tree (none for an addition).
-    old: Option<ObjectId>,
+    /// What the path holds in the old tree, and as what (none for an addition).
+    old: Option<(ObjectId, EntryKind)>,
     /// What it will hold (none for a deletion), and as what.
     new: Option<(ObjectId, EntryKind)>,
 }
@@ -189,13 +189,29 @@ fn changes(
         if !plain_path(&path) || is_attributes_file(path.as_str().into()) {
             return Ok(Err("a path needs git's own checks"));
         }
-        steps.push(Step {
-            path,
-            old: old.map(|o| o.0),
-            new,
-        });
+        steps.push(Step { path, old, new });
+    }
+    if file_and_directory_trade_places(&steps) {
+        return Ok(Err("a file becomes a directory or a directory a file"));
     }
     Ok(Ok(steps))
+}
+
+/// Whether a path the update deletes is a directory of a path it adds, or the other way round
+/// (`a` gives way to `a/b`): the checks above look at each path alone and would refuse it.
+fn file_and_directory_trade_places(steps: &[Step]) -> bool {
+    let deleted: std::collections::BTreeSet<&str> = (steps.iter())
+        .filter(|s| s.new.is_none())
+        .map(|s| s.path.as_str())
+        .collect();
+    let under = |dir: &str, path: &str| {
+        path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+    };
+    steps.iter().filter(|s| s.old.is_none()).any(|added| {
+        deleted
+            .iter()
+            .any(|d| under(d, &added.path) || under(&added.path, d))
+    })
 }
 
 /// Whether the index entry and the file at the step's path are exactly the old tree's (absent
@@ -210,7 +226,9 @@ fn as_the_old_tree_has_it(
         step.path.as_str().into(),
         gix::index::entry::Stage::Unconflicted,
     );
-    if entry.map(|e| e.id) != step.old {
+    let index_mode =
+        |kind: EntryKind| gix::index::entry::Mode::from(gix::object::tree::EntryMode::from(kind));
+    if entry.map(|e| (e.id, e.mode)) != step.old.map(|(id, kind)| (id, index_mode(kind))) {
         return Ok(false);
     }
     let file = workdir.join(&step.path);
@@ -222,7 +240,7 @@ fn as_the_old_tree_has_it(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(step.old.is_none()),
         Err(e) => return Err(io_err(&file, e)),
     };
-    let Some(old) = step.old else {
+    let Some((old, _)) = step.old else {
         // An untracked file where the new tree puts one.
         return Ok(false);
     };
@@ -289,7 +307,7 @@ fn apply(
             action: format!("reading the times of {}", file.display()),
             message: e.to_string(),
         })?;
-        let mode = gix::index::entry::Mode::from(gix::object::tree::EntryMode::from(kind));
+        let mode = index_mode(kind);
         let path: &BStr = step.path.as_str().into();
         match index.entry_mut_by_path_and_stage(path, gix::index::entry::Stage::Unconflicted) {
             Some(entry) => {
@@ -347,6 +365,10 @@ fn write_entry(
     out.write_all(&blob.data).map_err(|e| io_err(file, e))
 }
 
+fn index_mode(kind: EntryKind) -> gix::index::entry::Mode {
+    gix::index::entry::Mode::from(gix::object::tree::EntryMode::from(kind))
+}
+
 fn remove_empty_parents(workdir: &Path, file: &Path) {
     let mut dir = file.parent();
     while let Some(d) = dir.filter(|d| *d != workdir) {
@@ -367,24 +389,7 @@ fn io_err(path: &Path, e: std::io::Error) -> GitError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
-            .args(args)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .output()
-            .expect("git runs");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
+    use crate::git::test_git as git;
 
     fn write(dir: &Path, path: &str, text: &str) {
         let file = dir.join(path);
@@ -489,6 +494,34 @@ mod tests {
                 "b\n"
             );
         }
+    }
+
+    #[test]
+    fn a_staged_mode_change_on_a_path_the_merge_changes_stops_it() {
+        let (dir, a, b) = moved(every_kind);
+        git(dir.path(), &["update-index", "--chmod=+x", "a.txt"]);
+        let err = update_in(dir.path(), a, b).expect_err("refused");
+        assert!(err.to_string().contains("a.txt"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_becomes_a_directory_or_back_is_left_to_git() {
+        let (dir, a, b) = moved(|d| {
+            std::fs::remove_file(d.join("a.txt")).expect("rm");
+            write(d, "a.txt/inside", "now a directory\n");
+        });
+        assert!(matches!(
+            update_in(dir.path(), a, b),
+            Ok(Update::NotPlain(_))
+        ));
+        let (dir, a, b) = moved(|d| {
+            std::fs::remove_dir_all(d.join("old")).expect("rm");
+            write(d, "old", "now a file\n");
+        });
+        assert!(matches!(
+            update_in(dir.path(), a, b),
+            Ok(Update::NotPlain(_))
+        ));
     }
 
     #[test]

@@ -426,28 +426,9 @@ mod tests {
 
     fn repo_with_a_commit() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("temp dir");
-        let git = |args: &[&str]| {
-            let out = std::process::Command::new("git")
-                .args(args)
-                .current_dir(dir.path())
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .output()
-                .expect("git runs");
-            assert!(out.status.success(), "{args:?}");
-        };
+        let git = |args: &[&str]| crate::git::test_git(dir.path(), args);
         git(&["init", "-q", "-b", "main"]);
-        git(&[
-            "-c",
-            "user.name=T",
-            "-c",
-            "user.email=t@example.com",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "initial",
-        ]);
+        git(&["commit", "-q", "--allow-empty", "-m", "initial"]);
         dir
     }
 

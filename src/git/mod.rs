@@ -253,3 +253,24 @@ fn ref_tip(repo: &gix::Repository, name: &str) -> Result<gix::ObjectId, GitError
         .map_err(gix_err(format!("resolving {name}")))?
         .detach())
 }
+
+/// Runs `git` in `dir` for a test, as on a fresh machine (no global or system configuration, an
+/// identity given on the command line); its output, trimmed.
+#[cfg(test)]
+fn test_git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

@@ -341,20 +341,7 @@ pub fn orphaned_worktrees(repo_dir: &Path, known: &[&str]) -> Result<Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn git(dir: &Path, args: &[&str]) {
-        let ok = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
-            .args(args)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .status()
-            .expect("git runs")
-            .success();
-        assert!(ok, "git {args:?}");
-    }
+    use crate::git::test_git as git;
 
     #[test]
     fn a_worktree_is_registered_by_its_path_as_written_or_through_a_symlink_and_only_while_it_exists()
