@@ -48,6 +48,19 @@ pub fn update(
     if let Some(why) = config_not_plain(repo) {
         return Ok(Update::NotPlain(why));
     }
+    // As git does: the index is locked before it is read, so nothing staged meanwhile is lost,
+    // and a lock someone else holds stops the update before any file is written.
+    let index_path = repo.index_path();
+    let lock = gix::lock::File::acquire_to_update_resource(
+        &index_path,
+        gix::lock::acquire::Fail::Immediately,
+        None,
+        0,
+    )
+    .map_err(|e| GitError::Gix {
+        action: format!("locking the index {}", index_path.display()),
+        message: e.to_string(),
+    })?;
     let mut index = repo.open_index().map_err(gix_err("reading the index"))?;
     if let Some(why) = index_not_plain(&index) {
         return Ok(Update::NotPlain(why));
@@ -56,10 +69,11 @@ pub fn update(
         Ok(steps) => steps,
         Err(why) => return Ok(Update::NotPlain(why)),
     };
+    let file_mode = repo.config_snapshot().boolean("core.fileMode") != Some(false);
     let hash = repo.object_hash();
     let mut in_the_way = Vec::new();
     for step in &steps {
-        if !as_the_old_tree_has_it(&index, workdir, step, hash)? {
+        if !as_the_old_tree_has_it(&index, workdir, step, (hash, file_mode))? {
             in_the_way.push(step.path.clone());
         }
     }
@@ -72,8 +86,37 @@ pub fn update(
             ),
         });
     }
-    apply(repo, &mut index, workdir, &steps)?;
+    // Every blob read before the first write: a missing object stops it with nothing changed.
+    let mut blobs = Vec::with_capacity(steps.len());
+    for step in &steps {
+        blobs.push(match step.new {
+            Some((id, _)) => Some(
+                repo.find_object(id)
+                    .map_err(gix_err(format!("reading the blob of {}", step.path)))?
+                    .detach()
+                    .data,
+            ),
+            None => None,
+        });
+    }
+    apply(&mut index, workdir, &steps, &blobs)?;
+    commit_index(&index, lock)?;
     Ok(Update::Done)
+}
+
+/// Writes `index` through the lock taken before it was read, and puts it in place.
+fn commit_index(index: &gix::index::File, lock: gix::lock::File) -> Result<(), GitError> {
+    let failed = |e: &dyn std::fmt::Display| GitError::Gix {
+        action: "writing the index".into(),
+        message: e.to_string(),
+    };
+    let mut out = std::io::BufWriter::new(lock);
+    index
+        .write_to(&mut out, gix::index::write::Options::default())
+        .map_err(|e| failed(&e))?;
+    let lock = out.into_inner().map_err(|e| failed(&e.into_error()))?;
+    lock.commit().map_err(|e| failed(&e))?;
+    Ok(())
 }
 
 /// Configuration under which files are not the blobs' bytes, or are not all checked out.
@@ -90,10 +133,27 @@ fn config_not_plain(repo: &gix::Repository) -> Option<&'static str> {
     if off("core.symlinks") || config.boolean("core.sparseCheckout") == Some(true) {
         return Some("core.symlinks is off or the checkout is sparse");
     }
-    if repo.common_dir().join("info").join("attributes").exists() {
-        return Some("the repository has info/attributes");
+    if config.boolean("core.ignoreCase") == Some(true)
+        || config.boolean("core.precomposeUnicode") == Some(true)
+    {
+        return Some("the file system folds case or composes Unicode");
+    }
+    if attributes_files(repo).iter().any(|f| f.exists()) {
+        return Some("attributes files apply (the repository's, the user's or the system's)");
     }
     None
+}
+
+/// Every attributes file git reads beside `.gitattributes`: any of them may convert content.
+fn attributes_files(repo: &gix::Repository) -> Vec<PathBuf> {
+    let mut files = vec![repo.common_dir().join("info").join("attributes")];
+    let config_home = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    files.extend(config_home.map(|d| d.join("git").join("attributes")));
+    // The system's, wherever git was installed.
+    files.extend(["/etc/gitattributes", "/usr/local/etc/gitattributes"].map(PathBuf::from));
+    files
 }
 
 fn index_not_plain(index: &gix::index::File) -> Option<&'static str> {
@@ -220,14 +280,12 @@ fn as_the_old_tree_has_it(
     index: &gix::index::File,
     workdir: &Path,
     step: &Step,
-    hash: gix::hash::Kind,
+    (hash, file_mode): (gix::hash::Kind, bool),
 ) -> Result<bool, GitError> {
     let entry = index.entry_by_path_and_stage(
         step.path.as_str().into(),
         gix::index::entry::Stage::Unconflicted,
     );
-    let index_mode =
-        |kind: EntryKind| gix::index::entry::Mode::from(gix::object::tree::EntryMode::from(kind));
     if entry.map(|e| (e.id, e.mode)) != step.old.map(|(id, kind)| (id, index_mode(kind))) {
         return Ok(false);
     }
@@ -240,17 +298,24 @@ fn as_the_old_tree_has_it(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(step.old.is_none()),
         Err(e) => return Err(io_err(&file, e)),
     };
-    let Some((old, _)) = step.old else {
+    let Some((old, kind)) = step.old else {
         // An untracked file where the new tree puts one.
         return Ok(false);
     };
-    let bytes = if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(&file).map_err(|e| io_err(&file, e))?;
-        target.into_os_string().into_encoded_bytes()
-    } else if meta.is_file() {
-        std::fs::read(&file).map_err(|e| io_err(&file, e))?
-    } else {
-        return Ok(false);
+    let bytes = match kind {
+        EntryKind::Link if meta.file_type().is_symlink() => {
+            let target = std::fs::read_link(&file).map_err(|e| io_err(&file, e))?;
+            target.into_os_string().into_encoded_bytes()
+        }
+        EntryKind::Blob | EntryKind::BlobExecutable if meta.is_file() => {
+            let executable =
+                std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0;
+            if file_mode && executable != (kind == EntryKind::BlobExecutable) {
+                return Ok(false);
+            }
+            std::fs::read(&file).map_err(|e| io_err(&file, e))?
+        }
+        _ => return Ok(false),
     };
     let id = gix::objs::compute_hash(hash, gix::object::Kind::Blob, &bytes).map_err(|e| {
         GitError::Gix {
@@ -275,21 +340,43 @@ fn directories_are_plain(workdir: &Path, file: &Path) -> bool {
     true
 }
 
-/// Writes the checked steps: deletions first (a file may give way to a directory), then the new
-/// files, then the index, atomically, with each new file's stat so git sees it clean.
+/// Writes the checked steps: the old files go first (a file may give way to a directory), then
+/// the new ones, each with its stat so git sees it clean; then the index entries (looked up
+/// while the index is still sorted, pushed after); directories left empty go last, so none is
+/// removed that is about to receive a file.
 fn apply(
-    repo: &gix::Repository,
     index: &mut gix::index::File,
     workdir: &Path,
     steps: &[Step],
+    blobs: &[Option<Vec<u8>>],
 ) -> Result<(), GitError> {
-    for step in steps {
-        if step.old.is_some() {
-            let file = workdir.join(&step.path);
-            std::fs::remove_file(&file).map_err(|e| io_err(&file, e))?;
-            if step.new.is_none() {
-                remove_empty_parents(workdir, &file);
+    for step in steps.iter().filter(|s| s.old.is_some()) {
+        let file = workdir.join(&step.path);
+        std::fs::remove_file(&file).map_err(|e| io_err(&file, e))?;
+    }
+    let mut added = Vec::new();
+    for (step, blob) in steps.iter().zip(blobs) {
+        let (Some((id, kind)), Some(blob)) = (step.new, blob) else {
+            continue;
+        };
+        let file = workdir.join(&step.path);
+        // Again right before writing: what was checked must still hold.
+        if !directories_are_plain(workdir, &file) {
+            return Err(io_err(
+                &file,
+                std::io::Error::other("a directory on the way is no longer a directory"),
+            ));
+        }
+        write_entry(&file, kind, blob)?;
+        let stat = stat_of(&file)?;
+        let path: &BStr = step.path.as_str().into();
+        match index.entry_mut_by_path_and_stage(path, gix::index::entry::Stage::Unconflicted) {
+            Some(entry) => {
+                entry.id = id;
+                entry.mode = index_mode(kind);
+                entry.stat = stat;
             }
+            None => added.push((stat, id, kind, step.path.as_str())),
         }
     }
     let gone: std::collections::BTreeSet<&str> = (steps.iter())
@@ -297,58 +384,33 @@ fn apply(
         .map(|s| s.path.as_str())
         .collect();
     index.remove_entries(|_, path, _| path.to_str().is_ok_and(|p| gone.contains(p)));
-    for step in steps {
-        let Some((id, kind)) = step.new else { continue };
-        let file = workdir.join(&step.path);
-        write_entry(repo, &file, id, kind)?;
-        let meta =
-            gix::index::fs::Metadata::from_path_no_follow(&file).map_err(|e| io_err(&file, e))?;
-        let stat = gix::index::entry::Stat::from_fs(&meta).map_err(|e| GitError::Gix {
-            action: format!("reading the times of {}", file.display()),
-            message: e.to_string(),
-        })?;
-        let mode = index_mode(kind);
-        let path: &BStr = step.path.as_str().into();
-        match index.entry_mut_by_path_and_stage(path, gix::index::entry::Stage::Unconflicted) {
-            Some(entry) => {
-                entry.id = id;
-                entry.mode = mode;
-                entry.stat = stat;
-            }
-            None => index.dangerously_push_entry(
-                stat,
-                id,
-                gix::index::entry::Flags::empty(),
-                mode,
-                path,
-            ),
-        }
+    for (stat, id, kind, path) in added {
+        let flags = gix::index::entry::Flags::empty();
+        index.dangerously_push_entry(stat, id, flags, index_mode(kind), path.into());
     }
     index.sort_entries();
     // The cached trees no longer match the entries; git rebuilds them when it needs them.
     index.remove_tree();
-    index
-        .write(gix::index::write::Options::default())
-        .map_err(|e| GitError::Gix {
-            action: "writing the index".into(),
-            message: e.to_string(),
-        })
+    for path in gone {
+        remove_empty_parents(workdir, &workdir.join(path));
+    }
+    Ok(())
 }
 
-fn write_entry(
-    repo: &gix::Repository,
-    file: &Path,
-    id: ObjectId,
-    kind: EntryKind,
-) -> Result<(), GitError> {
-    let blob = repo
-        .find_object(id)
-        .map_err(gix_err(format!("reading the blob of {}", file.display())))?;
+fn stat_of(file: &Path) -> Result<gix::index::entry::Stat, GitError> {
+    let meta = gix::index::fs::Metadata::from_path_no_follow(file).map_err(|e| io_err(file, e))?;
+    gix::index::entry::Stat::from_fs(&meta).map_err(|e| GitError::Gix {
+        action: format!("reading the times of {}", file.display()),
+        message: e.to_string(),
+    })
+}
+
+fn write_entry(file: &Path, kind: EntryKind, blob: &[u8]) -> Result<(), GitError> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     }
     if kind == EntryKind::Link {
-        let target = PathBuf::from(std::ffi::OsStr::from_bytes(&blob.data));
+        let target = PathBuf::from(std::ffi::OsStr::from_bytes(blob));
         return std::os::unix::fs::symlink(target, file).map_err(|e| io_err(file, e));
     }
     let mode = if kind == EntryKind::BlobExecutable {
@@ -362,7 +424,7 @@ fn write_entry(
         .mode(mode)
         .open(file)
         .map_err(|e| io_err(file, e))?;
-    out.write_all(&blob.data).map_err(|e| io_err(file, e))
+    out.write_all(blob).map_err(|e| io_err(file, e))
 }
 
 fn index_mode(kind: EntryKind) -> gix::index::entry::Mode {
@@ -405,6 +467,7 @@ mod tests {
         git(d, &["init", "-q", "-b", "main"]);
         write(d, "a.txt", "a\n");
         write(d, "old/deep/b.txt", "b\n");
+        write(d, "old/deep/c.txt", "c\n");
         write(d, "stays.txt", "s\n");
         std::os::unix::fs::symlink("a.txt", d.join("link")).expect("symlink");
         git(d, &["add", "-A"]);
@@ -494,6 +557,56 @@ mod tests {
                 "b\n"
             );
         }
+    }
+
+    #[test]
+    fn an_addition_before_a_modification_in_path_order_leaves_one_entry_each() {
+        // The tree diff reaches `b.txt` (added) before `stays.txt` (changed): the entry of the
+        // second must be found in the index although the first was already added to it.
+        let (dir, a, b) = moved(|d| {
+            write(d, "b.txt", "new\n");
+            write(d, "stays.txt", "changed\n");
+        });
+        let d = dir.path();
+        assert_eq!(update_in(d, a, b).expect("updates"), Update::Done);
+        let files = git(d, &["ls-files"]);
+        let mut unique: Vec<&str> = files.lines().collect();
+        unique.dedup();
+        assert_eq!(files.lines().count(), unique.len(), "{files}");
+        assert_eq!(git(d, &["status", "--porcelain"]), "");
+    }
+
+    #[test]
+    fn a_held_index_lock_or_an_unstaged_mode_change_stops_it_before_any_write() {
+        let (dir, a, b) = moved(every_kind);
+        let d = dir.path();
+        std::fs::write(d.join(".git/index.lock"), "").expect("lock");
+        assert!(update_in(d, a, b).is_err());
+        assert_eq!(
+            std::fs::read_to_string(d.join("a.txt")).expect("kept"),
+            "a\n"
+        );
+        std::fs::remove_file(d.join(".git/index.lock")).expect("unlock");
+        let exec = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(d.join("a.txt"), exec).expect("chmod");
+        let err = update_in(d, a, b).expect_err("refused");
+        assert!(err.to_string().contains("a.txt"), "{err}");
+    }
+
+    #[test]
+    fn a_directory_that_keeps_a_file_is_never_removed_and_made_again() {
+        let (dir, a, b) = moved(|d| {
+            write(d, "old/deep/b.txt", "b, changed\n");
+            std::fs::remove_file(d.join("old/deep/c.txt")).expect("rm");
+        });
+        let d = dir.path();
+        let inode =
+            |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).expect("stat"));
+        let before = inode(&d.join("old/deep"));
+        assert_eq!(update_in(d, a, b).expect("updates"), Update::Done);
+        assert_eq!(inode(&d.join("old/deep")), before);
+        assert!(!d.join("old/deep/c.txt").exists());
+        assert_eq!(git(d, &["status", "--porcelain"]), "");
     }
 
     #[test]

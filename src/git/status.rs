@@ -2,7 +2,7 @@
 //! status --porcelain` shows, without a git process: a merge asks this of the main checkout and of
 //! the feature's worktree, and a process costs more than the answer).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use gix::status::{Item, UntrackedFiles};
@@ -19,50 +19,64 @@ pub(super) enum Scope {
 }
 
 /// The paths of the checkout at `dir` that differ from its `HEAD`, sorted; each once.
-pub(super) fn changed_paths(dir: &Path, scope: Scope) -> Result<Vec<String>, GitError> {
+#[cfg(test)]
+fn changed_paths(dir: &Path, scope: Scope) -> Result<Vec<String>, GitError> {
     let repo = open(dir)?;
     changed_in(&repo, scope)
 }
 
 pub(super) fn changed_in(repo: &gix::Repository, scope: Scope) -> Result<Vec<String>, GitError> {
-    let untracked = match scope {
-        Scope::Tracked => UntrackedFiles::None,
-        Scope::All => UntrackedFiles::Files,
-    };
-    let iter = repo
-        .status(gix::progress::Discard)
-        .map_err(gix_err("reading the checkout's status"))?
-        .untracked_files(untracked)
-        .index_worktree_options_mut(|o| {
-            // The whole checkout, whatever directory the command runs in.
-            if let Some(walk) = o.dirwalk_options.as_mut() {
-                walk.set_empty_patterns_match_prefix(false);
-            }
-        })
+    Ok(changes_in(repo, scope)?.into_keys().collect())
+}
+
+/// Each changed path, and whether it is untracked (rather than a change to a tracked file).
+fn changes_in(repo: &gix::Repository, scope: Scope) -> Result<BTreeMap<String, bool>, GitError> {
+    let failed = || gix_err("reading the checkout's status");
+    let mut status = repo.status(gix::progress::Discard).map_err(failed())?;
+    if scope == Scope::All {
+        // `status.showUntrackedFiles=no` would leave the walk out, and untracked work unseen:
+        // the walk is asked for whatever the configuration says, over the whole checkout.
+        let walk = (repo.dirwalk_options().map_err(failed())?).empty_patterns_match_prefix(false);
+        status = status
+            .index_worktree_options_mut(|o| o.dirwalk_options = Some(walk))
+            .untracked_files(UntrackedFiles::Files);
+    } else {
+        status = status.untracked_files(UntrackedFiles::None);
+    }
+    let iter = status
         .into_iter(Vec::<gix::bstr::BString>::new())
-        .map_err(gix_err("reading the checkout's status"))?;
-    let mut paths = BTreeSet::new();
+        .map_err(failed())?;
+    let mut paths = BTreeMap::new();
     for item in iter {
-        let item = item.map_err(gix_err("reading the checkout's status"))?;
-        let counts = match &item {
-            Item::TreeIndex(_) => true,
+        let item = item.map_err(failed())?;
+        let untracked = match &item {
+            Item::TreeIndex(_) => Some(false),
             // `None`: a stat refresh git would do silently, or a walk entry that is not untracked.
-            Item::IndexWorktree(change) => change.summary().is_some(),
+            Item::IndexWorktree(change) => change
+                .summary()
+                .map(|s| s == gix::status::index_worktree::iter::Summary::Added),
         };
-        if counts {
-            paths.insert(item.location().to_string());
+        if let Some(untracked) = untracked {
+            let both = paths
+                .entry(item.location().to_string())
+                .or_insert(untracked);
+            *both &= untracked;
         }
     }
-    Ok(paths.into_iter().collect())
+    Ok(paths)
 }
 
 /// Uncommitted changes in a checkout (tracked and untracked), as paths.
 pub fn uncommitted(dir: &Path) -> Result<Vec<String>, GitError> {
-    // Files spanfold copied in (`spanfold.copyFiles`) are not the agent's, while untracked.
+    // Files spanfold copied in (`spanfold.copyFiles`) are not the agent's while untracked; once
+    // the agent tracks one, its changes are.
     let copied = copy::copied_into(dir);
-    let mut paths = changed_paths(dir, Scope::All)?;
-    paths.retain(|p| !copied.iter().any(|c| c == p));
-    Ok(paths)
+    let repo = open(dir)?;
+    Ok(changes_in(&repo, Scope::All)?
+        .into_iter()
+        .filter(|(path, untracked)| !(*untracked && copied.iter().any(|c| c == path)))
+        .map(|(path, _)| path)
+        .collect())
 }
 
 #[cfg(test)]
@@ -109,5 +123,26 @@ mod tests {
         );
         let tracked = changed_paths(dir.path(), Scope::Tracked).expect("status");
         assert_eq!(tracked, ["a.txt", "src/b.txt", "staged.txt"]);
+    }
+
+    #[test]
+    fn untracked_work_is_seen_even_where_status_is_told_to_hide_it() {
+        let dir = repo();
+        git(dir.path(), &["config", "status.showUntrackedFiles", "no"]);
+        std::fs::write(dir.path().join("new.rs"), "fn main() {}\n").expect("write");
+        assert_eq!(uncommitted(dir.path()).expect("status"), ["new.rs"]);
+    }
+
+    #[test]
+    fn a_copied_file_is_not_the_agents_until_the_agent_tracks_it() {
+        let dir = repo();
+        let d = dir.path();
+        std::fs::write(d.join(".env"), "TOKEN=1\n").expect("write");
+        std::fs::write(d.join(".git").join(copy::READY_MARKER), ".env\n").expect("marker");
+        assert!(uncommitted(d).expect("status").is_empty());
+        git(d, &["add", ".env"]);
+        git(d, &["commit", "-q", "-m", "track it"]);
+        std::fs::write(d.join(".env"), "TOKEN=2\n").expect("edit");
+        assert_eq!(uncommitted(d).expect("status"), [".env"]);
     }
 }

@@ -206,9 +206,14 @@ pub fn remove_worktree(
                 ),
             });
         }
-        // Checked clean just now (or forced): the lock is spanfold's own, and a second status
-        // inside the removal would only repeat the check.
-        let how = gix::worktree::remove::Force::OverrideLock;
+        // Unless forced, gix checks once more as it removes (changes, and populated submodules,
+        // which the check above does not look into).
+        let how = if force {
+            gix::worktree::remove::Force::OverrideLock
+        } else {
+            unlock_worktree(repo_dir, path)?;
+            gix::worktree::remove::Force::Never
+        };
         repo.remove_worktree(path, how, gix::progress::Discard)
             .map_err(gix_err(format!("removing worktree {}", path.display())))?;
     }
