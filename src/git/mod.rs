@@ -41,7 +41,7 @@ pub use status::uncommitted;
 pub type CommitId = gix::ObjectId;
 pub use worktree::{
     Removal, WorktreeOutcome, ensure_worktree, orphaned_worktrees, registered_worktrees,
-    remove_worktree, unlock_worktree, worktree_paths,
+    remove_worktree, unlock_worktree,
 };
 
 #[derive(Debug, Error)]

@@ -211,7 +211,7 @@ pub fn remove_worktree(
         let how = if force {
             gix::worktree::remove::Force::OverrideLock
         } else {
-            unlock_worktree(repo_dir, path)?;
+            unlock_in(&repo, path)?;
             gix::worktree::remove::Force::Never
         };
         repo.remove_worktree(path, how, gix::progress::Discard)
@@ -262,7 +262,10 @@ fn prune(repo: &gix::Repository) -> Result<(), GitError> {
 
 /// Unlocks a linked worktree (its agent lost the feature); its files stay as they are.
 pub fn unlock_worktree(repo_dir: &Path, path: &Path) -> Result<(), GitError> {
-    let repo = open(repo_dir)?;
+    unlock_in(&open(repo_dir)?, path)
+}
+
+fn unlock_in(repo: &gix::Repository, path: &Path) -> Result<(), GitError> {
     let proxies = repo.worktrees().map_err(gix_err("listing worktrees"))?;
     let mut bases = Vec::with_capacity(proxies.len());
     for proxy in proxies {
@@ -318,7 +321,7 @@ pub fn registered_worktrees(repo_dir: &Path, paths: &[&str]) -> Result<BTreeSet<
 }
 
 /// Absolute paths of the repository's linked worktrees, as git has them registered.
-pub fn worktree_paths(repo_dir: &Path) -> Result<Vec<String>, GitError> {
+fn worktree_paths(repo_dir: &Path) -> Result<Vec<String>, GitError> {
     let repo = open(repo_dir)?;
     let mut out = Vec::new();
     for proxy in repo.worktrees().map_err(gix_err("listing worktrees"))? {
