@@ -200,6 +200,11 @@ pub(super) async fn timeline(
         let from = point(q.from.as_deref(), 0)?;
         let to = point(q.to.as_deref(), u64::MAX)?;
         let resolution = q.resolution.unwrap_or(crate::timeline::DEFAULT_RESOLUTION);
+        if from == 0
+            && let Some(timeline) = whole_from_index(&state, to, resolution)
+        {
+            return to_json(timeline);
+        }
         // From the start of the log, the kept timeline is extended rather than folded again
         // (unless another request is extending it right now).
         let live = (from == 0)
@@ -214,6 +219,20 @@ pub(super) async fn timeline(
     })
     .await;
     answer("timeline", result)
+}
+
+/// The whole log's timeline up to its last event folded, from the kept index, when `to` asks
+/// for all of it and the index can draw it. The view is held only while it is measured.
+fn whole_from_index(state: &State, to: u64, resolution: usize) -> Option<crate::timeline::Timeline> {
+    let index = state.timeline_index.as_ref()?;
+    let view = state.view.read();
+    let index = index.read();
+    if to < view.as_of.seq || index.as_of() != view.as_of {
+        return None;
+    }
+    let end = crate::timeline::measures(&view);
+    drop(view);
+    index.draw(end, resolution)
 }
 
 #[derive(Deserialize)]

@@ -107,7 +107,7 @@ pub fn run(config: ServerConfig) -> Result<Summary, ServerError> {
     // The addresses first: a port in use is said at once, before waiting for the log's lock.
     // Loopback by default (the CLI's defaults); any other address was typed by the operator.
     let listeners = Listeners::bind(&config.grpc, &config.http, config.protection())?;
-    let mut coord = Coordinator::open(&config.coord_dir)?;
+    let mut coord = Coordinator::open_serving(&config.coord_dir)?;
     coord.config()?;
     coord.background_gates();
     // Before serving: finish what a crash interrupted and record any drift.

@@ -47,6 +47,7 @@ mod error;
 mod reader;
 mod record;
 mod repair;
+mod timeline_index;
 #[cfg(test)]
 mod tests;
 

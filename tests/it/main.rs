@@ -27,6 +27,7 @@ mod registry;
 mod replay;
 mod server;
 mod timeline;
+mod timeline_index;
 mod timetravel;
 mod tls;
 mod usage_totals;

@@ -13,11 +13,11 @@ use spanfold::registry::Origin;
 use spanfold::status::{self, StatusOptions};
 use spanfold::timetravel;
 
-const AGENTS: usize = 5;
+pub(crate) const AGENTS: usize = 5;
 const FEATURES: usize = 12;
 
 #[derive(Debug, Clone)]
-enum Op {
+pub(crate) enum Op {
     Register(usize, u32),
     Request(usize, usize),
     Assign(usize, usize),
@@ -31,7 +31,7 @@ enum Op {
     Unknown(usize),
 }
 
-fn op() -> impl Strategy<Value = Op> {
+pub(crate) fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         1 => (0..AGENTS, 1u32..3).prop_map(|(a, m)| Op::Register(a, m)),
         1 => (0..FEATURES, 0usize..4).prop_map(|(f, p)| Op::Request(f, p)),
@@ -47,7 +47,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn span(ids: &mut IdGen, op: &Op, time: u64) -> spanfold::model::Span {
+pub(crate) fn span(ids: &mut IdGen, op: &Op, time: u64) -> spanfold::model::Span {
     let agent = |a: usize| format!("agent-{a}");
     let feature = |f: usize| format!("feature-{f:02}");
     match op {
