@@ -10,6 +10,7 @@ use spanfold::model::{
 };
 use spanfold::policy::{PolicyConfig, decide};
 use spanfold::reducer::View;
+use spanfold::timeline::Index;
 
 const LANGS: [&str; 6] = ["python", "rust", "typescript", "go", "java", "kotlin"];
 const FRAMEWORKS: [&str; 6] = ["fastapi", "axum", "react", "gin", "spring", "ktor"];
@@ -84,6 +85,12 @@ fn workload(agents: usize, features: usize, progress: usize) -> Batch {
     Batch::of_spans(1, 1, vec![spans])
 }
 
+fn fold_with_index(batch: &Batch) -> u64 {
+    let (mut view, mut index) = (View::default(), Index::default());
+    index.apply_batch(&mut view, batch, 0);
+    index.as_of().seq
+}
+
 fn fold(c: &mut Criterion) {
     let batch = workload(100, 10_000, 200_000);
     let events = batch.span_count() as u64;
@@ -93,6 +100,11 @@ fn fold(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("events", events), |b| {
         b.iter(|| black_box(View::fold(batch.events())))
     });
+    // The same fold keeping the whole log's timeline index, as a server does.
+    group.bench_function(
+        BenchmarkId::new("events_with_timeline_index", events),
+        |b| b.iter(|| black_box(fold_with_index(&batch))),
+    );
     // Peer in the same run: only walking the events and their attributes, the floor any fold
     // pays. The ratio to it is steadier than absolute times on a shared machine.
     group.bench_function(BenchmarkId::new("walk_only", events), |b| {
@@ -209,6 +221,10 @@ fn fold_telemetry(c: &mut Criterion) {
             black_box(view.usage.ledger.total.cost_nanos)
         })
     });
+    group.bench_function(
+        BenchmarkId::new("agent_records_with_timeline_index", events),
+        |b| b.iter(|| black_box(fold_with_index(&batch))),
+    );
     group.finish();
 }
 

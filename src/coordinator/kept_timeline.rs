@@ -43,7 +43,9 @@ impl KeptTimeline {
         let found = stored.and_then(|(seq, index)| at(seq).map(|(_, view)| (seq, view, index)));
         let (seq, view, index) = found.unwrap_or_else(|| {
             if reader.last_seq().is_ok_and(|last| last > 0) {
-                tracing::info!("building the timeline index: the log is folded once from its start");
+                tracing::info!(
+                    "building the timeline index: the log is folded once from its start"
+                );
             }
             (0, View::default(), Index::default())
         });

@@ -223,7 +223,11 @@ pub(super) async fn timeline(
 
 /// The whole log's timeline up to its last event folded, from the kept index, when `to` asks
 /// for all of it and the index can draw it. The view is held only while it is measured.
-fn whole_from_index(state: &State, to: u64, resolution: usize) -> Option<crate::timeline::Timeline> {
+fn whole_from_index(
+    state: &State,
+    to: u64,
+    resolution: usize,
+) -> Option<crate::timeline::Timeline> {
     let index = state.timeline_index.as_ref()?;
     let view = state.view.read();
     let index = index.read();

@@ -47,9 +47,9 @@ mod error;
 mod reader;
 mod record;
 mod repair;
-mod timeline_index;
 #[cfg(test)]
 mod tests;
+mod timeline_index;
 
 pub use error::{StoreError, remedy};
 use reader::Checkpoints;

@@ -14,8 +14,8 @@ use spanfold::emit::{self, IdGen};
 use spanfold::model::{
     AnyValue, Batch, KeyValue, LogRecord, Resource, ResourceLogs, Scope, ScopeLogs,
 };
-use spanfold::registry::Origin;
 use spanfold::reducer::View;
+use spanfold::registry::Origin;
 use spanfold::timeline::Index;
 use spanfold::timetravel;
 

@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Builder, MAX_RESOLUTION, Marks, Recorder, Timeline, fold, measures, step_for};
@@ -42,16 +43,26 @@ pub struct Index {
     start: Option<UnixNanos>,
     events: u64,
     transitions: Vec<Transition>,
+    /// Each agent's lane as it stands: state and features.
+    lanes: BTreeMap<String, (String, String)>,
     marks: Marks,
     /// Each agent's activity so far, by the number it was given on its first activity.
     counters: Vec<Counter>,
-    numbers: BTreeMap<String, u32>,
+    /// The numbers, by agent: looked up for every record folded, never listed (so hashed),
+    /// and made again from `counters` when read back.
+    #[serde(skip)]
+    numbers: FxHashMap<String, u32>,
     levels: Vec<Level>,
     /// A receive time went backwards (the store never writes one): steps can no longer be told
     /// apart by time alone, so nothing more is kept and every question is folded instead.
     broken: bool,
     /// About how many bytes the kept records take, to space out writing them.
     weight: usize,
+    #[serde(skip)]
+    profiled: Option<(String, bool)>,
+    /// Records were begun at the event being folded: their measures are taken after it.
+    #[serde(skip)]
+    begun: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,9 +127,10 @@ impl Default for Index {
             start: None,
             events: 0,
             transitions: Vec::new(),
+            lanes: BTreeMap::new(),
             marks: Marks::default(),
             counters: Vec::new(),
-            numbers: BTreeMap::new(),
+            numbers: FxHashMap::default(),
             levels: (0..LEVELS)
                 .map(|i| Level {
                     shift: FINEST_SHIFT + LEVEL_SHIFT * i,
@@ -130,6 +142,8 @@ impl Default for Index {
                 .collect(),
             broken: false,
             weight: 0,
+            profiled: None,
+            begun: false,
         }
     }
 }
@@ -287,8 +301,17 @@ impl Recorder for Index {
             return;
         }
         self.start.get_or_insert(time);
+        // Time never goes back here: while the finest level stays in its step, so do all.
+        let finest = self.levels.iter().find(|l| !l.dropped);
+        if finest.is_some_and(|l| l.step == Some(time >> l.shift)) {
+            return;
+        }
         let Index {
-            levels, counters, ..
+            levels,
+            counters,
+            weight,
+            begun,
+            ..
         } = self;
         for (i, level) in levels.iter_mut().enumerate() {
             let step = time >> level.shift;
@@ -305,7 +328,8 @@ impl Recorder for Index {
                     (agent, counter.totals)
                 })
                 .collect();
-            self.weight += 40 + totals.len() * 28;
+            *weight += 40 + totals.len() * 28;
+            *begun = true;
             level.records.push(Record {
                 seq,
                 time,
@@ -316,7 +340,26 @@ impl Recorder for Index {
         }
     }
 
+    fn lane(&self, agent: &str) -> Option<(&str, &str)> {
+        self.lanes
+            .get(agent)
+            .map(|(state, features)| (state.as_str(), features.as_str()))
+    }
+
+    fn profiled(&mut self) -> &mut Option<(String, bool)> {
+        &mut self.profiled
+    }
+
     fn moved(&mut self, agent: &str, now: Option<(String, String)>, seq: u64, time: UnixNanos) {
+        // Kept even once broken: the lanes decide what the fold reports as moved.
+        match &now {
+            Some(lane) => {
+                self.lanes.insert(agent.to_owned(), lane.clone());
+            }
+            None => {
+                self.lanes.remove(agent);
+            }
+        }
         if self.broken {
             return;
         }
@@ -332,6 +375,13 @@ impl Recorder for Index {
     fn active(&mut self, agent: &str, _time: UnixNanos, (tools, llm, cost): (u64, u64, i64)) {
         if self.broken {
             return;
+        }
+        if self.numbers.len() != self.counters.len() {
+            // Read back: the numbers were not stored.
+            self.numbers = (0u32..)
+                .zip(&self.counters)
+                .map(|(n, c)| (c.agent.clone(), n))
+                .collect();
         }
         let number = match self.numbers.get(agent) {
             Some(&n) => n,
@@ -368,6 +418,9 @@ impl Recorder for Index {
         }
         self.events += 1;
         self.as_of = view.as_of;
+        if !std::mem::take(&mut self.begun) {
+            return;
+        }
         let seq = view.as_of.seq;
         let mut measured = None;
         for level in self.levels.iter_mut().filter(|l| !l.dropped) {

@@ -134,8 +134,13 @@ pub fn step_for(span: UnixNanos, resolution: usize) -> UnixNanos {
 pub(crate) trait Recorder {
     /// Before the event (`seq`, `time`) is applied.
     fn begin(&mut self, seq: u64, time: UnixNanos);
+    /// `agent`'s lane as it stands (state and features), if it has one.
+    fn lane(&self, agent: &str) -> Option<(&str, &str)>;
     /// `agent`'s lane moves at the event to `now` (state and features); `None`: it is gone.
     fn moved(&mut self, agent: &str, now: Option<(String, String)>, seq: u64, time: UnixNanos);
+    /// The last span name asked about, and whether an agent's telemetry profile knows it:
+    /// spans come in runs of one name, and the profiles' lookup is not free.
+    fn profiled(&mut self) -> &mut Option<(String, bool)>;
     /// The event added `counts` (tool calls, LLM requests, cost) to `agent`'s activity.
     fn active(&mut self, agent: &str, time: UnixNanos, counts: (u64, u64, i64));
     fn marks(&mut self) -> &mut Marks;
@@ -237,16 +242,40 @@ impl Marks {
 pub(crate) fn fold(rec: &mut impl Recorder, view: &mut View, ev: &AnyEvent<'_>) {
     rec.begin(ev.seq(), ev.time());
     match ev {
-        AnyEvent::Span(e)
-            if crate::profiles::Profiles::builtin()
-                .span(&e.span.name)
-                .is_none() =>
-        {
-            fold_span(rec, view, e)
-        }
+        AnyEvent::Span(e) if !profiled(rec.profiled(), &e.span.name) => fold_span(rec, view, e),
         _ => fold_record(rec, view, ev),
     }
     rec.end(view, ev.time());
+}
+
+/// Whether a profile knows the span `name`, through the one-name `cache`.
+fn profiled(cache: &mut Option<(String, bool)>, name: &str) -> bool {
+    match cache {
+        Some((last, known)) if last == name => *known,
+        _ => {
+            let known = crate::profiles::Profiles::builtin().span(name).is_some();
+            *cache = Some((name.to_owned(), known));
+            known
+        }
+    }
+}
+
+/// Whether `joined` is `parts` joined with commas, without joining them.
+fn joined_eq(parts: &[String], joined: &str) -> bool {
+    let mut rest = joined;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            match rest.strip_prefix(',') {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        match rest.strip_prefix(part.as_str()) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 fn fold_record(rec: &mut impl Recorder, view: &mut View, ev: &AnyEvent<'_>) {
@@ -261,53 +290,47 @@ fn fold_record(rec: &mut impl Recorder, view: &mut View, ev: &AnyEvent<'_>) {
             .map_or(0, |u| u.total.cost_nanos);
         (tools, llm, cost as i64)
     };
-    let agent = view.record_owner(ev);
-    let before = agent.as_deref().map(|a| counts(view, a));
+    let Some(agent) = view.record_owner(ev) else {
+        return view.apply_any(ev);
+    };
+    let before = counts(view, &agent);
     view.apply_any(ev);
-    if let (Some(agent), Some(before)) = (agent, before) {
-        let after = counts(view, &agent);
-        let (tools, llm) = (
-            after.0.saturating_sub(before.0),
-            after.1.saturating_sub(before.1),
-        );
-        let cost = after.2 - before.2;
-        if tools + llm > 0 || cost != 0 {
-            rec.active(&agent, ev.time(), (tools, llm, cost));
-        }
+    let after = counts(view, &agent);
+    let (tools, llm) = (
+        after.0.saturating_sub(before.0),
+        after.1.saturating_sub(before.1),
+    );
+    let cost = after.2 - before.2;
+    if tools + llm > 0 || cost != 0 {
+        rec.active(&agent, ev.time(), (tools, llm, cost));
     }
 }
 
 fn fold_span(rec: &mut impl Recorder, view: &mut View, ev: &Event<'_>) {
     // The agents whose lane may move: the one the span names and the holder of the feature it
-    // names (the rule `changes` follows), compared before and after. Only their state and
-    // features matter here, so the full change list is not built.
+    // names (the rule `changes` follows), their state and features after it compared with
+    // their lanes. Only those matter here, so the full change list is not built.
     let named = ev.str_attr(attr::AGENT_ID);
     let holder = ev
         .str_attr(attr::FEATURE_NAME)
         .and_then(|f| view.features.get(f))
         .and_then(|f| f.assigned_agent.clone())
         .filter(|h| Some(h.as_str()) != named);
-    let snap = |view: &View, id: &str| {
-        view.agents
-            .get(id)
-            .map(|a| (a.state, a.assignments.clone()))
-    };
-    let before: Vec<_> = named
-        .into_iter()
-        .chain(holder.as_deref())
-        .map(|id| (id, snap(view, id)))
-        .collect();
     let anomalies = view.counters.anomalies;
     view.apply(ev);
-    for (id, was) in before {
-        if snap(view, id) == was {
-            continue;
+    for id in [named, holder.as_deref()].into_iter().flatten() {
+        let now = view.agents.get(id);
+        let same = match (now, rec.lane(id)) {
+            (None, None) => true,
+            (Some(a), Some((state, features))) => {
+                a.state.as_str() == state && joined_eq(&a.assignments, features)
+            }
+            _ => false,
+        };
+        if !same {
+            let now = now.map(|a| (a.state.as_str().to_owned(), a.assignments.join(",")));
+            rec.moved(id, now, ev.seq, ev.time);
         }
-        let now = view
-            .agents
-            .get(id)
-            .map(|a| (a.state.as_str().to_owned(), a.assignments.join(",")));
-        rec.moved(id, now, ev.seq, ev.time);
     }
     let marks = rec.marks();
     if view.counters.anomalies > anomalies
@@ -400,6 +423,7 @@ pub struct Builder {
     marks: Marks,
     samples: Vec<Sample>,
     events: u64,
+    profiled: Option<(String, bool)>,
 }
 
 impl Builder {
@@ -417,6 +441,7 @@ impl Builder {
             marks: Marks::default(),
             samples: Vec::new(),
             events: 0,
+            profiled: None,
         };
         for (id, agent) in &view.agents {
             b.open.insert(
@@ -587,8 +612,18 @@ impl Builder {
 impl Recorder for Builder {
     fn begin(&mut self, _seq: u64, _time: UnixNanos) {}
 
+    fn lane(&self, agent: &str) -> Option<(&str, &str)> {
+        self.open
+            .get(agent)
+            .map(|i| (i.state.as_str(), i.features.as_str()))
+    }
+
     fn moved(&mut self, agent: &str, now: Option<(String, String)>, seq: u64, time: UnixNanos) {
         self.move_lane(agent, now, seq, time);
+    }
+
+    fn profiled(&mut self) -> &mut Option<(String, bool)> {
+        &mut self.profiled
     }
 
     fn active(&mut self, agent: &str, time: UnixNanos, counts: (u64, u64, i64)) {

@@ -195,13 +195,13 @@ impl View {
     /// The agent an agent's own record (a log record, a metric, a span a profile knows) is
     /// about, by the rules above, as the view stands (nothing learnt): for readers of the fold,
     /// such as the timeline.
-    pub fn record_owner(&self, ev: &AnyEvent<'_>) -> Option<String> {
-        let found = match ev {
+    pub fn record_owner<'e>(&self, ev: &AnyEvent<'e>) -> Option<Cow<'e, str>> {
+        match ev {
             AnyEvent::Log(e) => self
                 .named_or_traced(e.str_attr(attr::AGENT_ID), &e.record.trace_id)
                 .or_else(|| {
                     self.by_session(session_of(|k| e.str_attr(k))?)
-                        .map(Cow::Borrowed)
+                        .map(|id| Cow::Owned(id.to_owned()))
                 }),
             AnyEvent::Metric(e) => self
                 .named_or_traced(e.str_attr(attr::AGENT_ID), &[])
@@ -210,16 +210,16 @@ impl View {
                         e.str_attr(k)
                             .or_else(|| e.metric.point_attr(k).and_then(as_str))
                     });
-                    self.by_session(session?).map(Cow::Borrowed)
+                    self.by_session(session?)
+                        .map(|id| Cow::Owned(id.to_owned()))
                 }),
             AnyEvent::Span(e) => self
                 .named_or_traced(e.str_attr(attr::AGENT_ID), &e.span.trace_id)
                 .or_else(|| {
                     self.by_session(session_of(|k| e.str_attr(k))?)
-                        .map(Cow::Borrowed)
+                        .map(|id| Cow::Owned(id.to_owned()))
                 }),
-        };
-        found.map(Cow::into_owned)
+        }
     }
 
     fn named_or_traced<'e>(&self, named: Option<&'e str>, trace_id: &[u8]) -> Option<Cow<'e, str>> {
