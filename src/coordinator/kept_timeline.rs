@@ -14,8 +14,12 @@ use crate::timeline::Index;
 use crate::timetravel;
 
 /// Bytes of the stored index per event folded since it was last stored, at most: a large index
-/// (a long log with many lane changes) is stored less often than checkpoints are.
-const BYTES_PER_EVENT: usize = 64;
+/// (a long log with many lane changes) is stored less often. Storing costs the writer (encoding
+/// and compressing it all); not storing costs a longer fold at the next start.
+const BYTES_PER_EVENT: usize = 16;
+/// Fewest checkpoints between two stores, whatever the size: at full ingest a checkpoint falls
+/// every few milliseconds, and storing the index with each cost a tenth of the ingest rate.
+const MIN_CHECKPOINTS: u64 = 16;
 
 pub(super) struct KeptTimeline {
     pub(super) index: Arc<RwLock<Index>>,
@@ -63,13 +67,21 @@ impl KeptTimeline {
         self.index.write().apply_batch(&mut view, batch, from);
     }
 
-    /// Stores the index with the checkpoint just written at `seq`, when enough events were
-    /// folded since it was last stored to pay for its size. Derived: a failure costs a longer
-    /// fold at the next start, and is logged.
-    pub(super) fn checkpointed(&mut self, log: &Log, seq: u64) {
+    /// Stores the index with the checkpoint just written at `seq` (checkpoints being spaced
+    /// `every` events), when enough events were folded since it was last stored to pay for its
+    /// size. Derived: a failure costs a longer fold at the next start, and is logged.
+    pub(super) fn checkpointed(&mut self, log: &Log, seq: u64, every: u64) {
         let index = self.index.read();
-        let events = usize::try_from(seq.saturating_sub(self.stored)).unwrap_or(usize::MAX);
-        if index.as_of().seq != seq || events.saturating_mul(BYTES_PER_EVENT) < index.weight() {
+        let since = seq.saturating_sub(self.stored);
+        let events = usize::try_from(since).unwrap_or(usize::MAX);
+        let due = if every < timetravel::CHECKPOINT_EVERY {
+            // Lowered (tests): with every checkpoint.
+            true
+        } else {
+            since >= MIN_CHECKPOINTS * every
+                && events.saturating_mul(BYTES_PER_EVENT) >= index.weight()
+        };
+        if index.as_of().seq != seq || !due {
             return;
         }
         match log.put_timeline_index(seq, REDUCER_VERSION, &*index) {

@@ -223,7 +223,7 @@ impl Coordinator {
                 self.last_checkpoint = seq;
                 drop(view);
                 if let Some(kept) = &mut self.timeline {
-                    kept.checkpointed(&self.log, seq);
+                    kept.checkpointed(&self.log, seq, self.checkpoint_every);
                 }
             }
             Err(e) => tracing::warn!("checkpoint at seq {seq} not written: {e}"),

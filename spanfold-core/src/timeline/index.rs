@@ -10,8 +10,8 @@
 //!   times the one before): at each level, the first event of every step that has one, with
 //!   the queue and the health after it and the activity counters of the agents that moved since
 //!   the level's last such record. Steps are aligned on multiples of their length, so a coarser
-//!   step begins where one of a finer level's does: a timeline at step `s` reads the finest
-//!   level whose step is at most `s` (at most eight records per step drawn).
+//!   step begins where one of a finer level's does: a timeline at step `s` reads the coarsest
+//!   level whose step is no longer than `s` (at most eight records per step drawn).
 //!
 //! As the log's range grows, a level finer than the whole log is ever drawn at (its range in
 //! [`MAX_RESOLUTION`] steps) is dropped: the kept records stay bounded. Pure like the rest of the

@@ -210,6 +210,11 @@ mod marker_rows {
 }
 
 impl Marks {
+    /// No more markers are listed, only counted.
+    fn full(&self) -> bool {
+        self.list.len() >= MAX_MARKERS
+    }
+
     /// Lists a marker, its detail written only if it is listed; the marker, if listed.
     fn mark(
         &mut self,
@@ -219,7 +224,7 @@ impl Marks {
         feature: Option<String>,
         detail: impl FnOnce() -> Option<String>,
     ) -> Option<&mut Marker> {
-        if self.list.len() >= MAX_MARKERS {
+        if self.full() {
             self.omitted += 1;
             return None;
         }
@@ -336,8 +341,14 @@ fn fold_span(rec: &mut impl Recorder, view: &mut View, ev: &Event<'_>) {
     if view.counters.anomalies > anomalies
         && let Some(a) = view.anomalies.back()
     {
-        let (agent, reason) = (a.agent_id.clone(), a.reason.clone());
-        marks.mark(ev, MarkerKind::Anomaly, agent, None, || Some(reason));
+        // Copied only when listed: a flood of anomalies (spans of unknown agents) is folded
+        // by a server, and all but the first markers are only counted.
+        if marks.full() {
+            marks.omitted += 1;
+        } else {
+            let (agent, reason) = (a.agent_id.clone(), a.reason.clone());
+            marks.mark(ev, MarkerKind::Anomaly, agent, None, || Some(reason));
+        }
     }
     let agent = || ev.str_attr(attr::AGENT_ID).map(str::to_owned);
     let feature = || ev.str_attr(attr::FEATURE_NAME).map(str::to_owned);
