@@ -73,5 +73,6 @@ pub mod review;
 pub mod server;
 pub mod setup;
 pub mod store;
+pub mod timeline_keeper;
 pub mod timetravel;
 pub mod tls;

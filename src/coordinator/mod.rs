@@ -6,8 +6,7 @@
 //! in their own files: `cycle` (one coordination cycle: plan, record, carry out, record),
 //! `execute` (carrying out the plan's worktree effects through a `Workspace`), `recovery` (drift,
 //! interrupted effects, leases), `merge` (merging submitted features), `batch` (the merge queue's batches), `gate` (merge gates), `radar` (conflict forecasts), `gc`
-//! (removing unheld worktrees), `kept_timeline` (the whole log's timeline index a server keeps as
-//! it folds), `error` (what they fail with).
+//! (removing unheld worktrees), `error` (what they fail with).
 
 mod batch;
 mod budgets;
@@ -16,7 +15,6 @@ mod error;
 mod execute;
 mod gate;
 mod gc;
-mod kept_timeline;
 mod merge;
 mod prices;
 mod radar;
@@ -24,6 +22,7 @@ mod recovery;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
 
 use parking_lot::{RwLock, RwLockReadGuard};
 
@@ -86,8 +85,8 @@ pub struct Coordinator {
     radar: Option<radar::RadarState>,
     /// `spanfold.requireApproval`, as the current round of merges read it.
     require_approval: bool,
-    /// The whole log's timeline index, kept by a server (see [`Coordinator::open_serving`]).
-    timeline: Option<kept_timeline::KeptTimeline>,
+    /// Where each appended batch goes once folded (a server's timeline keeper), if anywhere.
+    batches: Option<SyncSender<Arc<Batch>>>,
 }
 
 /// A worktree path read back from the log, if it is one this coordinator could have made: only
@@ -99,22 +98,15 @@ fn ours(config: &Config, path: &str) -> bool {
 impl Coordinator {
     /// Opens the log in `dir` and folds it.
     pub fn open(dir: &Path) -> Result<Coordinator, CoordError> {
-        Self::open_with(dir, false, false)
-    }
-
-    /// Like `open`, also keeping the whole log's timeline index as it folds (a server, for its
-    /// dashboard): read back with the checkpoint it was stored with, or built by folding the
-    /// log from its start once.
-    pub fn open_serving(dir: &Path) -> Result<Coordinator, CoordError> {
-        Self::open_with(dir, false, true)
+        Self::open_with(dir, false)
     }
 
     /// Like `open`, creating an empty log when there is none.
     pub fn create(dir: &Path) -> Result<Coordinator, CoordError> {
-        Self::open_with(dir, true, false)
+        Self::open_with(dir, true)
     }
 
-    fn open_with(dir: &Path, create: bool, timeline: bool) -> Result<Coordinator, CoordError> {
+    fn open_with(dir: &Path, create: bool) -> Result<Coordinator, CoordError> {
         let log = Log::open(dir, create)?;
         // Checkpoints of another reducer version would fold into a different view: discard them;
         // the fold below writes new ones as it goes.
@@ -123,12 +115,18 @@ impl Coordinator {
             tracing::info!("discarded {discarded} checkpoints of another reducer version");
         }
         let reader = log.reader();
-        let (from, view, timeline) = if timeline {
-            let (from, view, kept) = kept_timeline::KeptTimeline::start(&log, &reader)?;
-            (from, view, Some(kept))
-        } else {
-            let (from, view) = Self::latest_checkpoint(&reader);
-            (from, view, None)
+        let (from, view) = match reader.checkpoint_at_or_before::<View>(
+            u64::MAX,
+            REDUCER_VERSION,
+            timetravel::fits,
+        ) {
+            Ok(Some((entry, view))) => (entry.seq + 1, view),
+            Ok(None) => (1, View::default()),
+            Err(e) => {
+                // Derived data only: an unreadable checkpoint costs a full fold, never an answer.
+                tracing::warn!("{e}; folding the whole log instead");
+                (1, View::default())
+            }
         };
         let mut coord = Coordinator {
             dir: dir.to_path_buf(),
@@ -148,47 +146,14 @@ impl Coordinator {
             workspace: None,
             radar: None,
             require_approval: false,
-            timeline,
+            batches: None,
         };
         for batch in reader.batches_from(from) {
             let batch = batch?;
-            coord.fold(&batch, from);
+            coord.view.write().apply_batch(&batch, from);
             coord.maybe_checkpoint();
         }
         Ok(coord)
-    }
-
-    /// Where the fold starts: the latest usable checkpoint, else the start of the log.
-    fn latest_checkpoint(reader: &crate::store::LogReader) -> (u64, View) {
-        match reader.checkpoint_at_or_before::<View>(u64::MAX, REDUCER_VERSION, timetravel::fits) {
-            Ok(Some((entry, view))) => (entry.seq + 1, view),
-            Ok(None) => (1, View::default()),
-            Err(e) => {
-                // Derived data only: an unreadable checkpoint costs a full fold, never an answer.
-                tracing::warn!("{e}; folding the whole log instead");
-                (1, View::default())
-            }
-        }
-    }
-
-    /// Folds the events of `batch` from `from` on into the view (and the kept timeline).
-    fn fold(&self, batch: &Batch, from: u64) {
-        match &self.timeline {
-            Some(kept) => kept.fold(&self.view, batch, from),
-            None => self.view.write().apply_batch(batch, from),
-        }
-    }
-
-    /// The whole log's timeline index, when this coordinator keeps one. Lock the view before
-    /// it when both are wanted (the fold does).
-    pub fn timeline_index(&self) -> Option<Arc<RwLock<crate::timeline::Index>>> {
-        self.timeline.as_ref().map(|k| Arc::clone(&k.index))
-    }
-
-    /// The seq the timeline index was last stored at (or read back from at open; 0: built
-    /// from the start of the log), when this coordinator keeps one.
-    pub fn timeline_index_stored(&self) -> Option<u64> {
-        self.timeline.as_ref().map(|k| k.stored)
     }
 
     /// Refuses to act on a kept replay.
@@ -219,30 +184,21 @@ impl Coordinator {
             .log
             .put_checkpoint(seq, view.as_of.time, REDUCER_VERSION, &*view)
         {
-            Ok(()) => {
-                self.last_checkpoint = seq;
-                drop(view);
-                if let Some(kept) = &mut self.timeline {
-                    kept.checkpointed(&self.log, seq, self.checkpoint_every);
-                }
-            }
+            Ok(()) => self.last_checkpoint = seq,
             Err(e) => tracing::warn!("checkpoint at seq {seq} not written: {e}"),
         }
     }
 
+    /// Hands every batch appended from now on, once folded, to `sink` (dropped when it is
+    /// full).
+    pub fn hand_batches_to(&mut self, sink: SyncSender<Arc<Batch>>) {
+        self.batches = Some(sink);
+    }
+
     /// Folds the whole log again into the shared view.
     fn refold(&mut self) {
-        let folded = match &self.timeline {
-            Some(kept) => kept.refold(&mut self.log).ok(),
-            None => {
-                let mut view = View::default();
-                self.log
-                    .scan(|batch| view.apply_batch(batch, 0))
-                    .is_ok()
-                    .then_some(view)
-            }
-        };
-        if let Some(view) = folded {
+        let mut view = View::default();
+        if self.log.scan(|batch| view.apply_batch(batch, 0)).is_ok() {
             *self.view.write() = view;
         }
     }
@@ -385,8 +341,13 @@ impl Coordinator {
         };
         if let Some(batch) = appended.batch {
             let spent = self.view.read().usage.ledger.total;
-            self.fold(&batch, 0);
+            self.view.write().apply_batch(&batch, 0);
             self.maybe_checkpoint();
+            let batch = Arc::new(batch);
+            if let Some(sink) = &self.batches {
+                // Never waits: a keeper that is behind reads what it missed from the log.
+                let _ = sink.try_send(Arc::clone(&batch));
+            }
             // A budget crossed by what was just folded is decided now, at its time: only
             // when the batch moved spending or set a budget, not on every append.
             // Without any budget (the common case) the batch is not scanned at all.
@@ -505,9 +466,8 @@ impl Coordinator {
     pub fn rebuild(self) -> Result<(Coordinator, Vec<String>), CoordError> {
         let dropped = self.log.drop_derived()?;
         let dir = self.dir.clone();
-        let timeline = self.timeline.is_some();
         drop(self);
-        Ok((Coordinator::open_with(&dir, false, timeline)?, dropped))
+        Ok((Coordinator::open(&dir)?, dropped))
     }
 }
 

@@ -221,22 +221,35 @@ pub(super) async fn timeline(
     answer("timeline", result)
 }
 
-/// The whole log's timeline up to its last event folded, from the kept index, when `to` asks
-/// for all of it and the index can draw it. The view is held only while it is measured.
+/// How long a question for the whole log's timeline waits for the timeline keeper to reach the
+/// log's end before it is answered by folding (the keeper runs only on idle CPU).
+const KEEPER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The whole log's timeline from the kept index, when `to` asks for all of it and the keeper
+/// has (or soon has) folded every event the writer had when the question came.
 fn whole_from_index(
     state: &State,
     to: u64,
     resolution: usize,
 ) -> Option<crate::timeline::Timeline> {
-    let index = state.timeline_index.as_ref()?;
-    let view = state.view.read();
-    let index = index.read();
-    if to < view.as_of.seq || index.as_of() != view.as_of {
+    let kept = state.timeline.as_ref()?;
+    let live = state.view.read().as_of.seq;
+    if to < live {
         return None;
     }
-    let end = crate::timeline::measures(&view);
-    drop(view);
-    index.draw(end, resolution)
+    let deadline = std::time::Instant::now() + KEEPER_WAIT;
+    loop {
+        {
+            let kept = kept.read();
+            if kept.as_of().seq >= live {
+                return kept.timeline(resolution);
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 #[derive(Deserialize)]

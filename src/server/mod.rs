@@ -47,6 +47,8 @@ use writer::write_loop;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long the writer may take to finish once the receivers stopped.
 const WRITER_GRACE: Duration = Duration::from_secs(10);
+/// Batches waiting for the timeline keeper, at most; more are dropped (it reads them from the log).
+const KEEPER_QUEUE: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -107,7 +109,7 @@ pub fn run(config: ServerConfig) -> Result<Summary, ServerError> {
     // The addresses first: a port in use is said at once, before waiting for the log's lock.
     // Loopback by default (the CLI's defaults); any other address was typed by the operator.
     let listeners = Listeners::bind(&config.grpc, &config.http, config.protection())?;
-    let mut coord = Coordinator::open_serving(&config.coord_dir)?;
+    let mut coord = Coordinator::open(&config.coord_dir)?;
     coord.config()?;
     coord.background_gates();
     // Before serving: finish what a crash interrupted and record any drift.
@@ -183,7 +185,18 @@ pub async fn serve_on(
     let grpc_addr = grpc_listener.local_addr().map_err(ServerError::Http)?;
     let http_addr = http_listener.local_addr().map_err(ServerError::Http)?;
 
-    let (state, queue) = State::new(&coord, config.token.clone());
+    // The whole log's timeline, kept beside the writer from the batches it appends.
+    let (batches, keeper_batches) = std::sync::mpsc::sync_channel(KEEPER_QUEUE);
+    coord.hand_batches_to(batches);
+    let keeper_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (kept, keeper) = crate::timeline_keeper::Keeper::spawn(
+        coord.log().reader(),
+        keeper_batches,
+        Arc::clone(&keeper_stop),
+    )
+    .map_err(ServerError::Runtime)?;
+    let (mut state, queue) = State::new(&coord, config.token.clone());
+    state.timeline = Some(kept);
     let (metrics, ingest, bodies) = (
         Arc::clone(&state.metrics),
         state.ingest.clone(),
@@ -256,6 +269,9 @@ pub async fn serve_on(
     drop(state);
     drop(ingest);
     wind_down(jobs, writer, upstream_task, &advert_path).await?;
+    // The keeper holds the log open: it stops (storing its index) before the server returns.
+    keeper_stop.store(true, Ordering::Relaxed);
+    let _ = tokio::time::timeout(WRITER_GRACE, tokio::task::spawn_blocking(|| keeper.join())).await;
     grpc_result.map_err(|e| ServerError::Grpc(e.to_string()))?;
     http_result.map_err(ServerError::Http)?;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);

@@ -86,9 +86,8 @@ pub struct State {
     pub token: Option<String>,
     /// Views kept for `/api/status?at=`, so a dashboard's scrubber steps cheaply.
     pub scrubber: parking_lot::Mutex<crate::timetravel::Scrubber>,
-    /// The whole log's timeline index, kept by the coordinator as it folds: the dashboard's
-    /// first question. Lock the view before it.
-    pub timeline_index: Option<Arc<RwLock<crate::timeline::Index>>>,
+    /// The whole log's timeline index, kept beside the writer: the dashboard's first question.
+    pub timeline: Option<Arc<RwLock<crate::timeline_keeper::Kept>>>,
     /// The whole log's timeline, extended as the log grows, for what the index cannot draw.
     pub live_timeline: parking_lot::Mutex<crate::timetravel::LiveTimeline>,
     /// Random per start; in the advert and in the `spanfold-server` header of every answer, so
@@ -120,7 +119,7 @@ impl State {
             ingest,
             token,
             scrubber: Default::default(),
-            timeline_index: coord.timeline_index(),
+            timeline: None,
             live_timeline: Default::default(),
             server_id: crate::model::hex(&crate::emit::IdGen::default().trace_id()),
             bodies,

@@ -1,20 +1,21 @@
 //! The kept timeline index (`timeline::Index`) between runs of a server: derived like
-//! checkpoints, stored in its own tree as one value, the latest, under the seq of the
-//! checkpoint it was written with (the fold that reads it back starts from that checkpoint).
-//! Tagged with the reducer version; anything unreadable or of another version is ignored, and
-//! the index is folded again.
+//! checkpoints, stored in its own tree as one value, the latest, under the seq of the last event
+//! it holds. Tagged with the reducer version; anything unreadable, of another version or past
+//! the end of the log is ignored, and the index is folded again. Written from a reader's handle
+//! (the server's timeline keeper has no other), not flushed on its own: the next append's flush
+//! carries it.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::record::{decode_checkpoint, read_error};
-use super::{CHECKPOINT_FORMAT, Log, StoreError};
+use super::{CHECKPOINT_FORMAT, LogReader, StoreError};
 
 pub(super) const TIMELINE_INDEX_TREE: &str = "timeline_index";
 
-impl Log {
+impl LogReader {
     /// Stores `value` as the index after the event `seq`, tagged with `version`, and drops the
-    /// one before. Like a checkpoint, it is flushed with the next append.
+    /// one before.
     pub fn put_timeline_index<T: Serialize>(
         &self,
         seq: u64,
@@ -58,7 +59,7 @@ impl Log {
             tracing::warn!("ignoring a malformed timeline index key");
             return Ok(None);
         };
-        if tagged != Some(version) || seq >= self.next_seq {
+        if tagged != Some(version) || seq > self.last_seq()? {
             return Ok(None);
         }
         match decode_checkpoint::<T>(&self.path, &key, &record) {

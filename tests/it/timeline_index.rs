@@ -6,6 +6,7 @@
 //! draws; and it can be drawn at every resolution coarse enough.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use proptest::prelude::*;
 use spanfold::clock::ManualClock;
@@ -16,7 +17,9 @@ use spanfold::model::{
 };
 use spanfold::reducer::View;
 use spanfold::registry::Origin;
+use spanfold::store::LogReader;
 use spanfold::timeline::Index;
+use spanfold::timeline_keeper::{Keeper, Kept};
 use spanfold::timetravel;
 
 use crate::timetravel::{AGENTS, Op, op, span};
@@ -179,69 +182,81 @@ proptest! {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 4, ..ProptestConfig::default() })]
+/// The keeper's timeline against the fold of the log up to where it is.
+fn same_as_fold(kept: &Kept, reader: &LogReader) -> Result<(), TestCaseError> {
+    let seq = kept.as_of().seq;
+    prop_assert_eq!(seq, reader.last_seq().expect("last"), "not caught up");
+    for resolution in RESOLUTIONS {
+        if let Some(drawn) = kept.timeline(resolution) {
+            let fresh = timetravel::timeline(reader, 0, seq, resolution).expect("fold");
+            prop_assert!(drawn == fresh, "resolution {}", resolution);
+        }
+    }
+    prop_assert!(kept.timeline(1).is_some(), "not drawn at resolution 1");
+    Ok(())
+}
 
-    /// A serving coordinator keeps the index as it folds, stores it with its checkpoints and
-    /// reads it back when opened again (folding only the events after it): what it draws then
-    /// is still what the fold draws. One stored for another reducer version is never used.
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    /// A server's timeline keeper: handed some of the log's batches (the writer drops what
+    /// does not fit its queue), one of them twice, and left to read the rest from the log, it
+    /// draws what the fold draws; it stores its index and, opened again on the grown log, reads
+    /// it back and folds only what follows. One stored for another reducer version is never
+    /// used.
     #[test]
-    fn a_serving_coordinator_keeps_the_index_across_restarts(
+    fn the_keeper_folds_what_it_is_handed_and_missed_and_reads_back_what_it_stored(
         first in prop::collection::vec(append(), 40..120),
         second in prop::collection::vec(append(), 20..80),
+        handed in prop::collection::vec(any::<bool>(), 1..8),
     ) {
         let dir = tempfile::tempdir().expect("tmp");
-        drop(Coordinator::create(dir.path()).expect("create"));
+        let mut coord = Coordinator::create(dir.path()).expect("create");
         let clock = ManualClock::at(1_700_000_000_000_000_000);
-        let open = |clock: &ManualClock| {
-            let mut coord = Coordinator::open_serving(dir.path()).expect("open");
-            coord.set_clock(Arc::new(clock.clone()));
-            coord.set_checkpoint_every(16);
-            coord
-        };
-        let check = |coord: &Coordinator| -> Result<(), TestCaseError> {
-            let reader = coord.log().reader();
-            let last = reader.last_seq().expect("last");
-            let view = coord.view();
-            prop_assert_eq!(view.as_of.seq, last);
-            let index = coord.timeline_index().expect("kept");
-            let index = index.read();
-            for resolution in RESOLUTIONS {
-                if let Some(kept) = index.timeline(&view, resolution) {
-                    let fresh = timetravel::timeline(&reader, 0, last, resolution).expect("fold");
-                    prop_assert!(kept == fresh, "resolution {}", resolution);
-                }
-            }
-            prop_assert!(index.timeline(&view, 1).is_some(), "not drawn at resolution 1");
-            Ok(())
-        };
-        let mut coord = open(&clock);
-        prop_assert_eq!(coord.timeline_index_stored(), Some(0));
+        coord.set_clock(Arc::new(clock.clone()));
         // A second between two appends: the log spans more than the finest step kept.
         let (early, late) = first.split_at(first.len() / 2);
         write(&mut coord, &clock, early);
         clock.advance(std::time::Duration::from_secs(1));
         write(&mut coord, &clock, late);
-        check(&coord)?;
-        let stored = coord.timeline_index_stored().expect("kept");
-        prop_assert!(stored > 0, "never stored");
-        drop(coord);
+        let reader = coord.log().reader();
+        let never = AtomicBool::new(false);
 
-        let mut coord = open(&clock);
-        prop_assert_eq!(coord.timeline_index_stored(), Some(stored), "not read back");
-        check(&coord)?;
+        let mut keeper = Keeper::open(coord.log().reader());
+        prop_assert_eq!(keeper.stored(), 0);
+        let batches: Vec<Batch> = reader
+            .batches_from(1)
+            .map(|b| b.expect("readable"))
+            .collect();
+        for (i, batch) in batches.iter().enumerate() {
+            if handed[i % handed.len()] {
+                keeper.fold(batch).expect("fold");
+            }
+        }
+        keeper.fold(&batches[0]).expect("handed again");
+        keeper.catch_up(&never).expect("catch up");
+        same_as_fold(&keeper.shared().read(), &reader)?;
+        keeper.store(true);
+        let stored = keeper.stored();
+        prop_assert_eq!(stored, reader.last_seq().expect("last"));
+        drop(keeper);
+
         write(&mut coord, &clock, &second);
-        check(&coord)?;
-        let stored = coord.timeline_index_stored().expect("kept");
-        // Stored as another reducer version would have: ignored, built again from the start.
-        let index = coord.timeline_index().expect("kept").read().clone();
-        coord
-            .log()
-            .put_timeline_index(stored, spanfold::reducer::REDUCER_VERSION + 1, &index)
+        let mut keeper = Keeper::open(coord.log().reader());
+        prop_assert_eq!(keeper.stored(), stored, "not read back");
+        prop_assert_eq!(keeper.shared().read().as_of().seq, stored);
+        keeper.catch_up(&never).expect("catch up");
+        same_as_fold(&keeper.shared().read(), &reader)?;
+        drop(keeper);
+
+        // Stored as another reducer version would have: ignored, folded again from the start.
+        let last = reader.last_seq().expect("last");
+        reader
+            .put_timeline_index(last, spanfold::reducer::REDUCER_VERSION + 1, &Index::default())
             .expect("put");
-        drop(coord);
-        let coord = open(&clock);
-        prop_assert_eq!(coord.timeline_index_stored(), Some(0));
-        check(&coord)?;
+        let mut keeper = Keeper::open(coord.log().reader());
+        prop_assert_eq!(keeper.stored(), 0);
+        keeper.catch_up(&never).expect("catch up");
+        same_as_fold(&keeper.shared().read(), &reader)?;
     }
 }
