@@ -3,7 +3,10 @@
 # (progress reports from eight registered agents, appended straight into the store by
 # spanfold-load --offline), then `spanfold serve --manual` on it, timed:
 #   open     serve started on a log with no checkpoint until it answers (reads and folds it all)
-#   restart  serve started again, now from its checkpoints
+#   index    then, until the whole log's timeline index is built (in the background, on idle
+#            CPU: /metrics spanfold_timeline_index_events reaches spanfold_log_events)
+#   restart  serve started again, now from its checkpoints (and the index it stored)
+#   ready    then, until the index holds every event again
 #   status   GET /api/status (the view as it stands)
 #   cli      `spanfold agents agent-status` through that server (a process, its probe, the call)
 #   timeline GET /api/timeline?resolution=800 for the whole log: the dashboard's first render
@@ -33,6 +36,17 @@ start() { # repo: starts a server there; `took` is the ms until it advertised it
   took=$(ms "$t0" "$(now)")
 }
 stop() { kill "$server"; wait "$server" 2>/dev/null || true; server=""; }
+indexed() { # http: waits until the timeline index holds every event; `took` is the ms waited
+  local t0; t0=$(now)
+  until curl -fsS "$1/metrics" | python3 -c '
+import sys
+m = dict(l.split() for l in sys.stdin if l.startswith("spanfold_log_events ") or l.startswith("spanfold_timeline_index_events "))
+sys.exit(0 if m.get("spanfold_timeline_index_events") == m["spanfold_log_events"] else 1)'; do
+    sleep 0.02
+  done
+  took=$(ms "$t0" "$(now)")
+}
+http_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"])' "$1/.git/spanfold/server.json"; }
 timed_get() { # url: prints ms
   local t0; t0=$(now); curl -fsS -o /dev/null "$1"; ms "$t0" "$(now)"
 }
@@ -45,25 +59,27 @@ for n in "${sizes[@]}"; do
     git -C "$repo" -c user.name=b -c user.email=b@localhost commit -q --allow-empty -m init
     (cd "$repo" && "$bin/spanfold" agents init >/dev/null)
     "$bin/spanfold-load" --offline "$repo/.git/spanfold" --spans "$n" --json >/dev/null
-    start "$repo"; open=$took; stop
+    start "$repo"; open=$took
+    indexed "$(http_of "$repo")"; index=$took; stop
     start "$repo"; restart=$took
-    http=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"])' "$repo/.git/spanfold/server.json")
+    http=$(http_of "$repo")
+    indexed "$http"; ready=$took
     status=$(timed_get "$http/api/status")
     t0=$(now); (cd "$repo" && "$bin/spanfold" agents agent-status >/dev/null); cli=$(ms "$t0" "$(now)")
     timeline=$(timed_get "$http/api/timeline?resolution=800")
     again=$(timed_get "$http/api/timeline?resolution=800")
     stop
-    echo "spans $n run $run: open $open ms, restart $restart ms, status $status ms, cli $cli ms, timeline $timeline ms, again $again ms"
-    rows+=("$n $open $restart $status $cli $timeline $again")
+    echo "spans $n run $run: open $open ms, index $index ms, restart $restart ms, ready $ready ms, status $status ms, cli $cli ms, timeline $timeline ms, again $again ms"
+    rows+=("$n $open $index $restart $ready $status $cli $timeline $again")
     rm -rf "$work/$n-$run"
   done
 done
 python3 - "${rows[@]}" <<'PY'
 import statistics, sys
 rows = [list(map(int, r.split())) for r in sys.argv[1:]]
-print("| spans in the log | open (no checkpoint) | restart | /api/status | agent-status (CLI) | timeline, first | timeline, again |")
-print("|---|---|---|---|---|---|---|")
+print("| spans in the log | open (no checkpoint) | index built after it | restart | index ready after it | /api/status | agent-status (CLI) | timeline, first | timeline, again |")
+print("|---|---|---|---|---|---|---|---|---|")
 for n in sorted({r[0] for r in rows}):
     med = lambda i: statistics.median(r[i] for r in rows if r[0] == n)
-    print(f"| {n:,} | " + " | ".join(f"{med(i):,.0f} ms" for i in range(1, 7)) + " |")
+    print(f"| {n:,} | " + " | ".join(f"{med(i):,.0f} ms" for i in range(1, 9)) + " |")
 PY

@@ -120,6 +120,14 @@ fn counters(state: &State, out: &mut String) {
         "Size of the log on disk.",
         state.log.size_on_disk().to_string(),
     );
+    if let Some(kept) = &state.timeline {
+        metric(
+            "spanfold_timeline_index_events",
+            "gauge",
+            "Events the whole log's timeline index holds (it catches up on idle CPU).",
+            kept.read().as_of().seq.to_string(),
+        );
+    }
 }
 
 /// What the view holds now: events, the queue, health and agents by state.

@@ -551,6 +551,17 @@ fn events_and_metrics_are_served() {
     ] {
         assert!(metrics.contains(needle), "{needle} missing:\n{metrics}");
     }
+    // The whole log's timeline index catches up with the log (on idle CPU, beside the writer).
+    let last = lines[0]["seq"].as_u64().expect("seq");
+    let caught_up = format!("spanfold_timeline_index_events {last}\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !served.get("/metrics", None).1.contains(&caught_up) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the timeline index never reached seq {last}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     // gc is work on the coordinator, not a coordination cycle: only the cycle is counted.
     sb.ok(&["gc"]);
     sb.ok(&["agents", "coordination-cycle"]);
