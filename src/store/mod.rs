@@ -54,7 +54,7 @@ mod timeline_index;
 pub use error::{StoreError, remedy};
 use reader::Checkpoints;
 pub use reader::{CheckpointEntry, LogReader};
-use record::{corrupt, decode, read_error, records};
+use record::{corrupt, decode, encode_checkpoint, read_error, records};
 use repair::{copy_dir, rebuild_snapshot};
 
 /// What an append did.
@@ -468,11 +468,7 @@ impl Log {
         version: u32,
         value: &T,
     ) -> Result<(), StoreError> {
-        let plain = postcard::to_stdvec(value).map_err(|e| StoreError::Encode(e.to_string()))?;
-        let mut record = Vec::with_capacity(plain.len() / 4 + 16);
-        record.push(CHECKPOINT_FORMAT);
-        record.extend(version.to_be_bytes());
-        record.extend(lz4_flex::compress_prepend_size(&plain));
+        let record = encode_checkpoint(version, value)?;
         let write = |source| StoreError::Write {
             path: self.path.clone(),
             source,

@@ -203,6 +203,20 @@ pub(super) fn decode(path: &Path, key: &[u8], value: &[u8]) -> Result<Batch, Sto
     }
 }
 
+/// A checkpoint's record (also the kept timeline index's): format byte, reducer version, then
+/// the value's postcard bytes compressed with lz4. `decode_checkpoint` reads it back.
+pub(super) fn encode_checkpoint<T: serde::Serialize>(
+    version: u32,
+    value: &T,
+) -> Result<Vec<u8>, StoreError> {
+    let plain = postcard::to_stdvec(value).map_err(|e| StoreError::Encode(e.to_string()))?;
+    let mut record = Vec::with_capacity(plain.len() / 4 + 16);
+    record.push(CHECKPOINT_FORMAT);
+    record.extend(version.to_be_bytes());
+    record.extend(lz4_flex::compress_prepend_size(&plain));
+    Ok(record)
+}
+
 pub(super) fn decode_checkpoint<T: serde::de::DeserializeOwned>(
     path: &Path,
     key: &[u8],

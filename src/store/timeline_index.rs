@@ -8,8 +8,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::record::{decode_checkpoint, read_error};
-use super::{CHECKPOINT_FORMAT, LogReader, StoreError};
+use super::record::{decode_checkpoint, encode_checkpoint, read_error};
+use super::{LogReader, StoreError};
 
 pub(super) const TIMELINE_INDEX_TREE: &str = "timeline_index";
 
@@ -22,11 +22,7 @@ impl LogReader {
         version: u32,
         value: &T,
     ) -> Result<(), StoreError> {
-        let plain = postcard::to_stdvec(value).map_err(|e| StoreError::Encode(e.to_string()))?;
-        let mut record = Vec::with_capacity(plain.len() / 4 + 16);
-        record.push(CHECKPOINT_FORMAT);
-        record.extend(version.to_be_bytes());
-        record.extend(lz4_flex::compress_prepend_size(&plain));
+        let record = encode_checkpoint(version, value)?;
         let write = |source| StoreError::Write {
             path: self.path.clone(),
             source,
