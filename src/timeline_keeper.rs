@@ -2,15 +2,17 @@
 //! the dashboard's first question (the timeline of the whole log) is drawn from it instead of by
 //! folding every event.
 //!
-//! It is kept on a thread of its own, at the lowest scheduling priority, with a view of its own:
-//! the writer hands it each batch it has just appended (already decoded; dropped if the keeper is
-//! behind), and whatever it missed it reads from the log. Kept on the writer's thread it cost a
-//! tenth of the ingest rate: the writer is the ingest path's narrowest stage. Stored now and then
-//! (the latest only) and read back at the next start with the view at its seq.
+//! It is kept on a thread of its own, at the lowest scheduling priority, with a view of its own,
+//! and it reads the log only while the writer waits for work: the writer is the ingest path's
+//! narrowest stage, and the keeper shares nothing with it but a flag. Kept on the writer's
+//! thread the index cost a tenth of the ingest rate; handed each appended batch through a queue
+//! it still cost several percent (the queue's wake-ups, the batches kept alive, the log read
+//! beside the writer). Under a load that never lets the writer wait, the index falls behind and
+//! the API folds instead. Stored now and then (the latest only) and read back at the next start
+//! with the view at its seq.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -27,8 +29,8 @@ use crate::timetravel;
 const BYTES_PER_EVENT: usize = 16;
 /// Fewest events between two stores.
 const MIN_EVENTS: u64 = 65_536;
-/// How long the thread waits for a batch before it looks at the log itself.
-const IDLE: Duration = Duration::from_millis(200);
+/// How often the thread looks whether the writer waits and the log grew.
+const POLL: Duration = Duration::from_millis(20);
 
 /// The index and the view after the same event.
 #[derive(Debug, Default)]
@@ -93,34 +95,15 @@ impl Keeper {
         self.stored
     }
 
-    /// Folds `batch`, an appended one: the events of it not kept yet, after reading from the
-    /// log whatever lies between (batches the keeper missed).
-    pub fn fold(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        let next = self.kept.read().as_of().seq + 1;
-        if batch.first_seq > next {
-            self.catch_up_to(batch.first_seq - 1, &AtomicBool::new(false))?;
-        }
-        let next = self.kept.read().as_of().seq + 1;
-        let last = batch.first_seq + batch.event_count() as u64;
-        if last > next {
-            self.kept.write().fold(batch, next);
-        }
-        Ok(())
-    }
-
-    /// Folds what the log holds beyond what is kept, a record at a time, until the end of the
-    /// log or `stop`.
-    pub fn catch_up(&mut self, stop: &AtomicBool) -> Result<(), StoreError> {
-        self.catch_up_to(u64::MAX, stop)
-    }
-
-    fn catch_up_to(&mut self, to: u64, stop: &AtomicBool) -> Result<(), StoreError> {
+    /// Folds what the log holds beyond what is kept, a record at a time, while `go_on` says
+    /// so (checked before each record) or to the end of the log.
+    pub fn catch_up(&mut self, go_on: &dyn Fn() -> bool) -> Result<(), StoreError> {
         let from = self.kept.read().as_of().seq + 1;
         for batch in self.reader.batches_from(from) {
-            let batch = batch?;
-            if batch.first_seq > to || stop.load(Ordering::Relaxed) {
+            if !go_on() {
                 break;
             }
+            let batch = batch?;
             let next = self.kept.read().as_of().seq + 1;
             self.kept.write().fold(&batch, next);
         }
@@ -150,11 +133,11 @@ impl Keeper {
     }
 
     /// Keeps the index of `reader`'s log on a thread of its own (which reads back the stored
-    /// one first) until `batches` closes or `stop` is set, then stores it. Returns what is kept,
-    /// for the API, and the thread.
+    /// one first), reading the log while `writer_waits`, until `stop` is set; then stores it.
+    /// Returns what is kept, for the API, and the thread.
     pub fn spawn(
         reader: LogReader,
-        batches: Receiver<Arc<Batch>>,
+        writer_waits: Arc<AtomicBool>,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<(Arc<RwLock<Kept>>, std::thread::JoinHandle<()>)> {
         let shared = Arc::new(RwLock::new(Kept::default()));
@@ -166,7 +149,7 @@ impl Keeper {
                 let mut keeper = Keeper::open(reader);
                 std::mem::swap(&mut *kept.write(), &mut *keeper.kept.write());
                 keeper.kept = kept;
-                if let Err(e) = keeper.run(&batches, &stop) {
+                if let Err(e) = keeper.run(&writer_waits, &stop) {
                     tracing::warn!("the timeline index stopped: {e}");
                 }
                 keeper.store(true);
@@ -174,15 +157,14 @@ impl Keeper {
         Ok((shared, thread))
     }
 
-    fn run(&mut self, batches: &Receiver<Arc<Batch>>, stop: &AtomicBool) -> Result<(), StoreError> {
-        self.catch_up(stop)?;
+    fn run(&mut self, writer_waits: &AtomicBool, stop: &AtomicBool) -> Result<(), StoreError> {
+        let go_on = || writer_waits.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed);
         while !stop.load(Ordering::Relaxed) {
-            match batches.recv_timeout(IDLE) {
-                Ok(batch) => self.fold(&batch)?,
-                Err(RecvTimeoutError::Timeout) => self.catch_up(stop)?,
-                Err(RecvTimeoutError::Disconnected) => break,
+            if go_on() {
+                self.catch_up(&go_on)?;
+                self.store(false);
             }
-            self.store(false);
+            std::thread::sleep(POLL);
         }
         Ok(())
     }

@@ -22,7 +22,6 @@ mod recovery;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::SyncSender;
 
 use parking_lot::{RwLock, RwLockReadGuard};
 
@@ -85,8 +84,6 @@ pub struct Coordinator {
     radar: Option<radar::RadarState>,
     /// `spanfold.requireApproval`, as the current round of merges read it.
     require_approval: bool,
-    /// Where each appended batch goes once folded (a server's timeline keeper), if anywhere.
-    batches: Option<SyncSender<Arc<Batch>>>,
 }
 
 /// A worktree path read back from the log, if it is one this coordinator could have made: only
@@ -146,7 +143,6 @@ impl Coordinator {
             workspace: None,
             radar: None,
             require_approval: false,
-            batches: None,
         };
         for batch in reader.batches_from(from) {
             let batch = batch?;
@@ -187,12 +183,6 @@ impl Coordinator {
             Ok(()) => self.last_checkpoint = seq,
             Err(e) => tracing::warn!("checkpoint at seq {seq} not written: {e}"),
         }
-    }
-
-    /// Hands every batch appended from now on, once folded, to `sink` (dropped when it is
-    /// full).
-    pub fn hand_batches_to(&mut self, sink: SyncSender<Arc<Batch>>) {
-        self.batches = Some(sink);
     }
 
     /// Folds the whole log again into the shared view.
@@ -343,11 +333,6 @@ impl Coordinator {
             let spent = self.view.read().usage.ledger.total;
             self.view.write().apply_batch(&batch, 0);
             self.maybe_checkpoint();
-            let batch = Arc::new(batch);
-            if let Some(sink) = &self.batches {
-                // Never waits: a keeper that is behind reads what it missed from the log.
-                let _ = sink.try_send(Arc::clone(&batch));
-            }
             // A budget crossed by what was just folded is decided now, at its time: only
             // when the batch moved spending or set a budget, not on every append.
             // Without any budget (the common case) the batch is not scanned at all.

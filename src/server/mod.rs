@@ -47,8 +47,6 @@ use writer::write_loop;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long the writer may take to finish once the receivers stopped.
 const WRITER_GRACE: Duration = Duration::from_secs(10);
-/// Batches waiting for the timeline keeper, at most; more are dropped (it reads them from the log).
-const KEEPER_QUEUE: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -185,13 +183,12 @@ pub async fn serve_on(
     let grpc_addr = grpc_listener.local_addr().map_err(ServerError::Http)?;
     let http_addr = http_listener.local_addr().map_err(ServerError::Http)?;
 
-    // The whole log's timeline, kept beside the writer from the batches it appends.
-    let (batches, keeper_batches) = std::sync::mpsc::sync_channel(KEEPER_QUEUE);
-    coord.hand_batches_to(batches);
+    // The whole log's timeline, kept beside the writer from the log while the writer waits.
+    let writer_waits = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let keeper_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (kept, keeper) = crate::timeline_keeper::Keeper::spawn(
         coord.log().reader(),
-        keeper_batches,
+        Arc::clone(&writer_waits),
         Arc::clone(&keeper_stop),
     )
     .map_err(ServerError::Runtime)?;
@@ -214,7 +211,7 @@ pub async fn serve_on(
         ))
     });
     let upstream = upstream_task.is_some().then_some(upstream_tx);
-    let writer = spawn_writer(coord, queue, &config, &metrics, upstream)?;
+    let writer = spawn_writer(coord, queue, &config, &metrics, upstream, writer_waits)?;
 
     let advert_path = write_advert(&config, grpc_addr, http_addr, &state.server_id);
     tracing::info!(%grpc_addr, %http_addr, "spanfold serving");
@@ -318,6 +315,7 @@ fn spawn_writer(
     config: &ServerConfig,
     metrics: &Arc<Metrics>,
     upstream: Option<tokio::sync::mpsc::Sender<Vec<ResourceSpans>>>,
+    waits: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, ServerError> {
     let metrics = Arc::clone(metrics);
     let config = config.clone();
@@ -327,7 +325,7 @@ fn spawn_writer(
             // A writer that died would leave a server that refuses everything while still
             // advertising itself; better to stop the process (what was flushed is safe).
             let run = std::panic::AssertUnwindSafe(|| {
-                write_loop(coord, queue, &config, &metrics, upstream)
+                write_loop(coord, queue, &config, &metrics, upstream, &waits)
             });
             if std::panic::catch_unwind(run).is_err() {
                 eprintln!("spanfold: the log writer failed; stopping (everything acknowledged is in the log)");

@@ -2,7 +2,7 @@
 //! export waiting (group commit), runs work asked of the coordinator, and runs cycles on a timer
 //! and shortly after a span that can change an assignment.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -86,6 +86,7 @@ pub(super) fn write_loop(
     config: &ServerConfig,
     metrics: &Metrics,
     upstream: Option<tokio::sync::mpsc::Sender<Vec<ResourceSpans>>>,
+    waits: &AtomicBool,
 ) {
     let mut next_tick = config.interval.map(|i| Instant::now() + i);
     // A cycle right away: work that waited while no server ran (a merge a crash cut off, a
@@ -111,6 +112,8 @@ pub(super) fn write_loop(
             .into_iter()
             .flatten()
             .min();
+        // While it waits (and only then), the timeline keeper may read the log.
+        waits.store(true, Ordering::Relaxed);
         let first = match deadline {
             Some(d) => match queue.recv_timeout(d.saturating_duration_since(Instant::now())) {
                 Ok(job) => Some(job),
@@ -122,6 +125,7 @@ pub(super) fn write_loop(
                 Err(_) => break,
             },
         };
+        waits.store(false, Ordering::Relaxed);
         let Taken {
             exports,
             cycle_requests,
