@@ -165,6 +165,8 @@ pub struct Registration {
     pub lease_seconds: Option<u64>,
     /// What its LLM requests may cost a day, in dollars.
     pub budget_usd_per_day: Option<f64>,
+    /// It works on another host, through the remote.
+    pub remote: bool,
 }
 
 pub fn registration(ids: &mut IdGen, time: UnixNanos, r: &Registration) -> Span {
@@ -177,6 +179,7 @@ pub fn registration(ids: &mut IdGen, time: UnixNanos, r: &Registration) -> Span 
         preferred_complexity: r.preferred_complexity,
         lease_seconds: r.lease_seconds,
         budget_usd_per_day: r.budget_usd_per_day,
+        remote: r.remote,
     };
     fact_span(ids, time, Fact::Registration(fact))
 }
@@ -357,6 +360,8 @@ pub struct WorktreeSpan<'a> {
     pub path: &'a str,
     pub branch: &'a str,
     pub error: Option<&'a str>,
+    /// Where the branch was pushed, for a remote agent.
+    pub remote_url: Option<&'a str>,
 }
 
 pub fn worktree(ids: &mut IdGen, time: UnixNanos, w: &WorktreeSpan<'_>) -> Span {
@@ -367,6 +372,7 @@ pub fn worktree(ids: &mut IdGen, time: UnixNanos, w: &WorktreeSpan<'_>) -> Span 
         path: w.path,
         branch: w.branch,
         error: w.error,
+        remote_url: w.remote_url,
     };
     fact_span(ids, time, Fact::Worktree(fact))
 }

@@ -22,7 +22,10 @@ pub fn cycle_text(r: &CycleReport) -> String {
                     p.agent_id.clone(),
                     format!("{:.3}", p.match_score),
                     match &p.error {
-                        None => format!("{} {}", p.worktree_action, p.worktree_path),
+                        None => match &p.remote_url {
+                            Some(url) => format!("{} to {url}", p.worktree_action),
+                            None => format!("{} {}", p.worktree_action, p.worktree_path),
+                        },
                         Some(e) => format!("FAILED: {e}"),
                     },
                 ]

@@ -15,6 +15,11 @@ pub struct Task {
     pub worktree_path: Option<String>,
     pub branch_name: Option<String>,
     pub base_branch: Option<String>,
+    /// For a remote agent: the remote its branch is on, and the commands that get it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub start_commands: Vec<String>,
     pub description: String,
     pub requirements: Vec<String>,
     pub acceptance_criteria: Vec<String>,
@@ -75,6 +80,10 @@ pub fn task(agent: &AgentJson, feature: &FeatureJson, base_branch: Option<&str>)
         _ => feature.merge_note.clone(),
     };
     let (id, name) = (&agent.agent_id, &feature.name);
+    let start_commands = match (&feature.remote_url, &feature.branch_name) {
+        (Some(url), Some(branch)) => start_commands(url, branch, name),
+        _ => Vec::new(),
+    };
     Task {
         agent_id: id.clone(),
         feature_name: name.clone(),
@@ -82,6 +91,8 @@ pub fn task(agent: &AgentJson, feature: &FeatureJson, base_branch: Option<&str>)
         worktree_path: feature.worktree_path.clone(),
         branch_name: feature.branch_name.clone(),
         base_branch: base_branch.map(str::to_owned),
+        remote_url: feature.remote_url.clone(),
+        start_commands,
         description: details.map(|d| d.description.clone()).unwrap_or_default(),
         requirements: details.map(|d| d.requirements.clone()).unwrap_or_default(),
         acceptance_criteria: details
@@ -108,13 +119,52 @@ pub fn task(agent: &AgentJson, feature: &FeatureJson, base_branch: Option<&str>)
     }
 }
 
+/// How a remote agent gets its feature's branch: a fresh clone of just that branch, or, in a
+/// clone it has, a fetch and a switch. Quoted for a POSIX shell: the URL is the operator's.
+fn start_commands(url: &str, branch: &str, feature: &str) -> Vec<String> {
+    let (url, branch_q) = (shell_quote(url), shell_quote(branch));
+    vec![
+        format!(
+            "git clone --branch {branch_q} --single-branch {url} {}",
+            shell_quote(feature)
+        ),
+        format!("git fetch {url} {branch_q} && git switch --create {branch_q} FETCH_HEAD"),
+        format!(
+            "git push {url} {}",
+            shell_quote(&format!("HEAD:refs/heads/{branch}"))
+        ),
+    ]
+}
+
+/// `s` as one word for a POSIX shell: kept as is when it holds nothing a shell would read.
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@+=,".contains(&b));
+    match plain {
+        true => s.to_owned(),
+        false => format!("'{}'", s.replace('\'', r"'\''")),
+    }
+}
+
 /// The task as plain text for a coding agent's prompt.
 pub fn prompt(t: &Task) -> String {
     let mut out = format!(
         "You are agent {}. Your task is the feature \"{}\".\n",
         t.agent_id, t.feature_name
     );
-    if let Some(path) = &t.worktree_path {
+    if let (Some(url), Some(branch)) = (&t.remote_url, &t.branch_name) {
+        out.push_str(&format!(
+            "Your branch {branch} is on the git remote {url}{}. Get it with:\n  {}\nor, in a clone you have:\n  {}\nPush your commits to it before you report validating:\n  {}\n",
+            t.base_branch
+                .as_deref()
+                .map(|b| format!(" (it started from {b})"))
+                .unwrap_or_default(),
+            t.start_commands.first().map(String::as_str).unwrap_or_default(),
+            t.start_commands.get(1).map(String::as_str).unwrap_or_default(),
+            t.start_commands.get(2).map(String::as_str).unwrap_or_default(),
+        ));
+    } else if let Some(path) = &t.worktree_path {
         out.push_str(&format!(
             "Work in the git worktree {path}, on branch {}{}.\n",
             t.branch_name.as_deref().unwrap_or("(its branch)"),

@@ -165,6 +165,13 @@ pub mod attr {
     /// On `agent.registration`.
     pub const AGENT_PREFERRED_COMPLEXITY: &str = "agent.preferred_complexity";
 
+    /// The agent works on another host (a cloud sandbox, a container, a second workstation): its
+    /// feature's branch is pushed to the remote named by `git config spanfold.remote` instead of
+    /// being checked out in a local worktree, and its work is fetched from there.
+    ///
+    /// On `agent.registration`.
+    pub const AGENT_REMOTE: &str = "agent.remote";
+
     /// The state the agent is in now.
     ///
     /// On `agent.work_progress`.
@@ -575,6 +582,13 @@ pub mod attr {
     pub const WORKTREE_ERROR: &str = "worktree.error";
 
     /// - `agent.feature_assignment`: Where the feature's worktree will be.
-    /// - `worktree.lifecycle`: Absolute path of the worktree.
+    /// - `worktree.lifecycle`: Absolute path of the worktree. For a branch pushed for a remote
+    ///   agent, the path its local worktree would have (nothing is made there); it names the
+    ///   feature's place.
     pub const WORKTREE_PATH: &str = "worktree.path";
+
+    /// The URL of the remote the branch was pushed to, for the remote agent to clone or fetch.
+    ///
+    /// On `worktree.lifecycle`.
+    pub const WORKTREE_REMOTE_URL: &str = "worktree.remote_url";
 }

@@ -58,6 +58,7 @@ fn register_agent(args: &RegisterArgs, backend: &mut Backend) -> Result<Output> 
         preferred_complexity: args.complexity.map(Into::into),
         lease_seconds: args.lease,
         budget_usd_per_day: args.budget_usd.filter(|u| *u > 0.0),
+        remote: args.remote,
     };
     let existed = backend.agent(&args.id)?.is_some();
     let span = emit::registration(&mut IdGen::default(), emit::now(), &reg);

@@ -309,6 +309,12 @@ pub struct RegisterArgs {
     /// Registering again without it removes it.
     #[arg(long, value_name = "DOLLARS", value_parser = dollars)]
     pub budget_usd: Option<f64>,
+    /// The agent works on another host (a cloud sandbox, a container, another machine): its
+    /// feature's branch is pushed to the remote `git config spanfold.remote` names, instead of
+    /// a local worktree, and `agents next` says how to clone it. Registering again without it
+    /// makes the agent local for the features it takes next.
+    #[arg(long)]
+    pub remote: bool,
 }
 
 #[derive(Args, Debug)]

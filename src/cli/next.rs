@@ -157,10 +157,11 @@ fn task_output(
         .iter()
         .find(|f| f.name == feature)
         .ok_or_else(|| anyhow!("feature {feature} is not in the status; try again"))?;
-    let made = f.worktree_path.as_deref().and_then(|path| {
-        st.worktrees
-            .iter()
-            .find(|w| w.path == path && w.status == crate::reducer::WorktreeStatus::Active)
+    // A remote agent's feature has no local worktree: its branch on the remote is its place.
+    let made = st.worktrees.iter().find(|w| {
+        w.feature_name == f.name
+            && w.status == crate::reducer::WorktreeStatus::Active
+            && (f.worktree_path.as_deref() == Some(w.path.as_str()) || w.remote_url.is_some())
     });
     let Some(worktree) = made else {
         return Ok(None);
@@ -170,7 +171,8 @@ fn task_output(
     let prompt = crate::task::prompt(&task);
     let mut data = serde_json::to_value(&task)?;
     data["state"] = serde_json::to_value(agent.state)?;
-    if let (Some(config), Some(slot)) = (&st.config, worktree.port_slot) {
+    if let (Some(config), Some(slot), None) = (&st.config, worktree.port_slot, &worktree.remote_url)
+    {
         let port = crate::launcher::prepare::port(Path::new(&config.repo), slot)?;
         data["port"] = port.into();
     }
@@ -184,7 +186,10 @@ fn task_output(
         let mut line = format!(
             "{}\t{}\t{}",
             task.feature_name,
-            task.worktree_path.as_deref().unwrap_or(""),
+            task.worktree_path
+                .as_deref()
+                .or(task.remote_url.as_deref())
+                .unwrap_or(""),
             task.branch_name.as_deref().unwrap_or("")
         );
         if let Some(why) = &task.came_back {

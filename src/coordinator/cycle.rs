@@ -23,9 +23,13 @@ pub struct Placed {
     pub reasons: Vec<String>,
     pub worktree_path: String,
     pub branch_name: String,
-    /// created, reused or create_failed
+    /// created, reused or create_failed; for a remote agent pushed or push_failed
     pub worktree_action: WorktreeAction,
     pub error: Option<String>,
+    /// For a remote agent: the remote its branch was pushed to (nothing is made at
+    /// `worktree_path` then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_url: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -147,6 +151,7 @@ impl Coordinator {
                 branch_name: p.branch.clone(),
                 worktree_action: outcome.action,
                 error: outcome.error,
+                remote_url: outcome.remote_url,
             })
             .collect())
     }

@@ -23,6 +23,10 @@ pub trait Workspace: Send + Sync {
     fn ensure_worktree(&self, branch: &str, path: &Path, lock_reason: &str)
     -> Result<bool, String>;
 
+    /// Puts `branch` (from the base branch when new) on the configured remote, for a remote
+    /// agent; what it was pushed to.
+    fn push_branch(&self, branch: &str) -> Result<git::Pushed, String>;
+
     /// Unlocks the worktree at `path`, keeping it and its work.
     fn unlock_worktree(&self, path: &Path) -> Result<(), String>;
 
@@ -105,6 +109,10 @@ impl Workspace for GitWorkspace {
             .map_err(|e| e.to_string())
     }
 
+    fn push_branch(&self, branch: &str) -> Result<git::Pushed, String> {
+        git::push_branch(&self.repo, &self.base_branch, branch).map_err(|e| e.to_string())
+    }
+
     fn unlock_worktree(&self, path: &Path) -> Result<(), String> {
         git::unlock_worktree(&self.repo, path).map_err(|e| e.to_string())
     }
@@ -171,10 +179,23 @@ impl Workspace for GitWorkspace {
 pub(super) struct Outcome {
     pub action: WorktreeAction,
     pub error: Option<String>,
+    /// Where a remote agent's branch was pushed.
+    pub remote_url: Option<String>,
+}
+
+impl Outcome {
+    fn local(action: WorktreeAction, error: Option<String>) -> Outcome {
+        Outcome {
+            action,
+            error,
+            remote_url: None,
+        }
+    }
 }
 
 /// Carries out one effect.
 fn execute(workspace: &dyn Workspace, effect: &Effect) -> Outcome {
+    use WorktreeAction::*;
     match effect {
         Effect::CreateWorktree {
             agent_id,
@@ -182,18 +203,9 @@ fn execute(workspace: &dyn Workspace, effect: &Effect) -> Outcome {
             branch,
             ..
         } => match workspace.ensure_worktree(branch, Path::new(path), agent_id) {
-            Ok(true) => Outcome {
-                action: WorktreeAction::Reused,
-                error: None,
-            },
-            Ok(false) => Outcome {
-                action: WorktreeAction::Created,
-                error: None,
-            },
-            Err(e) => Outcome {
-                action: WorktreeAction::CreateFailed,
-                error: Some(e),
-            },
+            Ok(true) => Outcome::local(Reused, None),
+            Ok(false) => Outcome::local(Created, None),
+            Err(e) => Outcome::local(CreateFailed, Some(e)),
         },
         // Rebuilt or not, the span says why recovery needed it.
         Effect::RebuildWorktree {
@@ -203,24 +215,26 @@ fn execute(workspace: &dyn Workspace, effect: &Effect) -> Outcome {
             why,
             ..
         } => match workspace.ensure_worktree(branch, Path::new(path), agent_id) {
-            Ok(reused) => Outcome {
-                action: match reused {
-                    true => WorktreeAction::Reused,
-                    false => WorktreeAction::Created,
-                },
-                error: Some(why.note().to_owned()),
+            Ok(reused) => Outcome::local(
+                if reused { Reused } else { Created },
+                Some(why.note().to_owned()),
+            ),
+            Err(e) => Outcome::local(CreateFailed, Some(e)),
+        },
+        // Pushed or found there, the remote holds the branch for its agent.
+        Effect::PushBranch { branch, why, .. } => match workspace.push_branch(branch) {
+            Ok(pushed) => Outcome {
+                action: Pushed,
+                error: why.map(|w| w.note().to_owned()),
+                remote_url: Some(pushed.url),
             },
-            Err(e) => Outcome {
-                action: WorktreeAction::CreateFailed,
-                error: Some(e),
-            },
+            Err(e) => Outcome::local(PushFailed, Some(e)),
         },
         // A failed unlock is still recorded as `unlocked`, with the error: the feature is let
         // go of either way, and the next agent's lock replaces git's.
-        Effect::UnlockWorktree { path, .. } => Outcome {
-            action: WorktreeAction::Unlocked,
-            error: workspace.unlock_worktree(Path::new(path)).err(),
-        },
+        Effect::UnlockWorktree { path, .. } => {
+            Outcome::local(Unlocked, workspace.unlock_worktree(Path::new(path)).err())
+        }
     }
 }
 
@@ -264,6 +278,13 @@ impl Coordinator {
                     path,
                     branch,
                     ..
+                }
+                | Effect::PushBranch {
+                    agent_id,
+                    feature,
+                    path,
+                    branch,
+                    ..
                 } => (agent_id.as_str(), feature, path, branch),
                 Effect::UnlockWorktree {
                     path,
@@ -281,6 +302,7 @@ impl Coordinator {
                     path,
                     branch,
                     error: outcome.error.as_deref(),
+                    remote_url: outcome.remote_url.as_deref(),
                 },
             ));
             outcomes.push(outcome);

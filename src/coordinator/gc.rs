@@ -72,6 +72,7 @@ impl Coordinator {
                             path: &path,
                             branch: &branch,
                             error: None,
+                            remote_url: None,
                         },
                     );
                     self.record(vec![s])?;

@@ -371,6 +371,7 @@ impl Coordinator {
                 path,
                 branch: &c.branch,
                 error: note.as_deref(),
+                remote_url: None,
             },
         );
         self.record(vec![s])?;

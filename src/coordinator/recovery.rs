@@ -28,8 +28,14 @@ impl Coordinator {
         self.record_drift(&recovery.missing, &mut notes)?;
         // After the drift is recorded: every held feature that now lacks a worktree.
         for effect in &recovery.rebuild {
-            if let Effect::RebuildWorktree { feature, why, .. } = effect {
-                notes.push(format!("{feature}: {}", why.note()));
+            match effect {
+                Effect::RebuildWorktree { feature, why, .. }
+                | Effect::PushBranch {
+                    feature,
+                    why: Some(why),
+                    ..
+                } => notes.push(format!("{feature}: {}", why.note())),
+                _ => {}
             }
         }
         let (_, outcomes) = self.carry_out(&config, &recovery.rebuild);
@@ -84,6 +90,7 @@ impl Coordinator {
                         path: &w.path,
                         branch: &w.branch,
                         error: Some("removed by hand (found on recovery)"),
+                        remote_url: None,
                     },
                 )
             })

@@ -9,7 +9,7 @@
 //! the base branch, `checkout` brings the main checkout along after the branch moved, `status`
 //! says what a checkout holds uncommitted, `radar` forecasts conflicts by merging in memory,
 //! `gate` runs the operator's commands (merge gate, set-up), `copy` copies `spanfold.copyFiles`
-//! into a new worktree.
+//! into a new worktree, `remote` puts remote agents' branches on the configured remote.
 
 mod batch;
 mod checkout;
@@ -17,6 +17,7 @@ mod copy;
 mod gate;
 mod merge;
 mod radar;
+mod remote;
 mod status;
 mod worktree;
 
@@ -35,6 +36,7 @@ pub use merge::{
     not_in_branch, submission_problem, trial_merge,
 };
 pub use radar::{Forecast, ForecastKind, PairForecast, Radar};
+pub use remote::{Pushed, REMOTE_KEY, Remote, configured_remote, push_branch};
 pub use status::uncommitted;
 
 /// A commit's id, as the radar compares tips.
@@ -63,6 +65,9 @@ pub enum GitError {
     /// A worktree's set-up (the operator's `spanfold.copyFiles`) could not be done.
     #[error("{message}")]
     Setup { message: String },
+    /// The remote for remote agents is not configured, or did not answer as asked.
+    #[error("{message}")]
+    Remote { message: String },
 }
 
 fn gix_err(action: impl Into<String>) -> impl FnOnce(gix::Error) -> GitError {

@@ -43,7 +43,7 @@ pub fn ensure_worktree(
 }
 
 /// Creates `branch` (full name `full`) at the tip of `base`, unless it exists.
-fn ensure_branch(
+pub(super) fn ensure_branch(
     repo: &gix::Repository,
     base: &str,
     branch: &str,

@@ -24,6 +24,7 @@ mod newcomer;
 mod operator;
 mod radar;
 mod registry;
+mod remote;
 mod replay;
 mod server;
 mod timeline;

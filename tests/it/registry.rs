@@ -38,6 +38,7 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
                 preferred_complexity: Some(Complexity::High),
                 lease_seconds: Some(900),
                 budget_usd_per_day: Some(20.0),
+                remote: true,
             },
         ),
         emit::reopen(&mut ids, 1, "f1", Some("again")),
@@ -121,6 +122,7 @@ fn every_span_spanfold_writes_is_valid_and_named_in_the_registry() {
                 path: "/w/f1",
                 branch: "spanfold/f1",
                 error: Some("disk full"),
+                remote_url: None,
             },
         ),
         emit::merge(

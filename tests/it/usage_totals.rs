@@ -126,6 +126,7 @@ fn setup(coord: &mut Coordinator) {
                 preferred_complexity: None,
                 lease_seconds: None,
                 budget_usd_per_day: None,
+                remote: false,
             };
             emit::registration(&mut ids, 1, &r)
         })

@@ -2,7 +2,7 @@
 //! messages) and what an operator does to one (reset, its token).
 
 use super::{AgentState, Closed, Complexity, Out, clamped, closed_set, list, required, seconds};
-use crate::model::{Event, as_double, as_int, as_str};
+use crate::model::{Event, as_bool, as_double, as_int, as_str};
 use crate::names;
 use crate::vocab::attr;
 
@@ -27,6 +27,8 @@ pub struct Registration<'a> {
     pub lease_seconds: Option<u64>,
     /// What its LLM requests may cost a day, in dollars, when it sent a positive amount.
     pub budget_usd_per_day: Option<f64>,
+    /// It works on another host: its features' branches go through the remote.
+    pub remote: bool,
 }
 
 impl<'a> Registration<'a> {
@@ -46,6 +48,7 @@ impl<'a> Registration<'a> {
             budget_usd_per_day: ev
                 .double_attr(attr::AGENT_BUDGET_USD_PER_DAY)
                 .filter(|u| u.is_finite() && *u > 0.0),
+            remote: ev.attr(attr::AGENT_REMOTE).and_then(as_bool) == Some(true),
         })
     }
 
@@ -64,6 +67,9 @@ impl<'a> Registration<'a> {
         );
         out.uint(attr::AGENT_LEASE_SECONDS, self.lease_seconds);
         out.double(attr::AGENT_BUDGET_USD_PER_DAY, self.budget_usd_per_day);
+        if self.remote {
+            out.bool(attr::AGENT_REMOTE, true);
+        }
     }
 }
 

@@ -118,6 +118,7 @@ fn agent_fact(i: usize, s: &Seed) -> Fact<'_> {
             preferred_complexity: s.opt(1, s.one_of(&Complexity::ALL)),
             lease_seconds: s.opt(2, s.positive),
             budget_usd_per_day: s.opt(3, s.double.abs() + 0.5),
+            remote: s.has(4),
         }),
         1 => Fact::WorkProgress(WorkProgress {
             agent_id: s.text(0),
@@ -302,6 +303,7 @@ fn feature_or_worktree_fact(i: usize, s: &Seed) -> Fact<'_> {
                 path: s.text(2),
                 branch: s.text(3),
                 error: s.opt_text(4),
+                remote_url: s.opt_text(5),
             })
         }
     }

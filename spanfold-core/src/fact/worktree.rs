@@ -21,6 +21,11 @@ closed_set! {
         Unlocked = "unlocked",
         /// Drift found on recovery: the worktree of a held feature is gone.
         Missing = "missing",
+        /// For a remote agent: the feature's branch is on the remote; no local worktree.
+        Pushed = "pushed",
+        /// For a remote agent: the branch could not be put on the remote; the feature went
+        /// back to the queue.
+        PushFailed = "push_failed",
     }
 }
 
@@ -50,6 +55,8 @@ pub struct WorktreeLifecycle<'a> {
     pub branch: &'a str,
     /// What went wrong, or why the worktree was kept.
     pub error: Option<&'a str>,
+    /// Where the branch was pushed, for a remote agent.
+    pub remote_url: Option<&'a str>,
 }
 
 impl<'a> WorktreeLifecycle<'a> {
@@ -77,6 +84,7 @@ impl<'a> WorktreeLifecycle<'a> {
             path,
             branch,
             error: ev.str_attr(attr::WORKTREE_ERROR),
+            remote_url: ev.str_attr(attr::WORKTREE_REMOTE_URL),
         })
     }
 
@@ -87,5 +95,6 @@ impl<'a> WorktreeLifecycle<'a> {
         out.str(attr::WORKTREE_PATH, self.path);
         out.str(attr::WORKTREE_BRANCH, self.branch);
         out.opt_str(attr::WORKTREE_ERROR, self.error);
+        out.opt_str(attr::WORKTREE_REMOTE_URL, self.remote_url);
     }
 }

@@ -14,8 +14,10 @@ pub struct MergeCandidate {
     pub feature: String,
     pub agent: String,
     pub branch: String,
-    /// Its worktree, if it is one this coordinator could have made.
+    /// Its worktree, if it is one this coordinator could have made (never a remote agent's).
     pub worktree: Option<String>,
+    /// For a remote agent's feature: the remote its branch is fetched from before it merges.
+    pub remote_url: Option<String>,
     /// The reason recorded when it last had to wait.
     pub note: Option<String>,
     /// A merge was started and has no outcome (a crash): the base may already contain it.
@@ -57,6 +59,11 @@ pub fn plan_merges(view: &View) -> Vec<MergeCandidate> {
             if !matches!(agent.state, AgentState::Submitting | AgentState::Finished) {
                 return None;
             }
+            let remote_url = f
+                .worktree_path
+                .as_ref()
+                .and_then(|p| view.worktrees.get(p))
+                .and_then(|w| w.remote_url.clone());
             let candidate = MergeCandidate {
                 feature: f.name.clone(),
                 agent: agent.id.clone(),
@@ -67,7 +74,9 @@ pub fn plan_merges(view: &View) -> Vec<MergeCandidate> {
                 worktree: f
                     .worktree_path
                     .clone()
-                    .filter(|p| dir.is_some_and(|d| names::is_worktree_path(d, Path::new(p)))),
+                    .filter(|p| dir.is_some_and(|d| names::is_worktree_path(d, Path::new(p))))
+                    .filter(|_| remote_url.is_none()),
+                remote_url,
                 note: f.merge_note.clone(),
                 interrupted: f.merge_from.is_some(),
                 approved: f.approved,

@@ -59,6 +59,16 @@ pub enum Effect {
         branch: String,
         why: Rebuild,
     },
+    /// For a remote agent: put `branch` (made from the base branch when new) on the remote,
+    /// for `agent_id` to clone or fetch; nothing is checked out here. `path` names the
+    /// feature's place. On recovery, `why` says why it was needed.
+    PushBranch {
+        agent_id: String,
+        feature: String,
+        path: String,
+        branch: String,
+        why: Option<Rebuild>,
+    },
 }
 
 /// One assignment of the policy, with the worktree and branch it will get.
@@ -71,16 +81,33 @@ pub struct Placement {
     pub reasons: Vec<String>,
     pub worktree_path: String,
     pub branch: String,
+    /// The agent works on another host: the branch goes to the remote, no worktree is made.
+    pub remote: bool,
 }
 
 impl Placement {
-    /// The worktree this placement needs.
+    /// The worktree this placement needs, or for a remote agent the branch on the remote.
     pub fn effect(&self) -> Effect {
-        Effect::CreateWorktree {
-            agent_id: self.agent_id.clone(),
-            feature: self.feature_name.clone(),
-            path: self.worktree_path.clone(),
-            branch: self.branch.clone(),
+        let (agent_id, feature, path, branch) = (
+            self.agent_id.clone(),
+            self.feature_name.clone(),
+            self.worktree_path.clone(),
+            self.branch.clone(),
+        );
+        match self.remote {
+            false => Effect::CreateWorktree {
+                agent_id,
+                feature,
+                path,
+                branch,
+            },
+            true => Effect::PushBranch {
+                agent_id,
+                feature,
+                path,
+                branch,
+                why: None,
+            },
         }
     }
 }
@@ -134,6 +161,7 @@ pub fn plan_decided(view: &View, decision: Decision, config: &Config, now: UnixN
     for a in decision.assignments {
         match worktree_of(view, config, &a.feature_name) {
             Ok((worktree_path, branch)) => placements.push(Placement {
+                remote: view.agents.get(&a.agent_id).is_some_and(|g| g.remote),
                 agent_id: a.agent_id,
                 feature_name: a.feature_name,
                 priority: a.priority,

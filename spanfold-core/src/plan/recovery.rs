@@ -57,7 +57,7 @@ pub struct RecoveryPlan {
 pub fn active_worktrees(view: &View) -> Vec<&str> {
     view.worktrees
         .values()
-        .filter(|w| w.status == WorktreeStatus::Active)
+        .filter(|w| w.status == WorktreeStatus::Active && w.remote_url.is_none())
         .map(|w| w.path.as_str())
         .collect()
 }
@@ -67,7 +67,8 @@ pub fn plan_recovery(view: &View, config: &Config, registered: &BTreeSet<String>
     let missing: Vec<Held> = view
         .worktrees
         .values()
-        .filter(|w| w.status == WorktreeStatus::Active && !registered.contains(&w.path))
+        .filter(|w| w.status == WorktreeStatus::Active && w.remote_url.is_none())
+        .filter(|w| !registered.contains(&w.path))
         .map(|w| Held {
             path: w.path.clone(),
             branch: w.branch_name.clone(),
@@ -97,15 +98,27 @@ pub fn plan_recovery(view: &View, config: &Config, registered: &BTreeSet<String>
                 (false, false) => Rebuild::Crash,
                 (false, true) => return None,
             };
-            Some(Effect::RebuildWorktree {
-                agent_id,
-                feature: f.name.clone(),
-                branch: f
-                    .branch_name
-                    .clone()
-                    .unwrap_or_else(|| format!("spanfold/{}", f.name)),
-                path,
-                why,
+            let branch = f
+                .branch_name
+                .clone()
+                .unwrap_or_else(|| format!("spanfold/{}", f.name));
+            let feature = f.name.clone();
+            // A remote agent's branch is pushed, never checked out here.
+            Some(match view.agents.get(&agent_id).is_some_and(|a| a.remote) {
+                true => Effect::PushBranch {
+                    agent_id,
+                    feature,
+                    path,
+                    branch,
+                    why: Some(why),
+                },
+                false => Effect::RebuildWorktree {
+                    agent_id,
+                    feature,
+                    branch,
+                    path,
+                    why,
+                },
             })
         })
         .collect();

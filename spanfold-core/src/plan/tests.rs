@@ -32,6 +32,7 @@ fn agent(id: &str) -> Agent {
         anomalies: 0,
         last_message: None,
         paused_for_budget: false,
+        remote: false,
     }
 }
 
@@ -51,6 +52,7 @@ fn worktree(path: &str, feature: &str, status: WorktreeStatus, locked: bool) -> 
         locked,
         since: T0,
         port_slot: 0,
+        remote_url: None,
     }
 }
 
@@ -517,5 +519,58 @@ fn a_feature_forecast_to_conflict_with_another_active_one_merges_first_among_its
         order(&v),
         ["late", "early"],
         "the sooner it lands, the sooner the other can resolve"
+    );
+}
+
+#[test]
+fn a_remote_agents_placement_pushes_its_branch_and_recovery_never_asks_git_for_a_worktree() {
+    let mut remote = agent("cloud");
+    remote.remote = true;
+    let v = view(
+        vec![remote, agent("local")],
+        vec![feature("f1", 1), feature("f2", 2)],
+    );
+    let plan = plan(&v, &PolicyConfig::default(), &config(), T0);
+    let mut effects = plan.effects();
+    effects.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    let pushed = effects
+        .iter()
+        .filter(
+            |e| matches!(e, Effect::PushBranch { agent_id, why: None, .. } if agent_id == "cloud"),
+        )
+        .count();
+    let made = effects
+        .iter()
+        .filter(|e| matches!(e, Effect::CreateWorktree { agent_id, .. } if agent_id == "local"))
+        .count();
+    assert_eq!((pushed, made), (1, 1), "{effects:?}");
+
+    // Held by the remote agent: its branch is on the remote, nothing to ask git about; a
+    // crash before the push pushes it on recovery, with why.
+    let mut remote = agent("cloud");
+    remote.remote = true;
+    let mut v = view(
+        vec![remote],
+        vec![held("f1", "cloud", 1, None), held("f2", "cloud", 2, None)],
+    );
+    let mut w = worktree(&format!("{DIR}/f1"), "f1", WorktreeStatus::Active, false);
+    w.agent_id = Some("cloud".into());
+    w.remote_url = Some("git://example/project.git".into());
+    v.worktrees.insert(w.path.clone(), w);
+    assert!(active_worktrees(&v).is_empty(), "never asked of git");
+    let recovery = plan_recovery(&v, &config(), &std::collections::BTreeSet::new());
+    assert!(
+        recovery.missing.is_empty(),
+        "a remote branch is never missing here"
+    );
+    assert_eq!(
+        recovery.rebuild,
+        vec![Effect::PushBranch {
+            agent_id: "cloud".into(),
+            feature: "f2".into(),
+            path: format!("{DIR}/f2"),
+            branch: "spanfold/f2".into(),
+            why: Some(Rebuild::Crash),
+        }]
     );
 }

@@ -33,6 +33,7 @@ fn agent(id: &str, c: Capabilities, max: u32) -> Agent {
         anomalies: 0,
         last_message: None,
         paused_for_budget: false,
+        remote: false,
     }
 }
 

@@ -37,11 +37,15 @@ impl View {
             anomalies: 0,
             last_message: None,
             paused_for_budget: false,
+            remote: false,
         });
         agent.capabilities = capabilities;
         agent.max_concurrent_features = r.max_concurrent_features.unwrap_or(1);
         agent.preferred_complexity = r.preferred_complexity;
         agent.lease_seconds = r.lease_seconds;
+        // Registering again says where the agent works from now on; features it holds keep
+        // where their branches are.
+        agent.remote = r.remote;
         agent.last_activity = at.time;
         self.set_day_budget(id, r.budget_usd_per_day, at);
         Ok(())

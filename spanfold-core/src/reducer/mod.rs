@@ -48,7 +48,7 @@ use crate::vocab::attr;
 
 /// Bumped whenever a change to this module can change the view a log folds into; derived data
 /// tagged with another version is discarded and rebuilt.
-pub const REDUCER_VERSION: u32 = 19;
+pub const REDUCER_VERSION: u32 = 20;
 
 /// Span names this reducer gives meaning to: one per [`Fact`]. A test checks this list against
 /// the registry.

@@ -84,6 +84,10 @@ pub struct Agent {
     /// It spent its daily budget: no work until a later day or a higher budget.
     #[serde(default)]
     pub paused_for_budget: bool,
+    /// It works on another host: its features' branches are pushed to the remote instead of
+    /// checked out here.
+    #[serde(default)]
+    pub remote: bool,
 }
 
 impl Agent {
@@ -210,6 +214,10 @@ pub struct Worktree {
     /// Its block of ports (`SPANFOLD_PORT`): the lowest no other active worktree held when it
     /// became active. Meaningful while it is active.
     pub port_slot: u32,
+    /// For a remote agent's feature: the URL of the remote its branch was pushed to. Nothing
+    /// is checked out at `path` then; the path only names the feature's place.
+    #[serde(default)]
+    pub remote_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -378,6 +386,12 @@ pub struct QueueDone {
 }
 
 impl View {
+    /// The remote a remote agent's feature `f` has its branch on, if it is one.
+    pub fn remote_of(&self, f: &Feature) -> Option<&str> {
+        let path = f.worktree_path.as_deref()?;
+        self.worktrees.get(path)?.remote_url.as_deref()
+    }
+
     /// Notes that `feature` left the merge queue.
     pub(super) fn left_queue(&mut self, done: QueueDone) {
         if self.queue_done.len() == MAX_QUEUE_DONE {

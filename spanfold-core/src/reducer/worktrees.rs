@@ -44,7 +44,18 @@ impl View {
             ));
         }
         match w.action {
-            Word::Member(WorktreeAction::Created | WorktreeAction::Reused) => {
+            Word::Member(
+                action
+                @ (WorktreeAction::Created | WorktreeAction::Reused | WorktreeAction::Pushed),
+            ) => {
+                let remote_url = match action {
+                    WorktreeAction::Pushed => Some(
+                        w.remote_url
+                            .ok_or_else(|| WorktreeLifecycle::needs(attr::WORKTREE_REMOTE_URL))?
+                            .to_owned(),
+                    ),
+                    _ => None,
+                };
                 let port_slot = self.port_slot(path);
                 self.worktrees.insert(
                     path.to_owned(),
@@ -55,15 +66,21 @@ impl View {
                         agent_id: Some(agent_id.to_owned()),
                         feature_name: name.to_owned(),
                         note: w.error.map(str::to_owned),
-                        locked: true,
+                        // A remote agent's branch has no worktree here to lock.
+                        locked: remote_url.is_none(),
                         since: at.time,
                         port_slot,
+                        remote_url,
                     },
                 );
                 Ok(())
             }
-            Word::Member(WorktreeAction::CreateFailed) => {
+            Word::Member(action @ (WorktreeAction::CreateFailed | WorktreeAction::PushFailed)) => {
                 let error = w.error.unwrap_or("unknown error");
+                let what = match action {
+                    WorktreeAction::PushFailed => "its branch could not be put on the remote",
+                    _ => "worktree creation failed",
+                };
                 // The coordinator takes back its own assignment: not an agent transition.
                 if let Some(agent) = self.agents.get_mut(agent_id) {
                     agent.assignments.retain(|a| a != name);
@@ -73,7 +90,7 @@ impl View {
                 }
                 self.requeue(
                     name,
-                    format!("worktree creation failed: {error}; retried next cycle"),
+                    format!("{what}: {error}; retried next cycle"),
                     at.time,
                 );
                 Ok(())

@@ -109,6 +109,9 @@ pub struct AssignmentJson {
     pub status: FeatureStatus,
     pub worktree_path: Option<String>,
     pub branch_name: Option<String>,
+    /// For a remote agent: the remote its branch is on (there is no local worktree then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +135,9 @@ pub struct AgentJson {
     /// The last message it sent (`agent.communication`); `agents messages ID` lists them all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_message: Option<MessageJson>,
+    /// It works on another host: its features' branches are on the remote.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remote: bool,
     /// Its spans that the fold could not apply (the anomalies naming it).
     #[serde(default)]
     pub anomalies: u64,
@@ -249,8 +255,12 @@ pub struct FeatureJson {
     pub status: FeatureStatus,
     pub assigned_agent: Option<String>,
     pub wait_reason: Option<String>,
+    /// Its local worktree; null for a remote agent's feature (see `remote_url`).
     pub worktree_path: Option<String>,
     pub branch_name: Option<String>,
+    /// For a remote agent's feature: the remote its branch was pushed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_url: Option<String>,
     /// Paths of the last merge conflict (empty unless the feature conflicted).
     pub conflicts: Vec<String>,
     /// The base branch's tip once merged.
@@ -333,6 +343,10 @@ pub struct WorktreeJson {
     /// plus this times `spanfold.portBlock` (10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_slot: Option<u32>,
+    /// For a remote agent's feature: the remote its branch was pushed to; nothing is checked
+    /// out at `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_url: Option<String>,
 }
 
 /// RFC 3339 with milliseconds, UTC. Formatting only: no clock is read.
@@ -547,8 +561,12 @@ fn feature_json(view: &View, matcher: &Matcher<'_>, f: &Feature, details: bool) 
         merged_by: f.merged_by.clone(),
         merged_at: f.merged_at.map(rfc3339),
         merge_note: f.merge_note.clone(),
-        worktree_path: f.worktree_path.clone(),
+        worktree_path: f
+            .worktree_path
+            .clone()
+            .filter(|_| view.remote_of(f).is_none()),
         branch_name: f.branch_name.clone(),
+        remote_url: view.remote_of(f).map(str::to_owned),
         details: details.then(|| FeatureDetails {
             description: f.description.clone(),
             requires: f.requires.clone(),
@@ -584,6 +602,7 @@ fn worktree_json(w: &Worktree) -> WorktreeJson {
         feature_name: w.feature_name.clone(),
         note: w.note.clone(),
         port_slot: (w.status == WorktreeStatus::Active).then_some(w.port_slot),
+        remote_url: w.remote_url.clone(),
     }
 }
 
@@ -593,11 +612,15 @@ fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
         .iter()
         .map(|name| {
             let f = view.features.get(name);
+            let remote_url = f.and_then(|f| view.remote_of(f)).map(str::to_owned);
             AssignmentJson {
                 feature_name: name.clone(),
                 status: f.map_or(FeatureStatus::Assigned, |f| f.status),
-                worktree_path: f.and_then(|f| f.worktree_path.clone()),
+                worktree_path: f
+                    .and_then(|f| f.worktree_path.clone())
+                    .filter(|_| remote_url.is_none()),
                 branch_name: f.and_then(|f| f.branch_name.clone()),
+                remote_url,
             }
         })
         .collect();
@@ -616,6 +639,7 @@ fn agent_json(view: &View, a: &Agent, details: bool) -> AgentJson {
             time: rfc3339(*t),
             text: text.clone(),
         }),
+        remote: a.remote,
         anomalies: a.anomalies,
         rejected_spans: None,
         error: (a.state == AgentState::Error).then(|| error_text(a)),

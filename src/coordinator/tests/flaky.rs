@@ -98,6 +98,11 @@ impl Workspace for Flaky {
         self.git.ensure_worktree(branch, path, lock_reason)
     }
 
+    fn push_branch(&self, branch: &str) -> Result<crate::git::Pushed, String> {
+        self.note(format!("push {branch}"));
+        self.git.push_branch(branch)
+    }
+
     fn unlock_worktree(&self, path: &Path) -> Result<(), String> {
         self.note(format!("unlock {}", dir_name(path)));
         if self.unlock_fails {

@@ -614,6 +614,8 @@ pub fn features(sb: &Sandbox) {
     ]);
 }
 
+pub mod daemon;
+
 pub mod journal;
 
 pub mod otlp;
