@@ -21,7 +21,9 @@ fi
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
-# One server on a fresh repository; prints acknowledged spans/s and p99 in ms.
+# One server on a fresh repository; prints acknowledged spans/s, p99 in ms, and the server's CPU
+# seconds per million spans over the measured window (CPU time is not stolen by a neighbour, so
+# it varies less than the rate on a shared machine).
 measure() {
   local bin="$1" dir="$scratch/repo-$RANDOM"
   git init -q -b main "$dir"
@@ -34,19 +36,22 @@ measure() {
   local grpc
   grpc="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["grpc"])' "$advert")"
   "$root/target/release/spanfold-load" --endpoint "${grpc#http://}" --concurrency "$concurrency" \
-    --batch "$batch" --duration "$seconds" --json |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["spans_per_second"]), r["latency_ms_p99"])'
+    --batch "$batch" --duration "$seconds" --watch-pid "$pid" --json |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["spans_per_second"]), r["latency_ms_p99"], round(r["receiver_cpu_seconds"] * 1e6 / r["spans_acknowledged"], 3))'
   kill "$pid"; wait "$pid" 2> /dev/null || true
 }
 
-echo "run  $rev spans/s (p99 ms)   HEAD spans/s (p99 ms)   ratio HEAD/$rev"
-ratios=()
+echo "run  $rev spans/s (p99 ms, CPU s/M)   HEAD spans/s (p99 ms, CPU s/M)   rate HEAD/$rev   CPU HEAD/$rev"
+ratios=(); cpus=()
 for i in $(seq 1 "$runs"); do
   # Alternate who goes first, so neither always gets the warmer machine.
   if (( i % 2 )); then a="$(measure "$old_bin/release/spanfold")"; b="$(measure "$root/target/release/spanfold")"
   else b="$(measure "$root/target/release/spanfold")"; a="$(measure "$old_bin/release/spanfold")"; fi
-  ratio="$(python3 -c "print(round(${b%% *} / ${a%% *}, 3))")"
-  ratios+=("$ratio")
-  printf '%-4s %-24s %-24s %s\n' "$i" "${a% *} (${a#* })" "${b% *} (${b#* })" "$ratio"
+  read -r a_rate a_p99 a_cpu <<< "$a"; read -r b_rate b_p99 b_cpu <<< "$b"
+  ratio="$(python3 -c "print(round($b_rate / $a_rate, 3))")"
+  cpu="$(python3 -c "print(round($b_cpu / $a_cpu, 3))")"
+  ratios+=("$ratio"); cpus+=("$cpu")
+  printf '%-4s %-34s %-34s %-14s %s\n' "$i" "$a_rate ($a_p99, $a_cpu)" "$b_rate ($b_p99, $b_cpu)" "$ratio" "$cpu"
 done
 python3 -c "import statistics,sys; print('median ratio', statistics.median(map(float, sys.argv[1:])))" "${ratios[@]}"
+python3 -c "import statistics,sys; print('median CPU per span ratio (lower: HEAD cheaper)', statistics.median(map(float, sys.argv[1:])))" "${cpus[@]}"

@@ -6,9 +6,9 @@
 //! and it reads the log only while the writer waits for work: the writer is the ingest path's
 //! narrowest stage, and the keeper shares nothing with it but a flag. Kept on the writer's
 //! thread the index cost a tenth of the ingest rate; handed each appended batch through a queue
-//! it still cost several percent (the queue's wake-ups, the batches kept alive, the log read
-//! beside the writer). Under a load that never lets the writer wait, the index falls behind and
-//! the API folds instead. Stored now and then (the latest only) and read back at the next start
+//! its cost could not be told from the machine's noise, so it shares nothing that could cost.
+//! Under a load that never lets the writer wait, the index falls behind and the API folds
+//! instead. Stored now and then (the latest only) and read back at the next start
 //! with the view at its seq.
 
 use std::sync::Arc;
