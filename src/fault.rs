@@ -3,7 +3,10 @@
 //! make an installed spanfold abort): named points between a decision and its effect, where the
 //! crash tests make the process die (`SPANFOLD_FAULT=<point>`: abort, as a SIGKILL would) or hold still
 //! until they kill it themselves (`SPANFOLD_FAULT=pause:<point>`: the point's name is written to
-//! the file `SPANFOLD_FAULT_MARK`, then the thread sleeps). Unset, a point costs one lookup.
+//! the file `SPANFOLD_FAULT_MARK`, then the thread sleeps), or where something else happens
+//! meanwhile (`SPANFOLD_FAULT=run:<point>`: the shell command `SPANFOLD_FAULT_RUN` runs there,
+//! once per process, and the process goes on — another client's push in the middle of a
+//! merge, say). Unset, a point costs one lookup.
 //! One switch is not a crash but a condition hard to make for real: a full disk when the log is
 //! opened ([`NO_SPACE_ON_OPEN`]).
 
@@ -20,6 +23,10 @@ pub const BATCH_STARTED: &str = "batch-started";
 pub const MERGE_COMMIT_WRITTEN: &str = "merge-commit-written";
 /// Inside a merge: the base branch moved, the main checkout has not followed.
 pub const AFTER_MERGE_REF: &str = "after-merge-ref";
+/// With a remote named: the merge is computed and about to go to the remote's base.
+pub const BEFORE_REMOTE_PUSH: &str = "before-remote-push";
+/// With a remote named: the merge is on the remote's base, the base here has not moved.
+pub const AFTER_REMOTE_PUSH: &str = "after-remote-push";
 
 /// Not a crash: the log's storage reports a full disk when it is opened (`export`'s fallback).
 pub const NO_SPACE_ON_OPEN: &str = "no-space-on-open";
@@ -48,6 +55,15 @@ pub fn point(name: &str) {
     };
     if spec == name {
         std::process::abort();
+    }
+    if spec.strip_prefix("run:") == Some(name) {
+        static RAN: std::sync::Once = std::sync::Once::new();
+        RAN.call_once(|| {
+            if let Ok(cmd) = std::env::var("SPANFOLD_FAULT_RUN") {
+                let _ = std::process::Command::new("sh").args(["-c", &cmd]).status();
+            }
+        });
+        return;
     }
     if spec.strip_prefix("pause:") == Some(name) {
         if let Ok(mark) = std::env::var("SPANFOLD_FAULT_MARK") {

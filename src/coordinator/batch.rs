@@ -199,7 +199,7 @@ impl Coordinator {
             };
             let result = super::merge::result_of(&outcome);
             let mut report = self.record_merge(config, c, result, &outcome)?;
-            if let (git::MergeOutcome::Merged { .. }, Some(path)) = (&outcome, &c.worktree) {
+            if let (git::MergeOutcome::Merged { .. }, Some(path)) = (&outcome, c.place()) {
                 let action: WorktreeAction = self.remove_merged_worktree(workspace, c, path)?;
                 report.worktree = Some(action);
             }

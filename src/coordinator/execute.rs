@@ -78,6 +78,24 @@ pub trait Workspace: Send + Sync {
 
     /// A value of the repository's configuration (the merge gate's command and timeout).
     fn config_value(&self, key: &str) -> Result<Option<String>, GitError>;
+
+    /// With a remote named for remote agents: brings the base branch and the remote's to the
+    /// same commit where one contains the other. None without one.
+    fn sync_base(&self) -> Result<Option<git::BaseSync>, GitError> {
+        Ok(None)
+    }
+
+    /// Brings a remote agent's `branch` here as the remote has it.
+    fn fetch_branch(&self, branch: &str) -> Result<(), GitError> {
+        let _ = branch;
+        Ok(())
+    }
+
+    /// After a remote agent's feature merged: its branch deleted on the remote and here,
+    /// unless that would lose work; `place` is its worktree's path.
+    fn remove_remote_branch(&self, place: &Path, branch: &str) -> Result<git::Removal, GitError> {
+        self.remove_worktree(place, branch)
+    }
 }
 
 /// The real workspace: the repository and base branch of the log's configuration, through
@@ -142,7 +160,7 @@ impl Workspace for GitWorkspace {
     }
 
     fn merge(&self, branch: &str, message: &str) -> Result<git::MergeOutcome, GitError> {
-        git::merge_feature(&self.repo, &self.base_branch, branch, message)
+        git::merge_through_remote(&self.repo, &self.base_branch, branch, message)
     }
 
     fn not_in_branch(&self, branch: &str, commits: &[&str]) -> Result<Vec<bool>, GitError> {
@@ -162,7 +180,7 @@ impl Workspace for GitWorkspace {
         branch: &str,
         tested: (&str, &str, git::MergeKind),
     ) -> Result<git::MergeOutcome, GitError> {
-        git::land(&self.repo, &self.base_branch, branch, tested)
+        git::land_through_remote(&self.repo, &self.base_branch, branch, tested)
     }
 
     fn remove_worktree(&self, path: &Path, branch: &str) -> Result<git::Removal, GitError> {
@@ -171,6 +189,18 @@ impl Workspace for GitWorkspace {
 
     fn config_value(&self, key: &str) -> Result<Option<String>, GitError> {
         git::config_value(&self.repo, key)
+    }
+
+    fn sync_base(&self) -> Result<Option<git::BaseSync>, GitError> {
+        git::sync_base(&self.repo, &self.base_branch)
+    }
+
+    fn fetch_branch(&self, branch: &str) -> Result<(), GitError> {
+        git::fetch_branch(&self.repo, &self.base_branch, branch)
+    }
+
+    fn remove_remote_branch(&self, place: &Path, branch: &str) -> Result<git::Removal, GitError> {
+        git::remove_remote_branch(&self.repo, &self.base_branch, branch, place)
     }
 }
 

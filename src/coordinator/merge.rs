@@ -148,6 +148,7 @@ impl Coordinator {
     /// the approved ones (and any whose merge a crash cut off, which recovery completes).
     pub(super) fn mergeable(&self) -> Vec<MergeCandidate> {
         let mut out = self.submitted();
+        out.retain(|c| !self.unfetched.contains(&c.feature));
         if self.require_approval {
             out.retain(|c| c.approved || c.interrupted);
         }
@@ -194,10 +195,15 @@ impl Coordinator {
                     "true" | "yes" | "on" | "1"
                 )
             });
-        let mut reports = match self.require_approval {
-            true => self.hold_for_approval(config)?,
-            false => Vec::new(),
-        };
+        // With a remote named, the base and remote agents' branches first: a person asked to
+        // approve sees the branch as it will merge.
+        let mut reports = Vec::new();
+        if !self.sync_remote(config, workspace.as_ref(), &mut reports)? {
+            return Ok(reports);
+        }
+        if self.require_approval {
+            reports.extend(self.hold_for_approval(config)?);
+        }
         let settings = MergeSettings { workspace, gate };
         if let Some(gate) = settings.gate.as_ref().filter(|_| size > 1)
             && self.merge_batch(
@@ -281,7 +287,7 @@ impl Coordinator {
         let outcome = self.attempt_merge(config, workspace, c, tested.as_ref())?;
         let result = result_of(&outcome);
         let mut report = self.record_merge(config, c, result, &outcome)?;
-        if let (git::MergeOutcome::Merged { .. }, Some(path)) = (&outcome, &c.worktree) {
+        if let (git::MergeOutcome::Merged { .. }, Some(path)) = (&outcome, c.place()) {
             let action = self.remove_merged_worktree(workspace, c, path)?;
             report.worktree = Some(action);
         }
@@ -321,6 +327,12 @@ impl Coordinator {
         let outcome = merged.unwrap_or_else(|e| git::MergeOutcome::Failed {
             reason: format!("the merge could not be attempted: {e}"),
         });
+        // Merged on a remote's base and not here yet: the next round brings it here.
+        if let git::MergeOutcome::Merged { commit, .. } = &outcome
+            && workspace.branch_tip(&config.base_branch).ok().as_ref() != Some(commit)
+        {
+            self.sync_due = true;
+        }
         Ok(outcome)
     }
 
@@ -344,15 +356,18 @@ impl Coordinator {
         )
     }
 
-    /// Removes a merged feature's worktree (kept if it holds uncommitted work) and records what
-    /// became of it: `removed` or `kept`.
+    /// Removes a merged feature's worktree (kept if it holds uncommitted work), or a remote
+    /// agent's branch, and records what became of it: `removed` or `kept`.
     pub(super) fn remove_merged_worktree(
         &mut self,
         workspace: &dyn Workspace,
         c: &MergeCandidate,
         path: &str,
     ) -> Result<WorktreeAction, CoordError> {
-        let removal = workspace.remove_worktree(Path::new(path), &c.branch);
+        let removal = match &c.remote {
+            Some(_) => workspace.remove_remote_branch(Path::new(path), &c.branch),
+            None => workspace.remove_worktree(Path::new(path), &c.branch),
+        };
         let (action, note) = match removal {
             Ok(git::Removal::Removed) => (WorktreeAction::Removed, None),
             Ok(git::Removal::Kept { reason }) => (WorktreeAction::Kept, Some(reason)),
@@ -371,7 +386,7 @@ impl Coordinator {
                 path,
                 branch: &c.branch,
                 error: note.as_deref(),
-                remote_url: None,
+                remote_url: c.remote.as_ref().map(|r| r.url.as_str()),
             },
         );
         self.record(vec![s])?;

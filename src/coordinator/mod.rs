@@ -19,6 +19,7 @@ mod merge;
 mod prices;
 mod radar;
 mod recovery;
+mod remote;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,6 +85,13 @@ pub struct Coordinator {
     radar: Option<radar::RadarState>,
     /// `spanfold.requireApproval`, as the current round of merges read it.
     require_approval: bool,
+    /// Remote agents' branches fetched, by feature, with the submission fetched for.
+    fetched: std::collections::BTreeMap<String, u64>,
+    /// Remote agents' features whose branch this round could not fetch: they sit it out.
+    unfetched: std::collections::BTreeSet<String>,
+    /// A merge is on the remote's base and not on this one: the next round syncs even with
+    /// nothing submitted.
+    sync_due: bool,
 }
 
 /// A worktree path read back from the log, if it is one this coordinator could have made: only
@@ -143,6 +151,9 @@ impl Coordinator {
             workspace: None,
             radar: None,
             require_approval: false,
+            fetched: Default::default(),
+            unfetched: Default::default(),
+            sync_due: false,
         };
         for batch in reader.batches_from(from) {
             let batch = batch?;

@@ -36,7 +36,10 @@ pub use merge::{
     not_in_branch, submission_problem, trial_merge,
 };
 pub use radar::{Forecast, ForecastKind, PairForecast, Radar};
-pub use remote::{Pushed, REMOTE_KEY, Remote, configured_remote, push_branch};
+pub use remote::{
+    BaseSync, Pushed, REMOTE_KEY, Remote, configured_remote, fetch_branch, land_through_remote,
+    merge_through_remote, named_remote, publish_base, push_branch, remove_remote_branch, sync_base,
+};
 pub use status::uncommitted;
 
 /// A commit's id, as the radar compares tips.

@@ -10,7 +10,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{GitError, check_branch_name, open, worktree::ensure_branch};
+use gix::ObjectId;
+
+use super::merge::{MergeKind, MergeOutcome, land};
+use super::worktree::{Removal, ensure_branch, keep_branches, remove_worktree};
+use super::{GitError, check_branch_name, open, ref_tip};
 
 /// The repository configuration key naming the remote that remote agents' branches go to.
 pub const REMOTE_KEY: &str = "spanfold.remote";
@@ -39,19 +43,41 @@ fn remote_error(message: String) -> GitError {
     GitError::Remote { message }
 }
 
+/// Refuses a branch the remote may be told to take, overwrite or delete on a remote agent's
+/// behalf unless it is a feature branch spanfold makes (`spanfold/…`), never the base, whatever
+/// a log from elsewhere says.
+fn feature_branch(branch: &str, base: &str) -> Result<(), GitError> {
+    check_branch_name(branch)?;
+    check_branch_name(base)?;
+    if !branch.starts_with("spanfold/") || branch == base {
+        return Err(remote_error(format!(
+            "{branch} is not a feature branch spanfold made, so it is not touched on the remote"
+        )));
+    }
+    Ok(())
+}
+
 /// The remote named by `spanfold.remote`, with its URL.
 pub fn configured_remote(repo_dir: &Path) -> Result<Remote, GitError> {
+    named_remote(repo_dir)?.ok_or_else(|| {
+        remote_error(format!(
+            "no remote is named for remote agents: set one with `git config {REMOTE_KEY} origin` (a remote of this repository)"
+        ))
+    })
+}
+
+/// The remote named by `spanfold.remote`, if one is: then the base branch is kept in step
+/// with the remote's.
+pub fn named_remote(repo_dir: &Path) -> Result<Option<Remote>, GitError> {
     let repo = open(repo_dir)?;
     let config = repo.config_snapshot();
-    let name = config
+    let Some(name) = config
         .string(REMOTE_KEY)
         .map(|v| v.to_string())
         .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| {
-            remote_error(format!(
-                "no remote is named for remote agents: set one with `git config {REMOTE_KEY} origin` (a remote of this repository)"
-            ))
-        })?;
+    else {
+        return Ok(None);
+    };
     // It reaches git's command line: an option or odd bytes are refused, never passed.
     let plain = name
         .bytes()
@@ -70,14 +96,14 @@ pub fn configured_remote(repo_dir: &Path) -> Result<Remote, GitError> {
                 "{REMOTE_KEY} names {name}, which has no URL: add it with `git remote add {name} URL`"
             ))
         })?;
-    Ok(Remote { name, url })
+    Ok(Some(Remote { name, url }))
 }
 
 /// Puts `branch` on the configured remote for a remote agent. When the remote has it already
 /// (an earlier agent's work) it is left as it is; otherwise the local branch, made from the tip
 /// of `base` when new, is pushed.
 pub fn push_branch(repo_dir: &Path, base: &str, branch: &str) -> Result<Pushed, GitError> {
-    check_branch_name(branch)?;
+    feature_branch(branch, base)?;
     let remote = configured_remote(repo_dir)?;
     let full = format!("refs/heads/{branch}");
     if remote_has(repo_dir, &remote, &full)? {
@@ -103,17 +129,299 @@ fn remote_has(repo_dir: &Path, remote: &Remote, full: &str) -> Result<bool, GitE
         .any(|l| l.split_whitespace().nth(1) == Some(full)))
 }
 
-/// Runs `git args` in `repo_dir` against a remote: no prompt for credentials (there is nobody
-/// to answer), killed after [`NETWORK_TIMEOUT`]. Its standard output, or why it failed.
+/// Brings the remote agent's `branch` here as the remote has it: the local branch is set to
+/// the remote's tip, whatever it was (for a remote agent's feature the work is on the remote).
+pub fn fetch_branch(repo_dir: &Path, base: &str, branch: &str) -> Result<(), GitError> {
+    feature_branch(branch, base)?;
+    let remote = configured_remote(repo_dir)?;
+    let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
+    remote_git(
+        repo_dir,
+        &["fetch", "--quiet", "--no-tags", &remote.name, &refspec],
+    )
+    .map(|_| ())
+}
+
+/// Moves `base` on the remote from `from` to `commit`, only if it is still at `from` there
+/// (`--force-with-lease`; `from` empty: only if the remote has no such branch): a base someone
+/// else moved on the remote is never overwritten. Ok(Err(why)) when the remote refused.
+pub fn publish_base(
+    repo_dir: &Path,
+    remote: &Remote,
+    base: &str,
+    from: &str,
+    commit: &str,
+) -> Result<Result<(), String>, GitError> {
+    let full = format!("refs/heads/{base}");
+    let lease = format!("--force-with-lease={full}:{from}");
+    let refspec = format!("{commit}:{full}");
+    let args = ["push", "--porcelain", &lease, &remote.name, &refspec];
+    let (ok, out, err) = run_remote(repo_dir, &args)?;
+    if ok {
+        return Ok(Ok(()));
+    }
+    // `--porcelain` marks a refused ref with `!`; anything else is a failure to talk.
+    match out.lines().find(|l| l.starts_with('!')) {
+        Some(line) => Ok(Err(line
+            .rsplit('\t')
+            .next()
+            .unwrap_or(line)
+            .trim()
+            .to_owned())),
+        None => Err(remote_error(format!(
+            "git {}: {}",
+            args.join(" "),
+            err.trim()
+        ))),
+    }
+}
+
+/// After a remote agent's feature merged: deletes its branch on the remote — only if the base
+/// here contains the tip that was fetched and the remote's is still at it (the agent did not
+/// push again), and not with `spanfold.keepBranches` — then here, as for a local feature
+/// (`place` is its worktree's path; nothing is there unless the feature was once local).
+pub fn remove_remote_branch(
+    repo_dir: &Path,
+    base: &str,
+    branch: &str,
+    place: &Path,
+) -> Result<Removal, GitError> {
+    feature_branch(branch, base)?;
+    let remote = configured_remote(repo_dir)?;
+    let repo = open(repo_dir)?;
+    let tip = ref_tip(&repo, &format!("refs/heads/{branch}"))?;
+    let base_tip = ref_tip(&repo, &format!("refs/heads/{base}"))?;
+    let merged = repo
+        .merge_base(base_tip, tip)
+        .is_ok_and(|mb| mb.map(|m| m.detach()) == Some(tip));
+    if !merged {
+        return Ok(Removal::Kept {
+            reason: format!("{base} does not contain {branch}'s tip {}", short(tip)),
+        });
+    }
+    if !keep_branches(&repo) {
+        let lease = format!("--force-with-lease=refs/heads/{branch}:{tip}");
+        let delete = format!(":refs/heads/{branch}");
+        let args = ["push", "--porcelain", &lease, &remote.name, &delete];
+        let (ok, out, err) = run_remote(repo_dir, &args)?;
+        if !ok {
+            return match out.lines().find(|l| l.starts_with('!')) {
+                Some(line) => Ok(Removal::Kept {
+                    reason: format!(
+                        "{branch} on the remote {} moved after the merge (its agent pushed again), so it was kept: {}",
+                        remote.name,
+                        line.rsplit('\t').next().unwrap_or(line).trim()
+                    ),
+                }),
+                None => Err(remote_error(format!(
+                    "git {}: {}",
+                    args.join(" "),
+                    err.trim()
+                ))),
+            };
+        }
+    }
+    remove_worktree(repo_dir, place, branch, base, false)
+}
+
+/// [`land`], with a remote named: the remote's base moves first, from `from` to the tested
+/// commit, with a lease — never over someone else's push — and only then the base here. Once
+/// the remote has taken it the merge is done, whatever happens here: a crash, or a checkout
+/// that cannot follow, leaves it for the next sync to bring here, and the push is never made
+/// twice.
+pub fn land_through_remote(
+    repo_dir: &Path,
+    base: &str,
+    branch: &str,
+    tested: (&str, &str, MergeKind),
+) -> Result<MergeOutcome, GitError> {
+    let Some(remote) = named_remote(repo_dir)? else {
+        return land(repo_dir, base, branch, tested);
+    };
+    let (from, commit, kind) = tested;
+    // What would stop the move here is checked before the remote's moves.
+    if super::branch_tip(repo_dir, base)? != from {
+        return land(repo_dir, base, branch, tested);
+    }
+    if let Some(reason) = super::merge_blocker(repo_dir, base)? {
+        return Ok(MergeOutcome::Deferred { reason });
+    }
+    crate::fault::point(crate::fault::BEFORE_REMOTE_PUSH);
+    if let Err(why) = publish_base(repo_dir, &remote, base, from, commit)? {
+        return Ok(MergeOutcome::Deferred {
+            reason: format!(
+                "{base} on the remote {} moved (someone else pushed to it), so it was not overwritten ({why}); the merge is tested again on its new tip",
+                remote.name
+            ),
+        });
+    }
+    crate::fault::point(crate::fault::AFTER_REMOTE_PUSH);
+    match land(repo_dir, base, branch, tested) {
+        Ok(merged @ MergeOutcome::Merged { .. }) => Ok(merged),
+        other => {
+            tracing::warn!(
+                "{branch} is merged on the remote's {base}; the base here follows at the next sync ({other:?})"
+            );
+            Ok(MergeOutcome::Merged {
+                kind,
+                commit: commit.to_owned(),
+            })
+        }
+    }
+}
+
+/// [`super::merge_feature`], with a remote named: the merge is computed without moving
+/// anything, then lands through the remote.
+pub fn merge_through_remote(
+    repo_dir: &Path,
+    base: &str,
+    branch: &str,
+    message: &str,
+) -> Result<MergeOutcome, GitError> {
+    if named_remote(repo_dir)?.is_none() {
+        return super::merge_feature(repo_dir, base, branch, message);
+    }
+    match super::trial_merge(repo_dir, base, branch, message)? {
+        super::Trial::Ready {
+            base: from,
+            commit,
+            kind,
+        } => land_through_remote(repo_dir, base, branch, (&from, &commit, kind)),
+        super::Trial::Stays(outcome) => Ok(outcome),
+    }
+}
+
+/// What keeping the base branch in step with the remote's came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseSync {
+    /// Both at the same commit.
+    InStep,
+    /// The remote's was ahead (someone pushed to it): the base here, and its checkout, moved
+    /// to it.
+    Pulled { from: String, to: String },
+    /// The remote's was behind: the base here was pushed to it.
+    Published { to: String },
+    /// Merges wait, and why: the two have diverged, or the checkout could not follow.
+    Waits { reason: String },
+}
+
+/// Brings `base` and the remote's base to the same commit where one contains the other (the
+/// base here fast-forwards, or is pushed with a lease); None when no remote is named.
+pub fn sync_base(repo_dir: &Path, base: &str) -> Result<Option<BaseSync>, GitError> {
+    let Some(remote) = named_remote(repo_dir)? else {
+        return Ok(None);
+    };
+    check_branch_name(base)?;
+    let full = format!("refs/heads/{base}");
+    let tracking = format!("refs/remotes/{}/{base}", remote.name);
+    let refspec = format!("+{full}:{tracking}");
+    let fetched = remote_git(
+        repo_dir,
+        &["fetch", "--quiet", "--no-tags", &remote.name, &refspec],
+    );
+    let repo = open(repo_dir)?;
+    let ours = ref_tip(&repo, &full)?;
+    if let Err(e) = fetched {
+        // A remote without the base yet (a fresh one) gets it; anything else is an error.
+        if remote_has(repo_dir, &remote, &full)? {
+            return Err(e);
+        }
+        return Ok(Some(
+            match publish_base(repo_dir, &remote, base, "", &hex(ours))? {
+                Ok(()) => BaseSync::Published { to: hex(ours) },
+                Err(why) => BaseSync::Waits {
+                    reason: format!("{base} could not be pushed to {}: {why}", remote.name),
+                },
+            },
+        ));
+    }
+    let theirs = ref_tip(&repo, &tracking)?;
+    if ours == theirs {
+        return Ok(Some(BaseSync::InStep));
+    }
+    let merge_base = repo
+        .merge_base(ours, theirs)
+        .map(|id| id.map(|i| i.detach()))
+        .map_err(|e| remote_error(format!("comparing {base} with {tracking}: {e}")))?;
+    Ok(Some(if merge_base == Some(ours) {
+        match land(
+            repo_dir,
+            base,
+            base,
+            (&hex(ours), &hex(theirs), MergeKind::FastForward),
+        )? {
+            MergeOutcome::Merged { .. } => BaseSync::Pulled {
+                from: hex(ours),
+                to: hex(theirs),
+            },
+            MergeOutcome::Deferred { reason } | MergeOutcome::Failed { reason } => {
+                BaseSync::Waits { reason }
+            }
+            MergeOutcome::Conflicted { .. } => BaseSync::Waits {
+                reason: format!("{base} could not take the remote's {base}"),
+            },
+        }
+    } else if merge_base == Some(theirs) {
+        match publish_base(repo_dir, &remote, base, &hex(theirs), &hex(ours))? {
+            Ok(()) => BaseSync::Published { to: hex(ours) },
+            Err(why) => BaseSync::Waits {
+                reason: format!("{base} could not be pushed to {}: {why}", remote.name),
+            },
+        }
+    } else {
+        BaseSync::Waits {
+            reason: format!(
+                "{base} here and on the remote {name} have diverged ({} and {}); merge them by hand (git pull --no-rebase {name} {base}, then git push {name} {base}); merges wait until then",
+                short(ours),
+                short(theirs),
+                name = remote.name
+            ),
+        }
+    }))
+}
+
+fn hex(id: ObjectId) -> String {
+    id.to_string()
+}
+
+fn short(id: ObjectId) -> String {
+    id.to_hex_with_len(7).to_string()
+}
+
+/// Runs `git args` in `repo_dir` against a remote: its standard output, or why it failed.
 fn remote_git(repo_dir: &Path, args: &[&str]) -> Result<String, GitError> {
+    let (ok, out, err) = run_remote(repo_dir, args)?;
+    match ok {
+        true => Ok(out),
+        false => Err(remote_error(format!(
+            "git {}: {}",
+            args.join(" "),
+            err.trim()
+        ))),
+    }
+}
+
+/// Runs `git args` in `repo_dir` against a remote: no prompt for credentials (there is nobody
+/// to answer), killed after [`NETWORK_TIMEOUT`]. Whether it succeeded, and its output and
+/// errors; Err when it could not run or did not finish.
+fn run_remote(repo_dir: &Path, args: &[&str]) -> Result<(bool, String, String), GitError> {
     let what = format!("git {}", args.join(" "));
     let failed = |message: String| remote_error(format!("{what}: {message}"));
-    let mut child = Command::new("git")
+    let mut cmd = Command::new("git");
+    // ssh must not ask either, unless the operator chose how git runs it.
+    let chosen = std::env::var_os("GIT_SSH_COMMAND").is_some()
+        || open(repo_dir)?
+            .config_snapshot()
+            .string("core.sshCommand")
+            .is_some();
+    if !chosen {
+        cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+    }
+    let mut child = cmd
         .arg("-C")
         .arg(repo_dir)
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
         .env_remove("GIT_INDEX_FILE")
@@ -147,26 +455,22 @@ fn remote_git(repo_dir: &Path, args: &[&str]) -> Result<String, GitError> {
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
+            Ok(Some(status)) => break status,
             Ok(None) if started.elapsed() > NETWORK_TIMEOUT => {
                 let _ = child.kill();
                 let _ = child.wait();
-                break Err(format!(
+                return Err(failed(format!(
                     "no answer from the remote within {} s",
                     NETWORK_TIMEOUT.as_secs()
-                ));
+                )));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => break Err(e.to_string()),
+            Err(e) => return Err(failed(e.to_string())),
         }
     };
     let (out, err) = (
         stdout.join().unwrap_or_default(),
         stderr.join().unwrap_or_default(),
     );
-    match status {
-        Ok(s) if s.success() => Ok(out),
-        Ok(_) => Err(failed(err.trim().to_owned())),
-        Err(why) => Err(failed(why)),
-    }
+    Ok((status.success(), out, err))
 }

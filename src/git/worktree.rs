@@ -189,8 +189,7 @@ pub fn remove_worktree(
     force: bool,
 ) -> Result<Removal, GitError> {
     let repo = open(repo_dir)?;
-    let keep_branches = (repo.config_snapshot().string("spanfold.keepBranches"))
-        .is_some_and(|v| matches!(v.to_string().trim(), "true" | "yes" | "on" | "1"));
+    let keep_branches = keep_branches(&repo);
     if path.exists() {
         let changes = uncommitted(path)?;
         if !changes.is_empty() && !force {
@@ -243,6 +242,12 @@ pub fn remove_worktree(
         }
     }
     Ok(Removal::Removed)
+}
+
+/// `spanfold.keepBranches`: merged feature branches are kept, here and on the remote.
+pub(super) fn keep_branches(repo: &gix::Repository) -> bool {
+    (repo.config_snapshot().string("spanfold.keepBranches"))
+        .is_some_and(|v| matches!(v.to_string().trim(), "true" | "yes" | "on" | "1"))
 }
 
 /// Drops the registrations of linked worktrees whose directories are gone and that are not

@@ -131,3 +131,255 @@ fn without_a_remote_named_the_feature_waits_and_says_how_to_name_one() {
         .collect();
     assert!(placed.contains(&"local-1"), "{cycle}");
 }
+
+/// A remote agent's whole round: it clones its branch elsewhere, commits, pushes, reports;
+/// spanfold fetches the branch, gates the merged tree, pushes the base to the remote and
+/// deletes the branch there. Returns the agent's clone.
+fn remote_agent_works(
+    sb: &Sandbox,
+    daemon: &GitDaemon,
+    feature: &str,
+    file: &str,
+) -> std::path::PathBuf {
+    let clone = sb.tmp.path().join(format!("clone-{feature}"));
+    let branch = format!("spanfold/{feature}");
+    sb.git(&[
+        "clone",
+        "-q",
+        "--branch",
+        &branch,
+        &daemon.url("project.git"),
+        &clone.to_string_lossy(),
+    ]);
+    sb.commit_as_agent(&clone, file, &format!("{feature}\n"), feature);
+    sb.git_in(&clone, &["push", "-q", "origin", &branch]);
+    clone
+}
+
+/// The results a cycle's merges recorded, in order.
+fn results(cycle: &serde_json::Value) -> Vec<String> {
+    cycle["merges"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|r| r["result"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn submit_remote(sb: &Sandbox, agent: &str) {
+    sb.ok(&["agents", "progress", agent, "--state", "working"]);
+    sb.ok(&["agents", "progress", agent, "--state", "validating"]);
+    sb.ok(&["agents", "validate", agent, "--result", "passed"]);
+}
+
+#[test]
+fn a_remote_agents_work_is_fetched_gated_on_the_merged_tree_merged_and_pushed() {
+    let (sb, daemon, bare) = with_remote();
+    // The gate passes only on the merged tree: the base's later file and the agent's both.
+    sb.ok(&[
+        "agents",
+        "init",
+        "--validate-cmd",
+        "test -f base.txt && test -f login.py",
+    ]);
+    sb.ok(&["agents", "register-agent", "cloud-1", "--remote"]);
+    sb.ok(&["agents", "add-feature", "login"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    sb.commit_as_agent(&sb.repo, "base.txt", "base\n", "the base moves on");
+    let pushed = {
+        remote_agent_works(&sb, &daemon, "login", "login.py");
+        tip(&sb, &bare, "spanfold/login").expect("the agent's push")
+    };
+    submit_remote(&sb, "cloud-1");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert!(results(&cycle).contains(&"merged".to_owned()), "{cycle}");
+
+    let main = tip(&sb, &sb.repo, "main").expect("main");
+    assert_eq!(
+        tip(&sb, &bare, "main").as_deref(),
+        Some(&*main),
+        "the base is on the remote"
+    );
+    let contains = sb.git(&["merge-base", "--is-ancestor", &pushed, &main]);
+    assert!(contains.is_empty());
+    assert!(
+        sb.repo.join("login.py").exists(),
+        "the main checkout followed"
+    );
+    assert_eq!(
+        tip(&sb, &bare, "spanfold/login"),
+        None,
+        "deleted on the remote"
+    );
+    assert_eq!(tip(&sb, &sb.repo, "spanfold/login"), None, "and here");
+    assert_eq!(feature(&sb.status(), "login")["status"], "completed");
+}
+
+/// Someone pushes to the remote's base in the middle of a merge (after the round fetched it,
+/// before the merge is pushed): the push of the merge is refused by its lease, theirs stands,
+/// and the next round takes the new tip and merges on it.
+#[cfg(feature = "test-hooks")]
+#[test]
+fn a_base_someone_else_moved_on_the_remote_is_never_overwritten() {
+    let (sb, daemon, bare) = with_remote();
+    let other = sb.tmp.path().join("other");
+    sb.git(&[
+        "clone",
+        "-q",
+        &daemon.url("project.git"),
+        &other.to_string_lossy(),
+    ]);
+    sb.ok(&["agents", "register-agent", "cloud-1", "--remote"]);
+    sb.ok(&["agents", "add-feature", "login"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    remote_agent_works(&sb, &daemon, "login", "login.py");
+    submit_remote(&sb, "cloud-1");
+
+    let their_push = format!(
+        "cd '{}' && git -c user.name=O -c user.email=o@example.com commit -q --allow-empty -m elsewhere && git push -q origin main",
+        other.display()
+    );
+    let run = sb.run_env(
+        &["--json", "agents", "coordination-cycle"],
+        &[
+            ("SPANFOLD_FAULT", "run:before-remote-push"),
+            ("SPANFOLD_FAULT_RUN", &their_push),
+        ],
+    );
+    let first = run.json()["data"].clone();
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let refused = first["merges"]
+        .as_array()
+        .and_then(|m| m.iter().find(|r| r["result"] == "deferred"))
+        .unwrap_or_else(|| panic!("no deferred merge: {first}"));
+    let reason = refused["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("not overwritten"), "{reason}");
+    assert!(!results(&first).contains(&"merged".to_owned()), "{first}");
+    let elsewhere = tip(&sb, &other, "main").expect("their main");
+    assert_eq!(
+        tip(&sb, &bare, "main"),
+        Some(elsewhere.clone()),
+        "theirs stands"
+    );
+
+    let second = sb.ok(&["agents", "coordination-cycle"]);
+    assert!(results(&second).contains(&"merged".to_owned()), "{second}");
+    let main = tip(&sb, &bare, "main").expect("remote main");
+    assert_eq!(tip(&sb, &sb.repo, "main").as_deref(), Some(&*main));
+    sb.git(&["merge-base", "--is-ancestor", &elsewhere, &main]);
+    assert!(sb.repo.join("login.py").exists());
+}
+
+#[test]
+fn a_conflict_goes_back_to_the_remote_agent_and_its_fix_merges() {
+    let (sb, daemon, bare) = with_remote();
+    sb.ok(&["agents", "register-agent", "cloud-1", "--remote"]);
+    sb.ok(&["agents", "add-feature", "login"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    let clone = remote_agent_works(&sb, &daemon, "login", "README.md");
+    // Meanwhile the base changes the same file here, and is pushed with the next merge round.
+    sb.commit_as_agent(&sb.repo, "README.md", "# the project\n", "retitle");
+    submit_remote(&sb, "cloud-1");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert!(
+        results(&cycle).contains(&"conflicted".to_owned()),
+        "{cycle}"
+    );
+    let task = sb.ok(&["agents", "next", "cloud-1"]);
+    assert!(
+        task["came_back"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("README.md"),
+        "{task}"
+    );
+    assert_eq!(
+        tip(&sb, &bare, "main"),
+        tip(&sb, &sb.repo, "main"),
+        "the remote has the base the agent must merge"
+    );
+
+    // The agent merges the base from the remote, resolves, pushes, reports again.
+    sb.git_in(&clone, &["fetch", "-q", "origin", "main"]);
+    let mut merge = std::process::Command::new("git");
+    merge
+        .args([
+            "-c",
+            "user.name=Agent",
+            "-c",
+            "user.email=agent@example.com",
+        ])
+        .args(["merge", "FETCH_HEAD"])
+        .current_dir(&clone);
+    crate::common::bare_env(&mut merge, &sb.home);
+    let merged = merge.output().expect("git runs");
+    let said = String::from_utf8_lossy(&merged.stdout);
+    assert!(said.contains("CONFLICT"), "it conflicts there too: {said}");
+    std::fs::write(clone.join("README.md"), "# the project\nlogin\n").expect("resolve");
+    sb.commit_all_as_agent(&clone, "merge main");
+    sb.git_in(&clone, &["push", "-q", "origin", "spanfold/login"]);
+    submit_remote(&sb, "cloud-1");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert!(results(&cycle).contains(&"merged".to_owned()), "{cycle}");
+    assert_eq!(tip(&sb, &bare, "main"), tip(&sb, &sb.repo, "main"));
+    let readme = std::fs::read_to_string(sb.repo.join("README.md")).expect("readme");
+    assert_eq!(readme, "# the project\nlogin\n");
+}
+
+/// SIGKILL after the merge is on the remote's base and before the base here moved: on restart
+/// the base here takes the remote's, the merge is recorded once, and nothing is pushed twice.
+#[cfg(feature = "test-hooks")]
+#[test]
+fn a_kill_between_the_remote_push_and_the_base_here_recovers_with_one_push() {
+    use std::time::{Duration, Instant};
+    let (sb, daemon, bare) = with_remote();
+    sb.ok(&["agents", "register-agent", "cloud-1", "--remote"]);
+    sb.ok(&["agents", "add-feature", "login"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    remote_agent_works(&sb, &daemon, "login", "login.py");
+    // The base moves on too, so the merge is a merge commit of its own.
+    sb.commit_as_agent(&sb.repo, "base.txt", "base\n", "base work");
+
+    let mark = sb.tmp.path().join("reached");
+    let mark_str = mark.to_string_lossy().into_owned();
+    let served = sb.serve_with_env(
+        &["--interval", "0"],
+        &[
+            ("SPANFOLD_FAULT", "pause:after-remote-push"),
+            ("SPANFOLD_FAULT_MARK", mark_str.as_str()),
+        ],
+    );
+    submit_remote(&sb, "cloud-1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !mark.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the merge never reached the remote"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    served.kill();
+    let remote_main = tip(&sb, &bare, "main").expect("remote main");
+    assert_ne!(
+        tip(&sb, &sb.repo, "main"),
+        Some(remote_main.clone()),
+        "not here yet"
+    );
+
+    sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(feature(&sb.status(), "login")["status"], "completed");
+    assert_eq!(tip(&sb, &sb.repo, "main"), Some(remote_main.clone()));
+    assert_eq!(
+        tip(&sb, &bare, "main"),
+        Some(remote_main),
+        "pushed once, not again"
+    );
+    let merges = sb.git_in(&bare, &["log", "--merges", "--format=%H", "main"]);
+    assert_eq!(merges.lines().count(), 1, "{merges}");
+    assert!(
+        sb.repo.join("login.py").exists(),
+        "the main checkout followed"
+    );
+}

@@ -16,19 +16,38 @@ pub struct MergeCandidate {
     pub branch: String,
     /// Its worktree, if it is one this coordinator could have made (never a remote agent's).
     pub worktree: Option<String>,
-    /// For a remote agent's feature: the remote its branch is fetched from before it merges.
-    pub remote_url: Option<String>,
+    /// For a remote agent's feature: where its branch is (it is fetched from there before it
+    /// merges, and deleted there after).
+    pub remote: Option<RemoteBranch>,
     /// The reason recorded when it last had to wait.
     pub note: Option<String>,
     /// A merge was started and has no outcome (a crash): the base may already contain it.
     pub interrupted: bool,
+    /// Which submission it is (its seq in the log; 0 for a log from before they were
+    /// numbered).
+    pub submitted_seq: u64,
     /// A person approved it since its last submission.
     pub approved: bool,
     /// Its hold for approval is recorded already.
     pub awaiting_approval: bool,
 }
 
+/// A remote agent's feature branch: its place (the path its worktree record is kept under) and
+/// the remote it is on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteBranch {
+    pub path: String,
+    pub url: String,
+}
+
 impl MergeCandidate {
+    /// Where its worktree record is: its worktree, or a remote agent's branch's place.
+    pub fn place(&self) -> Option<&String> {
+        self.worktree
+            .as_ref()
+            .or(self.remote.as_ref().map(|r| &r.path))
+    }
+
     /// The message of the merge commit, when the merge needs one.
     pub fn message(&self) -> String {
         format!(
@@ -59,11 +78,17 @@ pub fn plan_merges(view: &View) -> Vec<MergeCandidate> {
             if !matches!(agent.state, AgentState::Submitting | AgentState::Finished) {
                 return None;
             }
-            let remote_url = f
+            let remote = f
                 .worktree_path
                 .as_ref()
+                .filter(|p| dir.is_some_and(|d| names::is_worktree_path(d, Path::new(p))))
                 .and_then(|p| view.worktrees.get(p))
-                .and_then(|w| w.remote_url.clone());
+                .and_then(|w| {
+                    Some(RemoteBranch {
+                        path: w.path.clone(),
+                        url: w.remote_url.clone()?,
+                    })
+                });
             let candidate = MergeCandidate {
                 feature: f.name.clone(),
                 agent: agent.id.clone(),
@@ -75,10 +100,11 @@ pub fn plan_merges(view: &View) -> Vec<MergeCandidate> {
                     .worktree_path
                     .clone()
                     .filter(|p| dir.is_some_and(|d| names::is_worktree_path(d, Path::new(p))))
-                    .filter(|_| remote_url.is_none()),
-                remote_url,
+                    .filter(|_| remote.is_none()),
+                remote,
                 note: f.merge_note.clone(),
                 interrupted: f.merge_from.is_some(),
+                submitted_seq: f.submitted_seq.unwrap_or(0),
                 approved: f.approved,
                 awaiting_approval: f.awaiting_approval,
             };

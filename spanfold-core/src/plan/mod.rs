@@ -21,7 +21,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-pub use merges::{MergeCandidate, merge_queue, plan_merges, queue_place};
+pub use merges::{MergeCandidate, RemoteBranch, merge_queue, plan_merges, queue_place};
 pub use recovery::{
     Held, Interrupted, Rebuild, RecoveryPlan, active_worktrees, plan_interrupted, plan_recovery,
 };

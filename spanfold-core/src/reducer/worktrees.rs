@@ -56,7 +56,11 @@ impl View {
                     ),
                     _ => None,
                 };
-                let port_slot = self.port_slot(path);
+                // Ports are handed out on this host only.
+                let port_slot = match remote_url {
+                    None => self.port_slot(path),
+                    Some(_) => 0,
+                };
                 self.worktrees.insert(
                     path.to_owned(),
                     Worktree {

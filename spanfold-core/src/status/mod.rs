@@ -601,7 +601,8 @@ fn worktree_json(w: &Worktree) -> WorktreeJson {
         agent_id: w.agent_id.clone(),
         feature_name: w.feature_name.clone(),
         note: w.note.clone(),
-        port_slot: (w.status == WorktreeStatus::Active).then_some(w.port_slot),
+        port_slot: (w.status == WorktreeStatus::Active && w.remote_url.is_none())
+            .then_some(w.port_slot),
         remote_url: w.remote_url.clone(),
     }
 }
