@@ -36,22 +36,7 @@ fn main() -> ExitCode {
         .init();
 
     let command = cli.command.name();
-    let start = match &cli.command {
-        Command::Agents(cli::AgentsCommand::Init(init)) => init.repo.clone(),
-        _ => None,
-    };
-    // `demo` makes its own repository and `spans` needs none: no coordination directory to find.
-    let needs_log = !matches!(
-        cli.command,
-        Command::Demo(_) | Command::DemoAgent { .. } | Command::Spans { .. } | Command::Replay(_)
-    );
-    let coord_dir = current_dir().and_then(|cwd| {
-        if needs_log {
-            cli::resolve_coord_dir(cli.coord_dir.as_deref(), &start.unwrap_or(cwd))
-        } else {
-            Ok(cli.coord_dir.clone().unwrap_or(cwd))
-        }
-    });
+    let coord_dir = current_dir().and_then(|cwd| coord_dir_for(&cli, cwd));
     let result = coord_dir
         .as_ref()
         .map_err(|e| anyhow::anyhow!("{e:#}"))
@@ -111,6 +96,29 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Where the command's coordination directory is, from the current directory `cwd`.
+fn coord_dir_for(cli: &Cli, cwd: std::path::PathBuf) -> anyhow::Result<std::path::PathBuf> {
+    let start = match &cli.command {
+        Command::Agents(cli::AgentsCommand::Init(init)) => init.repo.clone(),
+        _ => None,
+    };
+    // `demo` makes its own repository and `spans` needs none: no coordination directory to find.
+    let needs_log = !matches!(
+        cli.command,
+        Command::Demo(_) | Command::DemoAgent { .. } | Command::Spans { .. } | Command::Replay(_)
+    );
+    if !needs_log {
+        return Ok(cli.coord_dir.clone().unwrap_or(cwd));
+    }
+    let found = cli::resolve_coord_dir(cli.coord_dir.as_deref(), start.as_deref().unwrap_or(&cwd));
+    // On another host, talking to a server by its address: no log here, and what a command
+    // keeps for itself (`agents run`'s output) goes to `.spanfold` here.
+    match (found, &cli.endpoint) {
+        (Err(_), Some(_)) => Ok(cwd.join(".spanfold")),
+        (found, _) => found,
     }
 }
 

@@ -203,6 +203,11 @@ pub struct RunArgs {
         value_name = "TOKEN"
     )]
     pub agent_token: Option<String>,
+    /// For an agent registered with --remote (this host is not the coordinator's): where its
+    /// clones go, one per feature, made from the remote its task names and brought up to date
+    /// from it; the work is pushed there before it is submitted.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub workdir: PathBuf,
     /// The command and its arguments; `{prompt}`, `{prompt_file}`, `{feature}`, `{worktree}`
     /// and `{branch}` are filled in.
     #[arg(last = true, required = true, value_name = "COMMAND")]

@@ -1,5 +1,7 @@
 //! `agents run`: launch and supervise an agent — for each of its assignments, its command in
-//! the feature's worktree (with the OTLP endpoint, its identity and the task; `launcher`), its
+//! the feature's worktree, or for a remote agent in a clone of its own under `--workdir`
+//! (pushed back before it is submitted), with the OTLP endpoint, its identity and the task
+//! (`launcher`); its
 //! process reported as `agent.process` spans, its work submitted when it exits 0 with new
 //! commits and sent back with the reason otherwise; stopped when the feature is cancelled or
 //! the lease lost. And `agents logs`: the runs' output.
@@ -197,8 +199,14 @@ fn run_once(
     coord_dir: &Path,
     backend: &mut Backend,
 ) -> Result<Run> {
-    let (feature, worktree) = (field(task, "feature_name")?, field(task, "worktree_path")?);
+    let feature = field(task, "feature_name")?;
     let (branch, prompt) = (field(task, "branch_name")?, field(task, "prompt")?);
+    let remote_url = task["remote_url"].as_str();
+    let clone = remote_clone(args, remote_url, feature, branch)?;
+    let worktree = match &clone {
+        Some(dir) => dir.as_str(),
+        None => field(task, "worktree_path")?,
+    };
     let (log, prompt_file) = run_files(coord_dir, &args.id, feature)?;
     std::fs::write(&prompt_file, prompt)
         .with_context(|| format!("writing the prompt to {}", prompt_file.display()))?;
@@ -266,7 +274,10 @@ fn run_once(
     let (exit, stopped) = supervise(&mut child, backend, &reporter, grace)?;
     let (outcome, submitted) = match &stopped {
         Some(why) => (why.clone(), false),
-        None => judge(&exit, repo, branch, tip_before.as_deref(), &log),
+        None => push_if_remote(
+            judge(&exit, repo, branch, tip_before.as_deref(), &log),
+            (repo, remote_url, branch),
+        ),
     };
     let exited = reporter.span(ProcessEvent::Exited, Some(&exit), Some(&outcome));
     submit_checked(backend, exited)?;
@@ -280,6 +291,45 @@ fn run_once(
         submitted,
         log,
     })
+}
+
+/// A remote agent's clone of `branch` under `--workdir`, made or brought up to date from
+/// `remote_url` (its task's); None for a local agent, whose worktree is made here.
+fn remote_clone(
+    args: &RunArgs,
+    remote_url: Option<&str>,
+    feature: &str,
+    branch: &str,
+) -> Result<Option<String>> {
+    let Some(url) = remote_url else {
+        return Ok(None);
+    };
+    let workdir = std::path::absolute(&args.workdir)
+        .with_context(|| format!("--workdir {}", args.workdir.display()))?;
+    let dir = names::worktree_path(&workdir, feature)?;
+    git::clone_or_update(url, branch, &dir)
+        .with_context(|| format!("getting {branch} from {url}"))?;
+    Ok(Some(dir.to_string_lossy().into_owned()))
+}
+
+/// Submitted from afar, the work goes to the remote first, where the coordinator fetches it;
+/// a push that fails sends the feature back instead.
+fn push_if_remote(
+    (outcome, submitted): (String, bool),
+    (clone, remote_url, branch): (&Path, Option<&str>, &str),
+) -> (String, bool) {
+    match (submitted, remote_url) {
+        (true, Some(url)) => match git::push_work(clone, url, branch) {
+            Ok(()) => (outcome, true),
+            Err(e) => (
+                format!(
+                    "its commits could not be pushed to {url} ({e}); the feature goes back to the queue"
+                ),
+                false,
+            ),
+        },
+        _ => (outcome, submitted),
+    }
 }
 
 /// The launcher's reports on one process.

@@ -26,6 +26,11 @@ pub(super) fn gc(args: &GcArgs, backend: &mut Backend) -> Result<Output> {
     if text.is_empty() {
         text = "Nothing to collect: every worktree belongs to an agent at work.\n".into();
     }
+    for branch in &report.remote_branches {
+        text.push_str(&format!(
+            "on the remote, owned by no feature: {branch} (delete it there with git push --delete if it is not wanted)\n"
+        ));
+    }
     Ok(Output::new(serde_json::to_value(&report)?, text))
 }
 

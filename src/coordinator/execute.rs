@@ -80,8 +80,10 @@ pub trait Workspace: Send + Sync {
     fn config_value(&self, key: &str) -> Result<Option<String>, GitError>;
 
     /// With a remote named for remote agents: brings the base branch and the remote's to the
-    /// same commit where one contains the other. None without one.
-    fn sync_base(&self) -> Result<Option<git::BaseSync>, GitError> {
+    /// same commit where one contains the other, fetching remote agents' `branches` in the same
+    /// exchange. None without one.
+    fn sync_base(&self, branches: &[&str]) -> Result<Option<git::Synced>, GitError> {
+        let _ = branches;
         Ok(None)
     }
 
@@ -191,8 +193,8 @@ impl Workspace for GitWorkspace {
         git::config_value(&self.repo, key)
     }
 
-    fn sync_base(&self) -> Result<Option<git::BaseSync>, GitError> {
-        git::sync_base(&self.repo, &self.base_branch)
+    fn sync_base(&self, branches: &[&str]) -> Result<Option<git::Synced>, GitError> {
+        git::sync_base(&self.repo, &self.base_branch, branches)
     }
 
     fn fetch_branch(&self, branch: &str) -> Result<(), GitError> {

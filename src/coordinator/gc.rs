@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::emit;
 use crate::fact::WorktreeAction;
 use crate::git;
-use crate::reducer::WorktreeStatus;
+use crate::reducer::{Config, FeatureStatus, WorktreeStatus};
 
 use super::{CoordError, Coordinator, ours};
 
@@ -15,6 +15,11 @@ pub struct GcReport {
     pub removed: Vec<GcEntry>,
     /// Not removed, with why: the uncommitted work that would be lost.
     pub kept: Vec<GcEntry>,
+    /// With a remote named: feature branches (`spanfold/…`) on it that no feature still to be
+    /// merged owns (merged with `spanfold.keepBranches`, kept after a merge, left by a feature
+    /// cancelled, or pushed by hand). Listed, never deleted: a person decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_branches: Vec<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -94,6 +99,30 @@ impl Coordinator {
                 }),
             }
         }
+        report.remote_branches = self.unowned_remote_branches(&config)?;
         Ok(report)
+    }
+
+    /// The remote's feature branches that no feature still to be merged owns, in name order.
+    fn unowned_remote_branches(&self, config: &Config) -> Result<Vec<String>, CoordError> {
+        let Some(theirs) = git::remote_feature_branches(Path::new(&config.repo))? else {
+            return Ok(Vec::new());
+        };
+        let view = self.view.read();
+        let owned: std::collections::BTreeSet<&str> = view
+            .features
+            .values()
+            .filter(|f| {
+                !matches!(
+                    f.status,
+                    FeatureStatus::Completed | FeatureStatus::Cancelled
+                )
+            })
+            .filter_map(|f| f.branch_name.as_deref())
+            .collect();
+        Ok(theirs
+            .into_keys()
+            .filter(|b| !owned.contains(b.as_str()))
+            .collect())
     }
 }

@@ -2,14 +2,15 @@
 //! commit since the last look, every active branch is merged in memory with the base tip and
 //! with each other branch it shares a changed path with (`git::Radar`), and a
 //! `coordination.conflict_forecast` is recorded for each pair whose forecast changed. Reading
-//! the tips is all a look costs when nothing moved.
+//! the tips is all a look costs when nothing moved (and, with remote agents at work, one look
+//! at the remote, their branches fetched where they moved there).
 
 use std::path::Path;
 
 use crate::fact::{ConflictForecast, Fact, ForecastKind};
 use crate::git::{self, CommitId, PairForecast};
 use crate::model::Span;
-use crate::reducer::{Config, Risk, View};
+use crate::reducer::{Config, Risk, View, WorktreeStatus};
 
 use super::{CoordError, Coordinator};
 
@@ -31,6 +32,7 @@ impl Coordinator {
         if active.is_empty() && self.view.read().risks.is_empty() {
             return Ok(());
         }
+        self.refresh_remote_branches(config);
         let pass = match self.radar_pass(config, &active) {
             Ok(Some(pass)) => pass,
             Ok(None) => return Ok(()),
@@ -53,6 +55,28 @@ impl Coordinator {
             return Ok(());
         }
         self.record(spans)
+    }
+
+    /// Remote agents' active branches brought here where they moved on the remote (one look
+    /// at it per cycle), so the radar forecasts with their work before it is submitted. Advice
+    /// like the radar: a remote that does not answer is logged.
+    fn refresh_remote_branches(&self, config: &Config) {
+        let branches: Vec<String> = self
+            .view
+            .read()
+            .worktrees
+            .values()
+            .filter(|w| w.status == WorktreeStatus::Active && w.remote_url.is_some())
+            .map(|w| w.branch_name.clone())
+            .collect();
+        if branches.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = branches.iter().map(String::as_str).collect();
+        if let Err(e) = git::refresh_branches(Path::new(&config.repo), &config.base_branch, &names)
+        {
+            tracing::warn!("conflict radar: remote agents' branches not fetched: {e}");
+        }
     }
 
     /// The radar's pass over `active` (feature, branch), or `None` when no tip moved since the

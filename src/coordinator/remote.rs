@@ -23,12 +23,26 @@ impl Coordinator {
         if self.submitted().is_empty() && !self.sync_due {
             return Ok(true);
         }
-        let sync = match workspace.sync_base() {
+        // Remote agents' branches to fetch: each submission once.
+        let wanted: Vec<_> = self
+            .submitted()
+            .into_iter()
+            .filter(|c| c.remote.is_some() && !c.interrupted)
+            .filter(|c| self.fetched.get(&c.feature) != Some(&c.submitted_seq))
+            .collect();
+        let branches: Vec<&str> = wanted.iter().map(|c| c.branch.as_str()).collect();
+        let (sync, fetched) = match workspace.sync_base(&branches) {
             Ok(None) => return Ok(true),
-            Ok(Some(sync)) => sync,
-            Err(e) => BaseSync::Waits {
-                reason: format!("the remote could not be reached, so merges wait: {e}"),
-            },
+            Ok(Some(git::Synced {
+                base,
+                branches_fetched,
+            })) => (base, branches_fetched),
+            Err(e) => (
+                BaseSync::Waits {
+                    reason: format!("the remote could not be reached, so merges wait: {e}"),
+                },
+                false,
+            ),
         };
         if let BaseSync::Waits { reason } = sync {
             // Not over a merge a crash cut off: its record of where it started is kept.
@@ -43,13 +57,13 @@ impl Coordinator {
             return Ok(false);
         }
         self.sync_due = false;
-        let remote_ones = self
-            .submitted()
-            .into_iter()
-            .filter(|c| c.remote.is_some() && !c.interrupted)
-            .filter(|c| self.fetched.get(&c.feature) != Some(&c.submitted_seq));
-        for c in remote_ones.collect::<Vec<_>>() {
-            match workspace.fetch_branch(&c.branch) {
+        for c in wanted {
+            // Fetched with the base, or else one by one: the one the remote lacks sits out.
+            let one = match fetched {
+                true => Ok(()),
+                false => workspace.fetch_branch(&c.branch),
+            };
+            match one {
                 Ok(()) => {
                     self.fetched.insert(c.feature.clone(), c.submitted_seq);
                 }

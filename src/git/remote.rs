@@ -291,6 +291,120 @@ pub fn merge_through_remote(
     }
 }
 
+/// The feature branches (`spanfold/…`) the remote has, with their tips (hex), by name; None
+/// when no remote is named.
+pub fn remote_feature_branches(
+    repo_dir: &Path,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, GitError> {
+    let Some(remote) = named_remote(repo_dir)? else {
+        return Ok(None);
+    };
+    let listed = remote_git(repo_dir, &["ls-remote", "--heads", &remote.name])?;
+    Ok(Some(
+        listed
+            .lines()
+            .filter_map(|line| {
+                let (id, name) = line.split_once('\t')?;
+                let branch = name.trim().strip_prefix("refs/heads/")?;
+                branch
+                    .starts_with("spanfold/")
+                    .then(|| (branch.to_owned(), id.trim().to_owned()))
+            })
+            .collect(),
+    ))
+}
+
+/// Brings here those of `branches` (remote agents' feature branches) whose tip on the remote
+/// differs from the one here: one look at the remote, then one fetch of the ones that moved,
+/// so the conflict radar sees the work before it is submitted. The branches fetched.
+pub fn refresh_branches(
+    repo_dir: &Path,
+    base: &str,
+    branches: &[&str],
+) -> Result<Vec<String>, GitError> {
+    for branch in branches {
+        feature_branch(branch, base)?;
+    }
+    let Some(theirs) = remote_feature_branches(repo_dir)?.filter(|_| !branches.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let repo = open(repo_dir)?;
+    let moved: Vec<&str> = branches
+        .iter()
+        .copied()
+        .filter(|b| {
+            theirs.get(*b).is_some_and(|tip| {
+                ref_tip(&repo, &format!("refs/heads/{b}"))
+                    .map(hex)
+                    .ok()
+                    .as_ref()
+                    != Some(tip)
+            })
+        })
+        .collect();
+    if moved.is_empty() {
+        return Ok(Vec::new());
+    }
+    let remote = configured_remote(repo_dir)?;
+    let specs: Vec<String> = moved
+        .iter()
+        .map(|b| format!("+refs/heads/{b}:refs/heads/{b}"))
+        .collect();
+    let mut args = vec!["fetch", "--quiet", "--no-tags", remote.name.as_str()];
+    args.extend(specs.iter().map(String::as_str));
+    remote_git(repo_dir, &args)?;
+    Ok(moved.into_iter().map(str::to_owned).collect())
+}
+
+/// On a remote agent's host: `dir` as a clone of `branch` from `url` — made when absent,
+/// else brought up to date with the remote's branch (a fast-forward only: work of its own is
+/// never overwritten). The URL and branch come from the coordinator's task: checked, and given
+/// to git after `--`.
+pub fn clone_or_update(url: &str, branch: &str, dir: &Path) -> Result<(), GitError> {
+    check_branch_name(branch)?;
+    if url.starts_with('-') || !branch.starts_with("spanfold/") {
+        return Err(remote_error(format!(
+            "the task names {url} and {branch}: not a remote and feature branch spanfold gives"
+        )));
+    }
+    if !dir.exists() {
+        let parent = dir.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)
+            .map_err(|e| remote_error(format!("making {}: {e}", parent.display())))?;
+        let target = dir.to_string_lossy();
+        let args = [
+            "clone",
+            "--quiet",
+            "--branch",
+            branch,
+            "--single-branch",
+            "--",
+            url,
+            &target,
+        ];
+        return remote_git(parent, &args).map(|_| ());
+    }
+    remote_git(
+        dir,
+        &[
+            "fetch",
+            "--quiet",
+            "--",
+            url,
+            &format!("refs/heads/{branch}"),
+        ],
+    )?;
+    remote_git(dir, &["merge", "--quiet", "--ff-only", "FETCH_HEAD"]).map(|_| ())
+}
+
+/// On a remote agent's host: the clone's `branch` pushed to `url`, for the coordinator to
+/// fetch.
+pub fn push_work(dir: &Path, url: &str, branch: &str) -> Result<(), GitError> {
+    check_branch_name(branch)?;
+    let refspec = format!("HEAD:refs/heads/{branch}");
+    remote_git(dir, &["push", "--quiet", "--", url, &refspec]).map(|_| ())
+}
+
 /// What keeping the base branch in step with the remote's came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BaseSync {
@@ -307,43 +421,90 @@ pub enum BaseSync {
 
 /// Brings `base` and the remote's base to the same commit where one contains the other (the
 /// base here fast-forwards, or is pushed with a lease); None when no remote is named.
-pub fn sync_base(repo_dir: &Path, base: &str) -> Result<Option<BaseSync>, GitError> {
+///
+/// In the same fetch (one round trip) come `branches` (remote agents' feature branches, each
+/// set to the remote's tip as [`fetch_branch`] does). When that fetch fails (one of them is
+/// gone from the remote, say), the base alone is fetched, and `branches_fetched` says so.
+pub fn sync_base(
+    repo_dir: &Path,
+    base: &str,
+    branches: &[&str],
+) -> Result<Option<Synced>, GitError> {
     let Some(remote) = named_remote(repo_dir)? else {
         return Ok(None);
     };
     check_branch_name(base)?;
+    for branch in branches {
+        feature_branch(branch, base)?;
+    }
     let full = format!("refs/heads/{base}");
     let tracking = format!("refs/remotes/{}/{base}", remote.name);
-    let refspec = format!("+{full}:{tracking}");
-    let fetched = remote_git(
-        repo_dir,
-        &["fetch", "--quiet", "--no-tags", &remote.name, &refspec],
+    let mut refspecs = vec![format!("+{full}:{tracking}")];
+    refspecs.extend(
+        branches
+            .iter()
+            .map(|b| format!("+refs/heads/{b}:refs/heads/{b}")),
     );
+    let fetch = |specs: &[String]| {
+        let mut args = vec!["fetch", "--quiet", "--no-tags", remote.name.as_str()];
+        args.extend(specs.iter().map(String::as_str));
+        remote_git(repo_dir, &args)
+    };
+    let mut branches_fetched = !branches.is_empty();
+    let mut fetched = fetch(&refspecs);
+    if fetched.is_err() && branches_fetched {
+        branches_fetched = false;
+        fetched = fetch(&refspecs[..1]);
+    }
+    let base = compare_base(repo_dir, &remote, base, fetched.map(|_| ()))?;
+    Ok(Some(Synced {
+        base,
+        branches_fetched,
+    }))
+}
+
+/// [`sync_base`]'s outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synced {
+    pub base: BaseSync,
+    /// The branches asked for came in the same fetch.
+    pub branches_fetched: bool,
+}
+
+/// The base here against the remote's just fetched (`fetched`: how that went), brought in step.
+fn compare_base(
+    repo_dir: &Path,
+    remote: &Remote,
+    base: &str,
+    fetched: Result<(), GitError>,
+) -> Result<BaseSync, GitError> {
+    let full = format!("refs/heads/{base}");
+    let tracking = format!("refs/remotes/{}/{base}", remote.name);
     let repo = open(repo_dir)?;
     let ours = ref_tip(&repo, &full)?;
     if let Err(e) = fetched {
         // A remote without the base yet (a fresh one) gets it; anything else is an error.
-        if remote_has(repo_dir, &remote, &full)? {
+        if remote_has(repo_dir, remote, &full)? {
             return Err(e);
         }
-        return Ok(Some(
-            match publish_base(repo_dir, &remote, base, "", &hex(ours))? {
+        return Ok(
+            match publish_base(repo_dir, remote, base, "", &hex(ours))? {
                 Ok(()) => BaseSync::Published { to: hex(ours) },
                 Err(why) => BaseSync::Waits {
                     reason: format!("{base} could not be pushed to {}: {why}", remote.name),
                 },
             },
-        ));
+        );
     }
     let theirs = ref_tip(&repo, &tracking)?;
     if ours == theirs {
-        return Ok(Some(BaseSync::InStep));
+        return Ok(BaseSync::InStep);
     }
     let merge_base = repo
         .merge_base(ours, theirs)
         .map(|id| id.map(|i| i.detach()))
         .map_err(|e| remote_error(format!("comparing {base} with {tracking}: {e}")))?;
-    Ok(Some(if merge_base == Some(ours) {
+    Ok(if merge_base == Some(ours) {
         match land(
             repo_dir,
             base,
@@ -362,7 +523,7 @@ pub fn sync_base(repo_dir: &Path, base: &str) -> Result<Option<BaseSync>, GitErr
             },
         }
     } else if merge_base == Some(theirs) {
-        match publish_base(repo_dir, &remote, base, &hex(theirs), &hex(ours))? {
+        match publish_base(repo_dir, remote, base, &hex(theirs), &hex(ours))? {
             Ok(()) => BaseSync::Published { to: hex(ours) },
             Err(why) => BaseSync::Waits {
                 reason: format!("{base} could not be pushed to {}: {why}", remote.name),
@@ -377,7 +538,7 @@ pub fn sync_base(repo_dir: &Path, base: &str) -> Result<Option<BaseSync>, GitErr
                 name = remote.name
             ),
         }
-    }))
+    })
 }
 
 fn hex(id: ObjectId) -> String {
@@ -410,10 +571,7 @@ fn run_remote(repo_dir: &Path, args: &[&str]) -> Result<(bool, String, String), 
     let mut cmd = Command::new("git");
     // ssh must not ask either, unless the operator chose how git runs it.
     let chosen = std::env::var_os("GIT_SSH_COMMAND").is_some()
-        || open(repo_dir)?
-            .config_snapshot()
-            .string("core.sshCommand")
-            .is_some();
+        || open(repo_dir).is_ok_and(|r| r.config_snapshot().string("core.sshCommand").is_some());
     if !chosen {
         cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
     }

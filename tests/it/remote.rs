@@ -19,6 +19,14 @@ fn with_remote() -> (Sandbox, GitDaemon, std::path::PathBuf) {
     (sb, daemon, bare)
 }
 
+/// Another clone of the remote, not spanfold's nor an agent's: someone else at work.
+fn someone_elses_clone(sb: &Sandbox, daemon: &GitDaemon) -> std::path::PathBuf {
+    let other = sb.tmp.path().join("other");
+    let url = daemon.url("project.git");
+    sb.git(&["clone", "-q", &url, &other.to_string_lossy()]);
+    other
+}
+
 /// The commit `branch` points at in the repository at `dir` (bare or not); None if absent.
 fn tip(sb: &Sandbox, dir: &Path, branch: &str) -> Option<String> {
     let full = format!("refs/heads/{branch}");
@@ -88,13 +96,7 @@ fn a_remote_agents_branch_is_pushed_and_its_agent_clones_and_pushes_to_it() {
 fn a_branch_the_remote_has_already_is_left_as_it_is() {
     let (sb, daemon, bare) = with_remote();
     // An earlier agent's work on the remote, unknown here.
-    let other = sb.tmp.path().join("other");
-    sb.git(&[
-        "clone",
-        "-q",
-        &daemon.url("project.git"),
-        &other.to_string_lossy(),
-    ]);
+    let other = someone_elses_clone(&sb, &daemon);
     sb.git_in(&other, &["switch", "-q", "-c", "spanfold/login"]);
     sb.commit_as_agent(&other, "a.txt", "earlier\n", "earlier work");
     sb.git_in(&other, &["push", "-q", "origin", "spanfold/login"]);
@@ -224,13 +226,7 @@ fn a_remote_agents_work_is_fetched_gated_on_the_merged_tree_merged_and_pushed() 
 #[test]
 fn a_base_someone_else_moved_on_the_remote_is_never_overwritten() {
     let (sb, daemon, bare) = with_remote();
-    let other = sb.tmp.path().join("other");
-    sb.git(&[
-        "clone",
-        "-q",
-        &daemon.url("project.git"),
-        &other.to_string_lossy(),
-    ]);
+    let other = someone_elses_clone(&sb, &daemon);
     sb.ok(&["agents", "register-agent", "cloud-1", "--remote"]);
     sb.ok(&["agents", "add-feature", "login"]);
     sb.ok(&["agents", "coordination-cycle"]);
@@ -382,4 +378,138 @@ fn a_kill_between_the_remote_push_and_the_base_here_recovers_with_one_push() {
         sb.repo.join("login.py").exists(),
         "the main checkout followed"
     );
+}
+
+/// The conflict radar sees a remote agent's work as soon as it is pushed, before it is
+/// submitted: the branch is fetched where it moved on the remote.
+#[test]
+fn the_radar_sees_a_remote_agents_pushed_work_before_it_is_submitted() {
+    let (sb, daemon, _bare) = with_remote();
+    sb.ok(&["agents", "register-agent", "cloud-1", "--remote"]);
+    sb.ok(&["agents", "add-feature", "login"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    remote_agent_works(&sb, &daemon, "login", "README.md");
+    sb.commit_as_agent(&sb.repo, "README.md", "# the project\n", "retitle");
+    sb.ok(&["agents", "coordination-cycle"]);
+    let status = sb.status();
+    let risks = feature(&status, "login")["conflict_risk"].clone();
+    let with_base = risks
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["with"].is_null()))
+        .unwrap_or_else(|| panic!("no forecast against the base: {risks}"));
+    assert_eq!(with_base["kind"], "conflict", "{risks}");
+    assert_eq!(with_base["paths"][0], "README.md");
+}
+
+/// `gc` lists the remote's feature branches no feature still to be merged owns, and deletes
+/// none of them.
+#[test]
+fn gc_lists_remote_branches_no_feature_owns() {
+    let (sb, daemon, bare) = with_remote();
+    sb.git(&["config", "spanfold.keepBranches", "true"]);
+    sb.ok(&["agents", "register-agent", "cloud-1", "--remote"]);
+    sb.ok(&["agents", "add-feature", "login"]);
+    sb.ok(&["agents", "add-feature", "search"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    remote_agent_works(&sb, &daemon, "login", "login.py");
+    submit_remote(&sb, "cloud-1");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    assert!(results(&cycle).contains(&"merged".to_owned()), "{cycle}");
+    // Someone else's branch in spanfold's namespace, pushed by hand.
+    let other = someone_elses_clone(&sb, &daemon);
+    sb.git_in(
+        &other,
+        &["push", "-q", "origin", "HEAD:refs/heads/spanfold/stray"],
+    );
+
+    let report = sb.ok(&["gc"]);
+    let listed: Vec<&str> = report["remote_branches"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no remote branches listed: {report}"))
+        .iter()
+        .filter_map(|b| b.as_str())
+        .collect();
+    // search is now cloud-1's (assigned, owned); login merged with its branch kept; stray.
+    assert_eq!(listed, vec!["spanfold/login", "spanfold/stray"], "{report}");
+    assert!(
+        tip(&sb, &bare, "spanfold/stray").is_some(),
+        "listed, not deleted"
+    );
+    let text = sb.run(&["gc"]);
+    assert!(text.stdout.contains("spanfold/stray"), "{}", text.stdout);
+}
+
+/// `agents run` on another host (a directory outside the repository, talking to the server by
+/// its address only): it clones the branch from the remote, runs the agent's command there,
+/// pushes the commits and reports; the server fetches, merges and pushes the base.
+#[test]
+fn agents_run_on_another_host_carries_a_feature_to_the_remotes_base() {
+    let (sb, _daemon, bare) = with_remote();
+    let served = sb.serve(&["--interval", "0"]);
+    sb.ok(&["agents", "register-agent", "cloud-1", "--remote"]);
+    sb.ok(&["agents", "add-feature", "login"]);
+    let host = sb.tmp.path().join("host");
+    std::fs::create_dir_all(&host).expect("host dir");
+    let work = "echo hi > login.py && git add login.py && git -c user.name=A -c user.email=a@example.com commit -qm login";
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spanfold"));
+    cmd.current_dir(&host)
+        .args([
+            "--json",
+            "--endpoint",
+            &served.http,
+            "agents",
+            "run",
+            "cloud-1",
+        ])
+        .args(["--once", "--timeout", "60", "--workdir", "clones", "--"])
+        .args(["bash", "-c", work]);
+    crate::common::bare_env(&mut cmd, &sb.home);
+    let out = cmd.output().expect("spanfold runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        host.join("clones/login/login.py").exists(),
+        "cloned under --workdir"
+    );
+    let main = tip(&sb, &bare, "main").expect("remote main");
+    let has = sb.git_in(&bare, &["ls-tree", "--name-only", &main]);
+    assert!(has.lines().any(|l| l == "login.py"), "{has}");
+    assert_eq!(feature(&sb.status(), "login")["status"], "completed");
+    drop(served);
+}
+
+/// A submitted branch gone from the remote holds up its own merge only, saying why; the other
+/// remote agent's work merges in the same round.
+#[test]
+fn a_branch_gone_from_the_remote_holds_up_only_its_own_merge() {
+    let (sb, daemon, bare) = with_remote();
+    sb.ok(&["agents", "register-agent", "cloud-1", "--remote"]);
+    sb.ok(&["agents", "register-agent", "cloud-2", "--remote"]);
+    sb.ok(&["agents", "add-feature", "login"]);
+    sb.ok(&["agents", "add-feature", "search"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    remote_agent_works(&sb, &daemon, "login", "login.py");
+    remote_agent_works(&sb, &daemon, "search", "search.py");
+    submit_remote(&sb, "cloud-1");
+    submit_remote(&sb, "cloud-2");
+    sb.git_in(&bare, &["branch", "-q", "-D", "spanfold/search"]);
+
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    let of = |name: &str| {
+        cycle["merges"]
+            .as_array()
+            .and_then(|m| m.iter().find(|r| r["feature_name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("nothing about {name}: {cycle}"))
+    };
+    assert_eq!(of("login")["result"], "merged", "{cycle}");
+    let search = of("search");
+    assert_eq!(search["result"], "deferred", "{cycle}");
+    let reason = search["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("could not be fetched"), "{reason}");
+    let status = sb.status();
+    assert_eq!(feature(&status, "search")["status"], "merging");
 }
