@@ -198,9 +198,10 @@ pub fn prompt(t: &Task) -> String {
             out.push_str(&format!("- {w}\n"));
         }
     }
-    out.push_str(
-        "\nCommit your work in the worktree (uncommitted changes are not merged). Report as you go:\n",
-    );
+    out.push_str(match t.remote_url {
+        Some(_) => "\nCommit your work and push it to the branch on the remote (what is not pushed is not merged). Report as you go:\n",
+        None => "\nCommit your work in the worktree (uncommitted changes are not merged). Report as you go:\n",
+    });
     for cmd in &t.report_commands {
         out.push_str(&format!("  {cmd}\n"));
     }

@@ -242,6 +242,16 @@ impl Coordinator {
                 workspace.submission_problem(c.worktree.as_deref().map(Path::new), &c.branch)?
             }
         };
+        // A remote agent has no worktree here: all that can be missing is a push.
+        let problem = match (&c.remote, problem) {
+            (Some(r), Some(_)) => Some(format!(
+                "{branch} on the remote {url} has no commit that {base} does not already contain: nothing to merge; push your commits to it (git push {url} HEAD:refs/heads/{branch}), then validate again",
+                branch = c.branch,
+                url = r.url,
+                base = config.base_branch
+            )),
+            (_, problem) => problem,
+        };
         if let Some(reason) = problem {
             let outcome = git::MergeOutcome::Deferred { reason };
             return self

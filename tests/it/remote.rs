@@ -513,3 +513,25 @@ fn a_branch_gone_from_the_remote_holds_up_only_its_own_merge() {
     let status = sb.status();
     assert_eq!(feature(&status, "search")["status"], "merging");
 }
+
+/// A remote agent that reports its work done without pushing it is told to push, not to commit
+/// in a worktree it does not have.
+#[test]
+fn a_remote_agent_that_did_not_push_is_told_to_push() {
+    let (sb, _daemon, _bare) = with_remote();
+    sb.ok(&["agents", "register-agent", "cloud-1", "--remote"]);
+    sb.ok(&["agents", "add-feature", "login"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    submit_remote(&sb, "cloud-1");
+    let cycle = sb.ok(&["agents", "coordination-cycle"]);
+    let returned = cycle["merges"]
+        .as_array()
+        .and_then(|m| m.iter().find(|r| r["result"] == "returned"))
+        .unwrap_or_else(|| panic!("not returned: {cycle}"));
+    let reason = returned["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("push"), "{reason}");
+    assert!(!reason.contains("worktree"), "{reason}");
+    let task = sb.ok(&["agents", "next", "cloud-1", "--prompt"]);
+    let prompt = task["prompt"].as_str().unwrap_or_default();
+    assert!(!prompt.contains("in the worktree"), "{prompt}");
+}
