@@ -41,9 +41,15 @@ pub enum Backend {
 impl Backend {
     /// A server named by `endpoint`, or advertised in the coordination directory and answering;
     /// otherwise the log itself.
-    pub fn connect(coord_dir: &Path, endpoint: Option<&str>, token: Option<String>) -> Backend {
+    /// `ca` is the certificate to trust for an `https://` endpoint (an advert names its own).
+    pub fn connect(
+        coord_dir: &Path,
+        endpoint: Option<&str>,
+        token: Option<String>,
+        ca: Option<&Path>,
+    ) -> Backend {
         if let Some(url) = endpoint {
-            return Backend::Remote(Client::new(url, token));
+            return Backend::Remote(Client::trusting(url, token, ca));
         }
         if let Some(advert) = Advert::read(coord_dir) {
             let client = Client::for_advert(&advert, token);

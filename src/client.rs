@@ -39,6 +39,33 @@ pub enum ClientError {
         "the server answering at {url} is not the one this coordination directory's advert names (it serves another log); run `spanfold serve` here again, or pass --endpoint"
     )]
     OtherServer { url: String },
+    #[error(
+        "cannot use {path} as the server's certificate: {message}; give the PEM file the server's --tls-cert names"
+    )]
+    BadCertificate { path: String, message: String },
+}
+
+/// The certificates in the PEM file at `path`; an error that says what is wrong with the file
+/// when there are none.
+pub fn certificates(
+    path: &std::path::Path,
+) -> Result<Vec<ureq::tls::Certificate<'static>>, ClientError> {
+    let bad = |message: String| ClientError::BadCertificate {
+        path: path.display().to_string(),
+        message,
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(Result::ok)
+        .filter_map(|item| match item {
+            ureq::tls::PemItem::Certificate(cert) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(bad("it holds no PEM certificate".to_owned()));
+    }
+    Ok(certs)
 }
 
 pub struct Client {
@@ -60,19 +87,7 @@ impl Client {
         let mut config = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(60)))
             .http_status_as_error(false);
-        let roots = ca
-            .and_then(|path| std::fs::read(path).ok())
-            .map(|pem| {
-                ureq::tls::parse_pem(&pem)
-                    .filter_map(Result::ok)
-                    .filter_map(|item| match item {
-                        ureq::tls::PemItem::Certificate(cert) => Some(cert),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .filter(|certs| !certs.is_empty());
-        if let Some(certs) = roots {
+        if let Some(certs) = ca.and_then(|path| certificates(path).ok()) {
             config = config.tls_config(
                 ureq::tls::TlsConfig::builder()
                     .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))

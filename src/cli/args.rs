@@ -39,6 +39,10 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// The certificate (PEM) to trust for an `https://` --endpoint: the server's own, the file
+    /// its --tls-cert names. On the server's machine the CLI finds it in the server's advert.
+    #[arg(long, global = true, env = "SPANFOLD_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -60,7 +60,17 @@ pub fn resolve_coord_dir(flag: Option<&Path>, start: &Path) -> Result<PathBuf> {
 /// Runs a parsed command. `on_cycle` receives each cycle's text as it finishes (continuous
 /// mode prints as it goes in text mode).
 pub fn run(cli: &Cli, coord_dir: &Path, mut on_cycle: impl FnMut(&str)) -> Result<Output> {
-    let connect = || Backend::connect(coord_dir, cli.endpoint.as_deref(), cli.token.clone());
+    if let Some(ca) = &cli.ca_cert {
+        crate::client::certificates(ca)?;
+    }
+    let connect = || {
+        Backend::connect(
+            coord_dir,
+            cli.endpoint.as_deref(),
+            cli.token.clone(),
+            cli.ca_cert.as_deref(),
+        )
+    };
     match &cli.command {
         Command::Spans { markdown } => Ok(spans::spans(*markdown)),
         Command::Serve(args) => serve::serve(args, cli, coord_dir),

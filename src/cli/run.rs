@@ -44,11 +44,7 @@ pub(super) fn run_agent(
         );
     }
     launcher::catch_stop_signals();
-    let endpoint = Advert::read(coord_dir).map(|a| Endpoint {
-        http: a.http,
-        grpc: format!("http://{}", a.grpc.trim_start_matches("http://")),
-        token: args.agent_token.clone().or_else(|| cli.token.clone()),
-    });
+    let endpoint = agent_endpoint(args, cli, coord_dir, backend)?;
     if endpoint.is_none() {
         eprintln!(
             "spanfold: no server runs for {}: the agent's own telemetry has nowhere to go (start `spanfold serve` to receive it)",
@@ -101,6 +97,53 @@ pub(super) fn run_agent(
         bail!("{text}");
     }
     Ok(Output::new(data, text))
+}
+
+/// Where the agent's own telemetry goes: to the server `--endpoint` names (on another host: its
+/// gRPC port is asked of it, on the host that address names), or to the one advertised here;
+/// with the agent's token, and the certificate that server's TLS is trusted by.
+fn agent_endpoint(
+    args: &RunArgs,
+    cli: &Cli,
+    coord_dir: &Path,
+    backend: &Backend,
+) -> Result<Option<Endpoint>> {
+    let token = args.agent_token.clone().or_else(|| cli.token.clone());
+    if let (Some(http), Backend::Remote(client)) = (&cli.endpoint, backend) {
+        let info = client
+            .api("GET", "/api/server")
+            .with_context(|| format!("asking the server at {http} where its gRPC port is"))?;
+        let port = info["grpc_port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok());
+        let grpc = port.and_then(|port| env::on_port(http, port)).ok_or_else(|| {
+            anyhow!("the server at {http} did not say where its gRPC port is; is it a spanfold server?")
+        })?;
+        let certificate = match &cli.ca_cert {
+            // The agent runs in its own directory: the file by a path that holds there too.
+            Some(file) => Some(std::path::absolute(file)?.display().to_string()),
+            None => None,
+        };
+        return Ok(Some(Endpoint {
+            http: http.trim_end_matches('/').to_owned(),
+            grpc,
+            token,
+            certificate,
+        }));
+    }
+    Ok(Advert::read(coord_dir).map(|a| {
+        let scheme = if a.http.starts_with("https://") {
+            "https"
+        } else {
+            "http"
+        };
+        Endpoint {
+            grpc: format!("{scheme}://{}", a.grpc.trim_start_matches("http://")),
+            http: a.http,
+            token,
+            certificate: a.tls_cert,
+        }
+    }))
 }
 
 /// Where a submitted feature went.

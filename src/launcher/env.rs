@@ -29,6 +29,21 @@ pub struct Endpoint {
     /// `http://host:port` of OTLP/gRPC.
     pub grpc: String,
     pub token: Option<String>,
+    /// The PEM file the server's TLS is trusted by (an `https://` endpoint's own certificate).
+    pub certificate: Option<String>,
+}
+
+/// `url` (`scheme://host[:port][/path]`) with the port `port` and no path: the other port of
+/// the server an address names. None for an address that is not a URL.
+pub fn on_port(url: &str, port: u16) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    // An IPv6 host is bracketed and holds colons of its own.
+    let host = match authority.rfind(']') {
+        Some(end) => &authority[..=end],
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    (!scheme.is_empty() && !host.is_empty()).then(|| format!("{scheme}://{host}:{port}"))
 }
 
 /// One launch: the agent, its task, and where its telemetry goes.
@@ -87,6 +102,9 @@ pub fn environment(profile: Profile, l: &Launch<'_>) -> Vec<(String, String)> {
     // OTLP over HTTP with protobuf: every SDK speaks it, and it needs no gRPC stack.
     set("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.http.clone());
     set("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into());
+    if let Some(certificate) = &endpoint.certificate {
+        set("OTEL_EXPORTER_OTLP_CERTIFICATE", certificate.clone());
+    }
     if let Some(token) = &endpoint.token {
         // The header list is `key=value` with the value percent-encoded (a space is %20).
         set(
@@ -126,6 +144,13 @@ pub fn environment(profile: Profile, l: &Launch<'_>) -> Vec<(String, String)> {
 pub fn arguments(profile: Profile, l: &Launch<'_>, args: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     if let (Profile::Codex, Some(endpoint)) = (profile, l.endpoint) {
+        // The token stays out of the command line, which other users may read: Codex's
+        // exporter takes OTEL_EXPORTER_OTLP_HEADERS from the environment.
+        let tls = endpoint
+            .certificate
+            .as_deref()
+            .map(|file| format!(",tls={{ca-certificate={}}}", toml_string(file)))
+            .unwrap_or_default();
         for key in [
             "otel.exporter",
             "otel.trace_exporter",
@@ -133,8 +158,8 @@ pub fn arguments(profile: Profile, l: &Launch<'_>, args: &[String]) -> Vec<Strin
         ] {
             out.push("-c".to_owned());
             out.push(format!(
-                "{key}={{otlp-grpc={{endpoint=\"{}\"}}}}",
-                endpoint.grpc
+                "{key}={{otlp-grpc={{endpoint={}{tls}}}}}",
+                toml_string(&endpoint.grpc)
             ));
         }
     }
@@ -149,6 +174,22 @@ pub fn arguments(profile: Profile, l: &Launch<'_>, args: &[String]) -> Vec<Strin
         ("{branch}", l.branch),
     ];
     out.extend(args.iter().map(|a| fill(a, &values)));
+    out
+}
+
+/// `text` as a TOML basic string (Codex's `-c` values are TOML).
+fn toml_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
     out
 }
 
@@ -204,6 +245,7 @@ mod tests {
             http: "http://127.0.0.1:4318".into(),
             grpc: "http://127.0.0.1:4317".into(),
             token: Some("sfa_abc".into()),
+            certificate: None,
         };
         let file = Path::new("/tmp/p.md");
         let env = environment(Profile::Claude, &launch(Some(&endpoint), file));
@@ -256,6 +298,7 @@ mod tests {
             http: "http://h:1".into(),
             grpc: "http://h:2".into(),
             token: None,
+            certificate: None,
         };
         let file = Path::new("/runs/1.md");
         let args: Vec<String> = [
@@ -284,5 +327,52 @@ mod tests {
         );
         let plain = arguments(Profile::Plain, &launch(Some(&endpoint), file), &args);
         assert_eq!(plain[0], "exec");
+    }
+
+    #[test]
+    fn over_tls_every_agent_is_told_the_certificate_and_codex_gets_it_quoted() {
+        let endpoint = Endpoint {
+            http: "https://coord:4318".into(),
+            grpc: "https://coord:4317".into(),
+            token: Some("sfa_abc".into()),
+            certificate: Some("/etc/my \"certs\"/ca.pem".into()),
+        };
+        let file = Path::new("/runs/1.md");
+        let env = environment(Profile::Gemini, &launch(Some(&endpoint), file));
+        assert_eq!(
+            get(&env, "OTEL_EXPORTER_OTLP_CERTIFICATE"),
+            Some("/etc/my \"certs\"/ca.pem")
+        );
+        assert_eq!(
+            get(&env, "GEMINI_TELEMETRY_OTLP_ENDPOINT"),
+            Some("https://coord:4317")
+        );
+        let codex = arguments(Profile::Codex, &launch(Some(&endpoint), file), &[]);
+        assert_eq!(
+            codex[1],
+            r#"otel.exporter={otlp-grpc={endpoint="https://coord:4317",tls={ca-certificate="/etc/my \"certs\"/ca.pem"}}}"#
+        );
+        assert!(
+            codex.iter().all(|a| !a.contains("sfa_abc")),
+            "the token stays out of the command line: {codex:?}"
+        );
+    }
+
+    #[test]
+    fn the_other_port_is_on_the_host_the_address_names() {
+        assert_eq!(
+            on_port("https://coord.example:4318/", 4317).as_deref(),
+            Some("https://coord.example:4317")
+        );
+        assert_eq!(
+            on_port("http://coord.example", 9).as_deref(),
+            Some("http://coord.example:9")
+        );
+        assert_eq!(
+            on_port("http://[::1]:4318/api", 4317).as_deref(),
+            Some("http://[::1]:4317")
+        );
+        assert_eq!(on_port("coord.example:4318", 4317), None);
+        assert_eq!(on_port("http://", 4317), None);
     }
 }

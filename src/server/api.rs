@@ -195,6 +195,17 @@ pub(super) async fn events(
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response())
 }
 
+/// Who this server is and where its other port listens: an agent launched on another host
+/// sends its gRPC telemetry to that port on the host it reached this one by.
+pub(super) async fn server(Extract(state): Extract<Arc<State>>) -> Answer {
+    let data = json!({
+        "server_id": state.server_id,
+        "version": env!("CARGO_PKG_VERSION"),
+        "grpc_port": state.grpc_port,
+    });
+    answer("server", Ok(data))
+}
+
 /// A cycle now. One that could not run (the writer busy or stopped, or the cycle failed) is the
 /// server's failure, not a missing page.
 pub(super) async fn cycle(Extract(state): Extract<Arc<State>>) -> Answer {

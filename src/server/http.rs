@@ -47,6 +47,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/usage", get(api_past::usage))
         .route("/api/timeline", get(api_past::timeline))
         .route("/api/export", get(api_past::export))
+        .route("/api/server", get(api::server))
         .route("/api/cycle", post(api::cycle))
         .route("/api/submit", post(api::submit))
         .route("/api/gc", post(api::gc))

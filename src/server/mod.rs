@@ -194,6 +194,7 @@ pub async fn serve_on(
     .map_err(ServerError::Runtime)?;
     let (mut state, queue) = State::new(&coord, config.token.clone());
     state.timeline = Some(kept);
+    state.grpc_port = Some(grpc_addr.port());
     let (metrics, ingest, bodies) = (
         Arc::clone(&state.metrics),
         state.ingest.clone(),

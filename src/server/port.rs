@@ -95,6 +95,8 @@ pub struct State {
     pub server_id: String,
     /// The bytes of export bodies in flight, shared with the gRPC port.
     pub bodies: crate::inflight::Budget,
+    /// The OTLP/gRPC port, for a client on another host (which has no advert to read it from).
+    pub grpc_port: Option<u16>,
 }
 
 impl State {
@@ -123,6 +125,7 @@ impl State {
             live_timeline: Default::default(),
             server_id: crate::model::hex(&crate::emit::IdGen::default().trace_id()),
             bodies,
+            grpc_port: None,
         };
         (state, queue)
     }

@@ -535,3 +535,77 @@ fn a_remote_agent_that_did_not_push_is_told_to_push() {
     let prompt = task["prompt"].as_str().unwrap_or_default();
     assert!(!prompt.contains("in the worktree"), "{prompt}");
 }
+
+/// Telemetry over the network: `agents run` on another host, given only the server's `https://`
+/// address, its certificate and the agent's own token, hands the agent both OTLP ports over
+/// TLS with that token (the gRPC one asked of the server); the agent's records over gRPC (as
+/// Gemini CLI sends) and over HTTP arrive as its own, and its work merges through the remote.
+#[test]
+fn a_remote_agent_exports_over_tls_with_its_own_token_and_its_work_merges() {
+    const OPERATOR: &str = "op-s3cret";
+    let (sb, _daemon, bare) = with_remote();
+    let (cert, key) = crate::tls::certificate(&sb);
+    let served = sb.serve(&[
+        "--interval",
+        "0",
+        "--token",
+        OPERATOR,
+        "--tls-cert",
+        cert.to_str().expect("path"),
+        "--tls-key",
+        key.to_str().expect("path"),
+    ]);
+    let op = |args: &[&str]| sb.ok(&[&["--token", OPERATOR], args].concat());
+    op(&["agents", "register-agent", "cloud-1", "--remote"]);
+    op(&["agents", "add-feature", "login"]);
+    let token = sb.ok(&["--token", OPERATOR, "agents", "token", "cloud-1"])["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let work = crate::common::telemetry_then_commit("login.py");
+    let host = sb.tmp.path().join("host");
+    std::fs::create_dir_all(&host).expect("host dir");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spanfold"));
+    cmd.current_dir(&host)
+        .args(["--endpoint", &served.http, "--token", &token])
+        .args(["--ca-cert", cert.to_str().expect("path")])
+        .args(["agents", "run", "cloud-1", "--profile", "gemini", "--once"])
+        .args(["--timeout", "60", "--workdir", "clones", "--", "bash", "-c"])
+        .arg(&work)
+        // requests lets these override the exporter's certificate (machines often set them).
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE");
+    crate::common::bare_env(&mut cmd, &sb.home);
+    let out = cmd.output().expect("spanfold runs");
+    let log = std::fs::read_dir(host.join(".spanfold"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect::<String>();
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{log}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let main = tip(&sb, &bare, "main").expect("remote main");
+    let has = sb.git_in(&bare, &["ls-tree", "--name-only", &main]);
+    assert!(has.lines().any(|l| l == "login.py"), "{has}");
+    let status = sb.ok(&["--token", OPERATOR, "agents", "agent-status"]);
+    assert_eq!(feature(&status, "login")["status"], "completed");
+    let agent = status["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["agent_id"] == "cloud-1"))
+        .expect("cloud-1");
+    let telemetry = &agent["telemetry"];
+    // One LLM request and one tool call from each: Gemini CLI's over gRPC, Codex's over HTTP
+    // (its one failed).
+    assert_eq!(telemetry["llm_requests"], 2, "{telemetry}");
+    assert_eq!(
+        (&telemetry["tool_calls"], &telemetry["tool_failures"]),
+        (&2.into(), &1.into()),
+        "{telemetry}"
+    );
+    drop(served);
+}

@@ -11,7 +11,7 @@ use common::{Sandbox, Served};
 const OPERATOR: &str = "op-s3cret";
 
 /// A self-signed certificate for 127.0.0.1 and localhost: (cert.pem, key.pem).
-fn certificate(sb: &Sandbox) -> (PathBuf, PathBuf) {
+pub(crate) fn certificate(sb: &Sandbox) -> (PathBuf, PathBuf) {
     let issued =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
             .expect("a certificate");
@@ -23,15 +23,31 @@ fn certificate(sb: &Sandbox) -> (PathBuf, PathBuf) {
 }
 
 fn serve_tls(sb: &Sandbox, cert: &std::path::Path, key: &std::path::Path) -> Served {
-    sb.serve(&[
-        "--manual",
-        "--token",
-        OPERATOR,
-        "--tls-cert",
-        cert.to_str().expect("path"),
-        "--tls-key",
-        key.to_str().expect("path"),
-    ])
+    serve_tls_with(sb, cert, key, "--manual")
+}
+
+/// A TLS server with the operator token and `mode` (`--manual`, or `--interval SECS`).
+fn serve_tls_with(
+    sb: &Sandbox,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    mode: &str,
+) -> Served {
+    let mode: Vec<&str> = mode.split(' ').collect();
+    sb.serve(
+        &[
+            &mode[..],
+            &[
+                "--token",
+                OPERATOR,
+                "--tls-cert",
+                cert.to_str().expect("path"),
+                "--tls-key",
+                key.to_str().expect("path"),
+            ],
+        ]
+        .concat(),
+    )
 }
 
 fn python_agent(served: &Served, cert: &std::path::Path, protocol: &str, agent: &str) {
@@ -156,4 +172,77 @@ fn beyond_loopback_a_server_needs_a_token_and_tls() {
         "{}",
         run.stderr
     );
+}
+
+/// `agents run` beside a TLS server hands its agent the `https://` gRPC address and the
+/// server's certificate, so an agent exporting over gRPC (as Gemini CLI does) is heard.
+#[test]
+fn an_agent_run_here_exports_to_a_tls_server_over_both_ports() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    let (cert, key) = certificate(&sb);
+    // Cycles as things happen (no periodic ones): the agent's registration assigns.
+    let _served = serve_tls_with(&sb, &cert, &key, "--interval 0");
+    let op = |args: &[&str]| sb.ok(&[&["--token", OPERATOR], args].concat());
+    op(&["agents", "register-agent", "gemini-1"]);
+    op(&["agents", "add-feature", "hello"]);
+    let run = sb.run_env(
+        &[
+            "--token",
+            OPERATOR,
+            "agents",
+            "run",
+            "gemini-1",
+            "--once",
+            "--timeout",
+            "60",
+            "--profile",
+            "gemini",
+            "--",
+            "bash",
+            "-c",
+            &common::telemetry_then_commit("hello.txt"),
+        ],
+        // requests lets these override the exporter's certificate (machines often set them).
+        &[("REQUESTS_CA_BUNDLE", ""), ("CURL_CA_BUNDLE", "")],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let status = op(&["agents", "agent-status"]);
+    let agent = status["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["agent_id"] == "gemini-1"))
+        .expect("gemini-1");
+    assert_eq!(
+        agent["telemetry"]["llm_requests"], 2,
+        "{}",
+        agent["telemetry"]
+    );
+}
+
+/// A certificate file that cannot be used is named, with what to give instead, before
+/// anything is sent.
+#[test]
+fn a_certificate_that_is_not_one_is_refused_with_what_to_give() {
+    let sb = Sandbox::new("main");
+    let not_pem = sb.tmp.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").expect("write");
+    for (file, why) in [
+        (not_pem.to_str().expect("path"), "it holds no PEM certificate"),
+        ("/nonexistent/ca.pem", "No such file"),
+    ] {
+        let error = sb.fails(&[
+            "--endpoint",
+            "https://127.0.0.1:9",
+            "--ca-cert",
+            file,
+            "agents",
+            "agent-status",
+        ]);
+        assert!(
+            error.contains(&format!("cannot use {file} as the server's certificate"))
+                && error.contains(why)
+                && error.contains("--tls-cert"),
+            "{error}"
+        );
+    }
 }

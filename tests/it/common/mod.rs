@@ -698,3 +698,16 @@ pub fn kill_a_cycle_in_its_gate(sb: &Sandbox, name: &str, files: &[&str]) -> Pat
     let _ = cycle.wait();
     gates
 }
+
+/// An agent's command (for `bash -c`) that sends Gemini CLI's events over gRPC to the endpoint
+/// the launcher gave Gemini CLI, then Codex's over the standard OTLP/HTTP variables (one LLM
+/// request and one tool call each, Codex's failed), then commits `file`.
+pub fn telemetry_then_commit(file: &str) -> String {
+    let events = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/agent_events.py");
+    format!(
+        "OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_ENDPOINT=\"$GEMINI_TELEMETRY_OTLP_ENDPOINT\" {py} {events} gemini \
+         && {py} {events} codex \
+         && echo hi > {file} && git add {file} && git -c user.name=A -c user.email=a@example.com commit -qm {file}",
+        py = python().display()
+    )
+}
