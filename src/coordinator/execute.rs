@@ -106,6 +106,8 @@ pub trait Workspace: Send + Sync {
 pub struct GitWorkspace {
     repo: PathBuf,
     base_branch: String,
+    /// The remote `spanfold.remote` names, read once for all the work this workspace does.
+    remote: std::sync::OnceLock<Option<git::Remote>>,
 }
 
 impl GitWorkspace {
@@ -113,7 +115,17 @@ impl GitWorkspace {
         GitWorkspace {
             repo: PathBuf::from(&config.repo),
             base_branch: config.base_branch.clone(),
+            remote: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The remote named for remote agents, if one is (a misnamed one is an error each time).
+    fn remote(&self) -> Result<Option<&git::Remote>, GitError> {
+        if let Some(remote) = self.remote.get() {
+            return Ok(remote.as_ref());
+        }
+        let named = git::named_remote(&self.repo)?;
+        Ok(self.remote.get_or_init(|| named).as_ref())
     }
 }
 
@@ -130,7 +142,11 @@ impl Workspace for GitWorkspace {
     }
 
     fn push_branch(&self, branch: &str) -> Result<git::Pushed, String> {
-        git::push_branch(&self.repo, &self.base_branch, branch).map_err(|e| e.to_string())
+        let remote = self
+            .remote()
+            .and_then(|r| git::required(r.cloned()))
+            .map_err(|e| e.to_string())?;
+        git::push_branch(&self.repo, &remote, &self.base_branch, branch).map_err(|e| e.to_string())
     }
 
     fn unlock_worktree(&self, path: &Path) -> Result<(), String> {
@@ -162,7 +178,13 @@ impl Workspace for GitWorkspace {
     }
 
     fn merge(&self, branch: &str, message: &str) -> Result<git::MergeOutcome, GitError> {
-        git::merge_through_remote(&self.repo, &self.base_branch, branch, message)
+        git::merge_through_remote(
+            &self.repo,
+            self.remote()?,
+            &self.base_branch,
+            branch,
+            message,
+        )
     }
 
     fn not_in_branch(&self, branch: &str, commits: &[&str]) -> Result<Vec<bool>, GitError> {
@@ -182,7 +204,13 @@ impl Workspace for GitWorkspace {
         branch: &str,
         tested: (&str, &str, git::MergeKind),
     ) -> Result<git::MergeOutcome, GitError> {
-        git::land_through_remote(&self.repo, &self.base_branch, branch, tested)
+        git::land_through_remote(
+            &self.repo,
+            self.remote()?,
+            &self.base_branch,
+            branch,
+            tested,
+        )
     }
 
     fn remove_worktree(&self, path: &Path, branch: &str) -> Result<git::Removal, GitError> {
@@ -194,15 +222,22 @@ impl Workspace for GitWorkspace {
     }
 
     fn sync_base(&self, branches: &[&str]) -> Result<Option<git::Synced>, GitError> {
-        git::sync_base(&self.repo, &self.base_branch, branches)
+        match self.remote()? {
+            Some(remote) => {
+                git::sync_base(&self.repo, remote, &self.base_branch, branches).map(Some)
+            }
+            None => Ok(None),
+        }
     }
 
     fn fetch_branch(&self, branch: &str) -> Result<(), GitError> {
-        git::fetch_branch(&self.repo, &self.base_branch, branch)
+        let remote = git::required(self.remote()?.cloned())?;
+        git::fetch_branch(&self.repo, &remote, &self.base_branch, branch)
     }
 
     fn remove_remote_branch(&self, place: &Path, branch: &str) -> Result<git::Removal, GitError> {
-        git::remove_remote_branch(&self.repo, &self.base_branch, branch, place)
+        let remote = git::required(self.remote()?.cloned())?;
+        git::remove_remote_branch(&self.repo, &remote, &self.base_branch, branch, place)
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Remote {
     pub name: String,
     /// Its URL, as configured: what a remote agent clones.
     pub url: String,
+    /// The repository's configuration says how git runs ssh (`core.sshCommand`).
+    pub own_ssh: bool,
 }
 
 /// A feature's branch put on the remote.
@@ -59,7 +61,12 @@ fn feature_branch(branch: &str, base: &str) -> Result<(), GitError> {
 
 /// The remote named by `spanfold.remote`, with its URL.
 pub fn configured_remote(repo_dir: &Path) -> Result<Remote, GitError> {
-    named_remote(repo_dir)?.ok_or_else(|| {
+    required(named_remote(repo_dir)?)
+}
+
+/// `remote`, or the error saying how to name one.
+pub fn required(remote: Option<Remote>) -> Result<Remote, GitError> {
+    remote.ok_or_else(|| {
         remote_error(format!(
             "no remote is named for remote agents: set one with `git config {REMOTE_KEY} origin` (a remote of this repository)"
         ))
@@ -96,34 +103,47 @@ pub fn named_remote(repo_dir: &Path) -> Result<Option<Remote>, GitError> {
                 "{REMOTE_KEY} names {name}, which has no URL: add it with `git remote add {name} URL`"
             ))
         })?;
-    Ok(Some(Remote { name, url }))
+    let own_ssh = config.string("core.sshCommand").is_some();
+    Ok(Some(Remote { name, url, own_ssh }))
 }
 
 /// Puts `branch` on the configured remote for a remote agent. When the remote has it already
 /// (an earlier agent's work) it is left as it is; otherwise the local branch, made from the tip
 /// of `base` when new, is pushed.
-pub fn push_branch(repo_dir: &Path, base: &str, branch: &str) -> Result<Pushed, GitError> {
+pub fn push_branch(
+    repo_dir: &Path,
+    remote: &Remote,
+    base: &str,
+    branch: &str,
+) -> Result<Pushed, GitError> {
     feature_branch(branch, base)?;
-    let remote = configured_remote(repo_dir)?;
     let full = format!("refs/heads/{branch}");
-    if remote_has(repo_dir, &remote, &full)? {
+    if remote_has(repo_dir, remote, &full)? {
         return Ok(Pushed {
-            url: remote.url,
+            url: remote.url.clone(),
             reused: true,
         });
     }
     ensure_branch(&open(repo_dir)?, base, branch, &full)?;
     let refspec = format!("{full}:{full}");
-    remote_git(repo_dir, &["push", "--quiet", &remote.name, &refspec])?;
+    remote_git(
+        repo_dir,
+        remote.own_ssh,
+        &["push", "--quiet", &remote.name, &refspec],
+    )?;
     Ok(Pushed {
-        url: remote.url,
+        url: remote.url.clone(),
         reused: false,
     })
 }
 
 /// Whether the remote has the ref `full`.
 fn remote_has(repo_dir: &Path, remote: &Remote, full: &str) -> Result<bool, GitError> {
-    let listed = remote_git(repo_dir, &["ls-remote", "--refs", &remote.name, full])?;
+    let listed = remote_git(
+        repo_dir,
+        remote.own_ssh,
+        &["ls-remote", "--refs", &remote.name, full],
+    )?;
     Ok(listed
         .lines()
         .any(|l| l.split_whitespace().nth(1) == Some(full)))
@@ -131,12 +151,17 @@ fn remote_has(repo_dir: &Path, remote: &Remote, full: &str) -> Result<bool, GitE
 
 /// Brings the remote agent's `branch` here as the remote has it: the local branch is set to
 /// the remote's tip, whatever it was (for a remote agent's feature the work is on the remote).
-pub fn fetch_branch(repo_dir: &Path, base: &str, branch: &str) -> Result<(), GitError> {
+pub fn fetch_branch(
+    repo_dir: &Path,
+    remote: &Remote,
+    base: &str,
+    branch: &str,
+) -> Result<(), GitError> {
     feature_branch(branch, base)?;
-    let remote = configured_remote(repo_dir)?;
     let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
     remote_git(
         repo_dir,
+        remote.own_ssh,
         &["fetch", "--quiet", "--no-tags", &remote.name, &refspec],
     )
     .map(|_| ())
@@ -156,7 +181,7 @@ pub fn publish_base(
     let lease = format!("--force-with-lease={full}:{from}");
     let refspec = format!("{commit}:{full}");
     let args = ["push", "--porcelain", &lease, &remote.name, &refspec];
-    let (ok, out, err) = run_remote(repo_dir, &args)?;
+    let (ok, out, err) = run_remote(repo_dir, remote.own_ssh, &args)?;
     if ok {
         return Ok(Ok(()));
     }
@@ -182,12 +207,12 @@ pub fn publish_base(
 /// (`place` is its worktree's path; nothing is there unless the feature was once local).
 pub fn remove_remote_branch(
     repo_dir: &Path,
+    remote: &Remote,
     base: &str,
     branch: &str,
     place: &Path,
 ) -> Result<Removal, GitError> {
     feature_branch(branch, base)?;
-    let remote = configured_remote(repo_dir)?;
     let repo = open(repo_dir)?;
     let tip = ref_tip(&repo, &format!("refs/heads/{branch}"))?;
     let base_tip = ref_tip(&repo, &format!("refs/heads/{base}"))?;
@@ -203,7 +228,7 @@ pub fn remove_remote_branch(
         let lease = format!("--force-with-lease=refs/heads/{branch}:{tip}");
         let delete = format!(":refs/heads/{branch}");
         let args = ["push", "--porcelain", &lease, &remote.name, &delete];
-        let (ok, out, err) = run_remote(repo_dir, &args)?;
+        let (ok, out, err) = run_remote(repo_dir, remote.own_ssh, &args)?;
         if !ok {
             return match out.lines().find(|l| l.starts_with('!')) {
                 Some(line) => Ok(Removal::Kept {
@@ -231,11 +256,12 @@ pub fn remove_remote_branch(
 /// twice.
 pub fn land_through_remote(
     repo_dir: &Path,
+    remote: Option<&Remote>,
     base: &str,
     branch: &str,
     tested: (&str, &str, MergeKind),
 ) -> Result<MergeOutcome, GitError> {
-    let Some(remote) = named_remote(repo_dir)? else {
+    let Some(remote) = remote else {
         return land(repo_dir, base, branch, tested);
     };
     let (from, commit, kind) = tested;
@@ -247,7 +273,7 @@ pub fn land_through_remote(
         return Ok(MergeOutcome::Deferred { reason });
     }
     crate::fault::point(crate::fault::BEFORE_REMOTE_PUSH);
-    if let Err(why) = publish_base(repo_dir, &remote, base, from, commit)? {
+    if let Err(why) = publish_base(repo_dir, remote, base, from, commit)? {
         return Ok(MergeOutcome::Deferred {
             reason: format!(
                 "{base} on the remote {} moved (someone else pushed to it), so it was not overwritten ({why}); the merge is tested again on its new tip",
@@ -274,11 +300,12 @@ pub fn land_through_remote(
 /// anything, then lands through the remote.
 pub fn merge_through_remote(
     repo_dir: &Path,
+    remote: Option<&Remote>,
     base: &str,
     branch: &str,
     message: &str,
 ) -> Result<MergeOutcome, GitError> {
-    if named_remote(repo_dir)?.is_none() {
+    if remote.is_none() {
         return super::merge_feature(repo_dir, base, branch, message);
     }
     match super::trial_merge(repo_dir, base, branch, message)? {
@@ -286,7 +313,7 @@ pub fn merge_through_remote(
             base: from,
             commit,
             kind,
-        } => land_through_remote(repo_dir, base, branch, (&from, &commit, kind)),
+        } => land_through_remote(repo_dir, remote, base, branch, (&from, &commit, kind)),
         super::Trial::Stays(outcome) => Ok(outcome),
     }
 }
@@ -296,22 +323,32 @@ pub fn merge_through_remote(
 pub fn remote_feature_branches(
     repo_dir: &Path,
 ) -> Result<Option<std::collections::BTreeMap<String, String>>, GitError> {
-    let Some(remote) = named_remote(repo_dir)? else {
-        return Ok(None);
-    };
-    let listed = remote_git(repo_dir, &["ls-remote", "--heads", &remote.name])?;
-    Ok(Some(
-        listed
-            .lines()
-            .filter_map(|line| {
-                let (id, name) = line.split_once('\t')?;
-                let branch = name.trim().strip_prefix("refs/heads/")?;
-                branch
-                    .starts_with("spanfold/")
-                    .then(|| (branch.to_owned(), id.trim().to_owned()))
-            })
-            .collect(),
-    ))
+    match named_remote(repo_dir)? {
+        Some(remote) => feature_branches_on(repo_dir, &remote).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The feature branches `remote` has, with their tips (hex), by name.
+fn feature_branches_on(
+    repo_dir: &Path,
+    remote: &Remote,
+) -> Result<std::collections::BTreeMap<String, String>, GitError> {
+    let listed = remote_git(
+        repo_dir,
+        remote.own_ssh,
+        &["ls-remote", "--heads", &remote.name],
+    )?;
+    Ok(listed
+        .lines()
+        .filter_map(|line| {
+            let (id, name) = line.split_once('\t')?;
+            let branch = name.trim().strip_prefix("refs/heads/")?;
+            branch
+                .starts_with("spanfold/")
+                .then(|| (branch.to_owned(), id.trim().to_owned()))
+        })
+        .collect())
 }
 
 /// Brings here those of `branches` (remote agents' feature branches) whose tip on the remote
@@ -325,9 +362,11 @@ pub fn refresh_branches(
     for branch in branches {
         feature_branch(branch, base)?;
     }
-    let Some(theirs) = remote_feature_branches(repo_dir)?.filter(|_| !branches.is_empty()) else {
-        return Ok(Vec::new());
+    let remote = match named_remote(repo_dir)? {
+        Some(remote) if !branches.is_empty() => remote,
+        _ => return Ok(Vec::new()),
     };
+    let theirs = feature_branches_on(repo_dir, &remote)?;
     let repo = open(repo_dir)?;
     let moved: Vec<&str> = branches
         .iter()
@@ -345,14 +384,13 @@ pub fn refresh_branches(
     if moved.is_empty() {
         return Ok(Vec::new());
     }
-    let remote = configured_remote(repo_dir)?;
     let specs: Vec<String> = moved
         .iter()
         .map(|b| format!("+refs/heads/{b}:refs/heads/{b}"))
         .collect();
     let mut args = vec!["fetch", "--quiet", "--no-tags", remote.name.as_str()];
     args.extend(specs.iter().map(String::as_str));
-    remote_git(repo_dir, &args)?;
+    remote_git(repo_dir, remote.own_ssh, &args)?;
     Ok(moved.into_iter().map(str::to_owned).collect())
 }
 
@@ -382,10 +420,12 @@ pub fn clone_or_update(url: &str, branch: &str, dir: &Path) -> Result<(), GitErr
             url,
             &target,
         ];
-        return remote_git(parent, &args).map(|_| ());
+        return remote_git(parent, own_ssh_at(parent), &args).map(|_| ());
     }
+    let own_ssh = own_ssh_at(dir);
     remote_git(
         dir,
+        own_ssh,
         &[
             "fetch",
             "--quiet",
@@ -394,7 +434,12 @@ pub fn clone_or_update(url: &str, branch: &str, dir: &Path) -> Result<(), GitErr
             &format!("refs/heads/{branch}"),
         ],
     )?;
-    remote_git(dir, &["merge", "--quiet", "--ff-only", "FETCH_HEAD"]).map(|_| ())
+    remote_git(
+        dir,
+        own_ssh,
+        &["merge", "--quiet", "--ff-only", "FETCH_HEAD"],
+    )
+    .map(|_| ())
 }
 
 /// On a remote agent's host: the clone's `branch` pushed to `url`, for the coordinator to
@@ -402,7 +447,12 @@ pub fn clone_or_update(url: &str, branch: &str, dir: &Path) -> Result<(), GitErr
 pub fn push_work(dir: &Path, url: &str, branch: &str) -> Result<(), GitError> {
     check_branch_name(branch)?;
     let refspec = format!("HEAD:refs/heads/{branch}");
-    remote_git(dir, &["push", "--quiet", "--", url, &refspec]).map(|_| ())
+    remote_git(
+        dir,
+        own_ssh_at(dir),
+        &["push", "--quiet", "--", url, &refspec],
+    )
+    .map(|_| ())
 }
 
 /// What keeping the base branch in step with the remote's came to.
@@ -420,19 +470,17 @@ pub enum BaseSync {
 }
 
 /// Brings `base` and the remote's base to the same commit where one contains the other (the
-/// base here fast-forwards, or is pushed with a lease); None when no remote is named.
+/// base here fast-forwards, or is pushed with a lease).
 ///
 /// In the same fetch (one round trip) come `branches` (remote agents' feature branches, each
 /// set to the remote's tip as [`fetch_branch`] does). When that fetch fails (one of them is
 /// gone from the remote, say), the base alone is fetched, and `branches_fetched` says so.
 pub fn sync_base(
     repo_dir: &Path,
+    remote: &Remote,
     base: &str,
     branches: &[&str],
-) -> Result<Option<Synced>, GitError> {
-    let Some(remote) = named_remote(repo_dir)? else {
-        return Ok(None);
-    };
+) -> Result<Synced, GitError> {
     check_branch_name(base)?;
     for branch in branches {
         feature_branch(branch, base)?;
@@ -448,7 +496,7 @@ pub fn sync_base(
     let fetch = |specs: &[String]| {
         let mut args = vec!["fetch", "--quiet", "--no-tags", remote.name.as_str()];
         args.extend(specs.iter().map(String::as_str));
-        remote_git(repo_dir, &args)
+        remote_git(repo_dir, remote.own_ssh, &args)
     };
     let mut branches_fetched = !branches.is_empty();
     let mut fetched = fetch(&refspecs);
@@ -456,11 +504,11 @@ pub fn sync_base(
         branches_fetched = false;
         fetched = fetch(&refspecs[..1]);
     }
-    let base = compare_base(repo_dir, &remote, base, fetched.map(|_| ()))?;
-    Ok(Some(Synced {
+    let base = compare_base(repo_dir, remote, base, fetched.map(|_| ()))?;
+    Ok(Synced {
         base,
         branches_fetched,
-    }))
+    })
 }
 
 /// [`sync_base`]'s outcome.
@@ -541,6 +589,12 @@ fn compare_base(
     })
 }
 
+/// Whether the configuration git reads in `dir` (a clone on an agent's host, or none) says how
+/// git runs ssh.
+fn own_ssh_at(dir: &Path) -> bool {
+    open(dir).is_ok_and(|r| r.config_snapshot().string("core.sshCommand").is_some())
+}
+
 fn hex(id: ObjectId) -> String {
     id.to_string()
 }
@@ -550,8 +604,8 @@ fn short(id: ObjectId) -> String {
 }
 
 /// Runs `git args` in `repo_dir` against a remote: its standard output, or why it failed.
-fn remote_git(repo_dir: &Path, args: &[&str]) -> Result<String, GitError> {
-    let (ok, out, err) = run_remote(repo_dir, args)?;
+fn remote_git(repo_dir: &Path, own_ssh: bool, args: &[&str]) -> Result<String, GitError> {
+    let (ok, out, err) = run_remote(repo_dir, own_ssh, args)?;
     match ok {
         true => Ok(out),
         false => Err(remote_error(format!(
@@ -563,16 +617,18 @@ fn remote_git(repo_dir: &Path, args: &[&str]) -> Result<String, GitError> {
 }
 
 /// Runs `git args` in `repo_dir` against a remote: no prompt for credentials (there is nobody
-/// to answer), killed after [`NETWORK_TIMEOUT`]. Whether it succeeded, and its output and
-/// errors; Err when it could not run or did not finish.
-fn run_remote(repo_dir: &Path, args: &[&str]) -> Result<(bool, String, String), GitError> {
+/// to answer), killed after [`NETWORK_TIMEOUT`]; ssh does not ask either, unless the
+/// configuration (`own_ssh`) or the environment says how git runs it. Whether it succeeded, and
+/// its output and errors; Err when it could not run or did not finish.
+fn run_remote(
+    repo_dir: &Path,
+    own_ssh: bool,
+    args: &[&str],
+) -> Result<(bool, String, String), GitError> {
     let what = format!("git {}", args.join(" "));
     let failed = |message: String| remote_error(format!("{what}: {message}"));
     let mut cmd = Command::new("git");
-    // ssh must not ask either, unless the operator chose how git runs it.
-    let chosen = std::env::var_os("GIT_SSH_COMMAND").is_some()
-        || open(repo_dir).is_ok_and(|r| r.config_snapshot().string("core.sshCommand").is_some());
-    if !chosen {
+    if !own_ssh && std::env::var_os("GIT_SSH_COMMAND").is_none() {
         cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
     }
     let mut child = cmd

@@ -227,7 +227,10 @@ fn a_certificate_that_is_not_one_is_refused_with_what_to_give() {
     let not_pem = sb.tmp.path().join("not.pem");
     std::fs::write(&not_pem, "hello").expect("write");
     for (file, why) in [
-        (not_pem.to_str().expect("path"), "it holds no PEM certificate"),
+        (
+            not_pem.to_str().expect("path"),
+            "it holds no PEM certificate",
+        ),
         ("/nonexistent/ca.pem", "No such file"),
     ] {
         let error = sb.fails(&[
