@@ -45,7 +45,7 @@
 
 pub use spanfold_core::{
     changes, credentials, dedup, digest, fact, model, names, plan, policy, profiles, reducer,
-    registry, status, task, timeline, usage, verify, vocab, whatif,
+    registry, routing, status, task, timeline, usage, verify, vocab, whatif,
 };
 
 pub mod activity;

@@ -21,6 +21,7 @@
 //!   conventions means (`spans/profiles/*.yaml`, compiled in).
 //! - [`status`]: the status document, a pure function of the view.
 //! - [`credentials`]: who is speaking — the operator, or one agent by its own token (hashed).
+//! - [`routing`]: which repository telemetry is for (`spanfold.repo`), and refusing another's.
 //! - [`task`]: what `agents next` hands an agent — the feature, its requirements, why it came back.
 //! - [`changes`]: what an event changed, and what differs between two views.
 //! - [`dedup`]: the window of recent span ids that catches retried exports, in fixed memory.
@@ -42,6 +43,7 @@ pub mod policy;
 pub mod profiles;
 pub mod reducer;
 pub mod registry;
+pub mod routing;
 pub mod status;
 pub mod task;
 pub mod timeline;

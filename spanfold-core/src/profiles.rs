@@ -158,6 +158,11 @@ pub enum ProfileError {
 /// agent holds several features.
 pub const SPANFOLD_FEATURE: &str = "spanfold.feature";
 
+/// The resource attribute naming the repository an agent's records are about (the launcher
+/// sets it beside [`SPANFOLD_FEATURE`]): what a Collector routes many repositories' agents by,
+/// one spanfold per repository (see `routing`).
+pub const SPANFOLD_REPO: &str = "spanfold.repo";
+
 /// Every profile, and which one each name belongs to.
 #[derive(Debug)]
 pub struct Profiles {

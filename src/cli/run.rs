@@ -101,7 +101,8 @@ pub(super) fn run_agent(
 
 /// Where the agent's own telemetry goes: to the server `--endpoint` names (on another host: its
 /// gRPC port is asked of it, on the host that address names), or to the one advertised here;
-/// with the agent's token, and the certificate that server's TLS is trusted by.
+/// with the agent's token, the certificate that server's TLS is trusted by, and the name the
+/// server gives its repository.
 fn agent_endpoint(
     args: &RunArgs,
     cli: &Cli,
@@ -109,10 +110,15 @@ fn agent_endpoint(
     backend: &Backend,
 ) -> Result<Option<Endpoint>> {
     let token = args.agent_token.clone().or_else(|| cli.token.clone());
-    if let (Some(http), Backend::Remote(client)) = (&cli.endpoint, backend) {
-        let info = client
-            .api("GET", "/api/server")
-            .with_context(|| format!("asking the server at {http} where its gRPC port is"))?;
+    let asked = match backend {
+        Backend::Remote(client) => Some(client.api("GET", "/api/server")),
+        Backend::Local { .. } => None,
+    };
+    let repo = |info: &Value| info["repo"].as_str().map(str::to_owned);
+    if let (Some(http), Some(asked)) = (&cli.endpoint, &asked) {
+        let info = asked
+            .as_ref()
+            .map_err(|e| anyhow!("asking the server at {http} where its gRPC port is: {e}"))?;
         let port = info["grpc_port"]
             .as_u64()
             .and_then(|p| u16::try_from(p).ok());
@@ -129,8 +135,11 @@ fn agent_endpoint(
             grpc,
             token,
             certificate,
+            repo: repo(info),
         }));
     }
+    // A server older than `GET /api/server` names no repository: the records then carry none.
+    let named = asked.and_then(Result::ok).as_ref().and_then(repo);
     Ok(Advert::read(coord_dir).map(|a| {
         let scheme = if a.http.starts_with("https://") {
             "https"
@@ -142,6 +151,7 @@ fn agent_endpoint(
             http: a.http,
             token,
             certificate: a.tls_cert,
+            repo: named,
         }
     }))
 }

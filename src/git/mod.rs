@@ -236,6 +236,22 @@ pub fn config_value(repo_dir: &Path, key: &str) -> Result<Option<String>, GitErr
         .filter(|v| !v.trim().is_empty()))
 }
 
+/// The configuration key naming this repository in its agents' telemetry.
+pub const REPO_NAME_KEY: &str = "spanfold.repo";
+
+/// The name agents' telemetry gives this repository (the resource attribute `spanfold.repo`,
+/// which a Collector routes by): `git config spanfold.repo`, else its directory's name.
+pub fn repository_name(repo_dir: &Path) -> Result<String, GitError> {
+    if let Some(name) = config_value(repo_dir, REPO_NAME_KEY)? {
+        return Ok(name.trim().to_owned());
+    }
+    let top = std::fs::canonicalize(repo_dir).unwrap_or_else(|_| repo_dir.to_path_buf());
+    Ok(top
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default())
+}
+
 /// Sets a value in the repository's own configuration (`.git/config`).
 pub fn set_config(repo_dir: &Path, key: &str, value: &str) -> Result<(), GitError> {
     git_cli(repo_dir, &["config", "--local", key, value]).map(|_| ())

@@ -31,6 +31,9 @@ pub struct Endpoint {
     pub token: Option<String>,
     /// The PEM file the server's TLS is trusted by (an `https://` endpoint's own certificate).
     pub certificate: Option<String>,
+    /// The name the server gives its repository: the agent's records carry it as
+    /// `spanfold.repo`, which a Collector in between routes by.
+    pub repo: Option<String>,
 }
 
 /// `url` (`scheme://host[:port][/path]`) with the port `port` and no path: the other port of
@@ -79,16 +82,22 @@ pub fn environment(profile: Profile, l: &Launch<'_>) -> Vec<(String, String)> {
         set("SPANFOLD_PORT", port.to_string());
     }
     // Names follow the name rule (letters, digits, `-_./`): nothing to escape in the list.
-    set(
-        "OTEL_RESOURCE_ATTRIBUTES",
-        format!(
-            "{}={},{}={}",
-            crate::vocab::attr::AGENT_ID,
-            l.agent,
-            crate::profiles::SPANFOLD_FEATURE,
-            l.feature
-        ),
+    let mut resource = format!(
+        "{}={},{}={}",
+        crate::vocab::attr::AGENT_ID,
+        l.agent,
+        crate::profiles::SPANFOLD_FEATURE,
+        l.feature
     );
+    if let Some(repo) = l.endpoint.and_then(|e| e.repo.as_deref()) {
+        // A directory's name may hold anything: the list's values are percent-encoded.
+        resource.push_str(&format!(
+            ",{}={}",
+            crate::profiles::SPANFOLD_REPO,
+            percent_encoded(repo)
+        ));
+    }
+    set("OTEL_RESOURCE_ATTRIBUTES", resource);
     if l.needs_git_identity {
         let email = format!("{}@spanfold.invalid", l.agent.replace('/', "-"));
         set("GIT_AUTHOR_NAME", l.agent.to_owned());
@@ -177,6 +186,20 @@ pub fn arguments(profile: Profile, l: &Launch<'_>, args: &[String]) -> Vec<Strin
     out
 }
 
+/// `text` with every byte but letters, digits and `-_.~/` as `%XX`, as the W3C baggage format
+/// of `OTEL_RESOURCE_ATTRIBUTES` wants its values.
+fn percent_encoded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `text` as a TOML basic string (Codex's `-c` values are TOML).
 fn toml_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
@@ -246,6 +269,7 @@ mod tests {
             grpc: "http://127.0.0.1:4317".into(),
             token: Some("sfa_abc".into()),
             certificate: None,
+            repo: None,
         };
         let file = Path::new("/tmp/p.md");
         let env = environment(Profile::Claude, &launch(Some(&endpoint), file));
@@ -299,6 +323,7 @@ mod tests {
             grpc: "http://h:2".into(),
             token: None,
             certificate: None,
+            repo: None,
         };
         let file = Path::new("/runs/1.md");
         let args: Vec<String> = [
@@ -336,9 +361,15 @@ mod tests {
             grpc: "https://coord:4317".into(),
             token: Some("sfa_abc".into()),
             certificate: Some("/etc/my \"certs\"/ca.pem".into()),
+            repo: Some("my app,v2".into()),
         };
         let file = Path::new("/runs/1.md");
         let env = environment(Profile::Gemini, &launch(Some(&endpoint), file));
+        assert_eq!(
+            get(&env, "OTEL_RESOURCE_ATTRIBUTES"),
+            Some("agent.id=claude-1,spanfold.feature=auth/login,spanfold.repo=my%20app%2Cv2"),
+            "the repository a Collector routes by, its name percent-encoded"
+        );
         assert_eq!(
             get(&env, "OTEL_EXPORTER_OTLP_CERTIFICATE"),
             Some("/etc/my \"certs\"/ca.pem")

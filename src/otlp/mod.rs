@@ -141,6 +141,12 @@ impl Rejections {
         }
     }
 
+    /// `count` items refused for one `reason` (a whole resource of them).
+    pub fn push_counted(&mut self, count: usize, reason: String) {
+        self.push(reason);
+        self.count += count.saturating_sub(1);
+    }
+
     /// One message naming the refused spans (the first [`MAX_REASONS`], then a count).
     pub fn message(&self) -> String {
         self.message_of(Signal::Traces)

@@ -202,6 +202,7 @@ pub(super) async fn server(Extract(state): Extract<Arc<State>>) -> Answer {
         "server_id": state.server_id,
         "version": env!("CARGO_PKG_VERSION"),
         "grpc_port": state.grpc_port,
+        "repo": state.ingest.repo.as_deref(),
     });
     answer("server", Ok(data))
 }

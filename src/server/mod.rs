@@ -195,6 +195,11 @@ pub async fn serve_on(
     let (mut state, queue) = State::new(&coord, config.token.clone());
     state.timeline = Some(kept);
     state.grpc_port = Some(grpc_addr.port());
+    state.ingest.repo = coord
+        .config()
+        .ok()
+        .and_then(|c| crate::git::repository_name(std::path::Path::new(&c.repo)).ok())
+        .map(Arc::from);
     let (metrics, ingest, bodies) = (
         Arc::clone(&state.metrics),
         state.ingest.clone(),

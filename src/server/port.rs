@@ -109,6 +109,7 @@ impl State {
             jobs,
             metrics: Arc::clone(&metrics),
             decoding: Arc::new(tokio::sync::Semaphore::new(decode_slots())),
+            repo: None,
         };
         let bodies = crate::inflight::Budget::new(
             crate::inflight::BODY_BUDGET,
@@ -183,6 +184,9 @@ pub struct Ingest {
     pub(super) jobs: SyncSender<Job>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) decoding: Arc<tokio::sync::Semaphore>,
+    /// The repository this server coordinates, by the name its agents' telemetry gives it:
+    /// resources naming another are refused (a Collector routed them to the wrong server).
+    pub(super) repo: Option<Arc<str>>,
 }
 
 impl ExportSink for Ingest {
@@ -219,9 +223,22 @@ impl Ingest {
                 ExportError::Sink(SinkError::Unavailable("spanfold is shutting down".into()))
             })?;
         let metrics = Arc::clone(&self.metrics);
+        let repo = self.repo.clone();
         let decoded = tokio::task::spawn_blocking(move || {
             let _slot = slot;
             let mut decoded = decode()?;
+            if let Some(repo) = repo {
+                let d = &mut decoded;
+                let refused = crate::routing::retain_this_repository(
+                    &mut d.resource_spans,
+                    &mut d.resource_logs,
+                    &mut d.resource_metrics,
+                    &repo,
+                );
+                for (count, reason) in refused {
+                    d.rejected.push_counted(count, reason);
+                }
+            }
             let registry = Registry::builtin();
             let mut violations = registry.retain_valid(&mut decoded.resource_spans, origin);
             if let Principal::Agent(agent) = &principal {

@@ -26,6 +26,7 @@ mod radar;
 mod registry;
 mod remote;
 mod replay;
+mod routing;
 mod server;
 mod timeline;
 mod timeline_index;

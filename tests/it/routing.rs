@@ -1,0 +1,166 @@
+//! Many repositories behind one Collector: the launcher names the repository in its agent's
+//! resource (`spanfold.repo`), which a Collector routes by, and a server refuses telemetry
+//! naming another repository (routed to the wrong server) rather than fold it into its own.
+
+use crate::common::{self, Sandbox};
+
+/// An OTLP/JSON export of one Codex log record from `agent`, for `repo`.
+fn record_for(agent: &str, repo: &str) -> String {
+    serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [
+            {"key": "agent.id", "value": {"stringValue": agent}},
+            {"key": "spanfold.repo", "value": {"stringValue": repo}},
+        ]},
+        "scopeLogs": [{"scope": {}, "logRecords": [{
+            "timeUnixNano": "1764000000000000000",
+            "body": {"stringValue": "codex.tool_result"},
+            "attributes": [
+                {"key": "event.name", "value": {"stringValue": "codex.tool_result"}},
+                {"key": "tool_name", "value": {"stringValue": "shell"}},
+                {"key": "success", "value": {"stringValue": "true"}},
+            ],
+        }]}],
+    }]})
+    .to_string()
+}
+
+#[test]
+fn the_launcher_names_the_repository_and_another_repositorys_records_are_refused() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.git(&["config", "spanfold.repo", "app"]);
+    let served = sb.serve(&["--interval", "0"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+
+    let json = ["content-type: application/json"];
+    let (code, answer) = common::wire::post_at(
+        &sb,
+        &served,
+        "/v1/logs",
+        record_for("a1", "web").as_bytes(),
+        &json,
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert!(
+        answer.contains(
+            "1 log records for repository \\\"web\\\", and this server coordinates \\\"app\\\""
+        ),
+        "{answer}"
+    );
+    let (code, answer) = common::wire::post_at(
+        &sb,
+        &served,
+        "/v1/logs",
+        record_for("a1", "app").as_bytes(),
+        &json,
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert!(!answer.contains("rejected"), "{answer}");
+    let telemetry = |sb: &Sandbox| {
+        let status = sb.status();
+        status["agents"]
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["agent_id"] == "a1"))
+            .map(|a| a["telemetry"].clone())
+            .expect("a1")
+    };
+    assert_eq!(
+        telemetry(&sb)["tool_calls"],
+        1,
+        "only this repository's record counts"
+    );
+
+    // Under `agents run`, the agent's resource (as the SDK reads it from the environment)
+    // names this repository, and its records are taken.
+    sb.ok(&["agents", "add-feature", "hello"]);
+    let check = format!(
+        "{} -c 'import sys; from opentelemetry.sdk.resources import Resource; sys.exit(Resource.create().attributes.get(\"spanfold.repo\") != \"app\")'",
+        common::python().display()
+    );
+    let work = format!("{check} && {}", common::telemetry_then_commit("hello.txt"));
+    let run = sb.run(&[
+        "agents",
+        "run",
+        "a1",
+        "--once",
+        "--timeout",
+        "60",
+        "--profile",
+        "gemini",
+        "--",
+        "bash",
+        "-c",
+        &work,
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let t = telemetry(&sb);
+    assert_eq!(t["llm_requests"], 2, "{t}");
+    assert_eq!(t["tool_calls"], 3, "{t}");
+}
+
+/// The Collector configuration the README shows routes every signal of every repository it
+/// names, to pipelines and exporters it defines. (No Collector with the routing connector can
+/// be installed where these tests run, so the file is checked for what it says, not run.)
+#[test]
+fn the_collector_configuration_routes_each_signal_of_each_repository() {
+    use serde_yaml_ng::Value;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/collector-routing.yaml");
+    let text = std::fs::read_to_string(path).expect("the configuration");
+    let doc: Value = serde_yaml_ng::from_str(&text).expect("YAML");
+    let names = |v: &Value| -> Vec<String> {
+        v.as_sequence()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let pipelines = &doc["service"]["pipelines"];
+    let mut repos_by_signal = Vec::new();
+    for signal in ["traces", "logs", "metrics"] {
+        let router = format!("routing/{signal}");
+        let inbound = &pipelines[format!("{signal}/in").as_str()];
+        assert_eq!(names(&inbound["receivers"]), ["otlp"], "{signal}");
+        assert_eq!(names(&inbound["exporters"]), [router.as_str()], "{signal}");
+        let connector = &doc["connectors"][router.as_str()];
+        let mut routed = names(&connector["default_pipelines"]);
+        let mut repos = Vec::new();
+        for route in connector["table"].as_sequence().expect("a routing table") {
+            let condition = route["condition"].as_str().expect("a condition");
+            let repo = condition
+                .strip_prefix("attributes[\"spanfold.repo\"] == \"")
+                .and_then(|r| r.strip_suffix('"'))
+                .unwrap_or_else(|| panic!("{signal}: routes by spanfold.repo: {condition}"));
+            assert_eq!(route["context"].as_str(), Some("resource"), "{condition}");
+            repos.push(repo.to_owned());
+            routed.extend(names(&route["pipelines"]));
+        }
+        for name in &routed {
+            assert!(
+                name.starts_with(&format!("{signal}/")),
+                "{signal} routed to {name}"
+            );
+            let pipeline = &pipelines[name.as_str()];
+            assert_eq!(names(&pipeline["receivers"]), [router.as_str()], "{name}");
+            for exporter in names(&pipeline["exporters"]) {
+                assert!(
+                    doc["exporters"][exporter.as_str()].is_mapping(),
+                    "{name} exports to {exporter}, which is not defined"
+                );
+            }
+        }
+        repos_by_signal.push(repos);
+    }
+    assert!(!repos_by_signal[0].is_empty());
+    assert!(
+        repos_by_signal.iter().all(|r| *r == repos_by_signal[0]),
+        "every repository gets all three signals: {repos_by_signal:?}"
+    );
+    for extension in names(&doc["service"]["extensions"]) {
+        assert!(
+            doc["extensions"][extension.as_str()].is_mapping(),
+            "{extension}"
+        );
+    }
+}
