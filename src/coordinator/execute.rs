@@ -37,6 +37,12 @@ pub trait Workspace: Send + Sync {
     /// main checkout: brings the checkout up to date; true when it had to.
     fn complete_checkout(&self, from: &str) -> Result<bool, GitError>;
 
+    /// Where spanfold's last move of the base branch moved it from, while the base is still
+    /// where that move put it (`git::last_move`).
+    fn last_move(&self) -> Result<Option<String>, GitError> {
+        Ok(None)
+    }
+
     /// What the agent must fix before `branch` (checked out at `worktree`) can merge: work left
     /// uncommitted, or nothing committed.
     fn submission_problem(
@@ -159,6 +165,10 @@ impl Workspace for GitWorkspace {
 
     fn complete_checkout(&self, from: &str) -> Result<bool, GitError> {
         git::complete_checkout(&self.repo, &self.base_branch, from)
+    }
+
+    fn last_move(&self) -> Result<Option<String>, GitError> {
+        git::last_move(&self.repo, &self.base_branch)
     }
 
     fn submission_problem(

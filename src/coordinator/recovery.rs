@@ -47,7 +47,8 @@ impl Coordinator {
 
     /// A merge that started and has no outcome: if the base branch moved but the main checkout
     /// stayed behind, finish the checkout; the next merge attempt then finds the feature already
-    /// merged and records it.
+    /// merged and records it. The same for a move the log has no record of (the base brought
+    /// in step with a remote's), found by the reflog line spanfold wrote for it.
     fn complete_interrupted_checkouts(&self, config: &Config) -> Result<Vec<String>, CoordError> {
         let interrupted = plan::plan_interrupted(&self.view.read());
         let workspace = self.workspace(config);
@@ -59,6 +60,14 @@ impl Coordinator {
                     cut.feature, config.base_branch
                 ));
             }
+        }
+        if let Some(from) = workspace.last_move()?
+            && workspace.complete_checkout(&from)?
+        {
+            notes.push(format!(
+                "{} was moved from {from} and the main checkout was left behind (cut off); it was brought up to date",
+                config.base_branch
+            ));
         }
         Ok(notes)
     }

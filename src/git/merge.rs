@@ -229,7 +229,8 @@ impl<'a> Merge<'a> {
     /// follow, `base` goes back and the merge is deferred.
     fn move_base(&self, kind: MergeKind, new: ObjectId) -> Result<MergeOutcome, GitError> {
         let (ours, branch) = (self.ours, self.branch);
-        self.set_base(ours, new, &format!("merge {branch}: {}", kind.as_str()))?;
+        let why = format!("{MOVE_PREFIX}{branch}: {}", kind.as_str());
+        self.set_base(ours, new, &why)?;
         crate::fault::point(crate::fault::AFTER_MERGE_REF);
         if let Some(dir) = &self.checkout
             && let Err(e) = self.follow(dir, ours, new)
@@ -387,6 +388,33 @@ pub fn merge_blocker(repo_dir: &Path, base: &str) -> Result<Option<String>, GitE
         Some(dir) => tracked_changes(&repo, &dir),
         None => Ok(None),
     }
+}
+
+/// How the reflog line of spanfold's every move of the base branch begins: what recovery
+/// knows its own moves by.
+const MOVE_PREFIX: &str = "spanfold: merge ";
+
+/// Where spanfold's last move of `base` moved it from, while `base` is still where that move
+/// put it (the newest line of its reflog, if spanfold wrote it): a move a crash may have cut
+/// off before the main checkout followed — a merge, or the base brought in step with a
+/// remote's — for [`complete_checkout`]. None when the last move was anyone else's.
+pub fn last_move(repo_dir: &Path, base: &str) -> Result<Option<String>, GitError> {
+    let repo = open(repo_dir)?;
+    let Ok(reference) = repo.find_reference(format!("refs/heads/{base}").as_str()) else {
+        return Ok(None);
+    };
+    let Some(tip) = reference.target().try_id().map(|id| id.to_owned()) else {
+        return Ok(None);
+    };
+    let mut log = reference.log_iter();
+    let newest = match log.rev() {
+        Ok(Some(mut lines)) => lines.next().and_then(Result::ok),
+        _ => None,
+    };
+    Ok(newest
+        .filter(|line| line.message.starts_with(MOVE_PREFIX.as_bytes()))
+        .filter(|line| line.new_oid == tip && !line.previous_oid.is_null())
+        .map(|line| line.previous_oid.to_string()))
 }
 
 /// After a crash between moving `base` (from `from`) and updating the main checkout: if the

@@ -32,8 +32,8 @@ pub use gate::{
     run_gate_on,
 };
 pub use merge::{
-    MergeKind, MergeOutcome, Trial, complete_checkout, land, merge_blocker, merge_feature,
-    not_in_branch, submission_problem, trial_merge,
+    MergeKind, MergeOutcome, Trial, complete_checkout, land, last_move, merge_blocker,
+    merge_feature, not_in_branch, submission_problem, trial_merge,
 };
 pub use radar::{Forecast, ForecastKind, PairForecast, Radar};
 pub use remote::{

@@ -380,6 +380,51 @@ fn a_kill_between_the_remote_push_and_the_base_here_recovers_with_one_push() {
     );
 }
 
+/// SIGKILL while the base here is brought in step with the remote's (someone pushed to it),
+/// after the ref moved and before the main checkout followed: on restart the checkout is
+/// brought up to date — the move is known by the reflog line spanfold wrote, the log has no
+/// record of it — and the merge goes on.
+#[cfg(feature = "test-hooks")]
+#[test]
+fn a_kill_while_the_base_catches_up_with_the_remotes_leaves_no_checkout_behind() {
+    use std::time::{Duration, Instant};
+    let (sb, daemon, _bare) = with_remote();
+    sb.ok(&["agents", "register-agent", "cloud-1", "--remote"]);
+    sb.ok(&["agents", "add-feature", "login"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    remote_agent_works(&sb, &daemon, "login", "login.py");
+    let other = someone_elses_clone(&sb, &daemon);
+    sb.commit_as_agent(&other, "theirs.txt", "theirs\n", "their work");
+    sb.git_in(&other, &["push", "-q", "origin", "main"]);
+
+    let mark = sb.tmp.path().join("reached");
+    let mark_str = mark.to_string_lossy().into_owned();
+    let served = sb.serve_with_env(
+        &["--interval", "0"],
+        &[
+            ("SPANFOLD_FAULT", "pause:after-merge-ref"),
+            ("SPANFOLD_FAULT_MARK", mark_str.as_str()),
+        ],
+    );
+    submit_remote(&sb, "cloud-1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !mark.exists() {
+        assert!(Instant::now() < deadline, "the base never moved");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    served.kill();
+    assert!(
+        !sb.repo.join("theirs.txt").exists(),
+        "the checkout was left behind the moved base"
+    );
+
+    sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(feature(&sb.status(), "login")["status"], "completed");
+    assert!(sb.repo.join("theirs.txt").exists() && sb.repo.join("login.py").exists());
+    let changes = sb.git(&["status", "--porcelain", "--untracked-files=no"]);
+    assert!(changes.trim().is_empty(), "{changes}");
+}
+
 /// The conflict radar sees a remote agent's work as soon as it is pushed, before it is
 /// submitted: the branch is fetched where it moved on the remote.
 #[test]
