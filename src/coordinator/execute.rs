@@ -24,8 +24,16 @@ pub trait Workspace: Send + Sync {
     -> Result<bool, String>;
 
     /// Puts `branch` (from the base branch when new) on the configured remote, for a remote
-    /// agent; what it was pushed to.
-    fn push_branch(&self, branch: &str) -> Result<git::Pushed, String>;
+    /// agent; what it was pushed to. A worktree of it at `place` (the feature was an agent's
+    /// here before) lets go of the branch, keeping its files, so the agent's pushes can be
+    /// fetched into it.
+    fn push_branch(&self, branch: &str, place: &Path) -> Result<git::Pushed, String>;
+
+    /// Brings `branch` here from the remote where the remote's is ahead (a feature a remote
+    /// agent had, now an agent's here).
+    fn refresh_branch(&self, _branch: &str) -> Result<(), GitError> {
+        Ok(())
+    }
 
     /// Unlocks the worktree at `path`, keeping it and its work.
     fn unlock_worktree(&self, path: &Path) -> Result<(), String>;
@@ -147,12 +155,20 @@ impl Workspace for GitWorkspace {
             .map_err(|e| e.to_string())
     }
 
-    fn push_branch(&self, branch: &str) -> Result<git::Pushed, String> {
+    fn push_branch(&self, branch: &str, place: &Path) -> Result<git::Pushed, String> {
         let remote = self
             .remote()
             .and_then(|r| git::required(r.cloned()))
             .map_err(|e| e.to_string())?;
+        git::release_branch(&self.repo, place, branch).map_err(|e| e.to_string())?;
         git::push_branch(&self.repo, &remote, &self.base_branch, branch).map_err(|e| e.to_string())
+    }
+
+    fn refresh_branch(&self, branch: &str) -> Result<(), GitError> {
+        match self.remote()? {
+            Some(remote) => git::fetch_ahead(&self.repo, remote, &self.base_branch, branch),
+            None => Ok(()),
+        }
     }
 
     fn unlock_worktree(&self, path: &Path) -> Result<(), String> {
@@ -278,12 +294,23 @@ fn execute(workspace: &dyn Workspace, effect: &Effect) -> Outcome {
             agent_id,
             path,
             branch,
+            from_remote,
             ..
-        } => match workspace.ensure_worktree(branch, Path::new(path), agent_id) {
-            Ok(true) => Outcome::local(Reused, None),
-            Ok(false) => Outcome::local(Created, None),
-            Err(e) => Outcome::local(CreateFailed, Some(e)),
-        },
+        } => {
+            // Without the remote's work the agent starts from the branch as it is here, and
+            // the span says why.
+            let stale = match from_remote {
+                true => workspace.refresh_branch(branch).err().map(|e| {
+                    format!("{branch} could not be brought from the remote, so the worktree has it as it was here: {e}")
+                }),
+                false => None,
+            };
+            match workspace.ensure_worktree(branch, Path::new(path), agent_id) {
+                Ok(true) => Outcome::local(Reused, stale),
+                Ok(false) => Outcome::local(Created, stale),
+                Err(e) => Outcome::local(CreateFailed, Some(e)),
+            }
+        }
         // Rebuilt or not, the span says why recovery needed it.
         Effect::RebuildWorktree {
             agent_id,
@@ -299,7 +326,9 @@ fn execute(workspace: &dyn Workspace, effect: &Effect) -> Outcome {
             Err(e) => Outcome::local(CreateFailed, Some(e)),
         },
         // Pushed or found there, the remote holds the branch for its agent.
-        Effect::PushBranch { branch, why, .. } => match workspace.push_branch(branch) {
+        Effect::PushBranch {
+            branch, why, path, ..
+        } => match workspace.push_branch(branch, Path::new(path)) {
             Ok(pushed) => Outcome {
                 action: Pushed,
                 error: why.map(|w| w.note().to_owned()),
@@ -348,6 +377,7 @@ impl Coordinator {
                     feature,
                     path,
                     branch,
+                    ..
                 }
                 | Effect::RebuildWorktree {
                     agent_id,

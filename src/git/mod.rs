@@ -37,9 +37,10 @@ pub use merge::{
 };
 pub use radar::{Forecast, ForecastKind, PairForecast, Radar};
 pub use remote::{
-    BaseSync, Pushed, REMOTE_KEY, Remote, Synced, clone_or_update, configured_remote, fetch_branch,
-    land_through_remote, merge_through_remote, named_remote, publish_base, push_branch, push_work,
-    refresh_branches, remote_feature_branches, remove_remote_branch, required, sync_base,
+    BaseSync, Pushed, REMOTE_KEY, Remote, Synced, clone_or_update, configured_remote, fetch_ahead,
+    fetch_branch, land_through_remote, merge_through_remote, named_remote, publish_base,
+    push_branch, push_work, refresh_branches, remote_feature_branches, remove_remote_branch,
+    required, sync_base,
 };
 pub use status::uncommitted;
 
@@ -47,7 +48,7 @@ pub use status::uncommitted;
 pub type CommitId = gix::ObjectId;
 pub use worktree::{
     Removal, WorktreeOutcome, ensure_worktree, orphaned_worktrees, registered_worktrees,
-    remove_worktree, unlock_worktree,
+    release_branch, remove_worktree, unlock_worktree,
 };
 
 #[derive(Debug, Error)]

@@ -167,6 +167,21 @@ pub fn fetch_branch(
     .map(|_| ())
 }
 
+/// Brings `branch` here as the remote has it when the remote's is ahead (a fast-forward only: a
+/// branch here with commits the remote lacks is left as it is, and the error says so): for a
+/// feature handed from a remote agent to one here, whose work is on the remote.
+pub fn fetch_ahead(
+    repo_dir: &Path,
+    remote: &Remote,
+    base: &str,
+    branch: &str,
+) -> Result<(), GitError> {
+    feature_branch(branch, base)?;
+    let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
+    let args = ["fetch", "--quiet", "--no-tags", &remote.name, &refspec];
+    remote_git(repo_dir, remote.own_ssh, &args).map(|_| ())
+}
+
 /// Moves `base` on the remote from `from` to `commit`, only if it is still at `from` there
 /// (`--force-with-lease`; `from` empty: only if the remote has no such branch): a base someone
 /// else moved on the remote is never overwritten. Ok(Err(why)) when the remote refused.

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use gix::refs::transaction::PreviousValue;
 
-use super::{GitError, absolute, gix_err, open, uncommitted};
+use super::{GitError, absolute, check_branch_name, git_cli, gix_err, open, uncommitted};
 
 /// What `ensure_worktree` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,6 +323,28 @@ pub fn registered_worktrees(repo_dir: &Path, paths: &[&str]) -> Result<BTreeSet<
         }
     }
     Ok(out)
+}
+
+/// Lets go of `branch` in the linked worktree at `place`, if that worktree has it checked out:
+/// its HEAD is detached at the same commit, so its files and any uncommitted work stay as they
+/// are, and the branch can be moved (fetched from a remote agent's pushes) without git refusing
+/// to touch a branch checked out elsewhere. Returns whether it did.
+pub fn release_branch(repo_dir: &Path, place: &Path, branch: &str) -> Result<bool, GitError> {
+    check_branch_name(branch)?;
+    let Some(place_str) = place.to_str() else {
+        return Ok(false);
+    };
+    if !registered_worktrees(repo_dir, &[place_str])?.contains(place_str) {
+        return Ok(false);
+    }
+    let head = open(place)?
+        .head_name()
+        .map_err(gix_err("reading a worktree's HEAD"))?;
+    if head.is_none_or(|name| name.as_bstr() != format!("refs/heads/{branch}").as_str()) {
+        return Ok(false);
+    }
+    git_cli(place, &["checkout", "--quiet", "--detach"])?;
+    Ok(true)
 }
 
 /// Absolute paths of the repository's linked worktrees, as git has them registered.

@@ -25,6 +25,7 @@ mod operator;
 mod radar;
 mod registry;
 mod remote;
+mod remote_handoff;
 mod replay;
 mod routing;
 mod server;

@@ -8,7 +8,7 @@ use crate::common::daemon::{GitDaemon, bare_copy};
 use crate::common::{Sandbox, feature};
 
 /// A sandbox whose `origin` is a bare copy served by a git daemon, named for remote agents.
-fn with_remote() -> (Sandbox, GitDaemon, std::path::PathBuf) {
+pub(crate) fn with_remote() -> (Sandbox, GitDaemon, std::path::PathBuf) {
     let sb = Sandbox::new("main");
     let root = sb.tmp.path().join("served");
     let bare = bare_copy(&root, "project.git", &sb.repo, "main", &sb.home);
@@ -28,7 +28,7 @@ fn someone_elses_clone(sb: &Sandbox, daemon: &GitDaemon) -> std::path::PathBuf {
 }
 
 /// The commit `branch` points at in the repository at `dir` (bare or not); None if absent.
-fn tip(sb: &Sandbox, dir: &Path, branch: &str) -> Option<String> {
+pub(crate) fn tip(sb: &Sandbox, dir: &Path, branch: &str) -> Option<String> {
     let full = format!("refs/heads/{branch}");
     let listed = sb.git_in(dir, &["for-each-ref", "--format=%(objectname)", &full]);
     Some(listed.trim().to_owned()).filter(|t| !t.is_empty())
@@ -137,7 +137,7 @@ fn without_a_remote_named_the_feature_waits_and_says_how_to_name_one() {
 /// A remote agent's whole round: it clones its branch elsewhere, commits, pushes, reports;
 /// spanfold fetches the branch, gates the merged tree, pushes the base to the remote and
 /// deletes the branch there. Returns the agent's clone.
-fn remote_agent_works(
+pub(crate) fn remote_agent_works(
     sb: &Sandbox,
     daemon: &GitDaemon,
     feature: &str,
@@ -170,7 +170,7 @@ fn results(cycle: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn submit_remote(sb: &Sandbox, agent: &str) {
+pub(crate) fn submit_remote(sb: &Sandbox, agent: &str) {
     sb.ok(&["agents", "progress", agent, "--state", "working"]);
     sb.ok(&["agents", "progress", agent, "--state", "validating"]);
     sb.ok(&["agents", "validate", agent, "--result", "passed"]);

@@ -37,11 +37,14 @@ use crate::reducer::{Config, Priority, View, WorktreeStatus};
 pub enum Effect {
     /// Check `branch` out at `path` (the branch made from the base branch if it is new), locked
     /// for `agent_id`. A worktree already there is reused, so earlier work is never lost.
+    /// `from_remote`: the feature was a remote agent's, so its work is on the remote: the branch
+    /// is brought here from there first, where the remote's is ahead.
     CreateWorktree {
         agent_id: String,
         feature: String,
         path: String,
         branch: String,
+        from_remote: bool,
     },
     /// Unlock the worktree at `path` of a feature let go of; it stays, with its work, for the
     /// next agent to get the feature.
@@ -83,6 +86,8 @@ pub struct Placement {
     pub branch: String,
     /// The agent works on another host: the branch goes to the remote, no worktree is made.
     pub remote: bool,
+    /// The feature was a remote agent's before: its work is on the remote.
+    pub from_remote: bool,
 }
 
 impl Placement {
@@ -100,6 +105,7 @@ impl Placement {
                 feature,
                 path,
                 branch,
+                from_remote: self.from_remote,
             },
             true => Effect::PushBranch {
                 agent_id,
@@ -162,6 +168,10 @@ pub fn plan_decided(view: &View, decision: Decision, config: &Config, now: UnixN
         match worktree_of(view, config, &a.feature_name) {
             Ok((worktree_path, branch)) => placements.push(Placement {
                 remote: view.agents.get(&a.agent_id).is_some_and(|g| g.remote),
+                from_remote: view
+                    .features
+                    .get(&a.feature_name)
+                    .is_some_and(|f| view.remote_of(f).is_some()),
                 agent_id: a.agent_id,
                 feature_name: a.feature_name,
                 priority: a.priority,

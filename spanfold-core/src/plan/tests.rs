@@ -128,12 +128,14 @@ fn each_assignment_gets_the_path_and_branch_its_name_makes() {
                 feature: "f1".into(),
                 path: "/srv/trees/f1".into(),
                 branch: "spanfold/f1".into(),
+                from_remote: false,
             },
             Effect::CreateWorktree {
                 agent_id: "a2".into(),
                 feature: "feature/login".into(),
                 path: "/srv/trees/feature+login".into(),
                 branch: "spanfold/feature/login".into(),
+                from_remote: false,
             },
         ]
     );
@@ -573,4 +575,29 @@ fn a_remote_agents_placement_pushes_its_branch_and_recovery_never_asks_git_for_a
             why: Some(Rebuild::Crash),
         }]
     );
+}
+
+#[test]
+fn a_feature_a_remote_agent_had_is_brought_from_the_remote_for_an_agent_here() {
+    let path = format!("{DIR}/f1");
+    let mut f1 = feature("f1", 1);
+    f1.worktree_path = Some(path.clone());
+    let mut v = view(vec![agent("local")], vec![f1, feature("f2", 2)]);
+    let mut w = worktree(&path, "f1", WorktreeStatus::Active, false);
+    w.remote_url = Some("git://example/project.git".into());
+    v.worktrees.insert(path, w);
+    let plan = plan(&v, &PolicyConfig::default(), &config(), T0);
+    let effects = plan.effects();
+    let from_remote: Vec<(&str, bool)> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::CreateWorktree {
+                feature,
+                from_remote,
+                ..
+            } => Some((feature.as_str(), *from_remote)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(from_remote, [("f1", true)], "{effects:?}");
 }

@@ -98,9 +98,9 @@ impl Workspace for Flaky {
         self.git.ensure_worktree(branch, path, lock_reason)
     }
 
-    fn push_branch(&self, branch: &str) -> Result<crate::git::Pushed, String> {
+    fn push_branch(&self, branch: &str, place: &Path) -> Result<crate::git::Pushed, String> {
         self.note(format!("push {branch}"));
-        self.git.push_branch(branch)
+        self.git.push_branch(branch, place)
     }
 
     fn unlock_worktree(&self, path: &Path) -> Result<(), String> {

@@ -1,0 +1,70 @@
+//! A feature handed between an agent here and an agent on another host (the first one's lease
+//! lost, or it was reset): the work done so far goes with it either way.
+
+use crate::common::{Sandbox, feature};
+use crate::remote::{remote_agent_works, submit_remote, tip, with_remote};
+
+/// Makes `from` let go of its feature (reset) and only `to` able to take it again.
+fn hand_over(sb: &Sandbox, from: &str, to: &str, to_remote: bool) {
+    sb.ok(&["agents", "reset", from, "--reason", "handed over"]);
+    sb.ok(&["agents", "register-agent", from, "--langs", "rust"]);
+    let mut args = vec!["agents", "register-agent", to, "--langs", "python"];
+    if to_remote {
+        args.push("--remote");
+    }
+    sb.ok(&args);
+    sb.ok(&["agents", "coordination-cycle"]);
+}
+
+/// Local first, then remote: the branch goes to the remote with the local agent's commits,
+/// and the remote agent's work merges although the first worktree is still checked out here.
+#[test]
+fn a_feature_from_an_agent_here_to_a_remote_one_merges_with_both_agents_work() {
+    let (sb, daemon, bare) = with_remote();
+    sb.ok(&["agents", "register-agent", "local-1", "--langs", "python"]);
+    sb.ok(&["agents", "add-feature", "login", "--langs", "python"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    let place = feature(&sb.status(), "login")["worktree_path"].clone();
+    let worktree = std::path::PathBuf::from(place.as_str().expect("a local worktree"));
+    sb.commit_as_agent(&worktree, "first.py", "first\n", "the local agent's part");
+
+    hand_over(&sb, "local-1", "cloud-1", true);
+    remote_agent_works(&sb, &daemon, "login", "second.py");
+    submit_remote(&sb, "cloud-1");
+    sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(feature(&sb.status(), "login")["status"], "completed");
+    let main = tip(&sb, &bare, "main").expect("remote main");
+    let files = sb.git_in(&bare, &["ls-tree", "--name-only", &main]);
+    for file in ["first.py", "second.py"] {
+        assert!(files.lines().any(|l| l == file), "{file}: {files}");
+    }
+    assert!(!worktree.exists(), "the first worktree went with the merge");
+}
+
+/// Remote first, then here: the worktree starts from what the remote agent pushed, not from
+/// the branch as it was when it was first put on the remote.
+#[test]
+fn a_feature_from_a_remote_agent_to_one_here_starts_from_the_pushed_work() {
+    let (sb, daemon, _bare) = with_remote();
+    sb.ok(&[
+        "agents",
+        "register-agent",
+        "cloud-1",
+        "--langs",
+        "python",
+        "--remote",
+    ]);
+    sb.ok(&["agents", "add-feature", "login", "--langs", "python"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    remote_agent_works(&sb, &daemon, "login", "pushed.py");
+
+    hand_over(&sb, "cloud-1", "local-1", false);
+    let status = sb.status();
+    let login = feature(&status, "login");
+    assert_eq!(login["assigned_agent"], "local-1", "{login}");
+    let worktree = std::path::PathBuf::from(login["worktree_path"].as_str().expect("a worktree"));
+    assert!(
+        worktree.join("pushed.py").exists(),
+        "the remote agent's pushed work is in the worktree"
+    );
+}
