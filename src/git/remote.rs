@@ -157,14 +157,7 @@ pub fn fetch_branch(
     base: &str,
     branch: &str,
 ) -> Result<(), GitError> {
-    feature_branch(branch, base)?;
-    let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
-    remote_git(
-        repo_dir,
-        remote.own_ssh,
-        &["fetch", "--quiet", "--no-tags", &remote.name, &refspec],
-    )
-    .map(|_| ())
+    fetch_into(repo_dir, remote, base, branch, "+")
 }
 
 /// Brings `branch` here as the remote has it when the remote's is ahead (a fast-forward only: a
@@ -176,8 +169,20 @@ pub fn fetch_ahead(
     base: &str,
     branch: &str,
 ) -> Result<(), GitError> {
+    fetch_into(repo_dir, remote, base, branch, "")
+}
+
+/// Fetches the remote's `branch` into the branch of that name here; `force` is `+` to set it
+/// whatever it was, empty for a fast-forward only.
+fn fetch_into(
+    repo_dir: &Path,
+    remote: &Remote,
+    base: &str,
+    branch: &str,
+    force: &str,
+) -> Result<(), GitError> {
     feature_branch(branch, base)?;
-    let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
+    let refspec = format!("{force}refs/heads/{branch}:refs/heads/{branch}");
     let args = ["fetch", "--quiet", "--no-tags", &remote.name, &refspec];
     remote_git(repo_dir, remote.own_ssh, &args).map(|_| ())
 }

@@ -587,19 +587,10 @@ fn a_remote_agent_that_did_not_push_is_told_to_push() {
 /// Gemini CLI sends) and over HTTP arrive as its own, and its work merges through the remote.
 #[test]
 fn a_remote_agent_exports_over_tls_with_its_own_token_and_its_work_merges() {
-    const OPERATOR: &str = "op-s3cret";
+    use crate::tls::OPERATOR;
     let (sb, _daemon, bare) = with_remote();
     let (cert, key) = crate::tls::certificate(&sb);
-    let served = sb.serve(&[
-        "--interval",
-        "0",
-        "--token",
-        OPERATOR,
-        "--tls-cert",
-        cert.to_str().expect("path"),
-        "--tls-key",
-        key.to_str().expect("path"),
-    ]);
+    let served = crate::tls::serve_tls_with(&sb, &cert, &key, "--interval 0");
     let op = |args: &[&str]| sb.ok(&[&["--token", OPERATOR], args].concat());
     op(&["agents", "register-agent", "cloud-1", "--remote"]);
     op(&["agents", "add-feature", "login"]);

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use common::{Sandbox, Served};
 
-const OPERATOR: &str = "op-s3cret";
+pub(crate) const OPERATOR: &str = "op-s3cret";
 
 /// A self-signed certificate for 127.0.0.1 and localhost: (cert.pem, key.pem).
 pub(crate) fn certificate(sb: &Sandbox) -> (PathBuf, PathBuf) {
@@ -27,7 +27,7 @@ fn serve_tls(sb: &Sandbox, cert: &std::path::Path, key: &std::path::Path) -> Ser
 }
 
 /// A TLS server with the operator token and `mode` (`--manual`, or `--interval SECS`).
-fn serve_tls_with(
+pub(crate) fn serve_tls_with(
     sb: &Sandbox,
     cert: &std::path::Path,
     key: &std::path::Path,
