@@ -7,6 +7,19 @@
 use crate::model::{AnyValue, KeyValue, ResourceLogs, ResourceMetrics, ResourceSpans};
 pub use crate::profiles::SPANFOLD_REPO;
 
+/// A repository's name as telemetry carries it: letters, digits and `-_./`, anything else
+/// `-`. Then it needs no escaping in `OTEL_RESOURCE_ATTRIBUTES`, where not every SDK decodes
+/// an escape (Rust's does not), and a Collector's route names it as written.
+pub fn repository_name(raw: &str) -> String {
+    raw.trim()
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' | '/' => c,
+            _ => '-',
+        })
+        .collect()
+}
+
 /// Drops the resources whose [`SPANFOLD_REPO`] names a repository other than `repo`; for each
 /// resource dropped, how many items it held and why. Resources that name none are kept (most
 /// senders do not).
@@ -22,6 +35,8 @@ pub fn retain_this_repository(
     {
         None => true,
         Some(other) => {
+            // The sender's words: bounded, as every reason the answer carries.
+            let other: String = other.chars().take(100).collect();
             let why = format!(
                 "{count} {what} for repository {other:?}, and this server coordinates {repo:?}: route by the resource attribute {SPANFOLD_REPO} to that repository's spanfold"
             );
@@ -68,6 +83,13 @@ mod tests {
             attributes,
             ..Resource::default()
         }
+    }
+
+    #[test]
+    fn a_name_telemetry_carries_needs_no_escaping() {
+        assert_eq!(repository_name(" My Project,v2 "), "My-Project-v2");
+        assert_eq!(repository_name("team/app.git"), "team/app.git");
+        assert_eq!(repository_name("café"), "caf-");
     }
 
     #[test]

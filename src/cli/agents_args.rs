@@ -203,6 +203,18 @@ pub struct RunArgs {
         value_name = "TOKEN"
     )]
     pub agent_token: Option<String>,
+    /// Send the agent's own telemetry here (OTLP/HTTP, e.g. an OpenTelemetry Collector's
+    /// https://collector:4318) instead of to the server; its records still name the agent and
+    /// the repository (`spanfold.repo`), which a Collector routes by.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// With --otlp-endpoint: where gRPC exporters (Codex, Gemini CLI) send. Default: port 4317
+    /// on the --otlp-endpoint host.
+    #[arg(long, value_name = "URL", requires = "otlp_endpoint")]
+    pub otlp_grpc_endpoint: Option<String>,
+    /// With --otlp-endpoint: the certificate (PEM) its TLS is trusted by. Default: --ca-cert.
+    #[arg(long, value_name = "FILE", requires = "otlp_endpoint")]
+    pub otlp_ca_cert: Option<PathBuf>,
     /// For an agent registered with --remote (this host is not the coordinator's): where its
     /// clones go, one per feature, made from the remote its task names and brought up to date
     /// from it; the work is pushed there before it is submitted.

@@ -99,10 +99,10 @@ pub(super) fn run_agent(
     Ok(Output::new(data, text))
 }
 
-/// Where the agent's own telemetry goes: to the server `--endpoint` names (on another host: its
-/// gRPC port is asked of it, on the host that address names), or to the one advertised here;
-/// with the agent's token, the certificate that server's TLS is trusted by, and the name the
-/// server gives its repository.
+/// Where the agent's own telemetry goes: to a Collector (`--otlp-endpoint`), or to the server
+/// `--endpoint` names (on another host: its gRPC port is asked of it, on the host that address
+/// names), or to the one advertised here; with the agent's token, the certificate that TLS is
+/// trusted by, and the name the server gives its repository.
 fn agent_endpoint(
     args: &RunArgs,
     cli: &Cli,
@@ -110,20 +110,70 @@ fn agent_endpoint(
     backend: &Backend,
 ) -> Result<Option<Endpoint>> {
     let token = args.agent_token.clone().or_else(|| cli.token.clone());
+    let to_server = server_endpoint(cli, coord_dir, backend, token.clone())?;
+    match &args.otlp_endpoint {
+        Some(http) => collector_endpoint(args, cli, http, token, to_server).map(Some),
+        None => Ok(to_server),
+    }
+}
+
+/// Where the agent's telemetry goes when it goes to a Collector (`--otlp-endpoint`): the
+/// repository's name still the server's, so that the Collector can route by it.
+fn collector_endpoint(
+    args: &RunArgs,
+    cli: &Cli,
+    http: &str,
+    token: Option<String>,
+    to_server: Option<Endpoint>,
+) -> Result<Endpoint> {
+    let grpc = match &args.otlp_grpc_endpoint {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => env::on_port(http, 4317).ok_or_else(|| {
+            anyhow!("--otlp-endpoint {http} is not a URL: give it as http://HOST:PORT or https://HOST:PORT")
+        })?,
+    };
+    let certificate = match args.otlp_ca_cert.as_ref().or(cli.ca_cert.as_ref()) {
+        Some(file) => {
+            crate::client::certificates(file)?;
+            Some(std::path::absolute(file)?.display().to_string())
+        }
+        None => None,
+    };
+    Ok(Endpoint {
+        http: http.trim_end_matches('/').to_owned(),
+        grpc,
+        token,
+        certificate,
+        repo: to_server.and_then(|e| e.repo),
+    })
+}
+
+/// Where the agent's telemetry goes on the server: the one `--endpoint` names (its gRPC port
+/// asked of it), or the one advertised here; None without a server.
+fn server_endpoint(
+    cli: &Cli,
+    coord_dir: &Path,
+    backend: &Backend,
+    token: Option<String>,
+) -> Result<Option<Endpoint>> {
     let asked = match backend {
         Backend::Remote(client) => Some(client.api("GET", "/api/server")),
         Backend::Local { .. } => None,
     };
     let repo = |info: &Value| info["repo"].as_str().map(str::to_owned);
     if let (Some(http), Some(asked)) = (&cli.endpoint, &asked) {
-        let info = asked
-            .as_ref()
-            .map_err(|e| anyhow!("asking the server at {http} where its gRPC port is: {e}"))?;
+        let info = asked.as_ref().map_err(|e| {
+            anyhow!("asking the server at {http} where its gRPC port is (GET /api/server; a server older than this spanfold does not say: upgrade it): {e}")
+        })?;
         let port = info["grpc_port"]
             .as_u64()
             .and_then(|p| u16::try_from(p).ok());
-        let grpc = port.and_then(|port| env::on_port(http, port)).ok_or_else(|| {
-            anyhow!("the server at {http} did not say where its gRPC port is; is it a spanfold server?")
+        let port =
+            port.ok_or_else(|| anyhow!("the server at {http} did not say where its gRPC port is"))?;
+        let grpc = env::on_port(http, port).ok_or_else(|| {
+            anyhow!(
+                "--endpoint {http} is not a URL: give it as http://HOST:PORT or https://HOST:PORT"
+            )
         })?;
         let certificate = match &cli.ca_cert {
             // The agent runs in its own directory: the file by a path that holds there too.

@@ -48,7 +48,8 @@ impl Coordinator {
     /// A merge that started and has no outcome: if the base branch moved but the main checkout
     /// stayed behind, finish the checkout; the next merge attempt then finds the feature already
     /// merged and records it. The same for a move the log has no record of (the base brought
-    /// in step with a remote's), found by the reflog line spanfold wrote for it.
+    /// in step with a remote's), found by the announcement every move of the base leaves in
+    /// the git directory until the checkout has followed (`git::last_move`).
     fn complete_interrupted_checkouts(&self, config: &Config) -> Result<Vec<String>, CoordError> {
         let interrupted = plan::plan_interrupted(&self.view.read());
         let workspace = self.workspace(config);

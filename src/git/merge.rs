@@ -230,7 +230,27 @@ impl<'a> Merge<'a> {
     fn move_base(&self, kind: MergeKind, new: ObjectId) -> Result<MergeOutcome, GitError> {
         let (ours, branch) = (self.ours, self.branch);
         let why = format!("{MOVE_PREFIX}{branch}: {}", kind.as_str());
-        self.set_base(ours, new, &why)?;
+        // Announced while the checkout may lag the ref; best effort: without it only the
+        // completion after a crash is lost.
+        let moving = self.repo.common_dir().join(MOVING_FILE);
+        if self.checkout.is_some() {
+            let _ = std::fs::write(&moving, format!("{ours} {new}\n"));
+        }
+        let outcome = self.move_and_follow(kind, new, &why);
+        let _ = std::fs::remove_file(&moving);
+        outcome
+    }
+
+    /// [`Merge::move_base`]'s work: the ref moved, then the checkout after it (or the move
+    /// undone when the checkout cannot follow).
+    fn move_and_follow(
+        &self,
+        kind: MergeKind,
+        new: ObjectId,
+        why: &str,
+    ) -> Result<MergeOutcome, GitError> {
+        let ours = self.ours;
+        self.set_base(ours, new, why)?;
         crate::fault::point(crate::fault::AFTER_MERGE_REF);
         if let Some(dir) = &self.checkout
             && let Err(e) = self.follow(dir, ours, new)
@@ -390,31 +410,33 @@ pub fn merge_blocker(repo_dir: &Path, base: &str) -> Result<Option<String>, GitE
     }
 }
 
-/// How the reflog line of spanfold's every move of the base branch begins: what recovery
-/// knows its own moves by.
+/// How the reflog line of spanfold's every move of the base branch begins, so that a person
+/// reading the reflog sees which moves were spanfold's.
 const MOVE_PREFIX: &str = "spanfold: merge ";
 
-/// Where spanfold's last move of `base` moved it from, while `base` is still where that move
-/// put it (the newest line of its reflog, if spanfold wrote it): a move a crash may have cut
-/// off before the main checkout followed — a merge, or the base brought in step with a
-/// remote's — for [`complete_checkout`]. None when the last move was anyone else's.
+/// The file (in the repository's git directory) a move of the base branch is announced in, as
+/// `FROM TO`, from before the ref moves until the main checkout has followed: a crash in
+/// between leaves it for recovery.
+const MOVING_FILE: &str = "spanfold-moving";
+
+/// Where a move of `base` that a crash cut off moved it from, while `base` is still where that
+/// move put it — a merge, or the base brought in step with a remote's, which the log has no
+/// record of — for [`complete_checkout`]. The announcement is consumed: asked once.
 pub fn last_move(repo_dir: &Path, base: &str) -> Result<Option<String>, GitError> {
     let repo = open(repo_dir)?;
-    let Ok(reference) = repo.find_reference(format!("refs/heads/{base}").as_str()) else {
+    let file = repo.common_dir().join(MOVING_FILE);
+    let Ok(text) = std::fs::read_to_string(&file) else {
         return Ok(None);
     };
-    let Some(tip) = reference.target().try_id().map(|id| id.to_owned()) else {
+    let _ = std::fs::remove_file(&file);
+    let mut ids = text
+        .split_whitespace()
+        .map(|h| ObjectId::from_hex(h.as_bytes()));
+    let (Some(Ok(from)), Some(Ok(to))) = (ids.next(), ids.next()) else {
         return Ok(None);
     };
-    let mut log = reference.log_iter();
-    let newest = match log.rev() {
-        Ok(Some(mut lines)) => lines.next().and_then(Result::ok),
-        _ => None,
-    };
-    Ok(newest
-        .filter(|line| line.message.starts_with(MOVE_PREFIX.as_bytes()))
-        .filter(|line| line.new_oid == tip && !line.previous_oid.is_null())
-        .map(|line| line.previous_oid.to_string()))
+    let tip = ref_tip(&repo, &format!("refs/heads/{base}"))?;
+    Ok((tip == to).then(|| from.to_string()))
 }
 
 /// After a crash between moving `base` (from `from`) and updating the main checkout: if the
@@ -458,6 +480,31 @@ mod tests {
         git(&["init", "-q", "-b", "main"]);
         git(&["commit", "-q", "--allow-empty", "-m", "initial"]);
         dir
+    }
+
+    #[test]
+    fn only_an_announced_move_still_at_its_tip_is_completed_and_it_is_asked_once() {
+        let dir = repo_with_a_commit();
+        let git = |args: &[&str]| crate::git::test_git(dir.path(), args);
+        let first = git(&["rev-parse", "HEAD"]).trim().to_owned();
+        git(&["commit", "-q", "--allow-empty", "-m", "second"]);
+        let second = git(&["rev-parse", "HEAD"]).trim().to_owned();
+        assert_eq!(
+            last_move(dir.path(), "main").expect("read"),
+            None,
+            "none announced"
+        );
+        let file = dir.path().join(".git").join(MOVING_FILE);
+        std::fs::write(&file, format!("{first} {second}\n")).expect("announce");
+        assert_eq!(
+            last_move(dir.path(), "main").expect("read"),
+            Some(first.clone())
+        );
+        assert!(!file.exists(), "consumed");
+        // A move announced and never made (the crash came before the ref moved).
+        std::fs::write(&file, format!("{second} {first}\n")).expect("announce");
+        assert_eq!(last_move(dir.path(), "main").expect("read"), None);
+        assert!(!file.exists());
     }
 
     #[test]

@@ -241,16 +241,18 @@ pub fn config_value(repo_dir: &Path, key: &str) -> Result<Option<String>, GitErr
 pub const REPO_NAME_KEY: &str = "spanfold.repo";
 
 /// The name agents' telemetry gives this repository (the resource attribute `spanfold.repo`,
-/// which a Collector routes by): `git config spanfold.repo`, else its directory's name.
+/// which a Collector routes by): `git config spanfold.repo`, else its directory's name, with
+/// anything but letters, digits and `-_./` made `-` (`routing::repository_name`).
 pub fn repository_name(repo_dir: &Path) -> Result<String, GitError> {
     if let Some(name) = config_value(repo_dir, REPO_NAME_KEY)? {
-        return Ok(name.trim().to_owned());
+        return Ok(crate::routing::repository_name(&name));
     }
     let top = std::fs::canonicalize(repo_dir).unwrap_or_else(|_| repo_dir.to_path_buf());
-    Ok(top
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default())
+    Ok(crate::routing::repository_name(
+        &top.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    ))
 }
 
 /// Sets a value in the repository's own configuration (`.git/config`).

@@ -108,8 +108,9 @@ pub fn named_remote(repo_dir: &Path) -> Result<Option<Remote>, GitError> {
 }
 
 /// Puts `branch` on the configured remote for a remote agent. When the remote has it already
-/// (an earlier agent's work) it is left as it is; otherwise the local branch, made from the tip
-/// of `base` when new, is pushed.
+/// (an earlier agent's work) it is left as it is — but for commits made here since (the
+/// feature was an agent's here), which go to it as a fast-forward; otherwise the local branch,
+/// made from the tip of `base` when new, is pushed.
 pub fn push_branch(
     repo_dir: &Path,
     remote: &Remote,
@@ -119,6 +120,10 @@ pub fn push_branch(
     feature_branch(branch, base)?;
     let full = format!("refs/heads/{branch}");
     if remote_has(repo_dir, remote, &full)? {
+        let repo = open(repo_dir)?;
+        if ref_tip(&repo, &full).is_ok() {
+            bring_up_to_date(repo_dir, remote, base, branch)?;
+        }
         return Ok(Pushed {
             url: remote.url.clone(),
             reused: true,
@@ -134,6 +139,38 @@ pub fn push_branch(
     Ok(Pushed {
         url: remote.url.clone(),
         reused: false,
+    })
+}
+
+/// The remote's `branch` and the one here made the same where one contains the other: what is
+/// here pushed as a fast-forward, or what is there brought here. Two that diverged (work on
+/// both sides) are an error that says how to join them; nothing is overwritten either way.
+fn bring_up_to_date(
+    repo_dir: &Path,
+    remote: &Remote,
+    base: &str,
+    branch: &str,
+) -> Result<(), GitError> {
+    let full = format!("refs/heads/{branch}");
+    let refspec = format!("{full}:{full}");
+    let args = ["push", "--porcelain", &remote.name, &refspec];
+    let (ok, out, err) = run_remote(repo_dir, remote.own_ssh, &args)?;
+    if ok {
+        return Ok(());
+    }
+    if !out.lines().any(|l| l.starts_with('!')) {
+        return Err(remote_error(format!(
+            "git {}: {}",
+            args.join(" "),
+            err.trim()
+        )));
+    }
+    // Refused as no fast-forward: the remote has commits this branch lacks.
+    fetch_into(repo_dir, remote, base, branch, "").map_err(|_| {
+        remote_error(format!(
+            "{branch} here and on the remote {name} have diverged (an agent here and a remote agent both committed); join them by hand (git pull --no-rebase {name} {branch} on {branch}, then git push {name} {branch}) and run the cycle again",
+            name = remote.name
+        ))
     })
 }
 

@@ -32,7 +32,9 @@ pub fn ensure_worktree(
     let full = format!("refs/heads/{branch}");
     ensure_branch(&repo, base, branch, &full)?;
     let reused = relock_registered(&repo, path, lock_reason)?;
-    if !reused {
+    if reused {
+        reattach(&repo, path, branch)?;
+    } else {
         add_locked_worktree(&repo, &full, branch, path, lock_reason)?;
     }
     Ok(WorktreeOutcome {
@@ -205,6 +207,15 @@ pub fn remove_worktree(
                 ),
             });
         }
+        if let Some(head) = detached_work(&repo, path, &[branch, base])?
+            && !force
+        {
+            return Ok(Removal::Kept {
+                reason: format!(
+                    "it has commits on a detached HEAD ({head}) that neither {branch} nor {base} has; put them on a branch, or `spanfold gc --force`"
+                ),
+            });
+        }
         // Unless forced, gix checks once more as it removes (changes, and populated submodules,
         // which the check above does not look into).
         let how = if force {
@@ -343,8 +354,74 @@ pub fn release_branch(repo_dir: &Path, place: &Path, branch: &str) -> Result<boo
     if head.is_none_or(|name| name.as_bstr() != format!("refs/heads/{branch}").as_str()) {
         return Ok(false);
     }
-    git_cli(place, &["checkout", "--quiet", "--detach"])?;
+    // HEAD alone, at the same commit: no checkout runs (no hooks, no index check).
+    let tip = super::branch_tip(repo_dir, branch)?;
+    let why = format!("spanfold: {branch} went to a remote agent");
+    git_cli(
+        place,
+        &["update-ref", "--no-deref", "-m", &why, "HEAD", &tip],
+    )?;
     Ok(true)
+}
+
+/// The detached HEAD of the worktree at `path` (abbreviated) when none of `branches` contains
+/// it: commits that would be lost with the worktree.
+fn detached_work(
+    repo: &gix::Repository,
+    path: &Path,
+    branches: &[&str],
+) -> Result<Option<String>, GitError> {
+    let here = open(path)?;
+    if here
+        .head_name()
+        .map_err(gix_err("reading a worktree's HEAD"))?
+        .is_some()
+    {
+        return Ok(None);
+    }
+    let Ok(head) = here.head_id().map(|id| id.detach()) else {
+        return Ok(None);
+    };
+    for branch in branches {
+        let Ok(tip) = super::ref_tip(repo, &format!("refs/heads/{branch}")) else {
+            continue;
+        };
+        let contains = head == tip
+            || repo
+                .merge_base(head, tip)
+                .is_ok_and(|mb| mb.is_some_and(|mb| mb.detach() == head));
+        if contains {
+            return Ok(None);
+        }
+    }
+    Ok(Some(head.to_hex_with_len(10).to_string()))
+}
+
+/// A reused worktree whose HEAD [`release_branch`] detached (its feature went to a remote
+/// agent, and is back here) gets `branch` again, moved to the branch's tip if the branch went
+/// on from where it was detached, its uncommitted work carried along. Commits made on the
+/// detached HEAD that the branch lacks are not left behind silently: the worktree is refused,
+/// with what to do.
+fn reattach(repo: &gix::Repository, path: &Path, branch: &str) -> Result<(), GitError> {
+    let here = open(path)?;
+    if here
+        .head_name()
+        .map_err(gix_err("reading a worktree's HEAD"))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    if let Some(head) = detached_work(repo, path, &[branch])? {
+        return Err(GitError::Setup {
+            message: format!(
+                "the worktree {} has commits on a detached HEAD ({head}) that {branch} lacks; keep them on the branch (git -C {} merge {branch}, then git -C {} branch -f {branch} HEAD) or drop them, then run the cycle again",
+                path.display(),
+                path.display(),
+                path.display()
+            ),
+        });
+    }
+    git_cli(path, &["checkout", "--quiet", branch]).map(|_| ())
 }
 
 /// Absolute paths of the repository's linked worktrees, as git has them registered.

@@ -41,6 +41,10 @@ pub struct Endpoint {
 pub fn on_port(url: &str, port: u16) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split('/').next().unwrap_or_default();
+    // A user and password before the host are not the host.
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     // An IPv6 host is bracketed and holds colons of its own.
     let host = match authority.rfind(']') {
         Some(end) => &authority[..=end],
@@ -90,11 +94,11 @@ pub fn environment(profile: Profile, l: &Launch<'_>) -> Vec<(String, String)> {
         l.feature
     );
     if let Some(repo) = l.endpoint.and_then(|e| e.repo.as_deref()) {
-        // A directory's name may hold anything: the list's values are percent-encoded.
+        // Made of characters that need no escaping, as the server names it.
         resource.push_str(&format!(
             ",{}={}",
             crate::profiles::SPANFOLD_REPO,
-            percent_encoded(repo)
+            crate::routing::repository_name(repo)
         ));
     }
     set("OTEL_RESOURCE_ATTRIBUTES", resource);
@@ -113,6 +117,9 @@ pub fn environment(profile: Profile, l: &Launch<'_>) -> Vec<(String, String)> {
     set("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into());
     if let Some(certificate) = &endpoint.certificate {
         set("OTEL_EXPORTER_OTLP_CERTIFICATE", certificate.clone());
+        // Node's exporters (Claude Code's, Gemini CLI's) read that variable only in recent
+        // releases; an extra CA for the whole process reaches every one (it adds, not replaces).
+        set("NODE_EXTRA_CA_CERTS", certificate.clone());
     }
     if let Some(token) = &endpoint.token {
         // The header list is `key=value` with the value percent-encoded (a space is %20).
@@ -183,20 +190,6 @@ pub fn arguments(profile: Profile, l: &Launch<'_>, args: &[String]) -> Vec<Strin
         ("{branch}", l.branch),
     ];
     out.extend(args.iter().map(|a| fill(a, &values)));
-    out
-}
-
-/// `text` with every byte but letters, digits and `-_.~/` as `%XX`, as the W3C baggage format
-/// of `OTEL_RESOURCE_ATTRIBUTES` wants its values.
-fn percent_encoded(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
     out
 }
 
@@ -367,11 +360,15 @@ mod tests {
         let env = environment(Profile::Gemini, &launch(Some(&endpoint), file));
         assert_eq!(
             get(&env, "OTEL_RESOURCE_ATTRIBUTES"),
-            Some("agent.id=claude-1,spanfold.feature=auth/login,spanfold.repo=my%20app%2Cv2"),
-            "the repository a Collector routes by, its name percent-encoded"
+            Some("agent.id=claude-1,spanfold.feature=auth/login,spanfold.repo=my-app-v2"),
+            "the repository a Collector routes by, in characters no SDK must decode"
         );
         assert_eq!(
             get(&env, "OTEL_EXPORTER_OTLP_CERTIFICATE"),
+            Some("/etc/my \"certs\"/ca.pem")
+        );
+        assert_eq!(
+            get(&env, "NODE_EXTRA_CA_CERTS"),
             Some("/etc/my \"certs\"/ca.pem")
         );
         assert_eq!(
@@ -402,6 +399,10 @@ mod tests {
         assert_eq!(
             on_port("http://[::1]:4318/api", 4317).as_deref(),
             Some("http://[::1]:4317")
+        );
+        assert_eq!(
+            on_port("https://u:p@coord:4318", 4317).as_deref(),
+            Some("https://coord:4317")
         );
         assert_eq!(on_port("coord.example:4318", 4317), None);
         assert_eq!(on_port("http://", 4317), None);

@@ -131,20 +131,23 @@ pub const MAX_REASONS: usize = 20;
 pub struct Rejections {
     pub count: usize,
     pub reasons: Vec<String>,
+    /// The reasons past [`MAX_REASONS`], counted, not kept.
+    pub unlisted: usize,
 }
 
 impl Rejections {
     pub fn push(&mut self, reason: String) {
-        self.count += 1;
-        if self.reasons.len() < MAX_REASONS {
-            self.reasons.push(reason);
-        }
+        self.push_counted(1, reason);
     }
 
     /// `count` items refused for one `reason` (a whole resource of them).
     pub fn push_counted(&mut self, count: usize, reason: String) {
-        self.push(reason);
-        self.count += count.saturating_sub(1);
+        self.count += count;
+        if self.reasons.len() < MAX_REASONS {
+            self.reasons.push(reason);
+        } else {
+            self.unlisted += 1;
+        }
     }
 
     /// One message naming the refused spans (the first [`MAX_REASONS`], then a count).
@@ -163,8 +166,8 @@ impl Rejections {
             signal.noun(),
             self.reasons.join("; ")
         );
-        if self.count > self.reasons.len() {
-            msg.push_str(&format!("; and {} more", self.count - self.reasons.len()));
+        if self.unlisted > 0 {
+            msg.push_str(&format!("; and {} more", self.unlisted));
         }
         msg
     }

@@ -195,11 +195,7 @@ pub async fn serve_on(
     let (mut state, queue) = State::new(&coord, config.token.clone());
     state.timeline = Some(kept);
     state.grpc_port = Some(grpc_addr.port());
-    state.ingest.repo = coord
-        .config()
-        .ok()
-        .and_then(|c| crate::git::repository_name(std::path::Path::new(&c.repo)).ok())
-        .map(Arc::from);
+    state.ingest.repo = repository_of(&coord);
     let (metrics, ingest, bodies) = (
         Arc::clone(&state.metrics),
         state.ingest.clone(),
@@ -342,12 +338,46 @@ fn spawn_writer(
 }
 
 /// Writes the advert the CLI finds the server by; returns its path, removed when serving ends.
+/// The name agents' telemetry gives the repository `coord` coordinates, said once at start: a
+/// server refuses telemetry naming another (read at start: a new `spanfold.repo` needs a
+/// restart). None before `agents init`, or when the repository cannot be read.
+fn repository_of(coord: &Coordinator) -> Option<Arc<str>> {
+    let config = coord.config().ok()?;
+    match crate::git::repository_name(std::path::Path::new(&config.repo)) {
+        Ok(name) => {
+            eprintln!(
+                "spanfold: this server coordinates repository {name:?} (spanfold.repo); telemetry naming another is refused"
+            );
+            Some(Arc::from(name))
+        }
+        Err(e) => {
+            eprintln!(
+                "spanfold: the repository's name could not be read ({e}); telemetry is not checked against it"
+            );
+            None
+        }
+    }
+}
+
+/// Where a client on this machine reaches a port bound at `addr`: on loopback when it is bound
+/// to every address (0.0.0.0, ::), which no client can connect to as such.
+fn reachable(mut addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}
+
 fn write_advert(
     config: &ServerConfig,
     grpc_addr: std::net::SocketAddr,
     http_addr: std::net::SocketAddr,
     server_id: &str,
 ) -> PathBuf {
+    let (grpc_addr, http_addr) = (reachable(grpc_addr), reachable(http_addr));
     let advert = Advert {
         pid: std::process::id(),
         http: format!(

@@ -203,6 +203,20 @@ impl ExportSink for Ingest {
     }
 }
 
+/// Refuses, with the reason, the resources of `decoded` that name another repository than
+/// `repo` (a Collector routed them to the wrong server).
+fn keep_this_repository(decoded: &mut Decoded, repo: &str) {
+    let refused = crate::routing::retain_this_repository(
+        &mut decoded.resource_spans,
+        &mut decoded.resource_logs,
+        &mut decoded.resource_metrics,
+        repo,
+    );
+    for (count, reason) in refused {
+        decoded.rejected.push_counted(count, reason);
+    }
+}
+
 impl Ingest {
     /// Decodes an export with `decode`, validates it and hands it to the writer; answers once
     /// its spans are durable. Decoding and validation need no log state, so they run before the
@@ -228,16 +242,7 @@ impl Ingest {
             let _slot = slot;
             let mut decoded = decode()?;
             if let Some(repo) = repo {
-                let d = &mut decoded;
-                let refused = crate::routing::retain_this_repository(
-                    &mut d.resource_spans,
-                    &mut d.resource_logs,
-                    &mut d.resource_metrics,
-                    &repo,
-                );
-                for (count, reason) in refused {
-                    d.rejected.push_counted(count, reason);
-                }
+                keep_this_repository(&mut decoded, &repo);
             }
             let registry = Registry::builtin();
             let mut violations = registry.retain_valid(&mut decoded.resource_spans, origin);

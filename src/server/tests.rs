@@ -373,3 +373,11 @@ fn each_kind_answers_with_its_status_in_its_form() {
     );
     assert_eq!(ApiError::internal("x").to_string(), "x");
 }
+
+#[test]
+fn a_port_bound_to_every_address_is_advertised_on_loopback() {
+    let at = |s: &str| super::reachable(s.parse().expect("an address")).to_string();
+    assert_eq!(at("0.0.0.0:4318"), "127.0.0.1:4318");
+    assert_eq!(at("[::]:4317"), "[::1]:4317");
+    assert_eq!(at("10.0.0.7:4318"), "10.0.0.7:4318");
+}

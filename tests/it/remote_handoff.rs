@@ -68,3 +68,78 @@ fn a_feature_from_a_remote_agent_to_one_here_starts_from_the_pushed_work() {
         "the remote agent's pushed work is in the worktree"
     );
 }
+
+/// Here, then remote, then here again: the worktree left here is taken up again on the
+/// branch, with what the remote agent pushed, and what is committed there merges.
+#[test]
+fn a_feature_back_here_after_a_remote_agent_goes_on_from_its_work() {
+    let (sb, daemon, bare) = with_remote();
+    sb.ok(&["agents", "register-agent", "local-1", "--langs", "python"]);
+    sb.ok(&["agents", "add-feature", "login", "--langs", "python"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    let place = feature(&sb.status(), "login")["worktree_path"].clone();
+    let worktree = std::path::PathBuf::from(place.as_str().expect("a local worktree"));
+    sb.commit_as_agent(&worktree, "first.py", "first\n", "the first part");
+    hand_over(&sb, "local-1", "cloud-1", true);
+    remote_agent_works(&sb, &daemon, "login", "second.py");
+
+    hand_over(&sb, "cloud-1", "local-1", false);
+    let head = sb.git_in(&worktree, &["symbolic-ref", "--short", "HEAD"]);
+    assert_eq!(head.trim(), "spanfold/login", "on the branch again");
+    assert!(
+        worktree.join("second.py").exists(),
+        "with the remote agent's work"
+    );
+    sb.commit_as_agent(&worktree, "third.py", "third\n", "the third part");
+    sb.ok(&["agents", "progress", "local-1", "--state", "working"]);
+    submit_remote(&sb, "local-1");
+    sb.ok(&["agents", "coordination-cycle"]);
+    assert_eq!(feature(&sb.status(), "login")["status"], "completed");
+    let main = tip(&sb, &bare, "main").expect("remote main");
+    let files = sb.git_in(&bare, &["ls-tree", "--name-only", &main]);
+    for file in ["first.py", "second.py", "third.py"] {
+        assert!(files.lines().any(|l| l == file), "{file}: {files}");
+    }
+}
+
+/// Remote, then here, then remote again: what was committed here goes to the remote, so the
+/// next remote agent starts from it.
+#[test]
+fn a_feature_back_on_the_remote_takes_the_work_done_here() {
+    let (sb, daemon, _bare) = with_remote();
+    sb.ok(&[
+        "agents",
+        "register-agent",
+        "cloud-1",
+        "--langs",
+        "python",
+        "--remote",
+    ]);
+    sb.ok(&["agents", "add-feature", "login", "--langs", "python"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    remote_agent_works(&sb, &daemon, "login", "pushed.py");
+    hand_over(&sb, "cloud-1", "local-1", false);
+    let place = feature(&sb.status(), "login")["worktree_path"].clone();
+    let worktree = std::path::PathBuf::from(place.as_str().expect("a local worktree"));
+    sb.commit_as_agent(&worktree, "here.py", "here\n", "the part done here");
+
+    hand_over(&sb, "local-1", "cloud-2", true);
+    let status = sb.status();
+    let login = feature(&status, "login");
+    assert_eq!(login["assigned_agent"], "cloud-2", "{login}");
+    let theirs = sb.tmp.path().join("cloud-2");
+    sb.git(&[
+        "clone",
+        "-q",
+        "--branch",
+        "spanfold/login",
+        &daemon.url("project.git"),
+        &theirs.to_string_lossy(),
+    ]);
+    for file in ["pushed.py", "here.py"] {
+        assert!(
+            theirs.join(file).exists(),
+            "{file} is on the remote's branch"
+        );
+    }
+}

@@ -164,3 +164,91 @@ fn the_collector_configuration_routes_each_signal_of_each_repository() {
         );
     }
 }
+
+/// A child process stopped when the test ends, however it ends.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `agents run --otlp-endpoint`: the agent's telemetry goes to a Collector instead of the
+/// server (here a stand-in that notes each export's resources), still naming the agent and the
+/// repository, which the Collector routes by.
+#[test]
+fn an_agents_telemetry_goes_to_the_collector_named_with_what_it_routes_by() {
+    let sb = Sandbox::new("main");
+    sb.ok(&["agents", "init"]);
+    sb.git(&["config", "spanfold.repo", "app"]);
+    let _served = sb.serve(&["--interval", "0"]);
+    sb.ok(&["agents", "register-agent", "a1"]);
+    sb.ok(&["agents", "add-feature", "hello"]);
+    let (port_file, seen) = (sb.tmp.path().join("port"), sb.tmp.path().join("seen"));
+    let sink = Stopped(
+        std::process::Command::new(common::python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/py/otlp_sink.py"
+            ))
+            .args([&port_file, &seen])
+            .spawn()
+            .expect("the stand-in Collector starts"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let port = loop {
+        if let Ok(port) = std::fs::read_to_string(&port_file) {
+            break port;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stand-in never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let collector = format!("http://127.0.0.1:{}", port.trim());
+    let events = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/agent_events.py");
+    let work = format!(
+        "{} {events} codex && echo hi > hello.txt && git add hello.txt && git -c user.name=A -c user.email=a@example.com commit -qm hello",
+        common::python().display()
+    );
+    let run = sb.run(&[
+        "agents",
+        "run",
+        "a1",
+        "--once",
+        "--timeout",
+        "60",
+        "--otlp-endpoint",
+        &collector,
+        "--",
+        "bash",
+        "-c",
+        &work,
+    ]);
+    drop(sink);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let seen = std::fs::read_to_string(&seen).expect("the stand-in saw exports");
+    let logs: Vec<serde_json::Value> = seen
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["path"] == "/v1/logs")
+        .collect();
+    assert!(!logs.is_empty(), "{seen}");
+    for export in &logs {
+        let resource = &export["resources"][0];
+        assert_eq!(resource["agent.id"], "a1", "{export}");
+        assert_eq!(resource["spanfold.repo"], "app", "{export}");
+    }
+    let status = sb.status();
+    let a1 = status["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["agent_id"] == "a1"))
+        .expect("a1");
+    assert_eq!(
+        a1["telemetry"]["llm_requests"], 0,
+        "none came to the server"
+    );
+}

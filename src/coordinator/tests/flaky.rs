@@ -123,6 +123,27 @@ impl Workspace for Flaky {
         self.git.complete_checkout(from)
     }
 
+    // The rest of the remote agents' operations reach git as they are: no stand-in hides them.
+    fn last_move(&self) -> Result<Option<String>, GitError> {
+        self.git.last_move()
+    }
+
+    fn refresh_branch(&self, branch: &str) -> Result<(), GitError> {
+        self.git.refresh_branch(branch)
+    }
+
+    fn sync_base(&self, branches: &[&str]) -> Result<Option<git::Synced>, GitError> {
+        self.git.sync_base(branches)
+    }
+
+    fn fetch_branch(&self, branch: &str) -> Result<(), GitError> {
+        self.git.fetch_branch(branch)
+    }
+
+    fn remove_remote_branch(&self, place: &Path, branch: &str) -> Result<git::Removal, GitError> {
+        self.git.remove_remote_branch(place, branch)
+    }
+
     fn submission_problem(
         &self,
         worktree: Option<&Path>,
