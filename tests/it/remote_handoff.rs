@@ -16,17 +16,33 @@ fn hand_over(sb: &Sandbox, from: &str, to: &str, to_remote: bool) {
     sb.ok(&["agents", "coordination-cycle"]);
 }
 
-/// Local first, then remote: the branch goes to the remote with the local agent's commits,
-/// and the remote agent's work merges although the first worktree is still checked out here.
-#[test]
-fn a_feature_from_an_agent_here_to_a_remote_one_merges_with_both_agents_work() {
-    let (sb, daemon, bare) = with_remote();
+/// `login` assigned to the remote agent `cloud-1`, which pushed `pushed.py` to its branch.
+fn pushed_by_a_remote_agent(sb: &Sandbox, daemon: &crate::common::daemon::GitDaemon) {
+    let cloud = ["agents", "register-agent", "cloud-1", "--langs", "python"];
+    sb.ok(&[&cloud[..], &["--remote"]].concat());
+    sb.ok(&["agents", "add-feature", "login", "--langs", "python"]);
+    sb.ok(&["agents", "coordination-cycle"]);
+    remote_agent_works(sb, daemon, "login", "pushed.py");
+}
+
+/// `login` assigned to `local-1` here, which committed `first.py` in its worktree; the
+/// worktree's path.
+fn committed_here(sb: &Sandbox) -> std::path::PathBuf {
     sb.ok(&["agents", "register-agent", "local-1", "--langs", "python"]);
     sb.ok(&["agents", "add-feature", "login", "--langs", "python"]);
     sb.ok(&["agents", "coordination-cycle"]);
     let place = feature(&sb.status(), "login")["worktree_path"].clone();
     let worktree = std::path::PathBuf::from(place.as_str().expect("a local worktree"));
-    sb.commit_as_agent(&worktree, "first.py", "first\n", "the local agent's part");
+    sb.commit_as_agent(&worktree, "first.py", "first\n", "the first part");
+    worktree
+}
+
+/// Local first, then remote: the branch goes to the remote with the local agent's commits,
+/// and the remote agent's work merges although the first worktree is still checked out here.
+#[test]
+fn a_feature_from_an_agent_here_to_a_remote_one_merges_with_both_agents_work() {
+    let (sb, daemon, bare) = with_remote();
+    let worktree = committed_here(&sb);
 
     hand_over(&sb, "local-1", "cloud-1", true);
     remote_agent_works(&sb, &daemon, "login", "second.py");
@@ -46,17 +62,7 @@ fn a_feature_from_an_agent_here_to_a_remote_one_merges_with_both_agents_work() {
 #[test]
 fn a_feature_from_a_remote_agent_to_one_here_starts_from_the_pushed_work() {
     let (sb, daemon, _bare) = with_remote();
-    sb.ok(&[
-        "agents",
-        "register-agent",
-        "cloud-1",
-        "--langs",
-        "python",
-        "--remote",
-    ]);
-    sb.ok(&["agents", "add-feature", "login", "--langs", "python"]);
-    sb.ok(&["agents", "coordination-cycle"]);
-    remote_agent_works(&sb, &daemon, "login", "pushed.py");
+    pushed_by_a_remote_agent(&sb, &daemon);
 
     hand_over(&sb, "cloud-1", "local-1", false);
     let status = sb.status();
@@ -74,12 +80,7 @@ fn a_feature_from_a_remote_agent_to_one_here_starts_from_the_pushed_work() {
 #[test]
 fn a_feature_back_here_after_a_remote_agent_goes_on_from_its_work() {
     let (sb, daemon, bare) = with_remote();
-    sb.ok(&["agents", "register-agent", "local-1", "--langs", "python"]);
-    sb.ok(&["agents", "add-feature", "login", "--langs", "python"]);
-    sb.ok(&["agents", "coordination-cycle"]);
-    let place = feature(&sb.status(), "login")["worktree_path"].clone();
-    let worktree = std::path::PathBuf::from(place.as_str().expect("a local worktree"));
-    sb.commit_as_agent(&worktree, "first.py", "first\n", "the first part");
+    let worktree = committed_here(&sb);
     hand_over(&sb, "local-1", "cloud-1", true);
     remote_agent_works(&sb, &daemon, "login", "second.py");
 
@@ -107,17 +108,7 @@ fn a_feature_back_here_after_a_remote_agent_goes_on_from_its_work() {
 #[test]
 fn a_feature_back_on_the_remote_takes_the_work_done_here() {
     let (sb, daemon, _bare) = with_remote();
-    sb.ok(&[
-        "agents",
-        "register-agent",
-        "cloud-1",
-        "--langs",
-        "python",
-        "--remote",
-    ]);
-    sb.ok(&["agents", "add-feature", "login", "--langs", "python"]);
-    sb.ok(&["agents", "coordination-cycle"]);
-    remote_agent_works(&sb, &daemon, "login", "pushed.py");
+    pushed_by_a_remote_agent(&sb, &daemon);
     hand_over(&sb, "cloud-1", "local-1", false);
     let place = feature(&sb.status(), "login")["worktree_path"].clone();
     let worktree = std::path::PathBuf::from(place.as_str().expect("a local worktree"));

@@ -24,11 +24,17 @@ fn record_for(agent: &str, repo: &str) -> String {
     .to_string()
 }
 
-#[test]
-fn the_launcher_names_the_repository_and_another_repositorys_records_are_refused() {
+/// A repository whose agents' telemetry names it `app`.
+fn repository_named_app() -> Sandbox {
     let sb = Sandbox::new("main");
     sb.ok(&["agents", "init"]);
     sb.git(&["config", "spanfold.repo", "app"]);
+    sb
+}
+
+#[test]
+fn the_launcher_names_the_repository_and_another_repositorys_records_are_refused() {
+    let sb = repository_named_app();
     let served = sb.serve(&["--interval", "0"]);
     sb.ok(&["agents", "register-agent", "a1"]);
 
@@ -180,9 +186,7 @@ impl Drop for Stopped {
 /// repository, which the Collector routes by.
 #[test]
 fn an_agents_telemetry_goes_to_the_collector_named_with_what_it_routes_by() {
-    let sb = Sandbox::new("main");
-    sb.ok(&["agents", "init"]);
-    sb.git(&["config", "spanfold.repo", "app"]);
+    let sb = repository_named_app();
     let _served = sb.serve(&["--interval", "0"]);
     sb.ok(&["agents", "register-agent", "a1"]);
     sb.ok(&["agents", "add-feature", "hello"]);
