@@ -132,19 +132,26 @@ fn collector_endpoint(
             anyhow!("--otlp-endpoint {http} is not a URL: give it as http://HOST:PORT or https://HOST:PORT")
         })?,
     };
+    // Without the repository's name the Collector has nothing to route by: records lost.
+    let Some(to_server) = to_server.filter(|e| e.repo.is_some()) else {
+        bail!(
+            "--otlp-endpoint needs the repository's name, which a running server gives (GET /api/server): start `spanfold serve`, or give its address with --endpoint"
+        );
+    };
     let certificate = match args.otlp_ca_cert.as_ref().or(cli.ca_cert.as_ref()) {
         Some(file) => {
             crate::client::certificates(file)?;
             Some(std::path::absolute(file)?.display().to_string())
         }
-        None => None,
+        // The server's own, as on its host.
+        None => to_server.certificate,
     };
     Ok(Endpoint {
         http: http.trim_end_matches('/').to_owned(),
         grpc,
         token,
         certificate,
-        repo: to_server.and_then(|e| e.repo),
+        repo: to_server.repo,
     })
 }
 

@@ -51,6 +51,11 @@ pub trait Workspace: Send + Sync {
         Ok(None)
     }
 
+    /// Drops the announcement [`Workspace::last_move`] read, once recovery dealt with it.
+    fn forget_move(&self) -> Result<(), GitError> {
+        Ok(())
+    }
+
     /// What the agent must fix before `branch` (checked out at `worktree`) can merge: work left
     /// uncommitted, or nothing committed.
     fn submission_problem(
@@ -160,8 +165,11 @@ impl Workspace for GitWorkspace {
             .remote()
             .and_then(|r| git::required(r.cloned()))
             .map_err(|e| e.to_string())?;
-        git::release_branch(&self.repo, place, branch).map_err(|e| e.to_string())?;
-        git::push_branch(&self.repo, &remote, &self.base_branch, branch).map_err(|e| e.to_string())
+        // A worktree here that had the branch says the feature was an agent's here.
+        let worked_here =
+            git::release_branch(&self.repo, place, branch).map_err(|e| e.to_string())?;
+        git::push_branch(&self.repo, &remote, &self.base_branch, branch, worked_here)
+            .map_err(|e| e.to_string())
     }
 
     fn refresh_branch(&self, branch: &str) -> Result<(), GitError> {
@@ -185,6 +193,10 @@ impl Workspace for GitWorkspace {
 
     fn last_move(&self) -> Result<Option<String>, GitError> {
         git::last_move(&self.repo, &self.base_branch)
+    }
+
+    fn forget_move(&self) -> Result<(), GitError> {
+        git::forget_move(&self.repo)
     }
 
     fn submission_problem(

@@ -62,13 +62,15 @@ impl Coordinator {
                 ));
             }
         }
-        if let Some(from) = workspace.last_move()?
-            && workspace.complete_checkout(&from)?
-        {
-            notes.push(format!(
-                "{} was moved from {from} and the main checkout was left behind (cut off); it was brought up to date",
-                config.base_branch
-            ));
+        if let Some(from) = workspace.last_move()? {
+            if workspace.complete_checkout(&from)? {
+                notes.push(format!(
+                    "{} was moved from {from} and the main checkout was left behind (cut off); it was brought up to date",
+                    config.base_branch
+                ));
+            }
+            // Completed, or not exactly where the move left it (someone's work): done either way.
+            workspace.forget_move()?;
         }
         Ok(notes)
     }

@@ -232,12 +232,15 @@ impl<'a> Merge<'a> {
         let why = format!("{MOVE_PREFIX}{branch}: {}", kind.as_str());
         // Announced while the checkout may lag the ref; best effort: without it only the
         // completion after a crash is lost.
-        let moving = self.repo.common_dir().join(MOVING_FILE);
+        let moving = self.repo.git_dir().join(MOVING_FILE);
         if self.checkout.is_some() {
-            let _ = std::fs::write(&moving, format!("{ours} {new}\n"));
+            let _ = std::fs::write(&moving, format!("{ours} {new} {}\n", self.base));
         }
         let outcome = self.move_and_follow(kind, new, &why);
-        let _ = std::fs::remove_file(&moving);
+        // Failed midway (an undo that failed too), the checkout may lag: kept for recovery.
+        if outcome.is_ok() {
+            let _ = std::fs::remove_file(&moving);
+        }
         outcome
     }
 
@@ -414,29 +417,47 @@ pub fn merge_blocker(repo_dir: &Path, base: &str) -> Result<Option<String>, GitE
 /// reading the reflog sees which moves were spanfold's.
 const MOVE_PREFIX: &str = "spanfold: merge ";
 
-/// The file (in the repository's git directory) a move of the base branch is announced in, as
-/// `FROM TO`, from before the ref moves until the main checkout has followed: a crash in
+/// The file (in the main checkout's own git directory) a move of the base branch is announced
+/// in, as `FROM TO BASE`, from before the ref moves until the checkout has followed: a crash in
 /// between leaves it for recovery.
 const MOVING_FILE: &str = "spanfold-moving";
 
 /// Where a move of `base` that a crash cut off moved it from, while `base` is still where that
 /// move put it — a merge, or the base brought in step with a remote's, which the log has no
-/// record of — for [`complete_checkout`]. The announcement is consumed: asked once.
+/// record of — for [`complete_checkout`]; [`forget_move`] once that is done. An announcement of
+/// a move never made (the crash came first) is dropped.
 pub fn last_move(repo_dir: &Path, base: &str) -> Result<Option<String>, GitError> {
     let repo = open(repo_dir)?;
-    let file = repo.common_dir().join(MOVING_FILE);
+    let file = repo.git_dir().join(MOVING_FILE);
     let Ok(text) = std::fs::read_to_string(&file) else {
         return Ok(None);
     };
-    let _ = std::fs::remove_file(&file);
-    let mut ids = text
-        .split_whitespace()
-        .map(|h| ObjectId::from_hex(h.as_bytes()));
-    let (Some(Ok(from)), Some(Ok(to))) = (ids.next(), ids.next()) else {
+    let mut words = text.split_whitespace();
+    let (from, to, of) = (words.next(), words.next(), words.next());
+    let id = |hex: Option<&str>| hex.and_then(|h| ObjectId::from_hex(h.as_bytes()).ok());
+    let (Some(from), Some(to)) = (id(from), id(to)) else {
+        let _ = std::fs::remove_file(&file);
         return Ok(None);
     };
-    let tip = ref_tip(&repo, &format!("refs/heads/{base}"))?;
-    Ok((tip == to).then(|| from.to_string()))
+    if of != Some(base) {
+        return Ok(None);
+    }
+    if ref_tip(&repo, &format!("refs/heads/{base}"))? != to {
+        let _ = std::fs::remove_file(&file);
+        return Ok(None);
+    }
+    Ok(Some(from.to_string()))
+}
+
+/// Drops the announcement of a move of the base once recovery has dealt with it.
+pub fn forget_move(repo_dir: &Path) -> Result<(), GitError> {
+    let file = open(repo_dir)?.git_dir().join(MOVING_FILE);
+    match std::fs::remove_file(&file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(GitError::Setup {
+            message: format!("removing {}: {e}", file.display()),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// After a crash between moving `base` (from `from`) and updating the main checkout: if the
@@ -483,7 +504,7 @@ mod tests {
     }
 
     #[test]
-    fn only_an_announced_move_still_at_its_tip_is_completed_and_it_is_asked_once() {
+    fn only_an_announced_move_of_this_base_still_at_its_tip_is_completed() {
         let dir = repo_with_a_commit();
         let git = |args: &[&str]| crate::git::test_git(dir.path(), args);
         let first = git(&["rev-parse", "HEAD"]).trim().to_owned();
@@ -495,14 +516,21 @@ mod tests {
             "none announced"
         );
         let file = dir.path().join(".git").join(MOVING_FILE);
-        std::fs::write(&file, format!("{first} {second}\n")).expect("announce");
+        std::fs::write(&file, format!("{first} {second} main\n")).expect("announce");
+        assert_eq!(
+            last_move(dir.path(), "other").expect("read"),
+            None,
+            "another base's"
+        );
         assert_eq!(
             last_move(dir.path(), "main").expect("read"),
             Some(first.clone())
         );
-        assert!(!file.exists(), "consumed");
+        assert!(file.exists(), "kept until recovery has dealt with it");
+        forget_move(dir.path()).expect("forgotten");
+        assert_eq!(last_move(dir.path(), "main").expect("read"), None);
         // A move announced and never made (the crash came before the ref moved).
-        std::fs::write(&file, format!("{second} {first}\n")).expect("announce");
+        std::fs::write(&file, format!("{second} {first} main\n")).expect("announce");
         assert_eq!(last_move(dir.path(), "main").expect("read"), None);
         assert!(!file.exists());
     }

@@ -32,7 +32,7 @@ pub use gate::{
     run_gate_on,
 };
 pub use merge::{
-    MergeKind, MergeOutcome, Trial, complete_checkout, land, last_move, merge_blocker,
+    MergeKind, MergeOutcome, Trial, complete_checkout, forget_move, land, last_move, merge_blocker,
     merge_feature, not_in_branch, submission_problem, trial_merge,
 };
 pub use radar::{Forecast, ForecastKind, PairForecast, Radar};

@@ -108,20 +108,21 @@ pub fn named_remote(repo_dir: &Path) -> Result<Option<Remote>, GitError> {
 }
 
 /// Puts `branch` on the configured remote for a remote agent. When the remote has it already
-/// (an earlier agent's work) it is left as it is — but for commits made here since (the
-/// feature was an agent's here), which go to it as a fast-forward; otherwise the local branch,
-/// made from the tip of `base` when new, is pushed.
+/// (an earlier agent's work) it is left as it is — but when the feature was an agent's here
+/// (`worked_here`), whose commits go to it as a fast-forward; otherwise the local branch, made
+/// from the tip of `base` when new, is pushed. The branch here of a feature only remote agents
+/// had is a copy that may lag theirs, so it is never pushed over it.
 pub fn push_branch(
     repo_dir: &Path,
     remote: &Remote,
     base: &str,
     branch: &str,
+    worked_here: bool,
 ) -> Result<Pushed, GitError> {
     feature_branch(branch, base)?;
     let full = format!("refs/heads/{branch}");
     if remote_has(repo_dir, remote, &full)? {
-        let repo = open(repo_dir)?;
-        if ref_tip(&repo, &full).is_ok() {
+        if worked_here {
             bring_up_to_date(repo_dir, remote, base, branch)?;
         }
         return Ok(Pushed {
@@ -158,17 +159,16 @@ fn bring_up_to_date(
     if ok {
         return Ok(());
     }
-    if !out.lines().any(|l| l.starts_with('!')) {
-        return Err(remote_error(format!(
-            "git {}: {}",
-            args.join(" "),
-            err.trim()
-        )));
-    }
-    // Refused as no fast-forward: the remote has commits this branch lacks.
-    fetch_into(repo_dir, remote, base, branch, "").map_err(|_| {
+    let refused = out.lines().find(|l| l.starts_with('!'));
+    // `[rejected]` is git's "not a fast-forward": the remote has commits this branch lacks.
+    // Anything else (a hook, a protected branch, no answer) is said in git's words.
+    let Some(_) = refused.filter(|l| l.contains("[rejected]")) else {
+        let why = refused.map_or(err.trim(), |l| l.rsplit('\t').next().unwrap_or(l).trim());
+        return Err(remote_error(format!("git {}: {why}", args.join(" "))));
+    };
+    fetch_into(repo_dir, remote, base, branch, "").map_err(|e| {
         remote_error(format!(
-            "{branch} here and on the remote {name} have diverged (an agent here and a remote agent both committed); join them by hand (git pull --no-rebase {name} {branch} on {branch}, then git push {name} {branch}) and run the cycle again",
+            "{branch} here and on the remote {name} have diverged: an agent here and a remote agent both committed to it ({e}); make one contain the other by hand (merge them, or reset one to the other, and push {branch} to {name}), and it is placed again",
             name = remote.name
         ))
     })

@@ -33,7 +33,7 @@ pub fn ensure_worktree(
     ensure_branch(&repo, base, branch, &full)?;
     let reused = relock_registered(&repo, path, lock_reason)?;
     if reused {
-        reattach(&repo, path, branch)?;
+        reattach(&repo, path, branch, base)?;
     } else {
         add_locked_worktree(&repo, &full, branch, path, lock_reason)?;
     }
@@ -402,7 +402,7 @@ fn detached_work(
 /// on from where it was detached, its uncommitted work carried along. Commits made on the
 /// detached HEAD that the branch lacks are not left behind silently: the worktree is refused,
 /// with what to do.
-fn reattach(repo: &gix::Repository, path: &Path, branch: &str) -> Result<(), GitError> {
+fn reattach(repo: &gix::Repository, path: &Path, branch: &str, base: &str) -> Result<(), GitError> {
     let here = open(path)?;
     if here
         .head_name()
@@ -411,17 +411,18 @@ fn reattach(repo: &gix::Repository, path: &Path, branch: &str) -> Result<(), Git
     {
         return Ok(());
     }
-    if let Some(head) = detached_work(repo, path, &[branch])? {
+    if let Some(head) = detached_work(repo, path, &[branch, base])? {
         return Err(GitError::Setup {
             message: format!(
-                "the worktree {} has commits on a detached HEAD ({head}) that {branch} lacks; keep them on the branch (git -C {} merge {branch}, then git -C {} branch -f {branch} HEAD) or drop them, then run the cycle again",
-                path.display(),
-                path.display(),
-                path.display()
+                "the worktree {:?} has commits on a detached HEAD ({head}) that {branch} lacks; keep them on the branch (git -C {:?} merge {branch}, then git -C {:?} branch -f {branch} HEAD) or drop them, then run the cycle again",
+                path.display().to_string(),
+                path.display().to_string(),
+                path.display().to_string()
             ),
         });
     }
-    git_cli(path, &["checkout", "--quiet", branch]).map(|_| ())
+    // `switch`, not `checkout`: it refuses in the middle of a rebase or a merge someone began.
+    git_cli(path, &["switch", "--quiet", branch]).map(|_| ())
 }
 
 /// Absolute paths of the repository's linked worktrees, as git has them registered.
@@ -454,6 +455,40 @@ pub fn orphaned_worktrees(repo_dir: &Path, known: &[&str]) -> Result<Vec<String>
 mod tests {
     use super::*;
     use crate::git::test_git as git;
+
+    #[test]
+    fn commits_on_a_released_worktrees_detached_head_are_neither_reattached_over_nor_removed() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir(&repo).expect("mkdir");
+        git(&repo, &["init", "-q", "-b", "main"]);
+        git(&repo, &["commit", "-q", "--allow-empty", "-m", "init"]);
+        let place = tmp.path().join("trees").join("f");
+        let branch = "spanfold/f";
+        ensure_worktree(&repo, "main", branch, &place, "a1").expect("made");
+        assert!(release_branch(&repo, &place, branch).expect("released"));
+        git(
+            &place,
+            &[
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "on the detached HEAD",
+            ],
+        );
+
+        let refused = ensure_worktree(&repo, "main", branch, &place, "a2").expect_err("refused");
+        assert!(
+            refused.to_string().contains("commits on a detached HEAD"),
+            "{refused}"
+        );
+        match remove_worktree(&repo, &place, branch, "main", false).expect("answered") {
+            Removal::Kept { reason } => assert!(reason.contains("detached HEAD"), "{reason}"),
+            other => panic!("removed: {other:?}"),
+        }
+        assert!(place.exists());
+    }
 
     #[test]
     fn a_worktree_is_registered_by_its_path_as_written_or_through_a_symlink_and_only_while_it_exists()

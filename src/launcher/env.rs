@@ -118,8 +118,11 @@ pub fn environment(profile: Profile, l: &Launch<'_>) -> Vec<(String, String)> {
     if let Some(certificate) = &endpoint.certificate {
         set("OTEL_EXPORTER_OTLP_CERTIFICATE", certificate.clone());
         // Node's exporters (Claude Code's, Gemini CLI's) read that variable only in recent
-        // releases; an extra CA for the whole process reaches every one (it adds, not replaces).
-        set("NODE_EXTRA_CA_CERTS", certificate.clone());
+        // releases; an extra CA for the whole process reaches every one (it adds, not
+        // replaces) — unless one is set already (a proxy's), which the agent needs as it is.
+        if std::env::var_os("NODE_EXTRA_CA_CERTS").is_none() {
+            set("NODE_EXTRA_CA_CERTS", certificate.clone());
+        }
     }
     if let Some(token) = &endpoint.token {
         // The header list is `key=value` with the value percent-encoded (a space is %20).

@@ -167,7 +167,7 @@ impl Rejections {
             self.reasons.join("; ")
         );
         if self.unlisted > 0 {
-            msg.push_str(&format!("; and {} more", self.unlisted));
+            msg.push_str(&format!("; and {} more reasons", self.unlisted));
         }
         msg
     }

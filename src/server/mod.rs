@@ -245,22 +245,11 @@ pub async fn serve_on(
         Arc::clone(&state),
         stopped(stop.clone()),
     );
-    // A client that never finishes its request must not hold the shutdown forever.
-    let both = async { tokio::join!(grpc, http) };
-    tokio::pin!(both);
-    let mut stopping = stop.clone();
-    let (grpc_result, http_result) = tokio::select! {
-        done = &mut both => done,
-        _ = stopping.wait_for(|s| *s) => {
-            match tokio::time::timeout(SHUTDOWN_GRACE, &mut both).await {
-                Ok(done) => done,
-                Err(_) => {
-                    tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
-                    (Ok(()), Ok(()))
-                }
-            }
-        }
-    };
+    let (grpc_result, http_result) =
+        until_done(async { tokio::join!(grpc, http) }, stop.clone(), || {
+            (Ok(()), Ok(()))
+        })
+        .await;
     // Receivers have answered everything in flight (or the grace period gave up on them); now
     // the writer finishes what it took and returns, even if a lingering connection still holds
     // a way to it.
@@ -273,14 +262,42 @@ pub async fn serve_on(
     let _ = tokio::time::timeout(WRITER_GRACE, tokio::task::spawn_blocking(|| keeper.join())).await;
     grpc_result.map_err(|e| ServerError::Grpc(e.to_string()))?;
     http_result.map_err(ServerError::Http)?;
+    Ok(summary(&metrics))
+}
+
+/// What the server did, from its counters.
+fn summary(metrics: &Metrics) -> Summary {
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    Ok(Summary {
+    Summary {
         exports: load(&metrics.exports),
         spans_accepted: load(&metrics.spans_accepted),
         spans_rejected: load(&metrics.spans_rejected),
         spans_duplicate: load(&metrics.spans_duplicate),
         cycles: load(&metrics.cycles),
-    })
+    }
+}
+
+/// What `both` (the receivers) come to; once `stop` turns true, at most [`SHUTDOWN_GRACE`]
+/// more, then `gave_up`: a client that never finishes its request must not hold the shutdown
+/// forever.
+async fn until_done<T>(
+    both: impl std::future::Future<Output = T>,
+    mut stop: watch::Receiver<bool>,
+    gave_up: impl FnOnce() -> T,
+) -> T {
+    tokio::pin!(both);
+    tokio::select! {
+        done = &mut both => done,
+        _ = stop.wait_for(|s| *s) => {
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut both).await {
+                Ok(done) => done,
+                Err(_) => {
+                    tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
+                    gave_up()
+                }
+            }
+        }
+    }
 }
 
 /// After the receivers: the writer finishes what it took and returns, the forwarder drains, and
@@ -337,7 +354,6 @@ fn spawn_writer(
         .map_err(ServerError::Runtime)
 }
 
-/// Writes the advert the CLI finds the server by; returns its path, removed when serving ends.
 /// The name agents' telemetry gives the repository `coord` coordinates, said once at start: a
 /// server refuses telemetry naming another (read at start: a new `spanfold.repo` needs a
 /// restart). None before `agents init`, or when the repository cannot be read.
@@ -371,6 +387,7 @@ fn reachable(mut addr: std::net::SocketAddr) -> std::net::SocketAddr {
     addr
 }
 
+/// Writes the advert the CLI finds the server by; returns its path, removed when serving ends.
 fn write_advert(
     config: &ServerConfig,
     grpc_addr: std::net::SocketAddr,

@@ -33,7 +33,9 @@ fn code(path: &Path) -> String {
         return String::new();
     }
     let text = std::fs::read_to_string(path).expect("a readable source file");
-    match text.find("#[cfg(test)]\nmod tests") {
+    // An inline test module only: `mod tests;` declares a file of its own, and what follows it
+    // is still code.
+    match text.find("#[cfg(test)]\nmod tests {") {
         Some(i) => text[..i].to_owned(),
         None => text,
     }

@@ -134,3 +134,31 @@ fn a_feature_back_on_the_remote_takes_the_work_done_here() {
         );
     }
 }
+
+/// Remote, then here, then remote again, with commits on both sides meanwhile: nothing is
+/// overwritten; the feature waits, saying the two diverged and how to join them.
+#[test]
+fn a_branch_that_diverged_here_and_on_the_remote_is_refused_saying_how_to_join_it() {
+    let (sb, daemon, bare) = with_remote();
+    pushed_by_a_remote_agent(&sb, &daemon);
+    hand_over(&sb, "cloud-1", "local-1", false);
+    let place = feature(&sb.status(), "login")["worktree_path"].clone();
+    let worktree = std::path::PathBuf::from(place.as_str().expect("a local worktree"));
+    sb.commit_as_agent(&worktree, "here.py", "here\n", "the part done here");
+    // The first remote agent pushes once more after it let go.
+    let theirs = sb.tmp.path().join("clone-login");
+    sb.commit_as_agent(&theirs, "late.py", "late\n", "a late push");
+    sb.git_in(&theirs, &["push", "-q", "origin", "spanfold/login"]);
+    let late = tip(&sb, &theirs, "spanfold/login");
+
+    hand_over(&sb, "local-1", "cloud-2", true);
+    assert_eq!(
+        tip(&sb, &bare, "spanfold/login"),
+        late,
+        "the remote's branch stands"
+    );
+    let status = sb.status();
+    let login = feature(&status, "login");
+    assert_ne!(login["assigned_agent"], "cloud-2", "{login}");
+    assert!(login.to_string().contains("have diverged"), "{login}");
+}

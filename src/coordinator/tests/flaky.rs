@@ -128,6 +128,10 @@ impl Workspace for Flaky {
         self.git.last_move()
     }
 
+    fn forget_move(&self) -> Result<(), GitError> {
+        self.git.forget_move()
+    }
+
     fn refresh_branch(&self, branch: &str) -> Result<(), GitError> {
         self.git.refresh_branch(branch)
     }
