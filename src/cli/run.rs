@@ -339,6 +339,7 @@ fn run_once(
         needs_git_identity: git::config_value(repo, "user.name")?.is_none()
             || git::config_value(repo, "user.email")?.is_none(),
         port,
+        node_ca_given: std::env::var_os("NODE_EXTRA_CA_CERTS").is_some(),
     };
     let profile = args.profile.into();
     // The set-up command runs as the agent would (its identity, its port), without the
@@ -353,15 +354,7 @@ fn run_once(
     let ready = make_ready(task, &setup_env, backend)
         .with_context(|| format!("fix the worktree's set-up (git config spanfold.setupCmd, spanfold.copyFiles), then start {} again", args.id))?;
     eprintln!("spanfold: the worktree of {feature}: {}", ready.describe());
-    let (program, rest) = args
-        .command
-        .split_first()
-        .ok_or_else(|| anyhow!("give the agent's command after --"))?;
-    let argv = env::arguments(profile, &launch, rest);
-    let command = std::iter::once(program.clone())
-        .chain(argv.iter().map(|a| shell_word(a)))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let (program, argv, command) = command_line(args, profile, &launch)?;
     let tip_before = git::branch_tip(repo, branch).ok();
     let mut child = launcher::start(
         program,
@@ -401,6 +394,25 @@ fn run_once(
         submitted,
         log,
     })
+}
+
+/// The agent's program, its arguments with the profile's and the placeholders filled in, and
+/// the whole as one shell line (for the record).
+fn command_line<'a>(
+    args: &'a RunArgs,
+    profile: env::Profile,
+    launch: &Launch<'_>,
+) -> Result<(&'a String, Vec<String>, String)> {
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| anyhow!("give the agent's command after --"))?;
+    let argv = env::arguments(profile, launch, rest);
+    let command = std::iter::once(program.clone())
+        .chain(argv.iter().map(|a| shell_word(a)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok((program, argv, command))
 }
 
 /// A remote agent's clone of `branch` under `--workdir`, made or brought up to date from

@@ -71,6 +71,9 @@ pub struct Launch<'a> {
     pub needs_git_identity: bool,
     /// The first port of the worktree's block (`SPANFOLD_PORT`).
     pub port: Option<u16>,
+    /// `NODE_EXTRA_CA_CERTS` is set in the launcher's own environment (a proxy's CA, say): the
+    /// agent keeps it as it is.
+    pub node_ca_given: bool,
 }
 
 /// The variables set in the child's environment (on top of the launcher's own).
@@ -120,7 +123,7 @@ pub fn environment(profile: Profile, l: &Launch<'_>) -> Vec<(String, String)> {
         // Node's exporters (Claude Code's, Gemini CLI's) read that variable only in recent
         // releases; an extra CA for the whole process reaches every one (it adds, not
         // replaces) — unless one is set already (a proxy's), which the agent needs as it is.
-        if std::env::var_os("NODE_EXTRA_CA_CERTS").is_none() {
+        if !l.node_ca_given {
             set("NODE_EXTRA_CA_CERTS", certificate.clone());
         }
     }
@@ -251,6 +254,7 @@ mod tests {
             endpoint,
             needs_git_identity: false,
             port: Some(20_010),
+            node_ca_given: false,
         }
     }
 
@@ -373,6 +377,14 @@ mod tests {
         assert_eq!(
             get(&env, "NODE_EXTRA_CA_CERTS"),
             Some("/etc/my \"certs\"/ca.pem")
+        );
+        let mut given = launch(Some(&endpoint), file);
+        given.node_ca_given = true;
+        let env_given = environment(Profile::Claude, &given);
+        assert_eq!(
+            get(&env_given, "NODE_EXTRA_CA_CERTS"),
+            None,
+            "a proxy's CA is kept"
         );
         assert_eq!(
             get(&env, "GEMINI_TELEMETRY_OTLP_ENDPOINT"),
