@@ -37,10 +37,9 @@ pub use merge::{
 };
 pub use radar::{Forecast, ForecastKind, PairForecast, Radar};
 pub use remote::{
-    BaseSync, Pushed, REMOTE_KEY, Remote, Synced, clone_or_update, configured_remote, fetch_ahead,
-    fetch_branch, land_through_remote, merge_through_remote, named_remote, publish_base,
-    push_branch, push_work, refresh_branches, remote_feature_branches, remove_remote_branch,
-    required, sync_base,
+    BaseSync, Pushed, REMOTE_KEY, Remote, Synced, clone_or_update, fetch_ahead, fetch_branch,
+    land_through_remote, merge_through_remote, named_remote, publish_base, push_branch, push_work,
+    refresh_branches, remote_feature_branches, remove_remote_branch, required, sync_base,
 };
 pub use status::uncommitted;
 

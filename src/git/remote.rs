@@ -59,11 +59,6 @@ fn feature_branch(branch: &str, base: &str) -> Result<(), GitError> {
     Ok(())
 }
 
-/// The remote named by `spanfold.remote`, with its URL.
-pub fn configured_remote(repo_dir: &Path) -> Result<Remote, GitError> {
-    required(named_remote(repo_dir)?)
-}
-
 /// `remote`, or the error saying how to name one.
 pub fn required(remote: Option<Remote>) -> Result<Remote, GitError> {
     remote.ok_or_else(|| {

@@ -38,29 +38,22 @@ fn the_launcher_names_the_repository_and_another_repositorys_records_are_refused
     let served = sb.serve(&["--interval", "0"]);
     sb.ok(&["agents", "register-agent", "a1"]);
 
-    let json = ["content-type: application/json"];
-    let (code, answer) = common::wire::post_at(
-        &sb,
-        &served,
-        "/v1/logs",
-        record_for("a1", "web").as_bytes(),
-        &json,
-    );
-    assert_eq!(code, 200, "{answer}");
+    let post = |repo: &str| {
+        let body = record_for("a1", repo);
+        let json = ["content-type: application/json"];
+        let (code, answer) =
+            common::wire::post_at(&sb, &served, "/v1/logs", body.as_bytes(), &json);
+        assert_eq!(code, 200, "{answer}");
+        answer
+    };
+    let answer = post("web");
     assert!(
         answer.contains(
             "1 log records for repository \\\"web\\\", and this server coordinates \\\"app\\\""
         ),
         "{answer}"
     );
-    let (code, answer) = common::wire::post_at(
-        &sb,
-        &served,
-        "/v1/logs",
-        record_for("a1", "app").as_bytes(),
-        &json,
-    );
-    assert_eq!(code, 200, "{answer}");
+    let answer = post("app");
     assert!(!answer.contains("rejected"), "{answer}");
     let telemetry = |sb: &Sandbox| {
         let status = sb.status();
